@@ -1,0 +1,6 @@
+"""Allows `python -m matcher`."""
+
+from matcher.cli import cli
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,61 @@
+"""Errors that matcher explains to a user, and the exit codes of every command."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes (the contract in DESIGN.md and the README).
+
+    `scan`, `rematch` and `batch` combine the flags NOTABLE, INCOMPLETE and
+    INTERRUPTED bitwise, so a run that found a match *and* could not read a
+    file exits 1 | 4 = 5: no code ever hides trouble. 2 always stands alone.
+    """
+
+    OK = 0
+    NOTABLE = 1  # scan: at least one notable match; verify: log tampered/incomplete
+    FATAL = 2  # usage error or fatal error; verify: log unreadable; import: rejected
+    INCOMPLETE = 4  # scan finished, but at least one entry could not be read
+    INTERRUPTED = 8  # scan stopped by SIGINT/SIGTERM; resumable with --resume
+
+
+class MatcherError(Exception):
+    """Base for errors that matcher can explain to a user."""
+
+
+class UsageError(MatcherError):
+    """The command was asked to do something it refuses to do."""
+
+
+class FormatError(MatcherError):
+    """A hash list is malformed or not in the expected format."""
+
+    def __init__(self, message: str, source: str | None = None, line: int | None = None):
+        self.reason = message
+        self.source = source
+        self.line = line
+        where = source or "<input>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {message}" if source is not None or line is not None else message)
+
+
+class StoreError(MatcherError):
+    """The hash store is missing, locked, or has an unexpected schema."""
+
+
+class EvidenceError(MatcherError):
+    """An evidence item could not be opened or read."""
+
+
+class IntegrityError(MatcherError):
+    """An audit log chain, a signature or a store checksum does not verify."""
+
+    def __init__(self, message: str, line: int | None = None):
+        self.line = line
+        super().__init__(f"line {line}: {message}" if line is not None else message)
+
+
+class LogWriteError(MatcherError):
+    """The audit log could not be written (disk full, read-only, ...)."""

@@ -1,0 +1,16 @@
+"""Hash-list readers, one module per format, registered on import.
+
+Adding a format:
+  1. write `matcher/formats/<name>.py`: one reader class (`<Format>Reader`)
+     implementing `base.HashListReader`, registered on its last line with
+     `registry.register(<Format>Reader())`;
+  2. import the module below;
+  3. add a fixture list to `fixtures/make_fixtures.py` and regenerate;
+  4. add `tests/formats/test_<name>.py`: known answers, a malformed-line test,
+     and a Hypothesis property that arbitrary bytes raise only FormatError.
+The CLI (`--format` choices) and auto-detection pick the reader up by itself.
+Sniffers must be mutually exclusive: `tests/formats/test_detect.py` checks
+that every sample is recognised by exactly one reader.
+"""
+
+from matcher.formats import registry

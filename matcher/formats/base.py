@@ -1,0 +1,78 @@
+"""The interface every hash-list reader implements."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from matcher.errors import FormatError
+from matcher.models import HashRecord
+
+# Called with each malformed line under --skip-invalid; when None, readers raise.
+OnInvalid = Callable[[FormatError], None] | None
+
+SNIFF_BYTES = 64 * 1024
+
+
+class HashListReader(Protocol):
+    """A hash-list format: detection by content, and a streaming parse.
+
+    `read()` is a generator: it never loads a whole list. A malformed line
+    raises `FormatError(message, source, line)`, unless `on_invalid` is given,
+    in which case the reader passes the error to it and goes on with the next
+    line. Readers never touch the store or click.
+    """
+
+    NAME: str
+    DESCRIPTION: str
+    DEFAULT_ROLE: str  # "notable" or "known"
+
+    def sniff(self, head: bytes, path: Path | None = None) -> bool:
+        """True when `head` (the first SNIFF_BYTES of the file) is this format."""
+        ...
+
+    def read(self, path: Path, on_invalid: OnInvalid = None) -> Iterator[HashRecord]:
+        """Yield every entry of the list at `path`."""
+        ...
+
+    def metadata(self, path: Path) -> dict[str, str]:
+        """List-level metadata worth keeping (e.g. an NSRL VERSION), else {}."""
+        ...
+
+
+@dataclasses.dataclass
+class RecordBatch:
+    """Many entries in columns, for readers of very large lists (NSRL, VICS).
+
+    Each row is `(*digests, size, name, ident, label)`, with one digest slot
+    per name in `algorithms` (raw bytes, or None when the entry lacks it).
+    Readers that can produce these directly implement `read_batches()`;
+    the import job batches `read()` output itself for the others.
+    """
+
+    algorithms: tuple[str, ...]
+    rows: list[tuple[object, ...]]
+
+
+class TextReader(abc.ABC):
+    """Base for line-oriented text formats: `read()` opens and calls `parse()`."""
+
+    NAME = ""
+    DESCRIPTION = ""
+    DEFAULT_ROLE = "notable"
+
+    def read(self, path: Path, on_invalid: OnInvalid = None) -> Iterator[HashRecord]:
+        with path.open("rb") as stream:
+            yield from self.parse(stream, source=str(path), on_invalid=on_invalid)
+
+    @abc.abstractmethod
+    def parse(
+        self, stream: BinaryIO, source: str = "<input>", on_invalid: OnInvalid = None
+    ) -> Iterator[HashRecord]:
+        """Yield every entry read from `stream`; `source` names it in errors."""
+
+    def metadata(self, path: Path) -> dict[str, str]:
+        return {}

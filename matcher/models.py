@@ -1,0 +1,148 @@
+"""Plain records passed between layers: hash-list entries, evidence entries, outcomes."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+
+ROLES = ("notable", "known")
+
+
+@dataclasses.dataclass(frozen=True)
+class HashRecord:
+    """One entry of a supplied hash list, metadata kept verbatim.
+
+    `digests` maps canonical algorithm names to raw digest bytes; one line of a
+    list may carry several (hashdeep: md5 and sha256). `name` is the list's own
+    file name: text when it decodes as UTF-8, else the raw bytes. `ident` and
+    `label` are the supplier's id and label (e.g. a VICS Category) exactly as
+    given; matcher never invents either.
+    """
+
+    digests: Mapping[str, bytes]
+    size: int | None = None
+    name: str | bytes | None = None
+    ident: str | None = None
+    label: str | None = None
+    line: int | None = None
+
+
+class Verdict(str, enum.Enum):
+    """What a hashed file turned out to be."""
+
+    NOTABLE = "notable"
+    KNOWN = "known"
+    UNKNOWN = "unknown"
+
+
+class Skip(str, enum.Enum):
+    """Why an entry under an evidence root was not hashed (never "clean")."""
+
+    SYMLINK = "symlink"
+    FIFO = "fifo"
+    SOCKET = "socket"
+    DEVICE = "device"
+    EXCLUDED = "excluded"
+    TOO_LARGE = "too-large"
+    NOT_CANDIDATE = "not-candidate"
+    OTHER_FILESYSTEM = "other-filesystem"
+    FS_METADATA = "fs-metadata"
+
+
+class Failure(str, enum.Enum):
+    """Why an entry could not be hashed (an error: the run is incomplete)."""
+
+    VANISHED = "vanished"
+    CHANGED = "changed"
+    UNREADABLE = "unreadable"
+    IO_ERROR = "io-error"
+    WALK = "walk-error"
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryOutcome:
+    """The end state of one evidence entry: exactly one of digests, skip or failure."""
+
+    path: bytes
+    size: int | None
+    mtime_ns: int | None
+    digests: Mapping[str, bytes] | None = None
+    skip: Skip | None = None
+    failure: Failure | None = None
+    errno: int | None = None
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        states = sum(x is not None for x in (self.digests, self.skip, self.failure))
+        if states != 1:
+            raise ValueError("an outcome is exactly one of hashed, skipped or failed")
+
+
+@dataclasses.dataclass(frozen=True)
+class ListInfo:
+    """One imported hash list, as the store records it."""
+
+    id: int
+    name: str
+    role: str
+    format: str
+    source_sha256: str
+    entries: int
+    imported: str
+    counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def as_log_dict(self) -> dict[str, object]:
+        """The fields a `run` record names for every list used."""
+        return {
+            "name": self.name,
+            "role": self.role,
+            "format": self.format,
+            "source_sha256": self.source_sha256,
+            "entries": self.entries,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class ListHit:
+    """An entry of one list that a file's digest matched."""
+
+    list_name: str
+    role: str
+    algorithm: str
+    size: int | None
+    name: str | bytes | None
+    ident: str | None
+    label: str | None
+
+
+def path_fields(path: bytes, key: str = "path") -> dict[str, str]:
+    """Lossless JSON fields for a path: text, plus base64 bytes when not UTF-8.
+
+    `{key}` is always present for people to read (undecodable bytes shown as
+    U+FFFD); `{key}_b64` carries the exact bytes whenever the text alone would
+    lose them.
+    """
+    import base64
+
+    try:
+        return {key: path.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {
+            key: path.decode("utf-8", "replace"),
+            f"{key}_b64": base64.b64encode(path).decode("ascii"),
+        }
+
+
+def fields_path(fields: Mapping[str, object], key: str = "path") -> bytes:
+    """Inverse of `path_fields`: the exact path bytes."""
+    import base64
+
+    raw = fields.get(f"{key}_b64")
+    if isinstance(raw, str):
+        return base64.b64decode(raw)
+    text = fields[key]
+    if not isinstance(text, str):
+        raise ValueError(f"{key} is not text")
+    return text.encode("utf-8")
