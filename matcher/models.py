@@ -61,6 +61,18 @@ class Failure(str, enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
+class FileTask:
+    """A regular file the walk found, to be hashed: what the walk saw of it."""
+
+    path: bytes
+    size: int
+    mtime_ns: int
+    dev: int
+    ino: int
+    kind: str = "file"
+
+
+@dataclasses.dataclass(frozen=True)
 class EntryOutcome:
     """The end state of one evidence entry: exactly one of digests, skip or failure."""
 
@@ -72,6 +84,7 @@ class EntryOutcome:
     failure: Failure | None = None
     errno: int | None = None
     detail: str | None = None
+    kind: str = "file"
 
     def __post_init__(self) -> None:
         states = sum(x is not None for x in (self.digests, self.skip, self.failure))

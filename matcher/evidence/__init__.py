@@ -1,0 +1,1 @@
+"""Evidence sources: each yields file tasks and outcomes for everything it finds."""

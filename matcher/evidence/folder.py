@@ -1,0 +1,204 @@
+"""Evidence folders and single files: a safe, read-only, deterministic walk.
+
+The walk never follows a symlink: every directory is opened with
+O_NOFOLLOW | O_DIRECTORY and checked against the device and inode that its
+parent's listing showed, so a directory swapped for a symlink mid-walk is an
+error, never a way out of the root. Paths stay bytes end to end. Paths longer
+than the kernel's PATH_MAX are opened component by component (openat style).
+Every entry ends as a `FileTask` (a regular file to hash) or an
+`EntryOutcome` (skipped with a reason, or a failure): nothing is silent.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import fnmatch
+import os
+import stat
+from collections.abc import Iterator, Sequence
+
+from matcher.models import EntryOutcome
+from matcher.models import Failure
+from matcher.models import FileTask
+from matcher.models import Skip
+
+_BASE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_NOATIME = getattr(os, "O_NOATIME", 0)
+# Note that Linux refuses paths of PATH_MAX (4096) bytes or more in one call.
+_LONG_PATH = 4000
+
+
+def _open_once(path: bytes, flags: int, dir_fd: int | None = None) -> int:
+    """os.open with O_NOATIME when permitted (EPERM for files we do not own)."""
+    if not _NOATIME:
+        return os.open(path, flags, dir_fd=dir_fd)
+    try:
+        return os.open(path, flags | _NOATIME, dir_fd=dir_fd)
+    except PermissionError as exc:
+        if exc.errno != errno_mod.EPERM:
+            raise
+        # Note that O_NOATIME needs file ownership or CAP_FOWNER; without
+        # either, a plain read-only open is the best the kernel allows.
+        return os.open(path, flags, dir_fd=dir_fd)
+
+
+def _open_long(path: bytes, flags: int) -> int:
+    """Open a path of any length one component at a time, never following symlinks."""
+    parts = [p for p in path.split(b"/") if p]
+    dir_fd = os.open(b"/" if path.startswith(b"/") else b".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = next_fd
+        return _open_once(parts[-1], flags, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def open_readonly(path: bytes, directory: bool = False) -> int:
+    """A read-only, no-follow, non-blocking fd for an evidence path (the source's opener)."""
+    flags = _BASE_FLAGS | (os.O_DIRECTORY if directory else 0)
+    if len(path) >= _LONG_PATH:
+        return _open_long(path, flags)
+    return _open_once(path, flags)
+
+
+def _skip_for_mode(mode: int) -> Skip | None:
+    if stat.S_ISLNK(mode):
+        return Skip.SYMLINK
+    if stat.S_ISFIFO(mode):
+        return Skip.FIFO
+    if stat.S_ISSOCK(mode):
+        return Skip.SOCKET
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return Skip.DEVICE
+    return None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    skip = _skip_for_mode(mode)
+    return skip.value if skip else "other"
+
+
+def _walk_failure(path: bytes, exc: OSError, kind: str = "dir") -> EntryOutcome:
+    code = exc.errno
+    if code == errno_mod.ENOENT:
+        failure = Failure.VANISHED
+    elif code in (errno_mod.ELOOP, errno_mod.ENOTDIR):
+        failure = Failure.CHANGED
+    elif code in (errno_mod.EACCES, errno_mod.EPERM):
+        failure = Failure.UNREADABLE
+    else:
+        failure = Failure.WALK
+    detail = f"{errno_mod.errorcode.get(code or 0, 'E?')}: {exc.strerror}"
+    return EntryOutcome(path=path, size=None, mtime_ns=None, failure=failure, errno=code, detail=detail, kind=kind)
+
+
+class FolderWalker:
+    """Walks evidence roots (folders or single files) in a fixed, sorted order.
+
+    Args:
+        excludes: glob patterns matched against each entry's path relative to
+            its root and against its name; a match is skipped as `excluded`.
+        one_file_system: skip directories on another device than their root
+            (`other-filesystem`); otherwise the crossing is walked and counted.
+    """
+
+    def __init__(self, excludes: Sequence[str] = (), one_file_system: bool = False):
+        self.excludes = [os.fsencode(p) for p in excludes]
+        self.one_file_system = one_file_system
+        self.crossings: list[bytes] = []
+
+    def _excluded(self, relative: bytes, name: bytes) -> bool:
+        return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in self.excludes)
+
+    def walk(self, roots: Sequence[bytes]) -> Iterator[FileTask | EntryOutcome]:
+        """Yield every entry under every root, files before subfolders, sorted by name."""
+        for root in roots:
+            yield from self._walk_root(root)
+
+    def _classify(
+        self, path: bytes, st: os.stat_result, root_dev: int, relative: bytes, name: bytes
+    ) -> FileTask | EntryOutcome | None:
+        """A task or an outcome for one entry; None for a directory to descend into."""
+        mode = st.st_mode
+        if self.excludes and self._excluded(relative, name):
+            return EntryOutcome(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, skip=Skip.EXCLUDED, kind=_kind(mode))
+        if stat.S_ISREG(mode):
+            return FileTask(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+        if stat.S_ISDIR(mode):
+            if st.st_dev != root_dev:
+                if self.one_file_system:
+                    return EntryOutcome(path=path, size=None, mtime_ns=st.st_mtime_ns, skip=Skip.OTHER_FILESYSTEM, kind="dir")
+                self.crossings.append(path)
+            return None
+        skip = _skip_for_mode(mode)
+        return EntryOutcome(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, skip=skip or Skip.DEVICE, kind=_kind(mode))
+
+    def _walk_root(self, root: bytes) -> Iterator[FileTask | EntryOutcome]:
+        try:
+            st = os.lstat(root)
+        except OSError as exc:
+            yield _walk_failure(root, exc, kind="root")
+            return
+        name = os.path.basename(root.rstrip(b"/")) or root
+        first = self._classify(root, st, st.st_dev, name, name)
+        if first is not None:
+            yield first
+            return
+        stack: list[tuple[bytes, int, int, bytes]] = [(root, st.st_dev, st.st_ino, b"")]
+        root_dev = st.st_dev
+        while stack:
+            path, dev, ino, relative = stack.pop()
+            listing = self._list_dir(path, dev, ino)
+            if isinstance(listing, EntryOutcome):
+                yield listing
+                continue
+            subdirs: list[tuple[bytes, int, int, bytes]] = []
+            for name, child_st in listing:
+                child = path.rstrip(b"/") + b"/" + name
+                child_rel = relative + b"/" + name if relative else name
+                if isinstance(child_st, OSError):
+                    yield _walk_failure(child, child_st, kind="entry")
+                    continue
+                result = self._classify(child, child_st, root_dev, child_rel, name)
+                if result is None:
+                    subdirs.append((child, child_st.st_dev, child_st.st_ino, child_rel))
+                else:
+                    yield result
+            stack.extend(reversed(subdirs))
+
+    def _list_dir(
+        self, path: bytes, dev: int, ino: int
+    ) -> list[tuple[bytes, os.stat_result | OSError]] | EntryOutcome:
+        try:
+            fd = open_readonly(path, directory=True)
+        except OSError as exc:
+            return _walk_failure(path, exc)
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != (dev, ino):
+                return EntryOutcome(
+                    path=path, size=None, mtime_ns=None, failure=Failure.CHANGED,
+                    detail="directory replaced after listing", kind="dir",
+                )
+            entries: list[tuple[bytes, os.stat_result | OSError]] = []
+            with os.scandir(fd) as it:
+                for entry in it:
+                    # Note that scandir(fd) gives str names; fsencode restores the exact bytes.
+                    name = os.fsencode(entry.name)
+                    try:
+                        entries.append((name, entry.stat(follow_symlinks=False)))
+                    except OSError as exc:
+                        entries.append((name, exc))
+        except OSError as exc:
+            return _walk_failure(path, exc)
+        finally:
+            os.close(fd)
+        entries.sort(key=lambda item: item[0])
+        return entries

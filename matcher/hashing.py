@@ -1,0 +1,282 @@
+"""One read pass, every digest: hash one opened file, with change detection.
+
+A work unit is a `FileTask` (a path and what the walk saw of it). `hash_task`
+opens it through the source's opener, checks that the opened object is the
+very file the walk saw (same device and inode, still a regular file), reads
+it once into a reused buffer, feeds every requested digest, and checks that
+neither the byte count, the size nor the mtime moved while it was read. The
+outcome is exactly one of: digests, or a failure with a reason. No byte of
+content ever leaves this module: only digests do.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+from matcher.digests import hasher_factory
+from matcher.models import EntryOutcome
+from matcher.models import Failure
+from matcher.models import FileTask
+
+CHUNK_SIZE = 1 << 20
+
+# An opener returns a read-only file descriptor for a task's path.
+Opener = Callable[[bytes], int]
+
+
+class Hasher:
+    """Reusable per-worker state: the read buffer and the digest constructors.
+
+    Args:
+        algorithms: canonical digest names, computed together in one pass.
+        opener: returns a read-only fd for a path (the evidence source's own).
+        chunk_size: the read buffer size; files up to it take the one-read path.
+    """
+
+    def __init__(self, algorithms: Sequence[str], opener: Opener, chunk_size: int = CHUNK_SIZE):
+        self.algorithms = tuple(algorithms)
+        self.factories = [hasher_factory(a) for a in self.algorithms]
+        self.opener = opener
+        self.chunk_size = chunk_size
+        # Note that one spare byte lets a single read both fill and prove EOF.
+        self.buffer = bytearray(chunk_size + 1)
+        self.view = memoryview(self.buffer)
+
+    def digest_fd(self, fd: int, expected_size: int) -> tuple[dict[str, bytes], int]:
+        """Digest everything readable from `fd`; return (digests, bytes read)."""
+        hashers: list[Any] = [f() for f in self.factories]
+        view = self.view
+        if expected_size < self.chunk_size:
+            # Fast path: one read syscall returns the whole file and shows EOF.
+            n = os.readv(fd, [view])
+            total = n
+            if n > expected_size:  # grew; keep reading so the count is honest
+                while n:
+                    n = os.readv(fd, [view])
+                    total += n
+            else:
+                data = view[:n]
+                for h in hashers:
+                    h.update(data)
+                return {a: h.digest() for a, h in zip(self.algorithms, hashers, strict=True)}, total
+            return {}, total
+        total = 0
+        chunk = view[: self.chunk_size]
+        while True:
+            n = os.readv(fd, [chunk])
+            if not n:
+                break
+            total += n
+            data = chunk[:n]
+            for h in hashers:
+                h.update(data)
+        return {a: h.digest() for a, h in zip(self.algorithms, hashers, strict=True)}, total
+
+    def run(self, task: FileTask) -> EntryOutcome:
+        """Hash one task; never raises for a problem with the file itself."""
+        try:
+            fd = self.opener(task.path)
+        except OSError as exc:
+            return _failure(task, _open_failure(exc.errno), exc)
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode) or (before.st_dev, before.st_ino) != (
+                task.dev,
+                task.ino,
+            ):
+                return _failure(task, Failure.CHANGED, None, "replaced by another object after listing")
+            try:
+                digests, total = self.digest_fd(fd, before.st_size)
+            except OSError as exc:
+                return _failure(task, Failure.IO_ERROR, exc)
+            after = os.fstat(fd)
+        except OSError as exc:
+            return _failure(task, Failure.IO_ERROR, exc)
+        finally:
+            os.close(fd)
+        moved = (
+            total != task.size
+            or after.st_size != task.size
+            or before.st_size != task.size
+            or after.st_mtime_ns != task.mtime_ns
+            or before.st_mtime_ns != task.mtime_ns
+        )
+        if moved or not digests:
+            return _failure(
+                task,
+                Failure.CHANGED,
+                None,
+                f"size or mtime moved while read (listed {task.size} bytes, read {total})",
+            )
+        return EntryOutcome(
+            path=task.path, size=task.size, mtime_ns=task.mtime_ns, digests=digests, kind=task.kind
+        )
+
+
+def _open_failure(code: int | None) -> Failure:
+    if code == errno_mod.ENOENT:
+        return Failure.VANISHED
+    if code in (errno_mod.ELOOP, errno_mod.ENOTDIR):
+        return Failure.CHANGED  # a component became a symlink or a non-directory
+    if code == errno_mod.EIO:
+        return Failure.IO_ERROR
+    return Failure.UNREADABLE
+
+
+def _failure(task: FileTask, failure: Failure, exc: OSError | None, detail: str | None = None) -> EntryOutcome:
+    code = exc.errno if exc is not None else None
+    if exc is not None and detail is None:
+        detail = f"{errno_mod.errorcode.get(code or 0, 'E?')}: {exc.strerror}"
+    return EntryOutcome(
+        path=task.path,
+        size=task.size,
+        mtime_ns=task.mtime_ns,
+        failure=failure,
+        errno=code,
+        detail=detail,
+        kind=task.kind,
+    )
+
+
+# -- executor seam ------------------------------------------------------------
+#
+# The main thread groups tasks into small batches (many small files, or one
+# large one), hands them to an executor, and yields outcomes in submission
+# order, so the log's order is the walk's whatever --jobs is. At most
+# `window` batches are in flight: memory stays flat however many files exist.
+
+BATCH_BYTES = 8 << 20
+BATCH_FILES = 128
+
+_worker_hasher: Hasher | None = None
+
+
+def _init_worker(algorithms: tuple[str, ...], opener: Opener, chunk_size: int, ignore_sigint: bool) -> None:
+    global _worker_hasher
+    if ignore_sigint:
+        import signal
+
+        # Note that the parent owns interruption: it stops submitting work and
+        # writes the `end` record; a worker killed mid-batch would lose results.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _worker_hasher = Hasher(algorithms, opener, chunk_size)
+
+
+def _run_batch_in_worker(batch: list[FileTask]) -> list[EntryOutcome]:
+    assert _worker_hasher is not None
+    return [_worker_hasher.run(task) for task in batch]
+
+
+def batches(tasks: Iterator[FileTask], batch_bytes: int = BATCH_BYTES, batch_files: int = BATCH_FILES) -> Iterator[list[FileTask]]:
+    """Group tasks so that a batch carries about `batch_bytes` or `batch_files`."""
+    batch: list[FileTask] = []
+    size = 0
+    for task in tasks:
+        batch.append(task)
+        size += task.size
+        if size >= batch_bytes or len(batch) >= batch_files:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+class Engine(Protocol):
+    """Runs hashing work units; a cluster engine can implement the same seam."""
+
+    def map(self, tasks: Iterator[FileTask]) -> Iterator[EntryOutcome]:
+        """Hash every task; yield outcomes in the order the tasks came."""
+        ...
+
+    def close(self) -> None:
+        """Stop the workers (also on interruption)."""
+        ...
+
+
+class SerialEngine:
+    """Hashes in the calling thread (--jobs 1, and the self-test)."""
+
+    def __init__(self, algorithms: Sequence[str], opener: Opener, chunk_size: int = CHUNK_SIZE):
+        self.hasher = Hasher(algorithms, opener, chunk_size)
+
+    def map(self, tasks: Iterator[FileTask]) -> Iterator[EntryOutcome]:
+        for task in tasks:
+            yield self.hasher.run(task)
+
+    def close(self) -> None:
+        pass
+
+
+class PoolEngine:
+    """Batches of tasks over a pool of threads or processes, ordered, bounded.
+
+    Args:
+        kind: "thread" or "process".
+        jobs: number of workers.
+        window: batches in flight per worker (the memory bound).
+    """
+
+    def __init__(
+        self,
+        algorithms: Sequence[str],
+        opener: Opener,
+        jobs: int,
+        kind: str = "process",
+        chunk_size: int = CHUNK_SIZE,
+        window: int = 4,
+    ):
+        import concurrent.futures as cf
+
+        self.jobs = jobs
+        self.window = max(2, window * jobs)
+        args = (tuple(algorithms), opener, chunk_size)
+        self.executor: cf.Executor
+        if kind == "thread":
+            import threading
+
+            local = threading.local()
+
+            def run_batch(batch: list[FileTask]) -> list[EntryOutcome]:
+                hasher = getattr(local, "hasher", None)
+                if hasher is None:
+                    hasher = local.hasher = Hasher(*args)
+                return [hasher.run(task) for task in batch]
+
+            self._submit_fn: Callable[[list[FileTask]], list[EntryOutcome]] = run_batch
+            self.executor = cf.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="matcher-hash")
+        elif kind == "process":
+            import multiprocessing
+
+            context = multiprocessing.get_context("forkserver")
+            self._submit_fn = _run_batch_in_worker
+            self.executor = cf.ProcessPoolExecutor(
+                max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(*args, True)
+            )
+        else:
+            raise ValueError(f"unknown engine kind {kind!r}")
+
+    def map(self, tasks: Iterator[FileTask]) -> Iterator[EntryOutcome]:
+        import collections
+
+        pending: collections.deque[Any] = collections.deque()
+        for batch in batches(tasks):
+            pending.append(self.executor.submit(self._submit_fn, batch))
+            while len(pending) >= self.window:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def make_engine(algorithms: Sequence[str], opener: Opener, jobs: int, kind: str = "auto") -> Engine:
+    """The engine for `jobs` workers: serial for 1, else a pool of `kind`."""
+    if jobs <= 1:
+        return SerialEngine(algorithms, opener)
+    return PoolEngine(algorithms, opener, jobs, "process" if kind == "auto" else kind)

@@ -1,0 +1,154 @@
+"""Job: import one hash list file into the store (detect, stream, one transaction)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from matcher import formats  # noqa: F401  (registers every reader)
+from matcher.digests import DIGEST_SIZES
+from matcher.errors import FormatError
+from matcher.errors import StoreError
+from matcher.formats import registry
+from matcher.formats.base import HashListReader
+from matcher.models import HashRecord
+from matcher.models import ListInfo
+from matcher.store import HashStore
+from matcher.store import Row
+
+BATCH_ROWS = 20_000
+MAX_REPORTED_INVALID = 10
+
+
+@dataclasses.dataclass
+class ImportResult:
+    """What an import did."""
+
+    info: ListInfo
+    already_imported: bool = False
+    skipped_invalid: int = 0
+    invalid_examples: list[str] = dataclasses.field(default_factory=list)
+    replaced: str | None = None
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a list's source file (recorded with the list)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _batches_from_records(records: Iterator[HashRecord]) -> Iterator[tuple[tuple[str, ...], list[Row]]]:
+    pending: dict[tuple[str, ...], list[Row]] = {}
+    for record in records:
+        algorithms = tuple(a for a in DIGEST_SIZES if a in record.digests)
+        rows = pending.setdefault(algorithms, [])
+        rows.append(
+            (
+                *(record.digests[a] for a in algorithms),
+                record.size,
+                record.name,
+                record.ident,
+                record.label,
+            )
+        )
+        if len(rows) >= BATCH_ROWS:
+            yield algorithms, rows
+            pending[algorithms] = []
+    for algorithms, rows in pending.items():
+        if rows:
+            yield algorithms, rows
+
+
+def resolve_reader(path: Path, format_name: str | None) -> HashListReader:
+    """The reader named `format_name`, or the one that recognises the file.
+
+    Raises:
+        FormatError: when detection finds no reader or several.
+    """
+    if format_name:
+        return registry.get(format_name)
+    return registry.detect(path)
+
+
+def import_list(
+    store: HashStore,
+    path: Path,
+    *,
+    format_name: str | None = None,
+    name: str | None = None,
+    role: str | None = None,
+    skip_invalid: bool = False,
+    replace: str | None = None,
+) -> ImportResult:
+    """Import the list at `path` into `store`, or do nothing if it is already there.
+
+    Args:
+        format_name: a registered format name; detected from content when None.
+        name: the list's name; defaults to the file name.
+        role: "notable" or "known"; defaults to the format's usual role.
+        skip_invalid: keep the good lines and count malformed ones instead of failing.
+        replace: the name of a list this one replaces, in the same transaction.
+
+    Raises:
+        FormatError: a malformed line (without skip_invalid) or an unknown format;
+            the store is unchanged.
+        StoreError: a name clash or a database failure; the store is unchanged.
+    """
+    if not path.is_file():
+        raise FormatError("no such list file", source=str(path))
+    source_sha256 = file_sha256(path)
+    existing = store.find_list(source_sha256=source_sha256)
+    if existing is not None and replace is None:
+        return ImportResult(info=existing, already_imported=True)
+    reader = resolve_reader(path, format_name)
+    result_invalid: list[FormatError] = []
+
+    def on_invalid(error: FormatError) -> None:
+        result_invalid.append(error)
+
+    callback = on_invalid if skip_invalid else None
+    read_batches = getattr(reader, "read_batches", None)
+    if read_batches is not None:
+        batches = ((b.algorithms, b.rows) for b in read_batches(path, callback))
+    else:
+        batches = _batches_from_records(reader.read(path, callback))
+    def checked(inner: Iterator[tuple[tuple[str, ...], list[Row]]]) -> Iterator[tuple[tuple[str, ...], list[Row]]]:
+        # Note that raising inside the store's transaction rolls the import back:
+        # a list with no usable entry is almost always the wrong file.
+        total = 0
+        for algorithms, rows in inner:
+            total += len(rows)
+            yield algorithms, rows
+        if total == 0 and result_invalid:
+            raise FormatError(
+                f"every entry was invalid ({len(result_invalid)} skipped); "
+                f"first: {result_invalid[0]}",
+                source=str(path),
+            )
+        if total == 0:
+            raise FormatError("the list holds no entries", source=str(path))
+
+    info = store.add_list(
+        name=name or path.name,
+        role=role or reader.DEFAULT_ROLE,
+        format=reader.NAME,
+        source_sha256=source_sha256,
+        source_path=str(path),
+        metadata=reader.metadata(path),
+        batches=checked(batches),
+        replace=replace,
+    )
+    return ImportResult(
+        info=info,
+        skipped_invalid=len(result_invalid),
+        invalid_examples=[str(e) for e in result_invalid[:MAX_REPORTED_INVALID]],
+        replaced=replace,
+    )
+
+
+__all__ = ["ImportResult", "StoreError", "file_sha256", "import_list", "resolve_reader"]

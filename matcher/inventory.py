@@ -1,0 +1,137 @@
+"""The scan inventory: every entry seen, with its digests and outcome, in SQLite.
+
+It lives beside the log (`<log>.inventory.db`, mode 0600) and is what makes
+resume, reports and re-matching possible without touching the evidence again.
+Rows are committed in batches; the log, not the inventory, is the record of
+truth for matches, so a crash loses at most the last uncommitted batch of
+inventory rows, and resume re-hashes exactly those files.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from matcher.digests import DIGEST_SIZES
+from matcher.errors import StoreError
+from matcher.models import EntryOutcome
+
+SCHEMA_VERSION = 1
+_COLUMNS = ("path", "kind", "size", "mtime_ns", *DIGEST_SIZES, "verdict", "skip", "failure", "errno", "detail", "run")
+
+
+def default_path(log_path: Path) -> Path:
+    """Where the inventory of a log lives unless told otherwise."""
+    return log_path.with_name(log_path.name + ".inventory.db")
+
+
+class Inventory:
+    """Write side and read side of one scan's inventory.
+
+    Raises:
+        StoreError: when the file cannot be created or is not an inventory.
+    """
+
+    def __init__(self, path: Path, create: bool = True):
+        self.path = path
+        self._pending: list[tuple[object, ...]] = []
+        try:
+            if create:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                os.close(fd)
+                conn = sqlite3.connect(str(path))
+            else:
+                if not path.is_file():
+                    raise StoreError(f"Inventory {path} does not exist.")
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            self.db = sqlite_utils.Database(conn)
+            if create and "entries" not in self.db.table_names():
+                self._create()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Cannot open inventory {path}: {exc}") from exc
+
+    def _create(self) -> None:
+        with self.db.atomic():
+            self.db["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
+            self.db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})  # type: ignore[union-attr]
+            columns: dict[str, object] = {
+                "path": bytes,
+                "kind": str,
+                "size": int,
+                "mtime_ns": int,
+                **{a: bytes for a in DIGEST_SIZES},
+                "verdict": str,
+                "skip": str,
+                "failure": str,
+                "errno": int,
+                "detail": str,
+                "run": int,
+            }
+            self.db["entries"].create(columns, pk="path")  # type: ignore[union-attr]
+
+    def add(self, outcome: EntryOutcome, verdict: str | None, run: int) -> None:
+        """Queue one entry's outcome (written on flush())."""
+        digests = outcome.digests or {}
+        self._pending.append(
+            (
+                outcome.path,
+                outcome.kind,
+                outcome.size,
+                outcome.mtime_ns,
+                *(digests.get(a) for a in DIGEST_SIZES),
+                verdict,
+                outcome.skip.value if outcome.skip else None,
+                outcome.failure.value if outcome.failure else None,
+                outcome.errno,
+                outcome.detail,
+                run,
+            )
+        )
+
+    @property
+    def pending(self) -> int:
+        """Rows queued and not yet committed."""
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Commit the queued rows in one transaction.
+
+        Raises:
+            StoreError: when the inventory cannot be written (disk full, read-only).
+        """
+        if not self._pending:
+            return
+        marks = ",".join("?" * len(_COLUMNS))
+        try:
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    f"INSERT OR REPLACE INTO entries ({','.join(_COLUMNS)}) VALUES ({marks})",
+                    self._pending,
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Cannot write inventory {self.path}: {exc}") from exc
+        self._pending.clear()
+
+    def finished_paths(self) -> set[bytes]:
+        """Paths whose outcome is final (hashed or skipped): resume does not re-read them.
+
+        Failed entries are retried on resume: a transient error may have passed.
+        """
+        rows = self.db.execute("SELECT path FROM entries WHERE failure IS NULL").fetchall()
+        return {bytes(r[0]) for r in rows}
+
+    def rows(self) -> Iterator[dict[str, object]]:
+        """Every entry, in path order."""
+        cur = self.db.execute(f"SELECT {','.join(_COLUMNS)} FROM entries ORDER BY path")
+        while batch := cur.fetchmany(10_000):
+            for row in batch:
+                yield dict(zip(_COLUMNS, row, strict=True))
+
+    def close(self) -> None:
+        """Flush and close."""
+        self.flush()
+        self.db.close()

@@ -1,0 +1,332 @@
+"""The hash store: imported lists and their digests in one SQLite file (sqlite-utils).
+
+Schema (version 1):
+  lists    one row per imported list: name, role, format, SHA-256 of the
+           source file, entry count, import time, list metadata (JSON).
+  entries  one row per list entry: size and the supplier's own file name, id
+           and label, verbatim (a name that is not UTF-8 is kept as a BLOB).
+  hashes   (algo, digest, entry_id), WITHOUT ROWID, primary key in that
+           order: the per-algorithm index *is* the table, digests are raw
+           bytes (16/20/32/64), and `algo` is a small integer code.
+An import is one transaction: a malformed line, a crash or kill -9 leaves the
+store exactly as it was before the import.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import sqlite_utils
+
+from matcher.digests import ALGORITHM_CODES
+from matcher.errors import StoreError
+from matcher.models import ROLES
+from matcher.models import ListHit
+from matcher.models import ListInfo
+
+SCHEMA_VERSION = 1
+_CODE_NAMES = {code: name for name, code in ALGORITHM_CODES.items()}
+# Note that SQLite allows at most 32766 host parameters per statement (999 before 3.32).
+_LOOKUP_CHUNK = 900
+
+Row = tuple[object, ...]
+
+
+def _utcnow() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class HashStore:
+    """Imported hash lists in an embedded SQLite file.
+
+    Args:
+        path: the store file; created (mode 0600) unless `readonly`.
+        readonly: open an existing store without any write.
+
+    Raises:
+        StoreError: when the file cannot be opened or is not a matcher store.
+    """
+
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = path
+        try:
+            if readonly:
+                if not path.is_file():
+                    raise StoreError(f"Hash store {path} does not exist. Import a list first.")
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            else:
+                # Note that SQLite gives its journal the database file's mode, so
+                # creating the file 0600 first keeps every store file private.
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                os.close(fd)
+                conn = sqlite3.connect(str(path))
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA foreign_keys=ON")
+            if not readonly:
+                self.db.execute("PRAGMA busy_timeout=10000")
+                self._ensure_schema()
+            else:
+                self._check_schema()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Cannot open hash store {path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"Cannot open hash store {path}: {exc.strerror}") from exc
+
+    # -- schema ---------------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        tables = set(self.db.table_names())
+        if "lists" in tables:
+            self._check_schema()
+            return
+        if tables:
+            raise StoreError(f"{self.path} is an SQLite file but not a matcher hash store.")
+        with self.db.atomic():
+            self.db["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
+            self.db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})  # type: ignore[union-attr]
+            self.db["lists"].create(  # type: ignore[union-attr]
+                {
+                    "id": int,
+                    "name": str,
+                    "role": str,
+                    "format": str,
+                    "source_sha256": str,
+                    "source_path": str,
+                    "entries": int,
+                    "imported": str,
+                    "metadata": str,
+                },
+                pk="id",
+                not_null={"name", "role", "format", "source_sha256", "entries", "imported"},
+            )
+            self.db["lists"].create_index(["name"], unique=True)  # type: ignore[union-attr]
+            self.db["lists"].create_index(["source_sha256"])  # type: ignore[union-attr]
+            self.db["entries"].create(  # type: ignore[union-attr]
+                {"id": int, "list_id": int, "size": int, "name": str, "ident": str, "label": str},
+                pk="id",
+                foreign_keys=[("list_id", "lists", "id")],
+            )
+            self.db["entries"].create_index(["list_id"])  # type: ignore[union-attr]
+            self.db.execute(
+                "CREATE TABLE hashes (algo INTEGER NOT NULL, digest BLOB NOT NULL, "
+                "entry_id INTEGER NOT NULL, PRIMARY KEY (algo, digest, entry_id)) WITHOUT ROWID"
+            )
+            self.db.execute("CREATE INDEX hashes_entry ON hashes (entry_id)")
+
+    def _check_schema(self) -> None:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a matcher hash store ({exc}).") from exc
+        if row is None or row[0] != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"{self.path} has store schema {row[0] if row else 'unknown'}; "
+                f"this matcher reads schema {SCHEMA_VERSION}."
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    # -- lists ----------------------------------------------------------------
+
+    def _list_from_row(self, row: dict[str, object]) -> ListInfo:
+        counts = {
+            _CODE_NAMES[code]: n
+            for code, n in self.db.execute(
+                "SELECT h.algo, count(*) FROM hashes h JOIN entries e ON e.id = h.entry_id "
+                "WHERE e.list_id = ? GROUP BY h.algo",
+                [row["id"]],
+            ).fetchall()
+        }
+        return ListInfo(
+            id=int(row["id"]),  # type: ignore[call-overload]
+            name=str(row["name"]),
+            role=str(row["role"]),
+            format=str(row["format"]),
+            source_sha256=str(row["source_sha256"]),
+            entries=int(row["entries"]),  # type: ignore[call-overload]
+            imported=str(row["imported"]),
+            counts=counts,
+            metadata=json.loads(str(row["metadata"] or "{}")),
+        )
+
+    def lists(self) -> list[ListInfo]:
+        """Every imported list, in import order, with per-algorithm digest counts."""
+        return [self._list_from_row(r) for r in self.db.query("SELECT * FROM lists ORDER BY id")]
+
+    def find_list(self, *, name: str | None = None, source_sha256: str | None = None) -> ListInfo | None:
+        """The list with this name or source SHA-256, if imported."""
+        if name is not None:
+            rows = list(self.db.query("SELECT * FROM lists WHERE name = ?", [name]))
+        else:
+            rows = list(
+                self.db.query("SELECT * FROM lists WHERE source_sha256 = ? ORDER BY id", [source_sha256])
+            )
+        return self._list_from_row(rows[0]) if rows else None
+
+    def _delete_list(self, list_id: int) -> None:
+        self.db.execute(
+            "DELETE FROM hashes WHERE entry_id IN (SELECT id FROM entries WHERE list_id = ?)",
+            [list_id],
+        )
+        self.db.execute("DELETE FROM entries WHERE list_id = ?", [list_id])
+        self.db.execute("DELETE FROM lists WHERE id = ?", [list_id])
+
+    def remove_list(self, name: str) -> ListInfo:
+        """Remove a list and all its entries, in one transaction.
+
+        Raises:
+            StoreError: when no list has that name.
+        """
+        info = self.find_list(name=name)
+        if info is None:
+            raise StoreError(f"No list named {name!r} in {self.path}. See `matcher lists`.")
+        with self.db.atomic():
+            self._delete_list(info.id)
+        return info
+
+    def add_list(
+        self,
+        *,
+        name: str,
+        role: str,
+        format: str,
+        source_sha256: str,
+        source_path: str,
+        metadata: dict[str, str],
+        batches: Iterable[tuple[tuple[str, ...], Sequence[Row]]],
+        replace: str | None = None,
+    ) -> ListInfo:
+        """Import one list in a single transaction.
+
+        Args:
+            batches: `(algorithms, rows)` pairs; each row is
+                `(*digests, size, name, ident, label)` with one digest slot
+                (raw bytes or None) per algorithm.
+            replace: the name of an existing list that this import replaces
+                (removed in the same transaction).
+
+        Raises:
+            StoreError: on a bad role, a name clash, or a database error.
+            Whatever the batches iterator raises (e.g. FormatError) after a rollback.
+        """
+        if role not in ROLES:
+            raise StoreError(f"Role must be one of {', '.join(ROLES)}, not {role!r}.")
+        old = self.find_list(name=replace) if replace else None
+        if replace and old is None:
+            raise StoreError(f"No list named {replace!r} to replace. See `matcher lists`.")
+        clash = self.find_list(name=name)
+        if clash is not None and (old is None or clash.id != old.id):
+            raise StoreError(
+                f"A list named {name!r} already exists. Use --name to choose another "
+                f"name, or --replace {name} to replace it."
+            )
+        conn = self.db.conn
+        try:
+            with self.db.atomic():
+                if old is not None:
+                    self._delete_list(old.id)
+                cur = conn.execute(
+                    "INSERT INTO lists (name, role, format, source_sha256, source_path, entries, "
+                    "imported, metadata) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+                    [name, role, format, source_sha256, source_path, _utcnow(), json.dumps(metadata)],
+                )
+                list_id = cur.lastrowid
+                next_id = (conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]) + 1
+                total = 0
+                for algorithms, rows in batches:
+                    codes = [ALGORITHM_CODES[a] for a in algorithms]
+                    k = len(codes)
+                    entry_rows = []
+                    hash_rows = []
+                    for offset, row in enumerate(rows):
+                        entry_id = next_id + offset
+                        entry_rows.append((entry_id, list_id, *row[k:]))
+                        for code, digest in zip(codes, row[:k], strict=True):
+                            if digest is not None:
+                                hash_rows.append((code, digest, entry_id))
+                    next_id += len(rows)
+                    total += len(rows)
+                    conn.executemany(
+                        "INSERT INTO entries (id, list_id, size, name, ident, label) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        entry_rows,
+                    )
+                    # Note that OR IGNORE folds a digest repeated within one entry.
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO hashes (algo, digest, entry_id) VALUES (?, ?, ?)",
+                        hash_rows,
+                    )
+                conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
+        info = self.find_list(name=name)
+        assert info is not None
+        return info
+
+    # -- lookups --------------------------------------------------------------
+
+    def lookup(self, algorithm: str, digests: Sequence[bytes]) -> dict[bytes, list[ListHit]]:
+        """Every list entry matching any of `digests` (batched), keyed by digest."""
+        code = ALGORITHM_CODES[algorithm]
+        found: dict[bytes, list[ListHit]] = {}
+        unique = list(dict.fromkeys(digests))
+        for start in range(0, len(unique), _LOOKUP_CHUNK):
+            chunk = unique[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                "SELECT h.digest, l.name, l.role, e.size, e.name, e.ident, e.label "
+                "FROM hashes h JOIN entries e ON e.id = h.entry_id JOIN lists l ON l.id = e.list_id "
+                f"WHERE h.algo = ? AND h.digest IN ({marks}) ORDER BY l.id, e.id",
+                [code, *chunk],
+            ).fetchall()
+            for digest, list_name, role, size, name, ident, label in rows:
+                found.setdefault(digest, []).append(
+                    ListHit(list_name, role, algorithm, size, name, ident, label)
+                )
+        return found
+
+    def iter_digests(self, algorithm: str, role: str | None = None) -> Iterator[bytes]:
+        """Every stored digest of `algorithm` (optionally of one role), for filters."""
+        code = ALGORITHM_CODES[algorithm]
+        if role is None:
+            cur = self.db.execute("SELECT digest FROM hashes WHERE algo = ?", [code])
+        else:
+            cur = self.db.execute(
+                "SELECT h.digest FROM hashes h JOIN entries e ON e.id = h.entry_id "
+                "JOIN lists l ON l.id = e.list_id WHERE h.algo = ? AND l.role = ?",
+                [code, role],
+            )
+        while rows := cur.fetchmany(50_000):
+            for (digest,) in rows:
+                yield digest
+
+    def stored_algorithms(self) -> set[str]:
+        """Algorithms that at least one stored entry carries."""
+        return {
+            _CODE_NAMES[c] for (c,) in self.db.execute("SELECT DISTINCT algo FROM hashes").fetchall()
+        }
+
+    def notable_sizes(self) -> tuple[set[int], list[str]]:
+        """Sizes of every notable entry, and the notable lists with unsized entries."""
+        sizes = {
+            int(s)
+            for (s,) in self.db.execute(
+                "SELECT DISTINCT e.size FROM entries e JOIN lists l ON l.id = e.list_id "
+                "WHERE l.role = 'notable' AND e.size IS NOT NULL"
+            ).fetchall()
+        }
+        unsized = [
+            n
+            for (n,) in self.db.execute(
+                "SELECT DISTINCT l.name FROM entries e JOIN lists l ON l.id = e.list_id "
+                "WHERE l.role = 'notable' AND e.size IS NULL ORDER BY l.name"
+            ).fetchall()
+        ]
+        return sizes, unsized
