@@ -1,0 +1,169 @@
+"""The folder walk: every entry accounted for, symlinks never followed, bytes names kept."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from matcher.evidence.folder import FolderWalker
+from matcher.evidence.folder import open_readonly
+from matcher.models import EntryOutcome
+from matcher.models import Failure
+from matcher.models import FileTask
+from matcher.models import Skip
+
+
+def walk(root: Path, **kw: object) -> list[FileTask | EntryOutcome]:
+    return list(FolderWalker(**kw).walk([os.fsencode(root)]))  # type: ignore[arg-type]
+
+
+def by_name(items: list[FileTask | EntryOutcome]) -> dict[bytes, FileTask | EntryOutcome]:
+    return {os.path.basename(i.path): i for i in items}
+
+
+def test_regular_files_sorted_files_before_subfolders(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x").write_bytes(b"1")
+    (tmp_path / "a").write_bytes(b"2")
+    (tmp_path / "c").write_bytes(b"3")
+    paths = [os.path.relpath(i.path, os.fsencode(tmp_path)) for i in walk(tmp_path)]
+    assert paths == [b"a", b"c", b"b/x"]
+
+
+def test_specials_are_skipped_with_reasons_and_never_block(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    (tmp_path / "target").write_bytes(b"t")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    (tmp_path / "out").symlink_to("/etc")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    try:
+        items = by_name(walk(tmp_path))
+    finally:
+        sock.close()
+    assert items[b"fifo"].skip is Skip.FIFO  # type: ignore[union-attr]
+    assert items[b"sock"].skip is Skip.SOCKET  # type: ignore[union-attr]
+    for name in (b"link", b"out", b"loop"):
+        assert items[name].skip is Skip.SYMLINK  # type: ignore[union-attr]
+    assert isinstance(items[b"target"], FileTask)
+    assert len(items) == 6
+
+
+def test_device_node_is_skipped(tmp_path: Path) -> None:
+    dev = Path("/dev/null")
+    items = list(FolderWalker().walk([os.fsencode(dev)]))
+    assert len(items) == 1 and items[0].skip is Skip.DEVICE  # type: ignore[union-attr]
+
+
+def test_root_symlink_is_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "f").write_bytes(b"x")
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    items = walk(tmp_path / "alias")
+    assert len(items) == 1 and items[0].skip is Skip.SYMLINK  # type: ignore[union-attr]
+
+
+def test_non_utf8_and_255_byte_names_kept_as_bytes(tmp_path: Path) -> None:
+    odd = b"caf\xe9-\xff.bin"
+    long = b"n" * 255
+    root = os.fsencode(tmp_path)
+    for name in (odd, long, b"new\nline", b"back\\slash"):
+        with open(root + b"/" + name, "wb") as f:
+            f.write(name)
+    items = by_name(walk(tmp_path))
+    assert set(items) == {odd, long, b"new\nline", b"back\\slash"}
+    assert all(isinstance(i, FileTask) for i in items.values())
+
+
+def test_paths_longer_than_path_max(tmp_path: Path) -> None:
+    root = os.fsencode(tmp_path)
+    fd = os.open(root, os.O_RDONLY)
+    depth = 0
+    try:
+        while depth * 200 < 5000:
+            os.mkdir(b"d" * 199, dir_fd=fd)
+            nfd = os.open(b"d" * 199, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+            depth += 1
+        leaf = os.open(b"leaf", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd)
+        os.write(leaf, b"deep")
+        os.close(leaf)
+    finally:
+        os.close(fd)
+    items = walk(tmp_path)
+    assert len(items) == 1
+    task = items[0]
+    assert isinstance(task, FileTask) and len(task.path) > 4096
+    fd = open_readonly(task.path)
+    try:
+        assert os.read(fd, 10) == b"deep"
+    finally:
+        os.close(fd)
+
+
+def test_hundred_thousand_files_in_one_folder(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    dfd = os.open(big, os.O_RDONLY)
+    try:
+        for i in range(100_000):
+            os.close(os.open(f"{i:06d}", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=dfd))
+    finally:
+        os.close(dfd)
+    items = walk(big)
+    assert len(items) == 100_000
+    assert all(isinstance(i, FileTask) for i in items)
+
+
+def test_unreadable_directory_is_an_error_not_silence(tmp_path: Path, monkeypatch: object) -> None:
+    import matcher.evidence.folder as folder
+
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "f").write_bytes(b"x")
+    real = folder.open_readonly
+
+    def deny(path: bytes, directory: bool = False) -> int:
+        if path.endswith(b"/locked"):
+            raise PermissionError(13, "Permission denied")
+        return real(path, directory)
+
+    monkeypatch.setattr(folder, "open_readonly", deny)  # type: ignore[attr-defined]
+    items = walk(tmp_path)
+    assert len(items) == 1
+    assert items[0].failure is Failure.UNREADABLE and items[0].errno == 13  # type: ignore[union-attr]
+
+
+def test_directory_replaced_by_symlink_mid_walk(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_bytes(b"x")
+    (tmp_path / "z").mkdir()
+    outside = tmp_path.parent / (tmp_path.name + "-outside")
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"s")
+    walker = FolderWalker()
+    seen = []
+    for item in walker.walk([os.fsencode(tmp_path)]):
+        seen.append(item)
+        if item.path.endswith(b"/a/f"):
+            # z was listed (as a directory) but is not yet opened: swap it.
+            os.rmdir(tmp_path / "z")
+            (tmp_path / "z").symlink_to(outside)
+    names = [os.path.basename(i.path) for i in seen]
+    assert b"secret" not in names
+    z = [i for i in seen if i.path.endswith(b"/z")]
+    assert len(z) == 1 and isinstance(z[0], EntryOutcome) and z[0].failure is Failure.CHANGED
+
+
+def test_excludes_are_skipped_and_recorded(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_bytes(b"k")
+    (tmp_path / "drop.tmp").write_bytes(b"d")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "x").write_bytes(b"x")
+    items = by_name(walk(tmp_path, excludes=["*.tmp", "cache"]))
+    assert items[b"drop.tmp"].skip is Skip.EXCLUDED  # type: ignore[union-attr]
+    assert items[b"cache"].skip is Skip.EXCLUDED  # type: ignore[union-attr]
+    assert isinstance(items[b"keep.txt"], FileTask)
+    assert b"x" not in items
