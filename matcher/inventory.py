@@ -124,6 +124,11 @@ class Inventory:
         rows = self.db.execute("SELECT path FROM entries WHERE failure IS NULL").fetchall()
         return {bytes(r[0]) for r in rows}
 
+    def last_run(self) -> int:
+        """The highest run number recorded (-1 for an empty inventory)."""
+        row = self.db.execute("SELECT max(run) FROM entries").fetchone()
+        return -1 if row is None or row[0] is None else int(row[0])
+
     def rows(self) -> Iterator[dict[str, object]]:
         """Every entry, in path order."""
         cur = self.db.execute(f"SELECT {','.join(_COLUMNS)} FROM entries ORDER BY path")

@@ -1,0 +1,418 @@
+"""Command line: parse options, call one job, render the result, map errors to exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import re
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from matcher import __version__
+from matcher import auditlog
+from matcher import signing
+from matcher.digests import available_algorithms
+from matcher.digests import parse_algorithms
+from matcher.errors import ExitCode
+from matcher.errors import IntegrityError
+from matcher.errors import MatcherError
+from matcher.formats import registry
+from matcher.importing import import_list
+from matcher.models import ROLES
+from matcher.scan import Counts
+from matcher.scan import ScanOptions
+from matcher.scan import run_scan
+from matcher.store import HashStore
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+EXIT_CODES = """\b
+Exit codes (scan):
+  0  finished, every entry accounted for, no notable match
+  1  at least one notable match                       (flag)
+  2  usage error or fatal error: nothing was scanned
+  4  finished, but some entries could not be read     (flag)
+  8  interrupted (SIGINT/SIGTERM); continue with --resume (flag)
+  Flags add up: 5 = notable match(es) and unreadable entries.
+verify: 0 intact, 1 tampered or incomplete, 2 unreadable.
+import: 0 imported (or already there), 2 rejected, store unchanged."""
+
+
+class Fatal(click.ClickException):
+    """A MatcherError at the top: exit 2 with its one-line message."""
+
+    exit_code = int(ExitCode.FATAL)
+
+
+class IntegrityFailed(click.ClickException):
+    """A log that does not verify: exit 1, naming the first bad line."""
+
+    exit_code = int(ExitCode.NOTABLE)
+
+    def format_message(self) -> str:
+        return f"FAILED: {self.message}"
+
+
+@contextlib.contextmanager
+def _translate_errors() -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as exc:
+        raise IntegrityFailed(str(exc)) from exc
+    except MatcherError as exc:
+        raise Fatal(str(exc)) from exc
+
+
+def db_option(f: Any) -> Any:
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="MATCHER_DB",
+        default="matcher.db",
+        show_default=True,
+        help="Hash store (SQLite). Falls back to $MATCHER_DB, then ./matcher.db.",
+    )(f)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@click.version_option(__version__, prog_name="matcher")
+def cli() -> None:
+    """Hash-only known-file matcher for digital-forensic examiners.
+
+    Imports hash lists, hashes every file of the evidence once, and writes a
+    tamper-evident log of notable matches. It never views content and never
+    writes under an evidence root.
+
+    \b
+    Example:
+      matcher import known.hashdeep --role known
+      matcher scan /evidence/item1 --examiner "J. Doe" --case 2026-0042 --list notable.sha256
+      matcher verify matcher-2026-0042-*.jsonl
+    """
+
+
+@cli.command(name="import")
+@click.argument("lists", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+@click.option("--format", "format_name", type=click.Choice(registry.names()), help="Override format detection.")
+@click.option("--name", help="Name of the list in the store (default: the file name).")
+@click.option("--role", type=click.Choice(ROLES), help="notable or known (default: the format's usual role).")
+@click.option("--skip-invalid", is_flag=True, help="Keep the good lines; count and report malformed ones.")
+@click.option("--replace", metavar="NAME", help="Replace the list NAME with this one, in one transaction.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def import_cmd(
+    lists: tuple[Path, ...], db: Path, format_name: str | None, name: str | None, role: str | None,
+    skip_invalid: bool, replace: str | None, as_json: bool,
+) -> None:
+    """Import hash lists into the store (one transaction per list).
+
+    The format is detected from the content; the formats are listed under
+    --format. A malformed line rejects the whole list (exit 2, store
+    unchanged) unless --skip-invalid is given. Importing the same file again
+    does nothing.
+
+    \b
+    Example:
+      matcher import case-0042-notable.csv --role notable
+      matcher import NSRL.db --name nsrl-2026.09 --replace nsrl-2026.06
+    """
+    if name and len(lists) > 1:
+        raise click.UsageError("--name applies to one list; import lists one by one to name each.")
+    results = []
+    with _translate_errors():
+        store = HashStore(db)
+        try:
+            for path in lists:
+                result = import_list(
+                    store, path, format_name=format_name, name=name, role=role,
+                    skip_invalid=skip_invalid, replace=replace,
+                )
+                info = result.info
+                if result.already_imported:
+                    click.echo(f"{path}: already imported as list {info.name!r}; nothing done.", err=True)
+                else:
+                    click.echo(
+                        f"{path}: imported {info.entries:,} entries as {info.role} list "
+                        f"{info.name!r} ({info.format})"
+                        + (f", replacing {result.replaced!r}" if result.replaced else "")
+                        + ".",
+                        err=True,
+                    )
+                if result.skipped_invalid:
+                    click.echo(f"{path}: skipped {result.skipped_invalid:,} invalid line(s):", err=True)
+                    for example in result.invalid_examples:
+                        click.echo(f"  {example}", err=True)
+                results.append(
+                    {
+                        "file": str(path),
+                        "list": info.name,
+                        "role": info.role,
+                        "format": info.format,
+                        "entries": info.entries,
+                        "already_imported": result.already_imported,
+                        "skipped_invalid": result.skipped_invalid,
+                    }
+                )
+        finally:
+            store.close()
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+
+
+@cli.command(name="lists")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the lists as JSON on stdout.")
+def lists_cmd(db: Path, as_json: bool) -> None:
+    """Show the imported lists: name, role, format, entries per algorithm.
+
+    \b
+    Example:
+      matcher lists --db case.db
+      matcher lists --json | jq '.[].name'
+    """
+    with _translate_errors():
+        store = HashStore(db, readonly=True)
+        try:
+            infos = store.lists()
+        finally:
+            store.close()
+    if as_json:
+        click.echo(json.dumps([_list_dict(i) for i in infos], indent=2))
+        return
+    if not infos:
+        click.echo("No lists imported.", err=True)
+        return
+    click.echo(f"{'name':30} {'role':8} {'format':10} {'entries':>10}  digests  imported  source sha256")
+    for i in infos:
+        digests = ",".join(f"{a}:{n}" for a, n in i.counts.items())
+        click.echo(
+            f"{i.name:30} {i.role:8} {i.format:10} {i.entries:>10,}  {digests}  {i.imported}  "
+            f"{i.source_sha256[:16]}…"
+        )
+
+
+def _list_dict(info: Any) -> dict[str, object]:
+    return {
+        "name": info.name,
+        "role": info.role,
+        "format": info.format,
+        "source_sha256": info.source_sha256,
+        "entries": info.entries,
+        "digests": dict(info.counts),
+        "imported": info.imported,
+        "metadata": dict(info.metadata),
+    }
+
+
+@cli.command(name="remove")
+@click.argument("name")
+@db_option
+def remove_cmd(name: str, db: Path) -> None:
+    """Remove an imported list and all its entries.
+
+    \b
+    Example:
+      matcher remove nsrl-2026.06 --db lab.db
+    """
+    with _translate_errors():
+        store = HashStore(db)
+        try:
+            info = store.remove_list(name)
+        finally:
+            store.close()
+    click.echo(f"Removed list {info.name!r} ({info.entries:,} entries).", err=True)
+
+
+def _default_log(case: str) -> Path:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", case.strip())[:64] or "case"
+    return Path(f"matcher-{safe}-{stamp}.jsonl")
+
+
+class _Progress:
+    """One status line on stderr, refreshed at most 5 times a second."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, counts: Counts) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2:
+            return
+        self.last = now
+        rate = counts.bytes / max(now - self.started, 1e-6) / 1e6
+        sys.stderr.write(
+            f"\rHashing: {counts.files:,} files, {counts.bytes / 1e6:,.1f} MB, {rate:,.1f} MB/s, "
+            f"{counts.notable:,} notable, {counts.errors:,} errors   "
+        )
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\r\x1b[K")
+
+
+def _size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)i?b?\s*", text.lower())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size like 500M or 2G", param_hint="--max-size")
+    return int(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " ")
+
+
+@cli.command(name="scan")
+@click.argument("evidence", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--examiner", required=True, help="The authorised examiner running this scan (required).")
+@click.option("--case", required=True, help="The case reference that authorises it (required).")
+@click.option("--authority", help="The legal authority (warrant, order) for the record.")
+@db_option
+@click.option("--list", "lists", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Import this list on the fly (repeatable).")
+@click.option("--log", type=click.Path(dir_okay=False, path_type=Path),
+              help="Match log to write (default: matcher-CASE-TIME.jsonl here).")
+@click.option("--algorithms", default="md5,sha1,sha256", show_default=True,
+              help=f"Digests computed in the one read pass; available: {','.join(available_algorithms())}.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Hashing workers (default: number of cores).")
+@click.option("--candidates-only", is_flag=True,
+              help="Hash only files whose size occurs among notable entries. Gives up known/unknown "
+                   "counts: other files are counted as not-candidate, never as clean.")
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
+              help="Skip entries matching GLOB (relative path or name); recorded and counted.")
+@click.option("--max-size", help="Skip files larger than this (e.g. 4G); recorded and counted as too-large.")
+@click.option("--one-file-system", is_flag=True, help="Do not descend into other filesystems (recorded).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted or crashed run of --log.")
+@click.option("--sign-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ed25519 private key (matcher keygen) to sign the log.")
+@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path),
+              help="Inventory database (default: LOG.inventory.db beside the log).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+def scan_cmd(
+    evidence: tuple[Path, ...], examiner: str, case: str, authority: str | None, db: Path,
+    lists: tuple[Path, ...], log: Path | None, algorithms: str, jobs: int | None,
+    candidates_only: bool, excludes: tuple[str, ...], max_size: str | None, one_file_system: bool,
+    resume: bool, sign_key: Path | None, inventory: Path | None, quiet: bool, as_json: bool,
+) -> None:
+    """Hash every file of the evidence once and log notable matches.
+
+    Walks folders and files without following symlinks; FIFOs, sockets and
+    devices are skipped with a record. Every entry ends as hashed, skipped
+    with a reason, or an error, and the end record's counts add up.
+
+    \b
+    Example:
+      matcher scan /mnt/evidence/item1 --examiner "J. Doe" --case 2026-0042 \\
+          --list notable.csv --log item1.jsonl
+      matcher scan /mnt/evidence/item1 --examiner "J. Doe" --case 2026-0042 \\
+          --log item1.jsonl --resume
+    """
+    try:
+        algos = parse_algorithms(algorithms)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
+    if resume and log is None:
+        raise click.UsageError("--resume needs the --log of the run to continue.")
+    options = ScanOptions(
+        evidence=evidence, examiner=examiner, case=case, authority=authority, db=db,
+        lists=lists, log=log or _default_log(case), algorithms=algos, jobs=jobs or 0,
+        candidates_only=candidates_only, excludes=excludes, max_size=_size(max_size),
+        one_file_system=one_file_system, resume=resume, sign_key=sign_key, inventory=inventory,
+        argv=sys.argv[1:],
+    )
+    show = not quiet and sys.stderr.isatty()
+    progress = _Progress() if show else None
+    with _translate_errors():
+        summary = run_scan(options, progress=progress)
+    if progress is not None:
+        progress.done()
+    c = summary.counts
+    click.echo(
+        f"{summary.status}: {c.entries:,} entries: {c.files:,} files hashed ({c.bytes:,} bytes), "
+        f"{c.skipped:,} skipped, {c.errors:,} errors\n"
+        f"  notable {c.notable:,}   known {c.known:,}   unknown {c.unknown:,}   "
+        f"in {summary.seconds:.2f} s\n"
+        f"  log: {summary.log}\n  inventory: {summary.inventory}",
+        err=True,
+    )
+    for note in summary.notes:
+        click.echo(f"  note: {note}", err=True)
+    if c.errors:
+        click.echo(f"  {c.errors:,} entries could not be read: see the error records in the log.", err=True)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict()))
+    sys.exit(summary.exit_code)
+
+
+@cli.command(name="verify")
+@click.argument("log", type=click.Path(path_type=Path))
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ed25519 public key: every signature must verify with it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def verify_cmd(log: Path, public_key: Path | None, as_json: bool) -> None:
+    """Check a match log's hash chain (and signatures) from the first line to the end.
+
+    \b
+    Example:
+      matcher verify item1.jsonl
+      matcher verify item1.jsonl --public-key examiner.pub
+    """
+    try:
+        report = auditlog.verify(log, public_key_path=public_key)
+    except IntegrityError as exc:
+        if as_json:
+            click.echo(json.dumps({"intact": False, "line": exc.line, "error": str(exc)}))
+        raise IntegrityFailed(f"{log}: {exc}") from exc
+    except OSError as exc:
+        raise Fatal(f"Cannot read log {log}: {exc.strerror or exc}") from exc
+    except MatcherError as exc:
+        raise Fatal(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps({"intact": True, **_report_dict(report)}))
+    else:
+        signed = f", {report.signatures_checked} signature(s) verified" if report.signatures_checked else ""
+        click.echo(f"OK: {log}: {report.lines} records, chain intact{signed}; head {report.head}")
+
+
+def _report_dict(report: Any) -> dict[str, object]:
+    import dataclasses
+
+    return {k: v for k, v in dataclasses.asdict(report).items()}
+
+
+@cli.command(name="keygen")
+@click.argument("private_key", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("public_key", type=click.Path(dir_okay=False, path_type=Path), required=False)
+def keygen_cmd(private_key: Path, public_key: Path | None) -> None:
+    """Make an Ed25519 key pair for signing logs (private key mode 0600).
+
+    The public key goes to PUBLIC_KEY, by default PRIVATE_KEY with .pub added.
+
+    \b
+    Example:
+      matcher keygen examiner.pem
+      matcher scan /ev --examiner "J. Doe" --case 42 --sign-key examiner.pem --log ev.jsonl
+      matcher verify ev.jsonl --public-key examiner.pem.pub
+    """
+    public_key = public_key or private_key.with_name(private_key.name + ".pub")
+    with _translate_errors():
+        try:
+            fingerprint = signing.generate_keypair(private_key, public_key)
+        except FileExistsError as exc:
+            raise Fatal(f"{exc.filename} already exists; matcher never overwrites a key.") from exc
+    click.echo(f"Private key: {private_key} (keep it secret)\nPublic key:  {public_key}\n"
+               f"Fingerprint: {fingerprint}", err=True)
+
+
+def main() -> None:
+    """Entry point for `python -m matcher`."""
+    cli()
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,523 @@
+"""Job: walk evidence, hash every file once, match, and record (log + inventory).
+
+Wiring only: the walker yields tasks and outcomes, the engine turns tasks into
+digests, the filter and store turn digests into verdicts, and the audit log
+and inventory record them, all in walk order. Only this thread touches
+SQLite, the log and the progress callback.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import hashlib
+import os
+import signal
+import socket
+import sys
+import time
+from concurrent.futures import BrokenExecutor
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+from matcher import TOOL_NAME
+from matcher import __version__
+from matcher import auditlog
+from matcher import signing
+from matcher.errors import ExitCode
+from matcher.errors import MatcherError
+from matcher.errors import UsageError
+from matcher.evidence.folder import FolderWalker
+from matcher.evidence.folder import open_readonly
+from matcher.hashing import make_engine
+from matcher.importing import import_list
+from matcher.inventory import Inventory
+from matcher.inventory import default_path as default_inventory_path
+from matcher.match import DigestFilter
+from matcher.match import match_batch
+from matcher.models import EntryOutcome
+from matcher.models import FileTask
+from matcher.models import ListHit
+from matcher.models import Skip
+from matcher.models import Verdict
+from matcher.models import path_fields
+from matcher.store import HashStore
+
+MATCH_BATCH = 512
+INVENTORY_FLUSH_SECONDS = 2.0
+CHECKPOINT_SECONDS = 600.0
+
+
+class ScanAborted(MatcherError):
+    """A fatal error stopped the scan after its log was opened (the log is closed cleanly)."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; the scan stops and records status `interrupted`."""
+
+
+@dataclasses.dataclass
+class ScanOptions:
+    """Everything a scan needs; the CLI fills it, a batch job can too."""
+
+    evidence: Sequence[Path]
+    examiner: str
+    case: str
+    db: Path
+    log: Path
+    authority: str | None = None
+    lists: Sequence[Path] = ()
+    algorithms: Sequence[str] = ("md5", "sha1", "sha256")
+    jobs: int = 0
+    engine: str = "auto"
+    candidates_only: bool = False
+    excludes: Sequence[str] = ()
+    max_size: int | None = None
+    one_file_system: bool = False
+    resume: bool = False
+    sign_key: Path | None = None
+    inventory: Path | None = None
+    argv: Sequence[str] = ()
+
+
+@dataclasses.dataclass
+class Counts:
+    """Running totals; entries = files + skipped + errors, always."""
+
+    entries: int = 0
+    files: int = 0
+    bytes: int = 0
+    notable: int = 0
+    known: int = 0
+    unknown: int = 0
+    errors: int = 0
+    skipped: int = 0
+    skipped_by_reason: dict[str, int] = dataclasses.field(default_factory=dict)
+    errors_by_reason: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class ScanSummary:
+    """The result of a scan, for the terminal, scripts and batch jobs."""
+
+    status: str
+    counts: Counts
+    seconds: float
+    log: Path
+    inventory: Path
+    notes: list[str]
+    exit_code: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "log": str(self.log),
+            "inventory": str(self.inventory),
+            "seconds": round(self.seconds, 3),
+            **self.counts.as_dict(),
+            "notes": self.notes,
+        }
+
+
+def exit_code_for(status: str, counts: Counts) -> int:
+    """The scan exit code: NOTABLE | INCOMPLETE | INTERRUPTED flags, 0 when none."""
+    code = 0
+    if counts.notable:
+        code |= ExitCode.NOTABLE
+    if counts.errors:
+        code |= ExitCode.INCOMPLETE
+    if status != "complete":
+        code |= ExitCode.INTERRUPTED
+    return code
+
+
+def _utc(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    stamp = datetime.datetime.fromtimestamp(ns / 1e9, datetime.UTC)
+    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _under(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def refuse_outputs_inside(evidence: Sequence[Path], outputs: Sequence[Path]) -> None:
+    """Never write under an evidence root: refuse any output path inside one.
+
+    Raises:
+        UsageError: naming the output and the evidence root it lies in.
+    """
+    roots = [Path(os.path.realpath(e)) for e in evidence]
+    for out in outputs:
+        real = Path(os.path.realpath(out))
+        for root, given in zip(roots, evidence, strict=True):
+            if real == root or (root.is_dir() and _under(real, root)):
+                raise UsageError(
+                    f"Output {out} lies inside evidence {given}; matcher never writes under "
+                    "an evidence root. Choose a path outside it."
+                )
+
+
+def _hit_fields(hit: ListHit) -> dict[str, object]:
+    entry: dict[str, object] = {"size": hit.size}
+    if isinstance(hit.name, bytes):
+        entry.update(path_fields(hit.name, "name"))
+    else:
+        entry["name"] = hit.name
+    entry["id"] = hit.ident
+    entry["label"] = hit.label
+    return {"list": hit.list_name, "role": hit.role, "algorithm": hit.algorithm, "entry": entry}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Recorder:
+    """Applies outcomes to the counts, the inventory and the log, in order."""
+
+    def __init__(self, log: auditlog.LogWriter, inventory: Inventory, counts: Counts, run: int, logged: set[bytes]):
+        self.log = log
+        self.inventory = inventory
+        self.counts = counts
+        self.run = run
+        self.logged = logged
+        self.last_flush = time.monotonic()
+
+    def record(self, outcome: EntryOutcome, hits: list[ListHit]) -> None:
+        counts = self.counts
+        counts.entries += 1
+        verdict: Verdict | None = None
+        if outcome.digests is not None:
+            counts.files += 1
+            counts.bytes += outcome.size or 0
+            verdict = _verdict(hits)
+            if verdict is Verdict.NOTABLE:
+                counts.notable += 1
+                if outcome.path not in self.logged:
+                    self.log.append("match", self._match_fields(outcome, hits))
+                    self.logged.add(outcome.path)
+            elif verdict is Verdict.KNOWN:
+                counts.known += 1
+            else:
+                counts.unknown += 1
+        elif outcome.skip is not None:
+            counts.skipped += 1
+            reason = outcome.skip.value
+            counts.skipped_by_reason[reason] = counts.skipped_by_reason.get(reason, 0) + 1
+        else:
+            assert outcome.failure is not None
+            counts.errors += 1
+            reason = outcome.failure.value
+            counts.errors_by_reason[reason] = counts.errors_by_reason.get(reason, 0) + 1
+            self.log.append(
+                "error",
+                {
+                    **path_fields(outcome.path),
+                    "kind": outcome.kind,
+                    "reason": reason,
+                    "errno": outcome.errno,
+                    "detail": outcome.detail,
+                    "size": outcome.size,
+                },
+            )
+        self.inventory.add(outcome, verdict.value if verdict else None, self.run)
+
+    @staticmethod
+    def _match_fields(outcome: EntryOutcome, hits: list[ListHit]) -> dict[str, object]:
+        assert outcome.digests is not None
+        notable_first = sorted(hits, key=lambda h: h.role != "notable")
+        return {
+            **path_fields(outcome.path),
+            "size": outcome.size,
+            "mtime": _utc(outcome.mtime_ns),
+            "digests": {a: d.hex() for a, d in outcome.digests.items()},
+            "matches": [_hit_fields(h) for h in notable_first],
+        }
+
+    def maybe_flush(self) -> None:
+        now = time.monotonic()
+        if now - self.last_flush >= INVENTORY_FLUSH_SECONDS:
+            self.inventory.flush()
+            self.log.sync()
+            self.last_flush = now
+
+
+def _verdict(hits: list[ListHit]) -> Verdict:
+    from matcher.match import verdict
+
+    return verdict(hits)
+
+
+def _install_signal_handlers() -> Callable[[], None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # Note that a second signal during the wind-down must not break the
+        # `end` record: ignore both from here on.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Interrupted(signal.Signals(signum).name)
+
+    old_int = signal.signal(signal.SIGINT, handler)
+    old_term = signal.signal(signal.SIGTERM, handler)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+    return restore
+
+
+def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = None) -> ScanSummary:
+    """Run one scan (or resume one) and return its summary.
+
+    Raises:
+        UsageError: missing examiner/case, evidence missing, outputs inside evidence.
+        StoreError, FormatError: the store or an on-the-fly list cannot be used.
+        LogWriteError, IntegrityError: the log cannot be written or resumed.
+    """
+    examiner, case = options.examiner.strip(), options.case.strip()
+    if not examiner or not case:
+        raise UsageError("A scan needs the authorised examiner (--examiner) and the case reference (--case).")
+    for item in options.evidence:
+        if not os.path.lexists(item):
+            raise UsageError(f"Evidence {item} does not exist.")
+    inventory_path = options.inventory or default_inventory_path(options.log)
+    refuse_outputs_inside(options.evidence, [options.log, inventory_path, options.db])
+    if options.resume and not options.log.exists():
+        raise UsageError(f"Cannot resume: log {options.log} does not exist.")
+    if not options.resume and options.log.exists():
+        raise UsageError(
+            f"Log {options.log} already exists. Use --resume to continue it, or choose another --log."
+        )
+    if not options.resume and inventory_path.exists():
+        raise UsageError(f"Inventory {inventory_path} already exists. Choose another --log or --inventory.")
+
+    notes: list[str] = []
+    store = HashStore(options.db)
+    try:
+        for list_path in options.lists:
+            result = import_list(store, list_path)
+            if result.already_imported:
+                notes.append(f"list {list_path} was already imported as {result.info.name!r}")
+        lists = store.lists()
+        if not lists:
+            raise UsageError(f"The hash store {options.db} holds no list. Import one, or pass --list FILE.")
+        stored = store.stored_algorithms()
+        computed = set(options.algorithms)
+        if not stored & computed:
+            raise UsageError(
+                f"The lists hold {', '.join(sorted(stored))} digests but the scan computes only "
+                f"{', '.join(options.algorithms)}: nothing could ever match. Fix --algorithms."
+            )
+        for missing in sorted(stored - computed):
+            notes.append(f"lists also hold {missing} digests, which this scan does not compute")
+        candidate_sizes: set[int] | None = None
+        if options.candidates_only:
+            sizes, unsized = store.notable_sizes()
+            if unsized:
+                notes.append(
+                    "--candidates-only ignored (full scan): notable list(s) without sizes: "
+                    + ", ".join(unsized)
+                )
+            else:
+                candidate_sizes = sizes
+        counts_by_algorithm: dict[str, int] = {}
+        for info in lists:
+            for algorithm, n in info.counts.items():
+                counts_by_algorithm[algorithm] = counts_by_algorithm.get(algorithm, 0) + n
+        usable = sorted(stored & computed)
+        digest_filter = DigestFilter({a: store.iter_digests(a) for a in usable}, counts_by_algorithm)
+        return _scan(options, store, lists, digest_filter, candidate_sizes, inventory_path, notes, progress)
+    finally:
+        store.close()
+
+
+def _scan(
+    options: ScanOptions,
+    store: HashStore,
+    lists: list,  # type: ignore[type-arg]
+    digest_filter: DigestFilter,
+    candidate_sizes: set[int] | None,
+    inventory_path: Path,
+    notes: list[str],
+    progress: Callable[[Counts], None] | None,
+) -> ScanSummary:
+    signer = signing.load_signer(options.sign_key) if options.sign_key else None
+    counts = Counts()
+    logged: set[bytes] = set()
+    finished: set[bytes] = set()
+    resume_fields: dict[str, object] = {}
+    run_no = 0
+    if options.resume:
+        log, state = auditlog.open_for_resume(options.log, signer=signer)
+        logged = set(state.matched_paths)
+        resume_fields = state.run_fields()
+        if state.torn_tail:
+            notes.append(f"a torn last line was set aside in {state.torn_tail['saved_to']}")
+        inventory = Inventory(inventory_path)
+        finished = inventory.finished_paths()
+        run_no = inventory.last_run() + 1
+        _count_finished(inventory, counts)
+    else:
+        log = auditlog.create(options.log, signer=signer)
+        inventory = Inventory(inventory_path)
+    jobs = options.jobs or os.cpu_count() or 1
+    log.append(
+        "run",
+        {
+            **resume_fields,
+            "examiner": options.examiner.strip(),
+            "case": options.case.strip(),
+            "authority": options.authority,
+            "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0]},
+            "host": socket.gethostname(),
+            "argv": list(options.argv),
+            "evidence": [path_fields(os.fsencode(os.path.abspath(e))) for e in options.evidence],
+            "algorithms": list(options.algorithms),
+            "lists": [info.as_log_dict() for info in lists],
+            "options": {
+                "jobs": jobs,
+                "candidates_only": candidate_sizes is not None,
+                "excludes": list(options.excludes),
+                "max_size": options.max_size,
+                "one_file_system": options.one_file_system,
+            },
+            "inventory": str(inventory_path),
+            "filter": {"kind": digest_filter.kind, "bytes": digest_filter.memory_bytes},
+        },
+    )
+    walker = FolderWalker(options.excludes, options.one_file_system)
+    engine = make_engine(options.algorithms, open_readonly, jobs, options.engine)
+    recorder = _Recorder(log, inventory, counts, run_no, logged)
+    started = time.monotonic()
+    status = "interrupted"
+    aborted: BaseException | None = None
+    restore = _install_signal_handlers()
+    try:
+        _pump(options, walker, engine, recorder, store, digest_filter, candidate_sizes, finished, progress)
+        status = "complete"
+    except Interrupted as exc:
+        notes.append(f"interrupted by {exc.args[0] if exc.args else 'a signal'}")
+    except (MatcherError, OSError, BrokenExecutor) as exc:
+        # Note that the log still closes with an `end` record (status
+        # interrupted): the run can be verified, and continued with --resume.
+        aborted = exc
+        notes.append(f"aborted by a fatal error: {exc}")
+    finally:
+        try:
+            engine.close()
+            inventory.flush()
+            for crossing in walker.crossings:
+                notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")
+            seconds = time.monotonic() - started
+            inventory.close()
+            log.append(
+                "end",
+                {
+                    "status": status,
+                    "counts": counts.as_dict(),
+                    "duration_s": round(seconds, 3),
+                    "inventory": {"path": str(inventory_path), "sha256": _file_sha256(inventory_path)},
+                    "notes": notes,
+                },
+            )
+            log.sync()
+            log.close()
+        finally:
+            restore()
+    if aborted is not None:
+        raise ScanAborted(
+            f"The scan stopped: {aborted}. The log {options.log} is closed and verifiable; "
+            "fix the cause and continue with --resume."
+        ) from aborted
+    return ScanSummary(status, counts, seconds, options.log, inventory_path, notes, exit_code_for(status, counts))
+
+
+def _count_finished(inventory: Inventory, counts: Counts) -> None:
+    """Start a resumed run's totals from what earlier runs finished."""
+    for row in inventory.rows():
+        if row["failure"] is not None:
+            continue
+        counts.entries += 1
+        if row["skip"] is not None:
+            counts.skipped += 1
+            reason = str(row["skip"])
+            counts.skipped_by_reason[reason] = counts.skipped_by_reason.get(reason, 0) + 1
+            continue
+        counts.files += 1
+        counts.bytes += int(row["size"] or 0)  # type: ignore[call-overload]
+        setattr(counts, str(row["verdict"]), getattr(counts, str(row["verdict"])) + 1)
+
+
+def _pump(
+    options: ScanOptions,
+    walker: FolderWalker,
+    engine: object,
+    recorder: _Recorder,
+    store: HashStore,
+    digest_filter: DigestFilter,
+    candidate_sizes: set[int] | None,
+    finished: set[bytes],
+    progress: Callable[[Counts], None] | None,
+) -> None:
+    roots = [os.fsencode(os.path.abspath(e)) for e in options.evidence]
+    # Walk order is kept: `order` holds, in walk order, ready outcomes and a
+    # None placeholder for each task whose digest the engine will deliver.
+    order: collections.deque[EntryOutcome | None] = collections.deque()
+
+    def feed() -> Iterator[FileTask]:
+        for item in walker.walk(roots):
+            if item.path in finished:
+                continue
+            if isinstance(item, FileTask):
+                if options.max_size is not None and item.size > options.max_size:
+                    order.append(EntryOutcome(item.path, item.size, item.mtime_ns, skip=Skip.TOO_LARGE))
+                    continue
+                if candidate_sizes is not None and item.size not in candidate_sizes:
+                    order.append(EntryOutcome(item.path, item.size, item.mtime_ns, skip=Skip.NOT_CANDIDATE))
+                    continue
+                order.append(None)
+                yield item
+            else:
+                order.append(item)
+
+    pending: list[EntryOutcome] = []
+
+    def settle() -> None:
+        hashed = [o for o in pending if o.digests is not None]
+        hits = match_batch([o.digests for o in hashed], digest_filter, store.lookup)  # type: ignore[misc]
+        by_id = {id(o): h for o, h in zip(hashed, hits, strict=True)}
+        for outcome in pending:
+            recorder.record(outcome, by_id.get(id(outcome), []))
+        pending.clear()
+        recorder.maybe_flush()
+        if progress is not None:
+            progress(recorder.counts)
+
+    def drain_ready() -> None:
+        while order and order[0] is not None:
+            pending.append(order.popleft())  # type: ignore[arg-type]
+
+    for result in engine.map(feed()):  # type: ignore[attr-defined]
+        drain_ready()
+        order.popleft()
+        pending.append(result)
+        if len(pending) >= MATCH_BATCH:
+            settle()
+    drain_ready()
+    settle()
