@@ -351,33 +351,44 @@ def scan_cmd(
 
 
 @cli.command(name="verify")
-@click.argument("log", type=click.Path(path_type=Path))
+@click.argument("logs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Ed25519 public key: every signature must verify with it.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def verify_cmd(log: Path, public_key: Path | None, as_json: bool) -> None:
-    """Check a match log's hash chain (and signatures) from the first line to the end.
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per log on stdout.")
+def verify_cmd(logs: tuple[Path, ...], public_key: Path | None, as_json: bool) -> None:
+    """Check match logs' hash chains (and signatures) from the first line to the end.
+
+    Exits 0 when every log is intact, 1 when one is tampered or incomplete
+    (naming its first bad line), 2 when one cannot be read.
 
     \b
     Example:
       matcher verify item1.jsonl
-      matcher verify item1.jsonl --public-key examiner.pub
+      matcher verify item1.jsonl --public-key examiner.pem.pub
     """
-    try:
-        report = auditlog.verify(log, public_key_path=public_key)
-    except IntegrityError as exc:
+    worst = 0
+    for log in logs:
+        try:
+            report = auditlog.verify(log, public_key_path=public_key)
+        except IntegrityError as exc:
+            worst = max(worst, int(ExitCode.NOTABLE))
+            click.echo(f"FAILED: {log}: {exc}", err=True)
+            if as_json:
+                click.echo(json.dumps({"log": str(log), "intact": False, "line": exc.line, "error": str(exc)}))
+            continue
+        except (OSError, MatcherError) as exc:
+            worst = int(ExitCode.FATAL)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            click.echo(f"Error: cannot read log {log}: {reason}", err=True)
+            if as_json:
+                click.echo(json.dumps({"log": str(log), "intact": None, "error": reason}))
+            continue
         if as_json:
-            click.echo(json.dumps({"intact": False, "line": exc.line, "error": str(exc)}))
-        raise IntegrityFailed(f"{log}: {exc}") from exc
-    except OSError as exc:
-        raise Fatal(f"Cannot read log {log}: {exc.strerror or exc}") from exc
-    except MatcherError as exc:
-        raise Fatal(str(exc)) from exc
-    if as_json:
-        click.echo(json.dumps({"intact": True, **_report_dict(report)}))
-    else:
-        signed = f", {report.signatures_checked} signature(s) verified" if report.signatures_checked else ""
-        click.echo(f"OK: {log}: {report.lines} records, chain intact{signed}; head {report.head}")
+            click.echo(json.dumps({"log": str(log), "intact": True, **_report_dict(report)}))
+        else:
+            signed = f", {report.signatures_checked} signature(s) verified" if report.signatures_checked else ""
+            click.echo(f"OK: {log}: {report.lines} records, chain intact{signed}; head {report.head}")
+    sys.exit(worst)
 
 
 def _report_dict(report: Any) -> dict[str, object]:

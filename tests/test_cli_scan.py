@@ -1,0 +1,229 @@
+"""`matcher scan` end to end: verdicts, the log contract, exit codes, evidence untouched."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import FIXTURES
+from conftest import assert_counts_add_up
+from conftest import end_record
+from conftest import read_log
+from conftest import require_tool
+from matcher.cli import cli
+
+sys.path.insert(0, str(FIXTURES))
+from make_fixtures import KNOWN  # noqa: E402
+from make_fixtures import NOTABLE  # noqa: E402
+from make_fixtures import expected_digests  # noqa: E402
+
+LISTS = FIXTURES / "hashlists"
+
+
+@pytest.fixture
+def store(tmp_path: Path, runner: CliRunner) -> Path:
+    db = tmp_path / "store.db"
+    for name, role in [("notable.csv", "notable"), ("notable.md5", "notable"), ("known.hashdeep", "known")]:
+        result = runner.invoke(cli, ["import", str(LISTS / name), "--db", str(db), "--role", role])
+        assert result.exit_code == 0, result.output
+    return db
+
+
+def scan(runner: CliRunner, db: Path, log: Path, *evidence: Path, extra: list[str] | None = None) -> object:
+    args = ["scan", *map(str, evidence), "--examiner", "Test Examiner", "--case", "T-1",
+            "--db", str(db), "--log", str(log), *(extra or [])]
+    return runner.invoke(cli, args, catch_exceptions=False)
+
+
+def test_fixture_scan_logs_exactly_the_notable_files(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    log = tmp_path / "out" / "run.jsonl"
+    log.parent.mkdir()
+    result = scan(runner, store, log, evidence_copy, extra=["--json"])
+    assert result.exit_code == 1, result.output
+    records = read_log(log)
+    assert [r["type"] for r in (records[0], records[-1])] == ["run", "end"]
+    matches = {os.path.relpath(r["path"], evidence_copy): r for r in records if r["type"] == "match"}
+    assert set(matches) == set(NOTABLE)
+    truth = expected_digests()
+    for rel, record in matches.items():
+        assert record["digests"] == truth[rel]
+        assert record["size"] == (evidence_copy / rel).stat().st_size
+        assert all(m["role"] == "notable" for m in record["matches"])
+    csv_hit = [m for m in matches["data/big.bin"]["matches"] if m["list"] == "notable.csv"][0]
+    assert csv_hit["entry"] == {"size": 1048593, "name": "data/big.bin", "id": "FX-0004", "label": "Category 1"}
+    counts = assert_counts_add_up(log)
+    assert counts["notable"] == len(NOTABLE)
+    assert counts["known"] == len(KNOWN)
+    assert counts["files"] == len(truth)
+    summary = json.loads(result.stdout)
+    assert summary["notable"] == len(NOTABLE) and summary["exit_code"] == 1
+    assert "notable" in result.stderr and "unknown" in result.stderr
+    run = records[0]
+    assert run["examiner"] == "Test Examiner" and run["case"] == "T-1"
+    assert {li["name"] for li in run["lists"]} == {"notable.csv", "notable.md5", "known.hashdeep"}
+    assert all(len(li["source_sha256"]) == 64 for li in run["lists"])
+    verify = runner.invoke(cli, ["verify", str(log)])
+    assert verify.exit_code == 0, verify.output
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "out" / "run.jsonl.inventory.db").stat().st_mode) == 0o600
+
+
+def test_no_content_byte_in_the_log(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    marker = b"CONTENT-MARKER-7f3a9c"
+    (evidence_copy / "secret.txt").write_bytes(marker * 10)
+    log = tmp_path / "run.jsonl"
+    scan(runner, store, log, evidence_copy)
+    raw = log.read_bytes()
+    assert marker not in raw and base64.b64encode(marker)[:12] not in raw
+
+
+def test_scan_without_examiner_or_case_runs_nothing(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    for args in (["--case", "T-1"], ["--examiner", "X"], ["--examiner", " ", "--case", "T-1"]):
+        result = runner.invoke(cli, ["scan", str(FIXTURES / "evidence"), "--db", str(store), "--log", str(log), *args])
+        assert result.exit_code == 2, result.output
+        assert not log.exists()
+
+
+def test_output_inside_evidence_is_refused(runner: CliRunner, store: Path, evidence_copy: Path) -> None:
+    before = sorted(p for p in evidence_copy.rglob("*"))
+    log = evidence_copy / "notes" / "run.jsonl"
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "X", "--case", "T",
+                                 "--db", str(store), "--log", str(log)])
+    assert result.exit_code == 2
+    assert "never writes under an evidence root" in result.output
+    assert sorted(p for p in evidence_copy.rglob("*")) == before
+
+
+def test_existing_log_is_never_overwritten(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    log.write_bytes(b"precious\n")
+    result = scan(runner, store, log, evidence_copy)
+    assert result.exit_code == 2 and log.read_bytes() == b"precious\n"
+
+
+def test_hostile_tree_every_entry_accounted_for(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    root = os.fsencode(evidence_copy)
+    big = (evidence_copy / "data" / "big.bin").read_bytes()
+    odd = root + b"/caf\xe9-\xff.bin"  # not UTF-8: must round-trip as bytes
+    with open(odd, "wb") as f:
+        f.write(big)
+    os.mkfifo(evidence_copy / "pipe")
+    (evidence_copy / "loop").symlink_to(evidence_copy / "loop")
+    (evidence_copy / "escape").symlink_to("/etc")
+    (evidence_copy / "dirlink").symlink_to(evidence_copy / "notes")
+    with open(root + b"/" + b"n" * 255, "wb") as f:
+        f.write(b"long name")
+    log = tmp_path / "run.jsonl"
+    result = scan(runner, store, log, evidence_copy)
+    assert result.exit_code == 1, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["skipped_by_reason"] == {"symlink": 3, "fifo": 1}
+    matches = [r for r in read_log(log) if r["type"] == "match"]
+    odd_records = [r for r in matches if "path_b64" in r]
+    assert len(odd_records) == 1
+    assert base64.b64decode(odd_records[0]["path_b64"]) == odd
+    entries = 0
+    for _dirpath, dirnames, filenames in os.walk(root):
+        entries += len(filenames) + sum(1 for d in dirnames if os.path.islink(os.path.join(_dirpath, d)))
+    assert counts["entries"] == entries
+
+
+def test_unreadable_file_never_exits_zero(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matcher.scan as scan_mod
+
+    real = scan_mod.open_readonly
+
+    def deny(path: bytes, directory: bool = False) -> int:
+        if path.endswith(b"note-00.txt"):
+            raise PermissionError(13, "Permission denied")
+        return real(path, directory)
+
+    monkeypatch.setattr(scan_mod, "open_readonly", deny)
+    log = tmp_path / "run.jsonl"
+    result = scan(runner, store, log, evidence_copy, extra=["--jobs", "1"])
+    assert result.exit_code == 1 | 4, result.output
+    errors = [r for r in read_log(log) if r["type"] == "error"]
+    assert len(errors) == 1 and errors[0]["reason"] == "unreadable" and errors[0]["errno"] == 13
+    counts = assert_counts_add_up(log)
+    assert counts["errors"] == 1 and counts["files"] == len(expected_digests()) - 1
+    # Without notable lists matching, the code is 4 alone.
+    (evidence_copy / "data" / "big.bin").unlink()
+    for name in NOTABLE[:-1]:
+        (evidence_copy / name).unlink()
+    log2 = tmp_path / "run2.jsonl"
+    assert scan(runner, store, log2, evidence_copy, extra=["--jobs", "1"]).exit_code == 4
+
+
+def test_evidence_timestamps_unchanged(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    old = 1_000_000_000
+    for path in evidence_copy.rglob("*"):
+        os.utime(path, (old, old), follow_symlinks=False)
+    before = {p: os.lstat(p) for p in evidence_copy.rglob("*")}
+    scan(runner, store, tmp_path / "run.jsonl", evidence_copy)
+    for path, st in before.items():
+        now = os.lstat(path)
+        assert (now.st_atime_ns, now.st_mtime_ns, now.st_ctime_ns) == (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns), path
+
+
+def _log_without_times(log: Path) -> list[dict[str, object]]:
+    out = []
+    for record in read_log(log):
+        if record["type"] in ("match", "error"):
+            out.append({k: v for k, v in record.items() if k not in ("time", "prev", "seq")})
+    return out
+
+
+def test_results_identical_whatever_jobs(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    logs = []
+    for jobs in ("1", "2", "3"):
+        log = tmp_path / f"run{jobs}.jsonl"
+        assert scan(runner, store, log, evidence_copy, extra=["--jobs", jobs]).exit_code == 1
+        logs.append(_log_without_times(log))
+    assert logs[0] == logs[1] == logs[2] and len(logs[0]) == len(NOTABLE)
+
+
+def test_digests_agree_with_hashdeep_and_coreutils(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    (evidence_copy / "chunk").write_bytes(os.urandom((1 << 20) * 3 + 1))
+    log = tmp_path / "run.jsonl"
+    scan(runner, store, log, evidence_copy, extra=["--algorithms", "md5,sha1,sha256,sha512"])
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    ours = {bytes(p): (m.hex(), s1.hex(), s2.hex(), s5.hex())
+            for p, m, s1, s2, s5 in conn.execute("SELECT path, md5, sha1, sha256, sha512 FROM entries WHERE md5 IS NOT NULL")}
+    conn.close()
+    assert len(ours) == len(expected_digests()) + 1
+    for tool, index in (("md5sum", 0), ("sha1sum", 1), ("sha256sum", 2), ("sha512sum", 3)):
+        exe = require_tool(tool)
+        assert exe is not None
+        for path, digests in ours.items():
+            out = subprocess.run([exe, "-z", "--", os.fsdecode(path)], capture_output=True, check=True).stdout
+            assert out.split(b" ")[0].decode() == digests[index], (tool, path)
+    hashdeep = require_tool("hashdeep")
+    if hashdeep is not None:
+        out = subprocess.run([hashdeep, "-r", "-c", "md5,sha1,sha256", "-l", "."], cwd=evidence_copy,
+                             capture_output=True, check=True).stdout.decode()
+        theirs = {}
+        for line in out.splitlines():
+            if line.startswith(("%", "#")) or not line:
+                continue
+            size, md5, sha1, sha256, name = line.split(",", 4)
+            theirs[os.fsencode(os.path.normpath(evidence_copy / name))] = (md5, sha1, sha256)
+        assert {p: d[:3] for p, d in ours.items()} == theirs
+
+
+def test_summary_says_what_is_left_unknown(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    result = scan(runner, store, tmp_path / "r.jsonl", evidence_copy, extra=["--json"])
+    summary = json.loads(result.stdout)
+    unknown = len(expected_digests()) - len(NOTABLE) - len(KNOWN)
+    assert summary["unknown"] == unknown
+    assert f"unknown {unknown}" in result.stderr
+    assert end_record(tmp_path / "r.jsonl")["counts"]["unknown"] == unknown

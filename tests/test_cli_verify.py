@@ -1,0 +1,100 @@
+"""`matcher verify` and `keygen` at the command line: intact, tampered, signed, unreadable."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import FIXTURES
+from matcher.cli import cli
+
+
+@pytest.fixture
+def scanned(tmp_path: Path, runner: CliRunner) -> tuple[Path, Path, Path]:
+    db = tmp_path / "s.db"
+    key = tmp_path / "key.pem"
+    assert runner.invoke(cli, ["keygen", str(key)]).exit_code == 0
+    log = tmp_path / "run.jsonl"
+    result = runner.invoke(cli, ["scan", str(FIXTURES / "evidence"), "--examiner", "E", "--case", "C",
+                                 "--db", str(db), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+                                 "--log", str(log), "--sign-key", str(key)], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    return log, key, Path(str(key) + ".pub")
+
+
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def test_intact_log_verifies_with_its_key(runner: CliRunner, scanned: tuple[Path, Path, Path]) -> None:
+    log, _, pub = scanned
+    result = runner.invoke(cli, ["verify", str(log), "--public-key", str(pub), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["intact"] and report["signatures_checked"] >= 1
+
+
+def test_key_files_are_private(scanned: tuple[Path, Path, Path]) -> None:
+    _, key, _ = scanned
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_keygen_never_overwrites(runner: CliRunner, scanned: tuple[Path, Path, Path]) -> None:
+    _, key, _ = scanned
+    before = key.read_bytes()
+    assert runner.invoke(cli, ["keygen", str(key)]).exit_code == 2
+    assert key.read_bytes() == before
+
+
+def test_wrong_key_fails(runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    log, _, _ = scanned
+    other = tmp_path / "other.pem"
+    runner.invoke(cli, ["keygen", str(other)])
+    result = runner.invoke(cli, ["verify", str(log), "--public-key", str(other) + ".pub"])
+    assert result.exit_code == 1
+    assert "FAILED" in result.stderr and "line" in result.stderr
+
+
+@pytest.mark.parametrize("case", ["edit", "insert", "delete", "reorder", "drop_end", "duplicate", "torn"])
+def test_every_tamper_is_caught_with_a_line_number(runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path, case: str) -> None:
+    log, _, _ = scanned
+    lines = log.read_bytes().splitlines()
+    assert len(lines) >= 4
+    if case == "edit":
+        lines[1] = lines[1].replace(b'"size":', b'"size":1', 1)
+        # The chain breaks where the next line's prev no longer matches.
+        bad_line = 3
+    elif case == "insert":
+        lines.insert(2, lines[1])
+        bad_line = 3
+    elif case == "delete":
+        del lines[1]
+        bad_line = 2
+    elif case == "reorder":
+        lines[1], lines[2] = lines[2], lines[1]
+        bad_line = 2
+    elif case == "drop_end":
+        lines = lines[:-1]
+        bad_line = len(lines)
+    elif case == "duplicate":
+        lines.append(lines[-1])
+        bad_line = len(lines)
+    tampered = tmp_path / f"{case}.jsonl"
+    if case == "torn":
+        tampered.write_bytes(log.read_bytes() + b'{"seq":99,"ty')
+        bad_line = len(lines) + 1
+    else:
+        write_lines(tampered, lines)
+    result = runner.invoke(cli, ["verify", str(tampered), "--json"])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["line"] == bad_line, result.stdout
+
+
+def test_unreadable_log_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    assert runner.invoke(cli, ["verify", str(tmp_path / "missing.jsonl")]).exit_code == 2
+    assert runner.invoke(cli, ["verify", str(tmp_path)]).exit_code == 2
