@@ -1,0 +1,117 @@
+"""`matcher import`, `lists` and `remove`: detection, idempotence, atomic rejection."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import FIXTURES
+from matcher.cli import cli
+
+LISTS = FIXTURES / "hashlists"
+EXPECTED_FORMATS = {
+    "notable.md5": "gnu-sum",
+    "notable.sha256.tag": "bsd-tag",
+    "notable.txt": "plain",
+    "notable.csv": "csv",
+    "known.hashdeep": "hashdeep",
+}
+
+
+def lists_json(runner: CliRunner, db: Path) -> list[dict[str, object]]:
+    result = runner.invoke(cli, ["lists", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def table_counts(db: Path) -> tuple[int, int, int]:
+    conn = sqlite3.connect(db)
+    try:
+        return tuple(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("lists", "entries", "hashes"))  # type: ignore[return-value]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FORMATS))
+def test_each_fixture_format_is_detected(runner: CliRunner, tmp_path: Path, name: str) -> None:
+    db = tmp_path / "s.db"
+    result = runner.invoke(cli, ["import", str(LISTS / name), "--db", str(db)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    [info] = lists_json(runner, db)
+    assert info["format"] == EXPECTED_FORMATS[name]
+    assert info["entries"] > 0 and len(info["source_sha256"]) == 64
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+def test_second_import_does_nothing_and_says_so(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    runner.invoke(cli, ["import", str(LISTS / "notable.csv"), "--db", str(db)])
+    before = table_counts(db)
+    result = runner.invoke(cli, ["import", str(LISTS / "notable.csv"), "--db", str(db)])
+    assert result.exit_code == 0
+    assert "already imported" in result.stderr
+    assert table_counts(db) == before
+
+
+def test_malformed_line_rejects_list_and_store_is_unchanged(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    runner.invoke(cli, ["import", str(LISTS / "notable.csv"), "--db", str(db)])
+    before = table_counts(db)
+    bad = tmp_path / "bad.md5"
+    good = "d41d8cd98f00b204e9800998ecf8427e  empty\n"
+    bad.write_text(good * 3 + "d41d8cd98f00b204e9800998ecf8427  short\n" + good)
+    result = runner.invoke(cli, ["import", str(bad), "--db", str(db)])
+    assert result.exit_code == 2
+    assert f"{bad}:4" in result.output
+    assert table_counts(db) == before
+    skipped = runner.invoke(cli, ["import", str(bad), "--db", str(db), "--skip-invalid", "--name", "partial"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "skipped 1" in skipped.stderr
+    partial = [i for i in lists_json(runner, db) if i["name"] == "partial"][0]
+    assert partial["entries"] == 4
+
+
+def test_unrecognised_list_names_format_option(runner: CliRunner, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00\x01 not a hash list \xff")
+    result = runner.invoke(cli, ["import", str(junk), "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 2 and "--format" in result.output
+
+
+def test_roles_names_and_per_algorithm_counts(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    runner.invoke(cli, ["import", str(LISTS / "known.hashdeep"), "--db", str(db), "--role", "known", "--name", "os"])
+    [info] = lists_json(runner, db)
+    assert info["name"] == "os" and info["role"] == "known"
+    assert info["digests"] == {"md5": 6, "sha256": 6}
+    text = runner.invoke(cli, ["lists", "--db", str(db)])
+    assert "os" in text.output and "known" in text.output
+
+
+def test_remove_and_replace(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    runner.invoke(cli, ["import", str(LISTS / "notable.txt"), "--db", str(db), "--name", "v1"])
+    result = runner.invoke(cli, ["import", str(LISTS / "notable.csv"), "--db", str(db), "--name", "v2", "--replace", "v1"])
+    assert result.exit_code == 0, result.output
+    assert [i["name"] for i in lists_json(runner, db)] == ["v2"]
+    assert runner.invoke(cli, ["remove", "v2", "--db", str(db)]).exit_code == 0
+    assert lists_json(runner, db) == []
+    assert table_counts(db) == (0, 0, 0)
+    assert runner.invoke(cli, ["remove", "v2", "--db", str(db)]).exit_code == 2
+
+
+def test_lists_on_missing_store_is_an_error_not_a_new_file(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "nope.db"
+    result = runner.invoke(cli, ["lists", "--db", str(db)])
+    assert result.exit_code == 2 and not db.exists()
+
+
+def test_db_falls_back_to_environment(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "env.db"
+    result = runner.invoke(cli, ["import", str(LISTS / "notable.txt")], env={"MATCHER_DB": str(db)})
+    assert result.exit_code == 0 and db.exists()
