@@ -155,8 +155,22 @@ BATCH_FILES = 128
 _worker_hasher: Hasher | None = None
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the scan process dies (even by kill -9)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: orphaned workers end when their queue closes
+
+
 def _init_worker(algorithms: tuple[str, ...], opener: Opener, chunk_size: int, ignore_sigint: bool) -> None:
     global _worker_hasher
+    _die_with_parent()
     if ignore_sigint:
         import signal
 
@@ -252,11 +266,14 @@ class PoolEngine:
         elif kind == "process":
             import multiprocessing
 
-            context = multiprocessing.get_context("forkserver")
+            context = multiprocessing.get_context("fork")
             self._submit_fn = _run_batch_in_worker
             self.executor = cf.ProcessPoolExecutor(
                 max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(*args, True)
             )
+            # Note that with fork, the first submit starts every worker: do it
+            # now, before the caller opens its log, store and inventory.
+            self.executor.submit(_run_batch_in_worker, []).result()
         else:
             raise ValueError(f"unknown engine kind {kind!r}")
 

@@ -31,6 +31,7 @@ from matcher.errors import MatcherError
 from matcher.errors import UsageError
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
+from matcher.hashing import Engine
 from matcher.hashing import make_engine
 from matcher.importing import import_list
 from matcher.inventory import Inventory
@@ -308,7 +309,15 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
         raise UsageError(f"Inventory {inventory_path} already exists. Choose another --log or --inventory.")
 
     notes: list[str] = []
-    store = HashStore(options.db)
+    # Note that the workers start before any file is opened here: a forked
+    # worker must hold no store, inventory or log descriptor (nor its lock).
+    jobs = options.jobs or os.cpu_count() or 1
+    engine = make_engine(options.algorithms, open_readonly, jobs, options.engine)
+    try:
+        store = HashStore(options.db)
+    except BaseException:
+        engine.close()
+        raise
     try:
         for list_path in options.lists:
             result = import_list(store, list_path)
@@ -342,13 +351,18 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
                 counts_by_algorithm[algorithm] = counts_by_algorithm.get(algorithm, 0) + n
         usable = sorted(stored & computed)
         digest_filter = DigestFilter({a: store.iter_digests(a) for a in usable}, counts_by_algorithm)
-        return _scan(options, store, lists, digest_filter, candidate_sizes, inventory_path, notes, progress)
+        return _scan(
+            options, engine, jobs, store, lists, digest_filter, candidate_sizes, inventory_path, notes, progress
+        )
     finally:
+        engine.close()
         store.close()
 
 
 def _scan(
     options: ScanOptions,
+    engine: Engine,
+    jobs: int,
     store: HashStore,
     lists: list,  # type: ignore[type-arg]
     digest_filter: DigestFilter,
@@ -376,7 +390,6 @@ def _scan(
     else:
         log = auditlog.create(options.log, signer=signer)
         inventory = Inventory(inventory_path)
-    jobs = options.jobs or os.cpu_count() or 1
     log.append(
         "run",
         {
@@ -402,7 +415,6 @@ def _scan(
         },
     )
     walker = FolderWalker(options.excludes, options.one_file_system)
-    engine = make_engine(options.algorithms, open_readonly, jobs, options.engine)
     recorder = _Recorder(log, inventory, counts, run_no, logged)
     started = time.monotonic()
     status = "interrupted"
@@ -467,7 +479,7 @@ def _count_finished(inventory: Inventory, counts: Counts) -> None:
 def _pump(
     options: ScanOptions,
     walker: FolderWalker,
-    engine: object,
+    engine: Engine,
     recorder: _Recorder,
     store: HashStore,
     digest_filter: DigestFilter,
@@ -513,7 +525,7 @@ def _pump(
         while order and order[0] is not None:
             pending.append(order.popleft())  # type: ignore[arg-type]
 
-    for result in engine.map(feed()):  # type: ignore[attr-defined]
+    for result in engine.map(feed()):
         drain_ready()
         order.popleft()
         pending.append(result)
