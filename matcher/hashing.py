@@ -26,6 +26,11 @@ CHUNK_SIZE = 1 << 20
 
 # An opener returns a read-only file descriptor for a task's path.
 Opener = Callable[[bytes], int]
+# A chunk reader yields the content of a task with a locator (a file inside a
+# disk image or an archive), using the buffer it is given where it can. It
+# raises OSError for unreadable content. It must be a module-level function
+# (process workers receive it by reference).
+ChunkReader = Callable[[FileTask, memoryview], Iterator[bytes | memoryview]]
 
 
 class Hasher:
@@ -37,7 +42,14 @@ class Hasher:
         chunk_size: the read buffer size; files up to it take the one-read path.
     """
 
-    def __init__(self, algorithms: Sequence[str], opener: Opener, chunk_size: int = CHUNK_SIZE):
+    def __init__(
+        self,
+        algorithms: Sequence[str],
+        opener: Opener,
+        chunk_size: int = CHUNK_SIZE,
+        chunk_reader: ChunkReader | None = None,
+    ):
+        self.chunk_reader = chunk_reader
         self.algorithms = tuple(algorithms)
         self.factories = [hasher_factory(a) for a in self.algorithms]
         self.opener = opener
@@ -76,8 +88,30 @@ class Hasher:
                 h.update(data)
         return {a: h.digest() for a, h in zip(self.algorithms, hashers, strict=True)}, total
 
+    def run_located(self, task: FileTask) -> EntryOutcome:
+        """Hash a task whose content comes from a chunk reader (image, archive)."""
+        if self.chunk_reader is None:
+            raise ValueError("this engine has no chunk reader for located tasks")
+        hashers: list[Any] = [f() for f in self.factories]
+        total = 0
+        try:
+            for data in self.chunk_reader(task, self.view[: self.chunk_size]):
+                total += len(data)
+                for h in hashers:
+                    h.update(data)
+        except OSError as exc:
+            return _failure(task, Failure.IO_ERROR, exc)
+        if total != task.size:
+            return _failure(task, Failure.CHANGED, None, f"listed {task.size} bytes, read {total}")
+        digests = {a: h.digest() for a, h in zip(self.algorithms, hashers, strict=True)}
+        return EntryOutcome(
+            path=task.path, size=task.size, mtime_ns=task.mtime_ns, digests=digests, kind=task.kind
+        )
+
     def run(self, task: FileTask) -> EntryOutcome:
         """Hash one task; never raises for a problem with the file itself."""
+        if task.locator is not None:
+            return self.run_located(task)
         try:
             fd = self.opener(task.path)
         except OSError as exc:
@@ -168,7 +202,13 @@ def _die_with_parent() -> None:
         pass  # not Linux: orphaned workers end when their queue closes
 
 
-def _init_worker(algorithms: tuple[str, ...], opener: Opener, chunk_size: int, ignore_sigint: bool) -> None:
+def _init_worker(
+    algorithms: tuple[str, ...],
+    opener: Opener,
+    chunk_size: int,
+    chunk_reader: ChunkReader | None,
+    ignore_sigint: bool,
+) -> None:
     global _worker_hasher
     _die_with_parent()
     if ignore_sigint:
@@ -178,7 +218,7 @@ def _init_worker(algorithms: tuple[str, ...], opener: Opener, chunk_size: int, i
         # writes the `end` record; a worker killed mid-batch would lose results.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _worker_hasher = Hasher(algorithms, opener, chunk_size)
+    _worker_hasher = Hasher(algorithms, opener, chunk_size, chunk_reader)
 
 
 def _run_batch_in_worker(batch: list[FileTask]) -> list[EntryOutcome]:
@@ -215,8 +255,14 @@ class Engine(Protocol):
 class SerialEngine:
     """Hashes in the calling thread (--jobs 1, and the self-test)."""
 
-    def __init__(self, algorithms: Sequence[str], opener: Opener, chunk_size: int = CHUNK_SIZE):
-        self.hasher = Hasher(algorithms, opener, chunk_size)
+    def __init__(
+        self,
+        algorithms: Sequence[str],
+        opener: Opener,
+        chunk_size: int = CHUNK_SIZE,
+        chunk_reader: ChunkReader | None = None,
+    ):
+        self.hasher = Hasher(algorithms, opener, chunk_size, chunk_reader)
 
     def map(self, tasks: Iterator[FileTask]) -> Iterator[EntryOutcome]:
         for task in tasks:
@@ -243,12 +289,13 @@ class PoolEngine:
         kind: str = "process",
         chunk_size: int = CHUNK_SIZE,
         window: int = 4,
+        chunk_reader: ChunkReader | None = None,
     ):
         import concurrent.futures as cf
 
         self.jobs = jobs
         self.window = max(2, window * jobs)
-        args = (tuple(algorithms), opener, chunk_size)
+        args = (tuple(algorithms), opener, chunk_size, chunk_reader)
         self.executor: cf.Executor
         if kind == "thread":
             import threading
@@ -292,8 +339,15 @@ class PoolEngine:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def make_engine(algorithms: Sequence[str], opener: Opener, jobs: int, kind: str = "auto") -> Engine:
+def make_engine(
+    algorithms: Sequence[str],
+    opener: Opener,
+    jobs: int,
+    kind: str = "auto",
+    chunk_reader: ChunkReader | None = None,
+) -> Engine:
     """The engine for `jobs` workers: serial for 1, else a pool of `kind`."""
     if jobs <= 1:
-        return SerialEngine(algorithms, opener)
-    return PoolEngine(algorithms, opener, jobs, "process" if kind == "auto" else kind)
+        return SerialEngine(algorithms, opener, chunk_reader=chunk_reader)
+    pool_kind = "process" if kind == "auto" else kind
+    return PoolEngine(algorithms, opener, jobs, pool_kind, chunk_reader=chunk_reader)

@@ -70,6 +70,10 @@ class FileTask:
     dev: int
     ino: int
     kind: str = "file"
+    # Set by sources other than folders (disk images, archives): picklable
+    # data that the source's chunk reader needs to find the content again.
+    # None means a plain file opened by path.
+    locator: tuple[object, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
