@@ -1,0 +1,566 @@
+"""The match log: append-only, hash-chained JSON Lines; write, verify, resume.
+
+Format. One JSON object per line, UTF-8, each line ending in "\\n", in the
+canonical form of `matcher.signing.canonical_bytes` (no spaces, no ASCII
+escaping), keys `seq`, `type`, `time`, `prev` first, then the record's fields
+in the order given. `seq` counts from 0; `time` is UTC
+`YYYY-MM-DDTHH:MM:SS.ffffffZ`; `prev` is the hex SHA-256 of the previous
+line's bytes without its newline (64 zeros on line 1). `verify` rejects a line
+that is not canonical, so each record has exactly one byte form.
+
+Grammar. One or more segments `run (match | error | skip | checkpoint)* end`;
+`end.status` is `complete` or `interrupted`. A later `run` must carry
+`"resume": true` and may follow only an `interrupted` end, or a record other
+than `end` (a crash) when it also carries `"crash_recovery": {"after_seq": N,
+"torn_tail": ...}`. A log not closed by an `end` is incomplete: `verify`
+raises `IncompleteLogError` at its last line.
+
+Seals (made by `matcher.signing.seal`). The chain covers every line but the
+last, so an `end` record also carries `self_sha256` (its own digest, last
+key): it catches damage to the final line, not a deliberate edit, which only
+a signature or a head noted elsewhere reveals. With a signer, `end` and
+`checkpoint` records carry `key_fingerprint` and `signature`: base64 Ed25519
+over `b"matcher-log-signature-v1\\n"` + the record's canonical bytes without
+`signature` and `self_sha256`, so it covers `seq`, `prev` (the chain head
+before it) and the counts.
+
+Writing. One `os.write` per record (looped on short writes), no buffering in
+the process, an fsync after each `end` and `checkpoint`. The file is created
+0600 with O_EXCL and held under an exclusive `flock`. When a write fails
+(ENOSPC, EROFS, EIO...), a partly written line is truncated away, so the log
+stays verifiable to its last complete line, and `LogWriteError` names the log
+and errno; if even truncation fails, the writer refuses further records.
+
+Torn lines and resume. `open_for_resume` verifies the chain, allowing a
+missing `end`. Bytes after the final newline are a torn line, left by a crash
+or power loss. They are neither trusted nor deleted: they are copied to a side
+file `<log>.torn-<seq>` (0600, `seq` being the number the torn record would
+have had) and fsynced, and only then is the log truncated to its last complete
+line. The resume `run` record's `crash_recovery.torn_tail` gives the side
+file's name and the torn bytes' count and SHA-256, so the chain commits to
+what was set aside.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import errno
+import fcntl
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from typing import BinaryIO
+
+from matcher import signing
+from matcher.errors import IntegrityError
+from matcher.errors import LogWriteError
+from matcher.errors import UsageError
+from matcher.models import fields_path
+
+StrPath = signing.StrPath
+Clock = Callable[[], datetime.datetime]
+RECORD_TYPES = frozenset({"run", "match", "error", "skip", "checkpoint", "end"})
+END_STATUSES = frozenset({"complete", "interrupted"})
+SIGNED_TYPES = frozenset({"end", "checkpoint"})
+ENVELOPE = ("seq", "type", "time", "prev")
+RESERVED = frozenset({*ENVELOPE, "key_fingerprint", "signature", "self_sha256"})
+ZERO_HASH = "0" * 64
+MAX_LINE_BYTES = 16 << 20
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+class IncompleteLogError(IntegrityError):
+    """The log is intact but has no final `end` record (cut short, resumable)."""
+
+
+class _Grammar:
+    """Which record may come next: (run body* end)+ with the resume rules."""
+
+    def __init__(self) -> None:
+        self.phase = "start"  # then "open" (inside a segment) or "ended"
+        self.last_type: str | None = None
+        self.last_status: str | None = None
+
+    def check(self, rec: Mapping[str, object]) -> str | None:
+        kind, status = rec.get("type"), rec.get("status")
+        resume, recovery = rec.get("resume", False), rec.get("crash_recovery")
+        if not isinstance(kind, str) or kind not in RECORD_TYPES:
+            return f"unknown record type {kind!r}; known: {', '.join(sorted(RECORD_TYPES))}"
+        if kind != "run":
+            if self.phase == "start":
+                return f"the first record must be a run record, not {kind}"
+            if self.phase == "ended":
+                return f"{kind} record after an end record; only a resume run may follow it"
+            if kind == "end" and (not isinstance(status, str) or status not in END_STATUSES):
+                return f"end status {status!r} is not one of {sorted(END_STATUSES)}"
+        elif not isinstance(resume, bool) or not isinstance(recovery, dict | None):
+            return "run record: resume must be true/false and crash_recovery an object"
+        elif self.phase == "ended" and not resume:
+            return "a run after an end record must be a resume (resume: true)"
+        elif self.phase == "ended" and self.last_status != "interrupted":
+            return f"a run cannot resume after an end with status {self.last_status!r}"
+        elif self.phase == "open" and not (resume and recovery is not None):
+            return (
+                f"run record after an unfinished run (no end after its {self.last_type} "
+                "record); only a resume with crash_recovery may follow a crash"
+            )
+        return None
+
+    def advance(self, rec: Mapping[str, object]) -> None:
+        self.last_type = str(rec["type"])
+        self.phase = "ended" if self.last_type == "end" else "open"
+        if self.last_type == "end":
+            self.last_status = str(rec["status"])
+
+
+@dataclasses.dataclass
+class _ScanState:
+    lines: int = 0
+    head: str = ZERO_HASH
+    good_size: int = 0
+    torn: bytes | None = None
+    grammar: _Grammar = dataclasses.field(default_factory=_Grammar)
+    types: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    signed: int = 0
+    checked: int = 0
+    fingerprints: set[str] = dataclasses.field(default_factory=set)
+
+
+def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
+    """Check one line against everything before it; raise IntegrityError without line."""
+    rec = signing.decode_record(body)
+    if tuple(rec)[:4] != ENVELOPE:
+        missing = ", ".join(k for k in ENVELOPE if k not in rec) or "none"
+        raise IntegrityError(f"record must start with seq, type, time, prev (missing: {missing})")
+    if type(rec["seq"]) is not int or rec["seq"] != st.lines:
+        raise IntegrityError(
+            f"seq is {rec['seq']!r}, expected {st.lines}: a line before it was deleted, "
+            "inserted, duplicated or moved"
+        )
+    if rec["prev"] != st.head:
+        raise IntegrityError(
+            f"prev is not the SHA-256 of line {st.lines}: that line was changed, "
+            "or lines were inserted, deleted or moved"
+        )
+    if not isinstance(rec["time"], str) or not _TIME.fullmatch(rec["time"]):
+        raise IntegrityError(f"time {rec['time']!r} is not UTC ISO 8601 with microseconds")
+    reason = st.grammar.check(rec)
+    if reason is not None:
+        raise IntegrityError(reason)
+    kind = str(rec["type"])
+    fp = signing.check_seal(rec, key, sign=kind in SIGNED_TYPES, digest=kind == "end")
+    if fp is not None:
+        st.signed, st.checked = st.signed + 1, st.checked + (key is not None)
+        st.fingerprints.add(fp)
+    return rec
+
+
+def _records(
+    stream: BinaryIO, st: _ScanState, key: signing.Verifier | None = None
+) -> Iterator[dict[str, object]]:
+    """Check and yield each complete line; a torn last line is left in st.torn."""
+    while raw := stream.readline(MAX_LINE_BYTES + 1):
+        line = st.lines + 1
+        if not raw.endswith(b"\n"):
+            if len(raw) > MAX_LINE_BYTES:
+                raise IntegrityError(f"line is longer than {MAX_LINE_BYTES} bytes", line)
+            st.torn = raw
+            return
+        try:
+            rec = _check_line(raw[:-1], st, key)
+        except IntegrityError as exc:
+            raise IntegrityError(str(exc), line) from exc.__cause__
+        st.grammar.advance(rec)
+        st.lines, st.head = line, hashlib.sha256(raw[:-1]).hexdigest()
+        st.good_size += len(raw)
+        st.types[str(rec["type"])] += 1
+        yield rec
+
+
+def _torn_error(st: _ScanState) -> IntegrityError:
+    size = len(st.torn or b"")
+    message = f"torn last line: {size} bytes after the final newline (--resume sets them aside)"
+    return IntegrityError(message, st.lines + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyReport:
+    """What `verify` found in an intact log (`signed`: every end/checkpoint is)."""
+
+    lines: int
+    runs: int
+    matches: int
+    errors: int
+    ends: int
+    last_status: str | None
+    signed: bool
+    signatures_checked: int
+    head: str
+    skips: int = 0
+    checkpoints: int = 0
+    key_fingerprints: tuple[str, ...] = ()
+
+
+def verify(path: StrPath, public_key_path: StrPath | None = None) -> VerifyReport:
+    """Check a whole log: chain, canonical form, grammar, seals and signatures.
+
+    Args:
+        path: the log file.
+        public_key_path: a PEM public key; when given, every `end` and
+            `checkpoint` record must carry a signature that verifies with it.
+            Without it, signatures are counted but not checked.
+
+    Returns:
+        Counts and the head (SHA-256 of the last line) of an intact log.
+
+    Raises:
+        IntegrityError: at the first bad line (1-based, in `.line`); an empty
+            log fails at line 1.
+        IncompleteLogError: the log is intact but not closed by an `end`.
+        UsageError: the public key file is unreadable or not an Ed25519 key.
+        OSError: the log itself cannot be opened or read.
+    """
+    key = signing.load_verifier(public_key_path) if public_key_path is not None else None
+    st = _ScanState()
+    with open(path, "rb") as stream:
+        collections.deque(_records(stream, st, key), maxlen=0)
+    if st.torn is not None:
+        raise _torn_error(st)
+    if st.lines == 0:
+        raise IntegrityError("empty log", 1)
+    if st.grammar.phase != "ended":
+        raise IncompleteLogError(
+            f"log is incomplete: no end record after this {st.grammar.last_type} record "
+            "(the run was cut short; --resume continues it)",
+            st.lines,
+        )
+    n = st.types
+    return VerifyReport(
+        st.lines, n["run"], n["match"], n["error"], n["end"], st.grammar.last_status,
+        st.signed == n["end"] + n["checkpoint"], st.checked, st.head, n["skip"],
+        n["checkpoint"], tuple(sorted(st.fingerprints)),
+    )  # fmt: skip
+
+
+def read_records(path: StrPath) -> Iterator[dict[str, object]]:
+    """Yield each record of a log, checking the chain as it goes.
+
+    A missing final `end` is accepted (an interrupted run can be reported);
+    a torn last line is not.
+
+    Raises:
+        IntegrityError: at the first bad line, including a torn last line.
+        OSError: the log cannot be opened or read.
+    """
+    st = _ScanState()
+    with open(path, "rb") as stream:
+        yield from _records(stream, st)
+    if st.torn is not None:
+        raise _torn_error(st)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumeState:
+    """What `open_for_resume` found, and what the resume run must record."""
+
+    path: str
+    lines: int
+    head: str
+    ended: bool
+    last_status: str | None
+    torn_tail: dict[str, object] | None
+    matched_paths: frozenset[bytes]
+    last_run: dict[str, object] | None
+
+    @property
+    def needs_crash_recovery(self) -> bool:
+        """True when the previous segment was not cleanly closed by an `end` line."""
+        return not self.ended or self.torn_tail is not None
+
+    def run_fields(self) -> dict[str, object]:
+        """The fields the resume `run` record must start with (its own follow)."""
+        fields: dict[str, object] = {"resume": True}
+        if self.needs_crash_recovery:
+            after = self.lines - 1 if self.lines else None
+            fields["crash_recovery"] = {"after_seq": after, "torn_tail": self.torn_tail}
+        return fields
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _code(exc: OSError) -> str:
+    return f"{errno.errorcode.get(exc.errno or 0, exc.errno)}: {exc.strerror}"
+
+
+class LogWriter:
+    """Appends records to one locked log (made by `create` or `open_for_resume`)."""
+
+    def __init__(
+        self,
+        fd: int,
+        path: str,
+        signer: signing.Signer | None,
+        clock: Clock | None,
+        resume: ResumeState | None = None,
+    ) -> None:
+        self._fd: int | None = fd
+        self.path, self._signer, self._clock = path, signer, clock or _utc_now
+        self._resume, self._grammar, self._broken = resume, _Grammar(), False
+        if resume is not None and resume.lines:
+            self._grammar.phase = "ended" if resume.ended else "open"
+            self._grammar.last_status = resume.last_status
+        self._seq = resume.lines if resume else 0
+        self._head = resume.head if resume else ZERO_HASH
+        self._size = os.fstat(fd).st_size
+
+    @property
+    def head(self) -> str:
+        """Hex SHA-256 of the last line written (64 zeros before the first)."""
+        return self._head
+
+    @property
+    def seq(self) -> int:
+        """The seq the next record will get."""
+        return self._seq
+
+    def append(self, type: str, fields: Mapping[str, object]) -> dict[str, object]:
+        """Write one record as one line, sealing and signing it as its type requires.
+
+        Args:
+            type: the record type (one of RECORD_TYPES).
+            fields: the record's own fields, in order; no reserved key.
+
+        Returns:
+            The record exactly as written.
+
+        Raises:
+            LogWriteError: the line could not be written (the log stays
+                verifiable up to its last complete line) or synced.
+            ValueError: a programmer error: a reserved field, a record the
+                grammar forbids here, or values JSON cannot hold.
+        """
+        if self._fd is None:
+            raise ValueError(f"log {self.path} is closed")
+        clash = RESERVED & fields.keys()
+        if clash:
+            raise ValueError(f"reserved field(s) {sorted(clash)} in a {type} record")
+        now = self._clock().astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        record: dict[str, object] = {"seq": self._seq, "type": type, "time": now}
+        record.update({"prev": self._head}, **fields)
+        if self._resume is not None:
+            wanted = self._resume.run_fields()
+            if type != "run" or any(record.get(k) != v for k, v in wanted.items()):
+                raise ValueError(f"the first record of a resume must be a run with {wanted}")
+        reason = self._grammar.check(record)
+        if reason is not None:
+            raise ValueError(reason)
+        signing.seal(record, self._signer, sign=type in SIGNED_TYPES, digest=type == "end")
+        body = signing.canonical_bytes(record)
+        self._write(body + b"\n")
+        self._grammar.advance(record)
+        self._resume, self._seq = None, self._seq + 1
+        self._head = hashlib.sha256(body).hexdigest()
+        if type in SIGNED_TYPES:
+            self.sync()
+        return record
+
+    def checkpoint(self, counts: Mapping[str, int]) -> dict[str, object]:
+        """Append a `checkpoint` record with the counts so far (signed with a signer).
+
+        Raises:
+            LogWriteError: as for `append`.
+        """
+        return self.append("checkpoint", {"counts": dict(counts)})
+
+    def sync(self) -> None:
+        """Flush the log to stable storage (fsync).
+
+        Raises:
+            LogWriteError: the device refused the flush.
+        """
+        if self._fd is not None:
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise self._error("could not be synced", exc) from exc
+
+    def close(self) -> None:
+        """Sync and close the log, releasing its lock; closing twice is harmless.
+
+        Raises:
+            LogWriteError: the final sync failed (the file is closed anyway).
+        """
+        if self._fd is not None:
+            try:
+                self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None
+        if self._broken:
+            raise LogWriteError(
+                f"Log {self.path} has a torn last line from an earlier write failure. "
+                "Continue it with --resume."
+            )
+        view, done = memoryview(data), 0
+        try:
+            while done < len(data):
+                written = os.write(self._fd, view[done:])
+                if written <= 0:
+                    raise OSError(errno.EIO, "write() wrote nothing")
+                done += written
+        except BaseException as exc:
+            # Note that a KeyboardInterrupt can land between two short writes too.
+            if done:
+                try:
+                    os.ftruncate(self._fd, self._size)
+                except OSError:
+                    self._broken = True
+            if isinstance(exc, OSError):
+                raise self._error("could not be written", exc) from exc
+            raise
+        self._size += done
+
+    def _error(self, what: str, exc: OSError) -> LogWriteError:
+        state = "its last line is torn" if self._broken else f"it is intact to line {self._seq}"
+        return LogWriteError(
+            f"Log {self.path} {what} ({_code(exc)}); {state}. "
+            "Fix the device or free space, then continue the run with --resume."
+        )
+
+
+def _open_locked(path: StrPath, flags: int) -> tuple[int, str]:
+    name = os.fsdecode(path)
+    try:
+        fd = os.open(path, flags | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    except FileExistsError as exc:
+        raise UsageError(
+            f"Log {name} already exists. Use --resume to continue it, or choose another --log."
+        ) from exc
+    except FileNotFoundError as exc:
+        if not flags & os.O_CREAT:
+            raise UsageError(
+                f"Log {name} does not exist. Start a new log without --resume."
+            ) from exc
+        raise LogWriteError(f"Log {name} could not be created ({_code(exc)}).") from exc
+    except OSError as exc:
+        raise LogWriteError(f"Log {name} could not be opened ({_code(exc)}).") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise UsageError(f"Log {name} is in use by another matcher process. Wait for it.") from exc
+    return fd, name
+
+
+def create(
+    path: StrPath, signer: signing.Signer | None = None, *, clock: Clock | None = None
+) -> LogWriter:
+    """Create a new log file (0600, never over an existing file) and lock it.
+
+    Args:
+        path: where to create the log.
+        signer: signs `end` and `checkpoint` records when given.
+        clock: returns the time to stamp (for tests); the UTC clock by default.
+
+    Returns:
+        A writer at seq 0; its first record must be a `run`.
+
+    Raises:
+        UsageError: the file already exists, or another process holds it.
+        LogWriteError: the file could not be created.
+    """
+    fd, name = _open_locked(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    # Note that a restrictive umask could otherwise leave the owner unable to --resume.
+    os.fchmod(fd, 0o600)
+    return LogWriter(fd, name, signer, clock)
+
+
+def open_for_resume(
+    path: StrPath, signer: signing.Signer | None = None, *, clock: Clock | None = None
+) -> tuple[LogWriter, ResumeState]:
+    """Verify a log (a missing end allowed), set a torn last line aside, reopen it.
+
+    The writer's first record must be a `run` starting with the fields of
+    `ResumeState.run_fields()`.
+
+    Args:
+        path: the log to continue.
+        signer: signs `end` and `checkpoint` records of the resumed run.
+        clock: as for `create`.
+
+    Returns:
+        The writer, and what was found (paths already logged as matches, ...).
+
+    Raises:
+        IntegrityError: the existing chain is broken (at its first bad line).
+        UsageError: no such log, another process holds it, its last run is
+            complete, or a side file with other bytes is in the way.
+        LogWriteError: the log or the side file could not be opened or written.
+    """
+    fd, name = _open_locked(path, os.O_RDWR)
+    try:
+        state = _resume_state(fd, name)
+        return LogWriter(fd, name, signer, clock, resume=state), state
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _resume_state(fd: int, name: str) -> ResumeState:
+    st, matched, last_run = _ScanState(), set[bytes](), None
+    with open(os.dup(fd), "rb") as stream:
+        for rec in _records(stream, st):
+            if rec["type"] == "run":
+                last_run = rec
+            elif rec["type"] == "match":
+                try:
+                    matched.add(fields_path(rec))
+                except (KeyError, ValueError):
+                    pass  # Note that a match without a usable path cannot be deduplicated.
+    if st.grammar.phase == "ended" and st.grammar.last_status != "interrupted":
+        raise UsageError(f"Log {name} ends with a complete run. There is nothing to resume.")
+    torn_tail = _set_aside(fd, name, st) if st.torn is not None else None
+    ended = st.grammar.phase == "ended"
+    return ResumeState(
+        name,
+        st.lines,
+        st.head,
+        ended,
+        st.grammar.last_status,
+        torn_tail,
+        frozenset(matched),
+        last_run,
+    )
+
+
+def _set_aside(fd: int, name: str, st: _ScanState) -> dict[str, object]:
+    torn, side = st.torn or b"", f"{name}.torn-{st.lines}"
+    try:
+        try:
+            signing.write_private_file(side, torn)
+        except FileExistsError:
+            # Note that an earlier resume may have died between saving and truncating.
+            with open(side, "rb") as old:
+                if old.read() != torn:
+                    raise UsageError(
+                        f"Side file {side} already exists with other bytes. "
+                        "Move it away, then run --resume again."
+                    ) from None
+        os.ftruncate(fd, st.good_size)
+        os.fsync(fd)
+    except OSError as exc:
+        raise LogWriteError(
+            f"Torn tail of log {name} could not be set aside in {side} ({_code(exc)})."
+        ) from exc
+    digest = hashlib.sha256(torn).hexdigest()
+    return {"bytes": len(torn), "sha256": digest, "saved_to": os.path.basename(side)}
