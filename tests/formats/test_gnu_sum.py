@@ -1,0 +1,248 @@
+"""Tests for the GNU coreutils *sum reader (gnu-sum)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from matcher.errors import FormatError
+from matcher.formats import gnu_sum
+from matcher.formats.base import SNIFF_BYTES
+from matcher.formats.gnu_sum import GnuSumReader
+from matcher.models import HashRecord
+
+SAMPLES = Path(__file__).parent / "samples" / "synthetic"
+TRUTH = {entry["name"]: entry for entry in json.loads((SAMPLES / "TRUTH.json").read_text())}
+READER = GnuSumReader()
+HELLO_MD5 = "5d41402abc4b2a76b9719d911017c592"
+EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+SIZES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64}
+
+
+def parse(data: bytes, errors: list[FormatError] | None = None) -> list[HashRecord]:
+    on_invalid = errors.append if errors is not None else None
+    return list(READER.parse(io.BytesIO(data), source="t.md5", on_invalid=on_invalid))
+
+
+def sum_line(digest: bytes, name: bytes, binary: bool = False) -> bytes:
+    """One line as coreutils writes it, escaping included."""
+    escaped = b"\\" in name or b"\n" in name or b"\r" in name
+    if escaped:
+        name = name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
+    mode = b" *" if binary else b"  "
+    return (b"\\" if escaped else b"") + digest.hex().encode() + mode + name + b"\n"
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "sha1", "sha256"])
+def test_known_answers_against_truth(algorithm: str) -> None:
+    records = list(READER.read(SAMPLES / "coreutils" / f"{algorithm}sum.txt"))
+    assert len(records) == 12
+    by_name = {r.name: r for r in records}
+    for name, truth in TRUTH.items():
+        assert by_name[name].digests == {algorithm: bytes.fromhex(truth[algorithm])}
+        assert by_name[name].size is None
+
+
+def test_sha512_by_length_and_empty_md5_literal() -> None:
+    records = {r.name: r for r in READER.read(SAMPLES / "coreutils" / "sha512sum.txt")}
+    assert records["hello.txt"].digests == {"sha512": hashlib.sha512(b"hello").digest()}
+    md5 = {r.name: r for r in READER.read(SAMPLES / "coreutils" / "md5sum.txt")}
+    assert md5["empty.dat"].digests["md5"] == bytes.fromhex(EMPTY_MD5)
+    assert md5["empty.dat"].digests["md5"] == hashlib.md5(b"").digest()
+
+
+def test_awkward_names_from_coreutils() -> None:
+    records = list(READER.read(SAMPLES / "coreutils" / "md5sum.txt"))
+    names = [r.name for r in records]
+    assert names[:5] == [
+        "a,b.txt",
+        "back\\slash.txt",
+        "café-utf8.txt",
+        b"caf\xe9-latin1.txt",
+        "cr\rname.txt",
+    ]
+    assert "new\nline.txt" in names and "with space.txt" in names
+    assert [r.line for r in records] == list(range(1, 13))
+
+
+def test_binary_marker_and_zero_terminated_output() -> None:
+    marked = list(READER.read(SAMPLES / "coreutils" / "md5sum_binary_flag.txt"))
+    assert [(r.name, r.digests["md5"].hex()) for r in marked] == [
+        ("hello.txt", HELLO_MD5),
+        ("a,b.txt", TRUTH["world.txt"]["md5"]),
+    ]
+    zero = list(READER.read(SAMPLES / "coreutils" / "md5sum_zero.bin"))
+    # Note that -z writes the newline raw: no escaping in that mode.
+    assert [(r.name, r.line) for r in zero] == [("hello.txt", 1), ("new\nline.txt", 2)]
+    # ... nor is a CR before the NUL a line ending.
+    assert [r.name for r in parse(HELLO_MD5.encode() + b"  a\r\0")] == ["a\r"]
+
+
+def test_b3sum_plain_reads_as_sha256_by_convention() -> None:
+    records = list(READER.read(SAMPLES / "b3sum" / "b3sum.txt"))
+    assert len(records) == 12
+    hello = next(r for r in records if r.name == "hello.txt")
+    assert hello.digests == {
+        "sha256": bytes.fromhex("ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f")
+    }
+    names = {r.name for r in records}
+    assert "caf\ufffd-latin1.txt" in names  # b3sum converted it lossily
+    assert "cr\rname.txt" in names  # b3sum 1.2.0 writes a raw CR
+
+
+def test_md5deep_plain_newline_name_splits_a_record() -> None:
+    errors: list[FormatError] = []
+    records = list(
+        READER.read(SAMPLES / "hashdeep" / "md5deep_plain.txt", on_invalid=errors.append)
+    )
+    assert len(records) == 12
+    assert [e.line for e in errors] == [9]
+    assert next(r for r in records if r.line == 8).name == "./new"
+    assert next(r for r in records if r.line == 6).name == "./back\\slash.txt"  # not escaped
+
+
+def test_crlf_bom_comments_blank_and_no_final_newline() -> None:
+    data = b"\xef\xbb\xbf# made by hand\r\n\r\n" + HELLO_MD5.upper().encode() + b"  a b\r\n"
+    data += b"  " + EMPTY_MD5.encode() + b" *c"
+    records = parse(data)
+    assert [(r.name, r.line) for r in records] == [("a b", 3), ("c", 4)]
+    assert records[0].digests == {"md5": bytes.fromhex(HELLO_MD5)}
+
+
+def test_names_keep_surrounding_blanks_and_bsd_reversed_form() -> None:
+    records = parse(HELLO_MD5.encode() + b"   two  spaces \n" + EMPTY_MD5.encode() + b"\tx\n")
+    assert [r.name for r in records] == [" two  spaces ", "x"]
+
+
+def test_255_byte_names() -> None:
+    ascii_name = b"n" * 251 + b".txt"
+    utf8_name = "é".encode() * 127 + b"x"
+    assert len(ascii_name) == len(utf8_name) == 255
+    data = sum_line(b"\x01" * 16, ascii_name) + sum_line(b"\x02" * 20, utf8_name)
+    assert [r.name for r in parse(data)] == [ascii_name.decode(), utf8_name.decode()]
+
+
+def test_malformed_lines_raise_with_line_number() -> None:
+    data = sum_line(b"\0" * 16, b"ok") + b"\n# comment\nnot a sum line\n"
+    with pytest.raises(FormatError) as caught:
+        parse(data)
+    assert caught.value.line == 4
+    assert caught.value.source == "t.md5"
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"\\" + HELLO_MD5.encode() + b"  a\\tb", "escape other than"),
+        (b"\\" + HELLO_MD5.encode() + b"  trailing\\", "escape other than"),
+        (b"ab" * 28 + b"  sha224.txt", "SHA-224"),
+        (b"abc  short.txt", "no supported length"),
+        (HELLO_MD5.encode() + b"  ", "no file name"),
+        (b"zz" * 16 + b"  notes.txt", "expected '<hex digest>  <file name>'"),
+    ],
+)
+def test_on_invalid_skips_and_counts(line: bytes, reason: str) -> None:
+    errors: list[FormatError] = []
+    data = sum_line(b"\0" * 16, b"first") + line + b"\n" + sum_line(b"\1" * 16, b"last")
+    records = parse(data, errors)
+    assert [r.name for r in records] == ["first", "last"]
+    assert len(errors) == 1 and errors[0].line == 2
+    assert reason in errors[0].reason
+
+
+def test_errors_quote_at_most_80_characters_of_the_line() -> None:
+    with pytest.raises(FormatError) as caught:
+        parse(b"q" * 10_000 + b"\n")
+    assert "q" * 81 not in str(caught.value)
+    assert len(str(caught.value)) < 200
+
+
+def test_overlong_line_is_reported_and_reading_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gnu_sum, "MAX_RECORD", 100)
+    monkeypatch.setattr(gnu_sum, "_CHUNK", 7)
+    errors: list[FormatError] = []
+    data = (
+        sum_line(b"\0" * 16, b"a") + sum_line(b"\1" * 16, b"b" * 500) + sum_line(b"\2" * 16, b"c")
+    )
+    records = parse(data, errors)
+    assert [(r.name, r.line) for r in records] == [("a", 1), ("c", 3)]
+    assert [e.line for e in errors] == [2] and "longer than 100 bytes" in errors[0].reason
+
+
+@given(data=st.binary(max_size=300), chunk=st.integers(min_value=1, max_value=16))
+def test_read_records_matches_split_for_any_chunking(data: bytes, chunk: int) -> None:
+    stream = io.BytesIO(data)
+    original = gnu_sum._CHUNK
+    gnu_sum._CHUNK = chunk
+    try:
+        got = [record for _, record in gnu_sum.read_records(stream)]
+    finally:
+        gnu_sum._CHUNK = original
+    expected = data.split(b"\n")
+    if expected[-1] == b"":
+        expected.pop()
+    if expected and expected[0].startswith(gnu_sum.BOM):
+        expected[0] = expected[0][3:]
+    assert got == [piece[:-1] if piece.endswith(b"\r") else piece for piece in expected]
+
+
+entries = st.tuples(
+    st.sampled_from(sorted(SIZES)),
+    st.binary(min_size=64, max_size=64),
+    st.binary(min_size=1, max_size=255).filter(lambda name: b"\0" not in name),
+    st.booleans(),
+)
+
+
+@given(st.lists(entries, max_size=20), st.booleans())
+def test_round_trip(items: list[tuple[str, bytes, bytes, bool]], crlf: bool) -> None:
+    data = b"".join(sum_line(raw[: SIZES[alg]], name, binary) for alg, raw, name, binary in items)
+    if crlf:
+        data = data.replace(b"\n", b"\r\n")
+    records = parse(data)
+    assert len(records) == len(items)
+    for record, (alg, raw, name, _) in zip(records, items, strict=True):
+        assert record.digests == {alg: raw[: SIZES[alg]]}
+        expected = record.name.encode() if isinstance(record.name, str) else record.name
+        assert expected == name
+
+
+@given(st.binary(max_size=2000))
+def test_any_bytes_raise_only_format_error(data: bytes) -> None:
+    try:
+        parse(data)
+    except FormatError:
+        pass
+    errors: list[FormatError] = []
+    parse(data, errors)  # with on_invalid nothing is fatal
+    assert all(isinstance(e, FormatError) and e.line is not None for e in errors)
+
+
+def test_sniff() -> None:
+    assert READER.sniff((SAMPLES / "coreutils" / "sha256sum.txt").read_bytes())
+    assert READER.sniff((SAMPLES / "coreutils" / "md5sum_zero.bin").read_bytes())
+    assert READER.sniff(b"#c\n" + HELLO_MD5.encode() + b" *a\n")
+    assert not READER.sniff(HELLO_MD5.encode() + b":5:hello.txt\n")  # ClamAV
+    assert not READER.sniff(HELLO_MD5.encode() + b"\n")  # plain
+    assert not READER.sniff(HELLO_MD5.encode() + b" 2026:11:28:14:51:09  t/a\n")  # md5deep -t
+    assert not READER.sniff(b"         5  " + HELLO_MD5.encode() + b"  a\n")  # md5deep -z
+    assert not READER.sniff(b"MD5 (a) = " + HELLO_MD5.encode() + b"\n")
+    assert not READER.sniff(b"")
+
+
+def test_sniff_ignores_a_cut_last_line() -> None:
+    line = HELLO_MD5.encode() + b"  name\n"
+    head = (line * (SNIFF_BYTES // len(line) + 1))[:SNIFF_BYTES]
+    assert not head.endswith(b"\n")
+    lines = gnu_sum.head_lines(head)
+    assert lines == [line.rstrip(b"\n")] * (SNIFF_BYTES // len(line))
+    assert READER.sniff(head)
+    # A short head is the whole file: its last line counts even without LF.
+    assert gnu_sum.head_lines(b"a\r\nb") == [b"a", b"b"]
+    assert READER.sniff(line.rstrip(b"\n"))
