@@ -1,0 +1,232 @@
+"""Reads CSV hash lists whose header row names the hash columns (MD5, SHA-1, SHA-256...)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from matcher import digests
+from matcher.errors import FormatError
+from matcher.formats import registry
+from matcher.formats.base import OnInvalid
+from matcher.formats.base import TextReader
+from matcher.formats.gnu_sum import MAX_RECORD
+from matcher.formats.gnu_sum import decode_name
+from matcher.formats.gnu_sum import excerpt
+from matcher.formats.gnu_sum import head_lines
+from matcher.formats.gnu_sum import read_records
+from matcher.formats.gnu_sum import report
+from matcher.models import HashRecord
+
+# Note that "," is first: a header that splits as well on another delimiter
+# (one column either way) is read as comma-separated.
+_DELIMITERS = (",", ";", "\t")
+_SIZE_COLUMNS = ("size", "filesize", "bytes")
+_NAME_COLUMNS = ("filename", "name", "filepath", "path")
+_IDENT_COLUMNS = ("id", "ident", "identifier")
+_LABEL_COLUMNS = ("label", "category")
+# NSRL RDS 2.x and 1.5 NSRLFile headers name SHA-1 and MD5 columns too; those
+# lists have a reader of their own, so this one must not claim them.
+_NSRL_COLUMNS = frozenset({"productcode", "opsystemcode", "specialcode"})
+_SIZE = re.compile(r"\d{1,20}")
+_NOISE = re.compile(r"[\s_\-\ufeff]+")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Header:
+    """Where each field is in a row, from the header row."""
+
+    delimiter: str
+    titles: tuple[str, ...]  # compacted: lower case, no blanks, "-" or "_"
+    digests: tuple[tuple[int, str], ...]
+    size: int | None
+    name: int | None
+    ident: int | None
+    label: int | None
+
+
+def _compact(title: str) -> str:
+    return _NOISE.sub("", title).lower()
+
+
+def _first(titles: tuple[str, ...], wanted: tuple[str, ...]) -> int | None:
+    for title in wanted:
+        if title in titles:
+            return titles.index(title)
+    return None
+
+
+def _columns(cells: list[str], delimiter: str) -> _Header:
+    titles = tuple(_compact(cell) for cell in cells)
+    found: dict[str, int] = {}
+    for index, cell in enumerate(cells):
+        algorithm = digests.canonical_name(cell) or digests.canonical_name(titles[index])
+        if algorithm is not None:
+            found.setdefault(algorithm, index)
+    return _Header(
+        delimiter=delimiter,
+        titles=titles,
+        digests=tuple((index, algorithm) for algorithm, index in found.items()),
+        size=_first(titles, _SIZE_COLUMNS),
+        name=_first(titles, _NAME_COLUMNS),
+        ident=_first(titles, _IDENT_COLUMNS),
+        label=_first(titles, _LABEL_COLUMNS),
+    )
+
+
+def _header(text: str) -> _Header | None:
+    """The reading of a header line with the most columns and a hash column."""
+    best: _Header | None = None
+    for delimiter in _DELIMITERS:
+        try:
+            cells = next(csv.reader([text], delimiter=delimiter, strict=True))
+        except (csv.Error, StopIteration):
+            continue
+        header = _columns(cells, delimiter)
+        if header.digests and (best is None or len(header.titles) > len(best.titles)):
+            best = header
+    return best
+
+
+def _verbatim(cell: str) -> bytes:
+    # Note that rows are decoded with surrogateescape, so this gives back the
+    # exact bytes of the list, whatever their encoding.
+    return cell.encode("utf-8", "surrogateescape")
+
+
+def _text(cell: str) -> str | None:
+    if not cell:
+        return None
+    raw = _verbatim(cell)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _digest(cell: str, algorithm: str) -> bytes:
+    if not cell.isascii():
+        raise FormatError(f"the {algorithm} field is not hex: {excerpt(_verbatim(cell))}")
+    try:
+        return digests.parse_hex(cell, algorithm)
+    except ValueError as exc:
+        raise FormatError(str(exc)) from exc
+
+
+def _record(row: list[str], header: _Header, number: int) -> HashRecord:
+    if len(row) != len(header.titles):
+        raise FormatError(
+            f"expected {len(header.titles)} fields as in the header row, got {len(row)}"
+        )
+    found = {alg: _digest(row[i].strip(), alg) for i, alg in header.digests if row[i].strip()}
+    if not found:
+        raise FormatError("the row has no digest in any hash column")
+    size: int | None = None
+    if header.size is not None and row[header.size].strip():
+        cell = row[header.size].strip()
+        if not cell.isascii() or _SIZE.fullmatch(cell) is None:
+            raise FormatError(f"the size is not a whole number: {excerpt(_verbatim(cell))}")
+        size = int(cell)
+    name = _verbatim(row[header.name]) if header.name is not None else b""
+    return HashRecord(
+        digests=found,
+        size=size,
+        name=decode_name(name) if name else None,
+        ident=_text(row[header.ident]) if header.ident is not None else None,
+        label=_text(row[header.label]) if header.label is not None else None,
+        line=number,
+    )
+
+
+class CsvListReader(TextReader):
+    """Reads CSV lists with a header row naming at least one hash column.
+
+    Hash columns are recognised case-insensitively, ignoring blanks, "-" and
+    "_" (`MD5`, `sha-1`, `SHA 256`, `sha512`...). Optional size, file name,
+    id and label columns are kept verbatim; other columns are ignored. The
+    delimiter (comma, semicolon or tab) is chosen from the header row. Fields
+    may be quoted (RFC 4180, also across lines); an empty hash cell is fine
+    when another hash column of the row has a digest.
+    """
+
+    NAME = "csv"
+    DESCRIPTION = "CSV with a header row naming md5/sha1/sha256/sha512 columns"
+
+    def sniff(self, head: bytes, path: Path | None = None) -> bool:
+        lines = [line for line in head_lines(head) if line.strip()]
+        if len(lines) < 2 or lines[0].lstrip()[:1] in (b"{", b"[", b"%", b"#"):
+            return False
+        header = _header(lines[0].decode("utf-8", "surrogateescape"))
+        if header is None or len(header.titles) < 2 or _NSRL_COLUMNS & set(header.titles):
+            return False
+        # Note that the first data row must fit the header too, which keeps a
+        # md5sum or tagged line whose name happens to contain ",md5," out.
+        text = lines[1].decode("utf-8", "surrogateescape")
+        try:
+            row = next(csv.reader([text], delimiter=header.delimiter, strict=True))
+            _record(row, header, 2)
+        except (csv.Error, StopIteration, FormatError):
+            return False
+        return True
+
+    def parse(
+        self, stream: BinaryIO, source: str = "<input>", on_invalid: OnInvalid = None
+    ) -> Iterator[HashRecord]:
+        records = read_records(stream, keepends=True)
+        header: _Header | None = None
+        first = 0
+        for first, raw in records:
+            if raw is None or raw.strip():
+                text = "" if raw is None else raw.decode("utf-8", "surrogateescape")
+                header = _header(text.rstrip("\r\n"))
+                if header is None:
+                    raise FormatError(
+                        "the header row names no hash column (md5, sha1, sha256 or sha512); "
+                        "name the format with --format",
+                        source=source,
+                        line=first,
+                    )
+                break
+        if header is None:
+            return
+        overlong: list[int] = []
+
+        def lines() -> Iterator[str]:
+            for number, raw in records:
+                if raw is None:
+                    overlong.append(number)
+                    yield "\n"
+                else:
+                    yield raw.decode("utf-8", "surrogateescape")
+
+        reader = csv.reader(lines(), delimiter=header.delimiter, strict=True)
+        done = first  # the last line of the previous row
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                done = first + reader.line_num
+                report(FormatError(f"unreadable CSV row: {exc}", source, done), on_invalid)
+                continue
+            start, done = done + 1, first + reader.line_num
+            if overlong:
+                for number in overlong:
+                    reason = f"the line is longer than {MAX_RECORD} bytes"
+                    report(FormatError(reason, source=source, line=number), on_invalid)
+                overlong.clear()
+                continue
+            if not any(cell.strip() for cell in row):
+                continue
+            try:
+                yield _record(row, header, start)
+            except FormatError as error:
+                report(FormatError(error.reason, source=source, line=start), on_invalid)
+
+
+registry.register(CsvListReader())
