@@ -1,0 +1,147 @@
+"""Detection among the core text readers: gnu-sum, bsd-tag, plain, hashdeep and csv.
+
+Detection across every registered format is tested elsewhere; here only these
+five readers are registered, and each sample must pick exactly one of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from matcher.errors import FormatError
+from matcher.formats import registry
+from matcher.formats.base import HashListReader
+from matcher.formats.bsd_tag import BsdTagReader
+from matcher.formats.csv_list import CsvListReader
+from matcher.formats.gnu_sum import GnuSumReader
+from matcher.formats.hashdeep import HashdeepReader
+from matcher.formats.plain import PlainReader
+
+SAMPLES = Path(__file__).parent / "samples" / "synthetic"
+CORE: list[HashListReader] = [
+    GnuSumReader(),
+    BsdTagReader(),
+    PlainReader(),
+    HashdeepReader(),
+    CsvListReader(),
+]
+EXPECTED = {
+    "b3sum/b3sum.txt": "gnu-sum",
+    "coreutils/b2sum.txt": "gnu-sum",
+    "coreutils/md5sum.txt": "gnu-sum",
+    "coreutils/md5sum_binary_flag.txt": "gnu-sum",
+    "coreutils/md5sum_zero.bin": "gnu-sum",
+    "coreutils/sha1sum.txt": "gnu-sum",
+    "coreutils/sha256sum.txt": "gnu-sum",
+    "coreutils/sha512sum.txt": "gnu-sum",
+    "hashdeep/md5deep_plain.txt": "gnu-sum",
+    "coreutils/cksum_sha256_tagged.txt": "bsd-tag",
+    "coreutils/sha256sum_tag.txt": "bsd-tag",
+    "plain/edge_cases.txt": "plain",
+    "plain/md5_lower.txt": "plain",
+    "plain/md5_upper_crlf.txt": "plain",
+    "plain/sha1.txt": "plain",
+    "plain/sha256.txt": "plain",
+    "hashdeep/audit_known.hd": "hashdeep",
+    "hashdeep/hashdeep_bare.txt": "hashdeep",
+    "hashdeep/hashdeep_default.txt": "hashdeep",
+    "hashdeep/hashdeep_md5_sha1_sha256.txt": "hashdeep",
+    "hashdeep/md5deep_size_z.txt": "hashdeep",
+    "csv/hashes_header.csv": "csv",
+    "csv/hashes_quoted_bom.csv": "csv",
+    "csv/hashes_semicolon.csv": "csv",
+}
+MD5 = b"5d41402abc4b2a76b9719d911017c592"
+SHA1 = b"aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
+# First bytes of formats other readers own; none of the core five may claim them.
+FOREIGN = {
+    "nsrl-rds2": b'"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode",'
+    b'"SpecialCode"\r\n"'
+    + SHA1.upper()
+    + b'","'
+    + MD5.upper()
+    + b'","3610A686","a",5,1,"WIN",""\r\n',
+    "nsrl-1.5": b'"SHA-1","FileName","FileSize","ProductCode","OpSystemCode","MD4","MD5",'
+    b'"CRC32","SpecialCode"\r\n"' + SHA1.upper() + b'","a",5,1,"WIN","","' + MD5 + b'","",""\r\n',
+    "nsrl-rds3": b"SQLite format 3\x00\x10\x00\x01\x01\x00@  \x00\x00\x00\x02",
+    "clamav-hdb": b"# comment\n" + MD5 + b":2048:pattern2048.bin\n",
+    "clamav-hsb": SHA1 + b":*:Synthetic.Test.Wildcard:73\n",
+    "vics": b'{"@odata.context":"http://github.com/ICMEC/ProjectVic/DataModels/2.0.xml/Default/'
+    b'$metadata#Media","value":[{"MD5":"' + MD5 + b'","Category":1}]}',
+    "vics-pretty": b'{\n  "odata.metadata": "x",\n  "value": [\n    {\n      "MD5": "'
+    + MD5
+    + b'"\n',
+    "xways": b"MD5\r\n" + MD5.upper() + b"\r\n",
+    "hashkeeper": b'"file_id","hashset_id","file_name","directory","hash","file_size"\r\n'
+    b'1,900,"hello.txt","C:\\test","' + MD5.upper() + b'",5\r\n',
+    "ilook": b"V3Hash,HashSHA1,FileName,FilePath,FileSize\n" + MD5 + b"," + SHA1 + b",a,\\,5\n",
+    "encase": b"HASH\r\n\xff\x00" + b"\x00" * 32,
+    "md5deep-t": MD5 + b" 2026:11:28:14:51:09  t1/hello.txt\n",
+}
+
+
+@pytest.fixture
+def core_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_READERS", {reader.NAME: reader for reader in CORE})
+
+
+@pytest.mark.usefixtures("core_only")
+@pytest.mark.parametrize(("sample", "name"), sorted(EXPECTED.items()))
+def test_detect_picks_exactly_one_core_reader(sample: str, name: str) -> None:
+    assert registry.detect(SAMPLES / sample).NAME == name
+
+
+def test_every_core_sample_is_covered() -> None:
+    # Note that other readers' samples live beside these, in their own folders.
+    core = {p for d in ("b3sum", "coreutils", "csv", "plain") for p in (SAMPLES / d).iterdir()}
+    assert {str(p.relative_to(SAMPLES)) for p in core} <= set(EXPECTED)
+    assert all((SAMPLES / sample).is_file() for sample in EXPECTED)
+
+
+@pytest.mark.usefixtures("core_only")
+@pytest.mark.parametrize("kind", sorted(FOREIGN))
+def test_other_formats_are_left_alone(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / kind
+    path.write_bytes(FOREIGN[kind])
+    with pytest.raises(FormatError, match="not recognised"):
+        registry.detect(path)
+
+
+LINES = [
+    MD5 + b"  name.txt",
+    b"\\" + MD5 + b"  back\\\\slash",
+    MD5 + b" *bin,md5,x",
+    b"MD5 (a,md5,b) = " + MD5,
+    b"BLAKE3 (x) = " + MD5 + MD5,
+    MD5,
+    SHA1.upper(),
+    b"md5,sha1,name",
+    b"md5;name",
+    MD5 + b",n",
+    b"%%%% HASHDEEP-1.0",
+    b"%%%% size,md5,filename",
+    b"5," + MD5 + b",f",
+    b"         5  " + MD5 + b"  f",
+    MD5 + b":5:name",
+    b"# comment",
+    b"",
+    b"junk",
+    b"\xef\xbb\xbf",
+]
+
+
+@given(st.lists(st.sampled_from(LINES), max_size=8), st.sampled_from([b"\n", b"\r\n", b"\0"]))
+def test_sniffers_never_overlap(lines: list[bytes], newline: bytes) -> None:
+    head = newline.join(lines)
+    claimed = [reader.NAME for reader in CORE if reader.sniff(head, None)]
+    assert len(claimed) <= 1, claimed
+
+
+@given(st.binary(max_size=500))
+def test_sniffers_never_overlap_on_any_bytes(head: bytes) -> None:
+    claimed = [reader.NAME for reader in CORE if reader.sniff(head, None)]
+    assert len(claimed) <= 1, claimed
