@@ -2,11 +2,10 @@
 
 Format. One JSON object per line, UTF-8, each line ending in "\\n", in the
 canonical form of `matcher.signing.canonical_bytes` (no spaces, no ASCII
-escaping), keys `seq`, `type`, `time`, `prev` first, then the record's fields
-in the order given. `seq` counts from 0; `time` is UTC
-`YYYY-MM-DDTHH:MM:SS.ffffffZ`; `prev` is the hex SHA-256 of the previous
-line's bytes without its newline (64 zeros on line 1). `verify` rejects a line
-that is not canonical, so each record has exactly one byte form.
+escaping): `seq` (from 0), `type`, `time` (UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`)
+and `prev` (hex SHA-256 of the previous line's bytes without its newline; 64
+zeros on line 1) first, then the record's fields in the order given. `verify`
+rejects a non-canonical line, so each record has exactly one byte form.
 
 Grammar. One or more segments `run (match | error | skip | checkpoint)* end`;
 `end.status` is `complete` or `interrupted`. A later `run` must carry
@@ -25,11 +24,11 @@ over `b"matcher-log-signature-v1\\n"` + the record's canonical bytes without
 before it) and the counts.
 
 Writing. One `os.write` per record (looped on short writes), no buffering in
-the process, an fsync after each `end` and `checkpoint`. The file is created
-0600 with O_EXCL and held under an exclusive `flock`. When a write fails
-(ENOSPC, EROFS, EIO...), a partly written line is truncated away, so the log
-stays verifiable to its last complete line, and `LogWriteError` names the log
-and errno; if even truncation fails, the writer refuses further records.
+the process, fsync after each `end` and `checkpoint`; the file is created 0600
+with O_EXCL and held under an exclusive `flock`. When a write fails (ENOSPC,
+EROFS, EIO...), a partly written line is truncated away so the log stays
+verifiable to its last complete line, and `LogWriteError` names the log and
+errno; if even truncation fails, the writer refuses further records.
 
 Torn lines and resume. `open_for_resume` verifies the chain, allowing a
 missing `end`. Bytes after the final newline are a torn line, left by a crash
@@ -71,7 +70,7 @@ ENVELOPE = ("seq", "type", "time", "prev")
 RESERVED = frozenset({*ENVELOPE, "key_fingerprint", "signature", "self_sha256"})
 ZERO_HASH = "0" * 64
 MAX_LINE_BYTES = 16 << 20
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
 
 
 class IncompleteLogError(IntegrityError):
@@ -211,9 +210,8 @@ def verify(path: StrPath, public_key_path: StrPath | None = None) -> VerifyRepor
 
     Args:
         path: the log file.
-        public_key_path: a PEM public key; when given, every `end` and
-            `checkpoint` record must carry a signature that verifies with it.
-            Without it, signatures are counted but not checked.
+        public_key_path: a PEM public key: every `end` and `checkpoint` must
+            then carry a signature that verifies with it (else: not checked).
 
     Returns:
         Counts and the head (SHA-256 of the last line) of an intact log.
@@ -291,10 +289,6 @@ class ResumeState:
         return fields
 
 
-def _utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
 def _code(exc: OSError) -> str:
     return f"{errno.errorcode.get(exc.errno or 0, exc.errno)}: {exc.strerror}"
 
@@ -311,7 +305,8 @@ class LogWriter:
         resume: ResumeState | None = None,
     ) -> None:
         self._fd: int | None = fd
-        self.path, self._signer, self._clock = path, signer, clock or _utc_now
+        self.path, self._signer = path, signer
+        self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._resume, self._grammar, self._broken = resume, _Grammar(), False
         if resume is not None and resume.lines:
             self._grammar.phase = "ended" if resume.ended else "open"
@@ -482,6 +477,14 @@ def create(
     fd, name = _open_locked(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     # Note that a restrictive umask could otherwise leave the owner unable to --resume.
     os.fchmod(fd, 0o600)
+    try:  # make the new directory entry durable too; best effort (not every FS allows it)
+        parent = os.open(os.path.dirname(os.path.abspath(name)), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(parent)
+        finally:
+            os.close(parent)
+    except OSError:
+        pass
     return LogWriter(fd, name, signer, clock)
 
 

@@ -296,6 +296,10 @@ def test_grammar_accepts_resumed_segments(tmp_path: Path, records: list[dict[str
         (b'{"seq":0,"type":"run","prev":"%s"}', "missing: time"),
         (b'{"seq":true,"type":"run","time":"2024-01-02T03:04:05.000006Z","prev":"%s"}', "seq is"),
         (b'{"seq":0,"type":"run","time":"2024-01-02 03:04:05","prev":"%s"}', "not UTC ISO 8601"),
+        (
+            '{"seq":0,"type":"run","time":"٢٠٢٤-01-02T03:04:05.000006Z","prev":"%s"}'.encode(),
+            "8601",
+        ),
     ],
 )
 def test_envelope_faults(tmp_path: Path, line: bytes, message: str) -> None:
