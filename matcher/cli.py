@@ -25,8 +25,14 @@ from matcher.errors import MatcherError
 from matcher.formats import registry
 from matcher.importing import import_list
 from matcher.models import ROLES
+from matcher.batch import BatchItem
+from matcher.batch import run_batch
+from matcher.batch import worst_exit_code
+from matcher.rematch import RematchOptions
+from matcher.rematch import run_rematch
 from matcher.scan import Counts
 from matcher.scan import ScanOptions
+from matcher.scan import ScanSummary
 from matcher.scan import run_scan
 from matcher.store import HashStore
 
@@ -332,6 +338,11 @@ def scan_cmd(
         summary = run_scan(options, progress=progress)
     if progress is not None:
         progress.done()
+    _print_summary(summary, as_json)
+    sys.exit(summary.exit_code)
+
+
+def _print_summary(summary: ScanSummary, as_json: bool) -> None:
     c = summary.counts
     click.echo(
         f"{summary.status}: {c.entries:,} entries: {c.files:,} files hashed ({c.bytes:,} bytes), "
@@ -347,7 +358,100 @@ def scan_cmd(
         click.echo(f"  {c.errors:,} entries could not be read: see the error records in the log.", err=True)
     if as_json:
         click.echo(json.dumps(summary.as_dict()))
+
+
+@cli.command(name="rematch")
+@click.argument("original_log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--examiner", required=True, help="The authorised examiner running this re-match (required).")
+@click.option("--case", required=True, help="The case reference that authorises it (required).")
+@click.option("--authority", help="The legal authority for the record.")
+@db_option
+@click.option("--log", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The new log to write.")
+@click.option("--original-inventory", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The original run's inventory, if it moved (its SHA-256 must match the log's seal).")
+@click.option("--sign-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ed25519 private key to sign the new log.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+def rematch_cmd(
+    original_log: Path, examiner: str, case: str, authority: str | None, db: Path, log: Path,
+    original_inventory: Path | None, sign_key: Path | None, as_json: bool,
+) -> None:
+    """Check a finished scan against the lists as they are now, without the evidence.
+
+    Reads the original run's inventory (its SHA-256 must match the one the
+    original log sealed) and writes a new verifiable log whose run record
+    cites the original log's final chain hash. Exit codes as for scan.
+
+    \b
+    Example:
+      matcher import caid-2026-12.json --db lab.db
+      matcher rematch item1.jsonl --db lab.db --examiner "J. Doe" --case 2026-0042 \\
+          --log item1-rematch.jsonl
+    """
+    options = RematchOptions(
+        original_log=original_log, examiner=examiner, case=case, authority=authority, db=db, log=log,
+        original_inventory=original_inventory, sign_key=sign_key, argv=sys.argv[1:],
+    )
+    with _translate_errors():
+        summary = run_rematch(options)
+    _print_summary(summary, as_json)
     sys.exit(summary.exit_code)
+
+
+@cli.command(name="batch")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+@click.option("--list", "lists", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Import this list on the fly (repeatable).")
+@click.option("--algorithms", default="md5,sha1,sha256", show_default=True, help="Digests computed.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Hashing workers (default: number of cores).")
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help="Skip entries matching GLOB.")
+@click.option("--max-size", help="Skip files larger than this (counted as too-large).")
+@click.option("--one-file-system", is_flag=True, help="Do not descend into other filesystems.")
+@click.option("--sign-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ed25519 private key to sign every log.")
+@click.option("--json", "as_json", is_flag=True, help="Print the items as JSON on stdout.")
+def batch_cmd(
+    manifest: Path, db: Path, lists: tuple[Path, ...], algorithms: str, jobs: int | None,
+    excludes: tuple[str, ...], max_size: str | None, one_file_system: bool, sign_key: Path | None,
+    as_json: bool,
+) -> None:
+    """Scan every evidence item of a CSV manifest, each with its own log and inventory.
+
+    The manifest's header names evidence, case, examiner, and optionally
+    authority and log. Items already finished are skipped on a rerun,
+    interrupted ones resumed, and a failing item is recorded while the batch
+    goes on. The exit code is the worst item's.
+
+    \b
+    Example:
+      printf 'evidence,case,examiner,log\\nitem1,2026-0042,J. Doe,item1.jsonl\\n' > items.csv
+      matcher batch items.csv --db lab.db
+    """
+    try:
+        algos = parse_algorithms(algorithms)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
+    template = ScanOptions(
+        evidence=(), examiner="", case="", db=db, log=Path(), lists=lists, algorithms=algos,
+        jobs=jobs or 0, excludes=excludes, max_size=_size(max_size), one_file_system=one_file_system,
+        sign_key=sign_key, argv=sys.argv[1:],
+    )
+
+    def show(item: BatchItem) -> None:
+        click.echo(f"[{item.row - 1}] {item.evidence}: {item.status} (exit {item.exit_code})"
+                   + (f": {item.message}" if item.message and item.status == "failed" else ""), err=True)
+
+    with _translate_errors():
+        items = run_batch(manifest, template, on_item=show)
+    click.echo(f"\n{'item':>4}  {'status':12} {'exit':>4} {'files':>9} {'notable':>7} {'errors':>6}  evidence", err=True)
+    for item in items:
+        c = item.counts
+        click.echo(f"{item.row - 1:>4}  {item.status:12} {item.exit_code:>4} {c.get('files', 0):>9} "
+                   f"{c.get('notable', 0):>7} {c.get('errors', 0):>6}  {item.evidence}", err=True)
+    if as_json:
+        click.echo(json.dumps([i.as_dict() for i in items], indent=2))
+    sys.exit(worst_exit_code([i.exit_code for i in items]))
 
 
 @cli.command(name="verify")

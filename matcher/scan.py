@@ -41,6 +41,7 @@ from matcher.match import match_batch
 from matcher.models import EntryOutcome
 from matcher.models import FileTask
 from matcher.models import ListHit
+from matcher.models import ListInfo
 from matcher.models import Skip
 from matcher.models import Verdict
 from matcher.models import path_fields
@@ -283,6 +284,32 @@ def _install_signal_handlers() -> Callable[[], None]:
     return restore
 
 
+def build_filter(store: HashStore, lists: list[ListInfo], algorithms: Sequence[str]) -> tuple[DigestFilter, list[str]]:
+    """The in-memory filter over every stored digest this run computes, and notes.
+
+    Raises:
+        UsageError: when the lists and the computed algorithms share none, so
+            that nothing could ever match (a silent all-unknown run).
+    """
+    stored = store.stored_algorithms()
+    computed = set(algorithms)
+    if not stored & computed:
+        raise UsageError(
+            f"The lists hold {', '.join(sorted(stored))} digests but the run computes only "
+            f"{', '.join(algorithms)}: nothing could ever match. Fix --algorithms."
+        )
+    notes = [
+        f"lists also hold {missing} digests, which this run does not compute"
+        for missing in sorted(stored - computed)
+    ]
+    counts_by_algorithm: dict[str, int] = {}
+    for info in lists:
+        for algorithm, n in info.counts.items():
+            counts_by_algorithm[algorithm] = counts_by_algorithm.get(algorithm, 0) + n
+    usable = sorted(stored & computed)
+    return DigestFilter({a: store.iter_digests(a) for a in usable}, counts_by_algorithm), notes
+
+
 def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = None) -> ScanSummary:
     """Run one scan (or resume one) and return its summary.
 
@@ -326,15 +353,8 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
         lists = store.lists()
         if not lists:
             raise UsageError(f"The hash store {options.db} holds no list. Import one, or pass --list FILE.")
-        stored = store.stored_algorithms()
-        computed = set(options.algorithms)
-        if not stored & computed:
-            raise UsageError(
-                f"The lists hold {', '.join(sorted(stored))} digests but the scan computes only "
-                f"{', '.join(options.algorithms)}: nothing could ever match. Fix --algorithms."
-            )
-        for missing in sorted(stored - computed):
-            notes.append(f"lists also hold {missing} digests, which this scan does not compute")
+        digest_filter, filter_notes = build_filter(store, lists, options.algorithms)
+        notes.extend(filter_notes)
         candidate_sizes: set[int] | None = None
         if options.candidates_only:
             sizes, unsized = store.notable_sizes()
@@ -345,12 +365,6 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
                 )
             else:
                 candidate_sizes = sizes
-        counts_by_algorithm: dict[str, int] = {}
-        for info in lists:
-            for algorithm, n in info.counts.items():
-                counts_by_algorithm[algorithm] = counts_by_algorithm.get(algorithm, 0) + n
-        usable = sorted(stored & computed)
-        digest_filter = DigestFilter({a: store.iter_digests(a) for a in usable}, counts_by_algorithm)
         return _scan(
             options, engine, jobs, store, lists, digest_filter, candidate_sizes, inventory_path, notes, progress
         )
@@ -364,7 +378,7 @@ def _scan(
     engine: Engine,
     jobs: int,
     store: HashStore,
-    lists: list,  # type: ignore[type-arg]
+    lists: list[ListInfo],
     digest_filter: DigestFilter,
     candidate_sizes: set[int] | None,
     inventory_path: Path,
@@ -410,7 +424,7 @@ def _scan(
                 "max_size": options.max_size,
                 "one_file_system": options.one_file_system,
             },
-            "inventory": str(inventory_path),
+            "inventory": os.path.abspath(inventory_path),
             "filter": {"kind": digest_filter.kind, "bytes": digest_filter.memory_bytes},
         },
     )
@@ -444,7 +458,7 @@ def _scan(
                     "status": status,
                     "counts": counts.as_dict(),
                     "duration_s": round(seconds, 3),
-                    "inventory": {"path": str(inventory_path), "sha256": _file_sha256(inventory_path)},
+                    "inventory": {"path": os.path.abspath(inventory_path), "sha256": _file_sha256(inventory_path)},
                     "notes": notes,
                 },
             )

@@ -1,0 +1,193 @@
+"""Job: scan many evidence items from a CSV manifest, each with its own log and inventory.
+
+Manifest: CSV with a header naming `evidence`, `case`, `examiner`, and
+optionally `authority` and `log` (a relative evidence or log path is taken
+relative to the manifest's folder). An item without a log path gets
+`<manifest stem>-logs/<row>-<evidence name>.jsonl` beside the manifest, so a
+rerun finds it again. On a rerun, an item whose log verifies and ends
+`complete` is skipped, one that was interrupted or crashed is resumed, and a
+failing item is recorded and the batch goes on. The batch's exit code is the
+worst item's.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from matcher import auditlog
+from matcher.errors import ExitCode
+from matcher.errors import FormatError
+from matcher.errors import IntegrityError
+from matcher.errors import MatcherError
+from matcher.scan import ScanOptions
+from matcher.scan import run_scan
+
+REQUIRED = ("evidence", "case", "examiner")
+OPTIONAL = ("authority", "log")
+
+
+@dataclasses.dataclass
+class BatchItem:
+    """One manifest row and what became of it."""
+
+    row: int
+    evidence: Path
+    case: str
+    examiner: str
+    authority: str | None
+    log: Path
+    status: str = "pending"  # done-before, complete, interrupted, failed
+    exit_code: int = 0
+    counts: dict[str, object] = dataclasses.field(default_factory=dict)
+    message: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "row": self.row,
+            "evidence": str(self.evidence),
+            "case": self.case,
+            "examiner": self.examiner,
+            "log": str(self.log),
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "counts": self.counts,
+            "message": self.message,
+        }
+
+
+def read_manifest(path: Path) -> list[BatchItem]:
+    """Parse a manifest.
+
+    Raises:
+        FormatError: a missing column, an empty required field, or a duplicate log path.
+    """
+    base = path.resolve().parent
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as stream:
+            reader = csv.DictReader(stream)
+            header = [h.strip().lower() for h in reader.fieldnames or []]
+            missing = [c for c in REQUIRED if c not in header]
+            if missing:
+                raise FormatError(f"the manifest header lacks {', '.join(missing)}", source=str(path), line=1)
+            reader.fieldnames = header
+            items = []
+            for number, row in enumerate(reader, start=2):
+                values = {k: (v or "").strip() for k, v in row.items() if k is not None}
+                for column in REQUIRED:
+                    if not values.get(column):
+                        raise FormatError(f"empty {column}", source=str(path), line=number)
+                evidence = base / values["evidence"]
+                safe = re.sub(r"[^A-Za-z0-9._-]+", "_", evidence.name)[:64] or "item"
+                log = base / values["log"] if values.get("log") else (
+                    base / f"{path.stem}-logs" / f"{number - 1:03d}-{safe}.jsonl"
+                )
+                items.append(
+                    BatchItem(number, evidence, values["case"], values["examiner"], values.get("authority") or None, log)
+                )
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise FormatError(f"the manifest is not a readable CSV ({exc})", source=str(path)) from exc
+    logs = [i.log.resolve() for i in items]
+    if len(set(logs)) != len(logs):
+        raise FormatError("two items share one log path", source=str(path))
+    if not items:
+        raise FormatError("the manifest lists no item", source=str(path))
+    return items
+
+
+def _rank(code: int) -> tuple[bool, bool, bool, bool]:
+    return (
+        code == ExitCode.FATAL,
+        bool(code & ExitCode.INTERRUPTED),
+        bool(code & ExitCode.INCOMPLETE),
+        bool(code & ExitCode.NOTABLE),
+    )
+
+
+def worst_exit_code(codes: Sequence[int]) -> int:
+    """The worst of the items' exit codes: fatal, then interrupted, incomplete, notable."""
+    return max(codes, key=_rank, default=0)
+
+
+def _previous_state(log: Path) -> str:
+    """"new", "complete" or "resume" for an item's log.
+
+    Raises:
+        IntegrityError: the log is tampered (the item fails; nothing is appended).
+    """
+    if not log.exists():
+        return "new"
+    try:
+        report = auditlog.verify(log)
+    except auditlog.IncompleteLogError:
+        return "resume"
+    except IntegrityError as exc:
+        if "torn last line" in str(exc):
+            return "resume"  # resume sets the torn bytes aside, documented in README
+        raise
+    return "complete" if report.last_status == "complete" else "resume"
+
+
+def run_batch(
+    manifest: Path,
+    template: ScanOptions,
+    on_item: Callable[[BatchItem], None] | None = None,
+) -> list[BatchItem]:
+    """Run every item of `manifest`, with `template`'s settings for the rest.
+
+    Raises:
+        FormatError: the manifest itself is unusable (nothing runs).
+    """
+    items = read_manifest(manifest)
+    for item in items:
+        try:
+            state = _previous_state(item.log)
+            if state == "complete":
+                item.status = "done-before"
+                item.message = "log verifies and is complete; not scanned again"
+                for record in auditlog.read_records(item.log):
+                    if record["type"] == "end":
+                        item.counts = dict(record.get("counts") or {})  # type: ignore[call-overload]
+                        item.exit_code = _code_from_counts(item.counts)
+            else:
+                item.log.parent.mkdir(parents=True, exist_ok=True)
+                options = dataclasses.replace(
+                    template,
+                    evidence=[item.evidence],
+                    examiner=item.examiner,
+                    case=item.case,
+                    authority=item.authority,
+                    log=item.log,
+                    resume=state == "resume",
+                    inventory=None,
+                )
+                summary = run_scan(options)
+                item.status = summary.status
+                item.exit_code = summary.exit_code
+                item.counts = summary.counts.as_dict()
+                item.message = "; ".join(summary.notes)
+        except MatcherError as exc:
+            item.status = "failed"
+            item.exit_code = int(ExitCode.FATAL)
+            item.message = str(exc)
+        except OSError as exc:
+            item.status = "failed"
+            item.exit_code = int(ExitCode.FATAL)
+            item.message = f"{exc.strerror or exc}: {exc.filename or item.evidence}"
+        if on_item is not None:
+            on_item(item)
+        if item.status == "interrupted":
+            break  # a signal stops the whole batch; a rerun resumes this item
+    return items
+
+
+def _code_from_counts(counts: dict[str, object]) -> int:
+    code = 0
+    if counts.get("notable"):
+        code |= ExitCode.NOTABLE
+    if counts.get("errors"):
+        code |= ExitCode.INCOMPLETE
+    return code

@@ -1,0 +1,219 @@
+"""Job: check a finished scan's inventory against the lists as they are now.
+
+The evidence is not touched (it may be offline or returned): the digests come
+from the original run's inventory, whose SHA-256 must equal the one the
+original log's last `end` record sealed. The result is a new, verifiable log
+whose `run` record cites the original log's final chain hash, and a new
+inventory beside it. Entries the original run skipped or could not read stay
+skipped or in error: a re-match never turns them into known or unknown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from matcher import TOOL_NAME
+from matcher import __version__
+from matcher import auditlog
+from matcher import signing
+from matcher.digests import DIGEST_SIZES
+from matcher.errors import IntegrityError
+from matcher.errors import UsageError
+from matcher.inventory import Inventory
+from matcher.inventory import default_path as default_inventory_path
+from matcher.match import match_batch
+from matcher.models import EntryOutcome
+from matcher.models import Failure
+from matcher.models import Skip
+from matcher.scan import MATCH_BATCH
+from matcher.scan import Counts
+from matcher.scan import ScanSummary
+from matcher.scan import _file_sha256
+from matcher.scan import _Recorder
+from matcher.scan import build_filter
+from matcher.scan import exit_code_for
+from matcher.scan import refuse_outputs_inside
+from matcher.store import HashStore
+
+
+@dataclasses.dataclass
+class RematchOptions:
+    """What a re-match needs."""
+
+    original_log: Path
+    examiner: str
+    case: str
+    db: Path
+    log: Path
+    authority: str | None = None
+    inventory: Path | None = None
+    original_inventory: Path | None = None
+    sign_key: Path | None = None
+    argv: Sequence[str] = ()
+
+
+def _original(options: RematchOptions) -> tuple[dict[str, object], dict[str, object], str, Path]:
+    """The original run's first `run`, last `end`, chain head and checked inventory path."""
+    report = auditlog.verify(options.original_log)
+    first_run: dict[str, object] | None = None
+    last_end: dict[str, object] | None = None
+    for record in auditlog.read_records(options.original_log):
+        if record["type"] == "run" and first_run is None:
+            first_run = record
+        elif record["type"] == "end":
+            last_end = record
+    assert first_run is not None and last_end is not None  # verify() guarantees both
+    if last_end.get("status") != "complete":
+        raise UsageError(
+            f"{options.original_log} ends with an interrupted run; finish it with "
+            "`matcher scan --resume` before re-matching."
+        )
+    sealed = last_end.get("inventory")
+    if not isinstance(sealed, dict):
+        raise UsageError(f"{options.original_log} names no inventory; it cannot be re-matched.")
+    candidates = [options.original_inventory] if options.original_inventory else [
+        Path(str(sealed["path"])),
+        default_inventory_path(options.original_log),
+    ]
+    for path in candidates:
+        if path is not None and path.is_file():
+            actual = _file_sha256(path)
+            if actual != sealed["sha256"]:
+                raise IntegrityError(
+                    f"Inventory {path} has SHA-256 {actual}, but the log sealed {sealed['sha256']}: "
+                    "it was changed after the scan, or it belongs to another run."
+                )
+            return first_run, last_end, report.head, path
+    raise UsageError(
+        f"The inventory of {options.original_log} was not found (looked for "
+        f"{', '.join(str(p) for p in candidates if p)}); pass --original-inventory."
+    )
+
+
+def _outcome(row: dict[str, object]) -> EntryOutcome:
+    digests = {a: bytes(row[a]) for a in DIGEST_SIZES if row[a] is not None}  # type: ignore[arg-type]
+    common = {
+        "path": bytes(row["path"]),  # type: ignore[arg-type]
+        "size": row["size"],
+        "mtime_ns": row["mtime_ns"],
+        "kind": str(row["kind"] or "file"),
+    }
+    if row["failure"] is not None:
+        return EntryOutcome(
+            **common,  # type: ignore[arg-type]
+            failure=Failure(str(row["failure"])),
+            errno=row["errno"],  # type: ignore[arg-type]
+            detail=f"from the original scan: {row['detail']}",
+        )
+    if row["skip"] is not None:
+        return EntryOutcome(**common, skip=Skip(str(row["skip"])))  # type: ignore[arg-type]
+    return EntryOutcome(**common, digests=digests)  # type: ignore[arg-type]
+
+
+def run_rematch(options: RematchOptions, progress: Callable[[Counts], None] | None = None) -> ScanSummary:
+    """Re-match a finished run's inventory against the current store.
+
+    Raises:
+        UsageError: missing examiner/case, an unfinished original run, or a missing inventory.
+        IntegrityError: the original log or its inventory does not verify.
+        StoreError, LogWriteError: the store or the new log cannot be used.
+    """
+    examiner, case = options.examiner.strip(), options.case.strip()
+    if not examiner or not case:
+        raise UsageError("A re-match needs the authorised examiner (--examiner) and the case reference (--case).")
+    if options.log.exists():
+        raise UsageError(f"Log {options.log} already exists. Choose another --log.")
+    inventory_path = options.inventory or default_inventory_path(options.log)
+    if inventory_path.exists():
+        raise UsageError(f"Inventory {inventory_path} already exists. Choose another --log.")
+    first_run, last_end, head, original_inventory = _original(options)
+    evidence = [Path(os.fsdecode(auditlog_path(e))) for e in first_run.get("evidence", [])]  # type: ignore[union-attr]
+    refuse_outputs_inside([e for e in evidence if e.exists()], [options.log, inventory_path])
+    algorithms = [str(a) for a in first_run.get("algorithms", [])]  # type: ignore[union-attr]
+    store = HashStore(options.db, readonly=True)
+    try:
+        lists = store.lists()
+        if not lists:
+            raise UsageError(f"The hash store {options.db} holds no list.")
+        digest_filter, notes = build_filter(store, lists, algorithms)
+        signer = signing.load_signer(options.sign_key) if options.sign_key else None
+        log = auditlog.create(options.log, signer=signer)
+        inventory = Inventory(inventory_path)
+        log.append(
+            "run",
+            {
+                "rematch_of": {
+                    "log": os.path.abspath(options.original_log),
+                    "head": head,
+                    "inventory": os.path.abspath(original_inventory),
+                    "inventory_sha256": (last_end["inventory"] or {}).get("sha256"),  # type: ignore[union-attr]
+                    "examiner": first_run.get("examiner"),
+                    "case": first_run.get("case"),
+                },
+                "examiner": examiner,
+                "case": case,
+                "authority": options.authority,
+                "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0]},
+                "host": socket.gethostname(),
+                "argv": list(options.argv),
+                "evidence": first_run.get("evidence"),
+                "algorithms": algorithms,
+                "lists": [info.as_log_dict() for info in lists],
+                "inventory": os.path.abspath(inventory_path),
+                "filter": {"kind": digest_filter.kind, "bytes": digest_filter.memory_bytes},
+            },
+        )
+        counts = Counts()
+        recorder = _Recorder(log, inventory, counts, 0, set())
+        started = time.monotonic()
+        source = Inventory(original_inventory, create=False)
+        pending: list[EntryOutcome] = []
+
+        def settle() -> None:
+            hashed = [o for o in pending if o.digests is not None]
+            hits = match_batch([o.digests for o in hashed], digest_filter, store.lookup)  # type: ignore[misc]
+            by_id = {id(o): h for o, h in zip(hashed, hits, strict=True)}
+            for outcome in pending:
+                recorder.record(outcome, by_id.get(id(outcome), []))
+            pending.clear()
+            if progress is not None:
+                progress(counts)
+
+        try:
+            for row in source.rows():
+                pending.append(_outcome(row))
+                if len(pending) >= MATCH_BATCH:
+                    settle()
+            settle()
+        finally:
+            source.db.close()
+            inventory.close()
+        seconds = time.monotonic() - started
+        log.append(
+            "end",
+            {
+                "status": "complete",
+                "counts": counts.as_dict(),
+                "duration_s": round(seconds, 3),
+                "inventory": {"path": os.path.abspath(inventory_path), "sha256": _file_sha256(inventory_path)},
+                "notes": notes,
+            },
+        )
+        log.sync()
+        log.close()
+    finally:
+        store.close()
+    return ScanSummary("complete", counts, seconds, options.log, inventory_path, notes, exit_code_for("complete", counts))
+
+
+def auditlog_path(fields: object) -> bytes:
+    """The exact bytes of a path given as log fields."""
+    from matcher.models import fields_path
+
+    return fields_path(fields)  # type: ignore[arg-type]
