@@ -517,10 +517,7 @@ def keygen_cmd(private_key: Path, public_key: Path | None) -> None:
     """
     public_key = public_key or private_key.with_name(private_key.name + ".pub")
     with _translate_errors():
-        try:
-            fingerprint = signing.generate_keypair(private_key, public_key)
-        except FileExistsError as exc:
-            raise Fatal(f"{exc.filename} already exists; matcher never overwrites a key.") from exc
+        fingerprint = signing.generate_keypair(private_key, public_key)
     click.echo(f"Private key: {private_key} (keep it secret)\nPublic key:  {public_key}\n"
                f"Fingerprint: {fingerprint}", err=True)
 

@@ -1,0 +1,52 @@
+"""`matcher batch`: one log per item, failures recorded, finished items skipped on rerun."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from conftest import FIXTURES
+from matcher.cli import cli
+from matcher.cli import main  # noqa: F401  (entry point exists)
+
+
+def test_manifest_of_three_with_one_unreadable(runner: CliRunner, tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text(
+        "evidence,case,examiner,authority,log\n"
+        "a,C-1,E. One,Warrant 1,logs/a.jsonl\n"
+        "missing-item,C-2,E. Two,,logs/missing.jsonl\n"
+        "b,C-3,E. Three,,\n"
+    )
+    db = tmp_path / "s.db"
+    args = ["batch", str(manifest), "--db", str(db), "--list", str(FIXTURES / "hashlists" / "notable.csv"), "--json"]
+    result = runner.invoke(cli, args, catch_exceptions=False)
+    items = json.loads(result.stdout)
+    assert [i["status"] for i in items] == ["complete", "failed", "complete"]
+    assert result.exit_code == 2  # the worst item's code
+    assert items[0]["exit_code"] == 1 and items[2]["exit_code"] == 0
+    assert "does not exist" in items[1]["message"]
+    assert (tmp_path / "logs" / "a.jsonl").exists()
+    assert Path(items[2]["log"]).exists() and Path(items[2]["log"] + ".inventory.db").exists()
+    for i in (0, 2):
+        assert runner.invoke(cli, ["verify", items[i]["log"]]).exit_code == 0
+    first = json.loads((tmp_path / "logs" / "a.jsonl").read_text().splitlines()[0])
+    assert first["examiner"] == "E. One" and first["authority"] == "Warrant 1"
+    before = (tmp_path / "logs" / "a.jsonl").read_bytes()
+    rerun = runner.invoke(cli, args, catch_exceptions=False)
+    again = json.loads(rerun.stdout)
+    assert [i["status"] for i in again] == ["done-before", "failed", "done-before"]
+    assert (tmp_path / "logs" / "a.jsonl").read_bytes() == before
+    assert again[0]["counts"]["notable"] == items[0]["counts"]["notable"]
+
+
+def test_manifest_without_required_columns_runs_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    manifest = tmp_path / "bad.csv"
+    manifest.write_text("evidence,case\nx,y\n")
+    result = runner.invoke(cli, ["batch", str(manifest), "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 2 and "examiner" in result.output

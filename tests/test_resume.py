@@ -1,0 +1,200 @@
+"""Crash-safe resume, clean interruption and re-matching, driven through real processes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_counts_add_up
+from conftest import read_log
+
+MATCHER = [sys.executable, "-m", "matcher"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, set[str]]:
+    """4,000 seeded files, 1 in 25 on a notable sha256 list, and a store holding it."""
+    base = tmp_path_factory.mktemp("corpus")
+    ev = base / "ev"
+    rng = random.Random(7)
+    notable: set[str] = set()
+    lines = []
+    for d in range(8):
+        (ev / f"d{d}").mkdir(parents=True)
+        for i in range(500):
+            data = rng.randbytes(rng.randint(0, 48 * 1024)) + f"{d}/{i}".encode()
+            path = ev / f"d{d}" / f"f{i:03d}"
+            path.write_bytes(data)
+            if i % 25 == 0:
+                notable.add(str(path))
+                lines.append(f"{hashlib.sha256(data).hexdigest()}  f{i}\n")
+    lst = base / "notable.sha256"
+    lst.write_text("".join(lines))
+    db = base / "s.db"
+    subprocess.run([*MATCHER, "import", str(lst), "--db", str(db)], check=True, capture_output=True)
+    return ev, db, notable
+
+
+def start_scan(ev: Path, db: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*MATCHER, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "--log", str(log), "-q", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def run_scan(ev: Path, db: Path, log: Path, *extra: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*MATCHER, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "--log", str(log), "-q", *extra],
+        capture_output=True, timeout=300,
+    )
+
+
+def verify(log: Path) -> int:
+    return subprocess.run([*MATCHER, "verify", str(log)], capture_output=True).returncode
+
+
+def matched_paths(log: Path) -> list[str]:
+    return [str(r["path"]) for r in read_log(log) if r["type"] == "match"]
+
+
+def wait_for_progress(log: Path, proc: subprocess.Popen[bytes], records: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and log.read_bytes().count(b"\n") >= records:
+            return
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize("after_records", [0, 1, 3, 20, 60, 120])
+def test_kill_9_then_resume_logs_every_match_exactly_once(corpus: tuple[Path, Path, set[str]], tmp_path: Path, after_records: int) -> None:
+    ev, db, notable = corpus
+    log = tmp_path / "run.jsonl"
+    proc = start_scan(ev, db, log)
+    wait_for_progress(log, proc, after_records)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    if not log.exists():
+        pytest.fail("the scan was killed before it created its log; raise after_records")
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 1, result.stderr
+    assert verify(log) == 0
+    paths = matched_paths(log)
+    assert sorted(paths) == sorted(notable)  # never lost, never doubled
+    records = read_log(log)
+    runs = [r for r in records if r["type"] == "run"]
+    assert runs[-1]["resume"] is True
+    counts = assert_counts_add_up(log)
+    assert counts["files"] == 4000 and counts["notable"] == len(notable)
+
+
+def test_torn_last_line_is_set_aside_not_dropped(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
+    ev, db, notable = corpus
+    log = tmp_path / "run.jsonl"
+    proc = start_scan(ev, db, log)
+    wait_for_progress(log, proc, 10)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    torn = b'{"seq":999,"type":"match","ti'
+    with log.open("ab") as f:
+        f.write(torn)
+    assert verify(log) == 1
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 1, result.stderr
+    assert verify(log) == 0
+    side = list(tmp_path.glob("run.jsonl.torn-*"))
+    assert len(side) == 1 and side[0].read_bytes() == torn
+    resume_run = [r for r in read_log(log) if r["type"] == "run"][-1]
+    recovery = resume_run["crash_recovery"]["torn_tail"]
+    assert recovery["sha256"] == hashlib.sha256(torn).hexdigest()
+    assert sorted(matched_paths(log)) == sorted(notable)
+
+
+def test_sigterm_writes_interrupted_end_and_exit_8(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
+    ev, db, notable = corpus
+    log = tmp_path / "run.jsonl"
+    proc = start_scan(ev, db, log)
+    wait_for_progress(log, proc, 5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode & 8, err
+    assert proc.returncode in (8, 9)
+    assert verify(log) == 0
+    end = read_log(log)[-1]
+    assert end["type"] == "end" and end["status"] == "interrupted"
+    assert_counts_add_up(log)
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 1
+    assert sorted(matched_paths(log)) == sorted(notable)
+
+
+def test_rematch_with_evidence_removed(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
+    ev, db, notable = corpus
+    copy = tmp_path / "ev"
+    shutil.copytree(ev / "d0", copy / "d0")
+    log = tmp_path / "run.jsonl"
+    first = run_scan(copy, db, log)
+    assert first.returncode == 1
+    # A new list arrives after the scan: a file that was unknown becomes notable.
+    target = copy / "d0" / "f001"
+    extra = tmp_path / "new.md5"
+    extra.write_text(hashlib.md5(target.read_bytes()).hexdigest() + "  new\n")
+    db2 = tmp_path / "s2.db"
+    shutil.copy(db, db2)
+    assert subprocess.run([*MATCHER, "import", str(extra), "--db", str(db2)], capture_output=True).returncode == 0
+    target_path = str(target)
+    shutil.rmtree(copy)
+    new_log = tmp_path / "rematch.jsonl"
+    result = subprocess.run([*MATCHER, "rematch", str(log), "--db", str(db2), "--examiner", "R", "--case", "C",
+                             "--log", str(new_log), "--json"], capture_output=True)
+    assert result.returncode == 1, result.stderr
+    assert verify(new_log) == 0
+    run = read_log(new_log)[0]
+    original_end = read_log(log)[-1]
+    head = hashlib.sha256(log.read_bytes().splitlines()[-1]).hexdigest()
+    assert run["rematch_of"]["head"] == head
+    assert run["rematch_of"]["inventory_sha256"] == original_end["inventory"]["sha256"]
+    assert target_path in matched_paths(new_log)
+    assert json.loads(result.stdout)["notable"] == len(matched_paths(new_log))
+
+
+def test_rematch_refuses_a_changed_inventory(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
+    ev, db, _ = corpus
+    log = tmp_path / "run.jsonl"
+    run_scan(ev / "d1", db, log)
+    inv = Path(f"{log}.inventory.db")
+    import sqlite3
+
+    conn = sqlite3.connect(inv)
+    conn.execute("UPDATE entries SET verdict = 'known' WHERE rowid = 1")
+    conn.commit()
+    conn.close()
+    result = subprocess.run([*MATCHER, "rematch", str(log), "--db", str(db), "--examiner", "R", "--case", "C",
+                             "--log", str(tmp_path / "r.jsonl")], capture_output=True)
+    assert result.returncode in (1, 2)
+    assert b"sealed" in result.stderr
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_excludes_and_max_size_are_recorded_and_never_clean(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
+    ev, db, _ = corpus
+    log = tmp_path / "run.jsonl"
+    result = run_scan(ev / "d2", db, log, "--exclude", "f00*", "--max-size", "40K")
+    assert result.returncode in (0, 1)
+    records = read_log(log)
+    assert records[0]["options"]["excludes"] == ["f00*"]
+    assert records[0]["options"]["max_size"] == 40 * 1024
+    counts = assert_counts_add_up(log)
+    assert counts["skipped_by_reason"]["excluded"] == 10
+    big = sum(1 for p in (ev / "d2").iterdir() if not p.name.startswith("f00") and p.stat().st_size > 40 * 1024)
+    assert counts["skipped_by_reason"]["too-large"] == big
+    assert counts["files"] == 500 - 10 - big
