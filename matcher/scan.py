@@ -45,11 +45,17 @@ from matcher.models import ListInfo
 from matcher.models import Skip
 from matcher.models import Verdict
 from matcher.models import path_fields
+from matcher.selftest import SelftestResult
+from matcher.selftest import run_selftest
 from matcher.store import HashStore
 
 MATCH_BATCH = 512
 INVENTORY_FLUSH_SECONDS = 2.0
 CHECKPOINT_SECONDS = 600.0
+
+
+class SelftestFailed(MatcherError):
+    """The start-up known-answer test failed: the build cannot be trusted to hash."""
 
 
 class ScanAborted(MatcherError):
@@ -335,6 +341,10 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
     if not options.resume and inventory_path.exists():
         raise UsageError(f"Inventory {inventory_path} already exists. Choose another --log or --inventory.")
 
+    selftest = run_selftest(fast=True)
+    if not selftest.passed:
+        failed = ", ".join(selftest.as_log_dict()["failed"])  # type: ignore[arg-type]
+        raise SelftestFailed(f"The start-up self-test failed ({failed}); this build must not scan. Run `matcher selftest`.")
     notes: list[str] = []
     # Note that the workers start before any file is opened here: a forked
     # worker must hold no store, inventory or log descriptor (nor its lock).
@@ -366,7 +376,8 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             else:
                 candidate_sizes = sizes
         return _scan(
-            options, engine, jobs, store, lists, digest_filter, candidate_sizes, inventory_path, notes, progress
+            options, engine, jobs, store, lists, digest_filter, candidate_sizes, inventory_path, notes,
+            progress, selftest,
         )
     finally:
         engine.close()
@@ -384,6 +395,7 @@ def _scan(
     inventory_path: Path,
     notes: list[str],
     progress: Callable[[Counts], None] | None,
+    selftest: SelftestResult,
 ) -> ScanSummary:
     signer = signing.load_signer(options.sign_key) if options.sign_key else None
     counts = Counts()
@@ -426,6 +438,7 @@ def _scan(
             },
             "inventory": os.path.abspath(inventory_path),
             "filter": {"kind": digest_filter.kind, "bytes": digest_filter.memory_bytes},
+            "selftest": selftest.as_log_dict(),
         },
     )
     walker = FolderWalker(options.excludes, options.one_file_system)
