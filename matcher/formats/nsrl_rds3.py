@@ -1,0 +1,280 @@
+"""Reads NIST NSRL RDS v3 SQLite databases, in the minimal and the full schema."""
+
+from __future__ import annotations
+
+import binascii
+import contextlib
+import functools
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from typing import cast
+
+from matcher.errors import FormatError
+from matcher.formats import registry
+from matcher.formats.base import OnInvalid
+from matcher.formats.base import RecordBatch
+from matcher.models import HashRecord
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha256")
+BATCH_ROWS = 50_000
+
+# Note that only these three tables/views identify an RDS; the rest varies by release.
+_SIGNATURE = ("FILE", "PKG", "VERSION")
+_HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
+_VERSION_FIELDS = ("version", "build_set", "release_date")
+# Without a path, sniff() can only look for the CREATE statements stored on page 1.
+_CREATE = r"CREATE\s+(?:TABLE|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`\[]?{}\b"
+_HEAD_PATTERNS = [re.compile(_CREATE.format(n).encode(), re.IGNORECASE) for n in _SIGNATURE]
+
+# Note that RDS file names keep the vendor's encoding; a strict UTF-8 text
+# factory would abort the whole read on one such name, so undecodable bytes
+# come through as surrogates and `_name()` turns them back into raw bytes.
+_TEXT = functools.partial(str, encoding="utf-8", errors="surrogateescape")
+_ROW = tuple[bytes, bytes, bytes, int | None, str | bytes | None, str | None, None]
+
+
+@contextlib.contextmanager
+def _connect(path: Path) -> Iterator[sqlite3.Connection]:
+    # immutable=1 also lets SQLite read a database on read-only media without a lock file.
+    uri = path.absolute().as_uri() + "?mode=ro&immutable=1"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise FormatError(f"cannot open the database read-only: {exc}", str(path)) from exc
+    try:
+        conn.text_factory = _TEXT
+        yield conn
+    finally:
+        conn.close()
+
+
+def _objects(conn: sqlite3.Connection) -> dict[str, str]:
+    """Upper-cased table and view names mapped to their type."""
+    rows = conn.execute(
+        "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')"
+    ).fetchall()
+    return {str(name).upper(): str(kind) for name, kind in rows}
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> dict[str, str]:
+    """Lower-cased column names of `table` mapped to their spelling in the schema."""
+    rows = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+    return {str(row[1]).lower(): str(row[1]) for row in rows}
+
+
+def _name(value: object) -> str | bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
+def _excerpt(value: object) -> str:
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+class NsrlRds3Reader:
+    """Reads the FILE table (minimal schema) or FILE view (full schema) of an RDS v3 DB.
+
+    One entry per distinct (md5, sha1, sha256). NSRL lists the same file under
+    many names and packages; the entry keeps the first file name in sort order
+    with the size and package_id of that same FILE row. The full provenance
+    stays in the NSRL database itself.
+    """
+
+    NAME = "nsrl-rds3"
+    DESCRIPTION = "NIST NSRL RDS v3 SQLite database (minimal or full schema)"
+    DEFAULT_ROLE = "known"
+
+    def sniff(self, head: bytes, path: Path | None = None) -> bool:
+        """True for an SQLite file whose schema has FILE, PKG and VERSION.
+
+        Args:
+            head: the first bytes of the file.
+            path: the file, opened read-only to list its tables; without it,
+                the CREATE statements in `head` are searched instead.
+        """
+        if not head.startswith(SQLITE_MAGIC):
+            return False
+        if path is None:
+            return all(pattern.search(head) for pattern in _HEAD_PATTERNS)
+        try:
+            with _connect(path) as conn:
+                names = _objects(conn)
+        except (FormatError, sqlite3.Error):
+            return False
+        return all(name in names for name in _SIGNATURE)
+
+    def read(self, path: Path, on_invalid: OnInvalid = None) -> Iterator[HashRecord]:
+        """Yield one record per distinct hash triple (see read_batches).
+
+        Raises:
+            FormatError: when the file is not an RDS v3 database, or for a
+                malformed entry unless `on_invalid` takes it.
+        """
+        for rows in _row_batches(path, on_invalid):
+            for md5, sha1, sha256, size, name, ident, _label in rows:
+                digests = {"md5": md5, "sha1": sha1, "sha256": sha256}
+                yield HashRecord(digests=digests, size=size, name=name, ident=ident)
+
+    def read_batches(self, path: Path, on_invalid: OnInvalid = None) -> Iterator[RecordBatch]:
+        """Yield the FILE entries in batches of about BATCH_ROWS rows.
+
+        Each row is `(md5, sha1, sha256, size, name, ident, label)`: raw digest
+        bytes, file_size, file_name (text, or bytes when not UTF-8), package_id
+        as text, and None, since NSRL has no labels.
+
+        Raises:
+            FormatError: when the file is not an RDS v3 database, or for a
+                malformed entry unless `on_invalid` takes it.
+        """
+        for rows in _row_batches(path, on_invalid):
+            yield RecordBatch(algorithms=ALGORITHMS, rows=cast(list[tuple[object, ...]], rows))
+
+    def metadata(self, path: Path) -> dict[str, str]:
+        """The VERSION row (version, build_set, release_date) and the schema shape.
+
+        Note that a database updated with delta files may hold several VERSION
+        rows; the highest version is the one that describes the content.
+
+        Raises:
+            FormatError: when the file cannot be read as an SQLite database.
+        """
+        with _connect(path) as conn:
+            try:
+                objects = _objects(conn)
+                info: dict[str, str] = {}
+                if "FILE" in objects:
+                    info["schema"] = "minimal" if objects["FILE"] == "table" else "full"
+                if "VERSION" not in objects:
+                    return info
+                columns = _columns(conn, "VERSION")
+                wanted = [columns[f] for f in _VERSION_FIELDS if f in columns]
+                if not wanted:
+                    return info
+                order = f'ORDER BY "{columns["version"]}" DESC ' if "version" in columns else ""
+                select = ", ".join(f'"{c}"' for c in wanted)
+                row = conn.execute(f"SELECT {select} FROM VERSION {order}LIMIT 1").fetchone()
+            except sqlite3.Error as exc:
+                raise FormatError(f"cannot read the NSRL database: {exc}", str(path)) from exc
+        if row is not None:
+            for column, value in zip(wanted, row, strict=True):
+                if value is not None:
+                    info[column.lower()] = str(value)
+        return info
+
+
+def _row_batches(path: Path, on_invalid: OnInvalid) -> Iterator[list[_ROW]]:
+    source = str(path)
+    with _connect(path) as conn:
+        try:
+            cursor = conn.execute(_query(conn, source))
+            while fetched := cursor.fetchmany(BATCH_ROWS):
+                rows = _fast_rows(fetched)
+                if rows is None:
+                    rows = _checked_rows(fetched, source, on_invalid)
+                if rows:
+                    yield rows
+        except sqlite3.Error as exc:
+            raise FormatError(f"cannot read the NSRL database: {exc}", source) from exc
+
+
+def _query(conn: sqlite3.Connection, source: str) -> str:
+    """The SELECT over FILE, built from the columns this database actually has."""
+    objects = _objects(conn)
+    if "FILE" not in objects:
+        raise FormatError("not an NSRL RDS v3 database: it has no FILE table or view", source)
+    columns = _columns(conn, "FILE")
+    missing = [alg for alg in ALGORITHMS if alg not in columns]
+    if missing:
+        raise FormatError(f"the NSRL FILE {objects['FILE']} lacks {', '.join(missing)}", source)
+    md5, sha1, sha256 = (f'"{columns[alg]}"' for alg in ALGORITHMS)
+    size = f'"{columns["file_size"]}"' if "file_size" in columns else "NULL"
+    ident = f'CAST("{columns["package_id"]}" AS TEXT)' if "package_id" in columns else "NULL"
+    # Note that with exactly one MIN() SQLite takes the bare columns (size,
+    # package) from the row that holds the minimum, so they belong together.
+    name = f'MIN("{columns["file_name"]}")' if "file_name" in columns else "NULL"
+    # Hashes come out as BLOBs: no text decoding, and a2b_hex rejects spaces.
+    # In the minimal schema the primary key starts (sha256, sha1, md5), so the
+    # GROUP BY walks that covering index instead of sorting 100M+ rows.
+    return (
+        f"SELECT CAST({md5} AS BLOB), CAST({sha1} AS BLOB), CAST({sha256} AS BLOB), "
+        f"{size}, {name}, {ident} FROM FILE GROUP BY {sha256}, {sha1}, {md5}"
+    )
+
+
+def _fast_rows(fetched: list[Any]) -> list[_ROW] | None:
+    """Convert a batch in one comprehension; None when any row needs a closer look."""
+    unhex = binascii.a2b_hex
+    try:
+        rows: list[_ROW] = [
+            (
+                unhex(md5),
+                unhex(sha1),
+                unhex(sha256),
+                size,
+                name if name.__class__ is str and name.isascii() else _name(name),
+                ident,
+                None,
+            )
+            for md5, sha1, sha256, size, name, ident in fetched
+            if len(md5) == 32
+            and len(sha1) == 40
+            and len(sha256) == 64
+            and (size is None or (size.__class__ is int and size >= 0))
+        ]
+    except (binascii.Error, TypeError):
+        return None
+    return rows if len(rows) == len(fetched) else None
+
+
+def _checked_rows(fetched: list[Any], source: str, on_invalid: OnInvalid) -> list[_ROW]:
+    """Convert a batch row by row, reporting each malformed row."""
+    rows: list[_ROW] = []
+    for md5, sha1, sha256, size, name, ident in fetched:
+        try:
+            raw = [
+                _digest(value, alg)
+                for value, alg in zip((md5, sha1, sha256), ALGORITHMS, strict=True)
+            ]
+            if size is not None and (not isinstance(size, int) or size < 0):
+                raise ValueError(f"file_size is not a byte count: {_excerpt(size)}")
+        except ValueError as exc:
+            error = FormatError(f"FILE entry of package_id {_excerpt(ident)}: {exc}", source)
+            if on_invalid is None:
+                raise error from exc
+            on_invalid(error)
+            continue
+        rows.append((raw[0], raw[1], raw[2], size, _name(name), _ident(ident), None))
+    return rows
+
+
+def _digest(value: object, algorithm: str) -> bytes:
+    expected = _HEX_LENGTHS[algorithm]
+    if not isinstance(value, bytes) or len(value) != expected:
+        raise ValueError(f"{algorithm} is not {expected} hex digits: {_excerpt(value)}")
+    try:
+        return binascii.a2b_hex(value)
+    except binascii.Error as exc:
+        raise ValueError(f"{algorithm} is not {expected} hex digits: {_excerpt(value)}") from exc
+
+
+def _ident(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+registry.register(NsrlRds3Reader())

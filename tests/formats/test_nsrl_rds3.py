@@ -1,0 +1,343 @@
+"""Tests for the NIST NSRL RDS v3 SQLite reader (nsrl-rds3)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from matcher.errors import FormatError
+from matcher.formats import nsrl_rds3
+from matcher.formats import registry
+from matcher.formats.base import SNIFF_BYTES
+from matcher.formats.nsrl_rds3 import NsrlRds3Reader
+
+SAMPLES = Path(__file__).parent / "samples" / "synthetic" / "nsrl_rds3"
+ALL_SAMPLES = Path(__file__).parent / "samples"
+READER = NsrlRds3Reader()
+
+# From samples/synthetic/TRUTH.json.
+HELLO = (
+    "5d41402abc4b2a76b9719d911017c592",
+    "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d",
+    "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+)
+WORLD = (
+    "7d793037a0760186574b0282f2f435e7",
+    "7c211433f02071597741e6ff5a8ea34789abbf43",
+    "486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7",
+)
+EMPTY = (
+    "d41d8cd98f00b204e9800998ecf8427e",
+    "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+)
+
+MINIMAL_DDL = """
+CREATE TABLE FILE (sha256 VARCHAR, sha1 VARCHAR, md5 VARCHAR, crc32 VARCHAR,
+  file_name VARCHAR, file_size INTEGER, package_id INTEGER);
+CREATE TABLE MFG (manufacturer_id INTEGER, name VARCHAR);
+CREATE TABLE OS (operating_system_id INTEGER, name VARCHAR, version VARCHAR,
+  manufacturer_id INTEGER);
+CREATE TABLE PKG (package_id INTEGER, name VARCHAR, version VARCHAR, operating_system_id INTEGER,
+  manufacturer_id INTEGER, language VARCHAR, application_type VARCHAR);
+CREATE TABLE VERSION (version VARCHAR, build_set VARCHAR, build_date TIMESTAMP,
+  release_date TIMESTAMP, description VARCHAR);
+CREATE VIEW DISTINCT_HASH AS SELECT DISTINCT sha256, sha1, md5, crc32 FROM FILE;
+INSERT INTO VERSION VALUES ('2024.03.1', 'Modern', '2024-03-01', '2024-03-05', 'test');
+"""
+
+# The full shape: FILE is a view over METADATA joined to PACKAGE_OBJECT, as NIST builds it.
+FULL_DDL = """
+CREATE TABLE METADATA (metadata_id INTEGER PRIMARY KEY, object_id INTEGER, file_name VARCHAR,
+  extension VARCHAR DEFAULT '', bytes INTEGER, crc32 VARCHAR, md5 VARCHAR, sha1 VARCHAR,
+  sha256 VARCHAR);
+CREATE TABLE PACKAGE_OBJECT (package_object_id INTEGER PRIMARY KEY, package_id INTEGER,
+  object_id INTEGER UNIQUE);
+CREATE TABLE APPLICATION (application_id INTEGER, package_id INTEGER, name VARCHAR);
+CREATE TABLE VERSION (version VARCHAR, build_set VARCHAR, build_date TIMESTAMP,
+  release_date TIMESTAMP, description VARCHAR);
+CREATE VIEW FILE AS SELECT UPPER(md.sha256) AS sha256, UPPER(md.sha1) AS sha1,
+  UPPER(md.md5) AS md5,
+  CASE md.extension WHEN '' THEN md.file_name ELSE md.file_name||'.'||md.extension END AS file_name,
+  md.bytes AS file_size, po.package_id
+  FROM METADATA AS md, PACKAGE_OBJECT AS po WHERE md.object_id = po.object_id;
+CREATE VIEW PKG AS SELECT package_id, name FROM APPLICATION;
+INSERT INTO VERSION VALUES ('2023.12.1', 'Legacy', '2023-12-01', '2023-12-04', 'old');
+INSERT INTO VERSION VALUES ('2024.03.1', 'Legacy', '2024-03-01', '2024-03-05', 'new');
+"""
+
+
+def make_minimal(path: Path, rows: Iterable[tuple[object, ...]]) -> Path:
+    """rows: (sha256, sha1, md5, file_name, file_size, package_id)."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MINIMAL_DDL)
+        conn.executemany(
+            "INSERT INTO FILE VALUES (?, ?, ?, '00000000', ?, ?, ?)",
+            rows,
+        )
+    conn.close()
+    return path
+
+
+def make_full(path: Path, rows: Iterable[tuple[object, ...]]) -> Path:
+    """rows: (object_id, package_id, stem, extension, size, md5, sha1, sha256)."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(FULL_DDL)
+        for object_id, package_id, stem, extension, size, md5, sha1, sha256 in rows:
+            conn.execute(
+                "INSERT INTO METADATA (object_id, file_name, extension, bytes, crc32, md5, sha1,"
+                " sha256) VALUES (?, ?, ?, ?, '0', ?, ?, ?)",
+                (object_id, stem, extension, size, md5, sha1, sha256),
+            )
+            conn.execute(
+                "INSERT INTO PACKAGE_OBJECT (package_id, object_id) VALUES (?, ?)",
+                (package_id, object_id),
+            )
+    conn.close()
+    return path
+
+
+def digests(triple: tuple[str, str, str]) -> dict[str, bytes]:
+    return {alg: bytes.fromhex(h) for alg, h in zip(("md5", "sha1", "sha256"), triple, strict=True)}
+
+
+def upper(triple: tuple[str, str, str]) -> tuple[str, str, str]:
+    md5, sha1, sha256 = (h.upper() for h in triple)
+    return sha256, sha1, md5  # the column order of FILE
+
+
+def test_registered_with_known_role() -> None:
+    assert registry.get("nsrl-rds3") is not None
+    assert READER.DEFAULT_ROLE == "known"
+
+
+def test_minimal_sample_known_answers() -> None:
+    records = list(READER.read(SAMPLES / "RDS_synthetic_minimal.db"))
+    by_md5 = {r.digests["md5"].hex(): r for r in records}
+    # Four FILE rows, three distinct hashes: hello.txt is listed in two packages.
+    assert len(records) == 3
+    assert by_md5[HELLO[0]].digests == digests(HELLO)
+    assert by_md5[WORLD[0]].digests == digests(WORLD)
+    assert by_md5[EMPTY[0]].digests == digests(EMPTY)
+    assert by_md5[EMPTY[0]].digests["md5"] == hashlib.md5(b"").digest()
+    # The representative row is the first name in sort order, with its own package.
+    assert (by_md5[HELLO[0]].name, by_md5[HELLO[0]].ident) == ("HELLO.TXT", "2")
+    assert (by_md5[WORLD[0]].name, by_md5[WORLD[0]].size) == ("a,b.txt", 5)
+    assert all(r.label is None for r in records)
+
+
+def test_full_sample_known_answers() -> None:
+    records = {r.digests["sha256"].hex(): r for r in READER.read(SAMPLES / "RDS_synthetic_full.db")}
+    assert set(records) == {HELLO[2], WORLD[2], EMPTY[2]}
+    assert records[HELLO[2]].digests == digests(HELLO)
+    assert (records[HELLO[2]].name, records[HELLO[2]].size, records[HELLO[2]].ident) == (
+        "hello.txt",
+        5,
+        "1",
+    )
+    assert (records[EMPTY[2]].name, records[EMPTY[2]].size) == ("empty", 0)
+
+
+def test_samples_metadata() -> None:
+    assert READER.metadata(SAMPLES / "RDS_synthetic_minimal.db") == {
+        "schema": "minimal",
+        "version": "2099.01.1",
+        "build_set": "synthetic",
+        "release_date": "2099-01-01 00:00:00",
+    }
+    assert READER.metadata(SAMPLES / "RDS_synthetic_full.db")["schema"] == "full"
+
+
+def test_both_shapes_built_here(tmp_path: Path) -> None:
+    minimal = make_minimal(
+        tmp_path / "minimal.db",
+        [
+            (*upper(HELLO), "hello.txt", 5, 7),
+            (*upper(HELLO), "Hello.txt", 5, 3),
+            (*upper(WORLD), "world.txt", 5, 7),
+        ],
+    )
+    full = make_full(
+        tmp_path / "full.db",
+        [
+            (101, 7, "hello", "txt", 5, *HELLO),  # lower case: the view upper-cases it
+            (102, 3, "Hello", "txt", 5, *HELLO),
+            (103, 7, "world", "txt", 5, *WORLD),
+        ],
+    )
+    for path, shape in ((minimal, "minimal"), (full, "full")):
+        assert READER.sniff(path.read_bytes()[:SNIFF_BYTES], path)
+        assert READER.metadata(path)["schema"] == shape
+        records = sorted(READER.read(path), key=lambda r: r.digests["md5"])
+        assert [r.digests for r in records] == [digests(HELLO), digests(WORLD)]
+        assert [(r.name, r.size, r.ident) for r in records] == [
+            ("Hello.txt", 5, "3"),
+            ("world.txt", 5, "7"),
+        ]
+    # The latest of several VERSION rows describes the content.
+    assert READER.metadata(full) == {
+        "schema": "full",
+        "version": "2024.03.1",
+        "build_set": "Legacy",
+        "release_date": "2024-03-05",
+    }
+
+
+def test_columns_are_found_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "reordered.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE FILE (package_id INTEGER, extra TEXT, file_size INTEGER,"
+            " MD5 TEXT, file_name TEXT, SHA1 TEXT, SHA256 TEXT);"
+            "CREATE TABLE PKG (package_id INTEGER); CREATE TABLE VERSION (version TEXT);"
+        )
+        conn.execute(
+            "INSERT INTO FILE VALUES (9, 'x', 0, ?, 'empty.dat', ?, ?)",
+            (EMPTY[0], EMPTY[1].upper(), EMPTY[2]),
+        )
+    conn.close()
+    [record] = READER.read(path)
+    assert record.digests == digests(EMPTY)
+    assert (record.name, record.size, record.ident) == ("empty.dat", 0, "9")
+    assert READER.metadata(path) == {"schema": "minimal"}
+
+
+def test_read_batches_equals_read_across_batch_boundaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = []
+    for n in range(23):
+        data = str(n).encode()
+        triple = (
+            hashlib.md5(data).hexdigest(),
+            hashlib.sha1(data).hexdigest(),
+            hashlib.sha256(data).hexdigest(),
+        )
+        rows.append((*upper(triple), f"f{n}.bin", len(data), n % 4))
+    path = make_minimal(tmp_path / "many.db", rows)
+    monkeypatch.setattr(nsrl_rds3, "BATCH_ROWS", 5)
+    batches = list(READER.read_batches(path))
+    assert [len(b.rows) for b in batches] == [5, 5, 5, 5, 3]
+    assert all(b.algorithms == ("md5", "sha1", "sha256") for b in batches)
+    flat = [row for batch in batches for row in batch.rows]
+    records = list(READER.read(path))
+    assert flat == [
+        (r.digests["md5"], r.digests["sha1"], r.digests["sha256"], r.size, r.name, r.ident, None)
+        for r in records
+    ]
+    assert {r.digests["md5"] for r in records} == {bytes.fromhex(t[2]) for t in rows}
+
+
+def test_malformed_rows_raise_or_go_to_on_invalid(tmp_path: Path) -> None:
+    path = make_minimal(
+        tmp_path / "bad.db",
+        [
+            (*upper(HELLO), "hello.txt", 5, 1),
+            (upper(WORLD)[0], upper(WORLD)[1], "7D79", "short.txt", 5, 2),
+            (upper(EMPTY)[0], "ZZ" * 20, upper(EMPTY)[2], "nonhex.txt", 0, 3),
+            (upper(WORLD)[0], upper(WORLD)[1], upper(WORLD)[2][:-1] + " ", "space.txt", 5, 4),
+            ("A" * 64, "B" * 40, "C" * 32, "size.txt", "big", 5),
+        ],
+    )
+    with pytest.raises(FormatError) as caught:
+        list(READER.read(path))
+    assert caught.value.source == str(path)
+    errors: list[FormatError] = []
+    records = list(READER.read(path, on_invalid=errors.append))
+    assert [r.name for r in records] == ["hello.txt"]
+    reasons = sorted(e.reason for e in errors)
+    assert len(reasons) == 4
+    assert any("md5 is not 32 hex digits: '7D79'" in r for r in reasons)
+    assert any("sha1 is not 40 hex digits" in r for r in reasons)
+    assert any("file_size is not a byte count: 'big'" in r for r in reasons)
+    assert all(len(r) < 200 for r in reasons)
+
+
+def test_undecodable_name_comes_back_as_bytes(tmp_path: Path) -> None:
+    path = make_minimal(tmp_path / "latin1.db", [])
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO FILE VALUES (?, ?, ?, '0', CAST(x'636166e92e747874' AS TEXT), 5, 1)",
+            upper(HELLO),
+        )
+        conn.execute("INSERT INTO FILE VALUES (?, ?, ?, '0', 'caf\u00e9.txt', 5, 2)", upper(WORLD))
+    conn.close()
+    names = {r.digests["md5"].hex(): r.name for r in READER.read(path)}
+    assert names == {HELLO[0]: b"caf\xe9.txt", WORLD[0]: "caf\u00e9.txt"}
+
+
+def test_opened_read_only_and_left_untouched(tmp_path: Path) -> None:
+    path = make_minimal(tmp_path / "ro.db", [(*upper(HELLO), "hello.txt", 5, 1)])
+    before = (path.read_bytes(), os.stat(path).st_mtime_ns)
+    path.chmod(0o444)
+    assert len(list(READER.read(path))) == 1
+    READER.metadata(path)
+    assert (path.read_bytes(), os.stat(path).st_mtime_ns) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ro.db"]
+
+
+def test_sniff() -> None:
+    minimal = (SAMPLES / "RDS_synthetic_minimal.db").read_bytes()[:SNIFF_BYTES]
+    assert READER.sniff(minimal, SAMPLES / "RDS_synthetic_minimal.db")
+    # Without a path, the CREATE statements on the first pages are searched.
+    assert READER.sniff(minimal)
+    assert not READER.sniff(b"SQLite format 3\x00" + bytes(100))
+    assert not READER.sniff(b'"SHA-1","MD5","CRC32","FileName"\r\n')
+
+
+def test_sniff_refuses_other_sqlite_databases(tmp_path: Path) -> None:
+    path = tmp_path / "other.kdb"
+    with sqlite3.connect(path) as conn:
+        conn.executescript("CREATE TABLE hashes (md5 BLOB); CREATE TABLE FILE (x);")
+    conn.close()
+    assert not READER.sniff(path.read_bytes()[:SNIFF_BYTES], path)
+    with pytest.raises(FormatError, match="lacks md5, sha1, sha256"):
+        list(READER.read(path))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not a database at all\n", b"SQLite format 3\x00" + b"\xff" * 200],
+)
+def test_non_databases_raise_format_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "x.db"
+    path.write_bytes(content)
+    with pytest.raises(FormatError):
+        list(READER.read(path))
+    assert not READER.sniff(content[:SNIFF_BYTES], path)
+
+
+def test_truncated_database_raises_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "cut.db"
+    path.write_bytes((SAMPLES / "RDS_synthetic_full.db").read_bytes()[:8192])
+    with pytest.raises(FormatError):
+        list(READER.read(path))
+    with pytest.raises(FormatError):
+        READER.metadata(path)
+
+
+def test_database_without_file_table(tmp_path: Path) -> None:
+    path = tmp_path / "nofile.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE VERSION (version TEXT)")
+    conn.close()
+    with pytest.raises(FormatError, match="no FILE table or view"):
+        list(READER.read(path))
+
+
+def test_detection_is_exclusive_over_all_samples() -> None:
+    # Every registered reader sees every bundled sample: ours must be the only
+    # one to claim RDS v3 samples, and must claim nothing else.
+    for sample in sorted(ALL_SAMPLES.rglob("*")):
+        if not sample.is_file() or sample.name == "TRUTH.json":
+            continue
+        head = sample.read_bytes()[:SNIFF_BYTES]
+        ours = sample.parent.name == "nsrl_rds3"
+        assert READER.sniff(head, sample) == ours, sample
+        if ours:
+            assert registry.detect(sample, head) is registry.get(READER.NAME), sample
