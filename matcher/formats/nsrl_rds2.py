@@ -1,0 +1,260 @@
+"""Reads NIST NSRL RDS 2.x and 1.5 NSRLFile.txt lists, plain or inside a .zip."""
+
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from matcher import digests
+from matcher.errors import FormatError
+from matcher.formats import registry
+from matcher.formats.base import OnInvalid
+from matcher.formats.base import TextReader
+from matcher.models import HashRecord
+
+BOM = b"\xef\xbb\xbf"
+ZIP_MAGIC = b"PK\x03\x04"
+MEMBER = "nsrlfile.txt"
+# A line longer than this is reported as malformed instead of being buffered whole.
+MAX_LINE = 64 * 1024
+# Note that these three columns are what tells an NSRLFile header from any other
+# CSV header (the generic CSV reader is told not to claim it).
+SIGNATURE = ("sha-1", "filename", "productcode")
+_DIGEST_COLUMNS = {"sha-1": "sha1", "md5": "md5", "sha-256": "sha256", "sha256": "sha256"}
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError)
+_ZIP_ERRORS_MORE = (RuntimeError, NotImplementedError, ValueError)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """Where each wanted column sits, taken from the header line."""
+
+    width: int
+    digests: tuple[tuple[str, int], ...]
+    name: int
+    size: int | None
+    ident: int
+    label: int | None
+
+
+def _header_fields(line: bytes) -> list[str]:
+    if line.startswith(BOM):
+        line = line[len(BOM) :]
+    text = line.rstrip(b"\r\n").decode("latin-1")
+    return [field.strip().strip('"').strip().lower() for field in text.split(",")]
+
+
+def _layout(line: bytes) -> _Layout | None:
+    """The column layout an NSRLFile header line names, or None for any other line."""
+    fields = _header_fields(line)
+    if not all(column in fields for column in SIGNATURE):
+        return None
+    found = [(alg, fields.index(col)) for col, alg in _DIGEST_COLUMNS.items() if col in fields]
+    size = fields.index("filesize") if "filesize" in fields else None
+    label = fields.index("specialcode") if "specialcode" in fields else None
+    return _Layout(
+        width=len(fields),
+        digests=tuple(found),
+        name=fields.index("filename"),
+        size=size,
+        ident=fields.index("productcode"),
+        label=label,
+    )
+
+
+def _unquote(field: bytes) -> bytes:
+    field = field.strip()
+    if len(field) >= 2 and field[:1] == b'"' and field[-1:] == b'"':
+        field = field[1:-1]
+    return field
+
+
+def _unquote_name(field: bytes) -> bytes:
+    # Note that NIST documents no escape for '"' in names: accept RFC 4180
+    # doubled quotes, and keep any stray quote as it is.
+    if len(field) >= 2 and field[:1] == b'"' and field[-1:] == b'"':
+        return field[1:-1].replace(b'""', b'"')
+    return field
+
+
+def _decode_name(raw: bytes) -> str | bytes:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _excerpt(raw: bytes, limit: int = 60) -> str:
+    text = raw[:limit].decode("utf-8", "replace")
+    return repr(text + "...") if len(raw) > limit else repr(text)
+
+
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """Yield `(number, line)` without its CR LF; None for a line over MAX_LINE."""
+    number = 0
+    while line := stream.readline(MAX_LINE + 1):
+        number += 1
+        if len(line) > MAX_LINE and not line.endswith(b"\n"):
+            # Skip the rest of the overlong line without holding it.
+            while (rest := stream.readline(MAX_LINE)) and not rest.endswith(b"\n"):
+                pass
+            yield number, None
+            continue
+        yield number, line.rstrip(b"\r\n")
+
+
+class NsrlRds2Reader(TextReader):
+    """Reads NSRLFile.txt: quoted CSV, CR LF, one line per (hash, name, product).
+
+    Columns are found by header name, so the 2.x layout, the 1.5 layout and
+    NSRL-style look-alikes with columns missing all work. ProductCode becomes
+    `ident` and a non-empty SpecialCode (NIST's own "M"/"S" flag) `label`.
+    """
+
+    NAME = "nsrl-rds2"
+    DESCRIPTION = "NIST NSRL RDS 2.x/1.5 NSRLFile.txt (CSV, or a .zip holding it)"
+    DEFAULT_ROLE = "known"
+
+    def sniff(self, head: bytes, path: Path | None = None) -> bool:
+        """True for an NSRLFile header line, or a zip holding NSRLFile.txt.
+
+        Args:
+            head: the first bytes of the file.
+            path: the file; for a zip, its member list and header are checked.
+        """
+        if head.startswith(ZIP_MAGIC):
+            return _sniff_zip(head, path)
+        first = head.split(b"\n", 1)[0]
+        return _layout(first) is not None
+
+    def parse(
+        self, stream: BinaryIO, source: str = "<input>", on_invalid: OnInvalid = None
+    ) -> Iterator[HashRecord]:
+        """Yield one record per NSRLFile line; a zipped list is read from its member.
+
+        Raises:
+            FormatError: when the header is not an NSRLFile header, the zip is
+                unreadable, or for a malformed line unless `on_invalid` takes it.
+        """
+        if _starts_with_zip(stream):
+            yield from _parse_zip(stream, source, on_invalid)
+        else:
+            yield from _parse_text(stream, source, on_invalid)
+
+
+def _starts_with_zip(stream: BinaryIO) -> bool:
+    # Note that zipfile needs to seek; a non-seekable zip fails on its header line.
+    if not stream.seekable():
+        return False
+    start = stream.tell()
+    magic = stream.read(len(ZIP_MAGIC))
+    stream.seek(start)
+    return magic == ZIP_MAGIC
+
+
+def _member(archive: zipfile.ZipFile) -> zipfile.ZipInfo | None:
+    for info in archive.infolist():
+        if info.filename.replace("\\", "/").rsplit("/", 1)[-1].lower() == MEMBER:
+            return info
+    return None
+
+
+def _sniff_zip(head: bytes, path: Path | None) -> bool:
+    if path is None:
+        # The first local header names its member at offset 30.
+        length = int.from_bytes(head[26:28], "little")
+        return head[30 : 30 + length].rsplit(b"/", 1)[-1].lower() == MEMBER.encode()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = _member(archive)
+            if info is None:
+                return False
+            with archive.open(info) as member:
+                return _layout(member.readline(MAX_LINE)) is not None
+    except (*_ZIP_ERRORS, *_ZIP_ERRORS_MORE):
+        return False
+
+
+def _parse_zip(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterator[HashRecord]:
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            info = _member(archive)
+            if info is None:
+                raise FormatError("the zip archive holds no NSRLFile.txt member", source)
+            with archive.open(info) as member:
+                inner = f"{source}!{info.filename[:200]}"
+                yield from _parse_text(member, inner, on_invalid)  # type: ignore[arg-type]
+    except (*_ZIP_ERRORS, *_ZIP_ERRORS_MORE) as exc:
+        reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+        raise FormatError(f"cannot read the zip archive: {reason}", source) from exc
+
+
+def _parse_text(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterator[HashRecord]:
+    lines = _lines(stream)
+    first = next(lines, None)
+    if first is None:
+        raise FormatError("the file is empty; an NSRLFile.txt starts with a header", source)
+    header = first[1]
+    layout = None if header is None else _layout(header)
+    if layout is None:
+        shown = _excerpt(header or b"")
+        raise FormatError(f"expected an NSRLFile header naming SHA-1, got {shown}", source, 1)
+    for number, line in lines:
+        if line is None:
+            error = FormatError(f"line longer than {MAX_LINE} bytes", source, number)
+        elif not line.strip():
+            continue
+        else:
+            try:
+                yield _record(line, layout, number)
+                continue
+            except ValueError as exc:
+                error = FormatError(str(exc), source, number)
+        if on_invalid is None:
+            raise error
+        on_invalid(error)
+
+
+def _split(line: bytes, layout: _Layout) -> list[bytes]:
+    fields = line.split(b",")
+    extra = len(fields) - layout.width
+    if extra > 0:
+        # Note that commas inside the quoted FileName are the only expected
+        # source of extra fields: give all of them back to that column.
+        at = layout.name
+        fields[at : at + extra + 1] = [b",".join(fields[at : at + extra + 1])]
+    elif extra < 0:
+        raise ValueError(f"expected {layout.width} fields, found {len(fields)}")
+    return fields
+
+
+def _record(line: bytes, layout: _Layout, number: int) -> HashRecord:
+    """Parse one data line; ValueError says what is wrong with it."""
+    fields = _split(line, layout)
+    found: dict[str, bytes] = {}
+    for algorithm, index in layout.digests:
+        value = _unquote(fields[index])
+        if value:
+            found[algorithm] = digests.parse_hex(value, algorithm)
+    if not found:
+        raise ValueError("the line has no SHA-1, MD5 or SHA-256")
+    size = None
+    if layout.size is not None:
+        raw_size = _unquote(fields[layout.size])
+        if raw_size:
+            if not raw_size.isdigit():
+                raise ValueError(f"FileSize is not a byte count: {_excerpt(raw_size)}")
+            size = int(raw_size)
+    ident = _unquote(fields[layout.ident]).decode("utf-8", "replace") or None
+    label = None
+    if layout.label is not None:
+        label = _unquote(fields[layout.label]).decode("utf-8", "replace") or None
+    name = _decode_name(_unquote_name(fields[layout.name]))
+    return HashRecord(digests=found, size=size, name=name, ident=ident, label=label, line=number)
+
+
+registry.register(NsrlRds2Reader())

@@ -1,0 +1,293 @@
+"""Tests for the NIST NSRL RDS 2.x / 1.5 NSRLFile.txt reader (nsrl-rds2)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from matcher.errors import FormatError
+from matcher.formats import nsrl_rds2
+from matcher.formats import registry
+from matcher.formats.base import SNIFF_BYTES
+from matcher.formats.nsrl_rds2 import NsrlRds2Reader
+from matcher.models import HashRecord
+
+SAMPLE = Path(__file__).parent / "samples" / "synthetic" / "nsrl_rds2" / "NSRLFile.txt"
+ALL_SAMPLES = Path(__file__).parent / "samples"
+READER = NsrlRds2Reader()
+
+# From samples/synthetic/TRUTH.json.
+HELLO_MD5 = "5d41402abc4b2a76b9719d911017c592"
+HELLO_SHA1 = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
+HELLO_SHA256 = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+WORLD_MD5 = "7d793037a0760186574b0282f2f435e7"
+WORLD_SHA1 = "7c211433f02071597741e6ff5a8ea34789abbf43"
+EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+EMPTY_SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+
+HEADER_20 = (
+    b'"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"'
+)
+HEADER_15 = (
+    b'"SHA-1","FileName","FileSize","ProductCode","OpSystemCode","MD4","MD5","CRC32","SpecialCode"'
+)
+
+
+def line20(sha1: str, md5: str, name: bytes, size: bytes = b"5", special: bytes = b"") -> bytes:
+    return b'"%s","%s","3610A686","%s",%s,1,"189","%s"\r\n' % (
+        sha1.upper().encode(),
+        md5.upper().encode(),
+        name,
+        size,
+        special,
+    )
+
+
+def parse(data: bytes, errors: list[FormatError] | None = None) -> list[HashRecord]:
+    on_invalid = errors.append if errors is not None else None
+    return list(READER.parse(io.BytesIO(data), source="NSRLFile.txt", on_invalid=on_invalid))
+
+
+def test_registered_with_known_role() -> None:
+    assert isinstance(registry.get("nsrl-rds2"), NsrlRds2Reader)
+    assert READER.DEFAULT_ROLE == "known"
+
+
+def test_sample_known_answers() -> None:
+    records = list(READER.read(SAMPLE))
+    assert [(r.name, r.size, r.ident, r.line) for r in records] == [
+        ("hello.txt", 5, "1", 2),
+        ("HELLO.TXT", 5, "2", 3),
+        ("a,b.txt", 5, "1", 4),  # a comma inside the quoted FileName
+        ("empty.dat", 0, "2", 5),
+    ]
+    assert records[0].digests == {
+        "sha1": bytes.fromhex(HELLO_SHA1),
+        "md5": bytes.fromhex(HELLO_MD5),
+    }
+    assert records[2].digests["md5"] == bytes.fromhex(WORLD_MD5)
+    assert records[3].digests == {
+        "sha1": bytes.fromhex(EMPTY_SHA1),
+        "md5": bytes.fromhex(EMPTY_MD5),
+    }
+    assert all(r.label is None for r in records)
+
+
+def test_layout_15_by_header_names() -> None:
+    data = (
+        HEADER_15
+        + b"\r\n"
+        + b'"%s","hello.txt",5,1,"WIN","00000000000000000000000000000000","%s","3610A686",""\r\n'
+        % (HELLO_SHA1.upper().encode(), HELLO_MD5.upper().encode())
+    )
+    [record] = parse(data)
+    # MD4 and CRC32 are not digests matcher stores.
+    assert record.digests == {"sha1": bytes.fromhex(HELLO_SHA1), "md5": bytes.fromhex(HELLO_MD5)}
+    assert (record.name, record.size, record.ident) == ("hello.txt", 5, "1")
+
+
+def test_look_alike_with_columns_missing_and_sha256() -> None:
+    data = b'"FileName","SHA-256","ProductCode","SHA-1"\n' + b'"x.bin","%s",42,"%s"\n' % (
+        HELLO_SHA256.encode(),
+        HELLO_SHA1.encode(),
+    )
+    [record] = parse(data)
+    assert record.digests == {
+        "sha256": bytes.fromhex(HELLO_SHA256),
+        "sha1": bytes.fromhex(HELLO_SHA1),
+    }
+    assert (record.name, record.size, record.ident, record.line) == ("x.bin", None, "42", 2)
+
+
+def test_names_encodings_quotes_and_commas() -> None:
+    data = (
+        HEADER_20
+        + b"\r\n"
+        + line20(HELLO_SHA1, HELLO_MD5, "caf\u00e9.txt".encode())
+        + line20(HELLO_SHA1, HELLO_MD5, b"caf\xe9.txt")  # Latin-1: kept as bytes
+        + line20(HELLO_SHA1, HELLO_MD5, b'say ""hi"", ok.txt')  # RFC 4180 doubled quotes
+        + line20(HELLO_SHA1, HELLO_MD5, b"a,b,,c.txt")
+        + line20(HELLO_SHA1, HELLO_MD5, b"    ___")
+    )
+    names = [r.name for r in parse(data)]
+    assert names == ["caf\u00e9.txt", b"caf\xe9.txt", 'say "hi", ok.txt', "a,b,,c.txt", "    ___"]
+
+
+def test_special_code_is_kept_verbatim_as_label() -> None:
+    data = HEADER_20 + b"\r\n" + line20(HELLO_SHA1, HELLO_MD5, b"x.exe", special=b"M")
+    assert parse(data)[0].label == "M"
+
+
+def test_bom_lf_endings_blank_lines_and_no_final_newline() -> None:
+    data = (
+        b"\xef\xbb\xbf"
+        + HEADER_20
+        + b"\n\n"
+        + line20(HELLO_SHA1, HELLO_MD5, b"a").rstrip(b"\r\n")
+        + b"\n"
+        + line20(WORLD_SHA1, WORLD_MD5, b"b").rstrip(b"\r\n")
+    )
+    records = parse(data)
+    assert [(r.name, r.line) for r in records] == [("a", 3), ("b", 4)]
+
+
+def test_malformed_lines_have_line_numbers() -> None:
+    data = (
+        HEADER_20
+        + b"\r\n"
+        + line20(HELLO_SHA1, HELLO_MD5, b"ok")
+        + line20("AB" * 19, HELLO_MD5, b"short sha1")
+        + line20(HELLO_SHA1, "XY" * 16, b"nonhex md5")
+        + line20(HELLO_SHA1, HELLO_MD5, b"size", size=b"five")
+        + b'"only","three","fields"\r\n'
+        + line20("", "", b"no digest")
+        + line20(WORLD_SHA1, WORLD_MD5, b"ok too")
+    )
+    with pytest.raises(FormatError) as caught:
+        parse(data)
+    assert (caught.value.source, caught.value.line) == ("NSRLFile.txt", 3)
+    assert "expected 40 hex digits for sha1" in caught.value.reason
+    errors: list[FormatError] = []
+    records = parse(data, errors)
+    assert [r.name for r in records] == ["ok", "ok too"]
+    assert [e.line for e in errors] == [3, 4, 5, 6, 7]
+    assert "FileSize is not a byte count: 'five'" in errors[2].reason
+    assert "expected 8 fields, found 3" in errors[3].reason
+    assert "no SHA-1, MD5 or SHA-256" in errors[4].reason
+
+
+def test_overlong_line_is_reported_not_buffered() -> None:
+    data = HEADER_20 + b"\r\n" + b"x" * (nsrl_rds2.MAX_LINE * 3) + b"\r\n"
+    data += line20(HELLO_SHA1, HELLO_MD5, b"after")
+    errors: list[FormatError] = []
+    records = parse(data, errors)
+    assert [r.name for r in records] == ["after"]
+    assert [e.line for e in errors] == [2]
+    assert records[0].line == 3
+
+
+def test_error_messages_quote_little_input() -> None:
+    with pytest.raises(FormatError) as caught:
+        parse(b'"SHA1x","' + b"y" * 5000 + b'"\r\n')
+    assert len(str(caught.value)) < 160
+    assert caught.value.line == 1
+
+
+@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b'"ProductCode","ProductName"\r\n'])
+def test_not_an_nsrlfile_header(data: bytes) -> None:
+    with pytest.raises(FormatError):
+        parse(data)
+
+
+def zipped(tmp_path: Path, members: dict[str, bytes]) -> Path:
+    path = tmp_path / "NSRLFile.txt.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+def test_zipped_list_is_read_from_its_member(tmp_path: Path) -> None:
+    path = zipped(
+        tmp_path,
+        {"NSRLProd.txt": b'"ProductCode"\r\n', "RDS_2.60/NSRLFile.txt": SAMPLE.read_bytes()},
+    )
+    head = path.read_bytes()[:SNIFF_BYTES]
+    assert head.startswith(b"PK\x03\x04")
+    assert READER.sniff(head, path)
+    records = list(READER.read(path))
+    assert records == list(READER.read(SAMPLE))
+    errors_source = zipped(tmp_path, {"NSRLFile.txt": HEADER_20 + b"\r\nbad\r\n"})
+    with pytest.raises(FormatError) as caught:
+        list(READER.read(errors_source))
+    assert caught.value.source == f"{errors_source}!NSRLFile.txt"
+    assert caught.value.line == 2
+
+
+def test_zip_without_nsrlfile_or_broken(tmp_path: Path) -> None:
+    path = zipped(tmp_path, {"NSRLProd.txt": b'"ProductCode"\r\n'})
+    assert not READER.sniff(path.read_bytes()[:SNIFF_BYTES], path)
+    with pytest.raises(FormatError, match="holds no NSRLFile.txt"):
+        list(READER.read(path))
+    cut = tmp_path / "cut.zip"
+    good = zipped(tmp_path, {"NSRLFile.txt": SAMPLE.read_bytes() * 50})
+    cut.write_bytes(good.read_bytes()[:300])
+    with pytest.raises(FormatError, match="cannot read the zip archive"):
+        list(READER.read(cut))
+
+
+def test_sniff() -> None:
+    head = SAMPLE.read_bytes()[:SNIFF_BYTES]
+    assert READER.sniff(head, SAMPLE)
+    assert READER.sniff(HEADER_15 + b"\r\n")
+    assert READER.sniff(b"\xef\xbb\xbf" + HEADER_20 + b"\r\n")
+    assert not READER.sniff(b'"ProductCode","ProductName","ProductVersion"\r\n')
+    assert not READER.sniff(b"md5,sha1,filename\r\n")
+    assert not READER.sniff(b"%%%% HASHDEEP-1.0\n")
+    assert not READER.sniff(HELLO_MD5.encode() + b"  hello.txt\n")
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=600))
+def test_any_bytes_raise_only_format_error(data: bytes) -> None:
+    for payload in (data, HEADER_20 + b"\r\n" + data, b"PK\x03\x04" + data):
+        try:
+            parse(payload)
+        except FormatError:
+            pass
+        try:
+            parse(payload, [])
+        except FormatError:
+            pass
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(min_size=20, max_size=20),
+            st.binary(min_size=16, max_size=16),
+            st.binary(max_size=30).filter(lambda b: b"\n" not in b and b"\r" not in b),
+            st.integers(min_value=0, max_value=2**40),
+        ),
+        max_size=8,
+    )
+)
+def test_round_trip(entries: list[tuple[bytes, bytes, bytes, int]]) -> None:
+    data = HEADER_20 + b"\r\n"
+    for sha1, md5, name, size in entries:
+        quoted = name.replace(b'"', b'""')
+        data += line20(sha1.hex(), md5.hex(), quoted, size=str(size).encode())
+    records = parse(data)
+    assert [(r.digests["sha1"], r.digests["md5"], r.size) for r in records] == [
+        (sha1, md5, size) for sha1, md5, _name, size in entries
+    ]
+    for record, (_sha1, _md5, name, _size) in zip(records, entries, strict=True):
+        expected = name.decode("utf-8") if _utf8(name) else name
+        assert record.name == expected
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_detection_is_exclusive_over_all_samples() -> None:
+    # Every registered reader sees every bundled sample: ours must be the only
+    # one to claim NSRLFile samples, and must claim nothing else.
+    for sample in sorted(ALL_SAMPLES.rglob("*")):
+        if not sample.is_file() or sample.name == "TRUTH.json":
+            continue
+        head = sample.read_bytes()[:SNIFF_BYTES]
+        ours = sample.parent.name == "nsrl_rds2"
+        assert READER.sniff(head, sample) == ours, sample
+        if ours:
+            assert registry.detect(sample, head) is registry.get(READER.NAME), sample
