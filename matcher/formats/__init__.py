@@ -21,3 +21,4 @@ from matcher.formats import hashdeep  # noqa: F401
 from matcher.formats import nsrl_rds2  # noqa: F401
 from matcher.formats import nsrl_rds3  # noqa: F401
 from matcher.formats import plain  # noqa: F401
+from matcher.formats import projectvic_json  # noqa: F401

@@ -1,0 +1,378 @@
+"""Reads Project VIC "VICS" JSON hash sets (1.1-1.3 and 2.0), streaming."""
+
+from __future__ import annotations
+
+import decimal
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from typing import BinaryIO
+from typing import cast
+
+import ijson  # type: ignore[import-untyped]
+
+from matcher import digests
+from matcher.errors import FormatError
+from matcher.formats import registry
+from matcher.formats.base import OnInvalid
+from matcher.formats.base import RecordBatch
+from matcher.formats.base import TextReader
+from matcher.models import HashRecord
+
+BOM = b"\xef\xbb\xbf"
+ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha256")
+BATCH_ROWS = 20_000
+# sniff() and metadata() look for the envelope in this much of the file.
+HEAD_BYTES = 64 * 1024
+ENVELOPE_KEYS = ("@odata.context", "odata.metadata")  # 2.0, 1.x
+# The Media fields matcher imports; every other field is skipped unbuilt.
+_WANTED = frozenset(
+    {"MD5", "SHA1", "SHA256", "MediaSize", "MediaID", "Category", "AlternativeHashes"}
+)
+# Note that a wanted field needs a few levels (AlternativeHashes[].HashValue);
+# anything deeper is junk, and json.dumps() of it could overflow the stack.
+MAX_FIELD_DEPTH = 16
+_OPEN = frozenset({"start_map", "start_array"})
+_CLOSE = frozenset({"end_map", "end_array"})
+_HEX_LENGTHS = {alg: digests.DIGEST_SIZES[alg] * 2 for alg in ALGORITHMS}
+_MODEL = re.compile(r"DataModels/(\d+(?:\.\d+)*)\.xml(?:/([^/$#]+))?")
+_SETS = ("Media", "Cases")
+_Row = tuple[bytes | None, bytes | None, bytes | None, int | None, None, str | None, str | None]
+_Events = Iterator[tuple[str, Any]]
+
+
+class _NotVics(Exception):
+    """The JSON is valid so far but is not shaped like a VICS list."""
+
+
+def _envelope(head: bytes) -> str | None:
+    """The `@odata.context`/`odata.metadata` value among the first top-level keys."""
+    pending = False
+    try:
+        for prefix, event, value in ijson.parse(io.BytesIO(head.removeprefix(BOM))):
+            if pending:
+                return value if event == "string" else None
+            if prefix == "" and event == "map_key":
+                pending = value in ENVELOPE_KEYS
+            elif prefix == "" and event != "start_map":
+                return None
+    except (ijson.JSONError, ValueError, ArithmeticError):
+        pass
+    return None
+
+
+def _envelope_kind(envelope: str) -> str | None:
+    for kind in _SETS:
+        if envelope.endswith("#" + kind):
+            return kind
+    return None
+
+
+def _skip(event: str, events: _Events) -> None:
+    """Consume the rest of a value whose first event was `event`, building nothing."""
+    if event not in _OPEN:
+        return
+    depth = 1
+    for event, _value in events:
+        if event in _OPEN:
+            depth += 1
+        elif event in _CLOSE:
+            depth -= 1
+            if depth == 0:
+                return
+
+
+def _build(event: str, value: Any, events: _Events) -> Any:
+    """The JSON value whose first event was `(event, value)`, at most MAX_FIELD_DEPTH deep."""
+    if event not in _OPEN:
+        return value
+    root: Any = {} if event == "start_map" else []
+    stack, keys = [root], [""]
+    for event, value in events:
+        top = stack[-1]
+        if event == "map_key":
+            keys[-1] = value
+            continue
+        if event in _CLOSE:
+            stack.pop()
+            keys.pop()
+            if not stack:
+                return root
+            continue
+        item: Any = value
+        if event in _OPEN:
+            if len(stack) >= MAX_FIELD_DEPTH:
+                raise _NotVics(f"a Media field is nested more than {MAX_FIELD_DEPTH} levels")
+            item = {} if event == "start_map" else []
+        if type(top) is dict:
+            top[keys[-1]] = item
+        else:
+            top.append(item)
+        if event in _OPEN:
+            stack.append(item)
+            keys.append("")
+    return root
+
+
+def _fields(events: _Events) -> Iterator[dict[str, Any] | None]:
+    """Inside a value item: yield it (a Media), or each Media of its Media array (a Case)."""
+    found: dict[str, Any] = {}
+    is_case = False
+    for event, key in events:
+        if event == "end_map":
+            break
+        event, value = next(events)
+        if key == "Media" and event == "start_array":
+            is_case = True
+            yield from _items(events)
+        elif key in _WANTED:
+            found[key] = _build(event, value, events)
+        else:
+            _skip(event, events)
+    if not is_case:
+        yield found
+
+
+def _items(events: _Events) -> Iterator[dict[str, Any] | None]:
+    """The elements of an array of Media (or Cases); None for one that is not an object."""
+    for event, _value in events:
+        if event == "end_array":
+            return
+        if event == "start_map":
+            yield from _fields(events)
+        else:
+            _skip(event, events)
+            yield None
+
+
+def _media(events: _Events) -> Iterator[dict[str, Any] | None]:
+    """Every Media object: `value[]` in #Media lists, `value[].Media[]` in #Cases lists.
+
+    Note that which of the two a value item is shows in the item itself (a
+    Case has a Media array), so the envelope need not come first.
+    """
+    first = next(events, None)
+    if first is None or first[0] != "start_map":
+        raise _NotVics("the JSON is not an object")
+    has_value = False
+    for event, key in events:
+        if event == "end_map":
+            break
+        event, value = next(events)
+        if key == "value" and event == "start_array":
+            has_value = True
+            yield from _items(events)
+        else:
+            _skip(event, events)
+    if not has_value:
+        raise _NotVics('it has no "value" array')
+    for _event in events:  # let the parser reject trailing garbage
+        pass
+
+
+class _Replay(io.RawIOBase):
+    """A stream that returns the bytes already read, then the rest of `stream`."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            count = min(len(buffer), len(self._head))
+            buffer[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _json_reason(exc: BaseException) -> str:
+    if isinstance(exc, ArithmeticError):
+        return "a number is out of range"
+    # Note that yajl messages quote the offending input on later lines; keep the first.
+    raw = exc.args[0] if exc.args else type(exc).__name__
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:80]
+
+
+def _verbatim(value: object) -> str | None:
+    """A supplier's id or label as text, exactly as the JSON gives it."""
+    if value is None or type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, decimal.Decimal)):
+        return str(value)
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def _digest(value: object, algorithm: str, field: str) -> bytes | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{field} is not a hex string: {_verbatim(value)!r:.60}")
+    # Fast path for the usual well-formed value; parse_hex explains any other.
+    if len(value) == _HEX_LENGTHS[algorithm]:
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            pass
+        else:
+            if len(raw) * 2 == len(value):
+                return raw
+    return digests.parse_hex(value, algorithm)
+
+
+def _size(value: object) -> int | None:
+    if type(value) is int and value >= 0:
+        return value
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        digits = value.strip()
+        if digits.isascii() and digits.isdigit() and len(digits) <= 20:
+            return int(digits)
+    # Note that a huge exponent (1E+999999999) must not be expanded into an int.
+    if isinstance(value, decimal.Decimal) and value.is_finite() and value.adjusted() < 30:
+        if value >= 0 and value == value.to_integral_value():
+            return int(value)
+    raise ValueError(f"MediaSize is not a byte count: {_verbatim(value)!r:.60}")
+
+
+def _row(media: object) -> _Row:
+    """One Media object as a batch row; ValueError says what is wrong with it."""
+    if not isinstance(media, dict):
+        raise ValueError("it is not a JSON object")
+    found = {
+        "md5": _digest(media.get("MD5"), "md5", "MD5"),
+        "sha1": _digest(media.get("SHA1"), "sha1", "SHA1"),
+        "sha256": _digest(media.get("SHA256"), "sha256", "SHA256"),
+    }
+    alternatives = media.get("AlternativeHashes")
+    for entry in alternatives if isinstance(alternatives, list) else ():
+        if not isinstance(entry, dict) or not isinstance(entry.get("HashName"), str):
+            continue
+        # Note that HashName is free text; PhotoDNA and the like are not digests.
+        algorithm = digests.canonical_name(entry["HashName"])
+        if algorithm in found and found[algorithm] is None:
+            field = entry["HashName"][:20]
+            found[algorithm] = _digest(entry.get("HashValue"), algorithm, field)
+    if not any(found.values()):
+        raise ValueError("it has no MD5, SHA1 or SHA-256")
+    size = _size(media.get("MediaSize"))
+    ident = _verbatim(media.get("MediaID"))
+    label = _verbatim(media.get("Category"))
+    return (found["md5"], found["sha1"], found["sha256"], size, None, ident, label)
+
+
+class ProjectVicReader(TextReader):
+    """Reads VICS JSON: `value` holds Media (#Media) or Cases each holding Media (#Cases).
+
+    Imports MD5, SHA1, a SHA-256 from AlternativeHashes, MediaSize and, as
+    they are, MediaID (`ident`) and Category (`label`). Categories are never
+    interpreted. Parsing streams with ijson, so memory stays bounded.
+    """
+
+    NAME = "vics"
+    DESCRIPTION = "Project VIC VICS JSON 1.1-1.3 and 2.0 (#Media or #Cases)"
+    DEFAULT_ROLE = "notable"
+
+    def sniff(self, head: bytes, path: Path | None = None) -> bool:
+        """True for a JSON object with a ProjectVic `@odata.context`/`odata.metadata`.
+
+        Args:
+            head: the first bytes of the file.
+            path: unused.
+        """
+        envelope = _envelope(head[:HEAD_BYTES])
+        return envelope is not None and "projectvic" in envelope.lower()
+
+    def parse(
+        self, stream: BinaryIO, source: str = "<input>", on_invalid: OnInvalid = None
+    ) -> Iterator[HashRecord]:
+        """Yield one record per Media object, wherever it sits.
+
+        Raises:
+            FormatError: for invalid JSON or a document that is not VICS, and
+                for a malformed Media object (its number is `line`) unless
+                `on_invalid` takes it.
+        """
+        for number, row in self._rows(stream, source, on_invalid):
+            found = {alg: raw for alg, raw in zip(ALGORITHMS, row[:3], strict=True) if raw}
+            yield HashRecord(found, size=row[3], ident=row[5], label=row[6], line=number)
+
+    def read_batches(self, path: Path, on_invalid: OnInvalid = None) -> Iterator[RecordBatch]:
+        """Yield batches of BATCH_ROWS rows `(md5, sha1, sha256, size, None, ident, label)`.
+
+        Raises:
+            FormatError: as `parse()` does.
+        """
+        with path.open("rb") as stream:
+            rows: list[_Row] = []
+            for _number, row in self._rows(stream, str(path), on_invalid):
+                rows.append(row)
+                if len(rows) >= BATCH_ROWS:
+                    yield RecordBatch(ALGORITHMS, cast(list[tuple[object, ...]], rows))
+                    rows = []
+            if rows:
+                yield RecordBatch(ALGORITHMS, cast(list[tuple[object, ...]], rows))
+
+    def metadata(self, path: Path) -> dict[str, str]:
+        """The envelope string, and the model version, profile and set it names."""
+        with path.open("rb") as stream:
+            envelope = _envelope(stream.read(HEAD_BYTES))
+        if envelope is None:
+            return {}
+        info = {"envelope": envelope}
+        model = _MODEL.search(envelope)
+        if model:
+            info["version"] = model.group(1)
+            if model.group(2):
+                info["profile"] = model.group(2)
+        kind = _envelope_kind(envelope)
+        if kind:
+            info["set"] = kind
+        return info
+
+    def _rows(
+        self, stream: BinaryIO, source: str, on_invalid: OnInvalid
+    ) -> Iterator[tuple[int, _Row]]:
+        head = stream.read(HEAD_BYTES)
+        if not head.strip() and len(head) < HEAD_BYTES:
+            raise FormatError("the file is empty; a VICS list is a JSON object", source)
+        events = ijson.basic_parse(_Replay(head.removeprefix(BOM), stream))
+        media = _media(events)
+        number = 0
+        while True:
+            try:
+                entry = next(media)
+            except StopIteration:
+                return
+            except _NotVics as exc:
+                raise FormatError(f"not a VICS list: {exc}", source) from exc
+            except (ijson.JSONError, ValueError, UnicodeError, ArithmeticError) as exc:
+                raise FormatError(f"invalid JSON: {_json_reason(exc)}", source) from exc
+            number += 1
+            try:
+                row = _row(entry)
+            except ValueError as exc:
+                error = FormatError(f"media number {number}: {exc}", source, number)
+                if on_invalid is None:
+                    raise error from exc
+                on_invalid(error)
+                continue
+            yield number, row
+
+
+registry.register(ProjectVicReader())

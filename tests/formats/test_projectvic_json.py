@@ -1,0 +1,450 @@
+"""Tests for the Project VIC VICS JSON reader (vics)."""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import os
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from matcher.errors import FormatError
+from matcher.formats import projectvic_json
+from matcher.formats import registry
+from matcher.formats.base import SNIFF_BYTES
+from matcher.formats.projectvic_json import ProjectVicReader
+from matcher.models import HashRecord
+
+SAMPLES = Path(__file__).parent / "samples" / "synthetic" / "vics"
+ALL_SAMPLES = Path(__file__).parent / "samples"
+READER = ProjectVicReader()
+
+# From samples/synthetic/TRUTH.json.
+HELLO = {
+    "md5": "5d41402abc4b2a76b9719d911017c592",
+    "sha1": "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d",
+    "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+}
+WORLD = {
+    "md5": "7d793037a0760186574b0282f2f435e7",
+    "sha1": "7c211433f02071597741e6ff5a8ea34789abbf43",
+    "sha256": "486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7",
+}
+EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+
+V13_MEDIA = "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml#Media"
+V11_CASES = "http://github.com/ICMEC/ProjectVic/DataModels/1.1.xml#Cases"
+V20 = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/{}/$metadata#{}"
+
+
+def raw(truth: dict[str, str]) -> dict[str, bytes]:
+    return {alg: bytes.fromhex(value) for alg, value in truth.items()}
+
+
+def media(
+    truth: dict[str, str], media_id: object = 1, category: object = 0, **extra: object
+) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "MediaID": media_id,
+        "Category": category,
+        "MD5": truth["md5"].upper(),
+        "SHA1": truth["sha1"].upper(),
+        "MediaSize": 5,
+        "IsPrecategorized": "false",
+    }
+    if "sha256" in truth:
+        entry["AlternativeHashes"] = [
+            {"MD5": truth["md5"].upper(), "HashName": "PhotoDNA", "HashValue": "AAAA"},
+            {
+                "MD5": truth["md5"].upper(),
+                "HashName": "SHA256",
+                "HashValue": truth["sha256"].upper(),
+            },
+        ]
+    entry.update(extra)
+    return entry
+
+
+def document(envelope: str, value: list[object], key: str = "@odata.context") -> bytes:
+    return json.dumps({key: envelope, "value": value}, indent=1).encode()
+
+
+def parse(data: bytes, errors: list[FormatError] | None = None) -> list[HashRecord]:
+    on_invalid = errors.append if errors is not None else None
+    return list(READER.parse(io.BytesIO(data), source="list.json", on_invalid=on_invalid))
+
+
+def test_registered_with_notable_role() -> None:
+    assert isinstance(registry.get("vics"), ProjectVicReader)
+    assert READER.DEFAULT_ROLE == "notable"
+
+
+@pytest.mark.parametrize(
+    ("sample", "count"),
+    [
+        ("vics_1.2_caid_style.json", 1),
+        ("vics_1.3_media.json", 1),
+        ("vics_2.0_cases.json", 2),
+        ("vics_2.0_default_media.json", 2),
+    ],
+)
+def test_samples_known_answers(sample: str, count: int) -> None:
+    path = SAMPLES / sample
+    assert READER.sniff(path.read_bytes()[:SNIFF_BYTES], path)
+    records = list(READER.read(path))
+    assert len(records) == count
+    hello = records[0]
+    assert hello.digests["md5"] == bytes.fromhex(HELLO["md5"])
+    assert hello.digests["sha1"] == bytes.fromhex(HELLO["sha1"])
+    assert hello.size == 5
+    assert hello.line == 1
+    assert hello.name is None
+    if sample == "vics_1.2_caid_style.json":
+        # NIST CAID style: no MediaID, no Category, MediaSize as a string.
+        assert "sha256" not in hello.digests
+        assert (hello.ident, hello.label) == (None, None)
+    else:
+        assert hello.digests["sha256"] == bytes.fromhex(HELLO["sha256"])
+        assert (hello.ident, hello.label) == ("1", "0")
+    if count == 2:
+        assert records[1].digests == raw(WORLD)
+        assert (records[1].ident, records[1].line) == ("2", 2)
+
+
+def test_samples_metadata() -> None:
+    assert READER.metadata(SAMPLES / "vics_2.0_cases.json") == {
+        "envelope": V20.format("US", "Cases"),
+        "version": "2.0",
+        "profile": "US",
+        "set": "Cases",
+    }
+    assert READER.metadata(SAMPLES / "vics_1.3_media.json") == {
+        "envelope": V13_MEDIA,
+        "version": "1.3",
+        "set": "Media",
+    }
+
+
+@pytest.mark.parametrize("profile", ["Default", "US", "UK", "CUSTOM"])
+def test_v20_cases_with_several_cases(profile: str) -> None:
+    cases = [
+        {"CaseID": "c1", "Case No.": "unknown key", "Media": [media(HELLO, 10)]},
+        {"CaseNumber": "2", "Media": [media(WORLD, 11), media({"md5": EMPTY_MD5, "sha1": ""}, 12)]},
+        {"CaseID": "c3", "Media": []},
+    ]
+    records = parse(document(V20.format(profile, "Cases"), cases))
+    assert [(r.ident, r.line) for r in records] == [("10", 1), ("11", 2), ("12", 3)]
+    assert records[0].digests == raw(HELLO)
+    assert records[2].digests == {"md5": bytes.fromhex(EMPTY_MD5)}
+
+
+def test_v1x_cases_with_odata_annotations() -> None:
+    hello = media(HELLO, 3, 2, **{"odata.id": "Media('x')", "Exifs@odata.navigationLinkUrl": "u"})
+    data = document(V11_CASES, [{"Examiner Email": "e@x", "Media": [hello]}], key="odata.metadata")
+    [record] = parse(data)
+    assert record.digests == raw(HELLO)
+    assert (record.ident, record.label) == ("3", "2")
+
+
+def test_bom_string_booleans_numeric_string_size_and_unknown_keys() -> None:
+    entry = media(
+        WORLD,
+        "0007",
+        "1",
+        MediaSize=" 123 ",
+        IsPrecategorized="TRUE",
+        VictimIdentified="false",
+        SomethingNew={"nested": [1, 2, {"x": None}]},
+    )
+    data = b"\xef\xbb\xbf" + document(V20.format("Default", "Media"), [entry])
+    assert READER.sniff(data[:SNIFF_BYTES])
+    [record] = parse(data)
+    assert record.digests == raw(WORLD)
+    # MediaID and Category are kept exactly as given, never mapped to anything.
+    assert (record.size, record.ident, record.label) == (123, "0007", "1")
+
+
+@pytest.mark.parametrize(
+    ("category", "label"),
+    [(0, "0"), (2, "2"), ("2", "2"), ("A", "A"), (None, None), (True, "true"), (1.50, "1.5")],
+)
+def test_category_verbatim(category: object, label: str | None) -> None:
+    data = document(V20.format("UK", "Media"), [media(HELLO, 1, category)])
+    assert parse(data)[0].label == label
+
+
+def test_envelope_after_value_and_lower_case_hex() -> None:
+    entry = {"MD5": HELLO["md5"], "MediaSize": "5"}
+    data = json.dumps({"value": [entry], "@odata.context": V20.format("Default", "Media")})
+    [record] = parse(data.encode())
+    assert record.digests == {"md5": bytes.fromhex(HELLO["md5"])}
+    assert record.size == 5
+
+
+def test_malformed_media_are_numbered() -> None:
+    entries = [
+        media(HELLO, 1),
+        media(WORLD, 2),
+        media(HELLO, 3, MD5="5D41402ABC4B2A76B9719D911017C59Z"),
+        media(HELLO, 4, MediaSize="five"),
+        media(HELLO, 5, MD5=None, SHA1="", AlternativeHashes=[]),
+        media(HELLO, 6, SHA1=12345),
+        "not an object",
+        media(WORLD, 8),
+    ]
+    data = document(V20.format("Default", "Media"), entries)
+    with pytest.raises(FormatError) as caught:
+        parse(data)
+    assert (caught.value.source, caught.value.line) == ("list.json", 3)
+    assert "media number 3" in caught.value.reason
+    assert "32 hex digits" in caught.value.reason
+    errors: list[FormatError] = []
+    records = parse(data, errors)
+    assert [r.ident for r in records] == ["1", "2", "8"]
+    assert [r.line for r in records] == [1, 2, 8]
+    assert [e.line for e in errors] == [3, 4, 5, 6, 7]
+    assert all(f"media number {e.line}:" in e.reason for e in errors)
+    assert "MediaSize is not a byte count" in errors[1].reason
+    assert "no MD5, SHA1 or SHA-256" in errors[2].reason
+
+
+def test_bad_sha256_in_alternative_hashes() -> None:
+    entry = media(HELLO)
+    entry["AlternativeHashes"] = [{"HashName": "SHA-256", "HashValue": "ABC"}]
+    with pytest.raises(FormatError, match="media number 1: expected 64 hex digits for sha256"):
+        parse(document(V20.format("Default", "Media"), [entry]))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"   \n", "empty"),
+        (b"[1, 2]", "not an object"),
+        (b'{"@odata.context": "x"}', 'no "value" array'),
+        (b'{"value": [{"MD5": "' + HELLO["md5"].encode() + b'"}', "invalid JSON"),
+        (b'{"value": [{"MD5": "\xff"}]}', "invalid JSON"),
+        (b'{"value": []} trailing', "invalid JSON"),
+        (b'{"value": {"MD5": "x"}}', 'no "value" array'),
+    ],
+)
+def test_not_vics_or_invalid_json(data: bytes, message: str) -> None:
+    with pytest.raises(FormatError, match=message) as caught:
+        parse(data)
+    assert len(str(caught.value)) < 160
+
+
+def test_deep_nesting_is_skipped_or_refused_in_bounded_memory() -> None:
+    hello = b'{"MD5": "' + HELLO["md5"].encode() + b'"'
+    deep_array = b"[" * 200_000 + b"]" * 200_000
+    head = b'{"@odata.context": "' + V20.format("Default", "Media").encode() + b'", "value": ['
+    # An unwanted field is skipped however deep it goes; nothing of it is built.
+    [record] = parse(head + hello + b', "Exifs": ' + deep_array + b"}]}")
+    assert record.digests == {"md5": bytes.fromhex(HELLO["md5"])}
+    # A wanted field (Category is kept verbatim) may not be junk nested without end.
+    with pytest.raises(FormatError, match="nested more than 16 levels"):
+        parse(head + hello + b', "Category": ' + deep_array + b"}]}")
+    errors: list[FormatError] = []
+    assert parse(head + deep_array + b"]}", errors) == []
+    assert [e.line for e in errors] == [1]
+
+
+@pytest.mark.parametrize(
+    "number", [b"1e999999999999999999999", b"-5", b"5.5", b'"12345678901234567890123"']
+)
+def test_unusable_media_sizes(number: bytes) -> None:
+    data = b'{"value": [{"MD5": "' + HELLO["md5"].encode() + b'", "MediaSize": ' + number + b"}]}"
+    with pytest.raises(FormatError) as caught:
+        parse(data)
+    assert (
+        "out of range" in caught.value.reason
+        or "MediaSize is not a byte count" in caught.value.reason
+    )
+
+
+def test_invalid_json_deep_in_a_large_file() -> None:
+    entries = [media(HELLO, n) for n in range(2000)]
+    data = document(V20.format("Default", "Media"), entries)[:-10] + b"}}}"
+    records: list[HashRecord] = []
+    with pytest.raises(FormatError, match="invalid JSON"):
+        for record in READER.parse(io.BytesIO(data), source="big.json"):
+            records.append(record)
+    assert len(records) > 1000
+
+
+def test_read_batches_equals_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = [media(HELLO if n % 2 else WORLD, n, n % 3) for n in range(30)]
+    path = tmp_path / "v.json"
+    path.write_bytes(
+        document(V20.format("US", "Cases"), [{"Media": entries[:11]}, {"Media": entries[11:]}])
+    )
+    monkeypatch.setattr(projectvic_json, "BATCH_ROWS", 7)
+    batches = list(READER.read_batches(path))
+    assert [len(b.rows) for b in batches] == [7, 7, 7, 7, 2]
+    flat = [row for batch in batches for row in batch.rows]
+    expected = [
+        (
+            r.digests.get("md5"),
+            r.digests.get("sha1"),
+            r.digests.get("sha256"),
+            r.size,
+            None,
+            r.ident,
+            r.label,
+        )
+        for r in READER.read(path)
+    ]
+    assert flat == expected
+    assert len(flat) == 30
+
+
+def test_sniff() -> None:
+    assert READER.sniff(document(V20.format("CUSTOM", "Media"), []))
+    assert READER.sniff(document(V13_MEDIA, [], key="odata.metadata"))
+    assert not READER.sniff(document("http://example.org/other#Media", []))
+    assert not READER.sniff(b'{"@context": {"uco": "https://ontology.unifiedcyberontology.org"}}')
+    assert not READER.sniff(b'"SHA-1","MD5","CRC32","FileName"\r\n')
+    assert not READER.sniff(b"[]")
+    assert not READER.sniff(b"")
+
+
+# Reads a list in a fresh interpreter and prints the count and the peak RSS (KiB).
+_CHILD = """
+import resource, sys
+from pathlib import Path
+from matcher.formats.projectvic_json import ProjectVicReader
+count = sum(1 for _ in ProjectVicReader().read(Path(sys.argv[1])))
+print(count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def write_large_list(path: Path, count: int) -> None:
+    with path.open("wb") as out:
+        out.write(b'{"@odata.context": "' + V20.format("Default", "Media").encode())
+        out.write(b'", "value": [\n')
+        for n in range(count):
+            sep = b",\n" if n + 1 < count else b"\n"
+            out.write(
+                b'{"MediaID": %d, "Category": %d, "MD5": "%032X", "MediaSize": "%d",'
+                b' "IsPrecategorized": "false", "Comments": "%s"}%s'
+                % (n, n % 3, n, n, b"c" * 100, sep)
+            )
+        out.write(b"]}\n")
+
+
+def peak_rss_kib(path: Path) -> tuple[int, int]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path)], env=env, capture_output=True, check=True
+    )
+    count, peak = done.stdout.split()
+    return int(count), int(peak)
+
+
+def test_bounded_memory_on_a_large_list(tmp_path: Path) -> None:
+    large, small = tmp_path / "large.json", tmp_path / "small.json"
+    write_large_list(large, 200_000)
+    write_large_list(small, 1)
+    assert large.stat().st_size > 40_000_000
+    count, peak = peak_rss_kib(large)
+    _one, baseline = peak_rss_kib(small)
+    assert count == 200_000
+    # Holding the parsed list would take hundreds of MB; streaming stays flat.
+    assert peak - baseline < 20_000, (peak, baseline)
+
+
+def test_streaming_keeps_python_allocations_small(tmp_path: Path) -> None:
+    path = tmp_path / "medium.json"
+    write_large_list(path, 10_000)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        seen = 0
+        for record in READER.read(path):
+            seen += 1
+            last = record
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seen == 10_000
+    assert last.digests["md5"] == (10_000 - 1).to_bytes(16, "big")
+    assert path.stat().st_size > 2_000_000
+    assert peak < 1_500_000, peak
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=400))
+def test_any_bytes_raise_only_format_error(data: bytes) -> None:
+    prefix = b'{"@odata.context": "' + V20.format("Default", "Media").encode() + b'", "value": ['
+    for payload in (data, prefix + data, b"\xef\xbb\xbf" + data):
+        try:
+            parse(payload)
+        except FormatError:
+            pass
+        try:
+            parse(payload, [])
+        except FormatError:
+            pass
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "MD5",
+                    "SHA1",
+                    "MediaSize",
+                    "MediaID",
+                    "Category",
+                    "AlternativeHashes",
+                    "Media",
+                    "x",
+                ]
+            ),
+            json_values,
+        ),
+        max_size=4,
+    )
+)
+def test_any_json_structure_raises_only_format_error(value: list[dict[str, object]]) -> None:
+    data = document(V20.format("Default", "Media"), value)  # type: ignore[arg-type]
+    try:
+        parse(data, [])
+    except FormatError:
+        pass
+
+
+def test_detection_is_exclusive_over_all_samples() -> None:
+    # Every registered reader sees every bundled sample: ours must be the only
+    # one to claim VICS samples, and must claim nothing else.
+    for sample in sorted(ALL_SAMPLES.rglob("*")):
+        if not sample.is_file() or sample.name == "TRUTH.json":
+            continue
+        head = sample.read_bytes()[:SNIFF_BYTES]
+        ours = sample.parent.name == "vics"
+        assert READER.sniff(head, sample) == ours, sample
+        if ours:
+            assert registry.detect(sample, head) is registry.get(READER.NAME), sample
