@@ -15,6 +15,7 @@ that every sample is recognised by exactly one reader.
 
 from matcher.formats import registry
 from matcher.formats import bsd_tag  # noqa: F401
+from matcher.formats import clamav  # noqa: F401
 from matcher.formats import csv_list  # noqa: F401
 from matcher.formats import gnu_sum  # noqa: F401
 from matcher.formats import hashdeep  # noqa: F401

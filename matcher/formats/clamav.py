@@ -1,0 +1,157 @@
+"""Reads ClamAV whole-file hash signatures (.hdb/.hsb, also .hdu/.hsu)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from matcher.errors import FormatError
+from matcher.formats import registry
+from matcher.formats.base import SNIFF_BYTES
+from matcher.formats.base import OnInvalid
+from matcher.formats.base import TextReader
+from matcher.models import HashRecord
+
+BOM = b"\xef\xbb\xbf"
+# A line longer than this is reported as malformed instead of being buffered whole.
+MAX_LINE = 64 * 1024
+# The algorithm is chosen by the digest's length, as ClamAV does.
+_ALGORITHMS = {32: "md5", 40: "sha1", 64: "sha256"}
+_HEX = rb"(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{32})"
+# HashString:FileSize:MalwareName[:MinFL[:MaxFL]]; "*" (any size) needs MinFL 73 in ClamAV.
+_WHOLE_FILE = re.compile(rb"(" + _HEX + rb"):(\d{1,20}|\*):([^:]*)(?::\d{0,9}(?::\d{0,9})?)?")
+# Note that .mdb/.msb swap the first two fields: PESectionSize:PESectionHash:Name.
+# Those hashes cover one PE section, so they can never match a whole file.
+_SECTION = re.compile(rb"(?:\d{1,20}|\*):" + _HEX + rb":[^:]*(?::\d{0,9}(?::\d{0,9})?)?")
+_SECTION_MESSAGE = (
+    "the file holds PE-section hashes (.mdb/.msb), not whole-file hashes; matcher cannot use it"
+)
+# How many signature lines sniff() looks at.
+_SNIFF_LINES = 50
+
+
+def _head_lines(head: bytes) -> list[bytes]:
+    """The complete, meaningful lines of `head`: no blank lines or comments."""
+    cut = len(head) >= SNIFF_BYTES
+    pieces = head.removeprefix(BOM).split(b"\n")
+    # The last piece is cut when the head fills SNIFF_BYTES; it is empty after a final LF.
+    if pieces[-1] == b"" or cut:
+        pieces.pop()
+    lines = [piece.rstrip(b"\r") for piece in pieces]
+    return [line for line in lines if line.strip() and not line.startswith(b"#")]
+
+
+def looks_like_section_hashes(head: bytes) -> bool:
+    """True when the first signature line is `size:hash:name` (.mdb/.msb/.mdu/.msu).
+
+    Args:
+        head: the first bytes of the file.
+    """
+    lines = _head_lines(head)
+    return bool(lines) and _is_section_line(lines[0])
+
+
+def _is_section_line(line: bytes) -> bool:
+    # Note that a 32-digit MD5 made only of decimal digits also fits the
+    # section layout; the whole-file reading wins such a tie.
+    return _SECTION.fullmatch(line) is not None and _WHOLE_FILE.fullmatch(line) is None
+
+
+def _decode_name(raw: bytes) -> str | bytes | None:
+    if not raw:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _excerpt(raw: bytes, limit: int = 60) -> str:
+    text = raw[:limit].decode("utf-8", "replace")
+    return repr(text + "...") if len(raw) > limit else repr(text)
+
+
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """Yield `(number, line)` without its line end; None for a line over MAX_LINE."""
+    number = 0
+    while line := stream.readline(MAX_LINE + 1):
+        number += 1
+        if len(line) > MAX_LINE and not line.endswith(b"\n"):
+            # Skip the rest of the overlong line without holding it.
+            while (rest := stream.readline(MAX_LINE)) and not rest.endswith(b"\n"):
+                pass
+            yield number, None
+            continue
+        if number == 1 and line.startswith(BOM):
+            line = line[len(BOM) :]
+        yield number, line.rstrip(b"\r\n")
+
+
+class ClamavReader(TextReader):
+    """Reads `HashString:FileSize:MalwareName[:MinFL[:MaxFL]]` lines.
+
+    The digest is MD5, SHA-1 or SHA-256 by length, whatever the extension says.
+    A size of `*` (any size) gives `size=None`. MalwareName, the signature's
+    name, becomes `name`; ClamAV has no label. Section-hash files (.mdb/.msb)
+    are refused as a whole.
+    """
+
+    NAME = "clamav"
+    DESCRIPTION = "ClamAV whole-file hash signatures (.hdb, .hsb, .hdu, .hsu)"
+    DEFAULT_ROLE = "notable"
+
+    def sniff(self, head: bytes, path: Path | None = None) -> bool:
+        """True when every signature line in `head` is `hash:size:name`.
+
+        Args:
+            head: the first bytes of the file.
+            path: unused.
+        """
+        lines = _head_lines(head)[:_SNIFF_LINES]
+        return bool(lines) and all(_WHOLE_FILE.fullmatch(line) for line in lines)
+
+    def parse(
+        self, stream: BinaryIO, source: str = "<input>", on_invalid: OnInvalid = None
+    ) -> Iterator[HashRecord]:
+        """Yield one record per signature line; `#` comments and blank lines are skipped.
+
+        Note that ClamAV 1.4.6 rejects a database holding a blank line; a blank
+        line carries no hash, so matcher skips it instead.
+
+        Raises:
+            FormatError: when a line is `size:hash:name` (PE-section hashes), and
+                for a malformed line unless `on_invalid` takes it.
+        """
+        for number, line in _lines(stream):
+            if line is None:
+                error = FormatError(f"line longer than {MAX_LINE} bytes", source, number)
+            elif not line.strip() or line.startswith(b"#"):
+                continue
+            elif match := _WHOLE_FILE.fullmatch(line):
+                yield _record(match, number)
+                continue
+            elif _is_section_line(line):
+                # Not a bad line but the wrong kind of file: never skipped.
+                raise FormatError(_SECTION_MESSAGE, source, number)
+            else:
+                shown = _excerpt(line)
+                error = FormatError(f"expected hash:size:name, got {shown}", source, number)
+            if on_invalid is None:
+                raise error
+            on_invalid(error)
+
+
+def _record(match: re.Match[bytes], number: int) -> HashRecord:
+    digest, size, name = match.group(1, 2, 3)
+    algorithm = _ALGORITHMS[len(digest)]
+    return HashRecord(
+        digests={algorithm: bytes.fromhex(digest.decode("ascii"))},
+        size=None if size == b"*" else int(size),
+        name=_decode_name(name),
+        line=number,
+    )
+
+
+registry.register(ClamavReader())

@@ -1,0 +1,234 @@
+"""Tests for the ClamAV .hdb/.hsb whole-file hash reader (clamav)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from matcher.errors import FormatError
+from matcher.formats import clamav
+from matcher.formats import registry
+from matcher.formats.base import SNIFF_BYTES
+from matcher.formats.clamav import ClamavReader
+from matcher.formats.clamav import looks_like_section_hashes
+from matcher.models import HashRecord
+
+SAMPLES = Path(__file__).parent / "samples" / "synthetic" / "clamav"
+ALL_SAMPLES = Path(__file__).parent / "samples"
+READER = ClamavReader()
+
+# pattern2048.bin from samples/synthetic/TRUTH.json: bytes(range(256)) * 8.
+PATTERN_MD5 = "1576a94d6cb334dd126cb1c27f19e0f2"
+PATTERN_SHA1 = "f10ccfde60c17db26e7d85d35665c7661dbbeb2c"
+PATTERN_SHA256 = "10fc3c51a152e90e5b90319b601d92ccf37290ef53c35ff92507687d8a911a08"
+HELLO_MD5 = "5d41402abc4b2a76b9719d911017c592"
+
+
+def parse(data: bytes, errors: list[FormatError] | None = None) -> list[HashRecord]:
+    on_invalid = errors.append if errors is not None else None
+    return list(READER.parse(io.BytesIO(data), source="sigs.hdb", on_invalid=on_invalid))
+
+
+def test_registered_with_notable_role() -> None:
+    assert isinstance(registry.get("clamav"), ClamavReader)
+    assert READER.DEFAULT_ROLE == "notable"
+
+
+def test_truth_literals_match_the_pattern() -> None:
+    pattern = bytes(range(256)) * 8
+    assert hashlib.md5(pattern).hexdigest() == PATTERN_MD5
+    assert hashlib.sha256(pattern).hexdigest() == PATTERN_SHA256
+
+
+def test_sigtool_md5_sample() -> None:
+    [record] = READER.read(SAMPLES / "sigtool_md5.hdb")
+    assert record == HashRecord(
+        digests={"md5": bytes.fromhex(PATTERN_MD5)}, size=2048, name="pattern2048.bin", line=1
+    )
+
+
+def test_sigtool_sha_sample_picks_the_algorithm_by_length() -> None:
+    records = list(READER.read(SAMPLES / "sigtool_sha.hsb"))
+    assert [r.digests for r in records] == [
+        {"sha1": bytes.fromhex(PATTERN_SHA1)},
+        {"sha256": bytes.fromhex(PATTERN_SHA256)},
+    ]
+    assert [(r.size, r.name, r.ident, r.label, r.line) for r in records] == [
+        (2048, "pattern2048.bin", None, None, 1),
+        (2048, "pattern2048.bin", None, None, 2),
+    ]
+
+
+def test_wildcard_size_with_flevel() -> None:
+    [record] = READER.read(SAMPLES / "wildcard_size.hsb")
+    assert record.digests == {"sha256": bytes.fromhex(PATTERN_SHA256)}
+    assert (record.size, record.name) == (None, "Synthetic.Test.Wildcard")
+
+
+def test_comment_and_flevels() -> None:
+    [record] = READER.read(SAMPLES / "with_flevel_and_comment.hdb")
+    assert (record.name, record.size, record.line) == ("Synthetic.Test.Flevel", 2048, 2)
+
+
+def test_crlf_bom_upper_case_blank_lines_and_odd_names() -> None:
+    data = (
+        b"\xef\xbb\xbf# header comment\r\n"
+        + HELLO_MD5.upper().encode()
+        + b":5:Name With Space\r\n"
+        + b"\r\n"
+        + HELLO_MD5.encode()
+        + b":5:caf\xe9\r\n"
+        + HELLO_MD5.encode()
+        + b":5:"
+    )
+    records = parse(data)
+    assert [(r.name, r.line) for r in records] == [
+        ("Name With Space", 2),
+        (b"caf\xe9", 4),
+        (None, 5),
+    ]
+    assert records[0].digests == {"md5": bytes.fromhex(HELLO_MD5)}
+
+
+def test_malformed_lines_have_line_numbers() -> None:
+    data = (
+        HELLO_MD5.encode()
+        + b":5:ok\n"
+        + HELLO_MD5[:-1].encode()
+        + b":5:short\n"
+        + HELLO_MD5.encode()
+        + b":five:badsize\n"
+        + HELLO_MD5.encode()
+        + b"  gnu-sum-style\n"
+        + HELLO_MD5.encode()
+        + b":5:name:notanumber\n"
+        + HELLO_MD5.encode()
+        + b":5:ok2\n"
+    )
+    with pytest.raises(FormatError) as caught:
+        parse(data)
+    assert (caught.value.source, caught.value.line) == ("sigs.hdb", 2)
+    assert "expected hash:size:name" in caught.value.reason
+    errors: list[FormatError] = []
+    assert [r.name for r in parse(data, errors)] == ["ok", "ok2"]
+    assert [e.line for e in errors] == [2, 3, 4, 5]
+
+
+def test_overlong_line_is_reported_with_a_short_message() -> None:
+    data = b"a" * (clamav.MAX_LINE * 2) + b"\n" + HELLO_MD5.encode() + b":5:after\n"
+    errors: list[FormatError] = []
+    assert [r.line for r in parse(data, errors)] == [2]
+    assert [e.line for e in errors] == [1]
+    with pytest.raises(FormatError) as caught:
+        parse(b"z" * 5000 + b"\n")
+    assert len(str(caught.value)) < 120
+
+
+def test_section_hash_files_are_refused() -> None:
+    mdb = b"# PE sections\n45056:" + PATTERN_MD5.encode() + b":Win.Trojan.Test\n"
+    msb = b"*:" + PATTERN_SHA256.encode() + b":Win.Test:73\n"
+    for data in (mdb, msb):
+        assert looks_like_section_hashes(data)
+        assert not READER.sniff(data)
+        with pytest.raises(FormatError, match=r"PE-section hashes \(\.mdb/\.msb\)"):
+            parse(data)
+        # Not a malformed line that --skip-invalid could pass over: the file is refused.
+        with pytest.raises(FormatError, match="matcher cannot use it"):
+            parse(data, [])
+
+
+def test_section_line_after_good_lines_still_refuses() -> None:
+    data = PATTERN_MD5.encode() + b":2048:a\n" + b"2048:" + PATTERN_MD5.encode() + b":b\n"
+    records: list[HashRecord] = []
+    with pytest.raises(FormatError) as caught:
+        for record in READER.parse(io.BytesIO(data), source="x.hdb"):
+            records.append(record)
+    assert caught.value.line == 2
+    assert len(records) == 1
+
+
+def test_looks_like_section_hashes_on_whole_file_lists() -> None:
+    assert not looks_like_section_hashes((SAMPLES / "sigtool_md5.hdb").read_bytes())
+    assert not looks_like_section_hashes(b"")
+    assert not looks_like_section_hashes(b"# only a comment\n")
+
+
+def test_sniff() -> None:
+    for sample in SAMPLES.iterdir():
+        assert READER.sniff(sample.read_bytes()[:SNIFF_BYTES], sample), sample.name
+    assert not READER.sniff(b"")
+    assert not READER.sniff(b"# comment only\n")
+    assert not READER.sniff(HELLO_MD5.encode() + b"  hello.txt\n")
+    assert not READER.sniff(b"MD5 (hello.txt) = " + HELLO_MD5.encode() + b"\n")
+    assert not READER.sniff(HELLO_MD5.encode() + b"\n")
+    assert not READER.sniff(b"%%%% HASHDEEP-1.0\n%%%% size,md5,filename\n")
+    assert not READER.sniff(b"md5,name\n" + HELLO_MD5.encode() + b",a\n")
+    # One bad line among the first lines is enough to refuse.
+    assert not READER.sniff(HELLO_MD5.encode() + b":5:a\nnot a signature\n")
+
+
+def test_sniff_ignores_a_line_cut_at_the_end_of_the_head() -> None:
+    line = HELLO_MD5.encode() + b":5:Name\n"
+    head = (line * (SNIFF_BYTES // len(line) + 1))[:SNIFF_BYTES]
+    assert not head.endswith(b"\n")
+    assert READER.sniff(head)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300))
+def test_any_bytes_raise_only_format_error(data: bytes) -> None:
+    for payload in (data, HELLO_MD5.encode() + b":5:x\n" + data):
+        try:
+            parse(payload)
+        except FormatError:
+            pass
+        try:
+            parse(payload, [])
+        except FormatError:
+            pass
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([16, 20, 32]).flatmap(lambda n: st.binary(min_size=n, max_size=n)),
+            st.none() | st.integers(min_value=0, max_value=2**63),
+            st.text(
+                st.characters(blacklist_characters=":\r\n", blacklist_categories=["Cs"]),
+                min_size=1,
+                max_size=20,
+            ).filter(lambda s: not s.startswith("#") and s.strip() == s),
+        ),
+        max_size=10,
+    )
+)
+def test_round_trip(entries: list[tuple[bytes, int | None, str]]) -> None:
+    data = b"".join(
+        b"%s:%s:%s\n"
+        % (digest.hex().encode(), b"*" if size is None else str(size).encode(), name.encode())
+        for digest, size, name in entries
+    )
+    records = parse(data)
+    algorithms = {16: "md5", 20: "sha1", 32: "sha256"}
+    assert [(r.digests, r.size, r.name) for r in records] == [
+        ({algorithms[len(digest)]: digest}, size, name) for digest, size, name in entries
+    ]
+
+
+def test_detection_is_exclusive_over_all_samples() -> None:
+    # Every registered reader sees every bundled sample: ours must be the only
+    # one to claim ClamAV samples, and must claim nothing else.
+    for sample in sorted(ALL_SAMPLES.rglob("*")):
+        if not sample.is_file() or sample.name == "TRUTH.json":
+            continue
+        head = sample.read_bytes()[:SNIFF_BYTES]
+        ours = sample.parent.name == "clamav"
+        assert READER.sniff(head, sample) == ours, sample
+        if ours:
+            assert registry.detect(sample, head) is registry.get(READER.NAME), sample
