@@ -227,3 +227,58 @@ def test_summary_says_what_is_left_unknown(runner: CliRunner, store: Path, tmp_p
     assert summary["unknown"] == unknown
     assert f"unknown {unknown}" in result.stderr
     assert end_record(tmp_path / "r.jsonl")["counts"]["unknown"] == unknown
+
+
+def test_candidates_only_hashes_only_sized_candidates(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
+    db = tmp_path / "sized.db"
+    runner.invoke(cli, ["import", str(LISTS / "notable.csv"), "--db", str(db)])
+    log = tmp_path / "c.jsonl"
+    result = scan(runner, db, log, evidence_copy, extra=["--candidates-only"])
+    assert result.exit_code == 1, result.output
+    counts = assert_counts_add_up(log)
+    truth = expected_digests()
+    sizes = {(evidence_copy / n).stat().st_size for n in NOTABLE}
+    candidates = [n for n in truth if (evidence_copy / n).stat().st_size in sizes]
+    assert counts["files"] == len(candidates)
+    assert counts["skipped_by_reason"]["not-candidate"] == len(truth) - len(candidates)
+    assert counts["notable"] == len(NOTABLE)
+    assert read_log(log)[0]["options"]["candidates_only"] is True
+
+
+def test_candidates_only_falls_back_when_a_list_lacks_sizes(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    log = tmp_path / "c.jsonl"
+    result = scan(runner, store, log, evidence_copy, extra=["--candidates-only"])
+    assert "notable.md5" in result.stderr and "full scan" in result.stderr
+    counts = assert_counts_add_up(log)
+    assert counts["files"] == len(expected_digests())
+    assert read_log(log)[0]["options"]["candidates_only"] is False
+
+
+def test_algorithms_that_cannot_match_are_refused(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
+    db = tmp_path / "sha1only.db"
+    runner.invoke(cli, ["import", str(LISTS / "notable.txt"), "--db", str(db)])
+    result = scan(runner, db, tmp_path / "x.jsonl", evidence_copy, extra=["--algorithms", "md5,sha256"])
+    assert result.exit_code == 2 and "nothing could ever match" in result.output
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_wrong_algorithm_name_is_a_usage_error(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C", "--db", str(store),
+                                 "--algorithms", "md5,crc32"])
+    assert result.exit_code == 2 and "crc32" in result.output
+
+
+def test_blake3_and_sha512_when_asked(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
+    import blake3
+
+    data = (evidence_copy / "notes" / "note-01.txt").read_bytes()
+    lst = tmp_path / "b3.txt"
+    lst.write_text(f"BLAKE3 (note) = {blake3.blake3(data).hexdigest()}\n")
+    db = tmp_path / "b3.db"
+    assert runner.invoke(cli, ["import", str(lst), "--db", str(db)]).exit_code == 0
+    log = tmp_path / "b.jsonl"
+    result = scan(runner, db, log, evidence_copy, extra=["--algorithms", "sha512,blake3"])
+    assert result.exit_code == 1, result.output
+    [match] = [r for r in read_log(log) if r["type"] == "match"]
+    assert match["digests"]["blake3"] == blake3.blake3(data).hexdigest()
+    assert set(match["digests"]) == {"sha512", "blake3"}
