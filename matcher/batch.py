@@ -15,7 +15,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 
 from matcher import auditlog
@@ -72,7 +73,9 @@ def read_manifest(path: Path) -> list[BatchItem]:
             header = [h.strip().lower() for h in reader.fieldnames or []]
             missing = [c for c in REQUIRED if c not in header]
             if missing:
-                raise FormatError(f"the manifest header lacks {', '.join(missing)}", source=str(path), line=1)
+                raise FormatError(
+                    f"the manifest header lacks {', '.join(missing)}", source=str(path), line=1
+                )
             reader.fieldnames = header
             items = []
             for number, row in enumerate(reader, start=2):
@@ -82,11 +85,20 @@ def read_manifest(path: Path) -> list[BatchItem]:
                         raise FormatError(f"empty {column}", source=str(path), line=number)
                 evidence = base / values["evidence"]
                 safe = re.sub(r"[^A-Za-z0-9._-]+", "_", evidence.name)[:64] or "item"
-                log = base / values["log"] if values.get("log") else (
-                    base / f"{path.stem}-logs" / f"{number - 1:03d}-{safe}.jsonl"
+                log = (
+                    base / values["log"]
+                    if values.get("log")
+                    else (base / f"{path.stem}-logs" / f"{number - 1:03d}-{safe}.jsonl")
                 )
                 items.append(
-                    BatchItem(number, evidence, values["case"], values["examiner"], values.get("authority") or None, log)
+                    BatchItem(
+                        number,
+                        evidence,
+                        values["case"],
+                        values["examiner"],
+                        values.get("authority") or None,
+                        log,
+                    )
                 )
     except (UnicodeDecodeError, csv.Error) as exc:
         raise FormatError(f"the manifest is not a readable CSV ({exc})", source=str(path)) from exc
@@ -113,7 +125,7 @@ def worst_exit_code(codes: Sequence[int]) -> int:
 
 
 def _previous_state(log: Path) -> str:
-    """"new", "complete" or "resume" for an item's log.
+    """ "new", "complete" or "resume" for an item's log.
 
     Raises:
         IntegrityError: the log is tampered (the item fails; nothing is appended).

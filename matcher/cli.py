@@ -18,6 +18,9 @@ import click
 from matcher import __version__
 from matcher import auditlog
 from matcher import signing
+from matcher.batch import BatchItem
+from matcher.batch import run_batch
+from matcher.batch import worst_exit_code
 from matcher.digests import available_algorithms
 from matcher.digests import parse_algorithms
 from matcher.errors import ExitCode
@@ -26,9 +29,6 @@ from matcher.errors import MatcherError
 from matcher.formats import registry
 from matcher.importing import import_list
 from matcher.models import ROLES
-from matcher.batch import BatchItem
-from matcher.batch import run_batch
-from matcher.batch import worst_exit_code
 from matcher.rematch import RematchOptions
 from matcher.rematch import run_rematch
 from matcher.scan import Counts
@@ -106,17 +106,36 @@ def cli() -> None:
 
 
 @cli.command(name="import")
-@click.argument("lists", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "lists", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @db_option
-@click.option("--format", "format_name", type=click.Choice(registry.names()), help="Override format detection.")
+@click.option(
+    "--format",
+    "format_name",
+    type=click.Choice(registry.names()),
+    help="Override format detection.",
+)
 @click.option("--name", help="Name of the list in the store (default: the file name).")
-@click.option("--role", type=click.Choice(ROLES), help="notable or known (default: the format's usual role).")
-@click.option("--skip-invalid", is_flag=True, help="Keep the good lines; count and report malformed ones.")
-@click.option("--replace", metavar="NAME", help="Replace the list NAME with this one, in one transaction.")
+@click.option(
+    "--role", type=click.Choice(ROLES), help="notable or known (default: the format's usual role)."
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Keep the good lines; count and report malformed ones."
+)
+@click.option(
+    "--replace", metavar="NAME", help="Replace the list NAME with this one, in one transaction."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def import_cmd(
-    lists: tuple[Path, ...], db: Path, format_name: str | None, name: str | None, role: str | None,
-    skip_invalid: bool, replace: str | None, as_json: bool,
+    lists: tuple[Path, ...],
+    db: Path,
+    format_name: str | None,
+    name: str | None,
+    role: str | None,
+    skip_invalid: bool,
+    replace: str | None,
+    as_json: bool,
 ) -> None:
     """Import hash lists into the store (one transaction per list).
 
@@ -138,12 +157,19 @@ def import_cmd(
         try:
             for path in lists:
                 result = import_list(
-                    store, path, format_name=format_name, name=name, role=role,
-                    skip_invalid=skip_invalid, replace=replace,
+                    store,
+                    path,
+                    format_name=format_name,
+                    name=name,
+                    role=role,
+                    skip_invalid=skip_invalid,
+                    replace=replace,
                 )
                 info = result.info
                 if result.already_imported:
-                    click.echo(f"{path}: already imported as list {info.name!r}; nothing done.", err=True)
+                    click.echo(
+                        f"{path}: already imported as list {info.name!r}; nothing done.", err=True
+                    )
                 else:
                     click.echo(
                         f"{path}: imported {info.entries:,} entries as {info.role} list "
@@ -153,7 +179,9 @@ def import_cmd(
                         err=True,
                     )
                 if result.skipped_invalid:
-                    click.echo(f"{path}: skipped {result.skipped_invalid:,} invalid line(s):", err=True)
+                    click.echo(
+                        f"{path}: skipped {result.skipped_invalid:,} invalid line(s):", err=True
+                    )
                     for example in result.invalid_examples:
                         click.echo(f"  {example}", err=True)
                 results.append(
@@ -196,7 +224,9 @@ def lists_cmd(db: Path, as_json: bool) -> None:
     if not infos:
         click.echo("No lists imported.", err=True)
         return
-    click.echo(f"{'name':30} {'role':8} {'format':10} {'entries':>10}  digests  imported  source sha256")
+    click.echo(
+        f"{'name':30} {'role':8} {'format':10} {'entries':>10}  digests  imported  source sha256"
+    )
     for i in infos:
         digests = ",".join(f"{a}:{n}" for a, n in i.counts.items())
         click.echo(
@@ -272,41 +302,93 @@ def _size(text: str | None) -> int | None:
     match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)i?b?\s*", text.lower())
     if not match:
         raise click.BadParameter(f"{text!r} is not a size like 500M or 2G", param_hint="--max-size")
-    return int(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " ")
+    exponent: int = " kmgt".index(match.group(2) or " ")
+    size: int = int(match.group(1)) * 1024**exponent
+    return size
 
 
 @cli.command(name="scan")
 @click.argument("evidence", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--examiner", required=True, help="The authorised examiner running this scan (required).")
+@click.option(
+    "--examiner", required=True, help="The authorised examiner running this scan (required)."
+)
 @click.option("--case", required=True, help="The case reference that authorises it (required).")
 @click.option("--authority", help="The legal authority (warrant, order) for the record.")
 @db_option
-@click.option("--list", "lists", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Import this list on the fly (repeatable).")
-@click.option("--log", type=click.Path(dir_okay=False, path_type=Path),
-              help="Match log to write (default: matcher-CASE-TIME.jsonl here).")
-@click.option("--algorithms", default="md5,sha1,sha256", show_default=True,
-              help=f"Digests computed in the one read pass; available: {','.join(available_algorithms())}.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Hashing workers (default: number of cores).")
-@click.option("--candidates-only", is_flag=True,
-              help="Hash only files whose size occurs among notable entries. Gives up known/unknown "
-                   "counts: other files are counted as not-candidate, never as clean.")
-@click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
-              help="Skip entries matching GLOB (relative path or name); recorded and counted.")
-@click.option("--max-size", help="Skip files larger than this (e.g. 4G); recorded and counted as too-large.")
-@click.option("--one-file-system", is_flag=True, help="Do not descend into other filesystems (recorded).")
+@click.option(
+    "--list",
+    "lists",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Import this list on the fly (repeatable).",
+)
+@click.option(
+    "--log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Match log to write (default: matcher-CASE-TIME.jsonl here).",
+)
+@click.option(
+    "--algorithms",
+    default="md5,sha1,sha256",
+    show_default=True,
+    help=f"Digests computed in the one read pass; available: {','.join(available_algorithms())}.",
+)
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), help="Hashing workers (default: number of cores)."
+)
+@click.option(
+    "--candidates-only",
+    is_flag=True,
+    help="Hash only files whose size occurs among notable entries. Gives up known/unknown "
+    "counts: other files are counted as not-candidate, never as clean.",
+)
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="GLOB",
+    help="Skip entries matching GLOB (relative path or name); recorded and counted.",
+)
+@click.option(
+    "--max-size", help="Skip files larger than this (e.g. 4G); recorded and counted as too-large."
+)
+@click.option(
+    "--one-file-system", is_flag=True, help="Do not descend into other filesystems (recorded)."
+)
 @click.option("--resume", is_flag=True, help="Continue the interrupted or crashed run of --log.")
-@click.option("--sign-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Ed25519 private key (matcher keygen) to sign the log.")
-@click.option("--inventory", type=click.Path(dir_okay=False, path_type=Path),
-              help="Inventory database (default: LOG.inventory.db beside the log).")
+@click.option(
+    "--sign-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ed25519 private key (matcher keygen) to sign the log.",
+)
+@click.option(
+    "--inventory",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Inventory database (default: LOG.inventory.db beside the log).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
+)
 def scan_cmd(
-    evidence: tuple[Path, ...], examiner: str, case: str, authority: str | None, db: Path,
-    lists: tuple[Path, ...], log: Path | None, algorithms: str, jobs: int | None,
-    candidates_only: bool, excludes: tuple[str, ...], max_size: str | None, one_file_system: bool,
-    resume: bool, sign_key: Path | None, inventory: Path | None, quiet: bool, as_json: bool,
+    evidence: tuple[Path, ...],
+    examiner: str,
+    case: str,
+    authority: str | None,
+    db: Path,
+    lists: tuple[Path, ...],
+    log: Path | None,
+    algorithms: str,
+    jobs: int | None,
+    candidates_only: bool,
+    excludes: tuple[str, ...],
+    max_size: str | None,
+    one_file_system: bool,
+    resume: bool,
+    sign_key: Path | None,
+    inventory: Path | None,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Hash every file of the evidence once and log notable matches.
 
@@ -328,10 +410,22 @@ def scan_cmd(
     if resume and log is None:
         raise click.UsageError("--resume needs the --log of the run to continue.")
     options = ScanOptions(
-        evidence=evidence, examiner=examiner, case=case, authority=authority, db=db,
-        lists=lists, log=log or _default_log(case), algorithms=algos, jobs=jobs or 0,
-        candidates_only=candidates_only, excludes=excludes, max_size=_size(max_size),
-        one_file_system=one_file_system, resume=resume, sign_key=sign_key, inventory=inventory,
+        evidence=evidence,
+        examiner=examiner,
+        case=case,
+        authority=authority,
+        db=db,
+        lists=lists,
+        log=log or _default_log(case),
+        algorithms=algos,
+        jobs=jobs or 0,
+        candidates_only=candidates_only,
+        excludes=excludes,
+        max_size=_size(max_size),
+        one_file_system=one_file_system,
+        resume=resume,
+        sign_key=sign_key,
+        inventory=inventory,
         argv=sys.argv[1:],
     )
     show = not quiet and sys.stderr.isatty()
@@ -357,26 +451,50 @@ def _print_summary(summary: ScanSummary, as_json: bool) -> None:
     for note in summary.notes:
         click.echo(f"  note: {note}", err=True)
     if c.errors:
-        click.echo(f"  {c.errors:,} entries could not be read: see the error records in the log.", err=True)
+        click.echo(
+            f"  {c.errors:,} entries could not be read: see the error records in the log.", err=True
+        )
     if as_json:
         click.echo(json.dumps(summary.as_dict()))
 
 
 @cli.command(name="rematch")
 @click.argument("original_log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--examiner", required=True, help="The authorised examiner running this re-match (required).")
+@click.option(
+    "--examiner", required=True, help="The authorised examiner running this re-match (required)."
+)
 @click.option("--case", required=True, help="The case reference that authorises it (required).")
 @click.option("--authority", help="The legal authority for the record.")
 @db_option
-@click.option("--log", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The new log to write.")
-@click.option("--original-inventory", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The original run's inventory, if it moved (its SHA-256 must match the log's seal).")
-@click.option("--sign-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Ed25519 private key to sign the new log.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+@click.option(
+    "--log",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The new log to write.",
+)
+@click.option(
+    "--original-inventory",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The original run's inventory, if it moved (its SHA-256 must match the log's seal).",
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ed25519 private key to sign the new log.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
+)
 def rematch_cmd(
-    original_log: Path, examiner: str, case: str, authority: str | None, db: Path, log: Path,
-    original_inventory: Path | None, sign_key: Path | None, as_json: bool,
+    original_log: Path,
+    examiner: str,
+    case: str,
+    authority: str | None,
+    db: Path,
+    log: Path,
+    original_inventory: Path | None,
+    sign_key: Path | None,
+    as_json: bool,
 ) -> None:
     """Check a finished scan against the lists as they are now, without the evidence.
 
@@ -391,8 +509,15 @@ def rematch_cmd(
           --log item1-rematch.jsonl
     """
     options = RematchOptions(
-        original_log=original_log, examiner=examiner, case=case, authority=authority, db=db, log=log,
-        original_inventory=original_inventory, sign_key=sign_key, argv=sys.argv[1:],
+        original_log=original_log,
+        examiner=examiner,
+        case=case,
+        authority=authority,
+        db=db,
+        log=log,
+        original_inventory=original_inventory,
+        sign_key=sign_key,
+        argv=sys.argv[1:],
     )
     with _translate_errors():
         summary = run_rematch(options)
@@ -403,19 +528,40 @@ def rematch_cmd(
 @cli.command(name="batch")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @db_option
-@click.option("--list", "lists", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Import this list on the fly (repeatable).")
-@click.option("--algorithms", default="md5,sha1,sha256", show_default=True, help="Digests computed.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Hashing workers (default: number of cores).")
-@click.option("--exclude", "excludes", multiple=True, metavar="GLOB", help="Skip entries matching GLOB.")
+@click.option(
+    "--list",
+    "lists",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Import this list on the fly (repeatable).",
+)
+@click.option(
+    "--algorithms", default="md5,sha1,sha256", show_default=True, help="Digests computed."
+)
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), help="Hashing workers (default: number of cores)."
+)
+@click.option(
+    "--exclude", "excludes", multiple=True, metavar="GLOB", help="Skip entries matching GLOB."
+)
 @click.option("--max-size", help="Skip files larger than this (counted as too-large).")
 @click.option("--one-file-system", is_flag=True, help="Do not descend into other filesystems.")
-@click.option("--sign-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Ed25519 private key to sign every log.")
+@click.option(
+    "--sign-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ed25519 private key to sign every log.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the items as JSON on stdout.")
 def batch_cmd(
-    manifest: Path, db: Path, lists: tuple[Path, ...], algorithms: str, jobs: int | None,
-    excludes: tuple[str, ...], max_size: str | None, one_file_system: bool, sign_key: Path | None,
+    manifest: Path,
+    db: Path,
+    lists: tuple[Path, ...],
+    algorithms: str,
+    jobs: int | None,
+    excludes: tuple[str, ...],
+    max_size: str | None,
+    one_file_system: bool,
+    sign_key: Path | None,
     as_json: bool,
 ) -> None:
     """Scan every evidence item of a CSV manifest, each with its own log and inventory.
@@ -435,22 +581,42 @@ def batch_cmd(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
     template = ScanOptions(
-        evidence=(), examiner="", case="", db=db, log=Path(), lists=lists, algorithms=algos,
-        jobs=jobs or 0, excludes=excludes, max_size=_size(max_size), one_file_system=one_file_system,
-        sign_key=sign_key, argv=sys.argv[1:],
+        evidence=(),
+        examiner="",
+        case="",
+        db=db,
+        log=Path(),
+        lists=lists,
+        algorithms=algos,
+        jobs=jobs or 0,
+        excludes=excludes,
+        max_size=_size(max_size),
+        one_file_system=one_file_system,
+        sign_key=sign_key,
+        argv=sys.argv[1:],
     )
 
     def show(item: BatchItem) -> None:
-        click.echo(f"[{item.row - 1}] {item.evidence}: {item.status} (exit {item.exit_code})"
-                   + (f": {item.message}" if item.message and item.status == "failed" else ""), err=True)
+        click.echo(
+            f"[{item.row - 1}] {item.evidence}: {item.status} (exit {item.exit_code})"
+            + (f": {item.message}" if item.message and item.status == "failed" else ""),
+            err=True,
+        )
 
     with _translate_errors():
         items = run_batch(manifest, template, on_item=show)
-    click.echo(f"\n{'item':>4}  {'status':12} {'exit':>4} {'files':>9} {'notable':>7} {'errors':>6}  evidence", err=True)
+    click.echo(
+        f"\n{'item':>4}  {'status':12} {'exit':>4} {'files':>9} {'notable':>7} "
+        f"{'errors':>6}  evidence",
+        err=True,
+    )
     for item in items:
         c = item.counts
-        click.echo(f"{item.row - 1:>4}  {item.status:12} {item.exit_code:>4} {c.get('files', 0):>9} "
-                   f"{c.get('notable', 0):>7} {c.get('errors', 0):>6}  {item.evidence}", err=True)
+        click.echo(
+            f"{item.row - 1:>4}  {item.status:12} {item.exit_code:>4} {c.get('files', 0):>9} "
+            f"{c.get('notable', 0):>7} {c.get('errors', 0):>6}  {item.evidence}",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps([i.as_dict() for i in items], indent=2))
     sys.exit(worst_exit_code([i.exit_code for i in items]))
@@ -471,11 +637,18 @@ def selftest_cmd(as_json: bool) -> None:
     """
     result = run_selftest(fast=False)
     if as_json:
-        click.echo(json.dumps({"passed": result.passed, "checks": [dataclasses.asdict(c) for c in result.checks]}))
+        click.echo(
+            json.dumps(
+                {"passed": result.passed, "checks": [dataclasses.asdict(c) for c in result.checks]}
+            )
+        )
     else:
         for check in result.checks:
             mark = "PASS" if check.passed else "FAIL"
-            click.echo(f"{mark}  {check.area:7} {check.name}" + (f"  ({check.detail})" if check.detail else ""))
+            click.echo(
+                f"{mark}  {check.area:7} {check.name}"
+                + (f"  ({check.detail})" if check.detail else "")
+            )
         total = len(result.checks)
         failed = sum(not c.passed for c in result.checks)
         click.echo(f"{total - failed} passed, {failed} failed")
@@ -484,8 +657,11 @@ def selftest_cmd(as_json: bool) -> None:
 
 @cli.command(name="verify")
 @click.argument("logs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Ed25519 public key: every signature must verify with it.")
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ed25519 public key: every signature must verify with it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per log on stdout.")
 def verify_cmd(logs: tuple[Path, ...], public_key: Path | None, as_json: bool) -> None:
     """Check match logs' hash chains (and signatures) from the first line to the end.
@@ -506,7 +682,11 @@ def verify_cmd(logs: tuple[Path, ...], public_key: Path | None, as_json: bool) -
             worst = max(worst, int(ExitCode.NOTABLE))
             click.echo(f"FAILED: {log}: {exc}", err=True)
             if as_json:
-                click.echo(json.dumps({"log": str(log), "intact": False, "line": exc.line, "error": str(exc)}))
+                click.echo(
+                    json.dumps(
+                        {"log": str(log), "intact": False, "line": exc.line, "error": str(exc)}
+                    )
+                )
             continue
         except (OSError, MatcherError) as exc:
             worst = int(ExitCode.FATAL)
@@ -518,8 +698,14 @@ def verify_cmd(logs: tuple[Path, ...], public_key: Path | None, as_json: bool) -
         if as_json:
             click.echo(json.dumps({"log": str(log), "intact": True, **_report_dict(report)}))
         else:
-            signed = f", {report.signatures_checked} signature(s) verified" if report.signatures_checked else ""
-            click.echo(f"OK: {log}: {report.lines} records, chain intact{signed}; head {report.head}")
+            signed = (
+                f", {report.signatures_checked} signature(s) verified"
+                if report.signatures_checked
+                else ""
+            )
+            click.echo(
+                f"OK: {log}: {report.lines} records, chain intact{signed}; head {report.head}"
+            )
     sys.exit(worst)
 
 
@@ -546,8 +732,11 @@ def keygen_cmd(private_key: Path, public_key: Path | None) -> None:
     public_key = public_key or private_key.with_name(private_key.name + ".pub")
     with _translate_errors():
         fingerprint = signing.generate_keypair(private_key, public_key)
-    click.echo(f"Private key: {private_key} (keep it secret)\nPublic key:  {public_key}\n"
-               f"Fingerprint: {fingerprint}", err=True)
+    click.echo(
+        f"Private key: {private_key} (keep it secret)\nPublic key:  {public_key}\n"
+        f"Fingerprint: {fingerprint}",
+        err=True,
+    )
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Any
 
 # Note that the order is the canonical output order (hashdeep's md5,sha1,sha256).
@@ -92,7 +93,7 @@ def hasher_factory(name: str) -> Callable[[], Any]:
     if name == "blake3":
         import blake3
 
-        return blake3.blake3  # type: ignore[no-any-return]
+        return blake3.blake3  # type: ignore[no-any-return,unused-ignore]
     return getattr(hashlib, name)  # type: ignore[no-any-return]
 
 

@@ -38,7 +38,9 @@ class FormatError(MatcherError):
         where = source or "<input>"
         if line is not None:
             where = f"{where}:{line}"
-        super().__init__(f"{where}: {message}" if source is not None or line is not None else message)
+        super().__init__(
+            f"{where}: {message}" if source is not None or line is not None else message
+        )
 
 
 class StoreError(MatcherError):

@@ -14,8 +14,11 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import Any
+from typing import Protocol
 
 from matcher.digests import hasher_factory
 from matcher.models import EntryOutcome
@@ -122,7 +125,9 @@ class Hasher:
                 task.dev,
                 task.ino,
             ):
-                return _failure(task, Failure.CHANGED, None, "replaced by another object after listing")
+                return _failure(
+                    task, Failure.CHANGED, None, "replaced by another object after listing"
+                )
             try:
                 digests, total = self.digest_fd(fd, before.st_size)
             except OSError as exc:
@@ -161,7 +166,9 @@ def _open_failure(code: int | None) -> Failure:
     return Failure.UNREADABLE
 
 
-def _failure(task: FileTask, failure: Failure, exc: OSError | None, detail: str | None = None) -> EntryOutcome:
+def _failure(
+    task: FileTask, failure: Failure, exc: OSError | None, detail: str | None = None
+) -> EntryOutcome:
     code = exc.errno if exc is not None else None
     if exc is not None and detail is None:
         detail = f"{errno_mod.errorcode.get(code or 0, 'E?')}: {exc.strerror}"
@@ -226,7 +233,9 @@ def _run_batch_in_worker(batch: list[FileTask]) -> list[EntryOutcome]:
     return [_worker_hasher.run(task) for task in batch]
 
 
-def batches(tasks: Iterator[FileTask], batch_bytes: int = BATCH_BYTES, batch_files: int = BATCH_FILES) -> Iterator[list[FileTask]]:
+def batches(
+    tasks: Iterator[FileTask], batch_bytes: int = BATCH_BYTES, batch_files: int = BATCH_FILES
+) -> Iterator[list[FileTask]]:
     """Group tasks so that a batch carries about `batch_bytes` or `batch_files`."""
     batch: list[FileTask] = []
     size = 0
@@ -309,14 +318,19 @@ class PoolEngine:
                 return [hasher.run(task) for task in batch]
 
             self._submit_fn: Callable[[list[FileTask]], list[EntryOutcome]] = run_batch
-            self.executor = cf.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="matcher-hash")
+            self.executor = cf.ThreadPoolExecutor(
+                max_workers=jobs, thread_name_prefix="matcher-hash"
+            )
         elif kind == "process":
             import multiprocessing
 
             context = multiprocessing.get_context("fork")
             self._submit_fn = _run_batch_in_worker
             self.executor = cf.ProcessPoolExecutor(
-                max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(*args, True)
+                max_workers=jobs,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(*args, True),
             )
             # Note that with fork, the first submit starts every worker: do it
             # now, before the caller opens its log, store and inventory.

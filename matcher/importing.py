@@ -42,7 +42,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _batches_from_records(records: Iterator[HashRecord]) -> Iterator[tuple[tuple[str, ...], list[Row]]]:
+def _batches_from_records(
+    records: Iterator[HashRecord],
+) -> Iterator[tuple[tuple[str, ...], list[Row]]]:
     pending: dict[tuple[str, ...], list[Row]] = {}
     for record in records:
         algorithms = tuple(a for a in DIGEST_SIZES if a in record.digests)
@@ -113,11 +115,15 @@ def import_list(
 
     callback = on_invalid if skip_invalid else None
     read_batches = getattr(reader, "read_batches", None)
+    batches: Iterator[tuple[tuple[str, ...], list[Row]]]
     if read_batches is not None:
         batches = ((b.algorithms, b.rows) for b in read_batches(path, callback))
     else:
         batches = _batches_from_records(reader.read(path, callback))
-    def checked(inner: Iterator[tuple[tuple[str, ...], list[Row]]]) -> Iterator[tuple[tuple[str, ...], list[Row]]]:
+
+    def checked(
+        inner: Iterator[tuple[tuple[str, ...], list[Row]]],
+    ) -> Iterator[tuple[tuple[str, ...], list[Row]]]:
         # Note that raising inside the store's transaction rolls the import back:
         # a list with no usable entry is almost always the wrong file.
         total = 0

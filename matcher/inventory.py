@@ -21,7 +21,19 @@ from matcher.errors import StoreError
 from matcher.models import EntryOutcome
 
 SCHEMA_VERSION = 1
-_COLUMNS = ("path", "kind", "size", "mtime_ns", *DIGEST_SIZES, "verdict", "skip", "failure", "errno", "detail", "run")
+_COLUMNS = (
+    "path",
+    "kind",
+    "size",
+    "mtime_ns",
+    *DIGEST_SIZES,
+    "verdict",
+    "skip",
+    "failure",
+    "errno",
+    "detail",
+    "run",
+)
 
 
 def default_path(log_path: Path) -> Path:

@@ -28,7 +28,7 @@ class HashRecord:
     line: int | None = None
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """What a hashed file turned out to be."""
 
     NOTABLE = "notable"
@@ -36,7 +36,7 @@ class Verdict(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-class Skip(str, enum.Enum):
+class Skip(enum.StrEnum):
     """Why an entry under an evidence root was not hashed (never "clean")."""
 
     SYMLINK = "symlink"
@@ -50,7 +50,7 @@ class Skip(str, enum.Enum):
     FS_METADATA = "fs-metadata"
 
 
-class Failure(str, enum.Enum):
+class Failure(enum.StrEnum):
     """Why an entry could not be hashed (an error: the run is incomplete)."""
 
     VANISHED = "vanished"

@@ -15,8 +15,10 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from matcher import TOOL_NAME
 from matcher import __version__
@@ -31,6 +33,7 @@ from matcher.match import match_batch
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import Skip
+from matcher.models import fields_path
 from matcher.scan import MATCH_BATCH
 from matcher.scan import Counts
 from matcher.scan import ScanSummary
@@ -58,11 +61,11 @@ class RematchOptions:
     argv: Sequence[str] = ()
 
 
-def _original(options: RematchOptions) -> tuple[dict[str, object], dict[str, object], str, Path]:
+def _original(options: RematchOptions) -> tuple[dict[str, Any], dict[str, Any], str, Path]:
     """The original run's first `run`, last `end`, chain head and checked inventory path."""
     report = auditlog.verify(options.original_log)
-    first_run: dict[str, object] | None = None
-    last_end: dict[str, object] | None = None
+    first_run: dict[str, Any] | None = None
+    last_end: dict[str, Any] | None = None
     for record in auditlog.read_records(options.original_log):
         if record["type"] == "run" and first_run is None:
             first_run = record
@@ -77,16 +80,21 @@ def _original(options: RematchOptions) -> tuple[dict[str, object], dict[str, obj
     sealed = last_end.get("inventory")
     if not isinstance(sealed, dict):
         raise UsageError(f"{options.original_log} names no inventory; it cannot be re-matched.")
-    candidates = [options.original_inventory] if options.original_inventory else [
-        Path(str(sealed["path"])),
-        default_inventory_path(options.original_log),
-    ]
+    candidates = (
+        [options.original_inventory]
+        if options.original_inventory
+        else [
+            Path(str(sealed["path"])),
+            default_inventory_path(options.original_log),
+        ]
+    )
     for path in candidates:
         if path is not None and path.is_file():
             actual = _file_sha256(path)
             if actual != sealed["sha256"]:
                 raise IntegrityError(
-                    f"Inventory {path} has SHA-256 {actual}, but the log sealed {sealed['sha256']}: "
+                    f"Inventory {path} has SHA-256 {actual}, but the log sealed "
+                    f"{sealed['sha256']}: "
                     "it was changed after the scan, or it belongs to another run."
                 )
             return first_run, last_end, report.head, path
@@ -96,27 +104,32 @@ def _original(options: RematchOptions) -> tuple[dict[str, object], dict[str, obj
     )
 
 
-def _outcome(row: dict[str, object]) -> EntryOutcome:
-    digests = {a: bytes(row[a]) for a in DIGEST_SIZES if row[a] is not None}  # type: ignore[arg-type]
-    common = {
-        "path": bytes(row["path"]),  # type: ignore[arg-type]
-        "size": row["size"],
-        "mtime_ns": row["mtime_ns"],
-        "kind": str(row["kind"] or "file"),
-    }
+def _outcome(row: dict[str, Any]) -> EntryOutcome:
+    path, size, mtime_ns, kind = (
+        bytes(row["path"]),
+        row["size"],
+        row["mtime_ns"],
+        str(row["kind"] or "file"),
+    )
     if row["failure"] is not None:
         return EntryOutcome(
-            **common,  # type: ignore[arg-type]
+            path,
+            size,
+            mtime_ns,
+            kind=kind,
             failure=Failure(str(row["failure"])),
-            errno=row["errno"],  # type: ignore[arg-type]
+            errno=row["errno"],
             detail=f"from the original scan: {row['detail']}",
         )
     if row["skip"] is not None:
-        return EntryOutcome(**common, skip=Skip(str(row["skip"])))  # type: ignore[arg-type]
-    return EntryOutcome(**common, digests=digests)  # type: ignore[arg-type]
+        return EntryOutcome(path, size, mtime_ns, kind=kind, skip=Skip(str(row["skip"])))
+    digests = {a: bytes(row[a]) for a in DIGEST_SIZES if row[a] is not None}
+    return EntryOutcome(path, size, mtime_ns, kind=kind, digests=digests)
 
 
-def run_rematch(options: RematchOptions, progress: Callable[[Counts], None] | None = None) -> ScanSummary:
+def run_rematch(
+    options: RematchOptions, progress: Callable[[Counts], None] | None = None
+) -> ScanSummary:
     """Re-match a finished run's inventory against the current store.
 
     Raises:
@@ -126,16 +139,18 @@ def run_rematch(options: RematchOptions, progress: Callable[[Counts], None] | No
     """
     examiner, case = options.examiner.strip(), options.case.strip()
     if not examiner or not case:
-        raise UsageError("A re-match needs the authorised examiner (--examiner) and the case reference (--case).")
+        raise UsageError(
+            "A re-match needs the authorised examiner (--examiner) and the case reference (--case)."
+        )
     if options.log.exists():
         raise UsageError(f"Log {options.log} already exists. Choose another --log.")
     inventory_path = options.inventory or default_inventory_path(options.log)
     if inventory_path.exists():
         raise UsageError(f"Inventory {inventory_path} already exists. Choose another --log.")
     first_run, last_end, head, original_inventory = _original(options)
-    evidence = [Path(os.fsdecode(auditlog_path(e))) for e in first_run.get("evidence", [])]  # type: ignore[union-attr]
+    evidence = [Path(os.fsdecode(fields_path(e))) for e in first_run.get("evidence", [])]
     refuse_outputs_inside([e for e in evidence if e.exists()], [options.log, inventory_path])
-    algorithms = [str(a) for a in first_run.get("algorithms", [])]  # type: ignore[union-attr]
+    algorithms = [str(a) for a in first_run.get("algorithms", [])]
     store = HashStore(options.db, readonly=True)
     try:
         lists = store.lists()
@@ -152,14 +167,18 @@ def run_rematch(options: RematchOptions, progress: Callable[[Counts], None] | No
                     "log": os.path.abspath(options.original_log),
                     "head": head,
                     "inventory": os.path.abspath(original_inventory),
-                    "inventory_sha256": (last_end["inventory"] or {}).get("sha256"),  # type: ignore[union-attr]
+                    "inventory_sha256": last_end["inventory"]["sha256"],
                     "examiner": first_run.get("examiner"),
                     "case": first_run.get("case"),
                 },
                 "examiner": examiner,
                 "case": case,
                 "authority": options.authority,
-                "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0]},
+                "tool": {
+                    "name": TOOL_NAME,
+                    "version": __version__,
+                    "python": sys.version.split()[0],
+                },
                 "host": socket.gethostname(),
                 "argv": list(options.argv),
                 "evidence": first_run.get("evidence"),
@@ -201,7 +220,10 @@ def run_rematch(options: RematchOptions, progress: Callable[[Counts], None] | No
                 "status": "complete",
                 "counts": counts.as_dict(),
                 "duration_s": round(seconds, 3),
-                "inventory": {"path": os.path.abspath(inventory_path), "sha256": _file_sha256(inventory_path)},
+                "inventory": {
+                    "path": os.path.abspath(inventory_path),
+                    "sha256": _file_sha256(inventory_path),
+                },
                 "notes": notes,
             },
         )
@@ -209,11 +231,12 @@ def run_rematch(options: RematchOptions, progress: Callable[[Counts], None] | No
         log.close()
     finally:
         store.close()
-    return ScanSummary("complete", counts, seconds, options.log, inventory_path, notes, exit_code_for("complete", counts))
-
-
-def auditlog_path(fields: object) -> bytes:
-    """The exact bytes of a path given as log fields."""
-    from matcher.models import fields_path
-
-    return fields_path(fields)  # type: ignore[arg-type]
+    return ScanSummary(
+        "complete",
+        counts,
+        seconds,
+        options.log,
+        inventory_path,
+        notes,
+        exit_code_for("complete", counts),
+    )

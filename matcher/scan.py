@@ -17,8 +17,10 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
 from concurrent.futures import BrokenExecutor
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -199,7 +201,14 @@ def _file_sha256(path: Path) -> str:
 class _Recorder:
     """Applies outcomes to the counts, the inventory and the log, in order."""
 
-    def __init__(self, log: auditlog.LogWriter, inventory: Inventory, counts: Counts, run: int, logged: set[bytes]):
+    def __init__(
+        self,
+        log: auditlog.LogWriter,
+        inventory: Inventory,
+        counts: Counts,
+        run: int,
+        logged: set[bytes],
+    ):
         self.log = log
         self.inventory = inventory
         self.counts = counts
@@ -290,7 +299,9 @@ def _install_signal_handlers() -> Callable[[], None]:
     return restore
 
 
-def build_filter(store: HashStore, lists: list[ListInfo], algorithms: Sequence[str]) -> tuple[DigestFilter, list[str]]:
+def build_filter(
+    store: HashStore, lists: list[ListInfo], algorithms: Sequence[str]
+) -> tuple[DigestFilter, list[str]]:
     """The in-memory filter over every stored digest this run computes, and notes.
 
     Raises:
@@ -326,7 +337,9 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
     """
     examiner, case = options.examiner.strip(), options.case.strip()
     if not examiner or not case:
-        raise UsageError("A scan needs the authorised examiner (--examiner) and the case reference (--case).")
+        raise UsageError(
+            "A scan needs the authorised examiner (--examiner) and the case reference (--case)."
+        )
     for item in options.evidence:
         if not os.path.lexists(item):
             raise UsageError(f"Evidence {item} does not exist.")
@@ -336,15 +349,21 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
         raise UsageError(f"Cannot resume: log {options.log} does not exist.")
     if not options.resume and options.log.exists():
         raise UsageError(
-            f"Log {options.log} already exists. Use --resume to continue it, or choose another --log."
+            f"Log {options.log} already exists. Use --resume to continue it, "
+            "or choose another --log."
         )
     if not options.resume and inventory_path.exists():
-        raise UsageError(f"Inventory {inventory_path} already exists. Choose another --log or --inventory.")
+        raise UsageError(
+            f"Inventory {inventory_path} already exists. Choose another --log or --inventory."
+        )
 
     selftest = run_selftest(fast=True)
     if not selftest.passed:
         failed = ", ".join(selftest.as_log_dict()["failed"])  # type: ignore[arg-type]
-        raise SelftestFailed(f"The start-up self-test failed ({failed}); this build must not scan. Run `matcher selftest`.")
+        raise SelftestFailed(
+            f"The start-up self-test failed ({failed}); this build must not scan. "
+            "Run `matcher selftest`."
+        )
     notes: list[str] = []
     # Note that the workers start before any file is opened here: a forked
     # worker must hold no store, inventory or log descriptor (nor its lock).
@@ -362,7 +381,9 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
                 notes.append(f"list {list_path} was already imported as {result.info.name!r}")
         lists = store.lists()
         if not lists:
-            raise UsageError(f"The hash store {options.db} holds no list. Import one, or pass --list FILE.")
+            raise UsageError(
+                f"The hash store {options.db} holds no list. Import one, or pass --list FILE."
+            )
         digest_filter, filter_notes = build_filter(store, lists, options.algorithms)
         notes.extend(filter_notes)
         candidate_sizes: set[int] | None = None
@@ -376,8 +397,17 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             else:
                 candidate_sizes = sizes
         return _scan(
-            options, engine, jobs, store, lists, digest_filter, candidate_sizes, inventory_path, notes,
-            progress, selftest,
+            options,
+            engine,
+            jobs,
+            store,
+            lists,
+            digest_filter,
+            candidate_sizes,
+            inventory_path,
+            notes,
+            progress,
+            selftest,
         )
     finally:
         engine.close()
@@ -448,7 +478,17 @@ def _scan(
     aborted: BaseException | None = None
     restore = _install_signal_handlers()
     try:
-        _pump(options, walker, engine, recorder, store, digest_filter, candidate_sizes, finished, progress)
+        _pump(
+            options,
+            walker,
+            engine,
+            recorder,
+            store,
+            digest_filter,
+            candidate_sizes,
+            finished,
+            progress,
+        )
         status = "complete"
     except Interrupted as exc:
         notes.append(f"interrupted by {exc.args[0] if exc.args else 'a signal'}")
@@ -471,7 +511,10 @@ def _scan(
                     "status": status,
                     "counts": counts.as_dict(),
                     "duration_s": round(seconds, 3),
-                    "inventory": {"path": os.path.abspath(inventory_path), "sha256": _file_sha256(inventory_path)},
+                    "inventory": {
+                        "path": os.path.abspath(inventory_path),
+                        "sha256": _file_sha256(inventory_path),
+                    },
                     "notes": notes,
                 },
             )
@@ -484,7 +527,9 @@ def _scan(
             f"The scan stopped: {aborted}. The log {options.log} is closed and verifiable; "
             "fix the cause and continue with --resume."
         ) from aborted
-    return ScanSummary(status, counts, seconds, options.log, inventory_path, notes, exit_code_for(status, counts))
+    return ScanSummary(
+        status, counts, seconds, options.log, inventory_path, notes, exit_code_for(status, counts)
+    )
 
 
 def _count_finished(inventory: Inventory, counts: Counts) -> None:
@@ -525,10 +570,14 @@ def _pump(
                 continue
             if isinstance(item, FileTask):
                 if options.max_size is not None and item.size > options.max_size:
-                    order.append(EntryOutcome(item.path, item.size, item.mtime_ns, skip=Skip.TOO_LARGE))
+                    order.append(
+                        EntryOutcome(item.path, item.size, item.mtime_ns, skip=Skip.TOO_LARGE)
+                    )
                     continue
                 if candidate_sizes is not None and item.size not in candidate_sizes:
-                    order.append(EntryOutcome(item.path, item.size, item.mtime_ns, skip=Skip.NOT_CANDIDATE))
+                    order.append(
+                        EntryOutcome(item.path, item.size, item.mtime_ns, skip=Skip.NOT_CANDIDATE)
+                    )
                     continue
                 order.append(None)
                 yield item

@@ -23,6 +23,7 @@ from matcher.digests import new_hasher
 from matcher.errors import IntegrityError
 from matcher.evidence.folder import open_readonly
 from matcher.formats import registry
+from matcher.formats.base import HashListReader
 from matcher.hashing import CHUNK_SIZE
 from matcher.hashing import Hasher
 from matcher.models import FileTask
@@ -136,7 +137,9 @@ def _known_answers() -> list[Check]:
             continue
         shown = message[:12].decode() + ("..." if len(message) > 12 else "")
 
-        def run(algorithm: str = algorithm, message: bytes = message, expected: str = expected) -> str | None:
+        def run(
+            algorithm: str = algorithm, message: bytes = message, expected: str = expected
+        ) -> str | None:
             h = new_hasher(algorithm)
             h.update(message)
             got = h.hexdigest()
@@ -182,7 +185,8 @@ def _nsrl_sample(path: Path) -> None:
         "CREATE TABLE FILE (sha256 VARCHAR, sha1 VARCHAR, md5 VARCHAR, crc32 VARCHAR, "
         "file_name VARCHAR, file_size INTEGER, package_id INTEGER);"
         "CREATE TABLE PKG (package_id INTEGER, name VARCHAR, version VARCHAR, "
-        "operating_system_id INTEGER, manufacturer_id INTEGER, language VARCHAR, application_type VARCHAR);"
+        "operating_system_id INTEGER, manufacturer_id INTEGER, language VARCHAR, "
+        "application_type VARCHAR);"
         "CREATE TABLE VERSION (version VARCHAR, build_set VARCHAR, build_date TIMESTAMP, "
         "release_date TIMESTAMP, description VARCHAR);"
     )
@@ -190,7 +194,9 @@ def _nsrl_sample(path: Path) -> None:
         "INSERT INTO FILE VALUES (?, ?, ?, '3610A686', 'hello.txt', 5, 1)",
         [_H["sha256"].upper(), _H["sha1"].upper(), _H["md5"].upper()],
     )
-    conn.execute("INSERT INTO VERSION VALUES ('2026.09.1', 'selftest', '2026-09-01', '2026-09-01', 'x')")
+    conn.execute(
+        "INSERT INTO VERSION VALUES ('2026.09.1', 'selftest', '2026-09-01', '2026-09-01', 'x')"
+    )
     conn.commit()
     conn.close()
 
@@ -200,7 +206,7 @@ def _parsers(workdir: Path) -> list[Check]:
     for name in registry.names():
         reader = registry.get(name)
 
-        def run(name: str = name) -> str | None:
+        def run(name: str = name, reader: HashListReader = reader) -> str | None:
             path = workdir / f"sample-{name}"
             if name == "nsrl-rds3":
                 _nsrl_sample(path)

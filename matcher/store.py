@@ -18,7 +18,9 @@ import datetime
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 
 import sqlite_utils
@@ -161,13 +163,17 @@ class HashStore:
         """Every imported list, in import order, with per-algorithm digest counts."""
         return [self._list_from_row(r) for r in self.db.query("SELECT * FROM lists ORDER BY id")]
 
-    def find_list(self, *, name: str | None = None, source_sha256: str | None = None) -> ListInfo | None:
+    def find_list(
+        self, *, name: str | None = None, source_sha256: str | None = None
+    ) -> ListInfo | None:
         """The list with this name or source SHA-256, if imported."""
         if name is not None:
             rows = list(self.db.query("SELECT * FROM lists WHERE name = ?", [name]))
         else:
             rows = list(
-                self.db.query("SELECT * FROM lists WHERE source_sha256 = ? ORDER BY id", [source_sha256])
+                self.db.query(
+                    "SELECT * FROM lists WHERE source_sha256 = ? ORDER BY id", [source_sha256]
+                )
             )
         return self._list_from_row(rows[0]) if rows else None
 
@@ -240,10 +246,20 @@ class HashStore:
                 cur = conn.execute(
                     "INSERT INTO lists (name, role, format, source_sha256, source_path, entries, "
                     "imported, metadata) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
-                    [name, role, format, source_sha256, source_path, _utcnow(), json.dumps(metadata)],
+                    [
+                        name,
+                        role,
+                        format,
+                        source_sha256,
+                        source_path,
+                        _utcnow(),
+                        json.dumps(metadata),
+                    ],
                 )
                 list_id = cur.lastrowid
-                next_id = (conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]) + 1
+                next_id = (
+                    (conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]) + 1
+                )
                 total = 0
                 for algorithms, rows in batches:
                     codes = [ALGORITHM_CODES[a] for a in algorithms]
@@ -289,7 +305,8 @@ class HashStore:
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
                 "SELECT h.digest, l.name, l.role, e.size, e.name, e.ident, e.label "
-                "FROM hashes h JOIN entries e ON e.id = h.entry_id JOIN lists l ON l.id = e.list_id "
+                "FROM hashes h JOIN entries e ON e.id = h.entry_id "
+                "JOIN lists l ON l.id = e.list_id "
                 f"WHERE h.algo = ? AND h.digest IN ({marks}) ORDER BY l.id, e.id",
                 [code, *chunk],
             ).fetchall()
@@ -317,7 +334,8 @@ class HashStore:
     def stored_algorithms(self) -> set[str]:
         """Algorithms that at least one stored entry carries."""
         return {
-            _CODE_NAMES[c] for (c,) in self.db.execute("SELECT DISTINCT algo FROM hashes").fetchall()
+            _CODE_NAMES[c]
+            for (c,) in self.db.execute("SELECT DISTINCT algo FROM hashes").fetchall()
         }
 
     def notable_sizes(self) -> tuple[set[int], list[str]]:

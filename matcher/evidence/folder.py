@@ -15,7 +15,8 @@ import errno as errno_mod
 import fnmatch
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from collections.abc import Sequence
 
 from matcher.models import EntryOutcome
 from matcher.models import Failure
@@ -45,10 +46,14 @@ def _open_once(path: bytes, flags: int, dir_fd: int | None = None) -> int:
 def _open_long(path: bytes, flags: int) -> int:
     """Open a path of any length one component at a time, never following symlinks."""
     parts = [p for p in path.split(b"/") if p]
-    dir_fd = os.open(b"/" if path.startswith(b"/") else b".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    dir_fd = os.open(
+        b"/" if path.startswith(b"/") else b".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    )
     try:
         for part in parts[:-1]:
-            next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            next_fd = os.open(
+                part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
+            )
             os.close(dir_fd)
             dir_fd = next_fd
         return _open_once(parts[-1], flags, dir_fd=dir_fd)
@@ -96,7 +101,9 @@ def _walk_failure(path: bytes, exc: OSError, kind: str = "dir") -> EntryOutcome:
     else:
         failure = Failure.WALK
     detail = f"{errno_mod.errorcode.get(code or 0, 'E?')}: {exc.strerror}"
-    return EntryOutcome(path=path, size=None, mtime_ns=None, failure=failure, errno=code, detail=detail, kind=kind)
+    return EntryOutcome(
+        path=path, size=None, mtime_ns=None, failure=failure, errno=code, detail=detail, kind=kind
+    )
 
 
 class FolderWalker:
@@ -115,7 +122,9 @@ class FolderWalker:
         self.crossings: list[bytes] = []
 
     def _excluded(self, relative: bytes, name: bytes) -> bool:
-        return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in self.excludes)
+        return any(
+            fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in self.excludes
+        )
 
     def walk(self, roots: Sequence[bytes]) -> Iterator[FileTask | EntryOutcome]:
         """Yield every entry under every root, files before subfolders, sorted by name."""
@@ -128,17 +137,35 @@ class FolderWalker:
         """A task or an outcome for one entry; None for a directory to descend into."""
         mode = st.st_mode
         if self.excludes and self._excluded(relative, name):
-            return EntryOutcome(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, skip=Skip.EXCLUDED, kind=_kind(mode))
+            return EntryOutcome(
+                path=path,
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                skip=Skip.EXCLUDED,
+                kind=_kind(mode),
+            )
         if stat.S_ISREG(mode):
             return FileTask(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
         if stat.S_ISDIR(mode):
             if st.st_dev != root_dev:
                 if self.one_file_system:
-                    return EntryOutcome(path=path, size=None, mtime_ns=st.st_mtime_ns, skip=Skip.OTHER_FILESYSTEM, kind="dir")
+                    return EntryOutcome(
+                        path=path,
+                        size=None,
+                        mtime_ns=st.st_mtime_ns,
+                        skip=Skip.OTHER_FILESYSTEM,
+                        kind="dir",
+                    )
                 self.crossings.append(path)
             return None
         skip = _skip_for_mode(mode)
-        return EntryOutcome(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, skip=skip or Skip.DEVICE, kind=_kind(mode))
+        return EntryOutcome(
+            path=path,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            skip=skip or Skip.DEVICE,
+            kind=_kind(mode),
+        )
 
     def _walk_root(self, root: bytes) -> Iterator[FileTask | EntryOutcome]:
         try:
@@ -184,8 +211,12 @@ class FolderWalker:
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != (dev, ino):
                 return EntryOutcome(
-                    path=path, size=None, mtime_ns=None, failure=Failure.CHANGED,
-                    detail="directory replaced after listing", kind="dir",
+                    path=path,
+                    size=None,
+                    mtime_ns=None,
+                    failure=Failure.CHANGED,
+                    detail="directory replaced after listing",
+                    kind="dir",
                 )
             entries: list[tuple[bytes, os.stat_result | OSError]] = []
             with os.scandir(fd) as it:

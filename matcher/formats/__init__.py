@@ -13,7 +13,6 @@ Sniffers must be mutually exclusive: `tests/formats/test_detect.py` checks
 that every sample is recognised by exactly one reader.
 """
 
-from matcher.formats import registry
 from matcher.formats import bsd_tag  # noqa: F401
 from matcher.formats import clamav  # noqa: F401
 from matcher.formats import csv_list  # noqa: F401
@@ -23,3 +22,6 @@ from matcher.formats import nsrl_rds2  # noqa: F401
 from matcher.formats import nsrl_rds3  # noqa: F401
 from matcher.formats import plain  # noqa: F401
 from matcher.formats import projectvic_json  # noqa: F401
+from matcher.formats import registry
+
+__all__ = ["registry"]

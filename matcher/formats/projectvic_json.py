@@ -12,7 +12,7 @@ from typing import Any
 from typing import BinaryIO
 from typing import cast
 
-import ijson  # type: ignore[import-untyped]
+import ijson
 
 from matcher import digests
 from matcher.errors import FormatError
