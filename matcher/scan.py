@@ -215,6 +215,7 @@ class _Recorder:
         self.run = run
         self.logged = logged
         self.last_flush = time.monotonic()
+        self.last_checkpoint = self.last_flush
 
     def record(self, outcome: EntryOutcome, hits: list[ListHit]) -> None:
         counts = self.counts
@@ -273,6 +274,12 @@ class _Recorder:
             self.inventory.flush()
             self.log.sync()
             self.last_flush = now
+        if now - self.last_checkpoint >= CHECKPOINT_SECONDS:
+            # A long run leaves (signed, with --sign-key) progress marks, so a
+            # reviewer can check authorship even of a run cut short later.
+            counts = self.counts
+            self.log.checkpoint({k: v for k, v in counts.as_dict().items() if isinstance(v, int)})
+            self.last_checkpoint = now
 
 
 def _verdict(hits: list[ListHit]) -> Verdict:

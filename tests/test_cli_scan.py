@@ -282,3 +282,19 @@ def test_blake3_and_sha512_when_asked(runner: CliRunner, tmp_path: Path, evidenc
     [match] = [r for r in read_log(log) if r["type"] == "match"]
     assert match["digests"]["blake3"] == blake3.blake3(data).hexdigest()
     assert set(match["digests"]) == {"sha512", "blake3"}
+
+
+def test_long_runs_leave_signed_checkpoints(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matcher.scan as scan_mod
+
+    monkeypatch.setattr(scan_mod, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(scan_mod, "MATCH_BATCH", 4)
+    key = tmp_path / "k.pem"
+    runner.invoke(cli, ["keygen", str(key)])
+    log = tmp_path / "r.jsonl"
+    scan(runner, store, log, evidence_copy, extra=["--sign-key", str(key), "--jobs", "1"])
+    checkpoints = [r for r in read_log(log) if r["type"] == "checkpoint"]
+    assert len(checkpoints) >= 2 and all("signature" in c for c in checkpoints)
+    result = runner.invoke(cli, ["verify", str(log), "--public-key", str(key) + ".pub", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["signatures_checked"] == len(checkpoints) + 1
