@@ -1,0 +1,320 @@
+"""Faults around the outputs: a full disk under the log, a read-only store, kill -9 mid-import."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import assert_counts_add_up
+from conftest import read_log
+
+import matcher.store as store_mod
+from matcher import auditlog
+from matcher.cli import cli
+from matcher.errors import ExitCode
+from matcher.validate import unprivileged_prefix
+
+MATCHER = [sys.executable, "-m", "matcher"]
+
+
+@pytest.fixture
+def ev(tmp_path: Path) -> Path:
+    """Ten notable files (ten match records to write) and a list naming them."""
+    folder = tmp_path / "ev"
+    folder.mkdir()
+    lines = []
+    for i in range(10):
+        data = b"notable %d\n" % i
+        (folder / f"f{i}.bin").write_bytes(data)
+        lines.append(f"{hashlib.sha256(data).hexdigest()}  f{i}\n")
+    (tmp_path / "notable.sha256").write_text("".join(lines))
+    return folder
+
+
+def scan_args(tmp_path: Path, ev: Path, log: Path, db: Path | None = None) -> list[str]:
+    lst = str(tmp_path / "notable.sha256")
+    args = ["scan", str(ev), "--examiner", "E", "--case", "F-1", "--list", lst, "--log", str(log)]
+    return [*args, "--db", str(db or tmp_path / "s.db"), "-q"]
+
+
+# Disk full under the log -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("partial", [False, True])
+@pytest.mark.parametrize("records", [1, 2, 6])
+def test_disk_full_while_logging_stops_cleanly_and_verify_says_incomplete(
+    runner: CliRunner,
+    tmp_path: Path,
+    ev: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    records: int,
+    partial: bool,
+) -> None:
+    """After `records` lines the log's device is full (optionally after half a line)."""
+    log = tmp_path / "run.jsonl"
+    real, written = os.write, [0]
+
+    def write(fd: int, data: Any) -> int:
+        # Note that only the log's descriptor fills up: other writes go through.
+        if os.readlink(f"/proc/self/fd/{fd}") != str(log):
+            return real(fd, data)
+        if written[0] < records:
+            written[0] += 1
+            return real(fd, data)
+        if partial and written[0] == records:
+            written[0] += 1
+            return real(fd, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(auditlog.os, "write", write)
+    result = runner.invoke(cli, [*scan_args(tmp_path, ev, log), "--jobs", "1"])
+    monkeypatch.undo()
+    assert result.exit_code == ExitCode.FATAL, result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, OSError)
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith("Error: Log ") and "ENOSPC" in message and str(log) in message
+    assert f"intact to line {records}" in message
+    raw = log.read_bytes()
+    assert raw.endswith(b"\n") and raw.count(b"\n") == records  # no half line left behind
+    verify = runner.invoke(cli, ["verify", str(log)])
+    assert verify.exit_code == 1, verify.output
+    assert f"line {records}: log is incomplete" in verify.output
+    with pytest.raises(auditlog.IncompleteLogError) as caught:
+        auditlog.verify(log)
+    assert caught.value.line == records
+
+
+def test_after_disk_full_the_run_resumes_to_every_match_once(tmp_path: Path, ev: Path) -> None:
+    """The stopped run is continued by a fresh process with space again: nothing lost or doubled."""
+    log = tmp_path / "run.jsonl"
+    script = (
+        "import errno, os, sys\n"
+        "from matcher import auditlog\n"
+        "from matcher.cli import cli\n"
+        "real, n = os.write, [0]\n"
+        "def write(fd, data):\n"
+        f"    if os.readlink(f'/proc/self/fd/{{fd}}') == {str(log)!r}:\n"
+        "        n[0] += 1\n"
+        "        if n[0] > 4: raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "    return real(fd, data)\n"
+        "auditlog.os.write = write\n"
+        "cli(sys.argv[1:])\n"
+    )
+    args = scan_args(tmp_path, ev, log)
+    full = subprocess.run(
+        [sys.executable, "-c", script, *args, "-j", "1"], capture_output=True, timeout=120
+    )
+    assert full.returncode == ExitCode.FATAL, full.stderr
+    assert len(read_log_lines(log)) == 4
+    resumed = subprocess.run([*MATCHER, *args, "--resume"], capture_output=True, timeout=120)
+    assert resumed.returncode == ExitCode.NOTABLE, resumed.stderr
+    assert auditlog.verify(log).runs == 2
+    matched = sorted(str(r["path"]) for r in read_log(log) if r["type"] == "match")
+    assert matched == sorted(str(p) for p in ev.iterdir())
+    assert assert_counts_add_up(log)["notable"] == 10
+
+
+def test_a_stopped_run_releases_its_log(
+    runner: CliRunner, tmp_path: Path, ev: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library caller (a batch job) resumes in the same process once space is back.
+
+    The scan's log must be closed (its lock released) even when the device
+    refuses the `end` record too; otherwise the resume is refused as "in use
+    by another matcher process".
+    """
+    log = tmp_path / "run.jsonl"
+    real, written = os.write, [0]
+
+    def write(fd: int, data: Any) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(log):
+            written[0] += 1
+            if written[0] > 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(auditlog.os, "write", write)
+    assert (
+        runner.invoke(cli, [*scan_args(tmp_path, ev, log), "-j", "1"]).exit_code == ExitCode.FATAL
+    )
+    monkeypatch.undo()
+    open_fds = [fd for fd in os.listdir("/proc/self/fd") if _points_to(fd, log)]
+    resumed = runner.invoke(cli, [*scan_args(tmp_path, ev, log), "-j", "1", "--resume"])
+    assert open_fds == [] and resumed.exit_code == ExitCode.NOTABLE, resumed.output
+
+
+def _points_to(fd: str, path: Path) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == str(path)
+    except OSError:
+        return False
+
+
+def read_log_lines(log: Path) -> list[bytes]:
+    return log.read_bytes().splitlines()
+
+
+# A read-only store ---------------------------------------------------------------------
+
+
+def _fingerprint(db: Path) -> str:
+    return hashlib.sha256(db.read_bytes()).hexdigest()
+
+
+def _seed_store(tmp_path: Path) -> Path:
+    db = tmp_path / "store" / "s.db"
+    db.parent.mkdir()
+    (tmp_path / "old.md5").write_text("d41d8cd98f00b204e9800998ecf8427e\n")
+    done = subprocess.run(
+        [*MATCHER, "import", str(tmp_path / "old.md5"), "--db", str(db)], capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    return db
+
+
+def test_read_only_store_file_during_scan_list(tmp_path: Path, ev: Path) -> None:
+    """chmod 0444; as root the child loses the powers that bypass it (a real EACCES)."""
+    db = _seed_store(tmp_path)
+    before = _fingerprint(db)
+    db.chmod(0o444)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        prefix, _how = unprivileged_prefix([ev, tmp_path / "notable.sha256"], db.parent)
+    log = tmp_path / "out" / "run.jsonl"
+    log.parent.mkdir(mode=0o777)
+    log.parent.chmod(0o777)  # writable by whoever the child runs as
+    proc = subprocess.run(
+        [*prefix, *MATCHER, *scan_args(tmp_path, ev, log, db)], capture_output=True, timeout=120
+    )
+    assert proc.returncode == ExitCode.FATAL, proc.stderr
+    assert b"Traceback" not in proc.stderr
+    assert proc.stderr.decode().strip() == f"Error: Cannot open hash store {db}: Permission denied"
+    assert _fingerprint(db) == before and not log.exists()
+
+
+def test_store_opened_read_only_rejects_the_import_cleanly(
+    runner: CliRunner, tmp_path: Path, ev: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection is read-only (as on a read-only medium): the on-the-fly import is refused."""
+    db = _seed_store(tmp_path)
+    before = _fingerprint(db)
+    real = sqlite3.connect
+
+    def read_only(database: str, *args: Any, **kwargs: Any) -> sqlite3.Connection:
+        if database == str(db):
+            return real(f"file:{db}?mode=ro", *args, uri=True, **kwargs)
+        return real(database, *args, **kwargs)
+
+    monkeypatch.setattr(store_mod.sqlite3, "connect", read_only)
+    log = tmp_path / "run.jsonl"
+    result = runner.invoke(cli, scan_args(tmp_path, ev, log, db))
+    monkeypatch.undo()
+    assert result.exit_code == ExitCode.FATAL, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    reason = "attempt to write a readonly database"
+    assert result.output == f"Error: Import into {db} failed and was rolled back: {reason}\n"
+    assert _fingerprint(db) == before and not log.exists()
+
+
+# kill -9 during an import ------------------------------------------------------------------
+
+
+def _big_list(path: Path, lines: int) -> None:
+    rng = random.Random(lines)
+    with path.open("w") as out:
+        for start in range(0, lines, 100_000):
+            out.write(
+                "".join(f"{rng.randbytes(32).hex()}  f{i}\n" for i in range(start, start + 100_000))
+            )
+
+
+def _state(db: Path) -> dict[str, object]:
+    """Everything in the store, opened read-write (which also rolls back a hot journal)."""
+    conn = sqlite3.connect(db)
+    try:
+        return {
+            "integrity": conn.execute("PRAGMA integrity_check").fetchall(),
+            **{
+                t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("lists", "entries", "hashes")
+            },
+            "rows": [
+                conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                for t in ("lists", "entries")
+            ],
+            "hashes": conn.execute("SELECT * FROM hashes ORDER BY algo, digest").fetchall(),
+        }
+    finally:
+        conn.close()
+
+
+def _lists_json(db: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*MATCHER, "lists", "--db", str(db), "--json"], capture_output=True, timeout=60
+    )
+
+
+def _kill_import(db: Path, big: Path, ready: Any) -> None:
+    proc = subprocess.Popen([*MATCHER, "import", str(big), "--db", str(db)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.001)
+        assert proc.poll() is None, "the import finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.communicate(timeout=60)
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_big_import_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    db = _seed_store(tmp_path)
+    before, listed = _state(db), _lists_json(db)
+    big = tmp_path / "big.sha256"
+    _big_list(big, 2_000_000)
+    journal = Path(f"{db}-journal")
+    started: list[float] = []
+
+    def under_way() -> bool:
+        # Note that the rollback journal appears when the import's transaction first writes.
+        if not started and journal.exists():
+            started.append(time.monotonic())
+        return bool(started) and time.monotonic() - started[0] >= 0.5
+
+    _kill_import(db, big, under_way)
+    after = _lists_json(db)
+    assert (after.returncode, after.stdout) == (0, listed.stdout), after.stderr
+    state = _state(db)
+    assert state == before and state["integrity"] == [("ok",)]
+    assert json.loads(after.stdout)[0]["name"] == "old.md5"
+
+
+@pytest.mark.slow
+def test_kill_9_while_the_import_commits_leaves_the_store_listable(tmp_path: Path) -> None:
+    """Killed while writing the database file itself (a hot journal is left behind).
+
+    `matcher lists` opens the store read-only, and must still show exactly the
+    lists from before: a crashed import leaves the store as it was.
+    """
+    db = _seed_store(tmp_path)
+    before, listed = _state(db), _lists_json(db)
+    big = tmp_path / "big.sha256"
+    _big_list(big, 400_000)
+    size = db.stat().st_size
+    _kill_import(db, big, lambda: db.stat().st_size > size)
+    assert Path(f"{db}-journal").exists(), "killed outside the commit: no hot journal"
+    after = _lists_json(db)
+    assert (after.returncode, after.stdout, after.stderr) == (0, listed.stdout, b"")
+    assert _state(db) == before
