@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -112,8 +113,13 @@ TIME = st.just("2026-11-28T12:00:00.000000Z") | st.text(max_size=30)
 
 
 @st.composite
-def record_line(draw: st.DrawFn, lines: list[bytes], at: int) -> bytes:
-    """A line that looks like a record; often exactly chained and sealed to fit at `at`."""
+def record_line(draw: st.DrawFn, lines: list[bytes], at: int, forge: bool) -> bytes:
+    """A line that looks like a record; often exactly chained to fit at `at`.
+
+    An `end` record gets a correct self digest only when `forge`: a chained,
+    correctly resealed final record is a deliberate forgery that only a
+    signature reveals (see the test at the end), not a random mutation.
+    """
     chained = draw(st.booleans())
     head = hashlib.sha256(lines[at - 1][:-1]).hexdigest() if at else "0" * 64
     kind = draw(st.sampled_from(sorted(auditlog.RECORD_TYPES)) | st.text(max_size=6))
@@ -134,12 +140,14 @@ def record_line(draw: st.DrawFn, lines: list[bytes], at: int) -> bytes:
     )
     if draw(st.booleans()):
         signing.seal(record, None, sign=False, digest=kind == "end")
+        if kind == "end" and not forge:
+            record["self_sha256"] = hashlib.sha256(b"a wrong seal").hexdigest()
     return signing.canonical_bytes(record) + b"\n"
 
 
 @st.composite
-def mutated(draw: st.DrawFn, data: bytes) -> bytes:
-    """`data` after one to three random mutations (never returned unchanged)."""
+def mutated(draw: st.DrawFn, data: bytes, forge: bool = False) -> bytes:
+    """`data` after one to three random mutations (which may cancel out)."""
     for _ in range(draw(st.integers(1, 3))):
         lines = data.splitlines(keepends=True)
         kind = draw(st.sampled_from(["flip", "swap", "truncate", "delete", "duplicate", "insert"]))
@@ -167,7 +175,7 @@ def mutated(draw: st.DrawFn, data: bytes) -> bytes:
                 lines.insert(draw(st.integers(0, len(lines))), lines[i])
             else:
                 at = draw(st.integers(0, len(lines)))
-                lines.insert(at, draw(record_line(lines, at)))
+                lines.insert(at, draw(record_line(lines, at, forge)))
             data = b"".join(lines)
     return data
 
@@ -179,10 +187,11 @@ def test_any_mutation_of_a_real_log_fails_with_integrity_error(
 ) -> None:
     unsigned_log, signed_log, public = real_logs()
     original = signed_log if signed else unsigned_log
-    changed = data.draw(mutated(original), label="mutated log")
+    key = public if signed and with_key else None
+    changed = data.draw(mutated(original, forge=key is not None), label="mutated log")
     assume(changed != original)
     with pytest.raises(IntegrityError):
-        verify_bytes(changed, public if signed and with_key else None)
+        verify_bytes(changed, key)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -190,7 +199,7 @@ def test_any_mutation_of_a_real_log_fails_with_integrity_error(
 def test_matcher_verify_exits_1_on_any_mutation(data: st.DataObject) -> None:
     """The command line: exit 1 with the line number, never 0, 2 or a traceback."""
     _unsigned, original, public = real_logs()
-    changed = data.draw(mutated(original), label="mutated log")
+    changed = data.draw(mutated(original, forge=True), label="mutated log")
     assume(changed != original)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "log.jsonl").write_bytes(changed)
@@ -224,3 +233,25 @@ def test_correctly_chained_insertion_after_the_end_is_refused() -> None:
             with pytest.raises(IntegrityError) as caught:
                 verify_bytes(original + signing.canonical_bytes(record) + b"\n")
             assert caught.value.line == len(lines) + 1
+
+
+def test_a_resealed_forged_end_is_caught_by_the_key() -> None:
+    """The end record replaced by a chained, correctly sealed forgery with other counts.
+
+    Note that the self digest is recomputable by design (it catches damage, not
+    intent); a signed log shows it: with the key the forgery fails, and without
+    it the report no longer calls the log signed.
+    """
+    _unsigned, original, public = real_logs()
+    lines = original.splitlines(keepends=True)
+    end = json.loads(lines[-1])
+    forged = {
+        k: v for k, v in end.items() if k not in ("key_fingerprint", "signature", "self_sha256")
+    }
+    forged["counts"] = {**end["counts"], "notable": 0}
+    signing.seal(forged, None, sign=False, digest=True)
+    data = b"".join(lines[:-1]) + signing.canonical_bytes(forged) + b"\n"
+    with pytest.raises(IntegrityError) as caught:
+        verify_bytes(data, public)
+    assert caught.value.line == len(lines) and "not signed" in str(caught.value)
+    assert verify_bytes(original).signed and not verify_bytes(data).signed
