@@ -133,7 +133,7 @@ def build_corpus(root: Path, seed: int) -> Corpus:
     data: dict[bytes, bytes] = {}
     named = [(b"sizes/size-%08d.bin" % n, rng.randbytes(n)) for n in SIZES]
     named += [
-        (b"sizes/random-%02d.bin" % i, rng.randbytes(rng.randrange(3 * CHUNK_SIZE)))
+        (b"sizes/random-%02d.bin" % i, rng.randbytes(rng.randrange(1, 3 * CHUNK_SIZE)))
         for i in range(6)
     ]
     for i in range(10):
