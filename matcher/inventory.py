@@ -19,6 +19,7 @@ import sqlite_utils
 from matcher.digests import DIGEST_SIZES
 from matcher.errors import StoreError
 from matcher.models import EntryOutcome
+from matcher.sqlitefiles import connect_readonly
 
 SCHEMA_VERSION = 1
 _COLUMNS = (
@@ -59,7 +60,7 @@ class Inventory:
             else:
                 if not path.is_file():
                     raise StoreError(f"Inventory {path} does not exist.")
-                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                conn = connect_readonly(path)
             self.db = sqlite_utils.Database(conn)
             if create and "entries" not in self.db.table_names():
                 self._create()

@@ -453,31 +453,23 @@ def _scan(
     else:
         log = auditlog.create(options.log, signer=signer)
         inventory = Inventory(inventory_path)
-    log.append(
-        "run",
-        {
-            **resume_fields,
-            "examiner": options.examiner.strip(),
-            "case": options.case.strip(),
-            "authority": options.authority,
-            "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0]},
-            "host": socket.gethostname(),
-            "argv": list(options.argv),
-            "evidence": [path_fields(os.fsencode(os.path.abspath(e))) for e in options.evidence],
-            "algorithms": list(options.algorithms),
-            "lists": [info.as_log_dict() for info in lists],
-            "options": {
-                "jobs": jobs,
-                "candidates_only": candidate_sizes is not None,
-                "excludes": list(options.excludes),
-                "max_size": options.max_size,
-                "one_file_system": options.one_file_system,
-            },
-            "inventory": os.path.abspath(inventory_path),
-            "filter": {"kind": digest_filter.kind, "bytes": digest_filter.memory_bytes},
-            "selftest": selftest.as_log_dict(),
-        },
-    )
+    try:
+        _append_run_record(
+            options,
+            log,
+            resume_fields,
+            jobs,
+            lists,
+            candidate_sizes,
+            inventory_path,
+            digest_filter,
+            selftest,
+        )
+    except BaseException:
+        # Note: a run that could not even be opened still releases its log
+        # lock, so that --resume is possible at once.
+        _release(inventory, log)
+        raise
     walker = FolderWalker(options.excludes, options.one_file_system)
     recorder = _Recorder(log, inventory, counts, run_no, logged)
     started = time.monotonic()
@@ -526,9 +518,14 @@ def _scan(
                 },
             )
             log.sync()
-            log.close()
         finally:
-            restore()
+            # Note: if the end record cannot be written (disk full), the log
+            # still closes and releases its lock; verify then calls it
+            # incomplete and --resume continues it.
+            try:
+                _release(inventory, log)
+            finally:
+                restore()
     if aborted is not None:
         raise ScanAborted(
             f"The scan stopped: {aborted}. The log {options.log} is closed and verifiable; "
@@ -537,6 +534,52 @@ def _scan(
     return ScanSummary(
         status, counts, seconds, options.log, inventory_path, notes, exit_code_for(status, counts)
     )
+
+
+def _append_run_record(
+    options: ScanOptions,
+    log: auditlog.LogWriter,
+    resume_fields: dict[str, object],
+    jobs: int,
+    lists: list[ListInfo],
+    candidate_sizes: set[int] | None,
+    inventory_path: Path,
+    digest_filter: DigestFilter,
+    selftest: SelftestResult,
+) -> None:
+    log.append(
+        "run",
+        {
+            **resume_fields,
+            "examiner": options.examiner.strip(),
+            "case": options.case.strip(),
+            "authority": options.authority,
+            "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0]},
+            "host": socket.gethostname(),
+            "argv": list(options.argv),
+            "evidence": [path_fields(os.fsencode(os.path.abspath(e))) for e in options.evidence],
+            "algorithms": list(options.algorithms),
+            "lists": [info.as_log_dict() for info in lists],
+            "options": {
+                "jobs": jobs,
+                "candidates_only": candidate_sizes is not None,
+                "excludes": list(options.excludes),
+                "max_size": options.max_size,
+                "one_file_system": options.one_file_system,
+            },
+            "inventory": os.path.abspath(inventory_path),
+            "filter": {"kind": digest_filter.kind, "bytes": digest_filter.memory_bytes},
+            "selftest": selftest.as_log_dict(),
+        },
+    )
+
+
+def _release(inventory: Inventory, log: auditlog.LogWriter) -> None:
+    """Close the inventory and the log (its lock) whatever happens on the way."""
+    try:
+        inventory.db.close()
+    finally:
+        log.close()
 
 
 def _count_finished(inventory: Inventory, counts: Counts) -> None:

@@ -30,6 +30,7 @@ from matcher.errors import StoreError
 from matcher.models import ROLES
 from matcher.models import ListHit
 from matcher.models import ListInfo
+from matcher.sqlitefiles import connect_readonly
 
 SCHEMA_VERSION = 1
 _CODE_NAMES = {code: name for name, code in ALGORITHM_CODES.items()}
@@ -60,7 +61,7 @@ class HashStore:
             if readonly:
                 if not path.is_file():
                     raise StoreError(f"Hash store {path} does not exist. Import a list first.")
-                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                conn = connect_readonly(path)
             else:
                 # Note that SQLite gives its journal the database file's mode, so
                 # creating the file 0600 first keeps every store file private.

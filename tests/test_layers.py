@@ -6,9 +6,19 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "matcher"
-BASE = {"errors", "digests", "models"}
-COMPONENTS = {"formats", "evidence", "hashing", "store", "match", "auditlog", "signing", "inventory", "reports"}
-JOBS = {"importing", "scan", "rematch", "batch", "selftest", "validate"}
+BASE = {"errors", "digests", "models", "sqlitefiles"}
+COMPONENTS = {
+    "formats",
+    "evidence",
+    "hashing",
+    "store",
+    "match",
+    "auditlog",
+    "signing",
+    "inventory",
+    "reports",
+}
+JOBS = {"importing", "scan", "rematch", "batch", "selftest", "validate", "hashjob"}
 LAYER = {**{m: 0 for m in BASE}, **{m: 1 for m in COMPONENTS}, **{m: 2 for m in JOBS}, "cli": 3}
 
 
