@@ -37,6 +37,8 @@ from matcher.scan import ScanSummary
 from matcher.scan import run_scan
 from matcher.selftest import run_selftest
 from matcher.store import HashStore
+from matcher.validate import DEFAULT_SEED
+from matcher.validate import run_validation
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -652,6 +654,52 @@ def selftest_cmd(as_json: bool) -> None:
         total = len(result.checks)
         failed = sum(not c.passed for c in result.checks)
         click.echo(f"{total - failed} passed, {failed} failed")
+    sys.exit(0 if result.passed else int(ExitCode.NOTABLE))
+
+
+@cli.command(name="validate")
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A new (or empty) folder for the validation record, corpus and scan.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=DEFAULT_SEED,
+    show_default=True,
+    help="Seed of the generated corpus; the same seed gives the same corpus.",
+)
+@click.option("--jobs", type=click.IntRange(min=1), help="Hashing workers (default: one per core).")
+def validate_cmd(output: Path, seed: int, jobs: int | None) -> None:
+    """Produce a validation record a lab can file; exit 0 only if every test passes.
+
+    Generates a benign corpus from the seed (random bytes and text, awkward
+    names, FIFOs, symlink loops, an unreadable file), runs the full self-test
+    and a real scan of it, checks the scan against independent evidence
+    (lstat enumeration, hashlib, coreutils *sum and hashdeep when installed,
+    the log verifier, tampered copies, exit code, untouched timestamps), and
+    writes validation.md and validation.json under FSR-G-201 headings
+    (requirement, acceptance criteria, result) with the environment.
+
+    \b
+    Example:
+      matcher validate --output validation-2026-11-29
+    """
+    with _translate_errors():
+        try:
+            result = run_validation(output, seed=seed, jobs=jobs)
+        except OSError as exc:
+            raise MatcherError(f"Validation could not run: {exc}") from exc
+    failed = [c for c in result.results if not c.passed]
+    for case in result.results:
+        click.echo(f"{case.status:18} {case.ident}  {case.title}")
+    click.echo(f"Record: {result.report} and {result.record}")
+    if result.passed:
+        click.echo("Validation passed.")
+    else:
+        click.echo(f"Validation FAILED: {len(failed)} test(s) did not pass.", err=True)
     sys.exit(0 if result.passed else int(ExitCode.NOTABLE))
 
 

@@ -177,3 +177,36 @@ def test_not_root_branch_runs_the_scan_in_process(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "run_scan in this process (not root)" in (out / "validation.md").read_text()
+
+
+def test_validate_command_files_a_record_and_never_overwrites_one(tmp_path: Path) -> None:
+    out = tmp_path / "record"
+    cmd = [sys.executable, "-m", "matcher", "validate", "--output", str(out), "--seed", "3"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Validation passed." in first.stdout and "VAL-07" in first.stdout
+    record = json.loads((out / "validation.json").read_text())
+    assert record["seed"] == 3
+    before = (out / "validation.md").read_bytes()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "not empty" in again.stderr
+    assert (out / "validation.md").read_bytes() == before
+
+
+def test_validate_command_exits_1_when_a_check_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from matcher import cli as cli_module
+
+    def failing(output: Path, seed: int, jobs: int | None) -> validate.ValidationResult:
+        case = validate.CaseResult(
+            "VAL-99", "Forced failure", "r", "m", [validate.Criterion("c", False, "e")]
+        )
+        return validate.ValidationResult(False, output / "v.md", output / "v.json", [case])
+
+    monkeypatch.setattr(cli_module, "run_validation", failing)
+    result = CliRunner().invoke(cli_module.cli, ["validate", "--output", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "FAIL" in result.output and "VAL-99" in result.output
