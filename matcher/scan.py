@@ -33,6 +33,7 @@ from matcher.errors import MatcherError
 from matcher.errors import UsageError
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
+from matcher.evidence.roots import distinct_roots
 from matcher.hashing import Engine
 from matcher.hashing import make_engine
 from matcher.importing import import_list
@@ -350,6 +351,8 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
     for item in options.evidence:
         if not os.path.lexists(item):
             raise UsageError(f"Evidence {item} does not exist.")
+    roots, root_notes = distinct_roots(options.evidence)
+    options = dataclasses.replace(options, evidence=roots)
     inventory_path = options.inventory or default_inventory_path(options.log)
     refuse_outputs_inside(options.evidence, [options.log, inventory_path, options.db])
     if options.resume and not options.log.exists():
@@ -371,7 +374,7 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             f"The start-up self-test failed ({failed}); this build must not scan. "
             "Run `matcher selftest`."
         )
-    notes: list[str] = []
+    notes: list[str] = list(root_notes)
     # Note that the workers start before any file is opened here: a forked
     # worker must hold no store, inventory or log descriptor (nor its lock).
     jobs = options.jobs or os.cpu_count() or 1

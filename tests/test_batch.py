@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from click.testing import CliRunner
-
 from conftest import FIXTURES
+
 from matcher.cli import cli
 from matcher.cli import main  # noqa: F401  (entry point exists)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import FIXTURES
+
 from matcher.cli import cli
 
 LISTS = FIXTURES / "hashlists"

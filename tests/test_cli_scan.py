@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import FIXTURES
 from conftest import assert_counts_add_up
 from conftest import end_record
 from conftest import read_log
 from conftest import require_tool
+
 from matcher.cli import cli
 
 sys.path.insert(0, str(FIXTURES))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import signal
@@ -14,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import assert_counts_add_up
 from conftest import read_log
 

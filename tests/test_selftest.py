@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES
 
 import matcher.selftest as selftest
-from conftest import FIXTURES
 from matcher.cli import cli
 from matcher.formats import registry
 
