@@ -70,6 +70,7 @@ ENVELOPE = ("seq", "type", "time", "prev")
 RESERVED = frozenset({*ENVELOPE, "key_fingerprint", "signature", "self_sha256"})
 ZERO_HASH = "0" * 64
 MAX_LINE_BYTES = 16 << 20
+_HEX64 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
 
 
@@ -128,6 +129,8 @@ class _ScanState:
     signed: int = 0
     checked: int = 0
     fingerprints: set[str] = dataclasses.field(default_factory=set)
+    expect_head: str | None = None
+    head_line: int | None = None
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -176,6 +179,8 @@ def _records(
             raise IntegrityError(str(exc), line) from exc.__cause__
         st.grammar.advance(rec)
         st.lines, st.head = line, hashlib.sha256(raw[:-1]).hexdigest()
+        if st.head == st.expect_head:
+            st.head_line = line
         st.good_size += len(raw)
         st.types[str(rec["type"])] += 1
         yield rec
@@ -203,15 +208,23 @@ class VerifyReport:
     skips: int = 0
     checkpoints: int = 0
     key_fingerprints: tuple[str, ...] = ()
+    expected_head_line: int | None = None
 
 
-def verify(path: StrPath, public_key_path: StrPath | None = None) -> VerifyReport:
+def verify(
+    path: StrPath, public_key_path: StrPath | None = None, expect_head: str | None = None
+) -> VerifyReport:
     """Check a whole log: chain, canonical form, grammar, seals and signatures.
 
     Args:
         path: the log file.
         public_key_path: a PEM public key: every `end` and `checkpoint` must
             then carry a signature that verifies with it (else: not checked).
+        expect_head: a chain head noted outside the log (the scan prints it):
+            some line must hash to it. A hash chain alone cannot show that
+            whole runs were cut off the end, after an earlier `end` record;
+            a head kept elsewhere can. Lines after it (a later --resume) are
+            allowed and counted in `expected_head_line`.
 
     Returns:
         Counts and the head (SHA-256 of the last line) of an intact log.
@@ -220,17 +233,26 @@ def verify(path: StrPath, public_key_path: StrPath | None = None) -> VerifyRepor
         IntegrityError: at the first bad line (1-based, in `.line`); an empty
             log fails at line 1.
         IncompleteLogError: the log is intact but not closed by an `end`.
+        IntegrityError: no line hashes to `expect_head` (truncated or another log).
         UsageError: the public key file is unreadable or not an Ed25519 key.
         OSError: the log itself cannot be opened or read.
     """
     key = signing.load_verifier(public_key_path) if public_key_path is not None else None
-    st = _ScanState()
+    if expect_head is not None and not _HEX64.fullmatch(expect_head):
+        raise UsageError(f"Expected head {expect_head!r} is not 64 lowercase hex digits.")
+    st = _ScanState(expect_head=expect_head)
     with open(path, "rb") as stream:
         collections.deque(_records(stream, st, key), maxlen=0)
     if st.torn is not None:
         raise _torn_error(st)
     if st.lines == 0:
         raise IntegrityError("empty log", 1)
+    if expect_head is not None and st.head_line is None:
+        raise IntegrityError(
+            f"no line hashes to the expected head {expect_head}: records were cut off "
+            "the end of this log, or it is not the log that head was noted from",
+            st.lines + 1,
+        )
     if st.grammar.phase != "ended":
         raise IncompleteLogError(
             f"log is incomplete: no end record after this {st.grammar.last_type} record "
@@ -241,7 +263,7 @@ def verify(path: StrPath, public_key_path: StrPath | None = None) -> VerifyRepor
     return VerifyReport(
         st.lines, n["run"], n["match"], n["error"], n["end"], st.grammar.last_status,
         st.signed == n["end"] + n["checkpoint"], st.checked, st.head, n["skip"],
-        n["checkpoint"], tuple(sorted(st.fingerprints)),
+        n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line,
     )  # fmt: skip
 
 

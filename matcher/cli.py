@@ -447,7 +447,9 @@ def _print_summary(summary: ScanSummary, as_json: bool) -> None:
         f"{c.skipped:,} skipped, {c.errors:,} errors\n"
         f"  notable {c.notable:,}   known {c.known:,}   unknown {c.unknown:,}   "
         f"in {summary.seconds:.2f} s\n"
-        f"  log: {summary.log}\n  inventory: {summary.inventory}",
+        f"  log: {summary.log}\n  inventory: {summary.inventory}\n"
+        f"  log head: {summary.head}  (note it in the case file; "
+        "`matcher verify LOG --expect-head HEAD` then proves nothing was cut off)",
         err=True,
     )
     for note in summary.notes:
@@ -710,22 +712,39 @@ def validate_cmd(output: Path, seed: int, jobs: int | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Ed25519 public key: every signature must verify with it.",
 )
+@click.option(
+    "--expect-head",
+    metavar="HEX",
+    help="The chain head the scan printed (kept in the case file): proves no record "
+    "was cut off the end. One log only.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per log on stdout.")
-def verify_cmd(logs: tuple[Path, ...], public_key: Path | None, as_json: bool) -> None:
+def verify_cmd(
+    logs: tuple[Path, ...], public_key: Path | None, expect_head: str | None, as_json: bool
+) -> None:
     """Check match logs' hash chains (and signatures) from the first line to the end.
 
     Exits 0 when every log is intact, 1 when one is tampered or incomplete
     (naming its first bad line), 2 when one cannot be read.
 
+    A hash chain cannot by itself show that whole runs were cut off its end
+    after an earlier end record; --expect-head with the head that `scan`
+    printed (and the examiner noted) can.
+
     \b
     Example:
       matcher verify item1.jsonl
       matcher verify item1.jsonl --public-key examiner.pem.pub
+      matcher verify item1.jsonl --expect-head 3f1c...e9 (all 64 hex digits)
     """
+    if expect_head is not None and len(logs) != 1:
+        raise click.UsageError("--expect-head applies to one log at a time.")
+    if expect_head is not None and not re.fullmatch("[0-9a-f]{64}", expect_head):
+        raise click.BadParameter("must be 64 lowercase hex digits", param_hint="--expect-head")
     worst = 0
     for log in logs:
         try:
-            report = auditlog.verify(log, public_key_path=public_key)
+            report = auditlog.verify(log, public_key_path=public_key, expect_head=expect_head)
         except IntegrityError as exc:
             worst = max(worst, int(ExitCode.NOTABLE))
             click.echo(f"FAILED: {log}: {exc}", err=True)
@@ -754,6 +773,12 @@ def verify_cmd(logs: tuple[Path, ...], public_key: Path | None, as_json: bool) -
             click.echo(
                 f"OK: {log}: {report.lines} records, chain intact{signed}; head {report.head}"
             )
+            if report.expected_head_line is not None:
+                later = report.lines - report.expected_head_line
+                click.echo(
+                    f"    the expected head is line {report.expected_head_line}"
+                    + (f"; {later} record(s) were appended after it" if later else " (the last)")
+                )
     sys.exit(worst)
 
 

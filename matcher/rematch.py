@@ -239,4 +239,5 @@ def run_rematch(
         inventory_path,
         notes,
         exit_code_for("complete", counts),
+        log.head,
     )

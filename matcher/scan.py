@@ -123,12 +123,14 @@ class ScanSummary:
     inventory: Path
     notes: list[str]
     exit_code: int
+    head: str = ""  # the log's final chain head, to be noted outside the log
 
     def as_dict(self) -> dict[str, object]:
         return {
             "status": self.status,
             "exit_code": self.exit_code,
             "log": str(self.log),
+            "head": self.head,
             "inventory": str(self.inventory),
             "seconds": round(self.seconds, 3),
             **self.counts.as_dict(),
@@ -535,7 +537,14 @@ def _scan(
             "fix the cause and continue with --resume."
         ) from aborted
     return ScanSummary(
-        status, counts, seconds, options.log, inventory_path, notes, exit_code_for(status, counts)
+        status,
+        counts,
+        seconds,
+        options.log,
+        inventory_path,
+        notes,
+        exit_code_for(status, counts),
+        log.head,
     )
 
 
