@@ -390,3 +390,34 @@ def test_other_filesystem_under_the_root(tmp_path: Path, ev: Path) -> None:
     assert inventory(without)[mnt + b"/inside.txt"]["sha256"] is not None
     end = read_log(without)[-1]
     assert f"crossed into another filesystem at {ev / 'mnt'}" in end["notes"]
+
+
+def test_a_bind_mount_of_the_same_filesystem_is_another_filesystem(
+    tmp_path: Path, ev: Path
+) -> None:
+    """A bind mount keeps st_dev; the mount table still shows the crossing."""
+    require_root()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "elsewhere.txt").write_text("not evidence\n")
+    (ev / "bound").mkdir()
+    assert os.stat(outside).st_dev == os.stat(ev).st_dev
+    with_flag, without = tmp_path / "xdev.jsonl", tmp_path / "cross.jsonl"
+    script = (
+        'mount --bind "$1" "$2/bound" || exit 99\n'
+        'shift 2; "$@" --one-file-system --log "$XDEV"; echo "xdev=$?"\n'
+        '"$@" --log "$CROSS"; echo "cross=$?"\n'
+    )
+    args = scan_args(tmp_path, tmp_path / "unused", ev)[:-2]
+    env = {**os.environ, "XDEV": str(with_flag), "CROSS": str(without)}
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                           "sh", str(outside), str(ev), *MATCHER, *args, "-q"],
+                          capture_output=True, timeout=120, env=env)  # fmt: skip
+    assert proc.stdout.split() == [b"xdev=1", b"cross=1"], proc.stdout + proc.stderr
+    bound = os.fsencode(ev / "bound")
+    counts = assert_counts_add_up(with_flag)
+    assert counts["skipped_by_reason"] == {"other-filesystem": 1}
+    assert inventory(with_flag)[bound]["skip"] == "other-filesystem"
+    assert not any(p.startswith(bound + b"/") for p in inventory(with_flag))
+    assert inventory(without)[bound + b"/elsewhere.txt"]["sha256"] is not None
+    assert f"crossed into another filesystem at {ev / 'bound'}" in read_log(without)[-1]["notes"]

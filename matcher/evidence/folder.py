@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno as errno_mod
 import fnmatch
 import os
+import re
 import stat
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -106,6 +107,30 @@ def _walk_failure(path: bytes, exc: OSError, kind: str = "dir") -> EntryOutcome:
     )
 
 
+_OCTAL = re.compile(rb"\\([0-7]{3})")
+
+
+def mount_points(mountinfo: str = "/proc/self/mountinfo") -> frozenset[bytes]:
+    """Every mount point this process sees (empty when the system does not say).
+
+    A bind mount of a folder of the same filesystem keeps its device number,
+    so `st_dev` alone cannot see that crossing; the mount table can. The
+    fifth field of each mountinfo line is the mount point, with space, tab,
+    newline and backslash written as octal escapes.
+    """
+    try:
+        with open(mountinfo, "rb") as stream:
+            lines = stream.read().splitlines()
+    except OSError:
+        return frozenset()
+    points = set()
+    for line in lines:
+        fields = line.split(b" ")
+        if len(fields) > 4:
+            points.add(_OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), fields[4]))
+    return frozenset(points)
+
+
 class FolderWalker:
     """Walks evidence roots (folders or single files) in a fixed, sorted order.
 
@@ -120,6 +145,17 @@ class FolderWalker:
         self.excludes = [os.fsencode(p) for p in excludes]
         self.one_file_system = one_file_system
         self.crossings: list[bytes] = []
+        self._mounts: frozenset[bytes] = frozenset()
+        self._mounts_read = False
+        self._real_root: bytes | None = None
+        self._root = b""
+
+    def _real_path(self, path: bytes) -> bytes | None:
+        """The host path of a directory below the current root (None: the root itself)."""
+        below = path[len(self._root) :]
+        if self._real_root is None or not below.startswith(b"/"):
+            return None
+        return self._real_root.rstrip(b"/") + below
 
     def _excluded(self, relative: bytes, name: bytes) -> bool:
         return any(
@@ -147,7 +183,7 @@ class FolderWalker:
         if stat.S_ISREG(mode):
             return FileTask(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
         if stat.S_ISDIR(mode):
-            if st.st_dev != root_dev:
+            if st.st_dev != root_dev or self._real_path(path) in self._mounts:
                 if self.one_file_system:
                     return EntryOutcome(
                         path=path,
@@ -174,6 +210,10 @@ class FolderWalker:
             yield _walk_failure(root, exc, kind="root")
             return
         name = os.path.basename(root.rstrip(b"/")) or root
+        self._real_root = os.path.realpath(root) if stat.S_ISDIR(st.st_mode) else None
+        if self._real_root is not None and not self._mounts_read:
+            self._mounts, self._mounts_read = mount_points(), True
+        self._root = root.rstrip(b"/")
         first = self._classify(root, st, st.st_dev, name, name)
         if first is not None:
             yield first
