@@ -78,6 +78,13 @@ class IncompleteLogError(IntegrityError):
     """The log is intact but has no final `end` record (cut short, resumable)."""
 
 
+class TornLineError(IntegrityError):
+    """The last line was cut short mid-write (crash, power cut, disk full).
+
+    `scan --resume` sets the torn bytes aside and continues; nothing else does.
+    """
+
+
 class _Grammar:
     """Which record may come next: (run body* end)+ with the resume rules."""
 
@@ -186,10 +193,10 @@ def _records(
         yield rec
 
 
-def _torn_error(st: _ScanState) -> IntegrityError:
+def _torn_error(st: _ScanState) -> TornLineError:
     size = len(st.torn or b"")
     message = f"torn last line: {size} bytes after the final newline (--resume sets them aside)"
-    return IntegrityError(message, st.lines + 1)
+    return TornLineError(message, st.lines + 1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,6 @@ from pathlib import Path
 from matcher import auditlog
 from matcher.errors import ExitCode
 from matcher.errors import FormatError
-from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
 from matcher.scan import ScanOptions
 from matcher.scan import run_scan
@@ -134,12 +133,8 @@ def _previous_state(log: Path) -> str:
         return "new"
     try:
         report = auditlog.verify(log)
-    except auditlog.IncompleteLogError:
-        return "resume"
-    except IntegrityError as exc:
-        if "torn last line" in str(exc):
-            return "resume"  # resume sets the torn bytes aside, documented in README
-        raise
+    except (auditlog.IncompleteLogError, auditlog.TornLineError):
+        return "resume"  # resume sets torn bytes aside, documented in README
     return "complete" if report.last_status == "complete" else "resume"
 
 
