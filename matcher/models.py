@@ -48,6 +48,13 @@ class Skip(enum.StrEnum):
     NOT_CANDIDATE = "not-candidate"
     OTHER_FILESYSTEM = "other-filesystem"
     FS_METADATA = "fs-metadata"
+    DELETED = "deleted"  # in an image, without --deleted (or its content is gone)
+    NO_FILESYSTEM = "no-filesystem"  # an image partition TSK cannot read
+    ENCRYPTED = "encrypted"  # an encrypted archive member
+    TOO_DEEP = "too-deep"  # an archive nested deeper than --max-depth
+    TOO_MANY_MEMBERS = "too-many-members"  # archive limits (zip bombs)
+    EXPANDED_TOO_LARGE = "expanded-too-large"
+    RATIO_TOO_HIGH = "ratio-too-high"
 
 
 class Failure(enum.StrEnum):
@@ -74,6 +81,10 @@ class FileTask:
     # data that the source's chunk reader needs to find the content again.
     # None means a plain file opened by path.
     locator: tuple[object, ...] | None = None
+    # Hard links in images: the path of the first name of the same content.
+    # Equal to `path` on that first name; the scan hashes it once and
+    # reports the outcome under every later name that points to it.
+    link: bytes | None = None
 
 
 @dataclasses.dataclass(frozen=True)

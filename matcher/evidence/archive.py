@@ -1,0 +1,546 @@
+"""Archives (zip, tar, tar.gz/bz2/xz, gz/bz2/xz): members as files, nested, with bomb limits.
+
+An archive is recognised by its first bytes, never by its name. Its members
+become `FileTask`s named `CONTAINER!member/name` (nested: `a.zip!b.tar!c`),
+hashed by any worker through `read_chunks`, which reopens the chain from the
+outermost file (a plain file, or a file inside a disk image). Nothing is
+ever extracted to disk.
+
+Limits stop archive bombs; a member over one is an `EntryOutcome` skipped
+with its reason, never reported as clean or unknown:
+  - depth: an archive nested deeper than `max_depth` is not opened (`too-deep`);
+  - members: past `max_members` in one archive, the rest is one skipped entry
+    `ARCHIVE!` (`too-many-members`, the detail says how many);
+  - total expanded bytes per outermost archive, all levels (`expanded-too-large`);
+  - ratio: a member (or a compressed stream) that expands more than
+    `max_ratio` times its packed size, once past `ratio_floor` bytes
+    (`ratio-too-high`).
+Declared sizes can lie: a reader never returns more than the listed size
+plus one byte, so a lying member ends as an error, not as a bomb.
+Encrypted members are skipped (`encrypted`); symlink and hard-link members,
+devices and FIFOs are recorded and never followed.
+"""
+
+from __future__ import annotations
+
+import bz2
+import calendar
+import dataclasses
+import errno as errno_mod
+import gzip
+import io
+import lzma
+import os
+import stat
+import tarfile
+import threading
+import zipfile
+import zlib
+from collections.abc import Iterator
+from typing import IO
+from typing import Any
+
+from matcher.evidence import image as image_mod
+from matcher.evidence.folder import open_readonly
+from matcher.models import EntryOutcome
+from matcher.models import Failure
+from matcher.models import FileTask
+from matcher.models import Skip
+
+HEAD = 4096
+_COMPRESSED = {"gz", "bz2", "xz"}
+_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    tarfile.TarError,
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveLimits:
+    """Bomb limits (README, "Disk images and archives"); all are recorded in the run record."""
+
+    max_depth: int = 8
+    max_members: int = 100_000
+    max_total_bytes: int = 64 << 30
+    max_ratio: int = 200
+    ratio_floor: int = 1 << 20
+
+    def as_log_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+def archive_format(head: bytes) -> str | None:
+    """ "zip", "tar", "gz", "bz2", "xz" by content, or None."""
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    if head.startswith(b"\x1f\x8b"):
+        return "gz"
+    if head.startswith(b"BZh") and len(head) > 3 and head[3:4].isdigit():
+        return "bz2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "tar"
+    return None
+
+
+# -- opening a chain ------------------------------------------------------------
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable slice [offset, offset + size) of a seekable stream."""
+
+    def __init__(self, parent: IO[bytes], offset: int, size: int):
+        super().__init__()
+        self.parent = parent
+        self.offset = offset
+        self.size = size
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.size}[whence]
+        self.pos = max(0, base + pos)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self.size - self.pos)
+        if want <= 0:
+            return 0
+        self.parent.seek(self.offset + self.pos)
+        data = self.parent.read(want)
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+class _TskStream(io.RawIOBase):
+    """A file inside a disk image as a seekable stream."""
+
+    def __init__(self, locator: tuple[object, ...], size: int):
+        super().__init__()
+        self.handle = image_mod.open_stream(locator)
+        self.size = size
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.size}[whence]
+        self.pos = max(0, base + pos)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self.size - self.pos)
+        if want <= 0:
+            return 0
+        data = image_mod.read_range(self.handle, self.pos, want)
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+def open_base(base: tuple[object, ...]) -> IO[bytes]:
+    """The outermost archive file: ("file", path) or ("image", ..., size) locators."""
+    if base[0] == "file":
+        path = base[1]
+        assert isinstance(path, bytes)
+        return os.fdopen(open_readonly(path), "rb")
+    size = base[-1]
+    assert isinstance(size, int)
+    return io.BufferedReader(_TskStream(base[:-1], size), buffer_size=1 << 16)
+
+
+def _decompressed(stream: IO[bytes], compression: str) -> IO[bytes]:
+    if compression == "gz":
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    if compression == "bz2":
+        return bz2.BZ2File(stream, mode="rb")  # type: ignore[return-value]
+    if compression == "xz":
+        return lzma.LZMAFile(stream, mode="rb")  # type: ignore[return-value]
+    return stream
+
+
+def _apply(stream: IO[bytes], step: tuple[object, ...]) -> IO[bytes]:
+    """The member stream that `step` names inside the archive `stream`."""
+    kind = step[0]
+    if kind == "zip":
+        index = step[1]
+        assert isinstance(index, int)
+        archive = zipfile.ZipFile(stream)
+        return archive.open(archive.infolist()[index])
+    if kind == "tar":
+        compression, offset, size = step[1], step[2], step[3]
+        assert isinstance(compression, str) and isinstance(offset, int) and isinstance(size, int)
+        return io.BufferedReader(_Window(_decompressed(stream, compression), offset, size))
+    if kind == "stream":
+        compression = step[1]
+        assert isinstance(compression, str)
+        return _decompressed(stream, compression)
+    raise ValueError(f"unknown archive step {kind!r}")
+
+
+def open_chain(base: tuple[object, ...], steps: tuple[tuple[object, ...], ...]) -> IO[bytes]:
+    """Open the outermost file and every nested member down to the last step."""
+    stream = open_base(base)
+    for step in steps:
+        stream = _apply(stream, step)
+    return stream
+
+
+_local = threading.local()
+
+
+def _container(
+    base: tuple[object, ...], steps: tuple[tuple[object, ...], ...], last: tuple[object, ...]
+) -> IO[bytes]:
+    """The member stream, reusing this thread's open container when it can.
+
+    Note that a compressed tar has no index: reading its members in walk
+    order through one kept-open decompressor makes each worker inflate an
+    archive once, instead of once per member.
+    """
+    key = (base, steps, last[0], last[1] if last[0] != "zip" else None)
+    cached = getattr(_local, "container", None)
+    if cached is None or cached[0] != key:
+        if cached is not None:
+            cached[1].close()
+        outer = open_chain(base, steps)
+        if last[0] == "zip":
+            holder: Any = zipfile.ZipFile(outer)
+        else:
+            compression = last[1]
+            assert isinstance(compression, str)
+            holder = _decompressed(outer, compression)
+        _local.container = cached = (key, holder)
+    holder = cached[1]
+    if last[0] == "zip":
+        index = last[1]
+        assert isinstance(index, int)
+        return holder.open(holder.infolist()[index])  # type: ignore[no-any-return]
+    if last[0] == "tar":
+        offset, size = last[2], last[3]
+        assert isinstance(offset, int) and isinstance(size, int)
+        return io.BufferedReader(_Window(holder, offset, size))
+    holder.seek(0)
+    return holder  # type: ignore[no-any-return]
+
+
+def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryview]:
+    """The content of an archive member, chunk by chunk (a hashing `ChunkReader`).
+
+    Reads at most the listed size plus one byte: a member that expands past
+    its declared size ends as a size mismatch, whatever it holds.
+    """
+    assert task.locator is not None
+    _, base, steps = task.locator
+    assert isinstance(base, tuple) and isinstance(steps, tuple)
+    try:
+        stream = _container(base, steps[:-1], steps[-1])
+        left = task.size + 1
+        while left > 0:
+            n = stream.readinto(buffer[: min(len(buffer), left)])  # type: ignore[attr-defined]
+            if not n:
+                break
+            left -= n
+            yield buffer[:n]
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        _local.container = None
+        raise OSError(errno_mod.EIO, f"archive member unreadable: {exc}") from exc
+    except (ValueError, RuntimeError) as exc:
+        _local.container = None
+        raise OSError(errno_mod.EIO, f"archive member unreadable: {exc}") from exc
+
+
+# -- listing -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Budget:
+    expanded: int = 0
+
+
+class ArchiveWalker:
+    """Lists an archive's members (and nested archives) as tasks and outcomes.
+
+    Args:
+        limits: the bomb limits.
+    """
+
+    def __init__(self, limits: ArchiveLimits):
+        self.limits = limits
+
+    def walk(
+        self, path: bytes, base: tuple[object, ...], head: bytes, packed_size: int
+    ) -> Iterator[FileTask | EntryOutcome]:
+        """Every member of the archive at `path` (whose first bytes are `head`)."""
+        fmt = archive_format(head)
+        if fmt is None:
+            return
+        yield from self._walk(path, base, (), fmt, head, packed_size, 1, _Budget())
+
+    def _walk(
+        self,
+        path: bytes,
+        base: tuple[object, ...],
+        steps: tuple[tuple[object, ...], ...],
+        fmt: str,
+        head: bytes,
+        packed_size: int,
+        depth: int,
+        budget: _Budget,
+    ) -> Iterator[FileTask | EntryOutcome]:
+        here = path + b"!"
+        if depth > self.limits.max_depth:
+            yield EntryOutcome(
+                here,
+                None,
+                None,
+                skip=Skip.TOO_DEEP,
+                kind="archive",
+                detail=f"nested deeper than --max-depth {self.limits.max_depth}",
+            )
+            return
+        try:
+            if fmt == "zip":
+                yield from self._zip(path, base, steps, depth, budget)
+            elif fmt == "tar":
+                yield from self._tar(path, base, steps, "", packed_size, depth, budget)
+            else:
+                with open_chain(base, steps) as raw, _decompressed(raw, fmt) as stream:
+                    inner = stream.read(HEAD)
+                if archive_format(inner) == "tar":
+                    yield from self._tar(path, base, steps, fmt, packed_size, depth, budget)
+                else:
+                    yield from self._stream(path, base, steps, fmt, packed_size, depth, budget)
+        except _ERRORS as exc:
+            yield EntryOutcome(
+                here,
+                None,
+                None,
+                failure=Failure.WALK,
+                kind="archive",
+                detail=f"archive cannot be listed: {type(exc).__name__}: {exc}",
+            )
+
+    def _over(self, size: int, packed: int, budget: _Budget) -> Skip | None:
+        limits = self.limits
+        if size > limits.ratio_floor and size > limits.max_ratio * max(packed, 1):
+            return Skip.RATIO_TOO_HIGH
+        if budget.expanded + size > limits.max_total_bytes:
+            return Skip.EXPANDED_TOO_LARGE
+        budget.expanded += size
+        return None
+
+    def _member(
+        self,
+        mpath: bytes,
+        size: int,
+        mtime_ns: int,
+        base: tuple[object, ...],
+        steps: tuple[tuple[object, ...], ...],
+        depth: int,
+        budget: _Budget,
+        head: bytes,
+    ) -> Iterator[FileTask | EntryOutcome]:
+        yield FileTask(mpath, size, mtime_ns, 0, 0, kind="member", locator=("member", base, steps))
+        inner = archive_format(head)
+        if inner is not None:
+            yield from self._walk(mpath, base, steps, inner, head, size, depth + 1, budget)
+
+    def _zip(
+        self,
+        path: bytes,
+        base: tuple[object, ...],
+        steps: tuple[tuple[object, ...], ...],
+        depth: int,
+        budget: _Budget,
+    ) -> Iterator[FileTask | EntryOutcome]:
+        with open_chain(base, steps) as raw, zipfile.ZipFile(raw) as archive:
+            infos = archive.infolist()
+            counted = 0
+            for index, info in enumerate(infos):
+                if info.is_dir():
+                    continue
+                counted += 1
+                if counted > self.limits.max_members:
+                    yield _too_many(path, len(infos) - index, self.limits.max_members)
+                    return
+                name = info.filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+                mpath = path + b"!" + name
+                mtime_ns = calendar.timegm((*info.date_time, 0, 0, 0)) * 1_000_000_000
+                mode = info.external_attr >> 16
+                skip: Skip | None = None
+                detail: str | None = None
+                if info.flag_bits & 0x1:
+                    skip = Skip.ENCRYPTED
+                elif stat.S_ISLNK(mode):
+                    skip, detail = Skip.SYMLINK, "symlink member (not followed)"
+                else:
+                    skip = self._over(info.file_size, info.compress_size, budget)
+                if skip is not None:
+                    yield EntryOutcome(
+                        mpath, info.file_size, mtime_ns, skip=skip, detail=detail, kind="member"
+                    )
+                    continue
+                step = (*steps, ("zip", index))
+                head = b""
+                if info.file_size:
+                    with archive.open(info) as member:
+                        head = member.read(HEAD)
+                yield from self._member(
+                    mpath, info.file_size, mtime_ns, base, step, depth, budget, head
+                )
+
+    def _tar(
+        self,
+        path: bytes,
+        base: tuple[object, ...],
+        steps: tuple[tuple[object, ...], ...],
+        compression: str,
+        packed_size: int,
+        depth: int,
+        budget: _Budget,
+    ) -> Iterator[FileTask | EntryOutcome]:
+        limits = self.limits
+        with open_chain(base, steps) as raw, _decompressed(raw, compression) as stream:
+            archive = tarfile.open(
+                fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape"
+            )
+            counted = 0
+            while True:
+                member = archive.next()
+                if member is None:
+                    return
+                if member.isdir():
+                    continue
+                counted += 1
+                if counted > limits.max_members:
+                    yield _too_many(path, None, limits.max_members)
+                    return
+                mpath = path + b"!" + member.name.encode("utf-8", "surrogateescape")
+                mtime_ns = int(member.mtime) * 1_000_000_000
+                end = member.offset_data + member.size
+                if (
+                    compression
+                    and end > limits.ratio_floor
+                    and end > limits.max_ratio * max(packed_size, 1)
+                ):
+                    yield EntryOutcome(
+                        mpath,
+                        member.size,
+                        mtime_ns,
+                        skip=Skip.RATIO_TOO_HIGH,
+                        kind="member",
+                        detail="the compressed stream expands "
+                        f"more than {limits.max_ratio} times; rest not listed",
+                    )
+                    return
+                skip: Skip | None = None
+                detail: str | None = None
+                if member.issym() or member.islnk():
+                    skip, detail = (
+                        Skip.SYMLINK,
+                        f"link member to {member.linkname!r} (not followed)",
+                    )
+                elif member.ischr() or member.isblk():
+                    skip = Skip.DEVICE
+                elif member.isfifo():
+                    skip = Skip.FIFO
+                elif not member.isfile():
+                    skip, detail = Skip.DEVICE, "special tar member"
+                else:
+                    skip = self._over(member.size, member.size, budget)
+                if skip is not None:
+                    yield EntryOutcome(
+                        mpath, member.size, mtime_ns, skip=skip, detail=detail, kind="member"
+                    )
+                    continue
+                head = b""
+                if member.size:
+                    extracted = archive.extractfile(member)
+                    assert extracted is not None
+                    head = extracted.read(HEAD)
+                step = (*steps, ("tar", compression, member.offset_data, member.size))
+                yield from self._member(
+                    mpath, member.size, mtime_ns, base, step, depth, budget, head
+                )
+
+    def _stream(
+        self,
+        path: bytes,
+        base: tuple[object, ...],
+        steps: tuple[tuple[object, ...], ...],
+        compression: str,
+        packed_size: int,
+        depth: int,
+        budget: _Budget,
+    ) -> Iterator[FileTask | EntryOutcome]:
+        limits = self.limits
+        name = path.rsplit(b"!", 1)[-1].rsplit(b"/", 1)[-1]
+        stem = name.rsplit(b".", 1)[0] if b"." in name else name + b".out"
+        mpath = path + b"!" + stem
+        size = 0
+        head = b""
+        cap = min(
+            limits.max_total_bytes - budget.expanded,
+            max(limits.ratio_floor, limits.max_ratio * max(packed_size, 1)),
+        )
+        with open_chain(base, steps) as raw, _decompressed(raw, compression) as stream:
+            while chunk := stream.read(1 << 20):
+                if not head:
+                    head = chunk[:HEAD]
+                size += len(chunk)
+                if size > cap:
+                    reason = (
+                        Skip.EXPANDED_TOO_LARGE
+                        if cap == limits.max_total_bytes - budget.expanded
+                        else Skip.RATIO_TOO_HIGH
+                    )
+                    yield EntryOutcome(
+                        mpath,
+                        None,
+                        None,
+                        skip=reason,
+                        kind="member",
+                        detail=f"expands past {cap} bytes",
+                    )
+                    return
+        budget.expanded += size
+        step = (*steps, ("stream", compression))
+        yield from self._member(mpath, size, 0, base, step, depth, budget, head)
+
+
+def _too_many(path: bytes, rest: int | None, limit: int) -> EntryOutcome:
+    more = f"{rest} more entries" if rest is not None else "further members"
+    return EntryOutcome(
+        path + b"!",
+        None,
+        None,
+        skip=Skip.TOO_MANY_MEMBERS,
+        kind="archive",
+        detail=f"over {limit} members: {more} not listed",
+    )

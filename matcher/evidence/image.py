@@ -1,0 +1,677 @@
+"""Disk images (raw/dd, E01 and split E01): volumes, filesystems and their files, via TSK.
+
+This module and `archive.py` are the only ones that import pytsk3 and pyewf
+(the `images` extra). An evidence file is an image by its content, never by
+its name: an EWF signature, or an MBR/GPT partition table or a filesystem
+boot block that TSK then confirms. Every allocated partition is opened, each
+regular file's every data stream (NTFS alternate data streams included)
+becomes a `FileTask` whose locator lets `read_chunks` find the content again
+in any worker; everything else becomes an `EntryOutcome` with a reason.
+
+Paths name the image, the partition and the inner path (README, "Disk
+images and archives"): `IMAGE!p<N>@<offset>:<fstype>/<inner/path>[:<stream>]`,
+with `p0` for a filesystem that fills the whole image. Inner names are the
+filesystem's bytes, unchanged.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import re
+import stat
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from matcher.digests import hasher_factory
+from matcher.errors import EvidenceError
+from matcher.evidence.folder import open_readonly
+from matcher.models import EntryOutcome
+from matcher.models import Failure
+from matcher.models import FileTask
+from matcher.models import Skip
+
+EXTRA_HINT = "Install the images extra: pip install 'matcher[images]'"
+EWF_SIGNATURE = b"EVF\x09\x0d\x0a\xff\x00"
+_GPT_SIGNATURE = b"EFI PART"
+_READ = 1 << 20
+_NTFS_SYSTEM_RECORDS = 16  # MFT records 0-15 are the filesystem's own ($MFT ... $Extend)
+_LABEL_SUFFIX = b"(Volume Label Entry)"
+
+
+def _modules() -> tuple[Any, Any]:
+    """pytsk3 and pyewf, or an EvidenceError naming the extra."""
+    try:
+        import pyewf
+        import pytsk3
+    except ImportError as exc:
+        raise EvidenceError(
+            f"Reading disk images needs pytsk3 and libewf-python, which are not installed. "
+            f"{EXTRA_HINT}"
+        ) from exc
+    return pytsk3, pyewf
+
+
+def sniff(head: bytes) -> str | None:
+    """ "e01", "raw" (a partition table or filesystem boot block is likely), or None.
+
+    Needs no library: this only decides whether a file must be opened as an
+    image. TSK then has the last word (`open_image`).
+    """
+    if head.startswith(EWF_SIGNATURE):
+        return "e01"
+    if len(head) >= 512 and head[510:512] == b"\x55\xaa":
+        if (
+            head[3:11] in (b"NTFS    ", b"EXFAT   ")
+            or b"FAT" in head[54:62]
+            or b"FAT" in head[82:90]
+        ):
+            return "raw"
+        entries = [head[446 + 16 * i : 462 + 16 * i] for i in range(4)]
+        if any(e[4] != 0 for e in entries) and all(e[0] in (0, 0x80) for e in entries):
+            return "raw"
+    if head[512:520] == _GPT_SIGNATURE:
+        return "raw"
+    if len(head) >= 1082 and head[1080:1082] == b"\x53\xef":
+        return "raw"  # ext2/3/4 superblock magic
+    return None
+
+
+def read_head(path: bytes, size: int = 4096) -> bytes:
+    """The first bytes of a regular file, opened read-only without following links."""
+    fd = open_readonly(path)
+    try:
+        return os.pread(fd, size, 0)
+    finally:
+        os.close(fd)
+
+
+# -- opening -------------------------------------------------------------------
+
+
+def _fs_type_names(pytsk3: Any) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for attr in dir(pytsk3):
+        value = getattr(pytsk3, attr)
+        if attr.startswith("TSK_FS_TYPE_") and isinstance(value, int) and "DETECT" not in attr:
+            names.setdefault(int(value), attr[len("TSK_FS_TYPE_") :].lower())
+    return names
+
+
+def e01_segments(path: bytes) -> list[bytes]:
+    """The segment files of an E01 (given its first), checked to be complete.
+
+    Raises:
+        EvidenceError: a segment is missing or is not a regular file.
+    """
+    _, pyewf = _modules()
+    try:
+        found = [os.fsencode(s) for s in pyewf.glob(os.fsdecode(path))]
+    except (OSError, UnicodeError) as exc:
+        raise EvidenceError(f"E01 {os.fsdecode(path)}: cannot list its segments ({exc}).") from exc
+    directory, name = os.path.split(path)
+    stem = name[:-2] if len(name) > 2 else name
+    pattern = re.compile(re.escape(stem) + rb"[0-9A-Za-z]{2}\Z")
+    siblings = {e for e in os.listdir(directory or b".") if pattern.match(e)}
+    listed = {os.path.basename(s) for s in found}
+    stray = sorted(siblings - listed)
+    if stray:
+        raise EvidenceError(
+            f"E01 {os.fsdecode(path)}: segment files do not follow on "
+            f"({', '.join(os.fsdecode(s) for s in stray)} present, but an earlier segment is "
+            "missing). Supply every segment."
+        )
+    for segment in found:
+        if not stat.S_ISREG(os.lstat(segment).st_mode):
+            raise EvidenceError(f"E01 segment {os.fsdecode(segment)} is not a regular file.")
+    return found
+
+
+class _Media:
+    """A read-only byte source for TSK: a raw image fd, or an opened EWF handle."""
+
+    def __init__(self, path: bytes, kind: str):
+        self.path = path
+        self.kind = kind
+        self.fd: int | None = None
+        self.handle: Any = None
+        if kind == "e01":
+            _, pyewf = _modules()
+            segments = e01_segments(path)
+            self.segments = segments
+            self.handle = pyewf.handle()
+            try:
+                self.handle.open([os.fsdecode(s) for s in segments])
+            except (OSError, UnicodeError) as exc:
+                raise EvidenceError(
+                    f"E01 {os.fsdecode(path)} cannot be opened (truncated or damaged?): {exc}"
+                ) from exc
+            self.size = int(self.handle.get_media_size())
+        else:
+            self.segments = [path]
+            self.fd = open_readonly(path)
+            self.size = os.fstat(self.fd).st_size
+
+    def read(self, offset: int, size: int) -> bytes:
+        if self.handle is not None:
+            data: bytes = self.handle.read_buffer_at_offset(size, offset)
+            return data
+        assert self.fd is not None
+        return os.pread(self.fd, size, offset)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _img_info(media: _Media) -> Any:
+    pytsk3, _ = _modules()
+
+    class _Img(pytsk3.Img_Info):  # type: ignore[misc,name-defined]
+        def __init__(self, source: _Media):
+            self._source = source
+            super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+        def close(self) -> None:
+            pass
+
+        def read(self, offset: int, size: int) -> bytes:
+            return self._source.read(offset, size)
+
+        def get_size(self) -> int:
+            return self._source.size
+
+    return _Img(media)
+
+
+class Volume:
+    """One filesystem in an image: its partition index, byte offset and type."""
+
+    def __init__(self, index: int, offset: int, fs_type: str | None, fs: Any, desc: str):
+        self.index = index
+        self.offset = offset
+        self.fs_type = fs_type
+        self.fs = fs
+        self.desc = desc
+
+    @property
+    def label(self) -> bytes:
+        """The partition part of entry paths: p<N>@<offset>:<fstype>."""
+        return f"p{self.index}@{self.offset}:{self.fs_type or 'unknown'}".encode()
+
+    def as_log_dict(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "offset": self.offset,
+            "type": self.fs_type,
+            "description": self.desc,
+        }
+
+
+class OpenedImage:
+    """An image with its media opened and its volume system and filesystems found.
+
+    Raises:
+        EvidenceError: when the image cannot be opened, is incomplete, or holds
+            no recognisable volume system or filesystem.
+    """
+
+    def __init__(self, path: bytes, kind: str):
+        pytsk3, _ = _modules()
+        self.path = path
+        self.kind = kind
+        self.media = _Media(path, kind)
+        name = os.fsdecode(path)
+        try:
+            if self.media.size:
+                # Note that libewf opens a truncated E01 or one missing a segment
+                # without complaint; reading the last sector finds it.
+                self.media.read(self.media.size - min(512, self.media.size), 512)
+        except OSError as exc:
+            self.media.close()
+            raise EvidenceError(
+                f"Image {name} is incomplete: its last sector cannot be read (a segment is "
+                f"missing or truncated): {exc}"
+            ) from exc
+        self.img = _img_info(self.media)
+        self.volume_system: str | None = None
+        self.volumes: list[Volume] = []
+        self.unrecognised: list[tuple[int, int, str]] = []
+        names = _fs_type_names(pytsk3)
+        try:
+            vs = pytsk3.Volume_Info(self.img)
+        except OSError:
+            vs = None
+        if vs is not None:
+            self.volume_system = _vs_name(pytsk3, int(vs.info.vstype))
+            block = int(vs.info.block_size)
+            index = 0
+            for part in vs:
+                if not int(part.flags) & int(pytsk3.TSK_VS_PART_FLAG_ALLOC):
+                    continue
+                index += 1
+                offset = int(part.start) * block
+                desc = part.desc.decode("utf-8", "replace")
+                try:
+                    fs = pytsk3.FS_Info(self.img, offset=offset)
+                except OSError:
+                    self.unrecognised.append((index, offset, desc))
+                    continue
+                self.volumes.append(Volume(index, offset, names.get(int(fs.info.ftype)), fs, desc))
+        if vs is None:
+            try:
+                fs = pytsk3.FS_Info(self.img, offset=0)
+            except OSError as exc:
+                self.media.close()
+                raise EvidenceError(
+                    f"Image {name}: no volume system or filesystem recognised ({exc}). "
+                    "It is not scanned, neither as an image nor as a folder."
+                ) from exc
+            self.volumes.append(Volume(0, 0, names.get(int(fs.info.ftype)), fs, "whole image"))
+
+    def as_log_dict(self) -> dict[str, object]:
+        """What the `run` record says about this image."""
+        return {
+            "kind": self.kind,
+            "segments": len(self.media.segments),
+            "media_size": self.media.size,
+            "volume_system": self.volume_system,
+            "filesystems": [v.as_log_dict() for v in self.volumes],
+            "unrecognised_partitions": [
+                {"index": i, "offset": o, "description": d} for i, o, d in self.unrecognised
+            ],
+        }
+
+    def close(self) -> None:
+        self.volumes = []
+        self.media.close()
+
+
+def _vs_name(pytsk3: Any, value: int) -> str:
+    for attr in dir(pytsk3):
+        found = getattr(pytsk3, attr)
+        if attr.startswith("TSK_VS_TYPE_") and isinstance(found, int) and int(found) == value:
+            return attr[len("TSK_VS_TYPE_") :].lower()
+    return str(value)
+
+
+def detect(path: bytes, require: bool = False) -> str | None:
+    """The image kind of an evidence file ("e01" or "raw"), or None for a plain file.
+
+    Args:
+        require: the caller says this must be an image (refuse anything else).
+
+    Raises:
+        EvidenceError: an image without the `images` extra, or `require` and
+            nothing recognisable.
+    """
+    try:
+        head = read_head(path)
+    except OSError as exc:
+        raise EvidenceError(f"Evidence {os.fsdecode(path)} cannot be read: {exc}") from exc
+    kind = sniff(head)
+    if kind is None and require:
+        kind = "raw"  # TSK has the last word; an unrecognisable file is refused there
+    if kind is not None:
+        _modules()
+    return kind
+
+
+# -- walking -------------------------------------------------------------------
+
+
+class ImageWalker:
+    """Yields every entry of every filesystem of an image, in a fixed order.
+
+    Partitions in table order; in each, files before subfolders, sorted by
+    name bytes (as the folder walker). Hard links: the first name is hashed;
+    each further name is a task with `link` set to the first name's path, so
+    the scan reuses that outcome (read once, reported under every name).
+
+    Args:
+        deleted: also hash deleted entries whose content TSK can still read.
+    """
+
+    def __init__(self, deleted: bool = False):
+        self.deleted = deleted
+        self.pytsk3, _ = _modules()
+
+    def walk(self, image: OpenedImage) -> Iterator[FileTask | EntryOutcome]:
+        """Every entry of `image`, tasks and outcomes, in walk order."""
+        for index, offset, desc in image.unrecognised:
+            yield EntryOutcome(
+                path=image.path + f"!p{index}@{offset}:unknown".encode(),
+                size=None,
+                mtime_ns=None,
+                skip=Skip.NO_FILESYSTEM,
+                detail=f"partition {desc!r}: no filesystem that TSK reads",
+                kind="partition",
+            )
+        for volume in image.volumes:
+            yield from self._walk_volume(image, volume)
+
+    def _walk_volume(self, image: OpenedImage, volume: Volume) -> Iterator[FileTask | EntryOutcome]:
+        t = self.pytsk3
+        prefix = image.path + b"!" + volume.label
+        is_ntfs = volume.fs_type == "ntfs"
+        is_fat = bool(volume.fs_type and ("fat" in volume.fs_type))
+        links: dict[tuple[int, int, int], bytes] = {}
+        root_inum = int(volume.fs.info.root_inum)
+        visited: set[int] = {root_inum}
+        stack: list[tuple[bytes, int, bool]] = [(b"", root_inum, False)]
+        while stack:
+            inner, inum, in_deleted = stack.pop()
+            try:
+                directory = volume.fs.open_dir(inode=inum)
+                listing = [(bytes(f.info.name.name), f) for f in directory]
+            except (OSError, RuntimeError) as exc:
+                yield EntryOutcome(
+                    path=prefix + (inner or b"/"),
+                    size=None,
+                    mtime_ns=None,
+                    failure=Failure.WALK,
+                    errno=errno_mod.EIO,
+                    detail=f"directory cannot be listed: {exc}",
+                    kind="dir",
+                )
+                continue
+            listing.sort(key=lambda item: item[0])
+            subdirs: list[tuple[bytes, int, bool]] = []
+            for name, entry in listing:
+                if name in (b".", b".."):
+                    continue
+                child = inner + b"/" + name
+                path = prefix + child
+                info = entry.info
+                meta = info.meta
+                name_alloc = bool(int(info.name.flags) & int(t.TSK_FS_NAME_FLAG_ALLOC))
+                deleted = in_deleted or not name_alloc
+                if meta is None:
+                    yield _skip(
+                        path,
+                        None,
+                        None,
+                        Skip.DELETED if deleted else Skip.FS_METADATA,
+                        "no metadata left" if deleted else "name without metadata",
+                        "deleted" if deleted else "other",
+                    )
+                    continue
+                meta_type = int(meta.type)
+                mtime_ns = int(meta.mtime) * 1_000_000_000 + int(
+                    getattr(meta, "mtime_nano", 0) or 0
+                )
+                meta_alloc = bool(int(meta.flags) & int(t.TSK_FS_META_FLAG_ALLOC))
+                if not meta_alloc:
+                    deleted = True
+                elif deleted and not in_deleted:
+                    # Note that an unallocated name whose metadata is allocated
+                    # points at a reused inode: that content belongs to another file.
+                    yield _skip(
+                        path,
+                        None,
+                        mtime_ns,
+                        Skip.DELETED,
+                        "deleted; its metadata was reused by another file",
+                        "deleted",
+                    )
+                    continue
+                kind_word = _meta_kind(t, meta_type)
+                if self._is_fs_metadata(t, inner, name, meta, meta_type, is_ntfs, is_fat):
+                    yield _skip(path, int(meta.size), mtime_ns, Skip.FS_METADATA, None, kind_word)
+                    if meta_type == int(t.TSK_FS_META_TYPE_VIRT_DIR) and self.deleted:
+                        # $OrphanFiles: deleted files without a name left.
+                        addr = int(meta.addr)
+                        if addr not in visited:
+                            visited.add(addr)
+                            subdirs.append((child, addr, True))
+                    continue
+                if deleted and not self.deleted:
+                    yield _skip(
+                        path,
+                        int(meta.size),
+                        mtime_ns,
+                        Skip.DELETED,
+                        "deleted (hashed only with --deleted)",
+                        "deleted-" + kind_word,
+                    )
+                    continue
+                if meta_type == int(t.TSK_FS_META_TYPE_DIR):
+                    addr = int(meta.addr)
+                    if addr not in visited:
+                        visited.add(addr)
+                        subdirs.append((child, addr, deleted))
+                    continue
+                if meta_type != int(t.TSK_FS_META_TYPE_REG):
+                    yield _skip(
+                        path,
+                        int(meta.size),
+                        mtime_ns,
+                        _skip_for(t, meta_type),
+                        None,
+                        ("deleted-" if deleted else "") + kind_word,
+                    )
+                    continue
+                yield from self._file_streams(
+                    entry, volume, image, path, meta, mtime_ns, deleted, is_ntfs, links
+                )
+            stack.extend(reversed(subdirs))
+
+    def _is_fs_metadata(
+        self, t: Any, inner: bytes, name: bytes, meta: Any, meta_type: int, ntfs: bool, fat: bool
+    ) -> bool:
+        if meta_type in (int(t.TSK_FS_META_TYPE_VIRT), int(t.TSK_FS_META_TYPE_VIRT_DIR)):
+            return True  # $OrphanFiles, FAT's $MBR/$FAT1/$FAT2, exFAT's tables
+        if ntfs and inner == b"" and name.startswith(b"$"):
+            return int(meta.addr) < _NTFS_SYSTEM_RECORDS
+        if fat and inner == b"" and name.endswith(_LABEL_SUFFIX):
+            return True
+        return False
+
+    def _file_streams(
+        self,
+        entry: Any,
+        volume: Volume,
+        image: OpenedImage,
+        path: bytes,
+        meta: Any,
+        mtime_ns: int,
+        deleted: bool,
+        is_ntfs: bool,
+        links: dict[tuple[int, int, int], bytes],
+    ) -> Iterator[FileTask | EntryOutcome]:
+        t = self.pytsk3
+        data_types = (int(t.TSK_FS_ATTR_TYPE_DEFAULT), int(t.TSK_FS_ATTR_TYPE_NTFS_DATA))
+        streams: list[tuple[bytes, int, int, int]] = []
+        seen: set[tuple[int, int]] = set()
+        reparse = False
+        try:
+            for attr in entry:
+                ai = attr.info
+                atype = int(ai.type)
+                if atype == int(t.TSK_FS_ATTR_TYPE_NTFS_REPARSE):
+                    reparse = True
+                if atype not in data_types or (atype, int(ai.id)) in seen:
+                    continue
+                seen.add((atype, int(ai.id)))
+                streams.append((bytes(ai.name or b""), atype, int(ai.id), int(ai.size)))
+        except (OSError, RuntimeError) as exc:
+            yield EntryOutcome(
+                path,
+                int(meta.size),
+                mtime_ns,
+                failure=Failure.IO_ERROR,
+                errno=errno_mod.EIO,
+                detail=f"attributes unreadable: {exc}",
+                kind="deleted-file" if deleted else "file",
+            )
+            return
+        kind = "deleted-file" if deleted else "file"
+        if reparse:
+            # Note that NTFS symlinks and junctions (reparse points) show as
+            # 0-byte regular files in TSK: never hash them as empty files.
+            yield _skip(path, int(meta.size), mtime_ns, Skip.SYMLINK, "NTFS reparse point", kind)
+            return
+        if not streams:
+            streams = [(b"", int(t.TSK_FS_ATTR_TYPE_DEFAULT), 0, int(meta.size))]
+        streams.sort(key=lambda s: (s[0] != b"", s[0]))
+        nlink = int(getattr(meta, "nlink", 1) or 1)
+        for stream_name, atype, aid, size in streams:
+            stream_path = path + (b":" + stream_name if stream_name else b"")
+            link: bytes | None = None
+            if nlink > 1 and not deleted:
+                key = (int(meta.addr), atype, aid)
+                link = links.setdefault(key, stream_path)
+            yield FileTask(
+                path=stream_path,
+                size=size,
+                mtime_ns=mtime_ns,
+                dev=volume.index,
+                ino=int(meta.addr),
+                kind=("deleted-" if deleted else "") + ("stream" if stream_name else "file"),
+                locator=(
+                    "image",
+                    image.path,
+                    image.kind,
+                    volume.offset,
+                    int(meta.addr),
+                    atype,
+                    aid,
+                ),
+                link=link,
+            )
+
+
+def _meta_kind(t: Any, meta_type: int) -> str:
+    if meta_type in (int(t.TSK_FS_META_TYPE_DIR), int(t.TSK_FS_META_TYPE_VIRT_DIR)):
+        return "dir"
+    if meta_type == int(t.TSK_FS_META_TYPE_REG):
+        return "file"
+    if meta_type == int(t.TSK_FS_META_TYPE_LNK):
+        return "symlink"
+    if meta_type == int(t.TSK_FS_META_TYPE_FIFO):
+        return "fifo"
+    if meta_type == int(t.TSK_FS_META_TYPE_SOCK):
+        return "socket"
+    if meta_type in (int(t.TSK_FS_META_TYPE_CHR), int(t.TSK_FS_META_TYPE_BLK)):
+        return "device"
+    return "other"
+
+
+def _skip_for(t: Any, meta_type: int) -> Skip:
+    return {
+        "symlink": Skip.SYMLINK,
+        "fifo": Skip.FIFO,
+        "socket": Skip.SOCKET,
+        "device": Skip.DEVICE,
+    }.get(_meta_kind(t, meta_type), Skip.FS_METADATA)
+
+
+def _skip(
+    path: bytes, size: int | None, mtime_ns: int | None, skip: Skip, detail: str | None, kind: str
+) -> EntryOutcome:
+    return EntryOutcome(
+        path=path, size=size, mtime_ns=mtime_ns, skip=skip, detail=detail, kind=kind
+    )
+
+
+# -- reading (in any worker) ------------------------------------------------------
+
+_local = threading.local()
+
+
+def _cached_volume(image_path: bytes, kind: str, offset: int) -> Any:
+    """This thread's opened filesystem of an image (opened once per worker)."""
+    cache: dict[bytes, OpenedImage] | None = getattr(_local, "images", None)
+    if cache is None:
+        cache = _local.images = {}
+    image = cache.get(image_path)
+    if image is None:
+        image = cache[image_path] = OpenedImage(image_path, kind)
+    for volume in image.volumes:
+        if volume.offset == offset:
+            return volume.fs
+    raise OSError(errno_mod.ENOENT, f"no filesystem at offset {offset}")
+
+
+def open_stream(locator: tuple[object, ...]) -> tuple[Any, int, int]:
+    """(TSK file, attribute type, attribute id) for an image task's locator."""
+    _, image_path, kind, offset, inode, atype, aid = locator
+    assert isinstance(image_path, bytes) and isinstance(kind, str)
+    assert isinstance(offset, int) and isinstance(inode, int)
+    assert isinstance(atype, int) and isinstance(aid, int)
+    try:
+        fs = _cached_volume(image_path, kind, offset)
+        return fs.open_meta(inode=inode), atype, aid
+    except EvidenceError as exc:
+        raise OSError(errno_mod.EIO, str(exc)) from exc
+    except RuntimeError as exc:
+        raise OSError(errno_mod.EIO, str(exc)) from exc
+
+
+def read_range(handle: tuple[Any, int, int], offset: int, size: int) -> bytes:
+    """Up to `size` bytes of a stream at `offset` (OSError when unreadable)."""
+    tsk_file, atype, aid = handle
+    try:
+        data: bytes = tsk_file.read_random(offset, size, atype, aid)
+    except RuntimeError as exc:
+        raise OSError(errno_mod.EIO, str(exc)) from exc
+    return data
+
+
+def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryview]:
+    """The content of an image task, chunk by chunk (a hashing `ChunkReader`)."""
+    assert task.locator is not None
+    handle = open_stream(task.locator)
+    step = max(len(buffer), 1)
+    offset = 0
+    while offset < task.size:
+        data = read_range(handle, offset, min(step, task.size - offset))
+        if not data:
+            raise OSError(errno_mod.EIO, f"short read at offset {offset}")
+        offset += len(data)
+        yield data
+
+
+def verify_media(image: OpenedImage) -> dict[str, object]:
+    """Re-hash an E01's media and compare with the MD5/SHA-1 stored in it.
+
+    Note that libewf returns a corrupt chunk as zeros without any error:
+    this full re-read is the only check that the image is intact.
+
+    Returns:
+        {"stored": {...}, "computed": {...}, "match": bool | None} (None: the
+        E01 stores no hash to compare with).
+    """
+    handle = image.media.handle
+    if handle is None:
+        return {"stored": {}, "computed": {}, "match": None}
+    stored: dict[str, str] = {}
+    for name, key in (("md5", "MD5"), ("sha1", "SHA1")):
+        value = handle.get_hash_value(key)
+        if value:
+            stored[name] = str(value).lower()
+    hashers = {name: hasher_factory(name)() for name in stored}
+    offset = 0
+    error: str | None = None
+    while offset < image.media.size and hashers:
+        try:
+            data = image.media.read(offset, min(_READ, image.media.size - offset))
+        except OSError as exc:
+            error = str(exc)
+            break
+        if not data:
+            error = f"short read at offset {offset}"
+            break
+        for h in hashers.values():
+            h.update(data)
+        offset += len(data)
+    computed = {name: h.hexdigest() for name, h in hashers.items()} if error is None else {}
+    match = None if not stored else (error is None and computed == stored)
+    result: dict[str, object] = {"stored": stored, "computed": computed, "match": match}
+    if error is not None:
+        result["error"] = error
+    return result

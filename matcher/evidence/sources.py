@@ -1,0 +1,156 @@
+"""One walk over every kind of evidence root: folders, single files, disk images, archives.
+
+`prepare_images` decides, before a scan opens its log, which file roots are
+disk images (by content) and opens them, so that a broken image is a fatal
+error with nothing scanned. `EvidenceWalker` then yields, in a fixed order,
+every entry of every root; with `archives`, each regular file that is an
+archive is followed by its members. `read_chunks` is the hashing engine's
+chunk reader for everything that is not a plain file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from collections.abc import Sequence
+
+from matcher.errors import EvidenceError
+from matcher.evidence import archive as archive_mod
+from matcher.evidence import image as image_mod
+from matcher.evidence.folder import FolderWalker
+from matcher.evidence.folder import open_readonly
+from matcher.models import EntryOutcome
+from matcher.models import Failure
+from matcher.models import FileTask
+
+
+def prepare_images(
+    roots: Sequence[bytes], require: bool = False
+) -> dict[bytes, image_mod.OpenedImage]:
+    """Open every root that is a disk image; {root: opened image}.
+
+    Args:
+        require: every regular-file root must be an image (refuse the rest).
+
+    Raises:
+        EvidenceError: an image that cannot be opened, is incomplete, or holds
+            no volume system or filesystem; an image without the extra.
+    """
+    opened: dict[bytes, image_mod.OpenedImage] = {}
+    try:
+        for root in roots:
+            try:
+                st = os.lstat(root)
+            except OSError:
+                continue  # the folder walker records it
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            kind = image_mod.detect(root, require=require)
+            if kind is not None:
+                opened[root] = image_mod.OpenedImage(root, kind)
+    except BaseException:
+        for image in opened.values():
+            image.close()
+        raise
+    return opened
+
+
+class EvidenceWalker:
+    """Walks roots of every kind, in the order given, each in its fixed order.
+
+    Args:
+        folder: the folder walker (excludes, one-file-system).
+        images: the opened images, by root (from `prepare_images`).
+        deleted: hash deleted image entries whose content TSK can read.
+        archives: the archive limits, or None not to look inside archives.
+    """
+
+    def __init__(
+        self,
+        folder: FolderWalker,
+        images: dict[bytes, image_mod.OpenedImage],
+        deleted: bool = False,
+        archives: archive_mod.ArchiveLimits | None = None,
+    ):
+        self.folder = folder
+        self.images = images
+        self.deleted = deleted
+        self.archives = archive_mod.ArchiveWalker(archives) if archives is not None else None
+
+    @property
+    def crossings(self) -> list[bytes]:
+        return self.folder.crossings
+
+    def walk(self, roots: Sequence[bytes]) -> Iterator[FileTask | EntryOutcome]:
+        """Every entry under every root (archive members right after their archive)."""
+        for root in roots:
+            image = self.images.get(root)
+            if image is not None:
+                items = image_mod.ImageWalker(self.deleted).walk(image)
+            else:
+                items = self.folder.walk([root])
+            for item in items:
+                yield item
+                if self.archives is not None and isinstance(item, FileTask):
+                    yield from self._inside(item)
+
+    def _inside(self, task: FileTask) -> Iterator[FileTask | EntryOutcome]:
+        assert self.archives is not None
+        if task.size < 4 or task.link not in (None, task.path):
+            return  # too small for any archive, or a hard link already walked
+        if task.locator is None:
+            base: tuple[object, ...] = ("file", task.path)
+            try:
+                fd = open_readonly(task.path)
+                try:
+                    head = os.pread(fd, archive_mod.HEAD, 0)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                yield _unlistable(task, exc)
+                return
+        elif task.locator[0] == "image":
+            base = (*task.locator, task.size)
+            try:
+                handle = image_mod.open_stream(task.locator)
+                head = image_mod.read_range(handle, 0, min(archive_mod.HEAD, task.size))
+            except OSError as exc:
+                yield _unlistable(task, exc)
+                return
+        else:
+            return  # members are walked by the archive walker itself
+        yield from self.archives.walk(task.path, base, head, task.size)
+
+    def close(self) -> None:
+        for image in self.images.values():
+            image.close()
+
+
+def _unlistable(task: FileTask, exc: OSError) -> EntryOutcome:
+    return EntryOutcome(
+        path=task.path + b"!",
+        size=None,
+        mtime_ns=None,
+        failure=Failure.WALK,
+        errno=exc.errno,
+        detail=f"cannot look inside: {exc}",
+        kind="archive",
+    )
+
+
+def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryview]:
+    """The chunk reader for located tasks: files in images, archive members."""
+    assert task.locator is not None
+    if task.locator[0] == "image":
+        return image_mod.read_chunks(task, buffer)
+    if task.locator[0] == "member":
+        return archive_mod.read_chunks(task, buffer)
+    raise EvidenceError(f"unknown locator kind {task.locator[0]!r}")
+
+
+def verify_images(images: dict[bytes, image_mod.OpenedImage]) -> dict[bytes, dict[str, object]]:
+    """Re-hash each E01's media against its stored hashes; {root: result}."""
+    return {
+        root: image_mod.verify_media(image) for root, image in images.items() if image.kind == "e01"
+    }
