@@ -27,10 +27,13 @@ from matcher.errors import ExitCode
 from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
 from matcher.formats import registry
+from matcher.hashjob import write_inventory
 from matcher.importing import import_list
 from matcher.models import ROLES
 from matcher.rematch import RematchOptions
 from matcher.rematch import run_rematch
+from matcher.reporting import write_report
+from matcher.reports import registry as report_registry
 from matcher.scan import Counts
 from matcher.scan import ScanOptions
 from matcher.scan import ScanSummary
@@ -818,3 +821,142 @@ def main() -> None:
 
 
 __all__ = ["cli", "main"]
+
+
+# --- report and hash (reports and interoperability) -------------------------------------
+
+
+@cli.command(name="report")
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "format_name",
+    required=True,
+    type=click.Choice(report_registry.names()),
+    help="csv, json, dfxml, case (CASE/UCO JSON-LD) or html.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here (atomically, mode 0600) instead of stdout.",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ed25519 public key: every signature in the log must verify with it.",
+)
+def report_cmd(log: Path, format_name: str, output: Path | None, public_key: Path | None) -> None:
+    """Write a report of a match log: csv, json, dfxml, case or html.
+
+    Verifies the log first. A log that fails (tampered, truncated, no end
+    record) still gets a report, which says so on its first line or in its
+    header, and the command exits 1. Exit 0: log intact, report written;
+    2: the log cannot be read or the output is refused (inside an evidence
+    root, over the log) or cannot be written. The file appears under its
+    name only when complete.
+
+    \b
+    Example:
+      matcher report item1.jsonl --format csv -o item1-matches.csv
+      matcher report item1.jsonl --format case -o item1.jsonld
+      matcher report item1.jsonl --format html -o item1.html
+    """
+    with _translate_errors():
+        data = write_report(log, format_name, output, public_key)
+    v = data.verification
+    where = output if output is not None else "stdout"
+    if not v.intact:
+        click.echo(f"FAILED: {log}: {v.message}", err=True)
+        click.echo(f"Report written to {where}, marked as from a log that failed.", err=True)
+        sys.exit(int(ExitCode.NOTABLE))
+    click.echo(
+        f"{format_name} report of {len(data.matches):,} match(es) and {len(data.errors):,} "
+        f"error(s) written to {where}; log chain intact.",
+        err=True,
+    )
+
+
+@cli.command(name="hash")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--algorithms",
+    default="md5,sha256",
+    show_default=True,
+    help="Digests computed in the one read pass (hashdeep: md5,sha1,sha256).",
+)
+@click.option(
+    "--format",
+    "format_name",
+    type=click.Choice(report_registry.inventory_names()),
+    default="hashdeep",
+    show_default=True,
+    help="Inventory format.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here (atomically, mode 0600) instead of stdout.",
+)
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), help="Hashing workers (default: number of cores)."
+)
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="GLOB",
+    help="Skip entries matching GLOB (relative path or name).",
+)
+def hash_cmd(
+    paths: tuple[str, ...],
+    algorithms: str,
+    format_name: str,
+    output: Path | None,
+    jobs: int | None,
+    excludes: tuple[str, ...],
+) -> None:
+    """Write an inventory of every file under PATHS: hashdeep, md5sum, sha256sum or dfxml.
+
+    Recursive, without following symlinks; paths are relative when the
+    arguments are. Same engine as scan. Skipped entries (symlinks, devices),
+    unreadable files and names the format cannot carry (a line break in
+    hashdeep) are reported on stderr and left out. Exit 0: every entry is
+    in the inventory; 4: some are missing (see stderr); 2: usage or fatal
+    error.
+
+    \b
+    Example:
+      cd /mnt/evidence/item1 && matcher hash . -o /cases/item1.hashdeep
+      hashdeep -r -l -a -k /cases/item1.hashdeep .
+      matcher hash docs --format sha256sum -o docs.sha256 && sha256sum -c docs.sha256
+    """
+    try:
+        algos = parse_algorithms(algorithms)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
+
+    def problem(outcome: Any, reason: str) -> None:
+        name = outcome.path.decode("utf-8", "backslashreplace")
+        click.echo(f"{name!r}: {reason}", err=True)
+
+    with _translate_errors():
+        totals = write_inventory(
+            paths,
+            algos,
+            format_name,
+            output,
+            jobs=jobs or 0,
+            excludes=excludes,
+            command=["matcher", *sys.argv[1:]],
+            on_problem=problem,
+        )
+    missing = totals.skipped - totals.excluded + totals.errors + totals.not_written
+    click.echo(
+        f"{totals.files - totals.not_written:,} files ({totals.bytes:,} bytes) written to "
+        f"{output if output is not None else 'stdout'}; {totals.excluded:,} excluded, "
+        f"{missing:,} missing.",
+        err=True,
+    )
+    sys.exit(0 if totals.complete else int(ExitCode.INCOMPLETE))

@@ -1,0 +1,165 @@
+"""Job: hash every file under some paths (no store, no log): the `matcher hash` inventory.
+
+Same walk and engine as `scan`, in walk order. Paths stay as the user gave
+them, so a relative argument gives relative paths in the inventory. Entries
+that are skipped or fail are returned too: `write_inventory` reports them
+through a callback, and its result says the inventory is incomplete.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import os
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from pathlib import Path
+
+from matcher import reports
+from matcher.errors import UsageError
+from matcher.evidence.folder import FolderWalker
+from matcher.evidence.folder import open_readonly
+from matcher.hashing import make_engine
+from matcher.models import EntryOutcome
+from matcher.models import FileTask
+from matcher.models import Skip
+from matcher.reports.model import FileEntry
+from matcher.reports.output import atomic_text
+from matcher.scan import refuse_outputs_inside
+
+
+@dataclasses.dataclass
+class HashTotals:
+    """What a `hash` run saw."""
+
+    files: int = 0
+    bytes: int = 0
+    skipped: int = 0
+    errors: int = 0
+    excluded: int = 0
+    not_written: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """True when every entry found (bar --exclude) is in the inventory."""
+        return self.skipped == self.excluded and not self.errors and not self.not_written
+
+
+def hash_paths(
+    paths: Sequence[str | bytes],
+    algorithms: Sequence[str],
+    jobs: int = 0,
+    excludes: Sequence[str] = (),
+    totals: HashTotals | None = None,
+) -> Iterator[EntryOutcome]:
+    """Yield the outcome of every entry under `paths`, in walk order.
+
+    Args:
+        paths: files or folders, as given (relative ones give relative paths).
+        algorithms: canonical digest names, computed in one read pass.
+        jobs: hashing workers (0: one per core).
+        excludes: globs of entries to skip (recorded as excluded).
+        totals: counts updated as outcomes are yielded.
+    """
+    totals = totals if totals is not None else HashTotals()
+    roots = [os.fsencode(p) for p in paths]
+    engine = make_engine(algorithms, open_readonly, jobs or os.cpu_count() or 1)
+    walker = FolderWalker(excludes)
+    order: collections.deque[EntryOutcome | None] = collections.deque()
+
+    def feed() -> Iterator[FileTask]:
+        for item in walker.walk(roots):
+            if isinstance(item, FileTask):
+                order.append(None)
+                yield item
+            else:
+                order.append(item)
+
+    def account(outcome: EntryOutcome) -> EntryOutcome:
+        if outcome.digests is not None:
+            totals.files += 1
+            totals.bytes += outcome.size or 0
+        elif outcome.skip is not None:
+            totals.skipped += 1
+            totals.excluded += outcome.skip is Skip.EXCLUDED
+        else:
+            totals.errors += 1
+        return outcome
+
+    try:
+        for result in engine.map(feed()):
+            while order and order[0] is not None:
+                yield account(order.popleft())  # type: ignore[arg-type]
+            order.popleft()
+            yield account(result)
+        while order:
+            yield account(order.popleft())  # type: ignore[arg-type]
+    finally:
+        engine.close()
+
+
+def _utc(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    stamp = datetime.datetime.fromtimestamp(ns / 1e9, datetime.UTC)
+    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def write_inventory(
+    paths: Sequence[str],
+    algorithms: Sequence[str],
+    format_name: str,
+    output: Path | None = None,
+    jobs: int = 0,
+    excludes: Sequence[str] = (),
+    command: Sequence[str] = (),
+    on_problem: Callable[[EntryOutcome, str], None] | None = None,
+) -> HashTotals:
+    """Hash every file under `paths` and write the inventory in `format_name`.
+
+    The output appears under its name only when complete (temp file, fsync,
+    rename, mode 0600); None means stdout. Entries that are skipped, fail,
+    or that the format cannot carry are not written: each is passed to
+    `on_problem` with a reason, and the totals count it.
+
+    Returns:
+        The totals (`complete` is False when anything is missing).
+
+    Raises:
+        UsageError: the format cannot carry the algorithms, the output lies
+            inside one of `paths`, or it cannot be written.
+    """
+    writer = reports.registry.get_inventory(format_name)
+    refusal = writer.required(algorithms)
+    if refusal is not None:
+        raise UsageError(f"{refusal}; choose --algorithms or --format accordingly.")
+    if output is not None and str(output) != "-":
+        refuse_outputs_inside([Path(p) for p in paths if os.path.lexists(p)], [output])
+    totals = HashTotals()
+    report = on_problem or (lambda outcome, reason: None)
+    try:
+        with atomic_text(output, errors="surrogateescape") as stream:
+            sink = writer.open(stream, algorithms, command, os.getcwd())
+            for outcome in hash_paths(paths, algorithms, jobs, excludes, totals):
+                if outcome.digests is None:
+                    what = outcome.skip or outcome.failure
+                    detail = f": {outcome.detail}" if outcome.detail else ""
+                    kind = "skipped" if outcome.skip else "error"
+                    report(outcome, f"{kind} ({what}){detail}")
+                    continue
+                entry = FileEntry(
+                    path=outcome.path,
+                    size=outcome.size,
+                    digests={a: outcome.digests[a].hex() for a in algorithms},
+                    mtime=_utc(outcome.mtime_ns),
+                )
+                reason = sink.add(entry)
+                if reason is not None:
+                    totals.not_written += 1
+                    report(outcome, f"not written: {reason}")
+            sink.finish()
+    except OSError as exc:
+        raise UsageError(f"Cannot write inventory {output}: {exc.strerror or exc}.") from exc
+    return totals

@@ -1,0 +1,261 @@
+"""Job: a report from a match log (verified first) and its inventory, in any report format.
+
+The log is verified before anything is written. A log that fails (tampered,
+truncated, no end record) still gets a report, built from whatever lines
+still parse, and the report says so first (`Verification.warning`); the
+caller exits 1. Only an unreadable log file stops the report.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from matcher import __version__
+from matcher import auditlog
+from matcher import reports
+from matcher.errors import IntegrityError
+from matcher.errors import MatcherError
+from matcher.errors import UsageError
+from matcher.inventory import Inventory
+from matcher.inventory import default_path
+from matcher.models import fields_path
+from matcher.reports.model import ErrorItem
+from matcher.reports.model import FileEntry
+from matcher.reports.model import Hit
+from matcher.reports.model import ListUsed
+from matcher.reports.model import MatchItem
+from matcher.reports.model import ReportData
+from matcher.reports.model import RunInfo
+from matcher.reports.model import Verification
+from matcher.reports.output import atomic_text
+from matcher.scan import refuse_outputs_inside
+
+FORMATS = reports.registry.names()
+
+
+def _verify(log: Path, public_key: Path | None) -> Verification:
+    try:
+        found = auditlog.verify(log, public_key_path=public_key)
+    except IntegrityError as exc:
+        return Verification(False, str(exc), exc.line, 0, None)
+    return Verification(True, "intact", None, found.lines, found.head, found.signatures_checked)
+
+
+def _text(rec: Mapping[str, object], key: str, default: str = "") -> str:
+    value = rec.get(key)
+    return value if isinstance(value, str) else default
+
+
+def _int(rec: Mapping[str, object], key: str) -> int | None:
+    value = rec.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _dicts(value: object) -> list[Mapping[str, object]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _run(rec: Mapping[str, object]) -> RunInfo:
+    tool = rec.get("tool")
+    tool = tool if isinstance(tool, dict) else {}
+    algorithms = rec.get("algorithms")
+    argv = rec.get("argv")
+    return RunInfo(
+        seq=_int(rec, "seq") or 0,
+        time=_text(rec, "time"),
+        examiner=_text(rec, "examiner", "(unknown)"),
+        case=_text(rec, "case", "(unknown)"),
+        authority=rec["authority"] if isinstance(rec.get("authority"), str) else None,  # type: ignore[arg-type]
+        tool_name=_text(tool, "name", "matcher"),
+        tool_version=_text(tool, "version", "?"),
+        host=rec["host"] if isinstance(rec.get("host"), str) else None,  # type: ignore[arg-type]
+        evidence=tuple(fields_path(e) for e in _dicts(rec.get("evidence"))),
+        algorithms=tuple(a for a in algorithms if isinstance(a, str))
+        if isinstance(algorithms, list)
+        else (),
+        lists=tuple(
+            ListUsed(
+                _text(x, "name"),
+                _text(x, "role"),
+                _text(x, "format"),
+                _text(x, "source_sha256"),
+                _int(x, "entries"),
+            )
+            for x in _dicts(rec.get("lists"))
+        ),  # fmt: skip
+        resume=rec.get("resume") is True,
+        argv=tuple(a for a in argv if isinstance(a, str)) if isinstance(argv, list) else (),
+    )
+
+
+def _match(rec: Mapping[str, object]) -> MatchItem:
+    digests = rec.get("digests")
+    digests = digests if isinstance(digests, dict) else {}
+    entry = FileEntry(
+        path=fields_path(rec),
+        size=_int(rec, "size"),
+        digests={str(k): str(v) for k, v in digests.items()},
+        mtime=_text(rec, "mtime") or None,
+    )
+    hits = tuple(
+        Hit(
+            _text(h, "list"), _text(h, "role"), _text(h, "algorithm"),
+            h["entry"] if isinstance(h.get("entry"), dict) else {},  # type: ignore[arg-type]
+        )
+        for h in _dicts(rec.get("matches"))
+    )  # fmt: skip
+    return MatchItem(_int(rec, "seq") or 0, entry, hits)
+
+
+def _error(rec: Mapping[str, object]) -> ErrorItem:
+    return ErrorItem(
+        seq=_int(rec, "seq") or 0,
+        path=fields_path(rec),
+        reason=_text(rec, "reason", "error"),
+        kind=_text(rec, "kind") or None,
+        errno=_int(rec, "errno"),
+        detail=_text(rec, "detail") or None,
+    )
+
+
+def _inventory_counts(path: Path) -> dict[str, object] | None:
+    """Verdict counts from an inventory, for a log cut short before its end record."""
+    try:
+        inventory = Inventory(path, create=False)
+    except MatcherError:
+        return None
+    try:
+        tally: collections.Counter[str] = collections.Counter()
+        for row in inventory.rows():
+            if row["verdict"] is not None:
+                tally[str(row["verdict"])] += 1
+                tally["files"] += 1
+            elif row["skip"] is not None:
+                tally["skipped"] += 1
+            else:
+                tally["errors"] += 1
+    finally:
+        inventory.db.close()
+    keys = ("files", "notable", "known", "unknown", "skipped", "errors")
+    return {k: tally[k] for k in keys}
+
+
+def build_report(log: Path, public_key: Path | None = None) -> ReportData:
+    """Verify `log` and gather what every report shows.
+
+    Args:
+        log: the match log.
+        public_key: an Ed25519 public key every signature must verify with.
+
+    Returns:
+        The report data; `verification.intact` is False for a log that fails.
+
+    Raises:
+        UsageError: the log cannot be read, or the key is not a public key.
+    """
+    try:
+        verification = _verify(log, public_key)
+        raw = log.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"Cannot read log {log}: {exc.strerror or exc}.") from exc
+    runs: list[RunInfo] = []
+    matches: list[MatchItem] = []
+    errors: list[ErrorItem] = []
+    unreadable: list[int] = []
+    end: Mapping[str, object] | None = None
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line:
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise ValueError("not an object")
+            kind = rec.get("type")
+            if kind == "run":
+                runs.append(_run(rec))
+            elif kind == "match":
+                matches.append(_match(rec))
+            elif kind == "error":
+                errors.append(_error(rec))
+            elif kind == "end":
+                end = rec
+        except (ValueError, KeyError, TypeError):
+            unreadable.append(number)
+    status, counts, source = "incomplete", {}, ""
+    if end is not None:
+        status = _text(end, "status", "?")
+        found = end.get("counts")
+        counts = dict(found) if isinstance(found, dict) else {}
+        source = f"end record (seq {_int(end, 'seq')})"
+    if end is None:
+        inventory = default_path(log)
+        from_inventory = _inventory_counts(inventory) if inventory.is_file() else None
+        if from_inventory is not None:
+            counts, source = from_inventory, f"inventory {inventory} (the log has no end record)"
+        else:
+            counts = {"notable": len(matches), "errors": len(errors)}
+            source = "match and error records (no end record and no inventory)"
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return ReportData(
+        log=str(log),
+        log_sha256=hashlib.sha256(raw).hexdigest(),
+        generated=now,
+        generator_version=__version__,
+        verification=verification,
+        runs=tuple(runs),
+        matches=tuple(matches),
+        errors=tuple(errors),
+        status=status,
+        counts=counts,
+        counts_source=source,
+        started=runs[0].time if runs else None,
+        ended=_text(end, "time") or None if end is not None else None,
+        unreadable_lines=tuple(unreadable),
+    )
+
+
+def refuse_output(data: ReportData, output: Path | None) -> None:
+    """Refuse a report path inside an evidence root, or over the log or its inventory.
+
+    Raises:
+        UsageError: naming the output and what it would overwrite or lie in.
+    """
+    if output is None or str(output) == "-":
+        return
+    log = Path(data.log)
+    for own in (log, default_path(log)):
+        if os.path.realpath(output) == os.path.realpath(own):
+            raise UsageError(f"Output {output} is the log or its inventory; choose another path.")
+    roots = dict.fromkeys(Path(os.fsdecode(root)) for run in data.runs for root in run.evidence)
+    refuse_outputs_inside(list(roots), [output])
+
+
+def write_report(
+    log: Path, format_name: str, output: Path | None = None, public_key: Path | None = None
+) -> ReportData:
+    """Verify `log`, then write its report in `format_name` to `output` (stdout if None).
+
+    The file appears under its name only when complete (temp file, fsync,
+    rename), mode 0600.
+
+    Returns:
+        The report data (check `verification.intact`).
+
+    Raises:
+        UsageError: unreadable log, output path refused, or the output cannot be written.
+    """
+    writer = reports.registry.get(format_name)
+    data = build_report(log, public_key)
+    refuse_output(data, output)
+    try:
+        with atomic_text(output, newline=writer.NEWLINE, errors="backslashreplace") as stream:
+            writer.write(data, stream)
+    except OSError as exc:
+        raise UsageError(f"Cannot write report {output}: {exc.strerror or exc}.") from exc
+    return data

@@ -1,0 +1,246 @@
+"""CASE/UCO 1.x JSON-LD report: files with their hashes, and the lookup as an action.
+
+Shape (checked with `case_validate` from case-utils, CASE 1.5.0):
+- one `uco-observable:File` per notable file, with a `FileFacet` (name, path,
+  size, modified time) and a `ContentDataFacet` whose `hash` list holds one
+  `uco-types:Hash` per digest (method from UCO's HashNameVocab, value as
+  `xsd:hexBinary`);
+- one `uco-core:Annotation` per file saying which list entries it matched;
+- one `uco-identity:Person` per examiner and one `uco-tool:AnalyticTool`
+  (matcher and its version);
+- one `case-investigation:InvestigativeAction` per run record (scan or
+  resume): performer = the examiner, instrument = matcher, object = the files,
+  result = the annotations, start and end times;
+- one `case-investigation:Investigation` named after the case reference,
+  holding the actions (and the authority as a `case-investigation:Authorization`).
+
+Ids are deterministic (UUIDv5 of the log's SHA-256 and the record), so the
+same log always gives the same graph. A name that is not UTF-8 appears with
+visible escapes in fileName/filePath, and the File's description carries the
+exact bytes in base64. A log that fails verification gets an Annotation
+saying so, first in the graph, and the same words in every action's description.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TextIO
+
+from matcher.reports import registry
+from matcher.reports.model import MatchItem
+from matcher.reports.model import ReportData
+from matcher.reports.model import RunInfo
+from matcher.reports.text import b64
+from matcher.reports.text import display_name
+from matcher.reports.text import is_exact
+
+CONTEXT = {
+    "kb": "http://example.org/kb/",
+    "case-investigation": "https://ontology.caseontology.org/case/investigation/",
+    "uco-action": "https://ontology.unifiedcyberontology.org/uco/action/",
+    "uco-core": "https://ontology.unifiedcyberontology.org/uco/core/",
+    "uco-identity": "https://ontology.unifiedcyberontology.org/uco/identity/",
+    "uco-observable": "https://ontology.unifiedcyberontology.org/uco/observable/",
+    "uco-tool": "https://ontology.unifiedcyberontology.org/uco/tool/",
+    "uco-types": "https://ontology.unifiedcyberontology.org/uco/types/",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+}
+# UCO HashNameVocab spellings of matcher's digests (BLAKE3 is outside the vocabulary).
+HASH_METHODS = {
+    "md5": "MD5",
+    "sha1": "SHA1",
+    "sha256": "SHA256",
+    "sha512": "SHA512",
+    "blake3": "BLAKE3",
+}
+_NAMESPACE = uuid.UUID("6f1c0b9e-3d1a-5b8e-9c57-0a4d2f7e1b63")
+
+Node = dict[str, object]
+
+
+def _dt(value: str) -> Node:
+    return {"@type": "xsd:dateTime", "@value": value}
+
+
+class _Ids:
+    def __init__(self, seed: str):
+        self.seed = seed
+
+    def __call__(self, kind: str, key: object) -> str:
+        return f"kb:{kind}-{uuid.uuid5(_NAMESPACE, f'{self.seed}/{kind}/{key}')}"
+
+
+def _file(item: MatchItem, ids: _Ids) -> Node:
+    path = item.file.path
+    name = display_name(path)
+    base = display_name(path.rstrip(b"/").rsplit(b"/", 1)[-1])
+    facet: Node = {
+        "@id": ids("FileFacet", item.seq),
+        "@type": "uco-observable:FileFacet",
+        "uco-observable:fileName": base,
+        "uco-observable:filePath": name,
+    }
+    if item.file.size is not None:
+        facet["uco-observable:sizeInBytes"] = item.file.size
+    if item.file.mtime:
+        facet["uco-observable:modifiedTime"] = _dt(item.file.mtime)
+    hashes: list[Node] = [
+        {
+            "@id": ids("Hash", f"{item.seq}/{algorithm}"),
+            "@type": "uco-types:Hash",
+            "uco-types:hashMethod": HASH_METHODS.get(algorithm, algorithm.upper()),
+            "uco-types:hashValue": {"@type": "xsd:hexBinary", "@value": value},
+        }
+        for algorithm, value in item.file.digests.items()
+    ]
+    content: Node = {
+        "@id": ids("ContentDataFacet", item.seq),
+        "@type": "uco-observable:ContentDataFacet",
+        "uco-observable:hash": hashes,
+    }
+    if item.file.size is not None:
+        content["uco-observable:sizeInBytes"] = item.file.size
+    node: Node = {
+        "@id": ids("File", item.seq),
+        "@type": "uco-observable:File",
+        "uco-core:hasFacet": [facet, content],
+    }
+    if not is_exact(path):
+        node["uco-core:description"] = f"exact path bytes (base64): {b64(path)}"
+    return node
+
+
+def _statement(item: MatchItem) -> str:
+    parts = []
+    for hit in item.hits:
+        entry = hit.entry
+        meta = ", ".join(
+            f"{key} {entry[key]!r}" for key in ("id", "name", "label") if entry.get(key) is not None
+        )
+        parts.append(
+            f"{hit.algorithm.upper()} matched {hit.role} list {hit.list_name!r}"
+            + (f" (entry {meta})" if meta else "")
+        )
+    return "; ".join(parts)
+
+
+def _segment(runs: tuple[RunInfo, ...], seq: int) -> int:
+    """Index of the run whose segment holds record `seq` (the last run before it)."""
+    index = 0
+    for i, run in enumerate(runs):
+        if run.seq < seq:
+            index = i
+    return index
+
+
+def graph(data: ReportData) -> list[Node]:
+    """The JSON-LD @graph of the report."""
+    ids = _Ids(data.log_sha256)
+    nodes: list[Node] = []
+    warning = data.verification.warning()
+    if warning is not None:
+        nodes.append(
+            {
+                "@id": ids("Annotation", "verification"),
+                "@type": "uco-core:Annotation",
+                "uco-core:statement": warning,
+                "uco-core:object": [{"@id": ids("Investigation", "case")}],
+            }
+        )
+    tool = ids("Tool", data.generator_version)
+    version = data.run.tool_version if data.run else data.generator_version
+    nodes.append(
+        {
+            "@id": tool,
+            "@type": "uco-tool:AnalyticTool",
+            "uco-core:name": "matcher",
+            "uco-tool:version": version,
+        }
+    )
+    people: dict[str, str] = {}
+    for run in data.runs:
+        if run.examiner not in people:
+            people[run.examiner] = ids("Person", run.examiner)
+            nodes.append(
+                {
+                    "@id": people[run.examiner],
+                    "@type": "uco-identity:Person",
+                    "uco-core:name": run.examiner,
+                }
+            )
+    objects: list[list[Node]] = [[] for _ in data.runs]
+    results: list[list[Node]] = [[] for _ in data.runs]
+    for item in data.matches:
+        file_node = _file(item, ids)
+        nodes.append(file_node)
+        note = ids("Annotation", item.seq)
+        nodes.append(
+            {
+                "@id": note,
+                "@type": "uco-core:Annotation",
+                "uco-core:object": [{"@id": file_node["@id"]}],
+                "uco-core:statement": _statement(item),
+            }
+        )
+        if data.runs:
+            segment = _segment(data.runs, item.seq)
+            objects[segment].append({"@id": file_node["@id"]})
+            results[segment].append({"@id": note})
+    actions: list[Node] = []
+    for i, run in enumerate(data.runs):
+        action: Node = {
+            "@id": ids("InvestigativeAction", run.seq),
+            "@type": "case-investigation:InvestigativeAction",
+            "uco-core:name": "hash-set lookup" + (" (resumed)" if run.resume else ""),
+            "uco-core:description": warning
+            or f"matcher scan; lists: {', '.join(x.name for x in run.lists) or 'none'}",
+            "uco-action:startTime": _dt(run.time),
+            "uco-action:performer": {"@id": people[run.examiner]},
+            "uco-action:instrument": {"@id": tool},
+        }
+        end = data.runs[i + 1].time if i + 1 < len(data.runs) else data.ended
+        if end:
+            action["uco-action:endTime"] = _dt(end)
+        if objects[i]:
+            action["uco-action:object"] = objects[i]
+        if results[i]:
+            action["uco-action:result"] = results[i]
+        actions.append(action)
+    nodes.extend(actions)
+    first = data.run
+    investigation: Node = {
+        "@id": ids("Investigation", "case"),
+        "@type": "case-investigation:Investigation",
+        "uco-core:name": first.case if first else "unknown case",
+        "case-investigation:investigationForm": "case",
+        "uco-core:object": [{"@id": a["@id"]} for a in actions] or [{"@id": tool}],
+    }
+    if first is not None and first.authority:
+        auth = ids("Authorization", first.authority)
+        nodes.append(
+            {
+                "@id": auth,
+                "@type": "case-investigation:Authorization",
+                "uco-core:name": first.authority,
+            }
+        )
+        investigation["case-investigation:relevantAuthorization"] = [{"@id": auth}]
+    nodes.append(investigation)
+    return nodes
+
+
+class CaseReportWriter:
+    """CASE/UCO 1.x JSON-LD (case_validate conforms)."""
+
+    NAME = "case"
+    DESCRIPTION = "CASE/UCO JSON-LD (case_validate)"
+    NEWLINE = "\n"
+
+    def write(self, data: ReportData, stream: TextIO) -> None:
+        """Write the JSON-LD document."""
+        json.dump({"@context": CONTEXT, "@graph": graph(data)}, stream, indent=2)
+        stream.write("\n")
+
+
+registry.register(CaseReportWriter())

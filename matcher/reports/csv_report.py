@@ -1,0 +1,123 @@
+"""CSV report: one row per `match` record of the log (one row per notable file).
+
+Columns, in order (documented in the README):
+
+    seq          the match record's seq in the log
+    path         the path as text (bytes that are not UTF-8 shown as U+FFFD)
+    path_b64     the exact path bytes, base64, only when `path` is not exact
+    size         bytes
+    mtime        modification time, UTC ISO 8601
+    md5 sha1 sha256 sha512 blake3
+                 lowercase hex digests computed by the scan (empty if not computed)
+    list         the lists the file matched, notable lists first, joined by "; "
+    role         each list's role, same order
+    algorithm    for each list, the digests that matched, joined by "+"
+    entry_name   for each list, the matching entry's file name (verbatim)
+    entry_id     for each list, the entry's id (verbatim)
+    entry_label  for each list, the entry's label (verbatim; matcher invents none)
+    entry_size   for each list, the entry's size
+    hits_json    every matching entry exactly as logged, as a JSON array
+
+A report from a log that fails verification starts with one extra line,
+`# WARNING: ...`, before the header. Cells are written verbatim: a
+spreadsheet may treat a cell starting with "=" as a formula, so open the
+file as text/CSV import, not by double-clicking, when names are hostile.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import TextIO
+
+from matcher.reports import registry
+from matcher.reports.model import DIGEST_COLUMNS
+from matcher.reports.model import Hit
+from matcher.reports.model import MatchItem
+from matcher.reports.model import ReportData
+from matcher.reports.text import b64
+
+COLUMNS: tuple[str, ...] = (
+    "seq",
+    "path",
+    "path_b64",
+    "size",
+    "mtime",
+    *DIGEST_COLUMNS,
+    "list",
+    "role",
+    "algorithm",
+    "entry_name",
+    "entry_id",
+    "entry_label",
+    "entry_size",
+    "hits_json",
+)
+SEPARATOR = "; "
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _by_list(hits: tuple[Hit, ...]) -> list[tuple[Hit, list[str]]]:
+    """The first hit of each list, in order, with every algorithm that matched in it."""
+    groups: dict[str, tuple[Hit, list[str]]] = {}
+    for hit in hits:
+        if hit.list_name not in groups:
+            groups[hit.list_name] = (hit, [])
+        if hit.algorithm not in groups[hit.list_name][1]:
+            groups[hit.list_name][1].append(hit.algorithm)
+    return list(groups.values())
+
+
+def row(item: MatchItem) -> dict[str, str]:
+    """The CSV row of one match."""
+    path = item.file.path
+    try:
+        text, exact = path.decode("utf-8"), ""
+    except UnicodeDecodeError:
+        text, exact = path.decode("utf-8", "replace"), b64(path)
+    groups = _by_list(item.hits)
+
+    def joined(key: str) -> str:
+        return SEPARATOR.join(_cell(hit.entry.get(key)) for hit, _ in groups)
+
+    out = {
+        "seq": str(item.seq),
+        "path": text,
+        "path_b64": exact,
+        "size": _cell(item.file.size),
+        "mtime": _cell(item.file.mtime),
+        **{a: item.file.digests.get(a, "") for a in DIGEST_COLUMNS},
+        "list": SEPARATOR.join(hit.list_name for hit, _ in groups),
+        "role": SEPARATOR.join(hit.role for hit, _ in groups),
+        "algorithm": SEPARATOR.join("+".join(algos) for _, algos in groups),
+        "entry_name": joined("name"),
+        "entry_id": joined("id"),
+        "entry_label": joined("label"),
+        "entry_size": joined("size"),
+        "hits_json": json.dumps([h.as_dict() for h in item.hits], ensure_ascii=False),
+    }
+    return out
+
+
+class CsvReportWriter:
+    """One row per notable file, RFC 4180 (CRLF, quoted where needed), UTF-8."""
+
+    NAME = "csv"
+    DESCRIPTION = "CSV, one row per notable match (spreadsheets)"
+    NEWLINE = ""
+
+    def write(self, data: ReportData, stream: TextIO) -> None:
+        """Write the warning line (if any), the header and one row per match."""
+        warning = data.verification.warning()
+        if warning is not None:
+            stream.write(f"# {warning}\r\n")
+        writer = csv.DictWriter(stream, fieldnames=COLUMNS)
+        writer.writeheader()
+        for item in data.matches:
+            writer.writerow(row(item))
+
+
+registry.register(CsvReportWriter())

@@ -1,0 +1,220 @@
+"""DFXML: a match report (from a log) and an inventory (from `matcher hash`).
+
+Both validate against the DFXML schema (`dfxml.xsd`, 2.0.0-beta.0, which is
+also what `version` says). Layout as FORMATS.md 9.3: `metadata` (dc:type,
+and matcher's own elements: log verification, runs, lists, summary),
+`creator`, `source` (the evidence roots), then one `fileobject` per match
+(filename, filesize, mtime, lowercase `hashdigest`s, then `matcher:match`
+elements in matcher's namespace) and one per error (with `error`).
+
+Names XML cannot carry (bytes that are not UTF-8, control characters, U+FFFE)
+are written as visible escapes (`\\xE9`, `\\x01`) and the element gets a
+`matcher:name_b64` attribute with the exact bytes; the schema allows foreign
+attributes on `filename`. A CR is written as `&#13;` so it reads back as CR.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import TextIO
+
+from matcher import __version__
+from matcher.reports import registry
+from matcher.reports.model import ErrorItem
+from matcher.reports.model import FileEntry
+from matcher.reports.model import MatchItem
+from matcher.reports.model import ReportData
+from matcher.reports.text import b64
+from matcher.reports.text import display_name
+from matcher.reports.text import display_text
+from matcher.reports.text import is_exact
+
+DFXML_NS = "http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+MATCHER_NS = "urn:x-matcher:dfxml:1"
+SCHEMA_VERSION = "2.0.0-beta.0"
+# The hashdigest types the schema's enumeration allows, among matcher's digests.
+HASHDIGEST_TYPES = frozenset({"md5", "sha1", "sha256", "sha512"})
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;", "\r": "&#13;"}
+
+
+def esc(value: object) -> str:
+    """XML-escape text (controls and non-characters made visible first)."""
+    text = display_text(str(value))
+    return "".join(_ESCAPES.get(c, c) for c in text)
+
+
+def _attrs(values: Mapping[str, object]) -> str:
+    return "".join(f' {k}="{esc(v)}"' for k, v in values.items() if v is not None)
+
+
+def _filename(path: bytes) -> str:
+    extra = "" if is_exact(path) else f' matcher:name_b64="{b64(path)}"'
+    text = path.decode("utf-8") if is_exact(path) else display_name(path)
+    return f"<filename{extra}>{''.join(_ESCAPES.get(c, c) for c in text)}</filename>"
+
+
+def _header(out: TextIO, warning: str | None, dc_type: str) -> None:
+    out.write("<?xml version='1.0' encoding='UTF-8'?>\n")
+    if warning is not None:
+        out.write(f"<!-- {esc(warning).replace('--', '- -')} -->\n")
+    out.write(
+        f"<dfxml xmlns='{DFXML_NS}'\n       xmlns:dc='{DC_NS}'\n"
+        f"       xmlns:matcher='{MATCHER_NS}'\n       version='{SCHEMA_VERSION}'>\n"
+    )
+    out.write(f"  <metadata>\n    <dc:type>{esc(dc_type)}</dc:type>\n")
+    if warning is not None:
+        out.write(f"    <dc:description>{esc(warning)}</dc:description>\n")
+
+
+def _creator(out: TextIO, version: str, command: Sequence[str], start: str | None) -> None:
+    out.write(
+        f"  <creator>\n    <program>matcher</program>\n    <version>{esc(version)}</version>\n"
+    )
+    out.write("    <execution_environment>\n")
+    out.write(f"      <os_sysname>{esc(platform.system())}</os_sysname>\n")
+    out.write(f"      <command_line>{esc(' '.join(command))}</command_line>\n")
+    if start:
+        out.write(f"      <start_time>{esc(start)}</start_time>\n")
+    out.write("    </execution_environment>\n  </creator>\n")
+
+
+def _file_body(out: TextIO, entry: FileEntry) -> None:
+    if entry.size is not None:
+        out.write(f"    <filesize>{entry.size}</filesize>\n")
+    if entry.mtime:
+        out.write(f"    <mtime>{esc(entry.mtime)}</mtime>\n")
+    for algorithm, value in entry.digests.items():
+        if algorithm in HASHDIGEST_TYPES:
+            out.write(f"    <hashdigest type='{algorithm}'>{esc(value)}</hashdigest>\n")
+        else:
+            # Note that the schema's type enumeration has no BLAKE3: it goes in our namespace.
+            out.write(
+                f"    <matcher:digest type='{esc(algorithm)}'>{esc(value)}</matcher:digest>\n"
+            )
+
+
+def _match(out: TextIO, item: MatchItem) -> None:
+    out.write(f"  <fileobject>\n    {_filename(item.file.path)}\n")
+    _file_body(out, item.file)
+    for hit in item.hits:
+        entry = hit.entry
+        fields = {
+            "list": hit.list_name,
+            "role": hit.role,
+            "algorithm": hit.algorithm,
+            "entry_name": entry.get("name"),
+            "entry_name_b64": entry.get("name_b64"),
+            "entry_id": entry.get("id"),
+            "entry_label": entry.get("label"),
+            "entry_size": entry.get("size"),
+            "log_seq": item.seq,
+        }
+        out.write(f"    <matcher:match{_attrs(fields)}/>\n")
+    out.write("  </fileobject>\n")
+
+
+def _error(out: TextIO, item: ErrorItem) -> None:
+    out.write(f"  <fileobject>\n    {_filename(item.path)}\n")
+    reason = item.reason + (f": {item.detail}" if item.detail else "")
+    out.write(f"    <error>{esc(reason)}</error>\n")
+    fields = {"reason": item.reason, "errno": item.errno, "kind": item.kind, "log_seq": item.seq}
+    out.write(f"    <matcher:read_error{_attrs(fields)}/>\n  </fileobject>\n")
+
+
+class DfxmlReportWriter:
+    """A DFXML match report: one fileobject per notable file and per read error."""
+
+    NAME = "dfxml"
+    DESCRIPTION = "DFXML match report (validates against dfxml.xsd)"
+    NEWLINE = "\n"
+
+    def write(self, data: ReportData, stream: TextIO) -> None:
+        """Write the whole document."""
+        v = data.verification
+        _header(stream, v.warning(), "Hash Match Report")
+        log = {
+            "path": data.log,
+            "sha256": data.log_sha256,
+            "intact": "true" if v.intact else "false",
+            "verification": v.message,
+            "bad_line": v.line,
+            "records": v.records,
+            "head": v.head,
+        }
+        stream.write(f"    <matcher:log{_attrs(log)}/>\n")
+        for run in data.runs:
+            fields = {
+                "seq": run.seq,
+                "time": run.time,
+                "examiner": run.examiner,
+                "case": run.case,
+                "authority": run.authority,
+                "resume": "true" if run.resume else "false",
+                "algorithms": ",".join(run.algorithms),
+            }
+            stream.write(f"    <matcher:run{_attrs(fields)}>\n")
+            for used in run.lists:
+                stream.write(f"      <matcher:list{_attrs(used.as_dict())}/>\n")
+            stream.write("    </matcher:run>\n")
+        counts = {k: v for k, v in data.counts.items() if isinstance(v, int)}
+        summary = {"status": data.status, "counts_source": data.counts_source, **counts}
+        stream.write(f"    <matcher:summary{_attrs(summary)}/>\n  </metadata>\n")
+        first = data.run
+        _creator(stream, data.generator_version, first.argv if first else (), data.started)
+        roots = [root for r in data.runs for root in r.evidence]
+        if roots:
+            stream.write("  <source>\n")
+            for root in dict.fromkeys(roots):
+                stream.write(f"    <image_filename>{esc(display_name(root))}</image_filename>\n")
+            stream.write("  </source>\n")
+        for item in data.matches:
+            _match(stream, item)
+        for error in data.errors:
+            _error(stream, error)
+        stream.write("</dfxml>\n")
+
+
+class _DfxmlInventory:
+    def __init__(self, stream: TextIO, command: Sequence[str], version: str, start: str):
+        self.out = stream
+        _header(stream, None, "Hash List")
+        stream.write("  </metadata>\n")
+        _creator(stream, version, command, start)
+
+    def add(self, entry: FileEntry) -> str | None:
+        self.out.write(f"  <fileobject>\n    {_filename(entry.path)}\n")
+        _file_body(self.out, entry)
+        self.out.write("  </fileobject>\n")
+        return None
+
+    def finish(self) -> None:
+        self.out.write("</dfxml>\n")
+
+
+class DfxmlInventoryWriter:
+    """`matcher hash --format dfxml`: one fileobject per file, as `hashdeep -d` writes."""
+
+    NAME = "dfxml"
+    DESCRIPTION = "DFXML file list with hashdigests"
+
+    def required(self, algorithms: Sequence[str]) -> str | None:
+        """DFXML's hashdigest types cover md5, sha1, sha256 and sha512 only."""
+        extra = [a for a in algorithms if a not in HASHDIGEST_TYPES]
+        if extra:
+            return f"DFXML hashdigest has no type for {', '.join(extra)}"
+        return None
+
+    def open(
+        self, stream: TextIO, algorithms: Sequence[str], command: Sequence[str], cwd: str
+    ) -> _DfxmlInventory:
+        """Start the document."""
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _DfxmlInventory(stream, command, __version__, now)
+
+
+registry.register(DfxmlReportWriter())
+registry.register_inventory(DfxmlInventoryWriter())

@@ -1,0 +1,187 @@
+"""HTML summary: one self-contained page a supervisor can read (no scripts, no assets).
+
+The page has the run (examiner, case, authority, lists with their source
+SHA-256), the chain status as verify found it, the counts with a CSS bar of
+notable / known / unknown, the table of matches (paths, sizes, digests and
+list names only: never a thumbnail, never content) and the errors. A
+Content-Security-Policy forbids every external load. A log that failed
+verification puts a warning in the title and as the page's first line.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from typing import TextIO
+
+from matcher.reports import registry
+from matcher.reports.model import DIGEST_COLUMNS
+from matcher.reports.model import ReportData
+from matcher.reports.text import display_name
+from matcher.reports.text import display_text
+
+STYLE = """
+body{font-family:sans-serif;margin:2em;color:#111}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #999;padding:.2em .5em;text-align:left;vertical-align:top}
+.hex,.path{font-family:monospace;word-break:break-all}
+.warning{background:#fdd;border:2px solid #c00;padding:.5em;font-weight:bold}
+.ok{color:#060;font-weight:bold}.bad{color:#c00;font-weight:bold}
+.bar{display:flex;width:40em;max-width:100%;height:1.4em;border:1px solid #333}
+.bar div{height:100%}.notable{background:#c00}.known{background:#6a6}.unknown{background:#bbb}
+.key span{display:inline-block;width:1em;height:1em;margin:0 .3em 0 1em;vertical-align:middle}
+"""
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
+
+
+def e(value: object) -> str:
+    """HTML-escaped text, controls made visible."""
+    return html.escape(display_text("" if value is None else str(value)), quote=True)
+
+
+def _rows(pairs: Iterable[tuple[str, object]]) -> str:
+    return "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in pairs)
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    head = "".join(f"<th>{e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _bar(data: ReportData) -> str:
+    parts = [(k, data.count(k)) for k in ("notable", "known", "unknown")]
+    total = sum(n or 0 for _, n in parts)
+    if not total:
+        return "<p>No hashed files were counted.</p>"
+    divs = "".join(
+        f'<div class="{k}" style="width:{100 * (n or 0) / total:.3f}%" title="{k} {n}"></div>'
+        for k, n in parts
+    )
+    key = "".join(f'<span class="{k}"></span>{k} {n or 0:,}' for k, n in parts)
+    return f'<div class="bar">{divs}</div><p class="key">{key}</p>'
+
+
+def page(data: ReportData) -> str:
+    """The whole HTML document."""
+    v = data.verification
+    warning = v.warning()
+    run = data.run
+    title = f"matcher report: case {run.case if run else '?'}"
+    out = [
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        f"<title>{e((warning + ' - ') if warning else '')}{e(title)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+    ]
+    if warning:
+        out.append(f'<p class="warning" id="warning">{e(warning)}</p>')
+    out.append(f"<h1>{e(title)}</h1>")
+    out.append("<h2>Run</h2><table>")
+    if run is not None:
+        out.append(
+            _rows(
+                [
+                    ("Examiner", run.examiner),
+                    ("Case", run.case),
+                    ("Authority", run.authority or "(none given)"),
+                    ("Host", run.host),
+                    ("Tool", f"{run.tool_name} {run.tool_version}"),
+                    ("Algorithms", ", ".join(run.algorithms)),
+                    ("Evidence", "; ".join(display_name(p) for p in run.evidence)),
+                    ("Started", data.started),
+                    ("Ended", data.ended or "(no end record)"),
+                    ("Status", data.status),
+                    ("Runs in log", f"{len(data.runs)} ({len(data.runs) - 1} resumed)"),
+                ]
+            )
+        )
+    out.append(_rows([("Log", data.log), ("Log SHA-256", data.log_sha256)]))
+    out.append("</table>")
+    out.append("<h2>Hash lists</h2>")
+    lists = {(x.name, x.source_sha256): x for r in data.runs for x in r.lists}
+    out.append(
+        _table(
+            ["name", "role", "format", "entries", "source SHA-256"],
+            (
+                [
+                    f"<td>{e(x.name)}</td>",
+                    f"<td>{e(x.role)}</td>",
+                    f"<td>{e(x.format)}</td>",
+                    f"<td>{e(x.entries)}</td>",
+                    f'<td class="hex">{e(x.source_sha256)}</td>',
+                ]
+                for x in lists.values()
+            ),
+        )
+    )
+    out.append("<h2>Chain of custody (log verification)</h2>")
+    if v.intact:
+        signed = f", {v.signatures_checked} signature(s) verified" if v.signatures_checked else ""
+        out.append(
+            f'<p><span class="ok">Chain intact</span>: {v.records:,} records{e(signed)}; '
+            f'head <span class="hex">{e(v.head)}</span></p>'
+        )
+    else:
+        out.append(f'<p><span class="bad">FAILED</span>: {e(v.message)}</p>')
+    out.append("<h2>Counts</h2>")
+    out.append(_bar(data))
+    out.append(
+        "<table>"
+        + _rows((k, f"{n:,}" if isinstance(n, int) else n) for k, n in data.counts.items()
+                if not isinstance(n, dict))
+        + _rows([("counted from", data.counts_source)])
+        + "</table>"
+    )  # fmt: skip
+    out.append(f"<h2>Matches ({len(data.matches):,})</h2>")
+    digests = [a for a in DIGEST_COLUMNS if any(a in m.file.digests for m in data.matches)]
+    out.append(
+        _table(
+            ["seq", "path", "size", *digests, "lists"],
+            (
+                [
+                    f"<td>{m.seq}</td>",
+                    f'<td class="path">{e(display_name(m.file.path))}</td>',
+                    f"<td>{e(m.file.size)}</td>",
+                    *(f'<td class="hex">{e(m.file.digests.get(a, ""))}</td>' for a in digests),
+                    f"<td>{e('; '.join(dict.fromkeys(h.list_name for h in m.hits)))}</td>",
+                ]
+                for m in data.matches
+            ),
+        )
+    )
+    out.append(f"<h2>Errors ({len(data.errors):,})</h2>")
+    out.append(
+        _table(
+            ["seq", "path", "reason", "detail"],
+            (
+                [
+                    f"<td>{x.seq}</td>",
+                    f'<td class="path">{e(display_name(x.path))}</td>',
+                    f"<td>{e(x.reason)}</td>",
+                    f"<td>{e(x.detail or '')}</td>",
+                ]
+                for x in data.errors
+            ),
+        )
+    )
+    out.append(
+        f"<p>Generated {e(data.generated)} by matcher {e(data.generator_version)}. "
+        "This page shows names and digests only, never file content.</p></body></html>\n"
+    )
+    return "\n".join(out)
+
+
+class HtmlReportWriter:
+    """A single self-contained HTML page."""
+
+    NAME = "html"
+    DESCRIPTION = "one self-contained HTML page for people"
+    NEWLINE = "\n"
+
+    def write(self, data: ReportData, stream: TextIO) -> None:
+        """Write the page."""
+        stream.write(page(data))
+
+
+registry.register(HtmlReportWriter())

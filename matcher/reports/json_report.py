@@ -1,0 +1,71 @@
+"""JSON report: the run(s), the matches, the errors and the summary as one document.
+
+The first key is `warning`: null for a log that verified, else the reason it
+did not. Paths are lossless as in the log (`path`, plus `path_b64` when the
+name is not UTF-8).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from matcher.reports import registry
+from matcher.reports.model import ReportData
+
+FORMAT_VERSION = 1
+
+
+def document(data: ReportData) -> dict[str, object]:
+    """The report as one JSON-ready object."""
+    v = data.verification
+    return {
+        "warning": v.warning(),
+        "report": {
+            "format": "matcher-report",
+            "format_version": FORMAT_VERSION,
+            "generated": data.generated,
+            "generator": {"name": "matcher", "version": data.generator_version},
+        },
+        "log": {
+            "path": data.log,
+            "sha256": data.log_sha256,
+            "verification": {
+                "intact": v.intact,
+                "message": v.message,
+                "line": v.line,
+                "records": v.records,
+                "head": v.head,
+                "signatures_checked": v.signatures_checked,
+            },
+            "unreadable_lines": list(data.unreadable_lines),
+        },
+        "runs": [r.as_dict() for r in data.runs],
+        "matches": [m.as_dict() for m in data.matches],
+        "errors": [e.as_dict() for e in data.errors],
+        "summary": {
+            "status": data.status,
+            "started": data.started,
+            "ended": data.ended,
+            "counts": dict(data.counts),
+            "counts_source": data.counts_source,
+            "match_records": len(data.matches),
+            "error_records": len(data.errors),
+        },
+    }
+
+
+class JsonReportWriter:
+    """The whole report as one indented UTF-8 JSON document."""
+
+    NAME = "json"
+    DESCRIPTION = "one JSON document: run, matches, errors, summary"
+    NEWLINE = "\n"
+
+    def write(self, data: ReportData, stream: TextIO) -> None:
+        """Write the document and a final newline."""
+        json.dump(document(data), stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+
+
+registry.register(JsonReportWriter())

@@ -1,0 +1,196 @@
+"""Plain data the report writers take: a verified log's runs, matches, errors, summary.
+
+Writers never read the log, the store or the evidence themselves: the job
+`matcher.reporting` builds a `ReportData` and hands it over. Paths are bytes
+end to end; each writer decides how its format carries names that are not
+UTF-8 (and says so in its docstring).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from matcher.digests import DIGEST_SIZES
+from matcher.models import path_fields
+
+# The digest columns every tabular report has, in canonical order.
+DIGEST_COLUMNS: tuple[str, ...] = tuple(DIGEST_SIZES)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileEntry:
+    """One hashed file: exact path bytes, size, mtime (UTC ISO 8601), hex digests."""
+
+    path: bytes
+    size: int | None
+    digests: Mapping[str, str]
+    mtime: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The log's JSON form: path (+ path_b64), size, mtime, digests."""
+        return {
+            **path_fields(self.path),
+            "size": self.size,
+            "mtime": self.mtime,
+            "digests": dict(self.digests),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    """One list entry a file matched; `entry` is the log's verbatim entry metadata."""
+
+    list_name: str
+    role: str
+    algorithm: str
+    entry: Mapping[str, object]
+
+    def as_dict(self) -> dict[str, object]:
+        """The log's JSON form of one matching entry."""
+        return {
+            "list": self.list_name,
+            "role": self.role,
+            "algorithm": self.algorithm,
+            "entry": dict(self.entry),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchItem:
+    """A `match` record of the log (`seq` is its line number less one)."""
+
+    seq: int
+    file: FileEntry
+    hits: tuple[Hit, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        """The match as the log has it, without the chain envelope."""
+        return {"seq": self.seq, **self.file.as_dict(), "matches": [h.as_dict() for h in self.hits]}
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorItem:
+    """An `error` record: an entry that could not be read."""
+
+    seq: int
+    path: bytes
+    reason: str
+    kind: str | None = None
+    errno: int | None = None
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The error as the log has it, without the chain envelope."""
+        return {
+            "seq": self.seq,
+            **path_fields(self.path),
+            "kind": self.kind,
+            "reason": self.reason,
+            "errno": self.errno,
+            "detail": self.detail,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class ListUsed:
+    """A hash list a run used, with the SHA-256 of its source file."""
+
+    name: str
+    role: str
+    format: str
+    source_sha256: str
+    entries: int | None
+
+    def as_dict(self) -> dict[str, object]:
+        """The run record's form of a list."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """A `run` record (the first of a log, or a resume)."""
+
+    seq: int
+    time: str
+    examiner: str
+    case: str
+    authority: str | None
+    tool_name: str
+    tool_version: str
+    host: str | None
+    evidence: tuple[bytes, ...]
+    algorithms: tuple[str, ...]
+    lists: tuple[ListUsed, ...]
+    resume: bool
+    argv: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        """The run's fields as JSON (evidence roots lossless)."""
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "examiner": self.examiner,
+            "case": self.case,
+            "authority": self.authority,
+            "tool": {"name": self.tool_name, "version": self.tool_version},
+            "host": self.host,
+            "evidence": [path_fields(e) for e in self.evidence],
+            "algorithms": list(self.algorithms),
+            "lists": [x.as_dict() for x in self.lists],
+            "resume": self.resume,
+            "argv": list(self.argv),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Verification:
+    """What checking the log found. `intact` is False for a tampered or incomplete log."""
+
+    intact: bool
+    message: str
+    line: int | None
+    records: int
+    head: str | None
+    signatures_checked: int = 0
+
+    def warning(self) -> str | None:
+        """The one-line warning a report must open with, or None for an intact log."""
+        if self.intact:
+            return None
+        return f"WARNING: this log FAILED verification ({self.message}); do not rely on it"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportData:
+    """Everything a report shows: where it came from, the runs, matches, errors, summary.
+
+    `summary` holds the last `end` record's status and counts (or what could
+    be counted without one, with `status` "incomplete"); `counts_source`
+    says where the counts came from.
+    """
+
+    log: str
+    log_sha256: str
+    generated: str
+    generator_version: str
+    verification: Verification
+    runs: tuple[RunInfo, ...]
+    matches: tuple[MatchItem, ...]
+    errors: tuple[ErrorItem, ...]
+    status: str
+    counts: Mapping[str, object]
+    counts_source: str
+    started: str | None = None
+    ended: str | None = None
+    unreadable_lines: tuple[int, ...] = ()
+
+    @property
+    def run(self) -> RunInfo | None:
+        """The first run record (the original scan), if the log has one."""
+        return self.runs[0] if self.runs else None
+
+    def count(self, name: str) -> int | None:
+        """One integer count from the summary, or None."""
+        value = self.counts.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None

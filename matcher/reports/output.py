@@ -1,0 +1,80 @@
+"""Atomic report output: a temp file beside the target, fsync, rename; 0600; never half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from matcher.errors import UsageError
+
+
+@contextlib.contextmanager
+def atomic_text(
+    path: Path | None, newline: str | None = "\n", errors: str = "strict"
+) -> Iterator[TextIO]:
+    """A UTF-8 text stream that becomes `path` only when the block ends without error.
+
+    The data goes to `.<name>.<random>.tmp` in the same folder (created 0600
+    with O_EXCL), is fsynced, then renamed over `path`, and the folder is
+    fsynced. On any exception the temp file is removed and `path` is left as
+    it was. `None` (or "-") means stdout. `errors="surrogateescape"` lets
+    inventory formats write names that are not UTF-8 as their raw bytes.
+
+    Raises:
+        UsageError: the folder does not exist or cannot be written.
+    """
+    if path is None or str(path) == "-":
+        sys.stdout.flush()
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors=errors, newline=newline)
+        try:
+            yield out
+            out.flush()
+        finally:
+            out.detach()
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    tmp: Path | None = None
+    fd = -1
+    for _ in range(100):
+        candidate = folder / f".{path.name}.{os.urandom(6).hex()}.tmp"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UsageError(
+                f"Cannot write report {path}: {exc.strerror or exc}. Choose a writable folder."
+            ) from exc
+        tmp = candidate
+        break
+    if tmp is None:
+        raise UsageError(f"Cannot create a temporary file beside {path}.")
+    raw = os.fdopen(fd, "wb")
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors=errors, newline=newline)
+    try:
+        yield stream
+        stream.flush()
+        os.fsync(raw.fileno())
+        stream.close()
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            stream.close()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
