@@ -26,6 +26,7 @@ from matcher.digests import parse_algorithms
 from matcher.errors import ExitCode
 from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
+from matcher.evidence.archive import ArchiveLimits
 from matcher.formats import registry
 from matcher.hashjob import write_inventory
 from matcher.importing import import_list
@@ -52,6 +53,7 @@ Exit codes (scan):
   2  usage error or fatal error: nothing was scanned
   4  finished, but some entries could not be read     (flag)
   8  interrupted (SIGINT/SIGTERM); continue with --resume (flag)
+ 16  --verify-image: an E01's media does not match its stored hash (flag)
   Flags add up: 5 = notable match(es) and unreadable entries.
 verify: 0 intact, 1 tampered or incomplete, 2 unreadable.
 import: 0 imported (or already there), 2 rejected, store unchanged."""
@@ -360,6 +362,37 @@ def _size(text: str | None) -> int | None:
 @click.option(
     "--one-file-system", is_flag=True, help="Do not descend into other filesystems (recorded)."
 )
+@click.option(
+    "--deleted",
+    is_flag=True,
+    help="Disk images: also hash deleted entries whose content can still be read "
+    "(kind deleted-file). Without it they are listed as skipped (deleted).",
+)
+@click.option(
+    "--verify-image",
+    is_flag=True,
+    help="E01: first re-hash the whole media against the MD5/SHA-1 stored in the image. "
+    "A mismatch is a warning and sets exit flag 16.",
+)
+@click.option(
+    "--images-only",
+    is_flag=True,
+    help="Every file given as evidence must be a disk image: refuse one with no "
+    "recognisable volume system or filesystem instead of hashing it as a single file.",
+)
+@click.option(
+    "--archives",
+    is_flag=True,
+    help="Also hash the members of zip, tar, tar.gz/bz2/xz and gz/bz2/xz files "
+    "(paths ARCHIVE!member), within bomb limits.",
+)
+@click.option(
+    "--max-depth",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="With --archives: how deep archives inside archives are opened.",
+)
 @click.option("--resume", is_flag=True, help="Continue the interrupted or crashed run of --log.")
 @click.option(
     "--sign-key",
@@ -389,6 +422,11 @@ def scan_cmd(
     excludes: tuple[str, ...],
     max_size: str | None,
     one_file_system: bool,
+    deleted: bool,
+    verify_image: bool,
+    images_only: bool,
+    archives: bool,
+    max_depth: int,
     resume: bool,
     sign_key: Path | None,
     inventory: Path | None,
@@ -401,10 +439,17 @@ def scan_cmd(
     devices are skipped with a record. Every entry ends as hashed, skipped
     with a reason, or an error, and the end record's counts add up.
 
+    A file that is a disk image by its content (E01, split E01 given its
+    first segment, raw/dd with an MBR or GPT partition table, or a bare
+    NTFS, ext2/3/4, FAT or exFAT filesystem) is read straight from the image,
+    every partition, never mounted (needs pip install 'matcher[images]').
+
     \b
     Example:
       matcher scan /mnt/evidence/item1 --examiner "J. Doe" --case 2026-0042 \\
           --list notable.csv --log item1.jsonl
+      matcher scan disk.E01 --verify-image --archives --examiner "J. Doe" \\
+          --case 2026-0042 --log disk.jsonl
       matcher scan /mnt/evidence/item1 --examiner "J. Doe" --case 2026-0042 \\
           --log item1.jsonl --resume
     """
@@ -432,6 +477,11 @@ def scan_cmd(
         sign_key=sign_key,
         inventory=inventory,
         argv=sys.argv[1:],
+        deleted=deleted,
+        verify_image=verify_image,
+        images_only=images_only,
+        archives=archives,
+        archive_limits=ArchiveLimits(max_depth=max_depth),
     )
     show = not quiet and sys.stderr.isatty()
     progress = _Progress() if show else None

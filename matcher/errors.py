@@ -18,6 +18,7 @@ class ExitCode(enum.IntEnum):
     FATAL = 2  # usage error or fatal error; verify: log unreadable; import: rejected
     INCOMPLETE = 4  # scan finished, but at least one entry could not be read
     INTERRUPTED = 8  # scan stopped by SIGINT/SIGTERM; resumable with --resume
+    IMAGE_MISMATCH = 16  # scan --verify-image: an E01's media differs from its stored hash
 
 
 class MatcherError(Exception):

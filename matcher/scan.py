@@ -31,9 +31,15 @@ from matcher import signing
 from matcher.errors import ExitCode
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
+from matcher.evidence.archive import ArchiveLimits
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
+from matcher.evidence.image import OpenedImage
 from matcher.evidence.roots import distinct_roots
+from matcher.evidence.sources import EvidenceWalker
+from matcher.evidence.sources import prepare_images
+from matcher.evidence.sources import read_chunks
+from matcher.evidence.sources import verify_images
 from matcher.hashing import Engine
 from matcher.hashing import make_engine
 from matcher.importing import import_list
@@ -42,6 +48,7 @@ from matcher.inventory import default_path as default_inventory_path
 from matcher.match import DigestFilter
 from matcher.match import match_batch
 from matcher.models import EntryOutcome
+from matcher.models import Failure
 from matcher.models import FileTask
 from matcher.models import ListHit
 from matcher.models import ListInfo
@@ -91,6 +98,11 @@ class ScanOptions:
     sign_key: Path | None = None
     inventory: Path | None = None
     argv: Sequence[str] = ()
+    deleted: bool = False  # images: hash deleted entries TSK can still read
+    verify_image: bool = False  # E01: re-hash the media against its stored hashes
+    images_only: bool = False  # every file root must be a disk image
+    archives: bool = False  # look inside zip/tar/gz/bz2/xz members
+    archive_limits: ArchiveLimits = dataclasses.field(default_factory=ArchiveLimits)
 
 
 @dataclasses.dataclass
@@ -107,6 +119,7 @@ class Counts:
     skipped: int = 0
     skipped_by_reason: dict[str, int] = dataclasses.field(default_factory=dict)
     errors_by_reason: dict[str, int] = dataclasses.field(default_factory=dict)
+    image_mismatches: int = 0  # --verify-image: E01s whose media hash did not match
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -147,6 +160,8 @@ def exit_code_for(status: str, counts: Counts) -> int:
         code |= ExitCode.INCOMPLETE
     if status != "complete":
         code |= ExitCode.INTERRUPTED
+    if counts.image_mismatches:
+        code |= ExitCode.IMAGE_MISMATCH
     return code
 
 
@@ -267,6 +282,7 @@ class _Recorder:
             **path_fields(outcome.path),
             "size": outcome.size,
             "mtime": _utc(outcome.mtime_ns),
+            **({"kind": outcome.kind} if outcome.kind != "file" else {}),
             "digests": {a: d.hex() for a, d in outcome.digests.items()},
             "matches": [_hit_fields(h) for h in notable_first],
         }
@@ -380,13 +396,20 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
     # Note that the workers start before any file is opened here: a forked
     # worker must hold no store, inventory or log descriptor (nor its lock).
     jobs = options.jobs or os.cpu_count() or 1
-    engine = make_engine(options.algorithms, open_readonly, jobs, options.engine)
+    engine = make_engine(
+        options.algorithms, open_readonly, jobs, options.engine, chunk_reader=read_chunks
+    )
     try:
         store = HashStore(options.db)
     except BaseException:
         engine.close()
         raise
+    images: dict[bytes, OpenedImage] = {}
     try:
+        images = prepare_images(
+            [os.fsencode(os.path.abspath(e)) for e in options.evidence], options.images_only
+        )
+        image_checks = _check_images(options, images, notes)
         for list_path in options.lists:
             result = import_list(store, list_path)
             if result.already_imported:
@@ -420,10 +443,36 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             notes,
             progress,
             selftest,
+            images,
+            image_checks,
         )
     finally:
         engine.close()
         store.close()
+        for image in images.values():
+            image.close()
+
+
+def _check_images(
+    options: ScanOptions, images: dict[bytes, OpenedImage], notes: list[str]
+) -> dict[bytes, dict[str, object]]:
+    """--verify-image: re-hash each E01's media; a mismatch is a warning note."""
+    if not options.verify_image:
+        return {}
+    checks = verify_images(images)
+    if not checks:
+        notes.append("--verify-image: no E01 among the evidence; nothing to verify")
+    for root, result in checks.items():
+        name = os.fsdecode(root)
+        if result["match"] is None:
+            notes.append(f"--verify-image: {name} stores no MD5 or SHA-1 to verify against")
+        elif not result["match"]:
+            notes.append(
+                f"WARNING: {name}: the media does not match the hash stored in the E01 "
+                f"(stored {result['stored']}, computed {result['computed'] or result.get('error')}"
+                "); libewf reads corrupt chunks as zeros, so digests from this image may be wrong"
+            )
+    return checks
 
 
 def _scan(
@@ -438,6 +487,8 @@ def _scan(
     notes: list[str],
     progress: Callable[[Counts], None] | None,
     selftest: SelftestResult,
+    images: dict[bytes, OpenedImage],
+    image_checks: dict[bytes, dict[str, object]],
 ) -> ScanSummary:
     signer = signing.load_signer(options.sign_key) if options.sign_key else None
     counts = Counts()
@@ -469,13 +520,21 @@ def _scan(
             inventory_path,
             digest_filter,
             selftest,
+            images,
+            image_checks,
         )
     except BaseException:
         # Note: a run that could not even be opened still releases its log
         # lock, so that --resume is possible at once.
         _release(inventory, log)
         raise
-    walker = FolderWalker(options.excludes, options.one_file_system)
+    counts.image_mismatches = sum(1 for c in image_checks.values() if c["match"] is False)
+    walker = EvidenceWalker(
+        FolderWalker(options.excludes, options.one_file_system),
+        images,
+        options.deleted,
+        options.archive_limits if options.archives else None,
+    )
     recorder = _Recorder(log, inventory, counts, run_no, logged)
     started = time.monotonic()
     status = "interrupted"
@@ -558,6 +617,8 @@ def _append_run_record(
     inventory_path: Path,
     digest_filter: DigestFilter,
     selftest: SelftestResult,
+    images: dict[bytes, OpenedImage],
+    image_checks: dict[bytes, dict[str, object]],
 ) -> None:
     log.append(
         "run",
@@ -578,7 +639,19 @@ def _append_run_record(
                 "excludes": list(options.excludes),
                 "max_size": options.max_size,
                 "one_file_system": options.one_file_system,
+                "deleted": options.deleted,
+                "verify_image": options.verify_image,
+                "images_only": options.images_only,
+                "archives": options.archive_limits.as_log_dict() if options.archives else None,
             },
+            "images": [
+                {
+                    **path_fields(root),
+                    **image.as_log_dict(),
+                    "verify": image_checks.get(root),
+                }
+                for root, image in images.items()
+            ],
             "inventory": os.path.abspath(inventory_path),
             "filter": {"kind": digest_filter.kind, "bytes": digest_filter.memory_bytes},
             "selftest": selftest.as_log_dict(),
@@ -610,9 +683,35 @@ def _count_finished(inventory: Inventory, counts: Counts) -> None:
         setattr(counts, str(row["verdict"]), getattr(counts, str(row["verdict"])) + 1)
 
 
+def _same_as(task: FileTask, head: EntryOutcome | None) -> EntryOutcome:
+    """A hard link's further name: the outcome of its first name, read once."""
+    if head is None:
+        return EntryOutcome(
+            task.path,
+            task.size,
+            task.mtime_ns,
+            failure=Failure.WALK,
+            detail="hard link whose first name has no outcome",
+            kind=task.kind,
+        )
+    assert task.link is not None
+    detail = f"hard link: read once, as {task.link.decode('utf-8', 'replace')}"
+    return EntryOutcome(
+        task.path,
+        head.size,
+        task.mtime_ns,
+        digests=head.digests,
+        skip=head.skip,
+        failure=head.failure,
+        errno=head.errno,
+        detail=detail if head.digests is not None else head.detail,
+        kind=task.kind,
+    )
+
+
 def _pump(
     options: ScanOptions,
-    walker: FolderWalker,
+    walker: EvidenceWalker,
     engine: Engine,
     recorder: _Recorder,
     store: HashStore,
@@ -624,21 +723,37 @@ def _pump(
     roots = [os.fsencode(os.path.abspath(e)) for e in options.evidence]
     # Walk order is kept: `order` holds, in walk order, ready outcomes and a
     # None placeholder for each task whose digest the engine will deliver.
-    order: collections.deque[EntryOutcome | None] = collections.deque()
+    # A FileTask in `order` is a further name of a hard link (in an image):
+    # it takes the outcome of its first name, which is always earlier.
+    order: collections.deque[EntryOutcome | FileTask | None] = collections.deque()
+    heads: dict[bytes, EntryOutcome | None] = {}
 
     def feed() -> Iterator[FileTask]:
         for item in walker.walk(roots):
             if item.path in finished:
                 continue
             if isinstance(item, FileTask):
+                if item.link is not None and item.link != item.path and item.link in heads:
+                    order.append(item)
+                    continue
+                if item.link == item.path:
+                    heads[item.path] = None
                 if options.max_size is not None and item.size > options.max_size:
                     order.append(
-                        EntryOutcome(item.path, item.size, item.mtime_ns, skip=Skip.TOO_LARGE)
+                        EntryOutcome(
+                            item.path, item.size, item.mtime_ns, skip=Skip.TOO_LARGE, kind=item.kind
+                        )
                     )
                     continue
                 if candidate_sizes is not None and item.size not in candidate_sizes:
                     order.append(
-                        EntryOutcome(item.path, item.size, item.mtime_ns, skip=Skip.NOT_CANDIDATE)
+                        EntryOutcome(
+                            item.path,
+                            item.size,
+                            item.mtime_ns,
+                            skip=Skip.NOT_CANDIDATE,
+                            kind=item.kind,
+                        )
                     )
                     continue
                 order.append(None)
@@ -647,6 +762,11 @@ def _pump(
                 order.append(item)
 
     pending: list[EntryOutcome] = []
+
+    def take(outcome: EntryOutcome) -> None:
+        if outcome.path in heads:
+            heads[outcome.path] = outcome
+        pending.append(outcome)
 
     def settle() -> None:
         hashed = [o for o in pending if o.digests is not None]
@@ -661,12 +781,18 @@ def _pump(
 
     def drain_ready() -> None:
         while order and order[0] is not None:
-            pending.append(order.popleft())  # type: ignore[arg-type]
+            item = order.popleft()
+            if isinstance(item, FileTask):
+                assert item.link is not None
+                take(_same_as(item, heads[item.link]))
+            else:
+                assert item is not None
+                take(item)
 
     for result in engine.map(feed()):
         drain_ready()
         order.popleft()
-        pending.append(result)
+        take(result)
         if len(pending) >= MATCH_BATCH:
             settle()
     drain_ready()

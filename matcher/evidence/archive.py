@@ -178,9 +178,9 @@ def _decompressed(stream: IO[bytes], compression: str) -> IO[bytes]:
     if compression == "gz":
         return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
     if compression == "bz2":
-        return bz2.BZ2File(stream, mode="rb")  # type: ignore[return-value]
+        return bz2.BZ2File(stream, mode="rb")
     if compression == "xz":
-        return lzma.LZMAFile(stream, mode="rb")  # type: ignore[return-value]
+        return lzma.LZMAFile(stream, mode="rb")
     return stream
 
 
