@@ -1,0 +1,324 @@
+"""`matcher report`: every format against its own validator, tampered logs, atomic output."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import stat
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import read_log
+from conftest import require_tool
+
+from matcher.cli import cli
+from matcher.reports import registry
+from matcher.reports.csv_report import COLUMNS
+
+SCHEMA = Path("/work/shared/formats/samples/upstream/dfxml_schema/dfxml.xsd")
+DFXML_NS = "{http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML}"
+MATCHER_NS = "{urn:x-matcher:dfxml:1}"
+LATIN1_NAME = b"caf\xe9.bin"  # not UTF-8
+ODD_NAMES = [
+    LATIN1_NAME,
+    b"a & b <odd>.bin",
+    b"ctl\x01name.bin",
+    b"new\nline.bin",
+    b"back\\slash.bin",
+]
+
+
+def make_tree(root: Path, seed: int = 7) -> list[bytes]:
+    """Benign synthetic files (seeded random bytes); returns the notable ones' paths."""
+    rng = random.Random(seed)
+    notable = []
+    for i in range(12):
+        folder = root / f"dir{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"file-{i:02}.bin").write_bytes(rng.randbytes(rng.randrange(1, 5000)))
+        if i % 4 == 0:
+            notable.append(os.fsencode(folder / f"file-{i:02}.bin"))
+    for name in ODD_NAMES:
+        path = os.path.join(os.fsencode(root), name)
+        with open(path, "wb") as stream:
+            stream.write(b"synthetic " + name)
+        notable.append(path)
+    return notable
+
+
+@pytest.fixture
+def scanned(tmp_path: Path, runner: CliRunner) -> Path:
+    evidence = tmp_path / "evidence"
+    notable = make_tree(evidence)
+    listing = tmp_path / "notable.md5"
+    with open(listing, "wb") as stream:
+        for path in notable:
+            with open(path, "rb") as f:
+                digest = hashlib.md5(f.read()).hexdigest()
+            stream.write(
+                f"{digest}  ".encode() + os.path.basename(path).replace(b"\n", b"_") + b"\n"
+            )
+    log = tmp_path / "out" / "run.jsonl"
+    log.parent.mkdir()
+    result = runner.invoke(
+        cli,
+        [
+            "scan", str(evidence), "--examiner", "Examiner 0001", "--case", "CASE-2099-7",
+            "--authority", "Warrant W-42", "--db", str(tmp_path / "s.db"), "--list", str(listing),
+            "--log", str(log), "--jobs", "1", "--quiet",
+        ],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    return log
+
+
+def report(runner: CliRunner, log: Path, fmt: str, out: Path, code: int = 0) -> Path:
+    result = runner.invoke(cli, ["report", str(log), "--format", fmt, "-o", str(out)])
+    assert result.exit_code == code, result.output
+    return out
+
+
+def match_records(log: Path) -> list[dict[str, object]]:
+    return [r for r in read_log(log) if r["type"] == "match"]
+
+
+def tamper(log: Path) -> None:
+    """Change one digest in the second match record (a plausible forgery)."""
+    lines = log.read_bytes().split(b"\n")
+    index = next(i for i, line in enumerate(lines) if b'"type":"match"' in line)
+    lines[index] = re.sub(rb'"md5":"(.)', lambda m: b'"md5":"' + (b"0" if m[1] != b"0" else b"1"),
+                          lines[index], count=1)  # fmt: skip
+    log.write_bytes(b"\n".join(lines))
+
+
+# --- csv ---------------------------------------------------------------------------------
+
+
+def test_csv_has_one_row_per_logged_match(runner: CliRunner, scanned: Path) -> None:
+    out = report(runner, scanned, "csv", scanned.parent / "r.csv")
+    rows = list(csv.DictReader(io.StringIO(out.read_text("utf-8"), newline="")))
+    matches = match_records(scanned)
+    assert len(rows) == len(matches) == 8
+    assert tuple(rows[0]) == COLUMNS
+    assert [int(r["seq"]) for r in rows] == [m["seq"] for m in matches]
+    for row, rec in zip(rows, matches, strict=True):
+        exact = base64.b64decode(row["path_b64"]) if row["path_b64"] else row["path"].encode()
+        assert exact == (
+            base64.b64decode(rec["path_b64"]) if "path_b64" in rec else rec["path"].encode()
+        )
+        assert row["md5"] == rec["digests"]["md5"] and row["role"] == "notable"
+        assert row["list"] == "notable.md5" and row["algorithm"] == "md5"
+        assert json.loads(row["hits_json"]) == rec["matches"]
+    assert sum(r["path_b64"] != "" for r in rows) == 1  # the Latin-1 name
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+# --- json --------------------------------------------------------------------------------
+
+
+def test_json_is_one_document_with_run_matches_errors_summary(
+    runner: CliRunner, scanned: Path
+) -> None:
+    doc = json.loads(report(runner, scanned, "json", scanned.parent / "r.json").read_text())
+    assert list(doc)[0] == "warning" and doc["warning"] is None
+    assert doc["log"]["verification"]["intact"] is True
+    assert doc["runs"][0]["examiner"] == "Examiner 0001"
+    assert doc["runs"][0]["authority"] == "Warrant W-42"
+    assert len(doc["matches"]) == len(match_records(scanned))
+    assert doc["errors"] == []
+    assert doc["summary"]["status"] == "complete"
+    assert doc["summary"]["counts"]["notable"] == 8 and doc["summary"]["counts"]["files"] == 17
+
+
+# --- dfxml -------------------------------------------------------------------------------
+
+
+def test_dfxml_validates_against_the_schema_and_keeps_every_name(
+    runner: CliRunner, scanned: Path
+) -> None:
+    xmllint = require_tool("xmllint")
+    if xmllint is None:
+        pytest.skip("xmllint (libxml2-utils) is not installed")
+    out = report(runner, scanned, "dfxml", scanned.parent / "r.xml")
+    done = subprocess.run([xmllint, "--noout", "--schema", str(SCHEMA), str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "validates" in done.stderr
+    root = ET.parse(out).getroot()
+    names = []
+    for obj in root.iter(f"{DFXML_NS}fileobject"):
+        element = obj.find(f"{DFXML_NS}filename")
+        assert element is not None and element.text
+        exact = element.get(f"{MATCHER_NS}name_b64")
+        names.append(base64.b64decode(exact) if exact else element.text.encode())
+        assert obj.find(f"{MATCHER_NS}match") is not None
+    wanted = {os.path.basename(n) for n in ODD_NAMES}
+    assert wanted <= {os.path.basename(n) for n in names}
+    assert len(names) == len(match_records(scanned))
+
+
+# --- CASE/UCO ----------------------------------------------------------------------------
+
+
+def test_case_passes_case_validate(runner: CliRunner, scanned: Path) -> None:
+    case_validate = require_tool("case_validate")
+    if case_validate is None:
+        pytest.skip("case_validate (PyPI case-utils) is not installed")
+    out = report(runner, scanned, "case", scanned.parent / "r.jsonld")
+    done = subprocess.run([case_validate, str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Conforms: True" in done.stdout
+    nodes = {n["@id"]: n for n in json.loads(out.read_text())["@graph"]}
+    files = [n for n in nodes.values() if n["@type"] == "uco-observable:File"]
+    assert len(files) == len(match_records(scanned))
+    for node in files:
+        content = [f for f in node["uco-core:hasFacet"] if f["@type"].endswith("ContentDataFacet")]
+        methods = {h["uco-types:hashMethod"] for h in content[0]["uco-observable:hash"]}
+        assert methods == {"MD5", "SHA1", "SHA256"}
+    (action,) = [
+        n for n in nodes.values() if n["@type"] == "case-investigation:InvestigativeAction"
+    ]
+    assert nodes[action["uco-action:performer"]["@id"]]["uco-core:name"] == "Examiner 0001"
+    tool = nodes[action["uco-action:instrument"]["@id"]]
+    assert tool["uco-core:name"] == "matcher" and tool["uco-tool:version"]
+    (case,) = [n for n in nodes.values() if n["@type"] == "case-investigation:Investigation"]
+    assert case["uco-core:name"] == "CASE-2099-7"
+    assert {"@id": action["@id"]} in case["uco-core:object"]
+
+
+# --- html --------------------------------------------------------------------------------
+
+
+def chromium_text(page: Path) -> str:
+    chromium = require_tool("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed")
+    done = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = done.stdout.split("<body>", 1)[1]
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
+def test_html_renders_in_chromium_with_run_lists_chain_counts_matches(
+    runner: CliRunner, scanned: Path
+) -> None:
+    out = report(runner, scanned, "html", scanned.parent / "r.html")
+    source = out.read_text()
+    assert not re.search(r"<(script|img|link|iframe|object)\b", source, re.I)
+    assert not re.search(r"(src|href)\s*=", source, re.I)
+    text = chromium_text(out)
+    expected_text = ["Examiner 0001", "CASE-2099-7", "Warrant W-42", "notable.md5", "Chain intact"]
+    expected_text += ["notable 8", "unknown 9", "Matches (8)", "Errors (0)", "caf\\xE9.bin"]
+    for expected in expected_text:
+        assert expected in text, expected
+    lists = [r for r in read_log(scanned) if r["type"] == "run"][0]["lists"]
+    assert lists[0]["source_sha256"] in text
+    for rec in match_records(scanned):
+        assert rec["digests"]["sha256"] in text
+    assert not text.startswith("WARNING")
+
+
+# --- a log that fails verification -------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "dfxml", "case", "html"])
+def test_tampered_log_report_says_so_first_and_exits_1(
+    runner: CliRunner, scanned: Path, fmt: str
+) -> None:
+    tamper(scanned)
+    out = report(runner, scanned, fmt, scanned.parent / f"r.{fmt}", code=1)
+    lines = out.read_text().splitlines()
+    if fmt == "csv":
+        assert lines[0].startswith("# WARNING: this log FAILED verification (line ")
+        assert len(list(csv.DictReader(lines[1:]))) == len(match_records(scanned))
+    elif fmt == "json":
+        assert json.loads(out.read_text())["warning"].startswith("WARNING: this log FAILED")
+        assert lines[1].startswith('  "warning": "WARNING')
+    elif fmt == "dfxml":
+        assert lines[1].startswith("<!-- WARNING: this log FAILED verification")
+    elif fmt == "case":
+        first = json.loads(out.read_text())["@graph"][0]
+        assert first["uco-core:statement"].startswith("WARNING: this log FAILED")
+    else:
+        assert "<title>WARNING: this log FAILED" in out.read_text()
+        if fmt == "html" and require_tool("chromium"):
+            assert chromium_text(out).startswith("WARNING: this log FAILED verification")
+
+
+def test_incomplete_log_report_exits_1_and_counts_from_inventory(
+    runner: CliRunner, scanned: Path
+) -> None:
+    lines = scanned.read_bytes().splitlines(keepends=True)
+    scanned.write_bytes(b"".join(lines[:-1]))  # drop the end record
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "json"])
+    assert result.exit_code == 1
+    assert "incomplete" in result.stderr
+    doc = json.loads(result.stdout)
+    assert "incomplete" in doc["warning"]
+    assert doc["summary"]["status"] == "incomplete"
+    assert doc["summary"]["counts"]["files"] == 17
+    assert doc["summary"]["counts_source"].startswith("inventory ")
+
+
+# --- output handling ---------------------------------------------------------------------
+
+
+def test_failed_write_leaves_no_partial_file(
+    runner: CliRunner, scanned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = scanned.parent / "r.csv"
+    target.write_text("previous report\n")
+    writer = registry.get("csv")
+
+    def half_then_disk_full(data: object, stream: io.TextIOBase) -> None:
+        stream.write("seq,path\n1,half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer, "write", half_then_disk_full)
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(target)])
+    assert result.exit_code == 2
+    assert "No space left on device" in result.stderr
+    assert target.read_text() == "previous report\n"
+    assert sorted(p.name for p in scanned.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_missing_folder_is_refused_and_nothing_written(runner: CliRunner, scanned: Path) -> None:
+    target = scanned.parent / "no-such-dir" / "r.csv"
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(target)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: Cannot write report")
+    assert not target.parent.exists()
+
+
+def test_output_inside_evidence_or_over_the_log_is_refused(
+    runner: CliRunner, scanned: Path
+) -> None:
+    evidence = scanned.parent.parent / "evidence"
+    inside = evidence / "dir0" / "r.csv"
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(inside)])
+    assert result.exit_code == 2
+    assert "inside evidence" in result.stderr
+    assert not inside.exists()
+    before = scanned.read_bytes()
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(scanned)])
+    assert result.exit_code == 2 and scanned.read_bytes() == before
+
+
+def test_unreadable_log_exits_2(runner: CliRunner, tmp_path: Path) -> None:
+    folder = tmp_path / "a-folder.jsonl"
+    folder.mkdir()
+    result = runner.invoke(cli, ["report", str(folder), "--format", "json"])
+    assert result.exit_code == 2
