@@ -1,0 +1,199 @@
+"""`matcher hash`: inventories that hashdeep's audit, md5sum -c and sha256sum -c accept."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import require_tool
+
+from matcher.cli import cli
+from matcher.formats import registry as readers
+from matcher.reports.gnu_sum import line
+
+SCHEMA = Path("/work/shared/formats/samples/upstream/dfxml_schema/dfxml.xsd")
+# Names hashdeep can carry (no line breaks); a non-UTF-8 one among them.
+NAMES = [b"plain.txt", b"with space, comma.txt", b"back\\slash.bin", b"caf\xe9.bin", b"a&b<c>.bin"]
+
+
+def make_tree(root: Path, seed: int = 3) -> dict[bytes, bytes]:
+    """Benign seeded random files in nested folders; returns {relative path: content}."""
+    rng = random.Random(seed)
+    files: dict[bytes, bytes] = {}
+    for depth, name in enumerate(NAMES * 2):
+        folder = os.path.join(*[b"d%d" % i for i in range(depth % 4)]) if depth % 4 else b""
+        relative = os.path.join(folder, b"%d-" % depth + name) if folder else b"%d-" % depth + name
+        full = os.path.join(os.fsencode(root), relative)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        content = rng.randbytes(rng.choice([0, 1, 4095, 4096, 70_000]))
+        with open(full, "wb") as stream:
+            stream.write(content)
+        files[relative] = content
+    return files
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[bytes, bytes]]:
+    root = tmp_path / "tree"
+    files = make_tree(root)
+    monkeypatch.chdir(root)
+    return root, files
+
+
+def hash_cmd(runner: CliRunner, *args: str, code: int = 0) -> str:
+    result = runner.invoke(cli, ["hash", *args])
+    assert result.exit_code == code, result.output
+    return result.stderr
+
+
+def test_hashdeep_audit_passes_on_the_same_tree(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], tmp_path: Path
+) -> None:
+    hashdeep = require_tool("hashdeep")
+    if hashdeep is None:
+        pytest.skip("hashdeep is not installed")
+    root, files = tree
+    inventory = tmp_path / "tree.hashdeep"
+    hash_cmd(runner, ".", "-o", str(inventory), "--jobs", "2")
+    raw = inventory.read_bytes()
+    assert raw.startswith(b"%%%% HASHDEEP-1.0\n%%%% size,md5,sha256,filename\n## Invoked from: ")
+    assert stat.S_IMODE(inventory.stat().st_mode) == 0o600
+    done = subprocess.run([hashdeep, "-r", "-l", "-a", "-k", str(inventory), "."],
+                          cwd=root, capture_output=True)  # fmt: skip
+    assert b"hashdeep: Audit passed" in done.stdout, done.stdout + done.stderr
+    # and a changed file fails the same audit
+    (root / "0-plain.txt").write_bytes(b"changed")
+    done = subprocess.run([hashdeep, "-r", "-l", "-a", "-k", str(inventory), "."],
+                          cwd=root, capture_output=True)  # fmt: skip
+    assert b"hashdeep: Audit failed" in done.stdout
+
+
+def test_hashdeep_inventory_reads_back_with_the_hashdeep_reader(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], tmp_path: Path
+) -> None:
+    _, files = tree
+    inventory = tmp_path / "tree.hashdeep"
+    hash_cmd(runner, ".", "-o", str(inventory), "--algorithms", "md5,sha1,sha256")
+    records = list(readers.get("hashdeep").parse(io.BytesIO(inventory.read_bytes())))
+    got = {}
+    for r in records:
+        name = r.name if isinstance(r.name, bytes) else str(r.name).encode()
+        got[name] = (r.size, dict(r.digests))
+    want = {
+        b"./" + path: (
+            len(data),
+            {a: hashlib.new(a, data).digest() for a in ("md5", "sha1", "sha256")},
+        )
+        for path, data in files.items()
+    }
+    assert got == want
+
+
+@pytest.mark.parametrize("fmt,tool", [("md5sum", "md5sum"), ("sha256sum", "sha256sum")])
+def test_sum_formats_check_with_coreutils_even_for_escaped_names(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], tmp_path: Path, fmt: str, tool: str
+) -> None:
+    root, files = tree
+    with open(os.path.join(os.fsencode(root), b"new\nline.bin"), "wb") as stream:
+        stream.write(b"synthetic newline name")
+    files[b"new\nline.bin"] = b"synthetic newline name"
+    out = tmp_path / f"tree.{fmt}"
+    hash_cmd(runner, ".", "--format", fmt, "--algorithms", "md5,sha256", "-o", str(out))
+    raw = out.read_bytes()
+    assert b"\\" + hashlib.new(fmt[:-3], b"synthetic newline name").hexdigest().encode() in raw
+    assert raw.count(b"\n") == len(files)
+    checker = require_tool(tool)
+    if checker is not None:
+        done = subprocess.run([checker, "--strict", "-c", str(out)], cwd=root, capture_output=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.count(b": OK") == len(files)
+    records = list(readers.get("gnu-sum").parse(io.BytesIO(raw), source=f"x.{fmt[:-3]}"))
+    names = {r.name if isinstance(r.name, bytes) else str(r.name).encode() for r in records}
+    assert names == {b"./" + p for p in files}
+
+
+def test_gnu_escaping_matches_coreutils() -> None:
+    assert line("ab", b"plain") == "ab  plain\n"
+    assert line("ab", b"back\\slash") == "\\ab  back\\\\slash\n"
+    assert line("ab", b"new\nline\rcr") == "\\ab  new\\nline\\rcr\n"
+
+
+def test_absolute_argument_gives_absolute_paths(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], tmp_path: Path
+) -> None:
+    root, files = tree
+    out = tmp_path / "abs.md5"
+    hash_cmd(runner, str(root), "--format", "md5sum", "-o", str(out))
+    assert all(os.fsencode(root) in row for row in out.read_bytes().splitlines())
+    out = tmp_path / "rel.md5"
+    hash_cmd(runner, "d0", "--format", "md5sum", "-o", str(out))
+    rows = out.read_bytes().replace(b"\\\\", b"/").splitlines()
+    assert len(rows) == 7
+    assert all(row.split(b"  ", 1)[1].startswith(b"d0/") for row in rows)
+
+
+def test_dfxml_inventory_validates(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], tmp_path: Path
+) -> None:
+    xmllint = require_tool("xmllint")
+    if xmllint is None:
+        pytest.skip("xmllint (libxml2-utils) is not installed")
+    _, files = tree
+    out = tmp_path / "tree.xml"
+    hash_cmd(
+        runner, ".", "--format", "dfxml", "--algorithms", "md5,sha1,sha256,sha512", "-o", str(out)
+    )
+    done = subprocess.run([xmllint, "--noout", "--schema", str(SCHEMA), str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = out.read_text("utf-8")
+    assert text.count("<fileobject>") == len(files)
+    assert "matcher:name_b64=" in text  # the Latin-1 name, kept exactly
+
+
+def test_skipped_and_uncarryable_entries_are_reported_and_exit_4(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], tmp_path: Path
+) -> None:
+    root, files = tree
+    os.symlink("0-plain.txt", root / "link")
+    with open(os.path.join(os.fsencode(root), b"new\nline.bin"), "wb") as stream:
+        stream.write(b"x")
+    out = tmp_path / "tree.hashdeep"
+    stderr = hash_cmd(runner, ".", "-o", str(out), code=4)
+    assert "'./link': skipped (symlink)" in stderr
+    assert "'./new\\nline.bin': not written: the hashdeep format cannot carry" in stderr
+    assert out.read_bytes().count(b"\n") == 5 + len(files)
+    assert b"new" not in out.read_bytes().split(b"\n## \n", 1)[1]
+
+
+def test_excluded_entries_do_not_make_it_incomplete(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], tmp_path: Path
+) -> None:
+    out = tmp_path / "tree.md5"
+    stderr = hash_cmd(runner, ".", "--format", "md5sum", "--exclude", "d1", "-o", str(out))
+    assert "excluded" in stderr
+    assert b"d1/" not in out.read_bytes()
+
+
+def test_refusals(runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], tmp_path: Path) -> None:
+    root, _ = tree
+    stderr = hash_cmd(runner, ".", "--algorithms", "sha512", code=2)
+    assert "the hashdeep format has no column for sha512" in stderr
+    stderr = hash_cmd(runner, ".", "--format", "sha256sum", "--algorithms", "md5", code=2)
+    assert "--format sha256sum needs --algorithms to include sha256" in stderr
+    stderr = hash_cmd(runner, ".", "-o", str(root / "inside.hashdeep"), code=2)
+    assert "inside evidence" in stderr
+    assert not (root / "inside.hashdeep").exists()
+
+
+def test_stdout_when_no_output(runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]]) -> None:
+    result = runner.invoke(cli, ["hash", "d0/d1", "--format", "sha256sum"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes.count(b"  d0/d1/") == 4
