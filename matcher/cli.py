@@ -185,6 +185,13 @@ def import_cmd(
                         + ".",
                         err=True,
                     )
+                if info.zero_length and not result.already_imported:
+                    click.echo(
+                        f"{path}: {info.zero_length:,} entr"
+                        f"{'y holds' if info.zero_length == 1 else 'ies hold'} the digest of "
+                        "an empty file: flagged (an empty file is never a match).",
+                        err=True,
+                    )
                 if result.skipped_invalid:
                     click.echo(
                         f"{path}: skipped {result.skipped_invalid:,} invalid line(s):", err=True
@@ -200,6 +207,7 @@ def import_cmd(
                         "entries": info.entries,
                         "already_imported": result.already_imported,
                         "skipped_invalid": result.skipped_invalid,
+                        "zero_length_entries": info.zero_length,
                     }
                 )
         finally:
@@ -236,6 +244,8 @@ def lists_cmd(db: Path, as_json: bool) -> None:
     )
     for i in infos:
         digests = ",".join(f"{a}:{n}" for a, n in i.counts.items())
+        if i.zero_length:
+            digests += f" ({i.zero_length:,} empty-file digests, flagged)"
         click.echo(
             f"{i.name:30} {i.role:8} {i.format:10} {i.entries:>10,}  {digests}  {i.imported}  "
             f"{i.source_sha256[:16]}…"
@@ -252,6 +262,7 @@ def _list_dict(info: Any) -> dict[str, object]:
         "digests": dict(info.counts),
         "imported": info.imported,
         "metadata": dict(info.metadata),
+        "zero_length_entries": info.zero_length,
     }
 
 
@@ -498,7 +509,9 @@ def _print_summary(summary: ScanSummary, as_json: bool) -> None:
     click.echo(
         f"{summary.status}: {c.entries:,} entries: {c.files:,} files hashed ({c.bytes:,} bytes), "
         f"{c.skipped:,} skipped, {c.errors:,} errors\n"
-        f"  notable {c.notable:,}   known {c.known:,}   unknown {c.unknown:,}   "
+        f"  notable {c.notable:,}   known {c.known:,}   unknown {c.unknown:,}"
+        + (f" (of which {c.empty:,} empty)" if c.empty else "")
+        + "   "
         f"in {summary.seconds:.2f} s\n"
         f"  log: {summary.log}\n  inventory: {summary.inventory}\n"
         f"  log head: {summary.head}  (note it in the case file; "

@@ -97,6 +97,20 @@ def hasher_factory(name: str) -> Callable[[], Any]:
     return getattr(hashlib, name)  # type: ignore[no-any-return]
 
 
+def empty_digest(name: str) -> bytes:
+    """The digest of zero bytes under `name`.
+
+    A list entry with this digest says nothing about content: every empty
+    file has it. Such entries are imported but flagged, and never make a match.
+    """
+    if name == "blake3":  # known without the optional package
+        return bytes.fromhex(_BLAKE3_EMPTY)
+    return bytes(new_hasher(name).digest())
+
+
+_BLAKE3_EMPTY = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+
+
 def algorithms_for_length(hex_length: int) -> tuple[str, ...]:
     """Algorithms whose hex digest has this length (64 is ambiguous: sha256/blake3)."""
     return tuple(a for a, n in DIGEST_SIZES.items() if n * 2 == hex_length)

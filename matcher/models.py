@@ -120,16 +120,21 @@ class ListInfo:
     imported: str
     counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Entries whose digest is that of an empty file: flagged, never a match.
+    zero_length: int = 0
 
     def as_log_dict(self) -> dict[str, object]:
         """The fields a `run` record names for every list used."""
-        return {
+        fields: dict[str, object] = {
             "name": self.name,
             "role": self.role,
             "format": self.format,
             "source_sha256": self.source_sha256,
             "entries": self.entries,
         }
+        if self.zero_length:
+            fields["zero_length_entries"] = self.zero_length
+        return fields
 
 
 @dataclasses.dataclass(frozen=True)

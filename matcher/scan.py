@@ -115,6 +115,8 @@ class Counts:
     notable: int = 0
     known: int = 0
     unknown: int = 0
+    # Empty files (in `unknown`): no list entry can identify zero bytes.
+    empty: int = 0
     errors: int = 0
     skipped: int = 0
     skipped_by_reason: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -242,6 +244,12 @@ class _Recorder:
         if outcome.digests is not None:
             counts.files += 1
             counts.bytes += outcome.size or 0
+            if outcome.size == 0:
+                # Note: an empty file's digest is in many lists by mistake (it
+                # is flagged at import); it identifies nothing, so it never
+                # makes a match: the file is counted as empty and unknown.
+                counts.empty += 1
+                hits = []
             verdict = _verdict(hits)
             if verdict is Verdict.NOTABLE:
                 counts.notable += 1
@@ -421,6 +429,13 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             )
         digest_filter, filter_notes = build_filter(store, lists, options.algorithms)
         notes.extend(filter_notes)
+        notes.extend(
+            f"list {info.name!r} holds {info.zero_length} entr"
+            f"{'y' if info.zero_length == 1 else 'ies'} with the digest of an empty file: "
+            "flagged; an empty file is never a match"
+            for info in lists
+            if info.zero_length
+        )
         candidate_sizes: set[int] | None = None
         if options.candidates_only:
             sizes, unsized = store.notable_sizes()
@@ -680,6 +695,7 @@ def _count_finished(inventory: Inventory, counts: Counts) -> None:
             continue
         counts.files += 1
         counts.bytes += int(row["size"] or 0)  # type: ignore[call-overload]
+        counts.empty += row["size"] == 0
         setattr(counts, str(row["verdict"]), getattr(counts, str(row["verdict"])) + 1)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import sqlite_utils
 
 from matcher.digests import ALGORITHM_CODES
+from matcher.digests import empty_digest
 from matcher.errors import StoreError
 from matcher.models import ROLES
 from matcher.models import ListHit
@@ -148,6 +149,19 @@ class HashStore:
                 [row["id"]],
             ).fetchall()
         }
+        zero_length = 0
+        if counts:
+            # Entries (not digests) holding an empty file's digest, by the primary key.
+            union = " UNION ".join("SELECT entry_id FROM hashes WHERE algo = ? AND digest = ?"
+                                   for _ in counts)  # fmt: skip
+            params: list[object] = []
+            for name in counts:
+                params += [ALGORITHM_CODES[name], empty_digest(name)]
+            zero_length = self.db.execute(
+                f"SELECT count(*) FROM ({union}) z JOIN entries e ON e.id = z.entry_id "
+                "WHERE e.list_id = ?",
+                [*params, row["id"]],
+            ).fetchone()[0]
         return ListInfo(
             id=int(row["id"]),  # type: ignore[call-overload]
             name=str(row["name"]),
@@ -158,6 +172,7 @@ class HashStore:
             imported=str(row["imported"]),
             counts=counts,
             metadata=json.loads(str(row["metadata"] or "{}")),
+            zero_length=zero_length,
         )
 
     def lists(self) -> list[ListInfo]:

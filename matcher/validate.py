@@ -448,9 +448,13 @@ def _scan_cases(corpus: Corpus, work: Path, code: int, before: dict[bytes, os.st
         return matched == corpus.notable, f"{len(matched)} matches of {len(corpus.notable)}"
 
     def verdicts() -> tuple[bool, str]:
-        known, unknown = len(corpus.known), len(regular) - len(corpus.notable) - len(corpus.known)
-        got = counts["known"], counts["unknown"]
-        return got == (known, unknown), f"known, unknown: {got}, expected {(known, unknown)}"
+        # The known list names the empty file too: an empty file is never a match.
+        empty = sum(1 for p in regular if os.lstat(p).st_size == 0)
+        known = len(corpus.known) - empty
+        unknown = len(regular) - len(corpus.notable) - known
+        got = counts["known"], counts["unknown"], counts["empty"]
+        want = (known, unknown, empty)
+        return got == want, f"known, unknown, empty: {got}, expected {want}"
 
     want = ExitCode.NOTABLE | ExitCode.INCOMPLETE
     return [
@@ -470,10 +474,12 @@ def _scan_cases(corpus: Corpus, work: Path, code: int, before: dict[bytes, os.st
               *((f"Equal to {tool}", functools.partial(peer, tool)) for tool in DIGEST_PEERS)),
         _case("VAL-04", "Verdicts and match records",
               "A notable file is logged as a match with its exact path; known files are counted "
-              "and filtered out; every other hashed file is unknown.",
-              "The generated lists name some files notable (by SHA-256) and some known (by MD5).",
+              "and filtered out; every other hashed file is unknown. The digest of an empty "
+              "file identifies nothing: an empty file is never a match (counted as empty).",
+              "The generated lists name some files notable (by SHA-256) and some known (by MD5), "
+              "the empty file among the known.",
               ("Matches name exactly the notable files, the non-UTF-8 name included", matches),
-              ("Known and unknown counts as expected", verdicts)),
+              ("Known, unknown and empty counts as expected", verdicts)),
         _case("VAL-05", "Tamper-evident log",
               "The log verifies; an edit or a truncation is caught at a named line.",
               "`verify` on the log and on two altered copies.",
