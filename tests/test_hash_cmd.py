@@ -18,7 +18,7 @@ from matcher.cli import cli
 from matcher.formats import registry as readers
 from matcher.reports.gnu_sum import line
 
-SCHEMA = Path("/work/shared/formats/samples/upstream/dfxml_schema/dfxml.xsd")
+SCHEMA = Path(__file__).resolve().parent / "data" / "dfxml_schema" / "dfxml.xsd"
 # Names hashdeep can carry (no line breaks); a non-UTF-8 one among them.
 NAMES = [b"plain.txt", b"with space, comma.txt", b"back\\slash.bin", b"caf\xe9.bin", b"a&b<c>.bin"]
 

@@ -24,7 +24,7 @@ from matcher.cli import cli
 from matcher.reports import registry
 from matcher.reports.csv_report import COLUMNS
 
-SCHEMA = Path("/work/shared/formats/samples/upstream/dfxml_schema/dfxml.xsd")
+SCHEMA = Path(__file__).resolve().parent / "data" / "dfxml_schema" / "dfxml.xsd"
 DFXML_NS = "{http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML}"
 MATCHER_NS = "{urn:x-matcher:dfxml:1}"
 LATIN1_NAME = b"caf\xe9.bin"  # not UTF-8
