@@ -1,0 +1,143 @@
+"""Benchmark: importing field-scale hash lists (NSRL RDS v3 minimal, VICS 2.0 JSON).
+
+Generates synthetic lists (seeded random digests, never real hash sets), then
+imports each with the real `matcher import` in a child process and reports
+rows/s, the child's peak RSS and the final store size. Memory must stay flat
+as the input grows, so each list is also imported at a tenth of its size and
+the two peaks are compared.
+
+    python tests/bench/bench_import.py                 # 10M RDS rows, 1M VICS entries
+    python tests/bench/bench_import.py --rds 1000000 --vics 100000   # quicker
+
+The machine is shared: run it twice and compare; the peak RSS and the ratio
+of the two sizes' peaks matter more than one absolute rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+MINIMAL_RDS_DDL = """
+CREATE TABLE FILE (sha256 VARCHAR, sha1 VARCHAR, md5 VARCHAR, crc32 VARCHAR,
+  file_name VARCHAR, file_size INTEGER, package_id INTEGER);
+CREATE TABLE PKG (package_id INTEGER, name VARCHAR, version VARCHAR, operating_system_id INTEGER,
+  manufacturer_id INTEGER, language VARCHAR, application_type VARCHAR);
+CREATE TABLE VERSION (version VARCHAR, build_set VARCHAR, build_date TIMESTAMP,
+  release_date TIMESTAMP, description VARCHAR);
+CREATE VIEW DISTINCT_HASH AS SELECT DISTINCT sha256, sha1, md5, crc32 FROM FILE;
+INSERT INTO VERSION VALUES ('2026.09.1', 'Modern', '2026-09-01', '2026-09-05', 'synthetic');
+"""
+VICS_CONTEXT = (
+    "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Media"
+)
+
+
+def rds_rows(count: int, seed: int) -> Iterator[tuple[str, str, str, str, int, int]]:
+    """Rows of a synthetic RDS: one in ten repeats a digest triple (NSRL repeats files)."""
+    rng = random.Random(seed)
+    previous: tuple[str, str, str] | None = None
+    for n in range(count):
+        if previous is not None and n % 10 == 9:
+            triple = previous
+        else:
+            raw = rng.randbytes(32 + 20 + 16).hex().upper()
+            triple = (raw[:64], raw[64:104], raw[104:])
+        previous = triple
+        yield (*triple, f"file-{n}.dll", rng.randrange(1, 1 << 24), n % 5000)
+
+
+def make_rds(path: Path, count: int, seed: int) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(MINIMAL_RDS_DDL)
+    conn.executemany(
+        "INSERT INTO FILE VALUES (?, ?, ?, '00000000', ?, ?, ?)", rds_rows(count, seed)
+    )
+    conn.commit()
+    conn.close()
+
+
+def make_vics(path: Path, count: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with path.open("wb") as out:
+        out.write(b'{"@odata.context": "%s", "value": [\n' % VICS_CONTEXT.encode())
+        for n in range(count):
+            md5, sha1, sha256 = (rng.randbytes(k).hex().upper() for k in (16, 20, 32))
+            out.write(
+                b'{"MediaID": %d, "Category": %d, "MD5": "%s", "SHA1": "%s", "MediaSize": "%d", '
+                b'"IsPrecategorized": "false", "AlternativeHashes": [{"HashName": "SHA256", '
+                b'"HashValue": "%s"}]}%s'
+                % (n, n % 4, md5.encode(), sha1.encode(), rng.randrange(1, 1 << 22),
+                   sha256.encode(), b",\n" if n + 1 < count else b"\n")
+            )  # fmt: skip
+        out.write(b"]}\n")
+
+
+def timed_import(source: Path, db: Path) -> tuple[float, int]:
+    """Seconds and the child's peak RSS (KiB) of `matcher import source --db db`."""
+    cmd = [sys.executable, "-m", "matcher", "import", str(source), "--db", str(db)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"import failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return seconds, usage.ru_maxrss
+
+
+def run(kind: str, count: int, work: Path, seed: int) -> None:
+    results = []
+    for size in (max(count // 10, 1), count):
+        source = work / f"{kind}-{size}.{'db' if kind == 'rds' else 'json'}"
+        started = time.perf_counter()
+        (make_rds if kind == "rds" else make_vics)(source, size, seed)
+        made = time.perf_counter() - started
+        db = work / f"store-{kind}-{size}.db"
+        seconds, peak = timed_import(source, db)
+        results.append((size, seconds, peak))
+        print(
+            f"{kind:4} {size:>11,} rows  source {source.stat().st_size / 1e6:8.1f} MB "
+            f"(made in {made:5.1f} s)  import {seconds:7.2f} s  {size / seconds:>10,.0f} rows/s  "
+            f"peak RSS {peak / 1024:7.1f} MiB  store {db.stat().st_size / 1e6:8.1f} MB "
+            f"({db.stat().st_size / size:5.1f} B/row)",
+            flush=True,
+        )
+        source.unlink()
+        db.unlink()
+    (small, _, small_peak), (large, _, large_peak) = results
+    print(
+        f"{kind:4} memory: peak RSS {small_peak / 1024:.1f} MiB at {small:,} rows, "
+        f"{large_peak / 1024:.1f} MiB at {large:,} rows (ratio {large_peak / small_peak:.2f} "
+        f"for {large / small:.0f}x the rows)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rds", type=int, default=10_000_000, help="RDS v3 rows (0: skip)")
+    parser.add_argument("--vics", type=int, default=1_000_000, help="VICS entries (0: skip)")
+    parser.add_argument("--seed", type=int, default=20261129)
+    parser.add_argument("--work", type=Path, help="scratch folder (default: a temp dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        work = Path(tmp)
+        print(
+            f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
+            f"cores {os.cpu_count()}"
+        )
+        if args.rds:
+            run("rds", args.rds, work, args.seed)
+        if args.vics:
+            run("vics", args.vics, work, args.seed)
+
+
+if __name__ == "__main__":
+    main()
