@@ -578,6 +578,7 @@ def _scan(
     finally:
         try:
             engine.close()
+            walker.close()
             inventory.flush()
             for crossing in walker.crossings:
                 notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")

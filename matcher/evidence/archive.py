@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bz2
 import calendar
+import contextlib
 import dataclasses
 import errno as errno_mod
 import gzip
@@ -184,13 +185,13 @@ def _decompressed(stream: IO[bytes], compression: str) -> IO[bytes]:
     return stream
 
 
-def _apply(stream: IO[bytes], step: tuple[object, ...]) -> IO[bytes]:
+def _apply(stream: IO[bytes], step: tuple[object, ...], stack: contextlib.ExitStack) -> IO[bytes]:
     """The member stream that `step` names inside the archive `stream`."""
     kind = step[0]
     if kind == "zip":
         index = step[1]
         assert isinstance(index, int)
-        archive = zipfile.ZipFile(stream)
+        archive = stack.enter_context(zipfile.ZipFile(stream))
         return archive.open(archive.infolist()[index])
     if kind == "tar":
         compression, offset, size = step[1], step[2], step[3]
@@ -203,11 +204,16 @@ def _apply(stream: IO[bytes], step: tuple[object, ...]) -> IO[bytes]:
     raise ValueError(f"unknown archive step {kind!r}")
 
 
-def open_chain(base: tuple[object, ...], steps: tuple[tuple[object, ...], ...]) -> IO[bytes]:
-    """Open the outermost file and every nested member down to the last step."""
-    stream = open_base(base)
+def open_chain(
+    base: tuple[object, ...], steps: tuple[tuple[object, ...], ...], stack: contextlib.ExitStack
+) -> IO[bytes]:
+    """Open the outermost file and every nested member down to the last step.
+
+    Everything opened on the way is closed with `stack`.
+    """
+    stream = stack.enter_context(open_base(base))
     for step in steps:
-        stream = _apply(stream, step)
+        stream = stack.enter_context(_apply(stream, step, stack))
     return stream
 
 
@@ -226,16 +232,20 @@ def _container(
     key = (base, steps, last[0], last[1] if last[0] != "zip" else None)
     cached = getattr(_local, "container", None)
     if cached is None or cached[0] != key:
-        if cached is not None:
-            cached[1].close()
-        outer = open_chain(base, steps)
-        if last[0] == "zip":
-            holder: Any = zipfile.ZipFile(outer)
-        else:
-            compression = last[1]
-            assert isinstance(compression, str)
-            holder = _decompressed(outer, compression)
-        _local.container = cached = (key, holder)
+        close_cached()
+        stack = contextlib.ExitStack()
+        try:
+            outer = open_chain(base, steps, stack)
+            if last[0] == "zip":
+                holder: Any = stack.enter_context(zipfile.ZipFile(outer))
+            else:
+                compression = last[1]
+                assert isinstance(compression, str)
+                holder = stack.enter_context(_decompressed(outer, compression))
+        except BaseException:
+            stack.close()
+            raise
+        _local.container = cached = (key, holder, stack)
     holder = cached[1]
     if last[0] == "zip":
         index = last[1]
@@ -249,6 +259,14 @@ def _container(
     return holder  # type: ignore[no-any-return]
 
 
+def close_cached() -> None:
+    """Close this thread's kept-open container, if any."""
+    cached = getattr(_local, "container", None)
+    _local.container = None
+    if cached is not None:
+        cached[2].close()
+
+
 def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryview]:
     """The content of an archive member, chunk by chunk (a hashing `ChunkReader`).
 
@@ -260,18 +278,21 @@ def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryvi
     assert isinstance(base, tuple) and isinstance(steps, tuple)
     try:
         stream = _container(base, steps[:-1], steps[-1])
-        left = task.size + 1
-        while left > 0:
-            n = stream.readinto(buffer[: min(len(buffer), left)])  # type: ignore[attr-defined]
-            if not n:
-                break
-            left -= n
-            yield buffer[:n]
+        with contextlib.ExitStack() as member:
+            if steps[-1][0] != "stream":
+                member.enter_context(stream)
+            left = task.size + 1
+            while left > 0:
+                n = stream.readinto(buffer[: min(len(buffer), left)])  # type: ignore[attr-defined]
+                if not n:
+                    break
+                left -= n
+                yield buffer[:n]
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        _local.container = None
+        close_cached()
         raise OSError(errno_mod.EIO, f"archive member unreadable: {exc}") from exc
-    except (ValueError, RuntimeError) as exc:
-        _local.container = None
+    except (ValueError, RuntimeError, OSError) as exc:
+        close_cached()
         raise OSError(errno_mod.EIO, f"archive member unreadable: {exc}") from exc
 
 
@@ -330,8 +351,9 @@ class ArchiveWalker:
             elif fmt == "tar":
                 yield from self._tar(path, base, steps, "", packed_size, depth, budget)
             else:
-                with open_chain(base, steps) as raw, _decompressed(raw, fmt) as stream:
-                    inner = stream.read(HEAD)
+                with contextlib.ExitStack() as stack:
+                    raw = open_chain(base, steps, stack)
+                    inner = stack.enter_context(_decompressed(raw, fmt)).read(HEAD)
                 if archive_format(inner) == "tar":
                     yield from self._tar(path, base, steps, fmt, packed_size, depth, budget)
                 else:
@@ -379,7 +401,8 @@ class ArchiveWalker:
         depth: int,
         budget: _Budget,
     ) -> Iterator[FileTask | EntryOutcome]:
-        with open_chain(base, steps) as raw, zipfile.ZipFile(raw) as archive:
+        with contextlib.ExitStack() as stack:
+            archive = stack.enter_context(zipfile.ZipFile(open_chain(base, steps, stack)))
             infos = archive.infolist()
             counted = 0
             for index, info in enumerate(infos):
@@ -426,7 +449,9 @@ class ArchiveWalker:
         budget: _Budget,
     ) -> Iterator[FileTask | EntryOutcome]:
         limits = self.limits
-        with open_chain(base, steps) as raw, _decompressed(raw, compression) as stream:
+        with contextlib.ExitStack() as stack:
+            raw = open_chain(base, steps, stack)
+            stream = stack.enter_context(_decompressed(raw, compression))
             archive = tarfile.open(
                 fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape"
             )
@@ -509,7 +534,9 @@ class ArchiveWalker:
             limits.max_total_bytes - budget.expanded,
             max(limits.ratio_floor, limits.max_ratio * max(packed_size, 1)),
         )
-        with open_chain(base, steps) as raw, _decompressed(raw, compression) as stream:
+        with contextlib.ExitStack() as stack:
+            raw = open_chain(base, steps, stack)
+            stream = stack.enter_context(_decompressed(raw, compression))
             while chunk := stream.read(1 << 20):
                 if not head:
                     head = chunk[:HEAD]

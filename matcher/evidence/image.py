@@ -162,7 +162,8 @@ class _Media:
 
     def close(self) -> None:
         if self.handle is not None:
-            self.handle.close()
+            handle, self.handle = self.handle, None
+            handle.close()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -595,6 +596,14 @@ def _cached_volume(image_path: bytes, kind: str, offset: int) -> Any:
         if volume.offset == offset:
             return volume.fs
     raise OSError(errno_mod.ENOENT, f"no filesystem at offset {offset}")
+
+
+def close_cached() -> None:
+    """Close this thread's opened images (the reader's cache)."""
+    cache: dict[bytes, OpenedImage] | None = getattr(_local, "images", None)
+    _local.images = {}
+    for image in (cache or {}).values():
+        image.close()
 
 
 def open_stream(locator: tuple[object, ...]) -> tuple[Any, int, int]:

@@ -123,8 +123,8 @@ class EvidenceWalker:
         yield from self.archives.walk(task.path, base, head, task.size)
 
     def close(self) -> None:
-        for image in self.images.values():
-            image.close()
+        """Close what the walk and this thread's readers opened (not the images given)."""
+        close_readers()
 
 
 def _unlistable(task: FileTask, exc: OSError) -> EntryOutcome:
@@ -147,6 +147,12 @@ def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryvi
     if task.locator[0] == "member":
         return archive_mod.read_chunks(task, buffer)
     raise EvidenceError(f"unknown locator kind {task.locator[0]!r}")
+
+
+def close_readers() -> None:
+    """Close what this thread's chunk readers keep open (images, archive containers)."""
+    archive_mod.close_cached()
+    image_mod.close_cached()
 
 
 def verify_images(images: dict[bytes, image_mod.OpenedImage]) -> dict[bytes, dict[str, object]]:

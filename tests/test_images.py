@@ -1,0 +1,430 @@
+"""Disk images through `matcher scan`: every file of every partition, against the source manifest.
+
+The images are built at test time from a seeded tree by `fixtures/images/build.py`
+(Debian tools, no mounting). Under CI a missing tool or the missing `images`
+extra fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import FIXTURES
+from conftest import assert_counts_add_up
+from conftest import read_log
+
+from matcher.cli import cli
+from matcher.errors import ExitCode
+
+sys.path.insert(0, str(FIXTURES / "images"))
+import build  # noqa: E402
+
+NOTABLE_SHA256 = hashlib.sha256(build.NOTABLE_CONTENT).hexdigest()
+ADS = {b"dup1.txt:secret.ads", b"hardlink_to_dup1.txt:secret.ads"}
+
+
+def _require_images() -> None:
+    missing = build.missing_tools()
+    try:
+        import pyewf  # noqa: F401
+        import pytsk3  # noqa: F401
+    except ImportError:
+        missing.append("pytsk3/libewf-python (pip install 'matcher[images]')")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"image tests need {', '.join(missing)} under CI (.ci/run installs them)")
+        pytest.skip(f"missing: {', '.join(missing)}")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    _require_images()
+    out = tmp_path_factory.mktemp("images")
+    result = build.build_all(out / "fx")
+    db = out / "store.db"
+    listing = out / "notable.sha256"
+    listing.write_text(f"{NOTABLE_SHA256}  notable.bin\n")
+    outcome = CliRunner().invoke(
+        cli, ["import", str(listing), "--db", str(db), "--role", "notable"]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    result["db"] = db
+    return result
+
+
+def run(
+    built: dict[str, Any], tmp_path: Path, *evidence: Path, extra: tuple[str, ...] = ()
+) -> tuple[Any, Path]:
+    log = tmp_path / f"run{len(list(tmp_path.glob('*.jsonl')))}.jsonl"
+    args = [
+        "scan",
+        *map(str, evidence),
+        "--examiner",
+        "Test Examiner",
+        "--case",
+        "IMG-1",
+        "--db",
+        str(built["db"]),
+        "--log",
+        str(log),
+        "-q",
+        *extra,
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert "Traceback" not in result.output
+    return result, log
+
+
+def inventory(log: Path) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM entries ORDER BY path")]
+    finally:
+        conn.close()
+
+
+def hashed(log: Path, prefix: bytes) -> dict[bytes, dict[str, object]]:
+    """{inner path: manifest-style digests} of everything hashed under `prefix`."""
+    found: dict[bytes, dict[str, object]] = {}
+    for row in inventory(log):
+        path = bytes(row["path"])
+        if row["md5"] is None or not path.startswith(prefix):
+            continue
+        found[path[len(prefix) :]] = {
+            "md5": bytes(row["md5"]).hex(),
+            "sha1": bytes(row["sha1"]).hex(),
+            "sha256": bytes(row["sha256"]).hex(),
+            "size": row["size"],
+        }
+    return found
+
+
+def expected(
+    built: dict[str, Any], mode: str, deleted_gone: bool, ads: bool = False
+) -> dict[bytes, Any]:
+    manifest = dict(built["manifests"][mode])
+    if deleted_gone:
+        del manifest[build.DELETED]
+    if ads:
+        digest = {
+            "md5": hashlib.md5(build.ADS_CONTENT).hexdigest(),
+            "sha1": hashlib.sha1(build.ADS_CONTENT).hexdigest(),
+            "sha256": hashlib.sha256(build.ADS_CONTENT).hexdigest(),
+            "size": len(build.ADS_CONTENT),
+        }
+        manifest.update({name: digest for name in ADS})
+    return {b"/" + k: v for k, v in manifest.items()}
+
+
+# (image, [(partition label, manifest mode, deleted content gone, has ADS)])
+# Documented differences: deleted_me.txt is deleted in the ext4 and FAT
+# images (no NTFS deletion tool exists without mounting); the FAT tree has no
+# links, newline or non-BMP names; NTFS adds the ADS; symlinks are skipped.
+CASES = {
+    "ext4.raw": [(b"p0@0:ext4", "full", True, False)],
+    "fat32.raw": [(b"p0@0:fat32", "fat", True, False)],
+    "ntfs.raw": [(b"p0@0:ntfs", "ntfs", False, True)],
+    "gpt.raw": [
+        (b"p1@1048576:ext4", "full", True, False),
+        (b"p2@68157440:fat32", "fat", True, False),
+    ],
+    "mbr.raw": [
+        (b"p1@1048576:ntfs", "ntfs", False, True),
+        (b"p2@69206016:ext4", "full", True, False),
+    ],
+    "ext4.E01": [(b"p0@0:ext4", "full", True, False)],
+    "gpt.E01": [
+        (b"p1@1048576:ext4", "full", True, False),
+        (b"p2@68157440:fat32", "fat", True, False),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_file_of_every_partition_matches_the_manifest(
+    built: dict[str, Any], tmp_path: Path, name: str
+) -> None:
+    image = built["dir"] / name
+    result, log = run(built, tmp_path, image)
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["errors"] == 0
+    total = 0
+    for label, mode, gone, ads in CASES[name]:
+        prefix = os.fsencode(image) + b"!" + label
+        got = hashed(log, prefix)
+        assert got == expected(built, mode, gone, ads), label
+        total += len(got)
+    assert counts["files"] == total
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    skips = {r["skip"] for r in rows.values() if r["skip"]}
+    assert "fs-metadata" in skips
+    if any(gone for _, _, gone, _ in CASES[name]):
+        assert "deleted" in skips
+    records = read_log(log)
+    run_record = records[0]
+    assert run_record["images"][0]["path"] == str(image)
+    matches = {r["path"] for r in records if r["type"] == "match"}
+    assert matches == {f"{image}!{label.decode()}/notable.bin" for label, *_ in CASES[name]}
+
+
+def test_fs_metadata_is_listed_and_counted(built: dict[str, Any], tmp_path: Path) -> None:
+    image = built["dir"] / "mbr.raw"
+    result, log = run(built, tmp_path, image)
+    counts = assert_counts_add_up(log)
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    ntfs = os.fsencode(image) + b"!p1@1048576:ntfs/"
+    for name in (b"$MFT", b"$LogFile", b"$Extend", b"$OrphanFiles", b"$Secure"):
+        assert rows[ntfs + name]["skip"] == "fs-metadata", name
+    metadata = sum(1 for r in rows.values() if r["skip"] == "fs-metadata")
+    assert counts["skipped_by_reason"]["fs-metadata"] == metadata
+    fat = built["dir"] / "fat32.raw"
+    result, log = run(built, tmp_path, fat)
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    label = os.fsencode(fat) + b"!p0@0:fat32/FIXFAT32    (Volume Label Entry)"
+    assert rows[label]["skip"] == "fs-metadata"
+
+
+def test_hard_link_is_read_once_and_reported_under_both_names(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    image = built["dir"] / "ext4.raw"
+    result, log = run(built, tmp_path, image)
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    prefix = os.fsencode(image) + b"!p0@0:ext4/"
+    first, second = rows[prefix + b"dup1.txt"], rows[prefix + b"hardlink_to_dup1.txt"]
+    assert first["sha256"] == second["sha256"] is not None
+    assert second["detail"] == f"hard link: read once, as {image}!p0@0:ext4/dup1.txt"
+    assert first["detail"] is None
+
+
+def test_deleted_entries_are_hashed_and_marked_with_deleted(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    truth = built["manifests"]["full"][build.DELETED]
+    for name, label in (("ext4.raw", "p0@0:ext4"), ("fat32.raw", "p0@0:fat32")):
+        image = built["dir"] / name
+        result, log = run(built, tmp_path, image, extra=("--deleted",))
+        assert result.exit_code == ExitCode.NOTABLE, result.output
+        assert_counts_add_up(log)
+        rows = {bytes(r["path"]): r for r in inventory(log)}
+        row = rows[os.fsencode(image) + f"!{label}/".encode() + build.DELETED]
+        assert row["kind"] == "deleted-file"
+        assert bytes(row["sha256"]).hex() == truth["sha256"]
+        result, log = run(built, tmp_path, image)
+        rows = {bytes(r["path"]): r for r in inventory(log)}
+        row = rows[os.fsencode(image) + f"!{label}/".encode() + build.DELETED]
+        assert row["skip"] == "deleted" and row["md5"] is None
+
+
+def test_a_match_on_a_deleted_file_is_a_match(built: dict[str, Any], tmp_path: Path) -> None:
+    db = tmp_path / "deleted.db"
+    listing = tmp_path / "deleted.sha256"
+    truth = built["manifests"]["full"][build.DELETED]["sha256"]
+    listing.write_text(f"{truth}  deleted_me.txt\n")
+    CliRunner().invoke(cli, ["import", str(listing), "--db", str(db), "--role", "notable"])
+    log = tmp_path / "d.jsonl"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "scan",
+            str(built["dir"] / "ext4.raw"),
+            "--deleted",
+            "-q",
+            "--examiner",
+            "E",
+            "--case",
+            "C",
+            "--db",
+            str(db),
+            "--log",
+            str(log),
+        ],
+    )
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    (match,) = [r for r in read_log(log) if r["type"] == "match"]
+    assert match["kind"] == "deleted-file"
+    assert match["path"].endswith("!p0@0:ext4/deleted_me.txt")
+
+
+def test_notable_matches_equal_those_of_the_source_folder(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    src = built["dir"] / "src"
+    result, log = run(built, tmp_path, src, extra=("--archives",))
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    folder = {r["path"][len(str(src)) :] for r in read_log(log) if r["type"] == "match"}
+    assert len(folder) == 3  # notable.bin, and inside sample.zip and sample.tar.gz
+    for name, label in (
+        ("ext4.raw", "p0@0:ext4"),
+        ("ext4.E01", "p0@0:ext4"),
+        ("gpt.E01", "p1@1048576:ext4"),
+        ("gpt.raw", "p1@1048576:ext4"),
+    ):
+        image = built["dir"] / name
+        result, log = run(built, tmp_path, image, extra=("--archives",))
+        assert result.exit_code == ExitCode.NOTABLE, result.output
+        assert_counts_add_up(log)
+        prefix = f"{image}!{label}"
+        found = {
+            r["path"][len(prefix) :]
+            for r in read_log(log)
+            if r["type"] == "match" and r["path"].startswith(prefix)
+        }
+        assert found == folder, name
+    for name in ("src.zip", "src.tar.gz"):
+        archive = built["dir"] / name
+        result, log = run(built, tmp_path, archive, extra=("--archives",))
+        assert result.exit_code == ExitCode.NOTABLE, result.output
+        found = {
+            "/" + r["path"][len(str(archive)) + 1 :].removeprefix("./")
+            for r in read_log(log)
+            if r["type"] == "match"
+        }
+        assert found == folder, name
+
+
+def test_resume_of_an_image_scan_hashes_each_entry_once(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    import matcher.scan as scan_mod
+
+    image = built["dir"] / "ext4.E01"
+    calls = {"n": 0}
+    original = scan_mod._Recorder.record
+
+    def record_then_stop(self: Any, outcome: Any, hits: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise scan_mod.Interrupted("SIGTERM")
+        original(self, outcome, hits)
+
+    scan_mod._Recorder.record = record_then_stop  # type: ignore[method-assign]
+    try:
+        result, log = run(built, tmp_path, image, extra=("-j", "1"))
+    finally:
+        scan_mod._Recorder.record = original  # type: ignore[method-assign]
+    assert result.exit_code & ExitCode.INTERRUPTED, result.output
+    args = [
+        "scan",
+        str(image),
+        "--examiner",
+        "Test Examiner",
+        "--case",
+        "IMG-1",
+        "-q",
+        "--db",
+        str(built["db"]),
+        "--log",
+        str(log),
+        "--resume",
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["files"] == len(expected(built, "full", True))
+    matches = [r for r in read_log(log) if r["type"] == "match"]
+    assert len(matches) == 1
+
+
+# -- damaged and non-images ----------------------------------------------------------
+
+
+def test_truncated_e01_is_a_fatal_error(built: dict[str, Any], tmp_path: Path) -> None:
+    cut = tmp_path / "ev" / "cut.E01"
+    cut.parent.mkdir()
+    data = (built["dir"] / "ext4.E01").read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    result, log = run(built, tmp_path, cut)
+    assert result.exit_code == ExitCode.FATAL, result.output
+    assert "is incomplete" in result.output or "cannot be opened" in result.output
+    assert not log.exists()
+
+
+def test_missing_split_segment_is_a_fatal_error(built: dict[str, Any], tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    segments = sorted(built["dir"].glob("gpt.E0*"))
+    assert len(segments) >= 3
+    for i, segment in enumerate(segments):
+        if i != 1:
+            shutil.copy(segment, ev / segment.name)
+    result, log = run(built, tmp_path, ev / "gpt.E01")
+    assert result.exit_code == ExitCode.FATAL, result.output
+    assert "segment" in result.output and "missing" in result.output
+    last = ev / segments[-1].name
+    last.unlink()  # now only the tail is gone: still refused
+    shutil.copy(segments[1], ev / segments[1].name)
+    result, log = run(built, tmp_path, ev / "gpt.E01")
+    assert result.exit_code == ExitCode.FATAL, result.output
+    assert "incomplete" in result.output
+
+
+def test_flipped_byte_is_caught_only_by_verify_image(built: dict[str, Any], tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    flipped = ev / "flip.E01"
+    data = bytearray((built["dir"] / "ext4.E01").read_bytes())
+    rng = random.Random(7)
+    for offset in rng.sample(range(len(data) // 4, 3 * len(data) // 4), 50):
+        data[offset] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    result, log = run(built, tmp_path, flipped, extra=("--verify-image",))
+    assert result.exit_code & ExitCode.IMAGE_MISMATCH, result.output
+    assert "WARNING" in result.output and "does not match the hash stored" in result.output
+    records = read_log(log)
+    verify = records[0]["images"][0]["verify"]
+    assert verify["match"] is False and verify["stored"]["md5"] != verify["computed"]["md5"]
+    assert records[-1]["counts"]["image_mismatches"] == 1
+    good, log = run(built, tmp_path, built["dir"] / "ext4.E01", extra=("--verify-image",))
+    assert good.exit_code == ExitCode.NOTABLE, good.output
+    assert read_log(log)[0]["images"][0]["verify"]["match"] is True
+
+
+@pytest.mark.parametrize(
+    "content", [b"", random.Random(3).randbytes(3 << 20)], ids=["empty", "random"]
+)
+def test_not_an_image(built: dict[str, Any], tmp_path: Path, content: bytes) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    blob = ev / "disk.raw"
+    blob.write_bytes(content)
+    result, log = run(built, tmp_path, blob, extra=("--images-only",))
+    assert result.exit_code == ExitCode.FATAL, result.output
+    assert "no volume system or filesystem recognised" in result.output
+    assert not log.exists()
+    result, log = run(built, tmp_path, blob)  # without --images-only: one plain file
+    assert result.exit_code == 0, result.output
+    assert assert_counts_add_up(log)["files"] == 1
+
+
+def test_e01_with_no_filesystem_inside_is_an_error(built: dict[str, Any], tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    raw = tmp_path / "noise.raw"
+    raw.write_bytes(random.Random(5).randbytes(1 << 20))
+    build._run(
+        "ewfacquire", "-u", "-q", "-t", ev / "noise", "-f", "encase6", "-c", "deflate:fast", raw
+    )
+    result, log = run(built, tmp_path, ev / "noise.E01")
+    assert result.exit_code == ExitCode.FATAL, result.output
+    assert "no volume system or filesystem recognised" in result.output
+
+
+def test_without_the_images_extra_the_message_names_it(
+    built: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pytsk3", None)
+    result, log = run(built, tmp_path, built["dir"] / "ext4.raw")
+    assert result.exit_code == ExitCode.FATAL, result.output
+    assert "pip install 'matcher[images]'" in result.output
