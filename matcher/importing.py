@@ -113,6 +113,20 @@ def import_list(
     def on_invalid(error: FormatError) -> None:
         result_invalid.append(error)
 
+    sql_source = getattr(reader, "sql_source", None)
+    if sql_source is not None:
+        copied = store.add_list_sql(
+            name=name or path.name,
+            role=role or reader.DEFAULT_ROLE,
+            format=reader.NAME,
+            source_sha256=source_sha256,
+            source_path=str(path),
+            metadata=reader.metadata(path),
+            source=sql_source(path),
+            replace=replace,
+        )
+        if copied is not None:
+            return ImportResult(info=copied, replaced=replace)
     callback = on_invalid if skip_invalid else None
     read_batches = getattr(reader, "read_batches", None)
     batches: Iterator[tuple[tuple[str, ...], list[Row]]]

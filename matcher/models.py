@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
+from pathlib import Path
 
 ROLES = ("notable", "known")
 
@@ -135,6 +136,20 @@ class ListInfo:
         if self.zero_length:
             fields["zero_length_entries"] = self.zero_length
         return fields
+
+
+@dataclasses.dataclass(frozen=True)
+class SqlListSource:
+    """A list that is itself an SQLite database, copied into the store by SQL.
+
+    `select` reads the database attached as schema `src` and yields one row
+    per entry: `(*hex_digests, size, name, ident, label)`, one hex-text column
+    per name in `algorithms`. No row becomes a Python object on the way.
+    """
+
+    path: Path
+    select: str
+    algorithms: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ store exactly as it was before the import.
 
 from __future__ import annotations
 
+import binascii
 import datetime
 import json
 import os
@@ -26,11 +27,14 @@ from pathlib import Path
 import sqlite_utils
 
 from matcher.digests import ALGORITHM_CODES
+from matcher.digests import DIGEST_SIZES
 from matcher.digests import empty_digest
+from matcher.errors import FormatError
 from matcher.errors import StoreError
 from matcher.models import ROLES
 from matcher.models import ListHit
 from matcher.models import ListInfo
+from matcher.models import SqlListSource
 from matcher.sqlitefiles import connect_readonly
 
 SCHEMA_VERSION = 1
@@ -39,6 +43,24 @@ _CODE_NAMES = {code: name for name, code in ALGORITHM_CODES.items()}
 _LOOKUP_CHUNK = 900
 
 Row = tuple[object, ...]
+
+
+class _NeedsRowByRow(Exception):
+    """A row the SQL copy cannot take as it is: roll back, import row by row."""
+
+
+def _text(name: object) -> str | bytes | None:
+    """A stored name: text, or the exact bytes when they are not UTF-8.
+
+    Lists copied by SQL keep names as BLOBs (their encoding is unknown);
+    those that decode as UTF-8 are text like every other list's names.
+    """
+    if isinstance(name, bytes):
+        try:
+            return name.decode("utf-8")
+        except UnicodeDecodeError:
+            return name
+    return None if name is None else str(name)
 
 
 def _utcnow() -> str:
@@ -218,6 +240,38 @@ class HashStore:
             self._delete_list(info.id)
         return info
 
+    def _check_new_list(self, name: str, role: str, replace: str | None) -> ListInfo | None:
+        """The list to replace (if any); raises StoreError on a bad role or name."""
+        if role not in ROLES:
+            raise StoreError(f"Role must be one of {', '.join(ROLES)}, not {role!r}.")
+        old = self.find_list(name=replace) if replace else None
+        if replace and old is None:
+            raise StoreError(f"No list named {replace!r} to replace. See `matcher lists`.")
+        clash = self.find_list(name=name)
+        if clash is not None and (old is None or clash.id != old.id):
+            raise StoreError(
+                f"A list named {name!r} already exists. Use --name to choose another "
+                f"name, or --replace {name} to replace it."
+            )
+        return old
+
+    def _insert_list_row(
+        self,
+        name: str,
+        role: str,
+        format: str,
+        source_sha256: str,
+        source_path: str,
+        metadata: dict[str, str],
+    ) -> int:
+        cur = self.db.conn.execute(
+            "INSERT INTO lists (name, role, format, source_sha256, source_path, entries, "
+            "imported, metadata) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+            [name, role, format, source_sha256, source_path, _utcnow(), json.dumps(metadata)],
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
     def add_list(
         self,
         *,
@@ -243,36 +297,15 @@ class HashStore:
             StoreError: on a bad role, a name clash, or a database error.
             Whatever the batches iterator raises (e.g. FormatError) after a rollback.
         """
-        if role not in ROLES:
-            raise StoreError(f"Role must be one of {', '.join(ROLES)}, not {role!r}.")
-        old = self.find_list(name=replace) if replace else None
-        if replace and old is None:
-            raise StoreError(f"No list named {replace!r} to replace. See `matcher lists`.")
-        clash = self.find_list(name=name)
-        if clash is not None and (old is None or clash.id != old.id):
-            raise StoreError(
-                f"A list named {name!r} already exists. Use --name to choose another "
-                f"name, or --replace {name} to replace it."
-            )
+        old = self._check_new_list(name, role, replace)
         conn = self.db.conn
         try:
             with self.db.atomic():
                 if old is not None:
                     self._delete_list(old.id)
-                cur = conn.execute(
-                    "INSERT INTO lists (name, role, format, source_sha256, source_path, entries, "
-                    "imported, metadata) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
-                    [
-                        name,
-                        role,
-                        format,
-                        source_sha256,
-                        source_path,
-                        _utcnow(),
-                        json.dumps(metadata),
-                    ],
+                list_id = self._insert_list_row(
+                    name, role, format, source_sha256, source_path, metadata
                 )
-                list_id = cur.lastrowid
                 next_id = (
                     (conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]) + 1
                 )
@@ -309,6 +342,97 @@ class HashStore:
         assert info is not None
         return info
 
+    def add_list_sql(
+        self,
+        *,
+        name: str,
+        role: str,
+        format: str,
+        source_sha256: str,
+        source_path: str,
+        metadata: dict[str, str],
+        source: SqlListSource,
+        replace: str | None = None,
+    ) -> ListInfo | None:
+        """Import a list that is an SQLite database by SQL alone, in one transaction.
+
+        The source is attached read-only and its rows copied with INSERT ...
+        SELECT: no Python object per row, only the hex decoding. Any row
+        this path cannot take as it is (a digest that is not hex of the right
+        length, a size that is not a byte count) rolls everything back and
+        returns None: the caller then imports row by row, which names each
+        bad row exactly as every other reader does.
+
+        Raises:
+            StoreError: a bad role, a name clash, or a database error.
+            FormatError: the source holds no entries.
+        """
+        old = self._check_new_list(name, role, replace)
+        conn = self.db.conn
+        k = len(source.algorithms)
+        digest_columns = [f"d{i}" for i in range(k)]
+        columns = ", ".join([*digest_columns, "size", "name", "ident", "label"])
+        uri = source.path.absolute().as_uri() + "?mode=ro&immutable=1"
+        conn.create_function("matcher_unhex", 1, binascii.a2b_hex, deterministic=True)
+        try:
+            conn.execute("ATTACH DATABASE ? AS src", [uri])
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Cannot attach {source.path}: {exc}") from exc
+        try:
+            with self.db.atomic():
+                conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
+                conn.execute(f"CREATE TEMP TABLE matcher_import ({columns})")
+                conn.execute(f"INSERT INTO temp.matcher_import {source.select}")
+                total = conn.execute("SELECT count(*) FROM temp.matcher_import").fetchone()[0]
+                if total == 0:
+                    raise FormatError("the list holds no entries", source=source_path)
+                lengths = " OR ".join(
+                    f"{c} IS NULL OR length({c}) <> {DIGEST_SIZES[a] * 2}"
+                    for c, a in zip(digest_columns, source.algorithms, strict=True)
+                )
+                unusable = conn.execute(
+                    "SELECT count(*) FROM temp.matcher_import WHERE "
+                    f"{lengths} OR (size IS NOT NULL AND (typeof(size) <> 'integer' OR size < 0))"
+                ).fetchone()[0]
+                if unusable:
+                    raise _NeedsRowByRow
+                if old is not None:
+                    self._delete_list(old.id)
+                list_id = self._insert_list_row(
+                    name, role, format, source_sha256, source_path, metadata
+                )
+                base = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
+                conn.execute(
+                    "INSERT INTO entries (id, list_id, size, name, ident, label) "
+                    "SELECT rowid + ?, ?, size, name, ident, label FROM temp.matcher_import",
+                    [base, list_id],
+                )
+                for column, algorithm in zip(digest_columns, source.algorithms, strict=True):
+                    # Note: a2b_hex raises on any non-hex byte, which aborts
+                    # the statement, and so the whole fast path.
+                    conn.execute(
+                        "INSERT OR IGNORE INTO hashes (algo, digest, entry_id) "
+                        f"SELECT ?, matcher_unhex({column}), rowid + ? "
+                        "FROM temp.matcher_import ORDER BY 2",
+                        [ALGORITHM_CODES[algorithm], base],
+                    )
+                conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
+                conn.execute("DROP TABLE temp.matcher_import")
+        except _NeedsRowByRow:
+            return None
+        except sqlite3.OperationalError as exc:
+            if "user-defined function raised exception" in str(exc):
+                return None
+            raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
+        finally:
+            conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
+            conn.execute("DETACH DATABASE src")
+        info = self.find_list(name=name)
+        assert info is not None
+        return info
+
     # -- lookups --------------------------------------------------------------
 
     def lookup(self, algorithm: str, digests: Sequence[bytes]) -> dict[bytes, list[ListHit]]:
@@ -328,7 +452,7 @@ class HashStore:
             ).fetchall()
             for digest, list_name, role, size, name, ident, label in rows:
                 found.setdefault(digest, []).append(
-                    ListHit(list_name, role, algorithm, size, name, ident, label)
+                    ListHit(list_name, role, algorithm, size, _text(name), ident, label)
                 )
         return found
 

@@ -17,6 +17,7 @@ from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import RecordBatch
 from matcher.models import HashRecord
+from matcher.models import SqlListSource
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha256")
@@ -145,6 +146,24 @@ class NsrlRds3Reader:
         for rows in _row_batches(path, on_invalid):
             yield RecordBatch(algorithms=ALGORITHMS, rows=cast(list[tuple[object, ...]], rows))
 
+    def sql_source(self, path: Path) -> SqlListSource:
+        """The same entries as read_batches, as a SELECT the store runs itself.
+
+        The store attaches the database as `src` and copies the rows by SQL,
+        which spares one Python object per row. Hex digests come out as the
+        database holds them (the store decodes and checks them); names as
+        BLOBs, since RDS names keep the vendor's encoding.
+
+        Raises:
+            FormatError: when the file is not an RDS v3 database.
+        """
+        with _connect(path) as conn:
+            try:
+                select = _query(conn, str(path), schema="src", hex_text=True)
+            except sqlite3.Error as exc:
+                raise FormatError(f"cannot read the NSRL database: {exc}", str(path)) from exc
+        return SqlListSource(path=path, select=select, algorithms=ALGORITHMS)
+
     def metadata(self, path: Path) -> dict[str, str]:
         """The VERSION row (version, build_set, release_date) and the schema shape.
 
@@ -193,8 +212,16 @@ def _row_batches(path: Path, on_invalid: OnInvalid) -> Iterator[list[_ROW]]:
             raise FormatError(f"cannot read the NSRL database: {exc}", source) from exc
 
 
-def _query(conn: sqlite3.Connection, source: str) -> str:
-    """The SELECT over FILE, built from the columns this database actually has."""
+def _query(
+    conn: sqlite3.Connection, source: str, schema: str = "main", hex_text: bool = False
+) -> str:
+    """The SELECT over FILE, built from the columns this database actually has.
+
+    Args:
+        schema: the name the database is attached under.
+        hex_text: digests as stored (text) and names as BLOBs, for a copy
+            by SQL; otherwise digests as BLOBs for a2b_hex in Python.
+    """
     objects = _objects(conn)
     if "FILE" not in objects:
         raise FormatError("not an NSRL RDS v3 database: it has no FILE table or view", source)
@@ -211,9 +238,14 @@ def _query(conn: sqlite3.Connection, source: str) -> str:
     # Hashes come out as BLOBs: no text decoding, and a2b_hex rejects spaces.
     # In the minimal schema the primary key starts (sha256, sha1, md5), so the
     # GROUP BY walks that covering index instead of sorting 100M+ rows.
+    if hex_text:
+        digests = f"{md5}, {sha1}, {sha256}"
+        name = f"CAST({name} AS BLOB)"
+    else:
+        digests = f"CAST({md5} AS BLOB), CAST({sha1} AS BLOB), CAST({sha256} AS BLOB)"
     return (
-        f"SELECT CAST({md5} AS BLOB), CAST({sha1} AS BLOB), CAST({sha256} AS BLOB), "
-        f"{size}, {name}, {ident} FROM FILE GROUP BY {sha256}, {sha1}, {md5}"
+        f"SELECT {digests}, {size}, {name}, {ident}, NULL FROM {schema}.FILE "
+        f"GROUP BY {sha256}, {sha1}, {md5}"
     )
 
 
@@ -231,7 +263,7 @@ def _fast_rows(fetched: list[Any]) -> list[_ROW] | None:
                 ident,
                 None,
             )
-            for md5, sha1, sha256, size, name, ident in fetched
+            for md5, sha1, sha256, size, name, ident, _label in fetched
             if len(md5) == 32
             and len(sha1) == 40
             and len(sha256) == 64
@@ -245,7 +277,7 @@ def _fast_rows(fetched: list[Any]) -> list[_ROW] | None:
 def _checked_rows(fetched: list[Any], source: str, on_invalid: OnInvalid) -> list[_ROW]:
     """Convert a batch row by row, reporting each malformed row."""
     rows: list[_ROW] = []
-    for md5, sha1, sha256, size, name, ident in fetched:
+    for md5, sha1, sha256, size, name, ident, _label in fetched:
         try:
             raw = [
                 _digest(value, alg)

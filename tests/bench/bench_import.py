@@ -27,8 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 MINIMAL_RDS_DDL = """
-CREATE TABLE FILE (sha256 VARCHAR, sha1 VARCHAR, md5 VARCHAR, crc32 VARCHAR,
-  file_name VARCHAR, file_size INTEGER, package_id INTEGER);
+CREATE TABLE FILE (sha256 VARCHAR NOT NULL, sha1 VARCHAR NOT NULL, md5 VARCHAR NOT NULL,
+  crc32 VARCHAR NOT NULL, file_name VARCHAR NOT NULL, file_size INTEGER NOT NULL,
+  package_id INTEGER NOT NULL,
+  CONSTRAINT PK_FILE__FILE PRIMARY KEY (sha256, sha1, md5, crc32, file_name, file_size, package_id));
 CREATE TABLE PKG (package_id INTEGER, name VARCHAR, version VARCHAR, operating_system_id INTEGER,
   manufacturer_id INTEGER, language VARCHAR, application_type VARCHAR);
 CREATE TABLE VERSION (version VARCHAR, build_set VARCHAR, build_date TIMESTAMP,
@@ -42,7 +44,11 @@ VICS_CONTEXT = (
 
 
 def rds_rows(count: int, seed: int) -> Iterator[tuple[str, str, str, str, int, int]]:
-    """Rows of a synthetic RDS: one in ten repeats a digest triple (NSRL repeats files)."""
+    """Rows of a synthetic RDS: one in ten repeats a digest triple (NSRL repeats files).
+
+    The DDL is NIST's minimal schema (FORMATS.md), primary key included: the
+    importer's GROUP BY walks that index, as it does on a real RDS.
+    """
     rng = random.Random(seed)
     previous: tuple[str, str, str] | None = None
     for n in range(count):
