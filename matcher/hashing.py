@@ -15,6 +15,7 @@ import errno as errno_mod
 import os
 import stat
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
@@ -185,13 +186,27 @@ def _failure(
 
 # -- executor seam ------------------------------------------------------------
 #
-# The main thread groups tasks into small batches (many small files, or one
-# large one), hands them to an executor, and yields outcomes in submission
-# order, so the log's order is the walk's whatever --jobs is. At most
-# `window` batches are in flight: memory stays flat however many files exist.
+# The main thread groups tasks into work units sized by bytes (a large file
+# alone; small files together, up to BATCH_FILES or BATCH_BYTES), hands them
+# to an executor, and yields outcomes in submission order, so the log's order
+# is the walk's whatever --jobs is. At most IN_FLIGHT units per worker are
+# submitted and not yet consumed: memory stays flat however many files exist,
+# and no read buffer is shared (each worker owns one Hasher).
 
+# Files of at least this size travel alone: a worker that takes one never
+# holds small files behind it, and the other workers keep going.
+LARGE_FILE = 8 << 20
 BATCH_BYTES = 8 << 20
-BATCH_FILES = 128
+BATCH_FILES = 64
+# The in-flight bound, per worker: at most IN_FLIGHT units, and no more
+# units once IN_FLIGHT_BYTES of file content is submitted and not yet
+# consumed. Outcomes are yielded in order, so a worker hashing a large file
+# holds back the results of every later unit; the byte budget lets the other
+# workers run ahead through small files meanwhile instead of going idle,
+# while the unit cap bounds memory (an outcome is a few hundred bytes: no
+# content is ever held, only paths and digests).
+IN_FLIGHT = 32
+IN_FLIGHT_BYTES = 256 << 20
 
 _worker_hasher: Hasher | None = None
 
@@ -234,12 +249,25 @@ def _run_batch_in_worker(batch: list[FileTask]) -> list[EntryOutcome]:
 
 
 def batches(
-    tasks: Iterator[FileTask], batch_bytes: int = BATCH_BYTES, batch_files: int = BATCH_FILES
+    tasks: Iterable[FileTask],
+    batch_bytes: int = BATCH_BYTES,
+    batch_files: int = BATCH_FILES,
+    large_file: int = LARGE_FILE,
 ) -> Iterator[list[FileTask]]:
-    """Group tasks so that a batch carries about `batch_bytes` or `batch_files`."""
+    """Group tasks, in order, into work units of about `batch_bytes` or `batch_files`.
+
+    A task of `large_file` bytes or more is a unit of its own. Concatenating
+    the units gives back the tasks in their order.
+    """
     batch: list[FileTask] = []
     size = 0
     for task in tasks:
+        if task.size >= large_file:
+            if batch:
+                yield batch
+                batch, size = [], 0
+            yield [task]
+            continue
         batch.append(task)
         size += task.size
         if size >= batch_bytes or len(batch) >= batch_files:
@@ -282,12 +310,16 @@ class SerialEngine:
 
 
 class PoolEngine:
-    """Batches of tasks over a pool of threads or processes, ordered, bounded.
+    """Work units over a pool of threads or processes, ordered, bounded.
 
     Args:
-        kind: "thread" or "process".
+        kind: "process" (forked workers, the default) or "thread".
         jobs: number of workers.
-        window: batches in flight per worker (the memory bound).
+        in_flight: work units per worker submitted and not yet consumed (the
+            memory bound: at most `jobs * in_flight` units exist at once).
+        in_flight_bytes: file bytes per worker submitted and not yet consumed;
+            no further unit is submitted beyond it (at least one always is).
+        batch_bytes, batch_files, large_file: the work-unit sizes (`batches`).
     """
 
     def __init__(
@@ -297,13 +329,23 @@ class PoolEngine:
         jobs: int,
         kind: str = "process",
         chunk_size: int = CHUNK_SIZE,
-        window: int = 4,
+        in_flight: int = IN_FLIGHT,
+        in_flight_bytes: int = IN_FLIGHT_BYTES,
         chunk_reader: ChunkReader | None = None,
+        batch_bytes: int = BATCH_BYTES,
+        batch_files: int = BATCH_FILES,
+        large_file: int = LARGE_FILE,
     ):
         import concurrent.futures as cf
 
         self.jobs = jobs
-        self.window = max(2, window * jobs)
+        self.window = max(2, in_flight * jobs)
+        self.window_bytes = max(1, in_flight_bytes * jobs)
+        self.batch_bytes = batch_bytes
+        self.batch_files = batch_files
+        self.large_file = large_file
+        # The most units ever submitted and not yet consumed (for tests).
+        self.peak_in_flight = 0
         args = (tuple(algorithms), opener, chunk_size, chunk_reader)
         self.executor: cf.Executor
         if kind == "thread":
@@ -341,13 +383,20 @@ class PoolEngine:
     def map(self, tasks: Iterator[FileTask]) -> Iterator[EntryOutcome]:
         import collections
 
-        pending: collections.deque[Any] = collections.deque()
-        for batch in batches(tasks):
-            pending.append(self.executor.submit(self._submit_fn, batch))
-            while len(pending) >= self.window:
-                yield from pending.popleft().result()
+        pending: collections.deque[tuple[Any, int]] = collections.deque()
+        pending_bytes = 0
+        units = batches(tasks, self.batch_bytes, self.batch_files, self.large_file)
+        for batch in units:
+            size = sum(t.size for t in batch)
+            pending.append((self.executor.submit(self._submit_fn, batch), size))
+            pending_bytes += size
+            self.peak_in_flight = max(self.peak_in_flight, len(pending))
+            while pending and (len(pending) >= self.window or pending_bytes >= self.window_bytes):
+                future, size = pending.popleft()
+                pending_bytes -= size
+                yield from future.result()
         while pending:
-            yield from pending.popleft().result()
+            yield from pending.popleft()[0].result()
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

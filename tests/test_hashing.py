@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from matcher.evidence.folder import open_readonly
 from matcher.hashing import Hasher
 from matcher.hashing import PoolEngine
 from matcher.hashing import SerialEngine
+from matcher.hashing import batches
 from matcher.models import Failure
 from matcher.models import FileTask
 
@@ -32,10 +35,16 @@ def expected(data: bytes) -> dict[str, bytes]:
 
 def test_known_answers_fips_rfc(tmp_path: Path) -> None:
     cases = {
-        b"": ("d41d8cd98f00b204e9800998ecf8427e", "da39a3ee5e6b4b0d3255bfef95601890afd80709",
-              "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        b"abc": ("900150983cd24fb0d6963f7d28e17f72", "a9993e364706816aba3e25717850c26c9cd0d89d",
-                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        b"": (
+            "d41d8cd98f00b204e9800998ecf8427e",
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ),
+        b"abc": (
+            "900150983cd24fb0d6963f7d28e17f72",
+            "a9993e364706816aba3e25717850c26c9cd0d89d",
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        ),
     }
     hasher = Hasher(("md5", "sha1", "sha256"), open_readonly)
     for data, (md5, sha1, sha256) in cases.items():
@@ -43,7 +52,11 @@ def test_known_answers_fips_rfc(tmp_path: Path) -> None:
         path.write_bytes(data)
         out = hasher.run(task_for(path))
         assert out.digests is not None
-        assert (out.digests["md5"].hex(), out.digests["sha1"].hex(), out.digests["sha256"].hex()) == (md5, sha1, sha256)
+        assert (
+            out.digests["md5"].hex(),
+            out.digests["sha1"].hex(),
+            out.digests["sha256"].hex(),
+        ) == (md5, sha1, sha256)
         path.unlink()
 
 
@@ -60,7 +73,9 @@ def test_chunk_boundaries(tmp_path: Path, chunk: int) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.binary(max_size=5000), chunk=st.integers(min_value=1, max_value=2048))
-def test_property_chunking_never_changes_a_digest(data: bytes, chunk: int, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_property_chunking_never_changes_a_digest(
+    data: bytes, chunk: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     path = tmp_path_factory.mktemp("p") / "f"
     path.write_bytes(data)
     out = Hasher(ALGOS, open_readonly, chunk_size=chunk).run(task_for(path))
@@ -129,3 +144,99 @@ def test_pools_give_identical_ordered_results(tmp_path: Path, kind: str) -> None
         engine.close()
     assert pooled == serial
     assert [o.path for o in pooled] == [t.path for t in tasks]
+
+
+def test_batches_keep_order_and_send_large_files_alone() -> None:
+    sizes = [10, 20, 5000, 30, 40, 50, 6000, 7000, 1, 2, 3, 4, 5]
+    tasks = [FileTask(b"%d" % i, s, 0, 0, i) for i, s in enumerate(sizes)]
+    units = list(batches(iter(tasks), batch_bytes=100, batch_files=3, large_file=5000))
+    assert [t for u in units for t in u] == tasks
+    for unit in units:
+        if any(t.size >= 5000 for t in unit):
+            assert len(unit) == 1
+        else:
+            assert len(unit) <= 3 and sum(t.size for t in unit[:-1]) < 100
+    assert [len(u) for u in units] == [2, 1, 3, 1, 1, 3, 2]
+
+
+def _mixed_tree(root: Path) -> list[FileTask]:
+    """Files on both sides of every size boundary the engine has (chunk, batch, large)."""
+    rng = random.Random(7)
+    sizes = [0, 1, 4095, 4096, 4097, 65535, 65536, 65537, 300_000] + [
+        rng.randrange(0, 9000) for _ in range(150)
+    ]
+    rng.shuffle(sizes)
+    tasks = []
+    for i, size in enumerate(sizes):
+        folder = root / f"d{i % 7}"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{i:04d}"
+        path.write_bytes(rng.randbytes(size))
+        tasks.append(task_for(path))
+    return tasks
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+@pytest.mark.parametrize("jobs", [1, 2, 3, 5])
+def test_results_identical_whatever_jobs_and_engine(tmp_path: Path, kind: str, jobs: int) -> None:
+    tasks = _mixed_tree(tmp_path)
+    serial = list(SerialEngine(ALGOS, open_readonly, chunk_size=4096).map(iter(tasks)))
+    engine = PoolEngine(
+        ALGOS, open_readonly, jobs=jobs, kind=kind, chunk_size=4096,
+        batch_bytes=20_000, batch_files=5, large_file=65536, in_flight=2, in_flight_bytes=100_000,
+    )  # fmt: skip
+    try:
+        pooled = list(engine.map(iter(tasks)))
+    finally:
+        engine.close()
+    assert pooled == serial
+    assert [o.path for o in pooled] == [t.path for t in tasks]
+    for task, outcome in zip(tasks, pooled, strict=True):
+        assert outcome.digests == expected(Path(os.fsdecode(task.path)).read_bytes())
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_work_in_flight_is_bounded(tmp_path: Path, kind: str) -> None:
+    # Many tasks naming one small file: the engine must never pull far ahead
+    # of what it has yielded, however long the stream is.
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+    one = task_for(path)
+    pulled = {"n": 0}
+
+    def stream() -> Iterator[FileTask]:
+        for _ in range(5000):
+            pulled["n"] += 1
+            yield one
+
+    engine = PoolEngine(ALGOS, open_readonly, jobs=2, kind=kind, batch_files=10, in_flight=3)
+    yielded = 0
+    ahead = 0
+    try:
+        for outcome in engine.map(stream()):
+            assert outcome.digests == expected(b"abc")
+            yielded += 1
+            ahead = max(ahead, pulled["n"] - yielded)
+    finally:
+        engine.close()
+    assert yielded == 5000
+    assert engine.peak_in_flight <= engine.window == 6
+    # At most `window` units of 10 tasks, plus the unit being formed.
+    assert ahead <= (engine.window + 1) * 10
+
+
+def test_byte_budget_bounds_work_in_flight(tmp_path: Path) -> None:
+    path = tmp_path / "big"
+    path.write_bytes(os.urandom(50_000))
+    big = task_for(path)
+    engine = PoolEngine(
+        ALGOS, open_readonly, jobs=2, kind="thread", large_file=10_000, in_flight=100,
+        in_flight_bytes=60_000,
+    )  # fmt: skip
+    try:
+        outcomes = list(engine.map(iter([big] * 40)))
+    finally:
+        engine.close()
+    assert len(outcomes) == 40 and all(o.digests == outcomes[0].digests for o in outcomes)
+    # 120,000 budget bytes over 50,000-byte units: never more than 3 at once.
+    assert engine.peak_in_flight <= 3
