@@ -9,6 +9,7 @@ SQLite, the log and the progress callback.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -315,13 +316,44 @@ def _verdict(hits: list[ListHit]) -> Verdict:
     return verdict(hits)
 
 
-def _install_signal_handlers() -> Callable[[], None]:
+class _SignalGate:
+    """Keeps SIGINT/SIGTERM out of the sections that write the log and inventory.
+
+    A signal raises `Interrupted` where it lands, so that a scan waiting on a
+    large file stops at once; but landing inside a log append (after the line
+    is written, before the chain head moves on) would break the chain of the
+    `end` record that follows. Inside `critical()` the signal is held and
+    raised when the section ends.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.held: str | None = None
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if self.depth == 0 and self.held is not None:
+            raise Interrupted(self.held)
+
+    def arrive(self, name: str) -> None:
+        if self.depth:
+            self.held = self.held or name
+        else:
+            raise Interrupted(name)
+
+
+def _install_signal_handlers(gate: _SignalGate) -> Callable[[], None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         # Note that a second signal during the wind-down must not break the
         # `end` record: ignore both from here on.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Interrupted(signal.Signals(signum).name)
+        gate.arrive(signal.Signals(signum).name)
 
     old_int = signal.signal(signal.SIGINT, handler)
     old_term = signal.signal(signal.SIGTERM, handler)
@@ -554,7 +586,8 @@ def _scan(
     started = time.monotonic()
     status = "interrupted"
     aborted: BaseException | None = None
-    restore = _install_signal_handlers()
+    gate = _SignalGate()
+    restore = _install_signal_handlers(gate)
     try:
         _pump(
             options,
@@ -566,6 +599,7 @@ def _scan(
             candidate_sizes,
             finished,
             progress,
+            gate,
         )
         status = "complete"
     except Interrupted as exc:
@@ -576,6 +610,7 @@ def _scan(
         aborted = exc
         notes.append(f"aborted by a fatal error: {exc}")
     finally:
+        gate.depth += 1  # from here on a signal is only held: the end record is written
         try:
             engine.close()
             walker.close()
@@ -736,6 +771,7 @@ def _pump(
     candidate_sizes: set[int] | None,
     finished: set[bytes],
     progress: Callable[[Counts], None] | None,
+    gate: _SignalGate,
 ) -> None:
     roots = [os.fsencode(os.path.abspath(e)) for e in options.evidence]
     # Walk order is kept: `order` holds, in walk order, ready outcomes and a
@@ -789,10 +825,11 @@ def _pump(
         hashed = [o for o in pending if o.digests is not None]
         hits = match_batch([o.digests for o in hashed], digest_filter, store.lookup)  # type: ignore[misc]
         by_id = {id(o): h for o, h in zip(hashed, hits, strict=True)}
-        for outcome in pending:
-            recorder.record(outcome, by_id.get(id(outcome), []))
-        pending.clear()
-        recorder.maybe_flush()
+        with gate.critical():
+            for outcome in pending:
+                recorder.record(outcome, by_id.get(id(outcome), []))
+            pending.clear()
+            recorder.maybe_flush()
         if progress is not None:
             progress(recorder.counts)
 

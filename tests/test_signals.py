@@ -1,0 +1,80 @@
+"""SIGINT/SIGTERM never land inside a log append: the interrupted log always verifies."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import assert_counts_add_up
+from conftest import read_log
+
+from matcher.scan import Interrupted
+from matcher.scan import _SignalGate
+
+MATCHER = [sys.executable, "-m", "matcher"]
+
+
+def test_a_signal_inside_a_critical_section_is_held_until_it_ends() -> None:
+    gate = _SignalGate()
+    steps: list[str] = []
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        with gate.critical():
+            gate.arrive("SIGTERM")
+            steps.append("still writing")
+            with gate.critical():
+                gate.arrive("SIGINT")  # a second one changes nothing
+                steps.append("nested")
+            steps.append("after nested")
+    assert steps == ["still writing", "nested", "after nested"]
+    with pytest.raises(Interrupted, match="SIGINT"):
+        _SignalGate().arrive("SIGINT")  # outside: at once
+
+
+@pytest.fixture(scope="module")
+def every_file_notable(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """3,000 small files, every one on the notable list: a log append per file."""
+    base = tmp_path_factory.mktemp("signals")
+    ev = base / "ev"
+    ev.mkdir()
+    lines = []
+    for i in range(3000):
+        data = b"file %d\n" % i
+        (ev / f"f{i:05d}").write_bytes(data)
+        lines.append(f"{hashlib.sha256(data).hexdigest()}  f{i}\n")
+    (base / "all.sha256").write_text("".join(lines))
+    db = base / "s.db"
+    cmd = [*MATCHER, "import", str(base / "all.sha256"), "--db", str(db)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return ev, db
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(6))
+def test_signals_at_random_moments_leave_a_verifiable_log(
+    every_file_notable: tuple[Path, Path], tmp_path: Path, round_: int
+) -> None:
+    ev, db = every_file_notable
+    log = tmp_path / "run.jsonl"
+    cmd = [*MATCHER, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db)]
+    proc = subprocess.Popen([*cmd, "--log", str(log), "-q"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(random.Random(round_).uniform(0.0, 0.4))
+    proc.send_signal(signal.SIGINT if round_ % 2 else signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    check = subprocess.run([*MATCHER, "verify", str(log)], capture_output=True, text=True)
+    assert check.returncode == 0, (check.stderr, err)
+    end = read_log(log)[-1]
+    assert end["type"] == "end"
+    counts = assert_counts_add_up(log)
+    matches = sum(1 for r in read_log(log) if r["type"] == "match")
+    assert matches == counts["notable"]
+    if end["status"] == "interrupted":
+        assert proc.returncode & 8, err
