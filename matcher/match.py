@@ -54,7 +54,7 @@ class DigestFilter:
         members = self._members.get(algorithm)
         if members is None:
             return []
-        return [d for d in digests if d in members]
+        return list(filter(members.__contains__, digests))
 
 
 def verdict(hits: Sequence[ListHit]) -> Verdict:
@@ -75,7 +75,7 @@ def match_batch(
     results: list[list[ListHit]] = [[] for _ in digest_sets]
     for algorithm in sorted(digest_filter.algorithms):
         wanted = digest_filter.candidates(
-            algorithm, (d[algorithm] for d in digest_sets if algorithm in d)
+            algorithm, [d for s in digest_sets if (d := s.get(algorithm)) is not None]
         )
         if not wanted:
             continue

@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -62,55 +63,41 @@ MATCHER = [PY, "-m", "matcher"]
 @dataclass
 class Run:
     wall: float
-    cpu: float
+    cpu: float  # user + sys of the child and every child it waited for
+    others: float  # CPU-s the rest of the machine used meanwhile (/proc/stat)
     rss_mb: float
-    nvcsw: int
-    nivcsw: int
+    scan_s: float = float("nan")  # matcher: its own scan phase (after store and filter setup)
 
 
 @dataclass
 class Contender:
     name: str
-    argv: list[str] | None  # None: built per run by `make`
+    argv: list[str]
     ok_codes: tuple[int, ...] = (0,)
     runs: list[Run] = field(default_factory=list)
     fresh_log: bool = False
     stdout_check: str | None = None
 
 
-def timed(argv: list[str], ok_codes: tuple[int, ...], shell: bool = False) -> tuple[Run, str]:
-    """Run a child; its wall time and, from wait4, its own and its children's costs."""
+def _busy_seconds() -> float:
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def run_measured(argv: list[str], ok_codes: tuple[int, ...]) -> tuple[Run, str]:
+    """Run a child to its end: wall time, its CPU-s (wait4 via RUSAGE_CHILDREN), others' CPU-s."""
+    before, busy0 = resource.getrusage(resource.RUSAGE_CHILDREN), _busy_seconds()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        argv if not shell else ["/bin/sh", "-c", argv[0]],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd="/",
-    )
-    out, err = proc.communicate()
+    proc = subprocess.run(argv, capture_output=True, cwd="/")
     wall = time.perf_counter() - t0
-    # Note that communicate() reaped it; the rusage comes from RUSAGE_CHILDREN deltas.
+    after, busy1 = resource.getrusage(resource.RUSAGE_CHILDREN), _busy_seconds()
     if proc.returncode not in ok_codes:
-        raise SystemExit(f"{argv[:6]} exited {proc.returncode}: {err.decode()[-2000:]}")
-    return Run(wall, 0.0, 0.0, 0, 0), out.decode(errors="replace")
-
-
-def run_measured(
-    argv: list[str], ok_codes: tuple[int, ...], shell: bool = False
-) -> tuple[Run, str]:
-    """Like `timed`, with CPU-s, peak RSS and switches of this child alone (fork + wait4)."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run, out = timed(argv, ok_codes, shell)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run.cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    run.nvcsw = after.ru_nvcsw - before.ru_nvcsw
-    run.nivcsw = after.ru_nivcsw - before.ru_nivcsw
-    # RUSAGE_CHILDREN's maxrss is the largest over all children so far, so it
-    # cannot isolate one child: the matcher runs report their own (see below).
-    run.rss_mb = float("nan")
-    return run, out
+        raise SystemExit(f"{argv[:6]} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    others = max(0.0, busy1 - busy0 - cpu)
+    return Run(wall, cpu, others, float("nan")), proc.stdout.decode(errors="replace")
 
 
 def warm(folder: Path) -> None:
@@ -121,14 +108,16 @@ def warm(folder: Path) -> None:
 
 
 def peak_rss_of(argv: list[str], ok_codes: tuple[int, ...]) -> tuple[Run, str]:
-    """Run under /usr/bin/time -f %M when present, for a per-child peak RSS."""
-    timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
-    if timer is None:
+    """`run_measured` under /usr/bin/time -f %M: the peak RSS of this child alone.
+
+    (RUSAGE_CHILDREN's maxrss is the largest over every child so far.)
+    """
+    if not Path("/usr/bin/time").exists():
         return run_measured(argv, ok_codes)
     fd, name = tempfile.mkstemp(prefix="rss-")
     os.close(fd)
     try:
-        run, out = run_measured([timer, "-q", "-o", name, "-f", "%M", *argv], ok_codes)
+        run, out = run_measured(["/usr/bin/time", "-q", "-o", name, "-f", "%M", *argv], ok_codes)
         text = Path(name).read_text().strip().splitlines()
         run.rss_mb = int(text[-1]) / 1024 if text and text[-1].isdigit() else float("nan")
     finally:
@@ -157,15 +146,15 @@ def bench_corpus(
         if r % 2:
             order = order[::-1]
         for c in order:
-            argv = list(c.argv or [])
+            argv = list(c.argv)
             if c.fresh_log:
                 log = work / f"log-{label}-{c.name.replace(' ', '_')}-{r}.jsonl"
                 argv = [a.replace("{LOG}", str(log)) for a in argv]
             run, out = peak_rss_of(argv, c.ok_codes)
             if c.stdout_check == "matcher":
-                counts = json.loads(out.strip().splitlines()[-1])
-                counts = counts.get("counts", counts)
-                got = int(counts["notable"])
+                summary = json.loads(out.strip().splitlines()[-1])
+                run.scan_s = float(summary.get("seconds", float("nan")))
+                got = int(summary.get("counts", summary)["notable"])
                 if "candidates" not in c.name and got != expect_notable:
                     raise SystemExit(f"{c.name}: {got} notable, expected {expect_notable}")
             elif c.stdout_check == "hashdeep":
@@ -187,8 +176,9 @@ def bench_corpus(
             "mbps": size / wall / 1e6,
             "files_s": files / wall,
             "cpu": statistics.median(x.cpu for x in c.runs),
+            "others": statistics.median(x.others for x in c.runs),
             "rss": max(x.rss_mb for x in c.runs),
-            "vcsw": statistics.median(x.nvcsw for x in c.runs),
+            "scan_mbps": size / statistics.median(x.scan_s for x in c.runs) / 1e6,
         }
     ref = {
         "hashdeep -m": table.get("hashdeep -m", {}).get("wall", float("nan")),
@@ -201,18 +191,25 @@ def bench_corpus(
         "medians (ratios are speed ratios: >1 = faster than the reference)"
     )
     head = (
-        f"| {'contender':<26} | wall s (min-max) | MB/s | files/s | CPU-s | peak RSS MB "
-        "| vs hashdeep -m | vs hashdeep | vs C | vs cat |"
+        f"| {'contender':<26} | wall s (min-max) | MB/s | files/s | CPU-s | others CPU-s "
+        "| peak RSS MB | vs hashdeep -m | vs hashdeep | vs C | vs cat | scan phase MB/s |"
     )
     print(head)
-    print("|" + "|".join("---" for _ in range(10)) + "|")
+    print("|" + "|".join("---" for _ in range(12)) + "|")
     for name, row in table.items():
         ratios = [ref[k] / row["wall"] for k in ("hashdeep -m", "hashdeep", "C 2 threads", "cat")]
         print(
             f"| {name:<26} | {row['wall']:.2f} ({row['min']:.2f}-{row['max']:.2f}) "
             f"| {row['mbps']:,.0f} | {row['files_s']:,.0f} | {row['cpu']:.2f} "
-            f"| {fmt(row['rss'], 0)} | " + " | ".join(fmt(x) for x in ratios) + " |"
+            f"| {row['others']:.2f} | {fmt(row['rss'], 0)} | "
+            + " | ".join(fmt(x) for x in ratios)
+            + f" | {fmt(row['scan_mbps'], 0)} |"
         )
+    print(
+        "(CPU-s: user+sys of the contender and its children; others CPU-s: what the rest of "
+        "the machine used meanwhile; peak RSS: the largest single process; scan phase: "
+        "matcher's own duration_s, after opening the store and building its filter)"
+    )
     return table
 
 
@@ -266,21 +263,34 @@ def walk_memory(work: Path, sizes: list[int], jobs: int) -> list[tuple[int, floa
 
 
 def lookup_rate(store: Path, entries: int, probes: int) -> dict[str, float]:
-    """Misses per second through DigestFilter (of `entries` digests per algorithm) + store."""
+    """Lookups per second through DigestFilter + store, nearly all misses.
+
+    The filter holds `entries` random digests per algorithm plus every digest
+    of the bench store; the exact lookups go to the bench store (SQLite). The
+    probes are random file digest sets (misses) plus 1,000 stored ones (hits).
+    """
+    import itertools
+
     from matcher.match import DigestFilter
     from matcher.match import match_batch
     from matcher.store import HashStore
 
     rng = random.Random(11)
     lengths = {"md5": 16, "sha1": 20, "sha256": 32}
+    db = HashStore(store, readonly=True)
     t0 = time.perf_counter()
     filt = DigestFilter(
-        {a: (rng.randbytes(n) for _ in range(entries)) for a, n in lengths.items()},
+        {
+            a: itertools.chain(db.iter_digests(a), (rng.randbytes(n) for _ in range(entries)))
+            for a, n in lengths.items()
+        },
         {a: entries for a in lengths},
     )
     build = time.perf_counter() - t0
     sets = [{a: rng.randbytes(n) for a, n in lengths.items()} for _ in range(probes)]
-    db = HashStore(store, readonly=True)
+    stored = list(itertools.islice(db.iter_digests("sha256"), 1000))
+    for i, digest in enumerate(stored):
+        sets[(i * 7919) % probes]["sha256"] = digest
     exact = {"queries": 0, "digests": 0}
 
     def lookup(algorithm: str, digests: object) -> object:
@@ -301,6 +311,7 @@ def lookup_rate(store: Path, entries: int, probes: int) -> dict[str, float]:
         "probes": probes,
         "build_s": build,
         "rate": probes / took,
+        "hits_expected": len(stored),
         "filter_mb": filt.memory_bytes / 1e6,
         "exact_queries": exact["queries"],
         "false_positive_digests": exact["digests"],
@@ -328,8 +339,13 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     p.add_argument(
         "--engines",
-        default="thread,process,serial",
-        help="extra engine kinds to time through the scan job ('' for none)",
+        default="process,thread,serial",
+        help="engine kinds to time alone: walk + hash, no store ('' for none)",
+    )
+    p.add_argument(
+        "--scan-engines",
+        default="thread",
+        help="engine kinds to time through the whole scan job, besides the CLI's default",
     )
     p.add_argument("--skip", default="", help="comma list of: large,small,walk,lookup")
     p.add_argument("--workdir", type=Path, help="where to generate (default: a temp folder)")
@@ -356,8 +372,15 @@ def main() -> None:
         n_large = min(4, len(large))
         # Note: files under 8 bytes can be equal to others (the stamp is cut
         # short), so real entries come from larger ones and match exactly once.
-        pickable = [path for path in small if path.stat().st_size >= 8]
-        real = sorted(rng.sample(large, n_large)) + sorted(rng.sample(pickable, 496))
+        # Real small entries come from files whose size no other file has:
+        # each then makes exactly one size candidate and one match.
+        by_size: dict[int, list[Path]] = {}
+        for path in small:
+            by_size.setdefault(path.stat().st_size, []).append(path)
+        unique = [ps[0] for ps in by_size.values() if len(ps) == 1]
+        real = sorted(rng.sample(large, n_large)) + sorted(
+            rng.sample(unique, min(496, len(unique)))
+        )
         lst = work / "list.hashdeep"
         corpus.write_hashdeep_list(lst, real, decoys, seed=4)
         print(f"  generated corpora and list in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -388,82 +411,36 @@ def main() -> None:
         print(f"  imported {decoys + len(real):,} entries in {import_s:.0f} s", file=sys.stderr)
 
         def contenders(folder: Path, with_candidates: bool) -> list[Contender]:
-            scan = [
-                "scan",
-                str(folder),
-                "--examiner",
-                "bench",
-                "--case",
-                "bench",
-                "--db",
-                str(store),
-                "--log",
-                "{LOG}",
-                "-q",
-                "--json",
-            ]
+            scan = ["scan", str(folder), "--examiner", "bench", "--case", "bench"]
+            scan += ["--db", str(store), "--log", "{LOG}", "-q", "--json"]
+            by_kind = [PY, str(HERE / "scan_engine.py")]
+            cat = f"find '{folder}' -type f -print0 | xargs -0 cat > /dev/null"
+            triple = [str(hashdeep), "-r", "-c", "md5,sha1,sha256"]
             cs = [
-                Contender("cat", [f"find '{folder}' -type f -print0 | xargs -0 cat > /dev/null"]),
+                Contender("cat", ["/bin/sh", "-c", cat]),
                 Contender("C 2 threads", [str(ys), "-j", "2", str(folder)]),
             ]
             if hashdeep:
                 cs.append(
                     Contender(
                         "hashdeep -m",
-                        [
-                            hashdeep,
-                            "-r",
-                            "-c",
-                            "md5,sha1,sha256",
-                            "-m",
-                            "-k",
-                            str(lst),
-                            str(folder),
-                        ],
+                        [*triple, "-m", "-k", str(lst), str(folder)],
                         (0, 1),
                         stdout_check="hashdeep",
                     )
                 )
-                cs.append(
-                    Contender("hashdeep", [hashdeep, "-r", "-c", "md5,sha1,sha256", str(folder)])
-                )
-            cs.append(
-                Contender(
-                    "matcher scan",
-                    [*MATCHER, *scan],
-                    (0, 1),
-                    fresh_log=True,
-                    stdout_check="matcher",
-                )
-            )
-            for kind in filter(None, a.engines.split(",")):
-                cs.append(
-                    Contender(
-                        f"matcher {kind}",
-                        [
-                            PY,
-                            str(HERE / "scan_engine.py"),
-                            kind,
-                            str(a.jobs),
-                            str(store),
-                            "{LOG}",
-                            str(folder),
-                        ],
-                        (0, 1),
-                        fresh_log=True,
-                        stdout_check="matcher",
-                    )
-                )
+                cs.append(Contender("hashdeep", [*triple, str(folder)]))
+            mine = {"ok_codes": (0, 1), "fresh_log": True, "stdout_check": "matcher"}
+            cs.append(Contender("matcher scan", [*MATCHER, *scan], **mine))  # type: ignore[arg-type]
+            for kind in filter(None, a.scan_engines.split(",")):
+                argv = [*by_kind, kind, str(a.jobs), str(store), "{LOG}", str(folder)]
+                cs.append(Contender(f"matcher scan, {kind}", argv, **mine))  # type: ignore[arg-type]
             if with_candidates:
-                cs.append(
-                    Contender(
-                        "matcher --candidates-only",
-                        [*MATCHER, *scan, "--candidates-only"],
-                        (0, 1),
-                        fresh_log=True,
-                        stdout_check="matcher",
-                    )
-                )
+                argv = [*MATCHER, *scan, "--candidates-only"]
+                cs.append(Contender("matcher --candidates-only", argv, **mine))  # type: ignore[arg-type]
+            for kind in filter(None, a.engines.split(",")):
+                argv = [*by_kind, kind, str(a.jobs), "-", "-", str(folder), "--hash-only"]
+                cs.append(Contender(f"engine only, {kind}", argv))
             return cs
 
         results: dict[str, object] = {"import_s": import_s}
@@ -474,7 +451,6 @@ def main() -> None:
             if label in skip:
                 continue
             cs = contenders(folder, label == "small")
-            cs[0].argv = ["/bin/sh", "-c", cs[0].argv[0]]  # type: ignore[index]
             total = sum(path.stat().st_size for path in paths)
             results[label] = bench_corpus(
                 label, folder, len(paths), total, cs, rounds, work, n_notable
@@ -503,10 +479,11 @@ def main() -> None:
                 f"\n## lookups: filter of {r['entries']:,} digests per algorithm (md5, sha1, "
                 f"sha256; built in {r['build_s']:.1f} s, {r['filter_mb']:.1f} MB), exact lookups "
                 f"in the bench store ({decoys + len(real):,} entries)\n"
-                f"  {r['probes']:,} random files (3 digests each, all misses): "
-                f"{r['rate']:,.0f} files/s; {r['false_positive_digests']} filter false "
-                f"positives settled by {r['exact_queries']} SQLite queries; "
-                f"{r['matched']} matches"
+                f"  {r['probes']:,} files (3 digests each; all misses but "
+                f"{r['hits_expected']:,} stored): {r['rate']:,.0f} files/s = "
+                f"{3 * r['rate']:,.0f} digest lookups/s; {r['false_positive_digests']} filter "
+                f"false positives settled by {r['exact_queries']} SQLite queries; "
+                f"{r['matched']:,} matches"
             )
     finally:
         if not a.keep:

@@ -18,8 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from matcher.scan import ScanOptions  # noqa: E402
-from matcher.scan import run_scan  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -30,6 +28,10 @@ def main(argv: list[str]) -> int:
         kind, n = "auto", 1
     if "--hash-only" in argv[5:]:
         return hash_only(kind, n, Path(evidence))
+    # Note: imported here, so that --hash-only does not pay for the store's imports.
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
     options = ScanOptions(
         evidence=[Path(evidence)],
         examiner="bench",
@@ -42,7 +44,7 @@ def main(argv: list[str]) -> int:
         argv=argv,
     )
     summary = run_scan(options)
-    print(json.dumps(summary.counts.as_dict()))
+    print(json.dumps({**summary.counts.as_dict(), "seconds": summary.seconds}))
     return 1 if summary.counts.notable else 0
 
 
