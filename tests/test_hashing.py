@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import require_tool
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -240,3 +242,40 @@ def test_byte_budget_bounds_work_in_flight(tmp_path: Path) -> None:
     assert len(outcomes) == 40 and all(o.digests == outcomes[0].digests for o in outcomes)
     # 120,000 budget bytes over 50,000-byte units: never more than 3 at once.
     assert engine.peak_in_flight <= 3
+
+
+@pytest.mark.parametrize("chunk", [4096, 1 << 20])
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_engine_agrees_with_hashdeep(tmp_path: Path, jobs: int, chunk: int) -> None:
+    hashdeep = require_tool("hashdeep")
+    if hashdeep is None:
+        pytest.skip("hashdeep is not installed")
+    tasks = _mixed_tree(tmp_path)
+    out = subprocess.run(
+        [hashdeep, "-r", "-l", "-c", "md5,sha1,sha256", "."],
+        cwd=tmp_path, capture_output=True, check=True, text=True,
+    ).stdout  # fmt: skip
+    theirs = {}
+    for line in out.splitlines():
+        if line and line[0] not in "%#":
+            size, md5, sha1, sha256, name = line.split(",", 4)
+            theirs[os.path.normpath(name)] = (int(size), md5, sha1, sha256)
+    triple = ("md5", "sha1", "sha256")
+    engine: SerialEngine | PoolEngine
+    if jobs == 1:
+        engine = SerialEngine(triple, open_readonly, chunk_size=chunk)
+    else:
+        engine = PoolEngine(triple, open_readonly, jobs, chunk_size=chunk, large_file=65536)
+    try:
+        ours = {
+            os.path.relpath(os.fsdecode(o.path), tmp_path): (
+                o.size,
+                *(o.digests[a].hex() for a in ("md5", "sha1", "sha256")),
+            )
+            for o in engine.map(iter(tasks))
+            if o.digests is not None
+        }
+    finally:
+        engine.close()
+    assert len(ours) == len(tasks)
+    assert ours == theirs

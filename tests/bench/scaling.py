@@ -11,7 +11,8 @@ steal column is read around each run.
 What each cause would look like:
 - GIL contention: thread CPU-s about half of wall per thread, many voluntary
   switches (a thread waiting for the GIL sleeps), no run-queue wait.
-- Too few CPUs (another load, or the hypervisor giving less than 2 cores):
+- Too few CPUs (another load: the `others` column, CPU-s the rest of the
+  machine used during the run; or the hypervisor giving less than 2 cores):
   run-queue wait, or, when the steal is invisible, the same work taking more
   CPU-s per byte (a "slower" CPU); the GIL-free C yardstick loses just as much.
 
@@ -73,10 +74,16 @@ def hash_files(paths: list[bytes]) -> dict[str, float]:
     }
 
 
+def _busy_seconds() -> float:
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def run_mode(
     mode: str, paths: list[bytes], yardstick: str | None, folder: Path
 ) -> dict[str, float]:
-    steal0, t0 = _steal_ticks(), time.perf_counter()
+    busy0, steal0, t0 = _busy_seconds(), _steal_ticks(), time.perf_counter()
     workers: list[dict[str, float]] = []
     if mode.startswith("C "):
         # The C yardstick over a folder holding only these files.
@@ -108,9 +115,10 @@ def run_mode(
             ctx = multiprocessing.get_context("fork")
             with cf.ProcessPoolExecutor(2, mp_context=ctx) as ex:
                 ex.submit(len, []).result()  # start both workers before the clock
-                steal0, t0 = _steal_ticks(), time.perf_counter()
+                busy0, steal0, t0 = _busy_seconds(), _steal_ticks(), time.perf_counter()
                 workers = list(ex.map(hash_files, shards))
     wall = time.perf_counter() - t0
+    busy = _busy_seconds() - busy0
     steal = (_steal_ticks() - steal0) / os.sysconf("SC_CLK_TCK")
     size = sum(os.stat(p).st_size for p in paths)
     cpu = sum(w["cpu"] for w in workers)
@@ -123,6 +131,7 @@ def run_mode(
         "ivcsw": sum(w["ivcsw"] for w in workers),
         "runq_wait": sum(w["runq_wait"] for w in workers),
         "steal": steal,
+        "others": max(0.0, busy - cpu),
     }
 
 
@@ -145,7 +154,7 @@ def main() -> None:
         order = modes if r % 2 == 0 else modes[::-1]
         for mode in order:
             results[mode].append(run_mode(mode, paths, args.yardstick, args.folder))
-    cols = ["mbps", "wall", "cpu", "mb_per_cpu_s", "vcsw", "ivcsw", "runq_wait", "steal"]
+    cols = ["mbps", "wall", "cpu", "mb_per_cpu_s", "vcsw", "ivcsw", "runq_wait", "steal", "others"]
     print(f"{len(paths)} files, {args.rounds} rounds (alternating order), medians:")
     print(f"{'mode':<12}" + "".join(f"{c:>13}" for c in cols))
     for mode in modes:
