@@ -15,12 +15,14 @@ store exactly as it was before the import.
 from __future__ import annotations
 
 import binascii
+import collections
 import datetime
 import json
 import os
 import sqlite3
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +45,12 @@ _CODE_NAMES = {code: name for name, code in ALGORITHM_CODES.items()}
 _LOOKUP_CHUNK = 900
 
 Row = tuple[object, ...]
+
+
+_LIST_STATS_DDL = (
+    "CREATE TABLE IF NOT EXISTS list_stats (list_id INTEGER PRIMARY KEY REFERENCES lists(id), "
+    "counts TEXT NOT NULL, zero_length INTEGER NOT NULL)"
+)
 
 
 class _NeedsRowByRow(Exception):
@@ -80,6 +88,7 @@ class HashStore:
 
     def __init__(self, path: Path, readonly: bool = False):
         self.path = path
+        self._has_stats = False
         try:
             if readonly:
                 if not path.is_file():
@@ -100,6 +109,7 @@ class HashStore:
                 self._ensure_schema()
             else:
                 self._check_schema()
+                self._has_stats = "list_stats" in self.db.table_names()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Cannot open hash store {path}: {exc}") from exc
         except OSError as exc:
@@ -111,6 +121,8 @@ class HashStore:
         tables = set(self.db.table_names())
         if "lists" in tables:
             self._check_schema()
+            self.db.execute(_LIST_STATS_DDL)  # added in 0.1: older stores gain it here
+            self._has_stats = True
             return
         if tables:
             raise StoreError(f"{self.path} is an SQLite file but not a matcher hash store.")
@@ -144,6 +156,8 @@ class HashStore:
                 "CREATE TABLE hashes (algo INTEGER NOT NULL, digest BLOB NOT NULL, "
                 "entry_id INTEGER NOT NULL, PRIMARY KEY (algo, digest, entry_id)) WITHOUT ROWID"
             )
+            self.db.execute(_LIST_STATS_DDL)
+        self._has_stats = True
 
     def _check_schema(self) -> None:
         try:
@@ -162,15 +176,31 @@ class HashStore:
 
     # -- lists ----------------------------------------------------------------
 
-    def _list_from_row(self, row: dict[str, object]) -> ListInfo:
+    def _stats(self, list_id: object) -> tuple[dict[str, int], int]:
+        """Per-algorithm digest counts and zero-length entries of one list.
+
+        Recorded at import (list_stats), so that `lists` on a store of
+        hundreds of millions of digests answers at once; computed (a scan of
+        every digest) only for a list imported before list_stats existed.
+        """
+        if self._has_stats:
+            row = self.db.execute(
+                "SELECT counts, zero_length FROM list_stats WHERE list_id = ?", [list_id]
+            ).fetchone()
+            if row is not None:
+                return json.loads(row[0]), int(row[1])
         counts = {
             _CODE_NAMES[code]: n
             for code, n in self.db.execute(
                 "SELECT h.algo, count(*) FROM hashes h JOIN entries e ON e.id = h.entry_id "
                 "WHERE e.list_id = ? GROUP BY h.algo",
-                [row["id"]],
+                [list_id],
             ).fetchall()
         }
+        return counts, self._zero_length(list_id, counts)
+
+    def _zero_length(self, list_id: object, counts: Mapping[str, int]) -> int:
+        """Entries (not digests) holding an empty file's digest, found by the primary key."""
         zero_length = 0
         if counts:
             # Entries (not digests) holding an empty file's digest, by the primary key.
@@ -182,8 +212,19 @@ class HashStore:
             zero_length = self.db.execute(
                 f"SELECT count(*) FROM ({union}) z JOIN entries e ON e.id = z.entry_id "
                 "WHERE e.list_id = ?",
-                [*params, row["id"]],
+                [*params, list_id],
             ).fetchone()[0]
+        return int(zero_length)
+
+    def _record_stats(self, list_id: int, counts: Mapping[str, int]) -> None:
+        kept = {a: n for a, n in counts.items() if n}
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO list_stats (list_id, counts, zero_length) VALUES (?, ?, ?)",
+            [list_id, json.dumps(kept), self._zero_length(list_id, kept)],
+        )
+
+    def _list_from_row(self, row: dict[str, object]) -> ListInfo:
+        counts, zero_length = self._stats(row["id"])
         return ListInfo(
             id=int(row["id"]),  # type: ignore[call-overload]
             name=str(row["name"]),
@@ -225,6 +266,7 @@ class HashStore:
         if low is not None:
             self.db.execute("DELETE FROM hashes WHERE entry_id BETWEEN ? AND ?", [low, high])
         self.db.execute("DELETE FROM entries WHERE list_id = ?", [list_id])
+        self.db.execute("DELETE FROM list_stats WHERE list_id = ?", [list_id])
         self.db.execute("DELETE FROM lists WHERE id = ?", [list_id])
 
     def remove_list(self, name: str) -> ListInfo:
@@ -310,6 +352,7 @@ class HashStore:
                     (conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]) + 1
                 )
                 total = 0
+                per_code: collections.Counter[int] = collections.Counter()
                 for algorithms, rows in batches:
                     codes = [ALGORITHM_CODES[a] for a in algorithms]
                     k = len(codes)
@@ -321,6 +364,7 @@ class HashStore:
                         for code, digest in zip(codes, row[:k], strict=True):
                             if digest is not None:
                                 hash_rows.append((code, digest, entry_id))
+                                per_code[code] += 1
                     next_id += len(rows)
                     total += len(rows)
                     conn.executemany(
@@ -336,6 +380,7 @@ class HashStore:
                         hash_rows,
                     )
                 conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
+                self._record_stats(list_id, {_CODE_NAMES[c]: n for c, n in per_code.items()})
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
         info = self.find_list(name=name)
@@ -386,37 +431,36 @@ class HashStore:
                 total = conn.execute("SELECT count(*) FROM temp.matcher_import").fetchone()[0]
                 if total == 0:
                     raise FormatError("the list holds no entries", source=source_path)
-                lengths = " OR ".join(
-                    f"{c} IS NULL OR length({c}) <> {DIGEST_SIZES[a] * 2}"
-                    for c, a in zip(digest_columns, source.algorithms, strict=True)
-                )
-                unusable = conn.execute(
-                    "SELECT count(*) FROM temp.matcher_import WHERE "
-                    f"{lengths} OR (size IS NOT NULL AND (typeof(size) <> 'integer' OR size < 0))"
-                ).fetchone()[0]
-                if unusable:
-                    raise _NeedsRowByRow
                 if old is not None:
                     self._delete_list(old.id)
                 list_id = self._insert_list_row(
                     name, role, format, source_sha256, source_path, metadata
                 )
                 base = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
-                conn.execute(
+                # Note: each INSERT takes only the rows it can use as they are; a
+                # count short of the total sends the whole import row by row.
+                taken = conn.execute(
                     "INSERT INTO entries (id, list_id, size, name, ident, label) "
-                    "SELECT rowid + ?, ?, size, name, ident, label FROM temp.matcher_import",
+                    "SELECT rowid + ?, ?, size, name, ident, label FROM temp.matcher_import "
+                    "WHERE size IS NULL OR (typeof(size) = 'integer' AND size >= 0)",
                     [base, list_id],
-                )
+                ).rowcount
+                if taken != total:
+                    raise _NeedsRowByRow
+                counts: dict[str, int] = {}
                 for column, algorithm in zip(digest_columns, source.algorithms, strict=True):
                     # Note: a2b_hex raises on any non-hex byte, which aborts
                     # the statement, and so the whole fast path.
-                    conn.execute(
+                    counts[algorithm] = conn.execute(
                         "INSERT OR IGNORE INTO hashes (algo, digest, entry_id) "
-                        f"SELECT ?, matcher_unhex({column}), rowid + ? "
-                        "FROM temp.matcher_import ORDER BY 2",
-                        [ALGORITHM_CODES[algorithm], base],
-                    )
+                        f"SELECT ?, matcher_unhex({column}), rowid + ? FROM temp.matcher_import "
+                        f"WHERE length({column}) = ? ORDER BY 2",
+                        [ALGORITHM_CODES[algorithm], base, DIGEST_SIZES[algorithm] * 2],
+                    ).rowcount
+                    if counts[algorithm] != total:
+                        raise _NeedsRowByRow
                 conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
+                self._record_stats(list_id, counts)
                 conn.execute("DROP TABLE temp.matcher_import")
         except _NeedsRowByRow:
             return None

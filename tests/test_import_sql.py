@@ -154,3 +154,40 @@ def test_an_empty_rds_is_refused(tmp_path: Path) -> None:
         assert store.lists() == []
     finally:
         store.close()
+
+
+def test_list_counts_are_recorded_at_import_and_survive_an_older_store(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = HashStore(db)
+    try:
+        import_list(store, make_rds(tmp_path / "a.db", rows_for(10)), name="rds")
+        plain = tmp_path / "b.md5"
+        plain.write_text(f"{hashlib.md5(b'').hexdigest()}  empty\n{'ab' * 16}  x\n")
+        import_list(store, plain, name="plain")
+        recorded = [(i.name, dict(i.counts), i.zero_length) for i in store.lists()]
+        assert recorded == [
+            ("rds", {"md5": 11, "sha1": 11, "sha256": 11}, 0),
+            ("plain", {"md5": 2}, 1),
+        ]
+        stats = store.db.execute("SELECT count(*) FROM list_stats").fetchone()[0]
+        assert stats == 2
+        store.remove_list("plain")
+        assert store.db.execute("SELECT count(*) FROM list_stats").fetchone()[0] == 1
+        # A store written before list_stats existed: counted the slow way, same answer.
+        store.db.execute("DROP TABLE list_stats")
+        store.db.conn.commit()
+    finally:
+        store.close()
+    older = HashStore(db, readonly=True)
+    try:
+        assert [(i.name, dict(i.counts)) for i in older.lists()] == [
+            (n, c) for n, c, _ in recorded[:1]
+        ]
+    finally:
+        older.close()
+    reopened = HashStore(db)  # a writable open adds the table back
+    try:
+        assert "list_stats" in reopened.db.table_names()
+        assert [i.entries for i in reopened.lists()] == [11]
+    finally:
+        reopened.close()
