@@ -195,6 +195,13 @@ class _Replay(io.RawIOBase):
         return len(data)
 
 
+def _tell(stream: BinaryIO) -> str:
+    try:
+        return f"{stream.tell():,}"
+    except (OSError, ValueError):
+        return "?"
+
+
 def _json_reason(exc: BaseException) -> str:
     if isinstance(exc, ArithmeticError):
         return "a number is out of range"
@@ -362,7 +369,11 @@ class ProjectVicReader(TextReader):
             except _NotVics as exc:
                 raise FormatError(f"not a VICS list: {exc}", source) from exc
             except (ijson.JSONError, ValueError, UnicodeError, ArithmeticError) as exc:
-                raise FormatError(f"invalid JSON: {_json_reason(exc)}", source) from exc
+                # Note: the parser reads ahead in blocks, so the byte offset
+                # bounds the fault; the media count places it exactly.
+                where = f"after media number {number}" if number else "before the first media"
+                position = f"{where}, input read up to byte {_tell(stream)}"
+                raise FormatError(f"invalid JSON {position}: {_json_reason(exc)}", source) from exc
             number += 1
             try:
                 row = _row(entry)

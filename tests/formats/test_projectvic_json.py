@@ -448,3 +448,17 @@ def test_detection_is_exclusive_over_all_samples() -> None:
         assert READER.sniff(head, sample) == ours, sample
         if ours:
             assert registry.detect(sample, head) is registry.get(READER.NAME), sample
+
+
+def test_truncated_file_names_the_last_whole_media_and_the_byte(tmp_path: Path) -> None:
+    whole, cut = tmp_path / "whole.json", tmp_path / "cut.json"
+    write_large_list(whole, 2000)
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FormatError) as caught:
+        list(READER.read_batches(cut))
+    message = str(caught.value)
+    assert message.startswith(f"{cut}: invalid JSON after media number ")
+    done = int(message.split("after media number ")[1].split(",")[0])
+    assert done == data[: len(data) // 2].count(b"},\n")  # every whole entry before the cut
+    assert f"input read up to byte {len(data) // 2:,}" in message
