@@ -2,8 +2,9 @@
 
 Not a test: run it by hand, on a calm machine, and read the medians.
 
-    python tests/bench/bench_scan.py            # the issue's sizes (about 15 min)
+    python tests/bench/bench_scan.py            # the issue's sizes (about 30 min)
     python tests/bench/bench_scan.py --quick    # small sizes, a smoke run (about 1 min)
+    python tests/bench/bench_scan.py --rounds 3 --skip walk,lookup   # corpora only
 
 It generates, in a temporary folder (removed at the end unless --keep):
 - a large corpus (12 x 128 MiB) and a small one (40,000 files, log-uniform
@@ -11,7 +12,8 @@ It generates, in a temporary folder (removed at the end unless --keep):
   every run finds them in the page cache;
 - one hashdeep-format list: 1M random decoys (sized far above any corpus
   file) and the true MD5/SHA-1/SHA-256 and size of 500 corpus files (4 large,
-  496 small, so about 1.2% of the small files are size candidates), imported
+  496 small files whose size no other file has, so 1.24% of the small files
+  are size candidates), imported
   into a matcher store as a notable list, and given to hashdeep's matching
   mode (`-m -k`);
 - the C yardstick (tests/bench/yardstick.c, gcc -O2 -pthread -lcrypto).
@@ -22,14 +24,20 @@ Then, per corpus and round, every contender runs once in a rotating order
   C 2 threads    the yardstick: one pass, MD5+SHA-1+SHA-256, OpenSSL EVP
   hashdeep -m    hashdeep -r -c md5,sha1,sha256 -m -k LIST (matching mode:
                  loads the 1M-entry list each run, as matcher builds its filter)
-  hashdeep       the same without a list (plain hashing, output to /dev/null)
-  matcher        `matcher scan` CLI, default engine, --jobs default
-  matcher <kind> the same scan job with engine thread / process / serial
-  matcher --candidates-only (small corpus)
+  hashdeep       the same without a list (plain hashing)
+  matcher scan   the CLI, default engine and --jobs, a fresh log each run
+  matcher scan, thread        the same scan job with the thread engine
+  matcher --candidates-only   (small corpus)
+  engine only, process/thread/serial   the walk and the engine alone (no
+                 store, no log): the engine against the C yardstick
 It prints medians of wall time, MB/s, files/s, CPU seconds (user+sys of the
-child and its children), peak RSS, and ratios. Then: peak RSS of a scan of a
-tree of tiny files at two sizes (flat memory), and the lookup rate of misses
-through DigestFilter + store with a filter of 10M digests.
+child and its children), the CPU-s the rest of the machine used meanwhile
+(a busy host shows there), peak RSS, ratios, and matcher's scan phase (its
+duration_s, which starts after the store is opened and the filter built).
+Then: peak RSS of `matcher scan` over trees of 100,000 and 1,000,000 real
+tiny files (flat memory), and the lookup rate through DigestFilter + store
+with a filter of 10M digests per algorithm (the SQLite side holds the bench
+store's 1M entries: settling false positives and the 1,000 real hits).
 """
 
 from __future__ import annotations
