@@ -19,7 +19,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
-
 def main(argv: list[str]) -> int:
     kind, jobs, db, log, evidence = argv[:5]
     candidates_only = "--candidates-only" in argv[5:]
