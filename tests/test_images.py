@@ -428,3 +428,29 @@ def test_without_the_images_extra_the_message_names_it(
     result, log = run(built, tmp_path, built["dir"] / "ext4.raw")
     assert result.exit_code == ExitCode.FATAL, result.output
     assert "pip install 'matcher[images]'" in result.output
+
+
+def test_rematch_of_an_image_scan_needs_no_image(built: dict[str, Any], tmp_path: Path) -> None:
+    image = built["dir"] / "gpt.E01"
+    result, log = run(built, tmp_path, image, extra=("--archives", "--deleted"))
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    original = assert_counts_add_up(log)
+    new_log = tmp_path / "rematch.jsonl"
+    args = [
+        "rematch",
+        str(log),
+        "--db",
+        str(built["db"]),
+        "--examiner",
+        "E",
+        "--case",
+        "C",
+        "--log",
+        str(new_log),
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    counts = assert_counts_add_up(new_log)
+    assert counts["files"] == original["files"] and counts["notable"] == original["notable"] == 6
+    matches = {r["path"] for r in read_log(new_log) if r["type"] == "match"}
+    assert f"{image}!p2@68157440:fat32/archives/sample.zip!inner/notable.bin" in matches
