@@ -313,6 +313,8 @@ def detect(path: bytes, require: bool = False) -> str | None:
     try:
         head = read_head(path)
     except OSError as exc:
+        if not require:
+            return None  # the folder walker records it as an unreadable entry
         raise EvidenceError(f"Evidence {os.fsdecode(path)} cannot be read: {exc}") from exc
     kind = sniff(head)
     if kind is None and require:
