@@ -24,6 +24,16 @@ Lookup = Callable[[str, Sequence[bytes]], Mapping[bytes, list[ListHit]]]
 BLOOM_FALSE_POSITIVE_RATE = 0.001
 
 
+def digest_hash(digest: bytes) -> int:
+    """The filter's hash of a digest: its first 128 bits, as a signed integer.
+
+    A cryptographic digest is already uniform, and unlike Python's own
+    `hash()` (salted per process) this is the same in every process, so a
+    filter saved by one run is valid in the next.
+    """
+    return int.from_bytes(digest[:16], "little", signed=True)
+
+
 class DigestFilter:
     """Per-algorithm Bloom filter (rbloom) over every stored digest.
 
@@ -35,14 +45,35 @@ class DigestFilter:
         self, digests_by_algorithm: Mapping[str, Iterable[bytes]], counts: Mapping[str, int]
     ):
         self.kind = "bloom"
+        self.loaded = False
         self._members: dict[str, rbloom.Bloom] = {}
-        self.memory_bytes = 0
         for algorithm, digests in digests_by_algorithm.items():
             expected = max(counts.get(algorithm, 0), 1)
-            bloom = rbloom.Bloom(expected, BLOOM_FALSE_POSITIVE_RATE)
+            bloom = rbloom.Bloom(expected, BLOOM_FALSE_POSITIVE_RATE, digest_hash)
             bloom.update(digests)
             self._members[algorithm] = bloom
-            self.memory_bytes += bloom.size_in_bits // 8
+
+    @classmethod
+    def from_saved(cls, saved: Mapping[str, bytes]) -> DigestFilter:
+        """A filter from `saved()` bytes (of any earlier process)."""
+        self = cls({}, {})
+        self.loaded = True
+        for algorithm, data in saved.items():
+            self._members[algorithm] = rbloom.Bloom.load_bytes(data, digest_hash)
+        return self
+
+    def saved(self) -> dict[str, bytes]:
+        """Each algorithm's filter as bytes, for `from_saved`."""
+        return {a: bytes(b.save_bytes()) for a, b in self._members.items()}
+
+    def holds_all(self, algorithm: str, digests: Iterable[bytes]) -> bool:
+        """True when every one of `digests` passes (a check of a loaded filter)."""
+        members = self._members.get(algorithm)
+        return members is not None and all(d in members for d in digests)
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(b.size_in_bits // 8 for b in self._members.values())
 
     @property
     def algorithms(self) -> set[str]:

@@ -16,6 +16,7 @@ import hashlib
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from matcher import auditlog
 from matcher import signing
 from matcher.errors import ExitCode
 from matcher.errors import MatcherError
+from matcher.errors import StoreError
 from matcher.errors import UsageError
 from matcher.evidence.archive import ArchiveLimits
 from matcher.evidence.folder import FolderWalker
@@ -46,6 +48,7 @@ from matcher.hashing import make_engine
 from matcher.importing import import_list
 from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
+from matcher.match import BLOOM_FALSE_POSITIVE_RATE
 from matcher.match import DigestFilter
 from matcher.match import match_batch
 from matcher.models import EntryOutcome
@@ -390,7 +393,31 @@ def build_filter(
         for algorithm, n in info.counts.items():
             counts_by_algorithm[algorithm] = counts_by_algorithm.get(algorithm, 0) + n
     usable = sorted(stored & computed)
-    return DigestFilter({a: store.iter_digests(a) for a in usable}, counts_by_algorithm), notes
+    # Note: reading every stored digest takes about a second per 1M, so the
+    # filter is saved in the store and reused while the lists stay the same.
+    # A saved filter is used only if its SHA-256 checks and it holds a sample
+    # of stored digests; anything else rebuilds it (a missed digest would be
+    # a silent miss, the one failure a filter must never have).
+    fingerprint = _lists_fingerprint(lists)
+    saved = {a: store.saved_filter(a, fingerprint) for a in usable}
+    if all(saved.values()):
+        loaded = DigestFilter.from_saved(saved)  # type: ignore[arg-type]
+        if all(loaded.holds_all(a, store.sample_digests(a, 256)) for a in usable):
+            return loaded, notes
+    built = DigestFilter({a: store.iter_digests(a) for a in usable}, counts_by_algorithm)
+    with contextlib.suppress(StoreError, sqlite3.DatabaseError):
+        for algorithm, data in built.saved().items():
+            store.save_filter(algorithm, fingerprint, data)
+    return built, notes
+
+
+def _lists_fingerprint(lists: Sequence[ListInfo]) -> str:
+    """Names exactly this set of imported lists (ids, sources, times, counts)."""
+    key: list[object] = [
+        (i.id, i.source_sha256, i.imported, i.entries, sorted(i.counts.items())) for i in lists
+    ]
+    key.append(("bloom", BLOOM_FALSE_POSITIVE_RATE))
+    return hashlib.sha256(repr(key).encode()).hexdigest()
 
 
 def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = None) -> ScanSummary:

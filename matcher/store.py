@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import collections
 import datetime
+import hashlib
 import json
 import os
 import sqlite3
@@ -47,6 +48,10 @@ _LOOKUP_CHUNK = 900
 Row = tuple[object, ...]
 
 
+_FILTER_CACHE_DDL = (
+    "CREATE TABLE IF NOT EXISTS filter_cache (algo TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
+    "sha256 TEXT NOT NULL, data BLOB NOT NULL)"
+)
 _LIST_STATS_DDL = (
     "CREATE TABLE IF NOT EXISTS list_stats (list_id INTEGER PRIMARY KEY REFERENCES lists(id), "
     "counts TEXT NOT NULL, zero_length INTEGER NOT NULL)"
@@ -122,6 +127,7 @@ class HashStore:
         if "lists" in tables:
             self._check_schema()
             self.db.execute(_LIST_STATS_DDL)  # added in 0.1: older stores gain it here
+            self.db.execute(_FILTER_CACHE_DDL)
             self._has_stats = True
             return
         if tables:
@@ -157,6 +163,7 @@ class HashStore:
                 "entry_id INTEGER NOT NULL, PRIMARY KEY (algo, digest, entry_id)) WITHOUT ROWID"
             )
             self.db.execute(_LIST_STATS_DDL)
+            self.db.execute(_FILTER_CACHE_DDL)
         self._has_stats = True
 
     def _check_schema(self) -> None:
@@ -267,6 +274,7 @@ class HashStore:
             self.db.execute("DELETE FROM hashes WHERE entry_id BETWEEN ? AND ?", [low, high])
         self.db.execute("DELETE FROM entries WHERE list_id = ?", [list_id])
         self.db.execute("DELETE FROM list_stats WHERE list_id = ?", [list_id])
+        self._forget_filters()
         self.db.execute("DELETE FROM lists WHERE id = ?", [list_id])
 
     def remove_list(self, name: str) -> ListInfo:
@@ -306,6 +314,7 @@ class HashStore:
         source_path: str,
         metadata: dict[str, str],
     ) -> int:
+        self._forget_filters()
         cur = self.db.conn.execute(
             "INSERT INTO lists (name, role, format, source_sha256, source_path, entries, "
             "imported, metadata) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
@@ -476,6 +485,46 @@ class HashStore:
         info = self.find_list(name=name)
         assert info is not None
         return info
+
+    # -- the saved filter -----------------------------------------------------
+
+    def _forget_filters(self) -> None:
+        if "filter_cache" in self.db.table_names():
+            self.db.conn.execute("DELETE FROM filter_cache")
+
+    def saved_filter(self, algorithm: str, fingerprint: str) -> bytes | None:
+        """The filter saved for exactly these lists (`fingerprint`), if intact."""
+        if "filter_cache" not in self.db.table_names():
+            return None
+        row = self.db.execute(
+            "SELECT sha256, data FROM filter_cache WHERE algo = ? AND fingerprint = ?",
+            [algorithm, fingerprint],
+        ).fetchone()
+        if row is None or hashlib.sha256(row[1]).hexdigest() != row[0]:
+            return None
+        return bytes(row[1])
+
+    def save_filter(self, algorithm: str, fingerprint: str, data: bytes) -> None:
+        """Keep a built filter for the next run (replaced whenever a list changes)."""
+        with self.db.atomic():
+            self.db.conn.execute(
+                "INSERT OR REPLACE INTO filter_cache (algo, fingerprint, sha256, data) "
+                "VALUES (?, ?, ?, ?)",
+                [algorithm, fingerprint, hashlib.sha256(data).hexdigest(), data],
+            )
+
+    def sample_digests(self, algorithm: str, count: int) -> list[bytes]:
+        """Up to `count` stored digests spread over the key range, to check a filter."""
+        code = ALGORITHM_CODES[algorithm]
+        rows = self.db.execute(
+            "SELECT digest FROM hashes WHERE algo = ? AND digest >= ? ORDER BY digest LIMIT ?",
+            [code, os.urandom(DIGEST_SIZES[algorithm]), count],
+        ).fetchall()
+        rows += self.db.execute(
+            "SELECT digest FROM hashes WHERE algo = ? ORDER BY digest DESC LIMIT ?",
+            [code, count],
+        ).fetchall()
+        return [bytes(r[0]) for r in rows]
 
     # -- lookups --------------------------------------------------------------
 

@@ -1,0 +1,80 @@
+"""The digest filter is saved in the store and reused only while it is provably right."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from matcher.importing import import_list
+from matcher.match import DigestFilter
+from matcher.scan import build_filter
+from matcher.store import HashStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> HashStore:
+    lst = tmp_path / "a.sha256"
+    lst.write_text("".join(f"{hashlib.sha256(b'%d' % i).hexdigest()}  f{i}\n" for i in range(500)))
+    store = HashStore(tmp_path / "s.db")
+    import_list(store, lst)
+    return store
+
+
+def _filter(store: HashStore) -> DigestFilter:
+    digest_filter, _ = build_filter(store, store.lists(), ["md5", "sha256"])
+    return digest_filter
+
+
+def test_the_second_run_loads_the_saved_filter(store: HashStore) -> None:
+    first = _filter(store)
+    second = _filter(store)
+    assert (first.loaded, second.loaded) == (False, True)
+    stored = [hashlib.sha256(b"%d" % i).digest() for i in range(500)]
+    assert second.holds_all("sha256", stored) and first.holds_all("sha256", stored)
+    store.close()
+
+
+def test_a_new_list_or_a_removal_makes_the_filter_rebuild(store: HashStore, tmp_path: Path) -> None:
+    _filter(store)
+    extra = tmp_path / "b.sha256"
+    new = hashlib.sha256(b"new").hexdigest()
+    extra.write_text(f"{new}  new\n")
+    import_list(store, extra)
+    rebuilt = _filter(store)
+    assert not rebuilt.loaded and rebuilt.holds_all("sha256", [bytes.fromhex(new)])
+    store.remove_list("b.sha256")
+    assert not _filter(store).loaded
+    store.close()
+
+
+def test_a_damaged_saved_filter_is_never_used(store: HashStore) -> None:
+    _filter(store)
+    store.db.conn.execute("UPDATE filter_cache SET data = zeroblob(length(data))")
+    store.db.conn.commit()
+    assert not _filter(store).loaded
+    store.close()
+
+
+def test_a_saved_filter_missing_stored_digests_is_never_used(store: HashStore) -> None:
+    """Even with a matching checksum: it must hold a sample of the stored digests."""
+    _filter(store)
+    wrong = DigestFilter({"sha256": [os.urandom(32) for _ in range(500)]}, {"sha256": 500})
+    (fingerprint,) = store.db.execute("SELECT fingerprint FROM filter_cache").fetchone()
+    store.save_filter("sha256", fingerprint, wrong.saved()["sha256"])
+    again = _filter(store)
+    assert not again.loaded
+    assert again.holds_all("sha256", [hashlib.sha256(b"%d" % i).digest() for i in range(500)])
+    store.close()
+
+
+def test_a_read_only_store_builds_without_saving(store: HashStore, tmp_path: Path) -> None:
+    store.close()
+    readonly = HashStore(tmp_path / "s.db", readonly=True)
+    try:
+        assert not _filter(readonly).loaded
+        assert readonly.db.execute("SELECT count(*) FROM filter_cache").fetchone()[0] == 0
+    finally:
+        readonly.close()
