@@ -30,7 +30,8 @@ MINIMAL_RDS_DDL = """
 CREATE TABLE FILE (sha256 VARCHAR NOT NULL, sha1 VARCHAR NOT NULL, md5 VARCHAR NOT NULL,
   crc32 VARCHAR NOT NULL, file_name VARCHAR NOT NULL, file_size INTEGER NOT NULL,
   package_id INTEGER NOT NULL,
-  CONSTRAINT PK_FILE__FILE PRIMARY KEY (sha256, sha1, md5, crc32, file_name, file_size, package_id));
+  CONSTRAINT PK_FILE__FILE PRIMARY KEY
+    (sha256, sha1, md5, crc32, file_name, file_size, package_id));
 CREATE TABLE PKG (package_id INTEGER, name VARCHAR, version VARCHAR, operating_system_id INTEGER,
   manufacturer_id INTEGER, language VARCHAR, application_type VARCHAR);
 CREATE TABLE VERSION (version VARCHAR, build_set VARCHAR, build_date TIMESTAMP,
