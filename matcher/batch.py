@@ -109,18 +109,18 @@ def read_manifest(path: Path) -> list[BatchItem]:
     return items
 
 
-def _rank(code: int) -> tuple[bool, bool, bool, bool]:
-    return (
-        code == ExitCode.FATAL,
-        bool(code & ExitCode.INTERRUPTED),
-        bool(code & ExitCode.INCOMPLETE),
-        bool(code & ExitCode.NOTABLE),
-    )
-
-
 def worst_exit_code(codes: Sequence[int]) -> int:
-    """The worst of the items' exit codes: fatal, then interrupted, incomplete, notable."""
-    return max(codes, key=_rank, default=0)
+    """The batch's exit code: 2 if any item failed, else every item's flags combined.
+
+    Taking one item's code would hide the others' trouble: an item with a
+    notable match (1) and another with an unreadable file (4) give 5.
+    """
+    if any(code == ExitCode.FATAL for code in codes):
+        return int(ExitCode.FATAL)
+    combined = 0
+    for code in codes:
+        combined |= code
+    return combined
 
 
 def _previous_state(log: Path) -> str:
@@ -197,4 +197,6 @@ def _code_from_counts(counts: dict[str, object]) -> int:
         code |= ExitCode.NOTABLE
     if counts.get("errors"):
         code |= ExitCode.INCOMPLETE
+    if counts.get("image_mismatches"):
+        code |= ExitCode.IMAGE_MISMATCH
     return code

@@ -50,3 +50,13 @@ def test_manifest_without_required_columns_runs_nothing(runner: CliRunner, tmp_p
     manifest.write_text("evidence,case\nx,y\n")
     result = runner.invoke(cli, ["batch", str(manifest), "--db", str(tmp_path / "s.db")])
     assert result.exit_code == 2 and "examiner" in result.output
+
+
+def test_the_batch_code_hides_no_item_trouble() -> None:
+    from matcher.batch import worst_exit_code
+
+    assert worst_exit_code([]) == 0
+    assert worst_exit_code([0, 1, 4]) == 5  # a match in one item, unreadable files in another
+    assert worst_exit_code([8, 1]) == 9
+    assert worst_exit_code([1, 2, 4]) == 2  # a failed item stands alone
+    assert worst_exit_code([16, 0]) == 16
