@@ -621,6 +621,21 @@ def rematch_cmd(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Ed25519 private key to sign every log.",
 )
+@click.option("--deleted", is_flag=True, help="Disk images: also hash readable deleted entries.")
+@click.option(
+    "--verify-image", is_flag=True, help="E01: check the media against its stored hash first."
+)
+@click.option(
+    "--images-only", is_flag=True, help="Refuse an evidence file that is not a disk image."
+)
+@click.option("--archives", is_flag=True, help="Also hash the members of archives.")
+@click.option(
+    "--max-depth",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="With --archives: how deep archives inside archives are opened.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the items as JSON on stdout.")
 def batch_cmd(
     manifest: Path,
@@ -632,6 +647,11 @@ def batch_cmd(
     max_size: str | None,
     one_file_system: bool,
     sign_key: Path | None,
+    deleted: bool,
+    verify_image: bool,
+    images_only: bool,
+    archives: bool,
+    max_depth: int,
     as_json: bool,
 ) -> None:
     """Scan every evidence item of a CSV manifest, each with its own log and inventory.
@@ -639,7 +659,8 @@ def batch_cmd(
     The manifest's header names evidence, case, examiner, and optionally
     authority and log. Items already finished are skipped on a rerun,
     interrupted ones resumed, and a failing item is recorded while the batch
-    goes on. The exit code is the worst item's.
+    goes on. The exit code is 2 if an item failed, else every item's flags
+    combined.
 
     \b
     Example:
@@ -663,6 +684,11 @@ def batch_cmd(
         max_size=_size(max_size),
         one_file_system=one_file_system,
         sign_key=sign_key,
+        deleted=deleted,
+        verify_image=verify_image,
+        images_only=images_only,
+        archives=archives,
+        archive_limits=ArchiveLimits(max_depth=max_depth),
         argv=sys.argv[1:],
     )
 

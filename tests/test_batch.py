@@ -60,3 +60,26 @@ def test_the_batch_code_hides_no_item_trouble() -> None:
     assert worst_exit_code([8, 1]) == 9
     assert worst_exit_code([1, 2, 4]) == 2  # a failed item stands alone
     assert worst_exit_code([16, 0]) == 16
+
+
+def test_batch_passes_the_archive_options_to_every_item(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    import hashlib
+    import zipfile
+
+    (tmp_path / "ev").mkdir()
+    secret = b"a benign synthetic notable member\n"
+    with zipfile.ZipFile(tmp_path / "ev" / "outer.zip", "w") as zf:
+        zf.writestr("inner/member.txt", secret)
+    (tmp_path / "n.sha256").write_text(f"{hashlib.sha256(secret).hexdigest()}  member\n")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\nev,C-1,E. One,logs/ev.jsonl\n")
+    common = ["batch", str(manifest), "--db", str(tmp_path / "s.db")]
+    common += ["--list", str(tmp_path / "n.sha256"), "--json"]
+    result = runner.invoke(cli, [*common, "--archives", "--max-depth", "2"])
+    [item] = json.loads(result.stdout)
+    assert item["exit_code"] == 1 and result.exit_code == 1, result.output
+    records = [json.loads(x) for x in (tmp_path / "logs" / "ev.jsonl").read_text().splitlines()]
+    [match] = [r for r in records if r["type"] == "match"]
+    assert match["path"].endswith("outer.zip!inner/member.txt")
