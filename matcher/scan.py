@@ -477,6 +477,15 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             [os.fsencode(os.path.abspath(e)) for e in options.evidence], options.images_only
         )
         image_checks = _check_images(options, images, notes)
+        notes.extend(
+            f"evidence {item} is a single file with no volume system or filesystem "
+            "recognised: hashed as one file, not walked as a disk image "
+            "(--images-only refuses such a file)"
+            for item in options.evidence
+            if os.fsencode(os.path.abspath(item)) not in images
+            and os.path.isfile(item)
+            and not os.path.islink(item)
+        )
         for list_path in options.lists:
             result = import_list(store, list_path)
             if result.already_imported:

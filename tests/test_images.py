@@ -406,6 +406,9 @@ def test_not_an_image(built: dict[str, Any], tmp_path: Path, content: bytes) -> 
     result, log = run(built, tmp_path, blob)  # without --images-only: one plain file
     assert result.exit_code == 0, result.output
     assert assert_counts_add_up(log)["files"] == 1
+    warning = "is a single file with no volume system or filesystem recognised"
+    assert warning in result.output  # never silently: the summary and the end record say so
+    assert any(warning in note for note in read_log(log)[-1]["notes"])
 
 
 def test_e01_with_no_filesystem_inside_is_an_error(built: dict[str, Any], tmp_path: Path) -> None:
