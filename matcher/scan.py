@@ -506,7 +506,7 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
         )
         candidate_sizes: set[int] | None = None
         if options.candidates_only:
-            sizes, unsized = store.notable_sizes()
+            sizes, unsized = store.notable_sizes(_lists_fingerprint(lists))
             if unsized:
                 notes.append(
                     "--candidates-only ignored (full scan): notable list(s) without sizes: "

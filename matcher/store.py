@@ -14,8 +14,10 @@ store exactly as it was before the import.
 
 from __future__ import annotations
 
+import array
 import binascii
 import collections
+import contextlib
 import datetime
 import hashlib
 import json
@@ -48,13 +50,14 @@ _LOOKUP_CHUNK = 900
 Row = tuple[object, ...]
 
 
+_SIZES_KEY = "notable-sizes"  # the filter_cache row that keeps notable entry sizes
 _FILTER_CACHE_DDL = (
     "CREATE TABLE IF NOT EXISTS filter_cache (algo TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
     "sha256 TEXT NOT NULL, data BLOB NOT NULL)"
 )
 _LIST_STATS_DDL = (
     "CREATE TABLE IF NOT EXISTS list_stats (list_id INTEGER PRIMARY KEY REFERENCES lists(id), "
-    "counts TEXT NOT NULL, zero_length INTEGER NOT NULL)"
+    "counts TEXT NOT NULL, zero_length INTEGER NOT NULL, unsized INTEGER)"
 )
 
 
@@ -127,6 +130,9 @@ class HashStore:
         if "lists" in tables:
             self._check_schema()
             self.db.execute(_LIST_STATS_DDL)  # added in 0.1: older stores gain it here
+            columns = {c.name for c in self.db["list_stats"].columns}
+            if "unsized" not in columns:
+                self.db.execute("ALTER TABLE list_stats ADD COLUMN unsized INTEGER")
             self.db.execute(_FILTER_CACHE_DDL)
             self._has_stats = True
             return
@@ -223,11 +229,12 @@ class HashStore:
             ).fetchone()[0]
         return int(zero_length)
 
-    def _record_stats(self, list_id: int, counts: Mapping[str, int]) -> None:
+    def _record_stats(self, list_id: int, counts: Mapping[str, int], unsized: int) -> None:
         kept = {a: n for a, n in counts.items() if n}
         self.db.conn.execute(
-            "INSERT OR REPLACE INTO list_stats (list_id, counts, zero_length) VALUES (?, ?, ?)",
-            [list_id, json.dumps(kept), self._zero_length(list_id, kept)],
+            "INSERT OR REPLACE INTO list_stats (list_id, counts, zero_length, unsized) "
+            "VALUES (?, ?, ?, ?)",
+            [list_id, json.dumps(kept), self._zero_length(list_id, kept), unsized],
         )
 
     def _list_from_row(self, row: dict[str, object]) -> ListInfo:
@@ -362,6 +369,7 @@ class HashStore:
                 )
                 total = 0
                 per_code: collections.Counter[int] = collections.Counter()
+                unsized = 0
                 for algorithms, rows in batches:
                     codes = [ALGORITHM_CODES[a] for a in algorithms]
                     k = len(codes)
@@ -370,6 +378,7 @@ class HashStore:
                     for offset, row in enumerate(rows):
                         entry_id = next_id + offset
                         entry_rows.append((entry_id, list_id, *row[k:]))
+                        unsized += row[k] is None
                         for code, digest in zip(codes, row[:k], strict=True):
                             if digest is not None:
                                 hash_rows.append((code, digest, entry_id))
@@ -389,7 +398,9 @@ class HashStore:
                         hash_rows,
                     )
                 conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
-                self._record_stats(list_id, {_CODE_NAMES[c]: n for c, n in per_code.items()})
+                self._record_stats(
+                    list_id, {_CODE_NAMES[c]: n for c, n in per_code.items()}, unsized
+                )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
         info = self.find_list(name=name)
@@ -469,7 +480,10 @@ class HashStore:
                     if counts[algorithm] != total:
                         raise _NeedsRowByRow
                 conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
-                self._record_stats(list_id, counts)
+                unsized = conn.execute(
+                    "SELECT count(*) FROM temp.matcher_import WHERE size IS NULL"
+                ).fetchone()[0]
+                self._record_stats(list_id, counts, unsized)
                 conn.execute("DROP TABLE temp.matcher_import")
         except _NeedsRowByRow:
             return None
@@ -565,14 +579,24 @@ class HashStore:
                 yield digest
 
     def stored_algorithms(self) -> set[str]:
-        """Algorithms that at least one stored entry carries."""
-        return {
-            _CODE_NAMES[c]
-            for (c,) in self.db.execute("SELECT DISTINCT algo FROM hashes").fetchall()
-        }
+        """Algorithms that at least one stored entry carries (from the lists' counts)."""
+        return {a for info in self.lists() for a, n in info.counts.items() if n}
 
-    def notable_sizes(self) -> tuple[set[int], list[str]]:
-        """Sizes of every notable entry, and the notable lists with unsized entries."""
+    def notable_sizes(self, fingerprint: str | None = None) -> tuple[set[int], list[str]]:
+        """Sizes of every notable entry, and the notable lists with unsized entries.
+
+        Args:
+            fingerprint: names the current set of lists; the sizes are then
+                kept in the store (checked by SHA-256) and reused while it holds.
+        """
+        unsized = sorted(
+            info.name for info in self.lists() if info.role == "notable" and self._unsized(info.id)
+        )
+        if unsized:
+            return set(), unsized
+        cached = self.saved_filter(_SIZES_KEY, fingerprint) if fingerprint else None
+        if cached is not None:
+            return set(array.array("q", cached)), []
         sizes = {
             int(s)
             for (s,) in self.db.execute(
@@ -580,11 +604,20 @@ class HashStore:
                 "WHERE l.role = 'notable' AND e.size IS NOT NULL"
             ).fetchall()
         }
-        unsized = [
-            n
-            for (n,) in self.db.execute(
-                "SELECT DISTINCT l.name FROM entries e JOIN lists l ON l.id = e.list_id "
-                "WHERE l.role = 'notable' AND e.size IS NULL ORDER BY l.name"
-            ).fetchall()
-        ]
-        return sizes, unsized
+        if fingerprint:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                self.save_filter(_SIZES_KEY, fingerprint, array.array("q", sorted(sizes)).tobytes())
+        return sizes, []
+
+    def _unsized(self, list_id: int) -> bool:
+        """True when the list has an entry without a size."""
+        if self._has_stats:
+            row = self.db.execute(
+                "SELECT unsized FROM list_stats WHERE list_id = ?", [list_id]
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                return bool(row[0])
+        found = self.db.execute(
+            "SELECT 1 FROM entries WHERE list_id = ? AND size IS NULL LIMIT 1", [list_id]
+        ).fetchone()
+        return found is not None

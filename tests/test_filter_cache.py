@@ -78,3 +78,23 @@ def test_a_read_only_store_builds_without_saving(store: HashStore, tmp_path: Pat
         assert readonly.db.execute("SELECT count(*) FROM filter_cache").fetchone()[0] == 0
     finally:
         readonly.close()
+
+
+def test_notable_sizes_are_kept_and_lists_without_sizes_named(tmp_path: Path) -> None:
+    sized = tmp_path / "sized.csv"
+    sized.write_text("md5,size\n" + "".join(f"{'%032x' % i},{i * 7}\n" for i in range(1, 50)))
+    store = HashStore(tmp_path / "s.db")
+    try:
+        import_list(store, sized)
+        fingerprint = "fp-1"
+        first = store.notable_sizes(fingerprint)
+        assert first == ({i * 7 for i in range(1, 50)}, [])
+        assert store.saved_filter("notable-sizes", fingerprint) is not None
+        assert store.notable_sizes(fingerprint) == first  # from the kept copy
+        unsized = tmp_path / "unsized.md5"
+        unsized.write_text(f"{'ab' * 16}  x\n")
+        import_list(store, unsized)
+        assert store.saved_filter("notable-sizes", fingerprint) is None  # lists changed
+        assert store.notable_sizes("fp-2") == (set(), ["unsized.md5"])
+    finally:
+        store.close()
