@@ -51,6 +51,7 @@ from matcher.inventory import default_path as default_inventory_path
 from matcher.match import BLOOM_FALSE_POSITIVE_RATE
 from matcher.match import DigestFilter
 from matcher.match import match_batch
+from matcher.match import verdict as verdict_of
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -254,7 +255,7 @@ class _Recorder:
                 # makes a match: the file is counted as empty and unknown.
                 counts.empty += 1
                 hits = []
-            verdict = _verdict(hits)
+            verdict = verdict_of(hits)
             if verdict is Verdict.NOTABLE:
                 counts.notable += 1
                 if outcome.path not in self.logged:
@@ -311,12 +312,6 @@ class _Recorder:
             counts = self.counts
             self.log.checkpoint({k: v for k, v in counts.as_dict().items() if isinstance(v, int)})
             self.last_checkpoint = now
-
-
-def _verdict(hits: list[ListHit]) -> Verdict:
-    from matcher.match import verdict
-
-    return verdict(hits)
 
 
 class _SignalGate:
