@@ -36,6 +36,9 @@ EXTRA_HINT = "Install the images extra: pip install 'matcher[images]'"
 EWF_SIGNATURE = b"EVF\x09\x0d\x0a\xff\x00"
 _GPT_SIGNATURE = b"EFI PART"
 _READ = 1 << 20
+_EXFAT_SPECIAL = frozenset(
+    {b"$ALLOC_BITMAP", b"$UPCASE_TABLE", b"$VOLUME_LABEL", b"$VOLUME_GUID", b"$TEX_FAT"}
+)
 _NTFS_SYSTEM_RECORDS = 16  # MFT records 0-15 are the filesystem's own ($MFT ... $Extend)
 _LABEL_SUFFIX = b"(Volume Label Entry)"
 
@@ -472,6 +475,11 @@ class ImageWalker:
             return int(meta.addr) < _NTFS_SYSTEM_RECORDS
         if fat and inner == b"" and name.endswith(_LABEL_SUFFIX):
             return True
+        if fat and inner == b"" and name in _EXFAT_SPECIAL:
+            # Note: TSK shows exFAT's allocation bitmap, up-case table and
+            # volume entries as regular root files. They carry no timestamps,
+            # which no real exFAT file can lack (its epoch is 1980).
+            return not (int(meta.crtime) or int(meta.mtime) or int(meta.atime))
         return False
 
     def _file_streams(
