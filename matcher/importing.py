@@ -15,6 +15,7 @@ from matcher.formats import registry
 from matcher.formats.base import HashListReader
 from matcher.models import HashRecord
 from matcher.models import ListInfo
+from matcher.models import NewList
 from matcher.store import HashStore
 from matcher.store import Row
 
@@ -113,18 +114,17 @@ def import_list(
     def on_invalid(error: FormatError) -> None:
         result_invalid.append(error)
 
+    new = NewList(
+        name=name or path.name,
+        role=role or reader.DEFAULT_ROLE,
+        format=reader.NAME,
+        source_sha256=source_sha256,
+        source_path=str(path),
+        metadata=reader.metadata(path),
+    )
     sql_source = getattr(reader, "sql_source", None)
     if sql_source is not None:
-        copied = store.add_list_sql(
-            name=name or path.name,
-            role=role or reader.DEFAULT_ROLE,
-            format=reader.NAME,
-            source_sha256=source_sha256,
-            source_path=str(path),
-            metadata=reader.metadata(path),
-            source=sql_source(path),
-            replace=replace,
-        )
+        copied = store.add_list_sql(new, sql_source(path), replace=replace)
         if copied is not None:
             return ImportResult(info=copied, replaced=replace)
     callback = on_invalid if skip_invalid else None
@@ -153,16 +153,7 @@ def import_list(
         if total == 0:
             raise FormatError("the list holds no entries", source=str(path))
 
-    info = store.add_list(
-        name=name or path.name,
-        role=role or reader.DEFAULT_ROLE,
-        format=reader.NAME,
-        source_sha256=source_sha256,
-        source_path=str(path),
-        metadata=reader.metadata(path),
-        batches=checked(batches),
-        replace=replace,
-    )
+    info = store.add_list(new, checked(batches), replace=replace)
     return ImportResult(
         info=info,
         skipped_invalid=len(result_invalid),

@@ -139,6 +139,18 @@ class ListInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class NewList:
+    """What the store records of a list being imported, besides its entries."""
+
+    name: str
+    role: str
+    format: str
+    source_sha256: str
+    source_path: str
+    metadata: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
 class SqlListSource:
     """A list that is itself an SQLite database, copied into the store by SQL.
 

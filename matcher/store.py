@@ -39,6 +39,7 @@ from matcher.errors import StoreError
 from matcher.models import ROLES
 from matcher.models import ListHit
 from matcher.models import ListInfo
+from matcher.models import NewList
 from matcher.models import SqlListSource
 from matcher.sqlitefiles import connect_readonly
 
@@ -312,33 +313,27 @@ class HashStore:
             )
         return old
 
-    def _insert_list_row(
-        self,
-        name: str,
-        role: str,
-        format: str,
-        source_sha256: str,
-        source_path: str,
-        metadata: dict[str, str],
-    ) -> int:
+    def _insert_list_row(self, new: NewList) -> int:
         self._forget_filters()
         cur = self.db.conn.execute(
             "INSERT INTO lists (name, role, format, source_sha256, source_path, entries, "
             "imported, metadata) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
-            [name, role, format, source_sha256, source_path, _utcnow(), json.dumps(metadata)],
+            [
+                new.name,
+                new.role,
+                new.format,
+                new.source_sha256,
+                new.source_path,
+                _utcnow(),
+                json.dumps(dict(new.metadata)),
+            ],
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
 
     def add_list(
         self,
-        *,
-        name: str,
-        role: str,
-        format: str,
-        source_sha256: str,
-        source_path: str,
-        metadata: dict[str, str],
+        new: NewList,
         batches: Iterable[tuple[tuple[str, ...], Sequence[Row]]],
         replace: str | None = None,
     ) -> ListInfo:
@@ -355,15 +350,13 @@ class HashStore:
             StoreError: on a bad role, a name clash, or a database error.
             Whatever the batches iterator raises (e.g. FormatError) after a rollback.
         """
-        old = self._check_new_list(name, role, replace)
+        old = self._check_new_list(new.name, new.role, replace)
         conn = self.db.conn
         try:
             with self.db.atomic():
                 if old is not None:
                     self._delete_list(old.id)
-                list_id = self._insert_list_row(
-                    name, role, format, source_sha256, source_path, metadata
-                )
+                list_id = self._insert_list_row(new)
                 next_id = (
                     (conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]) + 1
                 )
@@ -403,19 +396,13 @@ class HashStore:
                 )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
-        info = self.find_list(name=name)
+        info = self.find_list(name=new.name)
         assert info is not None
         return info
 
     def add_list_sql(
         self,
-        *,
-        name: str,
-        role: str,
-        format: str,
-        source_sha256: str,
-        source_path: str,
-        metadata: dict[str, str],
+        new: NewList,
         source: SqlListSource,
         replace: str | None = None,
     ) -> ListInfo | None:
@@ -432,7 +419,7 @@ class HashStore:
             StoreError: a bad role, a name clash, or a database error.
             FormatError: the source holds no entries.
         """
-        old = self._check_new_list(name, role, replace)
+        old = self._check_new_list(new.name, new.role, replace)
         conn = self.db.conn
         k = len(source.algorithms)
         digest_columns = [f"d{i}" for i in range(k)]
@@ -450,12 +437,10 @@ class HashStore:
                 conn.execute(f"INSERT INTO temp.matcher_import {source.select}")
                 total = conn.execute("SELECT count(*) FROM temp.matcher_import").fetchone()[0]
                 if total == 0:
-                    raise FormatError("the list holds no entries", source=source_path)
+                    raise FormatError("the list holds no entries", source=new.source_path)
                 if old is not None:
                     self._delete_list(old.id)
-                list_id = self._insert_list_row(
-                    name, role, format, source_sha256, source_path, metadata
-                )
+                list_id = self._insert_list_row(new)
                 base = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
                 # Note: each INSERT takes only the rows it can use as they are; a
                 # count short of the total sends the whole import row by row.
@@ -496,7 +481,7 @@ class HashStore:
         finally:
             conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
             conn.execute("DETACH DATABASE src")
-        info = self.find_list(name=name)
+        info = self.find_list(name=new.name)
         assert info is not None
         return info
 
