@@ -36,9 +36,12 @@ from matcher.models import Skip
 from matcher.models import fields_path
 from matcher.scan import MATCH_BATCH
 from matcher.scan import Counts
+from matcher.scan import Interrupted
 from matcher.scan import ScanSummary
 from matcher.scan import _file_sha256
+from matcher.scan import _install_signal_handlers
 from matcher.scan import _Recorder
+from matcher.scan import _SignalGate
 from matcher.scan import build_filter
 from matcher.scan import exit_code_for
 from matcher.scan import refuse_outputs_inside
@@ -198,46 +201,63 @@ def run_rematch(
             hashed = [o for o in pending if o.digests is not None]
             hits = match_batch([o.digests for o in hashed], digest_filter, store.lookup)  # type: ignore[misc]
             by_id = {id(o): h for o, h in zip(hashed, hits, strict=True)}
-            for outcome in pending:
-                recorder.record(outcome, by_id.get(id(outcome), []))
-            pending.clear()
+            with gate.critical():
+                for outcome in pending:
+                    recorder.record(outcome, by_id.get(id(outcome), []))
+                pending.clear()
             if progress is not None:
                 progress(counts)
 
+        # Note: as in scan, SIGINT/SIGTERM never land inside a log append; the
+        # log then ends with an `interrupted` end record and verifies.
+        status = "complete"
+        gate = _SignalGate()
+        restore = _install_signal_handlers(gate)
         try:
             for row in source.rows():
                 pending.append(_outcome(row))
                 if len(pending) >= MATCH_BATCH:
                     settle()
             settle()
+        except Interrupted as exc:
+            status = "interrupted"
+            notes.append(f"interrupted by {exc.args[0] if exc.args else 'a signal'}")
         finally:
+            gate.depth += 1  # from here on a signal is only held: the end record is written
             source.db.close()
             inventory.close()
         seconds = time.monotonic() - started
-        log.append(
-            "end",
-            {
-                "status": "complete",
-                "counts": counts.as_dict(),
-                "duration_s": round(seconds, 3),
-                "inventory": {
-                    "path": os.path.abspath(inventory_path),
-                    "sha256": _file_sha256(inventory_path),
+        try:
+            log.append(
+                "end",
+                {
+                    "status": status,
+                    "counts": counts.as_dict(),
+                    "duration_s": round(seconds, 3),
+                    "inventory": {
+                        "path": os.path.abspath(inventory_path),
+                        "sha256": _file_sha256(inventory_path),
+                    },
+                    "notes": notes,
                 },
-                "notes": notes,
-            },
-        )
-        log.sync()
-        log.close()
+            )
+            log.sync()
+        finally:
+            # Note: the log is closed (its lock released) even if the end record
+            # cannot be written; verify then names it incomplete.
+            try:
+                log.close()
+            finally:
+                restore()
     finally:
         store.close()
     return ScanSummary(
-        "complete",
+        status,
         counts,
         seconds,
         options.log,
         inventory_path,
         notes,
-        exit_code_for("complete", counts),
+        exit_code_for(status, counts),
         log.head,
     )

@@ -78,3 +78,59 @@ def test_signals_at_random_moments_leave_a_verifiable_log(
     assert matches == counts["notable"]
     if end["status"] == "interrupted":
         assert proc.returncode & 8, err
+
+
+@pytest.mark.parametrize("where", ["between batches", "inside a log append"])
+def test_an_interrupted_rematch_ends_its_log_properly(
+    every_file_notable: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """A real SIGTERM, sent from inside the run: the log ends `interrupted` and verifies."""
+    import os
+
+    from matcher import auditlog
+    from matcher import rematch as rematch_mod
+    from matcher.rematch import RematchOptions
+    from matcher.rematch import run_rematch
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    ev, db = every_file_notable
+    original = tmp_path / "scan.jsonl"
+    run_scan(ScanOptions([ev], "E", "C", db, original))
+    sent = {"done": False}
+
+    def send_once() -> None:
+        if not sent["done"]:
+            sent["done"] = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    if where == "between batches":
+        real_outcome = rematch_mod._outcome
+        rows = {"n": 0}
+
+        def outcome(row: dict[str, object]) -> object:
+            rows["n"] += 1
+            if rows["n"] == 1000:
+                send_once()
+            return real_outcome(row)
+
+        monkeypatch.setattr(rematch_mod, "_outcome", outcome)
+    else:
+        real_append = auditlog.LogWriter.append
+
+        def append(self: auditlog.LogWriter, kind: str, fields: dict[str, object]) -> object:
+            if kind == "match":
+                send_once()  # lands while the record is being written
+            return real_append(self, kind, fields)
+
+        monkeypatch.setattr(auditlog.LogWriter, "append", append)
+    log = tmp_path / "rematch.jsonl"
+    summary = run_rematch(RematchOptions(original, "R", "C", db, log))
+    assert summary.status == "interrupted" and summary.exit_code & 8
+    assert auditlog.verify(log).last_status == "interrupted"
+    records = read_log(log)
+    assert 0 < sum(r["type"] == "match" for r in records) < 3000
+    assert_counts_add_up(log)
