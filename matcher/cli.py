@@ -504,7 +504,7 @@ def scan_cmd(
     sys.exit(summary.exit_code)
 
 
-def _print_summary(summary: ScanSummary, as_json: bool) -> None:
+def _print_summary(summary: ScanSummary, as_json: bool, resumable: bool = True) -> None:
     c = summary.counts
     click.echo(
         f"{summary.status}: {c.entries:,} entries: {c.files:,} files hashed ({c.bytes:,} bytes), "
@@ -520,6 +520,13 @@ def _print_summary(summary: ScanSummary, as_json: bool) -> None:
     )
     for note in summary.notes:
         click.echo(f"  note: {note}", err=True)
+    if summary.status == "interrupted":
+        hint = (
+            f"run the same command with --resume to continue {summary.log}"
+            if resumable
+            else "run it again with a new --log"
+        )
+        click.echo(f"  interrupted: {hint}.", err=True)
     if c.errors:
         click.echo(
             f"  {c.errors:,} entries could not be read: see the error records in the log.", err=True
@@ -591,7 +598,7 @@ def rematch_cmd(
     )
     with _translate_errors():
         summary = run_rematch(options)
-    _print_summary(summary, as_json)
+    _print_summary(summary, as_json, resumable=False)
     sys.exit(summary.exit_code)
 
 

@@ -126,6 +126,7 @@ def test_sigterm_writes_interrupted_end_and_exit_8(corpus: tuple[Path, Path, set
     _, err = proc.communicate(timeout=60)
     assert proc.returncode & 8, err
     assert proc.returncode in (8, 9)
+    assert b"run the same command with --resume to continue" in err
     assert verify(log) == 0
     end = read_log(log)[-1]
     assert end["type"] == "end" and end["status"] == "interrupted"
