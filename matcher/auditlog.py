@@ -557,8 +557,12 @@ def _resume_state(fd: int, name: str) -> ResumeState:
             elif rec["type"] == "match":
                 try:
                     matched.add(fields_path(rec))
-                except (KeyError, ValueError):
-                    pass  # Note that a match without a usable path cannot be deduplicated.
+                except (KeyError, ValueError) as exc:
+                    # Without its path a match cannot be kept exactly once on resume.
+                    raise IntegrityError(
+                        "match record without a usable path: this log cannot be resumed",
+                        st.lines,
+                    ) from exc
     if st.grammar.phase == "ended" and st.grammar.last_status != "interrupted":
         raise UsageError(f"Log {name} ends with a complete run. There is nothing to resume.")
     torn_tail = _set_aside(fd, name, st) if st.torn is not None else None

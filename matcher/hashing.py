@@ -11,6 +11,7 @@ content ever leaves this module: only digests do.
 
 from __future__ import annotations
 
+import contextlib
 import errno as errno_mod
 import os
 import stat
@@ -213,15 +214,15 @@ _worker_hasher: Hasher | None = None
 
 def _die_with_parent() -> None:
     """Ask Linux to kill this worker when the scan process dies (even by kill -9)."""
-    try:
-        import ctypes
-        import signal
+    import ctypes
+    import signal
 
+    # Note: without prctl (not Linux), an orphaned worker still ends when its
+    # queue closes; this only makes that immediate.
+    with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: orphaned workers end when their queue closes
 
 
 def _init_worker(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -53,9 +52,25 @@ def assert_counts_add_up(log_path: Path) -> dict[str, object]:
     return counts
 
 
-def require_tool(name: str) -> str | None:
-    """A peer tool's path. Under CI (CI set) a missing peer fails instead of skipping."""
-    found = shutil.which(name)
-    if found is None and os.environ.get("CI"):
-        pytest.fail(f"{name} is required under CI (.ci/run installs it)")
+# The package that brings each peer tool or validator (.ci/run installs them all).
+PEER_PACKAGES = {
+    "hashdeep": "Debian hashdeep",
+    "xmllint": "Debian libxml2-utils",
+    "chromium": "Debian chromium",
+    "case_validate": "PyPI case-utils",
+    "zip": "Debian zip",
+    "mkfs.exfat": "Debian exfatprogs",
+}
+
+
+def peer_tool(name: str) -> str:
+    """A peer tool's path. A missing one fails the test, never skips it.
+
+    The checks against peer tools and validators are the point of these tests:
+    a run without them would prove nothing, so it must not pass quietly.
+    """
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if found is None:
+        package = PEER_PACKAGES.get(name, "coreutils")
+        pytest.fail(f"{name} is needed by this test: install {package} (.ci/run does)")
     return found

@@ -8,7 +8,6 @@ import hashlib
 import io
 import lzma
 import os
-import shutil
 import sqlite3
 import subprocess
 import tarfile
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import assert_counts_add_up
+from conftest import peer_tool
 from conftest import read_log
 
 from matcher.cli import cli
@@ -219,11 +219,7 @@ def test_lying_member_size_is_an_error_not_a_bomb(db: Path, tmp_path: Path) -> N
 
 
 def test_encrypted_and_symlink_members(db: Path, tmp_path: Path) -> None:
-    zip_tool = shutil.which("zip")
-    if zip_tool is None:
-        if os.environ.get("CI"):
-            pytest.fail("zip is required under CI")
-        pytest.skip("zip not installed")
+    zip_tool = peer_tool("zip")
     src = tmp_path / "src"
     src.mkdir()
     (src / "secret.txt").write_bytes(NOTABLE)

@@ -655,3 +655,13 @@ def test_resumed_signed_log_verifies(tmp_path: Path, keys: tuple[Path, Path]) ->
     log.close()
     report = auditlog.verify(path, keys[1])
     assert (report.signatures_checked, report.signed) == (4, True)
+
+
+def test_resume_refuses_a_match_it_cannot_keep_exactly_once(tmp_path: Path) -> None:
+    path = tmp_path / "l.jsonl"
+    log = auditlog.create(path)
+    log.append("run", {"examiner": "E", "case": "C"})
+    log.append("match", {"size": 1})  # no path: resume could not tell it was logged
+    log.close()
+    with pytest.raises(IntegrityError, match="without a usable path"):
+        auditlog.open_for_resume(path)

@@ -17,7 +17,7 @@ from conftest import FIXTURES
 from conftest import assert_counts_add_up
 from conftest import end_record
 from conftest import read_log
-from conftest import require_tool
+from conftest import peer_tool
 
 from matcher.cli import cli
 
@@ -202,22 +202,20 @@ def test_digests_agree_with_hashdeep_and_coreutils(runner: CliRunner, store: Pat
     conn.close()
     assert len(ours) == len(expected_digests()) + 1
     for tool, index in (("md5sum", 0), ("sha1sum", 1), ("sha256sum", 2), ("sha512sum", 3)):
-        exe = require_tool(tool)
-        assert exe is not None
+        exe = peer_tool(tool)
         for path, digests in ours.items():
             out = subprocess.run([exe, "-z", "--", os.fsdecode(path)], capture_output=True, check=True).stdout
             assert out.split(b" ")[0].decode() == digests[index], (tool, path)
-    hashdeep = require_tool("hashdeep")
-    if hashdeep is not None:
-        out = subprocess.run([hashdeep, "-r", "-c", "md5,sha1,sha256", "-l", "."], cwd=evidence_copy,
-                             capture_output=True, check=True).stdout.decode()
-        theirs = {}
-        for line in out.splitlines():
-            if line.startswith(("%", "#")) or not line:
-                continue
-            size, md5, sha1, sha256, name = line.split(",", 4)
-            theirs[os.fsencode(os.path.normpath(evidence_copy / name))] = (md5, sha1, sha256)
-        assert {p: d[:3] for p, d in ours.items()} == theirs
+    hashdeep = peer_tool("hashdeep")
+    out = subprocess.run([hashdeep, "-r", "-c", "md5,sha1,sha256", "-l", "."], cwd=evidence_copy,
+                         capture_output=True, check=True).stdout.decode()
+    theirs = {}
+    for line in out.splitlines():
+        if line.startswith(("%", "#")) or not line:
+            continue
+        size, md5, sha1, sha256, name = line.split(",", 4)
+        theirs[os.fsencode(os.path.normpath(evidence_copy / name))] = (md5, sha1, sha256)
+    assert {p: d[:3] for p, d in ours.items()} == theirs
 
 
 def test_summary_says_what_is_left_unknown(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:

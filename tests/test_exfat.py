@@ -11,21 +11,16 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from conftest import assert_counts_add_up
+from conftest import peer_tool
 from conftest import read_log
-from conftest import require_tool
 
 from matcher.cli import cli
 
-pytest.importorskip("pytsk3")
-
 
 def test_an_empty_exfat_volume_holds_only_fs_metadata(runner: CliRunner, tmp_path: Path) -> None:
-    mkfs = require_tool("mkfs.exfat")
-    if mkfs is None:
-        pytest.skip("mkfs.exfat (Debian exfatprogs) is not installed")
+    mkfs = peer_tool("mkfs.exfat")
     image = tmp_path / "volume.bin"
     with image.open("wb") as stream:
         stream.truncate(64 << 20)

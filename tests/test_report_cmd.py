@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import peer_tool
 from conftest import read_log
-from conftest import require_tool
 
 from matcher.cli import cli
 from matcher.reports import registry
@@ -146,9 +146,7 @@ def test_json_is_one_document_with_run_matches_errors_summary(
 def test_dfxml_validates_against_the_schema_and_keeps_every_name(
     runner: CliRunner, scanned: Path
 ) -> None:
-    xmllint = require_tool("xmllint")
-    if xmllint is None:
-        pytest.skip("xmllint (libxml2-utils) is not installed")
+    xmllint = peer_tool("xmllint")
     out = report(runner, scanned, "dfxml", scanned.parent / "r.xml")
     done = subprocess.run([xmllint, "--noout", "--schema", str(SCHEMA), str(out)],
                           capture_output=True, text=True)  # fmt: skip
@@ -171,9 +169,7 @@ def test_dfxml_validates_against_the_schema_and_keeps_every_name(
 
 
 def test_case_passes_case_validate(runner: CliRunner, scanned: Path) -> None:
-    case_validate = require_tool("case_validate")
-    if case_validate is None:
-        pytest.skip("case_validate (PyPI case-utils) is not installed")
+    case_validate = peer_tool("case_validate")
     out = report(runner, scanned, "case", scanned.parent / "r.jsonld")
     done = subprocess.run([case_validate, str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -200,9 +196,7 @@ def test_case_passes_case_validate(runner: CliRunner, scanned: Path) -> None:
 
 
 def chromium_text(page: Path) -> str:
-    chromium = require_tool("chromium")
-    if chromium is None:
-        pytest.skip("chromium is not installed")
+    chromium = peer_tool("chromium")
     done = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120,
@@ -254,7 +248,7 @@ def test_tampered_log_report_says_so_first_and_exits_1(
         assert first["uco-core:statement"].startswith("WARNING: this log FAILED")
     else:
         assert "<title>WARNING: this log FAILED" in out.read_text()
-        if fmt == "html" and require_tool("chromium"):
+        if fmt == "html":
             assert chromium_text(out).startswith("WARNING: this log FAILED verification")
 
 

@@ -50,6 +50,8 @@ from matcher.models import Skip
 
 HEAD = 4096
 _COMPRESSED = {"gz", "bz2", "xz"}
+# What a damaged or unsupported archive raises; zipfile reports an encrypted
+# member as RuntimeError and an unknown compression method as NotImplementedError.
 _ERRORS = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,

@@ -26,6 +26,8 @@ MAX_LINE = 64 * 1024
 SIGNATURE = ("sha-1", "filename", "productcode")
 _DIGEST_COLUMNS = {"sha-1": "sha1", "md5": "md5", "sha-256": "sha256", "sha256": "sha256"}
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError)
+# zipfile raises these for an encrypted member (RuntimeError), an unsupported
+# compression method (NotImplementedError) and a damaged header (ValueError).
 _ZIP_ERRORS_MORE = (RuntimeError, NotImplementedError, ValueError)
 
 
