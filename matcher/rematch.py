@@ -38,10 +38,10 @@ from matcher.scan import MATCH_BATCH
 from matcher.scan import Counts
 from matcher.scan import Interrupted
 from matcher.scan import ScanSummary
-from matcher.scan import _file_sha256
 from matcher.scan import _install_signal_handlers
 from matcher.scan import _Recorder
 from matcher.scan import _SignalGate
+from matcher.scan import append_end_record
 from matcher.scan import build_filter
 from matcher.scan import exit_code_for
 from matcher.scan import refuse_outputs_inside
@@ -228,20 +228,7 @@ def run_rematch(
             inventory.close()
         seconds = time.monotonic() - started
         try:
-            log.append(
-                "end",
-                {
-                    "status": status,
-                    "counts": counts.as_dict(),
-                    "duration_s": round(seconds, 3),
-                    "inventory": {
-                        "path": os.path.abspath(inventory_path),
-                        "sha256": _file_sha256(inventory_path),
-                    },
-                    "notes": notes,
-                },
-            )
-            log.sync()
+            append_end_record(log, status, counts, seconds, inventory_path, notes)
         finally:
             # Note: the log is closed (its lock released) even if the end record
             # cannot be written; verify then names it incomplete.

@@ -650,20 +650,7 @@ def _scan(
                 notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")
             seconds = time.monotonic() - started
             inventory.close()
-            log.append(
-                "end",
-                {
-                    "status": status,
-                    "counts": counts.as_dict(),
-                    "duration_s": round(seconds, 3),
-                    "inventory": {
-                        "path": os.path.abspath(inventory_path),
-                        "sha256": _file_sha256(inventory_path),
-                    },
-                    "notes": notes,
-                },
-            )
-            log.sync()
+            append_end_record(log, status, counts, seconds, inventory_path, notes)
         finally:
             # Note: if the end record cannot be written (disk full), the log
             # still closes and releases its lock; verify then calls it
@@ -687,6 +674,31 @@ def _scan(
         exit_code_for(status, counts),
         log.head,
     )
+
+
+def append_end_record(
+    log: auditlog.LogWriter,
+    status: str,
+    counts: Counts,
+    seconds: float,
+    inventory_path: Path,
+    notes: list[str],
+) -> None:
+    """The `end` record of a scan or re-match (its closed inventory sealed by SHA-256), synced."""
+    log.append(
+        "end",
+        {
+            "status": status,
+            "counts": counts.as_dict(),
+            "duration_s": round(seconds, 3),
+            "inventory": {
+                "path": os.path.abspath(inventory_path),
+                "sha256": _file_sha256(inventory_path),
+            },
+            "notes": notes,
+        },
+    )
+    log.sync()
 
 
 def _append_run_record(
