@@ -38,6 +38,7 @@ from matcher.scan import MATCH_BATCH
 from matcher.scan import Counts
 from matcher.scan import Interrupted
 from matcher.scan import ScanSummary
+from matcher.scan import _file_sha256
 from matcher.scan import _install_signal_handlers
 from matcher.scan import _Recorder
 from matcher.scan import _SignalGate
