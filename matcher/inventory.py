@@ -35,6 +35,9 @@ _COLUMNS = (
     "detail",
     "run",
 )
+_COLUMN_SET = frozenset(_COLUMNS)
+_SKIP_SHAPE = ("path", "kind", "size", "mtime_ns", "skip", "errno", "detail")
+_FAILURE_SHAPE = ("path", "kind", "size", "mtime_ns", "failure", "errno", "detail")
 
 
 def default_path(log_path: Path) -> Path:
@@ -51,7 +54,7 @@ class Inventory:
 
     def __init__(self, path: Path, create: bool = True):
         self.path = path
-        self._pending: list[tuple[object, ...]] = []
+        self._pending: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
         try:
             if create:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -87,28 +90,44 @@ class Inventory:
             self.db["entries"].create(columns, pk="path")  # type: ignore[union-attr]
 
     def add(self, outcome: EntryOutcome, verdict: str | None, run: int) -> None:
-        """Queue one entry's outcome (written on flush())."""
-        digests = outcome.digests or {}
-        self._pending.append(
-            (
+        """Queue one entry's outcome (written on flush()).
+
+        Rows are queued by shape, and each shape is written with only the
+        columns it fills (the rest are NULL, as in a full row): a scan of
+        small files spends much of its own time binding parameters.
+        """
+        digests = outcome.digests
+        if digests is not None:
+            shape: tuple[str, ...] = ("path", "kind", "size", "mtime_ns", *digests, "verdict")
+            row: tuple[object, ...] = (
                 outcome.path,
                 outcome.kind,
                 outcome.size,
                 outcome.mtime_ns,
-                *(digests.get(a) for a in DIGEST_SIZES),
+                *digests.values(),
                 verdict,
-                outcome.skip.value if outcome.skip else None,
-                outcome.failure.value if outcome.failure else None,
-                outcome.errno,
-                outcome.detail,
-                run,
             )
-        )
+            if outcome.errno is not None or outcome.detail is not None:
+                shape += ("errno", "detail")  # e.g. a further name of a hard link
+                row += (outcome.errno, outcome.detail)
+        elif outcome.skip is not None:
+            shape = _SKIP_SHAPE
+            row = (outcome.path, outcome.kind, outcome.size, outcome.mtime_ns, outcome.skip.value,
+                   outcome.errno, outcome.detail)  # fmt: skip
+        else:
+            shape = _FAILURE_SHAPE
+            failure = outcome.failure.value if outcome.failure else None
+            row = (outcome.path, outcome.kind, outcome.size, outcome.mtime_ns, failure,
+                   outcome.errno, outcome.detail)  # fmt: skip
+        rows = self._pending.get(shape)
+        if rows is None:
+            rows = self._pending[shape] = []
+        rows.append((*row, run))
 
     @property
     def pending(self) -> int:
         """Rows queued and not yet committed."""
-        return len(self._pending)
+        return sum(len(rows) for rows in self._pending.values())
 
     def flush(self) -> None:
         """Commit the queued rows in one transaction.
@@ -118,13 +137,18 @@ class Inventory:
         """
         if not self._pending:
             return
-        marks = ",".join("?" * len(_COLUMNS))
         try:
             with self.db.atomic():
-                self.db.conn.executemany(
-                    f"INSERT OR REPLACE INTO entries ({','.join(_COLUMNS)}) VALUES ({marks})",
-                    self._pending,
-                )
+                for shape, rows in self._pending.items():
+                    if not _COLUMN_SET.issuperset(shape):
+                        raise StoreError(f"Not inventory columns: {', '.join(shape)}")
+                    # Note: each path is queued once per run, so the shapes'
+                    # order cannot matter; REPLACE sets the unnamed columns NULL.
+                    columns = ",".join((*shape, "run"))
+                    marks = ",".join("?" * (len(shape) + 1))
+                    self.db.conn.executemany(
+                        f"INSERT OR REPLACE INTO entries ({columns}) VALUES ({marks})", rows
+                    )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Cannot write inventory {self.path}: {exc}") from exc
         self._pending.clear()

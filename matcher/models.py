@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
+import array
+import bisect
 import dataclasses
 import enum
+from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Set
 from pathlib import Path
 
 ROLES = ("notable", "known")
+
+
+class SizeSet(Set[int]):
+    """A set of byte sizes kept as one sorted array, answering `in` by bisection.
+
+    A store's notable lists can hold millions of distinct sizes; as a Python
+    set they would cost some 60 bytes each and a long build at every scan,
+    where the array is read straight from the store's saved copy.
+    """
+
+    __slots__ = ("_sizes",)
+
+    def __init__(self, sorted_sizes: array.array[int]):
+        self._sizes = sorted_sizes
+
+    @classmethod
+    def of(cls, sizes: Iterator[int] | set[int] | list[int]) -> SizeSet:
+        """From sizes in any order, with repeats."""
+        return cls(array.array("q", sorted(set(sizes))))
+
+    def __contains__(self, size: object) -> bool:
+        sizes = self._sizes
+        i = bisect.bisect_left(sizes, size)  # type: ignore[call-overload]
+        return bool(i < len(sizes) and sizes[i] == size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._sizes)
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def tobytes(self) -> bytes:
+        """The sorted array's bytes (int64, native order), as the store keeps them."""
+        return self._sizes.tobytes()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import gc
 import hashlib
 import os
 import signal
@@ -57,6 +58,7 @@ from matcher.models import Failure
 from matcher.models import FileTask
 from matcher.models import ListHit
 from matcher.models import ListInfo
+from matcher.models import SizeSet
 from matcher.models import Skip
 from matcher.models import Verdict
 from matcher.models import path_fields
@@ -499,7 +501,7 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             for info in lists
             if info.zero_length
         )
-        candidate_sizes: set[int] | None = None
+        candidate_sizes: SizeSet | None = None
         if options.candidates_only:
             sizes, unsized = store.notable_sizes(_lists_fingerprint(lists))
             if unsized:
@@ -560,7 +562,7 @@ def _scan(
     store: HashStore,
     lists: list[ListInfo],
     digest_filter: DigestFilter,
-    candidate_sizes: set[int] | None,
+    candidate_sizes: SizeSet | None,
     inventory_path: Path,
     notes: list[str],
     progress: Callable[[Counts], None] | None,
@@ -620,18 +622,19 @@ def _scan(
     gate = _SignalGate()
     restore = _install_signal_handlers(gate)
     try:
-        _pump(
-            options,
-            walker,
-            engine,
-            recorder,
-            store,
-            digest_filter,
-            candidate_sizes,
-            finished,
-            progress,
-            gate,
-        )
+        with _few_collections():
+            _pump(
+                options,
+                walker,
+                engine,
+                recorder,
+                store,
+                digest_filter,
+                candidate_sizes,
+                finished,
+                progress,
+                gate,
+            )
         status = "complete"
     except Interrupted as exc:
         notes.append(f"interrupted by {exc.args[0] if exc.args else 'a signal'}")
@@ -707,7 +710,7 @@ def _append_run_record(
     resume_fields: dict[str, object],
     jobs: int,
     lists: list[ListInfo],
-    candidate_sizes: set[int] | None,
+    candidate_sizes: SizeSet | None,
     inventory_path: Path,
     digest_filter: DigestFilter,
     selftest: SelftestResult,
@@ -804,6 +807,27 @@ def _same_as(task: FileTask, head: EntryOutcome | None) -> EntryOutcome:
     )
 
 
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """Run the scan loop with fewer cyclic garbage collections.
+
+    The loop allocates some objects per file and frees nearly all of them
+    by reference counting; with the default thresholds the collector would
+    still sweep every 700 allocations, and re-examine the long-lived objects
+    (the store's filter, the finished set) at each full sweep: about 15% of
+    the main process's time on a tree of small files. The long-lived objects
+    are set aside (`gc.freeze`) for the loop, and restored after it.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 def _pump(
     options: ScanOptions,
     walker: EvidenceWalker,
@@ -811,7 +835,7 @@ def _pump(
     recorder: _Recorder,
     store: HashStore,
     digest_filter: DigestFilter,
-    candidate_sizes: set[int] | None,
+    candidate_sizes: SizeSet | None,
     finished: set[bytes],
     progress: Callable[[Counts], None] | None,
     gate: _SignalGate,

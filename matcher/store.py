@@ -40,6 +40,7 @@ from matcher.models import ROLES
 from matcher.models import ListHit
 from matcher.models import ListInfo
 from matcher.models import NewList
+from matcher.models import SizeSet
 from matcher.models import SqlListSource
 from matcher.sqlitefiles import connect_readonly
 
@@ -567,7 +568,7 @@ class HashStore:
         """Algorithms that at least one stored entry carries (from the lists' counts)."""
         return {a for info in self.lists() for a, n in info.counts.items() if n}
 
-    def notable_sizes(self, fingerprint: str | None = None) -> tuple[set[int], list[str]]:
+    def notable_sizes(self, fingerprint: str | None = None) -> tuple[SizeSet, list[str]]:
         """Sizes of every notable entry, and the notable lists with unsized entries.
 
         Args:
@@ -578,20 +579,20 @@ class HashStore:
             info.name for info in self.lists() if info.role == "notable" and self._unsized(info.id)
         )
         if unsized:
-            return set(), unsized
+            return SizeSet.of([]), unsized
         cached = self.saved_filter(_SIZES_KEY, fingerprint) if fingerprint else None
         if cached is not None:
-            return set(array.array("q", cached)), []
-        sizes = {
+            return SizeSet(array.array("q", cached)), []
+        sizes = SizeSet.of(
             int(s)
             for (s,) in self.db.execute(
                 "SELECT DISTINCT e.size FROM entries e JOIN lists l ON l.id = e.list_id "
                 "WHERE l.role = 'notable' AND e.size IS NOT NULL"
-            ).fetchall()
-        }
+            )
+        )
         if fingerprint:
             with contextlib.suppress(sqlite3.DatabaseError):
-                self.save_filter(_SIZES_KEY, fingerprint, array.array("q", sorted(sizes)).tobytes())
+                self.save_filter(_SIZES_KEY, fingerprint, sizes.tobytes())
         return sizes, []
 
     def _unsized(self, list_id: int) -> bool:
