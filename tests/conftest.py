@@ -60,6 +60,8 @@ PEER_PACKAGES = {
     "case_validate": "PyPI case-utils",
     "zip": "Debian zip",
     "mkfs.exfat": "Debian exfatprogs",
+    "7zz": "Debian 7zip",
+    "fsck.exfat": "Debian exfatprogs",
 }
 
 

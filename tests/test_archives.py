@@ -8,9 +8,12 @@ import hashlib
 import io
 import lzma
 import os
+import random
 import sqlite3
 import subprocess
+import sys
 import tarfile
+import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from conftest import read_log
 
 from matcher.cli import cli
 from matcher.errors import ExitCode
+from matcher.evidence import archive as archive_mod
 from matcher.evidence.archive import ArchiveLimits
 from matcher.evidence.archive import ArchiveWalker
 from matcher.models import EntryOutcome
@@ -259,3 +263,271 @@ def test_corrupt_archive_is_an_error_and_the_file_is_still_hashed(db: Path, tmp_
     counts = assert_counts_add_up(log)
     assert counts["files"] == 2 and counts["errors"] == 2, counts
     assert result.exit_code == ExitCode.INCOMPLETE, result.output
+
+
+# -- 7z (py7zr, the `archives` extra; archives made by Debian's 7zip, `7zz`) ------------
+
+SEVENZ_MTIME = 1_700_000_000
+
+
+def seven(archive: Path, src: Path, *options: str, names: tuple[str, ...] = (".",)) -> Path:
+    """Pack `names` under `src` into `archive` with 7-Zip (an independent producer)."""
+    tool = peer_tool("7zz")
+    subprocess.run(
+        [tool, "a", "-bd", "-bso0", "-bsp0", *options, str(archive), *names],
+        cwd=src,
+        check=True,
+        timeout=120,
+    )
+    return archive
+
+
+def seven_tree(root: Path, files: dict[str, bytes]) -> Path:
+    root.mkdir()
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.utime(path, (SEVENZ_MTIME, SEVENZ_MTIME))
+    return root
+
+
+def digests_of(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (bytes(row["md5"]).hex(), bytes(row["sha1"]).hex(), bytes(row["sha256"]).hex())
+
+
+def known_answer(data: bytes) -> tuple[str, str, str]:
+    return (
+        hashlib.md5(data).hexdigest(),
+        hashlib.sha1(data).hexdigest(),
+        hashlib.sha256(data).hexdigest(),
+    )
+
+
+SEVENZ_FILES = {
+    "dir/notable.bin": NOTABLE,
+    "dir/other.txt": OTHER,
+    "big/random.bin": random.Random(77).randbytes(300_000),
+    "big/text.txt": b"".join(b"line %d of a benign text\n" % i for i in range(40_000)),
+    "empty.txt": b"",
+    "\u00fcn\u00efc\u00f6d\u00e9 name.txt": b"a unicode member name\n",
+}
+
+
+@pytest.mark.parametrize("solid", ["-ms=on", "-ms=off"])
+def test_7z_members_are_hashed_exactly(db: Path, tmp_path: Path, solid: str) -> None:
+    src = seven_tree(tmp_path / "src", SEVENZ_FILES)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    seven(ev / "packed.7z", src, solid, "-mx1")
+    (ev / "no-extension").write_bytes((ev / "packed.7z").read_bytes())  # content decides
+    result, log = scan(db, tmp_path, ev, "--archives", "-j", "2")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["errors"] == 0 and counts["skipped"] == 0, counts
+    inventory = rows(log)
+    for archive in ("packed.7z", "no-extension"):
+        for name, data in SEVENZ_FILES.items():
+            row = inventory[os.fsencode(f"{ev}/{archive}!{name}")]
+            assert row["kind"] == "member" and row["size"] == len(data), name
+            assert digests_of(row) == known_answer(data), name
+    row = inventory[os.fsencode(f"{ev}/packed.7z!dir/other.txt")]
+    assert row["mtime_ns"] == SEVENZ_MTIME * 1_000_000_000
+    assert counts["files"] == 2 * (1 + len(SEVENZ_FILES))
+    matches = {r["path"] for r in read_log(log) if r["type"] == "match"}
+    assert matches == {f"{ev}/packed.7z!dir/notable.bin", f"{ev}/no-extension!dir/notable.bin"}
+
+
+def test_7z_nested_in_zip_and_zip_in_7z(db: Path, tmp_path: Path) -> None:
+    src = seven_tree(tmp_path / "src", {"deep/notable.bin": NOTABLE, "x.txt": OTHER})
+    inner7z = seven(tmp_path / "inner.7z", src, "-mx1")
+    wrap = seven_tree(tmp_path / "wrap", {"inner.zip": zip_bytes({"z/notable.bin": NOTABLE})})
+    (wrap / "inner.7z").write_bytes(inner7z.read_bytes())
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "outer.zip").write_bytes(zip_bytes({"inner.7z": inner7z.read_bytes()}))
+    seven(ev / "outer.7z", wrap, "-mx1", "-ms=on")
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    assert assert_counts_add_up(log)["errors"] == 0
+    matches = {r["path"] for r in read_log(log) if r["type"] == "match"}
+    assert matches == {
+        f"{ev}/outer.zip!inner.7z!deep/notable.bin",
+        f"{ev}/outer.7z!inner.zip!z/notable.bin",
+        f"{ev}/outer.7z!inner.7z!deep/notable.bin",
+    }
+    inventory = rows(log)
+    row = inventory[os.fsencode(f"{ev}/outer.7z!inner.7z!x.txt")]
+    assert digests_of(row) == known_answer(OTHER)
+    result, log = scan(db, tmp_path, ev, "--archives", "--max-depth", "1")
+    assert result.exit_code == 0, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["skipped_by_reason"] == {"too-deep": 3}, counts
+    inventory = rows(log)
+    assert inventory[os.fsencode(f"{ev}/outer.7z!inner.zip!")]["skip"] == "too-deep"
+    assert inventory[os.fsencode(f"{ev}/outer.zip!inner.7z!")]["skip"] == "too-deep"
+    assert inventory[os.fsencode(f"{ev}/outer.7z!inner.7z")]["md5"] is not None
+
+
+def test_7z_bomb_is_skipped_while_listing(db: Path, tmp_path: Path) -> None:
+    files = {"a_zeros.bin": bytes(64 << 20), "b_notable.bin": NOTABLE, "c.txt": OTHER}
+    src = seven_tree(tmp_path / "src", files)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    names = tuple(files)
+    seven(ev / "solid.7z", src, "-ms=on", names=names)
+    seven(ev / "split.7z", src, "-ms=off", names=names)
+    assert (ev / "solid.7z").stat().st_size < 100_000
+    result, log = scan(db, tmp_path, ev, "--archives")
+    counts = assert_counts_add_up(log)
+    inventory = rows(log)
+    # Non-solid: each member is its own block; only the bomb is skipped.
+    assert inventory[os.fsencode(f"{ev}/split.7z!a_zeros.bin")]["skip"] == "ratio-too-high"
+    assert inventory[os.fsencode(f"{ev}/split.7z!b_notable.bin")]["verdict"] == "notable"
+    # Solid: every later member needs the bomb expanded first, so it is skipped too.
+    for name in names:
+        row = inventory[os.fsencode(f"{ev}/solid.7z!{name}")]
+        assert row["skip"] == "ratio-too-high" and row["md5"] is None, name
+    assert "solid block" in inventory[os.fsencode(f"{ev}/solid.7z!c.txt")]["detail"]
+    assert counts["skipped_by_reason"] == {"ratio-too-high": 4}, counts
+    assert counts["files"] == 4 and counts["errors"] == 0, counts
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+
+
+def test_7z_member_count_and_total_limits(tmp_path: Path) -> None:
+    src = seven_tree(tmp_path / "src", {f"m{i}.txt": b"%d\n" % i * 1000 for i in range(10)})
+    archive = seven(tmp_path / "many.7z", src, "-ms=on")
+
+    def walk(limits: ArchiveLimits) -> list[FileTask | EntryOutcome]:
+        return list(
+            ArchiveWalker(limits).walk(
+                os.fsencode(archive),
+                ("file", os.fsencode(archive)),
+                archive.read_bytes()[:4096],
+                archive.stat().st_size,
+            )
+        )
+
+    items = walk(ArchiveLimits(max_members=4))
+    tasks = [i for i in items if isinstance(i, FileTask)]
+    (last,) = [i for i in items if isinstance(i, EntryOutcome)]
+    assert len(tasks) == 4 and last.skip is not None and last.skip.value == "too-many-members"
+    assert "6 more entries" in (last.detail or "")
+    items = walk(ArchiveLimits(max_total_bytes=9_000))
+    hashed = [i for i in items if isinstance(i, FileTask)]
+    skipped = [i for i in items if isinstance(i, EntryOutcome)]
+    assert {i.skip.value for i in skipped if i.skip} == {"expanded-too-large"}
+    assert sum(i.size for i in hashed) <= 9_000 and len(hashed) + len(skipped) == 10
+
+
+def test_7z_encrypted_members_and_headers_are_skipped(db: Path, tmp_path: Path) -> None:
+    src = seven_tree(tmp_path / "src", {"secret.bin": NOTABLE, "other.txt": OTHER})
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    seven(ev / "members.7z", src, "-pbenign-password")
+    seven(ev / "header.7z", src, "-pbenign-password", "-mhe=on")
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == 0, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["skipped_by_reason"] == {"encrypted": 3}, counts
+    assert counts["files"] == 2 and counts["errors"] == 0
+    inventory = rows(log)
+    assert inventory[os.fsencode(f"{ev}/members.7z!secret.bin")]["skip"] == "encrypted"
+    assert inventory[os.fsencode(f"{ev}/members.7z!other.txt")]["skip"] == "encrypted"
+    header = inventory[os.fsencode(f"{ev}/header.7z!")]
+    assert header["skip"] == "encrypted" and "header" in header["detail"]
+
+
+def test_7z_symlink_member_is_not_followed(db: Path, tmp_path: Path) -> None:
+    src = seven_tree(tmp_path / "src", {"plain.txt": OTHER})
+    os.symlink("/etc/passwd", src / "link")
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    seven(ev / "links.7z", src, "-snl")
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == 0, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["skipped_by_reason"] == {"symlink": 1}, counts
+    row = rows(log)[os.fsencode(f"{ev}/links.7z!link")]
+    assert row["skip"] == "symlink" and row["md5"] is None
+
+
+def test_damaged_7z_is_an_error_naming_it(db: Path, tmp_path: Path) -> None:
+    src = seven_tree(
+        tmp_path / "src", {"a.bin": random.Random(5).randbytes(200_000), "b.txt": OTHER}
+    )
+    good = seven(tmp_path / "good.7z", src, "-ms=off", "-mx1").read_bytes()
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "truncated.7z").write_bytes(good[: len(good) // 2])
+    flipped = bytearray(good)
+    for offset in range(1000, 1010):  # inside a.bin's packed data (the first block)
+        flipped[offset] ^= 0x55
+    (ev / "flipped.7z").write_bytes(bytes(flipped))
+    (ev / "garbage.7z").write_bytes(b"7z\xbc\xaf\x27\x1c" + random.Random(9).randbytes(5000))
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.INCOMPLETE, result.output
+    counts = assert_counts_add_up(log)
+    inventory = rows(log)
+    for name in ("truncated.7z", "garbage.7z"):
+        row = inventory[os.fsencode(f"{ev}/{name}!")]
+        assert row["failure"] == "walk-error" and "7z" in row["detail"], name
+        assert inventory[os.fsencode(f"{ev}/{name}")]["md5"] is not None  # still hashed
+    bad = inventory[os.fsencode(f"{ev}/flipped.7z!a.bin")]
+    assert bad["failure"] is not None and bad["md5"] is None
+    fine = inventory[os.fsencode(f"{ev}/flipped.7z!b.txt")]
+    assert digests_of(fine) == known_answer(OTHER)
+    assert counts["errors"] == 3, counts
+
+
+def test_without_py7zr_7z_is_skipped_naming_the_extra(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = seven_tree(tmp_path / "src", {"notable.bin": NOTABLE})
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    packed = seven(ev / "a.7z", src)
+    (ev / "outer.zip").write_bytes(zip_bytes({"inner.7z": packed.read_bytes()}))
+    monkeypatch.setitem(sys.modules, "py7zr", None)
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == 0, result.output  # the notable member was not read
+    counts = assert_counts_add_up(log)
+    assert counts["skipped"] == 2 and counts["errors"] == 0, counts
+    inventory = rows(log)
+    for path in (f"{ev}/a.7z!", f"{ev}/outer.zip!inner.7z!"):
+        row = inventory[os.fsencode(path)]
+        assert row["skip"] is not None and row["verdict"] is None, path
+        assert "pip install 'matcher[archives]'" in row["detail"], path
+    # The archive files themselves are still hashed.
+    assert inventory[os.fsencode(f"{ev}/a.7z")]["md5"] is not None
+    assert inventory[os.fsencode(f"{ev}/outer.zip!inner.7z")]["md5"] is not None
+
+
+def test_7z_memory_stays_bounded_on_a_large_member(tmp_path: Path) -> None:
+    # 32 MiB from a 16-letter alphabet: LZMA packs it about 1.8:1. A decoder
+    # fed a packed block at every call would hold ~8 MiB of unused input here
+    # (and half the packed member on a large one).
+    table = bytes(97 + (b & 15) for b in range(256))
+    rng = random.Random(11)
+    data = b"".join(rng.randbytes(1 << 20).translate(table) for _ in range(32))
+    src = seven_tree(tmp_path / "src", {"large.txt": data, "small.txt": OTHER})
+    archive = seven(tmp_path / "large.7z", src, "-mx1", "-ms=on")
+    base = ("file", os.fsencode(archive))
+    walker = ArchiveWalker(ArchiveLimits())
+    (task,) = [
+        i
+        for i in walker.walk(base[1], base, archive.read_bytes()[:4096], archive.stat().st_size)
+        if isinstance(i, FileTask) and i.size == len(data)
+    ]
+    buffer = memoryview(bytearray(1 << 20))
+    digest = hashlib.sha256()
+    tracemalloc.start()
+    try:
+        for chunk in archive_mod.read_chunks(task, buffer):
+            digest.update(chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        archive_mod.close_cached()
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert peak < 4 << 20, f"peak {peak} bytes while reading a {len(data)}-byte member"
