@@ -9,40 +9,33 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import click
 
+from matcher import VALIDATION_SEED
 from matcher import __version__
 from matcher import auditlog
 from matcher import signing
-from matcher.batch import BatchItem
-from matcher.batch import run_batch
-from matcher.batch import worst_exit_code
 from matcher.digests import available_algorithms
 from matcher.digests import parse_algorithms
 from matcher.errors import ExitCode
 from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
 from matcher.evidence.archive import ArchiveLimits
-from matcher.formats import registry
-from matcher.hashjob import write_inventory
-from matcher.importing import import_list
 from matcher.models import ROLES
-from matcher.rematch import RematchOptions
-from matcher.rematch import run_rematch
-from matcher.reporting import write_report
-from matcher.reports import registry as report_registry
 from matcher.scan import Counts
 from matcher.scan import ScanOptions
 from matcher.scan import ScanSummary
 from matcher.scan import run_scan
-from matcher.selftest import run_selftest
 from matcher.store import HashStore
-from matcher.validate import DEFAULT_SEED
-from matcher.validate import run_validation
+
+if TYPE_CHECKING:
+    from matcher.batch import BatchItem
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -57,6 +50,48 @@ Exit codes (scan):
   Flags add up: 5 = notable match(es) and unreadable entries.
 verify: 0 intact, 1 tampered or incomplete, 2 unreadable.
 import: 0 imported (or already there), 2 rejected, store unchanged."""
+
+
+class _LazyChoice(click.Choice):  # type: ignore[type-arg]
+    """A choice whose names come from a registry, loaded only when needed.
+
+    Each command imports its own job when it runs, so that `scan` does not
+    pay for the import formats and report writers at every start (about a
+    fifth of a second); a choice asks its registry only when it is used.
+    """
+
+    def __init__(self, names: Callable[[], list[str]]):
+        super().__init__([])
+        self._names = names
+        self._loaded: list[str] | None = None
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        if self._loaded is None:
+            self._loaded = list(self._names())
+        return self._loaded
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        pass  # set (empty) by click.Choice.__init__; the names come from the registry
+
+
+def _format_names() -> list[str]:
+    from matcher.formats import registry
+
+    return registry.names()
+
+
+def _report_names() -> list[str]:
+    from matcher.reports import registry
+
+    return registry.names()
+
+
+def _inventory_report_names() -> list[str]:
+    from matcher.reports import registry
+
+    return registry.inventory_names()
 
 
 class Fatal(click.ClickException):
@@ -120,7 +155,7 @@ def cli() -> None:
 @click.option(
     "--format",
     "format_name",
-    type=click.Choice(registry.names()),
+    type=_LazyChoice(_format_names),
     help="Override format detection.",
 )
 @click.option("--name", help="Name of the list in the store (default: the file name).")
@@ -158,6 +193,8 @@ def import_cmd(
     """
     if name and len(lists) > 1:
         raise click.UsageError("--name applies to one list; import lists one by one to name each.")
+    from matcher.importing import import_list
+
     results = []
     with _translate_errors():
         store = HashStore(db)
@@ -585,6 +622,9 @@ def rematch_cmd(
       matcher rematch item1.jsonl --db lab.db --examiner "J. Doe" --case 2026-0042 \\
           --log item1-rematch.jsonl
     """
+    from matcher.rematch import RematchOptions
+    from matcher.rematch import run_rematch
+
     options = RematchOptions(
         original_log=original_log,
         examiner=examiner,
@@ -699,6 +739,9 @@ def batch_cmd(
         argv=sys.argv[1:],
     )
 
+    from matcher.batch import run_batch
+    from matcher.batch import worst_exit_code
+
     def show(item: BatchItem) -> None:
         click.echo(
             f"[{item.row - 1}] {item.evidence}: {item.status} (exit {item.exit_code})"
@@ -738,6 +781,8 @@ def selftest_cmd(as_json: bool) -> None:
     Example:
       matcher selftest
     """
+    from matcher.selftest import run_selftest
+
     result = run_selftest(fast=False)
     if as_json:
         click.echo(
@@ -768,7 +813,7 @@ def selftest_cmd(as_json: bool) -> None:
 @click.option(
     "--seed",
     type=int,
-    default=DEFAULT_SEED,
+    default=VALIDATION_SEED,
     show_default=True,
     help="Seed of the generated corpus; the same seed gives the same corpus.",
 )
@@ -790,6 +835,8 @@ def validate_cmd(output: Path, seed: int, jobs: int | None) -> None:
     """
     with _translate_errors():
         try:
+            from matcher.validate import run_validation
+
             result = run_validation(output, seed=seed, jobs=jobs)
         except OSError as exc:
             raise MatcherError(f"Validation could not run: {exc}") from exc
@@ -928,7 +975,7 @@ __all__ = ["cli", "main"]
     "--format",
     "format_name",
     required=True,
-    type=click.Choice(report_registry.names()),
+    type=_LazyChoice(_report_names),
     help="csv, json, dfxml, case (CASE/UCO JSON-LD) or html.",
 )
 @click.option(
@@ -959,6 +1006,8 @@ def report_cmd(log: Path, format_name: str, output: Path | None, public_key: Pat
       matcher report item1.jsonl --format html -o item1.html
     """
     with _translate_errors():
+        from matcher.reporting import write_report
+
         data = write_report(log, format_name, output, public_key)
     v = data.verification
     where = output if output is not None else "stdout"
@@ -984,7 +1033,7 @@ def report_cmd(log: Path, format_name: str, output: Path | None, public_key: Pat
 @click.option(
     "--format",
     "format_name",
-    type=click.Choice(report_registry.inventory_names()),
+    type=_LazyChoice(_inventory_report_names),
     default="hashdeep",
     show_default=True,
     help="Inventory format.",
@@ -1038,6 +1087,8 @@ def hash_cmd(
         click.echo(f"{name!r}: {reason}", err=True)
 
     with _translate_errors():
+        from matcher.hashjob import write_inventory
+
         totals = write_inventory(
             paths,
             algos,

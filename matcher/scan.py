@@ -46,7 +46,6 @@ from matcher.evidence.sources import read_chunks
 from matcher.evidence.sources import verify_images
 from matcher.hashing import Engine
 from matcher.hashing import make_engine
-from matcher.importing import import_list
 from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
 from matcher.match import BLOOM_FALSE_POSITIVE_RATE
@@ -483,6 +482,9 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             and os.path.isfile(item)
             and not os.path.islink(item)
         )
+        if options.lists:
+            # Note: imported here, so a scan without --list does not load every list reader.
+            from matcher.importing import import_list
         for list_path in options.lists:
             result = import_list(store, list_path)
             if result.already_imported:

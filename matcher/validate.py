@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from matcher import VALIDATION_SEED
 from matcher import __version__
 from matcher import auditlog
 from matcher.errors import ExitCode
@@ -47,7 +48,7 @@ from matcher.scan import run_scan
 from matcher.selftest import run_selftest
 from matcher.store import HashStore
 
-DEFAULT_SEED = 20261128
+DEFAULT_SEED = VALIDATION_SEED
 ALGORITHMS = ("md5", "sha1", "sha256")
 PACKAGES = "matcher click sqlite-utils cryptography ijson rbloom blake3 pytsk3 libewf-python"
 DIGEST_PEERS = ("md5sum", "sha1sum", "sha256sum", "hashdeep")

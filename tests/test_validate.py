@@ -206,7 +206,7 @@ def test_validate_command_exits_1_when_a_check_fails(
         )
         return validate.ValidationResult(False, output / "v.md", output / "v.json", [case])
 
-    monkeypatch.setattr(cli_module, "run_validation", failing)
+    monkeypatch.setattr(validate, "run_validation", failing)  # the CLI imports it when it runs
     result = CliRunner().invoke(cli_module.cli, ["validate", "--output", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "FAIL" in result.output and "VAL-99" in result.output
