@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
 from conftest import assert_counts_add_up
+from conftest import peer_tool
 from conftest import read_log
 
 from matcher.cli import cli
@@ -125,19 +127,21 @@ def expected(
 
 
 # (image, [(partition label, manifest mode, deleted content gone, has ADS)])
-# Documented differences: deleted_me.txt is deleted in the ext4 and FAT
-# images (no NTFS deletion tool exists without mounting); the FAT tree has no
-# links, newline or non-BMP names; NTFS adds the ADS; symlinks are skipped.
+# Documented differences: deleted_me.txt is deleted in every image (NTFS: by
+# clearing its MFT record's in-use flag, build.ntfs_delete); the FAT and exFAT
+# trees have no links, newline or non-BMP names; NTFS adds the ADS; symlinks
+# are skipped.
 CASES = {
     "ext4.raw": [(b"p0@0:ext4", "full", True, False)],
     "fat32.raw": [(b"p0@0:fat32", "fat", True, False)],
-    "ntfs.raw": [(b"p0@0:ntfs", "ntfs", False, True)],
+    "ntfs.raw": [(b"p0@0:ntfs", "ntfs", True, True)],
+    "exfat.raw": [(b"p0@0:exfat", "fat", True, False)],
     "gpt.raw": [
         (b"p1@1048576:ext4", "full", True, False),
         (b"p2@68157440:fat32", "fat", True, False),
     ],
     "mbr.raw": [
-        (b"p1@1048576:ntfs", "ntfs", False, True),
+        (b"p1@1048576:ntfs", "ntfs", True, True),
         (b"p2@69206016:ext4", "full", True, False),
     ],
     "ext4.E01": [(b"p0@0:ext4", "full", True, False)],
@@ -210,19 +214,32 @@ def test_deleted_entries_are_hashed_and_marked_with_deleted(
     built: dict[str, Any], tmp_path: Path
 ) -> None:
     truth = built["manifests"]["full"][build.DELETED]
-    for name, label in (("ext4.raw", "p0@0:ext4"), ("fat32.raw", "p0@0:fat32")):
+    for name, label in (
+        ("ext4.raw", "p0@0:ext4"),
+        ("fat32.raw", "p0@0:fat32"),
+        ("ntfs.raw", "p0@0:ntfs"),
+        ("exfat.raw", "p0@0:exfat"),
+    ):
         image = built["dir"] / name
         result, log = run(built, tmp_path, image, extra=("--deleted",))
         assert result.exit_code == ExitCode.NOTABLE, result.output
         assert_counts_add_up(log)
         rows = {bytes(r["path"]): r for r in inventory(log)}
         row = rows[os.fsencode(image) + f"!{label}/".encode() + build.DELETED]
-        assert row["kind"] == "deleted-file"
-        assert bytes(row["sha256"]).hex() == truth["sha256"]
+        assert row["kind"] == "deleted-file", name
+        assert bytes(row["sha256"]).hex() == truth["sha256"], name
+        assert bytes(row["md5"]).hex() == truth["md5"], name
+        with_deleted = assert_counts_add_up(log)
         result, log = run(built, tmp_path, image)
+        assert result.exit_code == ExitCode.NOTABLE, result.output
         rows = {bytes(r["path"]): r for r in inventory(log)}
         row = rows[os.fsencode(image) + f"!{label}/".encode() + build.DELETED]
-        assert row["skip"] == "deleted" and row["md5"] is None
+        assert row["skip"] == "deleted" and row["md5"] is None, name
+        assert row["kind"] == "deleted-file" and row["verdict"] is None, name
+        without = assert_counts_add_up(log)
+        # The same entry, counted once either way: hashed, or skipped as deleted.
+        assert without["files"] == with_deleted["files"] - 1, name
+        assert without["skipped_by_reason"]["deleted"] >= 1, name
 
 
 def test_a_match_on_a_deleted_file_is_a_match(built: dict[str, Any], tmp_path: Path) -> None:
@@ -455,3 +472,65 @@ def test_rematch_of_an_image_scan_needs_no_image(built: dict[str, Any], tmp_path
     assert counts["files"] == original["files"] and counts["notable"] == original["notable"] == 6
     matches = {r["path"] for r in read_log(new_log) if r["type"] == "match"}
     assert f"{image}!p2@68157440:fat32/archives/sample.zip!inner/notable.bin" in matches
+
+
+def test_exfat_written_without_mounting_is_valid_and_read_exactly(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    import exfat_writer
+
+    image = built["dir"] / "exfat.raw"
+    fsck = subprocess.run(
+        [peer_tool("fsck.exfat"), "-n", str(image)], capture_output=True, text=True, timeout=60
+    )
+    assert fsck.returncode == 0 and "clean" in fsck.stdout, fsck.stdout + fsck.stderr
+    # The fixture really holds fragmented, FAT-chained files and a non-ASCII name.
+    volume = exfat_writer.ExfatVolume(image)
+    try:
+        for rel in build.EXFAT_FRAGMENTED:
+            *folders, leaf = rel.decode().split("/")
+            chain = volume._chain_of(volume.root)
+            for folder in folders:
+                chain = volume._chain_of(volume._find(chain, folder)[1])
+            _, first, length, contiguous = volume._find(chain, leaf)
+            clusters = volume._chain_of(first)
+            assert not contiguous and len(clusters) == -(-length // volume.cluster) > 1, rel
+            gaps = [b - a for a, b in zip(clusters, clusters[1:], strict=False)]
+            assert any(gap != 1 for gap in gaps), rel
+    finally:
+        volume.file.close()
+    result, log = run(built, tmp_path, image)
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    counts = assert_counts_add_up(log)
+    prefix = os.fsencode(image) + b"!p0@0:exfat"
+    got = hashed(log, prefix)
+    assert got == expected(built, "fat", True)
+    assert "/unicode_\u00fcn\u00efc\u00f6d\u00e9.txt".encode() in got
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    for name in (b"$ALLOC_BITMAP", b"$UPCASE_TABLE"):
+        assert rows[prefix + b"/" + name]["skip"] == "fs-metadata", name
+    assert counts["errors"] == 0 and counts["files"] == len(got)
+
+
+def test_exfat_writer_checksums_are_checked_by_fsck(built: dict[str, Any], tmp_path: Path) -> None:
+    import exfat_writer
+
+    fsck = peer_tool("fsck.exfat")
+    for field in ("SetChecksum", "NameHash"):
+        copy = tmp_path / f"{field}.raw"
+        shutil.copy(built["dir"] / "exfat.raw", copy)
+        volume = exfat_writer.ExfatVolume(copy)
+        chain = volume._chain_of(volume.root)
+        data = bytearray(volume._read_chain(volume.root))
+        at = next(p for p in range(0, len(data), 32) if data[p] == exfat_writer.FILE)
+        if field == "SetChecksum":
+            data[at + 2] ^= 1
+        else:
+            data[at + 32 + 4] ^= 1  # the Stream Extension's NameHash; SetChecksum redone
+            size = (data[at + 1] + 1) * 32
+            checksum = exfat_writer.set_checksum(bytes(data[at : at + size]))
+            data[at + 2 : at + 4] = checksum.to_bytes(2, "little")
+        volume._write(chain, bytes(data))
+        volume.close()
+        outcome = subprocess.run([fsck, "-n", str(copy)], capture_output=True, timeout=60)
+        assert outcome.returncode != 0, field

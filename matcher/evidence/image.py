@@ -396,6 +396,9 @@ class ImageWalker:
                 meta = info.meta
                 name_alloc = bool(int(info.name.flags) & int(t.TSK_FS_NAME_FLAG_ALLOC))
                 deleted = in_deleted or not name_alloc
+                if meta is None and name_alloc:
+                    entry, meta = self._unallocated_meta(volume, info.name)
+                    deleted = deleted or meta is not None
                 if meta is None:
                     yield _skip(
                         path,
@@ -465,6 +468,31 @@ class ImageWalker:
                     entry, volume, image, path, meta, mtime_ns, deleted, is_ntfs, links
                 )
             stack.extend(reversed(subdirs))
+
+    def _unallocated_meta(self, volume: Volume, name: Any) -> tuple[Any, Any]:
+        """(file, meta) of a name TSK listed without metadata, when that is a deleted file.
+
+        Note that TSK hides the metadata of an allocated name whose record is
+        not in use (an NTFS index entry left behind when the MFT record was
+        freed). Opened by its address, a record that is not in use and whose
+        sequence number still matches the name's is that deleted file; any
+        other case stays a name without metadata.
+        """
+        t = self.pytsk3
+        addr = int(getattr(name, "meta_addr", 0) or 0)
+        if not addr:
+            return None, None
+        try:
+            opened = volume.fs.open_meta(inode=addr)
+        except (OSError, RuntimeError):
+            return None, None
+        meta = opened.info.meta
+        if meta is None or not int(meta.flags) & int(t.TSK_FS_META_FLAG_UNALLOC):
+            return None, None
+        seq = getattr(name, "meta_seq", None)
+        if seq and getattr(meta, "seq", None) and int(seq) != int(meta.seq):
+            return None, None
+        return opened, meta
 
     def _is_fs_metadata(
         self, t: Any, inner: bytes, name: bytes, meta: Any, meta_type: int, ntfs: bool, fat: bool
