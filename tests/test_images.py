@@ -534,3 +534,31 @@ def test_exfat_writer_checksums_are_checked_by_fsck(built: dict[str, Any], tmp_p
         volume.close()
         outcome = subprocess.run([fsck, "-n", str(copy)], capture_output=True, timeout=60)
         assert outcome.returncode != 0, field
+
+
+def test_7z_inside_an_image_is_read_through_the_chain(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    (src / "inner").mkdir(parents=True)
+    (src / "inner" / "notable.bin").write_bytes(build.NOTABLE_CONTENT)
+    (src / "inner" / "other.txt").write_bytes(b"another benign member\n" * 100)
+    tree = tmp_path / "tree"
+    (tree / "packed").mkdir(parents=True)
+    subprocess.run(
+        [peer_tool("7zz"), "a", "-bd", "-bso0", "-ms=on", str(tree / "packed" / "x.7z"), "."],
+        cwd=src,
+        check=True,
+        timeout=120,
+    )
+    image = tmp_path / "ev" / "with7z.raw"
+    image.parent.mkdir()
+    build._run("mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-d", tree, image, "16M")
+    result, log = run(built, tmp_path, image, extra=("--archives",))
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    assert assert_counts_add_up(log)["errors"] == 0
+    (match,) = [r for r in read_log(log) if r["type"] == "match"]
+    assert match["path"] == f"{image}!p0@0:ext4/packed/x.7z!inner/notable.bin"
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    other = rows[os.fsencode(f"{image}!p0@0:ext4/packed/x.7z!inner/other.txt")]
+    assert bytes(other["sha256"]) == hashlib.sha256(b"another benign member\n" * 100).digest()
