@@ -140,6 +140,22 @@ class EntryOutcome:
     detail: str | None = None
     kind: str = "file"
 
+    @classmethod
+    def hashed(
+        cls, path: bytes, size: int, mtime_ns: int, digests: Mapping[str, bytes], kind: str
+    ) -> EntryOutcome:
+        """A hashed outcome, built without the generic checks (it is one by construction).
+
+        Every hashed file of a scan is built here, in the main process: the
+        frozen dataclass's own __init__ costs about twice as much.
+        """
+        self = object.__new__(cls)
+        self.__dict__.update(
+            path=path, size=size, mtime_ns=mtime_ns, digests=digests, skip=None,
+            failure=None, errno=None, detail=None, kind=kind,
+        )  # fmt: skip
+        return self
+
     def __post_init__(self) -> None:
         # Note: spelled out (no generator): every file of a scan passes here.
         if (self.digests is not None) + (self.skip is not None) + (self.failure is not None) != 1:
