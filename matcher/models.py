@@ -94,6 +94,9 @@ class Skip(enum.StrEnum):
     TOO_MANY_MEMBERS = "too-many-members"  # archive limits (zip bombs)
     EXPANDED_TOO_LARGE = "expanded-too-large"
     RATIO_TOO_HIGH = "ratio-too-high"
+    # Content this installation cannot open (7z without the `archives` extra);
+    # the detail names what to install.
+    UNSUPPORTED = "unsupported"
 
 
 class Failure(enum.StrEnum):

@@ -1,8 +1,10 @@
 """exFAT: detected by content; its allocation bitmap and up-case table are fs-metadata.
 
-No Debian tool writes files into an exFAT volume without mounting it, so the
-volume is empty: what is checked is detection and that TSK's view of exFAT's
-own tables (shown as regular root files) is never hashed as evidence.
+Here the volume is empty, as mkfs.exfat makes it: what is checked is
+detection, and that TSK's view of exFAT's own tables (shown as regular root
+files) is never hashed as evidence. A volume with files in it (written by
+fixtures/images/exfat_writer.py, since no Debian tool writes into exFAT
+without mounting) is checked against its manifest in tests/test_images.py.
 """
 
 from __future__ import annotations

@@ -475,14 +475,11 @@ class ArchiveWalker:
     ) -> Iterator[FileTask | EntryOutcome]:
         here = path + b"!"
         if not sevenzip.available():
-            # Note that Skip has no "needs an extra" reason yet; `excluded`
-            # (left out by this run's set-up) with the extra named is the
-            # closest, and it is never counted as clean or unknown.
             yield EntryOutcome(
                 here,
                 None,
                 None,
-                skip=Skip.EXCLUDED,
+                skip=Skip.UNSUPPORTED,
                 kind="archive",
                 detail=f"7z archive not opened: py7zr is not installed ({sevenzip.INSTALL})",
             )
