@@ -48,6 +48,10 @@ SCHEMA_VERSION = 1
 _CODE_NAMES = {code: name for name, code in ALGORITHM_CODES.items()}
 # Note that SQLite allows at most 32766 host parameters per statement (999 before 3.32).
 _LOOKUP_CHUNK = 900
+# The page cache of a bulk copy by SQL, in KiB; SQLite sizes the sorter's in-memory
+# runs by it too. Larger measured no faster (the copy inserts in key order), and so
+# the copy's peak memory is bounded at about twice this, whatever the list's size.
+IMPORT_CACHE_KIB = 16384
 
 Row = tuple[object, ...]
 
@@ -79,6 +83,39 @@ def _text(name: object) -> str | bytes | None:
         except UnicodeDecodeError:
             return name
     return None if name is None else str(name)
+
+
+def _staging_select(source: SqlListSource) -> str:
+    """The one walk of an SQL source: `(raw digests, size, name, ident, label)` per entry.
+
+    Each entry's hex digests are checked for length and decoded together, in
+    one call of matcher_unhex. A digest of the wrong length (or NULL) makes
+    the CASE NULL, and a2b_hex raises on NULL and on any character that is
+    not hex: the statement stops at the first bad row. Note that the length
+    is taken of the digest as a BLOB, which SQLite knows without counting
+    characters (a non-ASCII character fails a2b_hex anyway).
+
+    A source that also gives its SELECT in parts (`digests`: the hex digest
+    expressions; `columns`: size, name, ident and label; `clauses`: FROM
+    onwards) gets the decoding inside its own query; any other is wrapped as
+    a subquery, which costs SQLite a copy of every row.
+    """
+    digests = getattr(source, "digests", None)
+    columns = getattr(source, "columns", None)
+    clauses = getattr(source, "clauses", None)
+    if not (digests and columns and clauses):
+        digests = tuple(f"d{i}" for i in range(len(source.algorithms)))
+        columns = "size, name, ident, label"
+        clauses = "FROM s"
+        prefix = f"WITH s({', '.join(digests)}, {columns}) AS ({source.select}) "
+    else:
+        prefix = ""
+    lengths = " AND ".join(
+        f"length(CAST({d} AS BLOB)) = {DIGEST_SIZES[a] * 2}"
+        for d, a in zip(digests, source.algorithms, strict=True)
+    )
+    raw = f"matcher_unhex(CASE WHEN {lengths} THEN {' || '.join(digests)} END)"
+    return f"{prefix}SELECT {raw}, {columns} {clauses}"
 
 
 def _utcnow() -> str:
@@ -401,6 +438,31 @@ class HashStore:
         assert info is not None
         return info
 
+    @contextlib.contextmanager
+    def _bulk_settings(self) -> Iterator[None]:
+        """Connection settings for one bulk copy by SQL, restored afterwards.
+
+        Note that SQLite sizes its sorter's in-memory runs by the main page
+        cache, so IMPORT_CACHE_KIB bounds both: the import's memory stays flat
+        whatever the list's size (ORDER BY spills sorted runs to temp files).
+        The temp schema keeps SQLite's default 2 MB cache, and its pages are
+        not zeroed when the staging table is dropped (secure_delete is a
+        compile-time default on some builds; the staging copy is our own).
+        Foreign keys are off only for the copy, whose entries reference the
+        list row inserted in the same transaction; it cannot change inside one.
+        """
+        conn = self.db.conn
+        cache = conn.execute("PRAGMA main.cache_size").fetchone()[0]
+        foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+        conn.execute(f"PRAGMA main.cache_size = {-IMPORT_CACHE_KIB}")
+        conn.execute("PRAGMA temp.secure_delete = OFF")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
+            conn.execute(f"PRAGMA main.cache_size = {int(cache)}")
+
     def add_list_sql(
         self,
         new: NewList,
@@ -409,12 +471,20 @@ class HashStore:
     ) -> ListInfo | None:
         """Import a list that is an SQLite database by SQL alone, in one transaction.
 
-        The source is attached read-only and its rows copied with INSERT ...
-        SELECT: no Python object per row, only the hex decoding. Any row
-        this path cannot take as it is (a digest that is not hex of the right
-        length, a size that is not a byte count) rolls everything back and
-        returns None: the caller then imports row by row, which names each
-        bad row exactly as every other reader does.
+        The source is attached read-only and walked once: each entry's hex
+        digests are checked for length and decoded in one call per entry,
+        into a staging table of raw digests; `entries` and each algorithm's
+        digests are then copied from it by INSERT ... SELECT, sorted by
+        digest so that they go into the B-tree in order. No Python object
+        per row. A source whose rows already come in byte order of one
+        digest (an `ordered_by` attribute naming its algorithm) spares that
+        algorithm's sort. Memory is bounded by IMPORT_CACHE_KIB, not by the
+        list's size.
+
+        Any row this path cannot take as it is (a digest that is not hex of
+        the right length, a size that is not a byte count) rolls everything
+        back and returns None: the caller then imports row by row, which
+        names each bad row exactly as every other reader does.
 
         Raises:
             StoreError: a bad role, a name clash, or a database error.
@@ -422,9 +492,9 @@ class HashStore:
         """
         old = self._check_new_list(new.name, new.role, replace)
         conn = self.db.conn
-        k = len(source.algorithms)
-        digest_columns = [f"d{i}" for i in range(k)]
-        columns = ", ".join([*digest_columns, "size", "name", "ident", "label"])
+        algorithms = source.algorithms
+        ordered_by = getattr(source, "ordered_by", None)
+        walk = _staging_select(source)
         uri = source.path.absolute().as_uri() + "?mode=ro&immutable=1"
         conn.create_function("matcher_unhex", 1, binascii.a2b_hex, deterministic=True)
         try:
@@ -432,18 +502,22 @@ class HashStore:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Cannot attach {source.path}: {exc}") from exc
         try:
-            with self.db.atomic():
+            with self._bulk_settings(), self.db.atomic():
                 conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
-                conn.execute(f"CREATE TEMP TABLE matcher_import ({columns})")
-                conn.execute(f"INSERT INTO temp.matcher_import {source.select}")
-                total = conn.execute("SELECT count(*) FROM temp.matcher_import").fetchone()[0]
+                # Note that rowids follow the walk's order, 1 to total: entry ids are base + rowid.
+                conn.execute(
+                    "CREATE TEMP TABLE matcher_import (raw BLOB, size, name, ident, label)"
+                )
+                total = conn.execute(
+                    f"INSERT INTO temp.matcher_import (raw, size, name, ident, label) {walk}"
+                ).rowcount
                 if total == 0:
                     raise FormatError("the list holds no entries", source=new.source_path)
                 if old is not None:
                     self._delete_list(old.id)
                 list_id = self._insert_list_row(new)
                 base = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
-                # Note: each INSERT takes only the rows it can use as they are; a
+                # Note: the INSERT takes only the sizes it can use as they are; a
                 # count short of the total sends the whole import row by row.
                 taken = conn.execute(
                     "INSERT INTO entries (id, list_id, size, name, ident, label) "
@@ -454,15 +528,17 @@ class HashStore:
                 if taken != total:
                     raise _NeedsRowByRow
                 counts: dict[str, int] = {}
-                for column, algorithm in zip(digest_columns, source.algorithms, strict=True):
-                    # Note: a2b_hex raises on any non-hex byte, which aborts
-                    # the statement, and so the whole fast path.
+                offset = 1
+                for algorithm in algorithms:
+                    width = DIGEST_SIZES[algorithm]
+                    order = "" if algorithm == ordered_by else " ORDER BY 2"
                     counts[algorithm] = conn.execute(
                         "INSERT OR IGNORE INTO hashes (algo, digest, entry_id) "
-                        f"SELECT ?, matcher_unhex({column}), rowid + ? FROM temp.matcher_import "
-                        f"WHERE length({column}) = ? ORDER BY 2",
-                        [ALGORITHM_CODES[algorithm], base, DIGEST_SIZES[algorithm] * 2],
+                        f"SELECT ?, substr(raw, {offset}, {width}), rowid + ? "
+                        f"FROM temp.matcher_import{order}",
+                        [ALGORITHM_CODES[algorithm], base],
                     ).rowcount
+                    offset += width
                     if counts[algorithm] != total:
                         raise _NeedsRowByRow
                 conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+import matcher.store as store_mod
 from matcher.errors import FormatError
 from matcher.formats import registry
 from matcher.importing import import_list
+from matcher.models import NewList
+from matcher.models import SqlListSource
 from matcher.store import HashStore
 
 DDL = """
@@ -191,3 +200,196 @@ def test_list_counts_are_recorded_at_import_and_survive_an_older_store(tmp_path:
         assert [i.entries for i in reopened.lists()] == [11]
     finally:
         reopened.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        # Each digest is hex and the three together are 136 hex digits, so only
+        # a check of each digest's own length can tell that they are misplaced.
+        ("AB" * 32, "1" * 41, "C" * 31, "x", 1, 1),
+        ("A" * 63, "1" * 41, "C" * 32, "x", 1, 1),
+        ("AB" * 32, "1" * 42, "C" * 30, "x", 1, 1),
+    ],
+)
+def test_digests_of_the_wrong_lengths_are_refused_even_when_their_total_fits(
+    tmp_path: Path, bad: tuple[object, ...]
+) -> None:
+    source = make_rds(tmp_path / "rds.db", [*rows_for(20), bad])
+    store = HashStore(tmp_path / "s.db")
+    try:
+        with pytest.raises(FormatError, match="hex digits") as caught:
+            import_list(store, source)
+        assert "package_id '1'" in str(caught.value) and store.lists() == []
+        assert store_content(tmp_path / "s.db") == []
+    finally:
+        store.close()
+
+
+def test_lower_and_mixed_case_digests_copy_as_row_by_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows out of byte order (mixed-case hex) still land right, only slower."""
+    rows = rows_for(300)
+    mixed = [
+        (
+            (r[0].lower() if i % 2 else r[0][:10].lower() + r[0][10:]),  # type: ignore[union-attr]
+            (r[1].lower() if i % 3 else r[1]),  # type: ignore[union-attr]
+            r[2],
+            *r[3:],
+        )
+        for i, r in enumerate(rows)
+    ]
+    source = make_rds(tmp_path / "rds.db", mixed)
+    fast, slow = import_both(tmp_path, source, monkeypatch)
+    try:
+        assert store_content(tmp_path / "fast.db") == store_content(tmp_path / "slow.db")
+        # Note that grouping is by the text, as NSRL gives it: one entry per spelling.
+        entries = len({r[:3] for r in mixed})
+        assert fast.lists()[0].counts == {"md5": entries, "sha1": entries, "sha256": entries}
+        sha256 = bytes.fromhex(triple(b"file 7")[0])
+        [hit] = fast.lookup("sha256", [sha256])[sha256]
+        assert (hit.name, hit.size) == ("name-7.dll", 7)
+    finally:
+        fast.close()
+        slow.close()
+
+
+def test_a_plain_select_is_copied_like_one_given_in_parts(tmp_path: Path) -> None:
+    """The store wraps a source's SELECT when it is not given in parts: same store."""
+    source = make_rds(tmp_path / "rds.db", rows_for(200))
+    reader = registry.get("nsrl-rds3")
+    parts = reader.sql_source(source)  # type: ignore[attr-defined]
+    plain = SqlListSource(path=source, select=parts.select, algorithms=parts.algorithms)
+    assert not hasattr(plain, "digests")
+    contents = []
+    for name, sql_source in (("parts", parts), ("plain", plain)):
+        store = HashStore(tmp_path / f"{name}.db")
+        try:
+            new = NewList(name, "known", "nsrl-rds3", "0" * 64, str(source), {})
+            info = store.add_list_sql(new, sql_source)
+            assert info is not None and info.entries == 201
+        finally:
+            store.close()
+        contents.append(store_content(tmp_path / f"{name}.db"))
+    assert contents[0] == contents[1] and len(contents[0]) == 201 * 3
+
+
+def test_the_copy_bounds_the_page_cache_and_restores_the_settings(tmp_path: Path) -> None:
+    store = HashStore(tmp_path / "s.db")
+    seen: list[str] = []
+    try:
+        before = [
+            store.db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "foreign_keys")
+        ]
+        assert before == [-262144, 1]
+        store.db.conn.set_trace_callback(seen.append)
+        import_list(store, make_rds(tmp_path / "a.db", rows_for(30)), name="good")
+        bad = make_rds(
+            tmp_path / "b.db", [*rows_for(5), ("AB" * 32, "1" * 40, "G" * 32, "x", 1, 1)]
+        )
+        with pytest.raises(FormatError):
+            import_list(store, bad, name="bad")  # rolled back, then refused row by row
+        store.db.conn.set_trace_callback(None)
+        after = [
+            store.db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "foreign_keys")
+        ]
+        assert after == before
+        bounded = f"PRAGMA main.cache_size = {-store_mod.IMPORT_CACHE_KIB}"
+        assert seen.count(bounded) == 2 and [i.name for i in store.lists()] == ["good"]
+        # The bulk copy ran with foreign keys off; what it wrote still satisfies them.
+        assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    finally:
+        store.close()
+
+
+# Memory and crashes at a larger size (SQL generates the RDS in seconds) ----------------------
+
+_GENERATE = """
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {rows})
+INSERT INTO FILE SELECT hex(randomblob(32)), hex(randomblob(20)), hex(randomblob(16)),
+  '00000000', 'file-' || i || '.dll', abs(random() % 16777216), i % 5000 FROM n
+"""
+
+
+def make_big_rds(path: Path, rows: int) -> Path:
+    conn = sqlite3.connect(path)
+    conn.executescript(DDL)
+    conn.execute(_GENERATE.format(rows=rows))
+    conn.commit()
+    conn.close()
+    return path
+
+
+def _peak_rss_kib(source: Path, db: Path) -> int:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "matcher", "import", str(source), "--db", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    with proc.stderr:
+        err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, err
+    return usage.ru_maxrss
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_as_the_rds_grows(tmp_path: Path) -> None:
+    """Three times the rows, the same peak: the page cache and the sorter are bounded.
+
+    Both sizes are past the bound (about two IMPORT_CACHE_KIB). Before it,
+    the peak grew with the store: about +60 MiB between these two sizes.
+    """
+    medium = _peak_rss_kib(make_big_rds(tmp_path / "m.db", 200_000), tmp_path / "s1.db")
+    large = _peak_rss_kib(make_big_rds(tmp_path / "l.db", 600_000), tmp_path / "s2.db")
+    assert large - medium < store_mod.IMPORT_CACHE_KIB / 2, (medium, large)
+
+
+@pytest.mark.slow
+def test_kill_9_during_an_rds_copy_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    """Killed once the copy has spilled pages into the store file (a hot journal)."""
+    db = tmp_path / "s.db"
+    seed = make_rds(tmp_path / "seed.db", rows_for(10))
+    store = HashStore(db)
+    import_list(store, seed, name="seed")
+    store.close()
+    before = _state(db)
+    size = db.stat().st_size
+    source = make_big_rds(tmp_path / "big.db", 600_000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "matcher", "import", str(source), "--db", str(db)],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while db.stat().st_size <= size and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.001)
+        assert proc.poll() is None, "the import finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.communicate(timeout=60)
+    assert Path(f"{db}-journal").exists(), "killed before the copy wrote into the store"
+    listed = subprocess.run(
+        [sys.executable, "-m", "matcher", "lists", "--db", str(db), "--json"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0 and [i["name"] for i in json.loads(listed.stdout)] == ["seed"]
+    assert _state(db) == before
+
+
+def _state(db: Path) -> dict[str, object]:
+    conn = sqlite3.connect(db)
+    try:
+        return {
+            "integrity": conn.execute("PRAGMA integrity_check").fetchall(),
+            **{
+                t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                for t in ("lists", "entries", "hashes", "list_stats")
+            },
+        }
+    finally:
+        conn.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import dataclasses
 import functools
 import re
 import sqlite3
@@ -36,6 +37,25 @@ _HEAD_PATTERNS = [re.compile(_CREATE.format(n).encode(), re.IGNORECASE) for n in
 # come through as surrogates and `_name()` turns them back into raw bytes.
 _TEXT = functools.partial(str, encoding="utf-8", errors="surrogateescape")
 _ROW = tuple[bytes, bytes, bytes, int | None, str | bytes | None, str | None, None]
+
+
+@dataclasses.dataclass(frozen=True)
+class RdsSqlSource(SqlListSource):
+    """The RDS SELECT, also in parts, and the order its rows come in.
+
+    `select` is `SELECT {digests}, {columns} {clauses}`. Given the parts, the
+    store decodes the digests inside this very query rather than in a
+    subquery around it (which would cost SQLite a copy of every row). Rows
+    come in byte order of `ordered_by`'s digest, so the store need not sort
+    that algorithm's digests. Note that upper-case (or lower-case) hex text
+    sorts as its raw bytes do; should a database mix cases, the rows are
+    still right, only slower to insert.
+    """
+
+    digests: tuple[str, ...] = ()
+    columns: str = ""
+    clauses: str = ""
+    ordered_by: str | None = None
 
 
 @contextlib.contextmanager
@@ -159,10 +179,18 @@ class NsrlRds3Reader:
         """
         with _connect(path) as conn:
             try:
-                select = _query(conn, str(path), schema="src", hex_text=True)
+                digests, columns, clauses = _query_parts(conn, str(path), "src", hex_text=True)
             except sqlite3.Error as exc:
                 raise FormatError(f"cannot read the NSRL database: {exc}", str(path)) from exc
-        return SqlListSource(path=path, select=select, algorithms=ALGORITHMS)
+        return RdsSqlSource(
+            path=path,
+            select=f"SELECT {', '.join(digests)}, {columns} {clauses}",
+            algorithms=ALGORITHMS,
+            digests=digests,
+            columns=columns,
+            clauses=clauses,
+            ordered_by="sha256",
+        )
 
     def metadata(self, path: Path) -> dict[str, str]:
         """The VERSION row (version, build_set, release_date) and the schema shape.
@@ -212,10 +240,20 @@ def _row_batches(path: Path, on_invalid: OnInvalid) -> Iterator[list[_ROW]]:
             raise FormatError(f"cannot read the NSRL database: {exc}", source) from exc
 
 
-def _query(
-    conn: sqlite3.Connection, source: str, schema: str = "main", hex_text: bool = False
-) -> str:
-    """The SELECT over FILE, built from the columns this database actually has.
+def _query(conn: sqlite3.Connection, source: str) -> str:
+    """The SELECT over FILE for reading in Python: digests as BLOBs for a2b_hex."""
+    digests, columns, clauses = _query_parts(conn, source, "main", hex_text=False)
+    return f"SELECT {', '.join(digests)}, {columns} {clauses}"
+
+
+def _query_parts(
+    conn: sqlite3.Connection, source: str, schema: str, hex_text: bool
+) -> tuple[tuple[str, str, str], str, str]:
+    """The SELECT over FILE in parts, built from the columns this database actually has.
+
+    Returns:
+        The md5, sha1 and sha256 expressions; size, name, ident and label;
+        and the clauses from FROM onwards.
 
     Args:
         schema: the name the database is attached under.
@@ -237,15 +275,17 @@ def _query(
     name = f'MIN("{columns["file_name"]}")' if "file_name" in columns else "NULL"
     # Hashes come out as BLOBs: no text decoding, and a2b_hex rejects spaces.
     # In the minimal schema the primary key starts (sha256, sha1, md5), so the
-    # GROUP BY walks that covering index instead of sorting 100M+ rows.
+    # GROUP BY walks that covering index instead of sorting 100M+ rows, and
+    # the rows come out in sha256 order (the ORDER BY costs nothing more).
     if hex_text:
-        digests = f"{md5}, {sha1}, {sha256}"
+        digests = (md5, sha1, sha256)
         name = f"CAST({name} AS BLOB)"
     else:
-        digests = f"CAST({md5} AS BLOB), CAST({sha1} AS BLOB), CAST({sha256} AS BLOB)"
+        digests = (f"CAST({md5} AS BLOB)", f"CAST({sha1} AS BLOB)", f"CAST({sha256} AS BLOB)")
     return (
-        f"SELECT {digests}, {size}, {name}, {ident}, NULL FROM {schema}.FILE "
-        f"GROUP BY {sha256}, {sha1}, {md5}"
+        digests,
+        f"{size}, {name}, {ident}, NULL",
+        f"FROM {schema}.FILE GROUP BY {sha256}, {sha1}, {md5} ORDER BY {sha256}, {sha1}, {md5}",
     )
 
 
