@@ -2,9 +2,12 @@
 
 Generates synthetic lists (seeded random digests, never real hash sets), then
 imports each with the real `matcher import` in a child process and reports
-rows/s, the child's peak RSS and the final store size. Memory must stay flat
-as the input grows, so each list is also imported at a tenth of its size and
-the two peaks are compared.
+rows/s, the child's peak RSS and CPU time, and the final store size. Memory
+must stay flat as the input grows, so each list is also imported at a tenth
+of its size and the two peaks are compared. For the full size it also prints
+where the time and memory go: each SQL statement that took more than 1% of
+the import, with its duration and the child's peak RSS when it ended (the
+time before the first statement is reading and hashing the source file).
 
     python tests/bench/bench_import.py                 # 10M RDS rows, 1M VICS entries
     python tests/bench/bench_import.py --rds 1000000 --vics 100000   # quicker
@@ -88,16 +91,50 @@ def make_vics(path: Path, count: int, seed: int) -> None:
         out.write(b"]}\n")
 
 
-def timed_import(source: Path, db: Path) -> tuple[float, int]:
-    """Seconds and the child's peak RSS (KiB) of `matcher import source --db db`."""
-    cmd = [sys.executable, "-m", "matcher", "import", str(source), "--db", str(db)]
+# The child: `matcher import`, with every SQL statement's start traced (sqlite3's
+# trace callback), so that each statement's share is known without touching matcher.
+_CHILD = """
+import resource, sqlite3, sys, time
+marks = [(time.perf_counter(), "(start-up, source SHA-256, format detection)", 0)]
+def trace(sql):
+    marks.append((time.perf_counter(), " ".join(sql.split())[:90],
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+connect = sqlite3.connect
+def traced(*args, **kwargs):
+    conn = connect(*args, **kwargs)
+    conn.set_trace_callback(trace)
+    return conn
+sqlite3.connect = traced
+from matcher.cli import cli
+try:
+    cli(sys.argv[1:], prog_name="matcher")
+finally:
+    marks.append((time.perf_counter(), "end", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    total = marks[-1][0] - marks[0][0]
+    for (t0, sql, _), (t1, _, rss) in zip(marks, marks[1:]):
+        if t1 - t0 > total / 100:
+            print(f"phase {t1 - t0:8.2f} s  peak {rss / 1024:6.1f} MiB  {sql}", file=sys.stderr)
+"""
+
+
+def timed_import(source: Path, db: Path, phases: bool) -> tuple[float, int, float, str]:
+    """Seconds, peak RSS (KiB), CPU seconds and phases of `matcher import source --db db`.
+
+    Note that the trace runs once per row of an executemany(), so only a copy
+    by SQL (RDS) is traced: tracing a row-by-row import would slow it down.
+    """
+    child = ["-c", _CHILD] if phases else ["-m", "matcher"]
+    cmd = [sys.executable, *child, "import", str(source), "--db", str(db)]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"import failed: {proc.stderr.read().decode() if proc.stderr else ''}")
-    return seconds, usage.ru_maxrss
+        raise SystemExit(f"import failed: {err}")
+    lines = "\n".join(f"     {line}" for line in err.splitlines() if line.startswith("phase"))
+    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, lines
 
 
 def run(kind: str, count: int, work: Path, seed: int) -> None:
@@ -108,15 +145,17 @@ def run(kind: str, count: int, work: Path, seed: int) -> None:
         (make_rds if kind == "rds" else make_vics)(source, size, seed)
         made = time.perf_counter() - started
         db = work / f"store-{kind}-{size}.db"
-        seconds, peak = timed_import(source, db)
+        seconds, peak, cpu, phases = timed_import(source, db, phases=kind == "rds")
         results.append((size, seconds, peak))
         print(
             f"{kind:4} {size:>11,} rows  source {source.stat().st_size / 1e6:8.1f} MB "
-            f"(made in {made:5.1f} s)  import {seconds:7.2f} s  {size / seconds:>10,.0f} rows/s  "
-            f"peak RSS {peak / 1024:7.1f} MiB  store {db.stat().st_size / 1e6:8.1f} MB "
-            f"({db.stat().st_size / size:5.1f} B/row)",
+            f"(made in {made:5.1f} s)  import {seconds:7.2f} s (cpu {cpu:6.1f} s)  "
+            f"{size / seconds:>10,.0f} rows/s  peak RSS {peak / 1024:7.1f} MiB  "
+            f"store {db.stat().st_size / 1e6:8.1f} MB ({db.stat().st_size / size:5.1f} B/row)",
             flush=True,
         )
+        if size == count and phases:
+            print(phases, flush=True)
         source.unlink()
         db.unlink()
     (small, _, small_peak), (large, _, large_peak) = results
