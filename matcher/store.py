@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import array
 import binascii
-import collections
 import contextlib
 import datetime
 import hashlib
@@ -377,6 +376,10 @@ class HashStore:
     ) -> ListInfo:
         """Import one list in a single transaction.
 
+        Rows are staged in a temp table as they come, then copied into
+        `entries` and, sorted by digest, into `hashes`, so that memory is
+        bounded by IMPORT_CACHE_KIB whatever the list's size.
+
         Args:
             batches: `(algorithms, rows)` pairs; each row is
                 `(*digests, size, name, ident, label)` with one digest slot
@@ -390,50 +393,56 @@ class HashStore:
         """
         old = self._check_new_list(new.name, new.role, replace)
         conn = self.db.conn
+        stage = ", ".join(f"d_{a} BLOB" for a in ALGORITHM_CODES)
         try:
-            with self.db.atomic():
+            with self._bulk_settings(), self.db.atomic():
                 if old is not None:
                     self._delete_list(old.id)
                 list_id = self._insert_list_row(new)
-                next_id = (
-                    (conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]) + 1
-                )
-                total = 0
-                per_code: collections.Counter[int] = collections.Counter()
-                unsized = 0
+                base = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
+                # Note that rows are staged as they come (rowid = arrival order, so
+                # entry id = base + rowid) and copied once at the end, each digest
+                # column sorted: the B-tree is then written in order, and the
+                # page cache and sorter stay bounded however long the list is.
+                conn.execute("DROP TABLE IF EXISTS temp.matcher_rows")
+                conn.execute(f"CREATE TEMP TABLE matcher_rows ({stage}, size, name, ident, label)")
+                seen: set[str] = set()
                 for algorithms, rows in batches:
-                    codes = [ALGORITHM_CODES[a] for a in algorithms]
-                    k = len(codes)
-                    entry_rows = []
-                    hash_rows = []
-                    for offset, row in enumerate(rows):
-                        entry_id = next_id + offset
-                        entry_rows.append((entry_id, list_id, *row[k:]))
-                        unsized += row[k] is None
-                        for code, digest in zip(codes, row[:k], strict=True):
-                            if digest is not None:
-                                hash_rows.append((code, digest, entry_id))
-                                per_code[code] += 1
-                    next_id += len(rows)
-                    total += len(rows)
+                    seen.update(algorithms)
+                    columns = ", ".join(f"d_{a}" for a in algorithms)
+                    marks = ", ".join("?" * (len(algorithms) + 4))
                     conn.executemany(
-                        "INSERT INTO entries (id, list_id, size, name, ident, label) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        entry_rows,
+                        f"INSERT INTO temp.matcher_rows ({columns}, size, name, ident, label) "
+                        f"VALUES ({marks})",
+                        rows,
                     )
-                    # Note that OR IGNORE folds a digest repeated within one entry;
-                    # sorted rows walk the B-tree in order instead of at random.
-                    hash_rows.sort()
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO hashes (algo, digest, entry_id) VALUES (?, ?, ?)",
-                        hash_rows,
-                    )
+                total = conn.execute(
+                    "INSERT INTO entries (id, list_id, size, name, ident, label) "
+                    "SELECT rowid + ?, ?, size, name, ident, label FROM temp.matcher_rows",
+                    [base, list_id],
+                ).rowcount
+                counts: dict[str, int] = {}
+                for algorithm in ALGORITHM_CODES:
+                    if algorithm not in seen:
+                        continue
+                    # Note that OR IGNORE folds a digest repeated within one entry.
+                    counts[algorithm] = conn.execute(
+                        "INSERT OR IGNORE INTO hashes (algo, digest, entry_id) "
+                        f"SELECT ?, d_{algorithm}, rowid + ? FROM temp.matcher_rows "
+                        f"WHERE d_{algorithm} IS NOT NULL ORDER BY 2",
+                        [ALGORITHM_CODES[algorithm], base],
+                    ).rowcount
+                unsized = conn.execute(
+                    "SELECT count(*) FROM temp.matcher_rows WHERE size IS NULL"
+                ).fetchone()[0]
                 conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
-                self._record_stats(
-                    list_id, {_CODE_NAMES[c]: n for c, n in per_code.items()}, unsized
-                )
+                self._record_stats(list_id, counts, unsized)
+                conn.execute("DROP TABLE temp.matcher_rows")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
+        finally:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                conn.execute("DROP TABLE IF EXISTS temp.matcher_rows")
         info = self.find_list(name=new.name)
         assert info is not None
         return info
