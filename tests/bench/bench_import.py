@@ -4,10 +4,12 @@ Generates synthetic lists (seeded random digests, never real hash sets), then
 imports each with the real `matcher import` in a child process and reports
 rows/s, the child's peak RSS and CPU time, and the final store size. Memory
 must stay flat as the input grows, so each list is also imported at a tenth
-of its size and the two peaks are compared. For the full size it also prints
-where the time and memory go: each SQL statement that took more than 1% of
-the import, with its duration and the child's peak RSS when it ended (the
-time before the first statement is reading and hashing the source file).
+of its size and the two peaks are compared. For the full size of the RDS it
+also prints where the time and memory go: each stretch from the start of one
+SQL statement to the start of the next that took more than 1% of the import,
+with the child's peak RSS at its end. A stretch includes the Python work after
+its statement: the one after the store's first COMMIT (its schema) is mostly
+the SHA-256 of the source file and the format detection.
 
     python tests/bench/bench_import.py                 # 10M RDS rows, 1M VICS entries
     python tests/bench/bench_import.py --rds 1000000 --vics 100000   # quicker
