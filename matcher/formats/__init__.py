@@ -9,8 +9,14 @@ Adding a format:
   4. add `tests/formats/test_<name>.py`: known answers, a malformed-line test,
      and a Hypothesis property that arbitrary bytes raise only FormatError.
 The CLI (`--format` choices) and auto-detection pick the reader up by itself.
-Sniffers must be mutually exclusive: `tests/formats/test_detect.py` checks
-that every sample is recognised by exactly one reader.
+Sniffers must be mutually exclusive: `tests/formats/test_samples_detection.py`
+checks that every shared sample is recognised by exactly one reader, or
+refused with the expected message.
+
+A file that looks like a list but must not be imported (a derived index, a
+set description) gets a refusal instead: a class with NAME, DESCRIPTION and
+`refuse(head, path) -> reason | None`, registered with
+`registry.register_refusal()`; detection asks refusals when no reader accepts.
 """
 
 from matcher.formats import bsd_tag  # noqa: F401
@@ -23,5 +29,6 @@ from matcher.formats import nsrl_rds3  # noqa: F401
 from matcher.formats import plain  # noqa: F401
 from matcher.formats import projectvic_json  # noqa: F401
 from matcher.formats import registry
+from matcher.formats import tsk_idx  # noqa: F401
 
 __all__ = ["registry"]

@@ -45,6 +45,23 @@ class HashListReader(Protocol):
         ...
 
 
+class Refusal(Protocol):
+    """A kind of file that is recognised only to be refused with a precise reason.
+
+    Some files sit beside hash lists and look like them, but must not be
+    imported: a derived index (TSK hfind `.idx`), a set description (HashKeeper
+    `.hke`). `registry.detect()` asks these when no reader accepts a file, so
+    the examiner learns what the file is and what to import instead.
+    """
+
+    NAME: str
+    DESCRIPTION: str
+
+    def refuse(self, head: bytes, path: Path | None = None) -> str | None:
+        """Why this file is refused (one sentence), or None when it is not this kind."""
+        ...
+
+
 @dataclasses.dataclass
 class RecordBatch:
     """Many entries in columns, for readers of very large lists (NSRL, VICS).

@@ -1,4 +1,8 @@
-"""Registry of hash-list readers: register, look up by name, detect by content."""
+"""Registry of hash-list readers: register, look up by name, detect by content.
+
+It also holds refusals: kinds of file that are recognised only to be refused
+with a reason of their own (a derived index, a set description).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,15 @@ from pathlib import Path
 from matcher.errors import FormatError
 from matcher.formats.base import SNIFF_BYTES
 from matcher.formats.base import HashListReader
+from matcher.formats.base import Refusal
 
 _READERS: dict[str, HashListReader] = {}
+_REFUSALS: dict[str, Refusal] = {}
 
 
 def register(reader: HashListReader) -> None:
     """Add a reader. A duplicate NAME is a programmer error (KeyError)."""
-    if reader.NAME in _READERS:
+    if reader.NAME in _READERS or reader.NAME in _REFUSALS:
         raise KeyError(f"a reader named {reader.NAME!r} is already registered")
     _READERS[reader.NAME] = reader
 
@@ -21,6 +27,34 @@ def register(reader: HashListReader) -> None:
 def deregister(name: str) -> None:
     """Remove a reader (used by tests)."""
     del _READERS[name]
+
+
+def register_refusal(refusal: Refusal) -> None:
+    """Add a refusal. A NAME already used by a refusal or a reader is a KeyError."""
+    if refusal.NAME in _REFUSALS or refusal.NAME in _READERS:
+        raise KeyError(f"a reader or refusal named {refusal.NAME!r} is already registered")
+    _REFUSALS[refusal.NAME] = refusal
+
+
+def deregister_refusal(name: str) -> None:
+    """Remove a refusal (used by tests)."""
+    del _REFUSALS[name]
+
+
+def refusals() -> list[Refusal]:
+    """Every registered refusal, by name."""
+    return [_REFUSALS[n] for n in sorted(_REFUSALS)]
+
+
+def refusal_reason(path: Path, head: bytes | None = None) -> str | None:
+    """Why the file is refused, when a registered refusal recognises it, else None."""
+    if head is None:
+        head = read_head(path)
+    for refusal in refusals():
+        reason = refusal.refuse(head, path)
+        if reason is not None:
+            return reason
+    return None
 
 
 def get(name: str) -> HashListReader:
@@ -47,8 +81,12 @@ def read_head(path: Path) -> bytes:
 def detect(path: Path, head: bytes | None = None) -> HashListReader:
     """Pick the one reader whose sniff() accepts the file's first bytes.
 
+    Note that refusals are asked only when no reader accepts the file; their
+    reason (e.g. "a derived hfind index ...") then replaces the generic one.
+
     Raises:
-        FormatError: when no reader, or more than one, accepts it.
+        FormatError: when no reader, or more than one, accepts it; the message
+            names the file and says what it is not.
     """
     if head is None:
         head = read_head(path)
@@ -56,8 +94,12 @@ def detect(path: Path, head: bytes | None = None) -> HashListReader:
     if len(hits) == 1:
         return hits[0]
     if not hits:
+        reason = refusal_reason(path, head)
+        if reason is not None:
+            raise FormatError(reason, source=str(path))
         raise FormatError(
-            "the list format was not recognised; name it with --format "
+            "the list format was not recognised: this is not a hash list in any format "
+            "matcher reads; if it is one, name its format with --format "
             f"(one of: {', '.join(names())})",
             source=str(path),
         )
