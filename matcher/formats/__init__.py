@@ -30,5 +30,6 @@ from matcher.formats import plain  # noqa: F401
 from matcher.formats import projectvic_json  # noqa: F401
 from matcher.formats import registry
 from matcher.formats import tsk_idx  # noqa: F401
+from matcher.formats import xways  # noqa: F401
 
 __all__ = ["registry"]
