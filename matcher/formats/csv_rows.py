@@ -1,0 +1,109 @@
+"""Streams RFC 4180 CSV rows with the line each starts on, for header-driven readers.
+
+The HashKeeper and iLook readers share this; each maps the header row's
+column names itself. Rows come one at a time from `read_records`, so memory
+stays bounded: a record over MAX_RECORD bytes is reported, never buffered,
+and the csv module's field size limit stops an unterminated quote from
+swallowing the rest of the file.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from matcher.formats.gnu_sum import MAX_RECORD
+from matcher.formats.gnu_sum import decode_name
+from matcher.formats.gnu_sum import head_lines
+from matcher.formats.gnu_sum import read_records
+
+# A row is its cells (text, with undecodable bytes as surrogates), or the
+# reason it could not be read.
+Row = list[str] | str
+
+
+def rows(stream: BinaryIO) -> Iterator[tuple[int, Row]]:
+    """Yield `(line, cells)` for every CSV row of `stream`, header row included.
+
+    `line` is the line the row starts on (a quoted field may span lines).
+    Blank rows are skipped. A row that cannot be read comes as `(line, reason)`
+    so the caller decides whether it is fatal (a header) or skippable.
+    A UTF-8 BOM is dropped; LF and CRLF line ends are both accepted.
+    """
+    records = read_records(stream, keepends=True)
+    overlong: list[int] = []
+
+    def lines() -> Iterator[str]:
+        for number, raw in records:
+            if raw is None:
+                overlong.append(number)
+                yield "\n"
+            else:
+                yield raw.decode("utf-8", "surrogateescape")
+
+    reader = csv.reader(lines(), strict=True)
+    done = 0  # the last line of the previous row
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            done = reader.line_num
+            yield done, f"unreadable CSV row: {exc}"
+            continue
+        start, done = done + 1, reader.line_num
+        if overlong:
+            for number in overlong:
+                yield number, f"the line is longer than {MAX_RECORD} bytes"
+            overlong.clear()
+            continue
+        if any(cell.strip() for cell in row):
+            yield start, row
+
+
+def header_titles(head: bytes) -> list[str] | None:
+    """The first line of `head` as lower-case, stripped CSV titles (None if unreadable)."""
+    lines = head_lines(head)
+    if not lines:
+        return None
+    try:
+        cells = next(csv.reader([lines[0].decode("utf-8", "surrogateescape")], strict=True))
+    except (csv.Error, StopIteration):
+        return None
+    return titles(cells)
+
+
+def titles(cells: list[str]) -> list[str]:
+    """Header cells as lower-case, stripped titles."""
+    return [cell.strip().lower() for cell in cells]
+
+
+def verbatim(cell: str) -> bytes:
+    """The exact bytes of a cell (rows are decoded with surrogateescape)."""
+    return cell.encode("utf-8", "surrogateescape")
+
+
+def text(cell: str) -> str | None:
+    """A metadata cell as text: UTF-8, else Latin-1; None when empty."""
+    raw = verbatim(cell.strip())
+    if not raw:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def joined_name(directory: str, file_name: str) -> str | bytes | None:
+    """`directory\\file_name` as the list gives them, text or (not UTF-8) bytes.
+
+    Note that both formats come from Windows tools: a backslash joins the two
+    unless the directory already ends with a separator. Either part may be empty.
+    """
+    folder, name = verbatim(directory), verbatim(file_name)
+    if folder and name and not folder.endswith((b"\\", b"/")):
+        folder += b"\\"
+    joined = folder + name
+    return decode_name(joined) if joined else None
