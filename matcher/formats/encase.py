@@ -186,9 +186,5 @@ class EncaseReader:
                 info["suggested_role"] = suggested
         return info
 
-    def suggested_role(self, path: Path) -> str | None:
-        """The role the set's type suggests ("Known": known, "Notable": notable), else None."""
-        return self.metadata(path).get("suggested_role")
-
 
 registry.register(EncaseReader())

@@ -310,10 +310,6 @@ class HashkeeperReader(TextReader):
             info["suggested_role"] = suggested
         return info
 
-    def suggested_role(self, path: Path) -> str | None:
-        """The role the .hke's notable_flag suggests (0: known, 1: notable), else None."""
-        return self.metadata(path).get("suggested_role")
-
 
 class HkeRefusal:
     """Recognises a HashKeeper `.hke` set description and refuses it, naming the .hsh."""

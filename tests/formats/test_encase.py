@@ -90,7 +90,7 @@ def test_name_of_full_length_and_other_types() -> None:
 def test_metadata_suggests_a_role_only_for_known_types(tmp_path: Path) -> None:
     path = tmp_path / "s.hash"
     path.write_bytes(encase_bytes([b"\x02" * 16], kind="Notable"))
-    assert READER.suggested_role(path) == "notable"
+    assert READER.metadata(path)["suggested_role"] == "notable"
     path.write_bytes(encase_bytes([b"\x02" * 16], kind="Evidence"))
     assert READER.metadata(path) == {
         "declared_hashes": "1",

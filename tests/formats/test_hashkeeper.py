@@ -98,7 +98,7 @@ def test_set_description_beside_the_list_becomes_metadata() -> None:
         "set_description_file": "Z00236.hke",
         "suggested_role": "known",
     }
-    assert READER.suggested_role(SYNTHETIC / "synthetic.hsh") == "known"
+    assert READER.metadata(SYNTHETIC / "synthetic.hsh")["suggested_role"] == "known"
 
 
 def test_a_description_of_another_set_is_not_used(tmp_path: Path) -> None:
@@ -123,7 +123,6 @@ def test_an_unreadable_description_is_not_used_and_says_why(tmp_path: Path) -> N
 def test_without_a_description_only_the_hashset_id_is_kept(tmp_path: Path) -> None:
     shutil.copy(SYNTHETIC / "synthetic.hsh", tmp_path / "set.hsh")
     assert READER.metadata(tmp_path / "set.hsh") == {"hashset_id": "900"}
-    assert READER.suggested_role(tmp_path / "set.hsh") is None
 
 
 @pytest.mark.parametrize("folder", [SYNTHETIC, Z00236])
