@@ -90,6 +90,25 @@ TEXT_SAMPLES: dict[str, bytes] = {
         'Default/$metadata#Media","value":[{"MediaID":1,"Category":0,'
         f'"MD5":"{_H["md5"].upper()}","SHA1":"{_H["sha1"].upper()}","MediaSize":5}}]}}'
     ).encode(),
+    "xways": f"SHA-1\r\n{_H['sha1'].upper()}\r\n".encode(),
+    "hashkeeper": (
+        '"file_id","hashset_id","file_name","directory","hash","file_size","date_modified",'
+        '"time_modified","time_zone","comments","date_accessed","time_accessed"\r\n'
+        f'1,900,"hello.txt","C:\\x","{_H["md5"].upper()}",5,,,,,,\r\n'
+    ).encode(),
+    "ilook": (
+        "V3Hash,HashSHA1,FileName,FilePath,FileSize,HashSHA256,HashSHA384,HashSHA512\n"
+        f"{_H['md5'].upper()},{_H['sha1'].upper()},hello.txt,\\,5,{_H['sha256']},,\n"
+    ).encode(),
+    # EnCase legacy .hash: signature, version 2, flag 1, one hash; name at 0x408;
+    # one 18-byte record (raw MD5, two zero bytes) from 0x480.
+    "encase": (
+        b"HASH\r\n\xff\x00\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00"
+        + bytes(0x408 - 0x14)
+        + "selftest".encode("utf-16-le").ljust(0x78, b"\x00")
+        + bytes.fromhex(_H["md5"])
+        + b"\x00\x00"
+    ),
 }
 
 
@@ -198,6 +217,23 @@ def _nsrl_sample(path: Path) -> None:
     conn.close()
 
 
+def _kdb_sample(path: Path) -> None:
+    # The schema The Sleuth Kit's `hfind -c` creates (tsk/hashdb/sqlite_hdb.cpp).
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE db_properties (name TEXT NOT NULL, value TEXT);"
+        "CREATE TABLE hashes (id INTEGER PRIMARY KEY AUTOINCREMENT, md5 BINARY(16) UNIQUE, "
+        "sha1 BINARY(20), sha2_256 BINARY(32));"
+        "CREATE TABLE file_names (name TEXT NOT NULL, hash_id INTEGER NOT NULL, "
+        "PRIMARY KEY(name, hash_id));"
+        "INSERT INTO db_properties VALUES ('Schema Version', '1');"
+    )
+    conn.execute("INSERT INTO hashes (md5) VALUES (?)", [bytes.fromhex(_H["md5"])])
+    conn.execute("INSERT INTO file_names VALUES ('hello.txt', 1)")
+    conn.commit()
+    conn.close()
+
+
 def _parsers(workdir: Path) -> list[Check]:
     # Note: imported here; the fast self-test that every scan runs needs no list reader.
     from matcher.formats import registry
@@ -211,6 +247,8 @@ def _parsers(workdir: Path) -> list[Check]:
             path = workdir / f"sample-{name}"
             if name == "nsrl-rds3":
                 _nsrl_sample(path)
+            elif name == "tsk-kdb":
+                _kdb_sample(path)
             elif name in TEXT_SAMPLES:
                 path.write_bytes(TEXT_SAMPLES[name])
             else:
