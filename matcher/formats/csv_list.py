@@ -32,6 +32,8 @@ _LABEL_COLUMNS = ("label", "category")
 # NSRL RDS 2.x and 1.5 NSRLFile headers name SHA-1 and MD5 columns too; those
 # lists have a reader of their own, so this one must not claim them.
 _NSRL_COLUMNS = frozenset({"productcode", "opsystemcode", "specialcode"})
+# A first line that opens with a digest is a row of data (e.g. md5sum output), not a header.
+_LEADING_DIGEST = re.compile(rb"\s*\\?[0-9A-Fa-f]{32,}(?![0-9A-Za-z_-])")
 _SIZE = re.compile(r"\d{1,20}")
 _NOISE = re.compile(r"[\s_\-\ufeff]+")
 
@@ -160,6 +162,8 @@ class CsvListReader(TextReader):
         lines = [line for line in head_lines(head) if line.strip()]
         if len(lines) < 2 or lines[0].lstrip()[:1] in (b"{", b"[", b"%", b"#"):
             return False
+        if _LEADING_DIGEST.match(lines[0]):
+            return False  # a header names columns; a line opening with a digest is data
         header = _header(lines[0].decode("utf-8", "surrogateescape"))
         if header is None or len(header.titles) < 2 or _NSRL_COLUMNS & set(header.titles):
             return False

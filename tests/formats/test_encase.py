@@ -22,7 +22,7 @@ from matcher.formats import registry
 from matcher.formats.encase import EncaseReader
 from matcher.models import HashRecord
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "formats" / "samples"
+SHARED = Path(__file__).resolve().parent / "shared_samples"  # a copy of ../shared/formats/samples
 SAMPLE = SHARED / "synthetic" / "encase" / "synthetic.hash"
 TRUTH = {e["name"]: e for e in json.loads((SHARED / "synthetic" / "TRUTH.json").read_text())}
 READER = EncaseReader()

@@ -22,7 +22,7 @@ from matcher.formats.hashkeeper import HashkeeperReader
 from matcher.formats.hashkeeper import HkeRefusal
 from matcher.models import HashRecord
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "formats" / "samples"
+SHARED = Path(__file__).resolve().parent / "shared_samples"  # a copy of ../shared/formats/samples
 SYNTHETIC = SHARED / "synthetic" / "hashkeeper"
 Z00236 = SHARED / "upstream" / "hashdeep" / "sample-hashes" / "hashkeeper"
 TRUTH = {e["name"]: e for e in json.loads((SHARED / "synthetic" / "TRUTH.json").read_text())}

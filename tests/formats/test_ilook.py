@@ -20,7 +20,7 @@ from matcher.formats.ilook import IlookReader
 from matcher.formats.ilook import IlookV1Refusal
 from matcher.models import HashRecord
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "formats" / "samples"
+SHARED = Path(__file__).resolve().parent / "shared_samples"  # a copy of ../shared/formats/samples
 HASHDEEP = SHARED / "upstream" / "hashdeep"
 READER = IlookReader()
 V3 = b"V3Hash,HashSHA1,FileName,FilePath,FileSize,HashSHA256,HashSHA384,HashSHA512\n"

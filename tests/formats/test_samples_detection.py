@@ -3,12 +3,18 @@
 Each file is listed with its expected outcome: the one reader that claims it,
 or a refusal whose message names the file and says what it is (not). The
 table must cover the folder exactly, so a new sample fails this test until
-someone decides what it is. The folder sits beside the repository; when it
-is missing the test fails, it is never skipped.
+someone decides what it is.
+
+The samples are kept in the repository (tests/formats/shared_samples, a
+byte-for-byte copy; its README.md gives every file's source and licence), so
+that a fresh clone tests them; their MANIFEST.tsv (size and SHA-256 prefix of
+each file) proves the copy unchanged. To take a newer sample set, copy the
+folder again and update the table.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -19,8 +25,7 @@ from matcher.errors import FormatError
 from matcher.formats import registry
 from matcher.formats.base import SNIFF_BYTES
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared" / "formats" / "samples"
+SHARED = Path(__file__).resolve().parent / "shared_samples"
 
 # What a refusal must say, by kind.
 NOT_A_LIST = "not a hash list in any format matcher reads"
@@ -138,9 +143,18 @@ EXPECTED: dict[str, tuple[str, str]] = {
 }
 
 
-def test_the_shared_samples_are_there() -> None:
+def test_the_samples_are_the_published_ones() -> None:
     # Note: a missing folder must fail the run, never skip it.
     assert SHARED.is_dir(), f"the shared samples are missing: {SHARED}"
+    manifest = {}
+    for line in (SHARED / "MANIFEST.tsv").read_text().splitlines():
+        size, prefix, name = line.split("\t")
+        manifest[name.removeprefix("./")] = (int(size), prefix)
+    for name, (size, prefix) in manifest.items():
+        data = (SHARED / name).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()[:16]) == (size, prefix), name
+    listed = {str(p.relative_to(SHARED)) for p in SHARED.rglob("*") if p.is_file()}
+    assert listed - set(manifest) == {"MANIFEST.tsv"}
 
 
 def test_the_table_lists_every_sample_exactly() -> None:

@@ -15,7 +15,7 @@ from matcher.errors import FormatError
 from matcher.formats import registry
 from matcher.formats.tsk_idx import TskIdxRefusal
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "formats" / "samples"
+SHARED = Path(__file__).resolve().parent / "shared_samples"  # a copy of ../shared/formats/samples
 REFUSAL = TskIdxRefusal()
 TYPE_LINE = b"0" * 41 + b"|md5sum\n"
 NAME_LINE = b"0" * 40 + b"1|"

@@ -23,7 +23,7 @@ from matcher.formats import tsk_kdb
 from matcher.formats.tsk_kdb import TskKdbReader
 from matcher.models import HashRecord
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "formats" / "samples"
+SHARED = Path(__file__).resolve().parent / "shared_samples"  # a copy of ../shared/formats/samples
 SAMPLE = SHARED / "synthetic" / "tsk" / "synthetic.kdb"
 RDS = SHARED / "synthetic" / "nsrl_rds3"
 TRUTH = {e["name"]: e for e in json.loads((SHARED / "synthetic" / "TRUTH.json").read_text())}

@@ -21,7 +21,7 @@ from matcher.formats.gnu_sum import MAX_RECORD
 from matcher.formats.xways import XwaysReader
 from matcher.models import HashRecord
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "formats" / "samples"
+SHARED = Path(__file__).resolve().parent / "shared_samples"  # a copy of ../shared/formats/samples
 SAMPLES = SHARED / "synthetic" / "xways"
 TRUTH = json.loads((SHARED / "synthetic" / "TRUTH.json").read_text())
 READER = XwaysReader()
