@@ -526,12 +526,16 @@ class HashStore:
                     self._delete_list(old.id)
                 list_id = self._insert_list_row(new)
                 base = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
-                # Note: the INSERT takes only the sizes it can use as they are; a
-                # count short of the total sends the whole import row by row.
+                # Note: the INSERT takes only the sizes it can use as they are, and
+                # ids and labels that are not BLOBs (made text; the bytes of a BLOB
+                # may not be UTF-8); a count short of the total sends the whole
+                # import row by row.
                 taken = conn.execute(
                     "INSERT INTO entries (id, list_id, size, name, ident, label) "
-                    "SELECT rowid + ?, ?, size, name, ident, label FROM temp.matcher_import "
-                    "WHERE size IS NULL OR (typeof(size) = 'integer' AND size >= 0)",
+                    "SELECT rowid + ?, ?, size, name, CAST(ident AS TEXT), CAST(label AS TEXT) "
+                    "FROM temp.matcher_import "
+                    "WHERE (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
+                    "AND typeof(ident) != 'blob' AND typeof(label) != 'blob'",
                     [base, list_id],
                 ).rowcount
                 if taken != total:

@@ -394,3 +394,45 @@ def _state(db: Path) -> dict[str, object]:
         }
     finally:
         conn.close()
+
+
+def test_a_package_id_that_is_not_text_is_named_and_a_utf8_blob_one_is_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """package_id as bytes: UTF-8 ones are its text; others are refused, naming the row.
+
+    The copy by SQL takes only text ids (it cannot check bytes for UTF-8), so
+    such a list goes row by row.
+    """
+    sha256, sha1, md5 = triple(b"blob id")
+    fine = make_rds(tmp_path / "fine.db", [*rows_for(10), (sha256, sha1, md5, "b.dll", 3, b"42")])
+    store = HashStore(tmp_path / "fine-store.db")
+    try:
+        with monkeypatch.context() as patch:
+            copies: list[object] = []
+            real = HashStore.add_list_sql
+
+            def spy(self: HashStore, *args: object, **kwargs: object) -> object:
+                copies.append(real(self, *args, **kwargs))  # type: ignore[arg-type]
+                return copies[-1]
+
+            patch.setattr(HashStore, "add_list_sql", spy)
+            result = import_list(store, fine)
+        assert copies == [None] and result.info.entries == 12
+        [hit] = store.lookup("md5", [bytes.fromhex(md5)])[bytes.fromhex(md5)]
+        assert hit.ident == "42"
+        assert store.db.execute(
+            "SELECT count(*) FROM entries WHERE typeof(ident) != 'text'"
+        ).fetchone() == (0,)
+    finally:
+        store.close()
+    bad = make_rds(tmp_path / "bad.db", [*rows_for(10), (sha256, sha1, md5, "b.dll", 3, b"\x80")])
+    store = HashStore(tmp_path / "s.db")
+    try:
+        with pytest.raises(FormatError, match="package_id is not text: '\ufffd'"):
+            import_list(store, bad)
+        assert store.lists() == [] and store_content(tmp_path / "s.db") == []
+        result = import_list(store, bad, skip_invalid=True)
+        assert result.skipped_invalid == 1 and result.info.entries == 11
+    finally:
+        store.close()

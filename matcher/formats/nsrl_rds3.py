@@ -269,7 +269,17 @@ def _query_parts(
         raise FormatError(f"the NSRL FILE {objects['FILE']} lacks {', '.join(missing)}", source)
     md5, sha1, sha256 = (f'"{columns[alg]}"' for alg in ALGORITHMS)
     size = f'"{columns["file_size"]}"' if "file_size" in columns else "NULL"
-    ident = f'CAST("{columns["package_id"]}" AS TEXT)' if "package_id" in columns else "NULL"
+    # Note that CAST would make text of a BLOB's bytes, UTF-8 or not. Read in
+    # Python, a BLOB package_id stays bytes for _ident() to check; copied by
+    # SQL, the column goes as it is: the store makes ids text and sends a list
+    # with a BLOB id row by row.
+    package = f'"{columns["package_id"]}"' if "package_id" in columns else "NULL"
+    if hex_text:
+        ident = package
+    else:
+        ident = (
+            f"CASE WHEN typeof({package}) = 'blob' THEN {package} ELSE CAST({package} AS TEXT) END"
+        )
     # Note that with exactly one MIN() SQLite takes the bare columns (size,
     # package) from the row that holds the minimum, so they belong together.
     name = f'MIN("{columns["file_name"]}")' if "file_name" in columns else "NULL"
@@ -308,6 +318,7 @@ def _fast_rows(fetched: list[Any]) -> list[_ROW] | None:
             and len(sha1) == 40
             and len(sha256) == 64
             and (size is None or (size.__class__ is int and size >= 0))
+            and (ident is None or (ident.__class__ is str and ident.isascii()))
         ]
     except (binascii.Error, TypeError):
         return None
@@ -325,13 +336,14 @@ def _checked_rows(fetched: list[Any], source: str, on_invalid: OnInvalid) -> lis
             ]
             if size is not None and (not isinstance(size, int) or size < 0):
                 raise ValueError(f"file_size is not a byte count: {_excerpt(size)}")
+            package = _ident(ident)
         except ValueError as exc:
             error = FormatError(f"FILE entry of package_id {_excerpt(ident)}: {exc}", source)
             if on_invalid is None:
                 raise error from exc
             on_invalid(error)
             continue
-        rows.append((raw[0], raw[1], raw[2], size, _name(name), _ident(ident), None))
+        rows.append((raw[0], raw[1], raw[2], size, _name(name), package, None))
     return rows
 
 
@@ -346,7 +358,15 @@ def _digest(value: object, algorithm: str) -> bytes:
 
 
 def _ident(value: object) -> str | None:
-    return None if value is None else str(value)
+    """package_id as text; ValueError for bytes that are not UTF-8 (no package id)."""
+    if value is None:
+        return None
+    try:
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        text.encode("utf-8")  # a TEXT value that is not UTF-8 comes with surrogates
+    except UnicodeError as exc:
+        raise ValueError(f"package_id is not text: {_excerpt(value)}") from exc
+    return text
 
 
 registry.register(NsrlRds3Reader())
