@@ -409,11 +409,10 @@ class HashStore:
                 seen: set[str] = set()
                 for algorithms, rows in batches:
                     seen.update(algorithms)
-                    columns = ", ".join(f"d_{a}" for a in algorithms)
-                    marks = ", ".join("?" * (len(algorithms) + 4))
+                    columns = [*(f"d_{a}" for a in algorithms), "size", "name", "ident", "label"]
                     conn.executemany(
-                        f"INSERT INTO temp.matcher_rows ({columns}, size, name, ident, label) "
-                        f"VALUES ({marks})",
+                        f"INSERT INTO temp.matcher_rows ({', '.join(columns)}) "
+                        f"VALUES ({', '.join('?' * len(columns))})",
                         rows,
                     )
                 total = conn.execute(
@@ -425,7 +424,7 @@ class HashStore:
                 for algorithm in ALGORITHM_CODES:
                     if algorithm not in seen:
                         continue
-                    # Note that OR IGNORE folds a digest repeated within one entry.
+                    # Note that entry ids are new, so OR IGNORE is only a guard.
                     counts[algorithm] = conn.execute(
                         "INSERT OR IGNORE INTO hashes (algo, digest, entry_id) "
                         f"SELECT ?, d_{algorithm}, rowid + ? FROM temp.matcher_rows "
