@@ -214,11 +214,23 @@ class SqlListSource:
     `select` reads the database attached as schema `src` and yields one row
     per entry: `(*hex_digests, size, name, ident, label)`, one hex-text column
     per name in `algorithms`. No row becomes a Python object on the way.
+
+    A source may also give that SELECT in parts (`select` is then
+    `SELECT {digests}, {columns} {clauses}`): the store decodes the digests
+    inside this very query rather than in a subquery around it, which would
+    cost SQLite a copy of every row. `ordered_by` names an algorithm whose
+    digests the rows come in byte order of, so the store need not sort them.
+    Note that upper-case (or lower-case) hex text sorts as its raw bytes do;
+    should a database mix cases, the rows are still right, only slower to insert.
     """
 
     path: Path
     select: str
     algorithms: tuple[str, ...]
+    digests: tuple[str, ...] = ()
+    columns: str = ""
+    clauses: str = ""
+    ordered_by: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -94,14 +94,12 @@ def _staging_select(source: SqlListSource) -> str:
     is taken of the digest as a BLOB, which SQLite knows without counting
     characters (a non-ASCII character fails a2b_hex anyway).
 
-    A source that also gives its SELECT in parts (`digests`: the hex digest
-    expressions; `columns`: size, name, ident and label; `clauses`: FROM
-    onwards) gets the decoding inside its own query; any other is wrapped as
-    a subquery, which costs SQLite a copy of every row.
+    A source that also gives its SELECT in parts (SqlListSource `digests`:
+    the hex digest expressions; `columns`: size, name, ident and label;
+    `clauses`: FROM onwards) gets the decoding inside its own query; any
+    other is wrapped as a subquery, which costs SQLite a copy of every row.
     """
-    digests = getattr(source, "digests", None)
-    columns = getattr(source, "columns", None)
-    clauses = getattr(source, "clauses", None)
+    digests, columns, clauses = source.digests, source.columns, source.clauses
     if not (digests and columns and clauses):
         digests = tuple(f"d{i}" for i in range(len(source.algorithms)))
         columns = "size, name, ident, label"
@@ -501,7 +499,7 @@ class HashStore:
         old = self._check_new_list(new.name, new.role, replace)
         conn = self.db.conn
         algorithms = source.algorithms
-        ordered_by = getattr(source, "ordered_by", None)
+        ordered_by = source.ordered_by
         walk = _staging_select(source)
         uri = source.path.absolute().as_uri() + "?mode=ro&immutable=1"
         conn.create_function("matcher_unhex", 1, binascii.a2b_hex, deterministic=True)

@@ -261,7 +261,7 @@ def test_a_plain_select_is_copied_like_one_given_in_parts(tmp_path: Path) -> Non
     reader = registry.get("nsrl-rds3")
     parts = reader.sql_source(source)  # type: ignore[attr-defined]
     plain = SqlListSource(path=source, select=parts.select, algorithms=parts.algorithms)
-    assert not hasattr(plain, "digests")
+    assert not plain.digests and plain.ordered_by is None
     contents = []
     for name, sql_source in (("parts", parts), ("plain", plain)):
         store = HashStore(tmp_path / f"{name}.db")

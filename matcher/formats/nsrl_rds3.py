@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import dataclasses
 import functools
 import re
 import sqlite3
@@ -37,25 +36,6 @@ _HEAD_PATTERNS = [re.compile(_CREATE.format(n).encode(), re.IGNORECASE) for n in
 # come through as surrogates and `_name()` turns them back into raw bytes.
 _TEXT = functools.partial(str, encoding="utf-8", errors="surrogateescape")
 _ROW = tuple[bytes, bytes, bytes, int | None, str | bytes | None, str | None, None]
-
-
-@dataclasses.dataclass(frozen=True)
-class RdsSqlSource(SqlListSource):
-    """The RDS SELECT, also in parts, and the order its rows come in.
-
-    `select` is `SELECT {digests}, {columns} {clauses}`. Given the parts, the
-    store decodes the digests inside this very query rather than in a
-    subquery around it (which would cost SQLite a copy of every row). Rows
-    come in byte order of `ordered_by`'s digest, so the store need not sort
-    that algorithm's digests. Note that upper-case (or lower-case) hex text
-    sorts as its raw bytes do; should a database mix cases, the rows are
-    still right, only slower to insert.
-    """
-
-    digests: tuple[str, ...] = ()
-    columns: str = ""
-    clauses: str = ""
-    ordered_by: str | None = None
 
 
 @contextlib.contextmanager
@@ -182,7 +162,7 @@ class NsrlRds3Reader:
                 digests, columns, clauses = _query_parts(conn, str(path), "src", hex_text=True)
             except sqlite3.Error as exc:
                 raise FormatError(f"cannot read the NSRL database: {exc}", str(path)) from exc
-        return RdsSqlSource(
+        return SqlListSource(
             path=path,
             select=f"SELECT {', '.join(digests)}, {columns} {clauses}",
             algorithms=ALGORITHMS,
