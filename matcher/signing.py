@@ -25,16 +25,18 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import TypeAlias
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from matcher.errors import IntegrityError
 from matcher.errors import UsageError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+# Note: `cryptography` is imported by the functions that handle keys, so that a
+# scan without --sign-key (and every start-up) does not load it (some 25 ms).
 
 StrPath: TypeAlias = str | os.PathLike[str]
 
@@ -45,6 +47,8 @@ SELF_DIGEST = "self_sha256"
 
 def fingerprint(public_key: Ed25519PublicKey) -> str:
     """The lowercase hex SHA-256 of the raw 32-byte public key."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()
 
@@ -182,6 +186,8 @@ class Verifier:
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         """True when `signature` is this key's signature of `message`."""
+        from cryptography.exceptions import InvalidSignature
+
         try:
             self._key.verify(signature, message)
         except (InvalidSignature, ValueError):
@@ -206,6 +212,9 @@ def generate_keypair(private_path: StrPath, public_path: StrPath) -> str:
         UsageError: a key file already exists, both paths are the same file,
             or a file could not be written.
     """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     if os.path.abspath(private_path) == os.path.abspath(public_path):
         raise UsageError(
             f"Key paths are both {os.fsdecode(private_path)}. Give two different files."
@@ -241,6 +250,10 @@ def load_signer(pem_path: StrPath) -> Signer:
         UsageError: the file cannot be read or is not an unencrypted Ed25519
             private key in PEM form.
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     data = _read_key(pem_path, "Signing key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -270,6 +283,10 @@ def load_verifier(pem_path: StrPath) -> Verifier:
         UsageError: the file cannot be read or is not an Ed25519 public key in
             PEM form (a private key is refused: only the public half is needed).
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     data = _read_key(pem_path, "Public key")
     try:
         key = serialization.load_pem_public_key(data)

@@ -144,7 +144,9 @@ class HashStore:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
                 os.close(fd)
                 conn = sqlite3.connect(str(path))
-            self.db = sqlite_utils.Database(conn)
+            # Note: no sqlite-utils plugins: installed third-party code must not run
+            # on these connections (and their discovery cost ~20 ms at every start).
+            self.db = sqlite_utils.Database(conn, execute_plugins=False)
             self.db.execute("PRAGMA foreign_keys=ON")
             # A large page cache keeps bulk inserts into the digest B-tree off the disk.
             self.db.execute("PRAGMA cache_size=-262144")
