@@ -10,13 +10,26 @@ swallowing the rest of the file.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from collections.abc import Iterator
 from typing import BinaryIO
+from typing import TypeVar
 
+from matcher.errors import FormatError
+from matcher.formats.base import OnInvalid
 from matcher.formats.gnu_sum import MAX_RECORD
 from matcher.formats.gnu_sum import decode_name
 from matcher.formats.gnu_sum import head_lines
 from matcher.formats.gnu_sum import read_records
+from matcher.formats.gnu_sum import report
+from matcher.models import HashRecord
+
+Layout = TypeVar("Layout")
+
+
+class HeaderError(FormatError):
+    """A header error: always raised, never passed to `on_invalid`."""
+
 
 # A row is its cells (text, with undecodable bytes as surrogates), or the
 # reason it could not be read.
@@ -107,3 +120,40 @@ def joined_name(directory: str, file_name: str) -> str | bytes | None:
         folder += b"\\"
     joined = folder + name
     return decode_name(joined) if joined else None
+
+
+def records(
+    stream: BinaryIO,
+    source: str,
+    on_invalid: OnInvalid,
+    layout_of: Callable[[list[str]], Layout],
+    record_of: Callable[[list[str], Layout, int], HashRecord],
+    empty: str,
+) -> Iterator[HashRecord]:
+    """The records of a header-driven CSV list, row by row.
+
+    `layout_of` maps the header row (raising HeaderError when it cannot be
+    used); `record_of` makes one record from a row, raising FormatError for a
+    malformed one, which goes to `on_invalid` (or is raised) with its line.
+
+    Raises:
+        FormatError: for a header that cannot be read or used, or an empty
+            file (`empty` says what the file should start with).
+    """
+    layout: Layout | None = None
+    for number, row in rows(stream):
+        try:
+            if layout is None:
+                if isinstance(row, str):
+                    raise HeaderError(f"the header row cannot be read: {row}")
+                layout = layout_of(row)
+                continue
+            if isinstance(row, str):
+                raise FormatError(row)
+            yield record_of(row, layout, number)
+        except HeaderError as fatal:
+            raise FormatError(fatal.reason, source=source, line=number) from fatal
+        except FormatError as error:
+            report(FormatError(error.reason, source=source, line=number), on_invalid)
+    if layout is None:
+        raise FormatError(f"the file is empty: {empty}", source=source, line=1)

@@ -15,7 +15,6 @@ from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
 from matcher.formats.gnu_sum import excerpt
-from matcher.formats.gnu_sum import report
 from matcher.models import HashRecord
 
 # Note that TSK (tsk/hashdb/hashkeeper.c) checks these first five column names.
@@ -45,10 +44,6 @@ _FLAG_ROLES = {"0": "known", "1": "notable"}
 DEFAULT_ROLE = "notable"
 
 
-class _Fatal(FormatError):
-    """A header error: always raised, never passed to `on_invalid`."""
-
-
 @dataclasses.dataclass(frozen=True)
 class _Layout:
     """Where each wanted column of a .hsh sits, from its header row."""
@@ -69,9 +64,9 @@ def _index(titles: list[str], name: str) -> int | None:
 def _layout(cells: list[str]) -> _Layout:
     titles = csv_rows.titles(cells)
     if tuple(titles[: len(HKE_SIGNATURE)]) == HKE_SIGNATURE:
-        raise _Fatal(hke_reason(None, None))
+        raise csv_rows.HeaderError(hke_reason(None, None))
     if "hash" not in titles:
-        raise _Fatal(
+        raise csv_rows.HeaderError(
             'not a HashKeeper .hsh: the header row has no "hash" column '
             f"(expected {','.join(HSH_SIGNATURE)},...)"
         )
@@ -252,27 +247,14 @@ class HashkeeperReader(TextReader):
             FormatError: for a header row without a `hash` column, or a .hke
                 (always); for a malformed row unless `on_invalid` takes it.
         """
-        layout: _Layout | None = None
-        for number, row in csv_rows.rows(stream):
-            try:
-                if layout is None:
-                    if isinstance(row, str):
-                        raise _Fatal(f"the header row cannot be read: {row}")
-                    layout = _layout(row)
-                    continue
-                if isinstance(row, str):
-                    raise FormatError(row)
-                yield _record(row, layout, number)
-            except _Fatal as fatal:
-                raise FormatError(fatal.reason, source=source, line=number) from fatal
-            except FormatError as error:
-                report(FormatError(error.reason, source=source, line=number), on_invalid)
-        if layout is None:
-            raise FormatError(
-                "the file is empty: a HashKeeper .hsh starts with its header row",
-                source=source,
-                line=1,
-            )
+        yield from csv_rows.records(
+            stream,
+            source,
+            on_invalid,
+            _layout,
+            _record,
+            "a HashKeeper .hsh starts with its header row",
+        )
 
     def metadata(self, path: Path) -> dict[str, str]:
         """The list's hashset_id and, from the .hke beside it, the set's description.

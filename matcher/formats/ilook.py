@@ -15,7 +15,6 @@ from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
 from matcher.formats.gnu_sum import excerpt
-from matcher.formats.gnu_sum import report
 from matcher.models import HashRecord
 
 # Note that md5deep (src/files.cpp) reads iLook v3/v4 by position: MD5 is
@@ -39,10 +38,6 @@ _V1_MESSAGE = (
 )
 
 
-class _Fatal(FormatError):
-    """A header error: always raised, never passed to `on_invalid`."""
-
-
 @dataclasses.dataclass(frozen=True)
 class _Layout:
     """Where each wanted column sits, from the header row."""
@@ -57,9 +52,9 @@ class _Layout:
 def _layout(cells: list[str]) -> _Layout:
     titles = csv_rows.titles(cells)
     if titles[:1] == ["v1hash"]:
-        raise _Fatal(_V1_MESSAGE)
+        raise csv_rows.HeaderError(_V1_MESSAGE)
     if titles[:1] not in (["v3hash"], ["v4hash"]):
-        raise _Fatal(
+        raise csv_rows.HeaderError(
             "not an iLook hash set: the header row must start with V3Hash or V4Hash, got "
             f"{excerpt(csv_rows.verbatim(','.join(cells)))}"
         )
@@ -132,27 +127,14 @@ class IlookReader(TextReader):
             FormatError: for a header row that does not start with V3Hash or
                 V4Hash (always); for a malformed row unless `on_invalid` takes it.
         """
-        layout: _Layout | None = None
-        for number, row in csv_rows.rows(stream):
-            try:
-                if layout is None:
-                    if isinstance(row, str):
-                        raise _Fatal(f"the header row cannot be read: {row}")
-                    layout = _layout(row)
-                    continue
-                if isinstance(row, str):
-                    raise FormatError(row)
-                yield _record(row, layout, number)
-            except _Fatal as fatal:
-                raise FormatError(fatal.reason, source=source, line=number) from fatal
-            except FormatError as error:
-                report(FormatError(error.reason, source=source, line=number), on_invalid)
-        if layout is None:
-            raise FormatError(
-                "the file is empty: an iLook hash set starts with its header row",
-                source=source,
-                line=1,
-            )
+        yield from csv_rows.records(
+            stream,
+            source,
+            on_invalid,
+            _layout,
+            _record,
+            "an iLook hash set starts with its header row",
+        )
 
     def metadata(self, path: Path) -> dict[str, str]:
         """The iLook layout version ("3" or "4"), from the header row."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import binascii
-import contextlib
-import functools
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -14,6 +12,7 @@ from typing import cast
 
 from matcher.errors import FormatError
 from matcher.formats import registry
+from matcher.formats import sqlite_lists
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import RecordBatch
 from matcher.models import HashRecord
@@ -31,26 +30,7 @@ _VERSION_FIELDS = ("version", "build_set", "release_date")
 _CREATE = r"CREATE\s+(?:TABLE|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`\[]?{}\b"
 _HEAD_PATTERNS = [re.compile(_CREATE.format(n).encode(), re.IGNORECASE) for n in _SIGNATURE]
 
-# Note that RDS file names keep the vendor's encoding; a strict UTF-8 text
-# factory would abort the whole read on one such name, so undecodable bytes
-# come through as surrogates and `_name()` turns them back into raw bytes.
-_TEXT = functools.partial(str, encoding="utf-8", errors="surrogateescape")
 _ROW = tuple[bytes, bytes, bytes, int | None, str | bytes | None, str | None, None]
-
-
-@contextlib.contextmanager
-def _connect(path: Path) -> Iterator[sqlite3.Connection]:
-    # immutable=1 also lets SQLite read a database on read-only media without a lock file.
-    uri = path.absolute().as_uri() + "?mode=ro&immutable=1"
-    try:
-        conn = sqlite3.connect(uri, uri=True)
-    except sqlite3.Error as exc:
-        raise FormatError(f"cannot open the database read-only: {exc}", str(path)) from exc
-    try:
-        conn.text_factory = _TEXT
-        yield conn
-    finally:
-        conn.close()
 
 
 def _objects(conn: sqlite3.Connection) -> dict[str, str]:
@@ -59,28 +39,6 @@ def _objects(conn: sqlite3.Connection) -> dict[str, str]:
         "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')"
     ).fetchall()
     return {str(name).upper(): str(kind) for name, kind in rows}
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> dict[str, str]:
-    """Lower-cased column names of `table` mapped to their spelling in the schema."""
-    rows = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
-    return {str(row[1]).lower(): str(row[1]) for row in rows}
-
-
-def _name(value: object) -> str | bytes | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value
-    text = str(value)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape")
-    return text
 
 
 def _excerpt(value: object) -> str:
@@ -114,7 +72,7 @@ class NsrlRds3Reader:
         if path is None:
             return all(pattern.search(head) for pattern in _HEAD_PATTERNS)
         try:
-            with _connect(path) as conn:
+            with sqlite_lists.connect(path) as conn:
                 names = _objects(conn)
         except (FormatError, sqlite3.Error):
             return False
@@ -157,7 +115,7 @@ class NsrlRds3Reader:
         Raises:
             FormatError: when the file is not an RDS v3 database.
         """
-        with _connect(path) as conn:
+        with sqlite_lists.connect(path) as conn:
             try:
                 digests, columns, clauses = _query_parts(conn, str(path), "src", hex_text=True)
             except sqlite3.Error as exc:
@@ -181,7 +139,7 @@ class NsrlRds3Reader:
         Raises:
             FormatError: when the file cannot be read as an SQLite database.
         """
-        with _connect(path) as conn:
+        with sqlite_lists.connect(path) as conn:
             try:
                 objects = _objects(conn)
                 info: dict[str, str] = {}
@@ -189,7 +147,7 @@ class NsrlRds3Reader:
                     info["schema"] = "minimal" if objects["FILE"] == "table" else "full"
                 if "VERSION" not in objects:
                     return info
-                columns = _columns(conn, "VERSION")
+                columns = sqlite_lists.columns(conn, "VERSION")
                 wanted = [columns[f] for f in _VERSION_FIELDS if f in columns]
                 if not wanted:
                     return info
@@ -207,7 +165,7 @@ class NsrlRds3Reader:
 
 def _row_batches(path: Path, on_invalid: OnInvalid) -> Iterator[list[_ROW]]:
     source = str(path)
-    with _connect(path) as conn:
+    with sqlite_lists.connect(path) as conn:
         try:
             cursor = conn.execute(_query(conn, source))
             while fetched := cursor.fetchmany(BATCH_ROWS):
@@ -243,7 +201,7 @@ def _query_parts(
     objects = _objects(conn)
     if "FILE" not in objects:
         raise FormatError("not an NSRL RDS v3 database: it has no FILE table or view", source)
-    columns = _columns(conn, "FILE")
+    columns = sqlite_lists.columns(conn, "FILE")
     missing = [alg for alg in ALGORITHMS if alg not in columns]
     if missing:
         raise FormatError(f"the NSRL FILE {objects['FILE']} lacks {', '.join(missing)}", source)
@@ -289,7 +247,7 @@ def _fast_rows(fetched: list[Any]) -> list[_ROW] | None:
                 unhex(sha1),
                 unhex(sha256),
                 size,
-                name if name.__class__ is str and name.isascii() else _name(name),
+                name if name.__class__ is str and name.isascii() else sqlite_lists.name(name),
                 ident,
                 None,
             )
@@ -323,7 +281,7 @@ def _checked_rows(fetched: list[Any], source: str, on_invalid: OnInvalid) -> lis
                 raise error from exc
             on_invalid(error)
             continue
-        rows.append((raw[0], raw[1], raw[2], size, _name(name), package, None))
+        rows.append((raw[0], raw[1], raw[2], size, sqlite_lists.name(name), package, None))
     return rows
 
 

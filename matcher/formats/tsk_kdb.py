@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -12,6 +10,7 @@ from pathlib import Path
 from matcher import digests
 from matcher.errors import FormatError
 from matcher.formats import registry
+from matcher.formats import sqlite_lists
 from matcher.formats.base import OnInvalid
 from matcher.models import HashRecord
 
@@ -27,27 +26,9 @@ _MAX_PROPERTIES = 100
 _CREATE = r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`\[]?{}\b"
 _HEAD_PATTERNS = [re.compile(_CREATE.format(n).encode(), re.IGNORECASE) for n in SIGNATURE]
 _KEY_NOISE = re.compile(r"[^0-9a-z]+")
-# Note that names keep whatever bytes the list had: undecodable ones come through
-# as surrogates and `_name()` turns them back into the exact bytes.
-_TEXT = functools.partial(str, encoding="utf-8", errors="surrogateescape")
 # Note that the sqlite3 module decodes SQLite's own messages as UTF-8: a damaged
 # schema can make that decoding fail instead of raising sqlite3.Error.
 _DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
-
-
-@contextlib.contextmanager
-def _connect(path: Path) -> Iterator[sqlite3.Connection]:
-    # immutable=1: no lock, no journal, nothing written, even on read-only media.
-    uri = path.absolute().as_uri() + "?mode=ro&immutable=1"
-    try:
-        conn = sqlite3.connect(uri, uri=True)
-    except sqlite3.Error as exc:
-        raise FormatError(f"cannot open the database read-only: {exc}", str(path)) from exc
-    try:
-        conn.text_factory = _TEXT
-        yield conn
-    finally:
-        conn.close()
 
 
 def _tables(conn: sqlite3.Connection) -> dict[str, str]:
@@ -56,29 +37,8 @@ def _tables(conn: sqlite3.Connection) -> dict[str, str]:
     return {str(name).lower(): str(name) for (name,) in rows}
 
 
-def _columns(conn: sqlite3.Connection, table: str) -> dict[str, str]:
-    rows = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
-    return {str(row[1]).lower(): str(row[1]) for row in rows}
-
-
-def _name(value: object) -> str | bytes | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value
-    text = str(value)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape")
-    return text
-
-
 def _text(value: object) -> str | None:
-    name = _name(value)
+    name = sqlite_lists.name(value)
     return name.decode("latin-1") if isinstance(name, bytes) else name
 
 
@@ -134,7 +94,7 @@ class TskKdbReader:
         if path is None:
             return all(pattern.search(head) for pattern in _HEAD_PATTERNS)
         try:
-            with _connect(path) as conn:
+            with sqlite_lists.connect(path) as conn:
                 tables = _tables(conn)
         except (FormatError, *_DB_ERRORS):
             return False
@@ -149,7 +109,7 @@ class TskKdbReader:
                 is not a BLOB of the right size or that has no digest.
         """
         source = str(path)
-        with _connect(path) as conn:
+        with sqlite_lists.connect(path) as conn:
             try:
                 yield from _records(conn, source, on_invalid)
             except _DB_ERRORS as exc:
@@ -162,7 +122,7 @@ class TskKdbReader:
             FormatError: when the file cannot be read as an SQLite database.
         """
         info: dict[str, str] = {}
-        with _connect(path) as conn:
+        with sqlite_lists.connect(path) as conn:
             try:
                 tables = _tables(conn)
                 if "db_properties" not in tables:
@@ -189,7 +149,7 @@ def _records(conn: sqlite3.Connection, source: str, on_invalid: OnInvalid) -> It
             hint = " (it looks like an NSRL RDS v3 database: use --format nsrl-rds3)"
         raise FormatError(f"not a TSK/Autopsy hash database: it has no hashes table{hint}", source)
     hashes = tables["hashes"]
-    columns = _columns(conn, hashes)
+    columns = sqlite_lists.columns(conn, hashes)
     present = [(col, alg) for col, alg in _COLUMNS.items() if col in columns]
     if not present:
         raise FormatError("the hashes table has no md5, sha1 or sha2_256 column", source)
@@ -226,7 +186,7 @@ def _records(conn: sqlite3.Connection, source: str, on_invalid: OnInvalid) -> It
                     raise bad from error
                 on_invalid(bad)
                 continue
-            yield HashRecord(digests=found, name=_name(name), label=_text(label))
+            yield HashRecord(digests=found, name=sqlite_lists.name(name), label=_text(label))
 
 
 def _side_table(
@@ -235,7 +195,7 @@ def _side_table(
     """`(hash_id, first value)` pairs of a side table, sorted by hash_id."""
     if table not in tables:
         return iter(())
-    columns = _columns(conn, tables[table])
+    columns = sqlite_lists.columns(conn, tables[table])
     if column not in columns or "hash_id" not in columns:
         return iter(())
     cursor = conn.execute(
