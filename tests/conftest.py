@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,20 @@ PEER_PACKAGES = {
     "7zz": "Debian 7zip",
     "fsck.exfat": "Debian exfatprogs",
 }
+
+
+def store_rows(db: Path) -> list[tuple[object, ...]]:
+    """Every row of a hash store's lists, entries and hashes: equal before and after
+    a rejected import when the store is unchanged."""
+    conn = sqlite3.connect(db)
+    try:
+        return [
+            row
+            for table in ("lists", "entries", "hashes")
+            for row in conn.execute(f"SELECT * FROM {table}")
+        ]
+    finally:
+        conn.close()
 
 
 def peer_tool(name: str) -> str:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import sqlite3
 import struct
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 from click.testing import CliRunner
+from conftest import store_rows
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -177,26 +177,14 @@ def test_cli_import_bad_set_leaves_the_store_unchanged_even_when_skipping(tmp_pa
     done = runner.invoke(cli, ["import", str(SAMPLE), "--db", str(db)])
     assert done.exit_code == 0, done.output
     assert "imported 2 entries as notable list 'synthetic.hash' (encase)" in done.stderr
-    before = _dump(db)
+    before = store_rows(db)
     bad = tmp_path / "bad.hash"
     bad.write_bytes(SAMPLE.read_bytes()[:-1])
     for extra in ([], ["--skip-invalid"]):
         result = runner.invoke(cli, ["import", str(bad), "--db", str(db), *extra])
         assert result.exit_code == 2
         assert f"{bad}: the records from byte offset 0x480 are 35 bytes" in result.output
-    assert _dump(db) == before
-
-
-def _dump(db: Path) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return [
-            row
-            for table in ("lists", "entries", "hashes")
-            for row in conn.execute(f"SELECT * FROM {table}")
-        ]
-    finally:
-        conn.close()
+    assert store_rows(db) == before
 
 
 @given(

@@ -7,11 +7,11 @@ import hashlib
 import io
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import store_rows
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -259,7 +259,7 @@ def test_cli_bad_set_leaves_the_store_unchanged(tmp_path: Path) -> None:
         runner.invoke(cli, ["import", str(SYNTHETIC / "synthetic.hsh"), "--db", str(db)]).exit_code
         == 0
     )
-    before = _dump(db)
+    before = store_rows(db)
     bad = tmp_path / "bad.hsh"
     bad.write_bytes(HEADER + row() + row(md5=HELLO[:30]))
     result = runner.invoke(cli, ["import", str(bad), "--db", str(db)])
@@ -267,19 +267,7 @@ def test_cli_bad_set_leaves_the_store_unchanged(tmp_path: Path) -> None:
     assert f"{bad}:3: expected 32 hex digits for md5" in result.output
     hke = runner.invoke(cli, ["import", str(SYNTHETIC / "synthetic.hke"), "--db", str(db)])
     assert hke.exit_code == 2 and "HashKeeper set description" in hke.output
-    assert _dump(db) == before
-
-
-def _dump(db: Path) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return [
-            row
-            for table in ("lists", "entries", "hashes")
-            for row in conn.execute(f"SELECT * FROM {table}")
-        ]
-    finally:
-        conn.close()
+    assert store_rows(db) == before
 
 
 names = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12)

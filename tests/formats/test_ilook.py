@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import store_rows
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -197,24 +197,12 @@ def test_cli_import_and_bad_set_leaves_the_store_unchanged(tmp_path: Path) -> No
     )
     assert done.exit_code == 0, done.output
     assert "imported 5 entries as notable list 'ilookv3.hsh' (ilook)" in done.stderr
-    before = _dump(db)
+    before = store_rows(db)
     bad = HASHDEEP / "tests" / "testfiles" / "ilookv4.hsh"
     result = runner.invoke(cli, ["import", str(bad), "--db", str(db)])
     assert result.exit_code == 2
     assert f"{bad}:7: expected 11 fields as in the header row, got 12" in result.output
-    assert _dump(db) == before
-
-
-def _dump(db: Path) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return [
-            row
-            for table in ("lists", "entries", "hashes")
-            for row in conn.execute(f"SELECT * FROM {table}")
-        ]
-    finally:
-        conn.close()
+    assert store_rows(db) == before
 
 
 names = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12)

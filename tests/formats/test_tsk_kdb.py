@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import store_rows
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -243,7 +244,7 @@ def test_cli_import_and_bad_database_leaves_the_store_unchanged(tmp_path: Path) 
     done = runner.invoke(cli, ["import", str(SAMPLE), "--db", str(db)])
     assert done.exit_code == 0, done.output
     assert "imported 1 entries as notable list 'synthetic.kdb' (tsk-kdb)" in done.stderr
-    before = _dump(db)
+    before = store_rows(db)
     bad = make_kdb(
         tmp_path / "bad.kdb",
         [(md5("world.txt"), None, None, [], []), (b"short", None, None, [], [])],
@@ -251,21 +252,9 @@ def test_cli_import_and_bad_database_leaves_the_store_unchanged(tmp_path: Path) 
     result = runner.invoke(cli, ["import", str(bad), "--db", str(db)])
     assert result.exit_code == 2
     assert f"{bad}: hashes row id 2: md5 is not a 16-byte BLOB" in result.output
-    assert _dump(db) == before
+    assert store_rows(db) == before
     skipped = runner.invoke(cli, ["import", str(bad), "--db", str(db), "--skip-invalid"])
     assert skipped.exit_code == 0 and "skipped 1" in skipped.stderr
-
-
-def _dump(db: Path) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return [
-            row
-            for table in ("lists", "entries", "hashes")
-            for row in conn.execute(f"SELECT * FROM {table}")
-        ]
-    finally:
-        conn.close()
 
 
 names = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=10)

@@ -6,11 +6,11 @@ import base64
 import hashlib
 import io
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import store_rows
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -189,25 +189,13 @@ def test_cli_import_and_bad_set_leaves_the_store_unchanged(tmp_path: Path) -> No
     done = runner.invoke(cli, ["import", str(SAMPLES / "sha1.txt"), "--db", str(db)])
     assert done.exit_code == 0, done.output
     assert "as notable list 'sha1.txt' (xways)" in done.stderr
-    before = _dump(db)
+    before = store_rows(db)
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"SHA-256\r\n" + b"a" * 64 + b"\r\n" + b"a" * 65 + b"\r\n")
     result = runner.invoke(cli, ["import", str(bad), "--db", str(db)])
     assert result.exit_code == 2
     assert f"{bad}:3: expected 64 hex digits for sha256" in result.output
-    assert _dump(db) == before
-
-
-def _dump(db: Path) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return [
-            row
-            for table in ("lists", "entries", "hashes")
-            for row in conn.execute(f"SELECT * FROM {table}")
-        ]
-    finally:
-        conn.close()
+    assert store_rows(db) == before
 
 
 digests = st.sampled_from(sorted(SIZES)).flatmap(
