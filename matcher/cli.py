@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -72,8 +73,10 @@ class _LazyChoice(click.Choice):  # type: ignore[type-arg]
         return self._loaded
 
     @choices.setter
-    def choices(self, value: object) -> None:
-        pass  # set (empty) by click.Choice.__init__; the names come from the registry
+    def choices(self, value: Sequence[str]) -> None:
+        # Note: click.Choice.__init__ sets the empty list given above, which
+        # leaves the names to the registry; names set later are used as given.
+        self._loaded = list(value) or None
 
 
 def _format_names() -> list[str]:
