@@ -431,12 +431,7 @@ class HashStore:
                         f"WHERE d_{algorithm} IS NOT NULL ORDER BY 2",
                         [ALGORITHM_CODES[algorithm], base],
                     ).rowcount
-                unsized = conn.execute(
-                    "SELECT count(*) FROM temp.matcher_rows WHERE size IS NULL"
-                ).fetchone()[0]
-                conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
-                self._record_stats(list_id, counts, unsized)
-                conn.execute("DROP TABLE temp.matcher_rows")
+                self._finish_staged("matcher_rows", list_id, total, counts)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
         finally:
@@ -445,6 +440,18 @@ class HashStore:
         info = self.find_list(name=new.name)
         assert info is not None
         return info
+
+    def _finish_staged(
+        self, staging: str, list_id: int, total: int, counts: Mapping[str, int]
+    ) -> None:
+        """Record a copied list's entry count and statistics; drop its staging table."""
+        conn = self.db.conn
+        conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
+        unsized = conn.execute(
+            f"SELECT count(*) FROM temp.{staging} WHERE size IS NULL"
+        ).fetchone()[0]
+        self._record_stats(list_id, counts, unsized)
+        conn.execute(f"DROP TABLE temp.{staging}")
 
     @contextlib.contextmanager
     def _bulk_settings(self) -> Iterator[None]:
@@ -553,12 +560,7 @@ class HashStore:
                     offset += width
                     if counts[algorithm] != total:
                         raise _NeedsRowByRow
-                conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
-                unsized = conn.execute(
-                    "SELECT count(*) FROM temp.matcher_import WHERE size IS NULL"
-                ).fetchone()[0]
-                self._record_stats(list_id, counts, unsized)
-                conn.execute("DROP TABLE temp.matcher_import")
+                self._finish_staged("matcher_import", list_id, total, counts)
         except _NeedsRowByRow:
             return None
         except sqlite3.OperationalError as exc:
