@@ -19,6 +19,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Protocol
 
@@ -26,6 +27,11 @@ from matcher.digests import hasher_factory
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
+
+if TYPE_CHECKING:
+    import concurrent.futures as cf
+
+    from matcher.workers import ForkedWorkers
 
 CHUNK_SIZE = 1 << 20
 
@@ -398,8 +404,6 @@ class PoolEngine:
         batch_files: int = BATCH_FILES,
         large_file: int = LARGE_FILE,
     ):
-        import concurrent.futures as cf
-
         self.jobs = jobs
         self.window = max(2, in_flight * jobs)
         self.window_bytes = max(1, in_flight_bytes * jobs)
@@ -410,8 +414,8 @@ class PoolEngine:
         self.peak_in_flight = 0
         args = (tuple(algorithms), opener, chunk_size, chunk_reader)
         self.algorithms = tuple(algorithms)
-        self._wire = kind == "process"
-        self.executor: cf.Executor
+        self.executor: cf.Executor | None = None
+        self.workers: ForkedWorkers | None = None
         if kind == "thread":
             import threading
 
@@ -423,54 +427,88 @@ class PoolEngine:
                     hasher = local.hasher = Hasher(*args)
                 return [hasher.run(task) for task in batch]
 
+            import concurrent.futures as cf
+
             self._submit_fn: Callable[[list[Any]], list[Any]] = run_batch
             self.executor = cf.ThreadPoolExecutor(
                 max_workers=jobs, thread_name_prefix="matcher-hash"
             )
         elif kind == "process":
-            import multiprocessing
+            from matcher.workers import ForkedWorkers
 
-            context = multiprocessing.get_context("fork")
-            self._submit_fn = _run_batch_in_worker
-            self.executor = cf.ProcessPoolExecutor(
-                max_workers=jobs,
-                mp_context=context,
-                initializer=_init_worker,
-                initargs=(*args, True),
-            )
-            # Note that with fork, the first submit starts every worker: do it
-            # now, before the caller opens its log, store and inventory.
-            self.executor.submit(_run_batch_in_worker, []).result()
+            # Note that the workers are forked here, before the caller opens
+            # its log, store and inventory: no worker holds any of them.
+            self.workers = ForkedWorkers(jobs, _init_worker, (*args, True), _run_batch_in_worker)
         else:
             raise ValueError(f"unknown engine kind {kind!r}")
 
     def map(self, tasks: Iterator[FileTask]) -> Iterator[EntryOutcome]:
+        if self.workers is not None:
+            return self._map_forked(self.workers, tasks)
+        return self._map_executor(tasks)
+
+    def _map_executor(self, tasks: Iterator[FileTask]) -> Iterator[EntryOutcome]:
         import collections
 
+        assert self.executor is not None
         pending: collections.deque[tuple[Any, int, list[FileTask]]] = collections.deque()
         pending_bytes = 0
         units = batches(tasks, self.batch_bytes, self.batch_files, self.large_file)
         for batch in units:
             size = sum(t.size for t in batch)
-            unit: list[Any] = [_to_wire(t) for t in batch] if self._wire else batch
-            pending.append((self.executor.submit(self._submit_fn, unit), size, batch))
+            pending.append((self.executor.submit(self._submit_fn, batch), size, batch))
             pending_bytes += size
             self.peak_in_flight = max(self.peak_in_flight, len(pending))
             while pending and (len(pending) >= self.window or pending_bytes >= self.window_bytes):
                 future, size, sent = pending.popleft()
                 pending_bytes -= size
-                yield from self._outcomes(sent, future.result())
+                yield from future.result()
         while pending:
             future, _, sent = pending.popleft()
-            yield from self._outcomes(sent, future.result())
+            yield from future.result()
 
-    def _outcomes(self, sent: list[FileTask], results: list[Any]) -> Iterator[EntryOutcome]:
-        if self._wire:
-            return _from_wire(self.algorithms, sent, results)
-        return iter(results)
+    def _map_forked(
+        self, workers: ForkedWorkers, tasks: Iterator[FileTask]
+    ) -> Iterator[EntryOutcome]:
+        import collections
+        import pickle
+
+        # Each entry: (worker, pipe bytes, load, file bytes, the tasks sent).
+        pending: collections.deque[tuple[int, int, int, int, list[FileTask]]]
+        pending = collections.deque()
+        pending_bytes = 0
+        algorithms = self.algorithms
+
+        def oldest() -> Iterator[EntryOutcome]:
+            nonlocal pending_bytes
+            index, pipe_bytes, load, size, sent = pending.popleft()
+            pending_bytes -= size
+            return _from_wire(algorithms, sent, workers.receive(index, pipe_bytes, load))
+
+        units = batches(tasks, self.batch_bytes, self.batch_files, self.large_file)
+        for batch in units:
+            size = sum(t.size for t in batch)
+            payload = pickle.dumps([_to_wire(t) for t in batch], protocol=pickle.HIGHEST_PROTOCOL)
+            while (index := workers.pick(payload)) is None:
+                yield from oldest()
+            # A unit's weight for choosing a worker: its bytes, plus a per-file
+            # cost (opening, two fstat calls, the digests' set-up) of about
+            # what hashing 16 KiB costs.
+            load = size + (len(batch) << 14)
+            pipe_bytes = workers.send(index, payload, load)
+            pending.append((index, pipe_bytes, load, size, batch))
+            pending_bytes += size
+            self.peak_in_flight = max(self.peak_in_flight, len(pending))
+            while pending and (len(pending) >= self.window or pending_bytes >= self.window_bytes):
+                yield from oldest()
+        while pending:
+            yield from oldest()
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.workers is not None:
+            self.workers.close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def make_engine(

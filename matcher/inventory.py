@@ -14,11 +14,10 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import sqlite_utils
-
 from matcher.digests import DIGEST_SIZES
 from matcher.errors import StoreError
 from matcher.models import EntryOutcome
+from matcher.sqlitefiles import Database
 from matcher.sqlitefiles import connect_readonly
 
 SCHEMA_VERSION = 1
@@ -64,32 +63,24 @@ class Inventory:
                 if not path.is_file():
                     raise StoreError(f"Inventory {path} does not exist.")
                 conn = connect_readonly(path)
-            # Note: no sqlite-utils plugins: installed third-party code must not run
-            # on these connections (and their discovery cost ~20 ms at every start).
-            self.db = sqlite_utils.Database(conn, execute_plugins=False)
+            self.db = Database(conn)
             if create and "entries" not in self.db.table_names():
                 self._create()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Cannot open inventory {path}: {exc}") from exc
 
     def _create(self) -> None:
+        digests = "".join(f"{a} BLOB, " for a in DIGEST_SIZES)
         with self.db.atomic():
-            self.db["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
-            self.db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})  # type: ignore[union-attr]
-            columns: dict[str, object] = {
-                "path": bytes,
-                "kind": str,
-                "size": int,
-                "mtime_ns": int,
-                **{a: bytes for a in DIGEST_SIZES},
-                "verdict": str,
-                "skip": str,
-                "failure": str,
-                "errno": int,
-                "detail": str,
-                "run": int,
-            }
-            self.db["entries"].create(columns, pk="path")  # type: ignore[union-attr]
+            self.db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+            self.db.execute(
+                "CREATE TABLE entries (path BLOB PRIMARY KEY, kind TEXT, size INTEGER, "
+                f"mtime_ns INTEGER, {digests}verdict TEXT, skip TEXT, failure TEXT, "
+                "errno INTEGER, detail TEXT, run INTEGER)"
+            )
 
     def add(self, outcome: EntryOutcome, verdict: str | None, run: int) -> None:
         """Queue one entry's outcome (written on flush()).

@@ -109,7 +109,11 @@ class Failure(enum.StrEnum):
     WALK = "walk-error"
 
 
-@dataclasses.dataclass(frozen=True)
+# Note: FileTask and EntryOutcome are made once per evidence entry, in the
+# scan's main process, which is the bottleneck on a tree of small files: as
+# frozen dataclasses each cost 2-5 µs to build, as slotted ones about 0.5 µs.
+# They are not frozen for that reason only; no code changes one once built.
+@dataclasses.dataclass(slots=True)
 class FileTask:
     """A regular file the walk found, to be hashed: what the walk saw of it."""
 
@@ -129,7 +133,7 @@ class FileTask:
     link: bytes | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class EntryOutcome:
     """The end state of one evidence entry: exactly one of digests, skip or failure."""
 
@@ -147,17 +151,15 @@ class EntryOutcome:
     def hashed(
         cls, path: bytes, size: int, mtime_ns: int, digests: Mapping[str, bytes], kind: str
     ) -> EntryOutcome:
-        """A hashed outcome, built without the generic checks (it is one by construction).
+        """A hashed outcome (every hashed file of a scan is built here)."""
+        return cls(path, size, mtime_ns, digests, kind=kind)
 
-        Every hashed file of a scan is built here, in the main process: the
-        frozen dataclass's own __init__ costs about twice as much.
-        """
-        self = object.__new__(cls)
-        self.__dict__.update(
-            path=path, size=size, mtime_ns=mtime_ns, digests=digests, skip=None,
-            failure=None, errno=None, detail=None, kind=kind,
-        )  # fmt: skip
-        return self
+    @classmethod
+    def skipped(
+        cls, path: bytes, size: int | None, mtime_ns: int | None, skip: Skip, kind: str = "file"
+    ) -> EntryOutcome:
+        """A skipped outcome."""
+        return cls(path, size, mtime_ns, None, skip, kind=kind)  # fmt: skip
 
     def __post_init__(self) -> None:
         # Note: spelled out (no generator): every file of a scan passes here.

@@ -12,8 +12,12 @@ impossible (read-only media), the error says what to do.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import sqlite3
+from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -44,3 +48,70 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
         finally:
             recovery.close()
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+class Database:
+    """A connection to one of matcher's SQLite files, with the few conveniences used.
+
+    Every scan opens the store and creates an inventory, and importing
+    sqlite-utils costs about 0.1 s of start-up; so those files are used
+    through this thin layer over `sqlite3`, and sqlite-utils only builds the
+    store's schema (once per store). The connection is in autocommit mode:
+    a write outside `atomic()` commits at once, as it does in sqlite-utils.
+    """
+
+    def __init__(self, conn: sqlite3.Connection):
+        conn.isolation_level = None
+        self.conn = conn
+
+    def execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
+        """Run one statement (committed at once outside `atomic()`)."""
+        return self.conn.execute(sql, parameters)
+
+    def query(self, sql: str, parameters: Sequence[object] = ()) -> Iterator[dict[str, object]]:
+        """Rows as dicts keyed by column name."""
+        cursor = self.conn.execute(sql, parameters)
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(names, row, strict=True))
+
+    def table_names(self) -> list[str]:
+        """Names of the tables in the main database."""
+        rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return [str(r[0]) for r in rows]
+
+    def column_names(self, table: str) -> list[str]:
+        """Names of a table's columns, in order."""
+        return [str(r[1]) for r in self.conn.execute("SELECT * FROM pragma_table_info(?)", [table])]
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[Database]:
+        """One transaction (a savepoint when nested): all of it commits, or none."""
+        conn = self.conn
+        if conn.in_transaction:
+            name = f"matcher_{next(_SAVEPOINTS)}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    conn.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+            return
+        conn.execute("BEGIN")
+        try:
+            yield self
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+_SAVEPOINTS = itertools.count()

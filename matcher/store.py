@@ -28,8 +28,6 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 
-import sqlite_utils
-
 from matcher.digests import ALGORITHM_CODES
 from matcher.digests import DIGEST_SIZES
 from matcher.digests import empty_digest
@@ -41,6 +39,7 @@ from matcher.models import ListInfo
 from matcher.models import NewList
 from matcher.models import SizeSet
 from matcher.models import SqlListSource
+from matcher.sqlitefiles import Database
 from matcher.sqlitefiles import connect_readonly
 
 SCHEMA_VERSION = 1
@@ -144,9 +143,7 @@ class HashStore:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
                 os.close(fd)
                 conn = sqlite3.connect(str(path))
-            # Note: no sqlite-utils plugins: installed third-party code must not run
-            # on these connections (and their discovery cost ~20 ms at every start).
-            self.db = sqlite_utils.Database(conn, execute_plugins=False)
+            self.db = Database(conn)
             self.db.execute("PRAGMA foreign_keys=ON")
             # A large page cache keeps bulk inserts into the digest B-tree off the disk.
             self.db.execute("PRAGMA cache_size=-262144")
@@ -168,18 +165,23 @@ class HashStore:
         if "lists" in tables:
             self._check_schema()
             self.db.execute(_LIST_STATS_DDL)  # added in 0.1: older stores gain it here
-            columns = {c.name for c in self.db["list_stats"].columns}
-            if "unsized" not in columns:
+            if "unsized" not in self.db.column_names("list_stats"):
                 self.db.execute("ALTER TABLE list_stats ADD COLUMN unsized INTEGER")
             self.db.execute(_FILTER_CACHE_DDL)
             self._has_stats = True
             return
         if tables:
             raise StoreError(f"{self.path} is an SQLite file but not a matcher hash store.")
+        # Note: sqlite-utils builds the schema from Python types, once per
+        # store; imported here, it costs nothing to the commands that only read.
+        # No sqlite-utils plugins: installed third-party code must not run on it.
+        import sqlite_utils
+
+        schema = sqlite_utils.Database(self.db.conn, execute_plugins=False)
         with self.db.atomic():
-            self.db["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
-            self.db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})  # type: ignore[union-attr]
-            self.db["lists"].create(  # type: ignore[union-attr]
+            schema["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
+            schema["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})  # type: ignore[union-attr]
+            schema["lists"].create(  # type: ignore[union-attr]
                 {
                     "id": int,
                     "name": str,
@@ -194,14 +196,14 @@ class HashStore:
                 pk="id",
                 not_null={"name", "role", "format", "source_sha256", "entries", "imported"},
             )
-            self.db["lists"].create_index(["name"], unique=True)  # type: ignore[union-attr]
-            self.db["lists"].create_index(["source_sha256"])  # type: ignore[union-attr]
-            self.db["entries"].create(  # type: ignore[union-attr]
+            schema["lists"].create_index(["name"], unique=True)  # type: ignore[union-attr]
+            schema["lists"].create_index(["source_sha256"])  # type: ignore[union-attr]
+            schema["entries"].create(  # type: ignore[union-attr]
                 {"id": int, "list_id": int, "size": int, "name": str, "ident": str, "label": str},
                 pk="id",
                 foreign_keys=[("list_id", "lists", "id")],
             )
-            self.db["entries"].create_index(["list_id"])  # type: ignore[union-attr]
+            schema["entries"].create_index(["list_id"])  # type: ignore[union-attr]
             self.db.execute(
                 "CREATE TABLE hashes (algo INTEGER NOT NULL, digest BLOB NOT NULL, "
                 "entry_id INTEGER NOT NULL, PRIMARY KEY (algo, digest, entry_id)) WITHOUT ROWID"

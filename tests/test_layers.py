@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "matcher"
-BASE = {"errors", "digests", "models", "sqlitefiles"}
+BASE = {"errors", "digests", "models", "sqlitefiles", "workers"}
 COMPONENTS = {
     "formats",
     "evidence",

@@ -16,14 +16,18 @@ import fnmatch
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterator
 from collections.abc import Sequence
+from stat import S_ISREG
 
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
 from matcher.models import Skip
 
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
 _BASE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _NOATIME = getattr(os, "O_NOATIME", 0)
 # Note that Linux refuses paths of PATH_MAX (4096) bytes or more in one call.
@@ -227,12 +231,21 @@ class FolderWalker:
                 yield listing
                 continue
             subdirs: list[tuple[bytes, int, int, bytes]] = []
+            prefix = path.rstrip(b"/") + b"/"
+            plain = not self.excludes
             for name, child_st in listing:
-                child = path.rstrip(b"/") + b"/" + name
-                child_rel = relative + b"/" + name if relative else name
+                child = prefix + name
                 if isinstance(child_st, OSError):
                     yield _walk_failure(child, child_st, kind="entry")
                     continue
+                if plain and S_ISREG(child_st.st_mode):
+                    # The common case, kept short: a regular file, no exclude patterns.
+                    yield FileTask(
+                        child, child_st.st_size, child_st.st_mtime_ns, child_st.st_dev,
+                        child_st.st_ino,
+                    )  # fmt: skip
+                    continue
+                child_rel = relative + b"/" + name if relative else name
                 result = self._classify(child, child_st, root_dev, child_rel, name)
                 if result is None:
                     subdirs.append((child, child_st.st_dev, child_st.st_ino, child_rel))
@@ -261,8 +274,9 @@ class FolderWalker:
             entries: list[tuple[bytes, os.stat_result | OSError]] = []
             with os.scandir(fd) as it:
                 for entry in it:
-                    # Note that scandir(fd) gives str names; fsencode restores the exact bytes.
-                    name = os.fsencode(entry.name)
+                    # Note that scandir(fd) gives str names; encoding them as
+                    # fsencode does restores the exact bytes.
+                    name = entry.name.encode(_FS_ENCODING, _FS_ERRORS)
                     try:
                         entries.append((name, entry.stat(follow_symlinks=False)))
                     except OSError as exc:

@@ -1,0 +1,130 @@
+"""The forked worker pool: replies in order, no deadlock, failures named, prompt close."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from matcher.errors import MatcherError
+from matcher.evidence.folder import open_readonly
+from matcher.hashing import PoolEngine
+from matcher.models import FileTask
+from matcher.workers import ForkedWorkers
+from matcher.workers import WorkerFailed
+
+
+def _nothing() -> None:
+    return None
+
+
+def _echo(unit: object) -> object:
+    return unit
+
+
+def _boom(unit: object) -> object:
+    raise ValueError("bad unit")
+
+
+def _sleep_then_echo(unit: object) -> object:
+    time.sleep(30)
+    return unit
+
+
+def _run_all(pool: ForkedWorkers, payloads: list[bytes]) -> list[object]:
+    """Send every payload (picking as the engine does), reading replies in order."""
+    import pickle
+
+    out: list[object] = []
+    pending: list[tuple[int, int]] = []
+    for payload in payloads:
+        while (index := pool.pick(payload)) is None:
+            i, size = pending.pop(0)
+            out.append(pool.receive(i, size, 1))
+        pending.append((index, pool.send(index, payload, 1)))
+    for i, size in pending:
+        out.append(pool.receive(i, size, 1))
+    return [pickle.loads(pickle.dumps(o)) for o in out]
+
+
+def test_replies_come_back_in_order_even_when_units_exceed_the_pipe() -> None:
+    import pickle
+
+    # Units of 200 KB and more, with their replies just as large: the pipes
+    # fill both ways, which would deadlock a naive writer.
+    units = [bytes([i % 256]) * (200_000 + i * 1000) for i in range(40)]
+
+    def deadlocked(signum: int, frame: object) -> None:
+        raise AssertionError("deadlock: no progress in 60 s")
+
+    old = signal.signal(signal.SIGALRM, deadlocked)
+    signal.alarm(60)
+    pool = ForkedWorkers(2, _nothing, (), _echo)
+    try:
+        replies = _run_all(pool, [pickle.dumps(u) for u in units])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        pool.close()
+    assert replies == units
+
+
+def test_a_worker_that_raises_fails_the_run_with_the_error_named() -> None:
+    import pickle
+
+    pool = ForkedWorkers(1, _nothing, (), _boom)
+    try:
+        index = pool.pick(pickle.dumps("x"))
+        assert index is not None
+        size = pool.send(index, pickle.dumps("x"), 1)
+        with pytest.raises(WorkerFailed, match="ValueError: bad unit"):
+            pool.receive(index, size, 1)
+    finally:
+        pool.close()
+
+
+def test_a_killed_worker_fails_the_run_instead_of_hanging() -> None:
+    import pickle
+
+    pool = ForkedWorkers(1, _nothing, (), _sleep_then_echo)
+    try:
+        size = pool.send(0, pickle.dumps("x"), 1)
+        os.kill(pool._workers[0].pid, signal.SIGKILL)
+        with pytest.raises(WorkerFailed, match="SIGKILL"):
+            pool.receive(0, size, 1)
+    finally:
+        pool.close()
+
+
+def test_close_stops_busy_workers_promptly() -> None:
+    import pickle
+
+    pool = ForkedWorkers(2, _nothing, (), _sleep_then_echo)
+    pids = [w.pid for w in pool._workers]
+    pool.send(0, pickle.dumps("x"), 1)
+    pool.send(1, pickle.dumps("y"), 1)
+    started = time.monotonic()
+    pool.close(timeout=0.5)
+    assert time.monotonic() - started < 5
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reaped: no zombie left behind
+
+
+def test_engine_reports_a_dead_worker_as_a_matcher_error(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+    st = path.stat()
+    task = FileTask(os.fsencode(path), st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+    engine = PoolEngine(("md5",), open_readonly, jobs=2, kind="process", batch_files=1)
+    try:
+        assert engine.workers is not None
+        for worker in engine.workers._workers:
+            os.kill(worker.pid, signal.SIGKILL)
+        with pytest.raises(MatcherError, match="hashing worker"):
+            list(engine.map(iter([task] * 10)))
+    finally:
+        engine.close()
