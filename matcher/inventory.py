@@ -117,6 +117,17 @@ class Inventory:
             rows = self._pending[shape] = []
         rows.append((*row, run))
 
+    def add_skipped(self, rows: list[tuple[bytes, str, int, int]], skip: str, run: int) -> None:
+        """Queue entries skipped for one reason, as (path, kind, size, mtime_ns) each.
+
+        The scan's fast path for `not-candidate` files: no outcome object per file.
+        """
+        shape = ("path", "kind", "size", "mtime_ns", "skip")
+        queued = self._pending.get(shape)
+        if queued is None:
+            queued = self._pending[shape] = []
+        queued.extend([(*row, skip, run) for row in rows])
+
     @property
     def pending(self) -> int:
         """Rows queued and not yet committed."""

@@ -66,6 +66,7 @@ from matcher.selftest import run_selftest
 from matcher.store import HashStore
 
 MATCH_BATCH = 512
+NOT_CANDIDATE_BATCH = 4096
 INVENTORY_FLUSH_SECONDS = 2.0
 CHECKPOINT_SECONDS = 600.0
 
@@ -287,6 +288,15 @@ class _Recorder:
                 },
             )
         self.inventory.add(outcome, verdict.value if verdict else None, self.run)
+
+    def record_skipped(self, rows: list[tuple[bytes, str, int, int]], skip: Skip) -> None:
+        """Count and queue entries skipped for one reason (path, kind, size, mtime_ns each)."""
+        counts = self.counts
+        n = len(rows)
+        counts.entries += n
+        counts.skipped += n
+        counts.skipped_by_reason[skip.value] = counts.skipped_by_reason.get(skip.value, 0) + n
+        self.inventory.add_skipped(rows, skip.value, self.run)
 
     @staticmethod
     def _match_fields(outcome: EntryOutcome, hits: list[ListHit]) -> dict[str, object]:
@@ -850,6 +860,15 @@ def _pump(
     order: collections.deque[EntryOutcome | FileTask | None] = collections.deque()
     heads: dict[bytes, EntryOutcome | None] = {}
 
+    pending: list[EntryOutcome] = []
+    not_candidates: list[tuple[bytes, str, int, int]] = []
+
+    def record_not_candidates() -> None:
+        with gate.critical():
+            recorder.record_skipped(not_candidates, Skip.NOT_CANDIDATE)
+            not_candidates.clear()
+            recorder.maybe_flush()
+
     def feed() -> Iterator[FileTask]:
         for item in walker.walk(roots):
             if item.path in finished:
@@ -868,13 +887,18 @@ def _pump(
                     )
                     continue
                 if candidate_sizes is not None and item.size not in candidate_sizes:
+                    if item.link is None:
+                        # Note: a not-candidate file writes no log record, so it
+                        # needs no place in the walk order: it is counted and
+                        # queued for the inventory in bulk (most files, in this mode).
+                        not_candidates.append((item.path, item.kind, item.size, item.mtime_ns))
+                        if len(not_candidates) >= NOT_CANDIDATE_BATCH:
+                            record_not_candidates()
+                        continue
+                    # A hard link's first name: its later names take this outcome.
                     order.append(
-                        EntryOutcome(
-                            item.path,
-                            item.size,
-                            item.mtime_ns,
-                            skip=Skip.NOT_CANDIDATE,
-                            kind=item.kind,
+                        EntryOutcome.skipped(
+                            item.path, item.size, item.mtime_ns, Skip.NOT_CANDIDATE, item.kind
                         )
                     )
                     continue
@@ -882,8 +906,6 @@ def _pump(
                 yield item
             else:
                 order.append(item)
-
-    pending: list[EntryOutcome] = []
 
     def take(outcome: EntryOutcome) -> None:
         if outcome.path in heads:
@@ -920,3 +942,4 @@ def _pump(
             settle()
     drain_ready()
     settle()
+    record_not_candidates()

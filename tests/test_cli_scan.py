@@ -227,7 +227,11 @@ def test_summary_says_what_is_left_unknown(runner: CliRunner, store: Path, tmp_p
     assert end_record(tmp_path / "r.jsonl")["counts"]["unknown"] == unknown
 
 
-def test_candidates_only_hashes_only_sized_candidates(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
+@pytest.mark.parametrize("bulk", [4096, 2])
+def test_candidates_only_hashes_only_sized_candidates(runner: CliRunner, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch, bulk: int) -> None:
+    # Not-candidate files are recorded in bulk, `bulk` at a time (2: many
+    # bulks, interleaved with hashed files): every one still gets its row.
+    monkeypatch.setattr("matcher.scan.NOT_CANDIDATE_BATCH", bulk)
     db = tmp_path / "sized.db"
     runner.invoke(cli, ["import", str(LISTS / "notable.csv"), "--db", str(db)])
     log = tmp_path / "c.jsonl"
@@ -241,6 +245,20 @@ def test_candidates_only_hashes_only_sized_candidates(runner: CliRunner, tmp_pat
     assert counts["skipped_by_reason"]["not-candidate"] == len(truth) - len(candidates)
     assert counts["notable"] == len(NOTABLE)
     assert read_log(log)[0]["options"]["candidates_only"] is True
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        rows = {os.fsdecode(bytes(r[0])): r[1:] for r in conn.execute(
+            "SELECT path, skip, size, sha256 FROM entries")}  # fmt: skip
+    finally:
+        conn.close()
+    assert len(rows) == counts["entries"]
+    for name in truth:
+        skip, size, sha256 = rows[str(evidence_copy / name)]
+        assert size == (evidence_copy / name).stat().st_size
+        if name in candidates:
+            assert skip is None and sha256 is not None, name
+        else:
+            assert skip == "not-candidate" and sha256 is None, name
 
 
 def test_candidates_only_falls_back_when_a_list_lacks_sizes(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:

@@ -562,3 +562,25 @@ def test_7z_inside_an_image_is_read_through_the_chain(
     rows = {bytes(r["path"]): r for r in inventory(log)}
     other = rows[os.fsencode(f"{image}!p0@0:ext4/packed/x.7z!inner/other.txt")]
     assert bytes(other["sha256"]) == hashlib.sha256(b"another benign member\n" * 100).digest()
+
+
+def test_hard_link_not_candidate_takes_its_first_names_outcome(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    # --candidates-only records most not-candidate files in bulk, outside the
+    # walk order; a hard link's first name must still hand its outcome on.
+    image = built["dir"] / "ext4.raw"
+    sized = tmp_path / "sized.db"
+    imported = CliRunner().invoke(
+        cli, ["import", str(FIXTURES / "hashlists" / "notable.csv"), "--db", str(sized)]
+    )
+    assert imported.exit_code == 0, imported.output
+    result, log = run({**built, "db": sized}, tmp_path, image, extra=("--candidates-only",))
+    assert read_log(log)[0]["options"]["candidates_only"] is True
+    counts = assert_counts_add_up(log)
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    assert len(rows) == counts["entries"]
+    prefix = os.fsencode(image) + b"!p0@0:ext4/"
+    first, second = rows[prefix + b"dup1.txt"], rows[prefix + b"hardlink_to_dup1.txt"]
+    assert first["skip"] == second["skip"] == "not-candidate"
+    assert first["failure"] is None and second["failure"] is None
