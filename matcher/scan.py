@@ -67,6 +67,7 @@ from matcher.store import HashStore
 
 MATCH_BATCH = 512
 NOT_CANDIDATE_BATCH = 4096
+SETTLE_SECONDS = 1.0
 INVENTORY_FLUSH_SECONDS = 2.0
 CHECKPOINT_SECONDS = 600.0
 
@@ -934,12 +935,17 @@ def _pump(
                 assert item is not None
                 take(item)
 
+    # Note: outcomes are also settled at least every SETTLE_SECONDS, so that
+    # a run of large files records each one soon after it is hashed: an
+    # interruption then loses no finished work, and progress stays current.
+    settled = time.monotonic()
     for result in engine.map(feed()):
         drain_ready()
         order.popleft()
         take(result)
-        if len(pending) >= MATCH_BATCH:
+        if len(pending) >= MATCH_BATCH or time.monotonic() - settled >= SETTLE_SECONDS:
             settle()
+            settled = time.monotonic()
     drain_ready()
     settle()
     record_not_candidates()

@@ -314,3 +314,38 @@ def test_long_runs_leave_signed_checkpoints(runner: CliRunner, store: Path, tmp_
     result = runner.invoke(cli, ["verify", str(log), "--public-key", str(key) + ".pub", "--json"])
     assert result.exit_code == 0
     assert json.loads(result.stdout)["signatures_checked"] == len(checkpoints) + 1
+
+
+def test_an_interrupted_run_keeps_every_file_hashed_before_it(tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Outcomes are settled at least every SETTLE_SECONDS (0 here), not only
+    # once MATCH_BATCH of them wait: a run of a few large files interrupted
+    # midway must have recorded, and kept, the files it finished.
+    import signal
+
+    import matcher.scan as scan_mod
+
+    monkeypatch.setattr(scan_mod, "SETTLE_SECONDS", 0.0)
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    for i in range(6):
+        (evidence / f"f{i}").write_bytes(os.urandom(1000 + i))
+    log = tmp_path / "run.jsonl"
+    options = scan_mod.ScanOptions(
+        evidence=[evidence], examiner="E", case="C", db=store, log=log, jobs=1
+    )
+    calls = []
+
+    def progress(counts: scan_mod.Counts) -> None:
+        calls.append(counts.files)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    summary = scan_mod.run_scan(options, progress)
+    assert summary.status == "interrupted"
+    assert 1 <= summary.counts.files < 6
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        rows = conn.execute("SELECT count(*) FROM entries WHERE sha256 IS NOT NULL").fetchone()[0]
+    finally:
+        conn.close()
+    assert rows == summary.counts.files
