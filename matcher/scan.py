@@ -292,8 +292,10 @@ class _Recorder:
 
     def record_skipped(self, rows: list[tuple[bytes, str, int, int]], skip: Skip) -> None:
         """Count and queue entries skipped for one reason (path, kind, size, mtime_ns each)."""
-        counts = self.counts
         n = len(rows)
+        if not n:
+            return
+        counts = self.counts
         counts.entries += n
         counts.skipped += n
         counts.skipped_by_reason[skip.value] = counts.skipped_by_reason.get(skip.value, 0) + n
