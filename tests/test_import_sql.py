@@ -194,10 +194,12 @@ def test_list_counts_are_recorded_at_import_and_survive_an_older_store(tmp_path:
         ]
     finally:
         older.close()
-    reopened = HashStore(db)  # a writable open adds the table back
+    reopened = HashStore(db)  # a writable open adds the table back, and fills it once
     try:
         assert "list_stats" in reopened.db.table_names()
         assert [i.entries for i in reopened.lists()] == [11]
+        rows = reopened.db.execute("SELECT counts, zero_length, unsized FROM list_stats").fetchall()
+        assert [(json.loads(c), z, u) for c, z, u in rows] == [(recorded[0][1], 0, 0)]
     finally:
         reopened.close()
 
