@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
-from concurrent.futures import BrokenExecutor
 from pathlib import Path
 from types import FrameType
 
@@ -653,7 +652,7 @@ def _scan(
         status = "complete"
     except Interrupted as exc:
         notes.append(f"interrupted by {exc.args[0] if exc.args else 'a signal'}")
-    except (MatcherError, OSError, BrokenExecutor) as exc:
+    except (MatcherError, OSError) as exc:  # a dead hashing worker is a MatcherError too
         # Note that the log still closes with an `end` record (status
         # interrupted): the run can be verified, and continued with --resume.
         aborted = exc
@@ -679,7 +678,8 @@ def _scan(
                 restore()
     if aborted is not None:
         raise ScanAborted(
-            f"The scan stopped: {aborted}. The log {options.log} is closed and verifiable; "
+            f"The scan stopped: {str(aborted).rstrip('.')}. The log {options.log} is closed "
+            "and verifiable; "
             "fix the cause and continue with --resume."
         ) from aborted
     return ScanSummary(

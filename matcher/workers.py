@@ -244,9 +244,18 @@ class ForkedWorkers:
         return value
 
     def _failed(self, worker: _Worker, what: str) -> WorkerFailed:
+        import time
+
         status = ""
         with contextlib.suppress(ChildProcessError, OSError):
-            pid, code = os.waitpid(worker.pid, os.WNOHANG)
+            # A worker whose pipe closed is exiting: give it a moment to be
+            # reaped, so that the error can say how it ended.
+            deadline = time.monotonic() + 1.0
+            while not (found := os.waitpid(worker.pid, os.WNOHANG))[0]:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
+            pid, code = found
             if pid:
                 worker.pid = 0
                 if os.WIFSIGNALED(code):

@@ -128,3 +128,37 @@ def test_engine_reports_a_dead_worker_as_a_matcher_error(tmp_path: Path) -> None
             list(engine.map(iter([task] * 10)))
     finally:
         engine.close()
+
+
+def _die(unit: object) -> object:
+    os._exit(9)
+
+
+def test_a_scan_whose_worker_dies_stops_with_its_log_closed_and_verifiable(
+    tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+    from conftest import FIXTURES
+    from conftest import read_log
+
+    import matcher.hashing as hashing_mod
+    import matcher.scan as scan_mod
+    from matcher.cli import cli
+
+    db = tmp_path / "store.db"
+    imported = CliRunner().invoke(
+        cli, ["import", str(FIXTURES / "hashlists" / "notable.csv"), "--db", str(db)]
+    )
+    assert imported.exit_code == 0, imported.output
+    # The workers are forked from this process: they run the patched function.
+    monkeypatch.setattr(hashing_mod, "_run_batch_in_worker", _die)
+    log = tmp_path / "run.jsonl"
+    options = scan_mod.ScanOptions(
+        evidence=[evidence_copy], examiner="E", case="C", db=db, log=log, jobs=2
+    )
+    with pytest.raises(scan_mod.ScanAborted, match=r"hashing worker died \(exit status 9\)"):
+        scan_mod.run_scan(options)
+    verified = CliRunner().invoke(cli, ["verify", str(log)])
+    assert verified.exit_code == 0, verified.output
+    end = read_log(log)[-1]
+    assert end["type"] == "end" and end["status"] == "interrupted"
