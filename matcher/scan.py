@@ -67,6 +67,7 @@ from matcher.store import HashStore
 MATCH_BATCH = 512
 NOT_CANDIDATE_BATCH = 4096
 SETTLE_SECONDS = 1.0
+SETTLE_BYTES = 64 << 20
 INVENTORY_FLUSH_SECONDS = 0.5
 CHECKPOINT_SECONDS = 600.0
 
@@ -937,17 +938,25 @@ def _pump(
                 assert item is not None
                 take(item)
 
-    # Note: outcomes are also settled at least every SETTLE_SECONDS, so that
-    # a run of large files records each one soon after it is hashed: an
-    # interruption then loses no finished work, and progress stays current.
+    # Note: outcomes are also settled once SETTLE_BYTES of files are hashed,
+    # or at least every SETTLE_SECONDS, so that a run of large files records
+    # each one soon after it is hashed: an interruption then loses no
+    # finished work, and progress stays current.
     settled = time.monotonic()
+    hashed_bytes = 0
     for result in engine.map(feed()):
         drain_ready()
         order.popleft()
         take(result)
-        if len(pending) >= MATCH_BATCH or time.monotonic() - settled >= SETTLE_SECONDS:
+        hashed_bytes += result.size or 0
+        if (
+            len(pending) >= MATCH_BATCH
+            or hashed_bytes >= SETTLE_BYTES
+            or time.monotonic() - settled >= SETTLE_SECONDS
+        ):
             settle()
             settled = time.monotonic()
+            hashed_bytes = 0
     drain_ready()
     settle()
     record_not_candidates()

@@ -316,15 +316,18 @@ def test_long_runs_leave_signed_checkpoints(runner: CliRunner, store: Path, tmp_
     assert json.loads(result.stdout)["signatures_checked"] == len(checkpoints) + 1
 
 
-def test_an_interrupted_run_keeps_every_file_hashed_before_it(tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Outcomes are settled at least every SETTLE_SECONDS (0 here), not only
-    # once MATCH_BATCH of them wait: a run of a few large files interrupted
-    # midway must have recorded, and kept, the files it finished.
+@pytest.mark.parametrize("rule", ["seconds", "bytes"])
+def test_an_interrupted_run_keeps_every_file_hashed_before_it(tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch, rule: str) -> None:
+    # Outcomes are settled once SETTLE_BYTES are hashed or SETTLE_SECONDS
+    # pass (each made tiny here, in turn), not only once MATCH_BATCH of them
+    # wait: a run of a few large files interrupted midway must have
+    # recorded, and kept, the files it finished.
     import signal
 
     import matcher.scan as scan_mod
 
-    monkeypatch.setattr(scan_mod, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(scan_mod, "SETTLE_SECONDS", 0.0 if rule == "seconds" else 1e9)
+    monkeypatch.setattr(scan_mod, "SETTLE_BYTES", 1 if rule == "bytes" else 1 << 62)
     evidence = tmp_path / "ev"
     evidence.mkdir()
     for i in range(6):
