@@ -139,8 +139,8 @@ class ForkedWorkers:
         run: the function a worker applies to each unpickled unit.
 
     Every worker is forked here, before the caller opens anything it must
-    not share with them. A worker ignores nothing by itself: the initializer
-    sets its signal dispositions.
+    not share with them. The pool sets no signal disposition of its own: the
+    initializer does (the scan's workers ignore SIGINT; the scan owns it).
     """
 
     def __init__(
@@ -169,7 +169,12 @@ class ForkedWorkers:
     ) -> _Worker:
         task_r, task_w = os.pipe2(os.O_CLOEXEC)
         reply_r, reply_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (task_r, task_w, reply_r, reply_w):
+                os.close(fd)
+            raise
         if pid == 0:  # the worker
             code = 0
             try:
