@@ -451,21 +451,20 @@ class PoolEngine:
         import collections
 
         assert self.executor is not None
-        pending: collections.deque[tuple[Any, int, list[FileTask]]] = collections.deque()
+        pending: collections.deque[tuple[Any, int]] = collections.deque()
         pending_bytes = 0
         units = batches(tasks, self.batch_bytes, self.batch_files, self.large_file)
         for batch in units:
             size = sum(t.size for t in batch)
-            pending.append((self.executor.submit(self._submit_fn, batch), size, batch))
+            pending.append((self.executor.submit(self._submit_fn, batch), size))
             pending_bytes += size
             self.peak_in_flight = max(self.peak_in_flight, len(pending))
             while pending and (len(pending) >= self.window or pending_bytes >= self.window_bytes):
-                future, size, sent = pending.popleft()
+                future, size = pending.popleft()
                 pending_bytes -= size
                 yield from future.result()
         while pending:
-            future, _, sent = pending.popleft()
-            yield from future.result()
+            yield from pending.popleft()[0].result()
 
     def _map_forked(
         self, workers: ForkedWorkers, tasks: Iterator[FileTask]

@@ -112,20 +112,14 @@ class Inventory:
             failure = outcome.failure.value if outcome.failure else None
             row = (outcome.path, outcome.kind, outcome.size, outcome.mtime_ns, failure,
                    outcome.errno, outcome.detail)  # fmt: skip
-        rows = self._pending.get(shape)
-        if rows is None:
-            rows = self._pending[shape] = []
-        rows.append((*row, run))
+        self._pending.setdefault(shape, []).append((*row, run))
 
     def add_skipped(self, rows: list[tuple[bytes, str, int, int]], skip: str, run: int) -> None:
         """Queue entries skipped for one reason, as (path, kind, size, mtime_ns) each.
 
         The scan's fast path for `not-candidate` files: no outcome object per file.
         """
-        shape = ("path", "kind", "size", "mtime_ns", "skip")
-        queued = self._pending.get(shape)
-        if queued is None:
-            queued = self._pending[shape] = []
+        queued = self._pending.setdefault(("path", "kind", "size", "mtime_ns", "skip"), [])
         queued.extend([(*row, skip, run) for row in rows])
 
     @property

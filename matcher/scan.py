@@ -269,9 +269,7 @@ class _Recorder:
             else:
                 counts.unknown += 1
         elif outcome.skip is not None:
-            counts.skipped += 1
-            reason = outcome.skip.value
-            counts.skipped_by_reason[reason] = counts.skipped_by_reason.get(reason, 0) + 1
+            self._count_skipped(outcome.skip, 1)
         else:
             assert outcome.failure is not None
             counts.errors += 1
@@ -292,14 +290,16 @@ class _Recorder:
 
     def record_skipped(self, rows: list[tuple[bytes, str, int, int]], skip: Skip) -> None:
         """Count and queue entries skipped for one reason (path, kind, size, mtime_ns each)."""
-        n = len(rows)
-        if not n:
+        if not rows:
             return
+        self.counts.entries += len(rows)
+        self._count_skipped(skip, len(rows))
+        self.inventory.add_skipped(rows, skip.value, self.run)
+
+    def _count_skipped(self, skip: Skip, n: int) -> None:
         counts = self.counts
-        counts.entries += n
         counts.skipped += n
         counts.skipped_by_reason[skip.value] = counts.skipped_by_reason.get(skip.value, 0) + n
-        self.inventory.add_skipped(rows, skip.value, self.run)
 
     @staticmethod
     def _match_fields(outcome: EntryOutcome, hits: list[ListHit]) -> dict[str, object]:

@@ -32,6 +32,11 @@ from typing import Any
 
 from matcher.errors import MatcherError
 
+# Note on pickle: units and replies travel only through anonymous pipes made
+# here, between the scan and the workers it forked itself; nothing outside
+# that process tree can write to them. Evidence paths and digests inside a
+# unit are pickled as data (bytes, ints); no list or evidence byte is ever
+# unpickled.
 _HEADER = struct.Struct("<Q")
 # Linux lets an unprivileged process grow a pipe to /proc/sys/fs/pipe-max-size
 # (1 MiB by default); a larger pipe lets more small units wait in it.

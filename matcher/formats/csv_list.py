@@ -11,10 +11,10 @@ from typing import BinaryIO
 
 from matcher import digests
 from matcher.errors import FormatError
+from matcher.formats import csv_rows
 from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
-from matcher.formats.gnu_sum import MAX_RECORD
 from matcher.formats.gnu_sum import decode_name
 from matcher.formats.gnu_sum import excerpt
 from matcher.formats.gnu_sum import head_lines
@@ -197,35 +197,9 @@ class CsvListReader(TextReader):
                 break
         if header is None:
             return
-        overlong: list[int] = []
-
-        def lines() -> Iterator[str]:
-            for number, raw in records:
-                if raw is None:
-                    overlong.append(number)
-                    yield "\n"
-                else:
-                    yield raw.decode("utf-8", "surrogateescape")
-
-        reader = csv.reader(lines(), delimiter=header.delimiter, strict=True)
-        done = first  # the last line of the previous row
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                done = first + reader.line_num
-                report(FormatError(f"unreadable CSV row: {exc}", source, done), on_invalid)
-                continue
-            start, done = done + 1, first + reader.line_num
-            if overlong:
-                for number in overlong:
-                    reason = f"the line is longer than {MAX_RECORD} bytes"
-                    report(FormatError(reason, source=source, line=number), on_invalid)
-                overlong.clear()
-                continue
-            if not any(cell.strip() for cell in row):
+        for start, row in csv_rows.rows_of(records, header.delimiter, first):
+            if isinstance(row, str):
+                report(FormatError(row, source=source, line=start), on_invalid)
                 continue
             try:
                 yield _record(row, header, start)

@@ -44,7 +44,19 @@ def rows(stream: BinaryIO) -> Iterator[tuple[int, Row]]:
     so the caller decides whether it is fatal (a header) or skippable.
     A UTF-8 BOM is dropped; LF and CRLF line ends are both accepted.
     """
-    records = read_records(stream, keepends=True)
+    return rows_of(read_records(stream, keepends=True))
+
+
+def rows_of(
+    records: Iterator[tuple[int, bytes | None]], delimiter: str = ",", after: int = 0
+) -> Iterator[tuple[int, Row]]:
+    """`rows` over records already being read (`read_records(..., keepends=True)`).
+
+    Args:
+        records: the rest of the records; line numbers continue from `after`,
+            the last line the caller has already consumed (e.g. its header).
+        delimiter: the CSV delimiter.
+    """
     overlong: list[int] = []
 
     def lines() -> Iterator[str]:
@@ -55,18 +67,18 @@ def rows(stream: BinaryIO) -> Iterator[tuple[int, Row]]:
             else:
                 yield raw.decode("utf-8", "surrogateescape")
 
-    reader = csv.reader(lines(), strict=True)
-    done = 0  # the last line of the previous row
+    reader = csv.reader(lines(), delimiter=delimiter, strict=True)
+    done = after  # the last line of the previous row
     while True:
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            done = reader.line_num
+            done = after + reader.line_num
             yield done, f"unreadable CSV row: {exc}"
             continue
-        start, done = done + 1, reader.line_num
+        start, done = done + 1, after + reader.line_num
         if overlong:
             for number in overlong:
                 yield number, f"the line is longer than {MAX_RECORD} bytes"
