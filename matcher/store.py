@@ -47,9 +47,13 @@ _CODE_NAMES = {code: name for name, code in ALGORITHM_CODES.items()}
 # Note that SQLite allows at most 32766 host parameters per statement (999 before 3.32).
 _LOOKUP_CHUNK = 900
 # The page cache of a bulk copy by SQL, in KiB; SQLite sizes the sorter's in-memory
-# runs by it too. Larger measured no faster (the copy inserts in key order), and so
-# the copy's peak memory is bounded at about twice this, whatever the list's size.
-IMPORT_CACHE_KIB = 16384
+# runs by it too, once per sorter thread. Larger measured no faster (the copy inserts
+# in key order), and so the copy's peak memory stays bounded whatever the list's size.
+IMPORT_CACHE_KIB = 8192
+# Helper threads for SQLite's sorter during a bulk copy (its ORDER BY sorts runs on
+# them): a 2M-row RDS imported 12% faster with 2 than with none, at the same peak
+# memory with the cache above halved. Capped, as each thread sorts its own runs.
+IMPORT_SORTER_THREADS = 4
 
 Row = tuple[object, ...]
 
@@ -112,6 +116,15 @@ def _staging_select(source: SqlListSource) -> str:
     )
     raw = f"matcher_unhex(CASE WHEN {lengths} THEN {' || '.join(digests)} END)"
     return f"{prefix}SELECT {raw}, {columns} {clauses}"
+
+
+def _sorter_threads() -> int:
+    """Sorter helper threads for a bulk copy: one per usable core, up to the cap."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        cores = os.cpu_count() or 1
+    return min(cores, IMPORT_SORTER_THREADS) if cores > 1 else 0
 
 
 def _utcnow() -> str:
@@ -487,8 +500,10 @@ class HashStore:
         """Connection settings for one bulk copy by SQL, restored afterwards.
 
         Note that SQLite sizes its sorter's in-memory runs by the main page
-        cache, so IMPORT_CACHE_KIB bounds both: the import's memory stays flat
-        whatever the list's size (ORDER BY spills sorted runs to temp files).
+        cache, so IMPORT_CACHE_KIB (times the sorter threads) bounds both: the
+        import's memory stays flat whatever the list's size (ORDER BY spills
+        sorted runs to temp files). The sorter's helper threads are on for the
+        copy only: a scan's lookups never sort.
         The temp schema keeps SQLite's default 2 MB cache, and its pages are
         not zeroed when the staging table is dropped (secure_delete is a
         compile-time default on some builds; the staging copy is our own).
@@ -498,7 +513,9 @@ class HashStore:
         conn = self.db.conn
         cache = conn.execute("PRAGMA main.cache_size").fetchone()[0]
         foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+        threads = conn.execute("PRAGMA threads").fetchone()[0]
         conn.execute(f"PRAGMA main.cache_size = {-IMPORT_CACHE_KIB}")
+        conn.execute(f"PRAGMA threads = {_sorter_threads()}")
         conn.execute("PRAGMA temp.secure_delete = OFF")
         conn.execute("PRAGMA foreign_keys = OFF")
         try:
@@ -506,6 +523,7 @@ class HashStore:
         finally:
             conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
             conn.execute(f"PRAGMA main.cache_size = {int(cache)}")
+            conn.execute(f"PRAGMA threads = {int(threads)}")
 
     def add_list_sql(
         self,

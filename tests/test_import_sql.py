@@ -282,9 +282,10 @@ def test_the_copy_bounds_the_page_cache_and_restores_the_settings(tmp_path: Path
     seen: list[str] = []
     try:
         before = [
-            store.db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "foreign_keys")
+            store.db.execute(f"PRAGMA {p}").fetchone()[0]
+            for p in ("cache_size", "foreign_keys", "threads")
         ]
-        assert before == [-262144, 1]
+        assert before == [-262144, 1, 0]
         store.db.conn.set_trace_callback(seen.append)
         import_list(store, make_rds(tmp_path / "a.db", rows_for(30)), name="good")
         bad = make_rds(
@@ -294,12 +295,16 @@ def test_the_copy_bounds_the_page_cache_and_restores_the_settings(tmp_path: Path
             import_list(store, bad, name="bad")  # rolled back, then refused row by row
         store.db.conn.set_trace_callback(None)
         after = [
-            store.db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "foreign_keys")
+            store.db.execute(f"PRAGMA {p}").fetchone()[0]
+            for p in ("cache_size", "foreign_keys", "threads")
         ]
         assert after == before
         bounded = f"PRAGMA main.cache_size = {-store_mod.IMPORT_CACHE_KIB}"
         # Two copies by SQL, and the row-by-row import that named the bad row.
         assert seen.count(bounded) == 3 and [i.name for i in store.lists()] == ["good"]
+        # The sorter's helper threads were on for each copy (none on one core).
+        threads = f"PRAGMA threads = {store_mod._sorter_threads()}"
+        assert seen.count(threads) == 3
         # The bulk copy ran with foreign keys off; what it wrote still satisfies them.
         assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
@@ -310,8 +315,9 @@ def test_the_copy_bounds_the_page_cache_and_restores_the_settings(tmp_path: Path
 
 _GENERATE = """
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {rows})
-INSERT INTO FILE SELECT hex(randomblob(32)), hex(randomblob(20)), hex(randomblob(16)),
-  '00000000', 'file-' || i || '.dll', abs(random() % 16777216), i % 5000 FROM n
+INSERT INTO FILE SELECT * FROM (SELECT hex(randomblob(32)), hex(randomblob(20)),
+  hex(randomblob(16)), '00000000', 'file-' || i || '.dll', abs(random() % 16777216), i % 5000
+  FROM n) ORDER BY 1
 """
 
 
@@ -341,13 +347,15 @@ def _peak_rss_kib(source: Path, db: Path) -> int:
 
 @pytest.mark.slow
 def test_memory_stays_flat_as_the_rds_grows(tmp_path: Path) -> None:
-    """Three times the rows, the same peak: the page cache and the sorter are bounded.
+    """Twice the rows, the same peak: the page cache and the sorter are bounded.
 
-    Both sizes are past the bound (about two IMPORT_CACHE_KIB). Before it,
-    the peak grew with the store: about +60 MiB between these two sizes.
+    Both sizes are past the bound (IMPORT_CACHE_KIB per sorter thread, and
+    the cache): with 2 sorter threads the peak still grows up to about 500,000
+    rows. Before the bound, the peak grew with the store: about +60 MiB
+    between 200,000 and 600,000 rows.
     """
-    medium = _peak_rss_kib(make_big_rds(tmp_path / "m.db", 200_000), tmp_path / "s1.db")
-    large = _peak_rss_kib(make_big_rds(tmp_path / "l.db", 600_000), tmp_path / "s2.db")
+    medium = _peak_rss_kib(make_big_rds(tmp_path / "m.db", 600_000), tmp_path / "s1.db")
+    large = _peak_rss_kib(make_big_rds(tmp_path / "l.db", 1_200_000), tmp_path / "s2.db")
     assert large - medium < store_mod.IMPORT_CACHE_KIB / 2, (medium, large)
 
 
