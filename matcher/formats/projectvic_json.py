@@ -40,6 +40,8 @@ _CLOSE = frozenset({"end_map", "end_array"})
 _HEX_LENGTHS = {alg: digests.DIGEST_SIZES[alg] * 2 for alg in ALGORITHMS}
 _MODEL = re.compile(r"DataModels/(\d+(?:\.\d+)*)\.xml(?:/([^/$#]+))?")
 _SETS = ("Media", "Cases")
+# The data model versions whose envelopes FORMATS.md records (6.1).
+MODEL_VERSIONS = ("1.1", "1.2", "1.3", "2.0")
 _Row = tuple[bytes | None, bytes | None, bytes | None, int | None, None, str | None, str | None]
 _Events = Iterator[tuple[str, Any]]
 
@@ -117,60 +119,115 @@ def _build(event: str, value: Any, events: _Events) -> Any:
     return root
 
 
-def _fields(events: _Events) -> Iterator[dict[str, Any] | None]:
-    """Inside a value item: yield it (a Media), or each Media of its Media array (a Case)."""
+_Media = tuple[dict[str, Any] | None, int | None, int]
+# The fields that make a value item a Media rather than a Case without a Media array.
+_HASH_FIELDS = frozenset({"MD5", "SHA1", "SHA256", "AlternativeHashes"})
+
+
+def _fields(events: _Events, cases: bool, outer: int | None, index: int) -> Iterator[_Media]:
+    """Inside an array item: yield it (a Media), or each Media of its Media array (a Case).
+
+    Note that an item with a Media array is a Case wherever it sits; in a
+    #Cases list (`cases`), an item with neither a Media array nor a hash is
+    a Case without media, not a bad Media.
+    """
     found: dict[str, Any] = {}
     is_case = False
     for event, key in events:
         if event == "end_map":
             break
         event, value = next(events)
-        if key == "Media" and event == "start_array":
+        if key == "Media" and event == "start_array" and outer is None:
             is_case = True
-            yield from _items(events)
+            yield from _items(events, False, index)
         elif key in _WANTED:
             found[key] = _build(event, value, events)
         else:
             _skip(event, events)
-    if not is_case:
-        yield found
+    if is_case or (cases and found.keys().isdisjoint(_HASH_FIELDS)):
+        return
+    yield found, outer, index
 
 
-def _items(events: _Events) -> Iterator[dict[str, Any] | None]:
-    """The elements of an array of Media (or Cases); None for one that is not an object."""
+def _items(events: _Events, cases: bool, outer: int | None = None) -> Iterator[_Media]:
+    """Each element of an array of Media (or Cases) as (Media, Case index, index).
+
+    The Media is None for an element that is not an object.
+    """
+    index = -1
     for event, _value in events:
         if event == "end_array":
             return
+        index += 1
         if event == "start_map":
-            yield from _fields(events)
+            yield from _fields(events, cases, outer, index)
         else:
             _skip(event, events)
-            yield None
+            yield None, outer, index
 
 
-def _media(events: _Events) -> Iterator[dict[str, Any] | None]:
+def _position(outer: int | None, index: int) -> str:
+    """Where a Media sits in the document, as a JSON path."""
+    return f"value[{index}]" if outer is None else f"value[{outer}].Media[{index}]"
+
+
+def _set_of(envelope: object) -> str:
+    """The set an envelope value names (Media or Cases); _NotVics for any other envelope.
+
+    FORMATS.md 6.1: match the version number and the #Media/#Cases suffix,
+    ignore the rest (the profile, the host).
+    """
+    if not isinstance(envelope, str):
+        raise _NotVics("its envelope is not a string")
+    model = _MODEL.search(envelope)
+    if "projectvic" not in envelope.lower() or model is None:
+        raise _NotVics(f"its envelope {_excerpt(envelope)} names no ProjectVic data model")
+    if model.group(1) not in MODEL_VERSIONS:
+        raise _NotVics(
+            f"its envelope names data model {_excerpt(model.group(1))}; "
+            f"matcher reads VICS {', '.join(MODEL_VERSIONS)}"
+        )
+    kind = _envelope_kind(envelope)
+    if kind is None:
+        raise _NotVics(f"its envelope {_excerpt(envelope)} names neither #Media nor #Cases")
+    return kind
+
+
+def _excerpt(text: str, limit: int = 120) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _media(events: _Events) -> Iterator[_Media]:
     """Every Media object: `value[]` in #Media lists, `value[].Media[]` in #Cases lists.
 
     Note that which of the two a value item is shows in the item itself (a
-    Case has a Media array), so the envelope need not come first.
+    Case has a Media array), so the envelope need not come first; but it
+    must be there, and name a VICS model and set, wherever it is.
     """
     first = next(events, None)
     if first is None or first[0] != "start_map":
         raise _NotVics("the JSON is not an object")
     has_value = False
+    kind: str | None = None
     for event, key in events:
         if event == "end_map":
             break
         event, value = next(events)
-        if key == "value" and event == "start_array":
+        if key in ENVELOPE_KEYS:
+            if event != "string":
+                _skip(event, events)
+            kind = _set_of(value if event == "string" else None)
+        elif key == "value" and event == "start_array":
             has_value = True
-            yield from _items(events)
+            yield from _items(events, kind == "Cases")
         else:
             _skip(event, events)
-    if not has_value:
-        raise _NotVics('it has no "value" array')
     for _event in events:  # let the parser reject trailing garbage
         pass
+    if not has_value:
+        raise _NotVics('it has no "value" array')
+    if kind is None:
+        raise _NotVics(f"it has no {' or '.join(repr(k) for k in ENVELOPE_KEYS)} envelope")
 
 
 class _Replay(io.RawIOBase):
@@ -312,7 +369,7 @@ class ProjectVicReader(TextReader):
 
         Raises:
             FormatError: for invalid JSON or a document that is not VICS, and
-                for a malformed Media object (its number is `line`) unless
+                for a malformed Media object (its number and JSON path named) unless
                 `on_invalid` takes it.
         """
         for number, row in self._rows(stream, source, on_invalid):
@@ -361,9 +418,10 @@ class ProjectVicReader(TextReader):
         events = ijson.basic_parse(_Replay(head.removeprefix(BOM), stream))
         media = _media(events)
         number = 0
+        last = ""
         while True:
             try:
-                entry = next(media)
+                entry, outer, index = next(media)
             except StopIteration:
                 return
             except _NotVics as exc:
@@ -371,14 +429,16 @@ class ProjectVicReader(TextReader):
             except (ijson.JSONError, ValueError, UnicodeError, ArithmeticError) as exc:
                 # Note: the parser reads ahead in blocks, so the byte offset
                 # bounds the fault; the media count places it exactly.
-                where = f"after media number {number}" if number else "before the first media"
+                where = f"after media number {number} ({last})" if number else "before the first media"
                 position = f"{where}, input read up to byte {_tell(stream)}"
                 raise FormatError(f"invalid JSON {position}: {_json_reason(exc)}", source) from exc
             number += 1
+            last = _position(outer, index)
             try:
                 row = _row(entry)
             except ValueError as exc:
-                error = FormatError(f"media number {number}: {exc}", source, number)
+                where = f"media number {number} ({last})"
+                error = FormatError(f"{where}: {exc}", source)
                 if on_invalid is None:
                     raise error from exc
                 on_invalid(error)

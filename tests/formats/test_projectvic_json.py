@@ -203,15 +203,17 @@ def test_malformed_media_are_numbered() -> None:
     data = document(V20.format("Default", "Media"), entries)
     with pytest.raises(FormatError) as caught:
         parse(data)
-    assert (caught.value.source, caught.value.line) == ("list.json", 3)
-    assert "media number 3" in caught.value.reason
+    # Note: the position is a media's number and JSON path, never a line number.
+    assert (caught.value.source, caught.value.line) == ("list.json", None)
+    assert str(caught.value).startswith("list.json: media number 3 (value[2]): ")
     assert "32 hex digits" in caught.value.reason
     errors: list[FormatError] = []
     records = parse(data, errors)
     assert [r.ident for r in records] == ["1", "2", "8"]
     assert [r.line for r in records] == [1, 2, 8]
-    assert [e.line for e in errors] == [3, 4, 5, 6, 7]
-    assert all(f"media number {e.line}:" in e.reason for e in errors)
+    assert [e.reason.split(":")[0] for e in errors] == [
+        f"media number {n} (value[{n - 1}])" for n in (3, 4, 5, 6, 7)
+    ]
     assert "MediaSize is not a byte count" in errors[1].reason
     assert "no MD5, SHA1 or SHA-256" in errors[2].reason
 
@@ -219,7 +221,7 @@ def test_malformed_media_are_numbered() -> None:
 def test_bad_sha256_in_alternative_hashes() -> None:
     entry = media(HELLO)
     entry["AlternativeHashes"] = [{"HashName": "SHA-256", "HashValue": "ABC"}]
-    with pytest.raises(FormatError, match="media number 1: expected 64 hex digits for sha256"):
+    with pytest.raises(FormatError, match=r"number 1 \(value\[0\]\): expected 64 hex digits for"):
         parse(document(V20.format("Default", "Media"), [entry]))
 
 
@@ -229,7 +231,8 @@ def test_bad_sha256_in_alternative_hashes() -> None:
         (b"", "empty"),
         (b"   \n", "empty"),
         (b"[1, 2]", "not an object"),
-        (b'{"@odata.context": "x"}', 'no "value" array'),
+        (b'{"@odata.context": "x"}', "names no ProjectVic data model"),
+        (b'{"odata.metadata": "' + V13_MEDIA.encode() + b'"}', 'no "value" array'),
         (b'{"value": [{"MD5": "' + HELLO["md5"].encode() + b'"}', "invalid JSON"),
         (b'{"value": [{"MD5": "\xff"}]}', "invalid JSON"),
         (b'{"value": []} trailing', "invalid JSON"),
@@ -240,6 +243,56 @@ def test_not_vics_or_invalid_json(data: bytes, message: str) -> None:
     with pytest.raises(FormatError, match=message) as caught:
         parse(data)
     assert len(str(caught.value)) < 160
+
+
+@pytest.mark.parametrize(
+    ("envelope", "message"),
+    [
+        ("http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml#Widgets", "neither #Media nor"),
+        (V20.format("Default", "Media").replace("2.0", "9.0"), "names data model '9.0'"),
+        ("http://example.org/SomethingElse/$metadata#Media", "names no ProjectVic data model"),
+        (42, "envelope is not a string"),
+        (None, "envelope is not a string"),
+    ],
+)
+def test_a_wrong_envelope_is_refused(envelope: object, message: str) -> None:
+    """FORMATS.md 6.1: the key, the model version and the #Media/#Cases set must match."""
+    data = json.dumps({"@odata.context": envelope, "value": [media(HELLO)]}).encode()
+    with pytest.raises(FormatError, match="not a VICS list: its ") as caught:
+        parse(data)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_a_list_without_an_envelope_is_refused_wherever_it_would_be(where: str) -> None:
+    """Even with --format vics: the whole document is read, then refused (nothing kept)."""
+    entries = [media(HELLO, n) for n in range(3)]
+    if where == "first":
+        data = json.dumps({"value": entries}).encode()
+    else:
+        data = json.dumps({"value": entries, "odata.count": 3}).encode()
+    with pytest.raises(FormatError, match="has no '@odata.context' or 'odata.metadata' envelope"):
+        parse(data)
+    # The envelope after the value array is enough.
+    late = json.dumps({"value": entries, "odata.metadata": V13_MEDIA}).encode()
+    assert [r.ident for r in parse(late)] == ["0", "1", "2"]
+
+
+def test_a_case_without_media_is_skipped_and_positions_name_the_case() -> None:
+    """In a #Cases list a Case with no Media array holds nothing; it is not a bad Media."""
+    cases = [
+        {"CaseID": "a", "CaseNumber": "X-1"},
+        {"CaseID": "b", "Media": []},
+        {"CaseID": "c", "Media": [media(HELLO, 1), media(WORLD, 2, MD5="XYZ")]},
+    ]
+    data = json.dumps({"odata.metadata": V11_CASES, "value": cases}).encode()
+    errors: list[FormatError] = []
+    assert [r.ident for r in parse(data, errors)] == ["1"]
+    assert [e.reason.split(":")[0] for e in errors] == ["media number 2 (value[2].Media[1])"]
+    # A #Media list's item with no hash stays a bad Media (named), never skipped in silence.
+    data = document(V13_MEDIA, [{"CaseID": "a"}, media(HELLO)], key="odata.metadata")
+    with pytest.raises(FormatError, match=r"media number 1 \(value\[0\]\): it has no MD5"):
+        parse(data)
 
 
 def test_deep_nesting_is_skipped_or_refused_in_bounded_memory() -> None:
@@ -254,14 +307,15 @@ def test_deep_nesting_is_skipped_or_refused_in_bounded_memory() -> None:
         parse(head + hello + b', "Category": ' + deep_array + b"}]}")
     errors: list[FormatError] = []
     assert parse(head + deep_array + b"]}", errors) == []
-    assert [e.line for e in errors] == [1]
+    assert [e.reason.split(":")[0] for e in errors] == ["media number 1 (value[0])"]
 
 
 @pytest.mark.parametrize(
     "number", [b"1e999999999999999999999", b"-5", b"5.5", b'"12345678901234567890123"']
 )
 def test_unusable_media_sizes(number: bytes) -> None:
-    data = b'{"value": [{"MD5": "' + HELLO["md5"].encode() + b'", "MediaSize": ' + number + b"}]}"
+    entry = b'{"MD5": "' + HELLO["md5"].encode() + b'", "MediaSize": ' + number + b"}"
+    data = b'{"odata.metadata": "' + V13_MEDIA.encode() + b'", "value": [' + entry + b"]}"
     with pytest.raises(FormatError) as caught:
         parse(data)
     assert (
@@ -459,6 +513,7 @@ def test_truncated_file_names_the_last_whole_media_and_the_byte(tmp_path: Path) 
         list(READER.read_batches(cut))
     message = str(caught.value)
     assert message.startswith(f"{cut}: invalid JSON after media number ")
-    done = int(message.split("after media number ")[1].split(",")[0])
+    done = int(message.split("after media number ")[1].split(" ")[0])
+    assert f"media number {done} (value[{done - 1}]), input read" in message
     assert done == data[: len(data) // 2].count(b"},\n")  # every whole entry before the cut
     assert f"input read up to byte {len(data) // 2:,}" in message
