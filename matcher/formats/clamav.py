@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,8 @@ _SECTION_MESSAGE = (
 )
 # How many signature lines sniff() looks at.
 _SNIFF_LINES = 50
+# The names of ClamAV's whole-file hash databases (unsigned .hdu/.hsu included).
+_SUFFIXES = frozenset({".hdb", ".hsb", ".hdu", ".hsu"})
 
 
 def _head_lines(head: bytes) -> list[bytes]:
@@ -154,4 +157,46 @@ def _record(match: re.Match[bytes], number: int) -> HashRecord:
     )
 
 
+class ClamavSectionRefusal:
+    """Refuses PE-section hash files (.mdb/.msb), whatever their name: they can never match."""
+
+    NAME = "clamav-section"
+    DESCRIPTION = "ClamAV PE-section hash signatures (.mdb, .msb): refused"
+
+    def refuse(self, head: bytes, path: Path | None = None) -> str | None:
+        return _SECTION_MESSAGE if looks_like_section_hashes(head) else None
+
+
+class ClamavBadLineRefusal:
+    """Names the first bad line of a file named as a ClamAV database that detection refused.
+
+    Detection accepts a ClamAV file only when every signature line it looks
+    at is well formed; without this, one bad line would be reported as "not
+    a hash list" with no line number.
+    """
+
+    NAME = "clamav-bad-line"
+    DESCRIPTION = "ClamAV signature file (.hdb/.hsb/.hdu/.hsu) with a malformed line: refused"
+
+    def refuse(self, head: bytes, path: Path | None = None) -> str | None:
+        if path is None or path.suffix.lower() not in _SUFFIXES:
+            return None
+        if looks_like_section_hashes(head):
+            return _SECTION_MESSAGE
+        if len(head) >= SNIFF_BYTES:  # only whole lines: the last one may be cut
+            head = head[: head.rfind(b"\n") + 1]
+        try:
+            for _record in ClamavReader().parse(io.BytesIO(head)):
+                pass
+        except FormatError as exc:
+            return (
+                f"named as a ClamAV {path.suffix.lower()} database, but line {exc.line} is "
+                f"not a signature: {exc.reason}; fix the line, or keep the good ones "
+                "with --format clamav --skip-invalid"
+            )
+        return None
+
+
 registry.register(ClamavReader())
+registry.register_refusal(ClamavSectionRefusal())
+registry.register_refusal(ClamavBadLineRefusal())

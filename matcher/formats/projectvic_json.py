@@ -429,7 +429,7 @@ class ProjectVicReader(TextReader):
             except (ijson.JSONError, ValueError, UnicodeError, ArithmeticError) as exc:
                 # Note: the parser reads ahead in blocks, so the byte offset
                 # bounds the fault; the media count places it exactly.
-                where = f"after media number {number} ({last})" if number else "before the first media"
+                where = f"after media number {number} ({last})" if number else "before any media"
                 position = f"{where}, input read up to byte {_tell(stream)}"
                 raise FormatError(f"invalid JSON {position}: {_json_reason(exc)}", source) from exc
             number += 1

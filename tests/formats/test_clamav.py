@@ -143,6 +143,38 @@ def test_section_hash_files_are_refused() -> None:
             parse(data, [])
 
 
+@pytest.mark.parametrize("name", ["sec.mdb", "sec.msb", "sec.hdb", "sec.txt"])
+def test_detection_refuses_section_hashes_with_the_reason_whatever_the_name(
+    tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"45056:" + PATTERN_MD5.encode() + b":Win.Trojan.Test\n")
+    with pytest.raises(FormatError, match=r"PE-section hashes \(\.mdb/\.msb\)"):
+        registry.detect(path)
+
+
+@pytest.mark.parametrize("suffix", [".hdb", ".HSB", ".hdu", ".hsu"])
+def test_detection_names_the_bad_line_of_a_file_named_as_clamav(
+    tmp_path: Path, suffix: str
+) -> None:
+    """Without a line number the examiner could not find the fault in a large database."""
+    path = tmp_path / f"sigs{suffix}"
+    good = PATTERN_MD5.encode() + b":2048:Good\n"
+    path.write_bytes(good * 3 + b"# comment\n" + HELLO_MD5[:-1].encode() + b"g:5:Bad\n" + good)
+    with pytest.raises(FormatError) as caught:
+        registry.detect(path)
+    assert str(caught.value).startswith(f"{path}: named as a ClamAV {suffix.lower()} database, ")
+    assert "line 5 is not a signature: expected hash:size:name" in str(caught.value)
+    # The same bytes under another name are simply not recognised.
+    other = tmp_path / "sigs.txt"
+    other.write_bytes(path.read_bytes())
+    with pytest.raises(FormatError, match="format was not recognised"):
+        registry.detect(other)
+    # A well-formed one, longer than the head, is still detected.
+    path.write_bytes(good * (SNIFF_BYTES // len(good) + 10))
+    assert registry.detect(path).NAME == "clamav"
+
+
 def test_section_line_after_good_lines_still_refuses() -> None:
     data = PATTERN_MD5.encode() + b":2048:a\n" + b"2048:" + PATTERN_MD5.encode() + b":b\n"
     records: list[HashRecord] = []
