@@ -168,10 +168,12 @@ def _row_batches(path: Path, on_invalid: OnInvalid) -> Iterator[list[_ROW]]:
     with sqlite_lists.connect(path) as conn:
         try:
             cursor = conn.execute(_query(conn, source))
+            done = 0
             while fetched := cursor.fetchmany(BATCH_ROWS):
                 rows = _fast_rows(fetched)
                 if rows is None:
-                    rows = _checked_rows(fetched, source, on_invalid)
+                    rows = _checked_rows(fetched, source, on_invalid, done)
+                done += len(fetched)
                 if rows:
                     yield rows
         except sqlite3.Error as exc:
@@ -263,10 +265,17 @@ def _fast_rows(fetched: list[Any]) -> list[_ROW] | None:
     return rows if len(rows) == len(fetched) else None
 
 
-def _checked_rows(fetched: list[Any], source: str, on_invalid: OnInvalid) -> list[_ROW]:
-    """Convert a batch row by row, reporting each malformed row."""
+def _checked_rows(
+    fetched: list[Any], source: str, on_invalid: OnInvalid, done: int = 0
+) -> list[_ROW]:
+    """Convert a batch row by row, reporting each malformed row.
+
+    Note that FILE has no line numbers: a bad entry is named by its number in
+    the walk's order (sha256, sha1, md5: the same on every read), its file
+    name and its package_id, which locate it with one SELECT.
+    """
     rows: list[_ROW] = []
-    for md5, sha1, sha256, size, name, ident, _label in fetched:
+    for number, (md5, sha1, sha256, size, name, ident, _label) in enumerate(fetched, done + 1):
         try:
             raw = [
                 _digest(value, alg)
@@ -276,7 +285,8 @@ def _checked_rows(fetched: list[Any], source: str, on_invalid: OnInvalid) -> lis
                 raise ValueError(f"file_size is not a byte count: {_excerpt(size)}")
             package = _ident(ident)
         except ValueError as exc:
-            error = FormatError(f"FILE entry of package_id {_excerpt(ident)}: {exc}", source)
+            where = f"FILE entry number {number} ({_excerpt(name)}, package_id {_excerpt(ident)})"
+            error = FormatError(f"{where}: {exc}", source)
             if on_invalid is None:
                 raise error from exc
             on_invalid(error)

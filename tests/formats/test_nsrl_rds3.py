@@ -258,6 +258,21 @@ def test_malformed_rows_raise_or_go_to_on_invalid(tmp_path: Path) -> None:
     assert all(len(r) < 200 for r in reasons)
 
 
+def test_a_bad_entry_is_named_by_its_number_in_walk_order_its_name_and_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FILE has no lines: the number counts entries in (sha256, sha1, md5) order, across batches."""
+    monkeypatch.setattr(nsrl_rds3, "BATCH_ROWS", 2)
+    rows = [(f"{n:064X}", f"{n:040X}", f"{n:032X}", f"f{n}.dll", n, 7) for n in range(1, 6)]
+    rows[3] = (rows[3][0], rows[3][1], "Z" * 32, "bad.dll", 4, 9)  # the 4th in sha256 order
+    path = make_minimal(tmp_path / "bad.db", reversed(rows))
+    with pytest.raises(FormatError) as caught:
+        list(READER.read(path))
+    assert caught.value.reason.startswith(
+        "FILE entry number 4 ('bad.dll', package_id '9'): md5 is not 32 hex digits: 'ZZZ"
+    )
+
+
 def test_undecodable_name_comes_back_as_bytes(tmp_path: Path) -> None:
     path = make_minimal(tmp_path / "latin1.db", [])
     with sqlite3.connect(path) as conn:
