@@ -29,6 +29,7 @@ from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
 from matcher.evidence.archive import ArchiveLimits
 from matcher.models import ROLES
+from matcher.models import Skip
 from matcher.scan import Counts
 from matcher.scan import ScanOptions
 from matcher.scan import ScanSummary
@@ -558,6 +559,13 @@ def _print_summary(summary: ScanSummary, as_json: bool, resumable: bool = True) 
         "`matcher verify LOG --expect-head HEAD` then proves nothing was cut off)",
         err=True,
     )
+    not_read = c.skipped_by_reason.get(Skip.NOT_CANDIDATE.value, 0)
+    if not_read:
+        click.echo(
+            f"  --candidates-only: {not_read:,} files not read (their size is no notable "
+            f"entry's); known and unknown count only the {c.files:,} files hashed.",
+            err=True,
+        )
     for note in summary.notes:
         click.echo(f"  note: {note}", err=True)
     if summary.status == "interrupted":

@@ -245,6 +245,12 @@ def test_candidates_only_hashes_only_sized_candidates(runner: CliRunner, tmp_pat
     assert counts["skipped_by_reason"]["not-candidate"] == len(truth) - len(candidates)
     assert counts["notable"] == len(NOTABLE)
     assert read_log(log)[0]["options"]["candidates_only"] is True
+    # The summary on screen says what was not read, and what known/unknown then cover.
+    not_read = len(truth) - len(candidates)
+    assert (
+        f"--candidates-only: {not_read:,} files not read (their size is no notable entry's); "
+        f"known and unknown count only the {len(candidates):,} files hashed."
+    ) in result.stderr
     conn = sqlite3.connect(f"{log}.inventory.db")
     try:
         rows = {os.fsdecode(bytes(r[0])): r[1:] for r in conn.execute(
