@@ -120,6 +120,8 @@ def _build(event: str, value: Any, events: _Events) -> Any:
 
 
 _Media = tuple[dict[str, Any] | None, int | None, int]
+# HashName spellings that suppliers write, resolved without canonical_name().
+_USUAL_NAMES = {"SHA256": "sha256", "SHA-256": "sha256"}
 # The fields that make a value item a Media rather than a Case without a Media array.
 _HASH_FIELDS = frozenset({"MD5", "SHA1", "SHA256", "AlternativeHashes"})
 
@@ -141,7 +143,8 @@ def _fields(events: _Events, cases: bool, outer: int | None, index: int) -> Iter
             is_case = True
             yield from _items(events, False, index)
         elif key in _WANTED:
-            found[key] = _build(event, value, events)
+            # Note: most wanted fields are scalars, taken as they are (no call).
+            found[key] = _build(event, value, events) if event in _OPEN else value
         else:
             _skip(event, events)
     if is_case or (cases and found.keys().isdisjoint(_HASH_FIELDS)):
@@ -328,7 +331,8 @@ def _row(media: object) -> _Row:
         if not isinstance(entry, dict) or not isinstance(entry.get("HashName"), str):
             continue
         # Note that HashName is free text; PhotoDNA and the like are not digests.
-        algorithm = digests.canonical_name(entry["HashName"])
+        name = entry["HashName"]
+        algorithm = _USUAL_NAMES.get(name) or digests.canonical_name(name)
         if algorithm in found and found[algorithm] is None:
             field = entry["HashName"][:20]
             found[algorithm] = _digest(entry.get("HashValue"), algorithm, field)

@@ -517,3 +517,10 @@ def test_truncated_file_names_the_last_whole_media_and_the_byte(tmp_path: Path) 
     assert f"media number {done} (value[{done - 1}]), input read" in message
     assert done == data[: len(data) // 2].count(b"},\n")  # every whole entry before the cut
     assert f"input read up to byte {len(data) // 2:,}" in message
+
+
+def test_usual_hash_names_resolve_as_canonical_name_does() -> None:
+    from matcher import digests
+
+    for name, algorithm in projectvic_json._USUAL_NAMES.items():
+        assert digests.canonical_name(name) == algorithm
