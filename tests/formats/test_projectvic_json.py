@@ -524,3 +524,16 @@ def test_usual_hash_names_resolve_as_canonical_name_does() -> None:
 
     for name, algorithm in projectvic_json._USUAL_NAMES.items():
         assert digests.canonical_name(name) == algorithm
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.text(max_size=200), st.integers(), st.none(), st.booleans()), st.booleans())
+def test_any_envelope_is_read_or_refused_as_not_vics(envelope: object, cases: bool) -> None:
+    """An envelope is a VICS one (its set comes back) or the list is refused; nothing else."""
+    suffix = "#Cases" if cases else "#Media"
+    for value in (envelope, f"http://github.com/ICMEC/ProjectVic/DataModels/{envelope}{suffix}"):
+        data = json.dumps({"odata.metadata": value, "value": []}).encode()
+        try:
+            assert parse(data) == []
+        except FormatError as exc:
+            assert str(exc).startswith("list.json: not a VICS list: its ")
