@@ -680,8 +680,7 @@ def _scan(
     if aborted is not None:
         raise ScanAborted(
             f"The scan stopped: {str(aborted).rstrip('.')}. The log {options.log} is closed "
-            "and verifiable; "
-            "fix the cause and continue with --resume."
+            "and verifiable; fix the cause and continue with --resume."
         ) from aborted
     return ScanSummary(
         status,
