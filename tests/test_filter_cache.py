@@ -98,3 +98,28 @@ def test_notable_sizes_are_kept_and_lists_without_sizes_named(tmp_path: Path) ->
         assert store.notable_sizes("fp-2") == (set(), ["unsized.md5"])
     finally:
         store.close()
+
+
+def test_the_filter_bits_are_those_of_hashing_each_digest_with_digest_hash() -> None:
+    """A filter saved by an earlier version (rbloom calling `digest_hash`) stays valid.
+
+    The filter now holds integer keys; its saved bytes must be identical to
+    those of a filter that hashes each digest with `digest_hash`, or a saved
+    filter would silently miss stored digests.
+    """
+    import rbloom
+
+    from matcher.match import BLOOM_FALSE_POSITIVE_RATE
+    from matcher.match import digest_hash
+
+    digests = [os.urandom(n) for n in (16, 20, 32, 64) for _ in range(300)]
+    reference = rbloom.Bloom(len(digests), BLOOM_FALSE_POSITIVE_RATE, digest_hash)
+    reference.update(digests)
+    built = DigestFilter({"any": digests}, {"any": len(digests)})
+    assert built.saved()["any"] == bytes(reference.save_bytes())
+    loaded = DigestFilter.from_saved({"any": bytes(reference.save_bytes())})
+    probes = digests + [os.urandom(32) for _ in range(3000)]
+    expected = [d for d in probes if d in reference]
+    assert loaded.candidates("any", probes) == expected == built.candidates("any", probes)
+    assert loaded.holds_all("any", digests) and built.holds_all("any", digests)
+    assert not loaded.holds_all("any", [d for d in probes if d not in reference][:1])

@@ -292,7 +292,9 @@ def lookup_rate(store: Path, entries: int, probes: int) -> dict[str, float]:
             a: itertools.chain(db.iter_digests(a), (rng.randbytes(n) for _ in range(entries)))
             for a, n in lengths.items()
         },
-        {a: entries for a in lengths},
+        # Note: sized for everything it holds, the store's digests included,
+        # or the false-positive rate (and the exact lookups) would grow.
+        {a: entries + sum(i.counts.get(a, 0) for i in db.lists()) for a in lengths},
     )
     build = time.perf_counter() - t0
     sets = [{a: rng.randbytes(n) for a, n in lengths.items()} for _ in range(probes)]
