@@ -314,11 +314,22 @@ class _Recorder:
             "matches": [_hit_fields(h) for h in notable_first],
         }
 
+    def commit(self) -> None:
+        """Make the recorded outcomes durable: the log first, then the inventory.
+
+        The order matters after a power loss. The inventory calls a file
+        finished, and --resume never reads a finished file again; so its
+        match record must be on disk before the inventory row is. The other
+        way round, the worst case is a file hashed again on resume, whose
+        match is already logged (and is not logged twice).
+        """
+        self.log.sync()
+        self.inventory.flush()
+
     def maybe_flush(self) -> None:
         now = time.monotonic()
         if now - self.last_flush >= INVENTORY_FLUSH_SECONDS:
-            self.inventory.flush()
-            self.log.sync()
+            self.commit()
             self.last_flush = now
         if now - self.last_checkpoint >= CHECKPOINT_SECONDS:
             # A long run leaves (signed, with --sign-key) progress marks, so a
@@ -663,7 +674,7 @@ def _scan(
         try:
             engine.close()
             walker.close()
-            inventory.flush()
+            recorder.commit()
             for crossing in walker.crossings:
                 notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")
             seconds = time.monotonic() - started

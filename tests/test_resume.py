@@ -197,3 +197,52 @@ def test_excludes_and_max_size_are_recorded_and_never_clean(corpus: tuple[Path, 
     big = sum(1 for p in (ev / "d2").iterdir() if not p.name.startswith("f00") and p.stat().st_size > 40 * 1024)
     assert counts["skipped_by_reason"]["too-large"] == big
     assert counts["files"] == 500 - 10 - big
+
+
+def test_each_inventory_commit_follows_a_log_sync_of_its_matches(corpus: tuple[Path, Path, set[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a power loss, the inventory never calls a file finished whose match is not on disk.
+
+    --resume never reads a finished file again, so a notable file's match
+    record must be synced before the inventory row that finishes it is
+    committed. Every commit is made here (flush interval 0) and checked.
+    """
+    import matcher.auditlog as auditlog_mod
+    import matcher.inventory as inventory_mod
+    import matcher.scan as scan_mod
+
+    ev, db, notable = corpus
+    monkeypatch.setattr(scan_mod, "INVENTORY_FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(scan_mod, "MATCH_BATCH", 64)
+    appended: list[str] = []  # match paths, in append order
+    synced = 0  # how many of them the last sync covered
+    commits: list[int] = []
+    real_append, real_sync = auditlog_mod.LogWriter.append, auditlog_mod.LogWriter.sync
+    real_flush = inventory_mod.Inventory.flush
+
+    def append(self: auditlog_mod.LogWriter, kind: str, fields: dict[str, object]) -> object:
+        if kind == "match" and str(fields["path"]).startswith(str(ev)):  # not the self-test's
+            appended.append(str(fields["path"]))
+        return real_append(self, kind, fields)
+
+    def sync(self: auditlog_mod.LogWriter) -> None:
+        nonlocal synced
+        real_sync(self)
+        synced = len(appended)
+
+    def flush(self: inventory_mod.Inventory) -> None:
+        rows = [r for rs in self._pending.values() for r in rs]
+        finished_notable = sum(1 for r in rows if "notable" in r)
+        if finished_notable:
+            # Every match appended so far must be covered by a sync.
+            assert synced == len(appended), "inventory committed before its matches were synced"
+            commits.append(finished_notable)
+        real_flush(self)
+
+    monkeypatch.setattr(auditlog_mod.LogWriter, "append", append)
+    monkeypatch.setattr(auditlog_mod.LogWriter, "sync", sync)
+    monkeypatch.setattr(inventory_mod.Inventory, "flush", flush)
+    log = tmp_path / "run.jsonl"
+    summary = scan_mod.run_scan(scan_mod.ScanOptions(evidence=[ev], examiner="E", case="C", db=db, log=log, jobs=2))
+    assert summary.status == "complete"
+    assert sorted(appended) == sorted(notable) and sum(commits) == len(notable)
+    assert len(commits) > 1  # the check ran on several commits, not only the last
