@@ -476,6 +476,13 @@ class HashStore:
                 self._finish_staged("matcher_rows", list_id, total, counts)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
+        except OverflowError as exc:
+            # Note: a safety net only; every reader refuses such a size with
+            # its line. An integer SQLite cannot hold must never end in a traceback.
+            raise StoreError(
+                f"Import into {self.path} failed and was rolled back: a number in the list "
+                f"is too large for the store ({exc})"
+            ) from exc
         finally:
             with contextlib.suppress(sqlite3.DatabaseError):
                 conn.execute("DROP TABLE IF EXISTS temp.matcher_rows")

@@ -18,6 +18,37 @@ OnInvalid = Callable[[FormatError], None] | None
 
 SNIFF_BYTES = 64 * 1024
 
+# The largest size any file can have (a signed 64-bit off_t), and the largest
+# integer SQLite stores as such.
+MAX_FILE_SIZE = (1 << 63) - 1
+
+
+class SizeOutOfRange(FormatError, ValueError):
+    """A list's file size past MAX_FILE_SIZE (a ValueError too, for readers that wrap those)."""
+
+
+def byte_count(digits: str | bytes | int) -> int:
+    """A list's file size from its decimal digits (checked by the caller), or an int.
+
+    Raises:
+        SizeOutOfRange: past MAX_FILE_SIZE: no file is that large, and the
+            store could not hold it.
+    """
+    # Note: a long run of digits is never converted (Python refuses past
+    # 4,300 digits, with a message about itself, not the list).
+    if isinstance(digits, int):
+        size, shown = digits, "given"
+    else:
+        shown = digits if isinstance(digits, str) else digits.decode("ascii", "replace")
+        significant = shown.lstrip("0")
+        size = int(significant or "0") if len(significant) <= 19 else MAX_FILE_SIZE + 1
+    if size > MAX_FILE_SIZE:
+        raise SizeOutOfRange(
+            f"the size {shown[:40]}{'...' if len(shown) > 40 else ''} is larger than any file "
+            "can be (2^63 - 1 bytes)"
+        )
+    return size
+
 
 class HashListReader(Protocol):
     """A hash-list format: detection by content, and a streaming parse.

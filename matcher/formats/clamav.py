@@ -13,6 +13,7 @@ from matcher.formats import registry
 from matcher.formats.base import SNIFF_BYTES
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
+from matcher.formats.base import byte_count
 from matcher.models import HashRecord
 
 BOM = b"\xef\xbb\xbf"
@@ -133,8 +134,13 @@ class ClamavReader(TextReader):
             elif not line.strip() or line.startswith(b"#"):
                 continue
             elif match := _WHOLE_FILE.fullmatch(line):
-                yield _record(match, number)
-                continue
+                try:
+                    record = _record(match, number)
+                except FormatError as exc:
+                    error = FormatError(exc.reason, source, number)
+                else:
+                    yield record
+                    continue
             elif _is_section_line(line):
                 # Not a bad line but the wrong kind of file: never skipped.
                 raise FormatError(_SECTION_MESSAGE, source, number)
@@ -151,7 +157,7 @@ def _record(match: re.Match[bytes], number: int) -> HashRecord:
     algorithm = _ALGORITHMS[len(digest)]
     return HashRecord(
         digests={algorithm: bytes.fromhex(digest.decode("ascii"))},
-        size=None if size == b"*" else int(size),
+        size=None if size == b"*" else byte_count(size),
         name=_decode_name(name),
         line=number,
     )

@@ -15,6 +15,7 @@ from matcher.formats import csv_rows
 from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
+from matcher.formats.base import byte_count
 from matcher.formats.gnu_sum import decode_name
 from matcher.formats.gnu_sum import excerpt
 from matcher.formats.gnu_sum import head_lines
@@ -132,7 +133,7 @@ def _record(row: list[str], header: _Header, number: int) -> HashRecord:
         cell = row[header.size].strip()
         if not cell.isascii() or _SIZE.fullmatch(cell) is None:
             raise FormatError(f"the size is not a whole number: {excerpt(_verbatim(cell))}")
-        size = int(cell)
+        size = byte_count(cell)
     name = _verbatim(row[header.name]) if header.name is not None else b""
     return HashRecord(
         digests=found,

@@ -13,6 +13,7 @@ from matcher.errors import FormatError
 from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
+from matcher.formats.base import byte_count
 from matcher.formats.gnu_sum import MAX_RECORD
 from matcher.formats.gnu_sum import decode_name
 from matcher.formats.gnu_sum import digest_for_length
@@ -145,9 +146,9 @@ def _record(line: bytes, layout: _Layout, number: int) -> HashRecord:
         except ValueError as exc:
             raise FormatError(str(exc)) from exc
     name = fields[-1]
-    return HashRecord(
-        digests=found, size=int(fields[0]), name=decode_name(name) if name else None, line=number
-    )
+    size = byte_count(fields[0])
+    name_text = decode_name(name) if name else None
+    return HashRecord(digests=found, size=size, name=name_text, line=number)
 
 
 def _size_record(line: bytes, number: int) -> HashRecord:
@@ -157,7 +158,7 @@ def _size_record(line: bytes, number: int) -> HashRecord:
     size, hex_text, name = match.groups()
     algorithm, digest = digest_for_length(hex_text)
     return HashRecord(
-        digests={algorithm: digest}, size=int(size), name=decode_name(name), line=number
+        digests={algorithm: digest}, size=byte_count(size), name=decode_name(name), line=number
     )
 
 

@@ -14,6 +14,7 @@ from matcher.formats import csv_rows
 from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
+from matcher.formats.base import byte_count
 from matcher.formats.gnu_sum import excerpt
 from matcher.models import HashRecord
 
@@ -101,7 +102,7 @@ def _record(row: list[str], layout: _Layout, number: int) -> HashRecord:
             raise FormatError(
                 f"file_size is not a whole number: {excerpt(csv_rows.verbatim(text))}"
             )
-        size = int(text)
+        size = byte_count(text)
     directory = row[layout.directory] if layout.directory is not None else ""
     file_name = row[layout.file_name] if layout.file_name is not None else ""
     return HashRecord(

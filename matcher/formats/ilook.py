@@ -14,6 +14,7 @@ from matcher.formats import csv_rows
 from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
+from matcher.formats.base import byte_count
 from matcher.formats.gnu_sum import excerpt
 from matcher.models import HashRecord
 
@@ -91,7 +92,7 @@ def _record(row: list[str], layout: _Layout, number: int) -> HashRecord:
         text = row[layout.size].strip()
         if not text.isascii() or _SIZE.fullmatch(text) is None:
             raise FormatError(f"FileSize is not a whole number: {excerpt(csv_rows.verbatim(text))}")
-        size = int(text)
+        size = byte_count(text)
     folder = row[layout.file_path] if layout.file_path is not None else ""
     name = row[layout.file_name] if layout.file_name is not None else ""
     return HashRecord(

@@ -14,6 +14,7 @@ from matcher.errors import FormatError
 from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
+from matcher.formats.base import byte_count
 from matcher.models import HashRecord
 
 BOM = b"\xef\xbb\xbf"
@@ -250,7 +251,7 @@ def _record(line: bytes, layout: _Layout, number: int) -> HashRecord:
         if raw_size:
             if not raw_size.isdigit():
                 raise ValueError(f"FileSize is not a byte count: {_excerpt(raw_size)}")
-            size = int(raw_size)
+            size = byte_count(raw_size)
     ident = _unquote(fields[layout.ident]).decode("utf-8", "replace") or None
     label = None
     if layout.label is not None:

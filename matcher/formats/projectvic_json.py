@@ -6,6 +6,7 @@ import decimal
 import io
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import RecordBatch
 from matcher.formats.base import TextReader
+from matcher.formats.base import byte_count
 from matcher.models import HashRecord
 
 BOM = b"\xef\xbb\xbf"
@@ -50,9 +52,44 @@ class _NotVics(Exception):
     """The JSON is valid so far but is not shaped like a VICS list."""
 
 
+# Note: ijson's C parser (yajl2_c) kills the whole process (a segmentation
+# fault) on an integer longer than Python's int-conversion limit (4,300 digits
+# by default). So no run of that many digits ever reaches the parser: a
+# hostile list is refused with its byte offset instead. No field of a VICS
+# list is anywhere near that long (sizes have at most 19 digits, hashes are hex).
+def _digit_run_limit() -> int:
+    configured = sys.get_int_max_str_digits()
+    return min(configured, _DIGIT_RUN_CAP) if configured else _DIGIT_RUN_CAP
+
+
+_DIGIT_RUN_CAP = 4300
+
+
+class _LongDigitRun(Exception):
+    """A run of more digits than the JSON parser can take, at a byte offset."""
+
+    def __init__(self, offset: int, limit: int):
+        super().__init__(offset, limit)
+        self.offset = offset
+        self.limit = limit
+
+
+# Every digit becomes "0" and every other byte "x": runs are then found with
+# bytes.find at memory speed (a regex would retry at each digit of a hex digest).
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+
+
+def _long_digit_run(data: bytes | memoryview, limit: int) -> int | None:
+    """The offset of a run of more than `limit` digits in `data`, if any."""
+    found = bytes(data).translate(_DIGITS_AS_ZEROS).find(b"0" * (limit + 1))
+    return None if found < 0 else found
+
+
 def _envelope(head: bytes) -> str | None:
     """The `@odata.context`/`odata.metadata` value among the first top-level keys."""
     pending = False
+    if _long_digit_run(head, _digit_run_limit()) is not None:
+        return None  # the parser cannot take it; reading the file names the offset
     try:
         for prefix, event, value in ijson.parse(io.BytesIO(head.removeprefix(BOM))):
             if pending:
@@ -234,12 +271,19 @@ def _media(events: _Events) -> Iterator[_Media]:
 
 
 class _Replay(io.RawIOBase):
-    """A stream that returns the bytes already read, then the rest of `stream`."""
+    """A stream that returns the bytes already read, then the rest of `stream`.
+
+    It raises _LongDigitRun before handing the parser a run of digits longer
+    than it can take (see _digit_run_limit), across read boundaries too.
+    """
 
     def __init__(self, head: bytes, stream: BinaryIO) -> None:
         super().__init__()
         self._head = memoryview(head)
         self._stream = stream
+        self._limit = _digit_run_limit()
+        self._offset = 0  # bytes handed out so far
+        self._run = 0  # digits at the end of what was handed out
 
     def readable(self) -> bool:
         return True
@@ -247,12 +291,28 @@ class _Replay(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         if self._head:
             count = min(len(buffer), len(self._head))
-            buffer[:count] = self._head[:count]
+            data: bytes | memoryview = self._head[:count]
             self._head = self._head[count:]
-            return count
-        data = self._stream.read(len(buffer))
+        else:
+            data = self._stream.read(len(buffer))
+        self._check(data)
         buffer[: len(data)] = data
         return len(data)
+
+    def _check(self, data: bytes | memoryview) -> None:
+        shape = bytes(data).translate(_DIGITS_AS_ZEROS)
+        first_other = shape.find(b"x")
+        lead = len(shape) if first_other < 0 else first_other
+        if self._run + lead > self._limit:
+            raise _LongDigitRun(self._offset - self._run, self._limit)
+        if first_other < 0:
+            self._run += lead
+        else:
+            inside = shape.find(b"0" * (self._limit + 1))
+            if inside >= 0:
+                raise _LongDigitRun(self._offset + inside, self._limit)
+            self._run = len(shape) - 1 - shape.rfind(b"x")
+        self._offset += len(data)
 
 
 def _tell(stream: BinaryIO) -> str:
@@ -303,17 +363,17 @@ def _digest(value: object, algorithm: str, field: str) -> bytes | None:
 
 def _size(value: object) -> int | None:
     if type(value) is int and value >= 0:
-        return value
+        return byte_count(value)
     if value is None or value == "":
         return None
     if isinstance(value, str):
         digits = value.strip()
-        if digits.isascii() and digits.isdigit() and len(digits) <= 20:
-            return int(digits)
+        if digits.isascii() and digits.isdigit():
+            return byte_count(digits)
     # Note that a huge exponent (1E+999999999) must not be expanded into an int.
     if isinstance(value, decimal.Decimal) and value.is_finite() and value.adjusted() < 30:
         if value >= 0 and value == value.to_integral_value():
-            return int(value)
+            return byte_count(int(value))
     raise ValueError(f"MediaSize is not a byte count: {_verbatim(value)!r:.60}")
 
 
@@ -430,6 +490,12 @@ class ProjectVicReader(TextReader):
                 return
             except _NotVics as exc:
                 raise FormatError(f"not a VICS list: {exc}", source) from exc
+            except _LongDigitRun as exc:
+                raise FormatError(
+                    f"a run of more than {exc.limit:,} digits starts at byte {exc.offset:,}: "
+                    "no value of a VICS list is that long, and the JSON parser cannot take it",
+                    source,
+                ) from exc
             except (ijson.JSONError, ValueError, UnicodeError, ArithmeticError) as exc:
                 # Note: the parser reads ahead in blocks, so the byte offset
                 # bounds the fault; the media count places it exactly.

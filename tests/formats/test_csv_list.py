@@ -147,7 +147,7 @@ names = st.text(min_size=1, max_size=60).map(
 rows = st.tuples(
     st.binary(min_size=16, max_size=16) | st.none(),
     st.binary(min_size=32, max_size=32),
-    st.integers(min_value=0, max_value=2**64) | st.none(),
+    st.integers(min_value=0, max_value=2**63 - 1) | st.none(),
     names,
     st.text(max_size=20),
 )

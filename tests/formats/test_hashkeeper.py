@@ -276,7 +276,7 @@ entries = st.tuples(
     st.binary(min_size=16, max_size=16),
     names,
     names,
-    st.none() | st.integers(min_value=0, max_value=2**63),
+    st.none() | st.integers(min_value=0, max_value=2**63 - 1),
 )
 
 

@@ -321,6 +321,7 @@ def test_unusable_media_sizes(number: bytes) -> None:
     assert (
         "out of range" in caught.value.reason
         or "MediaSize is not a byte count" in caught.value.reason
+        or "larger than any file can be" in caught.value.reason
     )
 
 
@@ -537,3 +538,43 @@ def test_any_envelope_is_read_or_refused_as_not_vics(envelope: object, cases: bo
             assert parse(data) == []
         except FormatError as exc:
             assert str(exc).startswith("list.json: not a VICS list: its ")
+
+
+V2_MEDIA = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Media"
+
+
+@pytest.mark.parametrize("at", [100, 64 * 1024 - 2500, 64 * 1024 + 10, 3 * 64 * 1024 - 7])
+@pytest.mark.parametrize("where", ["number", "string"])
+def test_a_digit_run_the_json_parser_cannot_take_is_refused_at_its_byte(tmp_path: Path, at: int, where: str) -> None:
+    """ijson's C parser kills the process on an integer of more than 4,300 digits.
+
+    Such a run never reaches it, wherever it falls across the reads; the
+    file is refused naming the byte where the run starts.
+    """
+    start = json.dumps({"@odata.context": V2_MEDIA, "value": []})[:-2] + '{"MD5":"5d41402abc4b2a76b9719d911017c592","X":"'
+    pad = "a" * (at - len(start) - 2)
+    quote = '"' if where == "string" else ""
+    prefix = start + pad + '",' + f'"N":{quote}'
+    run_start = len(prefix.encode())
+    text = prefix + "7" * 5000 + quote + "}]}"
+    path = tmp_path / "l.json"
+    path.write_text(text)
+    with pytest.raises(FormatError, match=f"more than 4,300 digits starts at byte {run_start:,}:"):
+        list(READER.read_batches(path))
+
+
+def test_a_digit_run_in_the_head_does_not_crash_detection(tmp_path: Path) -> None:
+    path = tmp_path / "l.json"
+    path.write_text('{"value": [' + "1" * 5000 + "]}")
+    result = subprocess.run(
+        [sys.executable, "-m", "matcher", "import", str(path), "--db", str(tmp_path / "s.db")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_run_of_4300_digits_inside_a_string_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "l.json"
+    media = {"MD5": "5d41402abc4b2a76b9719d911017c592", "Comment": "1" * 4300}
+    path.write_text(json.dumps({"@odata.context": V2_MEDIA, "value": [media]}))
+    assert [r.digests["md5"].hex() for r in READER.read(path)] == [media["MD5"]]
