@@ -15,6 +15,7 @@ import sys
 import tarfile
 import tracemalloc
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -531,3 +532,27 @@ def test_7z_memory_stays_bounded_on_a_large_member(tmp_path: Path) -> None:
         archive_mod.close_cached()
     assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
     assert peak < 4 << 20, f"peak {peak} bytes while reading a {len(data)}-byte member"
+
+
+def test_no_content_byte_of_a_damaged_archive_reaches_the_log(db: Path, tmp_path: Path) -> None:
+    """gzip names trailing garbage by quoting it (`Not a gzipped file (b'..')`): never logged."""
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    marker = b"QZ\x7fK"
+    (evidence / "tail.gz").write_bytes(gzip.compress(b"plain text") + marker)
+    (evidence / "tail.tar.gz").write_bytes(gzip.compress(tar_bytes({"a": b"x"})) + marker)
+    result, log = scan(db, tmp_path, evidence, "--archives")
+    text = log.read_bytes() + result.output.encode()
+    assert b"QZ" not in text and b"\\x7fK" not in text, text
+    errors = [r for r in read_log(log) if r["type"] == "error"]
+    assert errors and all("<bytes>" in str(r["detail"]) or "BadGzipFile" in str(r["detail"]) for r in errors), errors
+
+
+def test_describe_keeps_only_content_free_messages() -> None:
+    from matcher.evidence.reasons import describe
+
+    assert describe(gzip.BadGzipFile("Not a gzipped file (b'SE')")) == "BadGzipFile: Not a gzipped file (<bytes>)"
+    assert describe(ValueError("invalid literal for int() with base 8: '\\x00ab'")) == "ValueError"
+    assert describe(KeyError(b"\x12")) == "KeyError"
+    assert describe(zlib.error("Error -3 while decompressing data: invalid block type")).endswith("invalid block type")
+    assert describe(OSError(5, "Input/output error")) == "OSError: [Errno 5] Input/output error"

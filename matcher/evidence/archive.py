@@ -51,6 +51,7 @@ from typing import Any
 from matcher.evidence import image as image_mod
 from matcher.evidence import sevenzip
 from matcher.evidence.folder import open_readonly
+from matcher.evidence.reasons import describe
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -315,10 +316,10 @@ def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryvi
                 yield buffer[:n]
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
         close_cached()
-        raise OSError(errno_mod.EIO, f"archive member unreadable: {exc}") from exc
+        raise OSError(errno_mod.EIO, f"archive member unreadable: {describe(exc)}") from exc
     except (ValueError, RuntimeError, OSError) as exc:
         close_cached()
-        raise OSError(errno_mod.EIO, f"archive member unreadable: {exc}") from exc
+        raise OSError(errno_mod.EIO, f"archive member unreadable: {describe(exc)}") from exc
 
 
 # -- listing -----------------------------------------------------------------------
@@ -392,7 +393,7 @@ class ArchiveWalker:
                 None,
                 failure=Failure.WALK,
                 kind="archive",
-                detail=f"archive cannot be listed: {type(exc).__name__}: {exc}",
+                detail=f"archive cannot be listed: {describe(exc)}",
             )
 
     def _over(self, size: int, packed: int, budget: _Budget) -> Skip | None:

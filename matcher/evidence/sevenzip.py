@@ -27,6 +27,9 @@ import zlib
 from typing import IO
 from typing import Any
 
+from matcher.evidence.reasons import OwnMessage
+from matcher.evidence.reasons import describe
+
 INSTALL = "pip install 'matcher[archives]'"
 MAGIC = b"7z\xbc\xaf\x27\x1c"
 # The 7z coder id of 7zAES (AES-256, SHA-256 key derivation): an encrypted folder.
@@ -37,7 +40,7 @@ _FEED = 1 << 18  # packed bytes handed to a decompressor at a time
 _SKIP = 1 << 20  # output bytes decompressed and dropped at a time when seeking forward
 
 
-class SevenZipError(ValueError):
+class SevenZipError(ValueError, OwnMessage):
     """A 7z archive or member that cannot be read (damaged, truncated, unsupported)."""
 
 
@@ -145,11 +148,11 @@ class SevenZipArchive:
         except Exception as exc:
             # Note that a damaged header can make py7zr raise almost anything
             # (struct.error, IndexError, KeyError...): all mean "cannot list".
-            raise SevenZipError(f"7z header unreadable: {type(exc).__name__}: {exc}") from exc
+            raise SevenZipError(f"7z header unreadable: {describe(exc)}") from exc
         try:
             self.folders, self.members = self._table()
         except Exception as exc:
-            raise SevenZipError(f"7z header unreadable: {type(exc).__name__}: {exc}") from exc
+            raise SevenZipError(f"7z header unreadable: {describe(exc)}") from exc
         self._current: int | None = None
         self._decoder: Any = None
         self._feed: _Feed | None = None
@@ -259,7 +262,7 @@ class SevenZipArchive:
             # Note that py7zr's decompressors raise their own and their
             # libraries' errors (EOFError, lzma.LZMAError, CrcError...).
             self._current = None
-            raise SevenZipError(f"7z data unreadable: {type(exc).__name__}: {exc}") from exc
+            raise SevenZipError(f"7z data unreadable: {describe(exc)}") from exc
 
     def _seek(self, folder: int, offset: int) -> None:
         if self._current != folder or self._pos > offset:

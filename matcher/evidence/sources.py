@@ -20,6 +20,7 @@ from matcher.evidence import archive as archive_mod
 from matcher.evidence import image as image_mod
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
+from matcher.evidence.reasons import describe
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -134,7 +135,7 @@ def _unlistable(task: FileTask, exc: OSError) -> EntryOutcome:
         mtime_ns=None,
         failure=Failure.WALK,
         errno=exc.errno,
-        detail=f"cannot look inside: {exc}",
+        detail=f"cannot look inside: {describe(exc)}",
         kind="archive",
     )
 
