@@ -162,18 +162,21 @@ class Hasher:
             return _failure_of(Failure.IO_ERROR, exc)
         finally:
             os.close(fd)
+        # Note: the ctime too, which no user can set back: a writer that
+        # restores the mtime after changing the content still moves it.
         moved = (
             total != size
             or after.st_size != size
             or before.st_size != size
             or after.st_mtime_ns != mtime_ns
             or before.st_mtime_ns != mtime_ns
+            or after.st_ctime_ns != before.st_ctime_ns
         )
         if moved or not digests:
             return (
                 Failure.CHANGED,
                 None,
-                f"size or mtime moved while read (listed {size} bytes, read {total})",
+                f"size, mtime or ctime moved while read (listed {size} bytes, read {total})",
             )
         return digests
 

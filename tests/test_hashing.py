@@ -103,6 +103,27 @@ def test_file_changed_after_listing_is_a_failure(tmp_path: Path) -> None:
     assert out.failure is Failure.CHANGED
 
 
+def test_content_rewritten_mid_read_with_its_mtime_restored_is_a_failure(tmp_path: Path) -> None:
+    """Same size, same mtime (set back with utime), other bytes: only the ctime tells."""
+    path = tmp_path / "rewritten"
+    path.write_bytes(b"a" * 5000)
+    task = task_for(path)
+    hasher = Hasher(ALGOS, open_readonly, chunk_size=1024)  # the chunk loop: a read "in the middle"
+    real_digest_fd = hasher.digest_fd
+
+    def rewrite_during_read(fd: int, expected_size: int) -> tuple[dict[str, bytes], int]:
+        result = real_digest_fd(fd, expected_size)
+        with path.open("r+b") as f:
+            f.write(b"b" * 5000)
+        os.utime(path, ns=(task.mtime_ns, task.mtime_ns))
+        return result
+
+    hasher.digest_fd = rewrite_during_read  # type: ignore[method-assign]
+    out = hasher.run(task)
+    assert out.failure is Failure.CHANGED and out.digests is None
+    assert out.detail is not None and "ctime" in out.detail
+
+
 def test_file_replaced_by_symlink_is_not_followed(tmp_path: Path) -> None:
     path = tmp_path / "victim"
     path.write_bytes(b"x")
