@@ -303,6 +303,8 @@ class ResumeState:
     torn_tail: dict[str, object] | None
     matched_paths: frozenset[bytes]
     last_run: dict[str, object] | None
+    # Every match record, by path (the first, should a path repeat).
+    matches: dict[bytes, dict[str, object]] = dataclasses.field(default_factory=dict)
 
     @property
     def needs_crash_recovery(self) -> bool:
@@ -549,14 +551,14 @@ def open_for_resume(
 
 
 def _resume_state(fd: int, name: str) -> ResumeState:
-    st, matched, last_run = _ScanState(), set[bytes](), None
+    st, matched, last_run = _ScanState(), dict[bytes, dict[str, object]](), None
     with open(os.dup(fd), "rb") as stream:
         for rec in _records(stream, st):
             if rec["type"] == "run":
                 last_run = rec
             elif rec["type"] == "match":
                 try:
-                    matched.add(fields_path(rec))
+                    matched.setdefault(fields_path(rec), rec)
                 except (KeyError, ValueError) as exc:
                     # Without its path a match cannot be kept exactly once on resume.
                     raise IntegrityError(
@@ -576,6 +578,7 @@ def _resume_state(fd: int, name: str) -> ResumeState:
         torn_tail,
         frozenset(matched),
         last_run,
+        matched,
     )
 
 

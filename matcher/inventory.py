@@ -151,6 +151,18 @@ class Inventory:
             raise StoreError(f"Cannot write inventory {self.path}: {exc}") from exc
         self._pending.clear()
 
+    def forget_failures(self) -> None:
+        """Drop the rows of failed entries (a resume reads them again, or finds them gone).
+
+        Raises:
+            StoreError: when the inventory cannot be written.
+        """
+        try:
+            with self.db.atomic():
+                self.db.execute("DELETE FROM entries WHERE failure IS NOT NULL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Cannot write inventory {self.path}: {exc}") from exc
+
     def finished_paths(self) -> set[bytes]:
         """Paths whose outcome is final (hashed or skipped): resume does not re-read them.
 

@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import gc
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -508,8 +510,16 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
         )
         if options.lists:
             # Note: imported here, so a scan without --list does not load every list reader.
+            from matcher.importing import file_sha256
             from matcher.importing import import_list
         for list_path in options.lists:
+            if options.resume and store.find_list(source_sha256=file_sha256(list_path)) is None:
+                # Note: refused before the import, so a refused resume leaves the store as it was.
+                raise UsageError(
+                    f"Cannot resume with --list {list_path}: it is not in the store, so it is "
+                    "not among the lists of the run the log continues. Start a new log; to "
+                    "match a finished run against new lists, use `matcher rematch`."
+                )
             result = import_list(store, list_path)
             if result.already_imported:
                 notes.append(f"list {list_path} was already imported as {result.info.name!r}")
@@ -604,14 +614,27 @@ def _scan(
     run_no = 0
     if options.resume:
         log, state = auditlog.open_for_resume(options.log, signer=signer)
+        try:
+            _refuse_another_scan(state.last_run, _identity(options, lists, candidate_sizes))
+            inventory = Inventory(inventory_path)
+        except BaseException:
+            log.close()
+            raise
         logged = set(state.matched_paths)
         resume_fields = state.run_fields()
         if state.torn_tail:
             notes.append(f"a torn last line was set aside in {state.torn_tail['saved_to']}")
-        inventory = Inventory(inventory_path)
-        finished = inventory.finished_paths()
-        run_no = inventory.last_run() + 1
-        _count_finished(inventory, counts)
+        try:
+            run_no = inventory.last_run() + 1
+            # Note: failed entries are read again; their old rows go, so that
+            # the inventory this run seals says what the end record counts.
+            inventory.forget_failures()
+            finished = inventory.finished_paths()
+            _finish_logged_matches(inventory, state.matches, finished, run_no)
+            _count_finished(inventory, counts)
+        except BaseException:
+            _release(inventory, log)
+            raise
     else:
         log = auditlog.create(options.log, signer=signer)
         inventory = Inventory(inventory_path)
@@ -743,6 +766,7 @@ def _append_run_record(
     images: dict[bytes, OpenedImage],
     image_checks: dict[bytes, dict[str, object]],
 ) -> None:
+    identity = _identity(options, lists, candidate_sizes)
     log.append(
         "run",
         {
@@ -753,20 +777,8 @@ def _append_run_record(
             "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0]},
             "host": socket.gethostname(),
             "argv": list(options.argv),
-            "evidence": [path_fields(os.fsencode(os.path.abspath(e))) for e in options.evidence],
-            "algorithms": list(options.algorithms),
-            "lists": [info.as_log_dict() for info in lists],
-            "options": {
-                "jobs": jobs,
-                "candidates_only": candidate_sizes is not None,
-                "excludes": list(options.excludes),
-                "max_size": options.max_size,
-                "one_file_system": options.one_file_system,
-                "deleted": options.deleted,
-                "verify_image": options.verify_image,
-                "images_only": options.images_only,
-                "archives": options.archive_limits.as_log_dict() if options.archives else None,
-            },
+            **identity,
+            "options": {"jobs": jobs, **identity["options"]},  # type: ignore[dict-item]
             "images": [
                 {
                     **path_fields(root),
@@ -780,6 +792,112 @@ def _append_run_record(
             "selftest": selftest.as_log_dict(),
         },
     )
+
+
+def _identity(
+    options: ScanOptions, lists: Sequence[ListInfo], candidate_sizes: SizeSet | None
+) -> dict[str, object]:
+    """The run record's fields that a resume must share with the run it continues.
+
+    Everything that decides which entries are read and what they match:
+    the evidence, the digests, the lists and the options (--jobs aside).
+    """
+    return {
+        "evidence": [path_fields(os.fsencode(os.path.abspath(e))) for e in options.evidence],
+        "algorithms": list(options.algorithms),
+        "lists": [info.as_log_dict() for info in lists],
+        "options": {
+            "candidates_only": candidate_sizes is not None,
+            "excludes": list(options.excludes),
+            "max_size": options.max_size,
+            "one_file_system": options.one_file_system,
+            "deleted": options.deleted,
+            "verify_image": options.verify_image,
+            "images_only": options.images_only,
+            "archives": options.archive_limits.as_log_dict() if options.archives else None,
+        },
+    }
+
+
+def _refuse_another_scan(
+    last_run: Mapping[str, object] | None, identity: dict[str, object]
+) -> None:
+    """Refuse a resume that would not continue the same scan.
+
+    A resume skips every finished entry. With other evidence, lists or
+    options, those entries would count as read under conditions they were
+    never read under (a new list's match missed, a root never walked).
+
+    Raises:
+        UsageError: naming what differs.
+    """
+    if last_run is None:
+        return
+    now = json.loads(json.dumps(identity))  # the form the log holds
+    differs: list[str] = []
+    for key, value in now.items():
+        if key not in last_run:
+            continue  # a log written before the field existed
+        earlier = last_run[key]
+        if key == "options" and isinstance(earlier, dict):
+            differs.extend(
+                f"--{name.replace('_', '-')}"
+                for name, setting in value.items()
+                if name in earlier and earlier[name] != setting
+            )
+        elif earlier != value:
+            differs.append(key)
+    if differs:
+        raise UsageError(
+            f"Cannot resume: this run differs from the one the log continues in: "
+            f"{', '.join(differs)}. A resume repeats the same evidence, algorithms, lists and "
+            "options (only --jobs may change), or it would count entries as read under other "
+            "conditions. Start a new log; to match a finished run against new lists, use "
+            "`matcher rematch`."
+        )
+
+
+def _finish_logged_matches(
+    inventory: Inventory,
+    matches: Mapping[bytes, Mapping[str, object]],
+    finished: set[bytes],
+    run: int,
+) -> None:
+    """Record as finished each file an earlier segment logged as a match, but did not commit.
+
+    The log is synced before the inventory (see _Recorder.commit), so a crash
+    can leave a match record whose inventory row never landed. That file was
+    read and matched: the record says so, with its digests. It is not read
+    again (a re-read that failed would leave a logged match counted as an
+    error); its row is written from the record, and it counts as notable.
+    """
+    for path, record in matches.items():
+        if path in finished:
+            continue
+        digests = record.get("digests")
+        if not isinstance(digests, dict) or not digests:
+            continue  # not from a scan of this version; the file is read again
+        outcome = EntryOutcome(
+            path,
+            record.get("size"),  # type: ignore[arg-type]
+            _ns(record.get("mtime")),
+            digests={str(a): bytes.fromhex(str(d)) for a, d in digests.items()},
+            detail="matched in an earlier segment, whose row the crash lost: "
+            "recorded from its match record, not read again",
+            kind=str(record.get("kind", "file")),
+        )
+        inventory.add(outcome, Verdict.NOTABLE.value, run)
+        finished.add(path)
+    inventory.flush()
+
+
+def _ns(stamp: object) -> int | None:
+    """Nanoseconds since the epoch of a log's UTC time (microsecond precision)."""
+    if not isinstance(stamp, str):
+        return None
+    moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    return (moment - epoch) // datetime.timedelta(microseconds=1) * 1000
 
 
 def _release(inventory: Inventory, log: auditlog.LogWriter) -> None:

@@ -6,7 +6,9 @@ import hashlib
 import json
 import random
 import shutil
+import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -246,3 +248,132 @@ def test_each_inventory_commit_follows_a_log_sync_of_its_matches(corpus: tuple[P
     assert summary.status == "complete"
     assert sorted(appended) == sorted(notable) and sum(commits) == len(notable)
     assert len(commits) > 1  # the check ran on several commits, not only the last
+
+
+def _small_tree(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """ev/ with a notable file and two plain ones, and a store holding the notable one."""
+    ev = tmp_path / "ev"
+    (ev / "b").mkdir(parents=True)
+    notable = b"notable content %d" % random.Random(3).randrange(10**9)
+    (ev / "hit.bin").write_bytes(notable)
+    (ev / "plain.bin").write_bytes(b"plain")
+    (ev / "b" / "inner.bin").write_bytes(b"inner")
+    lst = tmp_path / "n.sha256"
+    lst.write_text(f"{hashlib.sha256(notable).hexdigest()}  hit\n")
+    db = tmp_path / "s.db"
+    subprocess.run([*MATCHER, "import", str(lst), "--db", str(db)], check=True, capture_output=True)
+    return ev, db, notable
+
+
+def _interrupted_scan(ev: Path, db: Path, log: Path, monkeypatch: pytest.MonkeyPatch, *, jobs: int = 1) -> None:
+    """Run a scan in this process and stop it with SIGINT at its first progress report."""
+    import matcher.scan as scan_mod
+
+    def stop(counts: scan_mod.Counts) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    summary = scan_mod.run_scan(scan_mod.ScanOptions([ev], "E", "C", db, log, jobs=jobs), stop)
+    assert summary.status == "interrupted"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [["--list", "{extra}"], ["--exclude", "*.bin"], ["--algorithms", "md5,sha256"], ["{other_root}"]],
+    ids=["a new list", "an exclude", "other algorithms", "another root"],
+)
+def test_a_resume_that_is_not_the_same_scan_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: list[str]) -> None:
+    """Finished entries are skipped on resume: with other lists, roots or options they would
+    count as read under conditions they never were (a new list's match silently missed)."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    _interrupted_scan(ev, db, log, monkeypatch)
+    extra = tmp_path / "extra.md5"
+    extra.write_text(f"{hashlib.md5(b'plain').hexdigest()}  plain\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    args = [a.format(extra=extra, other_root=other) for a in change]
+    before, store_before = log.read_bytes(), (tmp_path / "s.db").read_bytes()
+    evidence = [] if "{other_root}" in change else [str(ev)]
+    result = subprocess.run(
+        [*MATCHER, "scan", *evidence, "--examiner", "E", "--case", "C", "--db", str(db),
+         "--log", str(log), "-q", "--resume", *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Cannot resume" in result.stderr and "matcher rematch" in result.stderr
+    assert log.read_bytes() == before and (tmp_path / "s.db").read_bytes() == store_before
+    # The same scan (another --jobs is fine) still resumes.
+    again = run_scan(ev, db, log, "--resume", "--jobs", "2")
+    assert again.returncode == 1, again.stderr
+    assert verify(log) == 0
+
+
+def test_a_match_logged_before_a_crash_stays_notable_if_its_file_is_gone(tmp_path: Path) -> None:
+    """The log is synced before the inventory: a crash between them leaves a match record
+    with no inventory row. The resume records the file from its match record (it is not
+    read again), so a file gone or unreadable by then is still counted as the match it was."""
+    ev, db, notable = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    crash = (
+        "import os, sys\n"
+        "import matcher.inventory as inv\n"
+        "real = inv.Inventory.flush\n"
+        "def flush(self):\n"
+        "    if any('notable' in row for rows in self._pending.values() for row in rows):\n"
+        "        os._exit(9)  # the log holds the match; the inventory never gets its row\n"
+        "    real(self)\n"
+        "inv.Inventory.flush = flush\n"
+        "from matcher.cli import cli\n"
+        "cli(sys.argv[1:], prog_name='matcher')\n"
+    )
+    first = subprocess.run(
+        [sys.executable, "-c", crash, "scan", str(ev), "--examiner", "E", "--case", "C",
+         "--db", str(db), "--log", str(log), "-q", "--jobs", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert first.returncode == 9, first.stderr
+    assert len(matched_paths(log)) == 1
+    (ev / "hit.bin").unlink()
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 1, result.stderr  # a notable match was found
+    assert verify(log) == 0 and matched_paths(log) == [str(ev / "hit.bin")]
+    counts = assert_counts_add_up(log)
+    assert counts["notable"] == 1 and counts["errors"] == 0 and counts["files"] == 3
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        row = conn.execute(
+            "SELECT verdict, sha256, detail FROM entries WHERE path = ?", [os.fsencode(ev / "hit.bin")]
+        ).fetchone()
+    finally:
+        conn.close()
+    assert row[0] == "notable" and bytes(row[1]) == hashlib.sha256(notable).digest()
+    assert "earlier segment" in row[2]
+
+
+def test_a_failure_that_passes_on_resume_leaves_no_stale_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory that could not be listed is retried on resume; once it lists, its old
+    failure row goes, so the inventory the end record seals says what the counts say."""
+    import matcher.evidence.folder as folder_mod
+
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    real = folder_mod.FolderWalker._list_dir
+
+    def failing(self: folder_mod.FolderWalker, path: bytes, dev: int, ino: int) -> object:
+        if path.endswith(b"/b"):
+            return folder_mod._walk_failure(path, OSError(5, "Input/output error"))
+        return real(self, path, dev, ino)
+
+    monkeypatch.setattr(folder_mod.FolderWalker, "_list_dir", failing)
+    _interrupted_scan(ev, db, log, monkeypatch)
+    monkeypatch.setattr(folder_mod.FolderWalker, "_list_dir", real)
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 1, result.stderr
+    counts = assert_counts_add_up(log)
+    assert counts["errors"] == 0 and counts["files"] == 3
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        rows = conn.execute("SELECT count(*), count(failure) FROM entries").fetchone()
+    finally:
+        conn.close()
+    assert rows == (counts["entries"], 0)
