@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -26,6 +27,9 @@ MAX_LINE = 64 * 1024
 # CSV header (the generic CSV reader is told not to claim it).
 SIGNATURE = ("sha-1", "filename", "productcode")
 _DIGEST_COLUMNS = {"sha-1": "sha1", "md5": "md5", "sha-256": "sha256", "sha256": "sha256"}
+# A `","` that is not part of doubled quotes: the end of one quoted field and
+# the start of the next, inside what would otherwise be taken as the FileName.
+_FIELD_BOUNDARY = re.compile(rb'(?<!")","(?!")')
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError)
 # zipfile raises these for an encrypted member (RuntimeError), an unsupported
 # compression method (NotImplementedError) and a damaged header (ValueError).
@@ -159,11 +163,12 @@ def _starts_with_zip(stream: BinaryIO) -> bool:
     return magic == ZIP_MAGIC
 
 
-def _member(archive: zipfile.ZipFile) -> zipfile.ZipInfo | None:
-    for info in archive.infolist():
-        if info.filename.replace("\\", "/").rsplit("/", 1)[-1].lower() == MEMBER:
-            return info
-    return None
+def _members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    return [
+        info
+        for info in archive.infolist()
+        if info.filename.replace("\\", "/").rsplit("/", 1)[-1].lower() == MEMBER
+    ]
 
 
 def _sniff_zip(head: bytes, path: Path | None) -> bool:
@@ -173,10 +178,10 @@ def _sniff_zip(head: bytes, path: Path | None) -> bool:
         return head[30 : 30 + length].rsplit(b"/", 1)[-1].lower() == MEMBER.encode()
     try:
         with zipfile.ZipFile(path) as archive:
-            info = _member(archive)
-            if info is None:
+            members = _members(archive)
+            if not members:
                 return False
-            with archive.open(info) as member:
+            with archive.open(members[0]) as member:
                 return _layout(member.readline(MAX_LINE)) is not None
     except (*_ZIP_ERRORS, *_ZIP_ERRORS_MORE):
         return False
@@ -185,9 +190,18 @@ def _sniff_zip(head: bytes, path: Path | None) -> bool:
 def _parse_zip(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterator[HashRecord]:
     try:
         with zipfile.ZipFile(stream) as archive:
-            info = _member(archive)
-            if info is None:
+            members = _members(archive)
+            if not members:
                 raise FormatError("the zip archive holds no NSRLFile.txt member", source)
+            if len(members) > 1:
+                # Note: which one is the list is not for matcher to guess.
+                names = ", ".join(repr(m.filename[:100]) for m in members[:5])
+                raise FormatError(
+                    f"the zip archive holds {len(members)} NSRLFile.txt members ({names}"
+                    f"{', ...' if len(members) > 5 else ''}); unpack it and import each one",
+                    source,
+                )
+            (info,) = members
             with archive.open(info) as member:
                 inner = f"{source}!{info.filename[:200]}"
                 yield from _parse_text(member, inner, on_invalid)  # type: ignore[arg-type]
@@ -227,9 +241,19 @@ def _split(line: bytes, layout: _Layout) -> list[bytes]:
     extra = len(fields) - layout.width
     if extra > 0:
         # Note that commas inside the quoted FileName are the only expected
-        # source of extra fields: give all of them back to that column.
+        # source of extra fields: give all of them back to that column. That
+        # holds only when what is given back is one quoted field; anything
+        # else is a field too many somewhere, which would shift every column
+        # after the name (a ProductCode read as the FileSize).
         at = layout.name
-        fields[at : at + extra + 1] = [b",".join(fields[at : at + extra + 1])]
+        name = b",".join(fields[at : at + extra + 1])
+        quoted = len(name) >= 2 and name[:1] == b'"' and name[-1:] == b'"'
+        if not quoted or _FIELD_BOUNDARY.search(name, 1, len(name) - 1):
+            raise ValueError(
+                f"expected {layout.width} fields as in the header, found {len(fields)}, and "
+                "the extra commas are not inside the quoted FileName"
+            )
+        fields[at : at + extra + 1] = [name]
     elif extra < 0:
         raise ValueError(f"expected {layout.width} fields, found {len(fields)}")
     return fields

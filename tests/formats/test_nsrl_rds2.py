@@ -291,3 +291,30 @@ def test_detection_is_exclusive_over_all_samples() -> None:
         assert READER.sniff(head, sample) == ours, sample
         if ours:
             assert registry.detect(sample, head) is registry.get(READER.NAME), sample
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b'"x.dll",5,123,"358","","extra"', b'"x.dll","extra",5,123,"358",""', b"x,y.dll,5,1,\"358\",\"\""],
+    ids=["a field too many at the end", "a quoted field too many after the name", "unquoted name with a comma"],
+)
+def test_a_field_too_many_is_refused_not_shifted_into_the_columns(tail: bytes) -> None:
+    """Absorbing it into the FileName would read the ProductCode as the FileSize."""
+    header = b'"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"\r\n'
+    line = b'"AAF4C61DDCC5E8A2DABEDE0F3B482CD9AEA9434D","5D41402ABC4B2A76B9719D911017C592","00000000",' + tail
+    with pytest.raises(FormatError, match=r"NSRLFile.txt:2: expected 8 fields as in the header, found 9"):
+        list(NsrlRds2Reader().parse(io.BytesIO(header + line + b"\r\n"), source="NSRLFile.txt"))
+    good = b'"AAF4C61DDCC5E8A2DABEDE0F3B482CD9AEA9434D","5D41402ABC4B2A76B9719D911017C592","00000000","a,b, c.txt",5,1,"358",""'
+    (record,) = NsrlRds2Reader().parse(io.BytesIO(header + good + b"\r\n"), source="NSRLFile.txt")
+    assert (record.name, record.size, record.ident) == ("a,b, c.txt", 5, "1")
+
+
+def test_a_zip_with_two_nsrlfile_members_is_refused_naming_both(tmp_path: Path) -> None:
+    header = b'"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"\r\n'
+    row = b'"AAF4C61DDCC5E8A2DABEDE0F3B482CD9AEA9434D","5D41402ABC4B2A76B9719D911017C592","00000000","x",5,1,"358",""\r\n'
+    path = tmp_path / "rds.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a/NSRLFile.txt", header + row)
+        archive.writestr("b/NSRLFile.txt", header)
+    with pytest.raises(FormatError, match=r"holds 2 NSRLFile.txt members \('a/NSRLFile.txt', 'b/NSRLFile.txt'\)"):
+        list(NsrlRds2Reader().read(path))
