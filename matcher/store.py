@@ -569,6 +569,8 @@ class HashStore:
         try:
             conn.execute("ATTACH DATABASE ? AS src", [uri])
         except sqlite3.DatabaseError as exc:
+            if "same text encoding" in str(exc):
+                return None  # a UTF-16 database: read through its own connection instead
             raise StoreError(f"Cannot attach {source.path}: {exc}") from exc
         try:
             with self._bulk_settings(), self.db.atomic():

@@ -18,7 +18,7 @@ from matcher.formats.base import RecordBatch
 from matcher.models import HashRecord
 from matcher.models import SqlListSource
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_MAGIC = sqlite_lists.SQLITE_MAGIC
 ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha256")
 BATCH_ROWS = 50_000
 
@@ -230,6 +230,10 @@ def _query_parts(
     if hex_text:
         digests = (md5, sha1, sha256)
         name = f"CAST({name} AS BLOB)"
+    elif conn.execute("PRAGMA encoding").fetchone()[0] != "UTF-8":
+        # Note: in a UTF-16 database a CAST to BLOB gives UTF-16 bytes; the
+        # hex comes as text instead (a2b_hex takes ASCII text as well).
+        digests = (md5, sha1, sha256)
     else:
         digests = (f"CAST({md5} AS BLOB)", f"CAST({sha1} AS BLOB)", f"CAST({sha256} AS BLOB)")
     return (
@@ -260,7 +264,7 @@ def _fast_rows(fetched: list[Any]) -> list[_ROW] | None:
             and (size is None or (size.__class__ is int and size >= 0))
             and (ident is None or (ident.__class__ is str and ident.isascii()))
         ]
-    except (binascii.Error, TypeError):
+    except (ValueError, TypeError):  # binascii.Error, or text that is not ASCII
         return None
     return rows if len(rows) == len(fetched) else None
 
@@ -297,6 +301,8 @@ def _checked_rows(
 
 def _digest(value: object, algorithm: str) -> bytes:
     expected = _HEX_LENGTHS[algorithm]
+    if isinstance(value, str) and value.isascii():  # from a UTF-16 database
+        value = value.encode("ascii")
     if not isinstance(value, bytes) or len(value) != expected:
         raise ValueError(f"{algorithm} is not {expected} hex digits: {_excerpt(value)}")
     try:

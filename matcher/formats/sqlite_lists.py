@@ -16,6 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from matcher.errors import FormatError
+from matcher.formats import registry
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _TEXT = functools.partial(str, encoding="utf-8", errors="surrogateescape")
 
@@ -27,6 +30,7 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
     Raises:
         FormatError: it cannot be opened.
     """
+    _refuse_pending_changes(path)
     uri = path.absolute().as_uri() + "?mode=ro&immutable=1"
     try:
         conn = sqlite3.connect(uri, uri=True)
@@ -37,6 +41,34 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         yield conn
     finally:
         conn.close()
+
+
+def _refuse_pending_changes(path: Path) -> None:
+    """Refuse a database whose write-ahead log or rollback journal lies beside it.
+
+    Read as immutable (nothing is ever written beside a list), SQLite reads
+    the database file alone: rows still in a `-wal` file would be missed in
+    silence, and a `-journal` means a write was cut off midway. The source
+    SHA-256 recorded for the list would cover the database file only, too.
+
+    Raises:
+        FormatError: naming the side file and what to do.
+    """
+    for suffix, what in (("-wal", "write-ahead log"), ("-journal", "rollback journal")):
+        side = path.with_name(path.name + suffix)
+        try:
+            size = side.stat().st_size
+        except OSError:
+            continue
+        if size > 0:
+            raise FormatError(
+                f"beside it is a {what}, {side.name} ({size:,} bytes), holding changes that "
+                "are not in the database file; matcher reads the database file alone and "
+                "never writes beside a list. Open a copy of both with sqlite3 "
+                "(PRAGMA wal_checkpoint(TRUNCATE), or any query for a journal), then import "
+                "the copy",
+                str(path),
+            )
 
 
 def columns(conn: sqlite3.Connection, table: str) -> dict[str, str]:
@@ -60,3 +92,30 @@ def name(value: object) -> str | bytes | None:
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogateescape")
     return text
+
+
+class UnreadableSqliteRefusal:
+    """Says why an SQLite file no reader accepted could not even be looked into.
+
+    Detection opens an SQLite list to see its tables; when that fails (a
+    truncated or damaged file, changes pending in a side file), the reason is
+    the one to give, not "not a hash list".
+    """
+
+    NAME = "sqlite-unreadable"
+    DESCRIPTION = "SQLite database that cannot be read (damaged, truncated, changes pending)"
+
+    def refuse(self, head: bytes, path: Path | None = None) -> str | None:
+        if path is None or not head.startswith(SQLITE_MAGIC):
+            return None
+        try:
+            with connect(path) as conn:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except FormatError as exc:
+            return exc.reason
+        except sqlite3.Error as exc:
+            return f"an SQLite database that cannot be read ({exc}): is it damaged or truncated?"
+        return None
+
+
+registry.register_refusal(UnreadableSqliteRefusal())

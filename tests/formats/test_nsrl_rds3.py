@@ -356,3 +356,62 @@ def test_detection_is_exclusive_over_all_samples() -> None:
         assert READER.sniff(head, sample) == ours, sample
         if ours:
             assert registry.detect(sample, head) is registry.get(READER.NAME), sample
+
+
+def _import(tmp_path: Path, path: Path, *extra: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from matcher.cli import cli
+
+    result = CliRunner().invoke(cli, ["import", str(path), "--db", str(tmp_path / "store.db"), *extra])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["detected", "--format nsrl-rds3"])
+def test_rows_still_in_a_wal_side_file_refuse_the_database(tmp_path: Path, named: bool) -> None:
+    """Read as immutable, SQLite never sees a -wal file: its rows would be missed in silence."""
+    live = tmp_path / "live.db"
+    make_minimal(live, [(*upper(HELLO), "hello.txt", 5, 1)])
+    writer = sqlite3.connect(live)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("INSERT INTO FILE VALUES (?, ?, ?, '00000000', 'world.txt', 5, 1)", upper(WORLD))
+    writer.commit()
+    copy = tmp_path / "rds.db"  # the database and its -wal, as a supplier might ship them
+    copy.write_bytes(live.read_bytes())
+    (tmp_path / "rds.db-wal").write_bytes((tmp_path / "live.db-wal").read_bytes())
+    writer.close()
+    code, output = _import(tmp_path, copy, *(["--format", "nsrl-rds3"] if named else []))
+    assert code == 2 and "beside it is a write-ahead log, rds.db-wal" in output, output
+    assert not (tmp_path / "store.db").exists() or "Traceback" not in output
+
+
+def test_a_truncated_database_is_named_as_such_by_detection(tmp_path: Path) -> None:
+    path = tmp_path / "cut.db"
+    path.write_bytes((SAMPLES / "RDS_synthetic_full.db").read_bytes()[:8192])
+    code, output = _import(tmp_path, path)
+    assert code == 2 and "an SQLite database that cannot be read" in output, output
+
+
+@pytest.mark.parametrize("encoding", ["UTF-16le", "UTF-16be"])
+def test_a_utf16_database_imports_as_its_utf8_twin(tmp_path: Path, encoding: str) -> None:
+    rows = [(*upper(HELLO), "héllo.txt", 5, 1), (*upper(WORLD), "world.txt", 5, 2)]
+    twin = make_minimal(tmp_path / "utf8.db", rows)
+    path = tmp_path / "utf16.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f'PRAGMA encoding="{encoding}"')
+        conn.executescript(MINIMAL_DDL)
+        conn.executemany("INSERT INTO FILE VALUES (?, ?, ?, '00000000', ?, ?, ?)", rows)
+    conn.close()
+    assert _import(tmp_path, twin)[0] == 0
+    code, output = _import(tmp_path, path)
+    assert code == 0, output
+    store = sqlite3.connect(tmp_path / "store.db")
+    try:
+        by_list = store.execute(
+            "SELECT l.name, count(*), group_concat(e.name, '|') FROM entries e JOIN lists l ON l.id = e.list_id "
+            "GROUP BY l.name ORDER BY l.name"
+        ).fetchall()
+    finally:
+        store.close()
+    assert [row[1:] for row in by_list] == [(2, by_list[0][2])] * 2 and len(by_list) == 2
