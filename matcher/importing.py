@@ -78,6 +78,12 @@ def resolve_reader(path: Path, format_name: str | None) -> HashListReader:
     return registry.detect(path)
 
 
+def default_role(reader: HashListReader, path: Path) -> str:
+    """The role a list takes without --role: its reader's, or what the file's own name says."""
+    by_name = getattr(reader, "default_role", None)
+    return str(by_name(path)) if by_name is not None else reader.DEFAULT_ROLE
+
+
 def import_list(
     store: HashStore,
     path: Path,
@@ -116,7 +122,7 @@ def import_list(
 
     new = NewList(
         name=name or path.name,
-        role=role or reader.DEFAULT_ROLE,
+        role=role or default_role(reader, path),
         format=reader.NAME,
         source_sha256=source_sha256,
         source_path=str(path),

@@ -34,6 +34,11 @@ _SECTION_MESSAGE = (
 _SNIFF_LINES = 50
 # The names of ClamAV's whole-file hash databases (unsigned .hdu/.hsu included).
 _SUFFIXES = frozenset({".hdb", ".hsb", ".hdu", ".hsu"})
+# ClamAV's allow lists (false-positive suppression) share the .hdb layout:
+# their hashes are of clean files.
+_ALLOW_SUFFIXES = frozenset({".fp", ".sfp"})
+# Names ClamAV reads as PE-section or import-table hashes, whatever the lines look like.
+_SECTION_SUFFIXES = frozenset({".mdb", ".msb", ".mdu", ".msu", ".imp"})
 
 
 def _head_lines(head: bytes) -> list[bytes]:
@@ -115,6 +120,26 @@ class ClamavReader(TextReader):
         """
         lines = _head_lines(head)[:_SNIFF_LINES]
         return bool(lines) and all(_WHOLE_FILE.fullmatch(line) for line in lines)
+
+    def default_role(self, path: Path) -> str:
+        """`known` for an allow list (.fp/.sfp: hashes of clean files), else `notable`."""
+        return "known" if path.suffix.lower() in _ALLOW_SUFFIXES else self.DEFAULT_ROLE
+
+    def read(self, path: Path, on_invalid: OnInvalid = None) -> Iterator[HashRecord]:
+        """As TextReader.read, but a file named as ClamAV section hashes is refused.
+
+        Raises:
+            FormatError: for a .mdb/.msb/.mdu/.msu/.imp name, whatever the lines:
+                ClamAV itself would read them as PE-section hashes.
+        """
+        if path.suffix.lower() in _SECTION_SUFFIXES:
+            raise FormatError(
+                f"the file is named {path.suffix}, which ClamAV reads as PE-section (or "
+                "import-table) hashes, not whole-file hashes; if it really holds whole-file "
+                "hashes in the .hdb layout, give it the .hdb or .hsb name it should have",
+                str(path),
+            )
+        return super().read(path, on_invalid)
 
     def parse(
         self, stream: BinaryIO, source: str = "<input>", on_invalid: OnInvalid = None

@@ -264,3 +264,29 @@ def test_detection_is_exclusive_over_all_samples() -> None:
         assert READER.sniff(head, sample) == ours, sample
         if ours:
             assert registry.detect(sample, head) is registry.get(READER.NAME), sample
+
+
+@pytest.mark.parametrize("suffix", [".fp", ".sfp", ".FP"])
+def test_an_allow_list_imports_as_known(tmp_path: Path, suffix: str) -> None:
+    """ClamAV .fp/.sfp files list clean files (false-positive suppression): never notable."""
+    from click.testing import CliRunner
+
+    from matcher.cli import cli
+
+    path = tmp_path / f"allow{suffix}"
+    path.write_text(f"{HELLO_MD5}:5:Clean.Hello\n")
+    db = tmp_path / "s.db"
+    result = CliRunner().invoke(cli, ["import", str(path), "--db", str(db)])
+    assert result.exit_code == 0 and "as known list" in result.output, result.output
+    overridden = tmp_path / f"other{suffix}"
+    overridden.write_text(f"{PATTERN_MD5}:2048:X\n")
+    result = CliRunner().invoke(cli, ["import", str(overridden), "--db", str(db), "--role", "notable"])
+    assert result.exit_code == 0 and "as notable list" in result.output, result.output
+
+
+@pytest.mark.parametrize("suffix", [".mdb", ".msb", ".mdu", ".msu", ".imp"])
+def test_a_file_named_as_section_hashes_is_refused_whatever_its_lines(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"sigs{suffix}"
+    path.write_text(f"{HELLO_MD5}:5:Looks.Like.Hdb\n")
+    with pytest.raises(FormatError, match=f"named {suffix}, which ClamAV reads as PE-section"):
+        list(READER.read(path))
