@@ -21,29 +21,29 @@ DIGEST_SIZES: dict[str, int] = {
 ALGORITHM_CODES: dict[str, int] = {"md5": 1, "sha1": 2, "sha256": 3, "sha512": 4, "blake3": 5}
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha256")
 
+# Names with case, spaces, hyphens and underscores removed ("SHA-2 256" -> "sha2256").
 _ALIASES = {
     "md5": "md5",
     "sha1": "sha1",
-    "sha-1": "sha1",
-    "sha_1": "sha1",
     "sha256": "sha256",
-    "sha-256": "sha256",
-    "sha_256": "sha256",
-    "sha2-256": "sha256",
+    "sha2256": "sha256",
     "sha512": "sha512",
-    "sha-512": "sha512",
-    "sha_512": "sha512",
-    "sha2-512": "sha512",
+    "sha2512": "sha512",
     "blake3": "blake3",
-    "blake3-256": "blake3",
+    "blake3256": "blake3",
 }
+_NAME_NOISE = re.compile(r"[\s_\-]+")
 _HEX = re.compile(rb"[0-9a-fA-F]+")
 _HEX_STR = re.compile(r"[0-9a-fA-F]+")
 
 
 def canonical_name(name: str) -> str | None:
-    """Return the canonical algorithm name for a user or list spelling, or None."""
-    return _ALIASES.get(name.strip().lower())
+    """Return the canonical algorithm name for a user or list spelling, or None.
+
+    Case, spaces, hyphens and underscores do not matter: "SHA-256", "sha_256",
+    "SHA 256", "SHA2-256" and "SHA-2 256" all name sha256.
+    """
+    return _ALIASES.get(_NAME_NOISE.sub("", name.lower()))
 
 
 def blake3_available() -> bool:

@@ -393,9 +393,16 @@ def _row(media: object) -> _Row:
         # Note that HashName is free text; PhotoDNA and the like are not digests.
         name = entry["HashName"]
         algorithm = _USUAL_NAMES.get(name) or digests.canonical_name(name)
-        if algorithm in found and found[algorithm] is None:
-            field = entry["HashName"][:20]
-            found[algorithm] = _digest(entry.get("HashValue"), algorithm, field)
+        if algorithm in found:
+            value = _digest(entry.get("HashValue"), algorithm, name[:20])
+            if found[algorithm] is None:
+                found[algorithm] = value
+            elif value is not None and value != found[algorithm]:
+                # Note: one file has one digest; which of two is right is not for matcher to guess.
+                raise ValueError(
+                    f"it gives two different {algorithm.upper()} values "
+                    f"({found[algorithm].hex()} and {value.hex()})"  # type: ignore[union-attr]
+                )
     if not any(found.values()):
         raise ValueError("it has no MD5, SHA1 or SHA-256")
     size = _size(media.get("MediaSize"))

@@ -578,3 +578,29 @@ def test_a_run_of_4300_digits_inside_a_string_is_read(tmp_path: Path) -> None:
     media = {"MD5": "5d41402abc4b2a76b9719d911017c592", "Comment": "1" * 4300}
     path.write_text(json.dumps({"@odata.context": V2_MEDIA, "value": [media]}))
     assert [r.digests["md5"].hex() for r in READER.read(path)] == [media["MD5"]]
+
+
+SHA256_HELLO = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+
+
+@pytest.mark.parametrize("name", ["SHA256", "SHA-256", "sha_256", "SHA 256", "SHA2-256", "SHA-2-256", "SHA-2 256", " Sha-256 "])
+def test_every_spelling_of_sha256_is_read(name: str) -> None:
+    entry = {"MD5": "5d41402abc4b2a76b9719d911017c592", "AlternativeHashes": [{"HashName": name, "HashValue": SHA256_HELLO}]}
+    (record,) = parse(document(V20.format("Default", "Media"), [entry]))
+    assert record.digests["sha256"].hex() == SHA256_HELLO
+
+
+def test_two_different_values_of_one_digest_refuse_the_media() -> None:
+    other = "0" * 64
+    entry = {
+        "MD5": "5d41402abc4b2a76b9719d911017c592",
+        "AlternativeHashes": [{"HashName": "SHA256", "HashValue": SHA256_HELLO}, {"HashName": "SHA-256", "HashValue": other}],
+    }
+    with pytest.raises(FormatError, match=f"media number 1 \\(value\\[0\\]\\): it gives two different SHA256 values \\({SHA256_HELLO} and {other}\\)"):
+        parse(document(V20.format("Default", "Media"), [entry]))
+    same = dict(entry, AlternativeHashes=[{"HashName": "SHA256", "HashValue": SHA256_HELLO}] * 2)
+    (record,) = parse(document(V20.format("Default", "Media"), [same]))
+    assert record.digests["sha256"].hex() == SHA256_HELLO
+    clash = {"MD5": "5d41402abc4b2a76b9719d911017c592", "AlternativeHashes": [{"HashName": "MD5", "HashValue": "0" * 32}]}
+    with pytest.raises(FormatError, match="two different MD5 values"):
+        parse(document(V20.format("Default", "Media"), [clash]))
