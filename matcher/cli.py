@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import os
 import re
 import sys
 import time
@@ -151,6 +152,24 @@ def cli() -> None:
     """
 
 
+@contextlib.contextmanager
+def _removed_if_nothing_lands(db: Path, results: list[dict[str, object]]) -> Iterator[None]:
+    """Remove a store this command created if it fails before any list is imported.
+
+    A refused import leaves the store as it was; when there was no store,
+    that means no file either (an empty store would look like a usable one).
+    """
+    created = not os.path.lexists(db)
+    try:
+        yield
+    except BaseException:
+        if created and not results:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{db}{suffix}")
+        raise
+
+
 @cli.command(name="import")
 @click.argument(
     "lists", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -199,8 +218,8 @@ def import_cmd(
         raise click.UsageError("--name applies to one list; import lists one by one to name each.")
     from matcher.importing import import_list
 
-    results = []
-    with _translate_errors():
+    results: list[dict[str, object]] = []
+    with _translate_errors(), _removed_if_nothing_lands(db, results):
         store = HashStore(db)
         try:
             for path in lists:

@@ -115,3 +115,17 @@ def test_db_falls_back_to_environment(runner: CliRunner, tmp_path: Path) -> None
     db = tmp_path / "env.db"
     result = runner.invoke(cli, ["import", str(LISTS / "notable.txt")], env={"MATCHER_DB": str(db)})
     assert result.exit_code == 0 and db.exists()
+
+
+def test_a_refused_import_into_a_new_store_leaves_no_store(tmp_path: Path) -> None:
+    """Refused means unchanged: where there was no store, there is none after."""
+    bad = tmp_path / "bad.md5"
+    bad.write_text("not a hash list at all\n")
+    db = tmp_path / "new.db"
+    result = CliRunner().invoke(cli, ["import", str(bad), "--db", str(db)])
+    assert result.exit_code == 2
+    assert not any(p.name.startswith("new.db") for p in tmp_path.iterdir())
+    good = tmp_path / "good.md5"
+    good.write_text("5d41402abc4b2a76b9719d911017c592  hello\n")
+    result = CliRunner().invoke(cli, ["import", str(good), str(bad), "--db", str(db)])
+    assert result.exit_code == 2 and db.exists()  # the first list landed; it stays
