@@ -37,6 +37,12 @@ NOTABLE = b"a benign notable member for the archive tests\n" * 5
 OTHER = b"another benign member\n"
 
 
+def file_base(path: Path) -> tuple[object, ...]:
+    """An archive file's base locator, as the walk makes it (path, device, inode)."""
+    st = path.stat()
+    return ("file", os.fsencode(path), st.st_dev, st.st_ino)
+
+
 def zip_bytes(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", method) as archive:
@@ -186,7 +192,7 @@ def test_member_count_and_total_limits(tmp_path: Path) -> None:
     items = list(
         walker.walk(
             os.fsencode(archive),
-            ("file", os.fsencode(archive)),
+            file_base(archive),
             archive.read_bytes()[:4096],
             archive.stat().st_size,
         )
@@ -199,7 +205,7 @@ def test_member_count_and_total_limits(tmp_path: Path) -> None:
     items = list(
         walker.walk(
             os.fsencode(archive),
-            ("file", os.fsencode(archive)),
+            file_base(archive),
             archive.read_bytes()[:4096],
             archive.stat().st_size,
         )
@@ -403,7 +409,7 @@ def test_7z_member_count_and_total_limits(tmp_path: Path) -> None:
         return list(
             ArchiveWalker(limits).walk(
                 os.fsencode(archive),
-                ("file", os.fsencode(archive)),
+                file_base(archive),
                 archive.read_bytes()[:4096],
                 archive.stat().st_size,
             )
@@ -513,7 +519,7 @@ def test_7z_memory_stays_bounded_on_a_large_member(tmp_path: Path) -> None:
     data = b"".join(rng.randbytes(1 << 20).translate(table) for _ in range(32))
     src = seven_tree(tmp_path / "src", {"large.txt": data, "small.txt": OTHER})
     archive = seven(tmp_path / "large.7z", src, "-mx1", "-ms=on")
-    base = ("file", os.fsencode(archive))
+    base = file_base(archive)
     walker = ArchiveWalker(ArchiveLimits())
     (task,) = [
         i
@@ -556,3 +562,33 @@ def test_describe_keeps_only_content_free_messages() -> None:
     assert describe(KeyError(b"\x12")) == "KeyError"
     assert describe(zlib.error("Error -3 while decompressing data: invalid block type")).endswith("invalid block type")
     assert describe(OSError(5, "Input/output error")) == "OSError: [Errno 5] Input/output error"
+
+
+def test_an_archive_whose_parent_became_a_symlink_is_not_read_outside(tmp_path: Path) -> None:
+    """The walk saw ev/a/x.zip; if ev/a is then swapped for a symlink out of the evidence,
+    the archive opened by that path is another file: refused, never listed or read."""
+    from matcher.evidence.folder import FolderWalker
+    from matcher.evidence.sources import EvidenceWalker
+
+    ev = tmp_path / "ev"
+    (ev / "a").mkdir(parents=True)
+    (ev / "a" / "x.zip").write_bytes(zip_bytes({"inside.txt": b"evidence"}))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.zip").write_bytes(zip_bytes({"secret.txt": NOTABLE}))
+    walker = EvidenceWalker(FolderWalker(()), {}, archives=ArchiveLimits())
+    (task,) = [t for t in FolderWalker(()).walk([os.fsencode(ev)]) if isinstance(t, FileTask)]
+    (ev / "a").rename(ev / "a.orig")
+    (ev / "a").symlink_to(outside)
+    found = list(walker._inside(task))
+    assert len(found) == 1 and isinstance(found[0], EntryOutcome) and found[0].failure is not None
+    assert "replaced by another object" in str(found[0].detail)
+    # Members listed before the swap are refused too when a worker reopens the archive.
+    (ev / "a").unlink()
+    (ev / "a.orig").rename(ev / "a")
+    members = [t for t in walker._inside(task) if isinstance(t, FileTask)]
+    assert members
+    (ev / "a").rename(ev / "a.orig")
+    (ev / "a").symlink_to(outside)
+    with pytest.raises(OSError, match="replaced by another object"):
+        archive_mod.open_base(members[0].locator[1])  # type: ignore[index]

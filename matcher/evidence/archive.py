@@ -50,7 +50,7 @@ from typing import Any
 
 from matcher.evidence import image as image_mod
 from matcher.evidence import sevenzip
-from matcher.evidence.folder import open_readonly
+from matcher.evidence.folder import open_listed
 from matcher.evidence.reasons import describe
 from matcher.models import EntryOutcome
 from matcher.models import Failure
@@ -178,11 +178,11 @@ class _TskStream(io.RawIOBase):
 
 
 def open_base(base: tuple[object, ...]) -> IO[bytes]:
-    """The outermost archive file: ("file", path) or ("image", ..., size) locators."""
+    """The outermost archive file: ("file", path, dev, ino) or ("image", ..., size) locators."""
     if base[0] == "file":
-        path = base[1]
-        assert isinstance(path, bytes)
-        return os.fdopen(open_readonly(path), "rb")
+        path, dev, ino = base[1:]
+        assert isinstance(path, bytes) and isinstance(dev, int) and isinstance(ino, int)
+        return os.fdopen(open_listed(path, dev, ino), "rb")
     size = base[-1]
     assert isinstance(size, int)
     return io.BufferedReader(_TskStream(base[:-1], size), buffer_size=1 << 16)

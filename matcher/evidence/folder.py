@@ -74,6 +74,27 @@ def open_readonly(path: bytes, directory: bool = False) -> int:
     return _open_once(path, flags)
 
 
+def open_listed(path: bytes, dev: int, ino: int) -> int:
+    """open_readonly for the very regular file the walk listed as (dev, ino).
+
+    Only the last component is opened without following a symlink; a parent
+    directory swapped for a symlink after the walk would lead elsewhere. The
+    fstat check catches that, and any other replacement.
+
+    Raises:
+        OSError: ESTALE when the path now names another object.
+    """
+    fd = open_readonly(path)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (dev, ino):
+            raise OSError(errno_mod.ESTALE, "replaced by another object after listing")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _skip_for_mode(mode: int) -> Skip | None:
     if stat.S_ISLNK(mode):
         return Skip.SYMLINK

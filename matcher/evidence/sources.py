@@ -19,7 +19,7 @@ from matcher.errors import EvidenceError
 from matcher.evidence import archive as archive_mod
 from matcher.evidence import image as image_mod
 from matcher.evidence.folder import FolderWalker
-from matcher.evidence.folder import open_readonly
+from matcher.evidence.folder import open_listed
 from matcher.evidence.reasons import describe
 from matcher.models import EntryOutcome
 from matcher.models import Failure
@@ -101,9 +101,9 @@ class EvidenceWalker:
         if task.size < 4 or task.link not in (None, task.path):
             return  # too small for any archive, or a hard link already walked
         if task.locator is None:
-            base: tuple[object, ...] = ("file", task.path)
+            base: tuple[object, ...] = ("file", task.path, task.dev, task.ino)
             try:
-                fd = open_readonly(task.path)
+                fd = open_listed(task.path, task.dev, task.ino)
                 try:
                     head = os.pread(fd, archive_mod.HEAD, 0)
                 finally:
