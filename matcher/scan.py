@@ -263,9 +263,11 @@ class _Recorder:
             verdict = verdict_of(hits)
             if verdict is Verdict.NOTABLE:
                 counts.notable += 1
+                # Note: `logged` holds the matches of earlier segments only (a
+                # resume never logs one twice); within a run every match is
+                # logged, even of a path that names two entries.
                 if outcome.path not in self.logged:
                     self.log.append("match", self._match_fields(outcome, hits))
-                    self.logged.add(outcome.path)
             elif verdict is Verdict.KNOWN:
                 counts.known += 1
             else:

@@ -592,3 +592,38 @@ def test_an_archive_whose_parent_became_a_symlink_is_not_read_outside(tmp_path: 
     (ev / "a").symlink_to(outside)
     with pytest.raises(OSError, match="replaced by another object"):
         archive_mod.open_base(members[0].locator[1])  # type: ignore[index]
+
+
+def test_members_sharing_a_name_each_get_a_path_and_both_matches_are_logged(db: Path, tmp_path: Path) -> None:
+    """A zip may hold two members of one name (and `tar -r` appends a newer copy under the
+    old name): both are read, each under a path of its own, and neither match is lost."""
+    import warnings
+
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("m.bin", NOTABLE)
+            archive.writestr("m.bin", NOTABLE)
+            archive.writestr("m.bin (duplicate 2)", b"a real member of that name")
+    (evidence / "dup.zip").write_bytes(buffer.getvalue())
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as archive:
+        for data in (b"old copy", NOTABLE):
+            info = tarfile.TarInfo("m.bin")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    (evidence / "dup.tar").write_bytes(tar.getvalue())
+    result, log = scan(db, tmp_path, evidence, "--archives")
+    matches = sorted(os.path.relpath(str(r["path"]), evidence) for r in read_log(log) if r["type"] == "match")
+    assert matches == ["dup.tar!m.bin (duplicate 2)", "dup.zip!m.bin", "dup.zip!m.bin (duplicate 2)"]
+    counts = assert_counts_add_up(log)
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        paths = [bytes(r[0]) for r in conn.execute("SELECT path FROM entries WHERE kind = 'member'")]
+    finally:
+        conn.close()
+    assert len(paths) == len(set(paths)) == 5 and counts["notable"] == 3
+    assert any(p.endswith(b"!m.bin (duplicate 2) (duplicate 2)") for p in paths)

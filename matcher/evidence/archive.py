@@ -177,6 +177,27 @@ class _TskStream(io.RawIOBase):
         return len(data)
 
 
+class _MemberNames:
+    """Member names of one archive made unique, so that every entry has a path of its own.
+
+    A zip may hold two members of one name, and `tar -r` appends a newer copy
+    under the old name; both are read. The second gets ` (duplicate 2)` (then
+    3, ...), a name not otherwise in the archive so far: one path never stands
+    for two entries (one of whose matches would otherwise be lost).
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[bytes] = set()
+
+    def unique(self, name: bytes) -> bytes:
+        chosen, n = name, 1
+        while chosen in self._seen:
+            n += 1
+            chosen = name + b" (duplicate %d)" % n
+        self._seen.add(chosen)
+        return chosen
+
+
 def open_base(base: tuple[object, ...]) -> IO[bytes]:
     """The outermost archive file: ("file", path, dev, ino) or ("image", ..., size) locators."""
     if base[0] == "file":
@@ -433,6 +454,7 @@ class ArchiveWalker:
             archive = stack.enter_context(zipfile.ZipFile(open_chain(base, steps, stack)))
             infos = archive.infolist()
             counted = 0
+            names = _MemberNames()
             for index, info in enumerate(infos):
                 if info.is_dir():
                     continue
@@ -441,7 +463,7 @@ class ArchiveWalker:
                     yield _too_many(path, len(infos) - index, self.limits.max_members)
                     return
                 name = info.filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
-                mpath = path + b"!" + name
+                mpath = path + b"!" + names.unique(name)
                 mtime_ns = calendar.timegm((*info.date_time, 0, 0, 0)) * 1_000_000_000
                 mode = info.external_attr >> 16
                 skip: Skip | None = None
@@ -502,11 +524,12 @@ class ArchiveWalker:
             members = [m for m in archive.members if not m.is_dir]
             charged: dict[int, int] = {}  # per folder: expanded so far and counted
             broken: dict[int, str] = {}  # per folder: why its data cannot be read
+            names = _MemberNames()
             for counted, member in enumerate(members, 1):
                 if counted > self.limits.max_members:
                     yield _too_many(path, len(members) - counted + 1, self.limits.max_members)
                     return
-                mpath = here + member.name.encode("utf-8", "surrogatepass")
+                mpath = here + names.unique(member.name.encode("utf-8", "surrogatepass"))
                 skip, detail = self._sevenzip_skip(archive, member, charged, budget)
                 if skip is not None:
                     yield EntryOutcome(
@@ -581,6 +604,7 @@ class ArchiveWalker:
                 fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape"
             )
             counted = 0
+            names = _MemberNames()
             while True:
                 member = archive.next()
                 if member is None:
@@ -591,7 +615,7 @@ class ArchiveWalker:
                 if counted > limits.max_members:
                     yield _too_many(path, None, limits.max_members)
                     return
-                mpath = path + b"!" + member.name.encode("utf-8", "surrogateescape")
+                mpath = path + b"!" + names.unique(member.name.encode("utf-8", "surrogateescape"))
                 mtime_ns = int(member.mtime) * 1_000_000_000
                 end = member.offset_data + member.size
                 if (
