@@ -627,3 +627,14 @@ def test_members_sharing_a_name_each_get_a_path_and_both_matches_are_logged(db: 
         conn.close()
     assert len(paths) == len(set(paths)) == 5 and counts["notable"] == 3
     assert any(p.endswith(b"!m.bin (duplicate 2) (duplicate 2)") for p in paths)
+
+
+def test_unique_names_never_give_one_path_twice() -> None:
+    from matcher.evidence.unique import UniqueNames
+
+    names = UniqueNames()
+    given = [b"a", b"a", b"a (duplicate 2)", b"b", b"a", b"a (duplicate 2)"]
+    chosen = [names.unique(n) for n in given]
+    assert chosen == [b"a", b"a (duplicate 2)", b"a (duplicate 2) (duplicate 2)", b"b",
+                      b"a (duplicate 3)", b"a (duplicate 2) (duplicate 3)"]
+    assert len(set(chosen)) == len(chosen)

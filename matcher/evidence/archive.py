@@ -52,6 +52,7 @@ from matcher.evidence import image as image_mod
 from matcher.evidence import sevenzip
 from matcher.evidence.folder import open_listed
 from matcher.evidence.reasons import describe
+from matcher.evidence.unique import UniqueNames
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -175,27 +176,6 @@ class _TskStream(io.RawIOBase):
         buffer[: len(data)] = data
         self.pos += len(data)
         return len(data)
-
-
-class _MemberNames:
-    """Member names of one archive made unique, so that every entry has a path of its own.
-
-    A zip may hold two members of one name, and `tar -r` appends a newer copy
-    under the old name; both are read. The second gets ` (duplicate 2)` (then
-    3, ...), a name not otherwise in the archive so far: one path never stands
-    for two entries (one of whose matches would otherwise be lost).
-    """
-
-    def __init__(self) -> None:
-        self._seen: set[bytes] = set()
-
-    def unique(self, name: bytes) -> bytes:
-        chosen, n = name, 1
-        while chosen in self._seen:
-            n += 1
-            chosen = name + b" (duplicate %d)" % n
-        self._seen.add(chosen)
-        return chosen
 
 
 def open_base(base: tuple[object, ...]) -> IO[bytes]:
@@ -454,7 +434,7 @@ class ArchiveWalker:
             archive = stack.enter_context(zipfile.ZipFile(open_chain(base, steps, stack)))
             infos = archive.infolist()
             counted = 0
-            names = _MemberNames()
+            names = UniqueNames()
             for index, info in enumerate(infos):
                 if info.is_dir():
                     continue
@@ -524,7 +504,7 @@ class ArchiveWalker:
             members = [m for m in archive.members if not m.is_dir]
             charged: dict[int, int] = {}  # per folder: expanded so far and counted
             broken: dict[int, str] = {}  # per folder: why its data cannot be read
-            names = _MemberNames()
+            names = UniqueNames()
             for counted, member in enumerate(members, 1):
                 if counted > self.limits.max_members:
                     yield _too_many(path, len(members) - counted + 1, self.limits.max_members)
@@ -604,7 +584,7 @@ class ArchiveWalker:
                 fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape"
             )
             counted = 0
-            names = _MemberNames()
+            names = UniqueNames()
             while True:
                 member = archive.next()
                 if member is None:

@@ -27,6 +27,7 @@ from typing import Any
 from matcher.digests import hasher_factory
 from matcher.errors import EvidenceError
 from matcher.evidence.folder import open_readonly
+from matcher.evidence.unique import UniqueNames
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -387,10 +388,11 @@ class ImageWalker:
                 continue
             listing.sort(key=lambda item: item[0])
             subdirs: list[tuple[bytes, int, bool]] = []
+            names = UniqueNames()
             for name, entry in listing:
                 if name in (b".", b".."):
                     continue
-                child = inner + b"/" + name
+                child = inner + b"/" + names.unique(name)
                 path = prefix + child
                 info = entry.info
                 meta = info.meta
