@@ -248,26 +248,42 @@ class _Recorder:
         self.last_checkpoint = self.last_flush
 
     def record(self, outcome: EntryOutcome, hits: list[ListHit]) -> None:
-        counts = self.counts
-        counts.entries += 1
+        # Note: the log record (if any) is written first and counted after,
+        # so a failed write (disk full) leaves no count ahead of the log.
         verdict: Verdict | None = None
         if outcome.digests is not None:
-            counts.files += 1
-            counts.bytes += outcome.size or 0
             if outcome.size == 0:
                 # Note: an empty file's digest is in many lists by mistake (it
                 # is flagged at import); it identifies nothing, so it never
                 # makes a match: the file is counted as empty and unknown.
-                counts.empty += 1
                 hits = []
             verdict = verdict_of(hits)
+            # Note: `logged` holds the matches of earlier segments only (a
+            # resume never logs one twice); within a run every match is
+            # logged, even of a path that names two entries.
+            if verdict is Verdict.NOTABLE and outcome.path not in self.logged:
+                self.log.append("match", self._match_fields(outcome, hits))
+        elif outcome.skip is None:
+            assert outcome.failure is not None
+            self.log.append(
+                "error",
+                {
+                    **path_fields(outcome.path),
+                    "kind": outcome.kind,
+                    "reason": outcome.failure.value,
+                    "errno": outcome.errno,
+                    "detail": outcome.detail,
+                    "size": outcome.size,
+                },
+            )
+        counts = self.counts
+        counts.entries += 1
+        if verdict is not None:
+            counts.files += 1
+            counts.bytes += outcome.size or 0
+            counts.empty += outcome.size == 0
             if verdict is Verdict.NOTABLE:
                 counts.notable += 1
-                # Note: `logged` holds the matches of earlier segments only (a
-                # resume never logs one twice); within a run every match is
-                # logged, even of a path that names two entries.
-                if outcome.path not in self.logged:
-                    self.log.append("match", self._match_fields(outcome, hits))
             elif verdict is Verdict.KNOWN:
                 counts.known += 1
             else:
@@ -279,17 +295,6 @@ class _Recorder:
             counts.errors += 1
             reason = outcome.failure.value
             counts.errors_by_reason[reason] = counts.errors_by_reason.get(reason, 0) + 1
-            self.log.append(
-                "error",
-                {
-                    **path_fields(outcome.path),
-                    "kind": outcome.kind,
-                    "reason": reason,
-                    "errno": outcome.errno,
-                    "detail": outcome.detail,
-                    "size": outcome.size,
-                },
-            )
         self.inventory.add(outcome, verdict.value if verdict else None, self.run)
 
     def record_skipped(self, rows: list[tuple[bytes, str, int, int]], skip: Skip) -> None:

@@ -377,3 +377,35 @@ def test_a_failure_that_passes_on_resume_leaves_no_stale_row(tmp_path: Path, mon
     finally:
         conn.close()
     assert rows == (counts["entries"], 0)
+
+
+def test_a_match_the_log_refused_is_not_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Disk full on a match record: the run stops, and its end record counts only what the
+    log and the inventory hold (the count used to run ahead of the failed write)."""
+    import matcher.auditlog as auditlog_mod
+    import matcher.scan as scan_mod
+    from matcher.errors import LogWriteError
+
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    real_append = auditlog_mod.LogWriter.append
+
+    def append(self: auditlog_mod.LogWriter, kind: str, fields: dict[str, object]) -> object:
+        if kind == "match" and str(fields["path"]).startswith(str(ev)):
+            raise LogWriteError("No space left on device (simulated)")
+        return real_append(self, kind, fields)
+
+    monkeypatch.setattr(auditlog_mod.LogWriter, "append", append)
+    with pytest.raises(scan_mod.ScanAborted):
+        scan_mod.run_scan(scan_mod.ScanOptions([ev], "E", "C", db, log, jobs=1))
+    monkeypatch.setattr(auditlog_mod.LogWriter, "append", real_append)
+    assert verify(log) == 0
+    (end,) = [r for r in read_log(log) if r["type"] == "end"]
+    counts = end["counts"]
+    assert counts["notable"] == len(matched_paths(log)) == 0
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        rows = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+    finally:
+        conn.close()
+    assert counts["entries"] == rows
