@@ -215,16 +215,16 @@ def run_rematch(
         gate = _SignalGate()
         restore = _install_signal_handlers(gate)
         try:
-            for row in source.rows():
-                pending.append(_outcome(row))
-                if len(pending) >= MATCH_BATCH:
-                    settle()
-            settle()
+            with gate.interruptible():
+                for row in source.rows():
+                    pending.append(_outcome(row))
+                    if len(pending) >= MATCH_BATCH:
+                        settle()
+                settle()
         except Interrupted as exc:
             status = "interrupted"
             notes.append(f"interrupted by {exc.args[0] if exc.args else 'a signal'}")
         finally:
-            gate.depth += 1  # from here on a signal is only held: the end record is written
             source.db.close()
             inventory.close()
         seconds = time.monotonic() - started

@@ -356,11 +356,28 @@ class _SignalGate:
     is written, before the chain head moves on) would break the chain of the
     `end` record that follows. Inside `critical()` the signal is held and
     raised when the section ends.
+
+    A signal raises only inside `interruptible()` (the work loop); anywhere
+    else it is held. So one that lands after the loop ends (in an `except`
+    or at the start of a `finally`) can never skip the `end` record or
+    escape as a traceback; one that landed before the loop starts stops it
+    at once.
     """
 
     def __init__(self) -> None:
         self.depth = 0
+        self.open = False
         self.held: str | None = None
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        if self.held is not None:
+            raise Interrupted(self.held)
+        self.open = True
+        try:
+            yield
+        finally:
+            self.open = False
 
     @contextlib.contextmanager
     def critical(self) -> Iterator[None]:
@@ -369,11 +386,11 @@ class _SignalGate:
             yield
         finally:
             self.depth -= 1
-        if self.depth == 0 and self.held is not None:
+        if self.depth == 0 and self.open and self.held is not None:
             raise Interrupted(self.held)
 
     def arrive(self, name: str) -> None:
-        if self.depth:
+        if self.depth or not self.open:
             self.held = self.held or name
         else:
             raise Interrupted(name)
@@ -678,7 +695,7 @@ def _scan(
     gate = _SignalGate()
     restore = _install_signal_handlers(gate)
     try:
-        with _few_collections():
+        with _few_collections(), gate.interruptible():
             _pump(
                 options,
                 walker,
@@ -700,7 +717,6 @@ def _scan(
         aborted = exc
         notes.append(f"aborted by a fatal error: {exc}")
     finally:
-        gate.depth += 1  # from here on a signal is only held: the end record is written
         try:
             engine.close()
             walker.close()

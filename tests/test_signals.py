@@ -23,7 +23,7 @@ MATCHER = [sys.executable, "-m", "matcher"]
 def test_a_signal_inside_a_critical_section_is_held_until_it_ends() -> None:
     gate = _SignalGate()
     steps: list[str] = []
-    with pytest.raises(Interrupted, match="SIGTERM"):
+    with pytest.raises(Interrupted, match="SIGTERM"), gate.interruptible():
         with gate.critical():
             gate.arrive("SIGTERM")
             steps.append("still writing")
@@ -32,8 +32,25 @@ def test_a_signal_inside_a_critical_section_is_held_until_it_ends() -> None:
                 steps.append("nested")
             steps.append("after nested")
     assert steps == ["still writing", "nested", "after nested"]
-    with pytest.raises(Interrupted, match="SIGINT"):
-        _SignalGate().arrive("SIGINT")  # outside: at once
+    gate = _SignalGate()
+    with pytest.raises(Interrupted, match="SIGINT"), gate.interruptible():
+        gate.arrive("SIGINT")  # in the work loop, outside a write: at once
+
+
+def test_a_signal_outside_the_work_loop_is_held_never_raised() -> None:
+    """After the loop (an except block, the start of a finally) a signal must not skip
+    the end record nor escape as a traceback; before the loop it stops the loop at once."""
+    gate = _SignalGate()
+    with gate.interruptible():
+        pass
+    gate.arrive("SIGTERM")  # after the loop: held
+    with gate.critical():
+        pass  # the end record's writes: nothing raised
+    assert gate.held == "SIGTERM"
+    early = _SignalGate()
+    early.arrive("SIGINT")  # before the loop
+    with pytest.raises(Interrupted, match="SIGINT"), early.interruptible():
+        raise AssertionError("the loop must not start")
 
 
 @pytest.fixture(scope="module")
