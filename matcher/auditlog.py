@@ -508,7 +508,13 @@ def create(
     fd, name = _open_locked(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     # Note that a restrictive umask could otherwise leave the owner unable to --resume.
     os.fchmod(fd, 0o600)
-    try:  # make the new directory entry durable too; best effort (not every FS allows it)
+    _sync_directory_of(name)
+    return LogWriter(fd, name, signer, clock)
+
+
+def _sync_directory_of(name: str) -> None:
+    """Make a new directory entry durable; best effort (not every filesystem allows it)."""
+    try:
         parent = os.open(os.path.dirname(os.path.abspath(name)), os.O_RDONLY | os.O_CLOEXEC)
         try:
             os.fsync(parent)
@@ -516,7 +522,6 @@ def create(
             os.close(parent)
     except OSError:
         pass
-    return LogWriter(fd, name, signer, clock)
 
 
 def open_for_resume(
@@ -595,6 +600,9 @@ def _set_aside(fd: int, name: str, st: _ScanState) -> dict[str, object]:
                         f"Side file {side} already exists with other bytes. "
                         "Move it away, then run --resume again."
                     ) from None
+        # Note: the side file's name is made durable before the log is cut,
+        # so that a power loss in between cannot lose the torn bytes.
+        _sync_directory_of(side)
         os.ftruncate(fd, st.good_size)
         os.fsync(fd)
     except OSError as exc:
