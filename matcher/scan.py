@@ -51,6 +51,7 @@ from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
 from matcher.match import BLOOM_FALSE_POSITIVE_RATE
 from matcher.match import DigestFilter
+from matcher.match import Lookup
 from matcher.match import match_batch
 from matcher.match import verdict as verdict_of
 from matcher.models import EntryOutcome
@@ -639,6 +640,7 @@ def _scan(
     if options.resume:
         log, state = auditlog.open_for_resume(options.log, signer=signer)
         try:
+            lists = _lists_of_the_run(state.last_run, lists, notes)
             _refuse_another_scan(state.last_run, _identity(options, lists, candidate_sizes))
             inventory = Inventory(inventory_path)
         except BaseException:
@@ -689,6 +691,7 @@ def _scan(
         options.archive_limits if options.archives else None,
     )
     recorder = _Recorder(log, inventory, counts, run_no, logged)
+    lookup = _lookup_in(store, lists)
     started = time.monotonic()
     status = "interrupted"
     aborted: BaseException | None = None
@@ -701,7 +704,7 @@ def _scan(
                 walker,
                 engine,
                 recorder,
-                store,
+                lookup,
                 digest_filter,
                 candidate_sizes,
                 finished,
@@ -840,6 +843,56 @@ def _identity(
             "archives": options.archive_limits.as_log_dict() if options.archives else None,
         },
     }
+
+
+def _lists_of_the_run(
+    last_run: Mapping[str, object] | None, lists: list[ListInfo], notes: list[str]
+) -> list[ListInfo]:
+    """The store's lists that the run being resumed used, in its order.
+
+    A resume matches against exactly those: a list imported since (a shared
+    store gains lists) is left out, or the finished entries would never have
+    been matched against it. A list of the run that is gone is refused.
+
+    Raises:
+        UsageError: naming a list of the run that is no longer in the store.
+    """
+    earlier = last_run.get("lists") if last_run is not None else None
+    if not isinstance(earlier, list):
+        return lists
+    by_key = {(info.name, info.source_sha256): info for info in lists}
+    used: list[ListInfo] = []
+    for entry in earlier:
+        key = (entry.get("name"), entry.get("source_sha256")) if isinstance(entry, dict) else None
+        info = by_key.get(key) if key is not None else None  # type: ignore[arg-type]
+        if info is None:
+            raise UsageError(
+                f"Cannot resume: the list {key[0] if key else entry!r} that the run matched "
+                "against is no longer in the store (removed or replaced). Start a new log."
+            )
+        used.append(info)
+    left_out = [info.name for info in lists if info not in used]
+    if left_out:
+        notes.append(
+            "lists imported after the run began are not used by this resume (the finished "
+            f"entries were never matched against them): {', '.join(left_out)}; "
+            "`matcher rematch` matches the finished run against them"
+        )
+    return used
+
+
+def _lookup_in(store: HashStore, lists: Sequence[ListInfo]) -> Lookup:
+    """The store's exact lookup, keeping only the hits of `lists` (a resume's own lists)."""
+    if len(lists) == len(store.lists()):
+        return store.lookup
+    names = {info.name for info in lists}
+
+    def lookup(algorithm: str, digests: Sequence[bytes]) -> Mapping[bytes, list[ListHit]]:
+        found = store.lookup(algorithm, digests)
+        kept = {d: [h for h in hits if h.list_name in names] for d, hits in found.items()}
+        return {d: hits for d, hits in kept.items() if hits}
+
+    return lookup
 
 
 def _refuse_another_scan(
@@ -1000,7 +1053,7 @@ def _pump(
     walker: EvidenceWalker,
     engine: Engine,
     recorder: _Recorder,
-    store: HashStore,
+    lookup: Lookup,
     digest_filter: DigestFilter,
     candidate_sizes: SizeSet | None,
     finished: set[bytes],
@@ -1069,7 +1122,7 @@ def _pump(
 
     def settle() -> None:
         hashed = [o for o in pending if o.digests is not None]
-        hits = match_batch([o.digests for o in hashed], digest_filter, store.lookup)  # type: ignore[misc]
+        hits = match_batch([o.digests for o in hashed], digest_filter, lookup)  # type: ignore[misc]
         by_id = {id(o): h for o, h in zip(hashed, hits, strict=True)}
         with gate.critical():
             for outcome in pending:

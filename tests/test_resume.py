@@ -409,3 +409,28 @@ def test_a_match_the_log_refused_is_not_counted(tmp_path: Path, monkeypatch: pyt
     finally:
         conn.close()
     assert counts["entries"] == rows
+
+
+def test_a_resume_matches_against_the_lists_of_its_run_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared store gains lists; a resume keeps to the run's own lists (the finished
+    entries were never matched against the new one), says so, and stays resumable."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    _interrupted_scan(ev, db, log, monkeypatch)
+    later = tmp_path / "later.md5"
+    later.write_text(f"{hashlib.md5(b'inner').hexdigest()}  inner\n")  # b/inner.bin, read on resume
+    subprocess.run([*MATCHER, "import", str(later), "--db", str(db), "--role", "notable"], check=True, capture_output=True)
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 1, result.stderr
+    assert verify(log) == 0
+    assert matched_paths(log) == [str(ev / "hit.bin")]  # not b/inner.bin: 'later' is not the run's
+    runs = [r for r in read_log(log) if r["type"] == "run"]
+    assert [lst["name"] for lst in runs[-1]["lists"]] == [lst["name"] for lst in runs[0]["lists"]]
+    (end,) = [r for r in read_log(log) if r["type"] == "end" and r["status"] == "complete"]
+    assert any("later.md5" in note and "rematch" in note for note in end["notes"])
+    # A list of the run that is gone is refused.
+    log2 = tmp_path / "run2.jsonl"
+    _interrupted_scan(ev, db, log2, monkeypatch)
+    subprocess.run([*MATCHER, "remove", "n.sha256", "--db", str(db)], check=True, capture_output=True)
+    refused = run_scan(ev, db, log2, "--resume")
+    assert refused.returncode == 2 and b"no longer in the store" in refused.stderr
