@@ -487,6 +487,12 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
     options = dataclasses.replace(options, evidence=roots)
     inventory_path = options.inventory or default_inventory_path(options.log)
     refuse_outputs_inside(options.evidence, [options.log, inventory_path, options.db])
+    if not options.lists and not os.path.exists(options.db):
+        # Note: refused before the store is opened, which would create an empty one.
+        raise UsageError(
+            f"The hash store {options.db} does not exist. Import a list into it first "
+            f"(matcher import LIST --db {options.db}), or pass --list FILE."
+        )
     if options.resume and not options.log.exists():
         raise UsageError(f"Cannot resume: log {options.log} does not exist.")
     if not options.resume and options.log.exists():

@@ -359,3 +359,11 @@ def test_an_interrupted_run_keeps_every_file_hashed_before_it(tmp_path: Path, st
     finally:
         conn.close()
     assert rows == summary.counts.files
+
+
+def test_a_scan_without_a_store_creates_none(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
+    db = tmp_path / "missing.db"
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C",
+                                 "--db", str(db), "--log", str(tmp_path / "l.jsonl")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert not db.exists() and not (tmp_path / "l.jsonl").exists()
