@@ -638,3 +638,25 @@ def test_unique_names_never_give_one_path_twice() -> None:
     assert chosen == [b"a", b"a (duplicate 2)", b"a (duplicate 2) (duplicate 2)", b"b",
                       b"a (duplicate 3)", b"a (duplicate 2) (duplicate 3)"]
     assert len(set(chosen)) == len(chosen)
+
+
+def test_a_member_path_never_names_another_entry_across_nesting_or_the_folder(db: Path, tmp_path: Path) -> None:
+    """`a.zip` holding `inner.zip` (with `x`) and a member literally named `inner.zip!x`;
+    a real file `b.zip!y.bin` beside `b.zip` holding `y.bin`: four paths, four matches."""
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    inner = zip_bytes({"x": NOTABLE})
+    (evidence / "a.zip").write_bytes(zip_bytes({"inner.zip": inner, "inner.zip!x": NOTABLE}))
+    (evidence / "b.zip").write_bytes(zip_bytes({"y.bin": NOTABLE}))
+    (evidence / "b.zip!y.bin").write_bytes(NOTABLE)
+    result, log = scan(db, tmp_path, evidence, "--archives")
+    matches = sorted(os.path.relpath(str(r["path"]), evidence) for r in read_log(log) if r["type"] == "match")
+    assert len(matches) == len(set(matches)) == 4, matches
+    assert "b.zip!y.bin" in matches and "b.zip!y.bin (duplicate 2)" in matches
+    counts = assert_counts_add_up(log)
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        rows = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+    finally:
+        conn.close()
+    assert counts["notable"] == 4 and rows == counts["entries"]

@@ -52,7 +52,7 @@ from matcher.evidence import image as image_mod
 from matcher.evidence import sevenzip
 from matcher.evidence.folder import open_listed
 from matcher.evidence.reasons import describe
-from matcher.evidence.unique import UniqueNames
+from matcher.evidence.unique import UniquePaths
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -328,6 +328,9 @@ def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryvi
 
 @dataclasses.dataclass
 class _Budget:
+    """What one top-level archive walk shares across its nested archives."""
+
+    paths: UniquePaths
     expanded: int = 0
 
 
@@ -348,7 +351,8 @@ class ArchiveWalker:
         fmt = archive_format(head)
         if fmt is None:
             return
-        yield from self._walk(path, base, (), fmt, head, packed_size, 1, _Budget())
+        budget = _Budget(UniquePaths(real_files=base[0] == "file"))
+        yield from self._walk(path, base, (), fmt, head, packed_size, 1, budget)
 
     def _walk(
         self,
@@ -434,7 +438,6 @@ class ArchiveWalker:
             archive = stack.enter_context(zipfile.ZipFile(open_chain(base, steps, stack)))
             infos = archive.infolist()
             counted = 0
-            names = UniqueNames()
             for index, info in enumerate(infos):
                 if info.is_dir():
                     continue
@@ -443,7 +446,7 @@ class ArchiveWalker:
                     yield _too_many(path, len(infos) - index, self.limits.max_members)
                     return
                 name = info.filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
-                mpath = path + b"!" + names.unique(name)
+                mpath = budget.paths.unique(path + b"!" + name)
                 mtime_ns = calendar.timegm((*info.date_time, 0, 0, 0)) * 1_000_000_000
                 mode = info.external_attr >> 16
                 skip: Skip | None = None
@@ -504,12 +507,11 @@ class ArchiveWalker:
             members = [m for m in archive.members if not m.is_dir]
             charged: dict[int, int] = {}  # per folder: expanded so far and counted
             broken: dict[int, str] = {}  # per folder: why its data cannot be read
-            names = UniqueNames()
             for counted, member in enumerate(members, 1):
                 if counted > self.limits.max_members:
                     yield _too_many(path, len(members) - counted + 1, self.limits.max_members)
                     return
-                mpath = here + names.unique(member.name.encode("utf-8", "surrogatepass"))
+                mpath = budget.paths.unique(here + member.name.encode("utf-8", "surrogatepass"))
                 skip, detail = self._sevenzip_skip(archive, member, charged, budget)
                 if skip is not None:
                     yield EntryOutcome(
@@ -584,7 +586,6 @@ class ArchiveWalker:
                 fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape"
             )
             counted = 0
-            names = UniqueNames()
             while True:
                 member = archive.next()
                 if member is None:
@@ -595,7 +596,9 @@ class ArchiveWalker:
                 if counted > limits.max_members:
                     yield _too_many(path, None, limits.max_members)
                     return
-                mpath = path + b"!" + names.unique(member.name.encode("utf-8", "surrogateescape"))
+                mpath = budget.paths.unique(
+                    path + b"!" + member.name.encode("utf-8", "surrogateescape")
+                )
                 mtime_ns = int(member.mtime) * 1_000_000_000
                 end = member.offset_data + member.size
                 if (
@@ -656,7 +659,7 @@ class ArchiveWalker:
         limits = self.limits
         name = path.rsplit(b"!", 1)[-1].rsplit(b"/", 1)[-1]
         stem = name.rsplit(b".", 1)[0] if b"." in name else name + b".out"
-        mpath = path + b"!" + stem
+        mpath = budget.paths.unique(path + b"!" + stem)
         size = 0
         head = b""
         cap = min(

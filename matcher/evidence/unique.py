@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class UniqueNames:
     """The names of one listing (an archive, an image directory), made unique.
@@ -22,5 +24,29 @@ class UniqueNames:
         while chosen in self._seen:
             n += 1
             chosen = name + b" (duplicate %d)" % n
+        self._seen.add(chosen)
+        return chosen
+
+
+class UniquePaths:
+    """The member paths of one archive walk (nested archives included), made unique.
+
+    Names alone are not enough: a member literally named `inner.zip!x` and
+    the member `x` of a nested `inner.zip` both give `a.zip!inner.zip!x`, and
+    a real file named `b.zip!y.bin` beside `b.zip` has the path of its member
+    `y.bin`. Every path handed out is remembered for the walk; with
+    `real_files`, a path that names an existing file or folder is taken too.
+    A path already taken gets ` (duplicate 2)` (then 3, ...).
+    """
+
+    def __init__(self, real_files: bool) -> None:
+        self._seen: set[bytes] = set()
+        self._real_files = real_files
+
+    def unique(self, path: bytes) -> bytes:
+        chosen, n = path, 1
+        while chosen in self._seen or (self._real_files and os.path.lexists(chosen)):
+            n += 1
+            chosen = path + b" (duplicate %d)" % n
         self._seen.add(chosen)
         return chosen
