@@ -543,6 +543,7 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             # Note: imported here, so a scan without --list does not load every list reader.
             from matcher.importing import file_sha256
             from matcher.importing import import_list
+        given_lists: list[ListInfo] = []
         for list_path in options.lists:
             if options.resume and store.find_list(source_sha256=file_sha256(list_path)) is None:
                 # Note: refused before the import, so a refused resume leaves the store as it was.
@@ -552,6 +553,7 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
                     "match a finished run against new lists, use `matcher rematch`."
                 )
             result = import_list(store, list_path)
+            given_lists.append(result.info)
             if result.already_imported:
                 notes.append(f"list {list_path} was already imported as {result.info.name!r}")
         lists = store.lists()
@@ -568,24 +570,14 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             for info in lists
             if info.zero_length
         )
-        candidate_sizes: SizeSet | None = None
-        if options.candidates_only:
-            sizes, unsized = store.notable_sizes(_lists_fingerprint(lists))
-            if unsized:
-                notes.append(
-                    "--candidates-only ignored (full scan): notable list(s) without sizes: "
-                    + ", ".join(unsized)
-                )
-            else:
-                candidate_sizes = sizes
         return _scan(
             options,
             engine,
             jobs,
             store,
             lists,
+            given_lists,
             digest_filter,
-            candidate_sizes,
             inventory_path,
             notes,
             progress,
@@ -628,8 +620,8 @@ def _scan(
     jobs: int,
     store: HashStore,
     lists: list[ListInfo],
+    given_lists: list[ListInfo],
     digest_filter: DigestFilter,
-    candidate_sizes: SizeSet | None,
     inventory_path: Path,
     notes: list[str],
     progress: Callable[[Counts], None] | None,
@@ -646,7 +638,8 @@ def _scan(
     if options.resume:
         log, state = auditlog.open_for_resume(options.log, signer=signer)
         try:
-            lists = _lists_of_the_run(state.last_run, lists, notes)
+            lists = _lists_of_the_run(state.last_run, lists, given_lists, notes)
+            candidate_sizes = _candidate_sizes(options, store, lists, notes)
             _refuse_another_scan(state.last_run, _identity(options, lists, candidate_sizes))
             inventory = Inventory(inventory_path)
         except BaseException:
@@ -668,6 +661,7 @@ def _scan(
             _release(inventory, log)
             raise
     else:
+        candidate_sizes = _candidate_sizes(options, store, lists, notes)
         log = auditlog.create(options.log, signer=signer)
         inventory = Inventory(inventory_path)
     try:
@@ -840,7 +834,7 @@ def _identity(
         "lists": [info.as_log_dict() for info in lists],
         "options": {
             "candidates_only": candidate_sizes is not None,
-            "excludes": list(options.excludes),
+            "excludes": sorted(options.excludes),  # their order means nothing
             "max_size": options.max_size,
             "one_file_system": options.one_file_system,
             "deleted": options.deleted,
@@ -851,8 +845,30 @@ def _identity(
     }
 
 
+def _candidate_sizes(
+    options: ScanOptions, store: HashStore, lists: Sequence[ListInfo], notes: list[str]
+) -> SizeSet | None:
+    """With --candidates-only, the sizes of the notable entries of `lists`; else None.
+
+    None too (a full scan, with a note) when a notable list has unsized entries.
+    """
+    if not options.candidates_only:
+        return None
+    sizes, unsized = store.notable_sizes(_lists_fingerprint(lists), lists)
+    if unsized:
+        notes.append(
+            "--candidates-only ignored (full scan): notable list(s) without sizes: "
+            + ", ".join(unsized)
+        )
+        return None
+    return sizes
+
+
 def _lists_of_the_run(
-    last_run: Mapping[str, object] | None, lists: list[ListInfo], notes: list[str]
+    last_run: Mapping[str, object] | None,
+    lists: list[ListInfo],
+    given: Sequence[ListInfo],
+    notes: list[str],
 ) -> list[ListInfo]:
     """The store's lists that the run being resumed used, in its order.
 
@@ -877,6 +893,13 @@ def _lists_of_the_run(
                 "against is no longer in the store (removed or replaced). Start a new log."
             )
         used.append(info)
+    for info in given:
+        if info not in used:
+            raise UsageError(
+                f"Cannot resume with --list {info.name}: it is not among the lists of the run "
+                "the log continues. Start a new log; to match a finished run against other "
+                "lists, use `matcher rematch`."
+            )
     left_out = [info.name for info in lists if info not in used]
     if left_out:
         notes.append(
@@ -901,6 +924,10 @@ def _lookup_in(store: HashStore, lists: Sequence[ListInfo]) -> Lookup:
     return lookup
 
 
+# The run record's option fields, as a user gives them.
+_OPTION_NAMES = {"excludes": "--exclude", "archives": "--archives (or its limits)"}
+
+
 def _refuse_another_scan(
     last_run: Mapping[str, object] | None, identity: dict[str, object]
 ) -> None:
@@ -923,7 +950,7 @@ def _refuse_another_scan(
         earlier = last_run[key]
         if key == "options" and isinstance(earlier, dict):
             differs.extend(
-                f"--{name.replace('_', '-')}"
+                _OPTION_NAMES.get(name, f"--{name.replace('_', '-')}")
                 for name, setting in value.items()
                 if name in earlier and earlier[name] != setting
             )

@@ -714,26 +714,32 @@ class HashStore:
         """Algorithms that at least one stored entry carries (from the lists' counts)."""
         return {a for info in self.lists() for a, n in info.counts.items() if n}
 
-    def notable_sizes(self, fingerprint: str | None = None) -> tuple[SizeSet, list[str]]:
+    def notable_sizes(
+        self, fingerprint: str | None = None, lists: Sequence[ListInfo] | None = None
+    ) -> tuple[SizeSet, list[str]]:
         """Sizes of every notable entry, and the notable lists with unsized entries.
 
         Args:
             fingerprint: names the current set of lists; the sizes are then
                 kept in the store (checked by SHA-256) and reused while it holds.
+            lists: only these lists' entries (default: every list in the store).
         """
+        chosen = self.lists() if lists is None else list(lists)
         unsized = sorted(
-            info.name for info in self.lists() if info.role == "notable" and self._unsized(info.id)
+            info.name for info in chosen if info.role == "notable" and self._unsized(info.id)
         )
         if unsized:
             return SizeSet.of([]), unsized
         cached = self.saved_filter(_SIZES_KEY, fingerprint) if fingerprint else None
         if cached is not None:
             return SizeSet(array.array("q", cached)), []
+        ids = [info.id for info in chosen if info.role == "notable"]
         sizes = SizeSet.of(
             int(s)
             for (s,) in self.db.execute(
-                "SELECT DISTINCT e.size FROM entries e JOIN lists l ON l.id = e.list_id "
-                "WHERE l.role = 'notable' AND e.size IS NOT NULL"
+                "SELECT DISTINCT size FROM entries "
+                f"WHERE list_id IN ({','.join('?' * len(ids))}) AND size IS NOT NULL",
+                ids,
             )
         )
         if fingerprint:

@@ -434,3 +434,32 @@ def test_a_resume_matches_against_the_lists_of_its_run_only(tmp_path: Path, monk
     subprocess.run([*MATCHER, "remove", "n.sha256", "--db", str(db)], check=True, capture_output=True)
     refused = run_scan(ev, db, log2, "--resume")
     assert refused.returncode == 2 and b"no longer in the store" in refused.stderr
+
+
+def test_a_candidates_only_resume_keeps_to_the_sizes_of_its_own_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists imported after the run began change neither the candidates nor the mode,
+    and one of them given with --list is refused (it would be silently unused)."""
+    import matcher.scan as scan_mod
+
+    ev, db, notable = _small_tree(tmp_path)
+    sized = tmp_path / "sized.csv"
+    sized.write_text(f"sha256,size\n{hashlib.sha256(notable).hexdigest()},{len(notable)}\n")
+    subprocess.run([*MATCHER, "import", str(sized), "--db", str(db), "--role", "notable"], check=True, capture_output=True)
+    subprocess.run([*MATCHER, "remove", "n.sha256", "--db", str(db)], check=True, capture_output=True)
+    log = tmp_path / "run.jsonl"
+
+    def stop(counts: scan_mod.Counts) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    options = scan_mod.ScanOptions([ev], "E", "C", db, log, jobs=1, candidates_only=True)
+    assert scan_mod.run_scan(options, stop).status == "interrupted"
+    unsized = tmp_path / "unsized.md5"  # would turn --candidates-only off, were it used
+    unsized.write_text(f"{hashlib.md5(b'plain').hexdigest()}  plain\n")
+    subprocess.run([*MATCHER, "import", str(unsized), "--db", str(db), "--role", "notable"], check=True, capture_output=True)
+    refused = run_scan(ev, db, log, "--resume", "--candidates-only", "--list", str(unsized))
+    assert refused.returncode == 2 and b"not among the lists of the run" in refused.stderr
+    result = run_scan(ev, db, log, "--resume", "--candidates-only")
+    assert result.returncode == 1, result.stderr
+    (end,) = [r for r in read_log(log) if r["type"] == "end" and r["status"] == "complete"]
+    assert end["counts"]["skipped_by_reason"].get("not-candidate") == 2  # plain.bin, b/inner.bin
+    assert matched_paths(log) == [str(ev / "hit.bin")]
