@@ -131,6 +131,8 @@ def _previous_state(log: Path) -> str:
     """
     if not log.exists():
         return "new"
+    if log.stat().st_size == 0:
+        return "resume"  # killed between creating the log and writing its first record
     try:
         report = auditlog.verify(log)
     except (auditlog.IncompleteLogError, auditlog.TornLineError):

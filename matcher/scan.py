@@ -544,8 +544,10 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             from matcher.importing import file_sha256
             from matcher.importing import import_list
         given_lists: list[ListInfo] = []
+        # Note: a log of 0 bytes (killed before its first record) has no run to continue.
+        continuing = options.resume and options.log.stat().st_size > 0
         for list_path in options.lists:
-            if options.resume and store.find_list(source_sha256=file_sha256(list_path)) is None:
+            if continuing and store.find_list(source_sha256=file_sha256(list_path)) is None:
                 # Note: refused before the import, so a refused resume leaves the store as it was.
                 raise UsageError(
                     f"Cannot resume with --list {list_path}: it is not in the store, so it is "

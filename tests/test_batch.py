@@ -83,3 +83,18 @@ def test_batch_passes_the_archive_options_to_every_item(
     records = [json.loads(x) for x in (tmp_path / "logs" / "ev.jsonl").read_text().splitlines()]
     [match] = [r for r in records if r["type"] == "match"]
     assert match["path"].endswith("outer.zip!inner/member.txt")
+
+
+def test_an_item_killed_before_its_first_log_record_is_resumed(runner: CliRunner, tmp_path: Path) -> None:
+    """kill -9 between creating an item's log and writing its run record leaves 0 bytes:
+    the rerun resumes it (it used to fail on every rerun as an empty log)."""
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,logs/a.jsonl\n")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.jsonl").write_bytes(b"")
+    db = tmp_path / "s.db"
+    args = ["batch", str(manifest), "--db", str(db), "--list", str(FIXTURES / "hashlists" / "notable.csv"), "--json"]
+    items = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    assert [i["status"] for i in items] == ["complete"], items
+    assert runner.invoke(cli, ["verify", items[0]["log"]]).exit_code == 0
