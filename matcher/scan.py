@@ -398,11 +398,17 @@ class _SignalGate:
 
 
 def _install_signal_handlers(gate: _SignalGate) -> Callable[[], None]:
+    fired = False
+
     def handler(signum: int, frame: FrameType | None) -> None:
         # Note that a second signal during the wind-down must not break the
-        # `end` record: ignore both from here on.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # `end` record: only the first one counts. (Setting SIG_IGN from in
+        # here instead races with a signal already pending, and CPython then
+        # prints a traceback.)
+        nonlocal fired
+        if fired:
+            return
+        fired = True
         gate.arrive(signal.Signals(signum).name)
 
     old_int = signal.signal(signal.SIGINT, handler)

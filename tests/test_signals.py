@@ -97,6 +97,35 @@ def test_signals_at_random_moments_leave_a_verifiable_log(
         assert proc.returncode & 8, err
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(4))
+def test_a_storm_of_signals_prints_no_traceback_and_leaves_a_verifiable_log(
+    every_file_notable: tuple[Path, Path], tmp_path: Path, round_: int
+) -> None:
+    """Only the first signal counts; later ones are no-ops (switching to SIG_IGN from
+    inside the handler raced with a pending signal and printed a traceback)."""
+    ev, db = every_file_notable
+    log = tmp_path / "run.jsonl"
+    cmd = [*MATCHER, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db)]
+    proc = subprocess.Popen([*cmd, "--log", str(log), "-q"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(random.Random(round_).uniform(0.0, 0.2))
+    for _ in range(40):
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err and b"race condition" not in err, err
+    assert subprocess.run([*MATCHER, "verify", str(log)], capture_output=True).returncode == 0
+    resumed = subprocess.run([*cmd, "--log", str(log), "-q", "--resume"], capture_output=True)
+    if read_log(log)[-1].get("status") == "complete" and resumed.returncode == 2:
+        return  # the first run had finished: nothing to resume
+    assert resumed.returncode == 1, resumed.stderr
+    assert assert_counts_add_up(log)["files"] == 3000
+
+
 @pytest.mark.parametrize("where", ["between batches", "inside a log append"])
 def test_an_interrupted_rematch_ends_its_log_properly(
     every_file_notable: tuple[Path, Path],
