@@ -90,14 +90,24 @@ def _envelope(head: bytes) -> str | None:
     pending = False
     if _long_digit_run(head, _digit_run_limit()) is not None:
         return None  # the parser cannot take it; reading the file names the offset
+    # Note: basic_parse, not parse: the C parser builds every event of a read
+    # block before handing out the first, and parse() gives each a prefix as
+    # long as its depth; 64 KiB of nested arrays then took gigabytes.
+    depth = 0
     try:
-        for prefix, event, value in ijson.parse(io.BytesIO(head.removeprefix(BOM))):
+        for event, value in ijson.basic_parse(io.BytesIO(head.removeprefix(BOM))):
+            if depth == 0 and event != "start_map":
+                return None  # the JSON is not an object
             if pending:
                 return value if event == "string" else None
-            if prefix == "" and event == "map_key":
+            if event in _OPEN:
+                depth += 1
+            elif event in _CLOSE:
+                depth -= 1
+                if depth == 0:
+                    return None  # the top-level object ended without an envelope
+            elif depth == 1 and event == "map_key":
                 pending = value in ENVELOPE_KEYS
-            elif prefix == "" and event != "start_map":
-                return None
     except (ijson.JSONError, ValueError, ArithmeticError):
         pass
     return None

@@ -604,3 +604,28 @@ def test_two_different_values_of_one_digest_refuse_the_media() -> None:
     clash = {"MD5": "5d41402abc4b2a76b9719d911017c592", "AlternativeHashes": [{"HashName": "MD5", "HashValue": "0" * 32}]}
     with pytest.raises(FormatError, match="two different MD5 values"):
         parse(document(V20.format("Default", "Media"), [clash]))
+
+
+@pytest.mark.parametrize("envelope", [True, False])
+def test_deep_nesting_costs_no_memory_out_of_proportion(tmp_path: Path, envelope: bool) -> None:
+    """100,000 nested arrays (200 KB) took 10 GB: the envelope was looked for with
+    ijson.parse, whose C parser gives each buffered event a prefix as long as its depth."""
+    depth = 100_000
+    head = '{"@odata.context":"' + V2_MEDIA + '",' if envelope else "{"
+    path = tmp_path / "deep.json"
+    path.write_text(head + '"value":[' + "[" * depth + "]" * depth + "]}")
+    script = (
+        "import resource, sys\n"
+        "from matcher.cli import cli\n"
+        "try:\n"
+        "    cli(sys.argv[1:], prog_name='matcher')\n"
+        "finally:\n"
+        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "import", str(path), "--db", str(tmp_path / "s.db")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    peak_kib = int(result.stderr.strip().splitlines()[-1])
+    assert peak_kib < 200 * 1024, f"peak RSS {peak_kib} KiB"
