@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -143,12 +144,49 @@ def report(error: FormatError, on_invalid: OnInvalid) -> None:
     on_invalid(error)
 
 
-def digest_for_length(hex_text: bytes) -> tuple[str, bytes]:
+# What a list's file name says of its 64- and 128-digit digests, which by
+# length alone would be SHA-256 and SHA-512 (FORMATS.md 4.4, 8.1): b3sum
+# output is BLAKE3; b2sum's BLAKE2b and SHA-3 lists cannot be computed here.
+_NAME_HINTS = (
+    (re.compile(r"(\.b3|\.blake3|b3sums?)$|b3sum", re.IGNORECASE), "blake3"),
+    (re.compile(r"(\.b2|\.blake2b?|b2sums?)$|b2sum", re.IGNORECASE), "BLAKE2b"),
+    (re.compile(r"sha3[-_]?(224|256|384|512)|\.sha3$|sha3sum", re.IGNORECASE), "SHA-3"),
+)
+
+
+def name_hint(source: str) -> str | None:
+    """The algorithm a list's file name gives its ambiguous digests, if it names one."""
+    name = os.path.basename(source)
+    stem = name.rsplit(".", 1)[0] if name.lower().endswith((".txt", ".lst", ".list")) else name
+    for pattern, algorithm in _NAME_HINTS:
+        if pattern.search(stem):
+            return algorithm
+    return None
+
+
+def digest_for_length(hex_text: bytes, hint: str | None = None) -> tuple[str, bytes]:
     """The algorithm a bare hex digest's length implies, and its raw bytes.
 
+    Args:
+        hint: what the list's name says (name_hint): a 64-digit digest of a
+            b3sum list is BLAKE3, never SHA-256; BLAKE2b and SHA-3 are refused.
+
     Raises:
-        FormatError: (without source or line) for a length no algorithm has.
+        FormatError: (without source or line) for a length no algorithm has,
+            or one that the name says is an algorithm matcher cannot compute.
     """
+    if hint is not None and len(hex_text) in (64, 128):
+        if hint == "blake3" and len(hex_text) == 64:
+            try:
+                return "blake3", digests.parse_hex(hex_text, "blake3")
+            except ValueError as exc:
+                raise FormatError(str(exc)) from exc
+        if hint != "blake3":
+            raise FormatError(
+                f"the list's name says {hint} digests, which matcher does not compute "
+                f"(a {len(hex_text)}-digit digest would otherwise be taken as SHA-"
+                f"{len(hex_text) * 4})"
+            )
     algorithm = digests.guess_algorithm(len(hex_text))
     if algorithm is None:
         unsupported = _UNSUPPORTED_LENGTHS.get(len(hex_text))
@@ -205,22 +243,23 @@ class GnuSumReader(TextReader):
     ) -> Iterator[HashRecord]:
         first = stream.read(_CHUNK)
         sep = b"\0" if _zero_terminated(first) else b"\n"
+        hint = name_hint(source)
         for number, line in read_records(stream, sep, prefix=first):
             if line is not None and (not line.strip() or line.lstrip().startswith(b"#")):
                 continue
             try:
-                yield self._record(line, number)
+                yield self._record(line, number, hint)
             except FormatError as error:
                 report(FormatError(error.reason, source=source, line=number), on_invalid)
 
-    def _record(self, line: bytes | None, number: int) -> HashRecord:
+    def _record(self, line: bytes | None, number: int, hint: str | None) -> HashRecord:
         if line is None:
             raise FormatError(f"the line is longer than {MAX_RECORD} bytes")
         match = _SUM_LINE.fullmatch(line)
         if match is None:
             raise FormatError(f"expected '<hex digest>  <file name>', got {excerpt(line)}")
         escaped, hex_text, _, name = match.groups()
-        algorithm, digest = digest_for_length(hex_text)
+        algorithm, digest = digest_for_length(hex_text, hint)
         if not name:
             raise FormatError(f"the line has no file name after the digest: {excerpt(line)}")
         if escaped:

@@ -16,6 +16,7 @@ from matcher.formats.gnu_sum import digest_for_length
 from matcher.formats.gnu_sum import excerpt
 from matcher.formats.gnu_sum import head_lines
 from matcher.formats.gnu_sum import meaningful
+from matcher.formats.gnu_sum import name_hint
 from matcher.formats.gnu_sum import read_records
 from matcher.formats.gnu_sum import report
 from matcher.models import HashRecord
@@ -53,21 +54,22 @@ class PlainReader(TextReader):
     def parse(
         self, stream: BinaryIO, source: str = "<input>", on_invalid: OnInvalid = None
     ) -> Iterator[HashRecord]:
+        hint = name_hint(source)
         for number, line in read_records(stream):
             token = line.strip() if line is not None else None
             if token is not None and (not token or token.startswith(b"#")):
                 continue
             try:
-                yield self._record(token, number)
+                yield self._record(token, number, hint)
             except FormatError as error:
                 report(FormatError(error.reason, source=source, line=number), on_invalid)
 
-    def _record(self, token: bytes | None, number: int) -> HashRecord:
+    def _record(self, token: bytes | None, number: int, hint: str | None) -> HashRecord:
         if token is None:
             raise FormatError(f"the line is longer than {MAX_RECORD} bytes")
         if _HEX.fullmatch(token) is None:
             raise FormatError(f"expected one hex digest, got {excerpt(token)}")
-        algorithm, digest = digest_for_length(token)
+        algorithm, digest = digest_for_length(token, hint)
         return HashRecord(digests={algorithm: digest}, line=number)
 
 

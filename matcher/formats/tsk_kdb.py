@@ -156,7 +156,10 @@ def _records(conn: sqlite3.Connection, source: str, on_invalid: OnInvalid) -> It
     selected = ", ".join(f'"{columns[col]}"' for col, _ in present)
     # Note that file_names.hash_id points at hashes.id (TSK's INTEGER PRIMARY KEY).
     key = f'"{columns["id"]}"' if "id" in columns else "rowid"
-    rows = conn.execute(f'SELECT {key}, {selected} FROM "{hashes}" ORDER BY {key}')
+    # Note: in TSK's schema the id is the INTEGER PRIMARY KEY; in a damaged file
+    # it may be NULL or text, which names no row: rowid stands in for it then.
+    key = f"CASE WHEN typeof({key}) = 'integer' THEN {key} ELSE -rowid END"
+    rows = conn.execute(f'SELECT {key} AS k, {selected} FROM "{hashes}" ORDER BY k')
     names = _side_table(conn, tables, "file_names", "name")
     comments = _side_table(conn, tables, "comments", "comment")
     next_name = next(names, None)
@@ -198,8 +201,10 @@ def _side_table(
     columns = sqlite_lists.columns(conn, tables[table])
     if column not in columns or "hash_id" not in columns:
         return iter(())
+    # Note: only integer ids can point at a hashes row (a damaged file may hold others).
     cursor = conn.execute(
         f'SELECT "{columns["hash_id"]}", MIN("{columns[column]}") FROM "{tables[table]}" '
+        f'WHERE typeof("{columns["hash_id"]}") = \'integer\' '
         f'GROUP BY "{columns["hash_id"]}" ORDER BY "{columns["hash_id"]}"'
     )
     return _by_hash_id(cursor)

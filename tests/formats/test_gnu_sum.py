@@ -84,13 +84,18 @@ def test_binary_marker_and_zero_terminated_output() -> None:
     assert [r.name for r in parse(HELLO_MD5.encode() + b"  a\r\0")] == ["a\r"]
 
 
-def test_b3sum_plain_reads_as_sha256_by_convention() -> None:
+def test_b3sum_output_reads_as_blake3_by_its_name(tmp_path: Path) -> None:
+    """64 hex digits are SHA-256 by length, BLAKE3 when the list's name says b3sum (FORMATS 4.4)."""
     records = list(READER.read(SAMPLES / "b3sum" / "b3sum.txt"))
     assert len(records) == 12
     hello = next(r for r in records if r.name == "hello.txt")
-    assert hello.digests == {
-        "sha256": bytes.fromhex("ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f")
-    }
+    b3 = bytes.fromhex("ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f")
+    assert hello.digests == {"blake3": b3}
+    for name in ("hashes.b3", "list.BLAKE3", "evidence.b3.txt", "b3sums"):
+        (tmp_path / name).write_bytes((SAMPLES / "b3sum" / "b3sum.txt").read_bytes())
+        assert {alg for r in READER.read(tmp_path / name) for alg in r.digests} == {"blake3"}, name
+    (tmp_path / "plain.txt").write_bytes((SAMPLES / "b3sum" / "b3sum.txt").read_bytes())
+    assert {alg for r in READER.read(tmp_path / "plain.txt") for alg in r.digests} == {"sha256"}
     names = {r.name for r in records}
     assert "caf\ufffd-latin1.txt" in names  # b3sum converted it lossily
     assert "cr\rname.txt" in names  # b3sum 1.2.0 writes a raw CR
@@ -246,3 +251,12 @@ def test_sniff_ignores_a_cut_last_line() -> None:
     # A short head is the whole file: its last line counts even without LF.
     assert gnu_sum.head_lines(b"a\r\nb") == [b"a", b"b"]
     assert READER.sniff(line.rstrip(b"\n"))
+
+
+@pytest.mark.parametrize("name", ["b2sum.txt", "list.b2", "x.sha3-256", "sha3sums"])
+def test_a_list_named_for_an_algorithm_matcher_cannot_compute_is_refused(tmp_path: Path, name: str) -> None:
+    """b2sum's 128 digits would pass as SHA-512, SHA3-256's 64 as SHA-256: never a match."""
+    path = tmp_path / name
+    path.write_text(("ab" * 64 if "b2" in name else "cd" * 32) + "  file\n")
+    with pytest.raises(FormatError, match="which matcher does not compute"):
+        list(READER.read(path))
