@@ -16,6 +16,7 @@ from matcher.formats.base import HashListReader
 from matcher.models import HashRecord
 from matcher.models import ListInfo
 from matcher.models import NewList
+from matcher.models import storable_text
 from matcher.store import HashStore
 from matcher.store import Row
 
@@ -121,11 +122,11 @@ def import_list(
         result_invalid.append(error)
 
     new = NewList(
-        name=name or path.name,
+        name=storable_text(name or path.name),
         role=role or default_role(reader, path),
         format=reader.NAME,
         source_sha256=source_sha256,
-        source_path=str(path),
+        source_path=storable_text(str(path)),
         metadata=reader.metadata(path),
     )
     sql_source = getattr(reader, "sql_source", None)

@@ -277,3 +277,33 @@ def fields_path(fields: Mapping[str, object], key: str = "path") -> bytes:
     if not isinstance(text, str):
         raise ValueError(f"{key} is not text")
     return text.encode("utf-8")
+
+
+def storable_text(text: str) -> str:
+    """`text` as valid UTF-8: bytes that were not (surrogates) become `\\xNN` escapes.
+
+    Python hands over names and arguments that are not UTF-8 with surrogates
+    (os.fsdecode); neither SQLite text nor a UTF-8 log line can hold them.
+    Evidence paths never go through here (they keep their bytes in
+    `path_fields`); list names, arguments and notes do.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte made
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def storable(value: object) -> object:
+    """`value` (JSON-shaped) with every string made `storable_text`."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value

@@ -62,6 +62,7 @@ from matcher.models import ListInfo
 from matcher.models import SizeSet
 from matcher.models import Skip
 from matcher.models import Verdict
+from matcher.models import storable
 from matcher.models import path_fields
 from matcher.selftest import SelftestResult
 from matcher.selftest import run_selftest
@@ -950,7 +951,7 @@ def _refuse_another_scan(
     """
     if last_run is None:
         return
-    now = json.loads(json.dumps(identity))  # the form the log holds
+    now = storable(json.loads(json.dumps(identity)))  # the form the log holds
     differs: list[str] = []
     for key, value in now.items():
         if key not in last_run:

@@ -463,3 +463,26 @@ def test_a_candidates_only_resume_keeps_to_the_sizes_of_its_own_lists(tmp_path: 
     (end,) = [r for r in read_log(log) if r["type"] == "end" and r["status"] == "complete"]
     assert end["counts"]["skipped_by_reason"].get("not-candidate") == 2  # plain.bin, b/inner.bin
     assert matched_paths(log) == [str(ev / "hit.bin")]
+
+
+def test_names_and_arguments_that_are_not_utf8_are_logged_escaped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list file or an --exclude that is not UTF-8 used to end in a traceback (exit 1,
+    the code for a match) with an empty log; it is written as \\xNN text instead."""
+    ev, db, notable = _small_tree(tmp_path)
+    odd = os.fsdecode(b"l\xff.sha256")
+    (tmp_path / odd).write_text(f"{hashlib.sha256(notable).hexdigest()}  hit\n{'0' * 64}  other\n")
+    imported = subprocess.run([*MATCHER, "import", str(tmp_path / odd), "--db", str(db), "--name", "odd\udcfe"],
+                              capture_output=True, text=True, errors="surrogateescape")
+    assert imported.returncode == 0 and "Traceback" not in imported.stderr, imported.stderr
+    log = tmp_path / "run.jsonl"
+    exclude = os.fsdecode(b"nothing\xfe*")
+    proc = subprocess.Popen(
+        [*MATCHER, "scan", str(ev), "--examiner", os.fsdecode(b"E\xfe"), "--case", "C", "--db", str(db),
+         "--log", str(log), "-q", "--exclude", exclude, "--list", str(tmp_path / odd), "--jobs", "1"],
+        stderr=subprocess.PIPE,
+    )
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and b"Traceback" not in err, err
+    assert verify(log) == 0
+    first = read_log(log)[0]
+    assert first["examiner"] == "E\\xfe" and "odd\\xfe" in [lst["name"] for lst in first["lists"]]
