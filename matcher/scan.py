@@ -62,8 +62,8 @@ from matcher.models import ListInfo
 from matcher.models import SizeSet
 from matcher.models import Skip
 from matcher.models import Verdict
-from matcher.models import storable
 from matcher.models import path_fields
+from matcher.models import storable
 from matcher.selftest import SelftestResult
 from matcher.selftest import run_selftest
 from matcher.store import HashStore
