@@ -952,6 +952,7 @@ def _refuse_another_scan(
     if last_run is None:
         return
     now = storable(json.loads(json.dumps(identity)))  # the form the log holds
+    assert isinstance(now, dict)
     differs: list[str] = []
     for key, value in now.items():
         if key not in last_run:

@@ -204,7 +204,7 @@ def _side_table(
     # Note: only integer ids can point at a hashes row (a damaged file may hold others).
     cursor = conn.execute(
         f'SELECT "{columns["hash_id"]}", MIN("{columns[column]}") FROM "{tables[table]}" '
-        f'WHERE typeof("{columns["hash_id"]}") = \'integer\' '
+        f"WHERE typeof(\"{columns['hash_id']}\") = 'integer' "
         f'GROUP BY "{columns["hash_id"]}" ORDER BY "{columns["hash_id"]}"'
     )
     return _by_hash_id(cursor)
