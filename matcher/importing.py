@@ -11,6 +11,7 @@ from matcher import formats  # noqa: F401  (registers every reader)
 from matcher.digests import DIGEST_SIZES
 from matcher.errors import FormatError
 from matcher.errors import StoreError
+from matcher.errors import UsageError
 from matcher.formats import registry
 from matcher.formats.base import HashListReader
 from matcher.models import HashRecord
@@ -114,6 +115,13 @@ def import_list(
     source_sha256 = file_sha256(path)
     existing = store.find_list(source_sha256=source_sha256)
     if existing is not None and replace is None:
+        if role is not None and role != existing.role:
+            # Note: "nothing done" would leave a list meant as notable filtered out as known.
+            raise UsageError(
+                f"{path} is already imported as the {existing.role} list {existing.name!r}; "
+                f"to use it as {role}, remove that list first (matcher remove "
+                f"{existing.name}), then import it again"
+            )
         return ImportResult(info=existing, already_imported=True)
     reader = resolve_reader(path, format_name)
     result_invalid: list[FormatError] = []

@@ -129,3 +129,17 @@ def test_a_refused_import_into_a_new_store_leaves_no_store(tmp_path: Path) -> No
     good.write_text("5d41402abc4b2a76b9719d911017c592  hello\n")
     result = CliRunner().invoke(cli, ["import", str(good), str(bad), "--db", str(db)])
     assert result.exit_code == 2 and db.exists()  # the first list landed; it stays
+
+
+def test_the_same_list_asked_for_with_another_role_is_refused(tmp_path: Path) -> None:
+    """'Already imported; nothing done' would leave a list meant as notable counted as known."""
+    lst = tmp_path / "l.md5"
+    lst.write_text("5d41402abc4b2a76b9719d911017c592  hello\n")
+    db = tmp_path / "s.db"
+    assert CliRunner().invoke(cli, ["import", str(lst), "--db", str(db), "--role", "known"]).exit_code == 0
+    before = db.read_bytes()
+    again = CliRunner().invoke(cli, ["import", str(lst), "--db", str(db), "--role", "notable", "--name", "l2"])
+    assert again.exit_code == 2 and "already imported as the known list" in again.output
+    assert db.read_bytes() == before
+    same = CliRunner().invoke(cli, ["import", str(lst), "--db", str(db), "--role", "known"])
+    assert same.exit_code == 0 and "nothing done" in same.output
