@@ -27,6 +27,21 @@ class SizeOutOfRange(FormatError, ValueError):
     """A list's file size past MAX_FILE_SIZE (a ValueError too, for readers that wrap those)."""
 
 
+def add_digest(found: dict[str, bytes], algorithm: str, digest: bytes) -> None:
+    """Put one digest of an entry in `found`; one file has one digest per algorithm.
+
+    Raises:
+        FormatError: (without source or line) when the entry already gave
+            another value: which one is the file's is not for matcher to guess.
+    """
+    known = found.setdefault(algorithm, digest)
+    if known != digest:
+        raise FormatError(
+            f"two different {algorithm.upper()} values in one entry "
+            f"({known.hex()} and {digest.hex()})"
+        )
+
+
 def byte_count(digits: str | bytes | int) -> int:
     """A list's file size from its decimal digits (checked by the caller), or an int.
 

@@ -15,6 +15,7 @@ from matcher.formats import csv_rows
 from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
+from matcher.formats.base import add_digest
 from matcher.formats.base import byte_count
 from matcher.formats.gnu_sum import decode_name
 from matcher.formats.gnu_sum import excerpt
@@ -65,15 +66,17 @@ def _first(titles: tuple[str, ...], wanted: tuple[str, ...]) -> int | None:
 
 def _columns(cells: list[str], delimiter: str) -> _Header:
     titles = tuple(_compact(cell) for cell in cells)
-    found: dict[str, int] = {}
+    # Note: every column of an algorithm is kept (a header may name md5 twice);
+    # each row's values must then agree (add_digest).
+    found: list[tuple[int, str]] = []
     for index, cell in enumerate(cells):
         algorithm = digests.canonical_name(cell) or digests.canonical_name(titles[index])
         if algorithm is not None:
-            found.setdefault(algorithm, index)
+            found.append((index, algorithm))
     return _Header(
         delimiter=delimiter,
         titles=titles,
-        digests=tuple((index, algorithm) for algorithm, index in found.items()),
+        digests=tuple(found),
         size=_first(titles, _SIZE_COLUMNS),
         name=_first(titles, _NAME_COLUMNS),
         ident=_first(titles, _IDENT_COLUMNS),
@@ -125,7 +128,10 @@ def _record(row: list[str], header: _Header, number: int) -> HashRecord:
         raise FormatError(
             f"expected {len(header.titles)} fields as in the header row, got {len(row)}"
         )
-    found = {alg: _digest(row[i].strip(), alg) for i, alg in header.digests if row[i].strip()}
+    found: dict[str, bytes] = {}
+    for i, alg in header.digests:
+        if row[i].strip():
+            add_digest(found, alg, _digest(row[i].strip(), alg))
     if not found:
         raise FormatError("the row has no digest in any hash column")
     size: int | None = None

@@ -13,6 +13,7 @@ from matcher.errors import FormatError
 from matcher.formats import registry
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
+from matcher.formats.base import add_digest
 from matcher.formats.base import byte_count
 from matcher.formats.gnu_sum import MAX_RECORD
 from matcher.formats.gnu_sum import decode_name
@@ -142,9 +143,10 @@ def _record(line: bytes, layout: _Layout, number: int) -> HashRecord:
     found: dict[str, bytes] = {}
     for index, algorithm in layout.digests:
         try:
-            found[algorithm] = digests.parse_hex(fields[index], algorithm)
+            digest = digests.parse_hex(fields[index], algorithm)
         except ValueError as exc:
             raise FormatError(str(exc)) from exc
+        add_digest(found, algorithm, digest)
     name = fields[-1]
     size = byte_count(fields[0])
     name_text = decode_name(name) if name else None

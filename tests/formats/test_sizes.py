@@ -87,3 +87,18 @@ def test_the_largest_possible_size_is_kept(tmp_path: Path, kind: str) -> None:
     assert code == 0, output
     listed = CliRunner().invoke(cli, ["lists", "--db", str(tmp_path / "s.db"), "--json"])
     assert listed.exit_code == 0 and '"entries": 1' in listed.output.replace(" ", "").replace('"entries":1', '"entries": 1')
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "text", "where"),
+    [
+        ("l.csv", "csv", f"md5,MD5,name\n{MD5},{'0' * 32},x\n", "l.csv:2:"),
+        ("l.txt", "hashdeep", f"%%%% HASHDEEP-1.0\n%%%% size,md5,md5,filename\n## \n5,{MD5},{'0' * 32},/x\n", "l.txt:4:"),
+    ],
+)
+def test_two_values_of_one_digest_in_an_entry_are_refused(tmp_path: Path, name: str, fmt: str, text: str, where: str) -> None:
+    """One file has one MD5: keeping either value would silently miss the other."""
+    code, output, _ = _import(tmp_path, name, fmt, text)
+    assert code == 2 and where in output and "two different MD5 values in one entry" in output, output
+    same = text.replace("0" * 32, MD5)
+    assert _import(tmp_path, "same-" + name, fmt, same)[0] == 0
