@@ -135,7 +135,25 @@ def db_option(f: Any) -> Any:
     )(f)
 
 
-@click.group(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+class _Commands(click.Group):
+    """The command group; a Ctrl-C outside a scan's own handling exits 8, never 1.
+
+    A scan handles SIGINT itself once its log is open (an `interrupted` end
+    record, exit 8). Before that (the self-test, importing --list, building
+    the filter), and in every other command, click would print "Aborted!" and
+    exit 1: for `scan` the code of a notable match. Nothing is half-written
+    there (an import rolls back), so the exit says "interrupted" plainly.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+@click.group(cls=_Commands, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="matcher")
 def cli() -> None:
     """Hash-only known-file matcher for digital-forensic examiners.

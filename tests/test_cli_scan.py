@@ -367,3 +367,17 @@ def test_a_scan_without_a_store_creates_none(runner: CliRunner, tmp_path: Path, 
                                  "--db", str(db), "--log", str(tmp_path / "l.jsonl")])
     assert result.exit_code == 2 and "does not exist" in result.output
     assert not db.exists() and not (tmp_path / "l.jsonl").exists()
+
+
+def test_ctrl_c_before_the_scan_starts_exits_8_not_1(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 1 means a notable match; a Ctrl-C during start-up (self-test, --list import)
+    used to give click's 'Aborted!' and 1."""
+    import matcher.scan as scan_mod
+
+    def interrupted(**kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scan_mod, "run_selftest", interrupted)
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C",
+                                 "--db", str(store), "--log", str(tmp_path / "l.jsonl")])
+    assert result.exit_code == 8 and "Interrupted" in result.output
