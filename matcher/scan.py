@@ -526,12 +526,14 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
     engine = make_engine(
         options.algorithms, open_readonly, jobs, options.engine, chunk_reader=read_chunks
     )
+    new_store = not os.path.lexists(options.db)  # created here by a --list import
     try:
         store = HashStore(options.db)
     except BaseException:
         engine.close()
         raise
     images: dict[bytes, OpenedImage] = {}
+    scanning = False
     try:
         images = prepare_images(
             [os.fsencode(os.path.abspath(e)) for e in options.evidence], options.images_only
@@ -579,6 +581,7 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             for info in lists
             if info.zero_length
         )
+        scanning = True
         return _scan(
             options,
             engine,
@@ -594,6 +597,15 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             images,
             image_checks,
         )
+    except BaseException:
+        if new_store and not scanning:
+            # Note: a refused --list (or any failure before the scan) leaves no
+            # store behind where there was none, as a refused import does.
+            store.close()
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{options.db}{suffix}")
+        raise
     finally:
         engine.close()
         store.close()

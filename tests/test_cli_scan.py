@@ -381,3 +381,13 @@ def test_ctrl_c_before_the_scan_starts_exits_8_not_1(runner: CliRunner, store: P
     result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C",
                                  "--db", str(store), "--log", str(tmp_path / "l.jsonl")])
     assert result.exit_code == 8 and "Interrupted" in result.output
+
+
+def test_a_refused_list_leaves_no_new_store(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
+    bad = tmp_path / "bad.md5"
+    bad.write_text("not a hash list\n")
+    db = tmp_path / "new.db"
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C",
+                                 "--db", str(db), "--log", str(tmp_path / "l.jsonl"), "--list", str(bad)])
+    assert result.exit_code == 2
+    assert not any(p.name.startswith("new.db") for p in tmp_path.iterdir())
