@@ -60,7 +60,6 @@ from matcher.errors import IntegrityError
 from matcher.errors import LogWriteError
 from matcher.errors import UsageError
 from matcher.models import fields_path
-from matcher.models import storable
 
 StrPath = signing.StrPath
 Clock = Callable[[], datetime.datetime]
@@ -388,15 +387,8 @@ class LogWriter:
         reason = self._grammar.check(record)
         if reason is not None:
             raise ValueError(reason)
-        try:
-            signing.seal(record, self._signer, sign=type in SIGNED_TYPES, digest=type == "end")
-            body = signing.canonical_bytes(record)
-        except UnicodeEncodeError:
-            # Note: text that is not UTF-8 (an argument, a list name in a note)
-            # is written with \xNN escapes; nothing is written before this point.
-            record = storable(record)  # type: ignore[assignment]
-            signing.seal(record, self._signer, sign=type in SIGNED_TYPES, digest=type == "end")
-            body = signing.canonical_bytes(record)
+        signing.seal(record, self._signer, sign=type in SIGNED_TYPES, digest=type == "end")
+        body = signing.canonical_bytes(record)
         self._write(body + b"\n")
         self._grammar.advance(record)
         self._resume, self._seq = None, self._seq + 1

@@ -34,6 +34,8 @@ from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import Skip
 from matcher.models import fields_path
+from matcher.models import storable
+from matcher.models import storable_text
 from matcher.scan import MATCH_BATCH
 from matcher.scan import Counts
 from matcher.scan import Interrupted
@@ -175,16 +177,16 @@ def run_rematch(
                     "examiner": first_run.get("examiner"),
                     "case": first_run.get("case"),
                 },
-                "examiner": examiner,
-                "case": case,
-                "authority": options.authority,
+                "examiner": storable_text(examiner),
+                "case": storable_text(case),
+                "authority": storable(options.authority),
                 "tool": {
                     "name": TOOL_NAME,
                     "version": __version__,
                     "python": sys.version.split()[0],
                 },
                 "host": socket.gethostname(),
-                "argv": list(options.argv),
+                "argv": [storable_text(arg) for arg in options.argv],
                 "evidence": first_run.get("evidence"),
                 "algorithms": algorithms,
                 "lists": [info.as_log_dict() for info in lists],

@@ -64,6 +64,7 @@ from matcher.models import Skip
 from matcher.models import Verdict
 from matcher.models import path_fields
 from matcher.models import storable
+from matcher.models import storable_text
 from matcher.selftest import SelftestResult
 from matcher.selftest import run_selftest
 from matcher.store import HashStore
@@ -274,7 +275,7 @@ class _Recorder:
                     "kind": outcome.kind,
                     "reason": outcome.failure.value,
                     "errno": outcome.errno,
-                    "detail": outcome.detail,
+                    "detail": storable(outcome.detail),  # free text, from a library at times
                     "size": outcome.size,
                 },
             )
@@ -794,7 +795,7 @@ def append_end_record(
                 "path": os.path.abspath(inventory_path),
                 "sha256": _file_sha256(inventory_path),
             },
-            "notes": notes,
+            "notes": [storable_text(note) for note in notes],
         },
     )
     log.sync()
@@ -818,12 +819,15 @@ def _append_run_record(
         "run",
         {
             **resume_fields,
-            "examiner": options.examiner.strip(),
-            "case": options.case.strip(),
-            "authority": options.authority,
+            # Note: arguments and notes are text given on a command line, which
+            # may not be UTF-8 (storable_text escapes it); evidence paths never
+            # come through here (path_fields keeps their bytes).
+            "examiner": storable_text(options.examiner.strip()),
+            "case": storable_text(options.case.strip()),
+            "authority": storable(options.authority),
             "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0]},
             "host": socket.gethostname(),
-            "argv": list(options.argv),
+            "argv": [storable_text(arg) for arg in options.argv],
             **identity,
             "options": {"jobs": jobs, **identity["options"]},  # type: ignore[dict-item]
             "images": [
@@ -855,7 +859,7 @@ def _identity(
         "lists": [info.as_log_dict() for info in lists],
         "options": {
             "candidates_only": candidate_sizes is not None,
-            "excludes": sorted(options.excludes),  # their order means nothing
+            "excludes": sorted(storable_text(e) for e in options.excludes),  # order means nothing
             "max_size": options.max_size,
             "one_file_system": options.one_file_system,
             "deleted": options.deleted,
