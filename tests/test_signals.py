@@ -71,18 +71,26 @@ def every_file_notable(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     return ev, db
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("round_", range(6))
-def test_signals_at_random_moments_leave_a_verifiable_log(
-    every_file_notable: tuple[Path, Path], tmp_path: Path, round_: int
-) -> None:
+def _scan_under_way(
+    every_file_notable: tuple[Path, Path], log: Path
+) -> tuple[subprocess.Popen[bytes], list[str]]:
+    """A scan of the fixture started in a child process, once its log has its first record."""
     ev, db = every_file_notable
-    log = tmp_path / "run.jsonl"
     cmd = [*MATCHER, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db)]
     proc = subprocess.Popen([*cmd, "--log", str(log), "-q"], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
         time.sleep(0.002)
+    return proc, cmd
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(6))
+def test_signals_at_random_moments_leave_a_verifiable_log(
+    every_file_notable: tuple[Path, Path], tmp_path: Path, round_: int
+) -> None:
+    log = tmp_path / "run.jsonl"
+    proc, _ = _scan_under_way(every_file_notable, log)
     time.sleep(random.Random(round_).uniform(0.0, 0.4))
     proc.send_signal(signal.SIGINT if round_ % 2 else signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -104,13 +112,8 @@ def test_a_storm_of_signals_prints_no_traceback_and_leaves_a_verifiable_log(
 ) -> None:
     """Only the first signal counts; later ones are no-ops (switching to SIG_IGN from
     inside the handler raced with a pending signal and printed a traceback)."""
-    ev, db = every_file_notable
     log = tmp_path / "run.jsonl"
-    cmd = [*MATCHER, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db)]
-    proc = subprocess.Popen([*cmd, "--log", str(log), "-q"], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
-        time.sleep(0.002)
+    proc, cmd = _scan_under_way(every_file_notable, log)
     time.sleep(random.Random(round_).uniform(0.0, 0.2))
     for _ in range(40):
         if proc.poll() is not None:
