@@ -111,7 +111,13 @@ def import_list(
         StoreError: a name clash or a database failure; the store is unchanged.
     """
     if not path.is_file():
-        raise FormatError("no such list file", source=str(path))
+        # Note: is_file() follows a symlink; a FIFO or a device (/dev/zero) is not a list.
+        what = (
+            "no such list file"
+            if not path.exists()
+            else "not a regular file (a FIFO, a device or a folder)"
+        )
+        raise FormatError(what, source=str(path))
     source_sha256 = file_sha256(path)
     existing = store.find_list(source_sha256=source_sha256)
     if existing is not None and replace is None:

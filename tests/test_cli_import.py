@@ -143,3 +143,15 @@ def test_the_same_list_asked_for_with_another_role_is_refused(tmp_path: Path) ->
     assert db.read_bytes() == before
     same = CliRunner().invoke(cli, ["import", str(lst), "--db", str(db), "--role", "known"])
     assert same.exit_code == 0 and "nothing done" in same.output
+
+
+def test_a_fifo_or_a_device_given_as_a_list_is_named_as_such(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe.md5"
+    os.mkfifo(fifo)
+    device = tmp_path / "zero.md5"
+    device.symlink_to("/dev/zero")
+    for path in (fifo, device):
+        result = CliRunner().invoke(cli, ["import", str(path), "--db", str(tmp_path / "s.db")])
+        assert result.exit_code == 2 and "not a regular file" in result.output, result.output
