@@ -300,6 +300,38 @@ class _Recorder:
             counts.errors_by_reason[reason] = counts.errors_by_reason.get(reason, 0) + 1
         self.inventory.add(outcome, verdict.value if verdict else None, self.run)
 
+    def record_many(
+        self, outcomes: list[EntryOutcome], hits_of: Mapping[int, list[ListHit]]
+    ) -> None:
+        """Record a batch of outcomes; `hits_of` maps id(outcome) to its hits, if any.
+
+        Note: most files of a scan are hashed, nonempty and in no list. Those
+        write no log record, so they are counted and queued for the
+        inventory in bulk, without a record() call each (a scan of small
+        files spends much of its main process's time per file). Every other
+        outcome goes through record(), in order, so the log's order is kept.
+        """
+        plain: list[EntryOutcome] = []
+        for outcome in outcomes:
+            if (
+                outcome.size
+                and outcome.digests is not None
+                and outcome.errno is None
+                and outcome.detail is None
+                and id(outcome) not in hits_of
+            ):
+                plain.append(outcome)
+            else:
+                self.record(outcome, hits_of.get(id(outcome), []))
+        if plain:
+            self.inventory.add_hashed(plain, Verdict.UNKNOWN.value, self.run)
+            counts = self.counts
+            n = len(plain)
+            counts.entries += n
+            counts.files += n
+            counts.unknown += n
+            counts.bytes += sum([outcome.size or 0 for outcome in plain])
+
     def record_skipped(self, rows: list[tuple[bytes, str, int, int]], skip: Skip) -> None:
         """Count and queue entries skipped for one reason (path, kind, size, mtime_ns each)."""
         if not rows:
@@ -1182,10 +1214,9 @@ def _pump(
     def settle() -> None:
         hashed = [o for o in pending if o.digests is not None]
         hits = match_batch([o.digests for o in hashed], digest_filter, lookup)  # type: ignore[misc]
-        by_id = {id(o): h for o, h in zip(hashed, hits, strict=True)}
+        by_id = {id(o): h for o, h in zip(hashed, hits, strict=True) if h}
         with gate.critical():
-            for outcome in pending:
-                recorder.record(outcome, by_id.get(id(outcome), []))
+            recorder.record_many(pending, by_id)
             pending.clear()
             recorder.maybe_flush()
         if progress is not None:

@@ -1,0 +1,82 @@
+"""Recording a batch of outcomes: the bulk path for unknown files says what record() says."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from conftest import read_log
+
+from matcher import auditlog
+from matcher.inventory import Inventory
+from matcher.models import EntryOutcome
+from matcher.models import Failure
+from matcher.models import ListHit
+from matcher.models import Skip
+from matcher.scan import Counts
+from matcher.scan import _Recorder
+
+
+def _digests(content: bytes, algorithms: tuple[str, ...] = ("md5", "sha1", "sha256")) -> dict:
+    return {a: hashlib.new(a, content).digest() for a in algorithms}
+
+
+def _outcomes() -> tuple[list[EntryOutcome], dict[int, list[ListHit]]]:
+    """A batch mixing every kind of outcome, most of them plain unknown files."""
+    outcomes = [
+        EntryOutcome.hashed(
+            b"/ev/a/%03d.bin" % n, 100 + n, 10**18 + n, _digests(b"content %d" % n), "file"
+        )
+        for n in range(40)
+    ]
+    notable = EntryOutcome.hashed(b"/ev/hit.bin", 7, 10**18, _digests(b"notable"), "file")
+    known = EntryOutcome.hashed(b"/ev/known.bin", 5, 10**18, _digests(b"known"), "file")
+    outcomes[10:10] = [notable]
+    outcomes[20:20] = [known]
+    outcomes += [
+        EntryOutcome.hashed(b"/ev/empty", 0, 10**18, _digests(b""), "file"),
+        EntryOutcome.hashed(b"/ev/\xff-not-utf8", 3, 10**18, _digests(b"odd"), "deleted"),
+        EntryOutcome(b"/ev/link2", 9, 10**18, _digests(b"x"), errno=None, detail="same as /ev/a"),
+        EntryOutcome(b"/ev/gone", 4, 10**18, failure=Failure.VANISHED, errno=2, detail="ENOENT"),
+        EntryOutcome.skipped(b"/ev/fifo", 0, 10**18, Skip.FIFO),
+        # another digest set than the rest of the batch (e.g. a member read otherwise)
+        EntryOutcome.hashed(b"/ev/md5-only", 8, 10**18, _digests(b"m", ("md5",)), "file"),
+    ]
+    hit = ListHit("vics", "notable", "sha256", 7, "n.jpg", "1", "1")
+    good = ListHit("nsrl", "known", "sha1", 5, "k.dll", "2", None)
+    return outcomes, {id(notable): [hit], id(known): [good]}
+
+
+def _record(tmp_path: Path, name: str, bulk: bool) -> tuple[Counts, list[tuple], list[dict]]:
+    outcomes, hits_of = _outcomes()
+    log = auditlog.create(tmp_path / f"{name}.jsonl")
+    log.append("run", {"examiner": "E", "case": "C", "resume": False})
+    inventory = Inventory(tmp_path / f"{name}.inventory.db")
+    counts = Counts()
+    recorder = _Recorder(log, inventory, counts, 0, set())
+    if bulk:
+        recorder.record_many(outcomes, hits_of)
+    else:
+        for outcome in outcomes:
+            recorder.record(outcome, hits_of.get(id(outcome), []))
+    recorder.commit()
+    rows = inventory.db.execute("SELECT * FROM entries ORDER BY path").fetchall()
+    inventory.close()
+    log.close()
+    records = [
+        {k: v for k, v in r.items() if k not in ("time", "prev", "seq")}
+        for r in read_log(tmp_path / f"{name}.jsonl")
+    ]
+    return counts, rows, records
+
+
+def test_record_many_gives_the_counts_rows_and_log_of_record_one_by_one(tmp_path: Path) -> None:
+    bulk = _record(tmp_path, "bulk", bulk=True)
+    single = _record(tmp_path, "single", bulk=False)
+    assert bulk == single
+    counts, rows, records = bulk
+    assert counts.entries == counts.files + counts.skipped + counts.errors == len(rows) == 48
+    assert (counts.notable, counts.known, counts.empty, counts.errors) == (1, 1, 1, 1)
+    assert [r["type"] for r in records] == ["run", "match", "error"]
+    # BLOBs land as BLOBs (the bulk path binds bytearray copies).
+    assert all(isinstance(row[0], bytes) and isinstance(row[4], bytes) for row in rows if row[4])
