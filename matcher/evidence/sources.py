@@ -91,6 +91,9 @@ class EvidenceWalker:
                 items = image_mod.ImageWalker(self.deleted).walk(image)
             else:
                 items = self.folder.walk([root])
+            if self.archives is None:
+                yield from items  # no per-entry step when archives stay closed
+                continue
             for item in items:
                 yield item
                 if self.archives is not None and isinstance(item, FileTask):
