@@ -69,8 +69,12 @@ class Hasher:
         self.buffer = bytearray(chunk_size + 1)
         self.view = memoryview(self.buffer)
 
-    def digest_fd(self, fd: int, expected_size: int) -> tuple[dict[str, bytes], int]:
-        """Digest everything readable from `fd`; return (digests, bytes read)."""
+    def digest_fd(self, fd: int, expected_size: int) -> tuple[list[bytes], int]:
+        """Digest everything readable from `fd`; return (digests, bytes read).
+
+        The digests come in the order of `algorithms` (none when the file
+        grew past its expected size: it is read to the end only to count).
+        """
         hashers: list[Any] = [f() for f in self.factories]
         view = self.view
         if expected_size < self.chunk_size:
@@ -85,8 +89,8 @@ class Hasher:
                 data = view[:n]
                 for h in hashers:
                     h.update(data)
-                return {a: h.digest() for a, h in zip(self.algorithms, hashers, strict=True)}, total
-            return {}, total
+                return [h.digest() for h in hashers], total
+            return [], total
         total = 0
         chunk = view[: self.chunk_size]
         while True:
@@ -97,7 +101,7 @@ class Hasher:
             data = chunk[:n]
             for h in hashers:
                 h.update(data)
-        return {a: h.digest() for a, h in zip(self.algorithms, hashers, strict=True)}, total
+        return [h.digest() for h in hashers], total
 
     def run_located(self, task: FileTask) -> EntryOutcome:
         """Hash a task whose content comes from a chunk reader (image, archive)."""
@@ -124,8 +128,9 @@ class Hasher:
         if task.locator is not None:
             return self.run_located(task)
         result = self.hash_file(task.path, task.size, task.mtime_ns, task.dev, task.ino)
-        if isinstance(result, dict):
-            return EntryOutcome.hashed(task.path, task.size, task.mtime_ns, result, task.kind)
+        if isinstance(result, list):
+            digests = dict(zip(self.algorithms, result, strict=True))
+            return EntryOutcome.hashed(task.path, task.size, task.mtime_ns, digests, task.kind)
         failure, code, detail = result
         return EntryOutcome(
             path=task.path,
@@ -139,8 +144,8 @@ class Hasher:
 
     def hash_file(
         self, path: bytes, size: int, mtime_ns: int, dev: int, ino: int
-    ) -> dict[str, bytes] | tuple[Failure, int | None, str | None]:
-        """Digests of one plain file, or why there are none: (failure, errno, detail).
+    ) -> list[bytes] | tuple[Failure, int | None, str | None]:
+        """Digests of one plain file (as `algorithms` orders them), or (failure, errno, detail).
 
         The file must be the very one the walk saw (`dev`, `ino`), still a
         regular file, and neither its size nor its mtime may move while read.
@@ -279,7 +284,7 @@ def _init_worker(
 # file, a tenth of all the work on a tree of small files. Anything else (a
 # failure, a located or linked task) travels as the object itself.
 _WireTask = FileTask | tuple[bytes, int, int, int, int]
-_WireResult = EntryOutcome | tuple[bytes, ...]
+_WireResult = EntryOutcome | list[bytes]
 
 
 def _to_wire(task: FileTask) -> _WireTask:
@@ -295,8 +300,8 @@ def _run_batch_in_worker(batch: list[_WireTask]) -> list[_WireResult]:
     for item in batch:
         if isinstance(item, tuple):
             result = hasher.hash_file(*item)
-            if isinstance(result, dict):
-                out.append(tuple(result.values()))
+            if isinstance(result, list):
+                out.append(result)
             else:
                 path, size, mtime_ns = item[:3]
                 failure, code, detail = result
@@ -312,7 +317,7 @@ def _from_wire(
     algorithms: tuple[str, ...], batch: list[FileTask], results: list[_WireResult]
 ) -> Iterator[EntryOutcome]:
     for task, result in zip(batch, results, strict=True):
-        if isinstance(result, tuple):
+        if isinstance(result, list):
             digests = dict(zip(algorithms, result, strict=True))
             yield EntryOutcome.hashed(task.path, task.size, task.mtime_ns, digests, task.kind)
         else:

@@ -111,7 +111,7 @@ def test_content_rewritten_mid_read_with_its_mtime_restored_is_a_failure(tmp_pat
     hasher = Hasher(ALGOS, open_readonly, chunk_size=1024)  # the chunk loop: a read "in the middle"
     real_digest_fd = hasher.digest_fd
 
-    def rewrite_during_read(fd: int, expected_size: int) -> tuple[dict[str, bytes], int]:
+    def rewrite_during_read(fd: int, expected_size: int) -> tuple[list[bytes], int]:
         result = real_digest_fd(fd, expected_size)
         with path.open("r+b") as f:
             f.write(b"b" * 5000)
