@@ -31,7 +31,8 @@ _TAG_LINE = re.compile(
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
-def _is_tag_line(line: bytes) -> bool:
+def is_tag_line(line: bytes) -> bool:
+    """True for one `ALG (name) = <hex>` line."""
     match = _TAG_LINE.fullmatch(line)
     return match is not None and _HEX.fullmatch(match.group(4)) is not None
 
@@ -51,7 +52,7 @@ class BsdTagReader(TextReader):
     DESCRIPTION = "BSD-style tagged lines 'ALG (name) = hex' (coreutils --tag, cksum, b3sum --tag)"
 
     def sniff(self, head: bytes, path: Path | None = None) -> bool:
-        return mostly(meaningful(head_lines(head)), _is_tag_line)
+        return mostly(meaningful(head_lines(head)), is_tag_line)
 
     def parse(
         self, stream: BinaryIO, source: str = "<input>", on_invalid: OnInvalid = None

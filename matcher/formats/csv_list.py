@@ -17,6 +17,7 @@ from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
 from matcher.formats.base import add_digest
 from matcher.formats.base import byte_count
+from matcher.formats.bsd_tag import is_tag_line
 from matcher.formats.gnu_sum import decode_name
 from matcher.formats.gnu_sum import excerpt
 from matcher.formats.gnu_sum import head_lines
@@ -169,8 +170,10 @@ class CsvListReader(TextReader):
         lines = [line for line in head_lines(head) if line.strip()]
         if len(lines) < 2 or lines[0].lstrip()[:1] in (b"{", b"[", b"%", b"#"):
             return False
-        if _LEADING_DIGEST.match(lines[0]):
-            return False  # a header names columns; a line opening with a digest is data
+        if _LEADING_DIGEST.match(lines[0]) or is_tag_line(lines[0]):
+            # A header names columns; a line opening with a digest is data, and
+            # so is a tagged line, even one whose name reads like a header.
+            return False
         header = _header(lines[0].decode("utf-8", "surrogateescape"))
         if header is None or len(header.titles) < 2 or _NSRL_COLUMNS & set(header.titles):
             return False
