@@ -12,6 +12,8 @@ from collections.abc import Set
 from pathlib import Path
 
 ROLES = ("notable", "known")
+# What a list entry may carry besides its digests, in the order an import batch row gives them.
+ENTRY_FIELDS = ("size", "name", "ident", "label")
 
 
 class SizeSet(Set[int]):

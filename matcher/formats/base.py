@@ -11,6 +11,7 @@ from typing import BinaryIO
 from typing import Protocol
 
 from matcher.errors import FormatError
+from matcher.models import ENTRY_FIELDS
 from matcher.models import HashRecord
 
 # Called with each malformed line under --skip-invalid; when None, readers raise.
@@ -112,14 +113,17 @@ class Refusal(Protocol):
 class RecordBatch:
     """Many entries in columns, for readers of very large lists (NSRL, VICS).
 
-    Each row is `(*digests, size, name, ident, label)`, with one digest slot
-    per name in `algorithms` (raw bytes, or None when the entry lacks it).
+    Each row is `(*digests, *values)`: one digest slot per name in
+    `algorithms` (raw bytes or bytearray, or None when the entry lacks it),
+    then one value per name in `fields`, a subset of ENTRY_FIELDS in that
+    order (a field left out is None for every row of the batch).
     Readers that can produce these directly implement `read_batches()`;
     the import job batches `read()` output itself for the others.
     """
 
     algorithms: tuple[str, ...]
     rows: list[tuple[object, ...]]
+    fields: tuple[str, ...] = ENTRY_FIELDS
 
 
 class TextReader(abc.ABC):

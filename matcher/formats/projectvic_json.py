@@ -44,7 +44,10 @@ _MODEL = re.compile(r"DataModels/(\d+(?:\.\d+)*)\.xml(?:/([^/$#]+))?")
 _SETS = ("Media", "Cases")
 # The data model versions whose envelopes FORMATS.md records (6.1).
 MODEL_VERSIONS = ("1.1", "1.2", "1.3", "2.0")
-_Row = tuple[bytes | None, bytes | None, bytes | None, int | None, None, str | None, str | None]
+# (md5, sha1, sha256, size, ident, label): a batch row, the fields of _FIELDS (VICS has no names).
+_Digest = bytes | bytearray | None
+_Row = tuple[_Digest, _Digest, _Digest, int | None, str | None, str | None]
+_FIELDS = ("size", "ident", "label")
 _Events = Iterator[tuple[str, Any]]
 
 
@@ -354,7 +357,8 @@ def _verbatim(value: object) -> str | None:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
-def _digest(value: object, algorithm: str, field: str) -> bytes | None:
+def _digest(value: object, algorithm: str, field: str) -> bytes | bytearray | None:
+    """The raw digest (a bytearray, which the store binds fastest), None when absent."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -362,7 +366,7 @@ def _digest(value: object, algorithm: str, field: str) -> bytes | None:
     # Fast path for the usual well-formed value; parse_hex explains any other.
     if len(value) == _HEX_LENGTHS[algorithm]:
         try:
-            raw = bytes.fromhex(value)
+            raw = bytearray.fromhex(value)
         except ValueError:
             pass
         else:
@@ -418,7 +422,7 @@ def _row(media: object) -> _Row:
     size = _size(media.get("MediaSize"))
     ident = _verbatim(media.get("MediaID"))
     label = _verbatim(media.get("Category"))
-    return (found["md5"], found["sha1"], found["sha256"], size, None, ident, label)
+    return (found["md5"], found["sha1"], found["sha256"], size, ident, label)
 
 
 class ProjectVicReader(TextReader):
@@ -454,11 +458,11 @@ class ProjectVicReader(TextReader):
                 `on_invalid` takes it.
         """
         for number, row in self._rows(stream, source, on_invalid):
-            found = {alg: raw for alg, raw in zip(ALGORITHMS, row[:3], strict=True) if raw}
-            yield HashRecord(found, size=row[3], ident=row[5], label=row[6], line=number)
+            found = {alg: bytes(raw) for alg, raw in zip(ALGORITHMS, row[:3], strict=True) if raw}
+            yield HashRecord(found, size=row[3], ident=row[4], label=row[5], line=number)
 
     def read_batches(self, path: Path, on_invalid: OnInvalid = None) -> Iterator[RecordBatch]:
-        """Yield batches of BATCH_ROWS rows `(md5, sha1, sha256, size, None, ident, label)`.
+        """Yield batches of BATCH_ROWS rows `(md5, sha1, sha256, size, ident, label)`.
 
         Raises:
             FormatError: as `parse()` does.
@@ -468,10 +472,10 @@ class ProjectVicReader(TextReader):
             for _number, row in self._rows(stream, str(path), on_invalid):
                 rows.append(row)
                 if len(rows) >= BATCH_ROWS:
-                    yield RecordBatch(ALGORITHMS, cast(list[tuple[object, ...]], rows))
+                    yield RecordBatch(ALGORITHMS, cast(list[tuple[object, ...]], rows), _FIELDS)
                     rows = []
             if rows:
-                yield RecordBatch(ALGORITHMS, cast(list[tuple[object, ...]], rows))
+                yield RecordBatch(ALGORITHMS, cast(list[tuple[object, ...]], rows), _FIELDS)
 
     def metadata(self, path: Path) -> dict[str, str]:
         """The envelope string, and the model version, profile and set it names."""

@@ -351,13 +351,13 @@ def test_read_batches_equals_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             r.digests.get("sha1"),
             r.digests.get("sha256"),
             r.size,
-            None,
             r.ident,
             r.label,
         )
         for r in READER.read(path)
     ]
     assert flat == expected
+    assert all(b.fields == ("size", "ident", "label") for b in batches)
     assert len(flat) == 30
 
 
