@@ -312,25 +312,29 @@ class _Recorder:
         outcome goes through record(), in order, so the log's order is kept.
         """
         plain: list[EntryOutcome] = []
-        for outcome in outcomes:
-            if (
-                outcome.size
-                and outcome.digests is not None
-                and outcome.errno is None
-                and outcome.detail is None
-                and id(outcome) not in hits_of
-            ):
-                plain.append(outcome)
-            else:
-                self.record(outcome, hits_of.get(id(outcome), []))
-        if plain:
-            self.inventory.add_hashed(plain, Verdict.UNKNOWN.value, self.run)
-            counts = self.counts
-            n = len(plain)
-            counts.entries += n
-            counts.files += n
-            counts.unknown += n
-            counts.bytes += sum([outcome.size or 0 for outcome in plain])
+        try:
+            for outcome in outcomes:
+                if (
+                    outcome.size
+                    and outcome.digests is not None
+                    and outcome.errno is None
+                    and outcome.detail is None
+                    and id(outcome) not in hits_of
+                ):
+                    plain.append(outcome)
+                else:
+                    self.record(outcome, hits_of.get(id(outcome), []))
+        finally:
+            # Note: also when a log write fails (disk full): the unknown files
+            # before it are recorded, as they were when each went in turn.
+            if plain:
+                self.inventory.add_hashed(plain, Verdict.UNKNOWN.value, self.run)
+                counts = self.counts
+                n = len(plain)
+                counts.entries += n
+                counts.files += n
+                counts.unknown += n
+                counts.bytes += sum([outcome.size or 0 for outcome in plain])
 
     def record_skipped(self, rows: list[tuple[bytes, str, int, int]], skip: Skip) -> None:
         """Count and queue entries skipped for one reason (path, kind, size, mtime_ns each)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from conftest import read_log
 
 from matcher import auditlog
@@ -80,3 +81,24 @@ def test_record_many_gives_the_counts_rows_and_log_of_record_one_by_one(tmp_path
     assert [r["type"] for r in records] == ["run", "match", "error"]
     # BLOBs land as BLOBs (the bulk path binds bytearray copies).
     assert all(isinstance(row[0], bytes) and isinstance(row[4], bytes) for row in rows if row[4])
+
+
+def test_a_failed_log_write_keeps_the_unknown_files_recorded_before_it(tmp_path: Path) -> None:
+    """Disk full at a match record: the files before it stay counted, as one by one."""
+    outcomes, hits_of = _outcomes()
+    log = auditlog.create(tmp_path / "full.jsonl")
+    log.append("run", {"examiner": "E", "case": "C", "resume": False})
+    inventory = Inventory(tmp_path / "full.inventory.db")
+    counts = Counts()
+    recorder = _Recorder(log, inventory, counts, 0, set())
+
+    def disk_full(kind: str, fields: dict) -> dict:
+        raise OSError(28, "No space left on device")
+
+    log.append = disk_full  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        recorder.record_many(outcomes, hits_of)
+    # The notable file is the 11th: ten unknown files came before it.
+    assert (counts.entries, counts.files, counts.unknown) == (10, 10, 10)
+    assert inventory.pending == 10
+    inventory.close()
