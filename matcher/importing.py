@@ -49,33 +49,33 @@ def file_sha256(path: Path) -> str:
 
 
 def _batches_from_records(records: Iterator[HashRecord]) -> Iterator[_Batch]:
-    """Records grouped into store batches by the digests and fields they carry.
+    """Records as store batches: runs of records that carry the same digests and fields.
 
     Note: a batch leaves out the fields that its records all lack, and holds
     digests as bytearray, so that the store's executemany binds each value
     at once (sqlite3 sends None and bytes through its adapter lookup first,
     about 1 µs each: a one-digest list bound its three empty fields and its
-    digest that way, a third of its import time).
+    digest that way, a third of its import time). Batches are runs in the
+    list's own order, so entry ids follow the list (the order of a digest's
+    hits in a match record).
     """
-    pending: dict[tuple[object, ...], list[Row]] = {}
+    rows: list[Row] = []
+    shape: tuple[object, ...] = ()
     blob = bytearray
     for record in records:
         digests = record.digests
         algorithms = tuple(digests)
         values = (record.size, record.name, record.ident, record.label)
-        shape = (algorithms, *[v is None for v in values])
-        rows = pending.get(shape)
-        if rows is None:
-            rows = pending[shape] = []
+        this = (algorithms, *[v is None for v in values])
+        if this != shape or len(rows) >= BATCH_ROWS:
+            if rows:
+                yield _batch_of(shape, rows)
+            rows, shape = [], this
         rows.append(
             (*[blob(digests[a]) for a in algorithms], *[v for v in values if v is not None])
         )
-        if len(rows) >= BATCH_ROWS:
-            yield _batch_of(shape, rows)
-            pending[shape] = []
-    for shape, rows in pending.items():
-        if rows:
-            yield _batch_of(shape, rows)
+    if rows:
+        yield _batch_of(shape, rows)
 
 
 def _batch_of(shape: tuple[object, ...], rows: list[Row]) -> _Batch:

@@ -126,9 +126,11 @@ class Inventory:
         """
         first = outcomes[0].digests
         assert first is not None
-        algorithms = first.keys()
+        # Note: a tuple, not keys(): the row takes each outcome's values in its
+        # own order, so the order must match too, not just the names.
+        algorithms = tuple(first)
         if not all(
-            o.digests is not None and o.digests.keys() == algorithms and o.errno is None
+            o.digests is not None and tuple(o.digests) == algorithms and o.errno is None
             and o.detail is None
             for o in outcomes
         ):  # fmt: skip

@@ -55,7 +55,10 @@ IMPORT_CACHE_KIB = 8192
 # them): a 2M-row RDS imported 12% faster with 2 than with none, at the same peak
 # memory with the cache above halved. Capped, as each thread sorts its own runs.
 IMPORT_SORTER_THREADS = 4
-# The page cache, in KiB, of one pass over many stored rows (see HashStore.streaming).
+# The store connection's page cache, in KiB (removing a list rewrites pages
+# all over the digest B-tree), and that of one pass over many stored rows
+# (see HashStore.streaming).
+STORE_CACHE_KIB = 262144
 STREAMING_CACHE_KIB = 8192
 
 Row = tuple[object, ...]
@@ -162,7 +165,7 @@ class HashStore:
             self.db = Database(conn)
             self.db.execute("PRAGMA foreign_keys=ON")
             # A large page cache keeps bulk inserts into the digest B-tree off the disk.
-            self.db.execute("PRAGMA cache_size=-262144")
+            self.db.execute(f"PRAGMA cache_size = {-STORE_CACHE_KIB}")
             if not readonly:
                 self.db.execute("PRAGMA busy_timeout=10000")
                 self._ensure_schema()
@@ -717,15 +720,17 @@ class HashStore:
         it read, some 170 MB for a store of 1M entries.
         """
         conn = self.db.conn
-        cache = conn.execute("PRAGMA main.cache_size").fetchone()[0]
         conn.execute(f"PRAGMA main.cache_size = {-STREAMING_CACHE_KIB}")
         try:
             yield
         finally:
-            # Note: a generator left unfinished ends here when collected, perhaps
-            # after the store is closed; the setting then no longer matters.
+            # Note: the store's own size, not the one found on entry: two
+            # passes interleaved (two digest generators) must not leave the
+            # small one behind. A generator left unfinished ends here when
+            # collected, perhaps after the store is closed; the setting then
+            # no longer matters.
             with contextlib.suppress(sqlite3.Error):
-                conn.execute(f"PRAGMA main.cache_size = {int(cache)}")
+                conn.execute(f"PRAGMA main.cache_size = {-STORE_CACHE_KIB}")
 
     def iter_digests(self, algorithm: str, role: str | None = None) -> Iterator[bytes]:
         """Every stored digest of `algorithm` (optionally of one role), for filters.

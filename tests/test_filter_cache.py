@@ -150,3 +150,12 @@ def test_one_pass_reads_use_a_small_page_cache_and_give_the_store_its_own_back(
         assert seen == [-8192] and store.db.execute("PRAGMA cache_size").fetchone()[0] == default
     finally:
         store.close()
+
+
+def test_interleaved_one_pass_reads_leave_the_store_its_own_cache(store: HashStore) -> None:
+    default = store.db.execute("PRAGMA cache_size").fetchone()[0]
+    first, second = store.iter_digests("sha256"), store.iter_digests("sha256")
+    next(first)
+    next(second)
+    assert len([*first]) == len([*second]) == 499
+    assert store.db.execute("PRAGMA cache_size").fetchone()[0] == default

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from matcher import importing
 from matcher.errors import StoreError
 from matcher.importing import _batches_from_records
 from matcher.importing import import_list
@@ -65,8 +66,9 @@ def test_every_record_lands_with_exactly_its_own_values(tmp_path: Path) -> None:
     assert len(got) == len(RECORDS)
 
 
-def test_batches_group_records_by_the_digests_and_fields_they_carry() -> None:
-    batches = list(_batches_from_records(iter(RECORDS)))
+def test_batches_are_runs_of_records_with_the_same_digests_and_fields() -> None:
+    records = [RECORDS[0], RECORDS[5], *RECORDS[1:5], RECORDS[1]]
+    batches = list(_batches_from_records(iter(records)))
     shapes = [(algorithms, fields, len(rows)) for algorithms, fields, rows in batches]
     assert shapes == [
         (("md5",), ("size", "name", "ident", "label"), 2),
@@ -74,9 +76,29 @@ def test_batches_group_records_by_the_digests_and_fields_they_carry() -> None:
         (("md5", "sha1"), ("name",), 1),
         (("sha1", "md5"), ("size", "label"), 1),
         (("md5",), ("ident",), 1),
+        (("md5",), (), 1),
     ]
     # Digests go as bytearray: sqlite3 binds them without its adapter lookup.
     assert all(isinstance(row[0], bytearray) for _, _, rows in batches for row in rows)
+
+
+def test_entry_ids_follow_the_list_even_when_its_rows_differ_in_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A digest listed twice: its hits come in the list's own order (entry id order)."""
+    monkeypatch.setattr(importing, "BATCH_ROWS", 3)
+    digest = _md5("twice").hex()
+    lines = ["md5,name", f"{digest},", f"{digest},second"]
+    lines += [f"{_md5(str(n)).hex()},{'' if n % 3 else f'n{n}'}" for n in range(10)]
+    path = tmp_path / "l.csv"
+    path.write_text("\n".join(lines) + "\n")
+    store = HashStore(tmp_path / "s.db")
+    import_list(store, path)
+    hits = store.lookup("md5", [bytes.fromhex(digest)])[bytes.fromhex(digest)]
+    assert [h.name for h in hits] == [None, "second"]
+    names = [r[0] for r in store.db.execute("SELECT name FROM entries ORDER BY id")]
+    assert names == [None, "second", *[None if n % 3 else f"n{n}" for n in range(10)]]
+    store.close()
 
 
 def test_a_batch_with_nothing_but_entries_keeps_them(tmp_path: Path) -> None:

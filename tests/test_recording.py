@@ -102,3 +102,20 @@ def test_a_failed_log_write_keeps_the_unknown_files_recorded_before_it(tmp_path:
     assert (counts.entries, counts.files, counts.unknown) == (10, 10, 10)
     assert inventory.pending == 10
     inventory.close()
+
+
+def test_digests_given_in_another_order_land_in_their_own_columns(tmp_path: Path) -> None:
+    inventory = Inventory(tmp_path / "order.inventory.db")
+    md5, sha1 = hashlib.md5(b"x").digest(), hashlib.sha1(b"x").digest()
+    inventory.add_hashed(
+        [
+            EntryOutcome.hashed(b"/a", 1, 1, {"md5": md5, "sha1": sha1}, "file"),
+            EntryOutcome.hashed(b"/b", 1, 1, {"sha1": sha1, "md5": md5}, "file"),
+        ],
+        "unknown",
+        0,
+    )
+    inventory.flush()
+    rows = inventory.db.execute("SELECT path, md5, sha1 FROM entries ORDER BY path").fetchall()
+    assert rows == [(b"/a", md5, sha1), (b"/b", md5, sha1)]
+    inventory.close()
