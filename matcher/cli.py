@@ -36,6 +36,7 @@ from matcher.scan import ScanOptions
 from matcher.scan import ScanSummary
 from matcher.scan import run_scan
 from matcher.store import HashStore
+from matcher.store import remove_store_files
 
 if TYPE_CHECKING:
     from matcher.batch import BatchItem
@@ -182,9 +183,7 @@ def _removed_if_nothing_lands(db: Path, results: list[dict[str, object]]) -> Ite
         yield
     except BaseException:
         if created and not results:
-            for suffix in ("", "-journal", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{db}{suffix}")
+            remove_store_files(db)
         raise
 
 

@@ -111,6 +111,7 @@ def import_list(
     role: str | None = None,
     skip_invalid: bool = False,
     replace: str | None = None,
+    source_sha256: str | None = None,
 ) -> ImportResult:
     """Import the list at `path` into `store`, or do nothing if it is already there.
 
@@ -120,6 +121,7 @@ def import_list(
         role: "notable" or "known"; defaults to the format's usual role.
         skip_invalid: keep the good lines and count malformed ones instead of failing.
         replace: the name of a list this one replaces, in the same transaction.
+        source_sha256: the file's SHA-256 when the caller has computed it already.
 
     Raises:
         FormatError: a malformed line (without skip_invalid) or an unknown format;
@@ -134,7 +136,7 @@ def import_list(
             else "not a regular file (a FIFO, a device or a folder)"
         )
         raise FormatError(what, source=str(path))
-    source_sha256 = file_sha256(path)
+    source_sha256 = source_sha256 or file_sha256(path)
     existing = store.find_list(source_sha256=source_sha256)
     if existing is not None and replace is None:
         if role is not None and role != existing.role:

@@ -68,6 +68,7 @@ from matcher.models import storable_text
 from matcher.selftest import SelftestResult
 from matcher.selftest import run_selftest
 from matcher.store import HashStore
+from matcher.store import remove_store_files
 
 MATCH_BATCH = 512
 NOT_CANDIDATE_BATCH = 4096
@@ -593,14 +594,16 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
         # Note: a log of 0 bytes (killed before its first record) has no run to continue.
         continuing = options.resume and options.log.stat().st_size > 0
         for list_path in options.lists:
-            if continuing and store.find_list(source_sha256=file_sha256(list_path)) is None:
+            # Note: hashed once here and given to the import (a list can be 100 GB).
+            source_sha256 = file_sha256(list_path) if continuing else None
+            if source_sha256 is not None and store.find_list(source_sha256=source_sha256) is None:
                 # Note: refused before the import, so a refused resume leaves the store as it was.
                 raise UsageError(
                     f"Cannot resume with --list {list_path}: it is not in the store, so it is "
                     "not among the lists of the run the log continues. Start a new log; to "
                     "match a finished run against new lists, use `matcher rematch`."
                 )
-            result = import_list(store, list_path)
+            result = import_list(store, list_path, source_sha256=source_sha256)
             given_lists.append(result.info)
             if result.already_imported:
                 notes.append(f"list {list_path} was already imported as {result.info.name!r}")
@@ -639,9 +642,7 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             # Note: a refused --list (or any failure before the scan) leaves no
             # store behind where there was none, as a refused import does.
             store.close()
-            for suffix in ("", "-journal", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{options.db}{suffix}")
+            remove_store_files(options.db)
         raise
     finally:
         engine.close()

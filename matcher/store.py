@@ -133,6 +133,17 @@ def _sorter_threads() -> int:
     return min(cores, IMPORT_SORTER_THREADS) if cores > 1 else 0
 
 
+def remove_store_files(path: Path) -> None:
+    """Delete a store file and its SQLite side files, where they exist.
+
+    For a store that this very command created and that holds nothing (a
+    refused import): an empty store left behind would look like a usable one.
+    """
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
+
+
 def _utcnow() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
