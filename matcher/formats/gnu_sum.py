@@ -213,10 +213,14 @@ def _is_sum_line(line: bytes) -> bool:
 
 def _zero_terminated(data: bytes) -> bool:
     # Note that `*sum -z` ends records with NUL and writes names raw, so a name
-    # may hold LF; a NUL before the first LF is what tells the two apart.
+    # may hold LF; a NUL before the first LF is what tells the two apart. A
+    # -z record is never empty (digest, separator, name): a file that starts
+    # with NUL is binary (a sparse or zeroed file), and read as -z every NUL
+    # byte would be a blank record, some 20 minutes for 1 GB before the
+    # refusal; read by lines, its first line is refused at once.
     nul = data.find(b"\0")
     newline = data.find(b"\n")
-    return nul != -1 and (newline == -1 or nul < newline)
+    return nul > 0 and (newline == -1 or nul < newline)
 
 
 class GnuSumReader(TextReader):

@@ -260,3 +260,16 @@ def test_a_list_named_for_an_algorithm_matcher_cannot_compute_is_refused(tmp_pat
     path.write_text(("ab" * 64 if "b2" in name else "cd" * 32) + "  file\n")
     with pytest.raises(FormatError, match="which matcher does not compute"):
         list(READER.read(path))
+
+
+def test_a_file_of_nul_bytes_is_refused_at_its_first_line() -> None:
+    """A zeroed or sparse file given as a sum list: refused at line 1, not read as -z records.
+
+    Read as `-z` output, every NUL byte was a blank record: 1 GB took some
+    20 minutes to end in "the list holds no entries".
+    """
+    errors: list[FormatError] = []
+    assert parse(b"\0" * (gnu_sum.MAX_RECORD + 10), errors) == []
+    assert [(e.line, "longer than" in e.reason) for e in errors] == [(1, True)]
+    # A -z list still reads as one: its first record is never empty.
+    assert [r.name for r in parse(HELLO_MD5.encode() + b"  a\0" + HELLO_MD5.encode() + b"  b\0")] == ["a", "b"]
