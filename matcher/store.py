@@ -101,7 +101,9 @@ def _staging_select(source: SqlListSource) -> str:
     the CASE NULL, and a2b_hex raises on NULL and on any character that is
     not hex: the statement stops at the first bad row. Note that the length
     is taken of the digest as a BLOB, which SQLite knows without counting
-    characters (a non-ASCII character fails a2b_hex anyway).
+    characters (a non-ASCII character fails a2b_hex anyway). The digests go
+    to the function as one BLOB: as text, Python would decode them into a
+    str first, which cost 0.5 µs a row (a third of all the decoding).
 
     A source that also gives its SELECT in parts (SqlListSource `digests`:
     the hex digest expressions; `columns`: size, name, ident and label;
@@ -120,7 +122,7 @@ def _staging_select(source: SqlListSource) -> str:
         f"length(CAST({d} AS BLOB)) = {DIGEST_SIZES[a] * 2}"
         for d, a in zip(digests, source.algorithms, strict=True)
     )
-    raw = f"matcher_unhex(CASE WHEN {lengths} THEN {' || '.join(digests)} END)"
+    raw = f"matcher_unhex(CASE WHEN {lengths} THEN CAST({' || '.join(digests)} AS BLOB) END)"
     return f"{prefix}SELECT {raw}, {columns} {clauses}"
 
 
