@@ -16,6 +16,11 @@ It generates, in a temporary folder (removed at the end unless --keep):
   are size candidates), imported
   into a matcher store as a notable list, and given to hashdeep's matching
   mode (`-m -k`);
+- a mixed corpus for `--candidates-only` (5,000 files, log-uniform 1 B..8 MiB,
+  mean about 0.5 MB, 2.5 GB: closer to a phone's pictures and videos than the
+  small corpus), 1% of whose files (50, of sizes no other file has) are also
+  in the list: the size prefilter's gain depends on how much of a full scan
+  is hashing, so it is measured on both (skip it with --skip mixed);
 - the C yardstick (tests/bench/yardstick.c, gcc -O2 -pthread -lcrypto).
 
 Then, per corpus and round, every contender runs once in a rotating order
@@ -27,7 +32,8 @@ Then, per corpus and round, every contender runs once in a rotating order
   hashdeep       the same without a list (plain hashing)
   matcher scan   the CLI, default engine and --jobs, a fresh log each run
   matcher scan, thread        the same scan job with the thread engine
-  matcher --candidates-only   (small corpus)
+  matcher --candidates-only   (small and mixed corpora; hashdeep -m is left
+                 out on the mixed corpus, at some 50 MB/s it would take minutes)
   engine only, process/thread/serial   the walk and the engine alone (no
                  store, no log): the engine against the C yardstick
 It prints medians of wall time, MB/s, files/s, CPU seconds (user+sys of the
@@ -361,6 +367,8 @@ def main() -> None:
     p.add_argument("--large-mib", type=int)
     p.add_argument("--small-count", type=int)
     p.add_argument("--small-max-kib", type=int, default=256)
+    p.add_argument("--mixed-count", type=int)
+    p.add_argument("--mixed-max-mib", type=int, default=8)
     p.add_argument("--decoys", type=int)
     p.add_argument(
         "--walk-files", type=str, help="comma-separated tree sizes (default 100000,1000000)"
@@ -379,7 +387,7 @@ def main() -> None:
         default="thread",
         help="engine kinds to time through the whole scan job, besides the CLI's default",
     )
-    p.add_argument("--skip", default="", help="comma list of: large,small,walk,lookup")
+    p.add_argument("--skip", default="", help="comma list of: large,small,mixed,walk,lookup")
     p.add_argument("--workdir", type=Path, help="where to generate (default: a temp folder)")
     p.add_argument("--keep", action="store_true", help="keep the generated files")
     a = p.parse_args()
@@ -388,6 +396,7 @@ def main() -> None:
     large_count = a.large_count or (4 if q else 12)
     large_mib = a.large_mib or (32 if q else 128)
     small_count = a.small_count or (4000 if q else 40_000)
+    mixed_count = a.mixed_count or (500 if q else 5_000)
     decoys = a.decoys if a.decoys is not None else (100_000 if q else 1_000_000)
     walk = [int(x) for x in (a.walk_files or ("10000,50000" if q else "100000,1000000")).split(",")]
     lookup_entries = a.lookup_entries or (1_000_000 if q else 10_000_000)
@@ -401,6 +410,9 @@ def main() -> None:
         t0 = time.perf_counter()
         large = corpus.make_large(work / "large", large_count, large_mib << 20, seed=1)
         small = corpus.make_small(work / "small", small_count, a.small_max_kib << 10, seed=2)
+        mixed: list[Path] = []
+        if "mixed" not in skip:
+            mixed = corpus.make_small(work / "mixed", mixed_count, a.mixed_max_mib << 20, seed=5)
         rng = random.Random(3)
         n_large = min(4, len(large))
         # Note: files under 8 bytes can be equal to others (the stamp is cut
@@ -414,6 +426,13 @@ def main() -> None:
         real = sorted(rng.sample(large, n_large)) + sorted(
             rng.sample(unique, min(496, len(unique)))
         )
+        n_small = len(real) - n_large
+        mixed_sizes: dict[int, list[Path]] = {}
+        for path in mixed:
+            mixed_sizes.setdefault(path.stat().st_size, []).append(path)
+        mixed_unique = [ps[0] for ps in mixed_sizes.values() if len(ps) == 1]
+        real += sorted(rng.sample(mixed_unique, min(len(mixed) // 100, len(mixed_unique))))
+        n_mixed = len(real) - n_large - n_small
         lst = work / "list.hashdeep"
         corpus.write_hashdeep_list(lst, real, decoys, seed=4)
         print(f"  generated corpora and list in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -443,7 +462,9 @@ def main() -> None:
         hashdeep = shutil.which("hashdeep")
         print(f"  imported {decoys + len(real):,} entries in {import_s:.0f} s", file=sys.stderr)
 
-        def contenders(folder: Path, with_candidates: bool) -> list[Contender]:
+        def contenders(
+            folder: Path, with_candidates: bool, with_matching_hashdeep: bool = True
+        ) -> list[Contender]:
             scan = ["scan", str(folder), "--examiner", "bench", "--case", "bench"]
             scan += ["--db", str(store), "--log", "{LOG}", "-q", "--json"]
             by_kind = [PY, str(HERE / "scan_engine.py")]
@@ -453,7 +474,7 @@ def main() -> None:
                 Contender("cat", ["/bin/sh", "-c", cat]),
                 Contender("C 2 threads", [str(ys), "-j", "2", str(folder)]),
             ]
-            if hashdeep:
+            if hashdeep and with_matching_hashdeep:
                 cs.append(
                     Contender(
                         "hashdeep -m",
@@ -462,6 +483,7 @@ def main() -> None:
                         stdout_check="hashdeep",
                     )
                 )
+            if hashdeep:
                 cs.append(Contender("hashdeep", [*triple, str(folder)]))
             mine = {"ok_codes": (0, 1), "fresh_log": True, "stdout_check": "matcher"}
             cs.append(Contender("matcher scan", [*MATCHER, *scan], **mine))  # type: ignore[arg-type]
@@ -479,25 +501,28 @@ def main() -> None:
         results: dict[str, object] = {"import_s": import_s}
         for label, folder, paths, n_notable in (
             ("large", work / "large", large, n_large),
-            ("small", work / "small", small, len(real) - n_large),
+            ("small", work / "small", small, n_small),
+            ("mixed", work / "mixed", mixed, n_mixed),
         ):
             if label in skip:
                 continue
-            cs = contenders(folder, label == "small")
+            cs = contenders(folder, label != "large", label != "mixed")
             total = sum(path.stat().st_size for path in paths)
             results[label] = bench_corpus(
                 label, folder, len(paths), total, cs, rounds, work, n_notable
             )
-        small_table = results.get("small")
-        if isinstance(small_table, dict) and "matcher --candidates-only" in small_table:
-            sizes = {path.stat().st_size for path in real}
-            cands = sum(1 for path in small if path.stat().st_size in sizes)
-            full = small_table["matcher scan"]["wall"]
-            cand = small_table["matcher --candidates-only"]["wall"]
+        sizes = {path.stat().st_size for path in real}
+        for label, paths in (("small", small), ("mixed", mixed)):
+            table = results.get(label)
+            if not isinstance(table, dict) or "matcher --candidates-only" not in table:
+                continue
+            cands = sum(1 for path in paths if path.stat().st_size in sizes)
+            full = table["matcher scan"]["wall"]
+            cand = table["matcher --candidates-only"]["wall"]
             print(
-                f"\n--candidates-only: {cands:,} of {len(small):,} files are size candidates "
-                f"({100 * cands / len(small):.2f}%): {cand:.2f} s vs full {full:.2f} s = "
-                f"{full / cand:.1f}x faster"
+                f"\n--candidates-only, {label} corpus: {cands:,} of {len(paths):,} files are "
+                f"size candidates ({100 * cands / len(paths):.2f}%): {cand:.2f} s vs full "
+                f"{full:.2f} s = {full / cand:.1f}x faster"
             )
         if "walk" not in skip:
             print("\n## peak RSS of `matcher scan` over trees of tiny (1-byte) files")
