@@ -11,7 +11,6 @@ content ever leaves this module: only digests do.
 
 from __future__ import annotations
 
-import contextlib
 import errno as errno_mod
 import os
 import stat
@@ -245,19 +244,6 @@ IN_FLIGHT_BYTES = 256 << 20
 _worker_hasher: Hasher | None = None
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when the scan process dies (even by kill -9)."""
-    import ctypes
-    import signal
-
-    # Note: without prctl (not Linux), an orphaned worker still ends when its
-    # queue closes; this only makes that immediate.
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-
-
 def _init_worker(
     algorithms: tuple[str, ...],
     opener: Opener,
@@ -266,7 +252,9 @@ def _init_worker(
     ignore_sigint: bool,
 ) -> None:
     global _worker_hasher
-    _die_with_parent()
+    from matcher.workers import die_with_parent
+
+    die_with_parent()
     if ignore_sigint:
         import signal
 

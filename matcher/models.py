@@ -232,6 +232,11 @@ class SqlListSource:
     inside this very query rather than in a subquery around it, which would
     cost SQLite a copy of every row. `ordered_by` names an algorithm whose
     digests the rows come in byte order of, so the store need not sort them.
+    `halves`, when given, are two more `clauses` (FROM onwards) that split
+    the walk in two: each gives its rows in the walk's order, and the first
+    half's rows all come before the second's, so that walked one after the
+    other they give exactly the rows of `clauses`. The store may walk them
+    at the same time, in two processes.
     Note that upper-case (or lower-case) hex text sorts as its raw bytes do;
     should a database mix cases, the rows are still right, only slower to insert.
     """
@@ -243,6 +248,7 @@ class SqlListSource:
     columns: str = ""
     clauses: str = ""
     ordered_by: str | None = None
+    halves: tuple[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,10 +13,16 @@ impossible (read-only media), the error says what to do.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
+import json
 import os
+import signal
 import sqlite3
+import sys
+from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -115,3 +121,137 @@ class Database:
 
 
 _SAVEPOINTS = itertools.count()
+
+
+def scratch_folder() -> Path:
+    """The folder SQLite itself puts temporary files in (SQLITE_TMPDIR, TMPDIR, ...)."""
+    for candidate in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"),
+                      "/var/tmp", "/usr/tmp", "/tmp"):  # fmt: skip
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return Path(candidate)
+    return Path(".")
+
+
+class ChildFill:
+    """One `INSERT ... SELECT` into a scratch SQLite file, run by a forked child process.
+
+    The parent goes on with its own work meanwhile, on another core, and
+    `wait()` gives the number of rows the statement inserted. The child opens
+    its own connection to `path` (journal off: the file is scratch), attaches
+    each of `attach` (name -> URI) and runs `script`, whose last statement is
+    the insert; it touches nothing of the parent's and ends with os._exit, so
+    no object inherited from the parent is finalised there.
+
+    The parent opens `path` first (e.g. ATTACH). The child removes the name
+    once its own connection has the file open: the scratch data then lives
+    only as long as the two processes keep it open, and a kill -9 of either
+    (the child dies with its parent) leaves nothing behind.
+
+    An SQLite error in the child comes back from `wait()` as the same class
+    (`sqlite3.OperationalError` or `sqlite3.DatabaseError`) with its message;
+    a child that dies raises OperationalError. Start it before any thread.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        attach: Mapping[str, str],
+        script: Sequence[str],
+        functions: Mapping[str, Callable[..., bytes]],
+    ):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        reply_r, reply_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(reply_r)
+            os.close(reply_w)
+            raise
+        if pid == 0:  # the child
+            try:
+                # Note: no collection here of the parent's garbage (a
+                # connection closed in this process could roll back its files).
+                gc.disable()
+                os.close(reply_r)
+                from matcher.workers import die_with_parent
+
+                die_with_parent()
+                reply = _fill(path, attach, script, functions)
+                with open(reply_w, "w", encoding="utf-8", closefd=False) as out:
+                    out.write(json.dumps(reply))
+            finally:
+                os._exit(0)
+        os.close(reply_w)
+        self._pid: int | None = pid
+        self._replies = reply_r
+
+    def wait(self) -> int:
+        """The rows inserted, once the child is done.
+
+        Raises:
+            sqlite3.OperationalError, sqlite3.DatabaseError: the child's statement failed.
+        """
+        pid = self._pid
+        assert pid is not None, "wait() or cancel() already called"
+        with open(self._replies, "rb") as replies:
+            text = replies.read()
+        self._pid = None
+        _, status = os.waitpid(pid, 0)
+        if not text:
+            raise sqlite3.OperationalError(
+                f"the staging process ended without a result ({_describe_status(status)})"
+            )
+        kind, value = json.loads(text)
+        if kind == "rows":
+            return int(value)
+        if kind == "OperationalError":
+            raise sqlite3.OperationalError(value)
+        raise sqlite3.DatabaseError(value)
+
+    def cancel(self) -> None:
+        """Stop the child, if it still runs, and reap it."""
+        pid, self._pid = self._pid, None
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(self._replies)
+
+
+def _fill(
+    path: Path,
+    attach: Mapping[str, str],
+    script: Sequence[str],
+    functions: Mapping[str, Callable[..., bytes]],
+) -> list[object]:
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None)
+        for name, function in functions.items():
+            conn.create_function(name, 1, function, deterministic=True)
+        conn.execute("PRAGMA journal_mode = OFF")  # reads the file: it is open from here on
+        conn.execute("PRAGMA synchronous = OFF")
+        path.unlink()
+        for name, uri in attach.items():
+            conn.execute(f"ATTACH DATABASE ? AS {name}", [uri])
+        conn.execute("BEGIN")
+        rows = 0
+        for statement in script:
+            rows = conn.execute(statement).rowcount
+        conn.execute("COMMIT")
+        conn.close()
+        return ["rows", rows]
+    except sqlite3.OperationalError as exc:
+        return ["OperationalError", str(exc)]
+    except sqlite3.Error as exc:
+        return ["DatabaseError", str(exc)]
+    except BaseException as exc:  # noqa: BLE001 - the child reports, never raises
+        return ["DatabaseError", f"the staging process failed: {exc!r}"]
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import tempfile
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -40,8 +41,10 @@ from matcher.models import ListInfo
 from matcher.models import NewList
 from matcher.models import SizeSet
 from matcher.models import SqlListSource
+from matcher.sqlitefiles import ChildFill
 from matcher.sqlitefiles import Database
 from matcher.sqlitefiles import connect_readonly
+from matcher.sqlitefiles import scratch_folder
 
 SCHEMA_VERSION = 1
 _CODE_NAMES = {code: name for name, code in ALGORITHM_CODES.items()}
@@ -55,6 +58,11 @@ IMPORT_CACHE_KIB = 8192
 # them): a 2M-row RDS imported 12% faster with 2 than with none, at the same peak
 # memory with the cache above halved. Capped, as each thread sorts its own runs.
 IMPORT_SORTER_THREADS = 4
+# An SQL source of at least this size whose reader splits its walk in two
+# (SqlListSource.halves) is walked by two processes, one half each, when
+# there are two cores: the walk (reading the source's index, grouping and
+# decoding) is about a third of an RDS import, and runs on one core.
+PARALLEL_STAGING_MIN_BYTES = 64 << 20
 # The store connection's page cache, in KiB (removing a list rewrites pages
 # all over the digest B-tree), and that of one pass over many stored rows
 # (see HashStore.streaming).
@@ -93,7 +101,7 @@ def _text(name: object) -> str | bytes | None:
     return None if name is None else str(name)
 
 
-def _staging_select(source: SqlListSource) -> str:
+def _staging_select(source: SqlListSource, clauses: str | None = None) -> str:
     """The one walk of an SQL source: `(raw digests, size, name, ident, label)` per entry.
 
     Each entry's hex digests are checked for length and decoded together, in
@@ -109,8 +117,10 @@ def _staging_select(source: SqlListSource) -> str:
     the hex digest expressions; `columns`: size, name, ident and label;
     `clauses`: FROM onwards) gets the decoding inside its own query; any
     other is wrapped as a subquery, which costs SQLite a copy of every row.
+    `clauses` replaces the source's own (one of its `halves`).
     """
-    digests, columns, clauses = source.digests, source.columns, source.clauses
+    digests, columns = source.digests, source.columns
+    clauses = clauses or source.clauses
     if not (digests and columns and clauses):
         digests = tuple(f"d{i}" for i in range(len(source.algorithms)))
         columns = "size, name, ident, label"
@@ -126,13 +136,28 @@ def _staging_select(source: SqlListSource) -> str:
     return f"{prefix}SELECT {raw}, {columns} {clauses}"
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
 def _sorter_threads() -> int:
     """Sorter helper threads for a bulk copy: one per usable core, up to the cap."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on every platform
-        cores = os.cpu_count() or 1
+    cores = _cores()
     return min(cores, IMPORT_SORTER_THREADS) if cores > 1 else 0
+
+
+def _halves_to_walk(source: SqlListSource) -> tuple[str, str] | None:
+    """The source's two halves, when walking them in two processes is worth it."""
+    if source.halves is None or _cores() < 2:
+        return None
+    try:
+        size = source.path.stat().st_size
+    except OSError:
+        return None
+    return source.halves if size >= PARALLEL_STAGING_MIN_BYTES else None
 
 
 def remove_store_files(path: Path) -> None:
@@ -519,14 +544,24 @@ class HashStore:
         return info
 
     def _finish_staged(
-        self, staging: str, list_id: int, total: int, counts: Mapping[str, int]
+        self,
+        staging: str,
+        list_id: int,
+        total: int,
+        counts: Mapping[str, int],
+        more: Sequence[str] = (),
     ) -> None:
-        """Record a copied list's entry count and statistics; drop its staging table."""
+        """Record a copied list's entry count and statistics; drop its staging table.
+
+        `more` names further staging tables (schema.table) that hold the
+        rest of the list.
+        """
         conn = self.db.conn
         conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
-        unsized = conn.execute(
-            f"SELECT count(*) FROM temp.{staging} WHERE size IS NULL"
-        ).fetchone()[0]
+        unsized = sum(
+            conn.execute(f"SELECT count(*) FROM {table} WHERE size IS NULL").fetchone()[0]
+            for table in (f"temp.{staging}", *more)
+        )
         self._record_stats(list_id, counts, unsized)
         conn.execute(f"DROP TABLE temp.{staging}")
 
@@ -591,7 +626,7 @@ class HashStore:
         conn = self.db.conn
         algorithms = source.algorithms
         ordered_by = source.ordered_by
-        walk = _staging_select(source)
+        halves = _halves_to_walk(source)
         uri = source.path.absolute().as_uri() + "?mode=ro&immutable=1"
         conn.create_function("matcher_unhex", 1, binascii.a2b_hex, deterministic=True)
         try:
@@ -600,7 +635,34 @@ class HashStore:
             if "same text encoding" in str(exc):
                 return None  # a UTF-16 database: read through its own connection instead
             raise StoreError(f"Cannot attach {source.path}: {exc}") from exc
+        scratch: Path | None = None
+        child: ChildFill | None = None
         try:
+            if halves is not None:
+                # Note: the second half is staged by a child process into a
+                # scratch file, attached here first (ATTACH is refused inside
+                # a transaction) and read only once the child has committed.
+                # Without a scratch file or a process, one walk does it all.
+                try:
+                    fd, name = tempfile.mkstemp(
+                        prefix="matcher-stage-", suffix=".db", dir=scratch_folder()
+                    )
+                    os.close(fd)
+                    scratch = Path(name)
+                    conn.execute("ATTACH DATABASE ? AS matcher_stage", [str(scratch)])
+                    child = ChildFill(
+                        scratch,
+                        {"src": uri},
+                        [
+                            "CREATE TABLE matcher_import (raw BLOB, size, name, ident, label)",
+                            "INSERT INTO matcher_import (raw, size, name, ident, label) "
+                            + _staging_select(source, halves[1]),
+                        ],
+                        {"matcher_unhex": binascii.a2b_hex},
+                    )
+                except (OSError, sqlite3.OperationalError):
+                    halves = None
+            walk = _staging_select(source, halves[0] if halves and child else None)
             with self._bulk_settings(), self.db.atomic():
                 conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
                 # Note that rowids follow the walk's order, 1 to total: entry ids are base + rowid.
@@ -610,6 +672,12 @@ class HashStore:
                 total = conn.execute(
                     f"INSERT INTO temp.matcher_import (raw, size, name, ident, label) {walk}"
                 ).rowcount
+                # Each staging table with the number of entries before it: the
+                # second half's rows follow the first's in the walk's order.
+                parts = [("temp.matcher_import", 0)]
+                if child is not None:
+                    parts.append(("matcher_stage.matcher_import", total))
+                    total += child.wait()
                 if total == 0:
                     raise FormatError("the list holds no entries", source=new.source_path)
                 if old is not None:
@@ -620,31 +688,44 @@ class HashStore:
                 # ids and labels that are not BLOBs (made text; the bytes of a BLOB
                 # may not be UTF-8); a count short of the total sends the whole
                 # import row by row.
-                taken = conn.execute(
-                    "INSERT INTO entries (id, list_id, size, name, ident, label) "
-                    "SELECT rowid + ?, ?, size, name, CAST(ident AS TEXT), CAST(label AS TEXT) "
-                    "FROM temp.matcher_import "
-                    "WHERE (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
-                    "AND typeof(ident) != 'blob' AND typeof(label) != 'blob'",
-                    [base, list_id],
-                ).rowcount
+                taken = sum(
+                    conn.execute(
+                        "INSERT INTO entries (id, list_id, size, name, ident, label) "
+                        "SELECT rowid + ?, ?, size, name, CAST(ident AS TEXT), "
+                        f"CAST(label AS TEXT) FROM {table} "
+                        "WHERE (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
+                        "AND typeof(ident) != 'blob' AND typeof(label) != 'blob'",
+                        [base + before, list_id],
+                    ).rowcount
+                    for table, before in parts
+                )
                 if taken != total:
                     raise _NeedsRowByRow
+                if len(parts) > 1:
+                    # Note: SQLite sorts each part of a UNION ALL on its own and
+                    # merges them; each sorter's memory follows the page cache,
+                    # which is shared out so that the two stay within one bound.
+                    conn.execute(f"PRAGMA main.cache_size = {-IMPORT_CACHE_KIB // len(parts)}")
                 counts: dict[str, int] = {}
                 offset = 1
                 for algorithm in algorithms:
                     width = DIGEST_SIZES[algorithm]
                     order = "" if algorithm == ordered_by else " ORDER BY 2"
+                    selects = " UNION ALL ".join(
+                        f"SELECT ?, substr(raw, {offset}, {width}), rowid + ? FROM {table}"
+                        for table, _ in parts
+                    )
+                    code = ALGORITHM_CODES[algorithm]
                     counts[algorithm] = conn.execute(
-                        "INSERT OR IGNORE INTO hashes (algo, digest, entry_id) "
-                        f"SELECT ?, substr(raw, {offset}, {width}), rowid + ? "
-                        f"FROM temp.matcher_import{order}",
-                        [ALGORITHM_CODES[algorithm], base],
+                        f"INSERT OR IGNORE INTO hashes (algo, digest, entry_id) {selects}{order}",
+                        [value for _, before in parts for value in (code, base + before)],
                     ).rowcount
                     offset += width
                     if counts[algorithm] != total:
                         raise _NeedsRowByRow
-                self._finish_staged("matcher_import", list_id, total, counts)
+                self._finish_staged(
+                    "matcher_import", list_id, total, counts, [table for table, _ in parts[1:]]
+                )
         except _NeedsRowByRow:
             return None
         except sqlite3.OperationalError as exc:
@@ -654,8 +735,14 @@ class HashStore:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
         finally:
+            if child is not None:
+                child.cancel()
             conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
             conn.execute("DETACH DATABASE src")
+            if scratch is not None:
+                with contextlib.suppress(sqlite3.DatabaseError):
+                    conn.execute("DETACH DATABASE matcher_stage")
+                remove_store_files(scratch)
         info = self.find_list(name=new.name)
         assert info is not None
         return info

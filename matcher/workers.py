@@ -46,6 +46,21 @@ _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 _DEFAULT_PIPE = 65536
 
 
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (even by kill -9).
+
+    For forked helpers (hash workers, a staging child). Without prctl (not
+    Linux), an orphaned worker still ends when its pipe closes; this only
+    makes that immediate.
+    """
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+
+
 class WorkerFailed(MatcherError):
     """A hashing worker died or failed outside any file's own error: the run stops."""
 

@@ -374,9 +374,12 @@ def test_kill_9_during_an_rds_copy_leaves_the_store_as_it_was(tmp_path: Path) ->
     before = _state(db)
     size = db.stat().st_size
     source = make_big_rds(tmp_path / "big.db", 600_000)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "matcher", "import", str(source), "--db", str(db)],
         stderr=subprocess.PIPE,
+        env={**os.environ, "SQLITE_TMPDIR": str(scratch)},
     )
     try:
         deadline = time.monotonic() + 120
@@ -387,6 +390,8 @@ def test_kill_9_during_an_rds_copy_leaves_the_store_as_it_was(tmp_path: Path) ->
     finally:
         proc.communicate(timeout=60)
     assert Path(f"{db}-journal").exists(), "killed before the copy wrote into the store"
+    # The second half's staging process died with it, and its scratch file with both.
+    assert list(scratch.iterdir()) == []
     listed = subprocess.run(
         [sys.executable, "-m", "matcher", "lists", "--db", str(db), "--json"],
         capture_output=True,
@@ -450,3 +455,126 @@ def test_a_package_id_that_is_not_text_is_named_and_a_utf8_blob_one_is_text(
         assert result.skipped_invalid == 1 and result.info.entries == 11
     finally:
         store.close()
+
+
+# Two processes walking the two halves of an RDS ----------------------------------------------
+
+
+def _whole_store(db: Path) -> dict[str, object]:
+    """Every row that an import writes, ids included (the import time aside)."""
+    conn = sqlite3.connect(db)
+    try:
+        return {
+            "lists": conn.execute(
+                "SELECT id, name, role, format, source_sha256, entries, metadata FROM lists"
+            ).fetchall(),
+            **{
+                t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                for t in ("entries", "hashes", "list_stats")
+            },
+        }
+    finally:
+        conn.close()
+
+
+def _import_with_halves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: Path, db: Path, halves: bool
+) -> tuple[list[object], int]:
+    """Import `source` into `db`; the staging children started and the halves they were given."""
+    children: list[object] = []
+    real = store_mod.ChildFill
+
+    def spy(*args: object, **kwargs: object) -> object:
+        children.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0 if halves else 1 << 62)
+        patch.setattr(store_mod, "ChildFill", spy)
+        patch.setenv("SQLITE_TMPDIR", str(tmp_path / "scratch"))
+        store = HashStore(db)
+        try:
+            import_list(store, source)
+        finally:
+            store.close()
+    return children, len(list((tmp_path / "scratch").iterdir()))
+
+
+def test_two_processes_on_the_two_halves_write_exactly_what_one_walk_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same entries with the same ids, same digests, same counts; no scratch file left.
+
+    The entry ids follow the walk's order, so the second half's rows must come
+    after the first's: a seed list first makes the ids start past 1.
+    """
+    (tmp_path / "scratch").mkdir()
+    source = make_rds(tmp_path / "rds.db", rows_for(400))
+    conn = sqlite3.connect(source)
+    low = conn.execute("SELECT count(*) FROM FILE WHERE sha256 < '8'").fetchone()[0]
+    conn.close()
+    assert 0 < low < 500, "both halves must hold rows"
+    seed = make_rds(tmp_path / "seed.db", [(*triple(b"seed"), "seed.dll", 1, 1)])
+    stores = {}
+    for halves in (False, True):
+        db = tmp_path / f"store-{halves}.db"
+        store = HashStore(db)
+        import_list(store, seed, name="seed")
+        store.close()
+        children, left = _import_with_halves(tmp_path, monkeypatch, source, db, halves)
+        assert len(children) == int(halves) and left == 0
+        stores[halves] = _whole_store(db)
+    assert stores[True] == stores[False]
+    assert stores[True]["lists"][1][5] == 401  # type: ignore[index]
+
+
+@pytest.mark.parametrize("half", ["first", "second"])
+def test_a_bad_row_in_either_half_is_named_and_the_store_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, half: str
+) -> None:
+    """A bad row stops the half that meets it (this process's or the child's): row by row names it."""
+    (tmp_path / "scratch").mkdir()
+    key = "00" * 32 if half == "first" else "FF" * 32
+    bad = (key, "12" * 20, "G" * 32, "x.dll", 1, 1)
+    source = make_rds(tmp_path / "rds.db", [*rows_for(50), bad])
+    db = tmp_path / "s.db"
+    with pytest.raises(FormatError) as caught:
+        _import_with_halves(tmp_path, monkeypatch, source, db, True)
+    assert "package_id" in str(caught.value) and str(source) in str(caught.value)
+    assert list((tmp_path / "scratch").iterdir()) == []
+    store = HashStore(db)
+    try:
+        assert store.lists() == [] and store_content(db) == []
+    finally:
+        store.close()
+
+
+def test_a_child_fill_counts_its_rows_reports_sql_errors_and_its_death(tmp_path: Path) -> None:
+    def fresh(name: str) -> Path:
+        path = tmp_path / name
+        sqlite3.connect(path).close()
+        return path
+
+    # The parent holds the file open (as the store's ATTACH does); the child
+    # removes the name once it has its own connection, and the data stays readable.
+    path = fresh("ok.db")
+    holder = sqlite3.connect(path)
+    script = ["CREATE TABLE t (x)", "INSERT INTO t SELECT value FROM json_each('[1,2,3]')"]
+    assert store_mod.ChildFill(path, {}, script, {}).wait() == 3
+    assert not path.exists()
+    assert holder.execute("SELECT sum(x) FROM t").fetchone() == (6,)
+    holder.close()
+    with pytest.raises(sqlite3.OperationalError, match="no such table: missing"):
+        store_mod.ChildFill(fresh("e.db"), {}, ["INSERT INTO missing VALUES (1)"], {}).wait()
+
+    def die(value: object) -> bytes:
+        os._exit(3)
+
+    with pytest.raises(sqlite3.OperationalError, match="without a result .exit status 3"):
+        store_mod.ChildFill(fresh("d.db"), {}, ["SELECT die(1)"], {"die": die}).wait()
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+    child = store_mod.ChildFill(fresh("k.db"), {}, [endless], {})
+    started = time.monotonic()
+    child.cancel()
+    assert time.monotonic() - started < 10
+    child.cancel()  # a second cancel does nothing

@@ -120,6 +120,17 @@ class NsrlRds3Reader:
                 digests, columns, clauses = _query_parts(conn, str(path), "src", hex_text=True)
             except sqlite3.Error as exc:
                 raise FormatError(f"cannot read the NSRL database: {exc}", str(path)) from exc
+        # Note: the walk is in SHA-256 order, and hex text below '8' sorts
+        # before the rest: the two halves, each in the walk's order, follow
+        # each other. For uniform digests they hold half the rows each. A
+        # NULL digest (which the store refuses) sorts first, so it goes with
+        # the first half: every row is in exactly one.
+        sha256 = digests[2]
+        table, _, tail = clauses.partition(" GROUP BY ")
+        halves = (
+            f"{table} WHERE ({sha256} < '8' OR {sha256} IS NULL) GROUP BY {tail}",
+            f"{table} WHERE {sha256} >= '8' GROUP BY {tail}",
+        )
         return SqlListSource(
             path=path,
             select=f"SELECT {', '.join(digests)}, {columns} {clauses}",
@@ -128,6 +139,7 @@ class NsrlRds3Reader:
             columns=columns,
             clauses=clauses,
             ordered_by="sha256",
+            halves=halves,
         )
 
     def metadata(self, path: Path) -> dict[str, str]:
