@@ -1,4 +1,4 @@
-"""Base: open matcher's own SQLite files (store, inventory) for reading only.
+"""Base: matcher's own SQLite files: opening them to read, and scratch files a child fills.
 
 A process killed while it commits leaves a "hot" rollback journal beside the
 database. SQLite must roll that journal back before anyone reads the file,
@@ -195,9 +195,14 @@ class ChildFill:
         """
         pid = self._pid
         assert pid is not None, "wait() or cancel() already called"
-        with open(self._replies, "rb") as replies:
-            text = replies.read()
+        chunks = []
+        while chunk := os.read(self._replies, 1 << 16):
+            chunks.append(chunk)
+        text = b"".join(chunks)
+        # Note: only from here on is the child done; an interruption above
+        # leaves it to cancel().
         self._pid = None
+        os.close(self._replies)
         _, status = os.waitpid(pid, 0)
         if not text:
             raise sqlite3.OperationalError(
@@ -233,7 +238,8 @@ def _fill(
             conn.create_function(name, 1, function, deterministic=True)
         conn.execute("PRAGMA journal_mode = OFF")  # reads the file: it is open from here on
         conn.execute("PRAGMA synchronous = OFF")
-        path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
         for name, uri in attach.items():
             conn.execute(f"ATTACH DATABASE ? AS {name}", [uri])
         conn.execute("BEGIN")

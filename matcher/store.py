@@ -544,24 +544,14 @@ class HashStore:
         return info
 
     def _finish_staged(
-        self,
-        staging: str,
-        list_id: int,
-        total: int,
-        counts: Mapping[str, int],
-        more: Sequence[str] = (),
+        self, staging: str, list_id: int, total: int, counts: Mapping[str, int]
     ) -> None:
-        """Record a copied list's entry count and statistics; drop its staging table.
-
-        `more` names further staging tables (schema.table) that hold the
-        rest of the list.
-        """
+        """Record a copied list's entry count and statistics; drop its staging table."""
         conn = self.db.conn
         conn.execute("UPDATE lists SET entries = ? WHERE id = ?", [total, list_id])
-        unsized = sum(
-            conn.execute(f"SELECT count(*) FROM {table} WHERE size IS NULL").fetchone()[0]
-            for table in (f"temp.{staging}", *more)
-        )
+        unsized = conn.execute(
+            f"SELECT count(*) FROM temp.{staging} WHERE size IS NULL"
+        ).fetchone()[0]
         self._record_stats(list_id, counts, unsized)
         conn.execute(f"DROP TABLE temp.{staging}")
 
@@ -612,6 +602,12 @@ class HashStore:
         digest (an `ordered_by` attribute naming its algorithm) spares that
         algorithm's sort. Memory is bounded by IMPORT_CACHE_KIB, not by the
         list's size.
+
+        A source that splits its walk in two (SqlListSource.halves), of
+        PARALLEL_STAGING_MIN_BYTES or more, on two cores or more, is walked
+        by two processes: this one stages the first half while a child
+        stages the second into a scratch file, appended to the staging table
+        after it; from there on the import is that of one walk.
 
         Any row this path cannot take as it is (a digest that is not hex of
         the right length, a size that is not a byte count) rolls everything
@@ -672,12 +668,16 @@ class HashStore:
                 total = conn.execute(
                     f"INSERT INTO temp.matcher_import (raw, size, name, ident, label) {walk}"
                 ).rowcount
-                # Each staging table with the number of entries before it: the
-                # second half's rows follow the first's in the walk's order.
-                parts = [("temp.matcher_import", 0)]
                 if child is not None:
-                    parts.append(("matcher_stage.matcher_import", total))
-                    total += child.wait()
+                    # Note: the second half's rows follow the first's, in their
+                    # own order, so rowids stay the walk's order. Copied once
+                    # here, every step below is the one walk's (one sort each).
+                    child.wait()
+                    total += conn.execute(
+                        "INSERT INTO temp.matcher_import (raw, size, name, ident, label) "
+                        "SELECT raw, size, name, ident, label FROM matcher_stage.matcher_import "
+                        "ORDER BY rowid"
+                    ).rowcount
                 if total == 0:
                     raise FormatError("the list holds no entries", source=new.source_path)
                 if old is not None:
@@ -688,44 +688,31 @@ class HashStore:
                 # ids and labels that are not BLOBs (made text; the bytes of a BLOB
                 # may not be UTF-8); a count short of the total sends the whole
                 # import row by row.
-                taken = sum(
-                    conn.execute(
-                        "INSERT INTO entries (id, list_id, size, name, ident, label) "
-                        "SELECT rowid + ?, ?, size, name, CAST(ident AS TEXT), "
-                        f"CAST(label AS TEXT) FROM {table} "
-                        "WHERE (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
-                        "AND typeof(ident) != 'blob' AND typeof(label) != 'blob'",
-                        [base + before, list_id],
-                    ).rowcount
-                    for table, before in parts
-                )
+                taken = conn.execute(
+                    "INSERT INTO entries (id, list_id, size, name, ident, label) "
+                    "SELECT rowid + ?, ?, size, name, CAST(ident AS TEXT), CAST(label AS TEXT) "
+                    "FROM temp.matcher_import "
+                    "WHERE (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
+                    "AND typeof(ident) != 'blob' AND typeof(label) != 'blob'",
+                    [base, list_id],
+                ).rowcount
                 if taken != total:
                     raise _NeedsRowByRow
-                if len(parts) > 1:
-                    # Note: SQLite sorts each part of a UNION ALL on its own and
-                    # merges them; each sorter's memory follows the page cache,
-                    # which is shared out so that the two stay within one bound.
-                    conn.execute(f"PRAGMA main.cache_size = {-IMPORT_CACHE_KIB // len(parts)}")
                 counts: dict[str, int] = {}
                 offset = 1
                 for algorithm in algorithms:
                     width = DIGEST_SIZES[algorithm]
                     order = "" if algorithm == ordered_by else " ORDER BY 2"
-                    selects = " UNION ALL ".join(
-                        f"SELECT ?, substr(raw, {offset}, {width}), rowid + ? FROM {table}"
-                        for table, _ in parts
-                    )
-                    code = ALGORITHM_CODES[algorithm]
                     counts[algorithm] = conn.execute(
-                        f"INSERT OR IGNORE INTO hashes (algo, digest, entry_id) {selects}{order}",
-                        [value for _, before in parts for value in (code, base + before)],
+                        "INSERT OR IGNORE INTO hashes (algo, digest, entry_id) "
+                        f"SELECT ?, substr(raw, {offset}, {width}), rowid + ? "
+                        f"FROM temp.matcher_import{order}",
+                        [ALGORITHM_CODES[algorithm], base],
                     ).rowcount
                     offset += width
                     if counts[algorithm] != total:
                         raise _NeedsRowByRow
-                self._finish_staged(
-                    "matcher_import", list_id, total, counts, [table for table, _ in parts[1:]]
-                )
+                self._finish_staged("matcher_import", list_id, total, counts)
         except _NeedsRowByRow:
             return None
         except sqlite3.OperationalError as exc:

@@ -578,3 +578,18 @@ def test_a_child_fill_counts_its_rows_reports_sql_errors_and_its_death(tmp_path:
     child.cancel()
     assert time.monotonic() - started < 10
     child.cancel()  # a second cancel does nothing
+    # Interrupted while it waits (Ctrl-C): the child is left to cancel(), which stops it.
+    child = store_mod.ChildFill(fresh("i.db"), {}, [endless], {})
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            child.wait()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    child.cancel()
