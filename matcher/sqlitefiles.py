@@ -123,13 +123,18 @@ class Database:
 _SAVEPOINTS = itertools.count()
 
 
-def scratch_folder() -> Path:
-    """The folder SQLite itself puts temporary files in (SQLITE_TMPDIR, TMPDIR, ...)."""
+def scratch_folder() -> Path | None:
+    """The folder SQLite itself puts temporary files in (SQLITE_TMPDIR, TMPDIR, ...).
+
+    None when there is no writable one. Note that SQLite would then fall back
+    to the current folder, which may be an evidence folder (a scan's --list):
+    matcher's own scratch files never go there.
+    """
     for candidate in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"),
                       "/var/tmp", "/usr/tmp", "/tmp"):  # fmt: skip
         if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
             return Path(candidate)
-    return Path(".")
+    return None
 
 
 class ChildFill:
@@ -163,9 +168,14 @@ class ChildFill:
             with contextlib.suppress(Exception):
                 stream.flush()
         reply_r, reply_w = os.pipe2(os.O_CLOEXEC)
+        # Note: SIGINT and SIGTERM wait until each process is in its own code:
+        # raised in the child before its try, they would run the parent's.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        parent = os.getpid()
         try:
             pid = os.fork()
         except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             os.close(reply_r)
             os.close(reply_w)
             raise
@@ -178,6 +188,9 @@ class ChildFill:
                 from matcher.workers import die_with_parent
 
                 die_with_parent()
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
                 reply = _fill(path, attach, script, functions)
                 with open(reply_w, "w", encoding="utf-8", closefd=False) as out:
                     out.write(json.dumps(reply))
@@ -186,6 +199,7 @@ class ChildFill:
         os.close(reply_w)
         self._pid: int | None = pid
         self._replies = reply_r
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def wait(self) -> int:
         """The rows inserted, once the child is done.

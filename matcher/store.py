@@ -585,6 +585,85 @@ class HashStore:
             conn.execute(f"PRAGMA main.cache_size = {int(cache)}")
             conn.execute(f"PRAGMA threads = {int(threads)}")
 
+    def _stage(self, source: SqlListSource, halves: tuple[str, str] | None, uri: str) -> int:
+        """Walk an attached SQL source into temp.matcher_import; the number of entries.
+
+        The staging table is this connection's own (temp), filled before the
+        store's transaction. Rowids follow the walk's order, 1 to total:
+        entry ids are base + rowid. With `halves`, a child process stages the
+        second half (see _stage_in_child) while this one walks the first; its
+        rows are then appended, in their own order, so that rowids stay the
+        walk's order, and every later step is the one walk's (one sort each).
+        """
+        conn = self.db.conn
+        conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
+        conn.execute("CREATE TEMP TABLE matcher_import (raw BLOB, size, name, ident, label)")
+        scratch, child = self._stage_in_child(source, halves[1], uri) if halves else (None, None)
+        try:
+            walk = _staging_select(source, halves[0] if halves and child else None)
+            total: int = conn.execute(
+                f"INSERT INTO temp.matcher_import (raw, size, name, ident, label) {walk}"
+            ).rowcount
+            if child is not None:
+                child.wait()
+                total += conn.execute(
+                    "INSERT INTO temp.matcher_import (raw, size, name, ident, label) "
+                    "SELECT raw, size, name, ident, label "
+                    "FROM matcher_stage.matcher_import ORDER BY rowid"
+                ).rowcount
+            return total
+        finally:
+            if child is not None:
+                child.cancel()  # nothing to do once it has been waited for
+            if scratch is not None:
+                # Note: first of all, before any other statement: a child that
+                # failed can leave a scratch file SQLite cannot read, and a
+                # statement that reloads every attached schema would fail on it.
+                with contextlib.suppress(sqlite3.DatabaseError):
+                    conn.execute("DETACH DATABASE matcher_stage")
+                remove_store_files(scratch)
+
+    def _stage_in_child(
+        self, source: SqlListSource, clauses: str, uri: str
+    ) -> tuple[Path, ChildFill] | tuple[None, None]:
+        """Start a child process that stages the walk of `clauses` into a scratch file.
+
+        The file is attached here as `matcher_stage` first (ATTACH is refused
+        inside a transaction); the child removes its name once it has it
+        open. Without a writable temporary folder or a process, (None, None):
+        the caller's one walk then does it all.
+        """
+        folder = scratch_folder()
+        if folder is None:
+            return None, None
+        try:
+            fd, name = tempfile.mkstemp(prefix="matcher-stage-", suffix=".db", dir=folder)
+        except OSError:
+            return None, None
+        os.close(fd)
+        scratch = Path(name)
+        conn = self.db.conn
+        try:
+            conn.execute("ATTACH DATABASE ? AS matcher_stage", [name])
+            try:
+                child = ChildFill(
+                    scratch,
+                    {"src": uri},
+                    [
+                        "CREATE TABLE matcher_import (raw BLOB, size, name, ident, label)",
+                        "INSERT INTO matcher_import (raw, size, name, ident, label) "
+                        + _staging_select(source, clauses),
+                    ],
+                    {"matcher_unhex": binascii.a2b_hex},
+                )
+            except OSError:
+                conn.execute("DETACH DATABASE matcher_stage")
+                raise
+        except (OSError, sqlite3.OperationalError):
+            remove_store_files(scratch)
+            return None, None
+        return scratch, child
+
     def add_list_sql(
         self,
         new: NewList,
@@ -631,88 +710,45 @@ class HashStore:
             if "same text encoding" in str(exc):
                 return None  # a UTF-16 database: read through its own connection instead
             raise StoreError(f"Cannot attach {source.path}: {exc}") from exc
-        scratch: Path | None = None
-        child: ChildFill | None = None
         try:
-            if halves is not None:
-                # Note: the second half is staged by a child process into a
-                # scratch file, attached here first (ATTACH is refused inside
-                # a transaction) and read only once the child has committed.
-                # Without a scratch file or a process, one walk does it all.
-                try:
-                    fd, name = tempfile.mkstemp(
-                        prefix="matcher-stage-", suffix=".db", dir=scratch_folder()
-                    )
-                    os.close(fd)
-                    scratch = Path(name)
-                    conn.execute("ATTACH DATABASE ? AS matcher_stage", [str(scratch)])
-                    child = ChildFill(
-                        scratch,
-                        {"src": uri},
-                        [
-                            "CREATE TABLE matcher_import (raw BLOB, size, name, ident, label)",
-                            "INSERT INTO matcher_import (raw, size, name, ident, label) "
-                            + _staging_select(source, halves[1]),
-                        ],
-                        {"matcher_unhex": binascii.a2b_hex},
-                    )
-                except (OSError, sqlite3.OperationalError):
-                    halves = None
-            walk = _staging_select(source, halves[0] if halves and child else None)
-            with self._bulk_settings(), self.db.atomic():
-                conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
-                # Note that rowids follow the walk's order, 1 to total: entry ids are base + rowid.
-                conn.execute(
-                    "CREATE TEMP TABLE matcher_import (raw BLOB, size, name, ident, label)"
-                )
-                total = conn.execute(
-                    f"INSERT INTO temp.matcher_import (raw, size, name, ident, label) {walk}"
-                ).rowcount
-                if child is not None:
-                    # Note: the second half's rows follow the first's, in their
-                    # own order, so rowids stay the walk's order. Copied once
-                    # here, every step below is the one walk's (one sort each).
-                    child.wait()
-                    total += conn.execute(
-                        "INSERT INTO temp.matcher_import (raw, size, name, ident, label) "
-                        "SELECT raw, size, name, ident, label FROM matcher_stage.matcher_import "
-                        "ORDER BY rowid"
+            with self._bulk_settings():
+                total = self._stage(source, halves, uri)
+                with self.db.atomic():
+                    if total == 0:
+                        raise FormatError("the list holds no entries", source=new.source_path)
+                    if old is not None:
+                        self._delete_list(old.id)
+                    list_id = self._insert_list_row(new)
+                    base = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
+                    # Note: the INSERT takes only the sizes it can use as they are,
+                    # and ids and labels that are not BLOBs (made text; the bytes of
+                    # a BLOB may not be UTF-8); a count short of the total sends
+                    # the whole import row by row.
+                    taken = conn.execute(
+                        "INSERT INTO entries (id, list_id, size, name, ident, label) "
+                        "SELECT rowid + ?, ?, size, name, CAST(ident AS TEXT), "
+                        "CAST(label AS TEXT) FROM temp.matcher_import "
+                        "WHERE (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
+                        "AND typeof(ident) != 'blob' AND typeof(label) != 'blob'",
+                        [base, list_id],
                     ).rowcount
-                if total == 0:
-                    raise FormatError("the list holds no entries", source=new.source_path)
-                if old is not None:
-                    self._delete_list(old.id)
-                list_id = self._insert_list_row(new)
-                base = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
-                # Note: the INSERT takes only the sizes it can use as they are, and
-                # ids and labels that are not BLOBs (made text; the bytes of a BLOB
-                # may not be UTF-8); a count short of the total sends the whole
-                # import row by row.
-                taken = conn.execute(
-                    "INSERT INTO entries (id, list_id, size, name, ident, label) "
-                    "SELECT rowid + ?, ?, size, name, CAST(ident AS TEXT), CAST(label AS TEXT) "
-                    "FROM temp.matcher_import "
-                    "WHERE (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
-                    "AND typeof(ident) != 'blob' AND typeof(label) != 'blob'",
-                    [base, list_id],
-                ).rowcount
-                if taken != total:
-                    raise _NeedsRowByRow
-                counts: dict[str, int] = {}
-                offset = 1
-                for algorithm in algorithms:
-                    width = DIGEST_SIZES[algorithm]
-                    order = "" if algorithm == ordered_by else " ORDER BY 2"
-                    counts[algorithm] = conn.execute(
-                        "INSERT OR IGNORE INTO hashes (algo, digest, entry_id) "
-                        f"SELECT ?, substr(raw, {offset}, {width}), rowid + ? "
-                        f"FROM temp.matcher_import{order}",
-                        [ALGORITHM_CODES[algorithm], base],
-                    ).rowcount
-                    offset += width
-                    if counts[algorithm] != total:
+                    if taken != total:
                         raise _NeedsRowByRow
-                self._finish_staged("matcher_import", list_id, total, counts)
+                    counts: dict[str, int] = {}
+                    offset = 1
+                    for algorithm in algorithms:
+                        width = DIGEST_SIZES[algorithm]
+                        order = "" if algorithm == ordered_by else " ORDER BY 2"
+                        counts[algorithm] = conn.execute(
+                            "INSERT OR IGNORE INTO hashes (algo, digest, entry_id) "
+                            f"SELECT ?, substr(raw, {offset}, {width}), rowid + ? "
+                            f"FROM temp.matcher_import{order}",
+                            [ALGORITHM_CODES[algorithm], base],
+                        ).rowcount
+                        offset += width
+                        if counts[algorithm] != total:
+                            raise _NeedsRowByRow
+                    self._finish_staged("matcher_import", list_id, total, counts)
         except _NeedsRowByRow:
             return None
         except sqlite3.OperationalError as exc:
@@ -722,14 +758,8 @@ class HashStore:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
         finally:
-            if child is not None:
-                child.cancel()
             conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
             conn.execute("DETACH DATABASE src")
-            if scratch is not None:
-                with contextlib.suppress(sqlite3.DatabaseError):
-                    conn.execute("DETACH DATABASE matcher_stage")
-                remove_store_files(scratch)
         info = self.find_list(name=new.name)
         assert info is not None
         return info

@@ -16,6 +16,7 @@ import pytest
 
 import matcher.store as store_mod
 from matcher.errors import FormatError
+from matcher.errors import StoreError
 from matcher.formats import registry
 from matcher.importing import import_list
 from matcher.models import NewList
@@ -478,10 +479,15 @@ def _whole_store(db: Path) -> dict[str, object]:
 
 
 def _import_with_halves(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: Path, db: Path, halves: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: Path,
+    db: Path,
+    halves: bool,
+    children: list[object] | None = None,
 ) -> tuple[list[object], int]:
-    """Import `source` into `db`; the staging children started and the halves they were given."""
-    children: list[object] = []
+    """Import `source` into `db`: the staging children started, and the scratch files left."""
+    children = [] if children is None else children
     real = store_mod.ChildFill
 
     def spy(*args: object, **kwargs: object) -> object:
@@ -490,6 +496,7 @@ def _import_with_halves(
 
     with monkeypatch.context() as patch:
         patch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0 if halves else 1 << 62)
+        patch.setattr(store_mod, "_cores", lambda: 2)  # the same on a one-core machine
         patch.setattr(store_mod, "ChildFill", spy)
         patch.setenv("SQLITE_TMPDIR", str(tmp_path / "scratch"))
         store = HashStore(db)
@@ -511,9 +518,9 @@ def test_two_processes_on_the_two_halves_write_exactly_what_one_walk_writes(
     (tmp_path / "scratch").mkdir()
     source = make_rds(tmp_path / "rds.db", rows_for(400))
     conn = sqlite3.connect(source)
-    low = conn.execute("SELECT count(*) FROM FILE WHERE sha256 < '8'").fetchone()[0]
+    low, rows = conn.execute("SELECT sum(sha256 < '8'), count(*) FROM FILE").fetchone()
     conn.close()
-    assert 0 < low < 500, "both halves must hold rows"
+    assert 0 < low < rows, "both halves must hold rows"
     seed = make_rds(tmp_path / "seed.db", [(*triple(b"seed"), "seed.dll", 1, 1)])
     stores = {}
     for halves in (False, True):
@@ -528,25 +535,103 @@ def test_two_processes_on_the_two_halves_write_exactly_what_one_walk_writes(
     assert stores[True]["lists"][1][5] == 401  # type: ignore[index]
 
 
-@pytest.mark.parametrize("half", ["first", "second"])
+def _big_with(tmp_path: Path, extra: list[tuple[object, ...]]) -> Path:
+    """A 60,000-row RDS (enough for the child's page cache to spill) and `extra` rows."""
+    source = make_big_rds(tmp_path / "rds.db", 60_000)
+    conn = sqlite3.connect(source)
+    conn.executemany("INSERT INTO FILE VALUES (?, ?, ?, '00000000', ?, ?, ?)", extra)
+    conn.commit()
+    conn.close()
+    return source
+
+
+def _still_usable(store: HashStore, tmp_path: Path) -> None:
+    """The connection took no harm: a further import on it works."""
+    result = import_list(store, make_rds(tmp_path / "good.db", rows_for(5)), name="good")
+    assert result.info.entries == 6
+    assert store.db.execute("PRAGMA database_list").fetchall()[-1][1] in ("main", "temp")
+
+
+@pytest.mark.parametrize("key", ["00" * 32, "FF" * 32])
 def test_a_bad_row_in_either_half_is_named_and_the_store_is_unchanged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, half: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
 ) -> None:
-    """A bad row stops the half that meets it (this process's or the child's): row by row names it."""
+    """A bad row stops the half that meets it (this process's or the child's): row by row names it.
+
+    FF... is the child's last row: it has written pages of its scratch file by
+    then, which SQLite cannot read after it stopped; the store must not try.
+    """
     (tmp_path / "scratch").mkdir()
-    key = "00" * 32 if half == "first" else "FF" * 32
-    bad = (key, "12" * 20, "G" * 32, "x.dll", 1, 1)
-    source = make_rds(tmp_path / "rds.db", [*rows_for(50), bad])
+    source = _big_with(tmp_path, [(key, "12" * 20, "G" * 32, "x.dll", 1, 1)])
     db = tmp_path / "s.db"
+    children: list[object] = []
     with pytest.raises(FormatError) as caught:
-        _import_with_halves(tmp_path, monkeypatch, source, db, True)
-    assert "package_id" in str(caught.value) and str(source) in str(caught.value)
+        _import_with_halves(tmp_path, monkeypatch, source, db, True, children)
+    assert len(children) == 1
+    assert "'x.dll'" in str(caught.value) and "md5 is not 32 hex digits" in str(caught.value)
+    assert str(source) in str(caught.value)
     assert list((tmp_path / "scratch").iterdir()) == []
     store = HashStore(db)
     try:
         assert store.lists() == [] and store_content(db) == []
+        _still_usable(store, tmp_path)
     finally:
         store.close()
+
+
+def test_a_staging_child_killed_mid_walk_fails_the_import_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed (as by the OOM killer) after it has spilled pages: StoreError, store unchanged.
+
+    The connection stays usable afterwards, and no scratch file is left.
+    """
+    (tmp_path / "scratch").mkdir()
+    source = _big_with(tmp_path, [])
+    store = HashStore(tmp_path / "s.db")
+    parent, real, calls = os.getpid(), store_mod.binascii.a2b_hex, [0]
+
+    def unhex(data: bytes) -> bytes:
+        if os.getpid() != parent:
+            calls[0] += 1
+            if calls[0] == 25_000:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real(data)
+
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0)
+            patch.setattr(store_mod, "_cores", lambda: 2)
+            patch.setattr(store_mod.binascii, "a2b_hex", unhex)
+            patch.setenv("SQLITE_TMPDIR", str(tmp_path / "scratch"))
+            with pytest.raises(StoreError, match="killed by signal 9"):
+                import_list(store, source)
+        assert list((tmp_path / "scratch").iterdir()) == []
+        assert store.lists() == [] and store_content(tmp_path / "s.db") == []
+        _still_usable(store, tmp_path)
+    finally:
+        store.close()
+
+
+def test_only_an_index_walk_without_null_digests_is_split(tmp_path: Path) -> None:
+    """A walk SQLite sorts (FILE a view, or no index) picks tied rows its own way: one walk."""
+    reader = registry.get("nsrl-rds3")
+    samples = Path(__file__).parent / "formats" / "samples" / "synthetic" / "nsrl_rds3"
+    assert reader.sql_source(samples / "RDS_synthetic_minimal.db").halves is not None
+    assert reader.sql_source(samples / "RDS_synthetic_full.db").halves is None
+    unindexed = tmp_path / "noindex.db"
+    conn = sqlite3.connect(unindexed)
+    conn.executescript(DDL.replace(",\n  PRIMARY KEY (sha256, sha1, md5, crc32, file_name, file_size, package_id)", ""))
+    conn.close()
+    assert "PRIMARY KEY" not in sqlite3.connect(unindexed).execute("SELECT sql FROM sqlite_master WHERE name = 'FILE'").fetchone()[0]
+    assert reader.sql_source(unindexed).halves is None
+    nullable = tmp_path / "null.db"
+    conn = sqlite3.connect(nullable)
+    conn.executescript(DDL.replace("sha256 VARCHAR NOT NULL", "sha256 VARCHAR"))
+    conn.execute("INSERT INTO FILE VALUES (NULL, ?, ?, '00000000', 'n.dll', 1, 1)", triple(b"n")[1:])
+    conn.commit()
+    conn.close()
+    assert reader.sql_source(nullable).halves is None
 
 
 def test_a_child_fill_counts_its_rows_reports_sql_errors_and_its_death(tmp_path: Path) -> None:

@@ -118,19 +118,9 @@ class NsrlRds3Reader:
         with sqlite_lists.connect(path) as conn:
             try:
                 digests, columns, clauses = _query_parts(conn, str(path), "src", hex_text=True)
+                halves = _halves(conn, digests, columns, clauses)
             except sqlite3.Error as exc:
                 raise FormatError(f"cannot read the NSRL database: {exc}", str(path)) from exc
-        # Note: the walk is in SHA-256 order, and hex text below '8' sorts
-        # before the rest: the two halves, each in the walk's order, follow
-        # each other. For uniform digests they hold half the rows each. A
-        # NULL digest (which the store refuses) sorts first, so it goes with
-        # the first half: every row is in exactly one.
-        sha256 = digests[2]
-        table, _, tail = clauses.partition(" GROUP BY ")
-        halves = (
-            f"{table} WHERE ({sha256} < '8' OR {sha256} IS NULL) GROUP BY {tail}",
-            f"{table} WHERE {sha256} >= '8' GROUP BY {tail}",
-        )
         return SqlListSource(
             path=path,
             select=f"SELECT {', '.join(digests)}, {columns} {clauses}",
@@ -196,6 +186,35 @@ def _query(conn: sqlite3.Connection, source: str) -> str:
     """The SELECT over FILE for reading in Python: digests as BLOBs for a2b_hex."""
     digests, columns, clauses = _query_parts(conn, source, "main", hex_text=False)
     return f"SELECT {', '.join(digests)}, {columns} {clauses}"
+
+
+def _halves(
+    conn: sqlite3.Connection, digests: tuple[str, str, str], columns: str, clauses: str
+) -> tuple[str, str] | None:
+    """The walk split in two at SHA-256 hex '8', when both halves are one walk's exact parts.
+
+    The walk is in SHA-256 order, and hex text below '8' sorts before the
+    rest: each half, in the walk's order, follows the other, and for uniform
+    digests they hold half the rows each. Only a walk that reads an index in
+    order (no sort) is split: where SQLite sorts to group, which of the rows
+    of one entry gives its size and package (equal names) is up to the
+    sorter, so two processes could choose otherwise than one. A NULL
+    SHA-256 (refused by the store) would be in neither half: then there is
+    no split, and the one walk stops at it.
+    """
+    sha256 = digests[2]
+    table, _, tail = clauses.partition(" GROUP BY ")
+    halves = (
+        f"{table} WHERE {sha256} < '8' GROUP BY {tail}",
+        f"{table} WHERE {sha256} >= '8' GROUP BY {tail}",
+    )
+    for part in (clauses, *halves):
+        walk = f"SELECT {', '.join(digests)}, {columns} {part}".replace(" src.FILE ", " main.FILE ")
+        if any("TEMP B-TREE" in str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {walk}")):
+            return None
+    if conn.execute(f"SELECT 1 FROM main.FILE WHERE {sha256} IS NULL LIMIT 1").fetchone():
+        return None
+    return halves
 
 
 def _query_parts(
