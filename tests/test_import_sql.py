@@ -41,6 +41,9 @@ def triple(content: bytes) -> tuple[str, str, str]:
     )
 
 
+_PRIMARY_KEY = ",\n  PRIMARY KEY (sha256, sha1, md5, crc32, file_name, file_size, package_id)"
+
+
 def make_rds(path: Path, rows: list[tuple[object, ...]]) -> Path:
     conn = sqlite3.connect(path)
     conn.executescript(DDL)
@@ -621,7 +624,7 @@ def test_only_an_index_walk_without_null_digests_is_split(tmp_path: Path) -> Non
     assert reader.sql_source(samples / "RDS_synthetic_full.db").halves is None
     unindexed = tmp_path / "noindex.db"
     conn = sqlite3.connect(unindexed)
-    conn.executescript(DDL.replace(",\n  PRIMARY KEY (sha256, sha1, md5, crc32, file_name, file_size, package_id)", ""))
+    conn.executescript(DDL.replace(_PRIMARY_KEY, ""))
     conn.close()
     assert "PRIMARY KEY" not in sqlite3.connect(unindexed).execute("SELECT sql FROM sqlite_master WHERE name = 'FILE'").fetchone()[0]
     assert reader.sql_source(unindexed).halves is None
@@ -678,3 +681,52 @@ def test_a_child_fill_counts_its_rows_reports_sql_errors_and_its_death(tmp_path:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     child.cancel()
+
+
+def test_a_sorted_walk_picks_the_same_row_of_equal_names_on_any_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A walk SQLite sorts (no index, or the full schema's view): the row of least (name, size, package).
+
+    Where SQLite sorts to group, rows of one entry with equal names came in
+    the sorter's order, which its threads and memory change: a store then
+    depended on the machine's cores. Both paths (SQL, row by row) and any
+    number of sorter threads now give that one row.
+    """
+    source = tmp_path / "sorted.db"
+    conn = sqlite3.connect(source)
+    conn.executescript(DDL.replace(_PRIMARY_KEY, ""))
+    conn.executescript(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < 20000), "
+        "g AS MATERIALIZED (SELECT i, hex(randomblob(32)) AS a, hex(randomblob(20)) AS b, "
+        "hex(randomblob(16)) AS c FROM n) "
+        "INSERT INTO FILE SELECT a, b, c, '00000000', 'same.dll', abs(random() % 1000), "
+        "abs(random() % 1000) FROM g, (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3);"
+    )
+    expected = {
+        bytes.fromhex(sha256): (size, str(package))
+        for sha256, size, package in conn.execute(
+            "SELECT sha256, file_size, package_id FROM (SELECT *, row_number() OVER "
+            "(PARTITION BY sha256 ORDER BY file_size, package_id) AS r FROM FILE) WHERE r = 1"
+        )
+    }
+    conn.close()
+    assert registry.get("nsrl-rds3").sql_source(source).halves is None
+    stores = []
+    for threads in (0, 4):
+        (tmp_path / f"t{threads}").mkdir()
+        with monkeypatch.context() as patch:
+            patch.setattr(store_mod, "_sorter_threads", lambda threads=threads: threads)
+            fast, slow = import_both(tmp_path / f"t{threads}", source, monkeypatch)
+        for store in (fast, slow):
+            got = {
+                bytes(d): (size, ident)
+                for d, size, ident in store.db.execute(
+                    "SELECT h.digest, e.size, e.ident FROM hashes h "
+                    "JOIN entries e ON e.id = h.entry_id WHERE h.algo = 3"
+                )
+            }
+            assert got == expected
+            store.close()
+        stores.append(store_content(tmp_path / f"t{threads}" / "fast.db"))
+    assert stores[0] == stores[1]

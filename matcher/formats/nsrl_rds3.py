@@ -209,8 +209,9 @@ def _halves(
         f"{table} WHERE {sha256} >= '8' GROUP BY {tail}",
     )
     for part in (clauses, *halves):
-        walk = f"SELECT {', '.join(digests)}, {columns} {part}".replace(" src.FILE ", " main.FILE ")
-        if any("TEMP B-TREE" in str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {walk}")):
+        if " GROUP BY " not in part or _sorts(
+            conn, f"SELECT {', '.join(digests)}, {columns} {part}", "src"
+        ):
             return None
     if conn.execute(f"SELECT 1 FROM main.FILE WHERE {sha256} IS NULL LIMIT 1").fetchone():
         return None
@@ -251,13 +252,38 @@ def _query_parts(
         ident = (
             f"CASE WHEN typeof({package}) = 'blob' THEN {package} ELSE CAST({package} AS TEXT) END"
         )
+    file_name = f'"{columns["file_name"]}"' if "file_name" in columns else "NULL"
     # Note that with exactly one MIN() SQLite takes the bare columns (size,
-    # package) from the row that holds the minimum, so they belong together.
-    name = f'MIN("{columns["file_name"]}")' if "file_name" in columns else "NULL"
+    # package) from the row that holds the minimum, so they belong together;
+    # of several such rows, from the first it meets. In the minimal schema the
+    # primary key starts (sha256, sha1, md5), then crc32 (one per file), name,
+    # size and package id: the GROUP BY walks that covering index instead of
+    # sorting 100M+ rows, the rows come out in sha256 order (the ORDER BY
+    # costs nothing more), and an entry takes the row of the least (name,
+    # size, package id). Where SQLite must sort to group (FILE a view, as in
+    # the full schema, or no such index), rows of equal names come in the
+    # sorter's order, which its settings change (threads, memory): the walk
+    # then picks that same row explicitly (row_number() over the entry's rows
+    # in that order), so an import gives the same store on any machine. Its
+    # rows come out in the window's order, by the entry's digests (SQLite
+    # sorts, then streams each partition); an ORDER BY would sort them again,
+    # which made such an import half as long again.
+    grouped = (
+        f"FROM {schema}.FILE GROUP BY {sha256}, {sha1}, {md5} ORDER BY {sha256}, {sha1}, {md5}"
+    )
+    if _sorts(conn, f"SELECT {sha256}, {size}, MIN({file_name}), {package} {grouped}", schema):
+        kept = [c for c in (sha256, sha1, md5, file_name, size, package) if c != "NULL"]
+        tie_break = ", ".join(c for c in (file_name, size, package) if c != "NULL") or "1"
+        clauses = (
+            f"FROM (SELECT {', '.join(dict.fromkeys(kept))}, row_number() OVER "
+            f"(PARTITION BY {sha256}, {sha1}, {md5} ORDER BY {tie_break}) AS matcher_rank "
+            f"FROM {schema}.FILE) WHERE matcher_rank = 1"
+        )
+        name = file_name
+    else:
+        clauses = grouped
+        name = f"MIN({file_name})" if file_name != "NULL" else "NULL"
     # Hashes come out as BLOBs: no text decoding, and a2b_hex rejects spaces.
-    # In the minimal schema the primary key starts (sha256, sha1, md5), so the
-    # GROUP BY walks that covering index instead of sorting 100M+ rows, and
-    # the rows come out in sha256 order (the ORDER BY costs nothing more).
     if hex_text:
         digests = (md5, sha1, sha256)
         name = f"CAST({name} AS BLOB)"
@@ -267,11 +293,14 @@ def _query_parts(
         digests = (md5, sha1, sha256)
     else:
         digests = (f"CAST({md5} AS BLOB)", f"CAST({sha1} AS BLOB)", f"CAST({sha256} AS BLOB)")
-    return (
-        digests,
-        f"{size}, {name}, {ident}, NULL",
-        f"FROM {schema}.FILE GROUP BY {sha256}, {sha1}, {md5} ORDER BY {sha256}, {sha1}, {md5}",
-    )
+    return digests, f"{size}, {name}, {ident}, NULL", clauses
+
+
+def _sorts(conn: sqlite3.Connection, select: str, schema: str) -> bool:
+    """True when SQLite sorts to run `select` (a temporary B-tree in its plan)."""
+    local = select.replace(f" {schema}.FILE ", " main.FILE ")
+    plan = conn.execute(f"EXPLAIN QUERY PLAN {local}").fetchall()
+    return any("TEMP B-TREE" in str(row[-1]) for row in plan)
 
 
 def _fast_rows(fetched: list[Any]) -> list[_ROW] | None:
