@@ -198,8 +198,12 @@ class ChildFill:
                 os._exit(0)
         os.close(reply_w)
         self._pid: int | None = pid
-        self._replies = reply_r
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        self._replies: int | None = reply_r
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        except BaseException:  # a signal held across fork lands here: stop the child too
+            self.cancel()
+            raise
 
     def wait(self) -> int:
         """The rows inserted, once the child is done.
@@ -207,17 +211,17 @@ class ChildFill:
         Raises:
             sqlite3.OperationalError, sqlite3.DatabaseError: the child's statement failed.
         """
-        pid = self._pid
-        assert pid is not None, "wait() or cancel() already called"
+        pid, replies = self._pid, self._replies
+        assert pid is not None and replies is not None, "wait() or cancel() already called"
         chunks = []
-        while chunk := os.read(self._replies, 1 << 16):
+        while chunk := os.read(replies, 1 << 16):
             chunks.append(chunk)
         text = b"".join(chunks)
-        # Note: only from here on is the child done; an interruption above
-        # leaves it to cancel().
-        self._pid = None
-        os.close(self._replies)
+        self._replies = None
+        os.close(replies)
+        # Note: an interruption before this point leaves the child to cancel().
         _, status = os.waitpid(pid, 0)
+        self._pid = None
         if not text:
             raise sqlite3.OperationalError(
                 f"the staging process ended without a result ({_describe_status(status)})"
@@ -232,12 +236,14 @@ class ChildFill:
     def cancel(self) -> None:
         """Stop the child, if it still runs, and reap it."""
         pid, self._pid = self._pid, None
+        replies, self._replies = self._replies, None
+        if replies is not None:
+            os.close(replies)
         if pid is None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        os.close(self._replies)
 
 
 def _fill(

@@ -636,32 +636,35 @@ class HashStore:
         folder = scratch_folder()
         if folder is None:
             return None, None
+        conn = self.db.conn
+        scratch: Path | None = None
+        attached = False
         try:
             fd, name = tempfile.mkstemp(prefix="matcher-stage-", suffix=".db", dir=folder)
-        except OSError:
-            return None, None
-        os.close(fd)
-        scratch = Path(name)
-        conn = self.db.conn
-        try:
+            scratch = Path(name)
+            os.close(fd)
             conn.execute("ATTACH DATABASE ? AS matcher_stage", [name])
-            try:
-                child = ChildFill(
-                    scratch,
-                    {"src": uri},
-                    [
-                        "CREATE TABLE matcher_import (raw BLOB, size, name, ident, label)",
-                        "INSERT INTO matcher_import (raw, size, name, ident, label) "
-                        + _staging_select(source, clauses),
-                    ],
-                    {"matcher_unhex": binascii.a2b_hex},
-                )
-            except OSError:
-                conn.execute("DETACH DATABASE matcher_stage")
-                raise
-        except (OSError, sqlite3.OperationalError):
-            remove_store_files(scratch)
-            return None, None
+            attached = True
+            child = ChildFill(
+                scratch,
+                {"src": uri},
+                [
+                    "CREATE TABLE matcher_import (raw BLOB, size, name, ident, label)",
+                    "INSERT INTO matcher_import (raw, size, name, ident, label) "
+                    + _staging_select(source, clauses),
+                ],
+                {"matcher_unhex": binascii.a2b_hex},
+            )
+        except BaseException as exc:
+            # Note: also on Ctrl-C here: no attachment or scratch file stays.
+            if attached:
+                with contextlib.suppress(sqlite3.DatabaseError):
+                    conn.execute("DETACH DATABASE matcher_stage")
+            if scratch is not None:
+                remove_store_files(scratch)
+            if isinstance(exc, (OSError, sqlite3.OperationalError)):
+                return None, None
+            raise
         return scratch, child
 
     def add_list_sql(

@@ -505,6 +505,8 @@ def _import_with_halves(
         store = HashStore(db)
         try:
             import_list(store, source)
+            attached = [r[1] for r in store.db.execute("PRAGMA database_list")]
+            assert attached in (["main"], ["main", "temp"]), attached
         finally:
             store.close()
     return children, len(list((tmp_path / "scratch").iterdir()))
@@ -549,10 +551,10 @@ def _big_with(tmp_path: Path, extra: list[tuple[object, ...]]) -> Path:
 
 
 def _still_usable(store: HashStore, tmp_path: Path) -> None:
-    """The connection took no harm: a further import on it works."""
+    """The connection took no harm: nothing left attached, and a further import on it works."""
+    assert [r[1] for r in store.db.execute("PRAGMA database_list")] in (["main"], ["main", "temp"])
     result = import_list(store, make_rds(tmp_path / "good.db", rows_for(5)), name="good")
     assert result.info.entries == 6
-    assert store.db.execute("PRAGMA database_list").fetchall()[-1][1] in ("main", "temp")
 
 
 @pytest.mark.parametrize("key", ["00" * 32, "FF" * 32])
@@ -563,19 +565,31 @@ def test_a_bad_row_in_either_half_is_named_and_the_store_is_unchanged(
 
     FF... is the child's last row: it has written pages of its scratch file by
     then, which SQLite cannot read after it stopped; the store must not try.
+    The same connection goes on working, with nothing left attached.
     """
     (tmp_path / "scratch").mkdir()
     source = _big_with(tmp_path, [(key, "12" * 20, "G" * 32, "x.dll", 1, 1)])
     db = tmp_path / "s.db"
-    children: list[object] = []
-    with pytest.raises(FormatError) as caught:
-        _import_with_halves(tmp_path, monkeypatch, source, db, True, children)
-    assert len(children) == 1
-    assert "'x.dll'" in str(caught.value) and "md5 is not 32 hex digits" in str(caught.value)
-    assert str(source) in str(caught.value)
-    assert list((tmp_path / "scratch").iterdir()) == []
     store = HashStore(db)
+    children: list[object] = []
+    real = store_mod.ChildFill
+
+    def spy(*args: object, **kwargs: object) -> object:
+        children.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
     try:
+        with monkeypatch.context() as patch:
+            patch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0)
+            patch.setattr(store_mod, "_cores", lambda: 2)
+            patch.setattr(store_mod, "ChildFill", spy)
+            patch.setenv("SQLITE_TMPDIR", str(tmp_path / "scratch"))
+            with pytest.raises(FormatError) as caught:
+                import_list(store, source)
+        assert len(children) == 1
+        assert "'x.dll'" in str(caught.value) and "md5 is not 32 hex digits" in str(caught.value)
+        assert str(source) in str(caught.value)
+        assert list((tmp_path / "scratch").iterdir()) == []
         assert store.lists() == [] and store_content(db) == []
         _still_usable(store, tmp_path)
     finally:
@@ -730,3 +744,55 @@ def test_a_sorted_walk_picks_the_same_row_of_equal_names_on_any_machine(
             store.close()
         stores.append(store_content(tmp_path / f"t{threads}" / "fast.db"))
     assert stores[0] == stores[1]
+
+
+def test_ctrl_c_while_the_staging_child_starts_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted between the scratch file's creation and the child's start: all undone."""
+    (tmp_path / "scratch").mkdir()
+    source = make_rds(tmp_path / "rds.db", rows_for(50))
+    store = HashStore(tmp_path / "s.db")
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0)
+            patch.setattr(store_mod, "_cores", lambda: 2)
+            patch.setattr(store_mod, "ChildFill", interrupted)
+            patch.setenv("SQLITE_TMPDIR", str(tmp_path / "scratch"))
+            with pytest.raises(KeyboardInterrupt):
+                import_list(store, source)
+        assert list((tmp_path / "scratch").iterdir()) == []
+        assert store.lists() == []
+        _still_usable(store, tmp_path)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+def test_a_null_name_never_wins_an_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, indexed: bool
+) -> None:
+    """An entry's row has the least name that is not NULL, by an index walk or a sorted one."""
+    ddl = DDL.replace("file_name VARCHAR NOT NULL", "file_name VARCHAR")
+    source = tmp_path / "rds.db"
+    conn = sqlite3.connect(source)
+    conn.executescript(ddl if indexed else ddl.replace(_PRIMARY_KEY, ""))
+    sha256, sha1, md5 = triple(b"setup")
+    conn.executemany(
+        "INSERT INTO FILE VALUES (?, ?, ?, '00000000', ?, ?, ?)",
+        [(sha256, sha1, md5, "setup.exe", 100, 1), (sha256, sha1, md5, None, 999, 2)],
+    )
+    conn.commit()
+    conn.close()
+    fast, slow = import_both(tmp_path, source, monkeypatch)
+    try:
+        for store in (fast, slow):
+            [hit] = store.lookup("md5", [bytes.fromhex(md5)])[bytes.fromhex(md5)]
+            assert (hit.name, hit.size, hit.ident) == ("setup.exe", 100, "1")
+    finally:
+        fast.close()
+        slow.close()

@@ -273,7 +273,9 @@ def _query_parts(
     )
     if _sorts(conn, f"SELECT {sha256}, {size}, MIN({file_name}), {package} {grouped}", schema):
         kept = [c for c in (sha256, sha1, md5, file_name, size, package) if c != "NULL"]
-        tie_break = ", ".join(c for c in (file_name, size, package) if c != "NULL") or "1"
+        # Note: NULL names last, as MIN() passes them over.
+        names = [f"{file_name} IS NULL", file_name] if file_name != "NULL" else []
+        tie_break = ", ".join(c for c in (*names, size, package) if c != "NULL") or "1"
         clauses = (
             f"FROM (SELECT {', '.join(dict.fromkeys(kept))}, row_number() OVER "
             f"(PARTITION BY {sha256}, {sha1}, {md5} ORDER BY {tie_break}) AS matcher_rank "
