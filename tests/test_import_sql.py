@@ -481,6 +481,17 @@ def _whole_store(db: Path) -> dict[str, object]:
         conn.close()
 
 
+def _split(
+    patch: pytest.MonkeyPatch, tmp_path: Path, split: bool = True, child_fill: object = None
+) -> None:
+    """Make the store split every RDS walk it can (or none), with its scratch files in tmp_path."""
+    patch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0 if split else 1 << 62)
+    patch.setattr(store_mod, "_cores", lambda: 2)  # the same on a one-core machine
+    if child_fill is not None:
+        patch.setattr(store_mod, "ChildFill", child_fill)
+    patch.setenv("SQLITE_TMPDIR", str(tmp_path / "scratch"))
+
+
 def _import_with_halves(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -498,10 +509,7 @@ def _import_with_halves(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     with monkeypatch.context() as patch:
-        patch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0 if halves else 1 << 62)
-        patch.setattr(store_mod, "_cores", lambda: 2)  # the same on a one-core machine
-        patch.setattr(store_mod, "ChildFill", spy)
-        patch.setenv("SQLITE_TMPDIR", str(tmp_path / "scratch"))
+        _split(patch, tmp_path, halves, spy)
         store = HashStore(db)
         try:
             import_list(store, source)
@@ -580,10 +588,7 @@ def test_a_bad_row_in_either_half_is_named_and_the_store_is_unchanged(
 
     try:
         with monkeypatch.context() as patch:
-            patch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0)
-            patch.setattr(store_mod, "_cores", lambda: 2)
-            patch.setattr(store_mod, "ChildFill", spy)
-            patch.setenv("SQLITE_TMPDIR", str(tmp_path / "scratch"))
+            _split(patch, tmp_path, child_fill=spy)
             with pytest.raises(FormatError) as caught:
                 import_list(store, source)
         assert len(children) == 1
@@ -617,10 +622,8 @@ def test_a_staging_child_killed_mid_walk_fails_the_import_cleanly(
 
     try:
         with monkeypatch.context() as patch:
-            patch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0)
-            patch.setattr(store_mod, "_cores", lambda: 2)
+            _split(patch, tmp_path)
             patch.setattr(store_mod.binascii, "a2b_hex", unhex)
-            patch.setenv("SQLITE_TMPDIR", str(tmp_path / "scratch"))
             with pytest.raises(StoreError, match="killed by signal 9"):
                 import_list(store, source)
         assert list((tmp_path / "scratch").iterdir()) == []
@@ -759,10 +762,7 @@ def test_ctrl_c_while_the_staging_child_starts_leaves_nothing_behind(
 
     try:
         with monkeypatch.context() as patch:
-            patch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0)
-            patch.setattr(store_mod, "_cores", lambda: 2)
-            patch.setattr(store_mod, "ChildFill", interrupted)
-            patch.setenv("SQLITE_TMPDIR", str(tmp_path / "scratch"))
+            _split(patch, tmp_path, child_fill=interrupted)
             with pytest.raises(KeyboardInterrupt):
                 import_list(store, source)
         assert list((tmp_path / "scratch").iterdir()) == []
