@@ -642,13 +642,15 @@ def test_only_an_index_walk_without_null_digests_is_split(tmp_path: Path) -> Non
     unindexed = tmp_path / "noindex.db"
     conn = sqlite3.connect(unindexed)
     conn.executescript(DDL.replace(_PRIMARY_KEY, ""))
+    [sql] = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'FILE'").fetchone()
     conn.close()
-    assert "PRIMARY KEY" not in sqlite3.connect(unindexed).execute("SELECT sql FROM sqlite_master WHERE name = 'FILE'").fetchone()[0]
+    assert "PRIMARY KEY" not in sql
     assert reader.sql_source(unindexed).halves is None
     nullable = tmp_path / "null.db"
     conn = sqlite3.connect(nullable)
     conn.executescript(DDL.replace("sha256 VARCHAR NOT NULL", "sha256 VARCHAR"))
-    conn.execute("INSERT INTO FILE VALUES (NULL, ?, ?, '00000000', 'n.dll', 1, 1)", triple(b"n")[1:])
+    row = (None, *triple(b"n")[1:], "00000000", "n.dll", 1, 1)
+    conn.execute("INSERT INTO FILE VALUES (?, ?, ?, ?, ?, ?, ?)", row)
     conn.commit()
     conn.close()
     assert reader.sql_source(nullable).halves is None
@@ -703,7 +705,7 @@ def test_a_child_fill_counts_its_rows_reports_sql_errors_and_its_death(tmp_path:
 def test_a_sorted_walk_picks_the_same_row_of_equal_names_on_any_machine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A walk SQLite sorts (no index, or the full schema's view): the row of least (name, size, package).
+    """A sorted walk (no index, or a view): an entry takes its row of least (name, size, package).
 
     Where SQLite sorts to group, rows of one entry with equal names came in
     the sorter's order, which its threads and memory change: a store then
