@@ -266,8 +266,8 @@ def _query_parts(
     # then picks that same row explicitly (row_number() over the entry's rows
     # in that order), so an import gives the same store on any machine. Its
     # rows come out in the window's order, by the entry's digests (SQLite
-    # sorts, then streams each partition); an ORDER BY would sort them again,
-    # which made such an import half as long again.
+    # sorts, then streams each partition); an ORDER BY would sort them again
+    # (on a 70 MB full-schema list: 16 MB more peak memory, and slower).
     grouped = (
         f"FROM {schema}.FILE GROUP BY {sha256}, {sha1}, {md5} ORDER BY {sha256}, {sha1}, {md5}"
     )
