@@ -208,11 +208,12 @@ def _halves(
         f"{table} WHERE {sha256} < '8' GROUP BY {tail}",
         f"{table} WHERE {sha256} >= '8' GROUP BY {tail}",
     )
-    for part in (clauses, *halves):
-        if " GROUP BY " not in part or _sorts(
-            conn, f"SELECT {', '.join(digests)}, {columns} {part}", "src"
-        ):
-            return None
+    # Note: _query_parts groups only a walk that needs no sort (else it ranks
+    # rows instead); each half is checked too.
+    if " GROUP BY " not in clauses or any(
+        _sorts(conn, f"SELECT {', '.join(digests)}, {columns} {half}", "src") for half in halves
+    ):
+        return None
     if conn.execute(f"SELECT 1 FROM main.FILE WHERE {sha256} IS NULL LIMIT 1").fetchone():
         return None
     return halves
