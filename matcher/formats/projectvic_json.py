@@ -137,36 +137,31 @@ def _skip(event: str, events: _Events) -> None:
                 return
 
 
-def _build(event: str, value: Any, events: _Events) -> Any:
-    """The JSON value whose first event was `(event, value)`, at most MAX_FIELD_DEPTH deep."""
-    if event not in _OPEN:
-        return value
-    root: Any = {} if event == "start_map" else []
-    stack, keys = [root], [""]
-    for event, value in events:
-        top = stack[-1]
-        if event == "map_key":
-            keys[-1] = value
-            continue
-        if event in _CLOSE:
-            stack.pop()
-            keys.pop()
-            if not stack:
-                return root
-            continue
-        item: Any = value
-        if event in _OPEN:
-            if len(stack) >= MAX_FIELD_DEPTH:
-                raise _NotVics(f"a Media field is nested more than {MAX_FIELD_DEPTH} levels")
-            item = {} if event == "start_map" else []
-        if type(top) is dict:
-            top[keys[-1]] = item
-        else:
-            top.append(item)
-        if event in _OPEN:
-            stack.append(item)
-            keys.append("")
-    return root
+def _build(event: str, value: Any, events: _Events, depth: int = 1) -> Any:
+    """The JSON value whose first event was `(event, value)`, at most MAX_FIELD_DEPTH deep.
+
+    Note: recursive, one call per container (a wanted field holds one or
+    two levels); the depth check comes before any descent, so junk nesting
+    is refused at MAX_FIELD_DEPTH, never followed.
+    """
+    if event == "start_map":
+        if depth > MAX_FIELD_DEPTH:
+            raise _NotVics(f"a Media field is nested more than {MAX_FIELD_DEPTH} levels")
+        built: dict[str, Any] = {}
+        for event, key in events:
+            if event == "end_map":
+                return built
+            event, value = next(events)
+            built[key] = _build(event, value, events, depth + 1) if event in _OPEN else value
+    elif event == "start_array":
+        if depth > MAX_FIELD_DEPTH:
+            raise _NotVics(f"a Media field is nested more than {MAX_FIELD_DEPTH} levels")
+        items: list[Any] = []
+        for event, value in events:
+            if event == "end_array":
+                return items
+            items.append(_build(event, value, events, depth + 1) if event in _OPEN else value)
+    return value
 
 
 _Media = tuple[dict[str, Any] | None, int | None, int]
@@ -189,12 +184,14 @@ def _fields(events: _Events, cases: bool, outer: int | None, index: int) -> Iter
         if event == "end_map":
             break
         event, value = next(events)
-        if key == "Media" and event == "start_array" and outer is None:
+        if event not in _OPEN:
+            if key in _WANTED:
+                found[key] = value  # most wanted fields: scalars, taken as they are
+        elif key == "Media" and event == "start_array" and outer is None:
             is_case = True
             yield from _items(events, False, index)
         elif key in _WANTED:
-            # Note: most wanted fields are scalars, taken as they are (no call).
-            found[key] = _build(event, value, events) if event in _OPEN else value
+            found[key] = _build(event, value, events)
         else:
             _skip(event, events)
     if is_case or (cases and found.keys().isdisjoint(_HASH_FIELDS)):
@@ -359,23 +356,26 @@ def _verbatim(value: object) -> str | None:
 
 def _digest(value: object, algorithm: str, field: str) -> bytes | bytearray | None:
     """The raw digest (a bytearray, which the store binds fastest), None when absent."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"{field} is not a hex string: {_verbatim(value)!r:.60}")
     # Fast path for the usual well-formed value; parse_hex explains any other.
-    if len(value) == _HEX_LENGTHS[algorithm]:
+    if type(value) is str and len(value) == _HEX_LENGTHS[algorithm]:
         try:
             raw = bytearray.fromhex(value)
         except ValueError:
             pass
         else:
-            if len(raw) * 2 == len(value):
+            if len(raw) * 2 == len(value):  # fromhex skips whitespace
                 return raw
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{field} is not a hex string: {_verbatim(value)!r:.60}")
     return digests.parse_hex(value, algorithm)
 
 
 def _size(value: object) -> int | None:
+    # Fast path: fewer than 19 digits is always a size the store can hold.
+    if type(value) is str and len(value) < 19 and value.isdigit() and value.isascii():
+        return int(value)
     if type(value) is int and value >= 0:
         return byte_count(value)
     if value is None or value == "":
@@ -503,10 +503,11 @@ class ProjectVicReader(TextReader):
         events = ijson.basic_parse(_Replay(head.removeprefix(BOM), stream))
         media = _media(events)
         number = 0
-        last = ""
+        outer: int | None = None
+        index = 0
         while True:
             try:
-                entry, outer, index = next(media)
+                entry, next_outer, next_index = next(media)
             except StopIteration:
                 return
             except _NotVics as exc:
@@ -520,15 +521,19 @@ class ProjectVicReader(TextReader):
             except (ijson.JSONError, ValueError, UnicodeError, ArithmeticError) as exc:
                 # Note: the parser reads ahead in blocks, so the byte offset
                 # bounds the fault; the media count places it exactly.
-                where = f"after media number {number} ({last})" if number else "before any media"
+                where = (
+                    f"after media number {number} ({_position(outer, index)})"
+                    if number
+                    else "before any media"
+                )
                 position = f"{where}, input read up to byte {_tell(stream)}"
                 raise FormatError(f"invalid JSON {position}: {_json_reason(exc)}", source) from exc
             number += 1
-            last = _position(outer, index)
+            outer, index = next_outer, next_index  # placed in words only when needed
             try:
                 row = _row(entry)
             except ValueError as exc:
-                where = f"media number {number} ({last})"
+                where = f"media number {number} ({_position(outer, index)})"
                 error = FormatError(f"{where}: {exc}", source)
                 if on_invalid is None:
                     raise error from exc
