@@ -28,7 +28,7 @@ from matcher.digests import parse_algorithms
 from matcher.errors import ExitCode
 from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
-from matcher.evidence.archive import ArchiveLimits
+from matcher.evidence.limits import ArchiveLimits
 from matcher.models import ROLES
 from matcher.models import Skip
 from matcher.scan import Counts

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import time
@@ -36,10 +35,10 @@ from matcher.errors import ExitCode
 from matcher.errors import MatcherError
 from matcher.errors import StoreError
 from matcher.errors import UsageError
-from matcher.evidence.archive import ArchiveLimits
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.image import OpenedImage
+from matcher.evidence.limits import ArchiveLimits
 from matcher.evidence.roots import distinct_roots
 from matcher.evidence.sources import EvidenceWalker
 from matcher.evidence.sources import prepare_images
@@ -863,7 +862,7 @@ def _append_run_record(
             "case": storable_text(options.case.strip()),
             "authority": storable(options.authority),
             "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0]},
-            "host": socket.gethostname(),
+            "host": os.uname().nodename,  # what gethostname(2) gives
             "argv": [storable_text(arg) for arg in options.argv],
             **identity,
             "options": {"jobs": jobs, **identity["options"]},  # type: ignore[dict-item]

@@ -391,3 +391,28 @@ def test_a_refused_list_leaves_no_new_store(runner: CliRunner, tmp_path: Path, e
                                  "--db", str(db), "--log", str(tmp_path / "l.jsonl"), "--list", str(bad)])
     assert result.exit_code == 2
     assert not any(p.name.startswith("new.db") for p in tmp_path.iterdir())
+
+
+def test_a_scan_without_archives_loads_no_archive_reader(store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    # The archive readers (tarfile, zipfile, 7z) are a tenth of a scan's start-up,
+    # which is most of the gap to the C yardstick on a few large files.
+    probe = (
+        "import sys\n"
+        "from matcher.cli import cli\n"
+        "try:\n"
+        "    cli(sys.argv[1:], prog_name='matcher')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = [m for m in ('tarfile', 'zipfile', 'matcher.evidence.archive',\n"
+        "                      'matcher.evidence.sevenzip') if m in sys.modules]\n"
+        "print('LOADED', ','.join(loaded))\n"
+    )
+    log = tmp_path / "run.jsonl"
+    args = ["scan", str(evidence_copy), "--examiner", "E", "--case", "C", "--db", str(store), "--log", str(log)]
+    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True).stdout
+    assert "LOADED \n" in out, out
+    assert end_record(log)["status"] == "complete"
+    archived = tmp_path / "archived.jsonl"
+    args[args.index(str(log))] = str(archived)
+    out = subprocess.run([sys.executable, "-c", probe, *args, "--archives"], capture_output=True, text=True, check=True).stdout
+    assert "matcher.evidence.archive" in out, out

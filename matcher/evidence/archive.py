@@ -51,6 +51,7 @@ from typing import Any
 from matcher.evidence import image as image_mod
 from matcher.evidence import sevenzip
 from matcher.evidence.folder import open_listed
+from matcher.evidence.limits import ArchiveLimits
 from matcher.evidence.reasons import describe
 from matcher.evidence.unique import UniquePaths
 from matcher.models import EntryOutcome
@@ -74,20 +75,6 @@ _ERRORS = (
     NotImplementedError,
     RuntimeError,
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class ArchiveLimits:
-    """Bomb limits (README, "Disk images and archives"); all are recorded in the run record."""
-
-    max_depth: int = 8
-    max_members: int = 100_000
-    max_total_bytes: int = 64 << 30
-    max_ratio: int = 200
-    ratio_floor: int = 1 << 20
-
-    def as_log_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
 
 
 def archive_format(head: bytes) -> str | None:

@@ -11,10 +11,8 @@ replaced; of anything else it keeps only the kind.
 
 from __future__ import annotations
 
-import lzma
+import functools
 import re
-import tarfile
-import zipfile
 import zlib
 
 
@@ -22,19 +20,31 @@ class OwnMessage(Exception):
     """A mixin for matcher's own reader errors: their messages never quote content."""
 
 
-# Kinds whose messages say what went wrong, not what was read.
-_MESSAGE_SAFE = (
-    OwnMessage,
-    OSError,  # includes gzip.BadGzipFile, whose message can quote magic bytes (scrubbed below)
-    EOFError,
-    zlib.error,
-    lzma.LZMAError,
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    tarfile.TarError,
-    NotImplementedError,  # zipfile: "That compression method is not supported"
-    RuntimeError,  # zipfile: "File 'name' is encrypted, password required ..."
-)
+@functools.cache
+def _message_safe() -> tuple[type[BaseException], ...]:
+    """Kinds whose messages say what went wrong, not what was read.
+
+    Note: built at the first failure, so that a scan that never reads an
+    archive never loads the archive modules (a tenth of every start-up).
+    """
+    import lzma
+    import tarfile
+    import zipfile
+
+    return (
+        OwnMessage,
+        OSError,  # includes gzip.BadGzipFile, whose message can quote magic bytes (scrubbed below)
+        EOFError,
+        zlib.error,
+        lzma.LZMAError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        tarfile.TarError,
+        NotImplementedError,  # zipfile: "That compression method is not supported"
+        RuntimeError,  # zipfile: "File 'name' is encrypted, password required ..."
+    )
+
+
 _BYTES_LITERAL = re.compile(r"""b'(?:[^'\\]|\\.)*'|b"(?:[^"\\]|\\.)*\"""")
 _LONGEST = 200
 
@@ -42,7 +52,7 @@ _LONGEST = 200
 def describe(exc: BaseException) -> str:
     """`Kind: message` for a message-safe kind (bytes literals removed), else `Kind`."""
     kind = type(exc).__name__
-    if not isinstance(exc, _MESSAGE_SAFE):
+    if not isinstance(exc, _message_safe()):
         return kind
     message = _BYTES_LITERAL.sub("<bytes>", str(exc)).strip()
     if len(message) > _LONGEST:

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from collections.abc import Sequence
 
 from matcher.errors import EvidenceError
-from matcher.evidence import archive as archive_mod
 from matcher.evidence import image as image_mod
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_listed
+from matcher.evidence.limits import ArchiveLimits
 from matcher.evidence.reasons import describe
 from matcher.models import EntryOutcome
 from matcher.models import Failure
@@ -72,12 +73,18 @@ class EvidenceWalker:
         folder: FolderWalker,
         images: dict[bytes, image_mod.OpenedImage],
         deleted: bool = False,
-        archives: archive_mod.ArchiveLimits | None = None,
+        archives: ArchiveLimits | None = None,
     ):
         self.folder = folder
         self.images = images
         self.deleted = deleted
-        self.archives = archive_mod.ArchiveWalker(archives) if archives is not None else None
+        self.archives = None
+        if archives is not None:
+            # Note: the archive readers (tarfile, zipfile, lzma, ...) load only
+            # for a scan that looks inside archives: a tenth of every start-up.
+            from matcher.evidence import archive as archive_mod
+
+            self.archives = archive_mod.ArchiveWalker(archives)
 
     @property
     def crossings(self) -> list[bytes]:
@@ -100,6 +107,8 @@ class EvidenceWalker:
                     yield from self._inside(item)
 
     def _inside(self, task: FileTask) -> Iterator[FileTask | EntryOutcome]:
+        from matcher.evidence import archive as archive_mod
+
         assert self.archives is not None
         if task.size < 4 or task.link not in (None, task.path):
             return  # too small for any archive, or a hard link already walked
@@ -149,13 +158,17 @@ def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryvi
     if task.locator[0] == "image":
         return image_mod.read_chunks(task, buffer)
     if task.locator[0] == "member":
+        from matcher.evidence import archive as archive_mod
+
         return archive_mod.read_chunks(task, buffer)
     raise EvidenceError(f"unknown locator kind {task.locator[0]!r}")
 
 
 def close_readers() -> None:
     """Close what this thread's chunk readers keep open (images, archive containers)."""
-    archive_mod.close_cached()
+    archive_mod = sys.modules.get("matcher.evidence.archive")
+    if archive_mod is not None:  # else no archive was ever opened
+        archive_mod.close_cached()
     image_mod.close_cached()
 
 
