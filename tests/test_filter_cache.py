@@ -58,6 +58,17 @@ def test_a_damaged_saved_filter_is_never_used(store: HashStore) -> None:
     store.close()
 
 
+@pytest.mark.parametrize("data", ["'text'", "x''", "1"])
+def test_a_saved_filter_that_is_no_blob_is_rebuilt(store: HashStore, data: str) -> None:
+    _filter(store)
+    store.db.conn.execute(f"UPDATE filter_cache SET data = {data}")
+    store.db.conn.commit()
+    rebuilt = _filter(store)
+    assert not rebuilt.loaded
+    assert rebuilt.holds_all("sha256", [hashlib.sha256(b"7").digest()])
+    store.close()
+
+
 def test_a_saved_filter_missing_stored_digests_is_never_used(store: HashStore) -> None:
     """Even with a matching checksum: it must hold a sample of the stored digests."""
     _filter(store)
