@@ -9,6 +9,7 @@ caller exits 1. Only an unreadable log file stops the report.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -146,6 +147,37 @@ def _inventory_counts(path: Path) -> dict[str, object] | None:
     return {k: tally[k] for k in keys}
 
 
+@dataclasses.dataclass
+class _Records:
+    """A log's records by kind, gathered line by line; unreadable line numbers noted."""
+
+    runs: list[RunInfo] = dataclasses.field(default_factory=list)
+    matches: list[MatchItem] = dataclasses.field(default_factory=list)
+    errors: list[ErrorItem] = dataclasses.field(default_factory=list)
+    unreadable: list[int] = dataclasses.field(default_factory=list)
+    end: Mapping[str, object] | None = None
+
+    def add(self, line: bytes, number: int) -> None:
+        """Sort one line (without its newline) into its kind."""
+        if not line:
+            return
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise ValueError("not an object")
+            kind = rec.get("type")
+            if kind == "run":
+                self.runs.append(_run(rec))
+            elif kind == "match":
+                self.matches.append(_match(rec))
+            elif kind == "error":
+                self.errors.append(_error(rec))
+            elif kind == "end":
+                self.end = rec
+        except (ValueError, KeyError, TypeError):
+            self.unreadable.append(number)
+
+
 def build_report(log: Path, public_key: Path | None = None) -> ReportData:
     """Verify `log` and gather what every report shows.
 
@@ -159,34 +191,19 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
     Raises:
         UsageError: the log cannot be read, or the key is not a public key.
     """
+    records = _Records()
+    # Note: the log is read line by line, never whole: a log of a million
+    # matches is about a gigabyte, and its records are all the report keeps.
+    sha256 = hashlib.sha256()
     try:
         verification = _verify(log, public_key)
-        raw = log.read_bytes()
+        with log.open("rb") as stream:
+            for number, line in enumerate(stream, start=1):
+                sha256.update(line)
+                records.add(line.rstrip(b"\n"), number)
     except OSError as exc:
         raise UsageError(f"Cannot read log {log}: {exc.strerror or exc}.") from exc
-    runs: list[RunInfo] = []
-    matches: list[MatchItem] = []
-    errors: list[ErrorItem] = []
-    unreadable: list[int] = []
-    end: Mapping[str, object] | None = None
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict):
-                raise ValueError("not an object")
-            kind = rec.get("type")
-            if kind == "run":
-                runs.append(_run(rec))
-            elif kind == "match":
-                matches.append(_match(rec))
-            elif kind == "error":
-                errors.append(_error(rec))
-            elif kind == "end":
-                end = rec
-        except (ValueError, KeyError, TypeError):
-            unreadable.append(number)
+    runs, matches, errors, end = records.runs, records.matches, records.errors, records.end
     status, counts, source = "incomplete", {}, ""
     if end is not None:
         status = _text(end, "status", "?")
@@ -204,7 +221,7 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return ReportData(
         log=str(log),
-        log_sha256=hashlib.sha256(raw).hexdigest(),
+        log_sha256=sha256.hexdigest(),
         generated=now,
         generator_version=__version__,
         verification=verification,
@@ -216,7 +233,7 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         counts_source=source,
         started=runs[0].time if runs else None,
         ended=_text(end, "time") or None if end is not None else None,
-        unreadable_lines=tuple(unreadable),
+        unreadable_lines=tuple(records.unreadable),
     )
 
 

@@ -14,11 +14,13 @@ from collections.abc import Mapping
 from matcher.digests import DIGEST_SIZES
 from matcher.models import path_fields
 
+# Note: the records a report holds one of per match are slotted (no
+# __dict__ each): a report keeps every match of its log in memory.
 # The digest columns every tabular report has, in canonical order.
 DIGEST_COLUMNS: tuple[str, ...] = tuple(DIGEST_SIZES)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class FileEntry:
     """One hashed file: exact path bytes, size, mtime (UTC ISO 8601), hex digests."""
 
@@ -37,7 +39,7 @@ class FileEntry:
         }
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Hit:
     """One list entry a file matched; `entry` is the log's verbatim entry metadata."""
 
@@ -56,7 +58,7 @@ class Hit:
         }
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class MatchItem:
     """A `match` record of the log (`seq` is its line number less one)."""
 
@@ -69,7 +71,7 @@ class MatchItem:
         return {"seq": self.seq, **self.file.as_dict(), "matches": [h.as_dict() for h in self.hits]}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ErrorItem:
     """An `error` record: an entry that could not be read."""
 
