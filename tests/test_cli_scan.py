@@ -393,7 +393,9 @@ def test_a_refused_list_leaves_no_new_store(runner: CliRunner, tmp_path: Path, e
     assert not any(p.name.startswith("new.db") for p in tmp_path.iterdir())
 
 
-def test_a_scan_without_archives_loads_no_archive_reader(store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+def test_a_scan_without_archives_loads_no_archive_reader(
+    store: Path, tmp_path: Path, evidence_copy: Path
+) -> None:
     # The archive readers (tarfile, zipfile, 7z) are a tenth of a scan's start-up,
     # which is most of the gap to the C yardstick on a few large files.
     probe = (
@@ -408,11 +410,17 @@ def test_a_scan_without_archives_loads_no_archive_reader(store: Path, tmp_path: 
         "print('LOADED', ','.join(loaded))\n"
     )
     log = tmp_path / "run.jsonl"
-    args = ["scan", str(evidence_copy), "--examiner", "E", "--case", "C", "--db", str(store), "--log", str(log)]
-    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True).stdout
+    args = ["scan", str(evidence_copy), "--examiner", "E", "--case", "C",
+            "--db", str(store), "--log", str(log)]  # fmt: skip
+
+    def loaded(*extra: str) -> str:
+        command = [sys.executable, "-c", probe, *args, *extra]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    out = loaded()
     assert "LOADED \n" in out, out
     assert end_record(log)["status"] == "complete"
     archived = tmp_path / "archived.jsonl"
     args[args.index(str(log))] = str(archived)
-    out = subprocess.run([sys.executable, "-c", probe, *args, "--archives"], capture_output=True, text=True, check=True).stdout
+    out = loaded("--archives")
     assert "matcher.evidence.archive" in out, out
