@@ -8,12 +8,15 @@ caller exits 1. Only an unreadable log file stops the report.
 
 from __future__ import annotations
 
+import array
 import collections
 import dataclasses
 import datetime
 import hashlib
 import json
 import os
+from collections.abc import Collection
+from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -147,12 +150,62 @@ def _inventory_counts(path: Path) -> dict[str, object] | None:
     return {k: tally[k] for k in keys}
 
 
+class _LoggedMatches(Collection[MatchItem]):
+    """The match records of a log, read from it again at each iteration.
+
+    A log of a million matches is about a gigabyte, and its records as
+    Python objects several; a writer goes through them once or twice, so a
+    report's memory does not grow with the log. Each pass checks the log's
+    SHA-256 against the first pass: a log that changes while its report is
+    written stops the report (written to a temp file, it is then never
+    renamed into place).
+    """
+
+    def __init__(self, log: Path, lines: array.array[int], sha256: str):
+        self._log = log
+        self._lines = lines
+        self._sha256 = sha256
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __contains__(self, item: object) -> bool:
+        return any(match == item for match in self)
+
+    def __iter__(self) -> Iterator[MatchItem]:
+        changed = UsageError(
+            f"The log {self._log} changed while its report was written; no report was made."
+        )
+        sha256 = hashlib.sha256()
+        wanted = iter(self._lines)
+        following = next(wanted, None)
+        try:
+            with self._log.open("rb") as stream:
+                for number, line in enumerate(stream, start=1):
+                    sha256.update(line)
+                    if number == following:
+                        try:
+                            item = _match(json.loads(line))
+                        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                            raise changed from exc
+                        yield item
+                        following = next(wanted, None)
+        except OSError as exc:
+            raise UsageError(f"Cannot read log {self._log}: {exc.strerror or exc}.") from exc
+        if following is not None or sha256.hexdigest() != self._sha256:
+            raise changed
+
+
 @dataclasses.dataclass
 class _Records:
-    """A log's records by kind, gathered line by line; unreadable line numbers noted."""
+    """A log's records by kind, gathered line by line; unreadable line numbers noted.
+
+    Match records are noted by line number only: `_LoggedMatches` reads them
+    again for the writer, so a report never holds them all.
+    """
 
     runs: list[RunInfo] = dataclasses.field(default_factory=list)
-    matches: list[MatchItem] = dataclasses.field(default_factory=list)
+    match_lines: array.array[int] = dataclasses.field(default_factory=lambda: array.array("q"))
     errors: list[ErrorItem] = dataclasses.field(default_factory=list)
     unreadable: list[int] = dataclasses.field(default_factory=list)
     end: Mapping[str, object] | None = None
@@ -169,7 +222,8 @@ class _Records:
             if kind == "run":
                 self.runs.append(_run(rec))
             elif kind == "match":
-                self.matches.append(_match(rec))
+                _match(rec)  # a match record that does not parse is an unreadable line
+                self.match_lines.append(number)
             elif kind == "error":
                 self.errors.append(_error(rec))
             elif kind == "end":
@@ -192,8 +246,7 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         UsageError: the log cannot be read, or the key is not a public key.
     """
     records = _Records()
-    # Note: the log is read line by line, never whole: a log of a million
-    # matches is about a gigabyte, and its records are all the report keeps.
+    # Note: the log is read line by line, never whole (see _LoggedMatches).
     sha256 = hashlib.sha256()
     try:
         verification = _verify(log, public_key)
@@ -203,7 +256,8 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
                 records.add(line.rstrip(b"\n"), number)
     except OSError as exc:
         raise UsageError(f"Cannot read log {log}: {exc.strerror or exc}.") from exc
-    runs, matches, errors, end = records.runs, records.matches, records.errors, records.end
+    runs, errors, end = records.runs, records.errors, records.end
+    matches = _LoggedMatches(log, records.match_lines, sha256.hexdigest())
     status, counts, source = "incomplete", {}, ""
     if end is not None:
         status = _text(end, "status", "?")
@@ -226,7 +280,7 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         generator_version=__version__,
         verification=verification,
         runs=tuple(runs),
-        matches=tuple(matches),
+        matches=matches,
         errors=tuple(errors),
         status=status,
         counts=counts,

@@ -316,3 +316,50 @@ def test_unreadable_log_exits_2(runner: CliRunner, tmp_path: Path) -> None:
     folder.mkdir()
     result = runner.invoke(cli, ["report", str(folder), "--format", "json"])
     assert result.exit_code == 2
+
+
+# --- reports stream their matches ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("tampered", [False, True])
+def test_each_format_streamed_is_what_the_whole_document_dumps(
+    scanned: Path, tampered: bool
+) -> None:
+    # json and case write their matches one by one; the result must be the
+    # bytes json.dump gives for the whole document (and html its joined page).
+    from matcher.reporting import build_report
+    from matcher.reports.case_uco import CONTEXT
+    from matcher.reports.case_uco import graph
+    from matcher.reports.html_report import page
+    from matcher.reports.json_report import document
+
+    if tampered:
+        tamper(scanned)
+    data = build_report(scanned)
+    assert len(data.matches) == len(match_records(scanned)) > 0
+    whole = {
+        "json": json.dumps(document(data), indent=2, ensure_ascii=False) + "\n",
+        "case": json.dumps({"@context": CONTEXT, "@graph": list(graph(data))}, indent=2) + "\n",
+        "html": page(data),
+    }
+    for fmt, expected in whole.items():
+        stream = io.StringIO()
+        registry.get(fmt).write(data, stream)
+        assert stream.getvalue() == expected, fmt
+
+
+def test_a_log_that_changes_while_its_report_is_written_gives_no_report(scanned: Path) -> None:
+    from matcher.errors import UsageError
+    from matcher.reporting import build_report
+    from matcher.reports.output import atomic_text
+
+    data = build_report(scanned)
+    with scanned.open("ab") as stream:  # e.g. a resume appending to it meanwhile
+        stream.write(b'{"seq":99}\n')
+    target = scanned.parent / "r.csv"
+    for fmt in registry.names():
+        with pytest.raises(UsageError, match="changed while its report was written"):
+            with atomic_text(target) as out:
+                registry.get(fmt).write(data, out)
+        assert not target.exists()
+        assert [p.name for p in scanned.parent.iterdir() if p.name.startswith(".")] == []

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import TextIO
 
 from matcher.reports import registry
 from matcher.reports.model import MatchItem
 from matcher.reports.model import ReportData
 from matcher.reports.model import RunInfo
+from matcher.reports.output import write_json_list
 from matcher.reports.text import b64
 from matcher.reports.text import display_name
 from matcher.reports.text import is_exact
@@ -134,8 +136,8 @@ def _segment(runs: tuple[RunInfo, ...], seq: int) -> int:
     return index
 
 
-def graph(data: ReportData) -> list[Node]:
-    """The JSON-LD @graph of the report."""
+def graph(data: ReportData) -> Iterator[Node]:
+    """The JSON-LD @graph of the report, node by node (the matches read once, as they come)."""
     ids = _Ids(data.log_sha256)
     nodes: list[Node] = []
     warning = data.verification.warning()
@@ -169,20 +171,20 @@ def graph(data: ReportData) -> list[Node]:
                     "uco-core:name": run.examiner,
                 }
             )
+    yield from nodes
+    nodes.clear()
     objects: list[list[Node]] = [[] for _ in data.runs]
     results: list[list[Node]] = [[] for _ in data.runs]
     for item in data.matches:
         file_node = _file(item, ids)
-        nodes.append(file_node)
+        yield file_node
         note = ids("Annotation", item.seq)
-        nodes.append(
-            {
-                "@id": note,
-                "@type": "uco-core:Annotation",
-                "uco-core:object": [{"@id": file_node["@id"]}],
-                "uco-core:statement": _statement(item),
-            }
-        )
+        yield {
+            "@id": note,
+            "@type": "uco-core:Annotation",
+            "uco-core:object": [{"@id": file_node["@id"]}],
+            "uco-core:statement": _statement(item),
+        }
         if data.runs:
             segment = _segment(data.runs, item.seq)
             objects[segment].append({"@id": file_node["@id"]})
@@ -227,7 +229,7 @@ def graph(data: ReportData) -> list[Node]:
         )
         investigation["case-investigation:relevantAuthorization"] = [{"@id": auth}]
     nodes.append(investigation)
-    return nodes
+    yield from nodes
 
 
 class CaseReportWriter:
@@ -238,8 +240,17 @@ class CaseReportWriter:
     NEWLINE = "\n"
 
     def write(self, data: ReportData, stream: TextIO) -> None:
-        """Write the JSON-LD document."""
-        json.dump({"@context": CONTEXT, "@graph": graph(data)}, stream, indent=2)
+        """Write the JSON-LD document, node by node.
+
+        The output is what json.dump({"@context": ..., "@graph": [...]},
+        indent=2) writes, without holding the graph.
+        """
+        text = json.dumps({"@context": CONTEXT, "@graph": []}, indent=2)
+        before, empty, after = text.partition('\n  "@graph": []')
+        assert empty, "the document has a top-level @graph list"
+        stream.write(before)
+        write_json_list(stream, '\n  "@graph": ', graph(data))
+        stream.write(after)
         stream.write("\n")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import TextIO
 
 from matcher.reports import registry
@@ -62,13 +63,55 @@ def _bar(data: ReportData) -> str:
     return f'<div class="bar">{divs}</div><p class="key">{key}</p>'
 
 
+# Where the table of matches goes among the page's parts: it is written row by
+# row from the report's matches (which may be read from the log as they go).
+_MATCHES = object()
+
+
+def _match_rows(data: ReportData) -> Iterator[str]:
+    """The table of matches, in pieces: one pass for its digest columns, one for its rows."""
+    present: set[str] = set()
+    for m in data.matches:
+        present.update(m.file.digests)
+    digests = [a for a in DIGEST_COLUMNS if a in present]
+    head = "".join(f"<th>{e(h)}</th>" for h in ["seq", "path", "size", *digests, "lists"])
+    yield f"<table><thead><tr>{head}</tr></thead><tbody>"
+    for m in data.matches:
+        cells = [
+            f"<td>{m.seq}</td>",
+            f'<td class="path">{e(display_name(m.file.path))}</td>',
+            f"<td>{e(m.file.size)}</td>",
+            *(f'<td class="hex">{e(m.file.digests.get(a, ""))}</td>' for a in digests),
+            f"<td>{e('; '.join(dict.fromkeys(h.list_name for h in m.hits)))}</td>",
+        ]
+        yield "<tr>" + "".join(cells) + "</tr>"
+    yield "</tbody></table>"
+
+
+def _pieces(data: ReportData) -> Iterator[str]:
+    """The whole HTML document, in pieces."""
+    for number, part in enumerate(_parts(data)):
+        if number:
+            yield "\n"
+        if part is _MATCHES:
+            yield from _match_rows(data)
+        else:
+            assert isinstance(part, str)
+            yield part
+
+
 def page(data: ReportData) -> str:
     """The whole HTML document."""
+    return "".join(_pieces(data))
+
+
+def _parts(data: ReportData) -> list[str | object]:
+    """The document's parts, joined by newlines; _MATCHES where the table of matches goes."""
     v = data.verification
     warning = v.warning()
     run = data.run
     title = f"matcher report: case {run.case if run else '?'}"
-    out = [
+    out: list[str | object] = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         f"<title>{e((warning + ' - ') if warning else '')}{e(title)}</title>",
@@ -134,22 +177,7 @@ def page(data: ReportData) -> str:
         + "</table>"
     )  # fmt: skip
     out.append(f"<h2>Matches ({len(data.matches):,})</h2>")
-    digests = [a for a in DIGEST_COLUMNS if any(a in m.file.digests for m in data.matches)]
-    out.append(
-        _table(
-            ["seq", "path", "size", *digests, "lists"],
-            (
-                [
-                    f"<td>{m.seq}</td>",
-                    f'<td class="path">{e(display_name(m.file.path))}</td>',
-                    f"<td>{e(m.file.size)}</td>",
-                    *(f'<td class="hex">{e(m.file.digests.get(a, ""))}</td>' for a in digests),
-                    f"<td>{e('; '.join(dict.fromkeys(h.list_name for h in m.hits)))}</td>",
-                ]
-                for m in data.matches
-            ),
-        )
-    )
+    out.append(_MATCHES)
     out.append(f"<h2>Errors ({len(data.errors):,})</h2>")
     out.append(
         _table(
@@ -169,7 +197,7 @@ def page(data: ReportData) -> str:
         f"<p>Generated {e(data.generated)} by matcher {e(data.generator_version)}. "
         "This page shows names and digests only, never file content.</p></body></html>\n"
     )
-    return "\n".join(out)
+    return out
 
 
 class HtmlReportWriter:
@@ -180,8 +208,9 @@ class HtmlReportWriter:
     NEWLINE = "\n"
 
     def write(self, data: ReportData, stream: TextIO) -> None:
-        """Write the page."""
-        stream.write(page(data))
+        """Write the page, piece by piece."""
+        for piece in _pieces(data):
+            stream.write(piece)
 
 
 registry.register(HtmlReportWriter())

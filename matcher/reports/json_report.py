@@ -12,12 +12,13 @@ from typing import TextIO
 
 from matcher.reports import registry
 from matcher.reports.model import ReportData
+from matcher.reports.output import write_json_list
 
 FORMAT_VERSION = 1
 
 
-def document(data: ReportData) -> dict[str, object]:
-    """The report as one JSON-ready object."""
+def document(data: ReportData, matches: bool = True) -> dict[str, object]:
+    """The report as one JSON-ready object (`matches` False: an empty list in their place)."""
     v = data.verification
     return {
         "warning": v.warning(),
@@ -41,7 +42,7 @@ def document(data: ReportData) -> dict[str, object]:
             "unreadable_lines": list(data.unreadable_lines),
         },
         "runs": [r.as_dict() for r in data.runs],
-        "matches": [m.as_dict() for m in data.matches],
+        "matches": [m.as_dict() for m in data.matches] if matches else [],
         "errors": [e.as_dict() for e in data.errors],
         "summary": {
             "status": data.status,
@@ -63,9 +64,24 @@ class JsonReportWriter:
     NEWLINE = "\n"
 
     def write(self, data: ReportData, stream: TextIO) -> None:
-        """Write the document and a final newline."""
-        json.dump(document(data), stream, indent=2, ensure_ascii=False)
+        """Write the document and a final newline, the matches one by one.
+
+        The output is what json.dump(document(data), indent=2) writes: the
+        document is dumped with no matches, and each match goes in the
+        place of its empty list, dumped alone and indented two levels.
+        """
+        text = json.dumps(document(data, matches=False), indent=2, ensure_ascii=False)
+        before, empty, after = text.partition(_EMPTY_MATCHES)
+        assert empty, "the document has a top-level matches list"
+        stream.write(before)
+        write_json_list(stream, '\n  "matches": ', (m.as_dict() for m in data.matches),
+                    ensure_ascii=False)  # fmt: skip
+        stream.write(after)
         stream.write("\n")
+
+
+# A newline never occurs inside a JSON string, so this is the top-level key.
+_EMPTY_MATCHES = '\n  "matches": []'
 
 
 registry.register(JsonReportWriter())

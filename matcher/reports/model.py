@@ -9,6 +9,7 @@ UTF-8 (and says so in its docstring).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from collections.abc import Mapping
 
 from matcher.digests import DIGEST_SIZES
@@ -169,7 +170,8 @@ class ReportData:
 
     `summary` holds the last `end` record's status and counts (or what could
     be counted without one, with `status` "incomplete"); `counts_source`
-    says where the counts came from.
+    says where the counts came from. `matches` may be read from the log
+    again at each iteration: a writer goes through it as few times as it can.
     """
 
     log: str
@@ -178,7 +180,7 @@ class ReportData:
     generator_version: str
     verification: Verification
     runs: tuple[RunInfo, ...]
-    matches: tuple[MatchItem, ...]
+    matches: Collection[MatchItem]
     errors: tuple[ErrorItem, ...]
     status: str
     counts: Mapping[str, object]

@@ -1,9 +1,10 @@
-"""Atomic report output: a temp file beside the target, fsync, rename; 0600; never half-written."""
+"""Report output: atomic files (temp file beside the target, fsync, rename; 0600), JSON lists."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -78,3 +79,16 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def write_json_list(
+    stream: TextIO, key: str, items: Iterator[object], ensure_ascii: bool = True
+) -> None:
+    """`key` and a list of `items` at the second level, as json.dump(indent=2) writes them."""
+    stream.write(key)
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, ensure_ascii=ensure_ascii)
+        stream.write(("[\n    " if first else ",\n    ") + text.replace("\n", "\n    "))
+        first = False
+    stream.write("[]" if first else "\n  ]")
