@@ -53,6 +53,7 @@ import re
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from typing import Any
 from typing import BinaryIO
 
 from matcher import signing
@@ -138,6 +139,7 @@ class _ScanState:
     fingerprints: set[str] = dataclasses.field(default_factory=set)
     expect_head: str | None = None
     head_line: int | None = None
+    content: Any = dataclasses.field(default_factory=hashlib.sha256)  # of the good lines' bytes
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -189,6 +191,7 @@ def _records(
         if st.head == st.expect_head:
             st.head_line = line
         st.good_size += len(raw)
+        st.content.update(raw)
         st.types[str(rec["type"])] += 1
         yield rec
 
@@ -216,6 +219,9 @@ class VerifyReport:
     checkpoints: int = 0
     key_fingerprints: tuple[str, ...] = ()
     expected_head_line: int | None = None
+    # The bytes verified: a report reads exactly these again (a log may grow meanwhile).
+    size: int = 0
+    sha256: str = ""
 
 
 def verify(
@@ -270,7 +276,8 @@ def verify(
     return VerifyReport(
         st.lines, n["run"], n["match"], n["error"], n["end"], st.grammar.last_status,
         st.signed == n["end"] + n["checkpoint"], st.checked, st.head, n["skip"],
-        n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line,
+        n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line, st.good_size,
+        st.content.hexdigest(),
     )  # fmt: skip
 
 

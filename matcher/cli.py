@@ -1042,9 +1042,10 @@ def report_cmd(log: Path, format_name: str, output: Path | None, public_key: Pat
     Verifies the log first. A log that fails (tampered, truncated, no end
     record) still gets a report, which says so on its first line or in its
     header, and the command exits 1. Exit 0: log intact, report written;
-    2: the log cannot be read or the output is refused (inside an evidence
-    root, over the log) or cannot be written. The file appears under its
-    name only when complete.
+    2: the log cannot be read, or changed while the report was written, or
+    the output is refused (inside an evidence root, over the log) or cannot
+    be written. The report shows the bytes verified (lines appended since
+    are left out), and appears (file or stdout) only when complete.
 
     \b
     Example:

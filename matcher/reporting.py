@@ -19,6 +19,7 @@ from collections.abc import Collection
 from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from matcher import __version__
 from matcher import auditlog
@@ -43,12 +44,35 @@ from matcher.scan import refuse_outputs_inside
 FORMATS = reports.registry.names()
 
 
-def _verify(log: Path, public_key: Path | None) -> Verification:
+def _verify(log: Path, public_key: Path | None) -> tuple[Verification, tuple[int, str] | None]:
+    """The verification, and (size, SHA-256) of the bytes it found intact (None if it failed)."""
     try:
         found = auditlog.verify(log, public_key_path=public_key)
     except IntegrityError as exc:
-        return Verification(False, str(exc), exc.line, 0, None)
-    return Verification(True, "intact", None, found.lines, found.head, found.signatures_checked)
+        return Verification(False, str(exc), exc.line, 0, None), None
+    verification = Verification(
+        True, "intact", None, found.lines, found.head, found.signatures_checked
+    )
+    return verification, (found.size, found.sha256)
+
+
+def _prefix(stream: BinaryIO, size: int | None) -> Iterator[bytes]:
+    """The lines of `stream`, up to `size` bytes if given (what a log holds may grow)."""
+    for line in stream:
+        if size is not None:
+            if len(line) >= size:
+                yield line[:size]
+                return
+            size -= len(line)
+        yield line
+
+
+def _record(line: bytes) -> dict[str, object]:
+    """One log line (its newline included or not) as a record; ValueError if it is none."""
+    rec = json.loads(line.rstrip(b"\n"))
+    if not isinstance(rec, dict):
+        raise ValueError("not an object")
+    return rec
 
 
 def _text(rec: Mapping[str, object], key: str, default: str = "") -> str:
@@ -156,14 +180,16 @@ class _LoggedMatches(Collection[MatchItem]):
     A log of a million matches is about a gigabyte, and its records as
     Python objects several; a writer goes through them once or twice, so a
     report's memory does not grow with the log. Each pass checks the log's
-    SHA-256 against the first pass: a log that changes while its report is
-    written stops the report (written to a temp file, it is then never
-    renamed into place).
+    SHA-256 against the bytes the first pass read (those verify found intact,
+    if it did): lines appended meanwhile (a resume) are left out, as from the
+    first pass, and a log whose reported part changes stops the report, which
+    is then never put in place (a file, or stdout: both are spooled).
     """
 
-    def __init__(self, log: Path, lines: array.array[int], sha256: str):
+    def __init__(self, log: Path, lines: array.array[int], size: int, sha256: str):
         self._log = log
         self._lines = lines
+        self._size = size
         self._sha256 = sha256
 
     def __len__(self) -> int:
@@ -174,19 +200,20 @@ class _LoggedMatches(Collection[MatchItem]):
 
     def __iter__(self) -> Iterator[MatchItem]:
         changed = UsageError(
-            f"The log {self._log} changed while its report was written; no report was made."
+            f"The log {self._log} changed while its report was written: the report is void "
+            "(a report file is not kept; what went to stdout must be discarded). Write it again."
         )
         sha256 = hashlib.sha256()
         wanted = iter(self._lines)
         following = next(wanted, None)
         try:
             with self._log.open("rb") as stream:
-                for number, line in enumerate(stream, start=1):
+                for number, line in enumerate(_prefix(stream, self._size), start=1):
                     sha256.update(line)
                     if number == following:
                         try:
-                            item = _match(json.loads(line))
-                        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                            item = _match(_record(line))
+                        except (ValueError, KeyError, TypeError) as exc:
                             raise changed from exc
                         yield item
                         following = next(wanted, None)
@@ -215,9 +242,7 @@ class _Records:
         if not line:
             return
         try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict):
-                raise ValueError("not an object")
+            rec = _record(line)
             kind = rec.get("type")
             if kind == "run":
                 self.runs.append(_run(rec))
@@ -246,18 +271,26 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         UsageError: the log cannot be read, or the key is not a public key.
     """
     records = _Records()
-    # Note: the log is read line by line, never whole (see _LoggedMatches).
+    # Note: the log is read line by line, never whole (see _LoggedMatches),
+    # and only as far as verify read it: a report shows the bytes verified.
     sha256 = hashlib.sha256()
+    size = 0
     try:
-        verification = _verify(log, public_key)
+        verification, verified = _verify(log, public_key)
         with log.open("rb") as stream:
-            for number, line in enumerate(stream, start=1):
+            lines = _prefix(stream, verified[0] if verified else None)
+            for number, line in enumerate(lines, start=1):
                 sha256.update(line)
+                size += len(line)
                 records.add(line.rstrip(b"\n"), number)
     except OSError as exc:
         raise UsageError(f"Cannot read log {log}: {exc.strerror or exc}.") from exc
+    if verified is not None and (size, sha256.hexdigest()) != verified:
+        raise UsageError(
+            f"The log {log} changed between its verification and its report; write it again."
+        )
     runs, errors, end = records.runs, records.errors, records.end
-    matches = _LoggedMatches(log, records.match_lines, sha256.hexdigest())
+    matches = _LoggedMatches(log, records.match_lines, size, sha256.hexdigest())
     status, counts, source = "incomplete", {}, ""
     if end is not None:
         status = _text(end, "status", "?")
@@ -325,7 +358,9 @@ def write_report(
     data = build_report(log, public_key)
     refuse_output(data, output)
     try:
-        with atomic_text(output, newline=writer.NEWLINE, errors="backslashreplace") as stream:
+        with atomic_text(
+            output, newline=writer.NEWLINE, errors="backslashreplace", spool=True
+        ) as stream:
             writer.write(data, stream)
     except OSError as exc:
         raise UsageError(f"Cannot write report {output}: {exc.strerror or exc}.") from exc

@@ -117,8 +117,10 @@ def test_verify_report_counts(tmp_path: Path) -> None:
     assert report == auditlog.VerifyReport(
         lines=6, runs=1, matches=2, errors=1, ends=1, last_status="complete", signed=False,
         signatures_checked=0, head=hashlib.sha256(lines[-1][:-1]).hexdigest(), skips=0,
-        checkpoints=1, key_fingerprints=(),
+        checkpoints=1, key_fingerprints=(), size=len(b"".join(lines)),
+        sha256=hashlib.sha256(b"".join(lines)).hexdigest(),
     )  # fmt: skip
+    assert (tmp_path / "log.jsonl").read_bytes() == b"".join(lines)
 
 
 def test_writer_head_and_seq_follow_the_file(tmp_path: Path) -> None:

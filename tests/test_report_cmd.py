@@ -348,14 +348,21 @@ def test_each_format_streamed_is_what_the_whole_document_dumps(
         assert stream.getvalue() == expected, fmt
 
 
+def _rewrite_one_byte(log: Path) -> None:
+    """Change one digit of the first match record's size, in place (same length)."""
+    raw = bytearray(log.read_bytes())
+    at = raw.index(b'"size":', raw.index(b'"type":"match"')) + len(b'"size":')
+    raw[at] = ord("1") if raw[at] != ord("1") else ord("2")
+    log.write_bytes(bytes(raw))
+
+
 def test_a_log_that_changes_while_its_report_is_written_gives_no_report(scanned: Path) -> None:
     from matcher.errors import UsageError
     from matcher.reporting import build_report
     from matcher.reports.output import atomic_text
 
     data = build_report(scanned)
-    with scanned.open("ab") as stream:  # e.g. a resume appending to it meanwhile
-        stream.write(b'{"seq":99}\n')
+    _rewrite_one_byte(scanned)
     target = scanned.parent / "r.csv"
     for fmt in registry.names():
         with pytest.raises(UsageError, match="changed while its report was written"):
@@ -363,3 +370,70 @@ def test_a_log_that_changes_while_its_report_is_written_gives_no_report(scanned:
                 registry.get(fmt).write(data, out)
         assert not target.exists()
         assert [p.name for p in scanned.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_lines_appended_meanwhile_are_left_out_of_the_report(scanned: Path) -> None:
+    # A resume may append to a log while its report is written: the report
+    # shows the bytes that were verified, as if it had been written at once.
+    from matcher.reporting import build_report
+
+    before = io.StringIO()
+    registry.get("json").write(build_report(scanned), before)
+    data = build_report(scanned)
+    with scanned.open("ab") as stream:
+        stream.write(b'{"seq":99,"type":"match"}\n')
+    after = io.StringIO()
+    registry.get("json").write(data, after)
+    generated = re.compile(r'"generated": "[^"]*"')
+    assert generated.sub("", after.getvalue()) == generated.sub("", before.getvalue())
+
+
+def test_a_void_report_to_stdout_writes_nothing_there(
+    runner: CliRunner, scanned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for fmt in registry.names():
+        writer = registry.get(fmt)
+        original = writer.write
+
+        def change_then_write(data: object, stream: io.TextIOBase, write=original) -> None:
+            _rewrite_one_byte(scanned)
+            write(data, stream)
+
+        monkeypatch.setattr(writer, "write", change_then_write)
+        result = runner.invoke(cli, ["report", str(scanned), "--format", fmt])
+        assert result.exit_code == 2, (fmt, result.output)
+        assert "changed while its report was written" in result.stderr
+        assert result.stdout == "", fmt
+        monkeypatch.undo()
+
+
+def test_a_log_changed_after_its_verification_is_not_reported(
+    scanned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matcher import auditlog
+    from matcher.errors import UsageError
+    from matcher.reporting import build_report
+
+    verify = auditlog.verify
+
+    def verify_then_change(*args: object, **kwargs: object) -> object:
+        found = verify(*args, **kwargs)  # type: ignore[arg-type]
+        _rewrite_one_byte(scanned)
+        return found
+
+    monkeypatch.setattr(auditlog, "verify", verify_then_change)
+    with pytest.raises(UsageError, match="changed between its verification and its report"):
+        build_report(scanned)
+
+
+def test_a_match_line_in_another_encoding_is_a_tampered_line_not_a_changed_log(
+    runner: CliRunner, scanned: Path
+) -> None:
+    # json.loads reads UTF-16 bytes too; the line's newline must not change that.
+    lines = scanned.read_bytes().split(b"\n")
+    index = next(i for i, line in enumerate(lines) if b'"type":"match"' in line)
+    lines[index] = lines[index].decode().encode("utf-16-le")
+    scanned.write_bytes(b"\n".join(lines))
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith("# WARNING: this log FAILED verification")

@@ -6,29 +6,57 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 from typing import TextIO
 
 from matcher.errors import UsageError
+from matcher.sqlitefiles import scratch_folder
+
+# What a spooled stdout report keeps in memory before it goes to a temp file.
+_SPOOL_MEMORY = 16 << 20
 
 
 @contextlib.contextmanager
 def atomic_text(
-    path: Path | None, newline: str | None = "\n", errors: str = "strict"
+    path: Path | None, newline: str | None = "\n", errors: str = "strict", spool: bool = False
 ) -> Iterator[TextIO]:
     """A UTF-8 text stream that becomes `path` only when the block ends without error.
 
     The data goes to `.<name>.<random>.tmp` in the same folder (created 0600
     with O_EXCL), is fsynced, then renamed over `path`, and the folder is
     fsynced. On any exception the temp file is removed and `path` is left as
-    it was. `None` (or "-") means stdout. `errors="surrogateescape"` lets
+    it was. `None` (or "-") means stdout: written as it comes, or with
+    `spool`, kept aside (in memory, then a private temp file) and written
+    only when the block ends without error. `errors="surrogateescape"` lets
     inventory formats write names that are not UTF-8 as their raw bytes.
 
     Raises:
         UsageError: the folder does not exist or cannot be written.
     """
+    if (path is None or str(path) == "-") and spool:
+        # Note: never in the current folder, which may be an evidence folder.
+        scratch = scratch_folder()
+        kept: IO[bytes] = (
+            tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY, mode="w+b", dir=str(scratch))
+            if scratch is not None
+            else io.BytesIO()
+        )
+        with kept:
+            text = io.TextIOWrapper(kept, encoding="utf-8", errors=errors, newline=newline)
+            try:
+                yield text
+            finally:
+                text.detach()  # flushes; `kept` is then closed only by its own block
+            kept.seek(0)
+            sys.stdout.flush()
+            shutil.copyfileobj(kept, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        return
     if path is None or str(path) == "-":
         sys.stdout.flush()
         out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors=errors, newline=newline)
