@@ -437,3 +437,35 @@ def test_a_match_line_in_another_encoding_is_a_tampered_line_not_a_changed_log(
     result = runner.invoke(cli, ["report", str(scanned), "--format", "csv"])
     assert result.exit_code == 1, result.output
     assert result.stdout.startswith("# WARNING: this log FAILED verification")
+
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "reports"
+
+
+@pytest.mark.parametrize("log", ["golden.jsonl", "golden-tampered.jsonl"])
+def test_reports_are_byte_for_byte_those_of_the_golden_files(
+    log: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Written by e305fc3, before reports streamed their matches (see the folder's README).
+    import datetime
+
+    from matcher import reporting
+
+    class Fixed(datetime.datetime):
+        @classmethod
+        def now(cls, tz: datetime.tzinfo | None = None) -> Fixed:  # type: ignore[override]
+            return cls(2026, 11, 29, 12, 0, 0, tzinfo=tz)
+
+    utc = datetime.UTC
+
+    class Clock:  # what reporting uses of the datetime module
+        UTC = utc
+        datetime = Fixed
+
+    monkeypatch.setattr(reporting, "datetime", Clock)
+    (tmp_path / log).write_bytes((GOLDEN / log).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    stem = log.removesuffix(".jsonl")
+    for fmt in registry.names():
+        reporting.write_report(Path(log), fmt, Path(f"{stem}.{fmt}"))
+        assert (tmp_path / f"{stem}.{fmt}").read_bytes() == (GOLDEN / f"{stem}.{fmt}").read_bytes(), fmt
