@@ -468,4 +468,5 @@ def test_reports_are_byte_for_byte_those_of_the_golden_files(
     stem = log.removesuffix(".jsonl")
     for fmt in registry.names():
         reporting.write_report(Path(log), fmt, Path(f"{stem}.{fmt}"))
-        assert (tmp_path / f"{stem}.{fmt}").read_bytes() == (GOLDEN / f"{stem}.{fmt}").read_bytes(), fmt
+        written = (tmp_path / f"{stem}.{fmt}").read_bytes()
+        assert written == (GOLDEN / f"{stem}.{fmt}").read_bytes(), fmt
