@@ -363,5 +363,6 @@ def write_report(
         ) as stream:
             writer.write(data, stream)
     except OSError as exc:
-        raise UsageError(f"Cannot write report {output}: {exc.strerror or exc}.") from exc
+        where = output if output is not None and str(output) != "-" else "to stdout"
+        raise UsageError(f"Cannot write report {where}: {exc.strerror or exc}.") from exc
     return data

@@ -470,3 +470,18 @@ def test_reports_are_byte_for_byte_those_of_the_golden_files(
         reporting.write_report(Path(log), fmt, Path(f"{stem}.{fmt}"))
         written = (tmp_path / f"{stem}.{fmt}").read_bytes()
         assert written == (GOLDEN / f"{stem}.{fmt}").read_bytes(), fmt
+
+
+def test_a_report_stdout_cannot_take_is_named_as_such(
+    runner: CliRunner, scanned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matcher.reports import output
+
+    def broken_pipe(source: object, target: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(output.shutil, "copyfileobj", broken_pipe)
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv"])
+    assert result.exit_code == 2
+    assert "Cannot write report to stdout: Broken pipe." in result.stderr
+    assert result.stdout == ""
