@@ -53,7 +53,6 @@ import re
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
-from typing import Any
 from typing import BinaryIO
 
 from matcher import signing
@@ -139,7 +138,6 @@ class _ScanState:
     fingerprints: set[str] = dataclasses.field(default_factory=set)
     expect_head: str | None = None
     head_line: int | None = None
-    content: Any = dataclasses.field(default_factory=hashlib.sha256)  # of the good lines' bytes
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -191,7 +189,6 @@ def _records(
         if st.head == st.expect_head:
             st.head_line = line
         st.good_size += len(raw)
-        st.content.update(raw)
         st.types[str(rec["type"])] += 1
         yield rec
 
@@ -219,9 +216,36 @@ class VerifyReport:
     checkpoints: int = 0
     key_fingerprints: tuple[str, ...] = ()
     expected_head_line: int | None = None
-    # The bytes verified: a report reads exactly these again (a log may grow meanwhile).
+    # The bytes verified (the file as it was opened): a report reads exactly these.
     size: int = 0
     sha256: str = ""
+
+
+class _Seen:
+    """A log's bytes as verify reads them: no further than its size when opened, hashed.
+
+    A log may grow while it is verified (a running resume); what was checked
+    is then exactly (`size`, `sha256`), which a report reads again.
+    """
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+        self._left = os.fstat(stream.fileno()).st_size
+        self.size = 0
+        self._sha256 = hashlib.sha256()
+
+    def readline(self, limit: int) -> bytes:
+        data = self._stream.readline(min(limit, self._left)) if self._left > 0 else b""
+        self._left -= len(data)
+        self.size += len(data)
+        self._sha256.update(data)
+        return data
+
+    def finish(self) -> tuple[int, str]:
+        """Read the rest (after a bad line), and give (size, SHA-256) of all of it."""
+        while self.readline(1 << 20):
+            pass
+        return self.size, self._sha256.hexdigest()
 
 
 def verify(
@@ -255,7 +279,24 @@ def verify(
         raise UsageError(f"Expected head {expect_head!r} is not 64 lowercase hex digits.")
     st = _ScanState(expect_head=expect_head)
     with open(path, "rb") as stream:
-        collections.deque(_records(stream, st, key), maxlen=0)
+        seen = _Seen(stream)
+        try:
+            collections.deque(_records(seen, st, key), maxlen=0)  # type: ignore[arg-type]
+            _check_whole(st, expect_head)
+        except IntegrityError as exc:
+            exc.seen = seen.finish()
+            raise
+        size, sha256 = seen.finish()
+    n = st.types
+    return VerifyReport(
+        st.lines, n["run"], n["match"], n["error"], n["end"], st.grammar.last_status,
+        st.signed == n["end"] + n["checkpoint"], st.checked, st.head, n["skip"],
+        n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line, size, sha256,
+    )  # fmt: skip
+
+
+def _check_whole(st: _ScanState, expect_head: str | None) -> None:
+    """What only the whole log can show: a torn tail, no line, a missing head or end."""
     if st.torn is not None:
         raise _torn_error(st)
     if st.lines == 0:
@@ -272,13 +313,6 @@ def verify(
             "(the run was cut short; --resume continues it)",
             st.lines,
         )
-    n = st.types
-    return VerifyReport(
-        st.lines, n["run"], n["match"], n["error"], n["end"], st.grammar.last_status,
-        st.signed == n["end"] + n["checkpoint"], st.checked, st.head, n["skip"],
-        n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line, st.good_size,
-        st.content.hexdigest(),
-    )  # fmt: skip
 
 
 def read_records(path: StrPath) -> Iterator[dict[str, object]]:

@@ -40,16 +40,17 @@ from matcher.reports.model import RunInfo
 from matcher.reports.model import Verification
 from matcher.reports.output import atomic_text
 from matcher.scan import refuse_outputs_inside
+from matcher.sqlitefiles import scratch_folder
 
 FORMATS = reports.registry.names()
 
 
 def _verify(log: Path, public_key: Path | None) -> tuple[Verification, tuple[int, str] | None]:
-    """The verification, and (size, SHA-256) of the bytes it found intact (None if it failed)."""
+    """The verification, and (size, SHA-256) of the bytes it read (None if it read none)."""
     try:
         found = auditlog.verify(log, public_key_path=public_key)
     except IntegrityError as exc:
-        return Verification(False, str(exc), exc.line, 0, None), None
+        return Verification(False, str(exc), exc.line, 0, None), exc.seen
     verification = Verification(
         True, "intact", None, found.lines, found.head, found.signatures_checked
     )
@@ -180,10 +181,10 @@ class _LoggedMatches(Collection[MatchItem]):
     A log of a million matches is about a gigabyte, and its records as
     Python objects several; a writer goes through them once or twice, so a
     report's memory does not grow with the log. Each pass checks the log's
-    SHA-256 against the bytes the first pass read (those verify found intact,
-    if it did): lines appended meanwhile (a resume) are left out, as from the
-    first pass, and a log whose reported part changes stops the report, which
-    is then never put in place (a file, or stdout: both are spooled).
+    SHA-256 against the bytes the first pass read (those verify read): lines
+    appended meanwhile (a resume) are left out, as from the first pass, and a
+    log whose reported part changes stops the report, which is then never put
+    in place (a file, or stdout: both are kept aside until complete).
     """
 
     def __init__(self, log: Path, lines: array.array[int], size: int, sha256: str):
@@ -200,8 +201,8 @@ class _LoggedMatches(Collection[MatchItem]):
 
     def __iter__(self) -> Iterator[MatchItem]:
         changed = UsageError(
-            f"The log {self._log} changed while its report was written: the report is void "
-            "(a report file is not kept; what went to stdout must be discarded). Write it again."
+            f"The log {self._log} changed while its report was written; no report was made. "
+            "Write it again."
         )
         sha256 = hashlib.sha256()
         wanted = iter(self._lines)
@@ -272,7 +273,8 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
     """
     records = _Records()
     # Note: the log is read line by line, never whole (see _LoggedMatches),
-    # and only as far as verify read it: a report shows the bytes verified.
+    # and only as far as verify read it: a report shows the bytes verified,
+    # intact or not (a log may grow meanwhile: a resume).
     sha256 = hashlib.sha256()
     size = 0
     try:
@@ -357,6 +359,18 @@ def write_report(
     writer = reports.registry.get(format_name)
     data = build_report(log, public_key)
     refuse_output(data, output)
+    if output is None or str(output) == "-":
+        # Note: a report to stdout is kept aside in the temp folder until complete.
+        spool = scratch_folder()
+        if spool is not None:
+            roots = dict.fromkeys(Path(os.fsdecode(r)) for run in data.runs for r in run.evidence)
+            try:
+                refuse_outputs_inside(list(roots), [spool])
+            except UsageError as exc:
+                raise UsageError(
+                    f"A report to stdout is kept aside in the temp folder until it is complete, "
+                    f"and {spool} lies inside evidence: point TMPDIR elsewhere. ({exc})"
+                ) from exc
     try:
         with atomic_text(
             output, newline=writer.NEWLINE, errors="backslashreplace", spool=True

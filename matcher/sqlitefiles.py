@@ -130,10 +130,13 @@ def scratch_folder() -> Path | None:
     to the current folder, which may be an evidence folder (a scan's --list):
     matcher's own scratch files never go there.
     """
+    here = os.path.realpath(os.getcwd())
     for candidate in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"),
                       "/var/tmp", "/usr/tmp", "/tmp"):  # fmt: skip
-        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
-            return Path(candidate)
+        if not candidate or os.path.realpath(candidate) == here:
+            continue  # TMPDIR=. or the like: the current folder after all
+        if os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return Path(os.path.abspath(candidate))
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 from pathlib import Path
@@ -37,6 +38,9 @@ def test_intact_log_verifies_with_its_key(runner: CliRunner, scanned: tuple[Path
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["intact"] and report["signatures_checked"] >= 1
+    # The bytes verified, as a reviewer can check them with stat and sha256sum.
+    assert report["size"] == log.stat().st_size
+    assert report["sha256"] == hashlib.sha256(log.read_bytes()).hexdigest()
 
 
 def test_key_files_are_private(scanned: tuple[Path, Path, Path]) -> None:

@@ -485,3 +485,90 @@ def test_a_report_stdout_cannot_take_is_named_as_such(
     assert result.exit_code == 2
     assert "Cannot write report to stdout: Broken pipe." in result.stderr
     assert result.stdout == ""
+
+
+def test_a_stdout_report_is_not_kept_aside_inside_evidence(
+    runner: CliRunner, scanned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evidence = scanned.parent.parent / "evidence"
+    monkeypatch.setenv("SQLITE_TMPDIR", str(evidence / "dir0"))
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv"])
+    assert result.exit_code == 2
+    assert "lies inside evidence: point TMPDIR elsewhere" in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_temp_folder_is_never_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matcher.sqlitefiles import scratch_folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SQLITE_TMPDIR", raising=False)
+    for here in (".", str(tmp_path)):
+        monkeypatch.setenv("TMPDIR", here)
+        folder = scratch_folder()
+        assert folder is None or (folder.is_absolute() and folder.resolve() != tmp_path.resolve())
+
+
+def test_a_report_that_cannot_be_kept_aside_says_where(
+    runner: CliRunner, scanned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matcher.reports import output
+
+    class Full(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output.tempfile, "SpooledTemporaryFile", lambda **kwargs: Full())
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv"])
+    assert result.exit_code == 2
+    assert "Cannot keep the report aside in " in result.stderr
+    assert "No space left on device" in result.stderr and result.stdout == ""
+
+
+def test_an_incomplete_log_is_reported_as_verified_though_it_ends_meanwhile(
+    scanned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # verify reads the log as it was opened; the report shows those bytes, not later ones.
+    from matcher import auditlog
+    from matcher.reporting import build_report
+
+    lines = scanned.read_bytes().splitlines(keepends=True)
+    cut = b"".join(lines[:-1])
+    scanned.write_bytes(cut)
+    verify = auditlog.verify
+
+    def verify_then_end(*args: object, **kwargs: object) -> object:
+        try:
+            return verify(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            with scanned.open("ab") as stream:
+                stream.write(lines[-1])
+
+    monkeypatch.setattr(auditlog, "verify", verify_then_end)
+    data = build_report(scanned)
+    assert "incomplete" in data.verification.message
+    assert data.status == "incomplete"
+    assert data.log_sha256 == hashlib.sha256(cut).hexdigest()
+
+
+def test_a_failing_log_cut_after_its_verification_is_not_reported(
+    scanned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matcher import auditlog
+    from matcher.errors import UsageError
+    from matcher.reporting import build_report
+
+    tamper(scanned)
+    verify = auditlog.verify
+
+    def verify_then_cut(*args: object, **kwargs: object) -> object:
+        try:
+            return verify(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            scanned.write_bytes(scanned.read_bytes()[:-300])
+
+    monkeypatch.setattr(auditlog, "verify", verify_then_cut)
+    with pytest.raises(UsageError, match="changed between its verification and its report"):
+        build_report(scanned)

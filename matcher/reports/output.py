@@ -50,8 +50,14 @@ def atomic_text(
             text = io.TextIOWrapper(kept, encoding="utf-8", errors=errors, newline=newline)
             try:
                 yield text
+                text.flush()
+            except OSError as exc:
+                raise UsageError(
+                    f"Cannot keep the report aside in {scratch or 'memory'} until it is "
+                    f"complete: {exc.strerror or exc}. Point TMPDIR at a folder with room."
+                ) from exc
             finally:
-                text.detach()  # flushes; `kept` is then closed only by its own block
+                text.detach()  # `kept` is then closed only by its own block
             kept.seek(0)
             sys.stdout.flush()
             shutil.copyfileobj(kept, sys.stdout.buffer)
