@@ -70,7 +70,10 @@ def _prefix(stream: BinaryIO, size: int | None) -> Iterator[bytes]:
 
 def _record(line: bytes) -> dict[str, object]:
     """One log line (its newline included or not) as a record; ValueError if it is none."""
-    rec = json.loads(line.rstrip(b"\n"))
+    try:
+        rec = json.loads(line.rstrip(b"\n"))
+    except RecursionError as exc:  # JSON nested past Python's limit: not a record
+        raise ValueError("nested too deeply") from exc
     if not isinstance(rec, dict):
         raise ValueError("not an object")
     return rec

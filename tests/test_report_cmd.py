@@ -12,6 +12,7 @@ import random
 import re
 import stat
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -572,3 +573,22 @@ def test_a_failing_log_cut_after_its_verification_is_not_reported(
     monkeypatch.setattr(auditlog, "verify", verify_then_cut)
     with pytest.raises(UsageError, match="changed between its verification and its report"):
         build_report(scanned)
+
+
+def test_a_line_nested_past_pythons_limit_is_an_unreadable_line(
+    runner: CliRunner, scanned: Path
+) -> None:
+    lines = scanned.read_bytes().split(b"\n")
+    lines[2] = b"[" * 100_000
+    scanned.write_bytes(b"\n".join(lines))
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "json"])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["log"]["unreadable_lines"] == [3]
+
+
+def test_a_report_to_a_closed_stdout_says_so(scanned: Path) -> None:
+    command = [sys.executable, "-m", "matcher", "report", str(scanned), "--format", "csv"]
+    result = subprocess.run(command, preexec_fn=lambda: os.close(1), stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    assert result.returncode == 2
+    assert "Standard output is closed: give an output file (-o FILE)." in result.stderr

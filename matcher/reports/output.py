@@ -38,6 +38,8 @@ def atomic_text(
     Raises:
         UsageError: the folder does not exist or cannot be written.
     """
+    if (path is None or str(path) == "-") and sys.stdout is None:
+        raise UsageError("Standard output is closed: give an output file (-o FILE).")
     if (path is None or str(path) == "-") and spool:
         # Note: never in the current folder, which may be an evidence folder.
         scratch = scratch_folder()
