@@ -39,6 +39,7 @@ from matcher.reports.model import ReportData
 from matcher.reports.model import RunInfo
 from matcher.reports.model import Verification
 from matcher.reports.output import atomic_text
+from matcher.reports.output import is_stdout
 from matcher.scan import refuse_outputs_inside
 from matcher.sqlitefiles import scratch_folder
 
@@ -332,17 +333,31 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
 def refuse_output(data: ReportData, output: Path | None) -> None:
     """Refuse a report path inside an evidence root, or over the log or its inventory.
 
+    A report to stdout is kept aside in the temp folder until it is complete,
+    so that folder is refused inside an evidence root instead.
+
     Raises:
         UsageError: naming the output and what it would overwrite or lie in.
     """
-    if output is None or str(output) == "-":
+    roots = list(dict.fromkeys(Path(os.fsdecode(r)) for run in data.runs for r in run.evidence))
+    if is_stdout(output):
+        spool = scratch_folder()
+        if spool is None:
+            return
+        try:
+            refuse_outputs_inside(roots, [spool])
+        except UsageError as exc:
+            raise UsageError(
+                f"A report to stdout is kept aside in the temp folder until it is complete, "
+                f"and {spool} lies inside evidence: point TMPDIR elsewhere. ({exc})"
+            ) from exc
         return
+    assert output is not None
     log = Path(data.log)
     for own in (log, default_path(log)):
         if os.path.realpath(output) == os.path.realpath(own):
             raise UsageError(f"Output {output} is the log or its inventory; choose another path.")
-    roots = dict.fromkeys(Path(os.fsdecode(root)) for run in data.runs for root in run.evidence)
-    refuse_outputs_inside(list(roots), [output])
+    refuse_outputs_inside(roots, [output])
 
 
 def write_report(
@@ -362,24 +377,12 @@ def write_report(
     writer = reports.registry.get(format_name)
     data = build_report(log, public_key)
     refuse_output(data, output)
-    if output is None or str(output) == "-":
-        # Note: a report to stdout is kept aside in the temp folder until complete.
-        spool = scratch_folder()
-        if spool is not None:
-            roots = dict.fromkeys(Path(os.fsdecode(r)) for run in data.runs for r in run.evidence)
-            try:
-                refuse_outputs_inside(list(roots), [spool])
-            except UsageError as exc:
-                raise UsageError(
-                    f"A report to stdout is kept aside in the temp folder until it is complete, "
-                    f"and {spool} lies inside evidence: point TMPDIR elsewhere. ({exc})"
-                ) from exc
     try:
         with atomic_text(
             output, newline=writer.NEWLINE, errors="backslashreplace", spool=True
         ) as stream:
             writer.write(data, stream)
     except OSError as exc:
-        where = output if output is not None and str(output) != "-" else "to stdout"
+        where = "to stdout" if is_stdout(output) else output
         raise UsageError(f"Cannot write report {where}: {exc.strerror or exc}.") from exc
     return data

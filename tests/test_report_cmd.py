@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -408,21 +409,35 @@ def test_a_void_report_to_stdout_writes_nothing_there(
         monkeypatch.undo()
 
 
-def test_a_log_changed_after_its_verification_is_not_reported(
-    scanned: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _after_verify(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
+    """Make `action` happen to the log just after each verification of it."""
     from matcher import auditlog
-    from matcher.errors import UsageError
-    from matcher.reporting import build_report
 
     verify = auditlog.verify
 
-    def verify_then_change(*args: object, **kwargs: object) -> object:
-        found = verify(*args, **kwargs)  # type: ignore[arg-type]
-        _rewrite_one_byte(scanned)
-        return found
+    def verify_then_act(*args: object, **kwargs: object) -> object:
+        try:
+            return verify(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            action()
 
-    monkeypatch.setattr(auditlog, "verify", verify_then_change)
+    monkeypatch.setattr(auditlog, "verify", verify_then_act)
+
+
+@pytest.mark.parametrize("tampered", [False, True])
+def test_a_log_changed_after_its_verification_is_not_reported(
+    scanned: Path, monkeypatch: pytest.MonkeyPatch, tampered: bool
+) -> None:
+    # An intact log rewritten in place, or a failing one cut short: either way
+    # the bytes reported would not be those verified.
+    from matcher.errors import UsageError
+    from matcher.reporting import build_report
+
+    if tampered:
+        tamper(scanned)
+        _after_verify(monkeypatch, lambda: scanned.write_bytes(scanned.read_bytes()[:-300]))
+    else:
+        _after_verify(monkeypatch, lambda: _rewrite_one_byte(scanned))
     with pytest.raises(UsageError, match="changed between its verification and its report"):
         build_report(scanned)
 
@@ -532,47 +547,21 @@ def test_an_incomplete_log_is_reported_as_verified_though_it_ends_meanwhile(
     scanned: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # verify reads the log as it was opened; the report shows those bytes, not later ones.
-    from matcher import auditlog
     from matcher.reporting import build_report
 
     lines = scanned.read_bytes().splitlines(keepends=True)
     cut = b"".join(lines[:-1])
     scanned.write_bytes(cut)
-    verify = auditlog.verify
 
-    def verify_then_end(*args: object, **kwargs: object) -> object:
-        try:
-            return verify(*args, **kwargs)  # type: ignore[arg-type]
-        finally:
-            with scanned.open("ab") as stream:
-                stream.write(lines[-1])
+    def end_it() -> None:
+        with scanned.open("ab") as stream:
+            stream.write(lines[-1])
 
-    monkeypatch.setattr(auditlog, "verify", verify_then_end)
+    _after_verify(monkeypatch, end_it)
     data = build_report(scanned)
     assert "incomplete" in data.verification.message
     assert data.status == "incomplete"
     assert data.log_sha256 == hashlib.sha256(cut).hexdigest()
-
-
-def test_a_failing_log_cut_after_its_verification_is_not_reported(
-    scanned: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from matcher import auditlog
-    from matcher.errors import UsageError
-    from matcher.reporting import build_report
-
-    tamper(scanned)
-    verify = auditlog.verify
-
-    def verify_then_cut(*args: object, **kwargs: object) -> object:
-        try:
-            return verify(*args, **kwargs)  # type: ignore[arg-type]
-        finally:
-            scanned.write_bytes(scanned.read_bytes()[:-300])
-
-    monkeypatch.setattr(auditlog, "verify", verify_then_cut)
-    with pytest.raises(UsageError, match="changed between its verification and its report"):
-        build_report(scanned)
 
 
 def test_a_line_nested_past_pythons_limit_is_an_unreadable_line(

@@ -23,7 +23,6 @@ saying so, first in the graph, and the same words in every action's description.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from typing import TextIO
@@ -32,7 +31,7 @@ from matcher.reports import registry
 from matcher.reports.model import MatchItem
 from matcher.reports.model import ReportData
 from matcher.reports.model import RunInfo
-from matcher.reports.output import write_json_list
+from matcher.reports.output import write_json
 from matcher.reports.text import b64
 from matcher.reports.text import display_name
 from matcher.reports.text import is_exact
@@ -245,13 +244,7 @@ class CaseReportWriter:
         The output is what json.dump({"@context": ..., "@graph": [...]},
         indent=2) writes, without holding the graph.
         """
-        text = json.dumps({"@context": CONTEXT, "@graph": []}, indent=2)
-        before, empty, after = text.partition('\n  "@graph": []')
-        assert empty, "the document has a top-level @graph list"
-        stream.write(before)
-        write_json_list(stream, '\n  "@graph": ', graph(data))
-        stream.write(after)
-        stream.write("\n")
+        write_json(stream, {"@context": CONTEXT, "@graph": []}, "@graph", graph(data))
 
 
 registry.register(CaseReportWriter())

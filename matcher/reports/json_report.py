@@ -7,12 +7,11 @@ name is not UTF-8).
 
 from __future__ import annotations
 
-import json
 from typing import TextIO
 
 from matcher.reports import registry
 from matcher.reports.model import ReportData
-from matcher.reports.output import write_json_list
+from matcher.reports.output import write_json
 
 FORMAT_VERSION = 1
 
@@ -66,22 +65,10 @@ class JsonReportWriter:
     def write(self, data: ReportData, stream: TextIO) -> None:
         """Write the document and a final newline, the matches one by one.
 
-        The output is what json.dump(document(data), indent=2) writes: the
-        document is dumped with no matches, and each match goes in the
-        place of its empty list, dumped alone and indented two levels.
+        The output is what json.dump(document(data), indent=2) writes.
         """
-        text = json.dumps(document(data, matches=False), indent=2, ensure_ascii=False)
-        before, empty, after = text.partition(_EMPTY_MATCHES)
-        assert empty, "the document has a top-level matches list"
-        stream.write(before)
-        write_json_list(stream, '\n  "matches": ', (m.as_dict() for m in data.matches),
-                    ensure_ascii=False)  # fmt: skip
-        stream.write(after)
-        stream.write("\n")
-
-
-# A newline never occurs inside a JSON string, so this is the top-level key.
-_EMPTY_MATCHES = '\n  "matches": []'
+        matches = (m.as_dict() for m in data.matches)
+        write_json(stream, document(data, matches=False), "matches", matches, ensure_ascii=False)
 
 
 registry.register(JsonReportWriter())

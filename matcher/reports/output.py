@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 from typing import TextIO
@@ -19,6 +20,11 @@ from matcher.sqlitefiles import scratch_folder
 
 # What a spooled stdout report keeps in memory before it goes to a temp file.
 _SPOOL_MEMORY = 16 << 20
+
+
+def is_stdout(path: Path | None) -> bool:
+    """True for the output that means stdout: none given, or "-"."""
+    return path is None or str(path) == "-"
 
 
 @contextlib.contextmanager
@@ -38,9 +44,9 @@ def atomic_text(
     Raises:
         UsageError: the folder does not exist or cannot be written.
     """
-    if (path is None or str(path) == "-") and sys.stdout is None:
+    if is_stdout(path) and sys.stdout is None:
         raise UsageError("Standard output is closed: give an output file (-o FILE).")
-    if (path is None or str(path) == "-") and spool:
+    if is_stdout(path) and spool:
         # Note: never in the current folder, which may be an evidence folder.
         scratch = scratch_folder()
         kept: IO[bytes] = (
@@ -65,7 +71,7 @@ def atomic_text(
             shutil.copyfileobj(kept, sys.stdout.buffer)
             sys.stdout.buffer.flush()
         return
-    if path is None or str(path) == "-":
+    if path is None or str(path) == "-":  # is_stdout(), for mypy's narrowing below
         sys.stdout.flush()
         out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors=errors, newline=newline)
         try:
@@ -117,14 +123,28 @@ def _fsync_dir(folder: Path) -> None:
             os.close(dir_fd)
 
 
-def write_json_list(
-    stream: TextIO, key: str, items: Iterator[object], ensure_ascii: bool = True
+def write_json(
+    stream: TextIO,
+    document: Mapping[str, object],
+    key: str,
+    items: Iterator[object],
+    ensure_ascii: bool = True,
 ) -> None:
-    """`key` and a list of `items` at the second level, as json.dump(indent=2) writes them."""
-    stream.write(key)
+    """What json.dump(document, indent=2) writes, with `items` as its top-level list `key`.
+
+    The list is written item by item, never held: `document` gives the rest
+    (its `key` an empty list), and each item goes in that list's place,
+    dumped alone and indented two levels. A final newline ends it.
+    """
+    text = json.dumps(document, indent=2, ensure_ascii=ensure_ascii)
+    # Note: a newline never occurs inside a JSON string, so this is the top-level key.
+    empty = "\n  " + json.dumps(key, ensure_ascii=ensure_ascii) + ": []"
+    before, found, after = text.partition(empty)
+    assert found, f"the document has a top-level {key} list, empty"
+    stream.write(before + empty.removesuffix("[]"))
     first = True
     for item in items:
         text = json.dumps(item, indent=2, ensure_ascii=ensure_ascii)
         stream.write(("[\n    " if first else ",\n    ") + text.replace("\n", "\n    "))
         first = False
-    stream.write("[]" if first else "\n  ]")
+    stream.write(("[]" if first else "\n  ]") + after + "\n")
