@@ -145,6 +145,12 @@ class _Worker:
         self.tasks = tasks  # our write end of its task pipe
         self.replies = replies  # our read end of its reply pipe
         self.capacity = _grow_pipe(tasks)
+        # Note: the reply pipe is grown too. The parent reads replies in the
+        # order it sent the units, so a worker that runs ahead of the other
+        # would stop at a full 64 KiB reply pipe (about a dozen replies of
+        # 64 small files) while the parent waits on its sibling: one core
+        # idle. Measured on 40,000 small files: 3% less wall time.
+        _grow_pipe(replies)
         self.unread = 0  # pipe bytes of units sent and not yet answered
         self.load = 0  # the scheduling weight of those units
         self.units = 0

@@ -162,3 +162,18 @@ def test_a_scan_whose_worker_dies_stops_with_its_log_closed_and_verifiable(
     assert verified.exit_code == 0, verified.output
     end = read_log(log)[-1]
     assert end["type"] == "end" and end["status"] == "interrupted"
+
+
+def test_both_pipes_of_every_worker_are_grown_so_a_fast_worker_can_run_ahead() -> None:
+    import fcntl
+
+    get_size = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        allowed = min(int(f.read()), 1 << 20)
+    pool = ForkedWorkers(2, _nothing, (), _echo)
+    try:
+        for worker in pool._workers:
+            assert fcntl.fcntl(worker.tasks, get_size) == allowed
+            assert fcntl.fcntl(worker.replies, get_size) == allowed
+    finally:
+        pool.close()
