@@ -76,8 +76,14 @@ class Inventory:
             self.db.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
+            # Note: `path` has no key or index. Every path is queued once (a
+            # source names each entry uniquely, a resume skips finished paths
+            # and first deletes failed rows), so a key would only check that
+            # at a cost: a second B-tree, half of the inventory's write time
+            # on a tree of small files. Readers sort by path when they need
+            # to. Inventories made with the key read and resume as before.
             self.db.execute(
-                "CREATE TABLE entries (path BLOB PRIMARY KEY, kind TEXT, size INTEGER, "
+                "CREATE TABLE entries (path BLOB NOT NULL, kind TEXT, size INTEGER, "
                 f"mtime_ns INTEGER, {digests}verdict TEXT, skip TEXT, failure TEXT, "
                 "errno INTEGER, detail TEXT, run INTEGER)"
             )
@@ -175,7 +181,8 @@ class Inventory:
                     if not _COLUMN_SET.issuperset(shape):
                         raise StoreError(f"Not inventory columns: {', '.join(shape)}")
                     # Note: each path is queued once per run, so the shapes'
-                    # order cannot matter; REPLACE sets the unnamed columns NULL.
+                    # order cannot matter. (REPLACE acts only on an inventory
+                    # made with a key on path; it never finds a duplicate.)
                     columns = ",".join((*shape, "run"))
                     marks = ",".join("?" * (len(shape) + 1))
                     self.db.conn.executemany(

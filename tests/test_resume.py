@@ -95,6 +95,13 @@ def test_kill_9_then_resume_logs_every_match_exactly_once(corpus: tuple[Path, Pa
     assert runs[-1]["resume"] is True
     counts = assert_counts_add_up(log)
     assert counts["files"] == 4000 and counts["notable"] == len(notable)
+    # The inventory has no key on path: each file must still be in it exactly once.
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        rows, paths = conn.execute("SELECT count(*), count(DISTINCT path) FROM entries").fetchone()
+    finally:
+        conn.close()
+    assert rows == paths == counts["entries"]
 
 
 def test_torn_last_line_is_set_aside_not_dropped(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
