@@ -437,6 +437,8 @@ def main() -> None:
         corpus.write_hashdeep_list(lst, real, decoys, seed=4)
         print(f"  generated corpora and list in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         store = work / "store.db"
+        for leftover in (store, work / "store.db-journal"):
+            leftover.unlink(missing_ok=True)  # a kept --workdir is generated anew
         t0 = time.perf_counter()
         subprocess.run(
             [
