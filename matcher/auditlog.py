@@ -219,6 +219,15 @@ class VerifyReport:
     # The bytes verified (the file as it was opened): a report reads exactly these.
     size: int = 0
     sha256: str = ""
+    # The first `run` and the last `end` record among those bytes, as checked
+    # (a re-match takes its original run from here: no second, unchecked read).
+    # Not part of `verify --json`.
+    first_run: dict[str, object] | None = dataclasses.field(
+        default=None, repr=False, metadata={"json": False}
+    )
+    last_end: dict[str, object] | None = dataclasses.field(
+        default=None, repr=False, metadata={"json": False}
+    )
 
 
 class _Seen:
@@ -280,8 +289,15 @@ def verify(
     st = _ScanState(expect_head=expect_head)
     with open(path, "rb") as stream:
         seen = _Seen(stream)
+        first_run: dict[str, object] | None = None
+        last_end: dict[str, object] | None = None
         try:
-            collections.deque(_records(seen, st, key), maxlen=0)  # type: ignore[arg-type]
+            for record in _records(seen, st, key):  # type: ignore[arg-type]
+                kind = record["type"]
+                if kind == "end":
+                    last_end = record
+                elif kind == "run" and first_run is None:
+                    first_run = record
             _check_whole(st, expect_head)
         except IntegrityError as exc:
             exc.seen = seen.finish()
@@ -292,6 +308,7 @@ def verify(
         st.lines, n["run"], n["match"], n["error"], n["end"], st.grammar.last_status,
         st.signed == n["end"] + n["checkpoint"], st.checked, st.head, n["skip"],
         n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line, size, sha256,
+        first_run, last_end,
     )  # fmt: skip
 
 

@@ -978,7 +978,11 @@ def verify_cmd(
 def _report_dict(report: Any) -> dict[str, object]:
     import dataclasses
 
-    return {k: v for k, v in dataclasses.asdict(report).items()}
+    return {
+        f.name: getattr(report, f.name)
+        for f in dataclasses.fields(report)
+        if f.metadata.get("json", True)
+    }
 
 
 @cli.command(name="keygen")

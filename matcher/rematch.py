@@ -69,14 +69,10 @@ class RematchOptions:
 
 def _original(options: RematchOptions) -> tuple[dict[str, Any], dict[str, Any], str, Path]:
     """The original run's first `run`, last `end`, chain head and checked inventory path."""
+    # Note: the records come from the one verified read of the log, not from
+    # a second read, which would cost as long again and could see other bytes.
     report = auditlog.verify(options.original_log)
-    first_run: dict[str, Any] | None = None
-    last_end: dict[str, Any] | None = None
-    for record in auditlog.read_records(options.original_log):
-        if record["type"] == "run" and first_run is None:
-            first_run = record
-        elif record["type"] == "end":
-            last_end = record
+    first_run, last_end = report.first_run, report.last_end
     assert first_run is not None and last_end is not None  # verify() guarantees both
     if last_end.get("status") != "complete":
         raise UsageError(

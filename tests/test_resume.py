@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import shutil
-import os
 import signal
 import sqlite3
 import subprocess
@@ -493,3 +493,31 @@ def test_names_and_arguments_that_are_not_utf8_are_logged_escaped(tmp_path: Path
     assert verify(log) == 0
     first = read_log(log)[0]
     assert first["examiner"] == "E\\xfe" and "odd\\xfe" in [lst["name"] for lst in first["lists"]]
+
+
+def test_rematch_takes_the_original_run_from_its_one_verified_read(corpus: tuple[Path, Path, set[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The original log is read once, by verify: its first run and last end come from
+    those checked bytes (a second read cost as long again and could see other bytes)."""
+    from matcher import auditlog
+    from matcher import rematch
+
+    ev, db, notable = corpus
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev / "d1", db, log).returncode == 1
+    report = auditlog.verify(log)
+    records = read_log(log)
+    assert report.first_run == next(r for r in records if r["type"] == "run")
+    assert report.last_end == [r for r in records if r["type"] == "end"][-1]
+
+    def second_read(path: object) -> object:
+        raise AssertionError("the original log was read a second time")
+
+    monkeypatch.setattr(auditlog, "read_records", second_read)
+    new_log = tmp_path / "rematch.jsonl"
+    summary = rematch.run_rematch(
+        rematch.RematchOptions(original_log=log, examiner="R", case="C", db=db, log=new_log)
+    )
+    assert summary.counts.notable == sum(1 for p in notable if "/d1/" in p)
+    assert verify(new_log) == 0
+    shown = json.loads(subprocess.run([*MATCHER, "verify", str(log), "--json"], capture_output=True).stdout)
+    assert "first_run" not in shown and "last_end" not in shown and shown["intact"] is True
