@@ -15,11 +15,13 @@ import datetime
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
+from typing import TypeVar
 
 from matcher import __version__
 from matcher import auditlog
@@ -179,8 +181,11 @@ def _inventory_counts(path: Path) -> dict[str, object] | None:
     return {k: tally[k] for k in keys}
 
 
-class _LoggedMatches(Collection[MatchItem]):
-    """The match records of a log, read from it again at each iteration.
+_Item = TypeVar("_Item", MatchItem, ErrorItem)
+
+
+class _LoggedRecords(Collection[_Item]):
+    """Match (or error) records of a log, read from it again at each iteration.
 
     A log of a million matches is about a gigabyte, and its records as
     Python objects several; a writer goes through them once or twice, so a
@@ -191,9 +196,17 @@ class _LoggedMatches(Collection[MatchItem]):
     in place (a file, or stdout: both are kept aside until complete).
     """
 
-    def __init__(self, log: Path, lines: array.array[int], size: int, sha256: str):
+    def __init__(
+        self,
+        log: Path,
+        lines: array.array[int],
+        size: int,
+        sha256: str,
+        parse: Callable[[Mapping[str, object]], _Item],
+    ):
         self._log = log
         self._lines = lines
+        self._parse: Callable[[Mapping[str, object]], _Item] = parse
         self._size = size
         self._sha256 = sha256
 
@@ -203,7 +216,7 @@ class _LoggedMatches(Collection[MatchItem]):
     def __contains__(self, item: object) -> bool:
         return any(match == item for match in self)
 
-    def __iter__(self) -> Iterator[MatchItem]:
+    def __iter__(self) -> Iterator[_Item]:
         changed = UsageError(
             f"The log {self._log} changed while its report was written; no report was made. "
             "Write it again."
@@ -217,7 +230,7 @@ class _LoggedMatches(Collection[MatchItem]):
                     sha256.update(line)
                     if number == following:
                         try:
-                            item = _match(_record(line))
+                            item = self._parse(_record(line))
                         except (ValueError, KeyError, TypeError) as exc:
                             raise changed from exc
                         yield item
@@ -232,13 +245,14 @@ class _LoggedMatches(Collection[MatchItem]):
 class _Records:
     """A log's records by kind, gathered line by line; unreadable line numbers noted.
 
-    Match records are noted by line number only: `_LoggedMatches` reads them
-    again for the writer, so a report never holds them all.
+    Match and error records are noted by line number only: `_LoggedRecords`
+    reads them again for the writer, so a report never holds them all (a
+    failing disk can leave a million error records).
     """
 
     runs: list[RunInfo] = dataclasses.field(default_factory=list)
     match_lines: array.array[int] = dataclasses.field(default_factory=lambda: array.array("q"))
-    errors: list[ErrorItem] = dataclasses.field(default_factory=list)
+    error_lines: array.array[int] = dataclasses.field(default_factory=lambda: array.array("q"))
     unreadable: list[int] = dataclasses.field(default_factory=list)
     end: Mapping[str, object] | None = None
 
@@ -255,7 +269,8 @@ class _Records:
                 _match(rec)  # a match record that does not parse is an unreadable line
                 self.match_lines.append(number)
             elif kind == "error":
-                self.errors.append(_error(rec))
+                _error(rec)  # likewise
+                self.error_lines.append(number)
             elif kind == "end":
                 self.end = rec
         except (ValueError, KeyError, TypeError):
@@ -276,7 +291,7 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         UsageError: the log cannot be read, or the key is not a public key.
     """
     records = _Records()
-    # Note: the log is read line by line, never whole (see _LoggedMatches),
+    # Note: the log is read line by line, never whole (see _LoggedRecords),
     # and only as far as verify read it: a report shows the bytes verified,
     # intact or not (a log may grow meanwhile: a resume).
     sha256 = hashlib.sha256()
@@ -295,8 +310,9 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         raise UsageError(
             f"The log {log} changed between its verification and its report; write it again."
         )
-    runs, errors, end = records.runs, records.errors, records.end
-    matches = _LoggedMatches(log, records.match_lines, size, sha256.hexdigest())
+    runs, end = records.runs, records.end
+    matches = _LoggedRecords(log, records.match_lines, size, sha256.hexdigest(), _match)
+    errors = _LoggedRecords(log, records.error_lines, size, sha256.hexdigest(), _error)
     status, counts, source = "incomplete", {}, ""
     if end is not None:
         status = _text(end, "status", "?")
@@ -320,7 +336,7 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         verification=verification,
         runs=tuple(runs),
         matches=matches,
-        errors=tuple(errors),
+        errors=errors,
         status=status,
         counts=counts,
         counts_source=source,

@@ -581,3 +581,51 @@ def test_a_report_to_a_closed_stdout_says_so(scanned: Path) -> None:
                             text=True)  # fmt: skip
     assert result.returncode == 2
     assert "Standard output is closed: give an output file (-o FILE)." in result.stderr
+
+
+def _log_of_errors(path: Path, n: int) -> Path:
+    """A verifiable log of one run whose `n` files could not be read (a failing disk)."""
+    from matcher import auditlog
+    from matcher.models import path_fields
+
+    log = auditlog.create(path)
+    log.append("run", {"examiner": "E", "case": "C"})
+    for i in range(n):
+        log.append("error", {**path_fields(b"ev/f%06d.bin" % i), "kind": "file",
+                             "reason": "io-error", "errno": 5,
+                             "detail": "EIO: Input/output error " + "x" * 150, "size": i})  # fmt: skip
+    log.append("end", {"status": "complete", "counts": {"errors": n}})
+    log.close()
+    return path
+
+
+def test_error_records_are_read_from_the_log_as_they_are_written_never_held(
+    tmp_path: Path,
+) -> None:
+    """A failing disk can leave a million error records: a report reads them from the log
+    as it writes them (as it does matches), so its memory does not grow with their number."""
+    import tracemalloc
+
+    from matcher.reporting import build_report
+
+    small = build_report(_log_of_errors(tmp_path / "small.jsonl", 200))
+    shown = io.StringIO()
+    registry.get("json").write(small, shown)
+    errors = json.loads(shown.getvalue())["errors"]
+    assert [e["path"] for e in errors] == ["ev/f%06d.bin" % i for i in range(200)]
+    assert errors[7]["detail"].startswith("EIO") and errors[7]["errno"] == 5
+    peaks: dict[str, list[int]] = {}
+    for n in (200, 20_000):
+        data = build_report(_log_of_errors(tmp_path / f"e{n}.jsonl", n))
+        assert len(data.errors) == n and not isinstance(data.errors, (list, tuple))
+        for fmt in ("json", "html", "dfxml"):
+            with open(os.devnull, "w", encoding="utf-8") as sink:
+                tracemalloc.start()
+                try:
+                    registry.get(fmt).write(data, sink)
+                    peaks.setdefault(fmt, []).append(tracemalloc.get_traced_memory()[1])
+                finally:
+                    tracemalloc.stop()
+    for fmt, (few, many) in peaks.items():
+        # Held, 20,000 errors would take several MB; read as written, the peak stays put.
+        assert many < few + (1 << 20), (fmt, few, many)

@@ -244,7 +244,7 @@ class CaseReportWriter:
         The output is what json.dump({"@context": ..., "@graph": [...]},
         indent=2) writes, without holding the graph.
         """
-        write_json(stream, {"@context": CONTEXT, "@graph": []}, "@graph", graph(data))
+        write_json(stream, {"@context": CONTEXT, "@graph": []}, {"@graph": graph(data)})
 
 
 registry.register(CaseReportWriter())

@@ -66,6 +66,7 @@ def _bar(data: ReportData) -> str:
 # Where the table of matches goes among the page's parts: it is written row by
 # row from the report's matches (which may be read from the log as they go).
 _MATCHES = object()
+_ERRORS = object()
 
 
 def _match_rows(data: ReportData) -> Iterator[str]:
@@ -88,6 +89,20 @@ def _match_rows(data: ReportData) -> Iterator[str]:
     yield "</tbody></table>"
 
 
+def _error_rows(data: ReportData) -> Iterator[str]:
+    """The table of errors, in pieces: one row each."""
+    head = "".join(f"<th>{e(h)}</th>" for h in ["seq", "path", "reason", "detail"])
+    yield f"<table><thead><tr>{head}</tr></thead><tbody>"
+    for x in data.errors:
+        yield (
+            f"<tr><td>{x.seq}</td>"
+            f'<td class="path">{e(display_name(x.path))}</td>'
+            f"<td>{e(x.reason)}</td>"
+            f"<td>{e(x.detail or '')}</td></tr>"
+        )
+    yield "</tbody></table>"
+
+
 def _pieces(data: ReportData) -> Iterator[str]:
     """The whole HTML document, in pieces."""
     for number, part in enumerate(_parts(data)):
@@ -95,6 +110,8 @@ def _pieces(data: ReportData) -> Iterator[str]:
             yield "\n"
         if part is _MATCHES:
             yield from _match_rows(data)
+        elif part is _ERRORS:
+            yield from _error_rows(data)
         else:
             assert isinstance(part, str)
             yield part
@@ -106,7 +123,7 @@ def page(data: ReportData) -> str:
 
 
 def _parts(data: ReportData) -> list[str | object]:
-    """The document's parts, joined by newlines; _MATCHES where the table of matches goes."""
+    """The document's parts, joined by newlines; _MATCHES and _ERRORS where those tables go."""
     v = data.verification
     warning = v.warning()
     run = data.run
@@ -179,20 +196,7 @@ def _parts(data: ReportData) -> list[str | object]:
     out.append(f"<h2>Matches ({len(data.matches):,})</h2>")
     out.append(_MATCHES)
     out.append(f"<h2>Errors ({len(data.errors):,})</h2>")
-    out.append(
-        _table(
-            ["seq", "path", "reason", "detail"],
-            (
-                [
-                    f"<td>{x.seq}</td>",
-                    f'<td class="path">{e(display_name(x.path))}</td>',
-                    f"<td>{e(x.reason)}</td>",
-                    f"<td>{e(x.detail or '')}</td>",
-                ]
-                for x in data.errors
-            ),
-        )
-    )
+    out.append(_ERRORS)
     out.append(
         f"<p>Generated {e(data.generated)} by matcher {e(data.generator_version)}. "
         "This page shows names and digests only, never file content.</p></body></html>\n"

@@ -16,8 +16,8 @@ from matcher.reports.output import write_json
 FORMAT_VERSION = 1
 
 
-def document(data: ReportData, matches: bool = True) -> dict[str, object]:
-    """The report as one JSON-ready object (`matches` False: an empty list in their place)."""
+def document(data: ReportData, lists: bool = True) -> dict[str, object]:
+    """The report as one JSON-ready object (`lists` False: empty matches and errors lists)."""
     v = data.verification
     return {
         "warning": v.warning(),
@@ -41,8 +41,8 @@ def document(data: ReportData, matches: bool = True) -> dict[str, object]:
             "unreadable_lines": list(data.unreadable_lines),
         },
         "runs": [r.as_dict() for r in data.runs],
-        "matches": [m.as_dict() for m in data.matches] if matches else [],
-        "errors": [e.as_dict() for e in data.errors],
+        "matches": [m.as_dict() for m in data.matches] if lists else [],
+        "errors": [e.as_dict() for e in data.errors] if lists else [],
         "summary": {
             "status": data.status,
             "started": data.started,
@@ -63,12 +63,19 @@ class JsonReportWriter:
     NEWLINE = "\n"
 
     def write(self, data: ReportData, stream: TextIO) -> None:
-        """Write the document and a final newline, the matches one by one.
+        """Write the document and a final newline, the matches and errors one by one.
 
         The output is what json.dump(document(data), indent=2) writes.
         """
-        matches = (m.as_dict() for m in data.matches)
-        write_json(stream, document(data, matches=False), "matches", matches, ensure_ascii=False)
+        write_json(
+            stream,
+            document(data, lists=False),
+            {
+                "matches": (m.as_dict() for m in data.matches),
+                "errors": (x.as_dict() for x in data.errors),
+            },
+            ensure_ascii=False,
+        )
 
 
 registry.register(JsonReportWriter())

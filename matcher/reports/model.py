@@ -170,8 +170,9 @@ class ReportData:
 
     `summary` holds the last `end` record's status and counts (or what could
     be counted without one, with `status` "incomplete"); `counts_source`
-    says where the counts came from. `matches` may be read from the log
-    again at each iteration: a writer goes through it as few times as it can.
+    says where the counts came from. `matches` and `errors` may be read from
+    the log again at each iteration: a writer goes through each as few times
+    as it can.
     """
 
     log: str
@@ -181,7 +182,7 @@ class ReportData:
     verification: Verification
     runs: tuple[RunInfo, ...]
     matches: Collection[MatchItem]
-    errors: tuple[ErrorItem, ...]
+    errors: Collection[ErrorItem]
     status: str
     counts: Mapping[str, object]
     counts_source: str

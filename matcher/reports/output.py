@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
@@ -126,25 +127,32 @@ def _fsync_dir(folder: Path) -> None:
 def write_json(
     stream: TextIO,
     document: Mapping[str, object],
-    key: str,
-    items: Iterator[object],
+    lists: Mapping[str, Iterable[object]],
     ensure_ascii: bool = True,
 ) -> None:
-    """What json.dump(document, indent=2) writes, with `items` as its top-level list `key`.
+    """What json.dump(document, indent=2) writes, with `lists` as its top-level lists.
 
-    The list is written item by item, never held: `document` gives the rest
-    (its `key` an empty list), and each item goes in that list's place,
-    dumped alone and indented two levels. A final newline ends it.
+    Each list is written item by item, never held: `document` gives the
+    rest (each of those keys an empty list), and each item goes in its
+    list's place, dumped alone and indented two levels. A final newline
+    ends it.
     """
     text = json.dumps(document, indent=2, ensure_ascii=ensure_ascii)
-    # Note: a newline never occurs inside a JSON string, so this is the top-level key.
-    empty = "\n  " + json.dumps(key, ensure_ascii=ensure_ascii) + ": []"
-    before, found, after = text.partition(empty)
-    assert found, f"the document has a top-level {key} list, empty"
-    stream.write(before + empty.removesuffix("[]"))
-    first = True
-    for item in items:
-        text = json.dumps(item, indent=2, ensure_ascii=ensure_ascii)
-        stream.write(("[\n    " if first else ",\n    ") + text.replace("\n", "\n    "))
-        first = False
-    stream.write(("[]" if first else "\n  ]") + after + "\n")
+    # Note: a newline never occurs inside a JSON string, so these are top-level keys.
+    places = []
+    for key, items in lists.items():
+        empty = "\n  " + json.dumps(key, ensure_ascii=ensure_ascii) + ": []"
+        at = text.find(empty)
+        assert at >= 0, f"the document has a top-level {key} list, empty"
+        places.append((at, empty, items))
+    done = 0
+    for at, empty, items in sorted(places, key=lambda place: place[0]):
+        stream.write(text[done:at] + empty.removesuffix("[]"))
+        first = True
+        for item in items:
+            dumped = json.dumps(item, indent=2, ensure_ascii=ensure_ascii)
+            stream.write(("[\n    " if first else ",\n    ") + dumped.replace("\n", "\n    "))
+            first = False
+        stream.write("[]" if first else "\n  ]")
+        done = at + len(empty)
+    stream.write(text[done:] + "\n")
