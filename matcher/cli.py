@@ -382,9 +382,19 @@ class _Progress:
         self.last = now
         rate = counts.bytes / max(now - self.started, 1e-6) / 1e6
         sys.stderr.write(
-            f"\rHashing: {counts.files:,} files, {counts.bytes / 1e6:,.1f} MB, {rate:,.1f} MB/s, "
-            f"{counts.notable:,} notable, {counts.errors:,} errors   "
+            f"\r\x1b[KHashing: {counts.files:,} files, {counts.bytes / 1e6:,.1f} MB, "
+            f"{rate:,.1f} MB/s, {counts.notable:,} notable, {counts.errors:,} errors   "
         )
+        sys.stderr.flush()
+
+    def stage(self, text: str) -> None:
+        """A step before the first file (building the lookup filter), on the same line."""
+        now = time.monotonic()
+        self.started = now  # the hashing rate counts from the end of the last step
+        if now - self.last < 0.2:
+            return
+        self.last = now
+        sys.stderr.write("\r\x1b[K" + text)
         sys.stderr.flush()
 
     def done(self) -> None:
@@ -574,7 +584,9 @@ def scan_cmd(
     show = not quiet and sys.stderr.isatty()
     progress = _Progress() if show else None
     with _translate_errors():
-        summary = run_scan(options, progress=progress)
+        summary = run_scan(
+            options, progress=progress, on_stage=progress.stage if progress else None
+        )
     if progress is not None:
         progress.done()
     _print_summary(summary, as_json)
@@ -683,8 +695,11 @@ def rematch_cmd(
         sign_key=sign_key,
         argv=sys.argv[1:],
     )
+    progress = _Progress() if sys.stderr.isatty() else None
     with _translate_errors():
-        summary = run_rematch(options)
+        summary = run_rematch(options, on_stage=progress.stage if progress else None)
+    if progress is not None:
+        progress.done()
     _print_summary(summary, as_json, resumable=False)
     sys.exit(summary.exit_code)
 

@@ -8,6 +8,7 @@ settled by the exact lookup and can never become a match.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -23,6 +24,9 @@ from matcher.models import Verdict
 Lookup = Callable[[str, Sequence[bytes]], Mapping[bytes, list[ListHit]]]
 
 BLOOM_FALSE_POSITIVE_RATE = 0.001
+# Digests added to a filter between two progress reports while it is built
+# (their keys, some 45 bytes each, exist at once).
+BUILD_CHUNK = 1 << 18
 
 
 def digest_hash(digest: bytes) -> int:
@@ -51,15 +55,32 @@ class DigestFilter:
     """
 
     def __init__(
-        self, digests_by_algorithm: Mapping[str, Iterable[bytes]], counts: Mapping[str, int]
+        self,
+        digests_by_algorithm: Mapping[str, Iterable[bytes]],
+        counts: Mapping[str, int],
+        on_progress: Callable[[int], None] | None = None,
     ):
+        """Build from every stored digest; `on_progress(n)` hears of each BUILD_CHUNK added."""
         self.kind = "bloom"
         self.loaded = False
         self._members: dict[str, rbloom.Bloom] = {}
+        from_bytes = int.from_bytes
+        done = 0
         for algorithm, digests in digests_by_algorithm.items():
             expected = max(counts.get(algorithm, 0), 1)
             bloom = rbloom.Bloom(expected, BLOOM_FALSE_POSITIVE_RATE, _KEY_HASH)
-            bloom.update(int.from_bytes(d[:16], "little", signed=True) for d in digests)
+            # Note: in chunks, so that a long build (a store of NSRL's size
+            # takes minutes) can be shown; a chunk's keys are a list, which
+            # is faster to make than the generator it replaces.
+            stream = iter(digests)
+            while keys := [
+                from_bytes(d[:16], "little", signed=True)
+                for d in itertools.islice(stream, BUILD_CHUNK)
+            ]:
+                bloom.update(keys)
+                done += len(keys)
+                if on_progress is not None:
+                    on_progress(done)
             self._members[algorithm] = bloom
 
     @classmethod

@@ -130,7 +130,9 @@ def _outcome(row: dict[str, Any]) -> EntryOutcome:
 
 
 def run_rematch(
-    options: RematchOptions, progress: Callable[[Counts], None] | None = None
+    options: RematchOptions,
+    progress: Callable[[Counts], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> ScanSummary:
     """Re-match a finished run's inventory against the current store.
 
@@ -158,7 +160,7 @@ def run_rematch(
         lists = store.lists()
         if not lists:
             raise UsageError(f"The hash store {options.db} holds no list.")
-        digest_filter, notes = build_filter(store, lists, algorithms)
+        digest_filter, notes = build_filter(store, lists, algorithms, on_stage)
         signer = signing.load_signer(options.sign_key) if options.sign_key else None
         log = auditlog.create(options.log, signer=signer)
         inventory = Inventory(inventory_path)

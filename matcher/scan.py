@@ -460,9 +460,16 @@ def _install_signal_handlers(gate: _SignalGate) -> Callable[[], None]:
 
 
 def build_filter(
-    store: HashStore, lists: list[ListInfo], algorithms: Sequence[str]
+    store: HashStore,
+    lists: list[ListInfo],
+    algorithms: Sequence[str],
+    on_stage: Callable[[str], None] | None = None,
 ) -> tuple[DigestFilter, list[str]]:
     """The in-memory filter over every stored digest this run computes, and notes.
+
+    `on_stage` hears how a build goes, when the filter is not saved in the
+    store (the first run after the lists changed): at NSRL's size it takes
+    minutes, which must not look like a hang.
 
     Raises:
         UsageError: when the lists and the computed algorithms share none, so
@@ -495,7 +502,19 @@ def build_filter(
         loaded = DigestFilter.from_saved(saved)  # type: ignore[arg-type]
         if all(loaded.holds_all(a, store.sample_digests(a, 256)) for a in usable):
             return loaded, notes
-    built = DigestFilter({a: store.iter_digests(a) for a in usable}, counts_by_algorithm)
+    total = sum(counts_by_algorithm.get(a, 0) for a in usable)
+
+    def building(done: int) -> None:
+        if on_stage is not None:
+            on_stage(
+                f"Building the lookup filter: {done:,} of {total:,} stored digests "
+                "(once: later scans reuse it until the lists change)"
+            )
+
+    building(0)
+    built = DigestFilter(
+        {a: store.iter_digests(a) for a in usable}, counts_by_algorithm, on_progress=building
+    )
     with contextlib.suppress(StoreError, sqlite3.DatabaseError):
         for algorithm, data in built.saved().items():
             store.save_filter(algorithm, fingerprint, data)
@@ -511,8 +530,15 @@ def _lists_fingerprint(lists: Sequence[ListInfo]) -> str:
     return hashlib.sha256(repr(key).encode()).hexdigest()
 
 
-def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = None) -> ScanSummary:
+def run_scan(
+    options: ScanOptions,
+    progress: Callable[[Counts], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> ScanSummary:
     """Run one scan (or resume one) and return its summary.
+
+    `progress` hears the counts as files are done; `on_stage`, a line of text
+    on a long step before the first file (building the lookup filter).
 
     Raises:
         UsageError: missing examiner/case, evidence missing, outputs inside evidence.
@@ -611,7 +637,7 @@ def run_scan(options: ScanOptions, progress: Callable[[Counts], None] | None = N
             raise UsageError(
                 f"The hash store {options.db} holds no list. Import one, or pass --list FILE."
             )
-        digest_filter, filter_notes = build_filter(store, lists, options.algorithms)
+        digest_filter, filter_notes = build_filter(store, lists, options.algorithms, on_stage)
         notes.extend(filter_notes)
         notes.extend(
             f"list {info.name!r} holds {info.zero_length} entr"

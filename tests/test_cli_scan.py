@@ -424,3 +424,45 @@ def test_a_scan_without_archives_loads_no_archive_reader(
     args[args.index(str(log))] = str(archived)
     out = loaded("--archives")
     assert "matcher.evidence.archive" in out, out
+
+
+def _stderr_on_a_terminal(argv: list[str]) -> bytes:
+    """Run matcher with its stderr on a pseudo-terminal; what it showed there."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "matcher", *argv], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=slave)  # fmt: skip
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(timeout=60) in (0, 1)
+    finally:
+        os.close(master)
+    return shown
+
+
+def test_a_scan_on_a_terminal_shows_the_filter_being_built_once(tmp_path: Path) -> None:
+    import hashlib
+
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    (evidence / "a.bin").write_bytes(b"a")
+    listing = tmp_path / "l.md5"
+    listing.write_text(hashlib.md5(b"b").hexdigest() + "  b\n" + hashlib.md5(b"c").hexdigest() + "  c\n")
+    db = tmp_path / "s.db"
+    subprocess.run([sys.executable, "-m", "matcher", "import", str(listing), "--db", str(db)],
+                   check=True, capture_output=True)  # fmt: skip
+    scan = ["scan", str(evidence), "--db", str(db), "--examiner", "E", "--case", "C"]
+    first = _stderr_on_a_terminal([*scan, "--log", str(tmp_path / "1.jsonl")])
+    assert b"\r\x1b[KBuilding the lookup filter: 0 of 2 stored digests" in first
+    second = _stderr_on_a_terminal([*scan, "--log", str(tmp_path / "2.jsonl")])
+    assert b"Building the lookup filter" not in second and b"complete:" in second

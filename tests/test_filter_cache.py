@@ -170,3 +170,40 @@ def test_interleaved_one_pass_reads_leave_the_store_its_own_cache(store: HashSto
     next(second)
     assert len([*first]) == len([*second]) == 499
     assert store.db.execute("PRAGMA cache_size").fetchone()[0] == default
+
+
+def test_a_build_is_reported_as_it_goes_and_a_saved_filter_is_not(
+    store: HashStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At NSRL's size a build takes minutes: the scan says so, chunk by chunk."""
+    import matcher.match as match_mod
+
+    monkeypatch.setattr(match_mod, "BUILD_CHUNK", 64)
+    stages: list[str] = []
+    build_filter(store, store.lists(), ["md5", "sha256"], stages.append)
+    assert stages[0].startswith("Building the lookup filter: 0 of 500 stored digests")
+    assert [s.split(":")[1].split(" of ")[0].strip() for s in stages] == [
+        "0", "64", "128", "192", "256", "320", "384", "448", "500"
+    ]  # fmt: skip
+    again: list[str] = []
+    assert build_filter(store, store.lists(), ["md5", "sha256"], again.append)[0].loaded
+    assert again == []
+    store.close()
+
+
+def test_a_filter_built_in_chunks_has_the_bits_of_one_built_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Filters saved by earlier versions stay valid: chunks change no bit."""
+    import operator
+
+    import rbloom
+
+    import matcher.match as match_mod
+
+    digests = [hashlib.sha1(b"%d" % i).digest() for i in range(1000)]
+    whole = rbloom.Bloom(1000, match_mod.BLOOM_FALSE_POSITIVE_RATE, operator.index)
+    whole.update(int.from_bytes(d[:16], "little", signed=True) for d in digests)
+    monkeypatch.setattr(match_mod, "BUILD_CHUNK", 7)
+    chunked = DigestFilter({"sha1": iter(digests)}, {"sha1": 1000})
+    assert chunked.saved()["sha1"] == bytes(whole.save_bytes())
