@@ -221,12 +221,12 @@ class VerifyReport:
     sha256: str = ""
     # The first `run` and the last `end` record among those bytes, as checked
     # (a re-match takes its original run from here: no second, unchecked read).
-    # Not part of `verify --json`.
+    # Not part of `verify --json`, nor of equality or hashing (a report stays hashable).
     first_run: dict[str, object] | None = dataclasses.field(
-        default=None, repr=False, metadata={"json": False}
+        default=None, repr=False, compare=False, metadata={"json": False}
     )
     last_end: dict[str, object] | None = dataclasses.field(
-        default=None, repr=False, metadata={"json": False}
+        default=None, repr=False, compare=False, metadata={"json": False}
     )
 
 

@@ -369,11 +369,25 @@ def _default_log(case: str) -> Path:
 
 
 class _Progress:
-    """One status line on stderr, refreshed at most 5 times a second."""
+    """One status line on stderr, refreshed at most 5 times a second.
+
+    The line is cut to the terminal's width: a line that wrapped would leave
+    a stale row behind at each refresh.
+    """
 
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.last = 0.0
+
+    @staticmethod
+    def _show(text: str) -> None:
+        try:
+            width = os.get_terminal_size(sys.stderr.fileno()).columns
+        except (OSError, ValueError):
+            width = 0
+        width = width if width > 0 else 80  # 0: a terminal that does not say
+        sys.stderr.write("\r\x1b[K" + text[: width - 1])
+        sys.stderr.flush()
 
     def __call__(self, counts: Counts) -> None:
         now = time.monotonic()
@@ -381,11 +395,10 @@ class _Progress:
             return
         self.last = now
         rate = counts.bytes / max(now - self.started, 1e-6) / 1e6
-        sys.stderr.write(
-            f"\r\x1b[KHashing: {counts.files:,} files, {counts.bytes / 1e6:,.1f} MB, "
-            f"{rate:,.1f} MB/s, {counts.notable:,} notable, {counts.errors:,} errors   "
+        self._show(
+            f"Hashing: {counts.files:,} files, {counts.bytes / 1e6:,.1f} MB, "
+            f"{rate:,.1f} MB/s, {counts.notable:,} notable, {counts.errors:,} errors"
         )
-        sys.stderr.flush()
 
     def stage(self, text: str) -> None:
         """A step before the first file (building the lookup filter), on the same line."""
@@ -394,8 +407,7 @@ class _Progress:
         if now - self.last < 0.2:
             return
         self.last = now
-        sys.stderr.write("\r\x1b[K" + text)
-        sys.stderr.flush()
+        self._show(text)
 
     def done(self) -> None:
         sys.stderr.write("\r\x1b[K")
@@ -583,12 +595,16 @@ def scan_cmd(
     )
     show = not quiet and sys.stderr.isatty()
     progress = _Progress() if show else None
-    with _translate_errors():
-        summary = run_scan(
-            options, progress=progress, on_stage=progress.stage if progress else None
-        )
-    if progress is not None:
-        progress.done()
+    try:
+        with _translate_errors():
+            summary = run_scan(
+                options, progress=progress, on_stage=progress.stage if progress else None
+            )
+    finally:
+        # Note: also when the run fails or is interrupted: its message must
+        # not be glued to the end of the status line.
+        if progress is not None:
+            progress.done()
     _print_summary(summary, as_json)
     sys.exit(summary.exit_code)
 
@@ -696,10 +712,12 @@ def rematch_cmd(
         argv=sys.argv[1:],
     )
     progress = _Progress() if sys.stderr.isatty() else None
-    with _translate_errors():
-        summary = run_rematch(options, on_stage=progress.stage if progress else None)
-    if progress is not None:
-        progress.done()
+    try:
+        with _translate_errors():
+            summary = run_rematch(options, on_stage=progress.stage if progress else None)
+    finally:
+        if progress is not None:
+            progress.done()
     _print_summary(summary, as_json, resumable=False)
     sys.exit(summary.exit_code)
 

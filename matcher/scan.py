@@ -506,10 +506,7 @@ def build_filter(
 
     def building(done: int) -> None:
         if on_stage is not None:
-            on_stage(
-                f"Building the lookup filter: {done:,} of {total:,} stored digests "
-                "(once: later scans reuse it until the lists change)"
-            )
+            on_stage(f"Building the lookup filter: {done:,} of {total:,} digests")
 
     building(0)
     built = DigestFilter(

@@ -426,11 +426,15 @@ def test_a_scan_without_archives_loads_no_archive_reader(
     assert "matcher.evidence.archive" in out, out
 
 
-def _stderr_on_a_terminal(argv: list[str]) -> bytes:
-    """Run matcher with its stderr on a pseudo-terminal; what it showed there."""
+def _stderr_on_a_terminal(argv: list[str], columns: int = 0) -> tuple[int, bytes]:
+    """Run matcher with stderr on a pty of `columns`: its exit code and what it showed."""
+    import fcntl
     import pty
+    import struct
+    import termios
 
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     try:
         proc = subprocess.Popen([sys.executable, "-m", "matcher", *argv], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=slave)  # fmt: skip
@@ -444,10 +448,10 @@ def _stderr_on_a_terminal(argv: list[str]) -> bytes:
             if not chunk:
                 break
             shown += chunk
-        assert proc.wait(timeout=60) in (0, 1)
+        code = proc.wait(timeout=60)
     finally:
         os.close(master)
-    return shown
+    return code, shown
 
 
 def test_a_scan_on_a_terminal_shows_the_filter_being_built_once(tmp_path: Path) -> None:
@@ -457,12 +461,38 @@ def test_a_scan_on_a_terminal_shows_the_filter_being_built_once(tmp_path: Path) 
     evidence.mkdir()
     (evidence / "a.bin").write_bytes(b"a")
     listing = tmp_path / "l.md5"
-    listing.write_text(hashlib.md5(b"b").hexdigest() + "  b\n" + hashlib.md5(b"c").hexdigest() + "  c\n")
+    lines = [f"{hashlib.md5(x).hexdigest()}  {x.decode()}\n" for x in (b"b", b"c")]
+    listing.write_text("".join(lines))
     db = tmp_path / "s.db"
     subprocess.run([sys.executable, "-m", "matcher", "import", str(listing), "--db", str(db)],
                    check=True, capture_output=True)  # fmt: skip
     scan = ["scan", str(evidence), "--db", str(db), "--examiner", "E", "--case", "C"]
-    first = _stderr_on_a_terminal([*scan, "--log", str(tmp_path / "1.jsonl")])
-    assert b"\r\x1b[KBuilding the lookup filter: 0 of 2 stored digests" in first
-    second = _stderr_on_a_terminal([*scan, "--log", str(tmp_path / "2.jsonl")])
+    code, first = _stderr_on_a_terminal([*scan, "--log", str(tmp_path / "1.jsonl")])
+    assert code == 0
+    assert b"\r\x1b[KBuilding the lookup filter: 0 of 2 digests" in first
+    # The line then clears before the summary (also when a run fails: see below).
+    assert b"\r\x1b[Kcomplete:" in first
+    code, second = _stderr_on_a_terminal([*scan, "--log", str(tmp_path / "2.jsonl")])
+    assert code == 0
     assert b"Building the lookup filter" not in second and b"complete:" in second
+    # A narrow terminal: the line is cut to its width, so that it never wraps.
+    (db.parent / "s.db").unlink()
+    subprocess.run([sys.executable, "-m", "matcher", "import", str(listing), "--db", str(db)],
+                   check=True, capture_output=True)  # fmt: skip
+    code, narrow = _stderr_on_a_terminal([*scan, "--log", str(tmp_path / "3.jsonl")], columns=30)
+    assert code == 0
+    shown = narrow.split(b"\r\x1b[K")
+    assert b"Building the lookup f" in narrow
+    assert all(len(piece) <= 29 for piece in shown[1:-1]), shown
+    # A run that fails after the build: its error starts a line of its own.
+    (db.parent / "s.db").unlink()
+    subprocess.run([sys.executable, "-m", "matcher", "import", str(listing), "--db", str(db)],
+                   check=True, capture_output=True)  # fmt: skip
+    bad_key = tmp_path / "bad.pem"
+    bad_key.write_text("not a key\n")
+    code, failed = _stderr_on_a_terminal(
+        [*scan, "--log", str(tmp_path / "4.jsonl"), "--sign-key", str(bad_key)], columns=100
+    )
+    assert code == 2
+    assert b"Building the lookup filter" in failed
+    assert b"\r\x1b[KError:" in failed or b"\r\x1b[K\r\nError:" in failed, failed

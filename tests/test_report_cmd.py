@@ -593,7 +593,8 @@ def _log_of_errors(path: Path, n: int) -> Path:
     for i in range(n):
         log.append("error", {**path_fields(b"ev/f%06d.bin" % i), "kind": "file",
                              "reason": "io-error", "errno": 5,
-                             "detail": "EIO: Input/output error " + "x" * 150, "size": i})  # fmt: skip
+                             "detail": "EIO: Input/output error " + "x" * 150,
+                             "size": i})  # fmt: skip
     log.append("end", {"status": "complete", "counts": {"errors": n}})
     log.close()
     return path

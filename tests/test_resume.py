@@ -519,5 +519,6 @@ def test_rematch_takes_the_original_run_from_its_one_verified_read(corpus: tuple
     )
     assert summary.counts.notable == sum(1 for p in notable if "/d1/" in p)
     assert verify(new_log) == 0
-    shown = json.loads(subprocess.run([*MATCHER, "verify", str(log), "--json"], capture_output=True).stdout)
+    shown = subprocess.run([*MATCHER, "verify", str(log), "--json"], capture_output=True).stdout
+    shown = json.loads(shown)
     assert "first_run" not in shown and "last_end" not in shown and shown["intact"] is True

@@ -164,16 +164,54 @@ def test_a_scan_whose_worker_dies_stops_with_its_log_closed_and_verifiable(
     assert end["type"] == "end" and end["status"] == "interrupted"
 
 
-def test_both_pipes_of_every_worker_are_grown_so_a_fast_worker_can_run_ahead() -> None:
-    import fcntl
+_PIPE_SIZES = """
+import collections, fcntl, sys
+from matcher.workers import ForkedWorkers
+pool = ForkedWorkers(int(sys.argv[1]), lambda: None, (), lambda unit: unit)
+get = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+print(dict(collections.Counter(fcntl.fcntl(w.tasks, get) for w in pool._workers)))
+print(dict(collections.Counter(fcntl.fcntl(w.replies, get) for w in pool._workers)))
+pool.close()
+"""
 
-    get_size = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+
+def _pipe_sizes(jobs: int, as_nobody: bool) -> tuple[dict[int, int], dict[int, int]]:
+    """Task and reply pipe sizes (size: workers) of a pool of `jobs` workers."""
+    import ast
+    import subprocess
+    import sys
+
+    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if as_nobody else []
+    root = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([*prefix, sys.executable, "-c", _PIPE_SIZES, str(jobs)], cwd="/",
+                          env={**os.environ, "PYTHONPATH": root}, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    tasks, replies = done.stdout.splitlines()
+    return ast.literal_eval(tasks), ast.literal_eval(replies)
+
+
+def test_reply_pipes_are_grown_so_a_fast_worker_can_run_ahead() -> None:
     with open("/proc/sys/fs/pipe-max-size") as f:
         allowed = min(int(f.read()), 1 << 20)
-    pool = ForkedWorkers(2, _nothing, (), _echo)
-    try:
-        for worker in pool._workers:
-            assert fcntl.fcntl(worker.tasks, get_size) == allowed
-            assert fcntl.fcntl(worker.replies, get_size) == allowed
-    finally:
-        pool.close()
+    assert _pipe_sizes(2, as_nobody=False) == ({allowed: 2}, {256 << 10: 2})
+
+
+def test_reply_pipes_never_cost_a_task_pipe_its_size_under_the_user_pipe_limit() -> None:
+    """An unprivileged user may hold 64 MiB of pipe buffers (pipe-user-pages-soft); past
+    that, every new pipe gets 8 KiB. Task pipes come first: with many workers the
+    reply pipes stay as they are rather than shrink a task pipe (or a later program's)."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("this case needs root (setpriv); CI runs the suite as root")
+        pytest.skip("needs root (setpriv)")
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        allowed = min(int(f.read()), 1 << 20)
+    with open("/proc/sys/fs/pipe-user-pages-soft") as f:
+        soft = int(f.read()) * os.sysconf("SC_PAGE_SIZE")
+    assert _pipe_sizes(2, as_nobody=True) == ({allowed: 2}, {256 << 10: 2})
+    many = soft // (allowed + (64 << 10)) - 4  # still fits with default reply pipes
+    tasks, replies = _pipe_sizes(many, as_nobody=True)
+    assert tasks == {allowed: many}
+    assert set(replies) <= {64 << 10, 256 << 10}
+    if replies != {64 << 10: many}:  # grown: then within half of what was left
+        assert many * ((256 - 64) << 10) <= (soft - many * (allowed + (64 << 10))) // 2
