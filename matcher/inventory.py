@@ -79,12 +79,10 @@ class Inventory:
             # Note: `path` has no key or index: a second B-tree, half of the
             # inventory's write time on a tree of small files. A run queues
             # each entry once (a resume skips finished paths and first
-            # deletes failed rows), and sources name entries uniquely, with
-            # one known exception: inside a disk image, a file literally
-            # named `a.zip!x` beside `a.zip` has the path of that archive's
-            # member `x`. Both rows are then kept (the key made one silently
-            # replace the other). Readers sort by path when they need to.
-            # Inventories made with the key read and resume as before.
+            # deletes failed rows), and sources name entries uniquely (see
+            # evidence/unique.py), so the key only checked that. Readers
+            # sort by path when they need to. Inventories made with the key
+            # read and resume as before.
             self.db.execute(
                 "CREATE TABLE entries (path BLOB NOT NULL, kind TEXT, size INTEGER, "
                 f"mtime_ns INTEGER, {digests}verdict TEXT, skip TEXT, failure TEXT, "

@@ -660,3 +660,31 @@ def test_a_member_path_never_names_another_entry_across_nesting_or_the_folder(db
     finally:
         conn.close()
     assert counts["notable"] == 4 and rows == counts["entries"]
+
+
+def test_a_member_path_never_names_a_file_of_the_same_image(db: Path, tmp_path: Path) -> None:
+    """In an ext4 image, `b.zip` holding `y.bin` beside a file literally named `b.zip!y.bin`:
+    two paths, two matches, two inventory rows (one path stood for both: one row was lost,
+    and a resume would have taken the second entry for done)."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "b.zip").write_bytes(zip_bytes({"y.bin": NOTABLE, "z.bin": b"other\n"}))
+    (tree / "b.zip!y.bin").write_bytes(NOTABLE)
+    image = tmp_path / "ev" / "disk.raw"
+    image.parent.mkdir()
+    subprocess.run([peer_tool("mke2fs"), "-q", "-F", "-t", "ext4", "-b", "4096", "-d", str(tree),
+                    str(image), "16M"], check=True, capture_output=True)  # fmt: skip
+    result, log = scan(db, tmp_path, image, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    volume = f"{image}!p0@0:ext4"
+    matches = sorted(str(r["path"]) for r in read_log(log) if r["type"] == "match")
+    assert matches == [f"{volume}/b.zip!y.bin", f"{volume}/b.zip!y.bin (duplicate 2)"]
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        rows, paths = conn.execute("SELECT count(*), count(DISTINCT path) FROM entries").fetchone()
+        kinds = dict(conn.execute("SELECT CAST(path AS TEXT), kind FROM entries"))
+    finally:
+        conn.close()
+    assert rows == paths == assert_counts_add_up(log)["entries"]
+    assert kinds[f"{volume}/b.zip!y.bin"] == "file"  # the image's own file keeps its path
+    assert kinds[f"{volume}/b.zip!z.bin"] == "member"

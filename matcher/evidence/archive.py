@@ -44,6 +44,7 @@ import tarfile
 import threading
 import zipfile
 import zlib
+from collections.abc import Callable
 from collections.abc import Iterator
 from typing import IO
 from typing import Any
@@ -332,13 +333,23 @@ class ArchiveWalker:
         self.limits = limits
 
     def walk(
-        self, path: bytes, base: tuple[object, ...], head: bytes, packed_size: int
+        self,
+        path: bytes,
+        base: tuple[object, ...],
+        head: bytes,
+        packed_size: int,
+        exists: Callable[[bytes], bool] | None = None,
     ) -> Iterator[FileTask | EntryOutcome]:
-        """Every member of the archive at `path` (whose first bytes are `head`)."""
+        """Every member of the archive at `path` (whose first bytes are `head`).
+
+        `exists` tells whether a path names an entry of the archive's own
+        source (a file beside it named like a member path): such a path is
+        taken, and the member gets another.
+        """
         fmt = archive_format(head)
         if fmt is None:
             return
-        budget = _Budget(UniquePaths(real_files=base[0] == "file"))
+        budget = _Budget(UniquePaths(exists))
         yield from self._walk(path, base, (), fmt, head, packed_size, 1, budget)
 
     def _walk(

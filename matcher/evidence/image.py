@@ -626,6 +626,10 @@ _local = threading.local()
 
 def _cached_volume(image_path: bytes, kind: str, offset: int) -> Any:
     """This thread's opened filesystem of an image (opened once per worker)."""
+    return _cached(image_path, kind, offset).fs
+
+
+def _cached(image_path: bytes, kind: str, offset: int) -> Volume:
     cache: dict[bytes, OpenedImage] | None = getattr(_local, "images", None)
     if cache is None:
         cache = _local.images = {}
@@ -634,8 +638,31 @@ def _cached_volume(image_path: bytes, kind: str, offset: int) -> Any:
         image = cache[image_path] = OpenedImage(image_path, kind)
     for volume in image.volumes:
         if volume.offset == offset:
-            return volume.fs
+            return volume
     raise OSError(errno_mod.ENOENT, f"no filesystem at offset {offset}")
+
+
+def names_entry(locator: tuple[object, ...], path: bytes) -> bool:
+    """Whether `path` is the path of an entry of the filesystem `locator` points into.
+
+    For archive members inside an image: a file literally named `a.zip!x`
+    beside `a.zip` would have the path of its member `x` (see UniquePaths).
+    A path TSK cannot look up (not UTF-8, or not found) names no entry.
+    """
+    _, image_path, kind, offset = locator[:4]
+    assert isinstance(image_path, bytes) and isinstance(kind, str) and isinstance(offset, int)
+    try:
+        volume = _cached(image_path, kind, offset)
+    except (OSError, EvidenceError):
+        return False
+    prefix = image_path + b"!" + volume.label
+    if not path.startswith(prefix + b"/"):
+        return False
+    try:
+        volume.fs.open(path=path[len(prefix) :].decode("utf-8"))
+    except (UnicodeDecodeError, OSError, RuntimeError):
+        return False
+    return True
 
 
 def close_cached() -> None:

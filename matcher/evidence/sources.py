@@ -10,9 +10,11 @@ chunk reader for everything that is not a plain file.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import sys
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 
@@ -112,8 +114,10 @@ class EvidenceWalker:
         assert self.archives is not None
         if task.size < 4 or task.link not in (None, task.path):
             return  # too small for any archive, or a hard link already walked
+        exists: Callable[[bytes], bool]
         if task.locator is None:
             base: tuple[object, ...] = ("file", task.path, task.dev, task.ino)
+            exists = os.path.lexists
             try:
                 fd = open_listed(task.path, task.dev, task.ino)
                 try:
@@ -125,6 +129,7 @@ class EvidenceWalker:
                 return
         elif task.locator[0] == "image":
             base = (*task.locator, task.size)
+            exists = functools.partial(image_mod.names_entry, task.locator)
             try:
                 handle = image_mod.open_stream(task.locator)
                 head = image_mod.read_range(handle, 0, min(archive_mod.HEAD, task.size))
@@ -133,7 +138,7 @@ class EvidenceWalker:
                 return
         else:
             return  # members are walked by the archive walker itself
-        yield from self.archives.walk(task.path, base, head, task.size)
+        yield from self.archives.walk(task.path, base, head, task.size, exists)
 
     def close(self) -> None:
         """Close what the walk and this thread's readers opened (not the images given)."""

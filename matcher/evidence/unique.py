@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 
 
 class UniqueNames:
@@ -33,19 +33,21 @@ class UniquePaths:
 
     Names alone are not enough: a member literally named `inner.zip!x` and
     the member `x` of a nested `inner.zip` both give `a.zip!inner.zip!x`, and
-    a real file named `b.zip!y.bin` beside `b.zip` has the path of its member
-    `y.bin`. Every path handed out is remembered for the walk; with
-    `real_files`, a path that names an existing file or folder is taken too.
-    A path already taken gets ` (duplicate 2)` (then 3, ...).
+    a real file named `b.zip!y.bin` beside `b.zip` (in a folder, or in a
+    disk image) has the path of its member `y.bin`. Every path handed out is
+    remembered for the walk; with `exists`, a path that names an entry of
+    the archive's own source (a file or folder, an image's entry) is taken
+    too. A path already taken gets ` (duplicate 2)` (then 3, ...).
     """
 
-    def __init__(self, real_files: bool) -> None:
+    def __init__(self, exists: Callable[[bytes], bool] | None) -> None:
         self._seen: set[bytes] = set()
-        self._real_files = real_files
+        self._exists = exists
 
     def unique(self, path: bytes) -> bytes:
         chosen, n = path, 1
-        while chosen in self._seen or (self._real_files and os.path.lexists(chosen)):
+        exists = self._exists
+        while chosen in self._seen or (exists is not None and exists(chosen)):
             n += 1
             chosen = path + b" (duplicate %d)" % n
         self._seen.add(chosen)
