@@ -92,6 +92,15 @@ class DigestFilter:
             self._members[algorithm] = rbloom.Bloom.load_bytes(data, _KEY_HASH)
         return self
 
+    def union_saved(self, saved: Mapping[str, bytes]) -> None:
+        """Add the digests of other filters of the same sizes (`saved()` bytes), by OR."""
+        for algorithm, data in saved.items():
+            other = rbloom.Bloom.load_bytes(data, _KEY_HASH)
+            mine = self._members[algorithm]
+            if other.size_in_bits != mine.size_in_bits:
+                raise ValueError(f"{algorithm} filters of different sizes cannot be joined")
+            mine.update(other)
+
     def saved(self) -> dict[str, bytes]:
         """Each algorithm's filter as bytes, for `from_saved`."""
         return {a: bytes(b.save_bytes()) for a, b in self._members.items()}

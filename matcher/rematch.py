@@ -29,6 +29,7 @@ from matcher.errors import IntegrityError
 from matcher.errors import UsageError
 from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
+from matcher.lookup_filter import build_filter
 from matcher.match import match_batch
 from matcher.models import EntryOutcome
 from matcher.models import Failure
@@ -45,7 +46,6 @@ from matcher.scan import _install_signal_handlers
 from matcher.scan import _Recorder
 from matcher.scan import _SignalGate
 from matcher.scan import append_end_record
-from matcher.scan import build_filter
 from matcher.scan import exit_code_for
 from matcher.scan import refuse_outputs_inside
 from matcher.store import HashStore

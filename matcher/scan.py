@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import signal
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +32,6 @@ from matcher import auditlog
 from matcher import signing
 from matcher.errors import ExitCode
 from matcher.errors import MatcherError
-from matcher.errors import StoreError
 from matcher.errors import UsageError
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
@@ -48,7 +46,8 @@ from matcher.hashing import Engine
 from matcher.hashing import make_engine
 from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
-from matcher.match import BLOOM_FALSE_POSITIVE_RATE
+from matcher.lookup_filter import build_filter
+from matcher.lookup_filter import lists_fingerprint
 from matcher.match import DigestFilter
 from matcher.match import Lookup
 from matcher.match import match_batch
@@ -457,74 +456,6 @@ def _install_signal_handlers(gate: _SignalGate) -> Callable[[], None]:
         signal.signal(signal.SIGTERM, old_term)
 
     return restore
-
-
-def build_filter(
-    store: HashStore,
-    lists: list[ListInfo],
-    algorithms: Sequence[str],
-    on_stage: Callable[[str], None] | None = None,
-) -> tuple[DigestFilter, list[str]]:
-    """The in-memory filter over every stored digest this run computes, and notes.
-
-    `on_stage` hears how a build goes, when the filter is not saved in the
-    store (the first run after the lists changed): at NSRL's size it takes
-    minutes, which must not look like a hang.
-
-    Raises:
-        UsageError: when the lists and the computed algorithms share none, so
-            that nothing could ever match (a silent all-unknown run).
-    """
-    stored = store.stored_algorithms()
-    computed = set(algorithms)
-    if not stored & computed:
-        raise UsageError(
-            f"The lists hold {', '.join(sorted(stored))} digests but the run computes only "
-            f"{', '.join(algorithms)}: nothing could ever match. Fix --algorithms."
-        )
-    notes = [
-        f"lists also hold {missing} digests, which this run does not compute"
-        for missing in sorted(stored - computed)
-    ]
-    counts_by_algorithm: dict[str, int] = {}
-    for info in lists:
-        for algorithm, n in info.counts.items():
-            counts_by_algorithm[algorithm] = counts_by_algorithm.get(algorithm, 0) + n
-    usable = sorted(stored & computed)
-    # Note: reading every stored digest takes about a second per 1M, so the
-    # filter is saved in the store and reused while the lists stay the same.
-    # A saved filter is used only if its SHA-256 checks and it holds a sample
-    # of stored digests; anything else rebuilds it (a missed digest would be
-    # a silent miss, the one failure a filter must never have).
-    fingerprint = _lists_fingerprint(lists)
-    saved = {a: store.saved_filter(a, fingerprint) for a in usable}
-    if all(saved.values()):
-        loaded = DigestFilter.from_saved(saved)  # type: ignore[arg-type]
-        if all(loaded.holds_all(a, store.sample_digests(a, 256)) for a in usable):
-            return loaded, notes
-    total = sum(counts_by_algorithm.get(a, 0) for a in usable)
-
-    def building(done: int) -> None:
-        if on_stage is not None:
-            on_stage(f"Building the lookup filter: {done:,} of {total:,} digests")
-
-    building(0)
-    built = DigestFilter(
-        {a: store.iter_digests(a) for a in usable}, counts_by_algorithm, on_progress=building
-    )
-    with contextlib.suppress(StoreError, sqlite3.DatabaseError):
-        for algorithm, data in built.saved().items():
-            store.save_filter(algorithm, fingerprint, data)
-    return built, notes
-
-
-def _lists_fingerprint(lists: Sequence[ListInfo]) -> str:
-    """Names exactly this set of imported lists (ids, sources, times, counts)."""
-    key: list[object] = [
-        (i.id, i.source_sha256, i.imported, i.entries, sorted(i.counts.items())) for i in lists
-    ]
-    key.append(("bloom", BLOOM_FALSE_POSITIVE_RATE))
-    return hashlib.sha256(repr(key).encode()).hexdigest()
 
 
 def run_scan(
@@ -938,7 +869,7 @@ def _candidate_sizes(
     """
     if not options.candidates_only:
         return None
-    sizes, unsized = store.notable_sizes(_lists_fingerprint(lists), lists)
+    sizes, unsized = store.notable_sizes(lists_fingerprint(lists), lists)
     if unsized:
         notes.append(
             "--candidates-only ignored (full scan): notable list(s) without sizes: "

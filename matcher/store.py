@@ -861,17 +861,24 @@ class HashStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute(f"PRAGMA main.cache_size = {-STORE_CACHE_KIB}")
 
-    def iter_digests(self, algorithm: str, role: str | None = None) -> Iterator[bytes]:
+    def iter_digests(
+        self, algorithm: str, role: str | None = None, half: int | None = None
+    ) -> Iterator[bytes]:
         """Every stored digest of `algorithm` (optionally of one role), for filters.
 
+        With `half` 0 or 1 (and no role), only the digests below 0x80.. or
+        from it up: two processes can read one half each (the key's order).
         Read through a small page cache (see streaming()).
         """
         with self.streaming():
-            yield from self._iter_digests(algorithm, role)
+            yield from self._iter_digests(algorithm, role, half)
 
-    def _iter_digests(self, algorithm: str, role: str | None) -> Iterator[bytes]:
+    def _iter_digests(self, algorithm: str, role: str | None, half: int | None) -> Iterator[bytes]:
         code = ALGORITHM_CODES[algorithm]
-        if role is None:
+        if role is None and half is not None:
+            where = "digest < x'80'" if half == 0 else "digest >= x'80'"
+            cur = self.db.execute(f"SELECT digest FROM hashes WHERE algo = ? AND {where}", [code])
+        elif role is None:
             cur = self.db.execute("SELECT digest FROM hashes WHERE algo = ?", [code])
         else:
             cur = self.db.execute(

@@ -10,7 +10,7 @@ import pytest
 
 from matcher.importing import import_list
 from matcher.match import DigestFilter
-from matcher.scan import build_filter
+from matcher.lookup_filter import build_filter
 from matcher.store import HashStore
 
 
@@ -207,3 +207,78 @@ def test_a_filter_built_in_chunks_has_the_bits_of_one_built_at_once(
     monkeypatch.setattr(match_mod, "BUILD_CHUNK", 7)
     chunked = DigestFilter({"sha1": iter(digests)}, {"sha1": 1000})
     assert chunked.saved()["sha1"] == bytes(whole.save_bytes())
+
+
+@pytest.fixture
+def two_lists(tmp_path: Path) -> HashStore:
+    """A store of 3,000 SHA-256 and 1,500 MD5 digests, in two lists."""
+    a = tmp_path / "a.sha256"
+    a.write_text("".join(f"{hashlib.sha256(b'%d' % i).hexdigest()}  f{i}\n" for i in range(3000)))
+    b = tmp_path / "b.md5"
+    b.write_text("".join(f"{hashlib.md5(b'%d' % i).hexdigest()}  g{i}\n" for i in range(1500)))
+    store = HashStore(tmp_path / "s.db")
+    import_list(store, a)
+    import_list(store, b)
+    return store
+
+
+def _built(store: HashStore, split_min: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    import matcher.lookup_filter as lookup_filter
+
+    monkeypatch.setattr(lookup_filter, "SPLIT_MIN_DIGESTS", split_min)
+    store.db.conn.execute("DELETE FROM filter_cache")
+    stages: list[str] = []
+    built, _ = build_filter(store, store.lists(), ["md5", "sha256"], stages.append)
+    assert not built.loaded and stages[-1] == "Building the lookup filter: 4,500 of 4,500 digests"
+    return built.saved()
+
+
+def test_a_build_split_between_two_processes_has_the_bits_of_one_build(
+    two_lists: HashStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child reads the digests from 0x80.. up, this process the rest: ORed, the two
+    filters must be exactly the filter of one build (a missed digest would be silent)."""
+    whole = _built(two_lists, 10**12, monkeypatch)
+    split = _built(two_lists, 0, monkeypatch)
+    assert split == whole
+    two_lists.close()
+
+
+def test_a_failed_or_killed_child_only_costs_time(
+    two_lists: HashStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matcher.lookup_filter as lookup_filter
+
+    whole = _built(two_lists, 10**12, monkeypatch)
+
+    def unopenable(*args: object, **kwargs: object) -> HashStore:
+        if os.getpid() != parent:
+            raise OSError("the child cannot open the store")
+        return HashStore(*args, **kwargs)  # type: ignore[arg-type]
+
+    parent = os.getpid()
+    monkeypatch.setattr(lookup_filter, "HashStore", unopenable)
+    assert _built(two_lists, 0, monkeypatch) == whole
+    monkeypatch.undo()
+
+    def killed(*args: object, **kwargs: object) -> HashStore:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), 9)
+        return HashStore(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lookup_filter, "HashStore", killed)
+    assert _built(two_lists, 0, monkeypatch) == whole
+    two_lists.close()
+
+
+def test_a_build_without_a_process_to_spare_is_done_here(
+    two_lists: HashStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _built(two_lists, 10**12, monkeypatch)
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert _built(two_lists, 0, monkeypatch) == whole
+    two_lists.close()
