@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import pickle
 import signal
 import sqlite3
 import struct
@@ -98,8 +97,8 @@ def build_filter(
             on_stage(f"Building the lookup filter: {done:,} of {total:,} digests")
 
     building(0)
-    if total >= SPLIT_MIN_DIGESTS and (os.cpu_count() or 1) > 1:
-        built = _build_in_two(store, usable, counts_by_algorithm, building)
+    if total >= SPLIT_MIN_DIGESTS and len(os.sched_getaffinity(0)) > 1:
+        built = _build_in_two(store, usable, counts_by_algorithm, fingerprint, building)
     else:
         built = DigestFilter(
             {a: store.iter_digests(a) for a in usable}, counts_by_algorithm, on_progress=building
@@ -115,14 +114,18 @@ def _build_in_two(
     store: HashStore,
     usable: list[str],
     counts: Mapping[str, int],
+    fingerprint: str,
     building: Callable[[int], None],
 ) -> DigestFilter:
     """The filter of every stored digest, its upper half read by a forked child.
 
     The child opens the store on its own connection (never this one) and
-    sends its filters back through a pipe; this process reads the lower
-    half meanwhile, then ORs the two. A child that fails, or dies, costs
-    only time: its half is then read here.
+    first sends the fingerprint of the lists it finds there: a store put at
+    the same path meanwhile (a sync job's swap) is not the one this scan
+    reads, and its half is then read here. It then sends one algorithm's
+    filter at a time, which is ORed in at once: this process never holds
+    more than one filter besides its own. A child that fails, or dies,
+    costs only time: the halves it did not deliver are read here.
     """
     try:
         readable, writable = os.pipe2(os.O_CLOEXEC)
@@ -141,40 +144,77 @@ def _build_in_two(
             die_with_parent()
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scan owns interruption
             child_store = HashStore(store.path, readonly=True)
+            _send(writable, lists_fingerprint(child_store.lists()).encode())
+            # Note: every filter is built before the first is sent: the
+            # parent reads only once its own half is built, and a child that
+            # waited on the pipe meanwhile would build the rest after it.
             upper = DigestFilter({a: child_store.iter_digests(a, half=1) for a in usable}, counts)
-            payload = pickle.dumps(upper.saved(), protocol=pickle.HIGHEST_PROTOCOL)
-            view = memoryview(_SIZE.pack(len(payload)) + payload)
-            while view:
-                view = view[os.write(writable, view) :]
+            for algorithm in usable:
+                _send(writable, algorithm.encode())
+                _send(writable, upper.saved_one(algorithm))
             code = 0
         finally:
             os._exit(code)
     os.close(writable)
-    received = b""
+    done_here = 0
+
+    def lower(done: int) -> None:
+        nonlocal done_here
+        done_here = done
+        building(2 * done)  # the child reads about as many meanwhile
+
+    missing = list(usable)
     try:
-        # Note: progress counts this half twice; the child reads as many.
         built = DigestFilter(
-            {a: store.iter_digests(a, half=0) for a in usable},
-            counts,
-            on_progress=lambda done: building(2 * done),
+            {a: store.iter_digests(a, half=0) for a in usable}, counts, on_progress=lower
         )
-        chunks = []
-        while chunk := os.read(readable, 1 << 20):
-            chunks.append(chunk)
-        received = b"".join(chunks)
+        # Note: a filter takes about 1.8 bytes a digest; a message larger
+        # than this bound can only be a fault, never a reason to allocate.
+        limit = 4 * max(counts.get(a, 0) for a in usable) + (1 << 20)
+        if _receive(readable, 256) == fingerprint.encode():
+            while missing and (name := _receive(readable, 256)) is not None:
+                data = _receive(readable, limit)
+                if data is None or name.decode("ascii", "replace") != missing[0]:
+                    break
+                built.union_saved({missing.pop(0): data})
     finally:
         os.close(readable)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # done already, unless this side failed
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-    upper_half: dict[str, bytes] | None = None
-    if len(received) >= _SIZE.size and _SIZE.unpack_from(received)[0] == len(received) - _SIZE.size:
-        # Note: this pipe joins this process and the child it forked itself;
-        # nothing else can write to it (as for the hash workers' pipes).
-        upper_half = pickle.loads(received[_SIZE.size :])
-    if upper_half is None or set(upper_half) != set(usable):
-        upper = DigestFilter({a: store.iter_digests(a, half=1) for a in usable}, counts)
-        upper_half = upper.saved()
-    built.union_saved(upper_half)
+    if missing:
+        upper = DigestFilter(
+            {a: store.iter_digests(a, half=1) for a in missing},
+            counts,
+            on_progress=lambda done: building(done_here + done),
+        )
+        built.union_saved(upper.saved())
     return built
+
+
+def _send(fd: int, data: bytes) -> None:
+    for part in (_SIZE.pack(len(data)), data):
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+def _receive(fd: int, limit: int) -> bytes | None:
+    """One message `_send` wrote, or None when the pipe ends first (or it exceeds `limit`)."""
+    header = _read(fd, _SIZE.size)
+    if header is None or _SIZE.unpack(header)[0] > limit:
+        return None
+    return _read(fd, _SIZE.unpack(header)[0])
+
+
+def _read(fd: int, size: int) -> bytes | None:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if not n:
+            return None
+        got += n
+    return bytes(buffer)

@@ -103,7 +103,11 @@ class DigestFilter:
 
     def saved(self) -> dict[str, bytes]:
         """Each algorithm's filter as bytes, for `from_saved`."""
-        return {a: bytes(b.save_bytes()) for a, b in self._members.items()}
+        return {a: self.saved_one(a) for a in self._members}
+
+    def saved_one(self, algorithm: str) -> bytes:
+        """One algorithm's filter as bytes (see saved())."""
+        return bytes(self._members[algorithm].save_bytes())
 
     def holds_all(self, algorithm: str, digests: Iterable[bytes]) -> bool:
         """True when every one of `digests` passes (a check of a loaded filter)."""

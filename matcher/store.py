@@ -870,6 +870,8 @@ class HashStore:
         from it up: two processes can read one half each (the key's order).
         Read through a small page cache (see streaming()).
         """
+        if role is not None and half is not None:
+            raise ValueError("a half of one role's digests is not supported")
         with self.streaming():
             yield from self._iter_digests(algorithm, role, half)
 

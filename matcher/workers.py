@@ -89,13 +89,17 @@ def _pipe_budget() -> int | None:
     pages (64 MiB by default); past it, every new pipe of the user gets 8
     KiB, and growing one fails. Root (CAP_SYS_RESOURCE) is exempt.
     """
-    if os.geteuid() == 0:
-        return None
     try:
+        with open("/proc/self/status") as f:
+            effective = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
         with open("/proc/sys/fs/pipe-user-pages-soft") as f:
             pages = int(f.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, StopIteration, IndexError):
         return 0  # unknown: assume there is none to spare
+    # Note: the kernel exempts by capability, not by uid: root in a container
+    # without CAP_SYS_RESOURCE (24) and CAP_SYS_ADMIN (21) has a budget too.
+    if effective & ((1 << 24) | (1 << 21)):
+        return None
     return None if pages == 0 else pages * os.sysconf("SC_PAGE_SIZE")
 
 
@@ -111,13 +115,16 @@ def _grow_reply_pipes(workers: list[_Worker]) -> None:
     64-thread workstation) or the user's other programs never get the 8 KiB
     pipes of an exhausted budget on their account.
     """
+    small = [w for w in workers if _pipe_size(w.replies) < _REPLY_PIPE_WANTED]
     budget = _pipe_budget()
     if budget is not None:
-        replies = [_pipe_size(w.replies) for w in workers]
-        spare = budget - sum(w.capacity for w in workers) - sum(replies)
-        if sum(_REPLY_PIPE_WANTED - size for size in replies) > spare // 2:
+        sizes = [_pipe_size(w.replies) for w in workers]
+        spare = budget - sum(w.capacity for w in workers) - sum(sizes)
+        if sum(_REPLY_PIPE_WANTED - size for size in sizes if size < _REPLY_PIPE_WANTED) > (
+            spare // 2
+        ):
             return
-    for worker in workers:
+    for worker in small:  # never shrunk (a kernel of 64 KiB pages starts at 1 MiB)
         with contextlib.suppress(OSError):
             fcntl.fcntl(worker.replies, _F_SETPIPE_SZ, _REPLY_PIPE_WANTED)
 

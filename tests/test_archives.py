@@ -580,13 +580,13 @@ def test_an_archive_whose_parent_became_a_symlink_is_not_read_outside(tmp_path: 
     (task,) = [t for t in FolderWalker(()).walk([os.fsencode(ev)]) if isinstance(t, FileTask)]
     (ev / "a").rename(ev / "a.orig")
     (ev / "a").symlink_to(outside)
-    found = list(walker._inside(task))
+    found = list(walker._inside(task, None))
     assert len(found) == 1 and isinstance(found[0], EntryOutcome) and found[0].failure is not None
     assert "replaced by another object" in str(found[0].detail)
     # Members listed before the swap are refused too when a worker reopens the archive.
     (ev / "a").unlink()
     (ev / "a.orig").rename(ev / "a")
-    members = [t for t in walker._inside(task) if isinstance(t, FileTask)]
+    members = [t for t in walker._inside(task, None) if isinstance(t, FileTask)]
     assert members
     (ev / "a").rename(ev / "a.orig")
     (ev / "a").symlink_to(outside)
@@ -688,3 +688,48 @@ def test_a_member_path_never_names_a_file_of_the_same_image(db: Path, tmp_path: 
     assert rows == paths == assert_counts_add_up(log)["entries"]
     assert kinds[f"{volume}/b.zip!y.bin"] == "file"  # the image's own file keeps its path
     assert kinds[f"{volume}/b.zip!z.bin"] == "member"
+
+
+def test_members_in_an_image_with_odd_names_keep_unique_paths_and_are_all_read(
+    db: Path, tmp_path: Path
+) -> None:
+    """Names are bytes: a member `\\xff.bin` of `c.tar` beside a real file `c.tar!\\xff.bin`,
+    and a PAX member whose name holds a NUL (a suspect can craft both). Every member is
+    read, and no two entries share a path."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT,
+                      encoding="utf-8", errors="surrogateescape") as archive:  # fmt: skip
+        for name, data in (("\udcff.bin", NOTABLE), ("plain.bin", b"plain\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    (tree / "c.tar").write_bytes(raw.getvalue())
+    (tree / os.fsdecode(b"c.tar!\xff.bin")).write_bytes(NOTABLE)
+    pax = io.BytesIO()
+    with tarfile.open(fileobj=pax, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in (("bad\x00.bin", NOTABLE), ("after.bin", b"after\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    (tree / "d.tar").write_bytes(pax.getvalue())
+    image = tmp_path / "ev" / "disk.raw"
+    image.parent.mkdir()
+    subprocess.run([peer_tool("mke2fs"), "-q", "-F", "-t", "ext4", "-b", "4096", "-d", str(tree),
+                    str(image), "16M"], check=True, capture_output=True)  # fmt: skip
+    result, log = scan(db, tmp_path, image, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["errors"] == 0, [r for r in read_log(log) if r["type"] == "error"]
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        rows, paths = conn.execute("SELECT count(*), count(DISTINCT path) FROM entries").fetchone()
+        listed = {bytes(p) for (p,) in conn.execute("SELECT path FROM entries")}
+    finally:
+        conn.close()
+    assert rows == paths == counts["entries"]
+    volume = os.fsencode(f"{image}!p0@0:ext4/")
+    assert volume + b"c.tar!\xff.bin" in listed  # the image's own file
+    assert volume + b"c.tar!\xff.bin (duplicate 2)" in listed  # the member
+    assert volume + b"d.tar!after.bin" in listed  # read past the member with a NUL

@@ -282,3 +282,24 @@ def test_a_build_without_a_process_to_spare_is_done_here(
     monkeypatch.setattr(os, "fork", no_fork)
     assert _built(two_lists, 0, monkeypatch) == whole
     two_lists.close()
+
+
+def test_a_store_swapped_at_its_path_is_not_read_by_the_child(
+    two_lists: HashStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child opens the store by path: one put there meanwhile (a sync job's swap)
+    holds other lists, and its digests must not stand in for this store's upper half."""
+    whole = _built(two_lists, 10**12, monkeypatch)
+    other_list = tmp_path / "other.sha256"
+    other_list.write_text("".join(f"{hashlib.sha256(b'x%d' % i).hexdigest()}  x\n" for i in range(99)))
+    other = HashStore(tmp_path / "other.db")
+    import_list(other, other_list)
+    other.close()
+    import matcher.lookup_filter as lookup_filter
+
+    monkeypatch.setattr(lookup_filter, "SPLIT_MIN_DIGESTS", 0)
+    two_lists.db.conn.execute("DELETE FROM filter_cache")
+    os.replace(tmp_path / "other.db", two_lists.path)  # this scan's connection keeps the old file
+    built, _ = build_filter(two_lists, two_lists.lists(), ["md5", "sha256"])
+    assert built.saved() == whole
+    two_lists.close()

@@ -346,6 +346,9 @@ class ImageWalker:
     def __init__(self, deleted: bool = False):
         self.deleted = deleted
         self.pytsk3, _ = _modules()
+        # The entry names (as made unique) of the folder whose entries are
+        # being yielded: an archive's members are named against them.
+        self.names: frozenset[bytes] = frozenset()
 
     def walk(self, image: OpenedImage) -> Iterator[FileTask | EntryOutcome]:
         """Every entry of `image`, tasks and outcomes, in walk order."""
@@ -389,10 +392,10 @@ class ImageWalker:
             listing.sort(key=lambda item: item[0])
             subdirs: list[tuple[bytes, int, bool]] = []
             names = UniqueNames()
-            for name, entry in listing:
-                if name in (b".", b".."):
-                    continue
-                child = inner + b"/" + names.unique(name)
+            chosen = [(n, names.unique(n), e) for n, e in listing if n not in (b".", b"..")]
+            self.names = frozenset(unique for _, unique, _ in chosen)
+            for name, unique, entry in chosen:
+                child = inner + b"/" + unique
                 path = prefix + child
                 info = entry.info
                 meta = info.meta
@@ -626,10 +629,6 @@ _local = threading.local()
 
 def _cached_volume(image_path: bytes, kind: str, offset: int) -> Any:
     """This thread's opened filesystem of an image (opened once per worker)."""
-    return _cached(image_path, kind, offset).fs
-
-
-def _cached(image_path: bytes, kind: str, offset: int) -> Volume:
     cache: dict[bytes, OpenedImage] | None = getattr(_local, "images", None)
     if cache is None:
         cache = _local.images = {}
@@ -638,31 +637,8 @@ def _cached(image_path: bytes, kind: str, offset: int) -> Volume:
         image = cache[image_path] = OpenedImage(image_path, kind)
     for volume in image.volumes:
         if volume.offset == offset:
-            return volume
+            return volume.fs
     raise OSError(errno_mod.ENOENT, f"no filesystem at offset {offset}")
-
-
-def names_entry(locator: tuple[object, ...], path: bytes) -> bool:
-    """Whether `path` is the path of an entry of the filesystem `locator` points into.
-
-    For archive members inside an image: a file literally named `a.zip!x`
-    beside `a.zip` would have the path of its member `x` (see UniquePaths).
-    A path TSK cannot look up (not UTF-8, or not found) names no entry.
-    """
-    _, image_path, kind, offset = locator[:4]
-    assert isinstance(image_path, bytes) and isinstance(kind, str) and isinstance(offset, int)
-    try:
-        volume = _cached(image_path, kind, offset)
-    except (OSError, EvidenceError):
-        return False
-    prefix = image_path + b"!" + volume.label
-    if not path.startswith(prefix + b"/"):
-        return False
-    try:
-        volume.fs.open(path=path[len(prefix) :].decode("utf-8"))
-    except (UnicodeDecodeError, OSError, RuntimeError):
-        return False
-    return True
 
 
 def close_cached() -> None:

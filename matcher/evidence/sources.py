@@ -96,8 +96,10 @@ class EvidenceWalker:
         """Every entry under every root (archive members right after their archive)."""
         for root in roots:
             image = self.images.get(root)
+            walker: image_mod.ImageWalker | None = None
             if image is not None:
-                items = image_mod.ImageWalker(self.deleted).walk(image)
+                walker = image_mod.ImageWalker(self.deleted)
+                items = walker.walk(image)
             else:
                 items = self.folder.walk([root])
             if self.archives is None:
@@ -106,9 +108,11 @@ class EvidenceWalker:
             for item in items:
                 yield item
                 if self.archives is not None and isinstance(item, FileTask):
-                    yield from self._inside(item)
+                    yield from self._inside(item, walker)
 
-    def _inside(self, task: FileTask) -> Iterator[FileTask | EntryOutcome]:
+    def _inside(
+        self, task: FileTask, walker: image_mod.ImageWalker | None
+    ) -> Iterator[FileTask | EntryOutcome]:
         from matcher.evidence import archive as archive_mod
 
         assert self.archives is not None
@@ -128,8 +132,9 @@ class EvidenceWalker:
                 yield _unlistable(task, exc)
                 return
         elif task.locator[0] == "image":
+            assert walker is not None
             base = (*task.locator, task.size)
-            exists = functools.partial(image_mod.names_entry, task.locator)
+            exists = functools.partial(_names_a_sibling, task.path, walker.names)
             try:
                 handle = image_mod.open_stream(task.locator)
                 head = image_mod.read_range(handle, 0, min(archive_mod.HEAD, task.size))
@@ -143,6 +148,21 @@ class EvidenceWalker:
     def close(self) -> None:
         """Close what the walk and this thread's readers opened (not the images given)."""
         close_readers()
+
+
+def _names_a_sibling(archive: bytes, names: frozenset[bytes], path: bytes) -> bool:
+    """Whether a member path of `archive` (in an image) is, or is under, an entry of its folder.
+
+    The image walker is still in the archive's folder, whose entry names it
+    gives: a file `a.zip!x` beside `a.zip` has the path of member `x`, and a
+    folder `a.zip!d` holds the paths of members under `d/`. Names are
+    compared as bytes (any encoding, NUL included), exactly, and the folder
+    is listed once: no lookup per member.
+    """
+    folder = archive[: archive.rfind(b"/") + 1]
+    if not path.startswith(folder):
+        return False
+    return path[len(folder) :].split(b"/", 1)[0] in names
 
 
 def _unlistable(task: FileTask, exc: OSError) -> EntryOutcome:
