@@ -662,6 +662,17 @@ def test_a_member_path_never_names_another_entry_across_nesting_or_the_folder(db
     assert counts["notable"] == 4 and rows == counts["entries"]
 
 
+def _scan_ext4_of(tree: Path, db: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """An ext4 image made of `tree` (mke2fs -d), scanned with --archives: (image, log)."""
+    image = tmp_path / "ev" / "disk.raw"
+    image.parent.mkdir()
+    subprocess.run([peer_tool("mke2fs"), "-q", "-F", "-t", "ext4", "-b", "4096", "-d", str(tree),
+                    str(image), "16M"], check=True, capture_output=True)  # fmt: skip
+    result, log = scan(db, tmp_path, image, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    return image, log
+
+
 def test_a_member_path_never_names_a_file_of_the_same_image(db: Path, tmp_path: Path) -> None:
     """In an ext4 image, `b.zip` holding `y.bin` beside a file literally named `b.zip!y.bin`:
     two paths, two matches, two inventory rows (one path stood for both: one row was lost,
@@ -670,12 +681,7 @@ def test_a_member_path_never_names_a_file_of_the_same_image(db: Path, tmp_path: 
     tree.mkdir()
     (tree / "b.zip").write_bytes(zip_bytes({"y.bin": NOTABLE, "z.bin": b"other\n"}))
     (tree / "b.zip!y.bin").write_bytes(NOTABLE)
-    image = tmp_path / "ev" / "disk.raw"
-    image.parent.mkdir()
-    subprocess.run([peer_tool("mke2fs"), "-q", "-F", "-t", "ext4", "-b", "4096", "-d", str(tree),
-                    str(image), "16M"], check=True, capture_output=True)  # fmt: skip
-    result, log = scan(db, tmp_path, image, "--archives")
-    assert result.exit_code == ExitCode.NOTABLE, result.output
+    image, log = _scan_ext4_of(tree, db, tmp_path)
     volume = f"{image}!p0@0:ext4"
     matches = sorted(str(r["path"]) for r in read_log(log) if r["type"] == "match")
     assert matches == [f"{volume}/b.zip!y.bin", f"{volume}/b.zip!y.bin (duplicate 2)"]
@@ -714,12 +720,7 @@ def test_members_in_an_image_with_odd_names_keep_unique_paths_and_are_all_read(
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     (tree / "d.tar").write_bytes(pax.getvalue())
-    image = tmp_path / "ev" / "disk.raw"
-    image.parent.mkdir()
-    subprocess.run([peer_tool("mke2fs"), "-q", "-F", "-t", "ext4", "-b", "4096", "-d", str(tree),
-                    str(image), "16M"], check=True, capture_output=True)  # fmt: skip
-    result, log = scan(db, tmp_path, image, "--archives")
-    assert result.exit_code == ExitCode.NOTABLE, result.output
+    image, log = _scan_ext4_of(tree, db, tmp_path)
     counts = assert_counts_add_up(log)
     assert counts["errors"] == 0, [r for r in read_log(log) if r["type"] == "error"]
     conn = sqlite3.connect(f"{log}.inventory.db")
