@@ -131,18 +131,23 @@ def _build_in_two(
         readable, writable = os.pipe2(os.O_CLOEXEC)
     except OSError:
         return DigestFilter({a: store.iter_digests(a) for a in usable}, counts, building)
+    # Note: SIGINT is held back across the fork: a Ctrl-C landing in the
+    # child before it ignores SIGINT would unwind a copy of the scan there.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         pid = os.fork()
     except OSError:  # no process to spare (a limit): one build, here
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         os.close(readable)
         os.close(writable)
         return DigestFilter({a: store.iter_digests(a) for a in usable}, counts, building)
     if pid == 0:  # the child: the digests from 0x80.. up
         code = 1
         try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scan owns interruption
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             os.close(readable)
             die_with_parent()
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scan owns interruption
             child_store = HashStore(store.path, readonly=True)
             _send(writable, lists_fingerprint(child_store.lists()).encode())
             # Note: every filter is built before the first is sent: the
@@ -165,6 +170,7 @@ def _build_in_two(
 
     missing = list(usable)
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C held back lands here
         built = DigestFilter(
             {a: store.iter_digests(a, half=0) for a in usable}, counts, on_progress=lower
         )
