@@ -230,7 +230,7 @@ class ForkedWorkers:
                 stream.flush()
         try:
             for _ in range(jobs):
-                self._workers.append(self._fork(initializer, initargs, run))
+                self._fork(initializer, initargs, run)
             _grow_reply_pipes(self._workers)
         except BaseException:
             self.close()
@@ -244,15 +244,21 @@ class ForkedWorkers:
     ) -> _Worker:
         task_r, task_w = os.pipe2(os.O_CLOEXEC)
         reply_r, reply_w = os.pipe2(os.O_CLOEXEC)
+        # Note: SIGINT is held back across the fork, and let through again
+        # only inside the worker's try: a Ctrl-C in the instant before it
+        # would otherwise unwind a copy of the caller in the worker.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             pid = os.fork()
         except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             for fd in (task_r, task_w, reply_r, reply_w):
                 os.close(fd)
             raise
         if pid == 0:  # the worker
             code = 0
             try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
                 # Note that every earlier worker's pipe ends must go too: a
                 # copy kept here would hide that worker's end of file.
                 os.close(task_w)
@@ -273,7 +279,10 @@ class ForkedWorkers:
                 os._exit(code)
         os.close(task_r)
         os.close(reply_w)
-        return _Worker(pid, task_w, reply_r)
+        worker = _Worker(pid, task_w, reply_r)
+        self._workers.append(worker)  # before a Ctrl-C held back lands: close() ends it
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        return worker
 
     def __len__(self) -> int:
         return len(self._workers)
