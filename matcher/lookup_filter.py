@@ -13,6 +13,7 @@ exactly the filter of one build (a test compares them bit for bit).
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import signal
@@ -29,6 +30,7 @@ from matcher.match import DigestFilter
 from matcher.models import ListInfo
 from matcher.store import HashStore
 from matcher.workers import die_with_parent
+from matcher.workers import fork_holding_signals
 
 # A build of at least this many digests is split between two processes
 # (when there are two cores): below it, forking costs more than it saves.
@@ -131,23 +133,25 @@ def _build_in_two(
         readable, writable = os.pipe2(os.O_CLOEXEC)
     except OSError:
         return DigestFilter({a: store.iter_digests(a) for a in usable}, counts, building)
-    # Note: SIGINT is held back across the fork: a Ctrl-C landing in the
-    # child before it ignores SIGINT would unwind a copy of the scan there.
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    parent = os.getpid()
     try:
-        pid = os.fork()
+        pid, held = fork_holding_signals()
     except OSError:  # no process to spare (a limit): one build, here
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         os.close(readable)
         os.close(writable)
         return DigestFilter({a: store.iter_digests(a) for a in usable}, counts, building)
     if pid == 0:  # the child: the digests from 0x80.. up
         code = 1
         try:
+            # Note: no collection here of the parent's garbage (a store
+            # connection closed in this process could touch its files).
+            gc.disable()
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the scan owns interruption
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             os.close(readable)
             die_with_parent()
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             child_store = HashStore(store.path, readonly=True)
             _send(writable, lists_fingerprint(child_store.lists()).encode())
             # Note: every filter is built before the first is sent: the

@@ -173,12 +173,12 @@ class ChildFill:
         reply_r, reply_w = os.pipe2(os.O_CLOEXEC)
         # Note: SIGINT and SIGTERM wait until each process is in its own code:
         # raised in the child before its try, they would run the parent's.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        from matcher.workers import fork_holding_signals
+
         parent = os.getpid()
         try:
-            pid = os.fork()
+            pid, held = fork_holding_signals()
         except OSError:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             os.close(reply_r)
             os.close(reply_w)
             raise

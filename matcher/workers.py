@@ -49,6 +49,24 @@ _DEFAULT_PIPE = 65536
 _REPLY_PIPE_WANTED = 256 << 10
 
 
+def fork_holding_signals() -> tuple[int, set[int | signal.Signals]]:
+    """os.fork() with SIGINT and SIGTERM held back: (pid, the signal mask to put back).
+
+    Raised in the child before it is in its own code, either signal would
+    run the caller's handlers there (unwind a copy of the scan). Each side
+    lets them through again when it is ready (`signal.pthread_sigmask(
+    signal.SIG_SETMASK, mask)`): the child inside the try that ends in its
+    exit, the parent once it can clean the child up. A fork that fails
+    raises OSError, with the mask put back.
+    """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        return os.fork(), held
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        raise
+
+
 def die_with_parent() -> None:
     """Ask Linux to kill this process when its parent dies (even by kill -9).
 
@@ -87,7 +105,9 @@ def _pipe_budget() -> int | None:
 
     Linux caps an unprivileged user's pipe buffers at pipe-user-pages-soft
     pages (64 MiB by default); past it, every new pipe of the user gets 8
-    KiB, and growing one fails. Root (CAP_SYS_RESOURCE) is exempt.
+    KiB, and growing one fails. A process with CAP_SYS_RESOURCE or
+    CAP_SYS_ADMIN is exempt (a capability, not uid 0: root in a container
+    without them has the budget too).
     """
     try:
         with open("/proc/self/status") as f:
@@ -96,9 +116,7 @@ def _pipe_budget() -> int | None:
             pages = int(f.read())
     except (OSError, ValueError, StopIteration, IndexError):
         return 0  # unknown: assume there is none to spare
-    # Note: the kernel exempts by capability, not by uid: root in a container
-    # without CAP_SYS_RESOURCE (24) and CAP_SYS_ADMIN (21) has a budget too.
-    if effective & ((1 << 24) | (1 << 21)):
+    if effective & ((1 << 24) | (1 << 21)):  # CAP_SYS_RESOURCE, CAP_SYS_ADMIN
         return None
     return None if pages == 0 else pages * os.sysconf("SC_PAGE_SIZE")
 
@@ -115,18 +133,17 @@ def _grow_reply_pipes(workers: list[_Worker]) -> None:
     64-thread workstation) or the user's other programs never get the 8 KiB
     pipes of an exhausted budget on their account.
     """
-    small = [w for w in workers if _pipe_size(w.replies) < _REPLY_PIPE_WANTED]
+    sizes = {w.replies: _pipe_size(w.replies) for w in workers}
+    # Note: a pipe is never shrunk (a kernel of 64 KiB pages starts at 1 MiB).
+    wanted = {fd: _REPLY_PIPE_WANTED - n for fd, n in sizes.items() if n < _REPLY_PIPE_WANTED}
     budget = _pipe_budget()
     if budget is not None:
-        sizes = [_pipe_size(w.replies) for w in workers]
-        spare = budget - sum(w.capacity for w in workers) - sum(sizes)
-        if sum(_REPLY_PIPE_WANTED - size for size in sizes if size < _REPLY_PIPE_WANTED) > (
-            spare // 2
-        ):
+        spare = budget - sum(w.capacity for w in workers) - sum(sizes.values())
+        if sum(wanted.values()) > spare // 2:
             return
-    for worker in small:  # never shrunk (a kernel of 64 KiB pages starts at 1 MiB)
+    for fd in wanted:
         with contextlib.suppress(OSError):
-            fcntl.fcntl(worker.replies, _F_SETPIPE_SZ, _REPLY_PIPE_WANTED)
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, _REPLY_PIPE_WANTED)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -244,14 +261,9 @@ class ForkedWorkers:
     ) -> _Worker:
         task_r, task_w = os.pipe2(os.O_CLOEXEC)
         reply_r, reply_w = os.pipe2(os.O_CLOEXEC)
-        # Note: SIGINT is held back across the fork, and let through again
-        # only inside the worker's try: a Ctrl-C in the instant before it
-        # would otherwise unwind a copy of the caller in the worker.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            pid = os.fork()
+            pid, held = fork_holding_signals()
         except OSError:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             for fd in (task_r, task_w, reply_r, reply_w):
                 os.close(fd)
             raise
