@@ -98,7 +98,9 @@ class Refusal(Protocol):
     Some files sit beside hash lists and look like them, but must not be
     imported: a derived index (TSK hfind `.idx`), a set description (HashKeeper
     `.hke`). `registry.detect()` asks these when no reader accepts a file, so
-    the examiner learns what the file is and what to import instead.
+    the examiner learns what the file is and what to import instead. A
+    refusal may set `BEFORE_READERS = True` to be asked first, for a file
+    that a reader would take wrongly.
     """
 
     NAME: str

@@ -33,8 +33,9 @@ _NAME_COLUMNS = ("filename", "name", "filepath", "path")
 _IDENT_COLUMNS = ("id", "ident", "identifier")
 _LABEL_COLUMNS = ("label", "category")
 # NSRL RDS 2.x and 1.5 NSRLFile headers name SHA-1 and MD5 columns too; those
-# lists have a reader of their own, so this one must not claim them.
-_NSRL_COLUMNS = frozenset({"productcode", "opsystemcode", "specialcode"})
+# lists have a reader of their own, so this one must not claim them; nor the
+# distribution's version.txt ("SHA-1","RDSVersion"), which is refused.
+_NSRL_COLUMNS = frozenset({"productcode", "opsystemcode", "specialcode", "rdsversion"})
 # A first line that opens with a digest is a row of data (e.g. md5sum output), not a header.
 _LEADING_DIGEST = re.compile(rb"\s*\\?[0-9A-Fa-f]{32,}(?![0-9A-Za-z_-])")
 _SIZE = re.compile(r"\d{1,20}")

@@ -284,4 +284,63 @@ def _record(line: bytes, layout: _Layout, number: int) -> HashRecord:
     return HashRecord(digests=found, size=size, name=name, ident=ident, label=label, line=number)
 
 
+# The other files of an RDS 2.x distribution, by the first columns of their
+# header line. They sit beside NSRLFile.txt and hold no file digests; version.txt
+# names one SHA-1 (of the release's own data) and would read as a CSV list.
+_SIDE_FILES = {
+    ("productcode", "productname", "productversion", "opsystemcode", "mfgcode"): (
+        "NSRLProd.txt: the products that NSRLFile.txt's ProductCode refers to"
+    ),
+    ("opsystemcode", "opsystemname", "opsystemversion", "mfgcode"): (
+        "NSRLOS.txt: the operating systems that NSRLFile.txt's OpSystemCode refers to"
+    ),
+    ("mfgcode", "mfgname"): "NSRLMfg.txt: the manufacturers of the products",
+    ("sha-1", "rdsversion"): "version.txt: the release's version and the SHA-1 of its own data",
+}
+# Names that mark a folder as an unpacked RDS 2.x distribution (lower case).
+_DISTRIBUTION_NAMES = frozenset({MEMBER, MEMBER + ".zip", "nsrlprod.txt", "nsrlmfg.txt"})
+
+
+class NsrlSideFileRefusal:
+    """Refuses the files of an RDS 2.x distribution that are not its hash list.
+
+    Note: `matcher import RDS/*.txt` would otherwise take version.txt as a
+    one-entry CSV list, and hashes.txt (the SHA-1 of each file of the
+    distribution) as a plain SHA-1 list, both as notable: the NSRL's own
+    files would then be notable matches in a signed log. hashes.txt is a
+    plain list like any other, so it is told only by its name and an
+    NSRLFile.txt (or NSRLProd/NSRLMfg.txt) beside it; this refusal is asked
+    before the readers (BEFORE_READERS), and `--format plain` still imports it.
+    """
+
+    NAME = "nsrl-rds2-side-file"
+    DESCRIPTION = "NSRL RDS 2.x distribution files other than NSRLFile.txt: refused"
+    BEFORE_READERS = True
+
+    def refuse(self, head: bytes, path: Path | None = None) -> str | None:
+        fields = _header_fields(head.split(b"\n", 1)[0])
+        for columns, what in _SIDE_FILES.items():
+            if tuple(fields[: len(columns)]) == columns:
+                return (
+                    f"an NSRL RDS 2.x distribution file ({what}), not a hash list; "
+                    "import NSRLFile.txt (or the zip holding it) instead"
+                )
+        if path is not None and path.name.lower() == "hashes.txt" and _in_distribution(path):
+            return (
+                "hashes.txt beside an NSRL RDS 2.x NSRLFile.txt holds the SHA-1 of each file "
+                "of the distribution, not of the files it lists: import NSRLFile.txt instead "
+                "(if this really is a hash list of its own, name its format with --format)"
+            )
+        return None
+
+
+def _in_distribution(path: Path) -> bool:
+    """True when `path`'s folder holds NSRLFile.txt (or its zip, NSRLProd or NSRLMfg.txt)."""
+    try:
+        return any(p.name.lower() in _DISTRIBUTION_NAMES for p in path.parent.iterdir())
+    except OSError:
+        return False
+
+
 registry.register(NsrlRds2Reader())
+registry.register_refusal(NsrlSideFileRefusal())

@@ -83,6 +83,8 @@ def detect(path: Path, head: bytes | None = None) -> HashListReader:
 
     Note that refusals are asked only when no reader accepts the file; their
     reason (e.g. "a derived hfind index ...") then replaces the generic one.
+    A refusal with BEFORE_READERS set is asked first: it knows a file that a
+    reader would take, wrongly (an NSRL distribution's hashes.txt).
 
     Raises:
         FormatError: when no reader, or more than one, accepts it; the message
@@ -90,6 +92,11 @@ def detect(path: Path, head: bytes | None = None) -> HashListReader:
     """
     if head is None:
         head = read_head(path)
+    for refusal in refusals():
+        if getattr(refusal, "BEFORE_READERS", False):
+            reason = refusal.refuse(head, path)
+            if reason is not None:
+                raise FormatError(reason, source=str(path))
     hits = [r for r in readers() if r.sniff(head, path)]
     if len(hits) == 1:
         return hits[0]

@@ -318,3 +318,44 @@ def test_a_zip_with_two_nsrlfile_members_is_refused_naming_both(tmp_path: Path) 
         archive.writestr("b/NSRLFile.txt", header)
     with pytest.raises(FormatError, match=r"holds 2 NSRLFile.txt members \('a/NSRLFile.txt', 'b/NSRLFile.txt'\)"):
         list(NsrlRds2Reader().read(path))
+
+
+SIDE_FILES = {
+    "NSRLProd.txt": b'"ProductCode","ProductName","ProductVersion","OpSystemCode","MfgCode",'
+    b'"Language","ApplicationType"\r\n1,"Demo","1.0","189","1","English","Tool"\r\n',
+    "NSRLOS.txt": b'"OpSystemCode","OpSystemName","OpSystemVersion","MfgCode"\r\n'
+    b'"189","DemoOS","1","1"\r\n',
+    "NSRLMfg.txt": b'"MfgCode","MfgName"\r\n"1","Demo Inc"\r\n',
+    "version.txt": b'"SHA-1","RDSVersion"\r\n"' + HELLO_SHA1.upper().encode() + b'",""\r\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIDE_FILES))
+def test_distribution_side_files_are_refused_with_what_they_are(tmp_path: Path, name: str) -> None:
+    # version.txt names one SHA-1 under a "SHA-1" header: without its own refusal
+    # the CSV reader took it as a one-entry notable list.
+    path = tmp_path / "elsewhere" / name
+    path.parent.mkdir()
+    path.write_bytes(SIDE_FILES[name])
+    with pytest.raises(FormatError, match=f"NSRL RDS 2.x distribution file \\({name}") as caught:
+        registry.detect(path)
+    assert caught.value.source == str(path)
+
+
+def test_hashes_txt_is_refused_only_beside_an_rds(tmp_path: Path) -> None:
+    # The distribution's hashes.txt holds the SHA-1 of NSRLFile.txt and its
+    # siblings: imported as a plain notable list, the NSRL's own files matched.
+    data = (HELLO_SHA1.upper() + "\r\n" + WORLD_SHA1.upper() + "\r\n").encode()
+    alone = tmp_path / "alone" / "hashes.txt"
+    alone.parent.mkdir()
+    alone.write_bytes(data)
+    assert registry.detect(alone).NAME == "plain"
+    for sibling in ("NSRLFile.txt", "nsrlfile.txt.zip", "NSRLProd.txt"):
+        folder = tmp_path / sibling.replace(".", "_")
+        folder.mkdir()
+        (folder / sibling).write_bytes(b"")
+        (folder / "hashes.txt").write_bytes(data)
+        with pytest.raises(FormatError, match="SHA-1 of each file of the distribution"):
+            registry.detect(folder / "hashes.txt")
+        # Named by the examiner, it is read as what they say it is.
+        assert len(list(registry.get("plain").read(folder / "hashes.txt"))) == 2

@@ -29,6 +29,7 @@ SHARED = Path(__file__).resolve().parent / "shared_samples"
 
 # What a refusal must say, by kind.
 NOT_A_LIST = "not a hash list in any format matcher reads"
+RDS_SIDE = "an NSRL RDS 2.x distribution file"
 IDX = "a derived hfind index; import the list it was built from"
 HKE = "a HashKeeper set description (.hke), not a hash list: import the set's .hsh"
 
@@ -76,9 +77,9 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "synthetic/hashkeeper/synthetic.hke": ("refused", HKE + " (synthetic.hsh)"),
     "synthetic/hashkeeper/synthetic.hsh": ("read", "hashkeeper"),
     "synthetic/nsrl_rds2/NSRLFile.txt": ("read", "nsrl-rds2"),
-    "synthetic/nsrl_rds2/NSRLMfg.txt": ("refused", NOT_A_LIST),
-    "synthetic/nsrl_rds2/NSRLOS.txt": ("refused", NOT_A_LIST),
-    "synthetic/nsrl_rds2/NSRLProd.txt": ("refused", NOT_A_LIST),
+    "synthetic/nsrl_rds2/NSRLMfg.txt": ("refused", RDS_SIDE + " (NSRLMfg.txt:"),
+    "synthetic/nsrl_rds2/NSRLOS.txt": ("refused", RDS_SIDE + " (NSRLOS.txt:"),
+    "synthetic/nsrl_rds2/NSRLProd.txt": ("refused", RDS_SIDE + " (NSRLProd.txt:"),
     "synthetic/nsrl_rds3/RDS_synthetic_full.db": ("read", "nsrl-rds3"),
     "synthetic/nsrl_rds3/RDS_synthetic_minimal.db": ("read", "nsrl-rds3"),
     "synthetic/nsrl_rds3/RDS_synthetic_minimal.schema.sql": ("refused", NOT_A_LIST),
