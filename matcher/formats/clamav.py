@@ -23,7 +23,9 @@ MAX_LINE = 64 * 1024
 _ALGORITHMS = {32: "md5", 40: "sha1", 64: "sha256"}
 _HEX = rb"(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{32})"
 # HashString:FileSize:MalwareName[:MinFL[:MaxFL]]; "*" (any size) needs MinFL 73 in ClamAV.
-_WHOLE_FILE = re.compile(rb"(" + _HEX + rb"):(\d{1,20}|\*):([^:]*)(?::\d{0,9}(?::\d{0,9})?)?")
+_WHOLE_FILE = re.compile(rb"(" + _HEX + rb"):(\d{1,20}|\*):([^:]*)(?::(\d{0,9})(?::\d{0,9})?)?")
+# The functionality level from which ClamAV reads a "*" (any size) signature.
+_ANY_SIZE_LEVEL = 73
 # Note that .mdb/.msb swap the first two fields: PESectionSize:PESectionHash:Name.
 # Those hashes cover one PE section, so they can never match a whole file.
 _SECTION = re.compile(rb"(?:\d{1,20}|\*):" + _HEX + rb":[^:]*(?::\d{0,9}(?::\d{0,9})?)?")
@@ -178,7 +180,15 @@ class ClamavReader(TextReader):
 
 
 def _record(match: re.Match[bytes], number: int) -> HashRecord:
-    digest, size, name = match.group(1, 2, 3)
+    digest, size, name, level = match.group(1, 2, 3, 4)
+    if size == b"*" and (not level or int(level) < _ANY_SIZE_LEVEL):
+        # Note: ClamAV refuses such a line ("Malformed database"), so no
+        # database it loads has one; taking it would accept a list it rejects.
+        raise FormatError(
+            f"size '*' (any size) needs a functionality level of {_ANY_SIZE_LEVEL} or more "
+            f"(hash:*:name:{_ANY_SIZE_LEVEL}), which ClamAV requires; "
+            f"got {level.decode() if level else 'none'}"
+        )
     algorithm = _ALGORITHMS[len(digest)]
     return HashRecord(
         digests={algorithm: bytes.fromhex(digest.decode("ascii"))},
@@ -220,10 +230,18 @@ class ClamavBadLineRefusal:
             for _record in ClamavReader().parse(io.BytesIO(head)):
                 pass
         except FormatError as exc:
+            named = f"named as a ClamAV {path.suffix.lower()} database, but line {exc.line}"
+            if exc.reason == _SECTION_MESSAGE:
+                # Note: --skip-invalid never skips these (the wrong kind of
+                # file, not a bad line), so it is not offered.
+                return (
+                    f"{named} holds a PE-section hash (size:hash:name, the .mdb/.msb "
+                    "layout), which can never match a whole file; move the section "
+                    "signatures out of the file, then import it"
+                )
             return (
-                f"named as a ClamAV {path.suffix.lower()} database, but line {exc.line} is "
-                f"not a signature: {exc.reason}; fix the line, or keep the good ones "
-                "with --format clamav --skip-invalid"
+                f"{named} is not a signature: {exc.reason}; fix the line, or keep the good "
+                "ones with --format clamav --skip-invalid"
             )
         return None
 

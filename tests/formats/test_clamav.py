@@ -244,6 +244,8 @@ def test_round_trip(entries: list[tuple[bytes, int | None, str]]) -> None:
     data = b"".join(
         b"%s:%s:%s\n"
         % (digest.hex().encode(), b"*" if size is None else str(size).encode(), name.encode())
+        if size is not None
+        else b"%s:*:%s:73\n" % (digest.hex().encode(), name.encode())
         for digest, size, name in entries
     )
     records = parse(data)
@@ -290,3 +292,32 @@ def test_a_file_named_as_section_hashes_is_refused_whatever_its_lines(tmp_path: 
     path.write_text(f"{HELLO_MD5}:5:Looks.Like.Hdb\n")
     with pytest.raises(FormatError, match=f"named {suffix}, which ClamAV reads as PE-section"):
         list(READER.read(path))
+
+
+@pytest.mark.parametrize(
+    ("level", "refused"),
+    [(b"", True), (b":", True), (b":51", True), (b":72:255", True), (b":73", False),
+     (b":73:255", False), (b":120", False)],
+)  # fmt: skip
+def test_any_size_needs_functionality_level_73(level: bytes, refused: bool) -> None:
+    # ClamAV refuses "hash:*:name" below level 73 ("Malformed database"); a
+    # database it would not load is refused here too, naming the line.
+    data = b"# any size\n" + PATTERN_SHA256.encode() + b":*:Win.Test" + level + b"\n"
+    if not refused:
+        (record,) = parse(data)
+        assert record.size is None
+        return
+    with pytest.raises(FormatError, match=r":2: size '\*' \(any size\) needs a functionality level"):
+        parse(data)
+    skipped: list[FormatError] = []
+    assert parse(data, skipped) == [] and skipped[0].line == 2
+
+
+def test_a_section_line_in_an_hdb_is_refused_without_offering_skip_invalid(tmp_path: Path) -> None:
+    # --skip-invalid never passes over a section line, so the reason must not suggest it.
+    path = tmp_path / "mixed.hdb"
+    good = b"".join(b"%s:5:Good.%d\n" % (PATTERN_MD5.encode(), n) for n in range(3))
+    path.write_bytes(good + b"45056:" + PATTERN_MD5.encode() + b":Win.Section\n")
+    with pytest.raises(FormatError, match="line 4 holds a PE-section hash") as caught:
+        registry.detect(path)
+    assert "--skip-invalid" not in str(caught.value)
