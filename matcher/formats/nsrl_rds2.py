@@ -342,5 +342,35 @@ def _in_distribution(path: Path) -> bool:
         return False
 
 
+class DamagedZipRefusal:
+    """Names a zip that cannot be read, instead of calling it "not a hash list".
+
+    Zips are read for the NSRLFile.txt they hold; a zip cut short (no
+    central directory) or whose NSRLFile.txt cannot be decompressed fails
+    detection like any unknown file, and the examiner would not learn that
+    the file is damaged.
+    """
+
+    NAME = "damaged-zip"
+    DESCRIPTION = "a zip archive that cannot be read (damaged or cut short): refused"
+
+    def refuse(self, head: bytes, path: Path | None = None) -> str | None:
+        if path is None or not head.startswith(ZIP_MAGIC):
+            return None
+        try:
+            with zipfile.ZipFile(path) as archive:
+                members = _members(archive)
+                if members:
+                    with archive.open(members[0]) as member:
+                        member.readline(MAX_LINE)
+        except (*_ZIP_ERRORS, *_ZIP_ERRORS_MORE) as exc:
+            return (
+                f"a zip archive that cannot be read ({exc or type(exc).__name__}): damaged "
+                "or cut short? matcher reads zips for the NSRL RDS 2.x NSRLFile.txt they hold"
+            )
+        return None
+
+
 registry.register(NsrlRds2Reader())
 registry.register_refusal(NsrlSideFileRefusal())
+registry.register_refusal(DamagedZipRefusal())

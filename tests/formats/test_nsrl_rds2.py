@@ -359,3 +359,20 @@ def test_hashes_txt_is_refused_only_beside_an_rds(tmp_path: Path) -> None:
             registry.detect(folder / "hashes.txt")
         # Named by the examiner, it is read as what they say it is.
         assert len(list(registry.get("plain").read(folder / "hashes.txt"))) == 2
+
+
+def test_a_damaged_zip_is_named_as_such_by_detection(tmp_path: Path) -> None:
+    good = zipped(tmp_path, {"RDS/NSRLFile.txt": SAMPLE.read_bytes() * 50})
+    data = good.read_bytes()
+    for name, cut in (("head.zip", data[:400]), ("tail.zip", data[:-200])):
+        path = tmp_path / name
+        path.write_bytes(cut)
+        with pytest.raises(FormatError, match="a zip archive that cannot be read") as caught:
+            registry.detect(path)
+        assert caught.value.source == str(path)
+    # An intact zip without an NSRLFile.txt is no hash list, and not damaged either.
+    other = tmp_path / "other" / "other.zip"
+    other.parent.mkdir()
+    other.write_bytes(zipped(tmp_path, {"notes.txt": b"text\n"}).read_bytes())
+    with pytest.raises(FormatError, match="not a hash list in any format"):
+        registry.detect(other)
