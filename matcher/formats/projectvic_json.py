@@ -116,6 +116,25 @@ def _envelope(head: bytes) -> str | None:
     return None
 
 
+# An envelope key and its string value, as they stand in the file (escapes included).
+_TAIL_ENVELOPE = re.compile(
+    rb'"(?:@odata\.context|odata\.metadata)"\s*:\s*("(?:[^"\\]|\\.){0,4096}")'
+)
+
+
+def _tail_envelope(path: Path) -> str | None:
+    """The envelope value written after the data: the last one in the file's last HEAD_BYTES."""
+    try:
+        with path.open("rb") as stream:
+            stream.seek(max(0, stream.seek(0, io.SEEK_END) - HEAD_BYTES))
+            tail = stream.read(HEAD_BYTES)
+        found = list(_TAIL_ENVELOPE.finditer(tail))
+        value = json.loads(found[-1].group(1)) if found else None
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def _envelope_kind(envelope: str) -> str | None:
     for kind in _SETS:
         if envelope.endswith("#" + kind):
@@ -440,11 +459,19 @@ class ProjectVicReader(TextReader):
     def sniff(self, head: bytes, path: Path | None = None) -> bool:
         """True for a JSON object with a ProjectVic `@odata.context`/`odata.metadata`.
 
+        JSON keys have no order: an exporter may write `value` first and the
+        envelope last. When the head is a JSON object cut short before any
+        envelope, the file's tail is looked at too (parse() then checks the
+        envelope for real, wherever it is).
+
         Args:
             head: the first bytes of the file.
-            path: unused.
+            path: the file, for its tail.
         """
         envelope = _envelope(head[:HEAD_BYTES])
+        if envelope is None and path is not None and len(head) >= HEAD_BYTES:
+            if head.removeprefix(BOM).lstrip()[:1] == b"{":
+                envelope = _tail_envelope(path)
         return envelope is not None and "projectvic" in envelope.lower()
 
     def parse(

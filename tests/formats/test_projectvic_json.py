@@ -632,3 +632,24 @@ def test_deep_nesting_costs_no_memory_out_of_proportion(tmp_path: Path, envelope
     assert result.returncode == 2, result.stderr
     peak_kib = int(result.stderr.strip().splitlines()[-1])
     assert peak_kib < 200 * 1024, f"peak RSS {peak_kib} KiB"
+
+
+@pytest.mark.parametrize("key", ["@odata.context", "odata.metadata"])
+def test_an_envelope_after_a_value_past_the_head_is_still_detected(
+    tmp_path: Path, key: str
+) -> None:
+    # JSON keys have no order: a `value` larger than the head, envelope last.
+    envelope = V20.format("UK", "Media") if key == "@odata.context" else V13_MEDIA
+    value = [media(HELLO, media_id=n, Notes="x" * 200) for n in range(600)]
+    path = tmp_path / "late.json"
+    path.write_bytes(json.dumps({"value": value, key: envelope}).encode())
+    assert path.stat().st_size > 2 * SNIFF_BYTES
+    assert registry.detect(path) is registry.get(READER.NAME)
+    assert len(list(READER.read(path))) == 600
+    # The same object whose last key is no ProjectVic envelope is not claimed.
+    other = tmp_path / "other.json"
+    other.write_bytes(json.dumps({"value": value, key: "http://example.org/x#Media"}).encode())
+    assert not READER.sniff(registry.read_head(other), other)
+    plain = tmp_path / "plain.json"
+    plain.write_bytes(json.dumps({"value": value}).encode())
+    assert not READER.sniff(registry.read_head(plain), plain)
