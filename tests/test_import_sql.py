@@ -364,7 +364,7 @@ def test_memory_stays_flat_as_the_rds_grows(tmp_path: Path) -> None:
     """
     medium = _peak_rss_kib(make_big_rds(tmp_path / "m.db", 600_000), tmp_path / "s1.db")
     large = _peak_rss_kib(make_big_rds(tmp_path / "l.db", 1_200_000), tmp_path / "s2.db")
-    assert large - medium < store_mod.IMPORT_CACHE_KIB / 2, (medium, large)
+    assert large - medium < 4096, (medium, large)
 
 
 @pytest.mark.slow
