@@ -259,6 +259,18 @@ def _split(line: bytes, layout: _Layout) -> list[bytes]:
     return fields
 
 
+def _shifted(fields: list[bytes], layout: _Layout) -> bool:
+    """True when the FileName looks cut at a comma: a quoted field left open.
+
+    Then the name's own commas made up for a missing field, and every column
+    after it is shifted. Note: only a hint for an error message; NIST
+    documents no quote escape, so a name may end in a stray quote.
+    """
+    name = fields[layout.name]
+    # A quoted field is closed by an odd run of quotes ("" is a quote inside).
+    return name[:1] == b'"' and (len(name) - 1 - len(name[1:].rstrip(b'"'))) % 2 == 0
+
+
 def _record(line: bytes, layout: _Layout, number: int) -> HashRecord:
     """Parse one data line; ValueError says what is wrong with it."""
     fields = _split(line, layout)
@@ -274,6 +286,11 @@ def _record(line: bytes, layout: _Layout, number: int) -> HashRecord:
         raw_size = _unquote(fields[layout.size])
         if raw_size:
             if not raw_size.isdigit():
+                if _shifted(fields, layout):
+                    raise ValueError(
+                        f"expected {layout.width} fields as in the header, found fewer: "
+                        "the quoted FileName holds commas, and a field is missing"
+                    )
                 raise ValueError(f"FileSize is not a byte count: {_excerpt(raw_size)}")
             size = byte_count(raw_size)
     ident = _unquote(fields[layout.ident]).decode("utf-8", "replace") or None

@@ -376,3 +376,18 @@ def test_a_damaged_zip_is_named_as_such_by_detection(tmp_path: Path) -> None:
     other.write_bytes(zipped(tmp_path, {"notes.txt": b"text\n"}).read_bytes())
     with pytest.raises(FormatError, match="not a hash list in any format"):
         registry.detect(other)
+
+
+def test_a_missing_field_hidden_by_commas_in_the_name_is_named_as_such() -> None:
+    # One comma in the name and one field missing: the count fits the header,
+    # and the name's tail was read as the FileSize.
+    line = b'"%s","%s","00000000","say ""hi"", ok.txt",240,11063,"358"\r\n' % (
+        HELLO_SHA1.upper().encode(),
+        HELLO_MD5.upper().encode(),
+    )
+    with pytest.raises(FormatError, match=r":2: expected 8 fields as in the header, found fewer"):
+        parse(HEADER_20 + b"\r\n" + line)
+    # Names that end in an escaped or a stray quote, or are empty, still read.
+    for name, read in ((b'say ""hi""', 'say "hi"'), (b"", ""), (b'""', '"'), (b'x"', 'x"')):
+        (record,) = parse(HEADER_20 + b"\r\n" + line20(HELLO_SHA1, HELLO_MD5, name))
+        assert record.name == read
