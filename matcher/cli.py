@@ -600,6 +600,16 @@ def scan_cmd(
             summary = run_scan(
                 options, progress=progress, on_stage=progress.stage if progress else None
             )
+    except KeyboardInterrupt:
+        # Note: once its log is open the scan handles Ctrl-C itself (an
+        # `interrupted` end record); this one came before (the self-test, a
+        # --list import, the filter build), or just as the log was created.
+        if resume or options.log.exists():
+            what = f"continue with the same command and --resume (log {options.log})"
+        else:
+            what = "no log was written, so there is nothing to resume: run the command again"
+        click.echo(f"Interrupted before the scan began; {what}.", err=True)
+        raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
     finally:
         # Note: also when the run fails or is interrupted: its message must
         # not be glued to the end of the status line.

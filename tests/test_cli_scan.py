@@ -381,6 +381,14 @@ def test_ctrl_c_before_the_scan_starts_exits_8_not_1(runner: CliRunner, store: P
     result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C",
                                  "--db", str(store), "--log", str(tmp_path / "l.jsonl")])
     assert result.exit_code == 8 and "Interrupted" in result.output
+    # No log yet: --resume would only say the log does not exist.
+    assert "nothing to resume: run the command again" in result.output
+    assert not (tmp_path / "l.jsonl").exists()
+    # A resume interrupted as early leaves its log to be continued again.
+    (tmp_path / "r.jsonl").write_bytes(b"")
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C",
+                                 "--db", str(store), "--log", str(tmp_path / "r.jsonl"), "--resume"])
+    assert result.exit_code == 8 and "and --resume (log " in result.output
 
 
 def test_a_refused_list_leaves_no_new_store(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
