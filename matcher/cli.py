@@ -601,14 +601,22 @@ def scan_cmd(
                 options, progress=progress, on_stage=progress.stage if progress else None
             )
     except KeyboardInterrupt:
-        # Note: once its log is open the scan handles Ctrl-C itself (an
-        # `interrupted` end record); this one came before (the self-test, a
-        # --list import, the filter build), or just as the log was created.
-        if resume or options.log.exists():
-            what = f"continue with the same command and --resume (log {options.log})"
+        # Note: while it hashes, the scan handles Ctrl-C itself (an
+        # `interrupted` end record). This one came before (the self-test, a
+        # --list import, the filter build), or in the instants just after the
+        # log was created or just after its end record.
+        log = options.log
+        if resume or log.exists():
+            message = (
+                f"Interrupted as the scan began or ended; `matcher verify {log}` shows where "
+                f"its log stops; if its run is not complete, continue it with --resume --log {log}"
+            )
         else:
-            what = "no log was written, so there is nothing to resume: run the command again"
-        click.echo(f"Interrupted before the scan began; {what}.", err=True)
+            message = (
+                "Interrupted before the scan began; no log was written, so there is nothing "
+                "to resume: run the command again"
+            )
+        click.echo(f"{message}.", err=True)
         raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
     finally:
         # Note: also when the run fails or is interrupted: its message must

@@ -388,7 +388,8 @@ def test_ctrl_c_before_the_scan_starts_exits_8_not_1(runner: CliRunner, store: P
     (tmp_path / "r.jsonl").write_bytes(b"")
     result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C",
                                  "--db", str(store), "--log", str(tmp_path / "r.jsonl"), "--resume"])
-    assert result.exit_code == 8 and "and --resume (log " in result.output
+    assert result.exit_code == 8
+    assert f"continue it with --resume --log {tmp_path / 'r.jsonl'}" in result.output
 
 
 def test_a_refused_list_leaves_no_new_store(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:

@@ -182,8 +182,10 @@ class ClamavReader(TextReader):
 def _record(match: re.Match[bytes], number: int) -> HashRecord:
     digest, size, name, level = match.group(1, 2, 3, 4)
     if size == b"*" and (not level or int(level) < _ANY_SIZE_LEVEL):
-        # Note: ClamAV refuses such a line ("Malformed database"), so no
-        # database it loads has one; taking it would accept a list it rejects.
+        # Note: ClamAV's documentation requires it, and ClamAV refuses such a
+        # line as a malformed database, unless an earlier line of the same
+        # file set level 73 (readdb.c keeps the level across lines: an
+        # accident of its code). Each line is judged on its own here.
         raise FormatError(
             f"size '*' (any size) needs a functionality level of {_ANY_SIZE_LEVEL} or more "
             f"(hash:*:name:{_ANY_SIZE_LEVEL}), which ClamAV requires; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import zipfile
 import zlib
@@ -13,6 +14,7 @@ from typing import BinaryIO
 from matcher import digests
 from matcher.errors import FormatError
 from matcher.formats import registry
+from matcher.formats.base import SNIFF_BYTES
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
 from matcher.formats.base import byte_count
@@ -206,8 +208,7 @@ def _parse_zip(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterator
                 inner = f"{source}!{info.filename[:200]}"
                 yield from _parse_text(member, inner, on_invalid)  # type: ignore[arg-type]
     except (*_ZIP_ERRORS, *_ZIP_ERRORS_MORE) as exc:
-        reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
-        raise FormatError(f"cannot read the zip archive: {reason}", source) from exc
+        raise FormatError(f"cannot read the zip archive: {_first_line(exc)}", source) from exc
 
 
 def _parse_text(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterator[HashRecord]:
@@ -267,8 +268,15 @@ def _shifted(fields: list[bytes], layout: _Layout) -> bool:
     documents no quote escape, so a name may end in a stray quote.
     """
     name = fields[layout.name]
-    # A quoted field is closed by an odd run of quotes ("" is a quote inside).
-    return name[:1] == b'"' and (len(name) - 1 - len(name[1:].rstrip(b'"'))) % 2 == 0
+    # A quoted field is closed by an odd run of quotes ("" is a quote inside);
+    # the name's rest is then the next field, which ends in its closing quote.
+    after = fields[layout.name + 1] if layout.name + 1 < len(fields) else b""
+    return (
+        name[:1] == b'"'
+        and (len(name) - 1 - len(name[1:].rstrip(b'"'))) % 2 == 0
+        and after[:1] != b'"'
+        and after[-1:] == b'"'
+    )
 
 
 def _record(line: bytes, layout: _Layout, number: int) -> HashRecord:
@@ -316,23 +324,20 @@ _SIDE_FILES = {
 }
 # Names that mark a folder as an unpacked RDS 2.x distribution (lower case).
 _DISTRIBUTION_NAMES = frozenset({MEMBER, MEMBER + ".zip", "nsrlprod.txt", "nsrlmfg.txt"})
+# The distribution's hashes.txt: bare upper-case SHA-1s, one a line.
+_SHA1_LINES = re.compile(rb"(?:[0-9A-F]{40}\r?\n|\r?\n)*(?:[0-9A-F]{40}\r?\n?)?")
 
 
 class NsrlSideFileRefusal:
-    """Refuses the files of an RDS 2.x distribution that are not its hash list.
+    """Refuses the files of an RDS 2.x distribution that are neither NSRLFile.txt nor a list.
 
-    Note: `matcher import RDS/*.txt` would otherwise take version.txt as a
-    one-entry CSV list, and hashes.txt (the SHA-1 of each file of the
-    distribution) as a plain SHA-1 list, both as notable: the NSRL's own
-    files would then be notable matches in a signed log. hashes.txt is a
-    plain list like any other, so it is told only by its name and an
-    NSRLFile.txt (or NSRLProd/NSRLMfg.txt) beside it; this refusal is asked
-    before the readers (BEFORE_READERS), and `--format plain` still imports it.
+    NSRLProd/NSRLOS/NSRLMfg.txt and version.txt, by their header. Asked
+    after the readers, as refusals are (none claims them; a joined CSV that
+    opens with NSRLProd's columns but names digests is read as a list).
     """
 
     NAME = "nsrl-rds2-side-file"
-    DESCRIPTION = "NSRL RDS 2.x distribution files other than NSRLFile.txt: refused"
-    BEFORE_READERS = True
+    DESCRIPTION = "NSRL RDS 2.x NSRLProd/NSRLOS/NSRLMfg/version.txt: refused"
 
     def refuse(self, head: bytes, path: Path | None = None) -> str | None:
         fields = _header_fields(head.split(b"\n", 1)[0])
@@ -342,21 +347,53 @@ class NsrlSideFileRefusal:
                     f"an NSRL RDS 2.x distribution file ({what}), not a hash list; "
                     "import NSRLFile.txt (or the zip holding it) instead"
                 )
-        if path is not None and path.name.lower() == "hashes.txt" and _in_distribution(path):
-            return (
-                "hashes.txt beside an NSRL RDS 2.x NSRLFile.txt holds the SHA-1 of each file "
-                "of the distribution, not of the files it lists: import NSRLFile.txt instead "
-                "(if this really is a hash list of its own, name its format with --format)"
-            )
         return None
 
 
-def _in_distribution(path: Path) -> bool:
-    """True when `path`'s folder holds NSRLFile.txt (or its zip, NSRLProd or NSRLMfg.txt)."""
+class NsrlHashesTxtRefusal:
+    """Refuses the hashes.txt of an unpacked RDS 2.x distribution.
+
+    Note: that file holds the SHA-1 of each file of the distribution
+    (NSRLFile.txt and its siblings). Read as the plain SHA-1 list it looks
+    like, and notable by default, `matcher import RDS/*.txt` would make the
+    NSRL's own files notable matches in a signed log. Only its place tells
+    it from an examiner's list: a file named hashes.txt holding nothing but
+    bare upper-case SHA-1 lines, beside a regular file named NSRLFile.txt,
+    its zip, NSRLProd.txt or NSRLMfg.txt. Asked before the readers, since
+    the plain reader takes it; `matcher import --format plain` still does.
+    """
+
+    NAME = "nsrl-rds2-hashes-txt"
+    DESCRIPTION = "the hashes.txt of an unpacked NSRL RDS 2.x distribution: refused"
+    BEFORE_READERS = True
+
+    def refuse(self, head: bytes, path: Path | None = None) -> str | None:
+        if path is None or path.name.lower() != "hashes.txt":
+            return None
+        if len(head) >= SNIFF_BYTES:  # only whole lines: the last one may be cut
+            head = head[: head.rfind(b"\n") + 1]
+        if not head.strip() or _SHA1_LINES.fullmatch(head) is None:
+            return None
+        sibling = _distribution_file(path)
+        if sibling is None:
+            return None
+        return (
+            f"hashes.txt beside the NSRL RDS 2.x {sibling} holds the SHA-1 of each file of "
+            "that distribution, not of the files it lists: import NSRLFile.txt instead (if "
+            "this really is a list of its own, import it with `matcher import --format plain`)"
+        )
+
+
+def _distribution_file(path: Path) -> str | None:
+    """The name of a regular file beside `path` that marks an RDS 2.x distribution, if any."""
     try:
-        return any(p.name.lower() in _DISTRIBUTION_NAMES for p in path.parent.iterdir())
+        with os.scandir(path.parent) as entries:
+            for entry in entries:
+                if entry.name.lower() in _DISTRIBUTION_NAMES and entry.is_file():
+                    return entry.name
     except OSError:
-        return False
+        return None
+    return None
 
 
 class DamagedZipRefusal:
@@ -380,14 +417,27 @@ class DamagedZipRefusal:
                 if members:
                     with archive.open(members[0]) as member:
                         member.readline(MAX_LINE)
+        except (RuntimeError, NotImplementedError) as exc:
+            # zipfile: an encrypted member, an unsupported compression method.
+            what = "encrypted" if "encrypted" in str(exc) else _first_line(exc)
+            return (
+                f"a zip archive that matcher cannot read ({what}); unpack its "
+                "NSRLFile.txt with another tool and import that"
+            )
         except (*_ZIP_ERRORS, *_ZIP_ERRORS_MORE) as exc:
             return (
-                f"a zip archive that cannot be read ({exc or type(exc).__name__}): damaged "
-                "or cut short? matcher reads zips for the NSRL RDS 2.x NSRLFile.txt they hold"
+                f"a zip archive that cannot be read ({_first_line(exc)}): damaged or cut "
+                "short? matcher reads zips for the NSRL RDS 2.x NSRLFile.txt they hold"
             )
         return None
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0][:80] if text else type(exc).__name__
+
+
 registry.register(NsrlRds2Reader())
 registry.register_refusal(NsrlSideFileRefusal())
+registry.register_refusal(NsrlHashesTxtRefusal())
 registry.register_refusal(DamagedZipRefusal())

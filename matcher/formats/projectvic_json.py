@@ -88,11 +88,17 @@ def _long_digit_run(data: bytes | memoryview, limit: int) -> int | None:
     return None if found < 0 else found
 
 
-def _envelope(head: bytes) -> str | None:
-    """The `@odata.context`/`odata.metadata` value among the first top-level keys."""
+def _head_envelope(head: bytes) -> tuple[str | None, bool]:
+    """The `@odata.context`/`odata.metadata` value among the head's top-level keys,
+    and whether the head ran out before it.
+
+    The second value is True only when the head is a JSON object still open
+    where the head ends (the envelope may come later), not when the object
+    closed or the JSON is invalid.
+    """
     pending = False
     if _long_digit_run(head, _digit_run_limit()) is not None:
-        return None  # the parser cannot take it; reading the file names the offset
+        return None, False  # the parser cannot take it; reading the file names the offset
     # Note: basic_parse, not parse: the C parser builds every event of a read
     # block before handing out the first, and parse() gives each a prefix as
     # long as its depth; 64 KiB of nested arrays then took gigabytes.
@@ -100,20 +106,32 @@ def _envelope(head: bytes) -> str | None:
     try:
         for event, value in ijson.basic_parse(io.BytesIO(head.removeprefix(BOM))):
             if depth == 0 and event != "start_map":
-                return None  # the JSON is not an object
+                return None, False  # the JSON is not an object
             if pending:
-                return value if event == "string" else None
+                return (value if event == "string" else None), False
             if event in _OPEN:
                 depth += 1
             elif event in _CLOSE:
                 depth -= 1
                 if depth == 0:
-                    return None  # the top-level object ended without an envelope
+                    return None, False  # the top-level object ended without an envelope
             elif depth == 1 and event == "map_key":
                 pending = value in ENVELOPE_KEYS
+    except ijson.IncompleteJSONError as exc:
+        # Note: the C parser says "premature EOF", the Python one "Incomplete".
+        text = str(exc)
+        return None, depth >= 1 and ("premature EOF" in text or "Incomplete" in text)
     except (ijson.JSONError, ValueError, ArithmeticError):
         pass
-    return None
+    return None, False
+
+
+def _find_envelope(head: bytes, path: Path | None) -> str | None:
+    """The envelope in the head, or written after a `value` longer than the head."""
+    envelope, cut_short = _head_envelope(head[:HEAD_BYTES])
+    if envelope is None and cut_short and path is not None and len(head) >= HEAD_BYTES:
+        envelope = _tail_envelope(path)
+    return envelope
 
 
 # An envelope key and its string value, as they stand in the file (escapes included).
@@ -468,10 +486,7 @@ class ProjectVicReader(TextReader):
             head: the first bytes of the file.
             path: the file, for its tail.
         """
-        envelope = _envelope(head[:HEAD_BYTES])
-        if envelope is None and path is not None and len(head) >= HEAD_BYTES:
-            if head.removeprefix(BOM).lstrip()[:1] == b"{":
-                envelope = _tail_envelope(path)
+        envelope = _find_envelope(head, path)
         return envelope is not None and "projectvic" in envelope.lower()
 
     def parse(
@@ -507,7 +522,7 @@ class ProjectVicReader(TextReader):
     def metadata(self, path: Path) -> dict[str, str]:
         """The envelope string, and the model version, profile and set it names."""
         with path.open("rb") as stream:
-            envelope = _envelope(stream.read(HEAD_BYTES))
+            envelope = _find_envelope(stream.read(HEAD_BYTES), path)
         if envelope is None:
             return {}
         info = {"envelope": envelope}

@@ -355,10 +355,35 @@ def test_hashes_txt_is_refused_only_beside_an_rds(tmp_path: Path) -> None:
         folder.mkdir()
         (folder / sibling).write_bytes(b"")
         (folder / "hashes.txt").write_bytes(data)
-        with pytest.raises(FormatError, match="SHA-1 of each file of the distribution"):
+        with pytest.raises(FormatError, match=f"beside the NSRL RDS 2.x {sibling} holds the SHA-1"):
             registry.detect(folder / "hashes.txt")
         # Named by the examiner, it is read as what they say it is.
         assert len(list(registry.get("plain").read(folder / "hashes.txt"))) == 2
+
+
+def test_an_examiners_own_hashes_txt_beside_an_rds_is_read(tmp_path: Path) -> None:
+    # Only bare upper-case SHA-1 lines are the distribution's; a folder named
+    # NSRLFile.txt marks nothing.
+    (tmp_path / "NSRLFile.txt").write_bytes(SAMPLE.read_bytes())
+    listed = tmp_path / "hashes.txt"
+    listed.write_bytes(HELLO_MD5.encode() + b"  hello.txt\n")
+    assert registry.detect(listed).NAME == "gnu-sum"
+    listed.write_bytes(HELLO_SHA1.lower().encode() + b"\n")
+    assert registry.detect(listed).NAME == "plain"
+    other = tmp_path / "other"
+    (other / "NSRLFile.txt").mkdir(parents=True)
+    (other / "hashes.txt").write_bytes(HELLO_SHA1.upper().encode() + b"\n")
+    assert registry.detect(other / "hashes.txt").NAME == "plain"
+
+
+def test_a_joined_csv_opening_with_product_columns_is_still_an_rds_list(tmp_path: Path) -> None:
+    path = tmp_path / "joined.csv"
+    path.write_bytes(
+        b'"ProductCode","ProductName","ProductVersion","OpSystemCode","MfgCode","SHA-1","MD5",'
+        b'"FileName","FileSize"\r\n1,"P","1","189","1","%s","%s","a.txt",5\r\n'
+        % (HELLO_SHA1.upper().encode(), HELLO_MD5.upper().encode())
+    )
+    assert registry.detect(path).NAME == "nsrl-rds2"
 
 
 def test_a_damaged_zip_is_named_as_such_by_detection(tmp_path: Path) -> None:
@@ -391,3 +416,27 @@ def test_a_missing_field_hidden_by_commas_in_the_name_is_named_as_such() -> None
     for name, read in ((b'say ""hi""', 'say "hi"'), (b"", ""), (b'""', '"'), (b'x"', 'x"')):
         (record,) = parse(HEADER_20 + b"\r\n" + line20(HELLO_SHA1, HELLO_MD5, name))
         assert record.name == read
+
+
+def test_the_missing_field_hint_needs_the_names_rest_in_the_next_field() -> None:
+    # A name ending in a stray quote and a bad FileSize: the size is named.
+    line = b'"%s","%s","00000000","x"","5k",1,"189",""\r\n' % (
+        HELLO_SHA1.upper().encode(),
+        HELLO_MD5.upper().encode(),
+    )
+    with pytest.raises(FormatError, match="FileSize is not a byte count"):
+        parse(HEADER_20 + b"\r\n" + line)
+
+
+def test_an_encrypted_zip_is_named_as_unreadable_not_damaged(tmp_path: Path) -> None:
+    path = zipped(tmp_path, {"NSRLFile.txt": SAMPLE.read_bytes()})
+    data = bytearray(path.read_bytes())
+    # Set the "encrypted" flag in the local header and the central directory.
+    for signature in (b"PK\x03\x04", b"PK\x01\x02"):
+        at = data.index(signature)
+        flag = at + (6 if signature == b"PK\x03\x04" else 8)
+        data[flag] |= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="a zip archive that matcher cannot read") as caught:
+        registry.detect(path)
+    assert "(encrypted)" in caught.value.reason and "damaged" not in caught.value.reason

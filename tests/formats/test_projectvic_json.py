@@ -653,3 +653,21 @@ def test_an_envelope_after_a_value_past_the_head_is_still_detected(
     plain = tmp_path / "plain.json"
     plain.write_bytes(json.dumps({"value": value}).encode())
     assert not READER.sniff(registry.read_head(plain), plain)
+    # The envelope found there is the list's metadata too.
+    assert READER.metadata(path)["envelope"] == envelope
+
+
+def test_the_tail_is_looked_at_only_for_an_object_cut_short_by_the_head(tmp_path: Path) -> None:
+    # A closed object followed by more JSON, NDJSON, or a VICS document nested
+    # at the end of another object: none is one VICS object, none is claimed.
+    vics = json.dumps({"@odata.context": V20.format("UK", "Media"), "value": []})
+    pad = " " * SNIFF_BYTES
+    shapes = {
+        "two.json": '{"a": 1}' + pad + vics,
+        "nd.jsonl": '{"a": 1}\n' * 10_000 + vics + "\n",
+        "broken.json": '{"a": 1] ' + pad + vics,
+    }
+    for name, text in shapes.items():
+        path = tmp_path / name
+        path.write_text(text)
+        assert not READER.sniff(registry.read_head(path), path), name
