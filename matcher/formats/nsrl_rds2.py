@@ -179,14 +179,20 @@ def _sniff_zip(head: bytes, path: Path | None) -> bool:
         length = int.from_bytes(head[26:28], "little")
         return head[30 : 30 + length].rsplit(b"/", 1)[-1].lower() == MEMBER.encode()
     try:
-        with zipfile.ZipFile(path) as archive:
-            members = _members(archive)
-            if not members:
-                return False
-            with archive.open(members[0]) as member:
-                return _layout(member.readline(MAX_LINE)) is not None
+        first = _first_member_line(path)
     except (*_ZIP_ERRORS, *_ZIP_ERRORS_MORE):
         return False
+    return first is not None and _layout(first) is not None
+
+
+def _first_member_line(path: Path) -> bytes | None:
+    """The first line of the zip's NSRLFile.txt (None: it holds none); zipfile's errors raise."""
+    with zipfile.ZipFile(path) as archive:
+        members = _members(archive)
+        if not members:
+            return None
+        with archive.open(members[0]) as member:
+            return member.readline(MAX_LINE)
 
 
 def _parse_zip(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterator[HashRecord]:
@@ -412,11 +418,7 @@ class DamagedZipRefusal:
         if path is None or not head.startswith(ZIP_MAGIC):
             return None
         try:
-            with zipfile.ZipFile(path) as archive:
-                members = _members(archive)
-                if members:
-                    with archive.open(members[0]) as member:
-                        member.readline(MAX_LINE)
+            _first_member_line(path)
         except (RuntimeError, NotImplementedError) as exc:
             # zipfile: an encrypted member, an unsupported compression method.
             what = "encrypted" if "encrypted" in str(exc) else _first_line(exc)

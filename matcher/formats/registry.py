@@ -46,11 +46,19 @@ def refusals() -> list[Refusal]:
     return [_REFUSALS[n] for n in sorted(_REFUSALS)]
 
 
-def refusal_reason(path: Path, head: bytes | None = None) -> str | None:
-    """Why the file is refused, when a registered refusal recognises it, else None."""
+def refusal_reason(
+    path: Path, head: bytes | None = None, before_readers: bool = False
+) -> str | None:
+    """Why the file is refused, when a registered refusal recognises it, else None.
+
+    Asks the refusals of one group: those asked before the readers
+    (BEFORE_READERS set), or the others.
+    """
     if head is None:
         head = read_head(path)
     for refusal in refusals():
+        if getattr(refusal, "BEFORE_READERS", False) != before_readers:
+            continue
         reason = refusal.refuse(head, path)
         if reason is not None:
             return reason
@@ -92,11 +100,9 @@ def detect(path: Path, head: bytes | None = None) -> HashListReader:
     """
     if head is None:
         head = read_head(path)
-    for refusal in refusals():
-        if getattr(refusal, "BEFORE_READERS", False):
-            reason = refusal.refuse(head, path)
-            if reason is not None:
-                raise FormatError(reason, source=str(path))
+    reason = refusal_reason(path, head, before_readers=True)
+    if reason is not None:
+        raise FormatError(reason, source=str(path))
     hits = [r for r in readers() if r.sniff(head, path)]
     if len(hits) == 1:
         return hits[0]
