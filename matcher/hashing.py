@@ -273,6 +273,11 @@ def _init_worker(
 # failure, a located or linked task) travels as the object itself.
 _WireTask = FileTask | tuple[bytes, int, int, int, int]
 _WireResult = EntryOutcome | list[bytes]
+# What `map_units` gives for each task: a plain file's digests as a list in
+# the engine's algorithm order (the file was read whole, unchanged), or its
+# outcome. A caller that handles most files in bulk (the scan: files in no
+# list) then builds no outcome object for them.
+RawResult = _WireResult
 
 
 def _to_wire(task: FileTask) -> _WireTask:
@@ -284,6 +289,10 @@ def _to_wire(task: FileTask) -> _WireTask:
 def _run_batch_in_worker(batch: list[_WireTask]) -> list[_WireResult]:
     hasher = _worker_hasher
     assert hasher is not None
+    return _run_batch_with(hasher, batch)
+
+
+def _run_batch_with(hasher: Hasher, batch: list[_WireTask]) -> list[_WireResult]:
     out: list[_WireResult] = []
     for item in batch:
         if isinstance(item, tuple):
@@ -299,6 +308,11 @@ def _run_batch_in_worker(batch: list[_WireTask]) -> list[_WireResult]:
         else:
             out.append(hasher.run(item))
     return out
+
+
+def _run_batch_here(hasher: Hasher, batch: list[FileTask]) -> list[RawResult]:
+    """A unit's raw results, hashed in this process (see RawResult)."""
+    return _run_batch_with(hasher, [_to_wire(task) for task in batch])
 
 
 def _from_wire(
@@ -344,8 +358,20 @@ def batches(
 class Engine(Protocol):
     """Runs hashing work units; a cluster engine can implement the same seam."""
 
+    algorithms: tuple[str, ...]
+
     def map(self, tasks: Iterator[FileTask]) -> Iterator[EntryOutcome]:
         """Hash every task; yield outcomes in the order the tasks came."""
+        ...
+
+    def map_units(
+        self, tasks: Iterator[FileTask]
+    ) -> Iterator[tuple[list[FileTask], list[RawResult]]]:
+        """Hash every task; yield each work unit's tasks and raw results, in order.
+
+        Concatenated, the units give back the tasks in the order they came;
+        `_from_wire` turns a unit's raw results into the outcomes of map().
+        """
         ...
 
     def close(self) -> None:
@@ -364,10 +390,18 @@ class SerialEngine:
         chunk_reader: ChunkReader | None = None,
     ):
         self.hasher = Hasher(algorithms, opener, chunk_size, chunk_reader)
+        self.algorithms = self.hasher.algorithms
 
     def map(self, tasks: Iterator[FileTask]) -> Iterator[EntryOutcome]:
         for task in tasks:
             yield self.hasher.run(task)
+
+    def map_units(
+        self, tasks: Iterator[FileTask]
+    ) -> Iterator[tuple[list[FileTask], list[RawResult]]]:
+        # Note: one task a unit: the walk never runs ahead of the hashing.
+        for task in tasks:
+            yield [task], _run_batch_here(self.hasher, [task])
 
     def close(self) -> None:
         pass
@@ -417,11 +451,11 @@ class PoolEngine:
 
             local = threading.local()
 
-            def run_batch(batch: list[FileTask]) -> list[EntryOutcome]:
+            def run_batch(batch: list[FileTask]) -> list[RawResult]:
                 hasher = getattr(local, "hasher", None)
                 if hasher is None:
                     hasher = local.hasher = Hasher(*args)
-                return [hasher.run(task) for task in batch]
+                return _run_batch_here(hasher, batch)
 
             import concurrent.futures as cf
 
@@ -439,32 +473,42 @@ class PoolEngine:
             raise ValueError(f"unknown engine kind {kind!r}")
 
     def map(self, tasks: Iterator[FileTask]) -> Iterator[EntryOutcome]:
+        algorithms = self.algorithms
+        for batch, results in self.map_units(tasks):
+            yield from _from_wire(algorithms, batch, results)
+
+    def map_units(
+        self, tasks: Iterator[FileTask]
+    ) -> Iterator[tuple[list[FileTask], list[RawResult]]]:
         if self.workers is not None:
             return self._map_forked(self.workers, tasks)
         return self._map_executor(tasks)
 
-    def _map_executor(self, tasks: Iterator[FileTask]) -> Iterator[EntryOutcome]:
+    def _map_executor(
+        self, tasks: Iterator[FileTask]
+    ) -> Iterator[tuple[list[FileTask], list[RawResult]]]:
         import collections
 
         assert self.executor is not None
-        pending: collections.deque[tuple[Any, int]] = collections.deque()
+        pending: collections.deque[tuple[Any, int, list[FileTask]]] = collections.deque()
         pending_bytes = 0
         units = batches(tasks, self.batch_bytes, self.batch_files, self.large_file)
         for batch in units:
             size = sum(t.size for t in batch)
-            pending.append((self.executor.submit(self._submit_fn, batch), size))
+            pending.append((self.executor.submit(self._submit_fn, batch), size, batch))
             pending_bytes += size
             self.peak_in_flight = max(self.peak_in_flight, len(pending))
             while pending and (len(pending) >= self.window or pending_bytes >= self.window_bytes):
-                future, size = pending.popleft()
+                future, size, sent = pending.popleft()
                 pending_bytes -= size
-                yield from future.result()
+                yield sent, future.result()
         while pending:
-            yield from pending.popleft()[0].result()
+            future, _, sent = pending.popleft()
+            yield sent, future.result()
 
     def _map_forked(
         self, workers: ForkedWorkers, tasks: Iterator[FileTask]
-    ) -> Iterator[EntryOutcome]:
+    ) -> Iterator[tuple[list[FileTask], list[RawResult]]]:
         import collections
         import pickle
 
@@ -472,20 +516,19 @@ class PoolEngine:
         pending: collections.deque[tuple[int, int, int, int, list[FileTask]]]
         pending = collections.deque()
         pending_bytes = 0
-        algorithms = self.algorithms
 
-        def oldest() -> Iterator[EntryOutcome]:
+        def oldest() -> tuple[list[FileTask], list[RawResult]]:
             nonlocal pending_bytes
             index, pipe_bytes, load, size, sent = pending.popleft()
             pending_bytes -= size
-            return _from_wire(algorithms, sent, workers.receive(index, pipe_bytes, load))
+            return sent, workers.receive(index, pipe_bytes, load)
 
         units = batches(tasks, self.batch_bytes, self.batch_files, self.large_file)
         for batch in units:
             size = sum(t.size for t in batch)
             payload = pickle.dumps([_to_wire(t) for t in batch], protocol=pickle.HIGHEST_PROTOCOL)
             while (index := workers.pick(payload)) is None:
-                yield from oldest()
+                yield oldest()
             # A unit's weight for choosing a worker: its bytes, plus a per-file
             # cost (opening, two fstat calls, the digests' set-up) of about
             # what hashing 16 KiB costs.
@@ -495,9 +538,9 @@ class PoolEngine:
             pending_bytes += size
             self.peak_in_flight = max(self.peak_in_flight, len(pending))
             while pending and (len(pending) >= self.window or pending_bytes >= self.window_bytes):
-                yield from oldest()
+                yield oldest()
         while pending:
-            yield from oldest()
+            yield oldest()
 
     def close(self) -> None:
         if self.workers is not None:

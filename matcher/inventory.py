@@ -17,6 +17,7 @@ from pathlib import Path
 from matcher.digests import DIGEST_SIZES
 from matcher.errors import StoreError
 from matcher.models import EntryOutcome
+from matcher.models import FileTask
 from matcher.sqlitefiles import Database
 from matcher.sqlitefiles import connect_readonly
 
@@ -153,6 +154,24 @@ class Inventory:
                 for o in outcomes
             ]
         )  # fmt: skip
+
+    def add_digests(
+        self,
+        algorithms: tuple[str, ...],
+        tasks: list[FileTask],
+        digest_lists: list[list[bytes]],
+        verdict: str,
+        run: int,
+    ) -> None:
+        """Queue plain files hashed whole, each with its digests in `algorithms` order.
+
+        The scan's fast path for files in no list: no outcome object per file.
+        """
+        blob = bytearray
+        shape = ("path", "kind", "size", "mtime_ns", *algorithms, "verdict")
+        queued = self._pending.setdefault(shape, [])
+        queued.extend([(blob(t.path), t.kind, t.size, t.mtime_ns, *map(blob, d), verdict, run)
+                       for t, d in zip(tasks, digest_lists, strict=True)])  # fmt: skip
 
     def add_skipped(self, rows: list[tuple[bytes, str, int, int]], skip: str, run: int) -> None:
         """Queue entries skipped for one reason, as (path, kind, size, mtime_ns) each.

@@ -132,6 +132,28 @@ class DigestFilter:
         from_bytes = int.from_bytes
         return [d for d in digests if holds(from_bytes(d[:16], "little", signed=True))]
 
+    def maybe_stored(
+        self, algorithms: Sequence[str], digest_lists: Sequence[Sequence[bytes]]
+    ) -> list[bool]:
+        """For each file's digests (in `algorithms` order): may any of them be stored?
+
+        A False is certain (a Bloom filter has no false negatives): that file
+        is in no list, and needs no exact lookup. A True needs one
+        (match_batch), as it may be a false positive.
+        """
+        passed = [False] * len(digest_lists)
+        from_bytes = int.from_bytes
+        for k, algorithm in enumerate(algorithms):
+            members = self._members.get(algorithm)
+            if members is None:
+                continue
+            holds = members.__contains__
+            passed = [
+                p or holds(from_bytes(d[k][:16], "little", signed=True))
+                for p, d in zip(passed, digest_lists, strict=True)
+            ]
+        return passed
+
 
 def verdict(hits: Sequence[ListHit]) -> Verdict:
     """notable if any hit is from a notable list; known if only known lists; else unknown."""

@@ -43,6 +43,7 @@ from matcher.evidence.sources import prepare_images
 from matcher.evidence.sources import read_chunks
 from matcher.evidence.sources import verify_images
 from matcher.hashing import Engine
+from matcher.hashing import RawResult
 from matcher.hashing import make_engine
 from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
@@ -334,6 +335,23 @@ class _Recorder:
                 counts.files += n
                 counts.unknown += n
                 counts.bytes += sum([outcome.size or 0 for outcome in plain])
+
+    def record_unknown(
+        self, algorithms: tuple[str, ...], tasks: list[FileTask], digest_lists: list[list[bytes]]
+    ) -> None:
+        """Count and queue plain files in no list (nonempty, hashed whole, each with its digests).
+
+        The bulk path of the files the filter rules out for certain: they
+        write no log record, so neither an outcome object nor the walk order
+        is needed for them (see _pump).
+        """
+        counts = self.counts
+        n = len(tasks)
+        counts.entries += n
+        counts.files += n
+        counts.unknown += n
+        counts.bytes += sum([task.size for task in tasks])
+        self.inventory.add_digests(algorithms, tasks, digest_lists, Verdict.UNKNOWN.value, self.run)
 
     def record_skipped(self, rows: list[tuple[bytes, str, int, int]], skip: Skip) -> None:
         """Count and queue entries skipped for one reason (path, kind, size, mtime_ns each)."""
@@ -1190,17 +1208,48 @@ def _pump(
                 assert item is not None
                 take(item)
 
+    algorithms = engine.algorithms
+    hashed_ = EntryOutcome.hashed
+
+    def take_unit(tasks: list[FileTask], results: list[RawResult]) -> None:
+        """Take one work unit's results, in walk order.
+
+        Note: most files of a scan are plain, nonempty and in no list, and
+        the filter says so for certain. Those write no log record, so they
+        need no place in `pending` (whose order is the log's): they are
+        counted and queued for the inventory in bulk, straight from the
+        digests the engine gives, with no outcome object or digest dict
+        (on a tree of small files, a fifth of the main process's work).
+        Every other result becomes an outcome and is settled in order.
+        """
+        digest_lists = [r for r in results if r.__class__ is list]
+        maybe = iter(digest_filter.maybe_stored(algorithms, digest_lists))
+        unknown_tasks: list[FileTask] = []
+        unknown_digests: list[list[bytes]] = []
+        for task, result in zip(tasks, results, strict=True):
+            drain_ready()
+            order.popleft()
+            if result.__class__ is not list:
+                take(result)  # type: ignore[arg-type]
+            elif next(maybe) or not task.size:
+                digests = dict(zip(algorithms, result, strict=True))
+                take(hashed_(task.path, task.size, task.mtime_ns, digests, task.kind))
+            else:
+                unknown_tasks.append(task)
+                unknown_digests.append(result)
+        if unknown_tasks:
+            with gate.critical():
+                recorder.record_unknown(algorithms, unknown_tasks, unknown_digests)
+
     # Note: outcomes are also settled once SETTLE_BYTES of files are hashed,
     # or at least every SETTLE_SECONDS, so that a run of large files records
     # each one soon after it is hashed: an interruption then loses no
     # finished work, and progress stays current.
     settled = time.monotonic()
     hashed_bytes = 0
-    for result in engine.map(feed()):
-        drain_ready()
-        order.popleft()
-        take(result)
-        hashed_bytes += result.size or 0
+    for tasks, results in engine.map_units(feed()):
+        take_unit(tasks, results)
+        hashed_bytes += sum([task.size for task in tasks])
         if (
             len(pending) >= MATCH_BATCH
             or hashed_bytes >= SETTLE_BYTES

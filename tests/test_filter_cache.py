@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from matcher.importing import import_list
 from matcher.match import DigestFilter
@@ -303,3 +306,34 @@ def test_a_store_swapped_at_its_path_is_not_read_by_the_child(
     built, _ = build_filter(two_lists, two_lists.lists(), ["md5", "sha256"])
     assert built.saved() == whole
     two_lists.close()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    stored=st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=40),
+    others=st.lists(st.binary(min_size=32, max_size=32), max_size=40),
+)
+def test_maybe_stored_never_rules_out_a_stored_digest(
+    stored: list[bytes], others: list[bytes]
+) -> None:
+    """A file with any stored digest (of any algorithm the filter holds) is never ruled out.
+
+    And one it rules out has no digest in the filter (what `candidates` says, per algorithm).
+    """
+    md5s = [d[:16] for d in stored[::2]]
+    sha256s = stored[1::2]
+    digest_filter = DigestFilter(
+        {"md5": md5s, "sha256": sha256s}, {"md5": len(md5s), "sha256": len(sha256s)}
+    )
+    algorithms = ("md5", "sha1", "sha256")
+    files = [[d[:16], d[:20], d] for d in stored + others]
+    maybe = digest_filter.maybe_stored(algorithms, files)
+    assert len(maybe) == len(files)
+    for d in stored:
+        assert maybe[files.index([d[:16], d[:20], d])]
+    for digests, flag in zip(files, maybe, strict=True):
+        expected = bool(
+            digest_filter.candidates("md5", [digests[0]])
+            or digest_filter.candidates("sha256", [digests[2]])
+        )
+        assert flag == expected

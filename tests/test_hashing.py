@@ -298,3 +298,38 @@ def test_engine_agrees_with_hashdeep(tmp_path: Path, jobs: int, chunk: int) -> N
         engine.close()
     assert len(ours) == len(tasks)
     assert ours == theirs
+
+
+@pytest.mark.parametrize("engine_kind", ["serial", "thread", "process"])
+def test_units_give_the_tasks_in_order_with_digests_or_outcomes(
+    tmp_path: Path, engine_kind: str
+) -> None:
+    """map_units: the units concatenated are the tasks; each result turns into map()'s outcome."""
+    tasks = _mixed_tree(tmp_path)
+    gone = tmp_path / "gone"
+    gone.write_bytes(b"soon gone")
+    tasks.insert(40, task_for(gone))
+    gone.unlink()
+    engine: SerialEngine | PoolEngine
+    if engine_kind == "serial":
+        engine = SerialEngine(ALGOS, open_readonly, chunk_size=4096)
+    else:
+        engine = PoolEngine(
+            ALGOS, open_readonly, jobs=2, kind=engine_kind, chunk_size=4096,
+            batch_bytes=20_000, batch_files=5, large_file=65536,
+        )  # fmt: skip
+    try:
+        units = list(engine.map_units(iter(tasks)))
+    finally:
+        engine.close()
+    assert engine.algorithms == ALGOS
+    assert [t for unit_tasks, _ in units for t in unit_tasks] == tasks
+    for unit_tasks, results in units:
+        assert len(results) == len(unit_tasks)
+        for task, result in zip(unit_tasks, results, strict=True):
+            if task.path == os.fsencode(gone):
+                assert result.failure is Failure.VANISHED  # type: ignore[union-attr]
+                continue
+            # A plain file read whole comes as its digests, in the engine's order.
+            data = Path(os.fsdecode(task.path)).read_bytes()
+            assert result == [hashlib.new(a, data).digest() for a in ALGOS]

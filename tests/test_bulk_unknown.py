@@ -1,0 +1,142 @@
+"""The scan's bulk path for files in no list says exactly what the one-by-one path says.
+
+Most files of a scan are plain, nonempty and certainly in no list (the filter
+rules them out): the scan counts them and queues their inventory rows in bulk,
+straight from the engine's digests. Forcing every file through the ordered
+path (the filter letting every digest through, so each goes to the exact
+lookup) must give the same counts, log records and inventory rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import read_log
+
+from matcher import scan as scan_mod
+from matcher.importing import import_list
+from matcher.match import DigestFilter
+from matcher.scan import ScanOptions
+from matcher.scan import run_scan
+from matcher.store import HashStore
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
+    """A tree of unknown, notable, known, empty, unreadable and special entries, and a store."""
+    rng = random.Random(11)
+    ev = tmp_path / "ev"
+    contents: dict[str, bytes] = {}
+    for d in range(3):
+        (ev / f"d{d}").mkdir(parents=True)
+        for i in range(120):
+            data = rng.randbytes(rng.randint(1, 9000))
+            path = ev / f"d{d}" / f"f{i:03d}"
+            path.write_bytes(data)
+            contents[str(path)] = data
+    (ev / "empty").write_bytes(b"")
+    contents[str(ev / "empty")] = b""
+    odd = ev / os.fsdecode(b"name-\xff")  # not UTF-8
+    odd.write_bytes(b"odd")
+    contents[str(odd)] = b"odd"
+    os.mkfifo(ev / "fifo")
+    os.symlink("/etc/passwd", ev / "link")
+    notable = [p for p in sorted(contents) if contents[p]][::17]
+    known = [p for p in sorted(contents) if contents[p]][5::23]
+    (tmp_path / "notable.sha256").write_text(
+        "".join(f"{hashlib.sha256(contents[p]).hexdigest()}  x\n" for p in notable)
+    )
+    # An md5-only known list: the bulk path must probe every algorithm's filter.
+    (tmp_path / "known.md5").write_text(
+        "".join(f"{hashlib.md5(contents[p]).hexdigest()}  x\n" for p in known)
+    )
+    db = tmp_path / "store.db"
+    store = HashStore(db)
+    import_list(store, tmp_path / "notable.sha256", role="notable")
+    import_list(store, tmp_path / "known.md5", role="known")
+    store.close()
+    return ev, db, contents
+
+
+def _scan(tmp_path: Path, ev: Path, db: Path, name: str, jobs: int) -> tuple[dict, list, list]:
+    log = tmp_path / f"{name}.jsonl"
+    summary = run_scan(
+        ScanOptions(evidence=[ev], examiner="E", case="C", db=db, log=log, jobs=jobs)
+    )
+    records = [
+        {k: v for k, v in r.items() if k not in ("time", "prev", "seq", "duration_s", "inventory")}
+        for r in read_log(log)
+        if r["type"] in ("match", "error", "end")
+    ]
+    with sqlite3.connect(f"{log}.inventory.db") as conn:
+        rows = conn.execute(
+            "SELECT path, kind, size, mtime_ns, md5, sha1, sha256, verdict, skip, failure "
+            "FROM entries ORDER BY path"
+        ).fetchall()
+    return summary.counts.as_dict(), records, rows
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_bulk_unknown_files_are_recorded_as_one_by_one(
+    tmp_path: Path,
+    case: tuple[Path, Path, dict[str, bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    jobs: int,
+) -> None:
+    ev, db, contents = case
+    bulk = _scan(tmp_path, ev, db, "bulk", jobs)
+
+    def every_digest_may_be_stored(self: DigestFilter, algorithms, digest_lists) -> list[bool]:  # type: ignore[no-untyped-def]
+        return [True] * len(digest_lists)
+
+    monkeypatch.setattr(DigestFilter, "maybe_stored", every_digest_may_be_stored)
+    ordered = _scan(tmp_path, ev, db, "ordered", jobs)
+    assert bulk[0] == ordered[0]
+    assert [r for r in bulk[1] if r["type"] != "end"] == [r for r in ordered[1] if r["type"] != "end"]
+    assert bulk[2] == ordered[2]
+
+    counts, records, rows = bulk
+    assert counts["entries"] == len(rows) == len(contents) + 2  # the FIFO and the symlink
+    assert counts["notable"] == len([r for r in records if r["type"] == "match"]) > 0
+    assert counts["known"] > 0 and counts["unknown"] > 0 and counts["empty"] == 1
+    assert counts["notable"] + counts["known"] + counts["unknown"] == counts["files"]
+    for path, _, size, _, md5, sha1, sha256, verdict, skip, _ in rows:
+        data = contents.get(os.fsdecode(path))
+        if data is None:
+            assert skip is not None
+            continue
+        assert (size, md5, sha1, sha256) == (
+            len(data),
+            hashlib.md5(data).digest(),
+            hashlib.sha1(data).digest(),
+            hashlib.sha256(data).digest(),
+        )
+        assert verdict in ("notable", "known", "unknown")
+
+
+def test_a_filter_false_positive_is_settled_by_the_exact_lookup(
+    tmp_path: Path,
+    case: tuple[Path, Path, dict[str, bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Files the filter lets through but the store does not hold end unknown, not matched."""
+    ev, db, _ = case
+    lookups: list[int] = []
+    real = scan_mod.match_batch
+
+    def counting(digest_sets, digest_filter, lookup):  # type: ignore[no-untyped-def]
+        lookups.append(len(digest_sets))
+        return real(digest_sets, digest_filter, lookup)
+
+    monkeypatch.setattr(scan_mod, "match_batch", counting)
+    monkeypatch.setattr(DigestFilter, "maybe_stored", lambda self, a, lists: [True] * len(lists))
+    counts, records, _ = _scan(tmp_path, ev, db, "fp", 2)
+    # Every hashed file went to the exact lookup, and only the listed ones matched.
+    assert sum(lookups) == counts["files"]
+    monkeypatch.undo()
+    assert _scan(tmp_path, ev, db, "plain", 2)[0] == counts
