@@ -1,0 +1,119 @@
+"""A list's entries are one contiguous id range, kept in `lists`: no index on entries(list_id).
+
+Removal, replacement, notable sizes and the unsized check find a list's entries
+by that range. Stores made before the ranges were kept (with the index, without
+the columns) gain the ranges on their first writable open, and read as before
+when opened read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from matcher.importing import import_list
+from matcher.store import HashStore
+
+
+def _write_list(path: Path, tag: str, n: int, sized: bool = True, first_size: int = 1000) -> Path:
+    lines = ["sha256,size,name"] if sized else []
+    for i in range(n):
+        digest = hashlib.sha256(f"{tag}{i}".encode()).hexdigest()
+        lines.append(f"{digest},{first_size + i},{tag}{i}" if sized else f"{digest}  {tag}{i}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def store_with_three(tmp_path: Path) -> Path:
+    db = tmp_path / "store.db"
+    store = HashStore(db)
+    import_list(store, _write_list(tmp_path / "a.csv", "a", 30), role="notable")
+    import_list(store, _write_list(tmp_path / "b.csv", "b", 20, first_size=5000), role="notable")
+    import_list(store, _write_list(tmp_path / "c.sha256", "c", 10, sized=False), role="known")
+    store.close()
+    return db
+
+
+def _ranges(db: Path) -> dict[str, tuple[int, int]]:
+    with sqlite3.connect(db) as conn:
+        return {n: (f, l) for n, f, l in conn.execute("SELECT name, first_entry, last_entry FROM lists")}
+
+
+def _by_list(db: Path) -> dict[str, tuple[int, int, int]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT l.name, count(*), min(e.id), max(e.id) FROM entries e "
+            "JOIN lists l ON l.id = e.list_id GROUP BY l.name"
+        ).fetchall()
+    return {name: (count, low, high) for name, count, low, high in rows}
+
+
+def test_a_new_store_keeps_ranges_and_has_no_list_id_index(store_with_three: Path) -> None:
+    db = store_with_three
+    with sqlite3.connect(db) as conn:
+        indexes = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'entries' AND type = 'index'")]
+    assert indexes == []
+    ranges = _ranges(db)
+    assert ranges == {"a.csv": (1, 30), "b.csv": (31, 50), "c.sha256": (51, 60)}
+    assert {n: (lo, hi) for n, (_, lo, hi) in _by_list(db).items()} == ranges
+    sizes, unsized = HashStore(db, readonly=True).notable_sizes()
+    assert unsized == [] and list(sizes) == [*range(1000, 1030), *range(5000, 5020)]
+
+
+def test_removing_a_list_between_others_removes_exactly_its_entries(store_with_three: Path, tmp_path: Path) -> None:
+    db = store_with_three
+    store = HashStore(db)
+    store.remove_list("b.csv")
+    assert _by_list(db) == {"a.csv": (30, 1, 30), "c.sha256": (10, 51, 60)}
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM hashes").fetchone() == (40,)
+        assert conn.execute("SELECT count(*) FROM hashes WHERE entry_id BETWEEN 31 AND 50").fetchone() == (0,)
+    # A newer version replaces the first list: the others keep their entries.
+    import_list(store, _write_list(tmp_path / "a2.csv", "A", 5), name="a.csv v2", role="notable", replace="a.csv")
+    sizes, unsized = store.notable_sizes()
+    store.close()
+    assert unsized == [] and list(sizes) == list(range(1000, 1005))
+    assert _by_list(db) == {"a.csv v2": (5, 61, 65), "c.sha256": (10, 51, 60)}
+    assert _ranges(db)["a.csv v2"] == (61, 65)
+
+
+def _make_old(db: Path) -> None:
+    """What a store made before the ranges were kept looks like: no columns, an index."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE lists DROP COLUMN first_entry")
+        conn.execute("ALTER TABLE lists DROP COLUMN last_entry")
+        conn.execute("CREATE INDEX idx_entries_list_id ON entries (list_id)")
+
+
+def test_an_older_store_reads_read_only_and_gains_ranges_when_opened_for_writing(store_with_three: Path) -> None:
+    db = store_with_three
+    expected = HashStore(db, readonly=True).notable_sizes()
+    _make_old(db)
+    old = HashStore(db, readonly=True)
+    assert old.notable_sizes() == expected
+    assert [(i.name, i.entries) for i in old.lists()] == [("a.csv", 30), ("b.csv", 20), ("c.sha256", 10)]
+    old.close()
+    store = HashStore(db)  # writable: the ranges are recorded, the old index stays
+    assert store.notable_sizes() == expected
+    store.remove_list("a.csv")
+    store.close()
+    assert _ranges(db) == {"b.csv": (31, 50), "c.sha256": (51, 60)}
+    assert _by_list(db) == {"b.csv": (20, 31, 50), "c.sha256": (10, 51, 60)}
+
+
+def test_a_list_without_a_recorded_range_is_found_by_its_entries(store_with_three: Path) -> None:
+    """As an older matcher would leave a list it imported into a new store."""
+    db = store_with_three
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE lists SET first_entry = NULL, last_entry = NULL WHERE name = 'b.csv'")
+    readonly = HashStore(db, readonly=True)
+    sizes, _ = readonly.notable_sizes()
+    readonly.close()
+    assert list(sizes) == [*range(1000, 1030), *range(5000, 5020)]
+    store = HashStore(db)
+    store.close()
+    assert _ranges(db)["b.csv"] == (31, 50)
