@@ -273,10 +273,13 @@ def _init_worker(
 # failure, a located or linked task) travels as the object itself.
 _WireTask = FileTask | tuple[bytes, int, int, int, int]
 _WireResult = EntryOutcome | list[bytes]
-# What `map_units` gives for each task: a plain file's digests as a list in
-# the engine's algorithm order (the file was read whole, unchanged), or its
-# outcome. A caller that handles most files in bulk (the scan: files in no
-# list) then builds no outcome object for them.
+# What `map_units` gives for each task: its outcome, or a list of digests in
+# the engine's algorithm order. A list is given only for a plain file (a task
+# with no locator and no link, kind "file") that was read whole with the size
+# and mtime the task names, unchanged: the caller may record it from the task
+# alone (what `_from_wire` does). A caller that handles most files in bulk
+# (the scan: files in no list) then builds no outcome object for them. An
+# engine of another kind (a cluster) may give outcomes only.
 RawResult = _WireResult
 
 

@@ -1240,6 +1240,7 @@ def _pump(
         if unknown_tasks:
             with gate.critical():
                 recorder.record_unknown(algorithms, unknown_tasks, unknown_digests)
+                recorder.maybe_flush()
 
     # Note: outcomes are also settled once SETTLE_BYTES of files are hashed,
     # or at least every SETTLE_SECONDS, so that a run of large files records
@@ -1247,17 +1248,19 @@ def _pump(
     # finished work, and progress stays current.
     settled = time.monotonic()
     hashed_bytes = 0
+    taken = 0  # files taken since the last settle, the bulk ones too (progress)
     for tasks, results in engine.map_units(feed()):
         take_unit(tasks, results)
         hashed_bytes += sum([task.size for task in tasks])
+        taken += len(tasks)
         if (
-            len(pending) >= MATCH_BATCH
+            taken >= MATCH_BATCH
             or hashed_bytes >= SETTLE_BYTES
             or time.monotonic() - settled >= SETTLE_SECONDS
         ):
             settle()
             settled = time.monotonic()
-            hashed_bytes = 0
+            hashed_bytes = taken = 0
     drain_ready()
     settle()
     record_not_candidates()

@@ -371,7 +371,12 @@ class HashStore:
             return  # the usual case: no write, no lock
         with self.db.atomic():
             for column in missing:
-                self.db.execute(f"ALTER TABLE lists ADD COLUMN {column} INTEGER")
+                try:
+                    self.db.execute(f"ALTER TABLE lists ADD COLUMN {column} INTEGER")
+                except sqlite3.OperationalError as exc:
+                    # Another process opening the same old store added it first.
+                    if "duplicate column" not in str(exc):
+                        raise
             # Note: a list without entries keeps NULL (and is not looked at again).
             self.db.execute(
                 "UPDATE lists SET "
@@ -464,10 +469,21 @@ class HashStore:
         # its import transaction), so hashes need no entry_id index: that
         # index would cost every import far more than it saves a rare removal.
         ids = self._range(list_id)
+        deleted = 0
         if ids is not None:
             self.db.execute("DELETE FROM hashes WHERE entry_id BETWEEN ? AND ?", list(ids))
-            self.db.execute(
+            deleted = self.db.execute(
                 "DELETE FROM entries WHERE id BETWEEN ? AND ? AND list_id = ?", [*ids, list_id]
+            ).rowcount
+        # Note: the check that makes a removal safe without the foreign key's
+        # own (a scan of every entry, with no index on list_id): every entry
+        # the list was imported with is gone, or nothing is.
+        expected = self.db.execute("SELECT entries FROM lists WHERE id = ?", [list_id]).fetchone()
+        if expected is not None and deleted != expected[0]:
+            raise StoreError(
+                f"List {list_id} should hold {expected[0]} entries but {deleted} were found "
+                "in its id range; nothing was removed. The store may be damaged: check it "
+                "with `sqlite3 STORE 'PRAGMA integrity_check'`."
             )
         self.db.execute("DELETE FROM list_stats WHERE list_id = ?", [list_id])
         self._forget_filters()
@@ -482,9 +498,25 @@ class HashStore:
         info = self.find_list(name=name)
         if info is None:
             raise StoreError(f"No list named {name!r} in {self.path}. See `matcher lists`.")
-        with self.db.atomic():
+        with self._foreign_keys_off(), self.db.atomic():
             self._delete_list(info.id)
         return info
+
+    @contextlib.contextmanager
+    def _foreign_keys_off(self) -> Iterator[None]:
+        """Foreign keys off for one transaction (set outside it, as SQLite requires).
+
+        Deleting a list's row would otherwise make SQLite look for entries
+        still pointing at it: with no index on list_id, a read of every
+        entry of the store. _delete_list checks the count it removed instead.
+        """
+        conn = self.db.conn
+        foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
 
     def _check_new_list(self, name: str, role: str, replace: str | None) -> ListInfo | None:
         """The list to replace (if any); raises StoreError on a bad role or name."""
@@ -990,15 +1022,17 @@ class HashStore:
         ranges = [r for info in chosen if info.role == "notable" if (r := self._range(info.id))]
         # Note: sorted and made distinct by SQLite, straight into the array: a
         # Python set of a large list's sizes took some 100 MB at 1M sizes. Each
-        # list's entries are read by their id range (a range of the rowid).
+        # list's entries are read by their id range (a search of the rowid);
+        # the ranges go as one JSON parameter, as any number of lists may be
+        # notable (chained ORs stop at 999: SQLite's expression depth).
         sorted_sizes = array.array("q")
         if ranges:
-            within = " OR ".join("id BETWEEN ? AND ?" for _ in ranges)
             with self.streaming():
                 cursor = self.db.execute(
-                    "SELECT DISTINCT CAST(size AS INTEGER) AS s FROM entries "
-                    f"WHERE ({within}) AND size IS NOT NULL ORDER BY s",
-                    [i for r in ranges for i in r],
+                    "SELECT DISTINCT CAST(e.size AS INTEGER) AS s FROM json_each(?) r "
+                    "JOIN entries e ON e.id BETWEEN json_extract(r.value, '$[0]') "
+                    "AND json_extract(r.value, '$[1]') WHERE e.size IS NOT NULL ORDER BY s",
+                    [json.dumps(ranges)],
                 )
                 while rows := cursor.fetchmany(50_000):
                     sorted_sizes.extend([s for (s,) in rows])

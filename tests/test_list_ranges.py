@@ -117,3 +117,63 @@ def test_a_list_without_a_recorded_range_is_found_by_its_entries(store_with_thre
     store = HashStore(db)
     store.close()
     assert _ranges(db)["b.csv"] == (31, 50)
+
+
+def test_ranges_of_sql_copies_in_one_or_two_processes_and_of_the_row_by_row_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_import_sql import make_rds
+    from test_import_sql import rows_for
+
+    from matcher import store as store_mod
+
+    db = tmp_path / "store.db"
+    store = HashStore(db)
+    import_list(store, _write_list(tmp_path / "a.csv", "a", 7), role="notable")
+    import_list(store, make_rds(tmp_path / "one.db", rows_for(40)), name="one")
+    monkeypatch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0)  # a child walks half
+    import_list(store, make_rds(tmp_path / "two.db", rows_for(60)), name="two")
+    # A package id stored as a BLOB sends the SQL copy back, row by row.
+    blob = [(*row[:5], b"77") if i == 3 else row for i, row in enumerate(rows_for(20))]
+    row_by_row = []
+    add_list = HashStore.add_list
+    monkeypatch.setattr(
+        HashStore, "add_list", lambda *a, **k: row_by_row.append(1) or add_list(*a, **k)
+    )
+    import_list(store, make_rds(tmp_path / "fallback.db", blob), name="fallback")
+    assert row_by_row == [1]
+    counts = {info.name: info.entries for info in store.lists()}
+    store.close()
+    assert counts == {"a.csv": 7, "one": 41, "two": 61, "fallback": 21}
+    assert {n: (lo, hi) for n, (_, lo, hi) in _by_list(db).items()} == _ranges(db) == {
+        "a.csv": (1, 7), "one": (8, 48), "two": (49, 109), "fallback": (110, 130),
+    }
+
+
+def test_a_thousand_notable_lists_give_their_sizes(tmp_path: Path) -> None:
+    """One range per list: any number of lists (a chain of 999 ORs was too deep for SQLite)."""
+    db = tmp_path / "store.db"
+    store = HashStore(db)
+    for i in range(1000):
+        path = tmp_path / f"l{i}.csv"
+        path.write_text(f"sha256,size\n{hashlib.sha256(b'%d' % i).hexdigest()},{10 + i}\n")
+        import_list(store, path, role="notable")
+    sizes, unsized = store.notable_sizes()
+    store.close()
+    assert unsized == [] and list(sizes) == list(range(10, 1010))
+
+
+def test_a_removal_whose_range_does_not_hold_the_list_changes_nothing(store_with_three: Path) -> None:
+    from conftest import store_rows
+
+    from matcher.errors import StoreError
+
+    db = store_with_three
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE lists SET first_entry = 35 WHERE name = 'b.csv'")  # damaged
+    before = store_rows(db)
+    store = HashStore(db)
+    with pytest.raises(StoreError, match="should hold 20 entries but 16 were found"):
+        store.remove_list("b.csv")
+    store.close()
+    assert store_rows(db) == before
