@@ -154,3 +154,50 @@ def test_a_filter_false_positive_is_settled_by_the_exact_lookup(
     assert sum(lookups) == counts["files"]
     monkeypatch.undo()
     assert _scan(tmp_path, ev, db, "plain", 2)[0] == counts
+
+
+def test_skipped_entries_are_recorded_as_the_walk_meets_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A symlink, FIFO or excluded name writes no log record, so it waits for nothing.
+
+    Held in walk order behind a file not yet hashed, a tree of a million
+    symlinks kept a million outcomes in memory until its walk ended.
+    """
+    from matcher.hashing import PoolEngine
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a0").write_bytes(b"first file, hashed only once the walk is done")
+    for i in range(500):
+        os.symlink("/nonexistent", ev / f"b{i:04d}")
+    (tmp_path / "n.sha256").write_text(f"{hashlib.sha256(b'x').hexdigest()}  x\n")
+    db = tmp_path / "store.db"
+    store = HashStore(db)
+    import_list(store, tmp_path / "n.sha256", role="notable")
+    store.close()
+
+    monkeypatch.setattr(scan_mod, "NOT_CANDIDATE_BATCH", 50)
+    recorded: list[object] = []
+    record = scan_mod._Recorder.record
+
+    def counting(self, outcome, hits):  # type: ignore[no-untyped-def]
+        recorded.append(outcome.skip)
+        record(self, outcome, hits)
+
+    monkeypatch.setattr(scan_mod._Recorder, "record", counting)
+    at_first_unit: list[int] = []
+    map_units = PoolEngine.map_units
+
+    def watching(self, tasks):  # type: ignore[no-untyped-def]
+        for unit in map_units(self, tasks):
+            if not at_first_unit:
+                at_first_unit.append(len(recorded))
+            yield unit
+
+    monkeypatch.setattr(PoolEngine, "map_units", watching)
+    counts, records, rows = _scan(tmp_path, ev, db, "skips", 2)
+    # The one file's unit is sent once the walk ends: every symlink was recorded by then.
+    assert at_first_unit == [500]
+    assert counts["skipped_by_reason"] == {"symlink": 500} and counts["files"] == 1
+    assert len(rows) == 501 and [r["type"] for r in records] == ["end"]
