@@ -167,3 +167,28 @@ def test_excludes_are_skipped_and_recorded(tmp_path: Path) -> None:
     assert items[b"cache"].skip is Skip.EXCLUDED  # type: ignore[union-attr]
     assert isinstance(items[b"keep.txt"], FileTask)
     assert b"x" not in items
+
+
+def test_an_entry_gone_between_listing_and_its_lstat_is_an_error(tmp_path: Path) -> None:
+    """A folder's names are listed first, each entry's lstat taken as the walk reaches it."""
+    for name in ("f1", "f2", "f3"):
+        (tmp_path / name).write_bytes(b"x")
+    seen = []
+    for item in FolderWalker().walk([os.fsencode(tmp_path)]):
+        seen.append(item)
+        if item.path.endswith(b"/f1"):
+            (tmp_path / "f3").unlink()
+    f3 = by_name(seen)[b"f3"]
+    assert isinstance(f3, EntryOutcome) and f3.failure is Failure.VANISHED and f3.errno == 2
+    assert isinstance(by_name(seen)[b"f2"], FileTask) and len(seen) == 3
+
+
+def test_a_walk_stopped_early_closes_the_folder_it_was_listing(tmp_path: Path) -> None:
+    for i in range(10):
+        (tmp_path / f"f{i}").write_bytes(b"x")
+    before = len(os.listdir("/proc/self/fd"))
+    walking = FolderWalker().walk([os.fsencode(tmp_path)])
+    next(walking)
+    assert len(os.listdir("/proc/self/fd")) == before + 1  # the folder, open while listed
+    walking.close()
+    assert len(os.listdir("/proc/self/fd")) == before
