@@ -304,9 +304,12 @@ class FolderWalker:
                     detail="directory replaced after listing",
                     kind="dir",
                 )
-            # Note that listdir(fd) gives str names; encoding them as fsencode
-            # does restores the exact bytes.
-            names = sorted([n.encode(_FS_ENCODING, _FS_ERRORS) for n in os.listdir(fd)])
+            # Note that scandir(fd) gives str names; encoding them as fsencode
+            # does restores the exact bytes. Each is encoded as it comes (with
+            # listdir, a million str names were held at once beside their bytes).
+            with os.scandir(fd) as it:
+                names = [entry.name.encode(_FS_ENCODING, _FS_ERRORS) for entry in it]
+            names.sort()
         except OSError as exc:
             os.close(fd)
             return _walk_failure(path, exc)
