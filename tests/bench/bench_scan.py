@@ -227,8 +227,12 @@ def bench_corpus(
     return table
 
 
-def walk_memory(work: Path, sizes: list[int], jobs: int) -> list[tuple[int, float, float]]:
-    """Peak RSS of `matcher scan` over trees of tiny files of growing size."""
+def walk_memory(work: Path, sizes: list[int], jobs: int) -> list[tuple[str, float, float, int]]:
+    """Peak RSS of `matcher scan` over trees of tiny files of growing size.
+
+    The trees have 1,000 files to a folder; the largest is also made as one
+    folder of that many files (a folder is listed whole, to be sorted).
+    """
     store = work / "tiny-store.db"
     lst = work / "tiny.hashdeep"
     corpus.write_hashdeep_list(lst, [], 1000, 9)
@@ -240,20 +244,23 @@ def walk_memory(work: Path, sizes: list[int], jobs: int) -> list[tuple[int, floa
     results = []
     made = 0
     tree = work / "tiny"
-    for n in sorted(sizes):
+    flat = work / "tiny-flat"
+    largest = max(sizes)
+    for n, root in [(n, tree) for n in sorted(sizes)] + [(largest, flat)]:
         t0 = time.perf_counter()
-        corpus.make_tiny_tree(tree / f"part{made}", n - made)
-        made = n
-        print(
-            f"  made a tree of {n:,} tiny files in {time.perf_counter() - t0:.0f} s",
-            file=sys.stderr,
-        )
+        if root is flat:
+            corpus.make_tiny_tree(flat, largest, per_folder=largest)
+        else:
+            corpus.make_tiny_tree(tree / f"part{made}", n - made)
+            made = n
+        label = f"{n:,} files" + (" in one folder" if root is flat else "")
+        print(f"  made a tree of {label} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         log = work / f"tiny-{n}.jsonl"
         run, _ = peak_rss_of(
             [
                 *MATCHER,
                 "scan",
-                str(tree),
+                str(root),
                 "--examiner",
                 "bench",
                 "--case",
@@ -269,10 +276,11 @@ def walk_memory(work: Path, sizes: list[int], jobs: int) -> list[tuple[int, floa
             ],
             (0, 1),
         )
-        results.append((n, run.rss_mb, run.wall))
+        results.append((label, run.rss_mb, run.wall, n))
         for p in work.glob(f"tiny-{n}.jsonl*"):
             p.unlink()
     shutil.rmtree(tree)
+    shutil.rmtree(flat)
     return results
 
 
@@ -528,9 +536,9 @@ def main() -> None:
             )
         if "walk" not in skip:
             print("\n## peak RSS of `matcher scan` over trees of tiny (1-byte) files")
-            for n, rss, wall in walk_memory(work, walk, a.jobs):
+            for label, rss, wall, n in walk_memory(work, walk, a.jobs):
                 print(
-                    f"  {n:>9,} files: peak RSS {rss:6.1f} MB, {wall:6.1f} s "
+                    f"  {label:>26}: peak RSS {rss:6.1f} MB, {wall:6.1f} s "
                     f"({n / wall:,.0f} files/s)"
                 )
         if "lookup" not in skip:

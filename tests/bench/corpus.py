@@ -64,13 +64,13 @@ def make_small(root: Path, count: int, max_size: int, seed: int) -> list[Path]:
     return paths
 
 
-def make_tiny_tree(root: Path, count: int) -> None:
-    """`count` tiny files (1 byte), 1,000 to a folder, for the memory-flatness walk."""
+def make_tiny_tree(root: Path, count: int, per_folder: int = 1000) -> None:
+    """`count` tiny files (1 byte), `per_folder` to a folder, for the memory-flatness walk."""
     for i in range(count):
-        if i % 1000 == 0:
-            folder = root / f"t{i // 1000:05d}"
+        if i % per_folder == 0:
+            folder = root / f"t{i // per_folder:05d}"
             folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / f"{i % 1000:03d}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(folder / f"{i % per_folder:07d}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         os.write(fd, bytes([i % 251]))
         os.close(fd)
 
