@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from collections.abc import Generator
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -1163,8 +1164,20 @@ def _pump(
         if len(skipped) >= NOT_CANDIDATE_BATCH:
             record_skipped()
 
-    def feed() -> Iterator[FileTask]:
-        for item in walker.walk(roots):
+    def feed() -> Generator[FileTask, None, None]:
+        walking = walker.walk(roots)
+        try:
+            yield from _feed(walking)
+        finally:
+            # Note: a walk stopped early (an interruption, a worker's failure
+            # held in an exception) lets go of the folder it was listing now,
+            # not when the exception's frames are freed.
+            close = getattr(walking, "close", None)
+            if close is not None:
+                close()
+
+    def _feed(walking: Iterator[FileTask | EntryOutcome]) -> Iterator[FileTask]:
+        for item in walking:
             if item.path in finished:
                 continue
             if isinstance(item, FileTask):
@@ -1272,18 +1285,22 @@ def _pump(
     settled = time.monotonic()
     hashed_bytes = 0
     taken = 0  # files taken since the last settle, the bulk ones too (progress)
-    for tasks, results in engine.map_units(feed()):
-        take_unit(tasks, results)
-        hashed_bytes += sum([task.size for task in tasks])
-        taken += len(tasks)
-        if (
-            taken >= MATCH_BATCH
-            or hashed_bytes >= SETTLE_BYTES
-            or time.monotonic() - settled >= SETTLE_SECONDS
-        ):
-            settle()
-            settled = time.monotonic()
-            hashed_bytes = taken = 0
+    fed = feed()
+    try:
+        for tasks, results in engine.map_units(fed):
+            take_unit(tasks, results)
+            hashed_bytes += sum([task.size for task in tasks])
+            taken += len(tasks)
+            if (
+                taken >= MATCH_BATCH
+                or hashed_bytes >= SETTLE_BYTES
+                or time.monotonic() - settled >= SETTLE_SECONDS
+            ):
+                settle()
+                settled = time.monotonic()
+                hashed_bytes = taken = 0
+    finally:
+        fed.close()
     drain_ready()
     settle()
     record_not_candidates()

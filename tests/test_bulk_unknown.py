@@ -64,10 +64,12 @@ def case(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
     return ev, db, contents
 
 
-def _scan(tmp_path: Path, ev: Path, db: Path, name: str, jobs: int) -> tuple[dict, list, list]:
+def _scan(
+    tmp_path: Path, ev: Path, db: Path, name: str, jobs: int, **options: object
+) -> tuple[dict, list, list]:
     log = tmp_path / f"{name}.jsonl"
     summary = run_scan(
-        ScanOptions(evidence=[ev], examiner="E", case="C", db=db, log=log, jobs=jobs)
+        ScanOptions(evidence=[ev], examiner="E", case="C", db=db, log=log, jobs=jobs, **options)  # type: ignore[arg-type]
     )
     records = [
         {k: v for k, v in r.items() if k not in ("time", "prev", "seq", "duration_s", "inventory")}
@@ -171,6 +173,9 @@ def test_skipped_entries_are_recorded_as_the_walk_meets_them(
     (ev / "a0").write_bytes(b"first file, hashed only once the walk is done")
     for i in range(500):
         os.symlink("/nonexistent", ev / f"b{i:04d}")
+    for i in range(10):
+        os.mkfifo(ev / f"c{i}")
+        (ev / f"d{i}.tmp").write_bytes(b"excluded")
     (tmp_path / "n.sha256").write_text(f"{hashlib.sha256(b'x').hexdigest()}  x\n")
     db = tmp_path / "store.db"
     store = HashStore(db)
@@ -196,8 +201,55 @@ def test_skipped_entries_are_recorded_as_the_walk_meets_them(
             yield unit
 
     monkeypatch.setattr(PoolEngine, "map_units", watching)
-    counts, records, rows = _scan(tmp_path, ev, db, "skips", 2)
-    # The one file's unit is sent once the walk ends: every symlink was recorded by then.
+    counts, records, rows = _scan(tmp_path, ev, db, "skips", 2, excludes=["*.tmp"])
+    # The one file's unit is sent once the walk ends: ten batches of 50 skipped
+    # entries were recorded by then (the last 20 at the end).
     assert at_first_unit == [500]
-    assert counts["skipped_by_reason"] == {"symlink": 500} and counts["files"] == 1
-    assert len(rows) == 501 and [r["type"] for r in records] == ["end"]
+    assert counts["skipped_by_reason"] == {"symlink": 500, "fifo": 10, "excluded": 10}
+    assert counts["files"] == 1 and len(rows) == counts["entries"] == 521
+    assert [r["type"] for r in records] == ["end"]
+
+
+def test_an_interrupted_scan_with_recorded_skips_resumes_without_counting_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Skipped entries recorded ahead of files not yet hashed count once, across a resume."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import assert_counts_add_up
+
+    ev = tmp_path / "ev"
+    for d in range(4):
+        folder = ev / f"d{d}"
+        folder.mkdir(parents=True)
+        for i in range(300):
+            (folder / f"f{i:03d}").write_bytes(os.urandom(2000))
+            os.symlink("/nonexistent", folder / f"l{i:03d}")
+    (tmp_path / "n.sha256").write_text(f"{hashlib.sha256(b'x').hexdigest()}  x\n")
+    db = tmp_path / "store.db"
+    store = HashStore(db)
+    import_list(store, tmp_path / "n.sha256", role="notable")
+    store.close()
+    monkeypatch.setattr(scan_mod, "NOT_CANDIDATE_BATCH", 50)
+    log = tmp_path / "run.jsonl"
+
+    def stop(counts: scan_mod.Counts) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    summary = run_scan(ScanOptions([ev], "E", "C", db, log, jobs=1), stop)
+    assert summary.status == "interrupted" and summary.counts.skipped > 0
+    resumed = subprocess.run(
+        [sys.executable, "-m", "matcher", "scan", str(ev), "--examiner", "E", "--case", "C",
+         "--db", str(db), "--log", str(log), "-q", "--resume"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert_counts_add_up(log)
+    first, last = [r["counts"] for r in read_log(log) if r["type"] == "end"]
+    assert first["skipped"] > 0 and first["entries"] < 2400  # cut short, skips recorded
+    # The resumed run's end record counts the whole scan: each entry once.
+    assert (last["entries"], last["files"], last["skipped"]) == (2400, 1200, 1200)
+    with sqlite3.connect(f"{log}.inventory.db") as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT path) FROM entries").fetchone() == (2400, 2400)

@@ -192,3 +192,20 @@ def test_a_walk_stopped_early_closes_the_folder_it_was_listing(tmp_path: Path) -
     assert len(os.listdir("/proc/self/fd")) == before + 1  # the folder, open while listed
     walking.close()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_folder_replaced_after_listing_leaves_no_fd_open(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_bytes(b"x")
+    (tmp_path / "z").mkdir()
+    (tmp_path / "z" / "g").write_bytes(b"y")
+    before = len(os.listdir("/proc/self/fd"))
+    seen = []
+    for item in FolderWalker().walk([os.fsencode(tmp_path)]):
+        seen.append(item)
+        if item.path.endswith(b"/a/f"):
+            os.rename(tmp_path / "z", tmp_path / "z-old")  # z was listed: another z comes
+            (tmp_path / "z").mkdir()
+    z = by_name(seen)[b"z"]
+    assert isinstance(z, EntryOutcome) and z.failure is Failure.CHANGED
+    assert len(os.listdir("/proc/self/fd")) == before

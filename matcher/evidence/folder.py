@@ -248,15 +248,15 @@ class FolderWalker:
         while stack:
             path, dev, ino, relative = stack.pop()
             listing = self._list_dir(path, dev, ino)
-            if isinstance(listing, EntryOutcome):
-                yield listing
-                continue
-            fd, names = listing
-            subdirs: list[tuple[bytes, int, int, bytes]] = []
-            prefix = path.rstrip(b"/") + b"/"
-            plain = not self.excludes
-            lstat = os.stat
             try:
+                if isinstance(listing, EntryOutcome):
+                    yield listing
+                    continue
+                fd, names = listing
+                subdirs: list[tuple[bytes, int, int, bytes]] = []
+                prefix = path.rstrip(b"/") + b"/"
+                plain = not self.excludes
+                lstat = os.stat
                 for name in names:
                     child = prefix + name
                     try:
@@ -278,7 +278,9 @@ class FolderWalker:
                     else:
                         yield result
             finally:
-                os.close(fd)
+                # Note: also when the consumer stops early (a closed generator).
+                if not isinstance(listing, EntryOutcome):
+                    os.close(listing[0])
             stack.extend(reversed(subdirs))
 
     def _list_dir(self, path: bytes, dev: int, ino: int) -> tuple[int, list[bytes]] | EntryOutcome:
@@ -292,10 +294,10 @@ class FolderWalker:
             fd = open_readonly(path, directory=True)
         except OSError as exc:
             return _walk_failure(path, exc)
+        handed_over = False  # the fd is closed here unless returned, exactly once
         try:
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != (dev, ino):
-                os.close(fd)
                 return EntryOutcome(
                     path=path,
                     size=None,
@@ -310,10 +312,10 @@ class FolderWalker:
             with os.scandir(fd) as it:
                 names = [entry.name.encode(_FS_ENCODING, _FS_ERRORS) for entry in it]
             names.sort()
+            handed_over = True
+            return fd, names
         except OSError as exc:
-            os.close(fd)
             return _walk_failure(path, exc)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd, names
+        finally:
+            if not handed_over:
+                os.close(fd)
