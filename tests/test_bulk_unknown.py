@@ -158,6 +158,15 @@ def test_a_filter_false_positive_is_settled_by_the_exact_lookup(
     assert _scan(tmp_path, ev, db, "plain", 2)[0] == counts
 
 
+def _store_of_one_notable_entry(tmp_path: Path) -> Path:
+    (tmp_path / "n.sha256").write_text(f"{hashlib.sha256(b'x').hexdigest()}  x\n")
+    db = tmp_path / "store.db"
+    store = HashStore(db)
+    import_list(store, tmp_path / "n.sha256", role="notable")
+    store.close()
+    return db
+
+
 def test_skipped_entries_are_recorded_as_the_walk_meets_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -176,11 +185,7 @@ def test_skipped_entries_are_recorded_as_the_walk_meets_them(
     for i in range(10):
         os.mkfifo(ev / f"c{i}")
         (ev / f"d{i}.tmp").write_bytes(b"excluded")
-    (tmp_path / "n.sha256").write_text(f"{hashlib.sha256(b'x').hexdigest()}  x\n")
-    db = tmp_path / "store.db"
-    store = HashStore(db)
-    import_list(store, tmp_path / "n.sha256", role="notable")
-    store.close()
+    db = _store_of_one_notable_entry(tmp_path)
 
     monkeypatch.setattr(scan_mod, "NOT_CANDIDATE_BATCH", 50)
     recorded: list[object] = []
@@ -227,11 +232,7 @@ def test_an_interrupted_scan_with_recorded_skips_resumes_without_counting_twice(
         for i in range(300):
             (folder / f"f{i:03d}").write_bytes(os.urandom(2000))
             os.symlink("/nonexistent", folder / f"l{i:03d}")
-    (tmp_path / "n.sha256").write_text(f"{hashlib.sha256(b'x').hexdigest()}  x\n")
-    db = tmp_path / "store.db"
-    store = HashStore(db)
-    import_list(store, tmp_path / "n.sha256", role="notable")
-    store.close()
+    db = _store_of_one_notable_entry(tmp_path)
     monkeypatch.setattr(scan_mod, "NOT_CANDIDATE_BATCH", 50)
     log = tmp_path / "run.jsonl"
 
