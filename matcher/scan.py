@@ -330,12 +330,7 @@ class _Recorder:
             # before it are recorded, as they were when each went in turn.
             if plain:
                 self.inventory.add_hashed(plain, Verdict.UNKNOWN.value, self.run)
-                counts = self.counts
-                n = len(plain)
-                counts.entries += n
-                counts.files += n
-                counts.unknown += n
-                counts.bytes += sum([outcome.size or 0 for outcome in plain])
+                self._count_unknown(len(plain), sum([outcome.size or 0 for outcome in plain]))
 
     def record_unknown(
         self, algorithms: tuple[str, ...], tasks: list[FileTask], digest_lists: list[list[bytes]]
@@ -346,13 +341,15 @@ class _Recorder:
         write no log record, so neither an outcome object nor the walk order
         is needed for them (see _pump).
         """
+        self.inventory.add_digests(algorithms, tasks, digest_lists, Verdict.UNKNOWN.value, self.run)
+        self._count_unknown(len(tasks), sum([task.size for task in tasks]))
+
+    def _count_unknown(self, n: int, size: int) -> None:
         counts = self.counts
-        n = len(tasks)
         counts.entries += n
         counts.files += n
         counts.unknown += n
-        counts.bytes += sum([task.size for task in tasks])
-        self.inventory.add_digests(algorithms, tasks, digest_lists, Verdict.UNKNOWN.value, self.run)
+        counts.bytes += size
 
     def record_skipped(self, rows: list[tuple[bytes, str, int, int]], skip: Skip) -> None:
         """Count and queue entries skipped for one reason (path, kind, size, mtime_ns each)."""
@@ -1139,21 +1136,19 @@ def _pump(
     pending: list[EntryOutcome] = []
     not_candidates: list[tuple[bytes, str, int, int]] = []
 
-    def record_not_candidates() -> None:
+    # Note: an entry skipped by the walk (a symlink, a FIFO, an excluded
+    # name, a file over --max-size or, with --candidates-only, of no
+    # candidate size) writes no log record, so it needs no place in the walk
+    # order: it is recorded in batches as the walk meets it. Kept in `order`,
+    # a tree of a million symlinks held a million outcomes until its end
+    # (300,000: 322 MB). Not-candidate files, most files in that mode, are
+    # queued as rows, without an outcome object each.
+    skipped: list[EntryOutcome] = []
+
+    def record_walk_skips() -> None:
         with gate.critical():
             recorder.record_skipped(not_candidates, Skip.NOT_CANDIDATE)
             not_candidates.clear()
-            recorder.maybe_flush()
-
-    # Note: an entry skipped by the walk (a symlink, a FIFO, an excluded
-    # name, a file over --max-size) writes no log record either, so it needs
-    # no place in the walk order: it is recorded in batches as the walk meets
-    # it. Kept in `order`, a tree of a million symlinks held a million
-    # outcomes until its end (300,000: 322 MB).
-    skipped: list[EntryOutcome] = []
-
-    def record_skipped() -> None:
-        with gate.critical():
             for outcome in skipped:
                 recorder.record(outcome, [])
             skipped.clear()
@@ -1162,7 +1157,7 @@ def _pump(
     def skip(outcome: EntryOutcome) -> None:
         skipped.append(outcome)
         if len(skipped) >= NOT_CANDIDATE_BATCH:
-            record_skipped()
+            record_walk_skips()
 
     def feed() -> Generator[FileTask, None, None]:
         walking = walker.walk(roots)
@@ -1197,12 +1192,9 @@ def _pump(
                     continue
                 if candidate_sizes is not None and item.size not in candidate_sizes:
                     if item.link is None:
-                        # Note: a not-candidate file writes no log record, so it
-                        # needs no place in the walk order: it is counted and
-                        # queued for the inventory in bulk (most files, in this mode).
                         not_candidates.append((item.path, item.kind, item.size, item.mtime_ns))
                         if len(not_candidates) >= NOT_CANDIDATE_BATCH:
-                            record_not_candidates()
+                            record_walk_skips()
                         continue
                     # A hard link's first name: its later names take this outcome.
                     order.append(
@@ -1303,5 +1295,4 @@ def _pump(
         fed.close()
     drain_ready()
     settle()
-    record_not_candidates()
-    record_skipped()
+    record_walk_skips()

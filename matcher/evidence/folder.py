@@ -95,14 +95,6 @@ def open_listed(path: bytes, dev: int, ino: int) -> int:
     return fd
 
 
-# What the walk classifies an entry by: (mode, size, mtime_ns, dev, ino) of its lstat.
-Listed = tuple[int, int, int, int, int]
-
-
-def _listed(st: os.stat_result) -> Listed:
-    return st.st_mode, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino
-
-
 def _skip_for_mode(mode: int) -> Skip | None:
     if stat.S_ISLNK(mode):
         return Skip.SYMLINK
@@ -201,23 +193,27 @@ class FolderWalker:
             yield from self._walk_root(root)
 
     def _classify(
-        self, path: bytes, st: Listed, root_dev: int, relative: bytes, name: bytes
+        self, path: bytes, st: os.stat_result, root_dev: int, relative: bytes, name: bytes
     ) -> FileTask | EntryOutcome | None:
         """A task or an outcome for one entry; None for a directory to descend into."""
-        mode, size, mtime_ns, dev, ino = st
+        mode = st.st_mode
         if self.excludes and self._excluded(relative, name):
             return EntryOutcome(
-                path=path, size=size, mtime_ns=mtime_ns, skip=Skip.EXCLUDED, kind=_kind(mode)
+                path=path,
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                skip=Skip.EXCLUDED,
+                kind=_kind(mode),
             )
         if stat.S_ISREG(mode):
-            return FileTask(path, size, mtime_ns, dev, ino)
+            return FileTask(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
         if stat.S_ISDIR(mode):
-            if dev != root_dev or self._real_path(path) in self._mounts:
+            if st.st_dev != root_dev or self._real_path(path) in self._mounts:
                 if self.one_file_system:
                     return EntryOutcome(
                         path=path,
                         size=None,
-                        mtime_ns=mtime_ns,
+                        mtime_ns=st.st_mtime_ns,
                         skip=Skip.OTHER_FILESYSTEM,
                         kind="dir",
                     )
@@ -225,7 +221,11 @@ class FolderWalker:
             return None
         skip = _skip_for_mode(mode)
         return EntryOutcome(
-            path=path, size=size, mtime_ns=mtime_ns, skip=skip or Skip.DEVICE, kind=_kind(mode)
+            path=path,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            skip=skip or Skip.DEVICE,
+            kind=_kind(mode),
         )
 
     def _walk_root(self, root: bytes) -> Iterator[FileTask | EntryOutcome]:
@@ -239,7 +239,7 @@ class FolderWalker:
         if self._real_root is not None and not self._mounts_read:
             self._mounts, self._mounts_read = mount_points(), True
         self._root = root.rstrip(b"/")
-        first = self._classify(root, _listed(st), st.st_dev, name, name)
+        first = self._classify(root, st, st.st_dev, name, name)
         if first is not None:
             yield first
             return
@@ -272,7 +272,7 @@ class FolderWalker:
                         )  # fmt: skip
                         continue
                     child_rel = relative + b"/" + name if relative else name
-                    result = self._classify(child, _listed(child_st), root_dev, child_rel, name)
+                    result = self._classify(child, child_st, root_dev, child_rel, name)
                     if result is None:
                         subdirs.append((child, child_st.st_dev, child_st.st_ino, child_rel))
                     else:
@@ -288,7 +288,7 @@ class FolderWalker:
 
         Note: names only, each entry's lstat taken (relative to the fd) as
         the walk reaches it: a folder is listed whole to be sorted, and a
-        full stat per entry held 290 MB for 300,000 entries in one folder.
+        full stat kept per entry held 322 MB for 300,000 entries in one folder.
         """
         try:
             fd = open_readonly(path, directory=True)
