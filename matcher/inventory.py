@@ -18,6 +18,7 @@ from matcher.digests import DIGEST_SIZES
 from matcher.errors import StoreError
 from matcher.models import EntryOutcome
 from matcher.models import FileTask
+from matcher.path_set import PathSet
 from matcher.sqlitefiles import Database
 from matcher.sqlitefiles import connect_readonly
 
@@ -36,6 +37,7 @@ _COLUMNS = (
     "run",
 )
 _COLUMN_SET = frozenset(_COLUMNS)
+FINISHED_BATCH = 4096  # finished paths' keys fetched at a time on resume (65,536: +21 MB)
 _SKIP_SHAPE = ("path", "kind", "size", "mtime_ns", "skip", "errno", "detail")
 _FAILURE_SHAPE = ("path", "kind", "size", "mtime_ns", "failure", "errno", "detail")
 
@@ -224,13 +226,52 @@ class Inventory:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Cannot write inventory {self.path}: {exc}") from exc
 
-    def finished_paths(self) -> set[bytes]:
+    def finished_paths(self) -> PathSet:
         """Paths whose outcome is final (hashed or skipped): resume does not re-read them.
 
         Failed entries are retried on resume: a transient error may have passed.
+        Note that the paths are never held as Python objects: SQLite keys each
+        with the set's keyed digest and sorts the keys (its sorter spills to
+        temporary files), and the set keeps 16 bytes a path (see path_set).
+
+        Raises:
+            StoreError: when the inventory cannot be read.
         """
-        rows = self.db.execute("SELECT path FROM entries WHERE failure IS NULL").fetchall()
-        return {bytes(r[0]) for r in rows}
+        finished = PathSet()
+        conn = self.db.conn
+        function = "matcher_path_key"
+        conn.create_function(function, 1, finished.key_of, deterministic=True)
+        try:
+            cursor = conn.execute(
+                f"SELECT {function}(path) AS member FROM entries "
+                "WHERE failure IS NULL ORDER BY member"
+            )
+            while batch := cursor.fetchmany(FINISHED_BATCH):
+                finished.extend_sorted([row[0] for row in batch])
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Cannot read inventory {self.path}: {exc}") from exc
+        finally:
+            conn.create_function(function, 1, None)
+        return finished
+
+    def finished_totals(self) -> list[tuple[str | None, str | None, int, int, int]]:
+        """Finished entries (hashed or skipped) grouped by (skip, verdict).
+
+        Each group: (skip, verdict, entries, bytes, empty files), bytes and
+        empty files counted over the group's sizes (None as 0 bytes).
+
+        Raises:
+            StoreError: when the inventory cannot be read.
+        """
+        try:
+            rows = self.db.execute(
+                "SELECT skip, verdict, count(*), coalesce(sum(size), 0), "
+                "count(CASE WHEN size = 0 THEN 1 END) FROM entries "
+                "WHERE failure IS NULL GROUP BY skip, verdict"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Cannot read inventory {self.path}: {exc}") from exc
+        return [(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
     def last_run(self) -> int:
         """The highest run number recorded (-1 for an empty inventory)."""

@@ -65,6 +65,7 @@ from matcher.models import Verdict
 from matcher.models import path_fields
 from matcher.models import storable
 from matcher.models import storable_text
+from matcher.path_set import PathSet
 from matcher.selftest import SelftestResult
 from matcher.selftest import run_selftest
 from matcher.store import HashStore
@@ -660,7 +661,7 @@ def _scan(
     signer = signing.load_signer(options.sign_key) if options.sign_key else None
     counts = Counts()
     logged: set[bytes] = set()
-    finished: set[bytes] = set()
+    finished = PathSet()
     resume_fields: dict[str, object] = {}
     run_no = 0
     if options.resume:
@@ -1001,7 +1002,7 @@ def _refuse_another_scan(
 def _finish_logged_matches(
     inventory: Inventory,
     matches: Mapping[bytes, Mapping[str, object]],
-    finished: set[bytes],
+    finished: PathSet,
     run: int,
 ) -> None:
     """Record as finished each file an earlier segment logged as a match, but did not commit.
@@ -1051,19 +1052,16 @@ def _release(inventory: Inventory, log: auditlog.LogWriter) -> None:
 
 def _count_finished(inventory: Inventory, counts: Counts) -> None:
     """Start a resumed run's totals from what earlier runs finished."""
-    for row in inventory.rows():
-        if row["failure"] is not None:
+    for skip, verdict, entries, size, empty in inventory.finished_totals():
+        counts.entries += entries
+        if skip is not None:
+            counts.skipped += entries
+            counts.skipped_by_reason[skip] = counts.skipped_by_reason.get(skip, 0) + entries
             continue
-        counts.entries += 1
-        if row["skip"] is not None:
-            counts.skipped += 1
-            reason = str(row["skip"])
-            counts.skipped_by_reason[reason] = counts.skipped_by_reason.get(reason, 0) + 1
-            continue
-        counts.files += 1
-        counts.bytes += int(row["size"] or 0)  # type: ignore[call-overload]
-        counts.empty += row["size"] == 0
-        setattr(counts, str(row["verdict"]), getattr(counts, str(row["verdict"])) + 1)
+        counts.files += entries
+        counts.bytes += size
+        counts.empty += empty
+        setattr(counts, str(verdict), getattr(counts, str(verdict)) + entries)
 
 
 def _same_as(task: FileTask, head: EntryOutcome | None) -> EntryOutcome:
@@ -1121,7 +1119,7 @@ def _pump(
     lookup: Lookup,
     digest_filter: DigestFilter,
     candidate_sizes: SizeSet | None,
-    finished: set[bytes],
+    finished: PathSet,
     progress: Callable[[Counts], None] | None,
     gate: _SignalGate,
 ) -> None:

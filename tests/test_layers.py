@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "matcher"
-BASE = {"errors", "digests", "models", "sqlitefiles", "workers"}
+BASE = {"errors", "digests", "models", "sqlitefiles", "workers", "path_set"}
 COMPONENTS = {
     "formats",
     "evidence",
