@@ -41,7 +41,8 @@ child and its children), the CPU-s the rest of the machine used meanwhile
 (a busy host shows there), peak RSS, ratios, and matcher's scan phase (its
 duration_s, which starts after the store is opened and the filter built).
 Then: peak RSS of `matcher scan` over trees of 100,000 and 1,000,000 real
-tiny files (flat memory), and the lookup rate through DigestFilter + store
+tiny files (flat memory; the largest also as one folder, and its scan also
+interrupted halfway and resumed), and the lookup rate through DigestFilter + store
 with a filter of 10M digests per algorithm (the SQLite side holds the bench
 store's 1M entries: settling false positives and the 1,000 real hits).
 """
@@ -54,6 +55,7 @@ import os
 import random
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -227,11 +229,38 @@ def bench_corpus(
     return table
 
 
+def scan_argv(root: Path, store: Path, log: Path, jobs: int) -> list[str]:
+    return [*MATCHER, "scan", str(root), "--examiner", "bench", "--case", "bench", "--db",
+            str(store), "--log", str(log), "-q", "--json", "--jobs", str(jobs)]  # fmt: skip
+
+
+def resumed_memory(
+    argv: list[str], full_wall: float, n: int, log: Path
+) -> tuple[str, float, float, int]:
+    """Peak RSS of a `--resume` of a scan interrupted (SIGINT) halfway through.
+
+    A resume holds the paths its earlier segment finished, to skip them.
+    """
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/")
+    time.sleep(full_wall / 2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate()
+    if proc.returncode != 8:
+        raise SystemExit(f"the scan to interrupt exited {proc.returncode}, not 8 (interrupted)")
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    finished = int(summary.get("counts", summary)["entries"])
+    run, _ = peak_rss_of([*argv, "--resume"], (0, 1))
+    for p in log.parent.glob(f"{log.name}*"):
+        p.unlink()
+    return f"{n:,} files, resumed after {finished:,}", run.rss_mb, run.wall, n - finished
+
+
 def walk_memory(work: Path, sizes: list[int], jobs: int) -> list[tuple[str, float, float, int]]:
     """Peak RSS of `matcher scan` over trees of tiny files of growing size.
 
     The trees have 1,000 files to a folder; the largest is also made as one
-    folder of that many files (a folder is listed whole, to be sorted).
+    folder of that many files (a folder is listed whole, to be sorted), and
+    its scan is also interrupted halfway and resumed (see resumed_memory).
     """
     store = work / "tiny-store.db"
     lst = work / "tiny.hashdeep"
@@ -256,29 +285,12 @@ def walk_memory(work: Path, sizes: list[int], jobs: int) -> list[tuple[str, floa
         label = f"{n:,} files" + (" in one folder" if root is flat else "")
         print(f"  made a tree of {label} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         log = work / f"tiny-{n}.jsonl"
-        run, _ = peak_rss_of(
-            [
-                *MATCHER,
-                "scan",
-                str(root),
-                "--examiner",
-                "bench",
-                "--case",
-                "bench",
-                "--db",
-                str(store),
-                "--log",
-                str(log),
-                "-q",
-                "--json",
-                "--jobs",
-                str(jobs),
-            ],
-            (0, 1),
-        )
+        run, _ = peak_rss_of(scan_argv(root, store, log, jobs), (0, 1))
         results.append((label, run.rss_mb, run.wall, n))
         for p in work.glob(f"tiny-{n}.jsonl*"):
             p.unlink()
+        if root is tree and n == largest:
+            results.append(resumed_memory(scan_argv(root, store, log, jobs), run.wall, n, log))
     shutil.rmtree(tree)
     shutil.rmtree(flat)
     return results
