@@ -9,9 +9,9 @@ the path keyed with 16 random bytes drawn for this set: two sorted arrays of
 Note on exactness: two different paths share a member only if their keyed
 128-bit digests collide. The key is drawn afresh for each set and never
 leaves the process, so no one can build colliding names on purpose; by
-chance, among ten million finished paths and as many looked up, the
-probability is about 10**7 * 10**7 / 2**128, some 3 * 10**-25. (A match of a
-file by MD5 or SHA-256, which the whole tool relies on, is less certain.)
+chance, the probability that any path not finished is taken for a finished
+one is at most (paths looked up) * (paths finished) / 2**128: below 3 * 10**-25
+with ten million of each.
 """
 
 from __future__ import annotations
@@ -87,15 +87,23 @@ class PathSet:
 
     def __contains__(self, path: object) -> bool:
         if not isinstance(path, bytes):
-            return False
+            raise TypeError(f"a PathSet holds paths as bytes, not {type(path).__name__}")
         if path in self._extra:
             return True
+        if not self._hi:
+            return False
         keyed = self._keyed.copy()
         keyed.update(path)
         return self.has_member(keyed.digest())
 
     def has_member(self, member: bytes) -> bool:
-        """Whether a 16-byte member (see key_of) was built into the set."""
+        """Whether a 16-byte member (see key_of) was built into the set.
+
+        Raises:
+            ValueError: a member of the wrong length.
+        """
+        if len(member) != MEMBER_BYTES:
+            raise ValueError(f"PathSet members have {MEMBER_BYTES} bytes")
         starts = self._starts if self._starts is not None else self._index()
         number = int.from_bytes(member, "big")
         hi, lo = number >> 64, number & _LOW_64
@@ -119,7 +127,7 @@ class PathSet:
         return starts
 
     def __len__(self) -> int:
-        """Members built from digests plus paths added (a path in both counts twice)."""
+        """Members held: built from digests, plus paths added (one in both counts twice)."""
         return len(self._hi) + len(self._extra)
 
     @property

@@ -47,7 +47,14 @@ def test_names_that_are_not_utf8_slashes_and_empty_paths_are_members() -> None:
     finished = built(paths)
     assert all(p in finished for p in paths)
     assert b"/ev/\xff\xfe.bi" not in finished
-    assert "/" not in finished  # a str is never a path here
+
+
+@pytest.mark.parametrize("path", ["/ev/a", bytearray(b"/ev/a"), memoryview(b"/ev/a"), None])
+def test_a_path_that_is_not_bytes_is_refused_not_answered_no(path: object) -> None:
+    """A silent False would read a finished file again and count it twice."""
+    finished = built([b"/ev/a"])
+    with pytest.raises(TypeError):
+        assert path not in finished
 
 
 def test_a_large_set_finds_exactly_its_members() -> None:
@@ -83,6 +90,22 @@ def test_a_run_of_equal_high_halves_is_searched_whole() -> None:
     finished.extend_sorted(members_at(pairs))
     assert all(finished.has_member(members_at([p])[0]) for p in pairs)
     assert not any(finished.has_member(members_at([(1 << 60, lo)])[0]) for lo in range(1, 1000, 3))
+
+
+def test_members_added_after_a_lookup_are_found() -> None:
+    finished = PathSet()
+    low, high = members_at([(1, 0), ((1 << 64) - 1, 0)])
+    finished.extend_sorted([low])
+    assert finished.has_member(low) and not finished.has_member(high)  # the index is built
+    finished.extend_sorted([high])
+    assert finished.has_member(low) and finished.has_member(high)
+
+
+def test_a_member_of_the_wrong_length_is_refused_by_the_lookup() -> None:
+    finished = built([b"/ev/a"])
+    for member in (b"\x00" * 15, b"\x00" * 17):
+        with pytest.raises(ValueError, match="16 bytes"):
+            finished.has_member(member)
 
 
 def test_members_out_of_order_or_of_the_wrong_length_are_refused() -> None:

@@ -522,3 +522,51 @@ def test_rematch_takes_the_original_run_from_its_one_verified_read(corpus: tuple
     shown = subprocess.run([*MATCHER, "verify", str(log), "--json"], capture_output=True).stdout
     shown = json.loads(shown)
     assert "first_run" not in shown and "last_end" not in shown and shown["intact"] is True
+
+
+def test_a_resumed_run_counts_bytes_empty_files_and_skips_as_an_uninterrupted_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resumed end record's totals (bytes, empty files, skips by reason) equal a run's in one go."""
+    rng = random.Random(13)
+    ev = tmp_path / "ev"
+    lines = []
+    for d in range(12):
+        (ev / f"d{d}").mkdir(parents=True)
+        for i in range(600):
+            path = ev / f"d{d}" / (f"f{i:03d}.skip" if i % 11 == 0 else f"f{i:03d}")
+            data = b"" if i % 7 == 0 else rng.randbytes(rng.randint(1, 8 * 1024))
+            path.write_bytes(data)
+            if i % 40 == 1:
+                lines.append(f"{hashlib.sha256(data).hexdigest()}  f{i}\n")
+        for i in range(20):
+            (ev / f"d{d}" / f"link{i}").symlink_to(f"f{i:03d}")
+    lst = tmp_path / "notable.sha256"
+    lst.write_text("".join(lines))
+    db = tmp_path / "s.db"
+    subprocess.run([*MATCHER, "import", str(lst), "--db", str(db)], check=True, capture_output=True)
+
+    whole = tmp_path / "whole.jsonl"
+    assert run_scan(ev, db, whole, "--exclude", "*.skip").returncode == 1
+    expected = assert_counts_add_up(whole)
+    assert expected["empty"] and expected["skipped_by_reason"] == {"excluded": 660, "symlink": 240}
+
+    from matcher import scan as scan_mod
+
+    def stop(counts: scan_mod.Counts) -> None:
+        if counts.files >= 500:  # the walk is then some 4,096 files ahead, not at its end
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(scan_mod, "NOT_CANDIDATE_BATCH", 50)  # skips recorded before the stop
+    log = tmp_path / "run.jsonl"
+    options = scan_mod.ScanOptions([ev], "E", "C", db, log, jobs=2, excludes=["*.skip"])
+    first = scan_mod.run_scan(options, stop)
+    assert first.status == "interrupted"
+    finished = first.counts
+    assert 0 < finished.empty < expected["empty"] and 0 < finished.bytes < expected["bytes"]
+    assert 0 < finished.skipped < expected["skipped"]
+    result = run_scan(ev, db, log, "--exclude", "*.skip", "--resume")
+    assert result.returncode == 1, result.stderr
+    assert [r for r in read_log(log) if r["type"] == "run"][-1]["resume"] is True
+    counts = assert_counts_add_up(log)
+    for key in ("entries", "files", "bytes", "empty", "notable", "known", "unknown", "skipped",
+                "skipped_by_reason", "errors"):  # fmt: skip
+        assert counts[key] == expected[key], key
