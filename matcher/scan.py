@@ -674,6 +674,13 @@ def _scan(
         except BaseException:
             log.close()
             raise
+        earlier_examiner = (state.last_run or {}).get("examiner")
+        if earlier_examiner is not None and earlier_examiner != storable_text(
+            options.examiner.strip()
+        ):
+            notes.append(
+                f"examiner changed on resume: the run this one continues was by {earlier_examiner}"
+            )
         logged = set(state.matched_paths)
         resume_fields = state.run_fields()
         if state.torn_tail:
@@ -857,10 +864,14 @@ def _identity(
 ) -> dict[str, object]:
     """The run record's fields that a resume must share with the run it continues.
 
-    Everything that decides which entries are read and what they match:
-    the evidence, the digests, the lists and the options (--jobs aside).
+    The case and authority the scan runs under, and everything that decides
+    which entries are read and what they match: the evidence, the digests,
+    the lists and the options (--jobs aside). The examiner may change (a
+    handover): the resume's run record names its own, and a note says so.
     """
     return {
+        "case": storable_text(options.case.strip()),
+        "authority": storable(options.authority),
         "evidence": [path_fields(os.fsencode(os.path.abspath(e))) for e in options.evidence],
         "algorithms": list(options.algorithms),
         "lists": [info.as_log_dict() for info in lists],
@@ -958,6 +969,7 @@ def _lookup_in(store: HashStore, lists: Sequence[ListInfo]) -> Lookup:
 
 # The run record's option fields, as a user gives them.
 _OPTION_NAMES = {"excludes": "--exclude", "archives": "--archives (or its limits)"}
+_AUTHORISATION = ("case", "authority")
 
 
 def _refuse_another_scan(
@@ -987,15 +999,17 @@ def _refuse_another_scan(
                 for name, setting in value.items()
                 if name in earlier and earlier[name] != setting
             )
+        elif key in _AUTHORISATION and earlier != value:
+            differs.append(f"--{key} (the run began under {json.dumps(earlier)})")
         elif earlier != value:
             differs.append(key)
     if differs:
         raise UsageError(
             f"Cannot resume: this run differs from the one the log continues in: "
-            f"{', '.join(differs)}. A resume repeats the same evidence, algorithms, lists and "
-            "options (only --jobs may change), or it would count entries as read under other "
-            "conditions. Start a new log; to match a finished run against new lists, use "
-            "`matcher rematch`."
+            f"{', '.join(differs)}. A resume continues the same authorised scan: the same "
+            "case and authority, evidence, algorithms, lists and options (only --jobs and the "
+            "examiner may change), or it would count entries as read under other conditions. "
+            "Start a new log; to match a finished run against new lists, use `matcher rematch`."
         )
 
 

@@ -285,8 +285,9 @@ def _interrupted_scan(ev: Path, db: Path, log: Path, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize(
     "change",
-    [["--list", "{extra}"], ["--exclude", "*.bin"], ["--algorithms", "md5,sha256"], ["{other_root}"]],
-    ids=["a new list", "an exclude", "other algorithms", "another root"],
+    [["--list", "{extra}"], ["--exclude", "*.bin"], ["--algorithms", "md5,sha256"], ["{other_root}"],
+     ["--case", "OTHER-CASE"], ["--authority", "warrant 9"]],
+    ids=["a new list", "an exclude", "other algorithms", "another root", "another case", "an authority"],
 )
 def test_a_resume_that_is_not_the_same_scan_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: list[str]) -> None:
     """Finished entries are skipped on resume: with other lists, roots or options they would
@@ -308,10 +309,30 @@ def test_a_resume_that_is_not_the_same_scan_is_refused(tmp_path: Path, monkeypat
     )
     assert result.returncode == 2, result.stderr
     assert "Cannot resume" in result.stderr and "matcher rematch" in result.stderr
+    if "--case" in change:
+        assert '--case (the run began under "C")' in result.stderr
     assert log.read_bytes() == before and (tmp_path / "s.db").read_bytes() == store_before
     # The same scan (another --jobs is fine) still resumes.
     again = run_scan(ev, db, log, "--resume", "--jobs", "2")
     assert again.returncode == 1, again.stderr
+    assert verify(log) == 0
+
+
+def test_another_examiner_may_resume_and_the_handover_is_noted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shift handover: the resumed run names its own examiner, and the end record notes the change."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    _interrupted_scan(ev, db, log, monkeypatch)
+    result = subprocess.run(
+        [*MATCHER, "scan", str(ev), "--examiner", "Second Examiner", "--case", "C", "--db", str(db),
+         "--log", str(log), "-q", "--resume"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    records = read_log(log)
+    assert [r["examiner"] for r in records if r["type"] == "run"] == ["E", "Second Examiner"]
+    assert [r["case"] for r in records if r["type"] == "run"] == ["C", "C"]
+    assert "examiner changed on resume: the run this one continues was by E" in records[-1]["notes"]
     assert verify(log) == 0
 
 
