@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -623,11 +624,13 @@ def scan_cmd(
         # not be glued to the end of the status line.
         if progress is not None:
             progress.done()
-    _print_summary(summary, as_json)
+    _print_summary(summary, as_json, log_given=log is not None)
     sys.exit(summary.exit_code)
 
 
-def _print_summary(summary: ScanSummary, as_json: bool, resumable: bool = True) -> None:
+def _print_summary(
+    summary: ScanSummary, as_json: bool, resumable: bool = True, log_given: bool = True
+) -> None:
     c = summary.counts
     click.echo(
         f"{summary.status}: {c.entries:,} entries: {c.files:,} files hashed ({c.bytes:,} bytes), "
@@ -651,8 +654,11 @@ def _print_summary(summary: ScanSummary, as_json: bool, resumable: bool = True) 
     for note in summary.notes:
         click.echo(f"  note: {note}", err=True)
     if summary.status == "interrupted":
+        # Note: a log named by default must be named on resume (the default
+        # name carries the time, so the same command would start a new log).
+        resume = "--resume" if log_given else f"--log {shlex.quote(str(summary.log))} --resume"
         hint = (
-            f"run the same command with --resume to continue {summary.log}"
+            f"run the same command with {resume} to continue {summary.log}"
             if resumable
             else "run it again with a new --log"
         )

@@ -145,6 +145,29 @@ def test_sigterm_writes_interrupted_end_and_exit_8(corpus: tuple[Path, Path, set
     assert sorted(matched_paths(log)) == sorted(notable)
 
 
+def test_a_log_named_by_default_is_named_in_the_resume_hint_and_the_hint_works(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
+    """Without --log the log's name carries the time: the same command plus --resume would not find it."""
+    import shlex
+
+    ev, db, notable = corpus
+    work = tmp_path / "cwd"
+    work.mkdir()
+    argv = [*MATCHER, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "-q"]
+    proc = subprocess.Popen(argv, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(p.read_bytes().count(b"\n") >= 3 for p in work.glob("*.jsonl")):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (8, 9), err
+    (log,) = work.glob("matcher-C-*.jsonl")
+    hint = err.decode().split("interrupted: run the same command with ", 1)[1].split(" to continue")[0]
+    assert hint == f"--log {log.name} --resume"
+    result = subprocess.run([*argv, *shlex.split(hint)], cwd=work, capture_output=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert verify(log) == 0 and sorted(matched_paths(log)) == sorted(notable)
+
+
 def test_rematch_with_evidence_removed(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
     ev, db, notable = corpus
     copy = tmp_path / "ev"
