@@ -301,6 +301,18 @@ def verify(
             _check_whole(st, expect_head)
         except IntegrityError as exc:
             exc.seen = seen.finish()
+            if exc.line == 1 and _not_a_log(path):
+                # Note: still a failure to verify (exit 1), as for a log that was
+                # destroyed: the two cannot be told apart, and a log cut to its
+                # first bytes must never read as anything but tampered.
+                hint = type(exc)(  # a torn or incomplete log stays one (batch resumes those)
+                    f"{exc.reason}; no line of this file is a log record (each starts "
+                    '{"seq":): the log was destroyed, or this is not a match log (check '
+                    "the file name)",
+                    1,
+                )
+                hint.seen = exc.seen
+                raise hint from exc
             raise
         size, sha256 = seen.finish()
     n = st.types
@@ -310,6 +322,32 @@ def verify(
         n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line, size, sha256,
         first_run, last_end,
     )  # fmt: skip
+
+
+# How far `_not_a_log` looks for a record before it concludes there is none.
+NOT_A_LOG_SCAN_BYTES = 64 << 20
+_RECORD_START = b'{"seq":'
+
+
+def _not_a_log(path: StrPath) -> bool:
+    """True for a file with bytes of which no line starts as every record does.
+
+    Note: asked only when the first line fails, to say so in the failure: a
+    report, a list or an image given by mistake holds no record at all,
+    where a log whose first line was damaged still holds some after it, and
+    an empty log (a scan killed before its first record) is a log cut short.
+    Only the first NOT_A_LOG_SCAN_BYTES are read: a disk image given by
+    mistake is not read whole.
+    """
+    with open(path, "rb") as stream:
+        budget = NOT_A_LOG_SCAN_BYTES
+        first = True
+        while budget > 0 and (raw := stream.readline(min(budget, MAX_LINE_BYTES + 1))):
+            if raw.startswith(_RECORD_START) or _RECORD_START.startswith(raw):
+                return False  # a record, or the start of one torn short
+            first = False
+            budget -= len(raw)
+        return not first  # an empty file is an empty log
 
 
 def _check_whole(st: _ScanState, expect_head: str | None) -> None:

@@ -57,6 +57,7 @@ class IntegrityError(MatcherError):
 
     def __init__(self, message: str, line: int | None = None):
         self.line = line
+        self.reason = message  # without the line number
         # For a log: (size, SHA-256) of the bytes the verification read, when it read them.
         self.seen: tuple[int, str] | None = None
         super().__init__(f"line {line}: {message}" if line is not None else message)

@@ -102,3 +102,41 @@ def test_every_tamper_is_caught_with_a_line_number(runner: CliRunner, scanned: t
 def test_unreadable_log_exits_2(runner: CliRunner, tmp_path: Path) -> None:
     assert runner.invoke(cli, ["verify", str(tmp_path / "missing.jsonl")]).exit_code == 2
     assert runner.invoke(cli, ["verify", str(tmp_path)]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hi", b"path,sha256\n/a,00\n", b"# matcher\n\nA README.\n", b"\x00" * 5000, b"[1, 2]\n{}\n"],
+    ids=["a word", "a csv", "a text", "zeros", "json that is no record"],
+)
+def test_a_file_with_no_record_fails_and_says_it_may_not_be_a_log(runner: CliRunner, tmp_path: Path, content: bytes) -> None:
+    """A file given by mistake fails as a destroyed log does (exit 1: the two look alike), and says why."""
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(content)
+    result = runner.invoke(cli, ["verify", str(other), "--json"])
+    assert result.exit_code == 1, result.output
+    assert "no line of this file is a log record" in result.stderr
+    assert "this is not a match log (check the file name)" in result.stderr
+    assert json.loads(result.stdout)["line"] == 1
+
+
+@pytest.mark.parametrize("damage", ["first line garbled", "first line torn", "cut to 4 bytes", "empty", "first line blank"])
+def test_a_log_damaged_at_its_first_line_is_still_tampered_or_incomplete(runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path, damage: str) -> None:
+    """Records after a destroyed first line, a torn first record or no byte at all: a log, not a stranger."""
+    log, _, _ = scanned
+    lines = log.read_bytes().splitlines()
+    damaged = tmp_path / "damaged.jsonl"
+    if damage == "first line garbled":
+        write_lines(damaged, [b"x" * len(lines[0]), *lines[1:]])
+    elif damage == "first line torn":
+        damaged.write_bytes(lines[0][:40])
+    elif damage == "cut to 4 bytes":
+        damaged.write_bytes(lines[0][:4])
+    elif damage == "first line blank":
+        write_lines(damaged, [b"", *lines[1:]])
+    else:
+        damaged.write_bytes(b"")
+    result = runner.invoke(cli, ["verify", str(damaged), "--json"])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["line"] == 1
+    assert "no line of this file is a log record" not in result.stderr
