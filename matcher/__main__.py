@@ -1,6 +1,23 @@
-"""Allows `python -m matcher`."""
+"""Allows `python -m matcher`; `run` is also the `matcher` command's entry point."""
 
-from matcher.cli import cli
+from __future__ import annotations
+
+import sys
+
+
+def run() -> None:
+    """Start the command line.
+
+    A Ctrl-C while Python still loads it (the first tens of milliseconds)
+    exits 8, "interrupted", as it does later, never with a traceback.
+    """
+    try:
+        from matcher.cli import cli
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted while starting: nothing was done.\n")
+        raise SystemExit(8) from None  # ExitCode.INTERRUPTED, without importing more
+    cli()
+
 
 if __name__ == "__main__":
-    cli()
+    run()
