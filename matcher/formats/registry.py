@@ -110,6 +110,20 @@ def detect(path: Path, head: bytes | None = None) -> HashListReader:
         reason = refusal_reason(path, head)
         if reason is not None:
             raise FormatError(reason, source=str(path))
+        if not head.strip(b" \t\r\n\x00"):
+            if not head:
+                what = "is empty"
+            elif len(head) < SNIFF_BYTES:
+                what = "holds only blank lines (or NUL bytes)"
+            else:
+                what = (
+                    f"starts with {SNIFF_BYTES // 1024} KiB of blank lines (or NUL bytes), "
+                    "too many to tell its format (name it with --format if a list follows)"
+                )
+            raise FormatError(
+                f"the file {what}: no hash list to import (a list cut short, or the wrong file?)",
+                source=str(path),
+            )
         raise FormatError(
             "the list format was not recognised: this is not a hash list in any format "
             "matcher reads; if it is one, name its format with --format "

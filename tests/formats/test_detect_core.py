@@ -150,3 +150,20 @@ def test_sniffers_never_overlap(lines: list[bytes], newline: bytes) -> None:
 def test_sniffers_never_overlap_on_any_bytes(head: bytes) -> None:
     claimed = [reader.NAME for reader in CORE if reader.sniff(head, None)]
     assert len(claimed) <= 1, claimed
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"", "the file is empty"),
+        (b"\n\r\n  \n", "holds only blank lines"),
+        (b"\x00" * 100, "holds only blank lines"),
+        (b"\n" * (70 * 1024) + b"d41d8cd98f00b204e9800998ecf8427e  x\n", "starts with 64 KiB of blank lines"),
+    ],
+)
+def test_an_empty_or_blank_file_is_called_so_not_an_unknown_format(tmp_path: Path, content: bytes, says: str) -> None:
+    path = tmp_path / "list.txt"
+    path.write_bytes(content)
+    with pytest.raises(FormatError, match=says) as refused:
+        registry.detect(path)
+    assert "not recognised" not in str(refused.value) and "list.txt" in str(refused.value)
