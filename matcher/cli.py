@@ -48,7 +48,7 @@ EXIT_CODES = """\b
 Exit codes (scan):
   0  finished, every entry accounted for, no notable match
   1  at least one notable match                       (flag)
-  2  usage error or fatal error: nothing was scanned
+  2  usage or fatal error: nothing scanned, or the scan stopped (see the message)
   4  finished, but some entries could not be read     (flag)
   8  interrupted (SIGINT/SIGTERM); continue with --resume (flag)
  16  --verify-image: an E01's media does not match its stored hash (flag)
@@ -66,7 +66,7 @@ class _LazyChoice(click.Choice):  # type: ignore[type-arg]
     """
 
     def __init__(self, names: Callable[[], list[str]]):
-        super().__init__([])
+        super().__init__([], case_sensitive=False)  # --format CSV is csv
         self._names = names
         self._loaded: list[str] | None = None
 
@@ -201,7 +201,9 @@ def _removed_if_nothing_lands(db: Path, results: list[dict[str, object]]) -> Ite
 )
 @click.option("--name", help="Name of the list in the store (default: the file name).")
 @click.option(
-    "--role", type=click.Choice(ROLES), help="notable or known (default: the format's usual role)."
+    "--role",
+    type=click.Choice(ROLES, case_sensitive=False),
+    help="notable or known (default: the format's usual role).",
 )
 @click.option(
     "--skip-invalid", is_flag=True, help="Keep the good lines; count and report malformed ones."
@@ -468,7 +470,9 @@ def _size(text: str | None) -> int | None:
     help="Skip entries matching GLOB (relative path or name); recorded and counted.",
 )
 @click.option(
-    "--max-size", help="Skip files larger than this (e.g. 4G); recorded and counted as too-large."
+    "--max-size",
+    help="Skip files larger than this (e.g. 500M or 4G: K, M, G, T are powers of 1024); "
+    "recorded and counted as too-large.",
 )
 @click.option(
     "--one-file-system", is_flag=True, help="Do not descend into other filesystems (recorded)."
@@ -765,7 +769,10 @@ def rematch_cmd(
 @click.option(
     "--exclude", "excludes", multiple=True, metavar="GLOB", help="Skip entries matching GLOB."
 )
-@click.option("--max-size", help="Skip files larger than this (counted as too-large).")
+@click.option(
+    "--max-size",
+    help="Skip files larger than this (e.g. 4G, powers of 1024; counted as too-large).",
+)
 @click.option("--one-file-system", is_flag=True, help="Do not descend into other filesystems.")
 @click.option(
     "--sign-key",

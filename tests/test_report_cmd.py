@@ -630,3 +630,17 @@ def test_error_records_are_read_from_the_log_as_they_are_written_never_held(
     for fmt, (few, many) in peaks.items():
         # Held, 20,000 errors would take several MB; read as written, the peak stays put.
         assert many < few + (1 << 20), (fmt, few, many)
+
+
+def test_format_and_role_names_are_taken_in_any_case(runner: CliRunner, scanned: Path, tmp_path: Path) -> None:
+    """`--format CSV` is csv, as an examiner would type it; the names stay one set."""
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "JSON"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["status"] == "complete"
+    listed = tmp_path / "known.md5"
+    listed.write_text("d41d8cd98f00b204e9800998ecf8427e  empty\n")
+    result = runner.invoke(cli, ["import", str(listed), "--db", str(tmp_path / "s.db"), "--format", "Gnu-Sum",
+                                 "--role", "KNOWN", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["role"] == "known"
+    assert runner.invoke(cli, ["report", str(scanned), "--format", "xlsx"]).exit_code == 2
