@@ -357,6 +357,10 @@ def test_another_examiner_may_resume_and_the_handover_is_noted(tmp_path: Path, m
     assert [r["case"] for r in records if r["type"] == "run"] == ["C", "C"]
     assert "examiner changed on resume: the run this one continues was by E" in records[-1]["notes"]
     assert verify(log) == 0
+    html = subprocess.run([*MATCHER, "report", str(log), "--format", "html"], capture_output=True, text=True)
+    resumed_at = [r["seq"] for r in records if r["type"] == "run"][1]
+    assert f"E (run at seq 0); Second Examiner (run at seq {resumed_at})" in html.stdout
+    assert "<td>C</td>" in html.stdout  # one case: shown once
 
 
 def test_a_match_logged_before_a_crash_stays_notable_if_its_file_is_gone(tmp_path: Path) -> None:

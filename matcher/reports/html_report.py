@@ -122,6 +122,14 @@ def page(data: ReportData) -> str:
     return "".join(_pieces(data))
 
 
+def _per_run(data: ReportData, field: str) -> str:
+    """A run field's value; when a resume changed it (a handover), each run's, by seq."""
+    values = [(run.seq, getattr(run, field) or "(none given)") for run in data.runs]
+    if len({value for _, value in values}) <= 1:
+        return str(values[0][1]) if values else "?"
+    return "; ".join(f"{value} (run at seq {seq})" for seq, value in values)
+
+
 def _parts(data: ReportData) -> list[str | object]:
     """The document's parts, joined by newlines; _MATCHES and _ERRORS where those tables go."""
     v = data.verification
@@ -142,10 +150,10 @@ def _parts(data: ReportData) -> list[str | object]:
         out.append(
             _rows(
                 [
-                    ("Examiner", run.examiner),
-                    ("Case", run.case),
-                    ("Authority", run.authority or "(none given)"),
-                    ("Host", run.host),
+                    ("Examiner", _per_run(data, "examiner")),
+                    ("Case", _per_run(data, "case")),
+                    ("Authority", _per_run(data, "authority")),
+                    ("Host", _per_run(data, "host")),
                     ("Tool", f"{run.tool_name} {run.tool_version}"),
                     ("Algorithms", ", ".join(run.algorithms)),
                     ("Evidence", "; ".join(display_name(p) for p in run.evidence)),
