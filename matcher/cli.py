@@ -1215,11 +1215,16 @@ def hash_cmd(
             command=["matcher", *sys.argv[1:]],
             on_problem=problem,
         )
-    missing = totals.skipped - totals.excluded + totals.errors + totals.not_written
+    left_out = [
+        (totals.skipped - totals.excluded, "skipped (symlinks, FIFOs, devices, sockets)"),
+        (totals.errors, "unreadable"),
+        (totals.not_written, "with a name the format cannot carry"),
+    ]
+    missing = "; ".join(f"{n:,} {why}" for n, why in left_out if n)
     click.echo(
         f"{totals.files - totals.not_written:,} files ({totals.bytes:,} bytes) written to "
-        f"{output if output is not None else 'stdout'}; {totals.excluded:,} excluded, "
-        f"{missing:,} missing.",
+        f"{output if output is not None else 'stdout'}; {totals.excluded:,} excluded; "
+        + (f"left out, each named above: {missing}." if missing else "nothing left out."),
         err=True,
     )
     sys.exit(0 if totals.complete else int(ExitCode.INCOMPLETE))
