@@ -153,7 +153,11 @@ def run_rematch(
         raise UsageError(f"Inventory {inventory_path} already exists. Choose another --log.")
     first_run, last_end, head, original_inventory = _original(options)
     evidence = [Path(os.fsdecode(fields_path(e))) for e in first_run.get("evidence", [])]
-    refuse_outputs_inside([e for e in evidence if e.exists()], [options.log, inventory_path])
+    refuse_outputs_inside(
+        [e for e in evidence if e.exists()],
+        [options.log, inventory_path],
+        [("log", "--log"), ("inventory (beside the log)", "--log")],
+    )
     algorithms = [str(a) for a in first_run.get("algorithms", [])]
     store = HashStore(options.db, readonly=True)
     try:

@@ -197,20 +197,30 @@ def _under(path: Path, root: Path) -> bool:
     return True
 
 
-def refuse_outputs_inside(evidence: Sequence[Path], outputs: Sequence[Path]) -> None:
+def refuse_outputs_inside(
+    evidence: Sequence[Path],
+    outputs: Sequence[Path],
+    labels: Sequence[tuple[str, str]] = (),
+) -> None:
     """Never write under an evidence root: refuse any output path inside one.
+
+    `labels` gives, for each output in turn, what it is and the option that
+    moves it (a path chosen by default is then named with that option).
 
     Raises:
         UsageError: naming the output and the evidence root it lies in.
     """
     roots = [Path(os.path.realpath(e)) for e in evidence]
-    for out in outputs:
+    for index, out in enumerate(outputs):
         real = Path(os.path.realpath(out))
+        label = labels[index] if index < len(labels) else None
         for root, given in zip(roots, evidence, strict=True):
             if real == root or (root.is_dir() and _under(real, root)):
+                what = f"The {label[0]} {out}" if label else f"Output {out}"
+                where = f" with {label[1]}" if label else ""
                 raise UsageError(
-                    f"Output {out} lies inside evidence {given}; matcher never writes under "
-                    "an evidence root. Choose a path outside it."
+                    f"{what} lies inside evidence {given}; matcher never writes under "
+                    f"an evidence root. Choose a path outside it{where}."
                 )
 
 
@@ -501,7 +511,11 @@ def run_scan(
     roots, root_notes = distinct_roots(options.evidence)
     options = dataclasses.replace(options, evidence=roots)
     inventory_path = options.inventory or default_inventory_path(options.log)
-    refuse_outputs_inside(options.evidence, [options.log, inventory_path, options.db])
+    refuse_outputs_inside(
+        options.evidence,
+        [options.log, inventory_path, options.db],
+        [("log", "--log"), ("inventory", "--inventory"), ("hash store", "--db")],
+    )
     if not options.lists and not os.path.exists(options.db):
         # Note: refused before the store is opened, which would create an empty one.
         raise UsageError(

@@ -104,6 +104,21 @@ def test_output_inside_evidence_is_refused(runner: CliRunner, store: Path, evide
     assert sorted(p for p in evidence_copy.rglob("*")) == before
 
 
+def test_a_default_log_inside_the_evidence_is_refused_naming_the_option_that_moves_it(
+    runner: CliRunner, store: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scanning `.` without --log would put the log (named by default) in the evidence."""
+    monkeypatch.chdir(evidence_copy)
+    before = sorted(p for p in evidence_copy.rglob("*"))
+    result = runner.invoke(cli, ["scan", ".", "--examiner", "X", "--case", "T", "--db", str(store)])
+    assert result.exit_code == 2
+    assert "The log matcher-T-" in result.stderr and "Choose a path outside it with --log." in result.stderr
+    result = runner.invoke(cli, ["scan", ".", "--examiner", "X", "--case", "T", "--db", "s.db",
+                                 "--log", str(store.parent / "run.jsonl")])  # fmt: skip
+    assert result.exit_code == 2 and "The hash store s.db" in result.stderr and "with --db." in result.stderr
+    assert sorted(p for p in evidence_copy.rglob("*")) == before
+
+
 def test_existing_log_is_never_overwritten(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
     log = tmp_path / "run.jsonl"
     log.write_bytes(b"precious\n")
