@@ -50,6 +50,7 @@ import fcntl
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -301,14 +302,17 @@ def verify(
             _check_whole(st, expect_head)
         except IntegrityError as exc:
             exc.seen = seen.finish()
-            if exc.line == 1 and _not_a_log(path):
+            if exc.line == 1 and _not_a_log(stream):
                 # Note: still a failure to verify (exit 1), as for a log that was
                 # destroyed: the two cannot be told apart, and a log cut to its
-                # first bytes must never read as anything but tampered.
-                hint = type(exc)(  # a torn or incomplete log stays one (batch resumes those)
+                # first bytes must never read as anything but tampered. Never a
+                # torn or incomplete log either: those are resumed (batch), and
+                # resuming would set this file's bytes aside and write a log in it.
+                hint = IntegrityError(
                     f"{exc.reason}; no line of this file is a log record (each starts "
-                    '{"seq":): the log was destroyed, or this is not a match log (check '
-                    "the file name)",
+                    '{"seq":), as far as its first '
+                    f"{NOT_A_LOG_SCAN_BYTES >> 20} MiB go: the log was destroyed, or this "
+                    "is not a match log (check the file name)",
                     1,
                 )
                 hint.seen = exc.seen
@@ -329,25 +333,36 @@ NOT_A_LOG_SCAN_BYTES = 64 << 20
 _RECORD_START = b'{"seq":'
 
 
-def _not_a_log(path: StrPath) -> bool:
-    """True for a file with bytes of which no line starts as every record does.
+def _not_a_log(stream: BinaryIO) -> bool:
+    """True for a regular file with bytes of which no line starts as a record does.
 
     Note: asked only when the first line fails, to say so in the failure: a
     report, a list or an image given by mistake holds no record at all,
     where a log whose first line was damaged still holds some after it, and
-    an empty log (a scan killed before its first record) is a log cut short.
-    Only the first NOT_A_LOG_SCAN_BYTES are read: a disk image given by
-    mistake is not read whole.
+    an empty log (a scan killed before its first record) or one torn in its
+    first record is a log cut short. Only the first NOT_A_LOG_SCAN_BYTES are
+    read (an image given by mistake is not read whole), from the stream
+    verify opened, rewound: a FIFO or device is never opened again or read.
     """
-    with open(path, "rb") as stream:
+    try:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            return False
+        stream.seek(0)
         budget = NOT_A_LOG_SCAN_BYTES
         first = True
         while budget > 0 and (raw := stream.readline(min(budget, MAX_LINE_BYTES + 1))):
-            if raw.startswith(_RECORD_START) or _RECORD_START.startswith(raw):
-                return False  # a record, or the start of one torn short
+            if _looks_like_a_record(raw):
+                return False
             first = False
             budget -= len(raw)
         return not first  # an empty file is an empty log
+    except OSError:
+        return False
+
+
+def _looks_like_a_record(raw: bytes) -> bool:
+    """A line that starts as every record does, or a record torn within those bytes."""
+    return raw.startswith(_RECORD_START) or _RECORD_START.startswith(raw)
 
 
 def _check_whole(st: _ScanState, expect_head: str | None) -> None:
@@ -621,7 +636,11 @@ def _sync_directory_of(name: str) -> None:
 
 
 def open_for_resume(
-    path: StrPath, signer: signing.Signer | None = None, *, clock: Clock | None = None
+    path: StrPath,
+    signer: signing.Signer | None = None,
+    *,
+    clock: Clock | None = None,
+    check_run: Callable[[dict[str, object] | None], None] | None = None,
 ) -> tuple[LogWriter, ResumeState]:
     """Verify a log (a missing end allowed), set a torn last line aside, reopen it.
 
@@ -632,6 +651,9 @@ def open_for_resume(
         path: the log to continue.
         signer: signs `end` and `checkpoint` records of the resumed run.
         clock: as for `create`.
+        check_run: called with the last `run` record (None if there is none)
+            before the log is changed in any way (a torn line set aside):
+            whatever it raises refuses the resume with the log untouched.
 
     Returns:
         The writer, and what was found (paths already logged as matches, ...).
@@ -644,14 +666,16 @@ def open_for_resume(
     """
     fd, name = _open_locked(path, os.O_RDWR)
     try:
-        state = _resume_state(fd, name)
+        state = _resume_state(fd, name, check_run)
         return LogWriter(fd, name, signer, clock, resume=state), state
     except BaseException:
         os.close(fd)
         raise
 
 
-def _resume_state(fd: int, name: str) -> ResumeState:
+def _resume_state(
+    fd: int, name: str, check_run: Callable[[dict[str, object] | None], None] | None
+) -> ResumeState:
     st, matched, last_run = _ScanState(), dict[bytes, dict[str, object]](), None
     with open(os.dup(fd), "rb") as stream:
         for rec in _records(stream, st):
@@ -668,6 +692,14 @@ def _resume_state(fd: int, name: str) -> ResumeState:
                     ) from exc
     if st.grammar.phase == "ended" and st.grammar.last_status != "interrupted":
         raise UsageError(f"Log {name} ends with a complete run. There is nothing to resume.")
+    if st.lines == 0 and st.torn is not None and not _looks_like_a_record(st.torn):
+        # Note: setting these bytes aside would empty the file and write a log in it.
+        raise UsageError(
+            f"{name} is not a match log (its bytes do not start as a log record does); "
+            "nothing was changed. Check the --log path."
+        )
+    if check_run is not None:
+        check_run(last_run)
     torn_tail = _set_aside(fd, name, st) if st.torn is not None else None
     ended = st.grammar.phase == "ended"
     return ResumeState(

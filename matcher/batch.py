@@ -23,7 +23,9 @@ from matcher import auditlog
 from matcher.errors import ExitCode
 from matcher.errors import FormatError
 from matcher.errors import MatcherError
+from matcher.inventory import default_path as default_inventory_path
 from matcher.scan import ScanOptions
+from matcher.scan import refuse_outputs_inside
 from matcher.scan import run_scan
 
 REQUIRED = ("evidence", "case", "examiner")
@@ -162,6 +164,14 @@ def run_batch(
                         item.counts = dict(record.get("counts") or {})  # type: ignore[call-overload]
                         item.exit_code = _code_from_counts(item.counts)
             else:
+                # Note: refused before the log's folder is made, which could lie
+                # in the evidence (run_scan checks again, once it exists).
+                column = "the manifest's log column"
+                refuse_outputs_inside(
+                    [item.evidence],
+                    [item.log, default_inventory_path(item.log)],
+                    [("log", column), ("inventory (beside the log)", column)],
+                )
                 item.log.parent.mkdir(parents=True, exist_ok=True)
                 options = dataclasses.replace(
                     template,

@@ -1074,7 +1074,7 @@ def keygen_cmd(private_key: Path, public_key: Path | None) -> None:
 
 
 def main() -> None:
-    """Entry point for `python -m matcher`."""
+    """The command line, as `matcher` and `python -m matcher` start it (via __main__.run)."""
     cli()
 
 

@@ -679,11 +679,18 @@ def _scan(
     resume_fields: dict[str, object] = {}
     run_no = 0
     if options.resume:
-        log, state = auditlog.open_for_resume(options.log, signer=signer)
+        chosen: list[tuple[list[ListInfo], SizeSet | None]] = []
+
+        def same_scan(last_run: dict[str, object] | None) -> None:
+            """Refuse another scan before the log is touched (a torn line set aside)."""
+            run_lists = _lists_of_the_run(last_run, lists, given_lists, notes)
+            sizes = _candidate_sizes(options, store, run_lists, notes)
+            _refuse_another_scan(last_run, _identity(options, run_lists, sizes))
+            chosen.append((run_lists, sizes))
+
+        log, state = auditlog.open_for_resume(options.log, signer=signer, check_run=same_scan)
+        lists, candidate_sizes = chosen[0]
         try:
-            lists = _lists_of_the_run(state.last_run, lists, given_lists, notes)
-            candidate_sizes = _candidate_sizes(options, store, lists, notes)
-            _refuse_another_scan(state.last_run, _identity(options, lists, candidate_sizes))
             inventory = Inventory(inventory_path)
         except BaseException:
             log.close()
@@ -852,7 +859,7 @@ def _append_run_record(
             # come through here (path_fields keeps their bytes).
             "examiner": storable_text(options.examiner.strip()),
             "case": storable_text(options.case.strip()),
-            "authority": storable(options.authority),
+            "authority": _authority(options.authority),
             "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0]},
             "host": os.uname().nodename,  # what gethostname(2) gives
             "argv": [storable_text(arg) for arg in options.argv],
@@ -885,7 +892,7 @@ def _identity(
     """
     return {
         "case": storable_text(options.case.strip()),
-        "authority": storable(options.authority),
+        "authority": _authority(options.authority),
         "evidence": [path_fields(os.fsencode(os.path.abspath(e))) for e in options.evidence],
         "algorithms": list(options.algorithms),
         "lists": [info.as_log_dict() for info in lists],
@@ -900,6 +907,13 @@ def _identity(
             "archives": options.archive_limits.as_log_dict() if options.archives else None,
         },
     }
+
+
+def _authority(text: object) -> object:
+    """An authority as recorded and compared: stripped, None when blank or not given."""
+    if isinstance(text, str):
+        return storable_text(text.strip()) or None
+    return text
 
 
 def _candidate_sizes(
@@ -1013,8 +1027,10 @@ def _refuse_another_scan(
                 for name, setting in value.items()
                 if name in earlier and earlier[name] != setting
             )
-        elif key in _AUTHORISATION and earlier != value:
-            differs.append(f"--{key} (the run began under {json.dumps(earlier)})")
+        elif key in _AUTHORISATION:
+            if _authority(earlier) != _authority(value):
+                began = "none" if earlier is None else f'"{earlier}"'
+                differs.append(f"--{key} (the run began under {began})")
         elif earlier != value:
             differs.append(key)
     if differs:

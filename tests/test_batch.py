@@ -98,3 +98,30 @@ def test_an_item_killed_before_its_first_log_record_is_resumed(runner: CliRunner
     items = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
     assert [i["status"] for i in items] == ["complete"], items
     assert runner.invoke(cli, ["verify", items[0]["log"]]).exit_code == 0
+
+
+def test_an_item_whose_log_lies_in_its_evidence_fails_before_any_folder_is_made(runner: CliRunner, tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    before = sorted((tmp_path / "a").rglob("*"))
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,a/items-logs/a.jsonl\n")
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+            "--json"]  # fmt: skip
+    items = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    assert [i["status"] for i in items] == ["failed"]
+    assert "lies inside evidence" in items[0]["message"]
+    assert "Choose a path outside it with the manifest's log column." in items[0]["message"]
+    assert sorted((tmp_path / "a").rglob("*")) == before  # no items-logs/ folder made
+
+
+def test_an_item_whose_log_column_names_a_file_that_is_no_log_fails_untouched(runner: CliRunner, tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"case notes, no line end")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,notes.txt\n")
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+            "--json"]  # fmt: skip
+    items = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    assert [i["status"] for i in items] == ["failed"]
+    assert notes.read_bytes() == b"case notes, no line end" and not list(tmp_path.glob("notes.txt.*"))

@@ -140,3 +140,40 @@ def test_a_log_damaged_at_its_first_line_is_still_tampered_or_incomplete(runner:
     assert result.exit_code == 1, result.output
     assert json.loads(result.stdout)["line"] == 1
     assert "no line of this file is a log record" not in result.stderr
+
+
+def test_the_no_record_check_reads_only_a_regular_file_it_already_has_open(tmp_path: Path) -> None:
+    """A FIFO (or device) is never read again or reopened: a second open of a FIFO waits for a writer."""
+    import os
+
+    from matcher.auditlog import _not_a_log
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with open(os.open(fifo, os.O_RDWR), "rb") as stream:  # Linux: opens at once
+        assert _not_a_log(stream) is False  # returns at once: nothing read
+    text = tmp_path / "notes.txt"
+    text.write_bytes(b"line one\nline two\n")
+    with open(text, "rb") as stream:
+        stream.read()  # at its end, as verify leaves it
+        assert _not_a_log(stream) is True
+    text.write_bytes(b"garbled\n" + b'{"seq":1,"type":"match"}\n')
+    with open(text, "rb") as stream:
+        assert _not_a_log(stream) is False
+
+
+def test_a_file_with_no_record_is_never_taken_for_a_torn_log(tmp_path: Path) -> None:
+    """batch resumes a torn log (setting its bytes aside): a notes file must fail, untouched."""
+    from matcher import auditlog
+    from matcher.batch import _previous_state
+    from matcher.errors import IntegrityError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"no line end")
+    with pytest.raises(IntegrityError) as failed:
+        _previous_state(notes)
+    assert not isinstance(failed.value, (auditlog.TornLineError, auditlog.IncompleteLogError))
+    assert notes.read_bytes() == b"no line end"
+    torn = tmp_path / "torn.jsonl"
+    torn.write_bytes(b'{"seq":0,"ty')  # a log torn in its first record: resumed
+    assert _previous_state(torn) == "resume"

@@ -618,3 +618,48 @@ def test_a_resumed_run_counts_bytes_empty_files_and_skips_as_an_uninterrupted_on
     for key in ("entries", "files", "bytes", "empty", "notable", "known", "unknown", "skipped",
                 "skipped_by_reason", "errors"):  # fmt: skip
         assert counts[key] == expected[key], key
+
+
+@pytest.mark.parametrize(("began", "resumed"), [(None, ""), (None, "   "), ("W 9", "W 9 "), ("W 9 ", "W 9")])
+def test_an_authority_that_differs_only_in_blanks_is_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, began: str | None, resumed: str) -> None:
+    import matcher.scan as scan_mod
+
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+
+    def stop(counts: scan_mod.Counts) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    options = scan_mod.ScanOptions([ev], "E", "C", db, log, jobs=1, authority=began)
+    assert scan_mod.run_scan(options, stop).status == "interrupted"
+    result = run_scan(ev, db, log, "--resume", "--authority", resumed)
+    assert result.returncode == 1, result.stderr
+    runs = [r for r in read_log(log) if r["type"] == "run"]
+    assert [r["authority"] for r in runs] == [(began or "").strip() or None] * 2
+
+
+def test_a_refused_resume_leaves_a_torn_log_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The torn last line is set aside only once the resume is known to be the same scan."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    _interrupted_scan(ev, db, log, monkeypatch)
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]) + lines[-1][:25])  # the end record torn
+    before = log.read_bytes()
+    result = run_scan(ev, db, log, "--resume", "--case", "OTHER")
+    assert result.returncode == 2 and b"Cannot resume" in result.stderr
+    assert log.read_bytes() == before
+    assert not list(tmp_path.glob("run.jsonl.torn-*"))
+    assert run_scan(ev, db, log, "--resume").returncode == 1  # the same scan: set aside, resumed
+    assert list(tmp_path.glob("run.jsonl.torn-*")) and verify(log) == 0
+
+
+@pytest.mark.parametrize("content", [b"hi", b"notes without a line end", b"\x00\x01"])
+def test_a_resume_into_a_file_that_is_no_log_changes_nothing(tmp_path: Path, content: bytes) -> None:
+    """Its bytes look like a torn first line; setting them aside would empty the file and write a log in it."""
+    ev, db, _ = _small_tree(tmp_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(content)
+    result = run_scan(ev, db, notes, "--resume")
+    assert result.returncode == 2 and b"is not a match log" in result.stderr
+    assert notes.read_bytes() == content and not list(tmp_path.glob("notes.txt.*"))

@@ -110,7 +110,7 @@ def detect(path: Path, head: bytes | None = None) -> HashListReader:
         reason = refusal_reason(path, head)
         if reason is not None:
             raise FormatError(reason, source=str(path))
-        if not head.strip(b" \t\r\n\x00"):
+        if not head.removeprefix(b"\xef\xbb\xbf").strip(b" \t\r\n\x00"):
             if not head:
                 what = "is empty"
             elif len(head) < SNIFF_BYTES:

@@ -158,6 +158,8 @@ def test_sniffers_never_overlap_on_any_bytes(head: bytes) -> None:
         (b"", "the file is empty"),
         (b"\n\r\n  \n", "holds only blank lines"),
         (b"\x00" * 100, "holds only blank lines"),
+        (b"\xef\xbb\xbf", "holds only blank lines"),  # a UTF-8 BOM, which readers drop
+        (b"\xef\xbb\xbf\r\n\r\n", "holds only blank lines"),
         (b"\n" * (70 * 1024) + b"d41d8cd98f00b204e9800998ecf8427e  x\n", "starts with 64 KiB of blank lines"),
     ],
 )
