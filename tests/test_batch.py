@@ -100,28 +100,29 @@ def test_an_item_killed_before_its_first_log_record_is_resumed(runner: CliRunner
     assert runner.invoke(cli, ["verify", items[0]["log"]]).exit_code == 0
 
 
+def run_one_item(runner: CliRunner, tmp_path: Path, log_column: str) -> dict[str, object]:
+    """A batch of one item (a copy of the fixture evidence as `a`) with the given log column."""
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a", dirs_exist_ok=True)
+    manifest = tmp_path / "items.csv"
+    manifest.write_text(f"evidence,case,examiner,log\na,C-1,E. One,{log_column}\n")
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+            "--json"]  # fmt: skip
+    (item,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    return item  # type: ignore[no-any-return]
+
+
 def test_an_item_whose_log_lies_in_its_evidence_fails_before_any_folder_is_made(runner: CliRunner, tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
     before = sorted((tmp_path / "a").rglob("*"))
-    manifest = tmp_path / "items.csv"
-    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,a/items-logs/a.jsonl\n")
-    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
-            "--json"]  # fmt: skip
-    items = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
-    assert [i["status"] for i in items] == ["failed"]
-    assert "lies inside evidence" in items[0]["message"]
-    assert "Choose a path outside it with the manifest's log column." in items[0]["message"]
+    item = run_one_item(runner, tmp_path, "a/items-logs/a.jsonl")
+    assert item["status"] == "failed"
+    assert "lies inside evidence" in str(item["message"])
+    assert "Choose a path outside it with the manifest's log column." in str(item["message"])
     assert sorted((tmp_path / "a").rglob("*")) == before  # no items-logs/ folder made
 
 
 def test_an_item_whose_log_column_names_a_file_that_is_no_log_fails_untouched(runner: CliRunner, tmp_path: Path) -> None:
-    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"case notes, no line end")
-    manifest = tmp_path / "items.csv"
-    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,notes.txt\n")
-    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
-            "--json"]  # fmt: skip
-    items = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
-    assert [i["status"] for i in items] == ["failed"]
+    assert run_one_item(runner, tmp_path, "notes.txt")["status"] == "failed"
     assert notes.read_bytes() == b"case notes, no line end" and not list(tmp_path.glob("notes.txt.*"))
