@@ -198,19 +198,10 @@ def test_a_ctrl_c_while_the_command_line_loads_exits_8_without_a_traceback(monke
         return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(builtins, "__import__", interrupted)
+    # Note: where the signal lands in time cannot be tested without races
+    # (a timed SIGINT can also land in Python's own start-up, before any of
+    # matcher's code: see README); the import is interrupted here instead.
     with pytest.raises(SystemExit) as stopped:
         run()
     assert stopped.value.code == 8
     assert capsys.readouterr().err == "Interrupted while starting: nothing was done.\n"
-
-
-@pytest.mark.parametrize("delay_ms", [5, 20, 35, 50, 65, 80])
-def test_a_ctrl_c_at_any_moment_of_start_up_prints_no_traceback(tmp_path: Path, delay_ms: int) -> None:
-    """Before Python installs its handler a SIGINT just ends the process; after, matcher exits 8."""
-    proc = subprocess.Popen([sys.executable, "-m", "matcher", "lists", "--db", str(tmp_path / "none.db")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)  # fmt: skip
-    time.sleep(delay_ms / 1000)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert b"Traceback" not in err, err.decode()
-    assert proc.returncode in (8, -signal.SIGINT, 2), (proc.returncode, err.decode())
