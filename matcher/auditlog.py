@@ -661,7 +661,8 @@ def open_for_resume(
     Raises:
         IntegrityError: the existing chain is broken (at its first bad line).
         UsageError: no such log, another process holds it, its last run is
-            complete, or a side file with other bytes is in the way.
+            complete, a side file with other bytes is in the way, or the
+            file is no log at all (bytes that cannot start a record).
         LogWriteError: the log or the side file could not be opened or written.
     """
     fd, name = _open_locked(path, os.O_RDWR)
