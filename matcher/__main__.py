@@ -8,8 +8,9 @@ import sys
 def run() -> None:
     """Start the command line.
 
-    A Ctrl-C while Python still loads it (the first tens of milliseconds)
-    exits 8, "interrupted", as it does later, never with a traceback.
+    A Ctrl-C while matcher's code still loads (its first tens of
+    milliseconds) exits 8, "interrupted", as it does later, with one line.
+    (One in Python's own start-up, before this runs, gets Python's traceback.)
     """
     try:
         from matcher.cli import cli

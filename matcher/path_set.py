@@ -90,11 +90,7 @@ class PathSet:
             raise TypeError(f"a PathSet holds paths as bytes, not {type(path).__name__}")
         if path in self._extra:
             return True
-        if not self._hi:
-            return False
-        keyed = self._keyed.copy()
-        keyed.update(path)
-        return self.has_member(keyed.digest())
+        return bool(self._hi) and self.has_member(self.key_of(path))
 
     def has_member(self, member: bytes) -> bool:
         """Whether a 16-byte member (see key_of) was built into the set.

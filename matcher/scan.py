@@ -859,7 +859,7 @@ def _append_run_record(
             # come through here (path_fields keeps their bytes).
             "examiner": storable_text(options.examiner.strip()),
             "case": storable_text(options.case.strip()),
-            "authority": _authority(options.authority),
+            "authority": _text_or_none(options.authority),
             "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0]},
             "host": os.uname().nodename,  # what gethostname(2) gives
             "argv": [storable_text(arg) for arg in options.argv],
@@ -892,7 +892,7 @@ def _identity(
     """
     return {
         "case": storable_text(options.case.strip()),
-        "authority": _authority(options.authority),
+        "authority": _text_or_none(options.authority),
         "evidence": [path_fields(os.fsencode(os.path.abspath(e))) for e in options.evidence],
         "algorithms": list(options.algorithms),
         "lists": [info.as_log_dict() for info in lists],
@@ -909,8 +909,8 @@ def _identity(
     }
 
 
-def _authority(text: object) -> object:
-    """An authority as recorded and compared: stripped, None when blank or not given."""
+def _text_or_none(text: object) -> object:
+    """A case or authority as compared (and an authority as recorded): stripped, None if blank."""
     if isinstance(text, str):
         return storable_text(text.strip()) or None
     return text
@@ -1028,7 +1028,7 @@ def _refuse_another_scan(
                 if name in earlier and earlier[name] != setting
             )
         elif key in _AUTHORISATION:
-            if _authority(earlier) != _authority(value):
+            if _text_or_none(earlier) != _text_or_none(value):
                 began = "none" if earlier is None else f'"{earlier}"'
                 differs.append(f"--{key} (the run began under {began})")
         elif earlier != value:
