@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Set
 from pathlib import Path
+from typing import Protocol
 
 ROLES = ("notable", "known")
 # What a list entry may carry besides its digests, in the order an import batch row gives them.
@@ -217,6 +218,16 @@ class NewList:
     source_sha256: str
     source_path: str
     metadata: Mapping[str, str]
+
+
+class SourceDigest(Protocol):
+    """A list source's SHA-256, computed on the side: started once, its result asked once."""
+
+    def start(self) -> None:
+        """Begin computing (in the background)."""
+
+    def result(self) -> str:
+        """The lowercase hex SHA-256, once computed; raises what the computation raised."""
 
 
 @dataclasses.dataclass(frozen=True)

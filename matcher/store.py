@@ -44,6 +44,7 @@ from matcher.models import ListHit
 from matcher.models import ListInfo
 from matcher.models import NewList
 from matcher.models import SizeSet
+from matcher.models import SourceDigest
 from matcher.models import SqlListSource
 from matcher.sqlitefiles import ChildFill
 from matcher.sqlitefiles import Database
@@ -92,6 +93,14 @@ _LIST_STATS_DDL = (
 
 class _NeedsRowByRow(Exception):
     """A row the SQL copy cannot take as it is: roll back, import row by row."""
+
+
+class AlreadyImported(Exception):
+    """The source's SHA-256, known only at the end of a copy, is a stored list's: rolled back."""
+
+    def __init__(self, existing: ListInfo):
+        super().__init__(existing.name)
+        self.existing = existing
 
 
 def _text(name: object) -> str | bytes | None:
@@ -464,6 +473,11 @@ class HashStore:
             )
         return self._list_from_row(rows[0]) if rows else None
 
+    def imported_from(self, source_path: str) -> bool:
+        """Whether a stored list was imported from a file of this path."""
+        row = self.db.execute("SELECT 1 FROM lists WHERE source_path = ? LIMIT 1", [source_path])
+        return row.fetchone() is not None
+
     def _delete_list(self, list_id: int) -> None:
         # Note that a list's entry ids are one contiguous range (assigned in
         # its import transaction), so hashes need no entry_id index: that
@@ -776,6 +790,7 @@ class HashStore:
         new: NewList,
         source: SqlListSource,
         replace: str | None = None,
+        source_digest: SourceDigest | None = None,
     ) -> ListInfo | None:
         """Import a list that is an SQLite database by SQL alone, in one transaction.
 
@@ -800,9 +815,18 @@ class HashStore:
         back and returns None: the caller then imports row by row, which
         names each bad row exactly as every other reader does.
 
+        With `source_digest`, the source file's SHA-256 is computed while the
+        store writes (`new.source_sha256` is then ignored): it is started
+        once the walk is done, when one core is mostly idle (the walk keeps
+        two busy), and its result is recorded just before the commit. A
+        stored list with that SHA-256 (other than the one replaced) rolls
+        the copy back and raises AlreadyImported.
+
         Raises:
             StoreError: a bad role, a name clash, or a database error.
             FormatError: the source holds no entries.
+            AlreadyImported: see `source_digest`.
+            OSError: the source file could not be read for its SHA-256.
         """
         old = self._check_new_list(new.name, new.role, replace)
         conn = self.db.conn
@@ -820,6 +844,10 @@ class HashStore:
         try:
             with self._bulk_settings():
                 total = self._stage(source, halves, uri)
+                if source_digest is not None:
+                    # Note: started here, after the walk's child process (a
+                    # fork) has ended: a fork never copies a running thread.
+                    source_digest.start()
                 with self.db.atomic():
                     if total == 0:
                         raise FormatError("the list holds no entries", source=new.source_path)
@@ -855,6 +883,8 @@ class HashStore:
                         offset += width
                         if counts[algorithm] != total:
                             raise _NeedsRowByRow
+                    if source_digest is not None:
+                        self._record_source_digest(list_id, source_digest.result(), old)
                     self._finish_staged("matcher_import", list_id, base, total, counts)
         except _NeedsRowByRow:
             return None
@@ -870,6 +900,19 @@ class HashStore:
         info = self.find_list(name=new.name)
         assert info is not None
         return info
+
+    def _record_source_digest(self, list_id: int, sha256: str, replaced: ListInfo | None) -> None:
+        """Record a list's source SHA-256, inside its import's transaction.
+
+        Raises:
+            AlreadyImported: another stored list has it, and none is replaced
+                (as import_list decides before a copy when the SHA-256 comes first).
+        """
+        if replaced is None:
+            existing = self.find_list(source_sha256=sha256)
+            if existing is not None:
+                raise AlreadyImported(existing)
+        self.db.execute("UPDATE lists SET source_sha256 = ? WHERE id = ?", [sha256, list_id])
 
     # -- the saved filter -----------------------------------------------------
 
