@@ -145,7 +145,8 @@ class ChildFill:
 
     The parent goes on with its own work meanwhile, on another core, and
     `wait()` gives the number of rows the statement inserted. The child opens
-    its own connection to `path` (journal off: the file is scratch), attaches
+    its own connection to `path` (journal off: the file is scratch; with
+    `newer`, through apsw's SQLite, see sqlite_newer), attaches
     each of `attach` (name -> URI) and runs `script`, whose last statement is
     the insert; it touches nothing of the parent's and ends with os._exit, so
     no object inherited from the parent is finalised there.
@@ -166,6 +167,7 @@ class ChildFill:
         attach: Mapping[str, str],
         script: Sequence[str],
         functions: Mapping[str, Callable[..., bytes]],
+        newer: bool = False,
     ):
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
@@ -194,7 +196,7 @@ class ChildFill:
                 if os.getppid() != parent:  # the parent died before prctl took effect
                     os._exit(1)
                 signal.pthread_sigmask(signal.SIG_SETMASK, held)
-                reply = _fill(path, attach, script, functions)
+                reply = _fill(path, attach, script, functions, newer)
                 with open(reply_w, "w", encoding="utf-8", closefd=False) as out:
                     out.write(json.dumps(reply))
             finally:
@@ -254,9 +256,15 @@ def _fill(
     attach: Mapping[str, str],
     script: Sequence[str],
     functions: Mapping[str, Callable[..., bytes]],
+    newer: bool,
 ) -> list[object]:
     try:
-        conn = sqlite3.connect(str(path), isolation_level=None)
+        if newer:
+            from matcher import sqlite_newer
+
+            conn: sqlite3.Connection = sqlite_newer.Connection(path.absolute().as_uri())  # type: ignore[assignment]
+        else:
+            conn = sqlite3.connect(str(path), isolation_level=None)
         for name, function in functions.items():
             conn.create_function(name, 1, function, deterministic=True)
         conn.execute("PRAGMA journal_mode = OFF")  # reads the file: it is open from here on

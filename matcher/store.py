@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 
+from matcher import sqlite_newer
 from matcher.digests import ALGORITHM_CODES
 from matcher.digests import DIGEST_SIZES
 from matcher.digests import empty_digest
@@ -91,6 +92,19 @@ _LIST_STATS_DDL = (
 )
 
 
+# The stores open in this process, counted per file ((st_dev, st_ino), else the
+# path): apsw's SQLite is used only by a file's one open store (sqlite_newer).
+_OPEN_STORES: dict[object, int] = {}
+
+
+def _file_key(path: Path) -> object:
+    try:
+        st = path.stat()
+    except OSError:
+        return os.path.abspath(path)
+    return (st.st_dev, st.st_ino)
+
+
 class _NeedsRowByRow(Exception):
     """A row the SQL copy cannot take as it is: roll back, import row by row."""
 
@@ -117,7 +131,11 @@ def _text(name: object) -> str | bytes | None:
     return None if name is None else str(name)
 
 
-def _staging_select(source: SqlListSource, clauses: str | None = None) -> str:
+# The decoding function of a copy on the system's SQLite (no unhex() before 3.41).
+_UNHEX = "matcher_unhex"
+
+
+def _staging_select(source: SqlListSource, clauses: str | None = None, newer: bool = False) -> str:
     """The one walk of an SQL source: `(raw digests, size, name, ident, label)` per entry.
 
     Each entry's hex digests are checked for length and decoded together, in
@@ -134,6 +152,8 @@ def _staging_select(source: SqlListSource, clauses: str | None = None) -> str:
     `clauses`: FROM onwards) gets the decoding inside its own query; any
     other is wrapped as a subquery, which costs SQLite a copy of every row.
     `clauses` replaces the source's own (one of its `halves`).
+    With `newer` (apsw's SQLite), SQLite's own unhex() decodes instead, and
+    gives NULL for what is not hex: the caller's digest counts catch it.
     """
     digests, columns = source.digests, source.columns
     clauses = clauses or source.clauses
@@ -148,7 +168,8 @@ def _staging_select(source: SqlListSource, clauses: str | None = None) -> str:
         f"length(CAST({d} AS BLOB)) = {DIGEST_SIZES[a] * 2}"
         for d, a in zip(digests, source.algorithms, strict=True)
     )
-    raw = f"matcher_unhex(CASE WHEN {lengths} THEN CAST({' || '.join(digests)} AS BLOB) END)"
+    decode = "unhex" if newer else _UNHEX
+    raw = f"{decode}(CASE WHEN {lengths} THEN CAST({' || '.join(digests)} AS BLOB) END)"
     return f"{prefix}SELECT {raw}, {columns} {clauses}"
 
 
@@ -204,6 +225,7 @@ class HashStore:
 
     def __init__(self, path: Path, readonly: bool = False):
         self.path = path
+        self._file: object = None
         self._has_stats = False
         self._has_ranges = False  # lists.first_entry and last_entry exist
         try:
@@ -218,20 +240,58 @@ class HashStore:
                 os.close(fd)
                 conn = sqlite3.connect(str(path))
             self.db = Database(conn)
-            self.db.execute("PRAGMA foreign_keys=ON")
-            # A large page cache keeps bulk inserts into the digest B-tree off the disk.
-            self.db.execute(f"PRAGMA cache_size = {-STORE_CACHE_KIB}")
+            self._file = _file_key(path)
+            _OPEN_STORES[self._file] = _OPEN_STORES.get(self._file, 0) + 1
+            self._settings(readonly)
             if not readonly:
-                self.db.execute("PRAGMA busy_timeout=10000")
                 self._ensure_schema()
             else:
                 self._check_schema()
                 self._has_stats = "list_stats" in self.db.table_names()
                 self._has_ranges = "first_entry" in self.db.column_names("lists")
         except sqlite3.DatabaseError as exc:
+            self._forget_open()
             raise StoreError(f"Cannot open hash store {path}: {exc}") from exc
         except OSError as exc:
+            self._forget_open()
             raise StoreError(f"Cannot open hash store {path}: {exc.strerror}") from exc
+
+    def _settings(self, readonly: bool) -> None:
+        """The connection's settings, on every connection the store opens."""
+        self.db.execute("PRAGMA foreign_keys=ON")
+        # A large page cache keeps bulk inserts into the digest B-tree off the disk.
+        self.db.execute(f"PRAGMA cache_size = {-STORE_CACHE_KIB}")
+        if not readonly:
+            self.db.execute("PRAGMA busy_timeout=10000")
+
+    @contextlib.contextmanager
+    def _on_newer_sqlite(self) -> Iterator[bool]:
+        """Run the body on apsw's SQLite when that is safe: yields whether it is.
+
+        It is safe when apsw is installed and this store is its file's only
+        open one in the process: its own connection is closed first and
+        opened again after (see sqlite_newer's note). Otherwise, and when
+        the newer connection cannot be opened, the body runs on this one.
+        """
+        if not sqlite_newer.available() or _OPEN_STORES.get(self._file, 0) != 1:
+            yield False
+            return
+        own = self.db
+        own.close()
+        try:
+            self.db = Database(sqlite_newer.Connection(self.path.absolute().as_uri()))  # type: ignore[arg-type]
+        except sqlite3.Error:
+            self.db = Database(sqlite3.connect(str(self.path)))
+            self._settings(readonly=False)
+            yield False
+            return
+        try:
+            self._settings(readonly=False)
+            yield True
+        finally:
+            self.db.close()
+            self.db = Database(sqlite3.connect(str(self.path)))
+            self._settings(readonly=False)
 
     # -- schema ---------------------------------------------------------------
 
@@ -305,6 +365,17 @@ class HashStore:
     def close(self) -> None:
         """Close the connection."""
         self.db.close()
+        self._forget_open()
+
+    def _forget_open(self) -> None:
+        key, self._file = self._file, None
+        if key is None:
+            return  # closed already
+        count = _OPEN_STORES.get(key, 0) - 1
+        if count > 0:
+            _OPEN_STORES[key] = count
+        else:
+            _OPEN_STORES.pop(key, None)
 
     # -- lists ----------------------------------------------------------------
 
@@ -703,7 +774,9 @@ class HashStore:
             conn.execute(f"PRAGMA main.cache_size = {int(cache)}")
             conn.execute(f"PRAGMA threads = {int(threads)}")
 
-    def _stage(self, source: SqlListSource, halves: tuple[str, str] | None, uri: str) -> int:
+    def _stage(
+        self, source: SqlListSource, halves: tuple[str, str] | None, uri: str, newer: bool
+    ) -> int:
         """Walk an attached SQL source into temp.matcher_import; the number of entries.
 
         The staging table is this connection's own (temp), filled before the
@@ -716,9 +789,11 @@ class HashStore:
         conn = self.db.conn
         conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
         conn.execute("CREATE TEMP TABLE matcher_import (raw BLOB, size, name, ident, label)")
-        scratch, child = self._stage_in_child(source, halves[1], uri) if halves else (None, None)
+        scratch, child = (
+            self._stage_in_child(source, halves[1], uri, newer) if halves else (None, None)
+        )
         try:
-            walk = _staging_select(source, halves[0] if halves and child else None)
+            walk = _staging_select(source, halves[0] if halves and child else None, newer)
             total: int = conn.execute(
                 f"INSERT INTO temp.matcher_import (raw, size, name, ident, label) {walk}"
             ).rowcount
@@ -742,7 +817,7 @@ class HashStore:
                 remove_store_files(scratch)
 
     def _stage_in_child(
-        self, source: SqlListSource, clauses: str, uri: str
+        self, source: SqlListSource, clauses: str, uri: str, newer: bool
     ) -> tuple[Path, ChildFill] | tuple[None, None]:
         """Start a child process that stages the walk of `clauses` into a scratch file.
 
@@ -769,9 +844,10 @@ class HashStore:
                 [
                     "CREATE TABLE matcher_import (raw BLOB, size, name, ident, label)",
                     "INSERT INTO matcher_import (raw, size, name, ident, label) "
-                    + _staging_select(source, clauses),
+                    + _staging_select(source, clauses, newer),
                 ],
-                {"matcher_unhex": binascii.a2b_hex},
+                {} if newer else {_UNHEX: binascii.a2b_hex},
+                newer=newer,
             )
         except BaseException as exc:
             # Note: also on Ctrl-C here: no attachment or scratch file stays.
@@ -822,6 +898,11 @@ class HashStore:
         stored list with that SHA-256 (other than the one replaced) rolls
         the copy back and raises AlreadyImported.
 
+        The copy runs on apsw's SQLite when it can (see sqlite_newer and
+        _on_newer_sqlite): its native unhex() decodes the digests there, with
+        no Python call per entry; a digest it cannot decode gives NULL, which
+        the digest counts catch, and the import goes row by row as above.
+
         Raises:
             StoreError: a bad role, a name clash, or a database error.
             FormatError: the source holds no entries.
@@ -829,21 +910,39 @@ class HashStore:
             OSError: the source file could not be read for its SHA-256.
         """
         old = self._check_new_list(new.name, new.role, replace)
+        with self._on_newer_sqlite() as newer:
+            copied = self._copy_sql(new, source, old, source_digest, newer)
+        if not copied:
+            return None
+        info = self.find_list(name=new.name)
+        assert info is not None
+        return info
+
+    def _copy_sql(
+        self,
+        new: NewList,
+        source: SqlListSource,
+        old: ListInfo | None,
+        source_digest: SourceDigest | None,
+        newer: bool,
+    ) -> bool:
+        """add_list_sql's copy on the store's current connection; False: go row by row."""
         conn = self.db.conn
         algorithms = source.algorithms
         ordered_by = source.ordered_by
         halves = _halves_to_walk(source)
         uri = source.path.absolute().as_uri() + "?mode=ro&immutable=1"
-        conn.create_function("matcher_unhex", 1, binascii.a2b_hex, deterministic=True)
+        if not newer:
+            conn.create_function(_UNHEX, 1, binascii.a2b_hex, deterministic=True)
         try:
             conn.execute("ATTACH DATABASE ? AS src", [uri])
         except sqlite3.DatabaseError as exc:
             if "same text encoding" in str(exc):
-                return None  # a UTF-16 database: read through its own connection instead
+                return False  # a UTF-16 database: read through its own connection instead
             raise StoreError(f"Cannot attach {source.path}: {exc}") from exc
         try:
             with self._bulk_settings():
-                total = self._stage(source, halves, uri)
+                total = self._stage(source, halves, uri, newer)
                 if source_digest is not None:
                     # Note: started here, after the walk's child process (a
                     # fork) has ended: a fork never copies a running thread.
@@ -887,19 +986,17 @@ class HashStore:
                         self._record_source_digest(list_id, source_digest.result(), old)
                     self._finish_staged("matcher_import", list_id, base, total, counts)
         except _NeedsRowByRow:
-            return None
+            return False
         except sqlite3.OperationalError as exc:
             if "user-defined function raised exception" in str(exc):
-                return None
+                return False
             raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
         finally:
             conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
             conn.execute("DETACH DATABASE src")
-        info = self.find_list(name=new.name)
-        assert info is not None
-        return info
+        return True
 
     def _record_source_digest(self, list_id: int, sha256: str, replaced: ListInfo | None) -> None:
         """Record a list's source SHA-256, inside its import's transaction.

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import matcher.store as store_mod
+from matcher import sqlite_newer
 from matcher.errors import FormatError
 from matcher.errors import StoreError
 from matcher.formats import registry
@@ -22,6 +23,23 @@ from matcher.importing import import_list
 from matcher.models import NewList
 from matcher.models import SqlListSource
 from matcher.store import HashStore
+
+
+@pytest.fixture(autouse=True, params=["apsw", "system"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every copy by SQL here runs on apsw's SQLite and on the system's (Python's sqlite3).
+
+    A test that runs `matcher import` in a child process takes the default
+    (apsw), and one whose mechanism is the system's decoding function (a
+    Python call per row) takes "system"; each says so with an indirect
+    parametrization.
+    """
+    if request.param == "system":
+        monkeypatch.setattr(sqlite_newer, "available", lambda: False)
+    else:
+        assert sqlite_newer.available(), "apsw (a dependency) is not installed"
+    return str(request.param)
+
 
 DDL = """
 CREATE TABLE FILE (sha256 VARCHAR NOT NULL, sha1 VARCHAR NOT NULL, md5 VARCHAR NOT NULL,
@@ -281,6 +299,7 @@ def test_a_plain_select_is_copied_like_one_given_in_parts(tmp_path: Path) -> Non
     assert contents[0] == contents[1] and len(contents[0]) == 201 * 3
 
 
+@pytest.mark.parametrize("engine", ["system"], indirect=True)
 def test_the_copy_bounds_the_page_cache_and_restores_the_settings(tmp_path: Path) -> None:
     store = HashStore(tmp_path / "s.db")
     seen: list[str] = []
@@ -312,6 +331,66 @@ def test_the_copy_bounds_the_page_cache_and_restores_the_settings(tmp_path: Path
         # The bulk copy ran with foreign keys off; what it wrote still satisfies them.
         assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
+        store.close()
+
+
+@pytest.mark.parametrize("engine", ["apsw"], indirect=True)
+def test_a_copy_on_apsw_bounds_its_cache_and_leaves_the_store_connection_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy runs on its own connection, bounded, and decodes with SQLite's unhex()."""
+    store = HashStore(tmp_path / "s.db")
+    seen: list[str] = []
+    real = sqlite_newer.Connection.execute
+
+    def execute(self: sqlite_newer.Connection, sql: str, *args: object) -> object:
+        seen.append(sql)
+        return real(self, sql, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite_newer.Connection, "execute", execute)
+    try:
+        before = [
+            store.db.execute(f"PRAGMA {p}").fetchone()[0]
+            for p in ("cache_size", "foreign_keys", "threads", "busy_timeout")
+        ]
+        import_list(store, make_rds(tmp_path / "a.db", rows_for(30)), name="good")
+        after = [
+            store.db.execute(f"PRAGMA {p}").fetchone()[0]
+            for p in ("cache_size", "foreign_keys", "threads", "busy_timeout")
+        ]
+        assert after == before == [-262144, 1, 0, 10000]
+        assert f"PRAGMA main.cache_size = {-store_mod.IMPORT_CACHE_KIB}" in seen
+        walk = [sql for sql in seen if sql.startswith("INSERT INTO temp.matcher_import")]
+        assert walk and all("unhex(CASE" in sql and "matcher_unhex" not in sql for sql in walk)
+        assert [i.name for i in store.lists()] == ["good"]
+        assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    finally:
+        store.close()
+
+
+def test_a_second_open_store_of_the_file_keeps_the_copy_on_the_system_sqlite(
+    tmp_path: Path, engine: str
+) -> None:
+    """Two copies of SQLite never hold one file at once in a process (POSIX locks)."""
+    used: list[bool] = []
+    real = HashStore._copy_sql
+
+    def copy(self: HashStore, *args: object) -> object:
+        used.append(bool(args[-1]))
+        return real(self, *args)  # type: ignore[arg-type]
+
+    store = HashStore(tmp_path / "s.db")
+    other = HashStore(tmp_path / "s.db", readonly=True)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(HashStore, "_copy_sql", copy)
+            import_list(store, make_rds(tmp_path / "a.db", rows_for(10)), name="a")
+            other.close()
+            import_list(store, make_rds(tmp_path / "b.db", rows_for(12)), name="b")
+        assert used == [False, engine == "apsw"]
+        assert [(i.name, i.entries) for i in store.lists()] == [("a", 11), ("b", 13)]
+    finally:
+        other.close()
         store.close()
 
 
@@ -354,6 +433,7 @@ def _peak_rss_kib(source: Path, db: Path) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ["apsw"], indirect=True)
 def test_memory_stays_flat_as_the_rds_grows(tmp_path: Path) -> None:
     """Twice the rows, the same peak: the page cache and the sorter are bounded.
 
@@ -368,6 +448,7 @@ def test_memory_stays_flat_as_the_rds_grows(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ["apsw"], indirect=True)
 def test_kill_9_during_an_rds_copy_leaves_the_store_as_it_was(tmp_path: Path) -> None:
     """Killed once the copy has spilled pages into the store file (a hot journal)."""
     db = tmp_path / "s.db"
@@ -601,6 +682,7 @@ def test_a_bad_row_in_either_half_is_named_and_the_store_is_unchanged(
         store.close()
 
 
+@pytest.mark.parametrize("engine", ["system"], indirect=True)
 def test_a_staging_child_killed_mid_walk_fails_the_import_cleanly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

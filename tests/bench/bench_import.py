@@ -94,7 +94,8 @@ def make_vics(path: Path, count: int, seed: int) -> None:
 
 
 # The child: `matcher import`, with every SQL statement's start traced (sqlite3's
-# trace callback), so that each statement's share is known without touching matcher.
+# trace callback, apsw's exec_trace on the copy's connection), so that each
+# statement's share is known without touching matcher.
 _CHILD = """
 import resource, sqlite3, sys, time
 marks = [(time.perf_counter(), "(start-up, source SHA-256, format detection)", 0)]
@@ -107,6 +108,15 @@ def traced(*args, **kwargs):
     conn.set_trace_callback(trace)
     return conn
 sqlite3.connect = traced
+from matcher import sqlite_newer
+newer_init = sqlite_newer.Connection.__init__
+def traced_newer(self, *args, **kwargs):
+    newer_init(self, *args, **kwargs)
+    def exec_trace(cursor, sql, bindings):
+        trace(sql)
+        return True
+    self._conn.exec_trace = exec_trace
+sqlite_newer.Connection.__init__ = traced_newer
 from matcher.cli import cli
 try:
     cli(sys.argv[1:], prog_name="matcher")
@@ -177,9 +187,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
+        from matcher import sqlite_newer
+
+        newer = sqlite_newer.version() if sqlite_newer.available() else "not installed"
         print(
             f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
-            f"cores {os.cpu_count()}"
+            f"apsw's sqlite (the RDS copy) {newer}, cores {os.cpu_count()}"
         )
         if args.rds:
             run("rds", args.rds, work, args.seed)
