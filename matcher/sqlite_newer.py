@@ -49,6 +49,19 @@ def version() -> str | None:
     return None if apsw is None else str(apsw.sqlite_lib_version())
 
 
+# Python runs a signal handler (Ctrl-C: KeyboardInterrupt) only between its own
+# bytecodes, so a statement that runs for a minute on a large list would delay
+# it as long. SQLite calls the progress handler every this many VM steps (some
+# milliseconds): that Python call lets the signal in, and apsw passes the
+# exception on, ending the statement (its transaction then rolls back).
+SIGNAL_CHECK_STEPS = 1 << 20
+
+
+def _let_signals_in() -> bool:
+    """The progress handler: go on (False); a pending signal raises from here."""
+    return False
+
+
 def _translated(exc: BaseException) -> sqlite3.Error:
     """apsw's error as the sqlite3 class a handler of the store expects."""
     message = str(exc)
@@ -115,6 +128,7 @@ class Connection:
             self._conn = apsw.Connection(uri, flags=flags)
         except apsw.Error as exc:
             raise _translated(exc) from exc
+        self._conn.set_progress_handler(_let_signals_in, SIGNAL_CHECK_STEPS)
         self.isolation_level: str | None = None
 
     @property

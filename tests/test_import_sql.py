@@ -880,3 +880,35 @@ def test_a_null_name_never_wins_an_entry(
     finally:
         fast.close()
         slow.close()
+
+
+@pytest.mark.parametrize("engine", ["apsw"], indirect=True)
+def test_ctrl_c_inside_a_long_statement_ends_it_and_the_store_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal lands between Python bytecodes: the progress handler gives it one, mid-statement.
+
+    The KeyboardInterrupt raised there ends the copy (never a fallback to a
+    read row by row), the import is rolled back, and the store still works.
+    """
+    source = make_big_rds(tmp_path / "big.db", 60_000)
+    store = HashStore(tmp_path / "s.db")
+    calls = [0]
+
+    def handler() -> bool:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        return False
+
+    monkeypatch.setattr(sqlite_newer, "SIGNAL_CHECK_STEPS", 1000)
+    monkeypatch.setattr(sqlite_newer, "_let_signals_in", handler)
+    monkeypatch.setattr(HashStore, "add_list", lambda *a, **k: pytest.fail("row by row"))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            import_list(store, source)
+        assert calls[0] == 3
+        assert store.lists() == [] and store_content(tmp_path / "s.db") == []
+        _still_usable(store, tmp_path)
+    finally:
+        store.close()
