@@ -276,13 +276,11 @@ class HashStore:
         if not sqlite_newer.available() or _OPEN_STORES.get(self._file, 0) != 1:
             yield False
             return
-        own = self.db
-        own.close()
+        self.db.close()
         try:
             self.db = Database(sqlite_newer.Connection(self.path.absolute().as_uri()))  # type: ignore[arg-type]
         except sqlite3.Error:
-            self.db = Database(sqlite3.connect(str(self.path)))
-            self._settings(readonly=False)
+            self._reconnect()
             yield False
             return
         try:
@@ -290,8 +288,12 @@ class HashStore:
             yield True
         finally:
             self.db.close()
-            self.db = Database(sqlite3.connect(str(self.path)))
-            self._settings(readonly=False)
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        """Open the store's own connection again (writable), with its settings."""
+        self.db = Database(sqlite3.connect(str(self.path)))
+        self._settings(readonly=False)
 
     # -- schema ---------------------------------------------------------------
 

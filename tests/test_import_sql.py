@@ -912,3 +912,22 @@ def test_ctrl_c_inside_a_long_statement_ends_it_and_the_store_is_unchanged(
         _still_usable(store, tmp_path)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("engine", ["apsw"], indirect=True)
+def test_a_newer_connection_that_cannot_open_leaves_the_copy_on_the_system_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(uri: str) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(sqlite_newer, "Connection", refused)
+    source = make_rds(tmp_path / "rds.db", rows_for(40))
+    store = HashStore(tmp_path / "s.db")
+    try:
+        result = import_list(store, source)
+        assert result.info.entries == 41
+        assert store.db.execute("PRAGMA cache_size").fetchone()[0] == -262144
+        assert store_content(tmp_path / "s.db") != []
+    finally:
+        store.close()
