@@ -104,15 +104,22 @@ class BackgroundSha256:
             self._thread.join()
 
 
-def _digest_alongside(store: HashStore, path: Path, reader: HashListReader | None) -> bool:
+def _digest_alongside(
+    store: HashStore, path: Path, reader: HashListReader | None, name: str, replace: str | None
+) -> bool:
     """Whether the source's SHA-256 waits until the copy (a large SQL list on 2+ cores).
 
     Note: this only moves work; the same check decides "already imported",
     before the commit instead of before the copy. A list whose path a stored
     list came from is most likely that list again: it is hashed first, so
-    that the answer comes at once.
+    that the answer comes at once. So is one whose list name is taken (by
+    a list it does not replace): the answer is then "already imported" if
+    it is that list, which the clash of names, checked before a copy, would
+    otherwise hide.
     """
     if reader is None or getattr(reader, "sql_source", None) is None:
+        return False
+    if name != replace and store.find_list(name=name) is not None:
         return False
     try:
         cores = len(os.sched_getaffinity(0))
@@ -218,7 +225,8 @@ def import_list(
             early = resolve_reader(path, format_name)
         except (FormatError, OSError):
             pass  # raised again below, after the already-imported check, as before
-        if _digest_alongside(store, path, early):
+        taken = storable_text(name or path.name)
+        if _digest_alongside(store, path, early, taken, replace):
             alongside = BackgroundSha256(path)
     if alongside is None:
         source_sha256 = source_sha256 or file_sha256(path)

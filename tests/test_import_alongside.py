@@ -184,3 +184,37 @@ def test_stop_ends_the_hash_early_and_result_then_refuses(tmp_path: Path) -> Non
         pending.result()
     done = BackgroundSha256(big)
     assert done.result() == hashlib.sha256(big.read_bytes()).hexdigest()
+
+
+def test_a_copy_under_a_stored_lists_name_is_already_imported_not_a_name_clash(
+    tmp_path: Path, spy: list[Path]
+) -> None:
+    source = make_rds(tmp_path / "RDS.db", rows_for(20))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    copy = elsewhere / "RDS.db"
+    shutil.copyfile(source, copy)
+    store = HashStore(tmp_path / "s.db")
+    try:
+        first = import_list(store, source)
+        again = import_list(store, copy)  # the same default name, "RDS.db"
+        assert again.already_imported and again.info == first.info
+        assert spy == [source]  # the copy was hashed first
+    finally:
+        store.close()
+
+
+def test_a_replacement_under_the_same_name_is_hashed_alongside(
+    tmp_path: Path, spy: list[Path]
+) -> None:
+    store = HashStore(tmp_path / "s.db")
+    try:
+        import_list(store, make_rds(tmp_path / "old.db", rows_for(10)), name="nsrl")
+        new = make_rds(tmp_path / "new.db", rows_for(30))
+        result = import_list(store, new, name="nsrl", replace="nsrl")
+        assert spy[-1] == new and result.replaced == "nsrl"
+        assert [(i.name, i.entries, i.source_sha256) for i in store.lists()] == [
+            ("nsrl", 31, _sha256(new))
+        ]
+    finally:
+        store.close()
