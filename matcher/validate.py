@@ -35,6 +35,7 @@ from pathlib import Path
 from matcher import VALIDATION_SEED
 from matcher import __version__
 from matcher import auditlog
+from matcher import sqlite_newer
 from matcher.errors import ExitCode
 from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
@@ -50,7 +51,7 @@ from matcher.store import HashStore
 
 DEFAULT_SEED = VALIDATION_SEED
 ALGORITHMS = ("md5", "sha1", "sha256")
-PACKAGES = "matcher click sqlite-utils cryptography ijson rbloom blake3 pytsk3 libewf-python"
+PACKAGES = "matcher click sqlite-utils apsw cryptography ijson rbloom blake3 pytsk3 libewf-python"
 DIGEST_PEERS = ("md5sum", "sha1sum", "sha256sum", "hashdeep")
 PEER_TOOLS = {**{t: "--version" for t in DIGEST_PEERS}, "hashdeep": "-V", "setpriv": "--version"}
 NOBODY = 65534
@@ -220,6 +221,8 @@ def environment(corpus: Path) -> dict[str, object]:
         "python": f"{platform.python_implementation()} {sys.version.split()[0]} ({sys.executable})",
         "openssl": ssl.OPENSSL_VERSION,
         "sqlite": sqlite3.sqlite_version,
+        # The SQLite that copies an SQL list (an RDS) into the store, when installed.
+        "sqlite_list_copy": sqlite_newer.version() if sqlite_newer.available() else None,
         "packages": packages,
         "peer_tools": tools,
         "uid": os.getuid(),

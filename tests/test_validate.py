@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from matcher import sqlite_newer
 from matcher import validate
 from matcher.errors import UsageError
 from matcher.validate import build_corpus
@@ -62,6 +63,10 @@ def test_validation_passes_and_writes_a_fileable_record(tmp_path: Path) -> None:
     assert {r["ident"]: r["status"] for r in record["results"]} == statuses(result)
     assert record["environment"]["openssl"] == ssl.OPENSSL_VERSION
     assert record["environment"]["packages"]["rbloom"] == importlib.metadata.version("rbloom")
+    # The SQLite that copies an RDS into the store is named beside Python's own.
+    assert record["environment"]["packages"]["apsw"] == importlib.metadata.version("apsw")
+    assert record["environment"]["sqlite_list_copy"] == sqlite_newer.version() is not None
+    assert f"| sqlite_list_copy | {sqlite_newer.version()} |" in text
     # The corpus stays for the lab to inspect; the scan's outputs lie beside it.
     assert (out / "corpus" / "tree" / "names" / os.fsdecode(validate.ODD_NAME)).exists()
     assert (out / "scan" / "scan.jsonl").exists()
