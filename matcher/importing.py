@@ -104,8 +104,26 @@ class BackgroundSha256:
             self._thread.join()
 
 
+def _reader_or_none(path: Path, format_name: str | None) -> HashListReader | None:
+    """The list's reader, or None where resolving fails.
+
+    Note: used only to choose when to hash the source; the failure is raised
+    again by import_list's own resolve_reader, after the already-imported
+    check, as before.
+    """
+    try:
+        return resolve_reader(path, format_name)
+    except (FormatError, OSError):
+        return None
+
+
+def _stored_already(store: HashStore, sha256: str, replace: str | None) -> ListInfo | None:
+    """The stored list with this source SHA-256, unless the import replaces a list."""
+    return None if replace is not None else store.find_list(source_sha256=sha256)
+
+
 def _digest_alongside(
-    store: HashStore, path: Path, reader: HashListReader | None, name: str, replace: str | None
+    store: HashStore, path: Path, reader: HashListReader, name: str, replace: str | None
 ) -> bool:
     """Whether the source's SHA-256 waits until the copy (a large SQL list on 2+ cores).
 
@@ -117,7 +135,7 @@ def _digest_alongside(
     it is that list, which the clash of names, checked before a copy, would
     otherwise hide.
     """
-    if reader is None or getattr(reader, "sql_source", None) is None:
+    if getattr(reader, "sql_source", None) is None:
         return False
     if name != replace and store.find_list(name=name) is not None:
         return False
@@ -219,19 +237,15 @@ def import_list(
         )
         raise FormatError(what, source=str(path))
     alongside: BackgroundSha256 | None = None
-    early: HashListReader | None = None
-    if source_sha256 is None:
-        try:
-            early = resolve_reader(path, format_name)
-        except (FormatError, OSError):
-            pass  # raised again below, after the already-imported check, as before
-        taken = storable_text(name or path.name)
-        if _digest_alongside(store, path, early, taken, replace):
-            alongside = BackgroundSha256(path)
+    early = _reader_or_none(path, format_name) if source_sha256 is None else None
+    if early is not None and _digest_alongside(
+        store, path, early, storable_text(name or path.name), replace
+    ):
+        alongside = BackgroundSha256(path)
     if alongside is None:
         source_sha256 = source_sha256 or file_sha256(path)
-        existing = store.find_list(source_sha256=source_sha256)
-        if existing is not None and replace is None:
+        existing = _stored_already(store, source_sha256, replace)
+        if existing is not None:
             return _already_imported(path, existing, role)
     reader = early if early is not None else resolve_reader(path, format_name)
     result_invalid: list[FormatError] = []
@@ -264,8 +278,8 @@ def import_list(
     if alongside is not None:
         # The copy by SQL gave way to a read row by row: the check comes first after all.
         new = dataclasses.replace(new, source_sha256=alongside.result())
-        existing = store.find_list(source_sha256=new.source_sha256)
-        if existing is not None and replace is None:
+        existing = _stored_already(store, new.source_sha256, replace)
+        if existing is not None:
             return _already_imported(path, existing, role)
     callback = on_invalid if skip_invalid else None
     read_batches = getattr(reader, "read_batches", None)
