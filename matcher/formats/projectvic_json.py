@@ -144,8 +144,22 @@ def _tail_envelope(path: Path) -> str | None:
     """The envelope value written after the data: the last one in the file's last HEAD_BYTES."""
     try:
         with path.open("rb") as stream:
+            return _stream_tail_envelope(stream)
+    except OSError:
+        return None
+
+
+def _stream_tail_envelope(stream: BinaryIO) -> str | None:
+    """As _tail_envelope, of an open stream, whose position is kept (None: not seekable)."""
+    try:
+        if not stream.seekable():
+            return None
+        here = stream.tell()
+        try:
             stream.seek(max(0, stream.seek(0, io.SEEK_END) - HEAD_BYTES))
             tail = stream.read(HEAD_BYTES)
+        finally:
+            stream.seek(here)
         found = list(_TAIL_ENVELOPE.finditer(tail))
         value = json.loads(found[-1].group(1)) if found else None
     except (OSError, ValueError):
@@ -208,12 +222,14 @@ _USUAL_NAMES = {"SHA256": "sha256", "SHA-256": "sha256"}
 _HASH_FIELDS = frozenset({"MD5", "SHA1", "SHA256", "AlternativeHashes"})
 
 
-def _fields(events: _Events, cases: bool, outer: int | None, index: int) -> Iterator[_Media]:
+def _fields(events: _Events, kind: str | None, outer: int | None, index: int) -> Iterator[_Media]:
     """Inside an array item: yield it (a Media), or each Media of its Media array (a Case).
 
-    Note that an item with a Media array is a Case wherever it sits; in a
-    #Cases list (`cases`), an item with neither a Media array nor a hash is
-    a Case without media, not a bad Media.
+    `kind` is the set the envelope names (None when it is not known yet).
+    An item with a Media array is a Case wherever it sits; in a #Cases
+    list, an item with neither a Media array nor a hash is a Case without
+    media, not a bad Media. An item's own digests are never dropped: an
+    item with a Media array and a digest of its own is also a Media.
     """
     found: dict[str, Any] = {}
     is_case = False
@@ -226,17 +242,17 @@ def _fields(events: _Events, cases: bool, outer: int | None, index: int) -> Iter
                 found[key] = value  # most wanted fields: scalars, taken as they are
         elif key == "Media" and event == "start_array" and outer is None:
             is_case = True
-            yield from _items(events, False, index)
+            yield from _items(events, kind, index)
         elif key in _WANTED:
             found[key] = _build(event, value, events)
         else:
             _skip(event, events)
-    if is_case or (cases and found.keys().isdisjoint(_HASH_FIELDS)):
+    if found.keys().isdisjoint(_HASH_FIELDS) and (is_case or (kind == "Cases" and outer is None)):
         return
     yield found, outer, index
 
 
-def _items(events: _Events, cases: bool, outer: int | None = None) -> Iterator[_Media]:
+def _items(events: _Events, kind: str | None, outer: int | None = None) -> Iterator[_Media]:
     """Each element of an array of Media (or Cases) as (Media, Case index, index).
 
     The Media is None for an element that is not an object.
@@ -247,7 +263,7 @@ def _items(events: _Events, cases: bool, outer: int | None = None) -> Iterator[_
             return
         index += 1
         if event == "start_map":
-            yield from _fields(events, cases, outer, index)
+            yield from _fields(events, kind, outer, index)
         else:
             _skip(event, events)
             yield None, outer, index
@@ -284,12 +300,15 @@ def _excerpt(text: str, limit: int = 120) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _media(events: _Events) -> Iterator[_Media]:
+def _media(events: _Events, expected: str | None = None) -> Iterator[_Media]:
     """Every Media object: `value[]` in #Media lists, `value[].Media[]` in #Cases lists.
 
-    Note that which of the two a value item is shows in the item itself (a
-    Case has a Media array), so the envelope need not come first; but it
-    must be there, and name a VICS model and set, wherever it is.
+    The envelope may come after `value` (JSON keys have no order), so
+    `expected` is the set named by an envelope found before the parse (in
+    the file's head or tail, see _find_envelope); the envelope must still be
+    there, name a VICS model and set, and agree with it, wherever it is.
+    Without `expected` (an envelope in neither), which of the two a value
+    item is shows in the item itself (a Case has a Media array).
     """
     first = next(events, None)
     if first is None or first[0] != "start_map":
@@ -303,10 +322,15 @@ def _media(events: _Events) -> Iterator[_Media]:
         if key in ENVELOPE_KEYS:
             if event != "string":
                 _skip(event, events)
-            kind = _set_of(value if event == "string" else None)
+            named = _set_of(value if event == "string" else None)
+            if kind is not None and named != kind:
+                raise _NotVics(f"it has two envelopes, naming #{kind} and #{named}")
+            if expected is not None and named != expected:
+                raise _NotVics(f"its envelope names #{named}, but #{expected} was found first")
+            kind = named
         elif key == "value" and event == "start_array":
             has_value = True
-            yield from _items(events, kind == "Cases")
+            yield from _items(events, kind or expected)
         else:
             _skip(event, events)
     for _event in events:  # let the parser reject trailing garbage
@@ -542,8 +566,14 @@ class ProjectVicReader(TextReader):
         head = stream.read(HEAD_BYTES)
         if not head.strip() and len(head) < HEAD_BYTES:
             raise FormatError("the file is empty; a VICS list is a JSON object", source)
+        # Note: the envelope, wherever it is found first, says what an item
+        # of `value` is before the parse reaches it (see _media).
+        envelope, cut_short = _head_envelope(head.removeprefix(BOM))
+        if envelope is None and cut_short:
+            envelope = _stream_tail_envelope(stream)
+        expected = _envelope_kind(envelope) if isinstance(envelope, str) else None
         events = ijson.basic_parse(_Replay(head.removeprefix(BOM), stream))
-        media = _media(events)
+        media = _media(events, expected)
         number = 0
         outer: int | None = None
         index = 0

@@ -545,13 +545,18 @@ V2_MEDIA = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Defaul
 
 @pytest.mark.parametrize("at", [100, 64 * 1024 - 2500, 64 * 1024 + 10, 3 * 64 * 1024 - 7])
 @pytest.mark.parametrize("where", ["number", "string"])
-def test_a_digit_run_the_json_parser_cannot_take_is_refused_at_its_byte(tmp_path: Path, at: int, where: str) -> None:
+def test_a_digit_run_the_json_parser_cannot_take_is_refused_at_its_byte(
+    tmp_path: Path, at: int, where: str
+) -> None:
     """ijson's C parser kills the process on an integer of more than 4,300 digits.
 
     Such a run never reaches it, wherever it falls across the reads; the
     file is refused naming the byte where the run starts.
     """
-    start = json.dumps({"@odata.context": V2_MEDIA, "value": []})[:-2] + '{"MD5":"5d41402abc4b2a76b9719d911017c592","X":"'
+    start = (
+        json.dumps({"@odata.context": V2_MEDIA, "value": []})[:-2]
+        + '{"MD5":"5d41402abc4b2a76b9719d911017c592","X":"'
+    )
     pad = "a" * (at - len(start) - 2)
     quote = '"' if where == "string" else ""
     prefix = start + pad + '",' + f'"N":{quote}'
@@ -568,7 +573,9 @@ def test_a_digit_run_in_the_head_does_not_crash_detection(tmp_path: Path) -> Non
     path.write_text('{"value": [' + "1" * 5000 + "]}")
     result = subprocess.run(
         [sys.executable, "-m", "matcher", "import", str(path), "--db", str(tmp_path / "s.db")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
 
@@ -583,9 +590,15 @@ def test_a_run_of_4300_digits_inside_a_string_is_read(tmp_path: Path) -> None:
 SHA256_HELLO = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
 
 
-@pytest.mark.parametrize("name", ["SHA256", "SHA-256", "sha_256", "SHA 256", "SHA2-256", "SHA-2-256", "SHA-2 256", " Sha-256 "])
+@pytest.mark.parametrize(
+    "name",
+    ["SHA256", "SHA-256", "sha_256", "SHA 256", "SHA2-256", "SHA-2-256", "SHA-2 256", " Sha-256 "],
+)
 def test_every_spelling_of_sha256_is_read(name: str) -> None:
-    entry = {"MD5": "5d41402abc4b2a76b9719d911017c592", "AlternativeHashes": [{"HashName": name, "HashValue": SHA256_HELLO}]}
+    entry = {
+        "MD5": "5d41402abc4b2a76b9719d911017c592",
+        "AlternativeHashes": [{"HashName": name, "HashValue": SHA256_HELLO}],
+    }
     (record,) = parse(document(V20.format("Default", "Media"), [entry]))
     assert record.digests["sha256"].hex() == SHA256_HELLO
 
@@ -594,14 +607,23 @@ def test_two_different_values_of_one_digest_refuse_the_media() -> None:
     other = "0" * 64
     entry = {
         "MD5": "5d41402abc4b2a76b9719d911017c592",
-        "AlternativeHashes": [{"HashName": "SHA256", "HashValue": SHA256_HELLO}, {"HashName": "SHA-256", "HashValue": other}],
+        "AlternativeHashes": [
+            {"HashName": "SHA256", "HashValue": SHA256_HELLO},
+            {"HashName": "SHA-256", "HashValue": other},
+        ],
     }
-    with pytest.raises(FormatError, match=f"media number 1 \\(value\\[0\\]\\): it gives two different SHA256 values \\({SHA256_HELLO} and {other}\\)"):
+    with pytest.raises(
+        FormatError,
+        match=f"media number 1 \\(value\\[0\\]\\): it gives two different SHA256 values \\({SHA256_HELLO} and {other}\\)",
+    ):
         parse(document(V20.format("Default", "Media"), [entry]))
     same = dict(entry, AlternativeHashes=[{"HashName": "SHA256", "HashValue": SHA256_HELLO}] * 2)
     (record,) = parse(document(V20.format("Default", "Media"), [same]))
     assert record.digests["sha256"].hex() == SHA256_HELLO
-    clash = {"MD5": "5d41402abc4b2a76b9719d911017c592", "AlternativeHashes": [{"HashName": "MD5", "HashValue": "0" * 32}]}
+    clash = {
+        "MD5": "5d41402abc4b2a76b9719d911017c592",
+        "AlternativeHashes": [{"HashName": "MD5", "HashValue": "0" * 32}],
+    }
     with pytest.raises(FormatError, match="two different MD5 values"):
         parse(document(V20.format("Default", "Media"), [clash]))
 
@@ -627,7 +649,9 @@ def test_deep_nesting_costs_no_memory_out_of_proportion(tmp_path: Path, envelope
     )
     result = subprocess.run(
         [sys.executable, "-c", script, "import", str(path), "--db", str(tmp_path / "s.db")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2, result.stderr
     peak_kib = int(result.stderr.strip().splitlines()[-1])
@@ -671,3 +695,62 @@ def test_the_tail_is_looked_at_only_for_an_object_cut_short_by_the_head(tmp_path
         path = tmp_path / name
         path.write_text(text)
         assert not READER.sniff(registry.read_head(path), path), name
+
+
+def test_an_item_with_a_media_array_and_its_own_digest_keeps_that_digest() -> None:
+    """A Media whose unknown keys include a `Media` array is not emptied of its own hash."""
+    hello, world = media(HELLO, 1, Media=[]), media(WORLD, 2)
+    for value in ([hello, world], [world, hello]):
+        data = document(V20.format("Default", "Media"), value)
+        assert sorted(r.ident for r in parse(data)) == ["1", "2"]
+    # With Media objects in that array too, both the item and they are read.
+    nested = media(HELLO, 1, Media=[media(WORLD, 2)])
+    assert sorted(r.ident for r in parse(document(V11_CASES, [nested], "odata.metadata"))) == [
+        "1",
+        "2",
+    ]
+
+
+@pytest.mark.parametrize("padding", [0, 600])
+def test_a_cases_list_whose_envelope_comes_last_skips_cases_without_media(
+    tmp_path: Path, padding: int
+) -> None:
+    """Which a value item is (a Case without Media, or a bad Media) follows the envelope,
+    wherever in the file it is: in the head, or after a `value` longer than the head."""
+    cases: list[object] = [{"CaseID": "a", "CaseNumber": "X-1"}]
+    cases += [
+        {"CaseID": f"p{n}", "Media": [media(HELLO, n, Notes="x" * 200)]} for n in range(padding)
+    ]
+    cases += [{"CaseID": "b", "Media": [media(WORLD, "w")]}]
+    for envelope, key in (
+        (V20.format("US", "Cases"), "@odata.context"),
+        (V11_CASES, "odata.metadata"),
+    ):
+        path = tmp_path / "late.json"
+        path.write_bytes(json.dumps({"value": cases, key: envelope}).encode())
+        if padding:
+            assert path.stat().st_size > 2 * SNIFF_BYTES
+        assert registry.detect(path) is registry.get(READER.NAME)
+        records = list(READER.read(path))
+        assert [r.ident for r in records][-1] == "w" and len(records) == padding + 1
+        with path.open("rb") as stream:  # through parse() on a stream as well
+            assert len(list(READER.parse(stream, source=str(path)))) == padding + 1
+    # In a #Cases list, a Media inside a Case still needs a digest.
+    bad = {"value": [{"CaseID": "c", "Media": [{"MediaID": 9}]}], "odata.metadata": V11_CASES}
+    with pytest.raises(FormatError, match=r"value\[0\]\.Media\[0\]\): it has no MD5"):
+        parse(json.dumps(bad).encode())
+
+
+def test_two_envelopes_naming_different_sets_are_refused() -> None:
+    value = [media(HELLO)]
+    for first, second in ((V13_MEDIA, V11_CASES), (V11_CASES, V13_MEDIA)):
+        both = {"odata.metadata": first, "value": value, "@odata.context": second}
+        with pytest.raises(FormatError, match="not a VICS list: it has two envelopes"):
+            parse(json.dumps(both).encode())
+    # Two envelopes that agree (a 1.x and a 2.0 key naming the same set) are read.
+    same = {
+        "odata.metadata": V13_MEDIA,
+        "value": value,
+        "@odata.context": V20.format("UK", "Media"),
+    }
+    assert len(parse(json.dumps(same).encode())) == 1
