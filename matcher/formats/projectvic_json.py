@@ -614,4 +614,71 @@ class ProjectVicReader(TextReader):
             yield number, row
 
 
+def _media_shaped(head: bytes) -> bool:
+    """True when the head is a JSON object whose `value` array holds a Media-like object.
+
+    That is, its first item (or the first item of that item's Media array)
+    has a field VICS Media have: what a VICS list looks like without its
+    envelope.
+    """
+    depth, in_value, keys = 0, False, 0
+    try:
+        for event, value in ijson.basic_parse(io.BytesIO(head.removeprefix(BOM))):
+            if depth == 0 and event != "start_map":
+                return False
+            if event in _OPEN:
+                depth += 1
+            elif event in _CLOSE:
+                depth -= 1
+                if depth <= 1 and in_value:
+                    return False  # the first item (or the array) closed with no Media field
+            elif event == "map_key":
+                if depth == 1:
+                    in_value = value == "value"
+                elif in_value and depth in (3, 5):
+                    if value in _WANTED:
+                        return True
+                    keys += 1
+                    if keys > 200:
+                        return False
+    except (ijson.JSONError, ValueError, ArithmeticError):
+        pass
+    return False
+
+
+class VicsWithoutEnvelopeRefusal:
+    """A JSON object shaped like a VICS list, with no envelope in its first or last bytes.
+
+    A VICS list whose envelope comes last and that was cut short, or one
+    whose envelope sits mid-file: detection cannot tell which, so it says
+    so, and how to read it as VICS (which then finds the envelope, or
+    refuses the file at the JSON position where it ends).
+    """
+
+    NAME = "vics-without-envelope"
+    DESCRIPTION = "JSON shaped like a VICS list, without its envelope in the head or the tail"
+
+    def refuse(self, head: bytes, path: Path | None = None) -> str | None:
+        if ProjectVicReader().sniff(head, path):
+            return None  # a file that is claimed by a reader is never refused as well
+        body = head.removeprefix(BOM)
+        if len(head) < HEAD_BYTES and any(f'"{k}"'.encode() in body for k in ENVELOPE_KEYS):
+            envelope, cut_short = _head_envelope(body)
+            if envelope is None and cut_short:  # the whole file, and its JSON ends open
+                return (
+                    "a VICS list cut short: its JSON ends at byte "
+                    f"{len(head):,} before its envelope or its object is complete"
+                )
+        if not _media_shaped(head):
+            return None
+        return (
+            'a JSON object with a "value" array of Media-like objects, but no ProjectVic '
+            "envelope (@odata.context or odata.metadata) in its first or last "
+            f"{HEAD_BYTES // 1024} KiB: a VICS list cut short, one whose envelope sits "
+            "mid-file, or one whose envelope is wrong; give --format vics to read it as "
+            "VICS, which then names what is wrong and where"
+        )
+
+
 registry.register(ProjectVicReader())
+registry.register_refusal(VicsWithoutEnvelopeRefusal())

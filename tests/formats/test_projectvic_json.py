@@ -754,3 +754,25 @@ def test_two_envelopes_naming_different_sets_are_refused() -> None:
         "@odata.context": V20.format("UK", "Media"),
     }
     assert len(parse(json.dumps(same).encode())) == 1
+
+
+def test_a_vics_list_cut_before_its_envelope_is_refused_as_such(tmp_path: Path) -> None:
+    """Cut short, a list whose envelope came last (or sat inside the cut) is named as VICS."""
+    value = [media(HELLO, media_id=n, Notes="x" * 200) for n in range(600)]
+    whole = json.dumps({"value": value, "odata.metadata": V13_MEDIA}).encode()
+    late = tmp_path / "late.json"
+    late.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(FormatError, match="no ProjectVic envelope .* give --format vics"):
+        registry.detect(late)
+    # Read as VICS, the list is refused where it ends.
+    with pytest.raises(FormatError, match=r"invalid JSON after media number \d+ \(value\[\d+\]\)"):
+        list(READER.read(late))
+    early = tmp_path / "early.json"
+    early.write_bytes(document(V13_MEDIA, [media(HELLO)], key="odata.metadata")[:40])
+    with pytest.raises(FormatError, match="a VICS list cut short: its JSON ends at byte 40 "):
+        registry.detect(early)
+    # JSON of another shape is still simply not recognised.
+    other = tmp_path / "other.json"
+    other.write_bytes(json.dumps({"value": [{"name": "a", "size": 1}]}).encode())
+    with pytest.raises(FormatError, match="the list format was not recognised"):
+        registry.detect(other)
