@@ -247,7 +247,7 @@ def _fields(events: _Events, kind: str | None, outer: int | None, index: int) ->
             found[key] = _build(event, value, events)
         else:
             _skip(event, events)
-    if found.keys().isdisjoint(_HASH_FIELDS) and (is_case or (kind == "Cases" and outer is None)):
+    if (is_case or (kind == "Cases" and outer is None)) and found.keys().isdisjoint(_HASH_FIELDS):
         return
     yield found, outer, index
 
