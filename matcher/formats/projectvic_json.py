@@ -631,7 +631,7 @@ def _media_shaped(head: bytes) -> bool:
             elif event in _CLOSE:
                 depth -= 1
                 if depth <= 1 and in_value:
-                    return False  # the first item (or the array) closed with no Media field
+                    return False  # the value array closed with no Media field
             elif event == "map_key":
                 if depth == 1:
                     in_value = value == "value"
@@ -666,8 +666,9 @@ class VicsWithoutEnvelopeRefusal:
             envelope, cut_short = _head_envelope(body)
             if envelope is None and cut_short:  # the whole file, and its JSON ends open
                 return (
-                    "a VICS list cut short: its JSON ends at byte "
-                    f"{len(head):,} before its envelope or its object is complete"
+                    f"a JSON object cut short at byte {len(head):,}, before its "
+                    f"{' or '.join(ENVELOPE_KEYS)} envelope or its object is complete: "
+                    "a VICS list cut short?"
                 )
         if not _media_shaped(head):
             return None
