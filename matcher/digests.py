@@ -1,4 +1,4 @@
-"""Digest algorithm names, lengths and hex normalisation."""
+"""Digest algorithm names, lengths and hex normalisation; the SHA-256 of one of our files."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import importlib.util
 import re
 from collections.abc import Callable
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 # Note that the order is the canonical output order (hashdeep's md5,sha1,sha256).
@@ -151,3 +152,17 @@ def parse_hex(text: str | bytes, algorithm: str) -> bytes:
 def to_hex(digest: bytes) -> str:
     """Lower-case hex, the only form matcher prints or stores as text."""
     return digest.hex()
+
+
+def file_sha256(path: Path, stopping: Callable[[], bool] | None = None) -> str:
+    """The hex SHA-256 of a file matcher reads or writes itself (a list, a log, an inventory).
+
+    Read in 1 MiB chunks (hashlib lets go of the GIL for each). `stopping`,
+    asked before each chunk, ends the read early when it says so: the value
+    returned then is not the file's, and the caller must not use it.
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while not (stopping is not None and stopping()) and (chunk := stream.read(1 << 20)):
+            digest.update(chunk)
+    return digest.hexdigest()

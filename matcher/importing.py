@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
 from matcher import formats  # noqa: F401  (registers every reader)
+from matcher.digests import file_sha256
 from matcher.errors import FormatError
 from matcher.errors import StoreError
 from matcher.errors import UsageError
@@ -24,6 +23,7 @@ from matcher.models import storable_text
 from matcher.store import AlreadyImported
 from matcher.store import HashStore
 from matcher.store import Row
+from matcher.workers import usable_cores
 
 BATCH_ROWS = 20_000
 MAX_REPORTED_INVALID = 10
@@ -44,15 +44,6 @@ class ImportResult:
     skipped_invalid: int = 0
     invalid_examples: list[str] = dataclasses.field(default_factory=list)
     replaced: str | None = None
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a list's source file (recorded with the list)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class BackgroundSha256:
@@ -78,11 +69,7 @@ class BackgroundSha256:
 
     def _run(self) -> None:
         try:
-            digest = hashlib.sha256()
-            with self.path.open("rb") as stream:
-                while not self._stopping.is_set() and (chunk := stream.read(1 << 20)):
-                    digest.update(chunk)
-            self._digest = digest.hexdigest()
+            self._digest = file_sha256(self.path, self._stopping.is_set)
         except BaseException as exc:  # handed to result(), in the caller's thread
             self._error = exc
 
@@ -139,11 +126,7 @@ def _digest_alongside(
         return False
     if name != replace and store.find_list(name=name) is not None:
         return False
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on every platform
-        cores = os.cpu_count() or 1
-    if cores < 2 or path.stat().st_size < DIGEST_ALONGSIDE_MIN_BYTES:
+    if usable_cores() < 2 or path.stat().st_size < DIGEST_ALONGSIDE_MIN_BYTES:
         return False
     return not store.imported_from(storable_text(str(path)))
 

@@ -31,6 +31,7 @@ from matcher.models import ListInfo
 from matcher.store import HashStore
 from matcher.workers import die_with_parent
 from matcher.workers import fork_holding_signals
+from matcher.workers import usable_cores
 
 # A build of at least this many digests is split between two processes
 # (when there are two cores): below it, forking costs more than it saves.
@@ -99,7 +100,7 @@ def build_filter(
             on_stage(f"Building the lookup filter: {done:,} of {total:,} digests")
 
     building(0)
-    if total >= SPLIT_MIN_DIGESTS and len(os.sched_getaffinity(0)) > 1:
+    if total >= SPLIT_MIN_DIGESTS and usable_cores() > 1:
         built = _build_in_two(store, usable, counts_by_algorithm, fingerprint, building)
     else:
         built = DigestFilter(

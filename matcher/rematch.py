@@ -25,6 +25,7 @@ from matcher import __version__
 from matcher import auditlog
 from matcher import signing
 from matcher.digests import DIGEST_SIZES
+from matcher.digests import file_sha256
 from matcher.errors import IntegrityError
 from matcher.errors import UsageError
 from matcher.inventory import Inventory
@@ -41,7 +42,6 @@ from matcher.scan import MATCH_BATCH
 from matcher.scan import Counts
 from matcher.scan import Interrupted
 from matcher.scan import ScanSummary
-from matcher.scan import _file_sha256
 from matcher.scan import _install_signal_handlers
 from matcher.scan import _Recorder
 from matcher.scan import _SignalGate
@@ -92,7 +92,7 @@ def _original(options: RematchOptions) -> tuple[dict[str, Any], dict[str, Any], 
     )
     for path in candidates:
         if path is not None and path.is_file():
-            actual = _file_sha256(path)
+            actual = file_sha256(path)
             if actual != sealed["sha256"]:
                 raise IntegrityError(
                     f"Inventory {path} has SHA-256 {actual}, but the log sealed "

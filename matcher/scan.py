@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import datetime
 import gc
-import hashlib
 import json
 import os
 import signal
@@ -31,6 +30,7 @@ from matcher import TOOL_NAME
 from matcher import __version__
 from matcher import auditlog
 from matcher import signing
+from matcher.digests import file_sha256
 from matcher.errors import ExitCode
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
@@ -233,14 +233,6 @@ def _hit_fields(hit: ListHit) -> dict[str, object]:
     entry["id"] = hit.ident
     entry["label"] = hit.label
     return {"list": hit.list_name, "role": hit.role, "algorithm": hit.algorithm, "entry": entry}
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _Recorder:
@@ -572,7 +564,6 @@ def run_scan(
         )
         if options.lists:
             # Note: imported here, so a scan without --list does not load every list reader.
-            from matcher.importing import file_sha256
             from matcher.importing import import_list
         given_lists: list[ListInfo] = []
         # Note: a log of 0 bytes (killed before its first record) has no run to continue.
@@ -828,7 +819,7 @@ def append_end_record(
             "duration_s": round(seconds, 3),
             "inventory": {
                 "path": os.path.abspath(inventory_path),
-                "sha256": _file_sha256(inventory_path),
+                "sha256": file_sha256(inventory_path),
             },
             "notes": [storable_text(note) for note in notes],
         },

@@ -51,6 +51,7 @@ from matcher.sqlitefiles import ChildFill
 from matcher.sqlitefiles import Database
 from matcher.sqlitefiles import connect_readonly
 from matcher.sqlitefiles import scratch_folder
+from matcher.workers import usable_cores
 
 SCHEMA_VERSION = 1
 _CODE_NAMES = {code: name for name, code in ALGORITHM_CODES.items()}
@@ -173,22 +174,15 @@ def _staging_select(source: SqlListSource, clauses: str | None = None, newer: bo
     return f"{prefix}SELECT {raw}, {columns} {clauses}"
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on every platform
-        return os.cpu_count() or 1
-
-
 def _sorter_threads() -> int:
     """Sorter helper threads for a bulk copy: one per usable core, up to the cap."""
-    cores = _cores()
+    cores = usable_cores()
     return min(cores, IMPORT_SORTER_THREADS) if cores > 1 else 0
 
 
 def _halves_to_walk(source: SqlListSource) -> tuple[str, str] | None:
     """The source's two halves, when walking them in two processes is worth it."""
-    if source.halves is None or _cores() < 2:
+    if source.halves is None or usable_cores() < 2:
         return None
     try:
         size = source.path.stat().st_size

@@ -49,6 +49,14 @@ _DEFAULT_PIPE = 65536
 _REPLY_PIPE_WANTED = 256 << 10
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
 def fork_holding_signals() -> tuple[int, set[int | signal.Signals]]:
     """os.fork() with SIGINT and SIGTERM held back: (pid, the signal mask to put back).
 

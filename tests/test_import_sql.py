@@ -567,7 +567,7 @@ def _split(
 ) -> None:
     """Make the store split every RDS walk it can (or none), with its scratch files in tmp_path."""
     patch.setattr(store_mod, "PARALLEL_STAGING_MIN_BYTES", 0 if split else 1 << 62)
-    patch.setattr(store_mod, "_cores", lambda: 2)  # the same on a one-core machine
+    patch.setattr(store_mod, "usable_cores", lambda: 2)  # the same on a one-core machine
     if child_fill is not None:
         patch.setattr(store_mod, "ChildFill", child_fill)
     patch.setenv("SQLITE_TMPDIR", str(tmp_path / "scratch"))
