@@ -27,6 +27,7 @@ from matcher.formats import gnu_sum  # noqa: F401
 from matcher.formats import hashdeep  # noqa: F401
 from matcher.formats import hashkeeper  # noqa: F401
 from matcher.formats import ilook  # noqa: F401
+from matcher.formats import line_ends  # noqa: F401
 from matcher.formats import nsrl_rds2  # noqa: F401
 from matcher.formats import nsrl_rds3  # noqa: F401
 from matcher.formats import plain  # noqa: F401

@@ -223,6 +223,14 @@ def _parse_text(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterato
     if first is None:
         raise FormatError("the file is empty; an NSRLFile.txt starts with a header", source)
     header = first[1]
+    if header is not None and b"\r" in header:
+        # Note: a CR inside the first line: lines that end in CR alone, read as one.
+        raise FormatError(
+            "the header line holds a CR: lines that end in CR alone (classic Mac OS)? "
+            "NSRLFile.txt lines end in CR LF; convert the line ends and import that",
+            source,
+            1,
+        )
     layout = None if header is None else _layout(header)
     if layout is None:
         shown = _excerpt(header or b"")
