@@ -35,6 +35,7 @@ from matcher.formats import projectvic_json  # noqa: F401
 from matcher.formats import registry
 from matcher.formats import tsk_idx  # noqa: F401
 from matcher.formats import tsk_kdb  # noqa: F401
+from matcher.formats import utf16  # noqa: F401
 from matcher.formats import xways  # noqa: F401
 
 __all__ = ["registry"]
