@@ -209,7 +209,10 @@ def _removed_if_nothing_lands(db: Path, results: list[dict[str, object]]) -> Ite
     "--skip-invalid", is_flag=True, help="Keep the good lines; count and report malformed ones."
 )
 @click.option(
-    "--replace", metavar="NAME", help="Replace the list NAME with this one, in one transaction."
+    "--replace",
+    metavar="NAME",
+    help="Replace the list NAME with this one (one list), in one transaction. A new list "
+    "whose format defaults to another role than NAME's is refused unless --role says which.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def import_cmd(
@@ -227,7 +230,8 @@ def import_cmd(
     The format is detected from the content; the formats are listed under
     --format. A malformed line rejects the whole list (exit 2, store
     unchanged) unless --skip-invalid is given. Importing the same file again
-    does nothing.
+    does nothing. Of several lists, those before a rejected one stay
+    imported, and the ones after it are not tried (both are named).
 
     \b
     Example:
@@ -236,22 +240,30 @@ def import_cmd(
     """
     if name and len(lists) > 1:
         raise click.UsageError("--name applies to one list; import lists one by one to name each.")
+    if replace and len(lists) > 1:
+        # Note: else the first list would replace it, and the next fail to find it.
+        raise click.UsageError("--replace applies to one list; import the new version alone.")
     from matcher.importing import import_list
 
     results: list[dict[str, object]] = []
     with _translate_errors(), _removed_if_nothing_lands(db, results):
         store = HashStore(db)
         try:
-            for path in lists:
-                result = import_list(
-                    store,
-                    path,
-                    format_name=format_name,
-                    name=name,
-                    role=role,
-                    skip_invalid=skip_invalid,
-                    replace=replace,
-                )
+            for number, path in enumerate(lists):
+                try:
+                    result = import_list(
+                        store,
+                        path,
+                        format_name=format_name,
+                        name=name,
+                        role=role,
+                        skip_invalid=skip_invalid,
+                        replace=replace,
+                    )
+                except MatcherError:
+                    if len(lists) > 1:
+                        _say_where_import_stopped(lists, number)
+                    raise
                 info = result.info
                 if result.already_imported:
                     click.echo(
@@ -296,6 +308,18 @@ def import_cmd(
         click.echo(json.dumps(results, indent=2))
 
 
+def _say_where_import_stopped(lists: tuple[Path, ...], failed: int) -> None:
+    """Name, before the error, the lists imported and those not tried (each its own transaction)."""
+    done = ", ".join(str(p) for p in lists[:failed]) or "none"
+    left = ", ".join(str(p) for p in lists[failed + 1 :]) or "none"
+    click.echo(
+        f"matcher: import stopped at list {failed + 1} of {len(lists)} ({lists[failed]}), "
+        f"which is rejected and left the store as it was. Imported before it: {done}. "
+        f"Not tried: {left}.",
+        err=True,
+    )
+
+
 @cli.command(name="lists")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print the lists as JSON on stdout.")
@@ -319,17 +343,32 @@ def lists_cmd(db: Path, as_json: bool) -> None:
     if not infos:
         click.echo("No lists imported.", err=True)
         return
-    click.echo(
-        f"{'name':30} {'role':8} {'format':10} {'entries':>10}  digests  imported  source sha256"
-    )
+    rows = []
     for i in infos:
         digests = ",".join(f"{a}:{n}" for a, n in i.counts.items())
         if i.zero_length:
-            digests += f" ({i.zero_length:,} empty-file digests, flagged)"
-        click.echo(
-            f"{i.name:30} {i.role:8} {i.format:10} {i.entries:>10,}  {digests}  {i.imported}  "
-            f"{i.source_sha256[:16]}…"
+            plural = "" if i.zero_length == 1 else "s"
+            digests += f" ({i.zero_length:,} empty-file digest{plural}, flagged)"
+        rows.append(
+            (
+                i.name,
+                i.role,
+                i.format,
+                f"{i.entries:,}",
+                digests,
+                i.imported,
+                i.source_sha256[:16] + "…",
+            )
         )
+    header = ("name", "role", "format", "entries", "digests", "imported", "source sha256")
+    # Note: columns as wide as their widest value, so a long list name shifts no column.
+    widths = [max(len(str(row[k])) for row in [header, *rows]) for k in range(len(header))]
+    for row in [header, *rows]:
+        cells = [
+            str(v).rjust(w) if k == 3 else str(v).ljust(w)
+            for k, (v, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        click.echo("  ".join(cells).rstrip())
 
 
 def _list_dict(info: Any) -> dict[str, object]:

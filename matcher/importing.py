@@ -104,6 +104,24 @@ def _reader_or_none(path: Path, format_name: str | None) -> HashListReader | Non
         return None
 
 
+def _check_replaced_role(store: HashStore, replace: str, role: str, format_name: str) -> None:
+    """Refuse a replace that would change, by a format's default, what the list is for.
+
+    Note: a notable list replaced by one that defaults to known (an NSRL file
+    given the wrong --replace) would turn its matches into known files with
+    nothing said; the other way, known files into notable matches. A role
+    given with --role is the examiner's own choice, and is not asked about.
+    """
+    old = store.find_list(name=replace)
+    if old is None or old.role == role:
+        return  # no such list: the store names that error itself
+    raise StoreError(
+        f"{replace!r} is a {old.role} list, and this {format_name} list would replace it as "
+        f"{role} (its format's default role): a replace keeps what a list is for unless told. "
+        f"Pass --role {old.role} to keep it {old.role}, or --role {role} to make it {role}."
+    )
+
+
 def _stored_already(store: HashStore, sha256: str, replace: str | None) -> ListInfo | None:
     """The stored list with this source SHA-256, unless the import replaces a list."""
     return None if replace is not None else store.find_list(source_sha256=sha256)
@@ -221,6 +239,9 @@ def import_list(
         raise FormatError(what, source=str(path))
     alongside: BackgroundSha256 | None = None
     early = _reader_or_none(path, format_name) if source_sha256 is None else None
+    if early is not None and replace is not None and role is None:
+        # Note: before the file's SHA-256 (seconds for a large list), as below for the others.
+        _check_replaced_role(store, replace, default_role(early, path), early.NAME)
     if early is not None and _digest_alongside(
         store, path, early, storable_text(name or path.name), replace
     ):
@@ -244,6 +265,8 @@ def import_list(
         source_path=storable_text(str(path)),
         metadata=reader.metadata(path),
     )
+    if replace is not None and role is None:
+        _check_replaced_role(store, replace, new.role, reader.NAME)
     sql_source = getattr(reader, "sql_source", None)
     if sql_source is not None:
         try:

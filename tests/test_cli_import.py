@@ -155,3 +155,56 @@ def test_a_fifo_or_a_device_given_as_a_list_is_named_as_such(tmp_path: Path) -> 
     for path in (fifo, device):
         result = CliRunner().invoke(cli, ["import", str(path), "--db", str(tmp_path / "s.db")])
         assert result.exit_code == 2 and "not a regular file" in result.output, result.output
+
+
+def test_a_replace_that_would_change_the_role_by_default_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    # A known list replaced by a list that defaults to notable (or the other way)
+    # would change what its files are, with nothing said.
+    db = tmp_path / "s.db"
+    args = ["--db", str(db)]
+    runner.invoke(cli, ["import", str(LISTS / "known.hashdeep"), *args, "--role", "known", "--name", "os"])
+    before = table_counts(db)
+    result = runner.invoke(cli, ["import", str(LISTS / "notable.csv"), *args, "--replace", "os"])
+    assert result.exit_code == 2
+    assert "'os' is a known list" in result.stderr and "--role known" in result.stderr
+    assert table_counts(db) == before and [i["name"] for i in lists_json(runner, db)] == ["os"]
+    # Told with --role, either way, the replace goes ahead.
+    result = runner.invoke(cli, ["import", str(LISTS / "notable.csv"), *args, "--replace", "os", "--role", "known"])
+    assert result.exit_code == 0, result.output
+    assert [(i["name"], i["role"]) for i in lists_json(runner, db)] == [("notable.csv", "known")]
+    result = runner.invoke(cli, ["import", str(LISTS / "notable.txt"), *args, "--replace", "notable.csv", "--role", "notable"])
+    assert result.exit_code == 0, result.output
+    assert [(i["name"], i["role"]) for i in lists_json(runner, db)] == [("notable.txt", "notable")]
+
+
+def test_replace_with_several_lists_is_a_usage_error_before_any_import(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    runner.invoke(cli, ["import", str(LISTS / "notable.txt"), "--db", str(db), "--name", "v1"])
+    before = table_counts(db)
+    result = runner.invoke(cli, ["import", str(LISTS / "notable.csv"), str(LISTS / "notable.md5"), "--db", str(db), "--replace", "v1"])
+    assert result.exit_code == 2 and "--replace applies to one list" in result.output
+    assert table_counts(db) == before
+
+
+def test_an_import_of_several_lists_names_what_it_imported_and_what_it_did_not(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    bad = tmp_path / "bad.hdb"
+    bad.write_text("zz:1:x\n")
+    paths = [str(LISTS / "notable.txt"), str(bad), str(LISTS / "notable.csv")]
+    result = runner.invoke(cli, ["import", *paths, "--db", str(db)])
+    assert result.exit_code == 2
+    assert f"import stopped at list 2 of 3 ({bad})" in result.stderr
+    assert f"Imported before it: {paths[0]}. Not tried: {paths[2]}." in result.stderr
+    assert [i["name"] for i in lists_json(runner, db)] == ["notable.txt"]
+
+
+def test_lists_columns_stay_aligned_with_a_long_name(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    long_name = "nsrl-2026.09.1-modern-minimal-with-a-name-longer-than-any-column"
+    runner.invoke(cli, ["import", str(LISTS / "known.hashdeep"), "--db", str(db), "--role", "known", "--name", long_name])
+    runner.invoke(cli, ["import", str(LISTS / "notable.txt"), "--db", str(db)])
+    lines = runner.invoke(cli, ["lists", "--db", str(db)]).stdout.splitlines()
+    assert len(lines) == 3
+    # Every column starts at the same place on every line.
+    starts = {line.index("  known ") + 2 if "  known " in line else line.index("  notable ") + 2 for line in lines[1:]}
+    assert starts == {lines[0].index("role")}
