@@ -387,3 +387,4 @@ def _ident(value: object) -> str | None:
 
 
 registry.register(NsrlRds3Reader())
+sqlite_lists.SIGNATURES[NsrlRds3Reader.NAME] = ("an NSRL RDS v3 database", _SIGNATURE)

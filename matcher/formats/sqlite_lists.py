@@ -22,6 +22,12 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _TEXT = functools.partial(str, encoding="utf-8", errors="surrogateescape")
 
+# The tables (or views) each reader of an SQLite list recognises it by, as
+# (what the list is, its table names), filled by those readers' modules: a
+# database that no reader takes is refused naming what it lacks.
+SIGNATURES: dict[str, tuple[str, tuple[str, ...]]] = {}
+_SHOWN_TABLES = 8
+
 
 @contextlib.contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:
@@ -95,27 +101,52 @@ def name(value: object) -> str | bytes | None:
 
 
 class UnreadableSqliteRefusal:
-    """Says why an SQLite file no reader accepted could not even be looked into.
+    """Says why an SQLite file no reader accepted is not a list matcher reads.
 
     Detection opens an SQLite list to see its tables; when that fails (a
     truncated or damaged file, changes pending in a side file), the reason is
-    the one to give, not "not a hash list".
+    the one to give, not "not a hash list". A database that opens is named
+    as one, with the tables each SQLite list format needs and that it lacks
+    (an RDS built without its PKG table, another tool's database).
     """
 
     NAME = "sqlite-unreadable"
-    DESCRIPTION = "SQLite database that cannot be read (damaged, truncated, changes pending)"
+    DESCRIPTION = "SQLite database that cannot be read, or holds no list matcher reads"
 
     def refuse(self, head: bytes, path: Path | None = None) -> str | None:
         if path is None or not head.startswith(SQLITE_MAGIC):
             return None
         try:
             with connect(path) as conn:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                rows = conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name"
+                ).fetchall()
         except FormatError as exc:
             return exc.reason
         except sqlite3.Error as exc:
             return f"an SQLite database that cannot be read ({exc}): is it damaged or truncated?"
-        return None
+        return _not_a_list(sorted(str(name) for (name,) in rows))
+
+
+def _not_a_list(tables: list[str]) -> str | None:
+    """Why a readable database is no list: what each format needs and it lacks.
+
+    None when it has every table of one format: that format's reader takes it.
+    """
+    have = {t.lower() for t in tables}
+    needs = []
+    for what, signature in SIGNATURES.values():
+        missing = [name for name in signature if name.lower() not in have]
+        if not missing:
+            return None
+        needs.append(
+            f"{what} needs the tables {', '.join(signature)} (this one lacks {', '.join(missing)})"
+        )
+    shown = ", ".join(tables[:_SHOWN_TABLES]) + (", ..." if len(tables) > _SHOWN_TABLES else "")
+    return (
+        f"an SQLite database, but not a hash list matcher reads: {'; '.join(needs)}. "
+        f"Its tables and views: {shown or 'none'}"
+    )
 
 
 registry.register_refusal(UnreadableSqliteRefusal())

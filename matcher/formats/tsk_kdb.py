@@ -211,3 +211,4 @@ def _side_table(
 
 
 registry.register(TskKdbReader())
+sqlite_lists.SIGNATURES[TskKdbReader.NAME] = ("a TSK hash database (.kdb)", SIGNATURE)

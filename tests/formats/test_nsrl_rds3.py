@@ -415,3 +415,30 @@ def test_a_utf16_database_imports_as_its_utf8_twin(tmp_path: Path, encoding: str
     finally:
         store.close()
     assert [row[1:] for row in by_list] == [(2, by_list[0][2])] * 2 and len(by_list) == 2
+
+
+@pytest.mark.parametrize(
+    ("tables", "lacks", "shown"),
+    [
+        (("FILE", "VERSION"), "(this one lacks PKG)", "Its tables and views: FILE, VERSION"),
+        ((), "(this one lacks FILE, PKG, VERSION)", "Its tables and views: none"),
+        (("hashes", "notes"), "(this one lacks file_names, db_properties)", "hashes, notes"),
+    ],
+)
+def test_a_database_that_is_no_list_names_the_tables_it_lacks(
+    tmp_path: Path, tables: tuple[str, ...], lacks: str, shown: str
+) -> None:
+    # An RDS built without its PKG table, or another tool's database, is not
+    # "a format not recognised": the examiner learns what is missing.
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 1")  # a valid database even with no table
+    for table in tables:
+        conn.execute(f'CREATE TABLE "{table}" (x)')
+    conn.commit()
+    conn.close()
+    with pytest.raises(FormatError) as caught:
+        registry.detect(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: an SQLite database, but not a hash list matcher reads")
+    assert lacks in message and shown in message
