@@ -249,6 +249,7 @@ def import_cmd(
     with _translate_errors(), _removed_if_nothing_lands(db, results):
         store = HashStore(db)
         try:
+            replaced = store.find_list(name=replace) if replace else None
             for number, path in enumerate(lists):
                 try:
                     result = import_list(
@@ -274,6 +275,11 @@ def import_cmd(
                         f"{path}: imported {info.entries:,} entries as {info.role} list "
                         f"{info.name!r} ({info.format})"
                         + (f", replacing {result.replaced!r}" if result.replaced else "")
+                        + (
+                            f" ({replaced.format})"
+                            if result.replaced and replaced and replaced.format != info.format
+                            else ""
+                        )
                         + ".",
                         err=True,
                     )

@@ -171,6 +171,7 @@ def test_a_replace_that_would_change_the_role_by_default_is_refused(runner: CliR
     # Told with --role, either way, the replace goes ahead.
     result = runner.invoke(cli, ["import", str(LISTS / "notable.csv"), *args, "--replace", "os", "--role", "known"])
     assert result.exit_code == 0, result.output
+    assert "(csv), replacing 'os' (hashdeep)." in result.stderr  # the format changed: both named
     assert [(i["name"], i["role"]) for i in lists_json(runner, db)] == [("notable.csv", "known")]
     result = runner.invoke(cli, ["import", str(LISTS / "notable.txt"), *args, "--replace", "notable.csv", "--role", "notable"])
     assert result.exit_code == 0, result.output
