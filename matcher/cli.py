@@ -117,10 +117,19 @@ class IntegrityFailed(click.ClickException):
 
 
 @contextlib.contextmanager
-def _translate_errors() -> Iterator[None]:
+def _translate_errors(integrity_is_fatal: bool = False) -> Iterator[None]:
+    """MatcherError to exit 2; IntegrityError to exit 1 (verify, report), or 2.
+
+    Args:
+        integrity_is_fatal: for the commands where exit 1 means notable
+            matches (scan --resume, rematch, batch): a log that does not
+            verify is a refusal there, exit 2, never a reported match.
+    """
     try:
         yield
     except IntegrityError as exc:
+        if integrity_is_fatal:
+            raise Fatal(f"refused: the log does not verify: {exc}") from exc
         raise IntegrityFailed(str(exc)) from exc
     except MatcherError as exc:
         raise Fatal(str(exc)) from exc
@@ -646,7 +655,7 @@ def scan_cmd(
     show = not quiet and sys.stderr.isatty()
     progress = _Progress() if show else None
     try:
-        with _translate_errors():
+        with _translate_errors(integrity_is_fatal=True):
             summary = run_scan(
                 options, progress=progress, on_stage=progress.stage if progress else None
             )
@@ -786,7 +795,7 @@ def rematch_cmd(
     )
     progress = _Progress() if sys.stderr.isatty() else None
     try:
-        with _translate_errors():
+        with _translate_errors(integrity_is_fatal=True):
             summary = run_rematch(options, on_stage=progress.stage if progress else None)
     finally:
         if progress is not None:
@@ -905,7 +914,7 @@ def batch_cmd(
             err=True,
         )
 
-    with _translate_errors():
+    with _translate_errors(integrity_is_fatal=True):
         items = run_batch(manifest, template, on_item=show)
     click.echo(
         f"\n{'item':>4}  {'status':12} {'exit':>4} {'files':>9} {'notable':>7} "

@@ -211,9 +211,32 @@ def test_rematch_refuses_a_changed_inventory(corpus: tuple[Path, Path, set[str]]
     conn.close()
     result = subprocess.run([*MATCHER, "rematch", str(log), "--db", str(db), "--examiner", "R", "--case", "C",
                              "--log", str(tmp_path / "r.jsonl")], capture_output=True)
-    assert result.returncode in (1, 2)
+    assert result.returncode == 2  # a refusal: exit 1 would read as "notable matches"
     assert b"sealed" in result.stderr
     assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize("command", ["resume", "rematch"])
+def test_a_log_that_does_not_verify_is_refused_with_exit_2_never_1(
+    corpus: tuple[Path, Path, set[str]], tmp_path: Path, command: str
+) -> None:
+    # Exit 1 means notable matches: a batch script must not read a refusal as one.
+    ev, db, _ = corpus
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev / "d3", db, log).returncode == 1
+    lines = log.read_bytes().splitlines(keepends=True)
+    lines[0] = lines[0].replace(b'"examiner":"E"', b'"examiner":"F"')  # the run record
+    assert b'"examiner":"F"' in lines[0]
+    log.write_bytes(b"".join(lines))
+    before = log.read_bytes()
+    if command == "resume":
+        result = run_scan(ev / "d3", db, log, "--resume")
+    else:
+        result = subprocess.run([*MATCHER, "rematch", str(log), "--db", str(db), "--examiner", "R", "--case", "C",
+                                 "--log", str(tmp_path / "r.jsonl")], capture_output=True)
+    assert result.returncode == 2, result.stderr
+    assert b"refused: the log does not verify: line 2" in result.stderr
+    assert log.read_bytes() == before and not (tmp_path / "r.jsonl").exists()
 
 
 def test_excludes_and_max_size_are_recorded_and_never_clean(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
