@@ -258,6 +258,31 @@ class _Seen:
         return self.size, self._sha256.hexdigest()
 
 
+def open_log(path: str | os.PathLike[str]) -> BinaryIO:
+    """A log opened for reading, refused unless it is a regular file.
+
+    Note: opened without blocking first: a FIFO given as a log would
+    otherwise wait for a writer forever (verify, report and rematch hung).
+
+    Raises:
+        OSError: it cannot be opened, or is not a regular file (EISDIR, EINVAL).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file (a folder)", os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(
+                errno.EINVAL, "not a regular file (a FIFO, socket or device)", os.fspath(path)
+            )
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def verify(
     path: StrPath, public_key_path: StrPath | None = None, expect_head: str | None = None
 ) -> VerifyReport:
@@ -288,7 +313,7 @@ def verify(
     if expect_head is not None and not _HEX64.fullmatch(expect_head):
         raise UsageError(f"Expected head {expect_head!r} is not 64 lowercase hex digits.")
     st = _ScanState(expect_head=expect_head)
-    with open(path, "rb") as stream:
+    with open_log(path) as stream:
         seen = _Seen(stream)
         first_run: dict[str, object] | None = None
         last_end: dict[str, object] | None = None
@@ -396,7 +421,7 @@ def read_records(path: StrPath) -> Iterator[dict[str, object]]:
         OSError: the log cannot be opened or read.
     """
     st = _ScanState()
-    with open(path, "rb") as stream:
+    with open_log(path) as stream:
         yield from _records(stream, st)
     if st.torn is not None:
         raise _torn_error(st)
@@ -591,6 +616,10 @@ def _open_locked(path: StrPath, flags: int) -> tuple[int, str]:
         raise LogWriteError(f"Log {name} could not be created ({_code(exc)}).") from exc
     except OSError as exc:
         raise LogWriteError(f"Log {name} could not be opened ({_code(exc)}).") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        # Note: a FIFO (opened read-write, which does not block) would hang the resume's read.
+        os.close(fd)
+        raise UsageError(f"Log {name} is not a regular file (a FIFO, socket or device).")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:

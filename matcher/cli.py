@@ -1158,16 +1158,24 @@ __all__ = ["cli", "main"]
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Ed25519 public key: every signature in the log must verify with it.",
 )
-def report_cmd(log: Path, format_name: str, output: Path | None, public_key: Path | None) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the output file if it exists (without it, an existing file is refused).",
+)
+def report_cmd(
+    log: Path, format_name: str, output: Path | None, public_key: Path | None, force: bool
+) -> None:
     """Write a report of a match log: csv, json, dfxml, case or html.
 
     Verifies the log first. A log that fails (tampered, truncated, no end
     record) still gets a report, which says so on its first line or in its
     header, and the command exits 1. Exit 0: log intact, report written;
     2: the log cannot be read, or changed while the report was written, or
-    the output is refused (inside an evidence root, over the log) or cannot
-    be written. The report shows the bytes verified (lines appended since
-    are left out), and appears (file or stdout) only when complete.
+    the output is refused (inside an evidence root, over the log, an
+    existing file without --force) or cannot be written. The report shows
+    the bytes verified (lines appended since are left out), and appears
+    (file or stdout) only when complete.
 
     \b
     Example:
@@ -1178,7 +1186,7 @@ def report_cmd(log: Path, format_name: str, output: Path | None, public_key: Pat
     with _translate_errors():
         from matcher.reporting import write_report
 
-        data = write_report(log, format_name, output, public_key)
+        data = write_report(log, format_name, output, public_key, overwrite=force)
     v = data.verification
     where = output if output is not None else "stdout"
     if not v.intact:
@@ -1224,6 +1232,11 @@ def report_cmd(log: Path, format_name: str, output: Path | None, public_key: Pat
     metavar="GLOB",
     help="Skip entries matching GLOB (relative path or name).",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the output file if it exists (without it, an existing file is refused).",
+)
 def hash_cmd(
     paths: tuple[str, ...],
     algorithms: str,
@@ -1231,6 +1244,7 @@ def hash_cmd(
     output: Path | None,
     jobs: int | None,
     excludes: tuple[str, ...],
+    force: bool,
 ) -> None:
     """Write an inventory of every file under PATHS: hashdeep, md5sum, sha256sum or dfxml.
 
@@ -1268,6 +1282,7 @@ def hash_cmd(
             excludes=excludes,
             command=["matcher", *sys.argv[1:]],
             on_problem=problem,
+            overwrite=force,
         )
     left_out = [
         (totals.skipped - totals.excluded, "skipped (symlinks, FIFOs, devices, sockets)"),

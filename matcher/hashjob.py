@@ -116,11 +116,13 @@ def write_inventory(
     excludes: Sequence[str] = (),
     command: Sequence[str] = (),
     on_problem: Callable[[EntryOutcome, str], None] | None = None,
+    overwrite: bool = False,
 ) -> HashTotals:
     """Hash every file under `paths` and write the inventory in `format_name`.
 
     The output appears under its name only when complete (temp file, fsync,
-    rename, mode 0600); None means stdout. Entries that are skipped, fail,
+    rename, mode 0600); None means stdout. An existing output is refused,
+    before anything is hashed, unless `overwrite`. Entries that are skipped, fail,
     or that the format cannot carry are not written: each is passed to
     `on_problem` with a reason, and the totals count it.
 
@@ -140,7 +142,7 @@ def write_inventory(
     totals = HashTotals()
     report = on_problem or (lambda outcome, reason: None)
     try:
-        with atomic_text(output, errors="surrogateescape") as stream:
+        with atomic_text(output, errors="surrogateescape", overwrite=overwrite) as stream:
             sink = writer.open(stream, algorithms, command, os.getcwd())
             for outcome in hash_paths(paths, algorithms, jobs, excludes, totals):
                 if outcome.digests is None:

@@ -71,7 +71,12 @@ def _original(options: RematchOptions) -> tuple[dict[str, Any], dict[str, Any], 
     """The original run's first `run`, last `end`, chain head and checked inventory path."""
     # Note: the records come from the one verified read of the log, not from
     # a second read, which would cost as long again and could see other bytes.
-    report = auditlog.verify(options.original_log)
+    try:
+        report = auditlog.verify(options.original_log)
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot read the original log {options.original_log}: {exc.strerror or exc}."
+        ) from exc
     first_run, last_end = report.first_run, report.last_end
     assert first_run is not None and last_end is not None  # verify() guarantees both
     if last_end.get("status") != "complete":

@@ -41,6 +41,7 @@ from matcher.reports.model import ReportData
 from matcher.reports.model import RunInfo
 from matcher.reports.model import Verification
 from matcher.reports.output import atomic_text
+from matcher.reports.output import check_target
 from matcher.reports.output import is_stdout
 from matcher.scan import refuse_outputs_inside
 from matcher.sqlitefiles import scratch_folder
@@ -225,7 +226,7 @@ class _LoggedRecords(Collection[_Item]):
         wanted = iter(self._lines)
         following = next(wanted, None)
         try:
-            with self._log.open("rb") as stream:
+            with auditlog.open_log(self._log) as stream:
                 for number, line in enumerate(_prefix(stream, self._size), start=1):
                     sha256.update(line)
                     if number == following:
@@ -298,7 +299,7 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
     size = 0
     try:
         verification, verified = _verify(log, public_key)
-        with log.open("rb") as stream:
+        with auditlog.open_log(log) as stream:
             lines = _prefix(stream, verified[0] if verified else None)
             for number, line in enumerate(lines, start=1):
                 sha256.update(line)
@@ -377,12 +378,16 @@ def refuse_output(data: ReportData, output: Path | None) -> None:
 
 
 def write_report(
-    log: Path, format_name: str, output: Path | None = None, public_key: Path | None = None
+    log: Path,
+    format_name: str,
+    output: Path | None = None,
+    public_key: Path | None = None,
+    overwrite: bool = False,
 ) -> ReportData:
     """Verify `log`, then write its report in `format_name` to `output` (stdout if None).
 
     The file appears under its name only when complete (temp file, fsync,
-    rename), mode 0600.
+    rename), mode 0600. An existing `output` is refused unless `overwrite`.
 
     Returns:
         The report data (check `verification.intact`).
@@ -391,11 +396,18 @@ def write_report(
         UsageError: unreadable log, output path refused, or the output cannot be written.
     """
     writer = reports.registry.get(format_name)
+    if not is_stdout(output):
+        assert output is not None
+        check_target(output, overwrite)  # before the log is read: it may take long
     data = build_report(log, public_key)
     refuse_output(data, output)
     try:
         with atomic_text(
-            output, newline=writer.NEWLINE, errors="backslashreplace", spool=True
+            output,
+            newline=writer.NEWLINE,
+            errors="backslashreplace",
+            spool=True,
+            overwrite=overwrite,
         ) as stream:
             writer.write(data, stream)
     except OSError as exc:

@@ -194,3 +194,23 @@ def test_stdout_when_no_output(runner: CliRunner, tree: tuple[Path, dict[bytes, 
     result = runner.invoke(cli, ["hash", "d0/d1", "--format", "sha256sum"])
     assert result.exit_code == 0, result.output
     assert result.stdout_bytes.count(b"  d0/d1/") == 4
+
+
+def test_an_existing_output_is_refused_before_hashing_unless_forced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matcher import hashjob
+
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    out = tmp_path / "out.hashdeep"
+    out.write_text("an earlier inventory\n")
+    walked: list[object] = []
+    real = hashjob.hash_paths
+    monkeypatch.setattr(hashjob, "hash_paths", lambda *a, **k: walked.append(a) or real(*a, **k))
+    result = CliRunner().invoke(cli, ["hash", str(tree), "-o", str(out)])
+    assert result.exit_code == 2 and "already exists" in result.stderr and "--force" in result.stderr
+    assert out.read_text() == "an earlier inventory\n" and walked == []
+    result = CliRunner().invoke(cli, ["hash", str(tree), "-o", str(out), "--force"])
+    assert result.exit_code == 0, result.stderr
+    assert out.read_bytes().startswith(b"%%%% HASHDEEP-1.0") and len(walked) == 1

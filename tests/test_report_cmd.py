@@ -284,7 +284,7 @@ def test_failed_write_leaves_no_partial_file(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(writer, "write", half_then_disk_full)
-    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(target)])
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(target), "--force"])
     assert result.exit_code == 2
     assert "No space left on device" in result.stderr
     assert target.read_text() == "previous report\n"
@@ -644,3 +644,47 @@ def test_format_and_role_names_are_taken_in_any_case(runner: CliRunner, scanned:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["role"] == "known"
     assert runner.invoke(cli, ["report", str(scanned), "--format", "xlsx"]).exit_code == 2
+
+
+def test_an_existing_output_is_refused_before_the_log_is_read_unless_forced(
+    runner: CliRunner, scanned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A report given by mistake the name of a key, a store or another log must
+    # not replace it; --force says the replacement is meant.
+    from matcher import reporting
+
+    target = scanned.parent / "k.pem"
+    target.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot really\n")
+    read: list[Path] = []
+    real_build = reporting.build_report
+    monkeypatch.setattr(reporting, "build_report", lambda log, key=None: read.append(log) or real_build(log, key))
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(target)])
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr and "--force" in result.stderr
+    assert target.read_bytes().startswith(b"-----BEGIN PRIVATE KEY") and read == []
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(target), "--force"])
+    assert result.exit_code == 0, result.stderr
+    assert target.read_text().startswith("seq,") and read == [scanned]
+
+
+def test_an_output_that_is_no_regular_file_is_refused_even_forced(runner: CliRunner, scanned: Path) -> None:
+    fifo = scanned.parent / "pipe"
+    os.mkfifo(fifo)
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(fifo), "--force"])
+    assert result.exit_code == 2 and "not a regular file" in result.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@pytest.mark.parametrize("command", ["verify", "report", "rematch"])
+def test_a_fifo_given_as_the_log_is_refused_not_waited_on(tmp_path: Path, command: str) -> None:
+    fifo = tmp_path / "log.jsonl"
+    os.mkfifo(fifo)
+    extra = {
+        "verify": [],
+        "report": ["--format", "csv"],
+        "rematch": ["--db", str(tmp_path / "s.db"), "--examiner", "E", "--case", "C", "--log", str(tmp_path / "r.jsonl")],
+    }[command]
+    result = subprocess.run([sys.executable, "-m", "matcher", command, str(fifo), *extra],
+                            capture_output=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert b"not a regular file" in result.stderr and b"Traceback" not in result.stderr

@@ -686,3 +686,12 @@ def test_a_resume_into_a_file_that_is_no_log_changes_nothing(tmp_path: Path, con
     result = run_scan(ev, db, notes, "--resume")
     assert result.returncode == 2 and b"is not a match log" in result.stderr
     assert notes.read_bytes() == content and not list(tmp_path.glob("notes.txt.*"))
+
+
+def test_a_fifo_given_as_the_log_to_resume_is_refused_not_read(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
+    ev, db, _ = corpus
+    fifo = tmp_path / "log.jsonl"
+    os.mkfifo(fifo)
+    result = run_scan(ev / "d4", db, fifo, "--resume")
+    assert result.returncode == 2, result.stderr
+    assert b"is not a regular file" in result.stderr

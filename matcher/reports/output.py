@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -30,14 +31,22 @@ def is_stdout(path: Path | None) -> bool:
 
 @contextlib.contextmanager
 def atomic_text(
-    path: Path | None, newline: str | None = "\n", errors: str = "strict", spool: bool = False
+    path: Path | None,
+    newline: str | None = "\n",
+    errors: str = "strict",
+    spool: bool = False,
+    overwrite: bool = False,
 ) -> Iterator[TextIO]:
     """A UTF-8 text stream that becomes `path` only when the block ends without error.
 
     The data goes to `.<name>.<random>.tmp` in the same folder (created 0600
-    with O_EXCL), is fsynced, then renamed over `path`, and the folder is
-    fsynced. On any exception the temp file is removed and `path` is left as
-    it was. `None` (or "-") means stdout: written as it comes, or with
+    with O_EXCL), is fsynced, then put in place, and the folder is fsynced.
+    An existing `path` is refused before anything is written, and again at
+    the end (a hard link, which never replaces), unless `overwrite`: then it
+    is replaced by a rename, and only if it is a regular file (or a symlink,
+    itself replaced). A report must never destroy a log, a key or a store
+    given as its output by mistake. On any exception the temp file is
+    removed and `path` is left as it was. `None` (or "-") means stdout: written as it comes, or with
     `spool`, kept aside (in memory, then a private temp file) and written
     only when the block ends without error. `errors="surrogateescape"` lets
     inventory formats write names that are not UTF-8 as their raw bytes.
@@ -81,6 +90,7 @@ def atomic_text(
         finally:
             out.detach()
         return
+    check_target(path, overwrite)
     folder = path.parent if str(path.parent) else Path(".")
     tmp: Path | None = None
     fd = -1
@@ -105,7 +115,7 @@ def atomic_text(
         stream.flush()
         os.fsync(raw.fileno())
         stream.close()
-        os.replace(tmp, path)
+        _put_in_place(tmp, path, overwrite)
     except BaseException:
         with contextlib.suppress(OSError):
             stream.close()
@@ -113,6 +123,49 @@ def atomic_text(
             os.unlink(tmp)
         raise
     _fsync_dir(folder)
+
+
+def check_target(path: Path, overwrite: bool) -> None:
+    """Refuse an output path that exists (unless `overwrite`) or is not a file.
+
+    Raises:
+        UsageError: naming the path and what to do.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UsageError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise UsageError(f"Cannot write {path}: it is {what}. Choose another output file.")
+    if not overwrite:
+        raise UsageError(
+            f"{path} already exists; matcher replaces no file unless told: give --force "
+            "to replace it, or choose another output file."
+        )
+
+
+def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Give the finished temp file its name: a rename with `overwrite`, else a hard link.
+
+    Note: a link fails if the name appeared meanwhile; where the file system
+    has no hard links, the name is checked and the file renamed.
+    """
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        check_target(path, overwrite)
+        raise
+    except OSError:
+        check_target(path, overwrite)
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _fsync_dir(folder: Path) -> None:
