@@ -205,6 +205,7 @@ def chromium_text(page: Path) -> str:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     body = done.stdout.split("<body>", 1)[1]
+    body = re.sub(r"</?span\b[^>]*>", "", body)  # inline marks, such as an escape's
     return " ".join(re.sub(r"<[^>]+>", " ", body).split())
 
 
@@ -220,6 +221,8 @@ def test_html_renders_in_chromium_with_run_lists_chain_counts_matches(
     expected_text += ["notable 8", "unknown 9", "Matches (8)", "Errors (0)", "caf\\xE9.bin"]
     for expected in expected_text:
         assert expected in text, expected
+    # The escape in a path is marked, so that no name's own text looks like it.
+    assert 'caf<span class="esc" title="an escape: ' in source
     lists = [r for r in read_log(scanned) if r["type"] == "run"][0]["lists"]
     assert lists[0]["source_sha256"] in text
     for rec in match_records(scanned):
@@ -688,3 +691,19 @@ def test_a_fifo_given_as_the_log_is_refused_not_waited_on(tmp_path: Path, comman
                             capture_output=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert b"not a regular file" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_html_marks_escapes_so_a_name_never_looks_like_another() -> None:
+    # A file named `caf\\xE9.bin` and one whose name holds the byte 0xE9 show the
+    # same characters; only the second's are an escape, and marked as one.
+    from matcher.reports.html_report import path_html
+
+    literal, raw = path_html(b"caf\\xE9.bin"), path_html(b"caf\xe9.bin")
+    assert literal == "caf\\xE9.bin" and raw != literal
+    assert raw.startswith('caf<span class="esc"') and raw.endswith(">\\xE9</span>.bin")
+    # A bidirectional override is an escape too (it would show `exe.txt` for `txt.exe`).
+    assert '<span class="esc"' in path_html("a\u202etxt.exe".encode()) and "\u202e" not in path_html("a\u202etxt.exe".encode())
+    # DFXML and CASE then carry the exact bytes beside the escaped text.
+    from matcher.reports.text import is_exact
+
+    assert not is_exact("a\u202etxt.exe".encode()) and is_exact(b"caf\\xE9.bin")

@@ -19,6 +19,7 @@ from matcher.reports import registry
 from matcher.reports.model import DIGEST_COLUMNS
 from matcher.reports.model import ReportData
 from matcher.reports.text import display_name
+from matcher.reports.text import display_pieces
 from matcher.reports.text import display_text
 
 STYLE = """
@@ -31,6 +32,7 @@ td,th{border:1px solid #999;padding:.2em .5em;text-align:left;vertical-align:top
 .bar{display:flex;width:40em;max-width:100%;height:1.4em;border:1px solid #333}
 .bar div{height:100%}.notable{background:#c00}.known{background:#6a6}.unknown{background:#bbb}
 .key span{display:inline-block;width:1em;height:1em;margin:0 .3em 0 1em;vertical-align:middle}
+.esc{background:#fe9;outline:1px dotted #960}
 """
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
@@ -38,6 +40,23 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'"
 def e(value: object) -> str:
     """HTML-escaped text, controls made visible."""
     return html.escape(display_text("" if value is None else str(value)), quote=True)
+
+
+def path_html(path: bytes) -> str:
+    """A path for a table cell: each escape marked, so none looks like the name's own text.
+
+    Note: a file named `caf\\xE9.txt` and one whose name holds the byte 0xE9
+    would otherwise show alike; the escape is highlighted and titled.
+    """
+    return "".join(
+        f'<span class="esc" title="{_ESCAPE_TITLE}">{html.escape(piece)}</span>'
+        if escaped
+        else html.escape(piece)
+        for piece, escaped in display_pieces(path.decode("utf-8", "surrogateescape"))
+    )
+
+
+_ESCAPE_TITLE = "an escape: a byte or character of the name that is not shown as itself"
 
 
 def _rows(pairs: Iterable[tuple[str, object]]) -> str:
@@ -80,7 +99,7 @@ def _match_rows(data: ReportData) -> Iterator[str]:
     for m in data.matches:
         cells = [
             f"<td>{m.seq}</td>",
-            f'<td class="path">{e(display_name(m.file.path))}</td>',
+            f'<td class="path">{path_html(m.file.path)}</td>',
             f"<td>{e(m.file.size)}</td>",
             *(f'<td class="hex">{e(m.file.digests.get(a, ""))}</td>' for a in digests),
             f"<td>{e('; '.join(dict.fromkeys(h.list_name for h in m.hits)))}</td>",
@@ -96,7 +115,7 @@ def _error_rows(data: ReportData) -> Iterator[str]:
     for x in data.errors:
         yield (
             f"<tr><td>{x.seq}</td>"
-            f'<td class="path">{e(display_name(x.path))}</td>'
+            f'<td class="path">{path_html(x.path)}</td>'
             f"<td>{e(x.reason)}</td>"
             f"<td>{e(x.detail or '')}</td></tr>"
         )
@@ -207,7 +226,10 @@ def _parts(data: ReportData) -> list[str | object]:
     out.append(_ERRORS)
     out.append(
         f"<p>Generated {e(data.generated)} by matcher {e(data.generator_version)}. "
-        "This page shows names and digests only, never file content.</p></body></html>\n"
+        "This page shows names and digests only, never file content. In paths, a "
+        '<span class="esc">highlighted</span> sequence such as \\xE9 stands for a byte '
+        "or character that is not shown as itself (not UTF-8, a control, a bidirectional "
+        "control); the JSON and CSV reports carry the exact names.</p></body></html>\n"
     )
     return out
 

@@ -2,9 +2,12 @@
 
 `display_name` keeps every valid, printable UTF-8 character and writes
 anything else as a visible escape: an undecodable byte as `\\xE9`, a control
-character as `\\x01`/`\\n`, a code point XML forbids (U+FFFE) as `\\uFFFE`.
-Callers that must be lossless also carry the exact bytes (base64) whenever
-`is_exact` is False.
+character as `\\x01`/`\\n`, a code point XML forbids (U+FFFE) as `\\uFFFE`,
+a bidirectional control (U+202E before `txt.exe` makes it show as `exe.txt`)
+as `\\u202E`. Callers that must be lossless also carry the exact bytes
+(base64) whenever `is_exact` is False: that also tells a file named
+`caf\\xE9.txt` from one whose name holds the byte 0xE9. The HTML report marks
+escapes instead (`display_pieces`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import base64
 from matcher.models import path_fields
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Bidirectional controls: they reorder the text shown around them (Unicode
+# UAX #9), so a name can display as another; shown as escapes.
+_BIDI = frozenset({0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
 
 
 def _xml_char(code: int) -> bool:
@@ -23,22 +29,34 @@ def _xml_char(code: int) -> bool:
     return code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
 
 
-def display_text(text: str) -> str:
-    """`text` with controls, lone surrogates and non-characters written as escapes."""
-    out: list[str] = []
+def display_pieces(text: str) -> list[tuple[str, bool]]:
+    """`text` as runs of characters shown as they are (False) and escapes (True)."""
+    pieces: list[tuple[str, bool]] = []
+    plain: list[str] = []
     for char in text:
         code = ord(char)
-        if _xml_char(code):
-            out.append(char)
-        elif char in _NAMED:
-            out.append(_NAMED[char])
+        if _xml_char(code) and code not in _BIDI:
+            plain.append(char)
+            continue
+        if plain:
+            pieces.append(("".join(plain), False))
+            plain = []
+        if char in _NAMED:
+            pieces.append((_NAMED[char], True))
         elif 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02X}")  # a surrogate-escaped raw byte
+            pieces.append((f"\\x{code - 0xDC00:02X}", True))  # a surrogate-escaped raw byte
         elif code <= 0xFF:
-            out.append(f"\\x{code:02X}")
+            pieces.append((f"\\x{code:02X}", True))
         else:
-            out.append(f"\\u{code:04X}")
-    return "".join(out)
+            pieces.append((f"\\u{code:04X}", True))
+    if plain:
+        pieces.append(("".join(plain), False))
+    return pieces
+
+
+def display_text(text: str) -> str:
+    """`text` with controls, lone surrogates, non-characters and bidi controls as escapes."""
+    return "".join(piece for piece, _ in display_pieces(text))
 
 
 def display_name(path: bytes) -> str:
