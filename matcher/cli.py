@@ -1076,11 +1076,14 @@ def verify_cmd(
         if as_json:
             click.echo(json.dumps({"log": str(log), "intact": True, **_report_dict(report)}))
         else:
-            signed = (
-                f", {report.signatures_checked} signature(s) verified"
-                if report.signatures_checked
-                else ""
-            )
+            if report.signatures_checked:
+                signed = f", {report.signatures_checked} signature(s) verified"
+            elif report.signed:
+                # Note: without the key, anyone who rewrote the log could have
+                # signed it again with a key of their own.
+                signed = ", signed, signatures NOT checked (give --public-key to check them)"
+            else:
+                signed = ""
             click.echo(
                 f"OK: {log}: {report.lines} records, chain intact{signed}; head {report.head}"
             )
