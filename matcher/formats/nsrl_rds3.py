@@ -74,7 +74,7 @@ class NsrlRds3Reader:
         try:
             with sqlite_lists.connect(path) as conn:
                 names = _objects(conn)
-        except (FormatError, sqlite3.Error):
+        except (FormatError, *sqlite_lists.DB_ERRORS):
             return False
         return all(name in names for name in _SIGNATURE)
 
@@ -119,7 +119,7 @@ class NsrlRds3Reader:
             try:
                 digests, columns, clauses = _query_parts(conn, str(path), "src", hex_text=True)
                 halves = _halves(conn, digests, columns, clauses)
-            except sqlite3.Error as exc:
+            except sqlite_lists.DB_ERRORS as exc:
                 raise FormatError(f"cannot read the NSRL database: {exc}", str(path)) from exc
         return SqlListSource(
             path=path,
@@ -156,7 +156,7 @@ class NsrlRds3Reader:
                 order = f'ORDER BY "{columns["version"]}" DESC ' if "version" in columns else ""
                 select = ", ".join(f'"{c}"' for c in wanted)
                 row = conn.execute(f"SELECT {select} FROM VERSION {order}LIMIT 1").fetchone()
-            except sqlite3.Error as exc:
+            except sqlite_lists.DB_ERRORS as exc:
                 raise FormatError(f"cannot read the NSRL database: {exc}", str(path)) from exc
         if row is not None:
             for column, value in zip(wanted, row, strict=True):
@@ -178,7 +178,7 @@ def _row_batches(path: Path, on_invalid: OnInvalid) -> Iterator[list[_ROW]]:
                 done += len(fetched)
                 if rows:
                     yield rows
-        except sqlite3.Error as exc:
+        except sqlite_lists.DB_ERRORS as exc:
             raise FormatError(f"cannot read the NSRL database: {exc}", source) from exc
 
 

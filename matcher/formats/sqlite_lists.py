@@ -21,6 +21,9 @@ from matcher.formats import registry
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _TEXT = functools.partial(str, encoding="utf-8", errors="surrogateescape")
+# What reading a damaged database can raise: SQLite's errors, and Python's
+# when an error message quotes schema bytes that are not UTF-8.
+DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
 
 # The tables (or views) each reader of an SQLite list recognises it by, as
 # (what the list is, its table names), filled by those readers' modules: a
@@ -123,7 +126,7 @@ class UnreadableSqliteRefusal:
                 ).fetchall()
         except FormatError as exc:
             return exc.reason
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             return f"an SQLite database that cannot be read ({exc}): is it damaged or truncated?"
         return _not_a_list(sorted(str(name) for (name,) in rows))
 

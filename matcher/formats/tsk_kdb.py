@@ -28,7 +28,7 @@ _HEAD_PATTERNS = [re.compile(_CREATE.format(n).encode(), re.IGNORECASE) for n in
 _KEY_NOISE = re.compile(r"[^0-9a-z]+")
 # Note that the sqlite3 module decodes SQLite's own messages as UTF-8: a damaged
 # schema can make that decoding fail instead of raising sqlite3.Error.
-_DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+_DB_ERRORS = sqlite_lists.DB_ERRORS
 
 
 def _tables(conn: sqlite3.Connection) -> dict[str, str]:

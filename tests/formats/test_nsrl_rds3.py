@@ -442,3 +442,22 @@ def test_a_database_that_is_no_list_names_the_tables_it_lacks(
     message = str(caught.value)
     assert message.startswith(f"{path}: an SQLite database, but not a hash list matcher reads")
     assert lacks in message and shown in message
+
+
+def test_a_schema_damaged_into_bytes_that_are_not_utf8_is_refused_not_a_traceback(tmp_path: Path) -> None:
+    # SQLite's error message then quotes the damaged bytes, and Python fails to
+    # decode it (UnicodeDecodeError, not sqlite3.Error): found by fuzzing.
+    path = tmp_path / "r.db"
+    conn = sqlite3.connect(path)
+    for table in ("FILE", "PKG", "VERSION"):
+        conn.execute(f"CREATE TABLE {table} (x)")
+    conn.commit()
+    conn.close()
+    data = bytearray(path.read_bytes())
+    data[data.find(b"tablePKGPKG") + 5] = 0xBC
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="cannot be read"):
+        registry.detect(path)
+    with pytest.raises(FormatError, match="cannot read the NSRL database"):
+        READER.metadata(path)
+    assert READER.sniff(path.read_bytes()[:SNIFF_BYTES], path) is False
