@@ -40,6 +40,14 @@ _NSRL_COLUMNS = frozenset({"productcode", "opsystemcode", "specialcode", "rdsver
 _LEADING_DIGEST = re.compile(rb"\s*\\?[0-9A-Fa-f]{32,}(?![0-9A-Za-z_-])")
 _SIZE = re.compile(r"\d{1,20}")
 _NOISE = re.compile(r"[\s_\-\ufeff]+")
+# Words around an algorithm's name in a digest column's title ("MD5 Hash",
+# "Hash (SHA-1)", "SHA256 digest"), dropped to find the algorithm; only as
+# words of their own: iLook's "HashSHA1" is its own reader's.
+_TITLE_WORDS = re.compile(r"\b(?:hash|digest|checksum|value)\b|[()\[\]:.#]")
+# A title that still mentions an algorithm matcher computes, for a column that
+# is not read: its digests would be lost with nothing said. (Others, such as
+# CRC32 or SHA-384, matcher could never match on; their columns are left.)
+_MENTIONS_DIGEST = re.compile(r"md5|sha1(?!\d)|sha2?256|sha2?512|blake3")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +61,16 @@ class _Header:
     name: int | None
     ident: int | None
     label: int | None
+    unread: tuple[str, ...] = ()  # titles that name a digest matcher cannot read
+
+
+def _algorithm(cell: str, title: str) -> str | None:
+    """The algorithm a column title names, words such as "hash" aside; None if none."""
+    return (
+        digests.canonical_name(cell)
+        or digests.canonical_name(title)
+        or digests.canonical_name(_TITLE_WORDS.sub(" ", cell.lower().replace("_", " ")))
+    )
 
 
 def _compact(title: str) -> str:
@@ -71,10 +89,13 @@ def _columns(cells: list[str], delimiter: str) -> _Header:
     # Note: every column of an algorithm is kept (a header may name md5 twice);
     # each row's values must then agree (add_digest).
     found: list[tuple[int, str]] = []
+    unread: list[str] = []
     for index, cell in enumerate(cells):
-        algorithm = digests.canonical_name(cell) or digests.canonical_name(titles[index])
+        algorithm = _algorithm(cell, titles[index])
         if algorithm is not None:
             found.append((index, algorithm))
+        elif _MENTIONS_DIGEST.search(titles[index]):
+            unread.append(cell)
     return _Header(
         delimiter=delimiter,
         titles=titles,
@@ -83,6 +104,7 @@ def _columns(cells: list[str], delimiter: str) -> _Header:
         name=_first(titles, _NAME_COLUMNS),
         ident=_first(titles, _IDENT_COLUMNS),
         label=_first(titles, _LABEL_COLUMNS),
+        unread=tuple(unread),
     )
 
 
@@ -202,6 +224,17 @@ class CsvListReader(TextReader):
                     raise FormatError(
                         "the header row names no hash column (md5, sha1, sha256 or sha512); "
                         "name the format with --format",
+                        source=source,
+                        line=first,
+                    )
+                if header.unread:
+                    # Note: read, the other columns' digests would be imported and
+                    # these left out with nothing said (a "MD5 of parent" column).
+                    shown = ", ".join(repr(title) for title in header.unread)
+                    raise FormatError(
+                        f"the header row names a digest column matcher cannot read ({shown}): "
+                        "its digests would be left out; rename it to md5, sha1, sha256 or "
+                        "sha512 if it is one of those, or remove the column",
                         source=source,
                         line=first,
                     )

@@ -210,3 +210,27 @@ def test_sniff() -> None:
     assert not READER.sniff(b"md5,name\n")  # a header alone proves nothing
     assert not READER.sniff(b"md5,name\nnot-hex,a\n")
     assert not READER.sniff(b'{"MD5","x"}\n' + HELLO_MD5.encode() + b",x\n")
+
+
+MD5_HELLO = "5d41402abc4b2a76b9719d911017c592"
+SHA1_HELLO = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
+
+
+@pytest.mark.parametrize("title", ["MD5 Hash", "Hash (MD5)", "md5_hash", "MD5 digest", "MD5 Hash Value"])
+def test_a_digest_column_titled_with_words_around_the_algorithm_is_read(title: str) -> None:
+    # Before, "MD5 Hash" beside a "SHA1" column was ignored: the MD5s were lost, exit 0.
+    [record] = parse(f"{title},SHA1,FileName\n{MD5_HELLO},{SHA1_HELLO},hello.txt\n".encode())
+    assert record.digests == {"md5": bytes.fromhex(MD5_HELLO), "sha1": bytes.fromhex(SHA1_HELLO)}
+
+
+@pytest.mark.parametrize("title", ["MD5 of parent", "md5sum", "SHA1 (first 1 MB)"])
+def test_a_column_naming_a_computable_digest_that_is_not_read_refuses_the_list(title: str) -> None:
+    with pytest.raises(FormatError, match="names a digest column matcher cannot read") as caught:
+        parse(f"md5,{title},name\n{MD5_HELLO},{MD5_HELLO},x\n".encode())
+    assert caught.value.line == 1 and repr(title) in caught.value.reason
+
+
+@pytest.mark.parametrize("title", ["CRC32", "SHA-384", "ssdeep"])
+def test_a_column_of_a_digest_matcher_never_computes_is_left_aside(title: str) -> None:
+    [record] = parse(f"md5,{title},name\n{MD5_HELLO},ab,x\n".encode())
+    assert record.digests == {"md5": bytes.fromhex(MD5_HELLO)}
