@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import re
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,22 @@ SNIFF_BYTES = 64 * 1024
 # The largest size any file can have (a signed 64-bit off_t), and the largest
 # integer SQLite stores as such.
 MAX_FILE_SIZE = (1 << 63) - 1
+
+
+# A CR inside a line (its line end, CR LF, is gone already) before a run of hex
+# as long as a digest: most likely a line end without its LF, which joined two
+# entries into one, the second's digest taken for part of the first's name.
+_ENTRY_AFTER_CR = re.compile(rb"\r[^\r]*?(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,128}(?![0-9A-Fa-f])")
+ENTRY_AFTER_CR = (
+    "the line holds a CR followed by what looks like another entry's digest: a line end "
+    "without its LF (an old Mac line end, or a changed byte) that joined two entries? "
+    "Fix the line ends; matcher does not guess where one entry ends"
+)
+
+
+def entry_after_cr(line: bytes) -> bool:
+    """True when a CR inside `line` comes before a digest-like run of hex (ENTRY_AFTER_CR)."""
+    return b"\r" in line and _ENTRY_AFTER_CR.search(line) is not None
 
 
 class SizeOutOfRange(FormatError, ValueError):

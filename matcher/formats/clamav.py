@@ -10,10 +10,12 @@ from typing import BinaryIO
 
 from matcher.errors import FormatError
 from matcher.formats import registry
+from matcher.formats.base import ENTRY_AFTER_CR
 from matcher.formats.base import SNIFF_BYTES
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
 from matcher.formats.base import byte_count
+from matcher.formats.base import entry_after_cr
 from matcher.models import HashRecord
 
 BOM = b"\xef\xbb\xbf"
@@ -158,6 +160,8 @@ class ClamavReader(TextReader):
         for number, line in _lines(stream):
             if line is None:
                 error = FormatError(f"line longer than {MAX_LINE} bytes", source, number)
+            elif entry_after_cr(line):  # a comment too: it would hide the signature
+                error = FormatError(ENTRY_AFTER_CR, source, number)
             elif not line.strip() or line.startswith(b"#"):
                 continue
             elif match := _WHOLE_FILE.fullmatch(line):

@@ -12,9 +12,11 @@ from typing import BinaryIO
 from matcher import digests
 from matcher.errors import FormatError
 from matcher.formats import registry
+from matcher.formats.base import ENTRY_AFTER_CR
 from matcher.formats.base import SNIFF_BYTES
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
+from matcher.formats.base import entry_after_cr
 from matcher.models import HashRecord
 
 BOM = b"\xef\xbb\xbf"
@@ -259,6 +261,8 @@ class GnuSumReader(TextReader):
     def _record(self, line: bytes | None, number: int, hint: str | None) -> HashRecord:
         if line is None:
             raise FormatError(f"the line is longer than {MAX_RECORD} bytes")
+        if entry_after_cr(line):
+            raise FormatError(ENTRY_AFTER_CR)
         match = _SUM_LINE.fullmatch(line)
         if match is None:
             raise FormatError(f"expected '<hex digest>  <file name>', got {excerpt(line)}")

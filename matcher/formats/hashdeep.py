@@ -11,10 +11,12 @@ from typing import BinaryIO
 from matcher import digests
 from matcher.errors import FormatError
 from matcher.formats import registry
+from matcher.formats.base import ENTRY_AFTER_CR
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
 from matcher.formats.base import add_digest
 from matcher.formats.base import byte_count
+from matcher.formats.base import entry_after_cr
 from matcher.formats.gnu_sum import MAX_RECORD
 from matcher.formats.gnu_sum import decode_name
 from matcher.formats.gnu_sum import digest_for_length
@@ -101,6 +103,8 @@ class HashdeepReader(TextReader):
             try:
                 if line is None:
                     raise FormatError(f"the line is longer than {MAX_RECORD} bytes")
+                if entry_after_cr(line):  # a comment too: it would hide the entry
+                    raise FormatError(ENTRY_AFTER_CR)
                 if line.startswith(b"#"):
                     continue
                 if md5deep:
