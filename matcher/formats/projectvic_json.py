@@ -220,6 +220,9 @@ _Media = tuple[dict[str, Any] | None, int | None, int]
 _USUAL_NAMES = {"SHA256": "sha256", "SHA-256": "sha256"}
 # The fields that make a value item a Media rather than a Case without a Media array.
 _HASH_FIELDS = frozenset({"MD5", "SHA1", "SHA256", "AlternativeHashes"})
+# Where _take notes the fields a Media gives twice with two values (never a
+# wanted key, so no JSON key lands there).
+_REPEATED = "_repeated"
 
 
 def _fields(events: _Events, kind: str | None, outer: int | None, index: int) -> Iterator[_Media]:
@@ -239,17 +242,35 @@ def _fields(events: _Events, kind: str | None, outer: int | None, index: int) ->
         event, value = next(events)
         if event not in _OPEN:
             if key in _WANTED:
-                found[key] = value  # most wanted fields: scalars, taken as they are
+                _take(found, key, value)  # most wanted fields: scalars, taken as they are
         elif key == "Media" and event == "start_array" and outer is None:
             is_case = True
             yield from _items(events, kind, index)
         elif key in _WANTED:
-            found[key] = _build(event, value, events)
+            _take(found, key, _build(event, value, events))
         else:
             _skip(event, events)
     if (is_case or (kind == "Cases" and outer is None)) and found.keys().isdisjoint(_HASH_FIELDS):
         return
     yield found, outer, index
+
+
+def _take(found: dict[str, Any], key: str, value: object) -> None:
+    """Keep a wanted field; a key given twice must not lose its first value in silence.
+
+    JSON allows a key twice in an object, and a plain parse keeps the last
+    value: a first MD5 (or an AlternativeHashes array and its SHA-256) would
+    be dropped with nothing said. Two AlternativeHashes arrays are joined
+    (their digests must then agree, as within one); any other field given
+    twice with two values refuses the Media (see _row).
+    """
+    if key not in found:
+        found[key] = value
+    elif key == "AlternativeHashes" and isinstance(value, list):
+        before = found[key]
+        found[key] = (before if isinstance(before, list) else []) + value
+    elif found[key] != value:
+        found.setdefault(_REPEATED, []).append(key)
 
 
 def _items(events: _Events, kind: str | None, outer: int | None = None) -> Iterator[_Media]:
@@ -456,6 +477,11 @@ def _row(media: object) -> _Row:
     """One Media object as a batch row; ValueError says what is wrong with it."""
     if not isinstance(media, dict):
         raise ValueError("it is not a JSON object")
+    if media.get(_REPEATED):
+        # Note: which of the two is right is not for matcher to guess.
+        raise ValueError(
+            f"it gives {', '.join(dict.fromkeys(media[_REPEATED]))} twice, with different values"
+        )
     found = {
         "md5": _digest(media.get("MD5"), "md5", "MD5"),
         "sha1": _digest(media.get("SHA1"), "sha1", "SHA1"),

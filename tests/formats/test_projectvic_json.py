@@ -776,3 +776,33 @@ def test_a_vics_list_cut_before_its_envelope_is_refused_as_such(tmp_path: Path) 
     other.write_bytes(json.dumps({"value": [{"name": "a", "size": 1}]}).encode())
     with pytest.raises(FormatError, match="the list format was not recognised"):
         registry.detect(other)
+
+
+MD5_HELLO = "5d41402abc4b2a76b9719d911017c592"
+MD5_OTHER = "7d793037a0760186574b0282f2f435e7"
+SHA256_HELLO = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+
+
+def raw_document(items: str) -> bytes:
+    # json.dumps cannot write a key twice: the items are written by hand.
+    return ('{"@odata.context": "' + V20.format("Default", "Media") + '", "value": [' + items + "]}").encode()
+
+
+def test_a_field_given_twice_with_two_values_refuses_the_media_not_keeps_the_last() -> None:
+    # JSON allows it, and a plain parse kept the last MD5: the first was lost, exit 0.
+    data = raw_document(f'{{"MediaID": 1, "MD5": "{MD5_HELLO}", "MD5": "{MD5_OTHER}", "MediaSize": 5}}')
+    with pytest.raises(FormatError, match=r"value\[0\]\): it gives MD5 twice, with different values"):
+        parse(data)
+    same = raw_document(f'{{"MediaID": 1, "MD5": "{MD5_HELLO}", "MD5": "{MD5_HELLO}", "MediaSize": 5}}')
+    [record] = parse(same)
+    assert record.digests == {"md5": bytes.fromhex(MD5_HELLO)}
+
+
+def test_two_alternative_hashes_arrays_are_joined_not_replaced() -> None:
+    data = raw_document(
+        f'{{"MediaID": 1, "MD5": "{MD5_HELLO}", '
+        f'"AlternativeHashes": [{{"HashName": "SHA256", "HashValue": "{SHA256_HELLO}"}}], '
+        '"AlternativeHashes": []}'
+    )
+    [record] = parse(data)
+    assert record.digests["sha256"] == bytes.fromhex(SHA256_HELLO)
