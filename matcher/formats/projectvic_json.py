@@ -241,8 +241,11 @@ def _fields(events: _Events, kind: str | None, outer: int | None, index: int) ->
             break
         event, value = next(events)
         if event not in _OPEN:
-            if key in _WANTED:
-                _take(found, key, value)  # most wanted fields: scalars, taken as they are
+            if key in _WANTED:  # most wanted fields: scalars, taken as they are
+                if key in found:
+                    _take(found, key, value)
+                else:
+                    found[key] = value
         elif key == "Media" and event == "start_array" and outer is None:
             is_case = True
             yield from _items(events, kind, index)
