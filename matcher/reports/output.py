@@ -46,13 +46,15 @@ def atomic_text(
     is replaced by a rename, and only if it is a regular file (or a symlink,
     itself replaced). A report must never destroy a log, a key or a store
     given as its output by mistake. On any exception the temp file is
-    removed and `path` is left as it was. `None` (or "-") means stdout: written as it comes, or with
-    `spool`, kept aside (in memory, then a private temp file) and written
-    only when the block ends without error. `errors="surrogateescape"` lets
-    inventory formats write names that are not UTF-8 as their raw bytes.
+    removed and `path` is left as it was. `None` (or "-") means stdout:
+    written as it comes, or with `spool`, kept aside (in memory, then a
+    private temp file) and written only when the block ends without error.
+    `errors="surrogateescape"` lets inventory formats write names that are
+    not UTF-8 as their raw bytes.
 
     Raises:
-        UsageError: the folder does not exist or cannot be written.
+        UsageError: the folder does not exist or cannot be written, or
+            `path` exists (without `overwrite`) or is not a regular file.
     """
     if is_stdout(path) and sys.stdout is None:
         raise UsageError("Standard output is closed: give an output file (-o FILE).")
