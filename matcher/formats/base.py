@@ -30,7 +30,7 @@ MAX_FILE_SIZE = (1 << 63) - 1
 # entries into one, the second's digest taken for part of the first's name.
 _ENTRY_AFTER_CR = re.compile(rb"\r[^\r]*?(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,128}(?![0-9A-Fa-f])")
 ENTRY_AFTER_CR = (
-    "the line holds a CR followed by what looks like another entry's digest: a line end "
+    "the line holds a CR inside it, next to what looks like another entry's digest: a line end "
     "without its LF (an old Mac line end, or a changed byte) that joined two entries? "
     "Fix the line ends; matcher does not guess where one entry ends"
 )
@@ -39,6 +39,20 @@ ENTRY_AFTER_CR = (
 def entry_after_cr(line: bytes) -> bool:
     """True when a CR inside `line` comes before a digest-like run of hex (ENTRY_AFTER_CR)."""
     return b"\r" in line and _ENTRY_AFTER_CR.search(line) is not None
+
+
+_ENTRY_BEFORE_CR = re.compile(rb"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,128}(?![0-9A-Fa-f])[^\r]*?\r")
+
+
+def entry_near_cr(field: bytes) -> bool:
+    """True when one field (a name) holds a CR and a digest-like run of hex on either side.
+
+    For a line whose own digest comes last (`MD5 (name) = digest`): there the
+    first entry's digest of two joined ones ends up before the CR, in the name.
+    """
+    return b"\r" in field and (
+        _ENTRY_AFTER_CR.search(field) is not None or _ENTRY_BEFORE_CR.search(field) is not None
+    )
 
 
 class SizeOutOfRange(FormatError, ValueError):

@@ -10,8 +10,10 @@ from typing import BinaryIO
 from matcher import digests
 from matcher.errors import FormatError
 from matcher.formats import registry
+from matcher.formats.base import ENTRY_AFTER_CR
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
+from matcher.formats.base import entry_near_cr
 from matcher.formats.gnu_sum import MAX_RECORD
 from matcher.formats.gnu_sum import decode_name
 from matcher.formats.gnu_sum import excerpt
@@ -72,6 +74,8 @@ class BsdTagReader(TextReader):
         if match is None:
             raise FormatError(f"expected 'ALG (file name) = <hex digest>', got {excerpt(line)}")
         escaped, tag, name, hex_text = match.groups()
+        if entry_near_cr(name):
+            raise FormatError(ENTRY_AFTER_CR)
         # The tag matched [A-Za-z0-9_-], so it is ASCII.
         algorithm = digests.canonical_name(tag.decode("ascii"))
         if algorithm is None:

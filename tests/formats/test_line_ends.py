@@ -144,6 +144,7 @@ MD5_C = "7d793037a0760186574b0282f2f435e7"
         ("gnu-sum", f"{MD5_A}  a\r{MD5_B}  b\n{MD5_C}  c\n", 1),
         ("hashdeep", f"%%%% HASHDEEP-1.0\n%%%% size,md5,filename\n0,{MD5_A},a\r1,{MD5_B},b\n", 3),
         ("clamav", f"# a comment\r{MD5_A}:0:Sig.A\n{MD5_B}:1:Sig.B\n", 1),
+        ("bsd-tag", f"MD5 (a) = {MD5_A}\rMD5 (b) = {MD5_B}\nMD5 (c) = {MD5_C}\n", 1),
     ],
 )
 def test_a_lone_cr_before_another_entry_in_an_lf_list_is_refused_at_its_line(
@@ -153,7 +154,7 @@ def test_a_lone_cr_before_another_entry_in_an_lf_list_is_refused_at_its_line(
     # first's name (or of a comment) and dropped, exit 0. Found by fuzzing.
     path = tmp_path / ("list.hdb" if fmt == "clamav" else "list.txt")
     path.write_bytes(data.encode())
-    with pytest.raises(FormatError, match="CR followed by what looks like another entry") as caught:
+    with pytest.raises(FormatError, match="CR inside it, next to what looks like another entry's digest") as caught:
         list(registry.get(fmt).read(path))
     assert caught.value.line == line
 
@@ -162,3 +163,6 @@ def test_a_cr_in_a_name_with_no_digest_after_it_is_still_a_name(tmp_path: Path) 
     path = tmp_path / "list.md5"
     path.write_bytes(f"{MD5_A}  a\rb.txt\n{MD5_B}  c\n".encode())
     assert [r.name for r in registry.get("gnu-sum").read(path)] == ["a\rb.txt", "c"]
+    tagged = tmp_path / "tagged.md5"
+    tagged.write_bytes(f"MD5 (a\rb.txt) = {MD5_A}\n".encode())
+    assert [r.name for r in registry.get("bsd-tag").read(tagged)] == ["a\rb.txt"]
