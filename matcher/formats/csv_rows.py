@@ -47,6 +47,12 @@ def rows(stream: BinaryIO) -> Iterator[tuple[int, Row]]:
     return rows_of(read_records(stream, keepends=True))
 
 
+_LONE_CR = (
+    "unreadable CSV row: a CR inside an unquoted field, a line end without its LF "
+    "(two rows joined into one?)"
+)
+
+
 def rows_of(
     records: Iterator[tuple[int, bytes | None]], delimiter: str = ",", after: int = 0
 ) -> Iterator[tuple[int, Row]]:
@@ -76,7 +82,12 @@ def rows_of(
             return
         except csv.Error as exc:
             done = after + reader.line_num
-            yield done, f"unreadable CSV row: {exc}"
+            if "new-line character seen in unquoted field" in str(exc):
+                # Note: Python's own words ("universal-newline mode?") would point
+                # at the reader; the file holds a bare CR, most likely a lost LF.
+                yield done, _LONE_CR
+            else:
+                yield done, f"unreadable CSV row: {exc}"
             continue
         start, done = done + 1, after + reader.line_num
         if overlong:

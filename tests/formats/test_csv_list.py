@@ -234,3 +234,10 @@ def test_a_column_naming_a_computable_digest_that_is_not_read_refuses_the_list(t
 def test_a_column_of_a_digest_matcher_never_computes_is_left_aside(title: str) -> None:
     [record] = parse(f"md5,{title},name\n{MD5_HELLO},ab,x\n".encode())
     assert record.digests == {"md5": bytes.fromhex(MD5_HELLO)}
+
+
+def test_a_bare_cr_inside_a_row_is_named_as_a_lost_line_end() -> None:
+    # Python's own words ("universal-newline mode?") pointed at the reader, not the file.
+    with pytest.raises(FormatError, match="a CR inside an unquoted field, a line end without its LF") as caught:
+        parse(f"md5,name\n{MD5_HELLO},a\r{MD5_HELLO},b\n".encode())
+    assert caught.value.line == 2
