@@ -240,7 +240,7 @@ def import_list(
     alongside: BackgroundSha256 | None = None
     early = _reader_or_none(path, format_name) if source_sha256 is None else None
     if early is not None and replace is not None and role is None:
-        # Note: before the file's SHA-256 (seconds for a large list), as below for the others.
+        # Note: before the file's SHA-256 (seconds for a large list); below for the others.
         _check_replaced_role(store, replace, default_role(early, path), early.NAME)
     if early is not None and _digest_alongside(
         store, path, early, storable_text(name or path.name), replace
@@ -265,8 +265,8 @@ def import_list(
         source_path=storable_text(str(path)),
         metadata=reader.metadata(path),
     )
-    if replace is not None and role is None:
-        _check_replaced_role(store, replace, new.role, reader.NAME)
+    if early is None and replace is not None and role is None:
+        _check_replaced_role(store, replace, new.role, reader.NAME)  # checked above otherwise
     sql_source = getattr(reader, "sql_source", None)
     if sql_source is not None:
         try:
