@@ -139,6 +139,7 @@ class _ScanState:
     fingerprints: set[str] = dataclasses.field(default_factory=set)
     expect_head: str | None = None
     head_line: int | None = None
+    origin: str | None = None  # the SHA-256 of the first line
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -187,6 +188,8 @@ def _records(
             raise IntegrityError(str(exc), line) from exc.__cause__
         st.grammar.advance(rec)
         st.lines, st.head = line, hashlib.sha256(raw[:-1]).hexdigest()
+        if line == 1:
+            st.origin = st.head
         if st.head == st.expect_head:
             st.head_line = line
         st.good_size += len(raw)
@@ -441,6 +444,9 @@ class ResumeState:
     last_run: dict[str, object] | None
     # Every match record, by path (the first, should a path repeat).
     matches: dict[bytes, dict[str, object]] = dataclasses.field(default_factory=dict)
+    # The SHA-256 of the log's first line (None for a log without a line):
+    # what ties an inventory to its log (Inventory.origin).
+    origin: str | None = None
 
     @property
     def needs_crash_recovery(self) -> bool:
@@ -742,6 +748,7 @@ def _resume_state(
         frozenset(matched),
         last_run,
         matched,
+        st.origin,
     )
 
 

@@ -274,6 +274,24 @@ class Inventory:
             raise StoreError(f"Cannot read inventory {self.path}: {exc}") from exc
         return [(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
+    def origin(self) -> str | None:
+        """The SHA-256 of the first line of the log this inventory belongs to (None: not noted)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'log_origin'").fetchone()
+        return None if row is None else str(row[0])
+
+    def set_origin(self, origin: str) -> None:
+        """Note the log this inventory belongs to: the SHA-256 of its first line (its run record).
+
+        Inventories made before it was noted have none; a resume notes it.
+        """
+        try:
+            with self.db.atomic():
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('log_origin', ?)", [origin]
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot write inventory {self.path}: {exc}") from exc
+
     def last_run(self) -> int:
         """The highest run number recorded (-1 for an empty inventory)."""
         row = self.db.execute("SELECT max(run) FROM entries").fetchone()

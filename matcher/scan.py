@@ -698,6 +698,7 @@ def _scan(
         if state.torn_tail:
             notes.append(f"a torn last line was set aside in {state.torn_tail['saved_to']}")
         try:
+            _refuse_another_inventory(inventory, state, options.log)
             run_no = inventory.last_run() + 1
             # Note: failed entries are read again; their old rows go, so that
             # the inventory this run seals says what the end record counts.
@@ -726,6 +727,10 @@ def _scan(
             images,
             image_checks,
         )
+        if inventory.origin() is None:
+            # Note: a new log, or a resumed one that held no line: the run
+            # record just written is its first line.
+            inventory.set_origin(log.head)
     except BaseException:
         # Note: a run that could not even be opened still releases its log
         # lock, so that --resume is possible at once.
@@ -1031,6 +1036,40 @@ def _refuse_another_scan(
             "case and authority, evidence, algorithms, lists and options (only --jobs and the "
             "examiner may change), or it would count entries as read under other conditions. "
             "Start a new log; to match a finished run against new lists, use `matcher rematch`."
+        )
+
+
+def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState, log: Path) -> None:
+    """Refuse to resume with an inventory that is not the log's own.
+
+    A resume skips every entry its inventory records as finished: an
+    inventory of another log (a reused --inventory, a log emptied or replaced
+    beside its inventory) would count entries as read that this log never
+    matched. An inventory notes the first line of its log (Inventory.origin);
+    one made before that was noted is trusted as before, and noted now.
+
+    Raises:
+        UsageError: naming the log and the inventory.
+    """
+    noted = inventory.origin()
+    if state.origin is None:
+        rows = inventory.last_run() >= 0
+        if noted is None and not rows:
+            return  # the log was created, then the run stopped before its first line
+        raise UsageError(
+            f"Cannot resume: the log {log} holds no record, but its inventory "
+            f"{inventory.path} records "
+            + ("entries of an earlier run" if rows else "the start of a run")
+            + ": it is not this log's inventory, or the log was emptied. Restore the log "
+            "(or give the inventory of this log with --inventory), or start a new log."
+        )
+    if noted is None:
+        inventory.set_origin(state.origin)
+    elif noted != state.origin:
+        raise UsageError(
+            f"Cannot resume: the inventory {inventory.path} belongs to another log (its first "
+            f"record is not that of {log}). Give this log's own inventory with --inventory, "
+            "or start a new log."
         )
 
 

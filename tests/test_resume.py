@@ -695,3 +695,59 @@ def test_a_fifo_given_as_the_log_to_resume_is_refused_not_read(corpus: tuple[Pat
     result = run_scan(ev / "d4", db, fifo, "--resume")
     assert result.returncode == 2, result.stderr
     assert b"is not a regular file" in result.stderr
+
+
+@pytest.mark.parametrize("how", ["emptied", "another log"])
+def test_a_resume_refuses_an_inventory_that_is_not_its_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """A resume skips what its inventory calls finished: another log's inventory (or a log
+    emptied beside its inventory) would have skipped the notable file unread, exit 1, 0 matches."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    result = run_scan(ev, db, log)
+    assert result.returncode == 1, result.stderr
+    inventory = tmp_path / "run.jsonl.inventory.db"
+    if how == "emptied":
+        log.write_bytes(b"")
+        args = ["--log", str(log)]
+    else:
+        _interrupted_scan(ev, db, tmp_path / "other.jsonl", monkeypatch)
+        args = ["--log", str(tmp_path / "other.jsonl"), "--inventory", str(inventory)]
+    before = inventory.read_bytes()
+    refused = subprocess.run(
+        [*MATCHER, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "-q", "--resume", *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "Cannot resume" in refused.stderr and str(inventory) in refused.stderr
+    assert ("holds no record" if how == "emptied" else "belongs to another log") in refused.stderr
+    assert inventory.read_bytes() == before
+
+
+def test_a_log_emptied_before_its_first_record_resumes_as_a_new_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between creating the log and its run record (or a disk full there): nothing was
+    read, the inventory is empty, and the resume runs the whole scan; its inventory is then tied
+    to the log, and an inventory made before that tie resumes as before (and is tied then)."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    log.write_bytes(b"")
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 1, result.stderr
+    assert [os.path.basename(p) for p in matched_paths(log)] == ["hit.bin"]
+    inventory = sqlite3.connect(tmp_path / "run.jsonl.inventory.db")
+    first = hashlib.sha256(log.read_bytes().split(b"\n")[0]).hexdigest()
+    assert inventory.execute("SELECT value FROM meta WHERE key = 'log_origin'").fetchone() == (first,)
+    inventory.close()
+    # An inventory from before the tie (no origin noted) resumes, and is tied by the resume.
+    log2 = tmp_path / "old.jsonl"
+    _interrupted_scan(ev, db, log2, monkeypatch)
+    old = sqlite3.connect(tmp_path / "old.jsonl.inventory.db")
+    old.execute("DELETE FROM meta WHERE key = 'log_origin'")
+    old.commit()
+    old.close()
+    resumed = run_scan(ev, db, log2, "--resume")
+    assert resumed.returncode == 1, resumed.stderr
+    old = sqlite3.connect(tmp_path / "old.jsonl.inventory.db")
+    first = hashlib.sha256(log2.read_bytes().split(b"\n")[0]).hexdigest()
+    assert old.execute("SELECT value FROM meta WHERE key = 'log_origin'").fetchone() == (first,)
+    old.close()
+    assert verify(log) == 0 and verify(log2) == 0
