@@ -23,8 +23,10 @@ from matcher import auditlog
 from matcher.errors import ExitCode
 from matcher.errors import FormatError
 from matcher.errors import MatcherError
+from matcher.errors import UsageError
 from matcher.inventory import default_path as default_inventory_path
 from matcher.scan import ScanOptions
+from matcher.scan import authorised_scan_differs
 from matcher.scan import refuse_outputs_inside
 from matcher.scan import run_scan
 
@@ -154,15 +156,19 @@ def run_batch(
     """
     items = read_manifest(manifest)
     for item in items:
+        options = dataclasses.replace(
+            template,
+            evidence=[item.evidence],
+            examiner=item.examiner,
+            case=item.case,
+            authority=item.authority,
+            log=item.log,
+            inventory=None,
+        )
         try:
             state = _previous_state(item.log)
             if state == "complete":
-                item.status = "done-before"
-                item.message = "log verifies and is complete; not scanned again"
-                for record in auditlog.read_records(item.log):
-                    if record["type"] == "end":
-                        item.counts = dict(record.get("counts") or {})  # type: ignore[call-overload]
-                        item.exit_code = _code_from_counts(item.counts)
+                _take_finished(item, options)
             else:
                 # Note: refused before the log's folder is made, which could lie
                 # in the evidence (run_scan checks again, once it exists).
@@ -173,17 +179,7 @@ def run_batch(
                     [("log", column), ("inventory (beside the log)", column)],
                 )
                 item.log.parent.mkdir(parents=True, exist_ok=True)
-                options = dataclasses.replace(
-                    template,
-                    evidence=[item.evidence],
-                    examiner=item.examiner,
-                    case=item.case,
-                    authority=item.authority,
-                    log=item.log,
-                    resume=state == "resume",
-                    inventory=None,
-                )
-                summary = run_scan(options)
+                summary = run_scan(dataclasses.replace(options, resume=state == "resume"))
                 item.status = summary.status
                 item.exit_code = summary.exit_code
                 item.counts = summary.counts.as_dict()
@@ -201,6 +197,34 @@ def run_batch(
         if item.status == "interrupted":
             break  # a signal stops the whole batch; a rerun resumes this item
     return items
+
+
+def _take_finished(item: BatchItem, options: ScanOptions) -> None:
+    """Report an item whose log holds a complete scan of it, which is not run again.
+
+    Raises:
+        UsageError: the log's scan is of other evidence, or under another
+            case or authority (the item would read as scanned, unread).
+    """
+    last_run: dict[str, object] | None = None
+    end: dict[str, object] | None = None
+    for record in auditlog.read_records(item.log):
+        if record["type"] == "run":
+            last_run = record
+        elif record["type"] == "end":
+            end = record
+    differs = authorised_scan_differs(last_run or {}, options)
+    if differs:
+        raise UsageError(
+            f"The log {item.log} holds a complete scan that is not this item's: it differs in "
+            f"{', '.join(differs)}. Nothing was scanned; give this item a log of its own "
+            "(the manifest's log column)."
+        )
+    item.status = "done-before"
+    item.message = "log verifies and is complete; not scanned again"
+    if end is not None:
+        item.counts = dict(end.get("counts") or {})  # type: ignore[call-overload]
+        item.exit_code = _code_from_counts(item.counts)
 
 
 def _code_from_counts(counts: dict[str, object]) -> int:

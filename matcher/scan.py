@@ -1010,6 +1010,30 @@ def _refuse_another_scan(
     """
     if last_run is None:
         return
+    differs = _differences(last_run, identity)
+    if differs:
+        raise UsageError(
+            f"Cannot resume: this run differs from the one the log continues in: "
+            f"{', '.join(differs)}. A resume continues the same authorised scan: the same "
+            "case and authority, evidence, algorithms, lists and options (only --jobs and the "
+            "examiner may change), or it would count entries as read under other conditions. "
+            "Start a new log; to match a finished run against new lists, use `matcher rematch`."
+        )
+
+
+def authorised_scan_differs(last_run: Mapping[str, object], options: ScanOptions) -> list[str]:
+    """What of the case, the authority and the evidence differs from a logged run record's.
+
+    For a batch item whose log is already complete: it stands for the item
+    only if it is a scan of the item's evidence under its case and authority.
+    """
+    wanted = ("case", "authority", "evidence")
+    identity = {k: v for k, v in _identity(options, [], None).items() if k in wanted}
+    return _differences(last_run, identity)
+
+
+def _differences(last_run: Mapping[str, object], identity: dict[str, object]) -> list[str]:
+    """The options (as a user gives them) in which `identity` differs from a run record."""
     now = storable(json.loads(json.dumps(identity)))  # the form the log holds
     assert isinstance(now, dict)
     differs: list[str] = []
@@ -1029,14 +1053,7 @@ def _refuse_another_scan(
                 differs.append(f"--{key} (the run began under {began})")
         elif earlier != value:
             differs.append(key)
-    if differs:
-        raise UsageError(
-            f"Cannot resume: this run differs from the one the log continues in: "
-            f"{', '.join(differs)}. A resume continues the same authorised scan: the same "
-            "case and authority, evidence, algorithms, lists and options (only --jobs and the "
-            "examiner may change), or it would count entries as read under other conditions. "
-            "Start a new log; to match a finished run against new lists, use `matcher rematch`."
-        )
+    return differs
 
 
 def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState, log: Path) -> None:

@@ -126,3 +126,34 @@ def test_an_item_whose_log_column_names_a_file_that_is_no_log_fails_untouched(ru
     notes.write_bytes(b"case notes, no line end")
     assert run_one_item(runner, tmp_path, "notes.txt")["status"] == "failed"
     assert notes.read_bytes() == b"case notes, no line end" and not list(tmp_path.glob("notes.txt.*"))
+
+
+def test_a_complete_log_of_other_evidence_or_another_case_is_never_taken_as_done(runner: CliRunner, tmp_path: Path) -> None:
+    """An item whose log column names a finished scan of something else used to read as
+    `done-before`, exit 0 with that scan's counts: the item was never scanned (its notable files
+    unread). The scan of the same evidence under the same case and authority is still taken."""
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,authority,log\nb,C-1,E. One,W 1,logs/b.jsonl\n")
+    db = tmp_path / "s.db"
+    args = ["batch", str(manifest), "--db", str(db), "--list", str(FIXTURES / "hashlists" / "notable.csv"), "--json"]
+    (first,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    assert first["status"] == "complete"
+    log_b = (tmp_path / "logs" / "b.jsonl").read_bytes()
+    rows = {
+        "evidence": "a,C-1,E. One,W 1,logs/b.jsonl",
+        "case": "b,C-2,E. One,W 1,logs/b.jsonl",
+        "authority": "b,C-1,E. One,W 2,logs/b.jsonl",
+    }
+    for what, row in rows.items():
+        manifest.write_text(f"evidence,case,examiner,authority,log\n{row}\n")
+        result = runner.invoke(cli, args, catch_exceptions=False)
+        (item,) = json.loads(result.stdout)
+        assert item["status"] == "failed" and result.exit_code == 2, (what, item)
+        assert "is not this item's" in item["message"] and what in item["message"], item["message"]
+        assert (tmp_path / "logs" / "b.jsonl").read_bytes() == log_b
+    # Another examiner (a handover) with the same case, authority and evidence: done before.
+    manifest.write_text("evidence,case,examiner,authority,log\nb,C-1,E. Two,W 1,logs/b.jsonl\n")
+    (item,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    assert item["status"] == "done-before" and item["counts"] == first["counts"]
