@@ -167,6 +167,45 @@ def test_dfxml_validates_against_the_schema_and_keeps_every_name(
     assert len(names) == len(match_records(scanned))
 
 
+def test_dfxml_tells_apart_list_texts_that_only_their_escapes_would_show_alike(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """A list entry named `a<newline>b.txt` and one named `a\\nb.txt` (backslash, n) both
+    showed as entry_name="a\\nb.txt" with nothing else: the escaped one now carries its bytes."""
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    names = {"nl.bin": "a\nb.txt", "bs.bin": "a\\nb.txt", "tab.bin": "t\tx", "id.bin": "plain"}
+    rows = ["sha256,name,id"]
+    for file, name in names.items():
+        (evidence / file).write_bytes(b"synthetic " + file.encode())
+        digest = hashlib.sha256(b"synthetic " + file.encode()).hexdigest()
+        ident = "line\nbreak" if file == "id.bin" else file
+        rows.append(f'{digest},"{name}","{ident}"')
+    listing = tmp_path / "l.csv"
+    listing.write_text("\n".join(rows) + "\n")
+    log, db = tmp_path / "run.jsonl", str(tmp_path / "s.db")
+    imported = runner.invoke(cli, ["import", str(listing), "--format", "csv", "--role", "notable",
+                                   "--db", db])  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    result = runner.invoke(
+        cli,
+        ["scan", str(evidence), "--examiner", "E", "--case", "C", "--db", db, "--log", str(log),
+         "--quiet"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    root = ET.parse(report(runner, log, "dfxml", tmp_path / "r.xml")).getroot()
+    seen = {}
+    for element in root.iter(f"{MATCHER_NS}match"):
+        exact = element.get("entry_name_b64")
+        name = base64.b64decode(exact).decode() if exact else element.get("entry_name")
+        ident = element.get("entry_id_b64")
+        seen[name] = base64.b64decode(ident).decode() if ident else element.get("entry_id")
+    assert seen == {
+        "a\nb.txt": "nl.bin", "a\\nb.txt": "bs.bin", "t\tx": "tab.bin", "plain": "line\nbreak",
+    }  # fmt: skip
+
+
 # --- CASE/UCO ----------------------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ Names XML cannot carry (bytes that are not UTF-8, control characters, U+FFFE)
 are written as visible escapes (`\\xE9`, `\\x01`) and the element gets a
 `matcher:name_b64` attribute with the exact bytes; the schema allows foreign
 attributes on `filename`. A CR is written as `&#13;` so it reads back as CR.
+The same holds for a list's own text in `matcher:match` (`entry_name`,
+`entry_id`, `entry_label`, `list`): each escaped one gets its `_b64` twin.
 """
 
 from __future__ import annotations
@@ -104,17 +106,34 @@ def _match(out: TextIO, item: MatchItem) -> None:
         entry = hit.entry
         fields = {
             "list": hit.list_name,
+            **_exact("list", hit.list_name),
             "role": hit.role,
             "algorithm": hit.algorithm,
             "entry_name": entry.get("name"),
-            "entry_name_b64": entry.get("name_b64"),
+            **({"entry_name_b64": entry["name_b64"]} if entry.get("name_b64") else {}),
+            **({} if entry.get("name_b64") else _exact("entry_name", entry.get("name"))),
             "entry_id": entry.get("id"),
+            **_exact("entry_id", entry.get("id")),
             "entry_label": entry.get("label"),
+            **_exact("entry_label", entry.get("label")),
             "entry_size": entry.get("size"),
             "log_seq": item.seq,
         }
         out.write(f"    <matcher:match{_attrs(fields)}/>\n")
     out.write("  </fileobject>\n")
+
+
+def _exact(name: str, value: object) -> dict[str, str]:
+    """`{name}_b64` with the exact UTF-8 bytes of a text the report shows with escapes.
+
+    A list's names, ids and labels are verbatim text: one holding a newline
+    shows as `a\\nb`, as one holding a backslash and an `n` does; the
+    attribute tells them apart, as `matcher:name_b64` does for a file name.
+    """
+    if not isinstance(value, str):
+        return {}
+    raw = value.encode("utf-8", "surrogateescape")
+    return {} if is_exact(raw) else {f"{name}_b64": b64(raw)}
 
 
 def _error(out: TextIO, item: ErrorItem) -> None:
