@@ -411,7 +411,7 @@ def remove_cmd(name: str, db: Path) -> None:
       matcher remove nsrl-2026.06 --db lab.db
     """
     with _translate_errors():
-        store = HashStore(db)
+        store = HashStore(db, create=False)
         try:
             info = store.remove_list(name)
         finally:

@@ -191,6 +191,19 @@ def _halves_to_walk(source: SqlListSource) -> tuple[str, str] | None:
     return source.halves if size >= PARALLEL_STAGING_MIN_BYTES else None
 
 
+def _busy_or_full(exc: sqlite3.Error) -> str:
+    """What to do about SQLite's two messages a user can act on, as a tail for a message."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return " (another matcher process is using the store: run this once it has ended)"
+    if "full" in text:
+        return (
+            " (no room on the store's disk, or in SQLite's temporary folder: "
+            "SQLITE_TMPDIR or TMPDIR chooses that folder)"
+        )
+    return ""
+
+
 def remove_store_files(path: Path) -> None:
     """Delete a store file and its SQLite side files, where they exist.
 
@@ -210,22 +223,25 @@ class HashStore:
     """Imported hash lists in an embedded SQLite file.
 
     Args:
-        path: the store file; created (mode 0600) unless `readonly`.
+        path: the store file; created (mode 0600) unless `readonly` or not `create`.
         readonly: open an existing store without any write.
+        create: False to refuse a store that does not exist (a removal
+            must not leave an empty store behind).
 
     Raises:
         StoreError: when the file cannot be opened or is not a matcher store.
     """
 
-    def __init__(self, path: Path, readonly: bool = False):
+    def __init__(self, path: Path, readonly: bool = False, create: bool = True):
         self.path = path
         self._file: object = None
         self._has_stats = False
         self._has_ranges = False  # lists.first_entry and last_entry exist
         try:
-            if readonly:
+            if readonly or not create:
                 if not path.is_file():
                     raise StoreError(f"Hash store {path} does not exist. Import a list first.")
+            if readonly:
                 conn = connect_readonly(path)
             else:
                 # Note that SQLite gives its journal the database file's mode, so
@@ -576,11 +592,17 @@ class HashStore:
         Raises:
             StoreError: when no list has that name.
         """
-        info = self.find_list(name=name)
-        if info is None:
-            raise StoreError(f"No list named {name!r} in {self.path}. See `matcher lists`.")
-        with self._foreign_keys_off(), self.db.atomic():
-            self._delete_list(info.id)
+        try:
+            info = self.find_list(name=name)
+            if info is None:
+                raise StoreError(f"No list named {name!r} in {self.path}. See `matcher lists`.")
+            with self._foreign_keys_off(), self.db.atomic():
+                self._delete_list(info.id)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"Cannot remove {name!r} from {self.path}: {exc}{_busy_or_full(exc)}. "
+                "The store is unchanged."
+            ) from exc
         return info
 
     @contextlib.contextmanager
@@ -706,7 +728,9 @@ class HashStore:
                     ).rowcount
                 self._finish_staged("matcher_rows", list_id, base, total, counts)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
+            raise StoreError(
+                f"Import into {self.path} failed and was rolled back: {exc}{_busy_or_full(exc)}"
+            ) from exc
         except OverflowError as exc:
             # Note: a safety net only; every reader refuses such a size with
             # its line. An integer SQLite cannot hold must never end in a traceback.
@@ -986,13 +1010,23 @@ class HashStore:
         except sqlite3.OperationalError as exc:
             if "user-defined function raised exception" in str(exc):
                 return False
-            raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
+            raise StoreError(
+                f"Import into {self.path} failed and was rolled back: {exc}{_busy_or_full(exc)}"
+            ) from exc
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"Import into {self.path} failed and was rolled back: {exc}") from exc
+            raise StoreError(
+                f"Import into {self.path} failed and was rolled back: {exc}{_busy_or_full(exc)}"
+            ) from exc
         finally:
             conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
             conn.execute("DETACH DATABASE src")
         return True
+
+    def _rolled_back(self, exc: sqlite3.Error) -> StoreError:
+        """The error of an import SQLite stopped (its transaction rolled back)."""
+        return StoreError(
+            f"Import into {self.path} failed and was rolled back: {exc}{_busy_or_full(exc)}"
+        )
 
     def _record_source_digest(self, list_id: int, sha256: str, replaced: ListInfo | None) -> None:
         """Record a list's source SHA-256, inside its import's transaction.

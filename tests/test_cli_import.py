@@ -209,3 +209,45 @@ def test_lists_columns_stay_aligned_with_a_long_name(runner: CliRunner, tmp_path
     # Every column starts at the same place on every line.
     starts = {line.index("  known ") + 2 if "  known " in line else line.index("  notable ") + 2 for line in lines[1:]}
     assert starts == {lines[0].index("role")}
+
+
+def test_remove_on_a_missing_store_creates_none(runner: CliRunner, tmp_path: Path) -> None:
+    """It left an empty 45 KB store behind, which then looked like a store with no lists."""
+    db = tmp_path / "nope.db"
+    result = runner.invoke(cli, ["remove", "x", "--db", str(db)])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [("database is locked", "another matcher process is using the store"),
+     ("database or disk is full", "SQLITE_TMPDIR or TMPDIR chooses that folder")],
+)  # fmt: skip
+def test_a_store_that_refuses_a_write_is_one_line_and_exit_2_never_a_traceback(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: str, hint: str
+) -> None:
+    """`remove` on a full disk or a store another process holds ended in a traceback (exit 1,
+    the code of a match); an import that SQLite stops names what to do about it."""
+    import sqlite3
+
+    from matcher.store import HashStore
+
+    db = tmp_path / "s.db"
+    assert runner.invoke(cli, ["import", str(LISTS / "notable.txt"), "--db", str(db), "--name", "v1"]).exit_code == 0
+    before = table_counts(db)
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError(error)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(HashStore, "_delete_list", fails)
+        patch.setattr(HashStore, "_finish_staged", fails)
+        removed = runner.invoke(cli, ["remove", "v1", "--db", str(db)])
+        imported = runner.invoke(cli, ["import", str(LISTS / "notable.csv"), "--db", str(db), "--name", "v2"])
+    assert removed.exit_code == 2 and isinstance(removed.exception, SystemExit), removed.output
+    assert f"Cannot remove 'v1' from {db}: {error} (" in removed.output and hint in removed.output
+    assert removed.output.endswith("The store is unchanged.\n")
+    assert imported.exit_code == 2 and isinstance(imported.exception, SystemExit), imported.output
+    assert f"failed and was rolled back: {error} (" in imported.output and hint in imported.output
+    assert table_counts(db) == before
