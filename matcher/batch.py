@@ -48,6 +48,7 @@ class BatchItem:
     exit_code: int = 0
     counts: dict[str, object] = dataclasses.field(default_factory=dict)
     message: str = ""
+    head: str | None = None  # the log's chain head once it ran (or was done before)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -60,6 +61,7 @@ class BatchItem:
             "exit_code": self.exit_code,
             "counts": self.counts,
             "message": self.message,
+            "head": self.head,
         }
 
 
@@ -127,21 +129,23 @@ def worst_exit_code(codes: Sequence[int]) -> int:
     return combined
 
 
-def _previous_state(log: Path) -> str:
-    """ "new", "complete" or "resume" for an item's log.
+def _previous_state(log: Path) -> tuple[str, str | None]:
+    """ "new", "complete" or "resume" for an item's log, and the head of a complete one.
 
     Raises:
         IntegrityError: the log is tampered (the item fails; nothing is appended).
     """
     if not log.exists():
-        return "new"
+        return "new", None
     if log.stat().st_size == 0:
-        return "resume"  # killed between creating the log and writing its first record
+        return "resume", None  # killed between creating the log and writing its first record
     try:
         report = auditlog.verify(log)
     except (auditlog.IncompleteLogError, auditlog.TornLineError):
-        return "resume"  # resume sets torn bytes aside, documented in README
-    return "complete" if report.last_status == "complete" else "resume"
+        return "resume", None  # resume sets torn bytes aside, documented in README
+    if report.last_status == "complete":
+        return "complete", report.head
+    return "resume", None
 
 
 def run_batch(
@@ -166,9 +170,10 @@ def run_batch(
             inventory=None,
         )
         try:
-            state = _previous_state(item.log)
+            state, head = _previous_state(item.log)
             if state == "complete":
                 _take_finished(item, options)
+                item.head = head
             else:
                 # Note: refused before the log's folder is made, which could lie
                 # in the evidence (run_scan checks again, once it exists).
@@ -183,6 +188,7 @@ def run_batch(
                 item.status = summary.status
                 item.exit_code = summary.exit_code
                 item.counts = summary.counts.as_dict()
+                item.head = summary.head or None
                 item.message = "; ".join(summary.notes)
         except MatcherError as exc:
             item.status = "failed"

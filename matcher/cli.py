@@ -910,7 +910,8 @@ def batch_cmd(
     def show(item: BatchItem) -> None:
         click.echo(
             f"[{item.row - 1}] {item.evidence}: {item.status} (exit {item.exit_code})"
-            + (f": {item.message}" if item.message and item.status == "failed" else ""),
+            + (f": {item.message}" if item.message and item.status == "failed" else "")
+            + (f"\n      log {item.log} head: {item.head}" if item.head else ""),
             err=True,
         )
 
@@ -926,6 +927,12 @@ def batch_cmd(
         click.echo(
             f"{item.row - 1:>4}  {item.status:12} {item.exit_code:>4} {c.get('files', 0):>9} "
             f"{c.get('notable', 0):>7} {c.get('errors', 0):>6}  {item.evidence}",
+            err=True,
+        )
+    if any(item.head for item in items):
+        click.echo(
+            "  note each log's head in the case file: `matcher verify LOG --expect-head HEAD` "
+            "then proves nothing was cut off",
             err=True,
         )
     if as_json:

@@ -157,3 +157,22 @@ def test_a_complete_log_of_other_evidence_or_another_case_is_never_taken_as_done
     manifest.write_text("evidence,case,examiner,authority,log\nb,C-1,E. Two,W 1,logs/b.jsonl\n")
     (item,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
     assert item["status"] == "done-before" and item["counts"] == first["counts"]
+
+
+def test_each_item_gives_its_log_head_as_scan_does(runner: CliRunner, tmp_path: Path) -> None:
+    """The README's tamper check needs the head noted outside the log; batch gave none."""
+    import hashlib
+
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,logs/a.jsonl\nmissing,C-2,E,logs/m.jsonl\n")
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+            "--json"]  # fmt: skip
+    for _ in ("ran", "done before"):
+        result = runner.invoke(cli, args, catch_exceptions=False)
+        items = json.loads(result.stdout)
+        last_line = (tmp_path / "logs" / "a.jsonl").read_bytes().splitlines()[-1]
+        head = hashlib.sha256(last_line).hexdigest()
+        assert items[0]["head"] == head and items[1]["head"] is None
+        assert f"head: {head}" in result.stderr
+        assert runner.invoke(cli, ["verify", items[0]["log"], "--expect-head", head]).exit_code == 0
