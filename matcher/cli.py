@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -146,22 +147,34 @@ def db_option(f: Any) -> Any:
     )(f)
 
 
-class _Commands(click.Group):
-    """The command group; a Ctrl-C outside a scan's own handling exits 8, never 1.
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, taken as a Ctrl-C is (every command unwinds and rolls back the same way)."""
 
-    A scan handles SIGINT itself once its log is open (an `interrupted` end
-    record, exit 8). Before that (the self-test, importing --list, building
-    the filter), and in every other command, click would print "Aborted!" and
-    exit 1: for `scan` the code of a notable match. Nothing is half-written
-    there (an import rolls back), so the exit says "interrupted" plainly.
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+class _Commands(click.Group):
+    """The command group; a Ctrl-C or SIGTERM outside a scan's own handling exits 8, never 1.
+
+    A scan handles SIGINT and SIGTERM itself once its log is open (an
+    `interrupted` end record, exit 8). Before that (the self-test, importing
+    --list, building the filter), and in every other command, click would
+    print "Aborted!" and exit 1, the code of a notable match, and a SIGTERM
+    would kill the process (exit 143). Nothing is half-written there (an
+    import rolls back), so the exit says "interrupted" plainly.
     """
 
     def invoke(self, ctx: click.Context) -> object:
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+        except KeyboardInterrupt as exc:
+            click.echo("Terminated." if isinstance(exc, _Terminated) else "Interrupted.", err=True)
             raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(cls=_Commands, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)

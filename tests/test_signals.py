@@ -205,3 +205,22 @@ def test_a_ctrl_c_while_the_command_line_loads_exits_8_without_a_traceback(monke
         run()
     assert stopped.value.code == 8
     assert capsys.readouterr().err == "Interrupted while starting: nothing was done.\n"
+
+
+def test_sigterm_before_a_command_has_its_own_handling_exits_8_not_143(tmp_path: Path) -> None:
+    """A SIGTERM during an import (or a scan's start-up, before its log is open) killed the
+    process (status -15, shells' 143); it now unwinds as a Ctrl-C does: rolled back, exit 8."""
+    big = tmp_path / "big.md5"
+    rng = random.Random(5)
+    with open(big, "w") as out:
+        for i in range(600_000):
+            out.write(f"{rng.randbytes(16).hex()}  file-{i}\n")
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen([*MATCHER, "import", str(big), "--db", str(db)], stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)  # past start-up, well inside the import of 600,000 lines
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 8, err
+    assert "Terminated." in err and "Traceback" not in err
+    assert not db.exists() or subprocess.run([*MATCHER, "lists", "--db", str(db), "--json"],
+                                             capture_output=True, text=True).stdout.strip() == "[]"
