@@ -330,6 +330,14 @@ def verify(
             _check_whole(st, expect_head)
         except IntegrityError as exc:
             exc.seen = seen.finish()
+            if isinstance(exc, (IncompleteLogError, TornLineError)) and _being_written(stream):
+                still = IncompleteLogError(
+                    "log is still being written: a matcher process holds it (a run under "
+                    "way, with no end record yet); verify it once that run has ended",
+                    exc.line,
+                )
+                still.seen = exc.seen
+                raise still from exc
             if exc.line == 1 and _not_a_log(stream):
                 # Note: still a failure to verify (exit 1), as for a log that was
                 # destroyed: the two cannot be told apart, and a log cut to its
@@ -354,6 +362,25 @@ def verify(
         n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line, size, sha256,
         first_run, last_end,
     )  # fmt: skip
+
+
+def _being_written(stream: BinaryIO) -> bool:
+    """True when a process holds the log's write lock (a scan appending to it); Linux only.
+
+    Note: read from /proc/locks, without taking the lock: even a moment's
+    shared lock here would refuse a scan or resume starting at that moment.
+    """
+    st = os.fstat(stream.fileno())
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            for line in locks:
+                fields = line.split()  # "1: FLOCK ADVISORY WRITE pid maj:min:inode 0 EOF"
+                if fields[1:2] == ["FLOCK"] and fields[3:4] == ["WRITE"] and key in fields:
+                    return True
+    except OSError:
+        pass
+    return False
 
 
 # How far `_not_a_log` looks for a record before it concludes there is none.

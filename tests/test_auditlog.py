@@ -670,3 +670,17 @@ def test_resume_refuses_a_match_it_cannot_keep_exactly_once(tmp_path: Path) -> N
     log.close()
     with pytest.raises(IntegrityError, match="without a usable path"):
         auditlog.open_for_resume(path)
+
+
+def test_a_log_a_run_is_still_writing_is_said_to_be_so_not_cut_short(tmp_path: Path) -> None:
+    """verify during a scan said "the run was cut short; --resume continues it", and a resume
+    then was refused (the log in use): it now says the log is still being written."""
+    path = tmp_path / "l.jsonl"
+    log = auditlog.create(path)
+    log.append("run", {"a": 1})
+    with pytest.raises(auditlog.IncompleteLogError, match="still being written") as caught:
+        auditlog.verify(path)
+    assert "--resume" not in str(caught.value)
+    log.close()
+    with pytest.raises(auditlog.IncompleteLogError, match="--resume continues it"):
+        auditlog.verify(path)
