@@ -1072,6 +1072,9 @@ def verify_cmd(
         raise click.UsageError("--expect-head applies to one log at a time.")
     if expect_head is not None and not re.fullmatch("[0-9a-f]{64}", expect_head):
         raise click.BadParameter("must be 64 lowercase hex digits", param_hint="--expect-head")
+    if public_key is not None:
+        with _translate_errors():
+            signing.load_verifier(public_key)  # a bad key is the key's fault, named once
     worst = 0
     for log in logs:
         try:

@@ -26,7 +26,6 @@ from matcher import auditlog
 from matcher import signing
 from matcher.digests import DIGEST_SIZES
 from matcher.digests import file_sha256
-from matcher.errors import IntegrityError
 from matcher.errors import UsageError
 from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
@@ -99,10 +98,11 @@ def _original(options: RematchOptions) -> tuple[dict[str, Any], dict[str, Any], 
         if path is not None and path.is_file():
             actual = file_sha256(path)
             if actual != sealed["sha256"]:
-                raise IntegrityError(
-                    f"Inventory {path} has SHA-256 {actual}, but the log sealed "
-                    f"{sealed['sha256']}: "
-                    "it was changed after the scan, or it belongs to another run."
+                # Note: the log verified; its inventory is what fails (exit 2).
+                raise UsageError(
+                    f"Refused: the inventory {path} has SHA-256 {actual}, but the log "
+                    f"{options.original_log} sealed {sealed['sha256']}: it was changed after "
+                    "the scan, or it belongs to another run. Nothing was re-matched."
                 )
             return first_run, last_end, report.head, path
     raise UsageError(
@@ -143,7 +143,8 @@ def run_rematch(
 
     Raises:
         UsageError: missing examiner/case, an unfinished original run, or a missing inventory.
-        IntegrityError: the original log or its inventory does not verify.
+        IntegrityError: the original log does not verify.
+        UsageError: its inventory is not the one the log sealed (among others).
         StoreError, LogWriteError: the store or the new log cannot be used.
     """
     examiner, case = options.examiner.strip(), options.case.strip()

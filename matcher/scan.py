@@ -32,6 +32,7 @@ from matcher import auditlog
 from matcher import signing
 from matcher.digests import file_sha256
 from matcher.errors import ExitCode
+from matcher.errors import FormatError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
 from matcher.evidence.folder import FolderWalker
@@ -578,7 +579,19 @@ def run_scan(
                     "not among the lists of the run the log continues. Start a new log; to "
                     "match a finished run against new lists, use `matcher rematch`."
                 )
-            result = import_list(store, list_path, source_sha256=source_sha256)
+            try:
+                result = import_list(store, list_path, source_sha256=source_sha256)
+            except FormatError as exc:
+                if "--format" not in exc.reason:
+                    raise
+                # Note: scan has no --format; `import` has.
+                raise FormatError(
+                    f"{exc.reason}; scan --list detects a list's format: to name it, import "
+                    f"the list first (`matcher import {list_path} --format NAME --db "
+                    f"{options.db}`), then scan without --list",
+                    exc.source,
+                    exc.line,
+                ) from exc
             given_lists.append(result.info)
             if result.already_imported:
                 notes.append(f"list {list_path} was already imported as {result.info.name!r}")

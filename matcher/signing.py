@@ -260,7 +260,7 @@ def load_signer(pem_path: StrPath) -> Signer:
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise UsageError(
             f"Signing key {os.fsdecode(pem_path)} is not an unencrypted Ed25519 private key "
-            f"in PEM form ({exc}). Give the private key file that generate_keypair wrote."
+            f"in PEM form ({exc}). Give the private key file that `matcher keygen` wrote."
         ) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise UsageError(

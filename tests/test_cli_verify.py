@@ -176,4 +176,42 @@ def test_a_file_with_no_record_is_never_taken_for_a_torn_log(tmp_path: Path) -> 
     assert notes.read_bytes() == b"no line end"
     torn = tmp_path / "torn.jsonl"
     torn.write_bytes(b'{"seq":0,"ty')  # a log torn in its first record: resumed
-    assert _previous_state(torn) == "resume"
+    assert _previous_state(torn) == ("resume", None)
+
+
+def test_messages_name_the_thing_at_fault_and_the_command_to_use(tmp_path: Path) -> None:
+    """From a new user's walkthrough: each message blamed the wrong thing or named no command."""
+    import subprocess
+    import sys
+
+    matcher = [sys.executable, "-m", "matcher"]
+    junk = tmp_path / "afile.txt"
+    junk.write_text("no key, no list\n")
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "f.bin").write_bytes(b"synthetic")
+    common = ["--examiner", "E", "--case", "C", "--db", str(tmp_path / "s.db")]
+    # scan has no --format: the hint names `matcher import ... --format`.
+    scan = subprocess.run([*matcher, "scan", str(ev), *common, "--list", str(junk), "--log", str(tmp_path / "a.jsonl")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert scan.returncode == 2 and f"matcher import {junk} --format NAME" in scan.stderr, scan.stderr
+    # A public key that is not one is the key's fault, not the log's.
+    good = tmp_path / "good.jsonl"
+    listing = tmp_path / "l.md5"
+    listing.write_text("0" * 32 + "  x\n")
+    ran = subprocess.run([*matcher, "scan", str(ev), *common, "--list", str(listing), "--log", str(good), "-q"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    # A signing key that is not one names `matcher keygen`, not a function.
+    signed = subprocess.run([*matcher, "scan", str(ev), *common, "--sign-key", str(junk), "--log", str(tmp_path / "b.jsonl")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert signed.returncode == 2 and "`matcher keygen` wrote" in signed.stderr, signed.stderr
+    assert "generate_keypair" not in signed.stderr
+    verify = subprocess.run([*matcher, "verify", str(good), "--public-key", str(junk)], capture_output=True, text=True)
+    assert verify.returncode == 2 and "cannot read log" not in verify.stderr, verify.stderr
+    assert str(junk) in verify.stderr
+    # hash -o into a missing folder: not a "report".
+    out = tmp_path / "nodir" / "x.txt"
+    hashed = subprocess.run([*matcher, "hash", str(ev), "-o", str(out)], capture_output=True, text=True)
+    assert hashed.returncode == 2 and f"Cannot write {out}" in hashed.stderr, hashed.stderr
+    assert "report" not in hashed.stderr

@@ -337,7 +337,7 @@ def test_missing_folder_is_refused_and_nothing_written(runner: CliRunner, scanne
     target = scanned.parent / "no-such-dir" / "r.csv"
     result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(target)])
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: Cannot write report")
+    assert result.stderr.startswith(f"Error: Cannot write {target}: No such file or directory")
     assert not target.parent.exists()
 
 

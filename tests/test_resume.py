@@ -213,6 +213,8 @@ def test_rematch_refuses_a_changed_inventory(corpus: tuple[Path, Path, set[str]]
                              "--log", str(tmp_path / "r.jsonl")], capture_output=True)
     assert result.returncode == 2  # a refusal: exit 1 would read as "notable matches"
     assert b"sealed" in result.stderr
+    # The log verified; it is the inventory that is refused (it said "the log does not verify").
+    assert b"Refused: the inventory" in result.stderr and b"does not verify" not in result.stderr
     assert not (tmp_path / "r.jsonl").exists()
 
 

@@ -104,7 +104,7 @@ def atomic_text(
             continue
         except OSError as exc:
             raise UsageError(
-                f"Cannot write report {path}: {exc.strerror or exc}. Choose a writable folder."
+                f"Cannot write {path}: {exc.strerror or exc}. Choose a writable folder."
             ) from exc
         tmp = candidate
         break
