@@ -136,6 +136,14 @@ def _translate_errors(integrity_is_fatal: bool = False) -> Iterator[None]:
         raise Fatal(str(exc)) from exc
 
 
+_candidates_only = click.option(
+    "--candidates-only",
+    is_flag=True,
+    help="Hash only files whose size occurs among notable entries. Gives up known/unknown "
+    "counts: other files are counted as not-candidate, never as clean.",
+)
+
+
 def db_option(f: Any) -> Any:
     return click.option(
         "--db",
@@ -523,12 +531,7 @@ def _size(text: str | None) -> int | None:
 @click.option(
     "-j", "--jobs", type=click.IntRange(min=1), help="Hashing workers (default: number of cores)."
 )
-@click.option(
-    "--candidates-only",
-    is_flag=True,
-    help="Hash only files whose size occurs among notable entries. Gives up known/unknown "
-    "counts: other files are counted as not-candidate, never as clean.",
-)
+@_candidates_only
 @click.option(
     "--exclude",
     "excludes",
@@ -565,8 +568,8 @@ def _size(text: str | None) -> int | None:
 @click.option(
     "--archives",
     is_flag=True,
-    help="Also hash the members of zip, tar, tar.gz/bz2/xz and gz/bz2/xz files "
-    "(paths ARCHIVE!member), within bomb limits.",
+    help="Also hash the members of zip, tar, tar.gz/bz2/xz, gz/bz2/xz and 7z files "
+    "(paths ARCHIVE!member), within bomb limits; 7z needs the archives extra (py7zr).",
 )
 @click.option(
     "--max-depth",
@@ -853,7 +856,11 @@ def rematch_cmd(
 @click.option(
     "--images-only", is_flag=True, help="Refuse an evidence file that is not a disk image."
 )
-@click.option("--archives", is_flag=True, help="Also hash the members of archives.")
+@click.option(
+    "--archives",
+    is_flag=True,
+    help="Also hash the members of archives (zip, tar, gz/bz2/xz, 7z), as scan does.",
+)
 @click.option(
     "--max-depth",
     type=click.IntRange(min=1),
@@ -861,6 +868,7 @@ def rematch_cmd(
     show_default=True,
     help="With --archives: how deep archives inside archives are opened.",
 )
+@_candidates_only
 @click.option("--json", "as_json", is_flag=True, help="Print the items as JSON on stdout.")
 def batch_cmd(
     manifest: Path,
@@ -877,6 +885,7 @@ def batch_cmd(
     images_only: bool,
     archives: bool,
     max_depth: int,
+    candidates_only: bool,
     as_json: bool,
 ) -> None:
     """Scan every evidence item of a CSV manifest, each with its own log and inventory.
@@ -914,6 +923,7 @@ def batch_cmd(
         images_only=images_only,
         archives=archives,
         archive_limits=ArchiveLimits(max_depth=max_depth),
+        candidates_only=candidates_only,
         argv=sys.argv[1:],
     )
 

@@ -176,3 +176,18 @@ def test_each_item_gives_its_log_head_as_scan_does(runner: CliRunner, tmp_path: 
         assert items[0]["head"] == head and items[1]["head"] is None
         assert f"head: {head}" in result.stderr
         assert runner.invoke(cli, ["verify", items[0]["log"], "--expect-head", head]).exit_code == 0
+
+
+def test_candidates_only_reaches_every_item(runner: CliRunner, tmp_path: Path) -> None:
+    """The README's synopsis offers scan options to batch; --candidates-only was refused."""
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,logs/a.jsonl\n")
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+            "--candidates-only", "--json"]  # fmt: skip
+    result = runner.invoke(cli, args, catch_exceptions=False)
+    (item,) = json.loads(result.stdout)
+    assert item["status"] == "complete", item
+    records = [json.loads(line) for line in (tmp_path / "logs" / "a.jsonl").read_text().splitlines()]
+    assert records[0]["options"]["candidates_only"] is True
+    assert item["counts"]["skipped_by_reason"].get("not-candidate", 0) > 0
