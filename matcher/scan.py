@@ -789,11 +789,19 @@ def _scan(
         try:
             engine.close()
             walker.close()
-            recorder.commit()
+            try:
+                recorder.commit()
+                inventory.close()
+            except (MatcherError, OSError) as exc:
+                # Note: no end record then: it would seal an inventory short
+                # of what it counts. The log verifies as incomplete.
+                raise ScanAborted(
+                    f"The scan stopped: {str(exc).rstrip('.')}. The log {options.log} is "
+                    "closed without its end record; fix the cause and continue with --resume."
+                ) from exc
             for crossing in walker.crossings:
                 notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")
             seconds = time.monotonic() - started
-            inventory.close()
             append_end_record(log, status, counts, seconds, inventory_path, notes)
         finally:
             # Note: if the end record cannot be written (disk full), the log

@@ -753,3 +753,30 @@ def test_a_log_emptied_before_its_first_record_resumes_as_a_new_run(tmp_path: Pa
     assert old.execute("SELECT value FROM meta WHERE key = 'log_origin'").fetchone() == (first,)
     old.close()
     assert verify(log) == 0 and verify(log2) == 0
+
+
+def test_an_inventory_that_cannot_be_written_at_the_end_stops_with_the_resume_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its last batch failing (disk full) gave a bare "Cannot write inventory" and no way on;
+    the log now closes without an end record (which would seal a short inventory), says so,
+    and --resume finishes the scan."""
+    import matcher.scan as scan_mod
+    from matcher.errors import StoreError
+    from matcher.inventory import Inventory
+
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+
+    def full(self: Inventory) -> None:
+        raise StoreError(f"Cannot write inventory {self.path}: database or disk is full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Inventory, "close", full)
+        with pytest.raises(scan_mod.ScanAborted) as caught:
+            scan_mod.run_scan(scan_mod.ScanOptions([ev], "E", "C", db, log, jobs=1))
+    message = str(caught.value)
+    assert "database or disk is full" in message and "continue with --resume" in message
+    assert read_log(log)[-1]["type"] != "end" and verify(log) == 1
+    resumed = run_scan(ev, db, log, "--resume")
+    assert resumed.returncode == 1, resumed.stderr
+    assert verify(log) == 0
+    assert_counts_add_up(log)
