@@ -734,3 +734,38 @@ def test_members_in_an_image_with_odd_names_keep_unique_paths_and_are_all_read(
     assert volume + b"c.tar!\xff.bin" in listed  # the image's own file
     assert volume + b"c.tar!\xff.bin (duplicate 2)" in listed  # the member
     assert volume + b"d.tar!after.bin" in listed  # read past the member with a NUL
+
+
+def _damaged_in_the_middle(packed: bytes, at: int) -> bytes:
+    """`packed` with 32 bytes flipped at `at`: inside a stored block, it still inflates."""
+    return packed[:at] + bytes(b ^ 0x5A for b in packed[at : at + 32]) + packed[at + 32 :]
+
+
+@pytest.mark.parametrize("compression", ["gz", "xz", "bz2"])
+def test_a_compressed_tar_that_fails_its_integrity_check_gives_no_member_digest(
+    db: Path, tmp_path: Path, compression: str
+) -> None:
+    """Random content is kept in stored blocks: damaged, it inflates without an error, and the
+    gzip CRC at the end of the stream, after the tar's own end, was never read: the member was
+    hashed as the wrong bytes, verdict unknown, exit 0. Now the archive is one error and no
+    member is given out; the undamaged archive still gives its members."""
+    content = random.Random(11).randbytes(300_000)
+    packed = tar_bytes({"t.bin": content, "notable.bin": NOTABLE}, compression)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / f"good.tar.{compression}").write_bytes(packed)
+    (ev / f"bad.tar.{compression}").write_bytes(_damaged_in_the_middle(packed, len(packed) // 2))
+    result, log = scan(db, tmp_path, ev, "--archives")
+    inventory = rows(log)
+    good = inventory[os.fsencode(f"{ev}/good.tar.{compression}!t.bin")]
+    assert bytes(good["sha256"]) == hashlib.sha256(content).digest()
+    wrong = [p for p in inventory if p.startswith(os.fsencode(f"{ev}/bad.tar.{compression}!"))]
+    for path in wrong:  # a member given out must carry its true digest
+        row = inventory[path]
+        assert row["sha256"] is None or bytes(row["sha256"]) in (
+            hashlib.sha256(content).digest(), hashlib.sha256(NOTABLE).digest(),
+        ), path  # fmt: skip
+    errors = [r for r in read_log(log) if r["type"] == "error"]
+    assert any(f"bad.tar.{compression}" in str(r["path"]) for r in errors), errors
+    assert result.exit_code & ExitCode.INCOMPLETE, result.output
+    assert_counts_add_up(log)

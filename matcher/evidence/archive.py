@@ -61,6 +61,7 @@ from matcher.models import FileTask
 from matcher.models import Skip
 
 HEAD = 4096
+_FORMAT_BYTES = 262  # what archive_format needs of a head (tar's magic ends there)
 _COMPRESSED = {"gz", "bz2", "xz"}
 # What a damaged or unsupported archive raises; zipfile reports an encrypted
 # member as RuntimeError and an unknown compression method as NotImplementedError.
@@ -576,7 +577,24 @@ class ArchiveWalker:
         depth: int,
         budget: _Budget,
     ) -> Iterator[FileTask | EntryOutcome]:
+        """A tar's members, plain or in a gz/bz2/xz stream.
+
+        Note: a compressed tar's members are listed first and given out only
+        once the stream has been read to its end, where its integrity check
+        is: gzip has one CRC, after the data, and xz and bz2 check their last
+        block there. A tar ends before its stream does, so a walk that stops
+        at the tar's end never reaches it, and incompressible content (most
+        evidence) is kept in stored blocks that inflate, damaged, without an
+        error: such a member was hashed as the wrong bytes, exit 0. A stream
+        that fails its check is one error for the archive, no member given
+        out (as for a damaged archive that cannot be listed). Members listed
+        before a limit stops the walk (a bomb) are given out unchecked: the
+        rest of a bomb is not inflated to reach its check.
+        """
         limits = self.limits
+        listed: list[EntryOutcome | tuple[bytes, int, int, tuple[tuple[object, ...], ...], bytes]]
+        listed = []
+        stopped: EntryOutcome | None = None
         with contextlib.ExitStack() as stack:
             raw = open_chain(base, steps, stack)
             stream = stack.enter_context(_decompressed(raw, compression))
@@ -587,13 +605,13 @@ class ArchiveWalker:
             while True:
                 member = archive.next()
                 if member is None:
-                    return
+                    break
                 if member.isdir():
                     continue
                 counted += 1
                 if counted > limits.max_members:
-                    yield _too_many(path, None, limits.max_members)
-                    return
+                    stopped = _too_many(path, None, limits.max_members)
+                    break
                 mpath = budget.paths.unique(
                     path + b"!" + member.name.encode("utf-8", "surrogateescape")
                 )
@@ -604,7 +622,7 @@ class ArchiveWalker:
                     and end > limits.ratio_floor
                     and end > limits.max_ratio * max(packed_size, 1)
                 ):
-                    yield EntryOutcome(
+                    stopped = EntryOutcome(
                         mpath,
                         member.size,
                         mtime_ns,
@@ -613,7 +631,7 @@ class ArchiveWalker:
                         detail="the compressed stream expands "
                         f"more than {limits.max_ratio} times; rest not listed",
                     )
-                    return
+                    break
                 skip: Skip | None = None
                 detail: str | None = None
                 if member.issym() or member.islnk():
@@ -630,8 +648,10 @@ class ArchiveWalker:
                 else:
                     skip = self._over(member.size, member.size, budget)
                 if skip is not None:
-                    yield EntryOutcome(
-                        mpath, member.size, mtime_ns, skip=skip, detail=detail, kind="member"
+                    listed.append(
+                        EntryOutcome(
+                            mpath, member.size, mtime_ns, skip=skip, detail=detail, kind="member"
+                        )
                     )
                     continue
                 head = b""
@@ -640,9 +660,33 @@ class ArchiveWalker:
                     assert extracted is not None
                     head = extracted.read(HEAD)
                 step = (*steps, ("tar", compression, member.offset_data, member.size))
-                yield from self._member(
-                    mpath, member.size, mtime_ns, base, step, depth, budget, head
-                )
+                # Note: only a nested archive's head is kept (its format is read again).
+                kept = head[:_FORMAT_BYTES] if archive_format(head) is not None else b""
+                listed.append((mpath, member.size, mtime_ns, step, kept))
+                if not compression:  # nothing to check at the end: give it out now
+                    yield from self._given_out(listed, base, depth, budget)
+            if compression and stopped is None:
+                _read_to_the_end(stream, limits, packed_size)
+        yield from self._given_out(listed, base, depth, budget)
+        if stopped is not None:
+            yield stopped
+
+    def _given_out(
+        self,
+        listed: list[EntryOutcome | tuple[bytes, int, int, tuple[tuple[object, ...], ...], bytes]],
+        base: tuple[object, ...],
+        depth: int,
+        budget: _Budget,
+    ) -> Iterator[FileTask | EntryOutcome]:
+        """The listed members as tasks and outcomes, in order; the list is emptied."""
+        items = listed[:]
+        listed.clear()
+        for item in items:
+            if isinstance(item, EntryOutcome):
+                yield item
+            else:
+                mpath, size, mtime_ns, step, head = item
+                yield from self._member(mpath, size, mtime_ns, base, step, depth, budget, head)
 
     def _stream(
         self,
@@ -689,6 +733,25 @@ class ArchiveWalker:
         budget.expanded += size
         step = (*steps, ("stream", compression))
         yield from self._member(mpath, size, 0, base, step, depth, budget, head)
+
+
+def _read_to_the_end(stream: IO[bytes], limits: ArchiveLimits, packed_size: int) -> None:
+    """Read a decompressed stream to its end, where its integrity check is (see ArchiveWalker._tar).
+
+    Raises:
+        OSError, EOFError, zlib.error, lzma.LZMAError: the check fails, or the
+            stream is cut short; ValueError: it runs on past the bomb limits
+            (its check cannot be reached).
+    """
+    cap = max(limits.ratio_floor, limits.max_ratio * max(packed_size, 1))
+    read = stream.tell() if stream.seekable() else 0
+    while chunk := stream.read(1 << 20):
+        read += len(chunk)
+        if read > cap:
+            raise ValueError(
+                f"the compressed stream runs on past the tar's end, more than "
+                f"{limits.max_ratio} times its size: its integrity check cannot be reached"
+            )
 
 
 def _unreadable(mpath: bytes, member: sevenzip.Member, why: str) -> EntryOutcome:
