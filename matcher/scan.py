@@ -501,6 +501,14 @@ def run_scan(
     for item in options.evidence:
         if not os.path.lexists(item):
             raise UsageError(f"Evidence {item} does not exist.")
+        if os.path.islink(item):
+            # Note: walked, a linked root is one skipped entry (no link is
+            # ever followed): a complete scan, exit 0, of nothing.
+            raise UsageError(
+                f"Evidence {item} is a symbolic link (to {os.path.realpath(item)}). matcher "
+                "never follows a link, so nothing under it would be read: give the folder or "
+                "file it names instead."
+            )
     roots, root_notes = distinct_roots(options.evidence)
     options = dataclasses.replace(options, evidence=roots)
     inventory_path = options.inventory or default_inventory_path(options.log)

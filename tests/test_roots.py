@@ -72,3 +72,22 @@ def test_scan_of_overlapping_roots_counts_and_logs_each_file_once(
     assert len(matches) == len(set(matches)) > 0
     notes = end_record(twice)["notes"]
     assert sum("scanned once" in n for n in notes) == 3, notes
+
+
+def test_an_evidence_root_that_is_a_symlink_is_refused_not_a_clean_scan_of_nothing(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """`scan LINK` skipped the root as a symlink and reported `complete`, exit 0: a whole tree
+    unread looked like a clean result. The folder it names (or `LINK/`) scans as before."""
+    ev = tmp_path / "ev"
+    shutil.copytree(FIXTURES / "evidence", ev, symlinks=True)
+    link = tmp_path / "mounted"
+    link.symlink_to(ev)
+    common = ["--examiner", "E", "--case", "C", "--db", str(tmp_path / "s.db"),
+              "--list", str(FIXTURES / "hashlists" / "notable.csv")]  # fmt: skip
+    log = tmp_path / "l.jsonl"
+    result = runner.invoke(cli, ["scan", str(link), *common, "--log", str(log)])
+    assert result.exit_code == 2 and "is a symbolic link" in result.output, result.output
+    assert str(ev) in result.output and not log.exists()
+    ok = runner.invoke(cli, ["scan", str(ev), *common, "--log", str(log)])
+    assert ok.exit_code == 1, ok.output
