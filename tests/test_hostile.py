@@ -369,7 +369,8 @@ def test_other_filesystem_under_the_root(tmp_path: Path, ev: Path) -> None:
     (ev / "mnt").mkdir()
     with_flag, without = tmp_path / "xdev.jsonl", tmp_path / "cross.jsonl"
     script = (
-        'mount -t tmpfs matcher-test "$1/mnt" && echo inside > "$1/mnt/inside.txt" || exit 99\n'
+        'mount -t tmpfs matcher-test "$1/mnt" && echo inside > "$1/mnt/inside.txt" '
+        '&& mkdir -p "$1/mnt/d/e/f" && echo deep > "$1/mnt/d/e/f/deep.txt" || exit 99\n'
         'shift; "$@" --one-file-system --log "$XDEV"; echo "xdev=$?"\n'
         '"$@" --log "$CROSS"; echo "cross=$?"\n'
     )
@@ -386,10 +387,12 @@ def test_other_filesystem_under_the_root(tmp_path: Path, ev: Path) -> None:
     assert inventory(with_flag)[mnt]["skip"] == "other-filesystem"
     assert not any(p.startswith(mnt + b"/") for p in inventory(with_flag))
     counts = assert_counts_add_up(without)
-    assert counts["files"] == 2 and counts["skipped"] == 0
+    assert counts["files"] == 3 and counts["skipped"] == 0
     assert inventory(without)[mnt + b"/inside.txt"]["sha256"] is not None
     end = read_log(without)[-1]
-    assert f"crossed into another filesystem at {ev / 'mnt'}" in end["notes"]
+    # One note for the crossing, not one for every folder below it (there were four).
+    crossings = [n for n in end["notes"] if n.startswith("crossed into another filesystem")]
+    assert crossings == [f"crossed into another filesystem at {ev / 'mnt'}"], crossings
 
 
 def test_a_bind_mount_of_the_same_filesystem_is_another_filesystem(

@@ -193,9 +193,15 @@ class FolderWalker:
             yield from self._walk_root(root)
 
     def _classify(
-        self, path: bytes, st: os.stat_result, root_dev: int, relative: bytes, name: bytes
+        self, path: bytes, st: os.stat_result, parent_dev: int, relative: bytes, name: bytes
     ) -> FileTask | EntryOutcome | None:
-        """A task or an outcome for one entry; None for a directory to descend into."""
+        """A task or an outcome for one entry; None for a directory to descend into.
+
+        `parent_dev` is the device of the folder holding the entry: a folder
+        on another one (or a mount point) is a crossing, noted once there,
+        not again for every folder below it. With --one-file-system the walk
+        never goes below a crossing, so the parent is always on the root's.
+        """
         mode = st.st_mode
         if self.excludes and self._excluded(relative, name):
             return EntryOutcome(
@@ -208,7 +214,7 @@ class FolderWalker:
         if stat.S_ISREG(mode):
             return FileTask(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
         if stat.S_ISDIR(mode):
-            if st.st_dev != root_dev or self._real_path(path) in self._mounts:
+            if st.st_dev != parent_dev or self._real_path(path) in self._mounts:
                 if self.one_file_system:
                     return EntryOutcome(
                         path=path,
@@ -244,7 +250,6 @@ class FolderWalker:
             yield first
             return
         stack: list[tuple[bytes, int, int, bytes]] = [(root, st.st_dev, st.st_ino, b"")]
-        root_dev = st.st_dev
         while stack:
             path, dev, ino, relative = stack.pop()
             listing = self._list_dir(path, dev, ino)
@@ -272,7 +277,7 @@ class FolderWalker:
                         )  # fmt: skip
                         continue
                     child_rel = relative + b"/" + name if relative else name
-                    result = self._classify(child, child_st, root_dev, child_rel, name)
+                    result = self._classify(child, child_st, dev, child_rel, name)
                     if result is None:
                         subdirs.append((child, child_st.st_dev, child_st.st_ino, child_rel))
                     else:
