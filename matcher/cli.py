@@ -537,7 +537,8 @@ def _size(text: str | None) -> int | None:
     "excludes",
     multiple=True,
     metavar="GLOB",
-    help="Skip entries matching GLOB (relative path or name); recorded and counted.",
+    help="Skip entries matching GLOB (relative path or name; fnmatch: * also matches /); "
+    "recorded and counted.",
 )
 @click.option(
     "--max-size",

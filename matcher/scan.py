@@ -236,6 +236,12 @@ def _hit_fields(hit: ListHit) -> dict[str, object]:
     return {"list": hit.list_name, "role": hit.role, "algorithm": hit.algorithm, "entry": entry}
 
 
+def _sizes_differ(size: int | None, hits: list[ListHit], verdict: Verdict) -> bool:
+    """True when every hit of the deciding role names a size, and none is `size`."""
+    deciding = [h.size for h in hits if h.role == verdict.value]
+    return bool(deciding) and all(s is not None and s != size for s in deciding)
+
+
 class _Recorder:
     """Applies outcomes to the counts, the inventory and the log, in order."""
 
@@ -254,6 +260,26 @@ class _Recorder:
         self.logged = logged
         self.last_flush = time.monotonic()
         self.last_checkpoint = self.last_flush
+        # Files whose deciding hits all name a size other than the file's, by verdict.
+        self.other_size = {Verdict.NOTABLE: 0, Verdict.KNOWN: 0}
+
+    def size_note(self) -> str | None:
+        """A note on matches to entries of another size (a wrong size in a list, or a collision).
+
+        Note: the digest decides a match, as it does in every tool of the
+        field; the sizes are in each match record (`size`, `entry.size`).
+        A notable entry of the wrong size is also one --candidates-only
+        never reads.
+        """
+        notable, known = self.other_size[Verdict.NOTABLE], self.other_size[Verdict.KNOWN]
+        if not notable and not known:
+            return None
+        return (
+            f"{notable} notable and {known} known file(s) matched only list entries that give "
+            "another size than the file's: a wrong size in the list, or a collision of the "
+            "digest that matched (weigh an MD5- or SHA-1-only match accordingly); the notable "
+            "ones' match records show both sizes"
+        )
 
     def record(self, outcome: EntryOutcome, hits: list[ListHit]) -> None:
         # Note: the log record (if any) is written first and counted after,
@@ -266,6 +292,8 @@ class _Recorder:
                 # makes a match: the file is counted as empty and unknown.
                 hits = []
             verdict = verdict_of(hits)
+            if verdict in self.other_size and _sizes_differ(outcome.size, hits, verdict):
+                self.other_size[verdict] += 1
             # Note: `logged` holds the matches of earlier segments only (a
             # resume never logs one twice); within a run every match is
             # logged, even of a path that names two entries.
@@ -809,6 +837,8 @@ def _scan(
                 ) from exc
             for crossing in walker.crossings:
                 notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")
+            if (size_note := recorder.size_note()) is not None:
+                notes.append(size_note)
             seconds = time.monotonic() - started
             append_end_record(log, status, counts, seconds, inventory_path, notes)
         finally:

@@ -524,3 +524,32 @@ def test_a_scan_on_a_terminal_shows_the_filter_being_built_once(tmp_path: Path) 
     assert code == 2
     assert b"Building the lookup filter" in failed
     assert b"\r\x1b[KError:" in failed or b"\r\x1b[K\r\nError:" in failed, failed
+
+
+def test_a_match_to_an_entry_of_another_size_is_noted(runner: CliRunner, tmp_path: Path) -> None:
+    """The digest decides a match; a list entry whose size is not the file's (a wrong list, or a
+    collision on a weak digest) matched with no word of it, and --candidates-only misses it."""
+    import hashlib
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    files = {"right.bin": b"sized right\n", "wrong.bin": b"sized wrong\n", "known.bin": b"known\n"}
+    for name, data in files.items():
+        (ev / name).write_bytes(data)
+    sha = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    notable = tmp_path / "n.csv"
+    notable.write_text(f"sha256,size\n{sha['right.bin']},12\n{sha['wrong.bin']},999\n")
+    known = tmp_path / "k.csv"
+    known.write_text(f"sha256,size\n{sha['known.bin']},12345\n")
+    db = str(tmp_path / "s.db")
+    for listing, role in ((notable, "notable"), (known, "known")):
+        assert runner.invoke(cli, ["import", str(listing), "--db", db, "--role", role]).exit_code == 0
+    log = tmp_path / "l.jsonl"
+    result = runner.invoke(cli, ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", db,
+                                 "--log", str(log), "-q"])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    records = read_log(log)
+    wrong = [r for r in records if r["type"] == "match" and r["path"].endswith("wrong.bin")]
+    assert wrong[0]["size"] == 12 and wrong[0]["matches"][0]["entry"]["size"] == 999
+    notes = [n for n in records[-1]["notes"] if "another size" in n]
+    assert len(notes) == 1 and notes[0].startswith("1 notable and 1 known file(s)"), notes
