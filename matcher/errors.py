@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import errno
 
 
 class ExitCode(enum.IntEnum):
@@ -65,3 +66,15 @@ class IntegrityError(MatcherError):
 
 class LogWriteError(MatcherError):
     """The audit log could not be written (disk full, read-only, ...)."""
+
+
+def os_error_detail(exc: OSError) -> str:
+    """`ECODE: strerror` for an OSError; its own message when it has no errno.
+
+    Note: libraries (pytsk3, a decompressor) raise OSError with a message and
+    no errno ("Offset missing in partial image: 27264000"), which the errno
+    form printed as `E?: None`.
+    """
+    if exc.errno is None:
+        return str(exc) or type(exc).__name__
+    return f"{errno.errorcode.get(exc.errno, 'E?')}: {exc.strerror}"

@@ -23,6 +23,7 @@ from typing import Any
 from typing import Protocol
 
 from matcher.digests import hasher_factory
+from matcher.errors import os_error_detail
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -197,7 +198,7 @@ def _open_failure(code: int | None) -> Failure:
 
 def _failure_of(failure: Failure, exc: OSError) -> tuple[Failure, int | None, str | None]:
     code = exc.errno
-    return failure, code, f"{errno_mod.errorcode.get(code or 0, 'E?')}: {exc.strerror}"
+    return failure, code, os_error_detail(exc)
 
 
 def _failure(
@@ -205,7 +206,7 @@ def _failure(
 ) -> EntryOutcome:
     code = exc.errno if exc is not None else None
     if exc is not None and detail is None:
-        detail = f"{errno_mod.errorcode.get(code or 0, 'E?')}: {exc.strerror}"
+        detail = os_error_detail(exc)
     return EntryOutcome(
         path=task.path,
         size=task.size,

@@ -333,3 +333,13 @@ def test_units_give_the_tasks_in_order_with_digests_or_outcomes(
             # A plain file read whole comes as its digests, in the engine's order.
             data = Path(os.fsdecode(task.path)).read_bytes()
             assert result == [hashlib.new(a, data).digest() for a in ALGOS]
+
+
+def test_an_os_error_without_errno_keeps_its_own_message() -> None:
+    """pytsk3 raises OSError with a message only (a truncated image): it read `E?: None`."""
+    from matcher.errors import os_error_detail
+
+    assert os_error_detail(OSError("Offset missing in partial image: 27264000")) == (
+        "Offset missing in partial image: 27264000"
+    )
+    assert os_error_detail(OSError(5, "Input/output error")) == "EIO: Input/output error"

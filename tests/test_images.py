@@ -586,3 +586,21 @@ def test_hard_link_not_candidate_takes_its_first_names_outcome(
     first, second = rows[prefix + b"dup1.txt"], rows[prefix + b"hardlink_to_dup1.txt"]
     assert first["skip"] == second["skip"] == "not-candidate"
     assert first["failure"] is None and second["failure"] is None
+
+
+def test_a_truncated_raw_image_names_what_tsk_said_for_each_file_it_cut(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Files past the cut are errors (counted, never clean); their detail read `E?: None`,
+    the errno form of an OSError that has none: now pytsk3's own message."""
+    cut = tmp_path / "ev" / "ext4_cut.raw"
+    cut.parent.mkdir()
+    data = (built["dir"] / "ext4.raw").read_bytes()
+    cut.write_bytes(data[: 4 * 1024 * 1024])
+    result, log = run(built, tmp_path, cut)
+    errors = [r for r in read_log(log) if r["type"] == "error"]
+    assert errors, result.output
+    files = [r for r in errors if r["kind"] == "file"]
+    assert files and all("Offset missing in partial image" in r["detail"] for r in files), files
+    assert not any("E?" in r["detail"] for r in errors), errors
+    assert_counts_add_up(log)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from stat import S_ISREG
 
+from matcher.errors import os_error_detail
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -126,7 +127,7 @@ def _walk_failure(path: bytes, exc: OSError, kind: str = "dir") -> EntryOutcome:
         failure = Failure.UNREADABLE
     else:
         failure = Failure.WALK
-    detail = f"{errno_mod.errorcode.get(code or 0, 'E?')}: {exc.strerror}"
+    detail = os_error_detail(exc)
     return EntryOutcome(
         path=path, size=None, mtime_ns=None, failure=failure, errno=code, detail=detail, kind=kind
     )
