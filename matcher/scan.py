@@ -590,6 +590,7 @@ def run_scan(
             [os.fsencode(os.path.abspath(e)) for e in options.evidence], options.images_only
         )
         image_checks = _check_images(options, images, notes)
+        notes.extend(warning for image in images.values() for warning in image.warnings)
         notes.extend(
             f"evidence {item} is a single file with no volume system or filesystem "
             "recognised: hashed as one file, not walked as a disk image "

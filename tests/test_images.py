@@ -604,3 +604,39 @@ def test_a_truncated_raw_image_names_what_tsk_said_for_each_file_it_cut(
     assert files and all("Offset missing in partial image" in r["detail"] for r in files), files
     assert not any("E?" in r["detail"] for r in errors), errors
     assert_counts_add_up(log)
+
+
+def _mbr(entries: list[tuple[int, int, int]]) -> bytes:
+    """A DOS partition table: (type, first sector, sectors) per primary entry."""
+    sector = bytearray(512)
+    for i, (kind, start, count) in enumerate(entries):
+        at = 446 + 16 * i
+        sector[at + 4] = kind
+        sector[at + 8 : at + 12] = start.to_bytes(4, "little")
+        sector[at + 12 : at + 16] = count.to_bytes(4, "little")
+    sector[510:512] = b"\x55\xaa"
+    return bytes(sector)
+
+
+def test_a_partition_past_the_images_end_says_so(built: dict[str, Any], tmp_path: Path) -> None:
+    """A table entry past the end was `no filesystem that TSK reads`, and a partition cut by the
+    end gave no word at all: the image is cut short (or its table is wrong), and now both say so."""
+    fat = (built["dir"] / "fat32.raw").read_bytes()  # 64 MiB
+    sectors = len(fat) // 512
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    # Partition 2 starts where the image ends (TSK refuses a table that starts further out).
+    whole = _mbr([(0x0C, 2048, sectors), (0x83, 2048 + sectors, 2048)]) + bytes(2048 * 512 - 512) + fat
+    (ev / "past.raw").write_bytes(whole)
+    result, log = run(built, tmp_path, ev / "past.raw")
+    skipped = [r for r in inventory(log) if r["skip"] == "no-filesystem"]
+    assert len(skipped) == 1 and "past the image's end" in skipped[0]["detail"], skipped
+    cut = ev.parent / "ev2"
+    cut.mkdir()
+    single = _mbr([(0x0C, 2048, sectors)]) + bytes(2048 * 512 - 512) + fat
+    (cut / "cut.raw").write_bytes(single[: 40 * 1024 * 1024])
+    result, log = run(built, tmp_path, cut / "cut.raw")
+    assert log.exists(), result.output
+    notes = read_log(log)[-1]["notes"]
+    assert any("partition 1" in n and "past the image's end" in n for n in notes), notes
+    assert_counts_add_up(log)

@@ -245,7 +245,10 @@ class OpenedImage:
         self.img = _img_info(self.media)
         self.volume_system: str | None = None
         self.volumes: list[Volume] = []
-        self.unrecognised: list[tuple[int, int, str]] = []
+        # (index, offset, description, why) of each partition not walked.
+        self.unrecognised: list[tuple[int, int, str, str]] = []
+        # What the scan notes about the image (a partition cut short by its end).
+        self.warnings: list[str] = []
         names = _fs_type_names(pytsk3)
         try:
             vs = pytsk3.Volume_Info(self.img)
@@ -260,11 +263,27 @@ class OpenedImage:
                     continue
                 index += 1
                 offset = int(part.start) * block
+                end = offset + int(part.len) * block
                 desc = part.desc.decode("utf-8", "replace")
+                size = self.media.size
+                if offset >= size:
+                    why = (
+                        f"the partition table puts it at bytes {offset}-{end}, past the image's "
+                        f"end ({size} bytes): the image is cut short, or the table is wrong"
+                    )
+                    self.unrecognised.append((index, offset, desc, why))
+                    continue
+                if end > size:
+                    self.warnings.append(
+                        f"{name}: partition {index} ({desc}) runs to byte {end}, past the "
+                        f"image's end ({size} bytes): the image is cut short (or its table is "
+                        "wrong); files in the missing part are read errors"
+                    )
                 try:
                     fs = pytsk3.FS_Info(self.img, offset=offset)
                 except OSError:
-                    self.unrecognised.append((index, offset, desc))
+                    why = "no filesystem that TSK reads"
+                    self.unrecognised.append((index, offset, desc, why))
                     continue
                 self.volumes.append(Volume(index, offset, names.get(int(fs.info.ftype)), fs, desc))
         if vs is None:
@@ -287,7 +306,7 @@ class OpenedImage:
             "volume_system": self.volume_system,
             "filesystems": [v.as_log_dict() for v in self.volumes],
             "unrecognised_partitions": [
-                {"index": i, "offset": o, "description": d} for i, o, d in self.unrecognised
+                {"index": i, "offset": o, "description": d} for i, o, d, _ in self.unrecognised
             ],
         }
 
@@ -352,13 +371,13 @@ class ImageWalker:
 
     def walk(self, image: OpenedImage) -> Iterator[FileTask | EntryOutcome]:
         """Every entry of `image`, tasks and outcomes, in walk order."""
-        for index, offset, desc in image.unrecognised:
+        for index, offset, desc, why in image.unrecognised:
             yield EntryOutcome(
                 path=image.path + f"!p{index}@{offset}:unknown".encode(),
                 size=None,
                 mtime_ns=None,
                 skip=Skip.NO_FILESYSTEM,
-                detail=f"partition {desc!r}: no filesystem that TSK reads",
+                detail=f"partition {desc!r}: {why}",
                 kind="partition",
             )
         for volume in image.volumes:
