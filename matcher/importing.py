@@ -123,8 +123,13 @@ def _check_replaced_role(store: HashStore, replace: str, role: str, format_name:
 
 
 def _stored_already(store: HashStore, sha256: str, replace: str | None) -> ListInfo | None:
-    """The stored list with this source SHA-256, unless the import replaces a list."""
-    return None if replace is not None else store.find_list(source_sha256=sha256)
+    """The stored list with this source SHA-256, unless it is the very list replaced.
+
+    Note: a replace by the file of another stored list would hold that file
+    twice, perhaps under the other role.
+    """
+    existing = store.find_list(source_sha256=sha256)
+    return None if existing is None or existing.name == replace else existing
 
 
 def _digest_alongside(
@@ -250,7 +255,7 @@ def import_list(
         source_sha256 = source_sha256 or file_sha256(path)
         existing = _stored_already(store, source_sha256, replace)
         if existing is not None:
-            return _already_imported(path, existing, role)
+            return _already_imported(path, existing, role, replace)
     reader = early if early is not None else resolve_reader(path, format_name)
     result_invalid: list[FormatError] = []
 
@@ -274,7 +279,7 @@ def import_list(
                 new, sql_source(path), replace=replace, source_digest=alongside
             )
         except AlreadyImported as known:
-            return _already_imported(path, known.existing, role)
+            return _already_imported(path, known.existing, role, replace)
         except BaseException:
             if alongside is not None:
                 alongside.stop()  # e.g. a bad row, Ctrl-C: no thread reads on
@@ -286,7 +291,7 @@ def import_list(
         new = dataclasses.replace(new, source_sha256=alongside.result())
         existing = _stored_already(store, new.source_sha256, replace)
         if existing is not None:
-            return _already_imported(path, existing, role)
+            return _already_imported(path, existing, role, replace)
     callback = on_invalid if skip_invalid else None
     read_batches = getattr(reader, "read_batches", None)
     batches: Iterator[_Batch]
@@ -320,8 +325,20 @@ def import_list(
     )
 
 
-def _already_imported(path: Path, existing: ListInfo, role: str | None) -> ImportResult:
-    """The answer for a list whose source is stored already; refused if the role differs."""
+def _already_imported(
+    path: Path, existing: ListInfo, role: str | None, replace: str | None
+) -> ImportResult:
+    """The answer for a list whose source is stored already; refused if the role differs.
+
+    Refused too with --replace (of another list): "nothing done" would read
+    as done, and doing it would hold the file twice.
+    """
+    if replace is not None:
+        raise UsageError(
+            f"Cannot replace {replace!r} with {path}: that file is already imported as the "
+            f"{existing.role} list {existing.name!r}. Nothing was changed; replace or remove "
+            f"{existing.name!r} instead."
+        )
     if role is not None and role != existing.role:
         # Note: "nothing done" would leave a list meant as notable filtered out as known.
         raise UsageError(

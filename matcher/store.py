@@ -1003,7 +1003,7 @@ class HashStore:
                         if counts[algorithm] != total:
                             raise _NeedsRowByRow
                     if source_digest is not None:
-                        self._record_source_digest(list_id, source_digest.result(), old)
+                        self._record_source_digest(list_id, source_digest.result())
                     self._finish_staged("matcher_import", list_id, base, total, counts)
         except _NeedsRowByRow:
             return False
@@ -1028,17 +1028,17 @@ class HashStore:
             f"Import into {self.path} failed and was rolled back: {exc}{_busy_or_full(exc)}"
         )
 
-    def _record_source_digest(self, list_id: int, sha256: str, replaced: ListInfo | None) -> None:
+    def _record_source_digest(self, list_id: int, sha256: str) -> None:
         """Record a list's source SHA-256, inside its import's transaction.
 
         Raises:
-            AlreadyImported: another stored list has it, and none is replaced
-                (as import_list decides before a copy when the SHA-256 comes first).
+            AlreadyImported: another stored list has it (as import_list
+                decides before a copy when the SHA-256 comes first). The list
+                replaced, if any, is gone by now: it is never the one found.
         """
-        if replaced is None:
-            existing = self.find_list(source_sha256=sha256)
-            if existing is not None:
-                raise AlreadyImported(existing)
+        existing = self.find_list(source_sha256=sha256)
+        if existing is not None:
+            raise AlreadyImported(existing)
         self.db.execute("UPDATE lists SET source_sha256 = ? WHERE id = ?", [sha256, list_id])
 
     # -- the saved filter -----------------------------------------------------

@@ -218,3 +218,32 @@ def test_a_replacement_under_the_same_name_is_hashed_alongside(
         ]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("alongside", [True, False])
+def test_a_replace_by_the_file_of_another_stored_list_is_refused(
+    tmp_path: Path, spy: list[Path], monkeypatch: pytest.MonkeyPatch, alongside: bool
+) -> None:
+    """`import A.csv --replace B --role known`, A.csv stored already as a notable list: the store
+    held the same file twice, once notable, once known, exit 0. Now refused, store unchanged;
+    replacing a list by its own file again still works."""
+    from matcher.errors import UsageError
+
+    if not alongside:
+        monkeypatch.setattr(importing, "DIGEST_ALONGSIDE_MIN_BYTES", 1 << 60)
+    first = make_rds(tmp_path / "first.db", rows_for(20))
+    other = make_rds(tmp_path / "other.db", [(*triple(b"other"), "o.dll", 1, 1)])
+    db = tmp_path / "s.db"
+    store = HashStore(db)
+    try:
+        import_list(store, first, name="first")
+        import_list(store, other, name="other")
+        before = (_rows(db), store_content(db))
+        with pytest.raises(UsageError, match="already imported as the known list 'first'"):
+            import_list(store, first, name="again", replace="other", role="notable")
+        assert (_rows(db), store_content(db)) == before
+        again = import_list(store, first, name="first", replace="first")
+        assert again.replaced == "first" and again.info.source_sha256 == _sha256(first)
+    finally:
+        store.close()
+    assert [r[1] for r in _rows(db)] == ["other", "first"]
