@@ -722,8 +722,9 @@ def _print_summary(
     not_read = c.skipped_by_reason.get(Skip.NOT_CANDIDATE.value, 0)
     if not_read:
         click.echo(
-            f"  --candidates-only: {not_read:,} files not read (their size is no notable "
-            f"entry's); known and unknown count only the {c.files:,} files hashed.",
+            f"  --candidates-only: {not_read:,} files not read (their size was no notable "
+            f"entry's in the scan's lists); known and unknown count only the {c.files:,} "
+            "files hashed.",
             err=True,
         )
     for note in summary.notes:

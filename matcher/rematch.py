@@ -237,6 +237,14 @@ def run_rematch(
         finally:
             source.db.close()
             inventory.close()
+        unread = counts.skipped_by_reason.get(Skip.NOT_CANDIDATE.value, 0)
+        if unread:
+            notes.append(
+                f"the original scan ran with --candidates-only: {unread} files were never read "
+                "(their size was no notable entry's in its lists), so no list is matched "
+                "against them here; to match them against the lists as they are now, scan "
+                "the evidence again"
+            )
         seconds = time.monotonic() - started
         try:
             append_end_record(log, status, counts, seconds, inventory_path, notes)

@@ -726,7 +726,8 @@ def _scan(
             """Refuse another scan before the log is touched (a torn line set aside)."""
             run_lists = _lists_of_the_run(last_run, lists, given_lists, notes)
             sizes = _candidate_sizes(options, store, run_lists, notes)
-            _refuse_another_scan(last_run, _identity(options, run_lists, sizes))
+            signed_by = signer.fingerprint if signer is not None else None
+            _refuse_another_scan(last_run, _identity(options, run_lists, sizes, signed_by))
             chosen.append((run_lists, sizes))
 
         log, state = auditlog.open_for_resume(options.log, signer=signer, check_run=same_scan)
@@ -776,6 +777,7 @@ def _scan(
             selftest,
             images,
             image_checks,
+            signer.fingerprint if signer is not None else None,
         )
         if inventory.origin() is None:
             # Note: a new log, or a resumed one that held no line: the run
@@ -904,8 +906,9 @@ def _append_run_record(
     selftest: SelftestResult,
     images: dict[bytes, OpenedImage],
     image_checks: dict[bytes, dict[str, object]],
+    signed_by: str | None,
 ) -> None:
-    identity = _identity(options, lists, candidate_sizes)
+    identity = _identity(options, lists, candidate_sizes, signed_by)
     log.append(
         "run",
         {
@@ -937,7 +940,10 @@ def _append_run_record(
 
 
 def _identity(
-    options: ScanOptions, lists: Sequence[ListInfo], candidate_sizes: SizeSet | None
+    options: ScanOptions,
+    lists: Sequence[ListInfo],
+    candidate_sizes: SizeSet | None,
+    signed_by: str | None = None,
 ) -> dict[str, object]:
     """The run record's fields that a resume must share with the run it continues.
 
@@ -945,6 +951,9 @@ def _identity(
     which entries are read and what they match: the evidence, the digests,
     the lists and the options (--jobs aside). The examiner may change (a
     handover): the resume's run record names its own, and a note says so.
+    The signing key too (`signed_by`, its fingerprint, or None): a log is
+    signed throughout by one key or not at all, or `verify --public-key`
+    fails it (a resume without --sign-key wrote an unsigned end record).
     """
     return {
         "case": storable_text(options.case.strip()),
@@ -961,6 +970,7 @@ def _identity(
             "verify_image": options.verify_image,
             "images_only": options.images_only,
             "archives": options.archive_limits.as_log_dict() if options.archives else None,
+            "signed_by": signed_by,
         },
     }
 
@@ -1052,7 +1062,11 @@ def _lookup_in(store: HashStore, lists: Sequence[ListInfo]) -> Lookup:
 
 
 # The run record's option fields, as a user gives them.
-_OPTION_NAMES = {"excludes": "--exclude", "archives": "--archives (or its limits)"}
+_OPTION_NAMES = {
+    "excludes": "--exclude",
+    "archives": "--archives (or its limits)",
+    "signed_by": "--sign-key (a log is signed throughout by one key, or not at all)",
+}
 _AUTHORISATION = ("case", "authority")
 
 

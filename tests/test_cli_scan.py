@@ -263,8 +263,8 @@ def test_candidates_only_hashes_only_sized_candidates(runner: CliRunner, tmp_pat
     # The summary on screen says what was not read, and what known/unknown then cover.
     not_read = len(truth) - len(candidates)
     assert (
-        f"--candidates-only: {not_read:,} files not read (their size is no notable entry's); "
-        f"known and unknown count only the {len(candidates):,} files hashed."
+        f"--candidates-only: {not_read:,} files not read (their size was no notable entry's in "
+        f"the scan's lists); known and unknown count only the {len(candidates):,} files hashed."
     ) in result.stderr
     conn = sqlite3.connect(f"{log}.inventory.db")
     try:

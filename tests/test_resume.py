@@ -780,3 +780,53 @@ def test_an_inventory_that_cannot_be_written_at_the_end_stops_with_the_resume_hi
     assert resumed.returncode == 1, resumed.stderr
     assert verify(log) == 0
     assert_counts_add_up(log)
+
+
+@pytest.mark.parametrize("signed_first", [True, False])
+def test_a_resume_keeps_the_signing_of_its_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signed_first: bool) -> None:
+    """A signed run resumed without --sign-key wrote an unsigned end record (and the reverse),
+    exit 0; `verify --public-key` then failed the examiner's own log. Now refused, log untouched."""
+    import matcher.scan as scan_mod
+
+    ev, db, _ = _small_tree(tmp_path)
+    key, pub = tmp_path / "k.pem", tmp_path / "k.pub"
+    assert subprocess.run([*MATCHER, "keygen", str(key), str(pub)], capture_output=True).returncode == 0
+    log = tmp_path / "run.jsonl"
+
+    def stop(counts: scan_mod.Counts) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    first = scan_mod.ScanOptions([ev], "E", "C", db, log, jobs=1, sign_key=key if signed_first else None)
+    assert scan_mod.run_scan(first, stop).status == "interrupted"
+    before = log.read_bytes()
+    other = [] if signed_first else ["--sign-key", str(key)]
+    refused = run_scan(ev, db, log, "--resume", *other)
+    assert refused.returncode == 2 and b"--sign-key (a log is signed throughout" in refused.stderr, refused.stderr
+    assert log.read_bytes() == before
+    same = ["--sign-key", str(key)] if signed_first else []
+    assert run_scan(ev, db, log, "--resume", *same).returncode == 1
+    check = subprocess.run([*MATCHER, "verify", str(log), *(["--public-key", str(pub)] if signed_first else [])],
+                           capture_output=True)  # fmt: skip
+    assert check.returncode == 0, check.stderr
+
+
+def test_a_rematch_of_a_candidates_only_run_says_which_files_it_cannot_match(tmp_path: Path) -> None:
+    """The files such a run never read are carried over as skipped; lists imported since may
+    name them, and the re-match said nothing of it (and its summary gave the old lists' reason)."""
+    ev, db, notable = _small_tree(tmp_path)
+    sized = tmp_path / "sized.csv"
+    sized.write_text(f"sha256,size\n{hashlib.sha256(notable).hexdigest()},{len(notable)}\n")
+    db2 = tmp_path / "s2.db"
+    assert subprocess.run([*MATCHER, "import", str(sized), "--db", str(db2), "--role", "notable"]).returncode == 0
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db2, log, "--candidates-only").returncode == 1
+    later = tmp_path / "later.md5"
+    later.write_text(f"{hashlib.md5(b'plain').hexdigest()}  plain\n")
+    assert subprocess.run([*MATCHER, "import", str(later), "--db", str(db2), "--role", "notable"]).returncode == 0
+    new_log = tmp_path / "re.jsonl"
+    result = subprocess.run([*MATCHER, "rematch", str(log), "--db", str(db2), "--examiner", "R", "--case", "C",
+                             "--log", str(new_log)], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    notes = read_log(new_log)[-1]["notes"]
+    assert any("the original scan ran with --candidates-only: 2 files were never read" in n for n in notes), notes
+    assert "scan the evidence again" in result.stderr
