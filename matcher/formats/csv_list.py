@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,10 +202,11 @@ class CsvListReader(TextReader):
         if header is None or len(header.titles) < 2 or _NSRL_COLUMNS & set(header.titles):
             return False
         # Note that the first data row must fit the header too, which keeps a
-        # md5sum or tagged line whose name happens to contain ",md5," out.
-        text = lines[1].decode("utf-8", "surrogateescape")
+        # md5sum or tagged line whose name happens to contain ",md5," out. It
+        # is read as CSV reads it: a quoted field may hold a line break.
+        text = b"\n".join(lines[1:]).decode("utf-8", "surrogateescape")
         try:
-            row = next(csv.reader([text], delimiter=header.delimiter, strict=True))
+            row = next(csv.reader(io.StringIO(text), delimiter=header.delimiter, strict=True))
             _record(row, header, 2)
         except (csv.Error, StopIteration, FormatError):
             return False

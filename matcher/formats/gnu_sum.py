@@ -280,4 +280,48 @@ class GnuSumReader(TextReader):
         return HashRecord(digests={algorithm: digest}, name=decode_name(name), line=number)
 
 
+# md5deep -t: "<digest> <YYYY:MM:DD:hh:mm:ss>  <name>", no sum line (its name would hold the time).
+_MD5DEEP_TIME = re.compile(rb"\d{4}(:\d\d){5}  ")
+
+
+def _is_single_separator_line(line: bytes) -> bool:
+    """A digest, one space or tab, then a name: coreutils' other form of a sum line."""
+    match = _SUM_LINE.fullmatch(line)
+    return (
+        match is not None
+        and len(match.group(2)) in _DIGEST_LENGTHS
+        and match.group(3) in (b" ", b"\t")
+        and match.group(4).strip() != b""
+        and _MD5DEEP_TIME.match(match.group(4)) is None
+    )
+
+
+class SingleSeparatorRefusal:
+    """Names, when no reader takes it, a list of "<digest> <name>" lines (one separator).
+
+    Note: coreutils' sum tools read this form too (FORMATS.md), but other text
+    shares it (`git log --format='%H %s'`), so detection does not take it:
+    the refusal says what the file looks like and how to import it. It is
+    asked only when no reader accepts the file, and only when every line has
+    that shape (an md5sum list with two spaces is the reader's).
+    """
+
+    NAME = "single-separator-sums"
+    DESCRIPTION = (
+        "lines of '<digest> <name>' with one space or tab: named, --format gnu-sum reads them"
+    )
+    BEFORE_READERS = False
+
+    def refuse(self, head: bytes, path: Path | None = None) -> str | None:
+        lines = meaningful(head_lines(head))
+        if len(lines) < 1 or not all(_is_single_separator_line(line) for line in lines):
+            return None
+        return (
+            "every line is a digest, one space or tab, then a name: a form coreutils' "
+            "md5sum/sha*sum also read, but one other text shares (a git log), so it is not "
+            "taken by guess; if this is a hash list, import it with --format gnu-sum"
+        )
+
+
 registry.register(GnuSumReader())
+registry.register_refusal(SingleSeparatorRefusal())

@@ -241,3 +241,20 @@ def test_a_bare_cr_inside_a_row_is_named_as_a_lost_line_end() -> None:
     with pytest.raises(FormatError, match="a CR inside an unquoted field, a line end without its LF") as caught:
         parse(f"md5,name\n{MD5_HELLO},a\r{MD5_HELLO},b\n".encode())
     assert caught.value.line == 2
+
+
+def test_a_quoted_line_break_in_the_first_data_row_is_still_a_csv_list(tmp_path: Path) -> None:
+    """RFC 4180 lets a quoted field hold CR LF; detection read the first data row as one line,
+    so such a list was "not recognised" (with --format csv it imported, name kept)."""
+    from matcher.formats import registry
+
+    data = (
+        b'\xef\xbb\xbf"File name","MD5 Hash","File Size"\r\n'
+        b'"a, b\r\nc.txt",' + HELLO_MD5.encode() + b",5\r\n"
+        b'"x.txt",' + EMPTY_MD5.encode() + b",0\r\n"
+    )
+    path = tmp_path / "l.csv"
+    path.write_bytes(data)
+    assert registry.detect(path).NAME == "csv"
+    records = list(READER.read(path))
+    assert [r.name for r in records] == ["a, b\r\nc.txt", "x.txt"]

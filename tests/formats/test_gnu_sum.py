@@ -273,3 +273,22 @@ def test_a_file_of_nul_bytes_is_refused_at_its_first_line() -> None:
     assert [(e.line, "longer than" in e.reason) for e in errors] == [(1, True)]
     # A -z list still reads as one: its first record is never empty.
     assert [r.name for r in parse(HELLO_MD5.encode() + b"  a\0" + HELLO_MD5.encode() + b"  b\0")] == ["a", "b"]
+
+
+def test_sum_lines_with_one_separator_are_named_not_guessed(tmp_path: Path) -> None:
+    """Coreutils reads "<digest> <name>" too, but a git log has the same shape: detection does
+    not take it (it said only "not recognised"); the refusal names it and --format gnu-sum."""
+    from matcher.formats import registry
+
+    path = tmp_path / "r.md5"
+    path.write_bytes(HELLO_MD5.encode() + b" a.txt\n" + HELLO_MD5.encode() + b"\tb c.txt\n")
+    with pytest.raises(FormatError, match="import it with --format gnu-sum"):
+        registry.detect(path)
+    records = list(gnu_sum.GnuSumReader().read(path))
+    assert [r.name for r in records] == ["a.txt", "b c.txt"]
+    # md5deep -t (a time before the name) is not such a list, and two spaces are the reader's.
+    path.write_bytes(HELLO_MD5.encode() + b" 2026:11:28:14:51:09  t1/hello.txt\n")
+    with pytest.raises(FormatError, match="not recognised"):
+        registry.detect(path)
+    path.write_bytes(HELLO_MD5.encode() + b"  a.txt\n")
+    assert registry.detect(path).NAME == "gnu-sum"
