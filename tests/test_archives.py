@@ -769,3 +769,22 @@ def test_a_compressed_tar_that_fails_its_integrity_check_gives_no_member_digest(
     assert any(f"bad.tar.{compression}" in str(r["path"]) for r in errors), errors
     assert result.exit_code & ExitCode.INCOMPLETE, result.output
     assert_counts_add_up(log)
+
+
+def test_a_compressed_tar_cut_short_gives_the_members_before_the_cut_and_an_error(
+    db: Path, tmp_path: Path
+) -> None:
+    """Cut short is not damaged: the members before the cut are the stream's own bytes (a
+    notable one among them must still be found), then the archive is one error."""
+    filler = random.Random(12).randbytes(200_000)
+    packed = tar_bytes({"notable.bin": NOTABLE, "later.bin": filler}, "gz")
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "cut.tar.gz").write_bytes(packed[: len(packed) - 50_000])
+    result, log = scan(db, tmp_path, ev, "--archives")
+    matches = [r["path"] for r in read_log(log) if r["type"] == "match"]
+    assert matches == [f"{ev}/cut.tar.gz!notable.bin"], matches
+    errors = [r for r in read_log(log) if r["type"] == "error"]
+    assert any(str(r["path"]).startswith(f"{ev}/cut.tar.gz") for r in errors), errors
+    assert result.exit_code & ExitCode.NOTABLE and result.exit_code & ExitCode.INCOMPLETE
+    assert_counts_add_up(log)

@@ -589,87 +589,104 @@ class ArchiveWalker:
         that fails its check is one error for the archive, no member given
         out (as for a damaged archive that cannot be listed). Members listed
         before a limit stops the walk (a bomb) are given out unchecked: the
-        rest of a bomb is not inflated to reach its check.
+        rest of a bomb is not inflated to reach its check. So are those
+        listed before a stream ends too soon (cut short, not damaged: its
+        bytes up to the cut are its own), followed by the archive's error.
         """
         limits = self.limits
         listed: list[EntryOutcome | tuple[bytes, int, int, tuple[tuple[object, ...], ...], bytes]]
         listed = []
         stopped: EntryOutcome | None = None
-        with contextlib.ExitStack() as stack:
-            raw = open_chain(base, steps, stack)
-            stream = stack.enter_context(_decompressed(raw, compression))
-            archive = tarfile.open(
-                fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape"
-            )
-            counted = 0
-            while True:
-                member = archive.next()
-                if member is None:
-                    break
-                if member.isdir():
-                    continue
-                counted += 1
-                if counted > limits.max_members:
-                    stopped = _too_many(path, None, limits.max_members)
-                    break
-                mpath = budget.paths.unique(
-                    path + b"!" + member.name.encode("utf-8", "surrogateescape")
+        try:
+            with contextlib.ExitStack() as stack:
+                raw = open_chain(base, steps, stack)
+                stream = stack.enter_context(_decompressed(raw, compression))
+                archive = tarfile.open(
+                    fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape"
                 )
-                mtime_ns = int(member.mtime) * 1_000_000_000
-                end = member.offset_data + member.size
-                if (
-                    compression
-                    and end > limits.ratio_floor
-                    and end > limits.max_ratio * max(packed_size, 1)
-                ):
-                    stopped = EntryOutcome(
-                        mpath,
-                        member.size,
-                        mtime_ns,
-                        skip=Skip.RATIO_TOO_HIGH,
-                        kind="member",
-                        detail="the compressed stream expands "
-                        f"more than {limits.max_ratio} times; rest not listed",
+                counted = 0
+                while True:
+                    member = archive.next()
+                    if member is None:
+                        break
+                    if member.isdir():
+                        continue
+                    counted += 1
+                    if counted > limits.max_members:
+                        stopped = _too_many(path, None, limits.max_members)
+                        break
+                    mpath = budget.paths.unique(
+                        path + b"!" + member.name.encode("utf-8", "surrogateescape")
                     )
-                    break
-                skip: Skip | None = None
-                detail: str | None = None
-                if member.issym() or member.islnk():
-                    skip, detail = (
-                        Skip.SYMLINK,
-                        f"link member to {member.linkname!r} (not followed)",
-                    )
-                elif member.ischr() or member.isblk():
-                    skip = Skip.DEVICE
-                elif member.isfifo():
-                    skip = Skip.FIFO
-                elif not member.isfile():
-                    skip, detail = Skip.DEVICE, "special tar member"
-                else:
-                    skip = self._over(member.size, member.size, budget)
-                if skip is not None:
-                    listed.append(
-                        EntryOutcome(
-                            mpath, member.size, mtime_ns, skip=skip, detail=detail, kind="member"
+                    mtime_ns = int(member.mtime) * 1_000_000_000
+                    end = member.offset_data + member.size
+                    if (
+                        compression
+                        and end > limits.ratio_floor
+                        and end > limits.max_ratio * max(packed_size, 1)
+                    ):
+                        stopped = EntryOutcome(
+                            mpath,
+                            member.size,
+                            mtime_ns,
+                            skip=Skip.RATIO_TOO_HIGH,
+                            kind="member",
+                            detail="the compressed stream expands "
+                            f"more than {limits.max_ratio} times; rest not listed",
                         )
-                    )
-                    continue
-                head = b""
-                if member.size:
-                    extracted = archive.extractfile(member)
-                    assert extracted is not None
-                    head = extracted.read(HEAD)
-                step = (*steps, ("tar", compression, member.offset_data, member.size))
-                # Note: only a nested archive's head is kept (its format is read again).
-                kept = head[:_FORMAT_BYTES] if archive_format(head) is not None else b""
-                listed.append((mpath, member.size, mtime_ns, step, kept))
-                if not compression:  # nothing to check at the end: give it out now
-                    yield from self._given_out(listed, base, depth, budget)
-            if compression and stopped is None:
-                _read_to_the_end(stream, limits, packed_size)
+                        break
+                    listed.append(self._tar_member(archive, member, mpath, mtime_ns, steps,
+                                                   compression, budget))  # fmt: skip
+                    if not compression:  # nothing to check at the end: give it out now
+                        yield from self._given_out(listed, base, depth, budget)
+                if compression and stopped is None:
+                    _read_to_the_end(stream, limits, packed_size)
+        except EOFError:
+            # Note: a stream cut short, not damaged: what was listed before the
+            # cut is the stream's own bytes (given out unchecked, as before a
+            # bomb's limit), then the archive's error.
+            yield from self._given_out(listed, base, depth, budget)
+            raise
         yield from self._given_out(listed, base, depth, budget)
         if stopped is not None:
             yield stopped
+
+    def _tar_member(
+        self,
+        archive: tarfile.TarFile,
+        member: tarfile.TarInfo,
+        mpath: bytes,
+        mtime_ns: int,
+        steps: tuple[tuple[object, ...], ...],
+        compression: str,
+        budget: _Budget,
+    ) -> EntryOutcome | tuple[bytes, int, int, tuple[tuple[object, ...], ...], bytes]:
+        """A listed tar member: its skip, or what _given_out needs to give it out."""
+        skip: Skip | None = None
+        detail: str | None = None
+        if member.issym() or member.islnk():
+            skip, detail = Skip.SYMLINK, f"link member to {member.linkname!r} (not followed)"
+        elif member.ischr() or member.isblk():
+            skip = Skip.DEVICE
+        elif member.isfifo():
+            skip = Skip.FIFO
+        elif not member.isfile():
+            skip, detail = Skip.DEVICE, "special tar member"
+        else:
+            skip = self._over(member.size, member.size, budget)
+        if skip is not None:
+            return EntryOutcome(
+                mpath, member.size, mtime_ns, skip=skip, detail=detail, kind="member"
+            )
+        head = b""
+        if member.size:
+            extracted = archive.extractfile(member)
+            assert extracted is not None
+            head = extracted.read(HEAD)
+        step = (*steps, ("tar", compression, member.offset_data, member.size))
+        # Note: only a nested archive's head is kept (its format is read again).
+        kept = head[:_FORMAT_BYTES] if archive_format(head) is not None else b""
+        return (mpath, member.size, mtime_ns, step, kept)
 
     def _given_out(
         self,
