@@ -203,14 +203,17 @@ def digest_for_length(hex_text: bytes, hint: str | None = None) -> tuple[str, by
         raise FormatError(str(exc)) from exc
 
 
-def _is_sum_line(line: bytes) -> bool:
+def _sum_parts(line: bytes) -> tuple[bytes, bytes] | None:
+    """(separator, name) of a line shaped as a sum line with a digest of a usable length."""
     match = _SUM_LINE.fullmatch(line)
-    return (
-        match is not None
-        and len(match.group(2)) in _DIGEST_LENGTHS
-        and match.group(3) in (b"  ", b" *")
-        and match.group(4) != b""
-    )
+    if match is None or len(match.group(2)) not in _DIGEST_LENGTHS:
+        return None
+    return match.group(3), match.group(4)
+
+
+def _is_sum_line(line: bytes) -> bool:
+    parts = _sum_parts(line)
+    return parts is not None and parts[0] in (b"  ", b" *") and parts[1] != b""
 
 
 def _zero_terminated(data: bytes) -> bool:
@@ -286,13 +289,12 @@ _MD5DEEP_TIME = re.compile(rb"\d{4}(:\d\d){5}  ")
 
 def _is_single_separator_line(line: bytes) -> bool:
     """A digest, one space or tab, then a name: coreutils' other form of a sum line."""
-    match = _SUM_LINE.fullmatch(line)
+    parts = _sum_parts(line)
     return (
-        match is not None
-        and len(match.group(2)) in _DIGEST_LENGTHS
-        and match.group(3) in (b" ", b"\t")
-        and match.group(4).strip() != b""
-        and _MD5DEEP_TIME.match(match.group(4)) is None
+        parts is not None
+        and parts[0] in (b" ", b"\t")
+        and parts[1].strip() != b""
+        and _MD5DEEP_TIME.match(parts[1]) is None
     )
 
 
