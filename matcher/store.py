@@ -728,9 +728,7 @@ class HashStore:
                     ).rowcount
                 self._finish_staged("matcher_rows", list_id, base, total, counts)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"Import into {self.path} failed and was rolled back: {exc}{_busy_or_full(exc)}"
-            ) from exc
+            raise self._rolled_back(exc) from exc
         except OverflowError as exc:
             # Note: a safety net only; every reader refuses such a size with
             # its line. An integer SQLite cannot hold must never end in a traceback.
@@ -1010,13 +1008,9 @@ class HashStore:
         except sqlite3.OperationalError as exc:
             if "user-defined function raised exception" in str(exc):
                 return False
-            raise StoreError(
-                f"Import into {self.path} failed and was rolled back: {exc}{_busy_or_full(exc)}"
-            ) from exc
+            raise self._rolled_back(exc) from exc
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"Import into {self.path} failed and was rolled back: {exc}{_busy_or_full(exc)}"
-            ) from exc
+            raise self._rolled_back(exc) from exc
         finally:
             conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
             conn.execute("DETACH DATABASE src")
