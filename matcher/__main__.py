@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 
@@ -17,7 +18,14 @@ def run() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted while starting: nothing was done.\n")
         raise SystemExit(8) from None  # ExitCode.INTERRUPTED, without importing more
-    cli()
+    try:
+        cli()
+    finally:
+        # Note: the command is over and its exit status decided. A signal that
+        # lands while Python shuts down (the tail of a Ctrl-C storm) printed a
+        # KeyboardInterrupt traceback from threading's shutdown over it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
