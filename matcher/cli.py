@@ -181,6 +181,21 @@ class _Commands(click.Group):
         except KeyboardInterrupt as exc:
             click.echo("Terminated." if isinstance(exc, _Terminated) else "Interrupted.", err=True)
             raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            # Note: a fault in matcher itself. Python would exit 1, which a
+            # scan's caller reads as a notable match; 2 is a fatal error.
+            import traceback
+
+            traceback.print_exc()
+            click.echo(
+                f"Error: internal error ({type(exc).__name__}: {exc}). This is a fault in "
+                "matcher, not in the evidence or the lists: please report it with the "
+                "traceback above.",
+                err=True,
+            )
+            raise click.exceptions.Exit(int(ExitCode.FATAL)) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
 

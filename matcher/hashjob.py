@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import datetime
 import os
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from matcher.models import Skip
 from matcher.reports.model import FileEntry
 from matcher.reports.output import atomic_text
 from matcher.scan import refuse_outputs_inside
+from matcher.timestamps import utc_text
 
 
 @dataclasses.dataclass
@@ -100,13 +100,6 @@ def hash_paths(
         engine.close()
 
 
-def _utc(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    stamp = datetime.datetime.fromtimestamp(ns / 1e9, datetime.UTC)
-    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def write_inventory(
     paths: Sequence[str],
     algorithms: Sequence[str],
@@ -155,7 +148,7 @@ def write_inventory(
                     path=outcome.path,
                     size=outcome.size,
                     digests={a: outcome.digests[a].hex() for a in algorithms},
-                    mtime=_utc(outcome.mtime_ns),
+                    mtime=utc_text(outcome.mtime_ns),
                 )
                 reason = sink.add(entry)
                 if reason is not None:

@@ -42,6 +42,21 @@ _SKIP_SHAPE = ("path", "kind", "size", "mtime_ns", "skip", "errno", "detail")
 _FAILURE_SHAPE = ("path", "kind", "size", "mtime_ns", "failure", "errno", "detail")
 
 
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+def _storable_int(value: object) -> object:
+    """`value`, or an int SQLite cannot hold as its decimal digits (a BLOB, kept as it is)."""
+    if value.__class__ is int and value not in _INT64:
+        return str(value).encode("ascii")
+    return value
+
+
+def inventory_int(value: int | bytes | None) -> int | None:
+    """An integer column's value as written (see _storable_int); None for NULL."""
+    return None if value is None else int(value)
+
+
 def default_path(log_path: Path) -> Path:
     """Where the inventory of a log lives unless told otherwise."""
     return log_path.with_name(log_path.name + ".inventory.db")
@@ -198,21 +213,35 @@ class Inventory:
         if not self._pending:
             return
         try:
-            with self.db.atomic():
-                for shape, rows in self._pending.items():
-                    if not _COLUMN_SET.issuperset(shape):
-                        raise StoreError(f"Not inventory columns: {', '.join(shape)}")
-                    # Note: each path is queued once per run, so the shapes'
-                    # order cannot matter. (REPLACE acts only on an inventory
-                    # made with a key on path; it never finds a duplicate.)
-                    columns = ",".join((*shape, "run"))
-                    marks = ",".join("?" * (len(shape) + 1))
-                    self.db.conn.executemany(
-                        f"INSERT OR REPLACE INTO entries ({columns}) VALUES ({marks})", rows
-                    )
+            try:
+                self._write_pending()
+            except OverflowError:
+                # Note: an mtime past 2262 or before 1677 (a suspect's touch
+                # can set one) does not fit SQLite's 64-bit INTEGER. Rare: the
+                # batch was rolled back, and goes again with such numbers
+                # as their decimal digits (read back by inventory_int).
+                self._pending = {
+                    shape: [tuple(map(_storable_int, row)) for row in rows]
+                    for shape, rows in self._pending.items()
+                }
+                self._write_pending()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Cannot write inventory {self.path}: {exc}") from exc
         self._pending.clear()
+
+    def _write_pending(self) -> None:
+        with self.db.atomic():
+            for shape, rows in self._pending.items():
+                if not _COLUMN_SET.issuperset(shape):
+                    raise StoreError(f"Not inventory columns: {', '.join(shape)}")
+                # Note: each path is queued once per run, so the shapes'
+                # order cannot matter. (REPLACE acts only on an inventory
+                # made with a key on path; it never finds a duplicate.)
+                columns = ",".join((*shape, "run"))
+                marks = ",".join("?" * (len(shape) + 1))
+                self.db.conn.executemany(
+                    f"INSERT OR REPLACE INTO entries ({columns}) VALUES ({marks})", rows
+                )
 
     def forget_failures(self) -> None:
         """Drop the rows of failed entries (a resume reads them again, or finds them gone).

@@ -29,6 +29,7 @@ from matcher.digests import file_sha256
 from matcher.errors import UsageError
 from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
+from matcher.inventory import inventory_int
 from matcher.lookup_filter import build_filter
 from matcher.match import match_batch
 from matcher.models import EntryOutcome
@@ -115,7 +116,7 @@ def _outcome(row: dict[str, Any]) -> EntryOutcome:
     path, size, mtime_ns, kind = (
         bytes(row["path"]),
         row["size"],
-        row["mtime_ns"],
+        inventory_int(row["mtime_ns"]),
         str(row["kind"] or "file"),
     )
     if row["failure"] is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import datetime
 import gc
 import json
 import os
@@ -71,6 +70,8 @@ from matcher.selftest import SelftestResult
 from matcher.selftest import run_selftest
 from matcher.store import HashStore
 from matcher.store import remove_store_files
+from matcher.timestamps import utc_ns
+from matcher.timestamps import utc_text
 
 MATCH_BATCH = 512
 NOT_CANDIDATE_BATCH = 4096
@@ -181,13 +182,6 @@ def exit_code_for(status: str, counts: Counts) -> int:
     if counts.image_mismatches:
         code |= ExitCode.IMAGE_MISMATCH
     return code
-
-
-def _utc(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    stamp = datetime.datetime.fromtimestamp(ns / 1e9, datetime.UTC)
-    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _under(path: Path, root: Path) -> bool:
@@ -403,7 +397,7 @@ class _Recorder:
         return {
             **path_fields(outcome.path),
             "size": outcome.size,
-            "mtime": _utc(outcome.mtime_ns),
+            "mtime": utc_text(outcome.mtime_ns),
             **({"kind": outcome.kind} if outcome.kind != "file" else {}),
             "digests": {a: d.hex() for a, d in outcome.digests.items()},
             "matches": [_hit_fields(h) for h in notable_first],
@@ -824,6 +818,11 @@ def _scan(
         # interrupted): the run can be verified, and continued with --resume.
         aborted = exc
         notes.append(f"aborted by a fatal error: {exc}")
+    except Exception as exc:
+        # Note: a fault in matcher itself. The log still closes, saying so,
+        # and the exception goes on to the command line's own message.
+        notes.append(f"aborted by an internal error: {type(exc).__name__}: {exc}")
+        raise
     finally:
         try:
             engine.close()
@@ -1202,9 +1201,7 @@ def _ns(stamp: object) -> int | None:
     """Nanoseconds since the epoch of a log's UTC time (microsecond precision)."""
     if not isinstance(stamp, str):
         return None
-    moment = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-    return (moment - epoch) // datetime.timedelta(microseconds=1) * 1000
+    return utc_ns(stamp)
 
 
 def _release(inventory: Inventory, log: auditlog.LogWriter) -> None:

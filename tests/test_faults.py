@@ -318,3 +318,45 @@ def test_kill_9_while_the_import_commits_leaves_the_store_listable(tmp_path: Pat
     after = _lists_json(db)
     assert (after.returncode, after.stdout, after.stderr) == (0, listed.stdout, b"")
     assert _state(db) == before
+
+
+# A fault in matcher itself -----------------------------------------------------------
+
+
+def test_internal_error_mid_scan_exits_2_and_the_log_says_why(
+    runner: CliRunner, tmp_path: Path, ev: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug (here a ValueError planted in matching) is never exit 1, the code of a match.
+
+    Before, Python's own exit 1 followed the traceback, and the log ended
+    `interrupted` with no word of why, as if a signal had stopped it.
+    """
+    import matcher.scan as scan_mod
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("planted fault")
+
+    monkeypatch.setattr(scan_mod, "match_batch", broken)
+    log = tmp_path / "run.jsonl"
+    result = runner.invoke(cli, scan_args(tmp_path, ev, log), catch_exceptions=False)
+    assert result.exit_code == ExitCode.FATAL, result.output
+    assert "internal error (ValueError: planted fault)" in result.output
+    assert "fault in matcher" in result.output
+    end = read_log(log)[-1]
+    assert end["type"] == "end" and end["status"] == "interrupted"
+    assert "aborted by an internal error: ValueError: planted fault" in end["notes"]
+    assert runner.invoke(cli, ["verify", str(log)]).exit_code == 0
+
+
+def test_internal_error_in_another_command_exits_2(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("planted")
+
+    monkeypatch.setattr(auditlog, "verify", broken)
+    log = tmp_path / "x.jsonl"
+    log.write_text("{}\n")
+    result = runner.invoke(cli, ["verify", str(log)], catch_exceptions=False)
+    assert result.exit_code == ExitCode.FATAL, result.output
+    assert "internal error (KeyError: 'planted')" in result.output

@@ -35,6 +35,7 @@ from matcher.reports.output import write_json
 from matcher.reports.text import b64
 from matcher.reports.text import display_name
 from matcher.reports.text import is_exact
+from matcher.timestamps import in_datetime_range
 
 CONTEXT = {
     "kb": "http://example.org/kb/",
@@ -84,8 +85,13 @@ def _file(item: MatchItem, ids: _Ids) -> Node:
     }
     if item.file.size is not None:
         facet["uco-observable:sizeInBytes"] = item.file.size
-    if item.file.mtime:
+    notes: list[str] = []
+    if item.file.mtime and in_datetime_range(item.file.mtime):
         facet["uco-observable:modifiedTime"] = _dt(item.file.mtime)
+    elif item.file.mtime:
+        # Note: such a year is valid xsd:dateTime, but rdflib (case_validate)
+        # parses the type with Python's datetime and calls it ill-formed.
+        notes.append(f"modification time {item.file.mtime} (a year outside 1 to 9999)")
     hashes: list[Node] = [
         {
             "@id": ids("Hash", f"{item.seq}/{algorithm}"),
@@ -108,7 +114,9 @@ def _file(item: MatchItem, ids: _Ids) -> Node:
         "uco-core:hasFacet": [facet, content],
     }
     if not is_exact(path):
-        node["uco-core:description"] = f"exact path bytes (base64): {b64(path)}"
+        notes.insert(0, f"exact path bytes (base64): {b64(path)}")
+    if notes:
+        node["uco-core:description"] = "; ".join(notes)
     return node
 
 
