@@ -223,6 +223,13 @@ _HASH_FIELDS = frozenset({"MD5", "SHA1", "SHA256", "AlternativeHashes"})
 # Where _take notes the fields a Media gives twice with two values (never a
 # wanted key, so no JSON key lands there).
 _REPEATED = "_repeated"
+# Where _fields notes a Case whose Media is not an array (its reason).
+_NOT_AN_ARRAY = "_not_an_array"
+_JSON_KINDS = {"start_map": "an object", "string": "a string", "boolean": "true or false"}
+
+
+def _json_kind(event: str) -> str:
+    return _JSON_KINDS.get(event, "a number")
 
 
 def _fields(events: _Events, kind: str | None, outer: int | None, index: int) -> Iterator[_Media]:
@@ -240,20 +247,32 @@ def _fields(events: _Events, kind: str | None, outer: int | None, index: int) ->
         if event == "end_map":
             break
         event, value = next(events)
-        if event not in _OPEN:
+        if key == "Media" and outer is None and event != "null":
+            if event == "start_array":
+                is_case = True
+                yield from _items(events, kind, index)
+                continue
+            # Note: a Case's Media is an array (FORMATS.md 6); one given as an
+            # object or a scalar is refused at the Case, never passed over
+            # with the media it holds (an object is not taken as one Media:
+            # which shape the supplier meant is not for matcher to guess).
+            _skip(event, events)
+            found[_NOT_AN_ARRAY] = f"its Media is {_json_kind(event)}, not an array"
+        elif event not in _OPEN:
             if key in _WANTED:  # most wanted fields: scalars, taken as they are
                 if key in found:
                     _take(found, key, value)
                 else:
                     found[key] = value
-        elif key == "Media" and event == "start_array" and outer is None:
-            is_case = True
-            yield from _items(events, kind, index)
         elif key in _WANTED:
             _take(found, key, _build(event, value, events))
         else:
             _skip(event, events)
-    if (is_case or (kind == "Cases" and outer is None)) and found.keys().isdisjoint(_HASH_FIELDS):
+    if (
+        (is_case or (kind == "Cases" and outer is None))
+        and found.keys().isdisjoint(_HASH_FIELDS)
+        and _NOT_AN_ARRAY not in found
+    ):
         return
     yield found, outer, index
 
@@ -476,10 +495,22 @@ def _size(value: object) -> int | None:
     raise ValueError(f"MediaSize is not a byte count: {_verbatim(value)!r:.60}")
 
 
+def _value_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true or false"
+    return "a number"
+
+
 def _row(media: object) -> _Row:
     """One Media object as a batch row; ValueError says what is wrong with it."""
     if not isinstance(media, dict):
         raise ValueError("it is not a JSON object")
+    if media.get(_NOT_AN_ARRAY):
+        raise ValueError(media[_NOT_AN_ARRAY])
     if media.get(_REPEATED):
         # Note: which of the two is right is not for matcher to guess.
         raise ValueError(
@@ -491,9 +522,15 @@ def _row(media: object) -> _Row:
         "sha256": _digest(media.get("SHA256"), "sha256", "SHA256"),
     }
     alternatives = media.get("AlternativeHashes")
-    for entry in alternatives if isinstance(alternatives, list) else ():
+    if alternatives is not None and not isinstance(alternatives, list):
+        # Note: an object here would hold a digest; never passed over in silence.
+        raise ValueError(f"its AlternativeHashes is {_value_kind(alternatives)}, not an array")
+    for k, entry in enumerate(alternatives or ()):
         if not isinstance(entry, dict) or not isinstance(entry.get("HashName"), str):
-            continue
+            raise ValueError(
+                f"its AlternativeHashes[{k}] is not an object with a HashName (text): "
+                f"{_verbatim(entry)!r:.80}"
+            )
         # Note that HashName is free text; PhotoDNA and the like are not digests.
         name = entry["HashName"]
         algorithm = _USUAL_NAMES.get(name) or digests.canonical_name(name)

@@ -806,3 +806,55 @@ def test_two_alternative_hashes_arrays_are_joined_not_replaced() -> None:
     )
     [record] = parse(data)
     assert record.digests["sha256"] == bytes.fromhex(SHA256_HELLO)
+
+
+@pytest.mark.parametrize(
+    ("given_media", "kind"),
+    [
+        (media(HELLO), "an object"),  # one Media, not in an array: its digests were dropped
+        ("9F9F90DBE3E5EE1218C86B8839DB1995", "a string"),
+        (7, "a number"),
+        (True, "true or false"),
+    ],
+)
+def test_a_case_whose_media_is_not_an_array_is_refused_at_the_case(
+    given_media: object, kind: str
+) -> None:
+    """Before, such a Case was passed over: exit 0, its media never imported, never matched."""
+    cases = [{"CaseID": "c1", "Media": given_media}, {"CaseID": "c2", "Media": [media(WORLD)]}]
+    data = document(V20.format("US", "Cases"), cases)
+    with pytest.raises(FormatError, match=rf"media number 1 \(value\[0\]\): its Media is {kind}, not an array"):
+        parse(data)
+    errors: list[FormatError] = []
+    kept = parse(data, errors)  # --skip-invalid: the other Case's media stay
+    assert [r.digests for r in kept] == [raw(WORLD)] and len(errors) == 1
+
+
+def test_a_case_whose_media_is_null_has_no_media() -> None:
+    cases = [{"CaseID": "c1", "Media": None}, {"CaseID": "c2", "Media": [media(WORLD)]}]
+    assert [r.digests for r in parse(document(V20.format("US", "Cases"), cases))] == [raw(WORLD)]
+
+
+@pytest.mark.parametrize(
+    ("alternatives", "message"),
+    [
+        ({"HashName": "SHA256", "HashValue": HELLO["sha256"]}, r"its AlternativeHashes is an object, not an array"),
+        ("SHA256", r"its AlternativeHashes is a string, not an array"),
+        ([HELLO["sha256"]], r"its AlternativeHashes\[0\] is not an object with a HashName"),
+        ([{"HashValue": HELLO["sha256"]}], r"its AlternativeHashes\[0\] is not an object with a HashName"),
+        ([{"HashName": "SHA256", "HashValue": HELLO["sha256"]}, {"HashName": 5}], r"its AlternativeHashes\[1\] is not"),
+    ],
+)
+def test_alternative_hashes_of_another_shape_are_refused_not_passed_over(
+    alternatives: object, message: str
+) -> None:
+    """Before, the SHA-256 in such a field was dropped in silence (the Media kept its MD5 only)."""
+    item = {"MediaID": 1, "MD5": HELLO["md5"], "AlternativeHashes": alternatives}
+    with pytest.raises(FormatError, match=rf"media number 1 \(value\[0\]\): {message}"):
+        parse(document(V13_MEDIA, [item], key="odata.metadata"))
+
+
+def test_null_alternative_hashes_are_none() -> None:
+    item = {"MediaID": 1, "MD5": HELLO["md5"], "AlternativeHashes": None}
+    (record,) = parse(document(V13_MEDIA, [item], key="odata.metadata"))
+    assert record.digests == {"md5": raw(HELLO)["md5"]}
