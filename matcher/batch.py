@@ -69,7 +69,9 @@ def read_manifest(path: Path) -> list[BatchItem]:
     """Parse a manifest.
 
     Raises:
-        FormatError: a missing column, an empty required field, or a duplicate log path.
+        FormatError: a missing, unknown or repeated column, a row of another field count
+            than the header, an empty required field, a duplicate log path, or the
+            same evidence twice for one case.
     """
     base = path.resolve().parent
     try:
@@ -81,9 +83,36 @@ def read_manifest(path: Path) -> list[BatchItem]:
                 raise FormatError(
                     f"the manifest header lacks {', '.join(missing)}", source=str(path), line=1
                 )
+            # Note: a misspelt column (`authorty`) would leave its values
+            # unread, and the log would record no authority: refused, as is
+            # a column named twice.
+            unknown = [h for h in header if h not in REQUIRED + OPTIONAL]
+            if unknown:
+                raise FormatError(
+                    f"the manifest header names {', '.join(map(repr, unknown))}: the columns "
+                    f"are {', '.join(REQUIRED)} and optionally {', '.join(OPTIONAL)}",
+                    source=str(path),
+                    line=1,
+                )
+            twice = sorted({h for h in header if header.count(h) > 1})
+            if twice:
+                raise FormatError(
+                    f"the manifest header names {', '.join(twice)} twice", source=str(path), line=1
+                )
             reader.fieldnames = header
             items = []
             for number, row in enumerate(reader, start=2):
+                if None in row or None in row.values():
+                    # Note: an unquoted comma in a value (`Doe, Jane`) shifts
+                    # every later field: the examiner would be recorded as
+                    # `Doe` and the authority as `Jane`.
+                    more = "more" if None in row else "fewer"
+                    raise FormatError(
+                        f"the row has {more} fields than the header's {len(header)} "
+                        "(quote a value that holds a comma)",
+                        source=str(path),
+                        line=reader.line_num,
+                    )
                 values = {k: (v or "").strip() for k, v in row.items() if k is not None}
                 for column in REQUIRED:
                     if not values.get(column):
@@ -110,6 +139,17 @@ def read_manifest(path: Path) -> list[BatchItem]:
     logs = [i.log.resolve() for i in items]
     if len(set(logs)) != len(logs):
         raise FormatError("two items share one log path", source=str(path))
+    seen: dict[tuple[Path, str], int] = {}
+    for item in items:
+        key = (item.evidence.resolve(), item.case)
+        if key in seen:
+            # Note: each would be scanned into its own log, and the case's
+            # matches counted twice.
+            raise FormatError(
+                f"rows {seen[key]} and {item.row} scan the same evidence for the same case",
+                source=str(path),
+            )
+        seen[key] = item.row
     if not items:
         raise FormatError("the manifest lists no item", source=str(path))
     return items

@@ -191,3 +191,38 @@ def test_candidates_only_reaches_every_item(runner: CliRunner, tmp_path: Path) -
     records = [json.loads(line) for line in (tmp_path / "logs" / "a.jsonl").read_text().splitlines()]
     assert records[0]["options"]["candidates_only"] is True
     assert item["counts"]["skipped_by_reason"].get("not-candidate", 0) > 0
+
+
+def _refused_manifest(runner: CliRunner, tmp_path: Path, text: str) -> str:
+    (tmp_path / "a").mkdir(exist_ok=True)
+    (tmp_path / "b").mkdir(exist_ok=True)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(text)
+    result = runner.invoke(cli, ["batch", str(manifest), "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "m-logs").exists()  # nothing ran
+    return result.output
+
+
+def test_a_row_with_an_unquoted_comma_is_refused_not_shifted(runner: CliRunner, tmp_path: Path) -> None:
+    """Before: examiner `Doe`, authority `Jane` recorded, `warrant 77` dropped, exit 0."""
+    out = _refused_manifest(
+        runner, tmp_path, "evidence,case,examiner,authority\na,C-1,Doe, Jane,warrant 77\n"
+    )
+    assert "m.csv:2:" in out and "more fields than the header's 4" in out and "quote" in out
+    out = _refused_manifest(runner, tmp_path, "evidence,case,examiner,authority\na,C-1,Doe\n")
+    assert "m.csv:2:" in out and "fewer fields than the header's 4" in out
+
+
+def test_a_column_the_manifest_does_not_know_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    """Before, `authorty` was ignored and the log recorded no authority."""
+    out = _refused_manifest(runner, tmp_path, "evidence,case,examiner,authorty\na,C-1,E,W-1\n")
+    assert "'authorty'" in out and "authority" in out
+    out = _refused_manifest(runner, tmp_path, "evidence,case,examiner,case\na,C-1,E,C-2\n")
+    assert "names case twice" in out
+
+
+def test_the_same_evidence_for_the_same_case_twice_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    """Before, each row was scanned into its own log: the case's matches counted twice."""
+    out = _refused_manifest(runner, tmp_path, "evidence,case,examiner\na,C-1,E\nb,C-1,E\n./a,C-1,F\n")
+    assert "rows 2 and 4 scan the same evidence for the same case" in out
