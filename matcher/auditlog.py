@@ -56,6 +56,7 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import BinaryIO
 
+from matcher import TOOL_NAME
 from matcher import signing
 from matcher.errors import IntegrityError
 from matcher.errors import LogWriteError
@@ -140,6 +141,9 @@ class _ScanState:
     expect_head: str | None = None
     head_line: int | None = None
     origin: str | None = None  # the SHA-256 of the first line
+    scan_log: bool = False  # the first run record is matcher's own (a scan or re-match)
+    matches: int = 0  # match records so far
+    run_errors: int = 0  # error records since the last run record
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -171,6 +175,64 @@ def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> di
     return rec
 
 
+_COUNTED = ("entries", "files", "skipped", "errors", "notable", "known", "unknown")
+
+
+def _check_counts(rec: Mapping[str, object], st: _ScanState) -> None:
+    """An end record's counts add up, and agree with the records before it.
+
+    For the logs of matcher's scans and re-matches (their first run record
+    names the tool, and changing it changes every line after it): the end
+    records of a log written otherwise through this module (a test, a
+    library user) are not a scan's.
+
+    The end record is sealed by its own digest, which anyone can compute
+    again: without this, one edited end line (notable 0 beside a match
+    record) verified. Counts are the scan's whole, over every run of the
+    log: its match records are each notable file once. Errors are the last
+    run's (a resume reads failed files again), so they equal the error
+    records since its run record.
+    """
+    kind = rec["type"]
+    if kind == "run":
+        if st.lines == 0:
+            tool = rec.get("tool")
+            st.scan_log = isinstance(tool, dict) and tool.get("name") == TOOL_NAME
+        st.run_errors = 0
+    elif kind == "match":
+        st.matches += 1
+    elif kind == "error":
+        st.run_errors += 1
+    if kind != "end" or not st.scan_log:
+        return
+    counts = rec.get("counts")
+    if not isinstance(counts, dict) or not all(
+        type(counts.get(name)) is int and counts[name] >= 0 for name in _COUNTED
+    ):
+        raise IntegrityError(f"end record: counts must give {', '.join(_COUNTED)} as whole numbers")
+    n = {name: int(counts[name]) for name in _COUNTED}
+    if n["files"] + n["skipped"] + n["errors"] != n["entries"]:
+        raise IntegrityError(
+            f"end record counts do not add up: files {n['files']} + skipped {n['skipped']} "
+            f"+ errors {n['errors']} is not entries {n['entries']}"
+        )
+    if n["notable"] + n["known"] + n["unknown"] != n["files"]:
+        raise IntegrityError(
+            f"end record counts do not add up: notable {n['notable']} + known {n['known']} "
+            f"+ unknown {n['unknown']} is not files {n['files']}"
+        )
+    if n["notable"] != st.matches:
+        raise IntegrityError(
+            f"end record counts {n['notable']} notable file(s), but the log holds "
+            f"{st.matches} match record(s) before it"
+        )
+    if n["errors"] != st.run_errors:
+        raise IntegrityError(
+            f"end record counts {n['errors']} error(s), but its run logged "
+            f"{st.run_errors} error record(s)"
+        )
+
+
 def _records(
     stream: BinaryIO, st: _ScanState, key: signing.Verifier | None = None
 ) -> Iterator[dict[str, object]]:
@@ -184,6 +246,7 @@ def _records(
             return
         try:
             rec = _check_line(raw[:-1], st, key)
+            _check_counts(rec, st)
         except IntegrityError as exc:
             raise IntegrityError(str(exc), line) from exc.__cause__
         st.grammar.advance(rec)
@@ -232,6 +295,7 @@ class VerifyReport:
     last_end: dict[str, object] | None = dataclasses.field(
         default=None, repr=False, compare=False, metadata={"json": False}
     )
+    signatures: int = 0  # signed records, checked or not
 
 
 class _Seen:
@@ -360,7 +424,7 @@ def verify(
         st.lines, n["run"], n["match"], n["error"], n["end"], st.grammar.last_status,
         st.signed == n["end"] + n["checkpoint"], st.checked, st.head, n["skip"],
         n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line, size, sha256,
-        first_run, last_end,
+        first_run, last_end, st.signed,
     )  # fmt: skip
 
 

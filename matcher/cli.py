@@ -1137,6 +1137,11 @@ def verify_cmd(
             click.echo(
                 f"OK: {log}: {report.lines} records, chain intact{signed}; head {report.head}"
             )
+            if report.last_status == "interrupted":
+                click.echo(
+                    "    its last run was interrupted: the scan is not complete "
+                    "(continue it with `matcher scan ... --resume`)"
+                )
             if report.expected_head_line is not None:
                 later = report.lines - report.expected_head_line
                 click.echo(
@@ -1251,6 +1256,10 @@ def report_cmd(
         f"error(s) written to {where}; log chain intact.",
         err=True,
     )
+    if (note := v.signature_note()) is not None:
+        click.echo(f"Note: {note}.", err=True)
+    if data.status == "interrupted":
+        click.echo("Note: the log's last run was interrupted: the scan is not complete.", err=True)
 
 
 @cli.command(name="hash")

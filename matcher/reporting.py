@@ -56,7 +56,14 @@ def _verify(log: Path, public_key: Path | None) -> tuple[Verification, tuple[int
     except IntegrityError as exc:
         return Verification(False, str(exc), exc.line, 0, None), exc.seen
     verification = Verification(
-        True, "intact", None, found.lines, found.head, found.signatures_checked
+        True,
+        "intact",
+        None,
+        found.lines,
+        found.head,
+        found.signatures_checked,
+        found.signatures,
+        found.key_fingerprints,
     )
     return verification, (found.size, found.sha256)
 

@@ -275,7 +275,8 @@ def _chain(workdir: Path) -> list[Check]:
         log = auditlog.create(log_path)
         log.append("run", {"examiner": "selftest", "case": "selftest"})
         log.append("match", {"path": "/selftest/hello.txt", "digests": {"md5": _H["md5"]}})
-        log.append("end", {"status": "complete", "counts": {"entries": 1}})
+        counts = {"entries": 1, "files": 1, "skipped": 0, "errors": 0, "notable": 1}
+        log.append("end", {"status": "complete", "counts": {**counts, "known": 0, "unknown": 0}})
         log.close()
         auditlog.verify(log_path)
         return None

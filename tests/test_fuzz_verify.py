@@ -248,10 +248,52 @@ def test_a_resealed_forged_end_is_caught_by_the_key() -> None:
     forged = {
         k: v for k, v in end.items() if k not in ("key_fingerprint", "signature", "self_sha256")
     }
-    forged["counts"] = {**end["counts"], "notable": 0}
+    # Note: counts that still add up and agree with the records (bytes are
+    # not counted by any record); see the next test for the others.
+    forged["counts"] = {**end["counts"], "bytes": end["counts"]["bytes"] + 1}
     signing.seal(forged, None, sign=False, digest=True)
     data = b"".join(lines[:-1]) + signing.canonical_bytes(forged) + b"\n"
     with pytest.raises(IntegrityError) as caught:
         verify_bytes(data, public)
     assert caught.value.line == len(lines) and "not signed" in str(caught.value)
     assert verify_bytes(original).signed and not verify_bytes(data).signed
+
+
+def _more(counts: dict[str, int], **added: int) -> dict[str, int]:
+    return {**counts, **{k: counts[k] + n for k, n in added.items()}}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: {**c, "notable": 0}, "is not files"),
+        (lambda c: _more(c, errors=7, files=99), "is not entries"),
+        (lambda c: _more(c, entries=7, files=7), "is not files"),
+        # each sum kept, against the records
+        (lambda c: _more(c, notable=-c["notable"], unknown=c["notable"]), "0 notable file(s), but the log holds"),
+        (lambda c: _more(c, errors=1, entries=1), "error(s), but its run logged 1 error record(s)"),
+        (lambda c: {**c, "files": -1}, "counts must give entries, files"),
+        (lambda c: {**c, "files": str(c["files"])}, "counts must give entries, files"),
+        (lambda c: {k: v for k, v in c.items() if k != "known"}, "counts must give entries, files"),
+    ],
+)
+def test_a_resealed_end_whose_counts_contradict_the_log_fails_without_the_key(
+    change: Any, message: str
+) -> None:
+    """One edited end line, its self digest computed again: before, verify said OK (exit 0).
+
+    The counts must add up (files + skipped + errors = entries, notable +
+    known + unknown = files), and agree with the log: one match record per
+    notable file, one error record per error of the last run.
+    """
+    original, _signed, _public = real_logs()
+    lines = original.splitlines(keepends=True)
+    end = json.loads(lines[-1])
+    assert end["counts"]["notable"] > 0 and end["counts"]["errors"] == 1
+    forged = {k: v for k, v in end.items() if k != "self_sha256"}
+    forged["counts"] = change(end["counts"])
+    signing.seal(forged, None, sign=False, digest=True)
+    data = b"".join(lines[:-1]) + signing.canonical_bytes(forged) + b"\n"
+    with pytest.raises(IntegrityError) as caught:
+        verify_bytes(data)
+    assert caught.value.line == len(lines) and message in str(caught.value), str(caught.value)

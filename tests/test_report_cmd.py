@@ -746,3 +746,64 @@ def test_html_marks_escapes_so_a_name_never_looks_like_another() -> None:
     from matcher.reports.text import is_exact
 
     assert not is_exact("a\u202etxt.exe".encode()) and is_exact(b"caf\\xE9.bin")
+
+
+def test_a_report_of_a_signed_log_made_without_the_key_says_the_signatures_went_unchecked(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    """Before, every format said only "chain intact": a chain anyone can write again."""
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    data = b"signed notable\n"
+    (evidence / "a.bin").write_bytes(data)
+    (tmp_path / "l.md5").write_text(f"{hashlib.md5(data).hexdigest()}  a\n")
+    assert runner.invoke(cli, ["keygen", str(tmp_path / "k.pem"), str(tmp_path / "k.pub")]).exit_code == 0
+    log = tmp_path / "signed.jsonl"
+    args = ["scan", str(evidence), "--examiner", "E", "--case", "S-1", "--db", str(tmp_path / "s.db"),
+            "--list", str(tmp_path / "l.md5"), "--log", str(log), "--sign-key", str(tmp_path / "k.pem"), "-q"]  # fmt: skip
+    assert runner.invoke(cli, args).exit_code == 1
+    fingerprint = json.loads(log.read_bytes().splitlines()[-1])["key_fingerprint"]
+    unchecked = runner.invoke(cli, ["report", str(log), "--format", "json", "-o", str(tmp_path / "r.json")])
+    assert unchecked.exit_code == 0
+    assert "signatures were NOT checked" in unchecked.output and fingerprint in unchecked.output
+    verification = json.loads((tmp_path / "r.json").read_text())["log"]["verification"]
+    assert verification["signatures"] >= 1 and verification["signatures_checked"] == 0
+    assert verification["key_fingerprints"] == [fingerprint]
+    assert "NOT checked" in verification["signature_note"]
+    for fmt in ("html", "dfxml", "case"):
+        out = report(runner, log, fmt, tmp_path / f"r.{fmt}")
+        assert "signatures were NOT checked" in out.read_text(), fmt
+    checked = runner.invoke(cli, ["report", str(log), "--format", "json", "--public-key",
+                                  str(tmp_path / "k.pub"), "-o", str(tmp_path / "k.json")])  # fmt: skip
+    assert checked.exit_code == 0 and "NOT checked" not in checked.output
+    verification = json.loads((tmp_path / "k.json").read_text())["log"]["verification"]
+    assert verification["signature_note"] is None and verification["signatures_checked"] >= 1
+
+
+def test_verify_and_report_say_when_the_last_run_was_interrupted(tmp_path: Path, runner: CliRunner) -> None:
+    import matcher.scan as scan_mod
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    for i in range(3):
+        (evidence / f"f{i}").write_bytes(b"%d" % i)
+    log = tmp_path / "cut.jsonl"
+    (tmp_path / "l.md5").write_text(f"{hashlib.md5(b'0').hexdigest()}  f0\n")
+    options = ScanOptions([evidence], "E", "I-1", tmp_path / "s.db", log, lists=[tmp_path / "l.md5"], jobs=1)
+    real = scan_mod._pump
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise scan_mod.Interrupted("SIGINT")
+
+    scan_mod._pump = interrupted  # type: ignore[assignment]
+    try:
+        assert run_scan(options).status == "interrupted"
+    finally:
+        scan_mod._pump = real
+    verified = runner.invoke(cli, ["verify", str(log)])
+    assert verified.exit_code == 0
+    assert "its last run was interrupted: the scan is not complete" in verified.output
+    reported = runner.invoke(cli, ["report", str(log), "--format", "json", "-o", str(tmp_path / "r.json")])
+    assert reported.exit_code == 0 and "last run was interrupted" in reported.output

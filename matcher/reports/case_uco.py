@@ -147,7 +147,7 @@ def graph(data: ReportData) -> Iterator[Node]:
     """The JSON-LD @graph of the report, node by node (the matches read once, as they come)."""
     ids = _Ids(data.log_sha256)
     nodes: list[Node] = []
-    warning = data.verification.warning()
+    warning = data.verification.warning() or data.verification.signature_note()
     if warning is not None:
         nodes.append(
             {

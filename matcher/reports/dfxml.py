@@ -163,6 +163,10 @@ class DfxmlReportWriter:
             "bad_line": v.line,
             "records": v.records,
             "head": v.head,
+            "signatures": v.signatures,
+            "signatures_checked": v.signatures_checked,
+            "key_fingerprints": " ".join(v.key_fingerprints) or None,
+            "signature_note": v.signature_note(),
         }
         stream.write(f"    <matcher:log{_attrs(log)}/>\n")
         for run in data.runs:

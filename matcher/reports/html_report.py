@@ -209,6 +209,8 @@ def _parts(data: ReportData) -> list[str | object]:
             f'<p><span class="ok">Chain intact</span>: {v.records:,} records{e(signed)}; '
             f'head <span class="hex">{e(v.head)}</span></p>'
         )
+        if (note := v.signature_note()) is not None:
+            out.append(f'<p><span class="bad">Signatures not checked</span>: {e(note)}</p>')
     else:
         out.append(f'<p><span class="bad">FAILED</span>: {e(v.message)}</p>')
     out.append("<h2>Counts</h2>")

@@ -156,12 +156,29 @@ class Verification:
     records: int
     head: str | None
     signatures_checked: int = 0
+    signatures: int = 0  # signed records in the log, checked or not
+    key_fingerprints: tuple[str, ...] = ()
 
     def warning(self) -> str | None:
         """The one-line warning a report must open with, or None for an intact log."""
         if self.intact:
             return None
         return f"WARNING: this log FAILED verification ({self.message}); do not rely on it"
+
+    def signature_note(self) -> str | None:
+        """What a report of a signed log, made without the public key, must say; else None.
+
+        The chain shows that no line changed after the head; anyone can
+        write a new chain, though: only the signatures show whose it is.
+        """
+        if not self.intact or not self.signatures or self.signatures_checked:
+            return None
+        keys = ", ".join(self.key_fingerprints)
+        return (
+            f"signed ({self.signatures} signature(s), key {keys}), but the signatures were "
+            "NOT checked: the report was made without --public-key, and an intact chain "
+            "does not show who wrote the log"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
