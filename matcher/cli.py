@@ -1251,9 +1251,12 @@ def report_cmd(
         click.echo(f"FAILED: {log}: {v.message}", err=True)
         click.echo(f"Report written to {where}, marked as from a log that failed.", err=True)
         sys.exit(int(ExitCode.NOTABLE))
+    errors = f"{len(data.errors):,} error(s)"
+    if format_name == "csv" and data.errors:
+        errors += " (counted in its first lines; its rows are the matches)"
     click.echo(
-        f"{format_name} report of {len(data.matches):,} match(es) and {len(data.errors):,} "
-        f"error(s) written to {where}; log chain intact.",
+        f"{format_name} report of {len(data.matches):,} match(es) and {errors} "
+        f"written to {where}; log chain intact.",
         err=True,
     )
     if (note := v.signature_note()) is not None:

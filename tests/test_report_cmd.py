@@ -15,6 +15,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -807,3 +808,41 @@ def test_verify_and_report_say_when_the_last_run_was_interrupted(tmp_path: Path,
     assert "its last run was interrupted: the scan is not complete" in verified.output
     reported = runner.invoke(cli, ["report", str(log), "--format", "json", "-o", str(tmp_path / "r.json")])
     assert reported.exit_code == 0 and "last run was interrupted" in reported.output
+
+
+def test_csv_and_case_reports_say_what_their_matches_cannot(tmp_path: Path, runner: CliRunner) -> None:
+    """Before, the CSV and the CASE graph had no word of an unreadable file (nor of status or counts)."""
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    (evidence / "hit.bin").write_bytes(b"a notable one\n")
+    (evidence / "other.bin").write_bytes(b"x" * 7)
+    (evidence / "gone.bin").write_bytes(b"y")
+    (tmp_path / "l.md5").write_text(f"{hashlib.md5(b'a notable one' + bytes([10])).hexdigest()}  hit\n")
+    log = tmp_path / "e.jsonl"
+    import matcher.hashing as hashing_mod
+
+    real_open = hashing_mod.Hasher.hash_file
+
+    def vanish(self: Any, path: bytes, *args: Any) -> Any:
+        if path.endswith(b"gone.bin"):
+            os.unlink(path)
+        return real_open(self, path, *args)
+
+    args = ["scan", str(evidence), "--examiner", "E", "--case", "R-1", "--db", str(tmp_path / "s.db"),
+            "--list", str(tmp_path / "l.md5"), "--log", str(log), "--jobs", "1", "-q"]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hashing_mod.Hasher, "hash_file", vanish)
+        assert runner.invoke(cli, args).exit_code == 5  # a match, and an entry not read
+    csv_out = runner.invoke(cli, ["report", str(log), "--format", "csv", "-o", str(tmp_path / "r.csv")])
+    assert csv_out.exit_code == 0 and "counted in its first lines" in csv_out.output
+    head = (tmp_path / "r.csv").read_text().splitlines()[:3]
+    assert head[0] == "# NOTE: 1 entry could not be read (errors): neither matched nor known nor unknown"
+    assert head[1].startswith("# NOTE: the rows below are matches only")
+    assert head[2].startswith("seq,path,")
+    case = report(runner, log, "case", tmp_path / "r.jsonld")
+    statements = [n.get("uco-core:statement") for n in json.loads(case.read_text())["@graph"]]
+    assert any(s and s.startswith("could not be read (vanished") and s.endswith("gone.bin") for s in statements)
+    assert ("scan status complete; entries 3, files 2, notable 1, known 0, unknown 1, skipped 0, "
+            "errors 1; 1 entry could not be read (errors): neither matched nor known nor unknown") in statements  # fmt: skip
+    done = subprocess.run([peer_tool("case_validate"), str(case)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -5,7 +5,10 @@ Shape (checked with `case_validate` from case-utils, CASE 1.5.0):
   size, modified time) and a `ContentDataFacet` whose `hash` list holds one
   `uco-types:Hash` per digest (method from UCO's HashNameVocab, value as
   `xsd:hexBinary`);
-- one `uco-core:Annotation` per file saying which list entries it matched;
+- one `uco-core:Annotation` per file saying which list entries it matched,
+  one per entry that could not be read (its path and reason), and one with
+  the scan's status, counts and caveats (signatures not checked, a scan not
+  complete, files not read);
 - one `uco-identity:Person` per examiner and one `uco-tool:AnalyticTool`
   (matcher and its version);
 - one `case-investigation:InvestigativeAction` per run record (scan or
@@ -28,6 +31,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from matcher.reports import registry
+from matcher.reports.model import ErrorItem
 from matcher.reports.model import MatchItem
 from matcher.reports.model import ReportData
 from matcher.reports.model import RunInfo
@@ -134,6 +138,24 @@ def _statement(item: MatchItem) -> str:
     return "; ".join(parts)
 
 
+def _error_statement(error: ErrorItem) -> str:
+    path = error.path
+    exact = "" if is_exact(path) else f" (exact path bytes, base64: {b64(path)})"
+    errno = f", errno {error.errno}" if error.errno is not None else ""
+    detail = f": {error.detail}" if error.detail else ""
+    return f"could not be read ({error.reason}{errno}{detail}): {display_name(path)}{exact}"
+
+
+def _summary(data: ReportData) -> str:
+    """The outcome of the scan: its status, its counts and what a reader must know."""
+    n = {name: data.count(name) for name in _SUMMARY_COUNTS}
+    counts = ", ".join(f"{name} {value}" for name, value in n.items() if value is not None)
+    return "; ".join([f"scan status {data.status}", counts, *data.caveats()])
+
+
+_SUMMARY_COUNTS = ("entries", "files", "notable", "known", "unknown", "skipped", "errors")
+
+
 def _segment(runs: tuple[RunInfo, ...], seq: int) -> int:
     """Index of the run whose segment holds record `seq` (the last run before it)."""
     index = 0
@@ -147,7 +169,7 @@ def graph(data: ReportData) -> Iterator[Node]:
     """The JSON-LD @graph of the report, node by node (the matches read once, as they come)."""
     ids = _Ids(data.log_sha256)
     nodes: list[Node] = []
-    warning = data.verification.warning() or data.verification.signature_note()
+    warning = data.verification.warning()
     if warning is not None:
         nodes.append(
             {
@@ -196,6 +218,17 @@ def graph(data: ReportData) -> Iterator[Node]:
             segment = _segment(data.runs, item.seq)
             objects[segment].append({"@id": file_node["@id"]})
             results[segment].append({"@id": note})
+    case = ids("Investigation", "case")
+    for error in data.errors:
+        note = ids("Annotation", f"error/{error.seq}")
+        yield {
+            "@id": note,
+            "@type": "uco-core:Annotation",
+            "uco-core:object": [{"@id": case}],
+            "uco-core:statement": _error_statement(error),
+        }
+        if data.runs:
+            results[_segment(data.runs, error.seq)].append({"@id": note})
     actions: list[Node] = []
     for i, run in enumerate(data.runs):
         action: Node = {
@@ -236,6 +269,14 @@ def graph(data: ReportData) -> Iterator[Node]:
         )
         investigation["case-investigation:relevantAuthorization"] = [{"@id": auth}]
     nodes.append(investigation)
+    nodes.append(
+        {
+            "@id": ids("Annotation", "summary"),
+            "@type": "uco-core:Annotation",
+            "uco-core:object": [{"@id": case}],
+            "uco-core:statement": _summary(data),
+        }
+    )
     yield from nodes
 
 

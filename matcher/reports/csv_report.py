@@ -19,7 +19,10 @@ Columns, in order (documented in the README):
     hits_json    every matching entry exactly as logged, as a JSON array
 
 A report from a log that fails verification starts with one extra line,
-`# WARNING: ...`, before the header. Cells are written verbatim: a
+`# WARNING: ...`, before the header; then a `# NOTE: ...` line for each thing
+a table of matches cannot show: signatures not checked, a scan not complete,
+entries that could not be read (listed in the other reports), files not read
+by --candidates-only. Cells are written verbatim: a
 spreadsheet may treat a cell starting with "=" as a formula, so open the
 file as text/CSV import, not by double-clicking, when names are hostile.
 """
@@ -114,6 +117,13 @@ class CsvReportWriter:
         warning = data.verification.warning()
         if warning is not None:
             stream.write(f"# {warning}\r\n")
+        for note in data.caveats():
+            stream.write(f"# NOTE: {note}\r\n")
+        if data.count("errors"):
+            stream.write(
+                "# NOTE: the rows below are matches only: the entries that could not be read "
+                "are the log's error records (and in the json, dfxml and html reports)\r\n"
+            )
         writer = csv.DictWriter(stream, fieldnames=COLUMNS)
         writer.writeheader()
         for item in data.matches:

@@ -216,3 +216,30 @@ class ReportData:
         """One integer count from the summary, or None."""
         value = self.counts.get(name)
         return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def caveats(self) -> list[str]:
+        """What a reader must know beyond the matches: a report that lists only
+        matches (CSV) opens with these, so that a file not read, a scan not
+        finished or a signature not checked is never read as "nothing else"."""
+        notes = []
+        if (signature := self.verification.signature_note()) is not None:
+            notes.append(f"the log is {signature}")
+        if self.status != "complete":
+            notes.append(
+                f"the scan is not complete (status {self.status}): entries it had not "
+                "reached yet are in no count"
+            )
+        errors = self.count("errors")
+        if errors:
+            notes.append(
+                f"{errors} entr{'y' if errors == 1 else 'ies'} could not be read (errors): "
+                "neither matched nor known nor unknown"
+            )
+        skipped = self.counts.get("skipped_by_reason")
+        not_read = skipped.get("not-candidate") if isinstance(skipped, Mapping) else None
+        if isinstance(not_read, int) and not_read:
+            notes.append(
+                f"{not_read} file(s) not read (--candidates-only: no notable entry of their "
+                "size): never matched against any list"
+            )
+        return notes
