@@ -409,9 +409,14 @@ def lists_cmd(db: Path, as_json: bool) -> None:
                 digests,
                 i.imported,
                 i.source_sha256[:16] + "…",
+                # Note: what the list says of itself (an NSRL's VERSION row: version,
+                # build set, release date), as --json gives it.
+                "; ".join(f"{k}: {v}" for k, v in i.metadata.items()),
             )
         )
-    header = ("name", "role", "format", "entries", "digests", "imported", "source sha256")
+    header = (
+        "name", "role", "format", "entries", "digests", "imported", "source sha256", "metadata"
+    )  # fmt: skip
     # Note: columns as wide as their widest value, so a long list name shifts no column.
     widths = [max(len(str(row[k])) for row in [header, *rows]) for k in range(len(header))]
     for row in [header, *rows]:

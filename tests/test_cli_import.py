@@ -251,3 +251,17 @@ def test_a_store_that_refuses_a_write_is_one_line_and_exit_2_never_a_traceback(
     assert imported.exit_code == 2 and isinstance(imported.exception, SystemExit), imported.output
     assert f"failed and was rolled back: {error} (" in imported.output and hint in imported.output
     assert table_counts(db) == before
+
+
+def test_lists_shows_what_a_list_says_of_itself(runner: CliRunner, tmp_path: Path) -> None:
+    """An NSRL's VERSION row (version, build set, release date) was only in `lists --json`."""
+    db = tmp_path / "s.db"
+    rds = Path(__file__).parent / "formats" / "samples" / "synthetic" / "nsrl_rds3" / "RDS_synthetic_minimal.db"
+    assert runner.invoke(cli, ["import", str(rds), "--db", str(db)]).exit_code == 0
+    [info] = lists_json(runner, db)
+    assert info["metadata"]["version"] == "2099.01.1"
+    header, row = runner.invoke(cli, ["lists", "--db", str(db)]).stdout.splitlines()
+    assert header.split()[-1] == "metadata"
+    assert row.endswith(
+        "schema: minimal; version: 2099.01.1; build_set: synthetic; release_date: 2099-01-01 00:00:00"
+    )
