@@ -533,7 +533,7 @@ def test_a_package_id_that_is_not_text_is_named_and_a_utf8_blob_one_is_text(
     bad = make_rds(tmp_path / "bad.db", [*rows_for(10), (sha256, sha1, md5, "b.dll", 3, b"\x80")])
     store = HashStore(tmp_path / "s.db")
     try:
-        with pytest.raises(FormatError, match="package_id is not text: '\ufffd'"):
+        with pytest.raises(FormatError, match="package_id is not text: x'80'"):
             import_list(store, bad)
         assert store.lists() == [] and store_content(tmp_path / "s.db") == []
         result = import_list(store, bad, skip_invalid=True)

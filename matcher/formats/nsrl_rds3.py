@@ -41,9 +41,21 @@ def _objects(conn: sqlite3.Connection) -> dict[str, str]:
     return {str(name).upper(): str(kind) for name, kind in rows}
 
 
-def _excerpt(value: object) -> str:
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
-    return repr(text if len(text) <= 60 else text[:57] + "...")
+def _excerpt(value: object, limit: int = 140) -> str:
+    """A FILE value for a message: whole up to `limit` characters (a digest always is).
+
+    NULL as NULL; bytes that are not ASCII as an SQL BLOB literal (x'...'),
+    which a SELECT can use as it is, never as replacement characters.
+    """
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes) and not value.isascii():
+        text = f"x'{value.hex()}'"
+        return text if len(text) <= limit else f"{text[: limit - 4]}...' ({len(value)} bytes)"
+    text = value.decode("ascii") if isinstance(value, bytes) else str(value)
+    return (
+        repr(text) if len(text) <= limit else f"{text[: limit - 3]!r}... ({len(text)} characters)"
+    )
 
 
 class NsrlRds3Reader:
@@ -338,8 +350,8 @@ def _checked_rows(
     """Convert a batch row by row, reporting each malformed row.
 
     Note that FILE has no line numbers: a bad entry is named by its number in
-    the walk's order (sha256, sha1, md5: the same on every read), its file
-    name and its package_id, which locate it with one SELECT.
+    the walk's order (sha256, sha1, md5: the same on every read), its sha256
+    as stored, file name and package_id, which locate it with one SELECT.
     """
     rows: list[_ROW] = []
     for number, (md5, sha1, sha256, size, name, ident, _label) in enumerate(fetched, done + 1):
@@ -349,10 +361,17 @@ def _checked_rows(
                 for value, alg in zip((md5, sha1, sha256), ALGORITHMS, strict=True)
             ]
             if size is not None and (not isinstance(size, int) or size < 0):
-                raise ValueError(f"file_size is not a byte count: {_excerpt(size)}")
+                stored = "text" if isinstance(size, str) else type(size).__name__
+                raise ValueError(
+                    f"file_size is not a byte count: {_excerpt(size)} (stored as {stored}; "
+                    "an NSRL file_size is an INTEGER)"
+                )
             package = _ident(ident)
         except ValueError as exc:
-            where = f"FILE entry number {number} ({_excerpt(name)}, package_id {_excerpt(ident)})"
+            where = (
+                f"FILE entry number {number} (sha256 {_excerpt(sha256)}, file_name "
+                f"{_excerpt(name, 60)}, package_id {_excerpt(ident, 60)})"
+            )
             error = FormatError(f"{where}: {exc}", source)
             if on_invalid is None:
                 raise error from exc

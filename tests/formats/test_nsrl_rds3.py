@@ -255,7 +255,7 @@ def test_malformed_rows_raise_or_go_to_on_invalid(tmp_path: Path) -> None:
     assert any("md5 is not 32 hex digits: '7D79'" in r for r in reasons)
     assert any("sha1 is not 40 hex digits" in r for r in reasons)
     assert any("file_size is not a byte count: 'big'" in r for r in reasons)
-    assert all(len(r) < 200 for r in reasons)
+    assert all(len(r) < 420 for r in reasons)  # bounded, a digest given whole
 
 
 def test_a_bad_entry_is_named_by_its_number_in_walk_order_its_name_and_package(
@@ -268,8 +268,9 @@ def test_a_bad_entry_is_named_by_its_number_in_walk_order_its_name_and_package(
     path = make_minimal(tmp_path / "bad.db", reversed(rows))
     with pytest.raises(FormatError) as caught:
         list(READER.read(path))
-    assert caught.value.reason.startswith(
-        "FILE entry number 4 ('bad.dll', package_id '9'): md5 is not 32 hex digits: 'ZZZ"
+    assert caught.value.reason == (
+        f"FILE entry number 4 (sha256 '{4:064X}', file_name 'bad.dll', package_id '9'): "
+        f"md5 is not 32 hex digits: '{'Z' * 32}'"
     )
 
 
@@ -461,3 +462,26 @@ def test_a_schema_damaged_into_bytes_that_are_not_utf8_is_refused_not_a_tracebac
     with pytest.raises(FormatError, match="cannot read the NSRL database"):
         READER.metadata(path)
     assert READER.sniff(path.read_bytes()[:SNIFF_BYTES], path) is False
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (None, "sha1 is not 40 hex digits: NULL"),  # was 'None', the text
+        ("\uff19" * 40, "sha1 is not 40 hex digits: x'efbc99"),  # was replacement characters
+        ("A" * 39 + "G", f"sha1 is not 40 hex digits: '{'A' * 39}G'"),  # whole: where the fault is
+    ],
+)
+def test_a_bad_digest_is_shown_as_sql_would_find_it(tmp_path: Path, value: object, shown: str) -> None:
+    """A faulty FILE entry is named by its sha256 as stored, its name and package, and the value whole."""
+    sha256 = "AB" * 32
+    conn = sqlite3.connect(tmp_path / "bad.db")
+    conn.executescript(MINIMAL_DDL)
+    conn.execute("INSERT INTO FILE VALUES (?, ?, ?, '00000000', 'x.dll', 5, 3)", (sha256, value, "C" * 32))
+    conn.commit()
+    conn.close()
+    with pytest.raises(FormatError) as caught:
+        list(READER.read(tmp_path / "bad.db"))
+    assert caught.value.reason.startswith(
+        f"FILE entry number 1 (sha256 '{sha256}', file_name 'x.dll', package_id '3'): {shown}"
+    ), caught.value.reason
