@@ -10,6 +10,7 @@ skipped or in error: a re-match never turns them into known or unknown.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -167,11 +168,13 @@ def run_rematch(
     )
     algorithms = [str(a) for a in first_run.get("algorithms", [])]
     store = HashStore(options.db, readonly=True)
+    held = contextlib.ExitStack()
     try:
         lists = store.lists()
         if not lists:
             raise UsageError(f"The hash store {options.db} holds no list.")
         digest_filter, notes = build_filter(store, lists, algorithms, on_stage)
+        held.enter_context(store.pinned(lists))  # the lists of the run record, to its end
         signer = signing.load_signer(options.sign_key) if options.sign_key else None
         log = auditlog.create(options.log, signer=signer)
         inventory = Inventory(inventory_path)
@@ -257,6 +260,7 @@ def run_rematch(
             finally:
                 restore()
     finally:
+        held.close()
         store.close()
     return ScanSummary(
         status,

@@ -15,6 +15,7 @@ import gc
 import json
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -68,6 +69,7 @@ from matcher.models import storable_text
 from matcher.path_set import PathSet
 from matcher.selftest import SelftestResult
 from matcher.selftest import run_selftest
+from matcher.sqlitefiles import temporary_folders
 from matcher.store import HashStore
 from matcher.store import remove_store_files
 from matcher.timestamps import utc_ns
@@ -190,6 +192,14 @@ def _under(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+_SPECIAL_ROOTS = {
+    stat.S_IFBLK: "a block device",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def refuse_outputs_inside(
@@ -531,13 +541,32 @@ def run_scan(
                 "never follows a link, so nothing under it would be read: give the folder or "
                 "file it names instead."
             )
+        mode = os.lstat(item).st_mode
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            # Note: as a link is, a FIFO, socket or device root is one skipped
+            # entry: a complete scan of nothing, exit 0 (a write-blocked disk
+            # given as /dev/sdX looked scanned and clean).
+            what = _SPECIAL_ROOTS.get(stat.S_IFMT(mode), "neither a folder nor a file")
+            raise UsageError(
+                f"Evidence {item} is {what}: matcher reads folders, files and disk image "
+                "files, never a device or a pipe. Image a disk first (a raw or E01 image) "
+                "and give the image file."
+            )
     roots, root_notes = distinct_roots(options.evidence)
     options = dataclasses.replace(options, evidence=roots)
     inventory_path = options.inventory or default_inventory_path(options.log)
+    # Note: the temporary folders too: the self-test writes in Python's, and
+    # SQLite may spill there (TMPDIR inside the evidence, or /tmp scanned live).
+    scratch = temporary_folders()
     refuse_outputs_inside(
         options.evidence,
-        [options.log, inventory_path, options.db],
-        [("log", "--log"), ("inventory", "--inventory"), ("hash store", "--db")],
+        [options.log, inventory_path, options.db, *(folder for folder, _, _ in scratch)],
+        [
+            ("log", "--log"),
+            ("inventory", "--inventory"),
+            ("hash store", "--db"),
+            *((what, variable) for _, what, variable in scratch),
+        ],  # fmt: skip
     )
     if not options.lists and not os.path.exists(options.db):
         # Note: refused before the store is opened, which would create an empty one.
@@ -640,22 +669,23 @@ def run_scan(
             for info in lists
             if info.zero_length
         )
-        scanning = True
-        return _scan(
-            options,
-            engine,
-            jobs,
-            store,
-            lists,
-            given_lists,
-            digest_filter,
-            inventory_path,
-            notes,
-            progress,
-            selftest,
-            images,
-            image_checks,
-        )
+        with store.pinned(lists):
+            scanning = True
+            return _scan(
+                options,
+                engine,
+                jobs,
+                store,
+                lists,
+                given_lists,
+                digest_filter,
+                inventory_path,
+                notes,
+                progress,
+                selftest,
+                images,
+                image_checks,
+            )
     except BaseException:
         if new_store and not scanning:
             # Note: a refused --list (or any failure before the scan) leaves no

@@ -20,6 +20,7 @@ import os
 import signal
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -109,11 +110,15 @@ class Database:
         conn.execute("BEGIN")
         try:
             yield self
+            # Note: inside the try: a COMMIT that fails (SQLITE_BUSY while another
+            # process holds the file, a full disk) leaves the transaction open,
+            # and a later statement's commit would apply what was reported
+            # as not done; it is rolled back here.
+            conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close the connection."""
@@ -138,6 +143,29 @@ def scratch_folder() -> Path | None:
         if os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
             return Path(os.path.abspath(candidate))
     return None
+
+
+def temporary_folders() -> list[tuple[Path, str, str]]:
+    """Where Python and SQLite would put temporary files: (folder, what, variable) each.
+
+    Found the way each looks, without writing there (Python's tempfile tries
+    a candidate by writing a file in it: so does a scan's self-test, which
+    must not do so under an evidence root).
+    """
+    found: list[tuple[Path, str, str]] = []
+    python = tempfile.tempdir
+    if python is None:
+        for candidate in (os.environ.get("TMPDIR"), os.environ.get("TEMP"),
+                          os.environ.get("TMP"), "/tmp", "/var/tmp", "/usr/tmp"):  # fmt: skip
+            if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+                python = candidate
+                break
+    if python is not None:
+        found.append((Path(os.path.abspath(python)), "temporary folder", "TMPDIR"))
+    sqlite = scratch_folder()
+    if sqlite is not None:
+        found.append((sqlite, "temporary folder of SQLite", "SQLITE_TMPDIR"))
+    return found
 
 
 class ChildFill:

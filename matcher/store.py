@@ -39,6 +39,7 @@ from matcher.digests import DIGEST_SIZES
 from matcher.digests import empty_digest
 from matcher.errors import FormatError
 from matcher.errors import StoreError
+from matcher.errors import UsageError
 from matcher.models import ENTRY_FIELDS
 from matcher.models import ROLES
 from matcher.models import ListHit
@@ -191,6 +192,15 @@ def _halves_to_walk(source: SqlListSource) -> tuple[str, str] | None:
     return source.halves if size >= PARALLEL_STAGING_MIN_BYTES else None
 
 
+# How long a write waits for another process's hold on the store (a running
+# scan holds it, see HashStore.pinned) before it is refused as busy.
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _identity(info: ListInfo) -> tuple[object, ...]:
+    return (info.id, info.name, info.role, info.source_sha256, info.entries)
+
+
 def _busy_or_full(exc: sqlite3.Error) -> str:
     """What to do about SQLite's two messages a user can act on, as a tail for a message."""
     text = str(exc)
@@ -272,7 +282,7 @@ class HashStore:
         # A large page cache keeps bulk inserts into the digest B-tree off the disk.
         self.db.execute(f"PRAGMA cache_size = {-STORE_CACHE_KIB}")
         if not readonly:
-            self.db.execute("PRAGMA busy_timeout=10000")
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     @contextlib.contextmanager
     def _on_newer_sqlite(self) -> Iterator[bool]:
@@ -537,6 +547,36 @@ class HashStore:
             metadata=json.loads(str(row["metadata"] or "{}")),
             zero_length=zero_length,
         )
+
+    @contextlib.contextmanager
+    def pinned(self, lists: Sequence[ListInfo]) -> Iterator[None]:
+        """Hold the store as it is, with `lists`, until the block ends (a scan's whole run).
+
+        A read transaction: SQLite lets no other process commit a change to
+        the store while it is open (a `remove` or an import waits, then is
+        refused as the store being in use), so every lookup of one run sees
+        the lists its run record names. Before, a list removed or replaced
+        during a scan turned its later matches into unknown files, with
+        nothing said. `lists` is what the caller chose from and built its
+        filter of before the transaction began: a store changed in between
+        is refused here (UsageError), as nothing was scanned yet.
+
+        Raises:
+            UsageError: the store's lists are no longer `lists`.
+        """
+        conn = self.db.conn
+        conn.execute("BEGIN")
+        try:
+            now = self.lists()  # the first read takes SQLite's shared lock
+            if [_identity(i) for i in now] != [_identity(i) for i in lists]:
+                raise UsageError(
+                    f"The hash store {self.path} changed while the scan started (a list "
+                    "imported, removed or replaced meanwhile): nothing was scanned; run it again."
+                )
+            yield
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")  # it wrote nothing
 
     def lists(self) -> list[ListInfo]:
         """Every imported list, in import order, with per-algorithm digest counts."""

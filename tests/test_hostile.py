@@ -130,11 +130,27 @@ def test_device_nodes_are_skipped(runner: CliRunner, tmp_path: Path, ev: Path) -
     assert {rows[os.fsencode(ev / n)]["kind"] for n in ("null", "loop")} == {"device"}
 
 
-def test_dev_null_as_an_evidence_root(runner: CliRunner, tmp_path: Path, ev: Path) -> None:
-    result, log = scan(runner, tmp_path, "/dev/null", ev)
-    assert result.exit_code == ExitCode.NOTABLE, result.output
-    counts = assert_counts_add_up(log)
-    assert counts["skipped_by_reason"] == {"device": 1} and counts["entries"] == 2
+def test_a_device_fifo_or_socket_as_an_evidence_root_is_refused(
+    runner: CliRunner, tmp_path: Path, ev: Path
+) -> None:
+    """Before, such a root was one skipped entry: `complete`, exit 0, nothing read.
+
+    An examiner who gives a write-blocked disk as /dev/sdX must not get a
+    clean, complete scan of nothing (as a symlinked root is refused).
+    """
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    try:
+        for root, what in (("/dev/null", "a character device"), (fifo, "a FIFO (named pipe)"),
+                           (tmp_path / "sock", "a socket")):  # fmt: skip
+            result, log = scan(runner, tmp_path, root, ev)
+            assert result.exit_code == ExitCode.FATAL, result.output
+            assert f"Evidence {root} is {what}" in result.output and "Image a disk first" in result.output
+            assert not log.exists()
+    finally:
+        sock.close()
 
 
 def test_socket_is_skipped(runner: CliRunner, tmp_path: Path, ev: Path) -> None:

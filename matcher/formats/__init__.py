@@ -21,6 +21,7 @@ set description) gets a refusal instead: a class with NAME, DESCRIPTION and
 
 from matcher.formats import bsd_tag  # noqa: F401
 from matcher.formats import clamav  # noqa: F401
+from matcher.formats import compressed  # noqa: F401
 from matcher.formats import csv_list  # noqa: F401
 from matcher.formats import encase  # noqa: F401
 from matcher.formats import gnu_sum  # noqa: F401

@@ -172,3 +172,39 @@ def test_an_empty_or_blank_file_is_called_so_not_an_unknown_format(tmp_path: Pat
     with pytest.raises(FormatError, match=says) as refused:
         registry.detect(path)
     assert "not recognised" not in str(refused.value) and "list.txt" in str(refused.value)
+
+
+def test_a_packed_list_is_refused_saying_what_it_holds(tmp_path: Path) -> None:
+    """Before: "not a hash list in any format matcher reads", for NIST's own zipped RDS v3."""
+    import gzip
+    import zipfile
+
+    from matcher.errors import FormatError
+    from matcher.formats import registry
+
+    rds = tmp_path / "rds3.zip"
+    with zipfile.ZipFile(rds, "w") as archive:
+        archive.writestr("RDS_2026.09.1_modern_minimal/RDS_2026.09.1_modern_minimal.db", b"SQLite format 3\x00")
+    with pytest.raises(FormatError, match=r"a zip archive holding 'RDS_2026.09.1_modern_minimal/RDS_2026.09.1_"
+                       r"modern_minimal.db': matcher reads a zip only as an NSRL RDS 2.x distribution"):  # fmt: skip
+        registry.detect(rds)
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as archive:
+        for i in range(7):
+            archive.writestr(f"l{i}.json", b"{}")
+    with pytest.raises(FormatError, match=r"holding 'l0.json', .*'l4.json' and 2 more"):
+        registry.detect(many)
+    packed = tmp_path / "list.md5.gz"
+    packed.write_bytes(gzip.compress(b"d41d8cd98f00b204e9800998ecf8427e  empty\n"))
+    with pytest.raises(FormatError, match=r"a gzip-compressed file: .*\(`gunzip`\)"):
+        registry.detect(packed)
+    # An NSRL RDS 2.x zip is still read.
+    rds2 = tmp_path / "rds2.zip"
+    with zipfile.ZipFile(rds2, "w") as archive:
+        archive.writestr(
+            "NSRLFile.txt",
+            '"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"\r\n'
+            '"DA39A3EE5E6B4B0D3255BFEF95601890AFD80709","D41D8CD98F00B204E9800998ECF8427E",'
+            '"00000000","e",0,1,"358",""\r\n',
+        )
+    assert registry.detect(rds2).NAME == "nsrl-rds2"

@@ -1,0 +1,66 @@
+"""Refusals for a hash list that arrives packed: a zip that is not an NSRL RDS 2.x
+distribution, and gzip, bzip2, xz, zstd or 7z files.
+
+NIST ships the RDS v3 database zipped, and suppliers zip or gzip their lists.
+matcher reads one packed form only, the NSRL RDS 2.x zip holding NSRLFile.txt
+(nsrl_rds2); any other came out as "not a hash list in any format", with no
+word of what the file was. Unpacking is the examiner's step, with the tool of
+their choice, so that the file imported (and its SHA-256 in the log) is the
+list itself.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from matcher.formats import registry
+
+ZIP_MAGIC = b"PK\x03\x04"
+_MAGICS = (
+    (b"\x1f\x8b", "gzip", "gunzip"),
+    (b"BZh", "bzip2", "bunzip2"),
+    (b"\xfd7zXZ\x00", "xz", "unxz"),
+    (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"),
+    (b"7z\xbc\xaf\x27\x1c", "7z", "7z x"),
+)
+_SHOWN = 5  # member names a message gives
+
+
+class PackedListRefusal:
+    """A packed file no reader took: say what it holds, and to unpack it first."""
+
+    NAME = "packed"
+    DESCRIPTION = "a zip (other than an NSRL RDS 2.x one), gzip, bzip2, xz, zstd or 7z file"
+
+    def refuse(self, head: bytes, path: Path | None = None) -> str | None:
+        if head.startswith(ZIP_MAGIC):
+            return _zip_reason(path)
+        for magic, kind, tool in _MAGICS:
+            if head.startswith(magic):
+                return (
+                    f"a {kind}-compressed file: matcher reads hash lists unpacked; unpack it "
+                    f"(`{tool}`) and import the list it holds"
+                )
+        return None
+
+
+def _zip_reason(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [i.filename for i in archive.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return None  # nsrl_rds2's damaged-zip refusal names the fault
+    shown = ", ".join(repr(n[:100]) for n in names[:_SHOWN])
+    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+    holding = f"holding {shown}{more}" if names else "holding no file"
+    return (
+        f"a zip archive {holding}: matcher reads a zip only as an NSRL RDS 2.x "
+        "distribution (its NSRLFile.txt); unpack the hash list (an RDS v3 .db, a VICS "
+        ".json, ...) and import that file"
+    )
+
+
+registry.register_refusal(PackedListRefusal())
