@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 from matcher.formats import registry
+from matcher.formats.nsrl_rds2 import MEMBER
 
 ZIP_MAGIC = b"PK\x03\x04"
 _MAGICS = (
@@ -53,6 +54,8 @@ def _zip_reason(path: Path | None) -> str | None:
             names = [i.filename for i in archive.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):
         return None  # nsrl_rds2's damaged-zip refusal names the fault
+    if any(n.replace("\\", "/").rsplit("/", 1)[-1].lower() == MEMBER for n in names):
+        return None  # nsrl_rds2's to read, or to refuse with the reason
     shown = ", ".join(repr(n[:100]) for n in names[:_SHOWN])
     more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
     holding = f"holding {shown}{more}" if names else "holding no file"

@@ -395,11 +395,11 @@ def test_a_damaged_zip_is_named_as_such_by_detection(tmp_path: Path) -> None:
         with pytest.raises(FormatError, match="a zip archive that cannot be read") as caught:
             registry.detect(path)
         assert caught.value.source == str(path)
-    # An intact zip without an NSRLFile.txt is no hash list, and not damaged either.
+    # An intact zip without an NSRLFile.txt is no NSRL list, and not damaged either.
     other = tmp_path / "other" / "other.zip"
     other.parent.mkdir()
     other.write_bytes(zipped(tmp_path, {"notes.txt": b"text\n"}).read_bytes())
-    with pytest.raises(FormatError, match="not a hash list in any format"):
+    with pytest.raises(FormatError, match="a zip archive holding 'notes.txt': matcher reads a zip only"):
         registry.detect(other)
 
 
