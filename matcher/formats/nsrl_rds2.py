@@ -28,6 +28,7 @@ MAX_LINE = 64 * 1024
 # Note that these three columns are what tells an NSRLFile header from any other
 # CSV header (the generic CSV reader is told not to claim it).
 SIGNATURE = ("sha-1", "filename", "productcode")
+_SIGNATURE_NAMES = ("SHA-1", "FileName", "ProductCode")  # as NIST spells them
 _DIGEST_COLUMNS = {"sha-1": "sha1", "md5": "md5", "sha-256": "sha256", "sha256": "sha256"}
 # A `","` that is not part of doubled quotes: the end of one quoted field and
 # the start of the next, inside what would otherwise be taken as the FileName.
@@ -234,7 +235,9 @@ def _parse_text(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterato
     layout = None if header is None else _layout(header)
     if layout is None:
         shown = _excerpt(header or b"")
-        raise FormatError(f"expected an NSRLFile header naming SHA-1, got {shown}", source, 1)
+        named = _header_fields(header or b"")
+        lacking = ", ".join(c for c in _SIGNATURE_NAMES if c.lower() not in named)
+        raise FormatError(f"not an NSRLFile header (it lacks {lacking}): {shown}", source, 1)
     for number, line in lines:
         if line is None:
             error = FormatError(f"line longer than {MAX_LINE} bytes", source, number)

@@ -440,3 +440,11 @@ def test_an_encrypted_zip_is_named_as_unreadable_not_damaged(tmp_path: Path) -> 
     with pytest.raises(FormatError, match="a zip archive that matcher cannot read") as caught:
         registry.detect(path)
     assert "(encrypted)" in caught.value.reason and "damaged" not in caught.value.reason
+
+
+def test_a_header_without_an_nsrl_column_names_the_one_it_lacks(tmp_path: Path) -> None:
+    """Before: "expected an NSRLFile header naming SHA-1", of a header that names SHA-1."""
+    path = tmp_path / "g.csv"
+    path.write_bytes(b'"SHA-1","MD5","FileName","FileSize","SpecialCode"\r\n')
+    with pytest.raises(FormatError, match=r"not an NSRLFile header \(it lacks ProductCode\)"):
+        list(READER.read(path))
