@@ -1103,13 +1103,24 @@ class HashStore:
         return data
 
     def save_filter(self, algorithm: str, fingerprint: str, data: bytes) -> None:
-        """Keep a built filter for the next run (replaced whenever a list changes)."""
-        with self.db.atomic():
-            self.db.conn.execute(
-                "INSERT OR REPLACE INTO filter_cache (algo, fingerprint, sha256, data) "
-                "VALUES (?, ?, ?, ?)",
-                [algorithm, fingerprint, hashlib.sha256(data).hexdigest(), data],
-            )
+        """Keep a built filter for the next run (replaced whenever a list changes).
+
+        Note: a cache, so it never waits for the store: while another scan
+        holds it (see pinned), the write is refused at once (sqlite3's error,
+        which callers pass over), not after BUSY_TIMEOUT_MS.
+        """
+        conn = self.db.conn
+        waits = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            with self.db.atomic():
+                conn.execute(
+                    "INSERT OR REPLACE INTO filter_cache (algo, fingerprint, sha256, data) "
+                    "VALUES (?, ?, ?, ?)",
+                    [algorithm, fingerprint, hashlib.sha256(data).hexdigest(), data],
+                )
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
 
     def sample_digests(self, algorithm: str, count: int) -> list[bytes]:
         """Up to `count` stored digests spread over the key range, to check a filter."""

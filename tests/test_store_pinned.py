@@ -138,3 +138,24 @@ def test_a_temporary_folder_inside_the_evidence_is_refused_before_any_write(
     assert f"lies inside evidence {tree}" in done.stderr and variable in done.stderr
     assert {p: p.stat().st_mtime_ns for p in [tree, *tree.rglob("*")]} == before
     assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_a_filter_cache_write_never_waits_for_a_running_scan(tmp_path: Path, tree: Path) -> None:
+    """A second scan on a store another scan holds builds its filter and goes on at once."""
+    import sqlite3
+    import time
+
+    pinning = HashStore(tmp_path / "s.db")
+    second = HashStore(tmp_path / "s.db")
+    try:
+        with pinning.pinned(pinning.lists()):
+            started = time.monotonic()
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                second.save_filter("sha256", "fp", b"data")
+            assert time.monotonic() - started < 2  # not BUSY_TIMEOUT_MS (10 s)
+            assert not second.db.conn.in_transaction
+        assert second.db.execute("PRAGMA busy_timeout").fetchone()[0] == store_mod.BUSY_TIMEOUT_MS
+        second.save_filter("sha256", "fp", b"data")  # once the scan is over
+    finally:
+        pinning.close()
+        second.close()
