@@ -601,8 +601,12 @@ def run_scan(
         options.algorithms, open_readonly, jobs, options.engine, chunk_reader=read_chunks
     )
     new_store = not os.path.lexists(options.db)  # created here by a --list import
+    # Note: a scan without --list only reads the store (its filter cache is
+    # best-effort): a shared store on read-only media, or one this user may
+    # not write, is opened read-only rather than refused.
+    readonly = not options.lists and not new_store and not os.access(options.db, os.W_OK)
     try:
-        store = HashStore(options.db)
+        store = HashStore(options.db, readonly=readonly)
     except BaseException:
         engine.close()
         raise

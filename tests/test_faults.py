@@ -360,3 +360,26 @@ def test_internal_error_in_another_command_exits_2(
     result = runner.invoke(cli, ["verify", str(log)], catch_exceptions=False)
     assert result.exit_code == ExitCode.FATAL, result.output
     assert "internal error (KeyError: 'planted')" in result.output
+
+
+def test_a_scan_without_list_reads_a_store_it_may_not_write(tmp_path: Path, ev: Path) -> None:
+    """A shared store on read-only media (or 0444): before, "Cannot open hash store", exit 2."""
+    db = _seed_store(tmp_path)
+    imported = subprocess.run([*MATCHER, "import", str(tmp_path / "notable.sha256"), "--db", str(db)],
+                              capture_output=True)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    before = _fingerprint(db)
+    db.chmod(0o444)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        prefix, _how = unprivileged_prefix([ev, tmp_path / "notable.sha256"], db.parent)
+    log = tmp_path / "out" / "run.jsonl"
+    log.parent.mkdir(mode=0o777)
+    log.parent.chmod(0o777)
+    args = [a for a in scan_args(tmp_path, ev, log, db)]
+    at = args.index("--list")
+    del args[at : at + 2]
+    proc = subprocess.run([*prefix, *MATCHER, *args], capture_output=True, timeout=120)
+    assert proc.returncode == ExitCode.NOTABLE, proc.stderr
+    assert sum(r["type"] == "match" for r in read_log(log)) == 10
+    assert _fingerprint(db) == before
