@@ -35,6 +35,8 @@ from matcher.errors import ExitCode
 from matcher.errors import FormatError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
+from matcher.evidence.archive import HEAD as ARCHIVE_HEAD
+from matcher.evidence.archive import archive_format
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.image import OpenedImage
@@ -626,6 +628,7 @@ def run_scan(
             if os.fsencode(os.path.abspath(item)) not in images
             and os.path.isfile(item)
             and not os.path.islink(item)
+            and not (options.archives and _is_archive(item))  # walked as one
         )
         if options.lists:
             # Note: imported here, so a scan without --list does not load every list reader.
@@ -702,6 +705,20 @@ def run_scan(
         store.close()
         for image in images.values():
             image.close()
+
+
+def _is_archive(path: Path) -> bool:
+    """True when the file's first bytes are an archive's (which --archives walks)."""
+    try:
+        fd = open_readonly(os.fsencode(path))
+    except OSError:
+        return False
+    try:
+        return archive_format(os.read(fd, ARCHIVE_HEAD)) is not None
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _check_images(

@@ -9,6 +9,7 @@ import io
 import lzma
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -788,3 +789,69 @@ def test_a_compressed_tar_cut_short_gives_the_members_before_the_cut_and_an_erro
     assert any(str(r["path"]).startswith(f"{ev}/cut.tar.gz") for r in errors), errors
     assert result.exit_code & ExitCode.NOTABLE and result.exit_code & ExitCode.INCOMPLETE
     assert_counts_add_up(log)
+
+
+def test_a_small_zip_member_with_a_bad_crc_fails_alone(db: Path, tmp_path: Path) -> None:
+    """Before, a small member (read whole to sniff it) with a bad CRC failed the whole zip:
+    the intact notable member after it was never listed (exit 4, not 5)."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    data = bytearray(zip_bytes({"small.txt": b"small member content\n", "z.bin": NOTABLE},
+                               zipfile.ZIP_STORED))  # fmt: skip
+    at = data.index(b"small member")
+    data[at] ^= 0x20
+    (ev / "bad.zip").write_bytes(bytes(data))
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE | ExitCode.INCOMPLETE, result.output
+    inventory = rows(log)
+    small = inventory[os.fsencode(f"{ev}/bad.zip!small.txt")]
+    assert small["failure"] == "io-error" and "Bad CRC-32" in small["detail"]
+    assert inventory[os.fsencode(f"{ev}/bad.zip!z.bin")]["verdict"] == "notable"
+    assert assert_counts_add_up(log)["errors"] == 1
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+@pytest.mark.parametrize("compression", ["", "gz", "xz"])
+def test_sparse_tar_members_are_read_as_tar_reads_them(
+    db: Path, tmp_path: Path, fmt: int, compression: str
+) -> None:
+    """Before: a sparse member was `changed` (its holes counted in its size, read as a window),
+    and in a compressed tar its declared size tripped the bomb ratio: the members after it
+    were never listed, a notable one among them, exit 0."""
+    tar = shutil.which("tar")
+    assert tar is not None
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "a_sparse.img", "wb") as out:
+        out.seek(5 << 20)
+        out.write(b"island")
+        out.seek(9 << 20)
+        out.write(b"end")
+    (src / "z_notable.bin").write_bytes(NOTABLE)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    name = "s.tar" + (f".{compression}" if compression else "")
+    form = "gnu" if fmt == tarfile.GNU_FORMAT else "pax"
+    subprocess.run([tar, f"--format={form}", "-S", "-C", str(src), "-caf", str(ev / name),
+                    "a_sparse.img", "z_notable.bin"], check=True)  # fmt: skip
+    with tarfile.open(ev / name) as archive:
+        sparse = archive.getmember("a_sparse.img")
+        assert sparse.issparse()
+        expected = hashlib.sha256(archive.extractfile(sparse).read()).digest()  # type: ignore[union-attr]
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    inventory = rows(log)
+    member = inventory[os.fsencode(f"{ev}/{name}!a_sparse.img")]
+    assert member["failure"] is None and bytes(member["sha256"]) == expected
+    assert member["size"] == (9 << 20) + 3
+    assert inventory[os.fsencode(f"{ev}/{name}!z_notable.bin")]["verdict"] == "notable"
+    assert "single file" not in " ".join(str(n) for n in read_log(log)[-1]["notes"])
+
+
+def test_an_archive_root_walked_with_archives_gets_no_disk_image_note(db: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.zip").write_bytes(zip_bytes({"n.bin": NOTABLE}))
+    result, log = scan(db, tmp_path, tmp_path / "a.zip", "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    assert not any("single file" in n for n in read_log(log)[-1]["notes"])
+    result, log = scan(db, tmp_path, tmp_path / "a.zip")  # without --archives, it is one file
+    assert any("single file" in n for n in read_log(log)[-1]["notes"])

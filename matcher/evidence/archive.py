@@ -200,6 +200,10 @@ def _apply(stream: IO[bytes], step: tuple[object, ...], stack: contextlib.ExitSt
         compression, offset, size = step[1], step[2], step[3]
         assert isinstance(compression, str) and isinstance(offset, int) and isinstance(size, int)
         return io.BufferedReader(_Window(_decompressed(stream, compression), offset, size))
+    if kind == "tar-sparse":
+        compression, offset = step[1], step[2]
+        assert isinstance(compression, str) and isinstance(offset, int)
+        return _sparse_member(stack.enter_context(_decompressed(stream, compression)), offset)
     if kind == "stream":
         compression = step[1]
         assert isinstance(compression, str)
@@ -271,6 +275,10 @@ def _container(
         offset, size = last[2], last[3]
         assert isinstance(offset, int) and isinstance(size, int)
         return io.BufferedReader(_Window(holder, offset, size))
+    if last[0] == "tar-sparse":
+        offset = last[2]
+        assert isinstance(offset, int)
+        return _sparse_member(holder, offset)
     holder.seek(0)
     return holder  # type: ignore[no-any-return]
 
@@ -464,8 +472,16 @@ class ArchiveWalker:
                 step = (*steps, ("zip", index))
                 head = b""
                 if info.file_size:
-                    with archive.open(info) as member:
-                        head = member.read(HEAD)
+                    try:
+                        with archive.open(info) as member:
+                            head = member.read(HEAD)
+                    except _ERRORS:
+                        # Note: a small member is read whole here, so its CRC is
+                        # checked here; a bad one failed the whole zip, and the
+                        # intact members after it were never listed. The member
+                        # goes to be hashed as any other, and fails there, on its
+                        # own (as a large member's bad CRC always did).
+                        head = b""
                 yield from self._member(
                     mpath, info.file_size, mtime_ns, base, step, depth, budget, head
                 )
@@ -619,7 +635,11 @@ class ArchiveWalker:
                         path + b"!" + member.name.encode("utf-8", "surrogateescape")
                     )
                     mtime_ns = int(member.mtime) * 1_000_000_000
-                    end = member.offset_data + member.size
+                    # Note: where the member's data ends in the stream: a sparse
+                    # member stores only its chunks (its size counts the holes:
+                    # 10 KB of tar declaring 9 MB was stopped as a bomb, and the
+                    # members after it never listed).
+                    end = member.offset_data + _stored_size(member)
                     if (
                         compression
                         and end > limits.ratio_floor
@@ -683,7 +703,10 @@ class ArchiveWalker:
             extracted = archive.extractfile(member)
             assert extracted is not None
             head = extracted.read(HEAD)
-        step = (*steps, ("tar", compression, member.offset_data, member.size))
+        if member.issparse():
+            step = (*steps, ("tar-sparse", compression, member.offset))
+        else:
+            step = (*steps, ("tar", compression, member.offset_data, member.size))
         # Note: only a nested archive's head is kept (its format is read again).
         kept = head[:_FORMAT_BYTES] if archive_format(head) is not None else b""
         return (mpath, member.size, mtime_ns, step, kept)
@@ -750,6 +773,29 @@ class ArchiveWalker:
         budget.expanded += size
         step = (*steps, ("stream", compression))
         yield from self._member(mpath, size, 0, base, step, depth, budget, head)
+
+
+def _stored_size(member: tarfile.TarInfo) -> int:
+    """The bytes a tar member's data takes in the archive (a sparse one: its chunks)."""
+    chunks: list[tuple[int, int]] | None = getattr(member, "sparse", None)
+    if member.issparse() and chunks is not None:
+        return sum(size for _offset, size in chunks)
+    return member.size
+
+
+def _sparse_member(tar: IO[bytes], offset: int) -> IO[bytes]:
+    """The content of the sparse member whose headers start at `offset` of the tar `tar`.
+
+    Note: its data is its stored chunks, placed by its sparse map (holes
+    read as zeros): tarfile reads it so, from the member's own headers.
+    """
+    tar.seek(offset)
+    archive = tarfile.open(fileobj=tar, mode="r:", encoding="utf-8", errors="surrogateescape")
+    member = archive.next()  # the first: read when the TarFile opened
+    extracted = archive.extractfile(member) if member is not None else None
+    if member is None or extracted is None or not member.issparse():
+        raise tarfile.TarError(f"no sparse member at offset {offset}")
+    return extracted
 
 
 def _read_to_the_end(stream: IO[bytes], limits: ArchiveLimits, packed_size: int) -> None:
