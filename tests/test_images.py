@@ -640,3 +640,26 @@ def test_a_partition_past_the_images_end_says_so(built: dict[str, Any], tmp_path
     notes = read_log(log)[-1]["notes"]
     assert any("partition 1" in n and "past the image's end" in n for n in notes), notes
     assert_counts_add_up(log)
+
+
+@pytest.mark.parametrize("damage", ["primary header zeroed", "cut short"])
+def test_a_gpt_disk_whose_gpt_cannot_be_read_is_an_error_not_a_clean_scan(
+    built: dict[str, Any], tmp_path: Path, damage: str
+) -> None:
+    """TSK falls back to the protective MBR: its one 0xEE entry was skipped as `no-filesystem`,
+    `complete`, exit 0, with none of the disk's files read (a notable one among them)."""
+    data = bytearray((built["dir"] / "gpt.raw").read_bytes())
+    intact, log = run(built, tmp_path, built["dir"] / "gpt.raw")
+    assert intact.exit_code == ExitCode.NOTABLE, intact.output
+    if damage == "primary header zeroed":
+        data[512:1024] = bytes(512)
+    else:
+        data = data[: 12 * 1024 * 1024]
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "gpt-damaged.raw").write_bytes(bytes(data))
+    result, log = run(built, tmp_path, ev / "gpt-damaged.raw")
+    assert result.exit_code & ExitCode.INCOMPLETE and not result.exit_code & ExitCode.NOTABLE, result.output
+    errors = [r for r in read_log(log) if r["type"] == "error"]
+    assert any(r["reason"] == "walk-error" and "GPT cannot be read" in r["detail"] for r in errors), errors
+    assert_counts_add_up(log)

@@ -247,6 +247,9 @@ class OpenedImage:
         self.volumes: list[Volume] = []
         # (index, offset, description, why) of each partition not walked.
         self.unrecognised: list[tuple[int, int, str, str]] = []
+        # (index, offset, description, why) of each partition that should hold
+        # partitions or files and cannot be read: an error, never a skip.
+        self.unreadable: list[tuple[int, int, str, str]] = []
         # What the scan notes about the image (a partition cut short by its end).
         self.warnings: list[str] = []
         names = _fs_type_names(pytsk3)
@@ -279,6 +282,22 @@ class OpenedImage:
                         f"image's end ({size} bytes): the image is cut short (or its table is "
                         "wrong); files in the missing part are read errors"
                     )
+                if self.volume_system == "dos" and _protective(desc):
+                    # Note: a GPT disk's protective MBR entry: TSK read the MBR
+                    # because the GPT itself failed (its header damaged, or the
+                    # image cut short). Skipped as "no filesystem", the scan was
+                    # complete, exit 0, with none of the disk's partitions read.
+                    self.unreadable.append(
+                        (
+                            index,
+                            offset,
+                            desc,
+                            "the disk's GPT cannot be read (its header is "
+                            "damaged, or the image is cut short): TSK fell back to the protective "
+                            "MBR, so none of the GPT's partitions is walked",
+                        )  # fmt: skip
+                    )
+                    continue
                 try:
                     fs = pytsk3.FS_Info(self.img, offset=offset)
                 except OSError:
@@ -313,6 +332,11 @@ class OpenedImage:
     def close(self) -> None:
         self.volumes = []
         self.media.close()
+
+
+def _protective(desc: str) -> bool:
+    """True for TSK's name of a GPT protective MBR entry (type 0xEE)."""
+    return "(0xee)" in desc.lower()
 
 
 def _vs_name(pytsk3: Any, value: int) -> str:
@@ -377,6 +401,15 @@ class ImageWalker:
                 size=None,
                 mtime_ns=None,
                 skip=Skip.NO_FILESYSTEM,
+                detail=f"partition {desc!r}: {why}",
+                kind="partition",
+            )
+        for index, offset, desc, why in image.unreadable:
+            yield EntryOutcome(
+                path=image.path + f"!p{index}@{offset}:unknown".encode(),
+                size=None,
+                mtime_ns=None,
+                failure=Failure.WALK,
                 detail=f"partition {desc!r}: {why}",
                 kind="partition",
             )
