@@ -351,7 +351,14 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         started=runs[0].time if runs else None,
         ended=_text(end, "time") or None if end is not None else None,
         unreadable_lines=tuple(records.unreadable),
+        notes=_notes(end),
     )
+
+
+def _notes(end: Mapping[str, object] | None) -> tuple[str, ...]:
+    """The end record's notes (what the scan had to say: image checks, crossings...)."""
+    found = end.get("notes") if end is not None else None
+    return tuple(str(n) for n in found) if isinstance(found, list) else ()
 
 
 def refuse_output(data: ReportData, output: Path | None) -> None:

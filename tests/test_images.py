@@ -403,6 +403,14 @@ def test_flipped_byte_is_caught_only_by_verify_image(built: dict[str, Any], tmp_
     verify = records[0]["images"][0]["verify"]
     assert verify["match"] is False and verify["stored"]["md5"] != verify["computed"]["md5"]
     assert records[-1]["counts"]["image_mismatches"] == 1
+    # Every report says so: the CSV and CASE reports had no word of it, the others a bare count.
+    for fmt in ("csv", "json", "dfxml", "html", "case"):
+        out = tmp_path / f"flip.{fmt}"
+        done = CliRunner().invoke(cli, ["report", str(log), "--format", fmt, "-o", str(out)])
+        assert done.exit_code == 0, done.output
+        text = out.read_text()
+        assert "did not match the hash stored in them" in text, fmt
+        assert "does not match the hash stored in the E01" in text, fmt  # the end record's note
     good, log = run(built, tmp_path, built["dir"] / "ext4.E01", extra=("--verify-image",))
     assert good.exit_code == ExitCode.NOTABLE, good.output
     assert read_log(log)[0]["images"][0]["verify"]["match"] is True

@@ -150,7 +150,8 @@ def _summary(data: ReportData) -> str:
     """The outcome of the scan: its status, its counts and what a reader must know."""
     n = {name: data.count(name) for name in _SUMMARY_COUNTS}
     counts = ", ".join(f"{name} {value}" for name, value in n.items() if value is not None)
-    return "; ".join([f"scan status {data.status}", counts, *data.caveats()])
+    notes = [f"the scan noted: {n}" for n in data.notes]
+    return "; ".join([f"scan status {data.status}", counts, *data.caveats(), *notes])
 
 
 _SUMMARY_COUNTS = ("entries", "files", "notable", "known", "unknown", "skipped", "errors")

@@ -59,6 +59,11 @@ COLUMNS: tuple[str, ...] = (
 SEPARATOR = "; "
 
 
+def _one_line(text: str) -> str:
+    """A note on one comment line: its line breaks (from a path in it) escaped."""
+    return text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
@@ -119,6 +124,8 @@ class CsvReportWriter:
             stream.write(f"# {warning}\r\n")
         for note in data.caveats():
             stream.write(f"# NOTE: {note}\r\n")
+        for note in data.notes:
+            stream.write(f"# NOTE (end record): {_one_line(note)}\r\n")
         if data.count("errors"):
             stream.write(
                 "# NOTE: the rows below are matches only: the entries that could not be read "

@@ -185,7 +185,14 @@ class DfxmlReportWriter:
             stream.write("    </matcher:run>\n")
         counts = {k: v for k, v in data.counts.items() if isinstance(v, int)}
         summary = {"status": data.status, "counts_source": data.counts_source, **counts}
-        stream.write(f"    <matcher:summary{_attrs(summary)}/>\n  </metadata>\n")
+        said = [("caveat", n) for n in data.caveats()] + [("note", n) for n in data.notes]
+        if said:
+            stream.write(f"    <matcher:summary{_attrs(summary)}>\n")
+            for kind, text in said:
+                stream.write(f"      <matcher:{kind}>{esc(text)}</matcher:{kind}>\n")
+            stream.write("    </matcher:summary>\n  </metadata>\n")
+        else:
+            stream.write(f"    <matcher:summary{_attrs(summary)}/>\n  </metadata>\n")
         first = data.run
         _creator(stream, data.generator_version, first.argv if first else (), data.started)
         roots = [root for r in data.runs for root in r.evidence]

@@ -213,6 +213,11 @@ def _parts(data: ReportData) -> list[str | object]:
             out.append(f'<p><span class="bad">Signatures not checked</span>: {e(note)}</p>')
     else:
         out.append(f'<p><span class="bad">FAILED</span>: {e(v.message)}</p>')
+    if data.caveats() or data.notes:
+        out.append("<h2>Notes</h2><ul>")
+        out.extend(f'<li class="bad">{e(n)}</li>' for n in data.caveats())
+        out.extend(f"<li>{e(n)}</li>" for n in data.notes)
+        out.append("</ul>")
     out.append("<h2>Counts</h2>")
     out.append(_bar(data))
     out.append(

@@ -54,6 +54,8 @@ def document(data: ReportData, lists: bool = True) -> dict[str, object]:
             "counts_source": data.counts_source,
             "match_records": len(data.matches),
             "error_records": len(data.errors),
+            "notes": list(data.notes),
+            "caveats": data.caveats(),
         },
     }
 

@@ -206,6 +206,7 @@ class ReportData:
     started: str | None = None
     ended: str | None = None
     unreadable_lines: tuple[int, ...] = ()
+    notes: tuple[str, ...] = ()  # the last end record's notes, as the scan wrote them
 
     @property
     def run(self) -> RunInfo | None:
@@ -234,6 +235,12 @@ class ReportData:
             notes.append(
                 f"{errors} entr{'y' if errors == 1 else 'ies'} could not be read (errors): "
                 "neither matched nor known nor unknown"
+            )
+        mismatched = self.count("image_mismatches")
+        if mismatched:
+            notes.append(
+                f"{mismatched} E01 image(s) did not match the hash stored in them "
+                "(--verify-image): digests read from them may be wrong (see the notes)"
             )
         skipped = self.counts.get("skipped_by_reason")
         not_read = skipped.get("not-candidate") if isinstance(skipped, Mapping) else None
