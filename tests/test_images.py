@@ -671,3 +671,23 @@ def test_a_gpt_disk_whose_gpt_cannot_be_read_is_an_error_not_a_clean_scan(
     errors = [r for r in read_log(log) if r["type"] == "error"]
     assert any(r["reason"] == "walk-error" and "GPT cannot be read" in r["detail"] for r in errors), errors
     assert_counts_add_up(log)
+
+
+def test_a_fat_file_named_like_the_volume_label_entry_is_read(built: dict[str, Any], tmp_path: Path) -> None:
+    """TSK shows a FAT label as `NAME (Volume Label Entry)`, which holds no data; a root file
+    whose long name ends so was skipped as fs-metadata, unread, a notable one among them."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    fat = ev / "fat.raw"
+    subprocess.run(["mkfs.vfat", "-F", "16", "-n", "MYLABEL", "-C", str(fat), "16384"],
+                   check=True, capture_output=True)  # fmt: skip
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(build.NOTABLE_CONTENT)
+    subprocess.run(["mcopy", "-i", str(fat), str(payload), "::/MYDISK (Volume Label Entry)"],
+                   check=True, capture_output=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})  # fmt: skip
+    result, log = run(built, tmp_path, fat)
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    rows = {os.path.basename(bytes(r["path"])): r for r in inventory(log)}
+    assert rows[b"MYDISK (Volume Label Entry)"]["verdict"] == "notable"
+    label = [r for name, r in rows.items() if name.endswith(b"(Volume Label Entry)") and name != b"MYDISK (Volume Label Entry)"]
+    assert len(label) == 1 and label[0]["skip"] == "fs-metadata"  # the label itself

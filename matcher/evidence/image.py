@@ -559,7 +559,9 @@ class ImageWalker:
         if ntfs and inner == b"" and name.startswith(b"$"):
             return int(meta.addr) < _NTFS_SYSTEM_RECORDS
         if fat and inner == b"" and name.endswith(_LABEL_SUFFIX):
-            return True
+            # Note: a label entry holds no data; a file of that name that does
+            # (a long name may end so) is a file, never passed over unread.
+            return int(meta.size) == 0
         if fat and inner == b"" and name in _EXFAT_SPECIAL:
             # Note: TSK shows exFAT's allocation bitmap, up-case table and
             # volume entries as regular root files. They carry no timestamps,
