@@ -809,6 +809,13 @@ def _scan(
         candidate_sizes = _candidate_sizes(options, store, lists, notes)
         log = auditlog.create(options.log, signer=signer)
         inventory = Inventory(inventory_path)
+    # Note: the scan's own handling of SIGINT/SIGTERM starts before its run
+    # record: a signal from here on is held until the work loop, which it
+    # stops at once, and the log always ends with an `interrupted` end record.
+    # (Installed after the run record, a Ctrl-C in the ~20 ms between left a
+    # log with a run record and no end: incomplete, not interrupted.)
+    gate = _SignalGate()
+    restore = _install_signal_handlers(gate)
     try:
         _append_run_record(
             options,
@@ -828,25 +835,24 @@ def _scan(
             # Note: a new log, or a resumed one that held no line: the run
             # record just written is its first line.
             inventory.set_origin(log.head)
+        counts.image_mismatches = sum(1 for c in image_checks.values() if c["match"] is False)
+        walker = EvidenceWalker(
+            FolderWalker(options.excludes, options.one_file_system),
+            images,
+            options.deleted,
+            options.archive_limits if options.archives else None,
+        )
+        recorder = _Recorder(log, inventory, counts, run_no, logged)
+        lookup = _lookup_in(store, lists)
     except BaseException:
         # Note: a run that could not even be opened still releases its log
         # lock, so that --resume is possible at once.
+        restore()
         _release(inventory, log)
         raise
-    counts.image_mismatches = sum(1 for c in image_checks.values() if c["match"] is False)
-    walker = EvidenceWalker(
-        FolderWalker(options.excludes, options.one_file_system),
-        images,
-        options.deleted,
-        options.archive_limits if options.archives else None,
-    )
-    recorder = _Recorder(log, inventory, counts, run_no, logged)
-    lookup = _lookup_in(store, lists)
     started = time.monotonic()
     status = "interrupted"
     aborted: BaseException | None = None
-    gate = _SignalGate()
-    restore = _install_signal_handlers(gate)
     try:
         with _few_collections(), gate.interruptible():
             _pump(

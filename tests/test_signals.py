@@ -245,3 +245,38 @@ def test_once_the_command_is_over_a_late_signal_is_ignored(monkeypatch: pytest.M
     finally:
         signal.signal(signal.SIGINT, saved[0])
         signal.signal(signal.SIGTERM, saved[1])
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_just_after_the_run_record_still_ends_the_log_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The handlers came after the run record: a signal in the ~20 ms between left a log with
+    no end record (verify: incomplete), against "an interrupted log always verifies"."""
+    import os
+
+    from click.testing import CliRunner
+
+    import matcher.scan as scan_mod
+    from matcher.cli import cli
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a.bin").write_bytes(b"a file\n")
+    (tmp_path / "l.sha256").write_text(f"{hashlib.sha256(b'a file' + bytes([10])).hexdigest()}  a\n")
+    real = scan_mod._append_run_record
+
+    def then_signal(*args: object, **kwargs: object) -> None:
+        real(*args, **kwargs)  # type: ignore[arg-type]
+        os.kill(os.getpid(), getattr(signal, name))
+
+    monkeypatch.setattr(scan_mod, "_append_run_record", then_signal)
+    log = tmp_path / "run.jsonl"
+    args = ["scan", str(ev), "--examiner", "E", "--case", "S-1", "--db", str(tmp_path / "s.db"),
+            "--list", str(tmp_path / "l.sha256"), "--log", str(log), "-q"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 8, result.output
+    records = read_log(log)
+    assert [r["type"] for r in records] == ["run", "end"] and records[-1]["status"] == "interrupted"
+    assert f"interrupted by {name}" in records[-1]["notes"]
+    assert CliRunner().invoke(cli, ["verify", str(log)]).exit_code == 0
