@@ -35,8 +35,6 @@ from matcher.errors import ExitCode
 from matcher.errors import FormatError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
-from matcher.evidence.archive import HEAD as ARCHIVE_HEAD
-from matcher.evidence.archive import archive_format
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.image import OpenedImage
@@ -709,6 +707,10 @@ def run_scan(
 
 def _is_archive(path: Path) -> bool:
     """True when the file's first bytes are an archive's (which --archives walks)."""
+    # Note: imported here: a scan without --archives loads no archive reader.
+    from matcher.evidence.archive import HEAD as ARCHIVE_HEAD
+    from matcher.evidence.archive import archive_format
+
     try:
         fd = open_readonly(os.fsencode(path))
     except OSError:

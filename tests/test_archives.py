@@ -855,3 +855,33 @@ def test_an_archive_root_walked_with_archives_gets_no_disk_image_note(db: Path, 
     assert not any("single file" in n for n in read_log(log)[-1]["notes"])
     result, log = scan(db, tmp_path, tmp_path / "a.zip")  # without --archives, it is one file
     assert any("single file" in n for n in read_log(log)[-1]["notes"])
+
+
+def test_a_member_path_a_sibling_archive_would_also_give_takes_another(db: Path, tmp_path: Path) -> None:
+    """Zip `a` holds member `b!c`; zip `a!b` beside it holds `c`: both were `a!b!c`, and a resume
+    (which skips a path once finished) read one of them only: a notable file lost, or verify failing."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a").write_bytes(zip_bytes({"b!c": NOTABLE}))
+    (ev / "a!b").write_bytes(zip_bytes({"c": NOTABLE + b"another"}))
+    result, log = scan(db, tmp_path, ev, "--archives")
+    paths = [bytes(p) for p in rows(log)]
+    assert len(paths) == len(set(paths)) == 4
+    assert os.fsencode(f"{ev}/a!b!c (duplicate 2)") in paths and os.fsencode(f"{ev}/a!b!c") in paths
+
+
+def test_unique_paths_look_before_each_bang_past_the_archive() -> None:
+    from matcher.evidence.unique import UniquePaths
+
+    on_disk = {b"ev/a", b"ev/a!b", b"ev/x!y"}
+    looked: list[bytes] = []
+
+    def exists(path: bytes) -> bool:
+        looked.append(path)
+        return path in on_disk
+
+    paths = UniquePaths(exists, b"ev/a")
+    assert paths.unique(b"ev/a!b!c") == b"ev/a!b!c (duplicate 2)"  # `ev/a!b` is a file
+    assert paths.unique(b"ev/a!plain/name") == b"ev/a!plain/name"
+    assert b"ev/a" not in looked  # the archive itself is never taken for a sibling
+    assert paths.unique(b"ev/a!n.zip!x") == b"ev/a!n.zip!x"  # a nested member: no such file

@@ -358,7 +358,7 @@ class ArchiveWalker:
         fmt = archive_format(head)
         if fmt is None:
             return
-        budget = _Budget(UniquePaths(exists))
+        budget = _Budget(UniquePaths(exists, path))
         yield from self._walk(path, base, (), fmt, head, packed_size, 1, budget)
 
     def _walk(

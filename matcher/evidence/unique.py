@@ -40,15 +40,41 @@ class UniquePaths:
     too. A path already taken gets ` (duplicate 2)` (then 3, ...).
     """
 
-    def __init__(self, exists: Callable[[bytes], bool] | None) -> None:
+    def __init__(self, exists: Callable[[bytes], bool] | None, root: bytes = b"") -> None:
         self._seen: set[bytes] = set()
         self._exists = exists
+        self._root = root
 
     def unique(self, path: bytes) -> bytes:
-        chosen, n = path, 1
         exists = self._exists
-        while chosen in self._seen or (exists is not None and exists(chosen)):
+        chosen, n = path, 1
+        while (
+            chosen in self._seen
+            or (exists is not None and exists(chosen))
+            or (n == 1 and self._in_a_sibling(chosen))
+        ):
             n += 1
             chosen = path + b" (duplicate %d)" % n
         self._seen.add(chosen)
         return chosen
+
+    def _in_a_sibling(self, path: bytes) -> bool:
+        """Whether the part of `path` before a `!` past the archive's own path exists.
+
+        Note: a member `b!c` of `a` has the path `a!b!c`, which is also that of
+        the member `c` of a file `a!b` beside `a`, walked after it: the two
+        took one path, so a resume (which skips a path once finished) read
+        only one of them, and counted them apart from their match records.
+        Such a member takes a ` (duplicate N)` path here, which the other's
+        members (named within their own archive) do not take. Only a name
+        holding `!` costs a look more.
+        """
+        exists = self._exists
+        if exists is None:
+            return False
+        at = path.find(b"!", len(self._root) + 1)
+        while at != -1:
+            if exists(path[:at]):
+                return True
+            at = path.find(b"!", at + 1)
+        return False
