@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 
@@ -20,6 +21,13 @@ def run() -> None:
         raise SystemExit(8) from None  # ExitCode.INTERRUPTED, without importing more
     try:
         cli()
+    except Exception:  # noqa: BLE001 - the last stop before Python's exit 1
+        # Note: what escapes here could not even be reported (stderr full or
+        # closed: the error's own message failed). Python would exit 1, the
+        # code of a notable match; 2 is a fatal error.
+        with contextlib.suppress(Exception):
+            sys.stderr.write("Error: matcher could not report its outcome (stderr unwritable).\n")
+        raise SystemExit(2) from None
     finally:
         # Note: the command is over and its exit status decided. A signal that
         # lands while Python shuts down (the tail of a Ctrl-C storm) printed a

@@ -163,6 +163,16 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def _quieten_outputs() -> None:
+    """Point stdout and stderr at /dev/null: their reader is gone, or they cannot be written."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                os.dup2(null, stream.fileno())
+        os.close(null)
+
+
 class _Commands(click.Group):
     """The command group; a Ctrl-C or SIGTERM outside a scan's own handling exits 8, never 1.
 
@@ -183,18 +193,28 @@ class _Commands(click.Group):
             raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            # Note: the reader of stdout or stderr went away (`| head`). Click
+            # would exit 1, the code of a notable match: 2, with the two
+            # outputs quietened so that Python's last flush cannot fail.
+            _quieten_outputs()
+            raise click.exceptions.Exit(int(ExitCode.FATAL)) from None
         except Exception as exc:
-            # Note: a fault in matcher itself. Python would exit 1, which a
+            # Note: a fault in matcher itself (or an output that cannot be
+            # written: a full disk under stderr). Python would exit 1, which a
             # scan's caller reads as a notable match; 2 is a fatal error.
             import traceback
 
-            traceback.print_exc()
-            click.echo(
-                f"Error: internal error ({type(exc).__name__}: {exc}). This is a fault in "
-                "matcher, not in the evidence or the lists: please report it with the "
-                "traceback above.",
-                err=True,
-            )
+            try:
+                traceback.print_exc()
+                click.echo(
+                    f"Error: internal error ({type(exc).__name__}: {exc}). This is a fault in "
+                    "matcher, not in the evidence or the lists: please report it with the "
+                    "traceback above.",
+                    err=True,
+                )
+            except Exception:  # noqa: BLE001 - stderr itself cannot be written
+                _quieten_outputs()
             raise click.exceptions.Exit(int(ExitCode.FATAL)) from None
         finally:
             signal.signal(signal.SIGTERM, previous)

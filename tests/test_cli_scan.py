@@ -553,3 +553,15 @@ def test_a_match_to_an_entry_of_another_size_is_noted(runner: CliRunner, tmp_pat
     assert wrong[0]["size"] == 12 and wrong[0]["matches"][0]["entry"]["size"] == 999
     notes = [n for n in records[-1]["notes"] if "another size" in n]
     assert len(notes) == 1 and notes[0].startswith("1 notable and 1 known file(s)"), notes
+
+
+def test_an_exclude_pattern_never_takes_the_evidence_root_itself(
+    runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """`--exclude 'ev*'` matching the root's own name made a complete scan of nothing, exit 0."""
+    log = tmp_path / "run.jsonl"
+    name = evidence_copy.name
+    result = scan(runner, store, log, evidence_copy, extra=["--exclude", name])
+    assert result.exit_code == 1, result.output
+    counts = end_record(log)["counts"]
+    assert counts["files"] > 1 and counts["skipped_by_reason"].get("excluded", 0) == 0

@@ -383,3 +383,24 @@ def test_a_scan_without_list_reads_a_store_it_may_not_write(tmp_path: Path, ev: 
     assert proc.returncode == ExitCode.NOTABLE, proc.stderr
     assert sum(r["type"] == "match" for r in read_log(log)) == 10
     assert _fingerprint(db) == before
+
+
+def test_an_unwritable_stderr_or_a_gone_reader_never_exits_1(tmp_path: Path, ev: Path) -> None:
+    """Exit 1 means a notable match: a scan of no match whose stderr was /dev/full, or whose
+    reader had gone (`| true`), exited 1 (Python's code for what escaped, click's for EPIPE)."""
+    args = [a for a in scan_args(tmp_path, ev, tmp_path / "a.jsonl") if a != "-q"]
+    at = args.index("--list")
+    (tmp_path / "none.sha256").write_text(f"{hashlib.sha256(b'in no file').hexdigest()}  x\n")
+    args[at + 1] = str(tmp_path / "none.sha256")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*MATCHER, *args], stderr=full, stdout=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == ExitCode.FATAL
+    args[args.index(str(tmp_path / "a.jsonl"))] = str(tmp_path / "b.jsonl")
+    reader = subprocess.Popen([*MATCHER, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert reader.stdout is not None
+    reader.stdout.close()  # the reader is gone before the first line
+    assert reader.wait(timeout=120) == ExitCode.FATAL
+    with open("/dev/full", "w") as full:
+        missing = subprocess.run([*MATCHER, "scan", str(tmp_path / "nope"), "--examiner", "E",
+                                  "--case", "C", "--db", str(tmp_path / "s.db")], stderr=full, timeout=60)  # fmt: skip
+    assert missing.returncode == ExitCode.FATAL

@@ -846,3 +846,14 @@ def test_csv_and_case_reports_say_what_their_matches_cannot(tmp_path: Path, runn
             "errors 1; 1 entry could not be read (errors): neither matched nor known nor unknown") in statements  # fmt: skip
     done = subprocess.run([peer_tool("case_validate"), str(case)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_output_that_is_a_symlink_is_refused_even_with_force(
+    tmp_path: Path, runner: CliRunner, scanned: Path
+) -> None:
+    """With --force, a link to /dev/null (or /dev/stdout) was replaced by a regular file."""
+    link = tmp_path / "out.csv"
+    link.symlink_to("/dev/null")
+    result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(link), "--force"])
+    assert result.exit_code == 2 and "is a symbolic link (to /dev/null)" in result.output
+    assert link.is_symlink()

@@ -194,7 +194,13 @@ class FolderWalker:
             yield from self._walk_root(root)
 
     def _classify(
-        self, path: bytes, st: os.stat_result, parent_dev: int, relative: bytes, name: bytes
+        self,
+        path: bytes,
+        st: os.stat_result,
+        parent_dev: int,
+        relative: bytes,
+        name: bytes,
+        is_root: bool = False,
     ) -> FileTask | EntryOutcome | None:
         """A task or an outcome for one entry; None for a directory to descend into.
 
@@ -204,7 +210,7 @@ class FolderWalker:
         never goes below a crossing, so the parent is always on the root's.
         """
         mode = st.st_mode
-        if self.excludes and self._excluded(relative, name):
+        if self.excludes and not is_root and self._excluded(relative, name):
             return EntryOutcome(
                 path=path,
                 size=st.st_size,
@@ -246,7 +252,9 @@ class FolderWalker:
         if self._real_root is not None and not self._mounts_read:
             self._mounts, self._mounts_read = mount_points(), True
         self._root = root.rstrip(b"/")
-        first = self._classify(root, st, st.st_dev, name, name)
+        # Note: the root is what the examiner named: no --exclude pattern takes
+        # it (a pattern matching its own name made a complete scan of nothing).
+        first = self._classify(root, st, st.st_dev, name, name, is_root=True)
         if first is not None:
             yield first
             return

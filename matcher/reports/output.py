@@ -139,7 +139,14 @@ def check_target(path: Path, overwrite: bool) -> None:
         return
     except OSError as exc:
         raise UsageError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
-    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+    if stat.S_ISLNK(mode):
+        # Note: replacing it would replace the link itself (with --force, a
+        # link to /dev/null, or /dev/stdout, became a regular file).
+        raise UsageError(
+            f"Cannot write {path}: it is a symbolic link (to {os.path.realpath(path)}). "
+            "Give the file's own path, or another output file."
+        )
+    if not stat.S_ISREG(mode):
         what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
         raise UsageError(f"Cannot write {path}: it is {what}. Choose another output file.")
     if not overwrite:
