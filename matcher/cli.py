@@ -1200,6 +1200,8 @@ def keygen_cmd(private_key: Path, public_key: Path | None) -> None:
       matcher scan /ev --examiner "J. Doe" --case 42 --sign-key examiner.pem --log ev.jsonl
       matcher verify ev.jsonl --public-key examiner.pem.pub
     """
+    if not str(private_key).strip() or not private_key.name:
+        raise click.BadParameter("give the key file's name.", param_hint="'PRIVATE_KEY'")
     public_key = public_key or private_key.with_name(private_key.name + ".pub")
     with _translate_errors():
         fingerprint = signing.generate_keypair(private_key, public_key)

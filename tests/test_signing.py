@@ -210,3 +210,14 @@ def test_write_private_file_never_overwrites(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         signing.write_private_file(target, b"two")
     assert target.read_bytes() == b"one"
+
+
+def test_keygen_of_an_empty_name_is_a_usage_error(tmp_path: Path) -> None:
+    """It was a traceback and "internal error" (Path('') is '.', whose name is empty)."""
+    from click.testing import CliRunner
+
+    from matcher.cli import cli
+
+    result = CliRunner().invoke(cli, ["keygen", ""])
+    assert result.exit_code == 2 and "give the key file's name" in result.output
+    assert "Traceback" not in result.output
