@@ -576,7 +576,10 @@ class HashStore:
             yield
         finally:
             if conn.in_transaction:
-                conn.execute("COMMIT")  # it wrote nothing
+                # Note: a read only, so nothing to keep; a ROLLBACK, unlike a
+                # COMMIT, is never refused as busy (a completed scan failed
+                # at its last step while another scan held the store).
+                conn.execute("ROLLBACK")
 
     def lists(self) -> list[ListInfo]:
         """Every imported list, in import order, with per-algorithm digest counts."""
@@ -1107,9 +1110,16 @@ class HashStore:
 
         Note: a cache, so it never waits for the store: while another scan
         holds it (see pinned), the write is refused at once (sqlite3's error,
-        which callers pass over), not after BUSY_TIMEOUT_MS.
+        which callers pass over), not after BUSY_TIMEOUT_MS; and inside this
+        connection's own held read it is not made at all.
         """
         conn = self.db.conn
+        if conn.in_transaction:
+            # Note: inside a held read (pinned, a scan's whole run) a write
+            # would hold the store's write lock to the run's end, and its
+            # COMMIT could then be refused as busy: the cache waits for a
+            # later run.
+            return
         waits = conn.execute("PRAGMA busy_timeout").fetchone()[0]
         conn.execute("PRAGMA busy_timeout = 0")
         try:

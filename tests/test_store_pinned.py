@@ -159,3 +159,27 @@ def test_a_filter_cache_write_never_waits_for_a_running_scan(tmp_path: Path, tre
     finally:
         pinning.close()
         second.close()
+
+
+def test_a_held_store_takes_no_cache_write_and_ends_while_another_scan_holds_it(
+    tmp_path: Path, tree: Path
+) -> None:
+    """A --candidates-only scan wrote its sizes cache inside its held read, kept the store's
+    write lock for the run, and its final COMMIT, refused as busy while another scan held the
+    store, turned a complete scan into exit 2 ("internal error: database is locked")."""
+    first = HashStore(tmp_path / "s.db")
+    second = HashStore(tmp_path / "s.db")
+    first.db.execute("PRAGMA busy_timeout=50")
+    try:
+        held = first.pinned(first.lists())
+        held.__enter__()
+        with second.pinned(second.lists()):
+            changes = first.db.conn.total_changes
+            first.save_filter("sizes", "fp", b"data")  # a cache: not written inside the hold
+            assert first.db.conn.total_changes == changes
+            held.__exit__(None, None, None)  # ends while the other holds the store
+        assert not first.db.conn.in_transaction
+        assert not (tmp_path / "s.db-journal").exists()
+    finally:
+        first.close()
+        second.close()
