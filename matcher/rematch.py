@@ -176,6 +176,12 @@ def run_rematch(
         digest_filter, notes = build_filter(store, lists, algorithms, on_stage)
         held.enter_context(store.pinned(lists))  # the lists of the run record, to its end
         signer = signing.load_signer(options.sign_key) if options.sign_key else None
+        # Note: as in scan, the run's own SIGINT/SIGTERM handling starts before
+        # its run record, so that a signal just after it still ends the log
+        # with an `interrupted` end record (held until the work loop).
+        gate = _SignalGate()
+        restore = _install_signal_handlers(gate)
+        held.callback(restore)
         log = auditlog.create(options.log, signer=signer)
         inventory = Inventory(inventory_path)
         log.append(
@@ -226,8 +232,6 @@ def run_rematch(
         # Note: as in scan, SIGINT/SIGTERM never land inside a log append; the
         # log then ends with an `interrupted` end record and verifies.
         status = "complete"
-        gate = _SignalGate()
-        restore = _install_signal_handlers(gate)
         try:
             with gate.interruptible():
                 for row in source.rows():

@@ -280,3 +280,41 @@ def test_a_signal_just_after_the_run_record_still_ends_the_log_interrupted(
     assert [r["type"] for r in records] == ["run", "end"] and records[-1]["status"] == "interrupted"
     assert f"interrupted by {name}" in records[-1]["notes"]
     assert CliRunner().invoke(cli, ["verify", str(log)]).exit_code == 0
+
+
+def test_a_signal_just_after_a_rematch_run_record_still_ends_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from click.testing import CliRunner
+
+    from matcher import auditlog
+    from matcher.cli import cli
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a.bin").write_bytes(b"a file\n")
+    (tmp_path / "l.sha256").write_text(f"{hashlib.sha256(b'a file' + bytes([10])).hexdigest()}  a\n")
+    original = tmp_path / "orig.jsonl"
+    args = ["scan", str(ev), "--examiner", "E", "--case", "S-1", "--db", str(tmp_path / "s.db"),
+            "--list", str(tmp_path / "l.sha256"), "--log", str(original), "-q"]  # fmt: skip
+    assert CliRunner().invoke(cli, args).exit_code == 1
+    real = auditlog.LogWriter.append
+
+    def then_signal(self: auditlog.LogWriter, type: str, fields: object) -> object:
+        written = real(self, type, fields)  # type: ignore[arg-type]
+        if type == "run":
+            os.kill(os.getpid(), signal.SIGINT)
+        return written
+
+    monkeypatch.setattr(auditlog.LogWriter, "append", then_signal)
+    log = tmp_path / "re.jsonl"
+    result = CliRunner().invoke(cli, ["rematch", str(original), "--db", str(tmp_path / "s.db"),
+                                      "--log", str(log), "--examiner", "E", "--case", "S-1"])  # fmt: skip
+    monkeypatch.undo()
+    assert result.exit_code & 8, result.output
+    records = read_log(log)
+    assert records[0]["type"] == "run" and records[-1]["type"] == "end"
+    assert records[-1]["status"] == "interrupted"
+    assert CliRunner().invoke(cli, ["verify", str(log)]).exit_code == 0
