@@ -395,21 +395,17 @@ class ImageWalker:
 
     def walk(self, image: OpenedImage) -> Iterator[FileTask | EntryOutcome]:
         """Every entry of `image`, tasks and outcomes, in walk order."""
-        for index, offset, desc, why in image.unrecognised:
+        # Partitions not walked: skipped (no filesystem), or errors (unreadable).
+        not_walked: list[tuple[tuple[int, int, str, str], Skip | None, Failure | None]]
+        not_walked = [(p, Skip.NO_FILESYSTEM, None) for p in image.unrecognised]
+        not_walked += [(p, None, Failure.WALK) for p in image.unreadable]
+        for (index, offset, desc, why), skip, failure in not_walked:
             yield EntryOutcome(
                 path=image.path + f"!p{index}@{offset}:unknown".encode(),
                 size=None,
                 mtime_ns=None,
-                skip=Skip.NO_FILESYSTEM,
-                detail=f"partition {desc!r}: {why}",
-                kind="partition",
-            )
-        for index, offset, desc, why in image.unreadable:
-            yield EntryOutcome(
-                path=image.path + f"!p{index}@{offset}:unknown".encode(),
-                size=None,
-                mtime_ns=None,
-                failure=Failure.WALK,
+                skip=skip,
+                failure=failure,
                 detail=f"partition {desc!r}: {why}",
                 kind="partition",
             )
