@@ -184,10 +184,8 @@ def _seed_store(tmp_path: Path) -> Path:
     return db
 
 
-def test_read_only_store_file_during_scan_list(tmp_path: Path, ev: Path) -> None:
-    """chmod 0444; as root the child loses the powers that bypass it (a real EACCES)."""
-    db = _seed_store(tmp_path)
-    before = _fingerprint(db)
+def _read_only_for_the_child(tmp_path: Path, ev: Path, db: Path) -> tuple[list[str], Path]:
+    """chmod 0444 the store; the prefix that runs a child without root's bypass; its log path."""
     db.chmod(0o444)
     prefix: list[str] = []
     if os.geteuid() == 0:
@@ -195,6 +193,14 @@ def test_read_only_store_file_during_scan_list(tmp_path: Path, ev: Path) -> None
     log = tmp_path / "out" / "run.jsonl"
     log.parent.mkdir(mode=0o777)
     log.parent.chmod(0o777)  # writable by whoever the child runs as
+    return prefix, log
+
+
+def test_read_only_store_file_during_scan_list(tmp_path: Path, ev: Path) -> None:
+    """chmod 0444; as root the child loses the powers that bypass it (a real EACCES)."""
+    db = _seed_store(tmp_path)
+    before = _fingerprint(db)
+    prefix, log = _read_only_for_the_child(tmp_path, ev, db)
     proc = subprocess.run(
         [*prefix, *MATCHER, *scan_args(tmp_path, ev, log, db)], capture_output=True, timeout=120
     )
@@ -369,13 +375,7 @@ def test_a_scan_without_list_reads_a_store_it_may_not_write(tmp_path: Path, ev: 
                               capture_output=True)  # fmt: skip
     assert imported.returncode == 0, imported.stderr
     before = _fingerprint(db)
-    db.chmod(0o444)
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        prefix, _how = unprivileged_prefix([ev, tmp_path / "notable.sha256"], db.parent)
-    log = tmp_path / "out" / "run.jsonl"
-    log.parent.mkdir(mode=0o777)
-    log.parent.chmod(0o777)
+    prefix, log = _read_only_for_the_child(tmp_path, ev, db)
     args = [a for a in scan_args(tmp_path, ev, log, db)]
     at = args.index("--list")
     del args[at : at + 2]
