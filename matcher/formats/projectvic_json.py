@@ -229,7 +229,14 @@ _JSON_KINDS = {"start_map": "an object", "string": "a string", "boolean": "true 
 
 
 def _json_kind(event: str) -> str:
+    """What a JSON value is, in words, from the parser event that starts it."""
     return _JSON_KINDS.get(event, "a number")
+
+
+def _value_kind(value: object) -> str:
+    """The same for a value already built (its event named by its type)."""
+    event = {dict: "start_map", str: "string", bool: "boolean"}.get(type(value), "number")
+    return _json_kind(event)
 
 
 def _fields(events: _Events, kind: str | None, outer: int | None, index: int) -> Iterator[_Media]:
@@ -493,16 +500,6 @@ def _size(value: object) -> int | None:
         if value >= 0 and value == value.to_integral_value():
             return byte_count(int(value))
     raise ValueError(f"MediaSize is not a byte count: {_verbatim(value)!r:.60}")
-
-
-def _value_kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "true or false"
-    return "a number"
 
 
 def _row(media: object) -> _Row:
