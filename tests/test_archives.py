@@ -885,3 +885,56 @@ def test_unique_paths_look_before_each_bang_past_the_archive() -> None:
     assert paths.unique(b"ev/a!plain/name") == b"ev/a!plain/name"
     assert b"ev/a" not in looked  # the archive itself is never taken for a sibling
     assert paths.unique(b"ev/a!n.zip!x") == b"ev/a!n.zip!x"  # a nested member: no such file
+
+
+@pytest.mark.parametrize("compression", ["", "gz"])
+def test_tar_hard_link_member_is_read_as_the_member_it_names(
+    db: Path, tmp_path: Path, compression: str
+) -> None:
+    """Before: a hard-link member (no data of its own) was skipped as a `symlink`, so a notable
+    file archived under two names was logged under one; extracted, both names are that file."""
+    tar = shutil.which("tar")
+    assert tar is not None
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "a_notable.bin").write_bytes(NOTABLE)
+    os.link(src / "a_notable.bin", src / "d" / "b_second_name")
+    os.link(src / "a_notable.bin", src / "z_third_name")
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    name = "h.tar" + (f".{compression}" if compression else "")
+    subprocess.run([tar, "-C", str(src), "-caf", str(ev / name), "a_notable.bin", "d",
+                    "z_third_name"], check=True)  # fmt: skip
+    with tarfile.open(ev / name) as archive:
+        assert sum(m.islnk() for m in archive.getmembers()) == 2
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["notable"] == 3 and counts["skipped"] == 0, counts
+    inventory = rows(log)
+    want = hashlib.sha256(NOTABLE).digest()
+    for member in ("a_notable.bin", "d/b_second_name", "z_third_name"):
+        row = inventory[os.fsencode(f"{ev}/{name}!{member}")]
+        assert bytes(row["sha256"]) == want and row["size"] == len(NOTABLE), member
+    matched = {r["path"] for r in read_log(log) if r.get("type") == "match"}
+    assert f"{ev}/{name}!d/b_second_name" in matched
+
+
+def test_tar_hard_link_to_no_earlier_member_is_skipped_saying_so(db: Path, tmp_path: Path) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        info = tarfile.TarInfo("orphan")
+        info.type = tarfile.LNKTYPE
+        info.linkname = "later.bin"
+        archive.addfile(info)
+        info = tarfile.TarInfo("later.bin")
+        info.size = len(OTHER)
+        archive.addfile(info, io.BytesIO(OTHER))
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "o.tar").write_bytes(raw.getvalue())
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == 0, result.output
+    row = rows(log)[os.fsencode(f"{ev}/o.tar!orphan")]
+    assert row["skip"] == "symlink" and "no member before it holds" in row["detail"]
+    assert assert_counts_add_up(log)["skipped"] == 1

@@ -17,8 +17,11 @@ with its reason, never reported as clean or unknown:
     (`ratio-too-high`).
 Declared sizes can lie: a reader never returns more than the listed size
 plus one byte, so a lying member ends as an error, not as a bomb.
-Encrypted members are skipped (`encrypted`); symlink and hard-link members,
-devices and FIFOs are recorded and never followed.
+Encrypted members are skipped (`encrypted`); symlink members, devices and
+FIFOs are recorded and never followed. A tar hard-link member holds no data
+of its own: it names a member before it, and is read as that member's
+content under its own name (as a hard link on disk is a file); one whose
+target no member before it holds is skipped (`symlink`, the detail says so).
 
 7z goes through py7zr (the `archives` extra, module `sevenzip`). Without
 it, a 7z archive is still hashed as a file, and its `ARCHIVE!` entry is
@@ -46,6 +49,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import IO
 from typing import Any
 
@@ -621,6 +625,10 @@ class ArchiveWalker:
                     fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape"
                 )
                 counted = 0
+                # Where each regular member's content is, by normalised name:
+                # a later hard-link member is read from there.
+                linkable: dict[str, tuple[bytes, int, int, tuple[tuple[object, ...], ...], bytes]]
+                linkable = {}
                 while True:
                     member = archive.next()
                     if member is None:
@@ -655,8 +663,11 @@ class ArchiveWalker:
                             f"more than {limits.max_ratio} times; rest not listed",
                         )
                         break
-                    listed.append(self._tar_member(archive, member, mpath, mtime_ns, steps,
-                                                   compression, budget))  # fmt: skip
+                    given = self._tar_member(archive, member, mpath, mtime_ns, steps,
+                                             compression, budget, linkable)  # fmt: skip
+                    if isinstance(given, tuple):
+                        linkable[os.path.normpath(member.name)] = given
+                    listed.append(given)
                     if not compression:  # nothing to check at the end: give it out now
                         yield from self._given_out(listed, base, depth, budget)
                 if compression and stopped is None:
@@ -680,11 +691,30 @@ class ArchiveWalker:
         steps: tuple[tuple[object, ...], ...],
         compression: str,
         budget: _Budget,
+        linkable: Mapping[str, tuple[bytes, int, int, tuple[tuple[object, ...], ...], bytes]],
     ) -> EntryOutcome | tuple[bytes, int, int, tuple[tuple[object, ...], ...], bytes]:
-        """A listed tar member: its skip, or what _given_out needs to give it out."""
+        """A listed tar member: its skip, or what _given_out needs to give it out.
+
+        A hard-link member is given out with the content of the member it
+        names (`linkable`: the regular members before it, as this returned
+        them), counted again toward the expanded total.
+        """
         skip: Skip | None = None
         detail: str | None = None
-        if member.issym() or member.islnk():
+        size = member.size
+        if member.islnk():
+            target = linkable.get(os.path.normpath(member.linkname))
+            if target is None:
+                skip, detail = (
+                    Skip.SYMLINK,
+                    f"hard-link member to {member.linkname!r}, which no member before it holds",
+                )
+            else:
+                _, size, _, linked_step, linked_head = target
+                skip = self._over(size, size, budget)
+                if skip is None:
+                    return (mpath, size, mtime_ns, linked_step, linked_head)
+        elif member.issym():
             skip, detail = Skip.SYMLINK, f"link member to {member.linkname!r} (not followed)"
         elif member.ischr() or member.isblk():
             skip = Skip.DEVICE
@@ -695,9 +725,7 @@ class ArchiveWalker:
         else:
             skip = self._over(member.size, member.size, budget)
         if skip is not None:
-            return EntryOutcome(
-                mpath, member.size, mtime_ns, skip=skip, detail=detail, kind="member"
-            )
+            return EntryOutcome(mpath, size, mtime_ns, skip=skip, detail=detail, kind="member")
         head = b""
         if member.size:
             extracted = archive.extractfile(member)
