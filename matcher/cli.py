@@ -84,6 +84,30 @@ class _LazyChoice(click.Choice):  # type: ignore[type-arg]
         self._loaded = list(value) or None
 
 
+# What `import --format` alone gives (never a format name: no argument holds a NUL).
+_LIST_FORMATS = "\0list"
+
+
+class _ImportFormatChoice(_LazyChoice):
+    """The import formats; `--format` given alone passes through, to list them."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == _LIST_FORMATS:
+            return value
+        return super().convert(value, param, ctx)
+
+
+def _list_formats(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`import --format` alone: print each format's name, default role and description."""
+    if value != _LIST_FORMATS:
+        return value
+    from matcher.formats import registry
+
+    for reader in registry.readers():
+        click.echo(f"{reader.NAME:<12} {reader.DEFAULT_ROLE:<8} {reader.DESCRIPTION}")
+    ctx.exit(0)
+
+
 def _format_names() -> list[str]:
     from matcher.formats import registry
 
@@ -261,8 +285,13 @@ def _removed_if_nothing_lands(db: Path, results: list[dict[str, object]]) -> Ite
 @click.option(
     "--format",
     "format_name",
-    type=_LazyChoice(_format_names),
-    help="Override format detection.",
+    type=_ImportFormatChoice(_format_names),
+    is_flag=False,
+    flag_value=_LIST_FORMATS,
+    is_eager=True,
+    callback=_list_formats,
+    help="Override format detection. Alone (`matcher import --format`): list the formats, "
+    "each with its default role.",
 )
 @click.option("--name", help="Name of the list in the store (default: the file name).")
 @click.option(

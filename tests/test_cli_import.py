@@ -265,3 +265,20 @@ def test_lists_shows_what_a_list_says_of_itself(runner: CliRunner, tmp_path: Pat
     assert row.endswith(
         "schema: minimal; version: 2099.01.1; build_set: synthetic; release_date: 2099-01-01 00:00:00"
     )
+
+
+def test_format_option_alone_lists_every_format_with_its_default_role(runner: CliRunner, tmp_path: Path) -> None:
+    """Issue 3: `matcher import --format` lists the names (it was a usage error naming none)."""
+    from matcher.formats import registry
+
+    result = runner.invoke(cli, ["import", "--format"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
+    assert lines == {r.NAME: r.DEFAULT_ROLE for r in registry.readers()}
+    assert lines["nsrl-rds3"] == lines["nsrl-rds2"] == "known"
+    assert lines["vics"] == lines["clamav"] == "notable"
+    assert not (tmp_path / "matcher.db").exists()
+    given = runner.invoke(cli, ["import", "--format", "csv", "--db", str(tmp_path / "s.db")])
+    assert given.exit_code == 2 and "Missing argument" in given.output
+    wrong = runner.invoke(cli, ["import", "x.txt", "--format", "nope"])
+    assert wrong.exit_code == 2 and "'nope' is not one of" in wrong.output
