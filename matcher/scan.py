@@ -47,6 +47,8 @@ from matcher.evidence.sources import verify_images
 from matcher.hashing import Engine
 from matcher.hashing import RawResult
 from matcher.hashing import make_engine
+from matcher.interrupts import held_in_callbacks
+from matcher.interrupts import in_foreign_callback
 from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
 from matcher.lookup_filter import build_filter
@@ -479,11 +481,21 @@ class _SignalGate:
         if self.depth == 0 and self.open and self.held is not None:
             raise Interrupted(self.held)
 
-    def arrive(self, name: str) -> None:
-        if self.depth or not self.open:
+    def arrive(self, name: str, frame: FrameType | None = None) -> None:
+        """A signal landed in `frame`: raise it there, or hold it for later.
+
+        One that lands in a callback from C (TSK reading an image) is held:
+        raised there, TSK would report it as a read error (see interrupts).
+        """
+        if self.depth or not self.open or in_foreign_callback(frame):
             self.held = self.held or name
         else:
             raise Interrupted(name)
+
+    def poll(self) -> None:
+        """Raise a held signal, when the work loop is at a point it may stop."""
+        if self.held is not None and self.open and not self.depth:
+            raise Interrupted(self.held)
 
 
 def _install_signal_handlers(gate: _SignalGate) -> Callable[[], None]:
@@ -498,7 +510,7 @@ def _install_signal_handlers(gate: _SignalGate) -> Callable[[], None]:
         if fired:
             return
         fired = True
-        gate.arrive(signal.Signals(signum).name)
+        gate.arrive(signal.Signals(signum).name, frame)
 
     old_int = signal.signal(signal.SIGINT, handler)
     old_term = signal.signal(signal.SIGTERM, handler)
@@ -613,10 +625,11 @@ def run_scan(
     images: dict[bytes, OpenedImage] = {}
     scanning = False
     try:
-        images = prepare_images(
-            [os.fsencode(os.path.abspath(e)) for e in options.evidence], options.images_only
-        )
-        image_checks = _check_images(options, images, notes)
+        with held_in_callbacks():
+            images = prepare_images(
+                [os.fsencode(os.path.abspath(e)) for e in options.evidence], options.images_only
+            )
+            image_checks = _check_images(options, images, notes)
         notes.extend(warning for image in images.values() for warning in image.warnings)
         notes.extend(
             f"evidence {item} is a single file with no volume system or filesystem "
@@ -1396,6 +1409,8 @@ def _pump(
 
     def _feed(walking: Iterator[FileTask | EntryOutcome]) -> Iterator[FileTask]:
         for item in walking:
+            if gate.held is not None:
+                gate.poll()  # one that landed where it could not raise (see interrupts)
             if resuming and item.path in finished:
                 continue
             if isinstance(item, FileTask):

@@ -691,3 +691,37 @@ def test_a_fat_file_named_like_the_volume_label_entry_is_read(built: dict[str, A
     assert rows[b"MYDISK (Volume Label Entry)"]["verdict"] == "notable"
     label = [r for name, r in rows.items() if name.endswith(b"(Volume Label Entry)") and name != b"MYDISK (Volume Label Entry)"]
     assert len(label) == 1 and label[0]["skip"] == "fs-metadata"  # the label itself
+
+
+@pytest.mark.parametrize("nth", [3, 40, 250, 400])
+def test_a_signal_while_tsk_reads_the_image_interrupts_the_scan(
+    built: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nth: int
+) -> None:
+    """Before: SIGINT landing in TSK's read callback was raised there, and came out of TSK as
+    a read error: the scan ended `complete` with a directory "cannot be listed" or a file's
+    io-error (exit 0 or 4), and the signal was spent; while the image was opened, as an
+    "internal error" (exit 2). It must end `interrupted`, exit 8."""
+    import signal
+
+    from matcher.evidence import image as image_mod
+
+    original = image_mod._Media.read
+    calls = [0]
+
+    def read(self: Any, offset: int, size: int) -> bytes:
+        calls[0] += 1
+        if calls[0] == nth:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, offset, size)
+
+    monkeypatch.setattr(image_mod._Media, "read", read)
+    result, log = run(built, tmp_path, built["dir"] / "mbr.raw", extra=("--jobs", "1"))
+    assert calls[0] >= nth
+    assert result.exit_code == ExitCode.INTERRUPTED, result.output
+    if nth < 100:  # while the image is opened, before the scan's log exists
+        assert "Interrupted before the scan began" in result.output and not log.exists()
+        return
+    records = read_log(log)
+    assert records[-1]["status"] == "interrupted", records[-1]
+    assert not [r for r in records if r["type"] == "error"], records
+    assert not [r for r in inventory(log) if r["failure"]]

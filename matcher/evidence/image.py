@@ -28,6 +28,7 @@ from matcher.digests import hasher_factory
 from matcher.errors import EvidenceError
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.unique import UniqueNames
+from matcher.interrupts import foreign_callback
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -184,9 +185,11 @@ def _img_info(media: _Media) -> Any:
         def close(self) -> None:
             pass
 
+        @foreign_callback
         def read(self, offset: int, size: int) -> bytes:
             return self._source.read(offset, size)
 
+        @foreign_callback
         def get_size(self) -> int:
             return self._source.size
 
