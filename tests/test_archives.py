@@ -938,3 +938,59 @@ def test_tar_hard_link_to_no_earlier_member_is_skipped_saying_so(db: Path, tmp_p
     row = rows(log)[os.fsencode(f"{ev}/o.tar!orphan")]
     assert row["skip"] == "symlink" and "no member before it holds" in row["detail"]
     assert assert_counts_add_up(log)["skipped"] == 1
+
+
+@pytest.mark.parametrize("compression", ["", "gz"])
+def test_a_damaged_tar_header_is_an_error_and_the_members_after_it_are_read(
+    db: Path, tmp_path: Path, compression: str
+) -> None:
+    """Before: tarfile took a damaged header for the tar's end: the members after it were
+    never listed, and the scan said complete, exit 0 (GNU tar lists them and exits 2)."""
+    data = bytearray(tar_bytes({"m0.txt": OTHER, "m1.txt": OTHER + b"1", "secret.bin": NOTABLE,
+                                "m3.txt": OTHER + b"3"}))  # fmt: skip
+    second = 1024  # m0's header and its one data block come first
+    assert data[second : second + 6] == b"m1.txt"
+    data[second + 100] ^= 1  # a bit of m1's mode: its header checksum fails
+    blob = gzip.compress(bytes(data), mtime=0) if compression else bytes(data)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    name = "d.tar" + (".gz" if compression else "")
+    (ev / name).write_bytes(blob)
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE | ExitCode.INCOMPLETE, result.output
+    inventory = rows(log)
+    assert inventory[os.fsencode(f"{ev}/{name}!secret.bin")]["verdict"] == "notable"
+    assert inventory[os.fsencode(f"{ev}/{name}!m3.txt")]["verdict"] == "unknown"
+    assert os.fsencode(f"{ev}/{name}!m1.txt") not in inventory
+    error = inventory[os.fsencode(f"{ev}/{name}!")]
+    assert error["failure"] == "walk-error" and "damaged tar: from byte 1024 to byte" in error["detail"]
+    assert assert_counts_add_up(log)["errors"] == 1
+
+
+@pytest.mark.parametrize("compression", ["", "gz"])
+def test_tars_joined_end_to_end_are_all_listed(db: Path, tmp_path: Path, compression: str) -> None:
+    """Before: `cat a.tar b.tar` (or two .tar.gz) listed a's members only, exit 0: b's
+    notable member was never read. As `tar -i` does, both are listed; zero blocks are no damage."""
+    first = tar_bytes({"a.txt": OTHER}, compression)
+    second = tar_bytes({"b/secret.bin": NOTABLE}, compression)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    name = "joined.tar" + (".gz" if compression else "")
+    (ev / name).write_bytes(first + second)
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    inventory = rows(log)
+    assert inventory[os.fsencode(f"{ev}/{name}!b/secret.bin")]["verdict"] == "notable"
+    assert inventory[os.fsencode(f"{ev}/{name}!a.txt")]["verdict"] == "unknown"
+    assert assert_counts_add_up(log)["errors"] == 0
+
+
+def test_garbage_after_a_tars_end_is_an_error(db: Path, tmp_path: Path) -> None:
+    data = tar_bytes({"a.txt": OTHER}) + random.Random(4).randbytes(2048)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "tail.tar").write_bytes(data)
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.INCOMPLETE, result.output
+    error = rows(log)[os.fsencode(f"{ev}/tail.tar!")]
+    assert error["failure"] == "walk-error" and "to its end" in error["detail"], error

@@ -52,6 +52,7 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import IO
 from typing import Any
+from typing import cast
 
 from matcher.evidence import image as image_mod
 from matcher.evidence import sevenzip
@@ -169,6 +170,46 @@ class _TskStream(io.RawIOBase):
         buffer[: len(data)] = data
         self.pos += len(data)
         return len(data)
+
+
+class _BlockWatch:
+    """A tar stream, watched for header blocks tarfile skipped as not headers (damage).
+
+    Read with `ignore_zeros`, tarfile goes past the zero blocks that end a
+    tar (so the members of tars joined end to end are all listed, as `tar
+    -i` lists them), and also past any block that is not a valid header,
+    without a word. Every block read in one `next()` call below the header
+    of the member it returns, or in the call that finds no member, was
+    skipped: a zero block is padding, any other is damage (`first_damage`,
+    its offset; `reset()` before each call). Reading past `limit` bytes (a
+    compressed stream's bomb limit) is an error, as for a member.
+    """
+
+    def __init__(self, stream: IO[bytes], limit: int | None):
+        self._stream = stream
+        self._limit = limit
+        self.first_damage: int | None = None
+
+    def reset(self) -> None:
+        self.first_damage = None
+
+    def read(self, size: int = -1) -> bytes:
+        at = self._stream.tell()
+        if self._limit is not None and at > self._limit:
+            raise ValueError(
+                "the compressed stream runs on past the tar's last member, beyond the ratio "
+                "limit: the rest is not read"
+            )
+        data = self._stream.read(size)
+        if size == tarfile.BLOCKSIZE and self.first_damage is None and data.strip(b"\0"):
+            self.first_damage = at
+        return data
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self._stream.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
 
 
 def open_base(base: tuple[object, ...]) -> IO[bytes]:
@@ -621,16 +662,27 @@ class ArchiveWalker:
             with contextlib.ExitStack() as stack:
                 raw = open_chain(base, steps, stack)
                 stream = stack.enter_context(_decompressed(raw, compression))
+                cap = max(limits.ratio_floor, limits.max_ratio * max(packed_size, 1))
+                watch = _BlockWatch(stream, cap if compression else None)
                 archive = tarfile.open(
-                    fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape"
+                    fileobj=cast(IO[bytes], watch),  # read, seek and tell are all tarfile uses
+                    mode="r:",
+                    encoding="utf-8",
+                    errors="surrogateescape",
+                    ignore_zeros=True,
                 )
+                damage: tuple[int, int | None] | None = None
                 counted = 0
                 # Where each regular member's content is, by normalised name:
                 # a later hard-link member is read from there.
                 linkable: dict[str, tuple[bytes, int, int, tuple[tuple[object, ...], ...], bytes]]
                 linkable = {}
                 while True:
+                    watch.reset()
                     member = archive.next()
+                    skipped = watch.first_damage
+                    if skipped is not None and (member is None or skipped < member.offset):
+                        damage = damage or (skipped, None if member is None else member.offset)
                     if member is None:
                         break
                     if member.isdir():
@@ -679,6 +731,19 @@ class ArchiveWalker:
             yield from self._given_out(listed, base, depth, budget)
             raise
         yield from self._given_out(listed, base, depth, budget)
+        if damage is not None:
+            first, resumed = damage
+            where = f"from byte {first} to " + (f"byte {resumed}" if resumed else "its end")
+            detail = (
+                f"damaged tar: {where} hold no valid member header and were skipped; "
+                "a member there is not read"
+            )
+            if stopped is None:
+                stopped = EntryOutcome(
+                    path + b"!", None, None, failure=Failure.WALK, kind="archive", detail=detail
+                )
+            else:
+                stopped.detail = f"{stopped.detail}; {detail}"
         if stopped is not None:
             yield stopped
 
