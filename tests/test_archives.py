@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import tarfile
@@ -994,3 +995,31 @@ def test_garbage_after_a_tars_end_is_an_error(db: Path, tmp_path: Path) -> None:
     assert result.exit_code == ExitCode.INCOMPLETE, result.output
     error = rows(log)[os.fsencode(f"{ev}/tail.tar!")]
     assert error["failure"] == "walk-error" and "to its end" in error["detail"], error
+
+
+def test_directory_entries_that_hold_data_are_read_as_members(db: Path, tmp_path: Path) -> None:
+    """Before: a zip entry named `folder/`, or a 7z entry with the folder attribute, was passed
+    over whatever it held: notable bytes hidden there were in no record, complete, exit 0."""
+    import py7zr
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "d.zip").write_bytes(zip_bytes({"folder/": NOTABLE, "empty/": b"", "x.txt": OTHER}))
+    packed = io.BytesIO()
+    with py7zr.SevenZipFile(packed, "w") as archive:
+        for name, unix in (("folder7", True), ("dosfolder7", False)):
+            archive.writestr(NOTABLE, name)
+            entry = archive.header.files_info.files[-1]
+            # FILE_ATTRIBUTE_DIRECTORY, with or without a Unix folder mode beside it
+            entry["attributes"] = 0x10 | (((stat.S_IFDIR | 0o755) << 16) | 0x8000 if unix else 0)
+    (ev / "d.7z").write_bytes(packed.getvalue())
+    with py7zr.SevenZipFile(ev / "d.7z") as check:
+        assert [m.is_directory for m in check.list()] == [True, True]
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    inventory = rows(log)
+    assert inventory[os.fsencode(f"{ev}/d.zip!folder/")]["verdict"] == "notable"
+    assert inventory[os.fsencode(f"{ev}/d.7z!folder7")]["verdict"] == "notable"
+    assert inventory[os.fsencode(f"{ev}/d.7z!dosfolder7")]["verdict"] == "notable"
+    assert os.fsencode(f"{ev}/d.zip!empty/") not in inventory  # a plain folder entry
+    assert assert_counts_add_up(log)["notable"] == 3

@@ -491,7 +491,10 @@ class ArchiveWalker:
             infos = archive.infolist()
             counted = 0
             for index, info in enumerate(infos):
-                if info.is_dir():
+                # Note: a directory entry that holds data (a name ending in
+                # '/', or a folder attribute, with a size) is read as a
+                # member: skipped, its bytes were in no record at all.
+                if info.is_dir() and not info.file_size:
                     continue
                 counted += 1
                 if counted > self.limits.max_members:
@@ -564,7 +567,7 @@ class ArchiveWalker:
                     detail="the 7z header is encrypted: its members cannot be listed",
                 )
                 return
-            members = [m for m in archive.members if not m.is_dir]
+            members = [m for m in archive.members if not m.is_dir or m.size]  # see _zip
             charged: dict[int, int] = {}  # per folder: expanded so far and counted
             broken: dict[int, str] = {}  # per folder: why its data cannot be read
             for counted, member in enumerate(members, 1):

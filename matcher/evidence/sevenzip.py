@@ -234,6 +234,8 @@ class SevenZipArchive:
             return "symlink"
         if member.fmt is None or member.fmt == 0 or stat.S_ISREG(member.fmt):
             return None
+        if stat.S_ISDIR(member.fmt):
+            return None  # a folder entry listed as a member holds data: read it (see archive)
         if stat.S_ISSOCK(member.fmt):
             return "socket"
         if stat.S_ISFIFO(member.fmt):
