@@ -725,3 +725,21 @@ def test_a_signal_while_tsk_reads_the_image_interrupts_the_scan(
     assert records[-1]["status"] == "interrupted", records[-1]
     assert not [r for r in records if r["type"] == "error"], records
     assert not [r for r in inventory(log) if r["failure"]]
+
+
+def test_a_partition_cut_short_whose_filesystem_cannot_open_is_an_error(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Before: it was skipped as `no-filesystem`: complete, exit 0, none of its files read
+    (the end note even said files in the missing part are read errors, and none was)."""
+    fat = (built["dir"] / "fat32.raw").read_bytes()
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    whole = _mbr([(0x0C, 2048, len(fat) // 512)]) + bytes(2048 * 512 - 512) + fat
+    (ev / "cut.raw").write_bytes(whole[: 2048 * 512 + 256])  # the table, half a boot sector
+    result, log = run(built, tmp_path, ev / "cut.raw")
+    assert result.exit_code & ExitCode.INCOMPLETE, result.output
+    errors = [r for r in inventory(log) if r["failure"]]
+    assert len(errors) == 1 and "past the image's end" in errors[0]["detail"], errors
+    assert not [r for r in inventory(log) if r["skip"] == "no-filesystem"]
+    assert_counts_add_up(log)

@@ -304,6 +304,16 @@ class OpenedImage:
                 try:
                     fs = pytsk3.FS_Info(self.img, offset=offset)
                 except OSError:
+                    if end > size:
+                        # Note: its filesystem may be in the missing part (a
+                        # skip as "no filesystem" made the scan complete, exit
+                        # 0, with none of its files read).
+                        why = (
+                            f"its filesystem cannot be opened, and it runs to byte {end}, past "
+                            f"the image's end ({size} bytes): the image is cut short"
+                        )
+                        self.unreadable.append((index, offset, desc, why))
+                        continue
                     why = "no filesystem that TSK reads"
                     self.unrecognised.append((index, offset, desc, why))
                     continue
