@@ -743,3 +743,40 @@ def test_a_partition_cut_short_whose_filesystem_cannot_open_is_an_error(
     assert len(errors) == 1 and "past the image's end" in errors[0]["detail"], errors
     assert not [r for r in inventory(log) if r["skip"] == "no-filesystem"]
     assert_counts_add_up(log)
+
+
+def test_a_named_stream_on_an_ntfs_folder_is_hashed(built: dict[str, Any], tmp_path: Path) -> None:
+    """Before: folders were walked into, never asked for their own $DATA streams: a stream on
+    a folder (a classic hiding place) was in no record, and the scan said complete, exit 0."""
+    image = tmp_path / "ntfs_folder_stream.raw"
+    shutil.copyfile(built["dir"] / "ntfs.raw", image)
+    build.ntfs_add_folder_stream(image, b"archives", b"hidden", build.NOTABLE_CONTENT)
+    result, log = run(built, tmp_path, image)
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    stream = rows[os.fsencode(image) + b"!p0@0:ntfs/archives:hidden"]
+    assert stream["kind"] == "stream" and stream["sha256"] == bytes.fromhex(NOTABLE_SHA256)
+    assert not [p for p in rows if p.endswith(b"/misc:") or b"/nested:" in p]  # no others made up
+    assert_counts_add_up(log)
+
+
+def test_ext4_inline_data_is_the_files_own_content_not_a_stream(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Before: TSK names ext4's inline data attribute "DATA", and the file was reported as a
+    stream `FILE:DATA` of kind `stream`: a path that names no ext4 file."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "small.bin").write_bytes(build.NOTABLE_CONTENT[:40])
+    (src / "notable.bin").write_bytes(build.NOTABLE_CONTENT)
+    image = tmp_path / "inline.raw"
+    subprocess.run([peer_tool("mke2fs"), "-q", "-F", "-t", "ext4", "-O", "inline_data", "-d",
+                    str(src), str(image), "8M"], check=True)  # fmt: skip
+    result, log = run(built, tmp_path, image)
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    prefix = os.fsencode(image) + b"!p0@0:ext4/"
+    for name, data in ((b"small.bin", build.NOTABLE_CONTENT[:40]), (b"notable.bin", build.NOTABLE_CONTENT)):
+        row = rows[prefix + name]
+        assert row["kind"] == "file" and row["sha256"] == hashlib.sha256(data).digest(), row
+    assert not [p for p in rows if p.endswith(b":DATA")]

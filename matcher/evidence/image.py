@@ -519,6 +519,11 @@ class ImageWalker:
                     if addr not in visited:
                         visited.add(addr)
                         subdirs.append((child, addr, deleted))
+                    if is_ntfs:  # a folder's named $DATA streams (a hiding place) are data
+                        yield from self._file_streams(
+                            entry, volume, image, path, meta, mtime_ns, deleted, is_ntfs, links,
+                            folder=True,
+                        )  # fmt: skip
                     continue
                 if meta_type != int(t.TSK_FS_META_TYPE_REG):
                     yield _skip(
@@ -589,7 +594,14 @@ class ImageWalker:
         deleted: bool,
         is_ntfs: bool,
         links: dict[tuple[int, int, int], bytes],
+        folder: bool = False,
     ) -> Iterator[FileTask | EntryOutcome]:
+        """A file's data streams as tasks (a folder's: its named ones only).
+
+        Only NTFS names streams: elsewhere a lone data attribute is the file's
+        own content whatever TSK calls it (ext4's inline data is "DATA"; it
+        was reported as a stream `FILE:DATA` that no ext4 file has).
+        """
         t = self.pytsk3
         data_types = (int(t.TSK_FS_ATTR_TYPE_DEFAULT), int(t.TSK_FS_ATTR_TYPE_NTFS_DATA))
         streams: list[tuple[bytes, int, int, int]] = []
@@ -613,17 +625,23 @@ class ImageWalker:
                 failure=Failure.IO_ERROR,
                 errno=errno_mod.EIO,
                 detail=f"attributes unreadable: {exc}",
-                kind="deleted-file" if deleted else "file",
+                kind=("deleted-" if deleted else "") + ("dir" if folder else "file"),
             )
             return
         kind = "deleted-file" if deleted else "file"
-        if reparse:
+        if folder:
+            streams = [s for s in streams if s[0]]
+            if not streams:
+                return
+        elif reparse:
             # Note that NTFS symlinks and junctions (reparse points) show as
             # 0-byte regular files in TSK: never hash them as empty files.
             yield _skip(path, int(meta.size), mtime_ns, Skip.SYMLINK, "NTFS reparse point", kind)
             return
         if not streams:
             streams = [(b"", int(t.TSK_FS_ATTR_TYPE_DEFAULT), 0, int(meta.size))]
+        elif not is_ntfs and len(streams) == 1:
+            streams = [(b"", *streams[0][1:])]
         streams.sort(key=lambda s: (s[0] != b"", s[0]))
         nlink = int(getattr(meta, "nlink", 1) or 1)
         for stream_name, atype, aid, size in streams:
