@@ -39,6 +39,7 @@ from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.image import OpenedImage
 from matcher.evidence.limits import ArchiveLimits
+from matcher.evidence.roots import absolute
 from matcher.evidence.roots import distinct_roots
 from matcher.evidence.sources import EvidenceWalker
 from matcher.evidence.sources import prepare_images
@@ -564,7 +565,11 @@ def run_scan(
                 "files, never a device or a pipe. Image a disk first (a raw or E01 image) "
                 "and give the image file."
             )
-    roots, root_notes = distinct_roots(options.evidence)
+    # Note: the walker knows every root named, the nested ones dropped here too.
+    folders = FolderWalker(options.excludes, options.one_file_system, options.evidence)
+    roots, root_notes = distinct_roots(
+        options.evidence, folders.excluded if options.excludes else None, options.one_file_system
+    )
     options = dataclasses.replace(options, evidence=roots)
     inventory_path = options.inventory or default_inventory_path(options.log)
     # Note: the temporary folders too: the self-test writes in Python's, and
@@ -627,7 +632,7 @@ def run_scan(
     try:
         with held_in_callbacks():
             images = prepare_images(
-                [os.fsencode(os.path.abspath(e)) for e in options.evidence], options.images_only
+                [os.fsencode(absolute(e)) for e in options.evidence], options.images_only
             )
             image_checks = _check_images(options, images, notes)
         notes.extend(warning for image in images.values() for warning in image.warnings)
@@ -636,7 +641,7 @@ def run_scan(
             "recognised: hashed as one file, not walked as a disk image "
             "(--images-only refuses such a file)"
             for item in options.evidence
-            if os.fsencode(os.path.abspath(item)) not in images
+            if os.fsencode(absolute(item)) not in images
             and os.path.isfile(item)
             and not os.path.islink(item)
             and not (options.archives and _is_archive(item))  # walked as one
@@ -703,6 +708,7 @@ def run_scan(
                 selftest,
                 images,
                 image_checks,
+                folders,
             )
     except BaseException:
         if new_store and not scanning:
@@ -772,6 +778,7 @@ def _scan(
     selftest: SelftestResult,
     images: dict[bytes, OpenedImage],
     image_checks: dict[bytes, dict[str, object]],
+    folders: FolderWalker,
 ) -> ScanSummary:
     signer = signing.load_signer(options.sign_key) if options.sign_key else None
     counts = Counts()
@@ -852,7 +859,7 @@ def _scan(
             inventory.set_origin(log.head)
         counts.image_mismatches = sum(1 for c in image_checks.values() if c["match"] is False)
         walker = EvidenceWalker(
-            FolderWalker(options.excludes, options.one_file_system),
+            folders,
             images,
             options.deleted,
             options.archive_limits if options.archives else None,
@@ -1029,7 +1036,7 @@ def _identity(
     return {
         "case": storable_text(options.case.strip()),
         "authority": _text_or_none(options.authority),
-        "evidence": [path_fields(os.fsencode(os.path.abspath(e))) for e in options.evidence],
+        "evidence": [path_fields(os.fsencode(absolute(e))) for e in options.evidence],
         "algorithms": list(options.algorithms),
         "lists": [info.as_log_dict() for info in lists],
         "options": {
@@ -1357,7 +1364,7 @@ def _pump(
     progress: Callable[[Counts], None] | None,
     gate: _SignalGate,
 ) -> None:
-    roots = [os.fsencode(os.path.abspath(e)) for e in options.evidence]
+    roots = [os.fsencode(absolute(e)) for e in options.evidence]
     # Walk order is kept: `order` holds, in walk order, ready outcomes and a
     # None placeholder for each task whose digest the engine will deliver.
     # A FileTask in `order` is a further name of a hard link (in an image):

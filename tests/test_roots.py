@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
 from conftest import assert_counts_add_up
@@ -91,3 +93,87 @@ def test_an_evidence_root_that_is_a_symlink_is_refused_not_a_clean_scan_of_nothi
     assert str(ev) in result.output and not log.exists()
     ok = runner.invoke(cli, ["scan", str(ev), *common, "--log", str(log)])
     assert ok.exit_code == 1, ok.output
+
+
+def _scan(runner: CliRunner, tmp_path: Path, *args: str) -> tuple[object, Path]:
+    """A scan with a store whose notable list holds b'secret\\n', its log in tmp_path/out."""
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    db = out / "s.db"
+    if not db.exists():
+        listing = out / "n.sha256"
+        listing.write_text(f"{hashlib.sha256(b'secret' + bytes([10])).hexdigest()}  x\n")
+        assert runner.invoke(cli, ["import", str(listing), "--db", str(db), "--role", "notable"]).exit_code == 0
+    log = out / f"r{len(list(out.glob('*.jsonl')))}.jsonl"
+    result = runner.invoke(cli, ["scan", *args, "--examiner", "E", "--case", "C", "--db", str(db),
+                                 "--log", str(log), "-q"])  # fmt: skip
+    return result, log
+
+
+def test_a_root_through_a_link_and_dot_dot_is_the_folder_the_kernel_names(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: `Lsub/..` (Lsub a link to ev/sub) was collapsed lexically to the folder holding
+    Lsub: the scan walked the case folder above the evidence, a file outside it matched."""
+    case = tmp_path / "case"
+    (case / "ev" / "sub").mkdir(parents=True)
+    (case / "ev" / "a").write_bytes(b"e1\n")
+    (case / "notes.txt").write_bytes(b"secret\n")  # outside the evidence named
+    os.symlink("ev/sub", case / "Lsub")
+    monkeypatch.chdir(case)
+    result, log = _scan(runner, tmp_path, "Lsub/..")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    records = read_log(log)
+    assert records[0]["evidence"][0]["path"] == str(case / "ev")
+    assert assert_counts_add_up(log)["files"] == 1
+    assert not [r for r in records if r["type"] == "match"]
+
+
+def test_a_nested_root_reached_through_a_symlinked_parent_is_scanned_once(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Before: `ev` and `L/sub` (L a link to ev) were compared as strings: the files under
+    ev/sub were hashed twice, and each notable one logged twice."""
+    ev = tmp_path / "ev"
+    (ev / "sub").mkdir(parents=True)
+    (ev / "sub" / "x").write_bytes(b"secret\n")
+    os.symlink(ev, tmp_path / "L")
+    result, log = _scan(runner, tmp_path, str(ev), str(tmp_path / "L" / "sub"))
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    counts = assert_counts_add_up(log)
+    assert counts["files"] == 1 and counts["notable"] == 1, counts
+    assert any("lies inside" in n for n in end_record(log)["notes"])  # type: ignore[attr-defined]
+
+
+def test_a_nested_root_below_a_symlink_out_of_the_outer_root_is_walked(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """`ev/link/x` with `link` pointing out of ev: ev's walk never follows the link, so the
+    root named inside it must be walked on its own (lexically it lay inside ev: dropped)."""
+    ev, elsewhere = tmp_path / "ev", tmp_path / "elsewhere"
+    ev.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "x").write_bytes(b"secret\n")
+    os.symlink(elsewhere, ev / "link")
+    result, log = _scan(runner, tmp_path, str(ev), str(ev / "link" / "x"))
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    counts = assert_counts_add_up(log)
+    assert counts["notable"] == 1 and counts["skipped_by_reason"] == {"symlink": 1}, counts
+
+
+@pytest.mark.parametrize("pattern", ["x", "sub"])
+def test_a_named_root_is_read_though_a_pattern_excludes_it_inside_another_root(
+    runner: CliRunner, tmp_path: Path, pattern: str
+) -> None:
+    """Before: `scan ev ev/sub/x --exclude x` dropped ev/sub/x as "scanned once" and ev's walk
+    then excluded it: the notable file named on the command line was never read, exit 0."""
+    ev = tmp_path / "ev"
+    (ev / "sub").mkdir(parents=True)
+    (ev / "sub" / "x").write_bytes(b"secret\n")
+    (ev / "y").write_bytes(b"other\n")
+    result, log = _scan(runner, tmp_path, str(ev), str(ev / "sub" / "x"), "--exclude", pattern)
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    counts = assert_counts_add_up(log)
+    assert counts["notable"] == 1, counts
+    matches = [r["path"] for r in read_log(log) if r["type"] == "match"]
+    assert matches == [str(ev / "sub" / "x")]

@@ -157,6 +157,13 @@ def mount_points(mountinfo: str = "/proc/self/mountinfo") -> frozenset[bytes]:
     return frozenset(points)
 
 
+def _lstat_or_none(path: str | os.PathLike[str]) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
 class FolderWalker:
     """Walks evidence roots (folders or single files) in a fixed, sorted order.
 
@@ -165,10 +172,20 @@ class FolderWalker:
             its root and against its name; a match is skipped as `excluded`.
         one_file_system: skip directories on another device than their root
             (`other-filesystem`); otherwise the crossing is walked and counted.
+        roots: every evidence root named (also those dropped as nested):
+            never excluded where a walk meets one.
     """
 
-    def __init__(self, excludes: Sequence[str] = (), one_file_system: bool = False):
+    def __init__(
+        self,
+        excludes: Sequence[str] = (),
+        one_file_system: bool = False,
+        roots: Sequence[str | os.PathLike[str]] = (),
+    ):
         self.excludes = [os.fsencode(p) for p in excludes]
+        # Every root the examiner named, by (device, inode): a root is never
+        # excluded, also where another root's walk reaches it (README).
+        self.named = {(st.st_dev, st.st_ino) for st in map(_lstat_or_none, roots) if st}
         self.one_file_system = one_file_system
         self.crossings: list[bytes] = []
         self._mounts: frozenset[bytes] = frozenset()
@@ -183,7 +200,8 @@ class FolderWalker:
             return None
         return self._real_root.rstrip(b"/") + below
 
-    def _excluded(self, relative: bytes, name: bytes) -> bool:
+    def excluded(self, relative: bytes, name: bytes) -> bool:
+        """True when an --exclude pattern takes the entry (path relative to its root, name)."""
         return any(
             fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in self.excludes
         )
@@ -210,7 +228,12 @@ class FolderWalker:
         never goes below a crossing, so the parent is always on the root's.
         """
         mode = st.st_mode
-        if self.excludes and not is_root and self._excluded(relative, name):
+        if (
+            self.excludes
+            and not is_root
+            and self.excluded(relative, name)
+            and (st.st_dev, st.st_ino) not in self.named
+        ):
             return EntryOutcome(
                 path=path,
                 size=st.st_size,

@@ -4,16 +4,41 @@
 Hashing them three times would inflate every count and log each notable
 match more than once, so the roots are reduced before the walk: a root equal
 to an earlier one, or lying inside another root, is dropped with a note that
-the run record keeps. Two roots are the same when their normalised absolute
-paths are equal or when they are the same directory (device and inode), such
-as one folder reached by two paths.
+the run record keeps. Containment is decided on real paths (symlinks
+resolved: `L/sub` with L a link to `ev` lies inside `ev`; `ev/link/x` with
+`link` pointing out of `ev` does not, as the walk of `ev` never follows
+`link`), and two roots are also the same when they are the same directory
+(device and inode), such as one folder mounted twice. A nested root that
+the outer root's walk would never reach (an `--exclude` pattern takes a
+folder between them, or `--one-file-system` stops at a crossing) is kept,
+and walked as a root of its own.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
+
+# Whether a walk leaves out an entry: (path relative to its root, name) -> bool.
+Excluded = Callable[[bytes, bytes], bool]
+
+
+def absolute(path: str | os.PathLike[str]) -> str:
+    """`path` made absolute as the kernel resolves it.
+
+    os.path.abspath collapses `..` lexically: it takes `LINK/..` for the
+    folder holding LINK, where the kernel goes to the parent of LINK's
+    target, so a scan of `Lsub/..` walked the folder above the one named
+    (the log being written there among its files). A path with a `..`
+    component is therefore resolved whole (realpath); any other is only
+    made absolute, keeping the names (and symlinks) the examiner gave.
+    """
+    text = os.fspath(path)
+    if os.pardir in text.split(os.sep):
+        return os.path.realpath(text)
+    return os.path.abspath(text)
 
 
 def _identity(path: str) -> tuple[int, int] | None:
@@ -28,21 +53,48 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def distinct_roots(evidence: Sequence[Path]) -> tuple[list[Path], list[str]]:
-    """Return the roots to walk (in the order given) and a note for each one dropped."""
-    normal = [os.path.normpath(os.path.abspath(e)) for e in evidence]
+def _unreached(path: str, root: str, excluded: Excluded | None, one_file_system: bool) -> bool:
+    """True when the walk of `root` never reaches `path` (below it): see the module's note."""
+    parts = os.path.relpath(path, root).split(os.sep)
+    folder = root
+    device = _identity(root)
+    for depth, part in enumerate(parts, 1):
+        relative = os.fsencode(os.path.join(*parts[:depth]))
+        # Note: the nested root itself is never excluded (no root is): only a folder above it.
+        if excluded is not None and depth < len(parts) and excluded(relative, os.fsencode(part)):
+            return True
+        folder = os.path.join(folder, part)
+        here = _identity(folder)
+        if one_file_system and (here is None or device is None or here[0] != device[0]):
+            return True
+        device = here
+    return False
+
+
+def distinct_roots(
+    evidence: Sequence[Path], excluded: Excluded | None = None, one_file_system: bool = False
+) -> tuple[list[Path], list[str]]:
+    """Return the roots to walk (in the order given) and a note for each one dropped or kept aside.
+
+    `excluded` and `one_file_system` are the walk's own rules (FolderWalker),
+    so that a nested root it would not reach is kept.
+    """
+    real = [os.path.realpath(e) for e in evidence]
     kept: list[Path] = []
     notes: list[str] = []
     seen: dict[tuple[int, int], Path] = {}
-    for index, (given, path) in enumerate(zip(evidence, normal, strict=True)):
-        container = next(
-            (
-                evidence[other]
-                for other, root in enumerate(normal)
-                if other != index and _inside(path, root) and (path != root or other < index)
-            ),
-            None,
-        )
+    for index, (given, path) in enumerate(zip(evidence, real, strict=True)):
+        around = [
+            other
+            for other, root in enumerate(real)
+            if other != index and _inside(path, root) and (path != root or other < index)
+        ]
+        reached = [
+            other
+            for other in around
+            if real[other] == path or not _unreached(path, real[other], excluded, one_file_system)
+        ]
+        container = evidence[reached[0]] if reached else None
         identity = _identity(path)
         if container is None and identity is not None and identity in seen:
             container = seen[identity]
@@ -50,6 +102,11 @@ def distinct_roots(evidence: Sequence[Path]) -> tuple[list[Path], list[str]]:
             same = "is the same as" if _same(given, container) else "lies inside"
             notes.append(f"evidence {given} {same} evidence {container}: scanned once")
             continue
+        if around:
+            notes.append(
+                f"evidence {given} lies inside evidence {evidence[around[0]]}, whose walk does not "
+                "reach it (--exclude or --one-file-system): scanned as a root of its own"
+            )
         if identity is not None:
             seen[identity] = given
         kept.append(given)
@@ -57,7 +114,7 @@ def distinct_roots(evidence: Sequence[Path]) -> tuple[list[Path], list[str]]:
 
 
 def _same(a: Path, b: Path) -> bool:
-    if os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b)):
+    if os.path.realpath(a) == os.path.realpath(b):
         return True
     ia, ib = _identity(str(a)), _identity(str(b))
     return ia is not None and ia == ib
