@@ -48,6 +48,11 @@ def lists_fingerprint(lists: Sequence[ListInfo]) -> str:
     return hashlib.sha256(repr(key).encode()).hexdigest()
 
 
+def _held(info: ListInfo) -> set[str]:
+    """The algorithms a list holds digests of."""
+    return {a for a, n in info.counts.items() if n}
+
+
 def build_filter(
     store: HashStore,
     lists: list[ListInfo],
@@ -71,8 +76,20 @@ def build_filter(
             f"The lists hold {', '.join(sorted(stored))} digests but the run computes only "
             f"{', '.join(algorithms)}: nothing could ever match. Fix --algorithms."
         )
+    # Note: a notable list none of whose digests the run computes could never
+    # match: the run would say "notable 0", exit 0, with the list named as used.
+    blind = [i for i in lists if i.role == "notable" and not computed & _held(i)]
+    if blind:
+        named = "; ".join(f"'{i.name}' ({', '.join(sorted(_held(i)))})" for i in blind)
+        raise UsageError(
+            f"The notable list(s) {named} hold no digest this run computes "
+            f"({', '.join(algorithms)}): none of their entries could match. Add their "
+            "algorithm to --algorithms (a rematch cannot: its digests are the scan's)."
+        )
     notes = [
-        f"lists also hold {missing} digests, which this run does not compute"
+        f"lists also hold {missing} digests, which this run does not compute "
+        f"(of {', '.join(repr(i.name) for i in lists if missing in _held(i))}): entries "
+        f"with only {missing} digests cannot match"
         for missing in sorted(stored - computed)
     ]
     counts_by_algorithm: dict[str, int] = {}

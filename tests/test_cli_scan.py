@@ -565,3 +565,23 @@ def test_an_exclude_pattern_never_takes_the_evidence_root_itself(
     assert result.exit_code == 1, result.output
     counts = end_record(log)["counts"]
     assert counts["files"] > 1 and counts["skipped_by_reason"].get("excluded", 0) == 0
+
+
+def test_a_notable_list_the_algorithms_cannot_match_is_refused_naming_it(
+    runner: CliRunner, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """Before: a sha256-only notable list beside an md5 known list, scanned with --algorithms
+    md5: exit 0, notable 0, the list recorded as used, and only a vague note."""
+    db = tmp_path / "two.db"
+    notable = tmp_path / "n.sha256"
+    notable.write_text(f"{'ab' * 32}  x\n")
+    known = tmp_path / "k.md5"
+    known.write_text(f"{'cd' * 16}  y\n")
+    assert runner.invoke(cli, ["import", str(notable), "--db", str(db), "--role", "notable"]).exit_code == 0
+    assert runner.invoke(cli, ["import", str(known), "--db", str(db), "--role", "known"]).exit_code == 0
+    result = scan(runner, db, tmp_path / "x.jsonl", evidence_copy, extra=["--algorithms", "md5"])
+    assert result.exit_code == 2, result.output
+    assert "'n.sha256' (sha256)" in result.output and "none of their entries could match" in result.output
+    assert not (tmp_path / "x.jsonl").exists()
+    result = scan(runner, db, tmp_path / "y.jsonl", evidence_copy, extra=["--algorithms", "md5,sha256"])
+    assert result.exit_code in (0, 1), result.output
