@@ -326,6 +326,13 @@ class Inventory:
         row = self.db.execute("SELECT max(run) FROM entries").fetchone()
         return -1 if row is None or row[0] is None else int(row[0])
 
+    def notable_paths(self) -> Iterator[bytes]:
+        """The path of every entry recorded as notable (few: one match record each)."""
+        cur = self.db.execute("SELECT path FROM entries WHERE verdict = 'notable'")
+        while batch := cur.fetchmany(10_000):
+            for (path,) in batch:
+                yield bytes(path)
+
     def rows(self) -> Iterator[dict[str, object]]:
         """Every entry, in path order."""
         cur = self.db.execute(f"SELECT {','.join(_COLUMNS)} FROM entries ORDER BY path")

@@ -1240,6 +1240,20 @@ def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState,
             f"record is not that of {log}). Give this log's own inventory with --inventory, "
             "or start a new log."
         )
+    # Note: the log is synced before the inventory commits (_Recorder.commit),
+    # so a notable row always has its match record. One without was lost from
+    # the log (an older copy restored, the log cut back at a line end): resumed,
+    # the scan said complete with those files never logged, and its log failed
+    # verify.
+    unlogged = [p for p in inventory.notable_paths() if p not in state.matched_paths]
+    if unlogged:
+        first = unlogged[0].decode("utf-8", "backslashreplace")
+        raise UsageError(
+            f"Cannot resume: the inventory {inventory.path} records {len(unlogged)} notable "
+            f"file(s) with no match record in {log} (the first: {first}): the log is older "
+            "than its inventory (restored from a copy, or cut back?). Restore the log as "
+            "it was, or start a new log."
+        )
 
 
 def _finish_logged_matches(

@@ -830,3 +830,20 @@ def test_a_rematch_of_a_candidates_only_run_says_which_files_it_cannot_match(tmp
     notes = read_log(new_log)[-1]["notes"]
     assert any("the original scan ran with --candidates-only: 2 files were never read" in n for n in notes), notes
     assert "scan the evidence again" in result.stderr
+
+
+def test_a_resume_refuses_a_log_older_than_its_inventory(tmp_path: Path) -> None:
+    """The log cut back to its run record (or an older copy restored) beside a newer inventory:
+    the resume said complete, notable 1, with no match record in the log, which failed verify."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    result = run_scan(ev, db, log)
+    assert result.returncode == 1, result.stderr
+    log.write_bytes(log.read_bytes().split(b"\n")[0] + b"\n")  # the run record alone
+    inventory = tmp_path / "run.jsonl.inventory.db"
+    before = inventory.read_bytes()
+    refused = run_scan(ev, db, log, "--resume")
+    assert refused.returncode == 2, refused.stderr
+    assert b"Cannot resume" in refused.stderr and b"no match record" in refused.stderr
+    assert b"hit.bin" in refused.stderr
+    assert inventory.read_bytes() == before
