@@ -84,6 +84,12 @@ SETTLE_SECONDS = 1.0
 SETTLE_BYTES = 64 << 20
 INVENTORY_FLUSH_SECONDS = 0.5
 CHECKPOINT_SECONDS = 600.0
+# The list entries one match record names, at most (as JSON, bytes): a
+# digest some supplier lists 100,000 times made a record longer than the
+# longest line verify reads (auditlog.MAX_LINE_BYTES), so a genuine log
+# failed verify. Beyond it the record says how many entries matched in all
+# (`matches_total`); the store names them all.
+MATCH_RECORD_HITS_BYTES = 1 << 20
 
 
 class SelftestFailed(MatcherError):
@@ -407,13 +413,22 @@ class _Recorder:
     def _match_fields(outcome: EntryOutcome, hits: list[ListHit]) -> dict[str, object]:
         assert outcome.digests is not None
         notable_first = sorted(hits, key=lambda h: h.role != "notable")
+        named: list[dict[str, object]] = []
+        room = MATCH_RECORD_HITS_BYTES
+        for hit in notable_first:
+            fields = _hit_fields(hit)
+            room -= len(json.dumps(fields, ensure_ascii=False).encode())
+            if room < 0 and named:
+                break
+            named.append(fields)
         return {
             **path_fields(outcome.path),
             "size": outcome.size,
             "mtime": utc_text(outcome.mtime_ns),
             **({"kind": outcome.kind} if outcome.kind != "file" else {}),
             "digests": {a: d.hex() for a, d in outcome.digests.items()},
-            "matches": [_hit_fields(h) for h in notable_first],
+            "matches": named,
+            **({"matches_total": len(hits)} if len(named) < len(hits) else {}),
         }
 
     def commit(self) -> None:

@@ -119,3 +119,33 @@ def test_digests_given_in_another_order_land_in_their_own_columns(tmp_path: Path
     rows = inventory.db.execute("SELECT path, md5, sha1 FROM entries ORDER BY path").fetchall()
     assert rows == [(b"/a", md5, sha1), (b"/b", md5, sha1)]
     inventory.close()
+
+
+def test_a_match_record_names_at_most_its_budget_of_entries_and_counts_them_all(
+    tmp_path: Path,
+) -> None:
+    """Before: a digest listed 110,000 times made a match record longer than the longest line
+    verify reads (16 MiB): the scan said complete, and its genuine log failed verify."""
+    from matcher import scan as scan_mod
+
+    assert scan_mod.MATCH_RECORD_HITS_BYTES * 4 <= auditlog.MAX_LINE_BYTES
+    notable = EntryOutcome.hashed(b"/ev/hit.bin", 7, 10**18, _digests(b"notable"), "file")
+    long_name = "supplier/path/" + "x" * 200
+    hits = [ListHit("dups", "notable", "md5", 7, f"{long_name}-{i}", str(i), "1") for i in range(6000)]
+    hits.append(ListHit("nsrl", "known", "sha1", 7, "k.dll", "k", None))
+    log = auditlog.create(tmp_path / "big.jsonl")
+    log.append("run", {"examiner": "E", "case": "C", "resume": False})
+    inventory = Inventory(tmp_path / "big.inventory.db")
+    recorder = _Recorder(log, inventory, Counts(), 0, set())
+    recorder.record(notable, hits)
+    recorder.commit()
+    inventory.close()
+    log.close()
+    raw = (tmp_path / "big.jsonl").read_bytes().split(b"\n")[1]
+    assert len(raw) < scan_mod.MATCH_RECORD_HITS_BYTES + 4096
+    (match,) = [r for r in read_log(tmp_path / "big.jsonl") if r["type"] == "match"]
+    assert match["matches_total"] == 6001
+    assert 0 < len(match["matches"]) < 6001
+    assert all(m["role"] == "notable" for m in match["matches"])  # notable entries first
+    with pytest.raises(auditlog.IncompleteLogError):  # read whole: only its end is missing
+        auditlog.verify(tmp_path / "big.jsonl")
