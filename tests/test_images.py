@@ -780,3 +780,21 @@ def test_ext4_inline_data_is_the_files_own_content_not_a_stream(
         row = rows[prefix + name]
         assert row["kind"] == "file" and row["sha256"] == hashlib.sha256(data).digest(), row
     assert not [p for p in rows if p.endswith(b":DATA")]
+
+
+def test_exclude_patterns_apply_inside_images_and_archives(built: dict[str, Any], tmp_path: Path) -> None:
+    """Before: --exclude was matched in folders only: a file named by a pattern inside an image
+    (or an archive) was read and logged as a match, though the run record listed the pattern."""
+    image = built["dir"] / "ext4.raw"
+    result, log = run(built, tmp_path, image, extra=("--exclude", "notable.bin", "--exclude", "misc",
+                                                     "--archives"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    prefix = os.fsencode(image) + b"!p0@0:ext4/"
+    assert rows[prefix + b"notable.bin"]["skip"] == "excluded"
+    below = [p for p in rows if p.startswith(prefix + b"misc/")]
+    assert below and all(rows[p]["skip"] == "excluded" for p in below)
+    members = [p for p in rows if b".zip!" in p or b".tar.gz!" in p]
+    assert members, "the fixture's archives are walked"
+    assert not [r for r in read_log(log) if r["type"] == "match"]
+    assert_counts_add_up(log)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from matcher.evidence.reasons import describe
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
+from matcher.models import Skip
 
 
 def prepare_images(
@@ -100,6 +102,8 @@ class EvidenceWalker:
             if image is not None:
                 walker = image_mod.ImageWalker(self.deleted)
                 items = walker.walk(image)
+                if self.folder.excludes:
+                    items = self._excluding(items, root)
             else:
                 items = self.folder.walk([root])
             if self.archives is None:
@@ -108,7 +112,36 @@ class EvidenceWalker:
             for item in items:
                 yield item
                 if self.archives is not None and isinstance(item, FileTask):
-                    yield from self._inside(item, walker)
+                    members = self._inside(item, walker)
+                    yield from self._excluding(members, root) if self.folder.excludes else members
+
+    def _excluding(
+        self, items: Iterator[FileTask | EntryOutcome], root: bytes
+    ) -> Iterator[FileTask | EntryOutcome]:
+        """Entries inside an image or archive, each one `--exclude` takes made a skip.
+
+        A pattern is matched as in a folder (FolderWalker.excluded), against
+        the entry's path inside its innermost container (an image's volume
+        label left out) and its name, and against each folder above it
+        there: a folder excluded inside an image takes what lies below it.
+        Before, the patterns were matched in folders only, though the run
+        record listed them.
+        """
+        for item in items:
+            if self._excluded_inside(item.path[len(root) :]):
+                item = EntryOutcome.skipped(
+                    item.path, item.size, item.mtime_ns, Skip.EXCLUDED, item.kind
+                )
+            yield item
+
+    def _excluded_inside(self, below_root: bytes) -> bool:
+        inner = _VOLUME_LABEL.sub(b"", below_root.rsplit(b"!", 1)[-1], count=1)
+        parts = inner.split(b"/")
+        return any(
+            self.folder.excluded(b"/".join(parts[: depth + 1]), part)
+            for depth, part in enumerate(parts)
+            if part
+        )
 
     def _inside(
         self, task: FileTask, walker: image_mod.ImageWalker | None
@@ -148,6 +181,10 @@ class EvidenceWalker:
     def close(self) -> None:
         """Close what the walk and this thread's readers opened (not the images given)."""
         close_readers()
+
+
+# An image entry's volume label, as ImageWalker makes it: `p1@1048576:ntfs/`.
+_VOLUME_LABEL = re.compile(rb"^p\d+@\d+:[^/]*/")
 
 
 def _names_a_sibling(archive: bytes, names: frozenset[bytes], path: bytes) -> bool:
