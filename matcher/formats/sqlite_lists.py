@@ -59,19 +59,28 @@ def _refuse_pending_changes(path: Path) -> None:
     the database file alone: rows still in a `-wal` file would be missed in
     silence, and a `-journal` means a write was cut off midway. The source
     SHA-256 recorded for the list would cover the database file only, too.
+    SQLite keeps side files beside the file a symlink resolves to, so that is
+    where they are looked for.
 
     Raises:
         FormatError: naming the side file and what to do.
     """
+    try:
+        real = path.resolve()
+        beside = path.parent.resolve() / path.name
+    except (OSError, RuntimeError):  # a symlink loop: opening the database fails
+        return
+    where = "it" if real == beside else "the file it links to"
     for suffix, what in (("-wal", "write-ahead log"), ("-journal", "rollback journal")):
-        side = path.with_name(path.name + suffix)
+        side = real.with_name(real.name + suffix)
         try:
             size = side.stat().st_size
         except OSError:
             continue
         if size > 0:
+            shown = side.name if where == "it" else str(side)
             raise FormatError(
-                f"beside it is a {what}, {side.name} ({size:,} bytes), holding changes that "
+                f"beside {where} is a {what}, {shown} ({size:,} bytes), holding changes that "
                 "are not in the database file; matcher reads the database file alone and "
                 "never writes beside a list. Open a copy of both with sqlite3 "
                 "(PRAGMA wal_checkpoint(TRUNCATE), or any query for a journal), then import "

@@ -387,6 +387,34 @@ def test_rows_still_in_a_wal_side_file_refuse_the_database(tmp_path: Path, named
     assert not (tmp_path / "store.db").exists() or "Traceback" not in output
 
 
+def _with_pending_wal(folder: Path) -> Path:
+    """An RDS v3 database in `folder` holding one row, with a second still in its -wal."""
+    folder.mkdir()
+    live = make_minimal(folder / "live.db", [(*upper(HELLO), "hello.txt", 5, 1)])
+    writer = sqlite3.connect(live)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("INSERT INTO FILE VALUES (?, ?, ?, '00000000', 'world.txt', 5, 1)", upper(WORLD))
+    writer.commit()
+    path = folder / "RDS.db"
+    path.write_bytes(live.read_bytes())
+    (folder / "RDS.db-wal").write_bytes((folder / "live.db-wal").read_bytes())
+    writer.close()
+    live.unlink()
+    return path
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["detected", "--format nsrl-rds3"])
+def test_a_symlink_to_a_database_with_rows_in_its_wal_is_refused(tmp_path: Path, named: bool) -> None:
+    """SQLite keeps side files beside the file a link resolves to, not beside the link."""
+    path = _with_pending_wal(tmp_path / "nsrl")
+    link = tmp_path / "RDS-link.db"
+    link.symlink_to(Path("nsrl") / "RDS.db")
+    code, output = _import(tmp_path, link, *(["--format", "nsrl-rds3"] if named else []))
+    assert code == 2 and f"a write-ahead log, {path}-wal" in output, output
+    assert "Traceback" not in output
+
+
 def test_a_truncated_database_is_named_as_such_by_detection(tmp_path: Path) -> None:
     path = tmp_path / "cut.db"
     path.write_bytes((SAMPLES / "RDS_synthetic_full.db").read_bytes()[:8192])

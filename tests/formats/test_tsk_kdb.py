@@ -224,6 +224,20 @@ def test_truncated_database(tmp_path: Path) -> None:
     assert str(caught.value).startswith(f"{cut}: cannot read the hash database: ")
 
 
+def test_a_symlink_to_a_database_with_a_hot_journal_is_refused(tmp_path: Path) -> None:
+    """SQLite keeps side files beside the file a link resolves to, not beside the link."""
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    path = make_kdb(folder / "x.kdb", [(md5("hello.txt"), None, None, ["a"], [])])
+    # A rollback journal a cut-off write left: its header is not zeroed.
+    Path(f"{path}-journal").write_bytes(b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7" + bytes(504))
+    link = tmp_path / "link.kdb"
+    link.symlink_to(path)
+    result = CliRunner().invoke(cli, ["import", str(link), "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 2, result.output
+    assert f"a rollback journal, {path}-journal" in result.output
+
+
 def test_database_without_hash_columns(tmp_path: Path) -> None:
     path = tmp_path / "x.kdb"
     conn = sqlite3.connect(path)
