@@ -64,6 +64,14 @@ class _Header:
     label: int | None
     unread: tuple[str, ...] = ()  # titles that name a digest matcher cannot read
 
+    def is_entry(self, cells: list[str]) -> bool:
+        """Whether `cells` make an entry: the header's width, a digest in a hash column."""
+        try:
+            _record(cells, self, 0)
+        except FormatError:
+            return False
+        return True
+
 
 def _algorithm(cell: str, title: str) -> str | None:
     """The algorithm a column title names, words such as "hash" aside; None if none."""
@@ -243,7 +251,7 @@ class CsvListReader(TextReader):
                 break
         if header is None:
             return
-        for start, row in csv_rows.rows_of(records, header.delimiter, first):
+        for start, row in csv_rows.rows_of(records, header.delimiter, first, header.is_entry):
             if isinstance(row, str):
                 report(FormatError(row, source=source, line=start), on_invalid)
                 continue

@@ -36,15 +36,19 @@ class HeaderError(FormatError):
 Row = list[str] | str
 
 
-def rows(stream: BinaryIO) -> Iterator[tuple[int, Row]]:
+def rows(
+    stream: BinaryIO, entry: Callable[[list[str]], bool] | None = None
+) -> Iterator[tuple[int, Row]]:
     """Yield `(line, cells)` for every CSV row of `stream`, header row included.
 
     `line` is the line the row starts on (a quoted field may span lines).
     Blank rows are skipped. A row that cannot be read comes as `(line, reason)`
-    so the caller decides whether it is fatal (a header) or skippable.
-    A UTF-8 BOM is dropped; LF and CRLF line ends are both accepted.
+    so the caller decides whether it is fatal (a header) or skippable; so
+    does a row whose quoted field swallowed lines that are entries by `entry`
+    (see `rows_of`). A UTF-8 BOM is dropped; LF and CRLF line ends are both
+    accepted.
     """
-    return rows_of(read_records(stream, keepends=True))
+    return rows_of(read_records(stream, keepends=True), entry=entry)
 
 
 _LONE_CR = (
@@ -53,29 +57,55 @@ _LONE_CR = (
 )
 
 
+def _joined(start: int, line: int) -> str:
+    return (
+        f"a quoted field runs from line {start} across line {line}, which reads as an entry "
+        "of its own (a digest in a hash column): a quote left open that joined entries? "
+        "Close or remove the quote; matcher does not guess where one entry ends"
+    )
+
+
 def rows_of(
-    records: Iterator[tuple[int, bytes | None]], delimiter: str = ",", after: int = 0
+    records: Iterator[tuple[int, bytes | None]],
+    delimiter: str = ",",
+    after: int = 0,
+    entry: Callable[[list[str]], bool] | None = None,
 ) -> Iterator[tuple[int, Row]]:
     """`rows` over records already being read (`read_records(..., keepends=True)`).
+
+    A row whose quoted field spans lines comes as its reason instead when
+    one of the lines it took after its first, read alone, is an entry by
+    `entry`: a quote left open has swallowed rows that hold digests.
 
     Args:
         records: the rest of the records; line numbers continue from `after`,
             the last line the caller has already consumed (e.g. its header).
         delimiter: the CSV delimiter.
+        entry: whether the cells of one line make a whole entry (a row of
+            the header's width with a digest where the header has one).
     """
     overlong: list[int] = []
+    taken: list[int] = []  # the lines the current row has taken so far
+    swallowed: list[int] = []  # its lines after the first that are entries of their own
 
     def lines() -> Iterator[str]:
         for number, raw in records:
             if raw is None:
                 overlong.append(number)
+                taken.append(number)
                 yield "\n"
-            else:
-                yield raw.decode("utf-8", "surrogateescape")
+                continue
+            line = raw.decode("utf-8", "surrogateescape")
+            if taken and entry is not None and not swallowed and _is_entry(line, delimiter, entry):
+                swallowed.append(number)
+            taken.append(number)
+            yield line
 
     reader = csv.reader(lines(), delimiter=delimiter, strict=True)
     done = after  # the last line of the previous row
     while True:
+        taken.clear()
+        swallowed.clear()
         try:
             row = next(reader)
         except StopIteration:
@@ -95,8 +125,32 @@ def rows_of(
                 yield number, f"the line is longer than {MAX_RECORD} bytes"
             overlong.clear()
             continue
-        if any(cell.strip() for cell in row):
+        if swallowed:
+            yield start, _joined(start, swallowed[0])
+        elif any(cell.strip() for cell in row):
             yield start, row
+
+
+def _is_entry(line: str, delimiter: str, entry: Callable[[list[str]], bool]) -> bool:
+    """Whether the part of a line inside a quoted field, read alone as CSV, is an entry.
+
+    Note that the line a quoted field ends on goes on with the rest of its
+    row (`c.txt",<digest>,5`): only what comes before the closing quote was
+    taken into the field.
+    """
+    inside = line.rstrip("\r\n")
+    at = 0
+    while (at := inside.find('"', at)) >= 0:
+        if inside.startswith('""', at):
+            at += 2
+            continue
+        inside = inside[:at]
+        break
+    try:
+        cells = list(csv.reader([inside.replace('""', '"')], delimiter=delimiter, strict=True))
+    except csv.Error:
+        return False
+    return len(cells) == 1 and entry(cells[0])
 
 
 def header_titles(head: bytes) -> list[str] | None:
@@ -158,13 +212,25 @@ def records(
     `layout_of` maps the header row (raising HeaderError when it cannot be
     used); `record_of` makes one record from a row, raising FormatError for a
     malformed one, which goes to `on_invalid` (or is raised) with its line.
+    So does a row whose quoted field swallowed lines that `record_of` would
+    take as records of their own.
 
     Raises:
         FormatError: for a header that cannot be read or used, or an empty
             file (`empty` says what the file should start with).
     """
     layout: Layout | None = None
-    for number, row in rows(stream):
+
+    def entry(cells: list[str]) -> bool:
+        if layout is None:
+            return False
+        try:
+            record_of(cells, layout, 0)
+        except FormatError:
+            return False
+        return True
+
+    for number, row in rows(stream, entry):
         try:
             if layout is None:
                 if isinstance(row, str):

@@ -91,6 +91,35 @@ def test_multiline_quoted_name_keeps_line_numbers() -> None:
     assert [e.line for e in errors] == [6]
 
 
+SWALLOW = (
+    b"md5,name\n"
+    b'5d41402abc4b2a76b9719d911017c592,"abc\n'
+    b"7d793037a0760186574b0282f2f435e7,x\n"
+    b'd41d8cd98f00b204e9800998ecf8427f,y"\n'
+    b"0cc175b9c0f1b6a831c399e269772661,z\n"
+)
+
+
+def test_a_quoted_field_that_swallowed_rows_holding_digests_is_refused_naming_them() -> None:
+    """A quote left open joined three entries into one name (it imported, exit 0)."""
+    with pytest.raises(FormatError, match="a quoted field runs from line 2 across line 3, which reads as an entry of its own") as caught:
+        parse(SWALLOW)
+    assert caught.value.line == 2
+    errors: list[FormatError] = []
+    assert [(r.name, r.line) for r in parse(SWALLOW, errors)] == [("z", 5)]
+    assert [e.line for e in errors] == [2]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [b"abc\n7d793037a0760186574b0282f2f435e7\nx", b"abc\nd,e\nf", b"7d793037a0760186574b0282f2f435e7,\nx"],
+    ids=["digest alone", "two fields", "digest on the first line"],
+)
+def test_a_quoted_name_spanning_lines_that_are_no_entries_still_imports(name: bytes) -> None:
+    [record] = parse(b"md5,name\n" + HELLO_MD5.encode() + b',"' + name + b'"\n')
+    assert record.name == name.decode()
+
+
 @pytest.mark.parametrize(
     ("row", "reason"),
     [

@@ -197,6 +197,17 @@ def test_bad_rows_name_the_line(bad_row: bytes, message: str) -> None:
     assert [e.line for e in errors] == [3]
 
 
+def test_a_quoted_field_that_swallowed_rows_holding_digests_is_refused() -> None:
+    """A quote left open joined two entries into one name (it imported, exit 0)."""
+    world = md5("world.txt").hex().encode()
+    data = HEADER + b'1,900,"a.txt\r\n1,900,b.txt,C:\\test,' + world + b',5,,,,,,\r\n2,900,c.txt",C:\\test,' + HELLO + b",5,,,,,,\r\n"
+    with pytest.raises(FormatError, match="runs from line 2 across line 3, which reads as an entry") as caught:
+        parse(data)
+    assert caught.value.line == 2
+    [record] = parse(HEADER + row(name=b'"a\r\nb.txt"'))
+    assert record.name == "C:\\test\\a\r\nb.txt"
+
+
 def test_truncated_file() -> None:
     data = (SYNTHETIC / "synthetic.hsh").read_bytes()
     cut = data[: data.index(b"a,b.txt") + 3]  # inside a quoted name
