@@ -223,8 +223,12 @@ _HASH_FIELDS = frozenset({"MD5", "SHA1", "SHA256", "AlternativeHashes"})
 # Where _take notes the fields a Media gives twice with two values (never a
 # wanted key, so no JSON key lands there).
 _REPEATED = "_repeated"
-# Where _fields notes a Case whose Media is not an array (its reason).
-_NOT_AN_ARRAY = "_not_an_array"
+# Where _fields notes why a Case's media cannot be read (its reason).
+_BAD_CASE = "_bad_case"
+# Keys that name a Media's digests, compacted (lower case, no blank, "-" or
+# "_"): an array of objects with one of them holds media, under whatever key.
+_DIGEST_KEYS = frozenset({"md5", "sha1", "sha256", "alternativehashes"})
+_KEY_NOISE = re.compile(r"[\s_\-]+")
 _JSON_KINDS = {"start_map": "an object", "string": "a string", "boolean": "true or false"}
 
 
@@ -239,17 +243,37 @@ def _value_kind(value: object) -> str:
     return _json_kind(event)
 
 
+def _digest_key(events: _Events) -> str | None:
+    """Consume the rest of an array, building nothing: the first key of an
+    object in it that names a digest, in any case (`md5`, `Sha-1`), if any."""
+    depth, named = 1, None
+    for event, value in events:
+        if event in _OPEN:
+            depth += 1
+        elif event in _CLOSE:
+            depth -= 1
+            if depth == 0:
+                break
+        elif named is None and depth == 2 and event == "map_key":
+            if _KEY_NOISE.sub("", value).lower() in _DIGEST_KEYS:
+                named = value
+    return named
+
+
 def _fields(events: _Events, kind: str | None, outer: int | None, index: int) -> Iterator[_Media]:
     """Inside an array item: yield it (a Media), or each Media of its Media array (a Case).
 
     `kind` is the set the envelope names (None when it is not known yet).
     An item with a Media array is a Case wherever it sits; in a #Cases
     list, an item with neither a Media array nor a hash is a Case without
-    media, not a bad Media. An item's own digests are never dropped: an
-    item with a Media array and a digest of its own is also a Media.
+    media, not a bad Media, unless another of its keys holds an array of
+    objects with digests (media under `media`, say): that one is refused.
+    An item's own digests are never dropped: an item with a Media array and
+    a digest of its own is also a Media.
     """
     found: dict[str, Any] = {}
     is_case = False
+    elsewhere: tuple[str, str] | None = None  # (a key, a digest key of its objects)
     for event, key in events:
         if event == "end_map":
             break
@@ -264,7 +288,7 @@ def _fields(events: _Events, kind: str | None, outer: int | None, index: int) ->
             # with the media it holds (an object is not taken as one Media:
             # which shape the supplier meant is not for matcher to guess).
             _skip(event, events)
-            found[_NOT_AN_ARRAY] = f"its Media is {_json_kind(event)}, not an array"
+            found[_BAD_CASE] = f"its Media is {_json_kind(event)}, not an array"
         elif event not in _OPEN:
             if key in _WANTED:  # most wanted fields: scalars, taken as they are
                 if key in found:
@@ -273,12 +297,27 @@ def _fields(events: _Events, kind: str | None, outer: int | None, index: int) ->
                     found[key] = value
         elif key in _WANTED:
             _take(found, key, _build(event, value, events))
+        elif event == "start_array" and outer is None:
+            # Note: streamed, never built; only where media could hide is kept.
+            named = _digest_key(events)
+            if named is not None and elsewhere is None:
+                elsewhere = key, named
         else:
             _skip(event, events)
+    if not is_case and elsewhere is not None and found.keys().isdisjoint(_HASH_FIELDS):
+        # Note: a Case's media are its Media array; media under another key
+        # ("media") are refused, not taken (which key holds them is not for
+        # matcher to guess) nor passed over.
+        found.setdefault(
+            _BAD_CASE,
+            f"it has no Media array, but its {elsewhere[0]!r} is an array of objects with "
+            f"digests ({elsewhere[1]!r}): are those its media? A Case's media are read from "
+            "its Media array only",
+        )
     if (
         (is_case or (kind == "Cases" and outer is None))
         and found.keys().isdisjoint(_HASH_FIELDS)
-        and _NOT_AN_ARRAY not in found
+        and _BAD_CASE not in found
     ):
         return
     yield found, outer, index
@@ -506,8 +545,8 @@ def _row(media: object) -> _Row:
     """One Media object as a batch row; ValueError says what is wrong with it."""
     if not isinstance(media, dict):
         raise ValueError("it is not a JSON object")
-    if media.get(_NOT_AN_ARRAY):
-        raise ValueError(media[_NOT_AN_ARRAY])
+    if media.get(_BAD_CASE):
+        raise ValueError(media[_BAD_CASE])
     if media.get(_REPEATED):
         # Note: which of the two is right is not for matcher to guess.
         raise ValueError(

@@ -830,6 +830,41 @@ def test_a_case_whose_media_is_not_an_array_is_refused_at_the_case(
     assert [r.digests for r in kept] == [raw(WORLD)] and len(errors) == 1
 
 
+@pytest.mark.parametrize(
+    ("key", "item"),
+    [
+        ("media", media(HELLO)),
+        ("MEDIA", {"MediaID": 1, "md5": HELLO["md5"]}),
+        ("Items", {"MediaID": 1, "Sha-1": HELLO["sha1"]}),
+        ("Files", {"alternativeHashes": [{"HashName": "SHA256", "HashValue": HELLO["sha256"]}]}),
+    ],
+)
+def test_a_case_whose_media_sit_under_another_key_is_refused_at_the_case(
+    key: str, item: dict[str, object]
+) -> None:
+    """Before, such a Case was taken for a Case without media: exit 0, never matched."""
+    cases = [
+        {"CaseID": "c1", "Notes": [{"Text": "x"}], key: [{"MediaID": 0}, item]},
+        {"CaseID": "c2", "Media": [media(WORLD)]},
+    ]
+    data = document(V20.format("US", "Cases"), cases)
+    with pytest.raises(
+        FormatError, match=rf"media number 1 \(value\[0\]\): it has no Media array, but its '{key}' is an array of objects with digests"
+    ):
+        parse(data)
+    errors: list[FormatError] = []
+    kept = parse(data, errors)  # --skip-invalid: the other Case's media stay
+    assert [r.digests for r in kept] == [raw(WORLD)] and len(errors) == 1
+
+
+def test_a_case_with_arrays_holding_no_digests_still_has_no_media() -> None:
+    cases = [
+        {"CaseID": "c1", "Notes": [{"Text": "md5"}, "MD5"], "media": []},
+        {"CaseID": "c2", "Media": [media(WORLD)]},
+    ]
+    assert [r.digests for r in parse(document(V20.format("US", "Cases"), cases))] == [raw(WORLD)]
+
+
 def test_a_case_whose_media_is_null_has_no_media() -> None:
     cases = [{"CaseID": "c1", "Media": None}, {"CaseID": "c2", "Media": [media(WORLD)]}]
     assert [r.digests for r in parse(document(V20.format("US", "Cases"), cases))] == [raw(WORLD)]
