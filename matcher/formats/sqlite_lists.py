@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import sqlite3
+import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from matcher.errors import FormatError
 from matcher.formats import registry
@@ -53,17 +56,20 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def _refuse_pending_changes(path: Path) -> None:
-    """Refuse a database whose write-ahead log or rollback journal lies beside it.
+    """Refuse a database with changes pending in a write-ahead log or rollback journal.
 
     Read as immutable (nothing is ever written beside a list), SQLite reads
     the database file alone: rows still in a `-wal` file would be missed in
-    silence, and a `-journal` means a write was cut off midway. The source
-    SHA-256 recorded for the list would cover the database file only, too.
-    SQLite keeps side files beside the file a symlink resolves to, so that is
-    where they are looked for.
+    silence, and a hot `-journal` means a write was cut off midway. The
+    source SHA-256 recorded for the list would cover the database file only,
+    too. A side file with nothing pending is no reason to refuse: a journal
+    whose header is zeroed (as journal_mode=PERSIST leaves it), or a log whose
+    committed pages are all in the database file already (checkpointed, not
+    truncated). SQLite keeps side files beside the file a symlink resolves
+    to, so that is where they are looked for.
 
     Raises:
-        FormatError: naming the side file and what to do.
+        FormatError: naming the side file, what it holds and what to do.
     """
     try:
         real = path.resolve()
@@ -77,16 +83,139 @@ def _refuse_pending_changes(path: Path) -> None:
             size = side.stat().st_size
         except OSError:
             continue
-        if size > 0:
-            shown = side.name if where == "it" else str(side)
-            raise FormatError(
-                f"beside {where} is a {what}, {shown} ({size:,} bytes), holding changes that "
-                "are not in the database file; matcher reads the database file alone and "
-                "never writes beside a list. Open a copy of both with sqlite3 "
-                "(PRAGMA wal_checkpoint(TRUNCATE), or any query for a journal), then import "
-                "the copy",
-                str(path),
-            )
+        if size == 0:
+            continue
+        pending = _wal_changes(side, real) if suffix == "-wal" else _journal_changes(side)
+        if pending is None:
+            continue
+        shown = side.name if where == "it" else str(side)
+        advice = (
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+            if suffix == "-wal"
+            else "any query, which rolls the cut-off write back"
+        )
+        raise FormatError(
+            f"beside {where} is a {what}, {shown} ({size:,} bytes), {pending}; matcher reads "
+            "the database file alone and never writes beside a list. Open a copy of both "
+            f"with sqlite3 ({advice}), then import the copy",
+            str(path),
+        )
+
+
+def _journal_changes(journal: Path) -> str | None:
+    """What a rollback journal holds that the database file lacks; None for nothing.
+
+    Note that SQLite plays back (a hot journal) only a journal whose first
+    byte is not zero; to end a transaction, journal_mode=PERSIST zeroes the
+    header and leaves the file. A zeroed header is taken as nothing pending.
+    """
+    try:
+        with journal.open("rb") as stream:
+            header = stream.read(_JOURNAL_HEADER)
+    except OSError as exc:
+        return f"that cannot be read ({exc.strerror}), of a write that may be cut off midway"
+    if len(header) == _JOURNAL_HEADER and not any(header):
+        return None
+    return "of a write cut off midway: the database file may hold part of it"
+
+
+# The header SQLite zeroes in journal_mode=PERSIST: magic, page count, nonce, sizes.
+_JOURNAL_HEADER = 28
+# WAL file format (sqlite.org/fileformat2.html, 4): the magic says the byte
+# order of the checksums' 32-bit words.
+_WAL_ORDER = {0x377F0682: "<", 0x377F0683: ">"}
+_WAL_VERSION = 3007000
+_WAL_HEADER = 32
+_FRAME_HEADER = 24
+# Note: checksums are summed in Python (about 25 MB/s); a larger log is
+# refused as one that may hold changes, never read at length.
+MAX_CHECKED_WAL = 64 << 20
+_MAY_HOLD = "that may hold changes not in the database file"
+_HOLDS = "holding changes that are not in the database file"
+
+
+def _wal_changes(wal: Path, db: Path) -> str | None:
+    """What a write-ahead log holds that the database file lacks; None for nothing.
+
+    As SQLite reads it: its valid frames (the header's salts, checksums
+    that chain) up to the last commit. Nothing is pending when each page
+    those frames give is the same in the database file, and the file has
+    the committed page count: a log checkpointed but not truncated, or one
+    whose frames are all from before a reset (stale salts).
+    """
+    try:
+        if wal.stat().st_size > MAX_CHECKED_WAL:
+            return f"{_MAY_HOLD} (matcher checks no log over {MAX_CHECKED_WAL >> 20} MiB)"
+        with wal.open("rb") as log, db.open("rb") as base:
+            return _wal_pages_differ(log, base)
+    except OSError as exc:
+        return f"{_MAY_HOLD} (it cannot be read: {exc.strerror})"
+
+
+def _wal_pages_differ(log: BinaryIO, base: BinaryIO) -> str | None:
+    header = log.read(_WAL_HEADER)
+    if len(header) < _WAL_HEADER:
+        return f"{_MAY_HOLD} (its header is cut short)"
+    magic, version, size, _sequence, *salts, check0, check1 = struct.unpack(">8I", header)
+    order = _WAL_ORDER.get(magic)
+    if (
+        order is None
+        or version != _WAL_VERSION
+        or not 512 <= size <= 65536
+        or size & (size - 1)
+        or _wal_checksum(order, header[:24], (0, 0)) != (check0, check1)
+    ):
+        return f"{_MAY_HOLD} (its header is not one SQLite writes)"
+    checksum = check0, check1
+    committed: dict[int, int] = {}  # page number: where its last committed copy is
+    frames: dict[int, int] = {}  # the same, for the frames since the last commit
+    pages = 0  # the database's size in pages at the last commit
+    at = _WAL_HEADER
+    while len(frame := log.read(_FRAME_HEADER + size)) == _FRAME_HEADER + size:
+        number, after, salt0, salt1, check0, check1 = struct.unpack(">6I", frame[:24])
+        if [salt0, salt1] != salts or number == 0:
+            break
+        checksum = _wal_checksum(order, frame[:8], checksum)
+        checksum = _wal_checksum(order, frame[_FRAME_HEADER:], checksum)
+        if checksum != (check0, check1):
+            break
+        frames[number] = at + _FRAME_HEADER
+        if after:
+            committed.update(frames)
+            frames.clear()
+            pages = after
+        at += len(frame)
+    if not committed:
+        return None
+    base_size = _page_size(base.read(100))
+    if base_size != size:
+        return f"{_MAY_HOLD} (its pages are not the database file's size)"
+    for number, where in sorted(committed.items()):
+        log.seek(where)
+        base.seek((number - 1) * size)
+        if log.read(size) != base.read(size):
+            return _HOLDS
+    if base.seek(0, io.SEEK_END) != pages * size:
+        return f"{_MAY_HOLD} (the database file is not the size the log gives it)"
+    return None
+
+
+def _page_size(header: bytes) -> int | None:
+    """The page size a database header gives (1 stands for 65536)."""
+    if len(header) < 18:
+        return None
+    size = int.from_bytes(header[16:18], "big")
+    return 65536 if size == 1 else size
+
+
+def _wal_checksum(order: str, data: bytes, start: tuple[int, int]) -> tuple[int, int]:
+    """SQLite's WAL checksum of `data`, chained from `start`."""
+    first, second = start
+    words = iter(struct.unpack(f"{order}{len(data) // 4}I", data))
+    for even, odd in zip(words, words, strict=False):
+        first = (first + even + second) & 0xFFFFFFFF
+        second = (second + odd + first) & 0xFFFFFFFF
+    return first, second
 
 
 def columns(conn: sqlite3.Connection, table: str) -> dict[str, str]:

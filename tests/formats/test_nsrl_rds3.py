@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -387,8 +389,12 @@ def test_rows_still_in_a_wal_side_file_refuse_the_database(tmp_path: Path, named
     assert not (tmp_path / "store.db").exists() or "Traceback" not in output
 
 
-def _with_pending_wal(folder: Path) -> Path:
-    """An RDS v3 database in `folder` holding one row, with a second still in its -wal."""
+def _with_pending_wal(folder: Path, *, checkpoint: bool = False, then: str = "") -> Path:
+    """An RDS v3 database in `folder` holding one row, with a second in its -wal.
+
+    With `checkpoint`, the -wal is checkpointed (the row is in the database
+    file too) but not truncated, and `then` is run after it.
+    """
     folder.mkdir()
     live = make_minimal(folder / "live.db", [(*upper(HELLO), "hello.txt", 5, 1)])
     writer = sqlite3.connect(live)
@@ -396,12 +402,116 @@ def _with_pending_wal(folder: Path) -> Path:
     writer.execute("PRAGMA wal_autocheckpoint=0")
     writer.execute("INSERT INTO FILE VALUES (?, ?, ?, '00000000', 'world.txt', 5, 1)", upper(WORLD))
     writer.commit()
+    if checkpoint:
+        assert writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0] == 0
+        if then:
+            writer.execute(then)
+            writer.commit()
     path = folder / "RDS.db"
     path.write_bytes(live.read_bytes())
     (folder / "RDS.db-wal").write_bytes((folder / "live.db-wal").read_bytes())
     writer.close()
     live.unlink()
     return path
+
+
+def _entries(tmp_path: Path) -> int:
+    store = sqlite3.connect(tmp_path / "store.db")
+    try:
+        return int(store.execute("SELECT count(*) FROM entries").fetchone()[0])
+    finally:
+        store.close()
+
+
+def _read_with_its_side_files(path: Path) -> int:
+    """The FILE rows SQLite itself reads from a copy of the database and its side files."""
+    copy = path.with_name("copy.db")
+    for suffix in ("", "-wal", "-journal"):
+        if Path(f"{path}{suffix}").exists():
+            Path(f"{copy}{suffix}").write_bytes(Path(f"{path}{suffix}").read_bytes())
+    conn = sqlite3.connect(copy)
+    try:
+        return int(conn.execute("SELECT count(*) FROM FILE").fetchone()[0])
+    finally:
+        conn.close()
+        for suffix in ("", "-wal", "-journal", "-shm"):
+            Path(f"{copy}{suffix}").unlink(missing_ok=True)
+
+
+def test_a_wal_holding_only_pages_already_in_the_database_is_no_reason_to_refuse(
+    tmp_path: Path,
+) -> None:
+    """Checkpointed but not truncated: it was refused as "holding changes" it did not hold."""
+    path = _with_pending_wal(tmp_path / "nsrl", checkpoint=True)
+    assert Path(f"{path}-wal").stat().st_size > 0
+    code, output = _import(tmp_path, path)
+    assert code == 0, output
+    assert _entries(tmp_path) == _read_with_its_side_files(path) == 2
+
+
+def test_a_wal_reset_after_a_checkpoint_with_a_row_pending_is_refused(tmp_path: Path) -> None:
+    """The frames after a reset (new salts) that SQLite reads hold a row the file lacks."""
+    path = _with_pending_wal(
+        tmp_path / "nsrl", checkpoint=True, then="UPDATE FILE SET file_name = 'moved.txt'"
+    )
+    code, output = _import(tmp_path, path)
+    assert code == 2, output
+    assert "a write-ahead log, RDS.db-wal" in output
+    assert "holding changes that are not in the database file" in output
+
+
+def test_a_wal_whose_commit_frame_is_torn_holds_nothing_sqlite_reads(tmp_path: Path) -> None:
+    """A frame whose checksum fails ends the log for SQLite: its transaction never committed."""
+    path = _with_pending_wal(tmp_path / "nsrl")
+    wal = Path(f"{path}-wal")
+    data = bytearray(wal.read_bytes())
+    data[-1] ^= 0xFF  # the last frame (the commit) no longer checks
+    wal.write_bytes(bytes(data))
+    assert _read_with_its_side_files(path) == 1
+    code, output = _import(tmp_path, path)
+    assert code == 0, output
+    assert _entries(tmp_path) == 1
+
+
+def test_a_wal_that_cannot_be_checked_may_hold_changes(tmp_path: Path) -> None:
+    path = make_minimal(tmp_path / "rds.db", [(*upper(HELLO), "hello.txt", 5, 1)])
+    Path(f"{path}-wal").write_bytes(b"\x37\x7f\x06\x82" + bytes(60))
+    code, output = _import(tmp_path, path)
+    assert code == 2, output
+    assert "that may hold changes not in the database file (its header is not one SQLite" in output
+
+
+def test_a_journal_zeroed_by_journal_mode_persist_is_no_reason_to_refuse(tmp_path: Path) -> None:
+    """Nothing is pending in it (SQLite's test for a hot journal); it was refused."""
+    path = make_minimal(tmp_path / "rds.db", [(*upper(HELLO), "hello.txt", 5, 1)])
+    writer = sqlite3.connect(path)
+    writer.execute("PRAGMA journal_mode=PERSIST")
+    writer.execute("UPDATE VERSION SET description = 'y'")
+    writer.commit()
+    writer.close()
+    assert Path(f"{path}-journal").stat().st_size > 0
+    code, output = _import(tmp_path, path)
+    assert code == 0, output
+    assert _entries(tmp_path) == 1
+
+
+def test_a_hot_journal_is_refused_as_a_write_cut_off(tmp_path: Path) -> None:
+    path = make_minimal(tmp_path / "rds.db", [(*upper(HELLO), "hello.txt", 5, 1)])
+    script = (
+        "import os, sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('PRAGMA journal_mode=PERSIST'); c.execute('PRAGMA cache_size=1')\n"
+        "c.execute('BEGIN')\n"
+        "c.execute(\"INSERT INTO FILE (file_name) SELECT zeroblob(900) FROM FILE\")\n"
+        "for _ in range(6): c.execute('INSERT INTO FILE SELECT * FROM FILE')\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    assert Path(f"{path}-journal").read_bytes()[:1] != b"\0"
+    code, output = _import(tmp_path, path)
+    assert code == 2, output
+    assert "a rollback journal, rds.db-journal" in output
+    assert "of a write cut off midway: the database file may hold part of it" in output
 
 
 @pytest.mark.parametrize("named", [False, True], ids=["detected", "--format nsrl-rds3"])
