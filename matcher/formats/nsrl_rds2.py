@@ -25,11 +25,14 @@ ZIP_MAGIC = b"PK\x03\x04"
 MEMBER = "nsrlfile.txt"
 # A line longer than this is reported as malformed instead of being buffered whole.
 MAX_LINE = 64 * 1024
-# Note that these three columns are what tells an NSRLFile header from any other
-# CSV header (the generic CSV reader is told not to claim it).
-SIGNATURE = ("sha-1", "filename", "productcode")
-_SIGNATURE_NAMES = ("SHA-1", "FileName", "ProductCode")  # as NIST spells them
-_DIGEST_COLUMNS = {"sha-1": "sha1", "md5": "md5", "sha-256": "sha256", "sha256": "sha256"}
+# Note that these two columns and one digest column are what tells an NSRLFile
+# header, or an NSRL-style look-alike's, from any other CSV header (the generic
+# CSV reader is told not to claim one naming ProductCode). Titles are compared
+# compacted: lower case, without blanks, "-" or "_" ("SHA1" is "SHA-1").
+SIGNATURE = ("filename", "productcode")
+_SIGNATURE_NAMES = ("FileName", "ProductCode")  # as NIST spells them
+_DIGEST_COLUMNS = {"sha1": "sha1", "md5": "md5", "sha256": "sha256"}
+_NOISE = re.compile(r"[\s_-]+")
 # A `","` that is not part of doubled quotes: the end of one quoted field and
 # the start of the next, inside what would otherwise be taken as the FileName.
 _FIELD_BOUNDARY = re.compile(rb'(?<!")","(?!")')
@@ -58,12 +61,20 @@ def _header_fields(line: bytes) -> list[str]:
     return [field.strip().strip('"').strip().lower() for field in text.split(",")]
 
 
+def _titles(line: bytes) -> list[str]:
+    return [_NOISE.sub("", field) for field in _header_fields(line)]
+
+
 def _layout(line: bytes) -> _Layout | None:
-    """The column layout an NSRLFile header line names, or None for any other line."""
-    fields = _header_fields(line)
-    if not all(column in fields for column in SIGNATURE):
+    """The column layout an NSRLFile header line names, or None for any other line.
+
+    Columns are found by name: FileName, ProductCode and at least one digest
+    column (SHA-1, MD5, SHA-256) must be there, anywhere.
+    """
+    fields = _titles(line)
+    found = [(_DIGEST_COLUMNS[col], i) for i, col in enumerate(fields) if col in _DIGEST_COLUMNS]
+    if not found or not all(column in fields for column in SIGNATURE):
         return None
-    found = [(alg, fields.index(col)) for col, alg in _DIGEST_COLUMNS.items() if col in fields]
     size = fields.index("filesize") if "filesize" in fields else None
     label = fields.index("specialcode") if "specialcode" in fields else None
     return _Layout(
@@ -235,9 +246,13 @@ def _parse_text(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterato
     layout = None if header is None else _layout(header)
     if layout is None:
         shown = _excerpt(header or b"")
-        named = _header_fields(header or b"")
-        lacking = ", ".join(c for c in _SIGNATURE_NAMES if c.lower() not in named)
-        raise FormatError(f"not an NSRLFile header (it lacks {lacking}): {shown}", source, 1)
+        named = _titles(header or b"")
+        lacking = [c for c in _SIGNATURE_NAMES if c.lower() not in named]
+        if not any(column in _DIGEST_COLUMNS for column in named):
+            lacking.append("a digest column")  # SHA-1, MD5 or SHA-256
+        raise FormatError(
+            f"not an NSRLFile header (it lacks {', '.join(lacking)}): {shown}", source, 1
+        )
     for number, line in lines:
         if line is None:
             error = FormatError(f"line longer than {MAX_LINE} bytes", source, number)
@@ -303,7 +318,14 @@ def _record(line: bytes, layout: _Layout, number: int) -> HashRecord:
     for algorithm, index in layout.digests:
         value = _unquote(fields[index])
         if value:
-            found[algorithm] = digests.parse_hex(value, algorithm)
+            digest = digests.parse_hex(value, algorithm)
+            if found.setdefault(algorithm, digest) != digest:
+                # Note: a header may name one digest twice (SHA-1 and SHA1);
+                # which of two values is the file's is not for matcher to guess.
+                raise ValueError(
+                    f"two different {algorithm.upper()} values in one line "
+                    f"({found[algorithm].hex()} and {digest.hex()})"
+                )
     if not found:
         raise ValueError("the line has no SHA-1, MD5 or SHA-256")
     size = None

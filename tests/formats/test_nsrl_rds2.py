@@ -448,3 +448,57 @@ def test_a_header_without_an_nsrl_column_names_the_one_it_lacks(tmp_path: Path) 
     path.write_bytes(b'"SHA-1","MD5","FileName","FileSize","SpecialCode"\r\n')
     with pytest.raises(FormatError, match=r"not an NSRLFile header \(it lacks ProductCode\)"):
         list(READER.read(path))
+
+
+@pytest.mark.parametrize(
+    ("header", "line", "found"),
+    [
+        (
+            b'"SHA1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"',
+            b'"%s","%s","3610A686","hello.txt",5,1,"189",""' % (HELLO_SHA1.upper().encode(), HELLO_MD5.upper().encode()),
+            {"sha1": HELLO_SHA1, "md5": HELLO_MD5},
+        ),
+        (
+            b'"MD5","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"',
+            b'"%s","hello.txt",5,1,"189",""' % HELLO_MD5.upper().encode(),
+            {"md5": HELLO_MD5},
+        ),
+        (
+            b'"SHA-256","FileName","FileSize","ProductCode"',
+            b'"%s","hello.txt",5,1' % HELLO_SHA256.upper().encode(),
+            {"sha256": HELLO_SHA256},
+        ),
+    ],
+    ids=["SHA1 spelling", "MD5 only", "SHA-256 only"],
+)
+def test_nsrl_style_look_alikes_are_read_by_column_name_as_known(
+    tmp_path: Path, header: bytes, line: bytes, found: dict[str, str]
+) -> None:
+    """FORMATS.md 2: NSRL-style CSVs with columns missing. They were "not recognised", and
+    `--format nsrl-rds2` refused them ("it lacks SHA-1"); only `--format csv` read them, as notable."""
+    from click.testing import CliRunner
+
+    from matcher.cli import cli
+
+    path = tmp_path / "look-alike.csv"
+    path.write_bytes(header + b"\r\n" + line + b"\r\n")
+    assert registry.detect(path).NAME == "nsrl-rds2"
+    [record] = READER.read(path)
+    assert record.digests == {alg: bytes.fromhex(value) for alg, value in found.items()}
+    assert (record.name, record.size, record.ident) == ("hello.txt", 5, "1")
+    result = CliRunner().invoke(cli, ["import", str(path), "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 0, result.output
+    assert "imported 1 entries as known list 'look-alike.csv' (nsrl-rds2)" in result.stderr
+
+
+def test_a_header_naming_no_digest_column_says_so() -> None:
+    with pytest.raises(FormatError, match=r"not an NSRLFile header \(it lacks a digest column\)"):
+        parse(b'"CRC32","FileName","FileSize","ProductCode"\r\n')
+
+
+def test_one_digest_under_two_spellings_must_agree() -> None:
+    header = b'"SHA-1","SHA1","FileName","ProductCode"\r\n'
+    [record] = parse(header + b'"%s","%s","a",1\r\n' % ((HELLO_SHA1.encode(),) * 2))
+    assert record.digests == {"sha1": bytes.fromhex(HELLO_SHA1)}
+    with pytest.raises(FormatError, match=r":2: two different SHA1 values in one line"):
+        parse(header + b'"%s","%s","a",1\r\n' % (HELLO_SHA1.encode(), EMPTY_SHA1.encode()))
