@@ -238,6 +238,35 @@ def refuse_outputs_inside(
                 )
 
 
+def refuse_same_files(files: Sequence[tuple[Path, str, str]]) -> None:
+    """Refuse two of a scan's files that are one file (a list may be read twice).
+
+    `files` gives each file with what it is and its option. Two are one
+    file when their resolved paths are equal or, for files that exist, their
+    device and inode (a hard link, or a symbolic link, to the same file).
+
+    Raises:
+        UsageError: naming the two files.
+    """
+    seen: list[tuple[Path, str, str, str, tuple[int, int] | None]] = []
+    for path, what, option in files:
+        real = os.path.realpath(path)
+        try:
+            status = os.stat(path)
+            ident: tuple[int, int] | None = (status.st_dev, status.st_ino)
+        except OSError:
+            ident = None
+        for other, other_what, _, other_real, other_ident in seen:
+            if what == other_what == "list":
+                continue
+            if real == other_real or (ident is not None and ident == other_ident):
+                raise UsageError(
+                    f"The {what} {path} and the {other_what} {other} are the same file; "
+                    f"each needs its own. Choose another {option}."
+                )
+        seen.append((path, what, option, real, ident))
+
+
 def _hit_fields(hit: ListHit) -> dict[str, object]:
     entry: dict[str, object] = {"size": hit.size}
     if isinstance(hit.name, bytes):
@@ -599,6 +628,16 @@ def run_scan(
             ("hash store", "--db"),
             *((what, variable) for _, what, variable in scratch),
         ],  # fmt: skip
+    )
+    # Note: before anything is written: an inventory over the log (or the
+    # store) would be written over it, or fail on its lock midway.
+    refuse_same_files(
+        [
+            (options.log, "log", "--log"),
+            (options.db, "hash store", "--db"),
+            *((path, "list", "--list") for path in options.lists),
+            (inventory_path, "inventory", "--inventory"),
+        ]
     )
     if not options.lists and not os.path.exists(options.db):
         # Note: refused before the store is opened, which would create an empty one.

@@ -585,3 +585,31 @@ def test_a_notable_list_the_algorithms_cannot_match_is_refused_naming_it(
     assert not (tmp_path / "x.jsonl").exists()
     result = scan(runner, db, tmp_path / "y.jsonl", evidence_copy, extra=["--algorithms", "md5,sha256"])
     assert result.exit_code in (0, 1), result.output
+
+
+def test_log_inventory_store_and_lists_must_be_distinct_files(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    """An --inventory naming the log wrote the inventory over the log (a 'complete' scan whose
+    log did not verify); one naming the store gave 'database is locked' and a log with no end."""
+    log = tmp_path / "run.jsonl"
+    (tmp_path / "link.db").symlink_to(store)
+    os.link(store, tmp_path / "hard.db")
+    lst = LISTS / "notable.md5"
+    cases = [
+        (["--inventory", str(log)], "inventory", "log"),
+        (["--inventory", str(tmp_path / "." / "run.jsonl")], "inventory", "log"),
+        (["--inventory", str(store)], "inventory", "hash store"),
+        (["--inventory", str(tmp_path / "link.db")], "inventory", "hash store"),
+        (["--inventory", str(tmp_path / "hard.db")], "inventory", "hash store"),
+        (["--list", str(store)], "list", "hash store"),
+    ]
+    for extra, one, other in cases:
+        before = store.read_bytes()
+        result = scan(runner, store, log, evidence_copy, extra=extra)
+        assert result.exit_code == 2, (extra, result.output)
+        assert f"The {one} " in result.stderr and f"the {other} " in result.stderr and "same file" in result.stderr, result.stderr
+        assert not log.exists() and store.read_bytes() == before
+    new = tmp_path / "new.db"
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C", "--db", str(new),
+                                 "--list", str(lst), "--log", str(log), "--inventory", str(new)])
+    assert result.exit_code == 2 and "same file" in result.stderr, result.output
+    assert not log.exists() and not new.exists()
