@@ -74,7 +74,12 @@ class Inventory:
         self._pending: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
         try:
             if create:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                except OSError as exc:
+                    raise StoreError(
+                        f"Cannot create inventory {path}: {exc.strerror or exc}."
+                    ) from exc
                 os.close(fd)
                 conn = sqlite3.connect(str(path))
             else:

@@ -267,6 +267,24 @@ def refuse_same_files(files: Sequence[tuple[Path, str, str]]) -> None:
         seen.append((path, what, option, real, ident))
 
 
+def _refuse_unwritable_folder(path: Path, what: str, option: str) -> None:
+    """Refuse a file to be created in a folder that is missing or that cannot be written.
+
+    Raises:
+        UsageError: naming the file and the option that moves it.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        why = "is not a folder" if os.path.lexists(folder) else "does not exist"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        why = "cannot be written"
+    else:
+        return
+    raise UsageError(
+        f"The folder of the {what} {path} {why}; create it, or choose another {option}."
+    )
+
+
 def _hit_fields(hit: ListHit) -> dict[str, object]:
     entry: dict[str, object] = {"size": hit.size}
     if isinstance(hit.name, bytes):
@@ -656,6 +674,11 @@ def run_scan(
         raise UsageError(
             f"Inventory {inventory_path} already exists. Choose another --log or --inventory."
         )
+    # Note: checked before the log is created: an inventory that cannot be
+    # created once the log exists leaves a log to be continued, not rerun.
+    if not options.resume:
+        _refuse_unwritable_folder(options.log, "log", "--log")
+    _refuse_unwritable_folder(inventory_path, "inventory", "--inventory")
 
     selftest = run_selftest(fast=True)
     if not selftest.passed:
@@ -884,7 +907,15 @@ def _scan(
     else:
         candidate_sizes = _candidate_sizes(options, store, lists, notes)
         log = auditlog.create(options.log, signer=signer)
-        inventory = Inventory(inventory_path)
+        try:
+            inventory = Inventory(inventory_path)
+        except BaseException:
+            # Note: the log holds no record yet: removed, the command can
+            # simply be run again (a log left empty asked for --resume).
+            with contextlib.suppress(OSError):
+                os.unlink(options.log)
+            log.close()
+            raise
     # Note: the scan's own handling of SIGINT/SIGTERM starts before its run
     # record: a signal from here on is held until the work loop, which it
     # stops at once, and the log always ends with an `interrupted` end record.

@@ -613,3 +613,26 @@ def test_log_inventory_store_and_lists_must_be_distinct_files(runner: CliRunner,
                                  "--list", str(lst), "--log", str(log), "--inventory", str(new)])
     assert result.exit_code == 2 and "same file" in result.stderr, result.output
     assert not log.exists() and not new.exists()
+
+
+def test_an_inventory_that_cannot_be_created_leaves_no_log(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    """An --inventory in a missing folder was a traceback ('internal error') that left a log of
+    0 bytes, which refused the rerun ('already exists. Use --resume')."""
+    log = tmp_path / "run.jsonl"
+    (tmp_path / "file").write_bytes(b"")
+    for inventory, why in [(tmp_path / "no" / "such" / "inv.db", "does not exist"),
+                           (tmp_path / "file" / "inv.db", "is not a folder")]:
+        result = scan(runner, store, log, evidence_copy, extra=["--inventory", str(inventory)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (f"Error: The folder of the inventory {inventory} {why}; create it, "
+                                 "or choose another --inventory.\n")
+        assert not log.exists()
+    result = scan(runner, store, tmp_path / "no" / "run.jsonl", evidence_copy)
+    assert result.exit_code == 2 and "The folder of the log" in result.stderr and "another --log." in result.stderr
+    # A folder that goes (or a link to one that never was) as the inventory is created.
+    (tmp_path / "dangling.db").symlink_to(tmp_path / "gone" / "inv.db")
+    result = scan(runner, store, log, evidence_copy, extra=["--inventory", str(tmp_path / "dangling.db")])
+    assert result.exit_code == 2 and "internal error" not in result.output, result.output
+    assert f"Cannot create inventory {tmp_path / 'dangling.db'}" in result.stderr
+    assert not log.exists()
+    assert scan(runner, store, log, evidence_copy).exit_code == 1
