@@ -197,6 +197,26 @@ def _quieten_outputs() -> None:
         os.close(null)
 
 
+class _Command(click.Command):
+    """A command; refused (exit 2) when the current folder no longer exists.
+
+    Note: checked once its options are parsed (so `--help` still works), before
+    it runs: paths are taken relative to that folder, and Python's and
+    SQLite's calls for it fail deep inside (a traceback, or an output blamed).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            raise click.UsageError(
+                "The current folder no longer exists (deleted or moved); cd to another folder "
+                "and run the command again.",
+                ctx,
+            ) from None
+        return super().invoke(ctx)
+
+
 class _Commands(click.Group):
     """The command group; a Ctrl-C or SIGTERM outside a scan's own handling exits 8, never 1.
 
@@ -207,6 +227,8 @@ class _Commands(click.Group):
     would kill the process (exit 143). Nothing is half-written there (an
     import rolls back), so the exit says "interrupted" plainly.
     """
+
+    command_class = _Command
 
     def invoke(self, ctx: click.Context) -> object:
         previous = signal.signal(signal.SIGTERM, _terminate)

@@ -124,19 +124,27 @@ def write_inventory(
 
     Raises:
         UsageError: the format cannot carry the algorithms, the output lies
-            inside one of `paths`, or it cannot be written.
+            inside one of `paths`, or it cannot be written; the current folder
+            no longer exists.
     """
     writer = reports.registry.get_inventory(format_name)
     refusal = writer.required(algorithms)
     if refusal is not None:
         raise UsageError(f"{refusal}; choose --algorithms or --format accordingly.")
+    try:
+        here = os.getcwd()
+    except FileNotFoundError as exc:
+        # Note: before any path is resolved; the try below would blame the output.
+        raise UsageError(
+            "The current folder no longer exists (deleted or moved); cd to another folder."
+        ) from exc
     if output is not None and str(output) != "-":
         refuse_outputs_inside([Path(p) for p in paths if os.path.lexists(p)], [output])
     totals = HashTotals()
     report = on_problem or (lambda outcome, reason: None)
     try:
         with atomic_text(output, errors="surrogateescape", overwrite=overwrite) as stream:
-            sink = writer.open(stream, algorithms, command, os.getcwd())
+            sink = writer.open(stream, algorithms, command, here)
             for outcome in hash_paths(paths, algorithms, jobs, excludes, totals):
                 if outcome.digests is None:
                     what = outcome.skip or outcome.failure

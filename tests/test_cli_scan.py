@@ -636,3 +636,25 @@ def test_an_inventory_that_cannot_be_created_leaves_no_log(runner: CliRunner, st
     assert f"Cannot create inventory {tmp_path / 'dangling.db'}" in result.stderr
     assert not log.exists()
     assert scan(runner, store, log, evidence_copy).exit_code == 1
+
+
+@pytest.mark.parametrize("command", ["scan", "hash", "import", "verify"])
+def test_a_current_folder_that_no_longer_exists_is_a_usage_error(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """Run from a deleted folder, scan was a traceback ('internal error') from os.getcwd(), and
+    hash blamed its output ('Cannot write inventory /abs/x.hd: No such file or directory')."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    log = tmp_path / "x.jsonl"
+    args = {
+        "scan": ["scan", str(evidence_copy), "--examiner", "E", "--case", "C", "--db", str(store), "--log", str(log)],
+        "hash": ["hash", str(evidence_copy), "-o", str(tmp_path / "x.hd")],
+        "import": ["import", str(LISTS / "notable.md5"), "--db", str(tmp_path / "new.db")],
+        "verify": ["verify", str(log)],
+    }[command]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "Error: The current folder no longer exists" in result.stderr and "internal error" not in result.stderr
+    assert "cd to another folder" in result.stderr
+    assert not log.exists() and not (tmp_path / "x.hd").exists() and not (tmp_path / "new.db").exists()

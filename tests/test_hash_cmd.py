@@ -214,3 +214,22 @@ def test_an_existing_output_is_refused_before_hashing_unless_forced(
     result = CliRunner().invoke(cli, ["hash", str(tree), "-o", str(out), "--force"])
     assert result.exit_code == 0, result.stderr
     assert out.read_bytes().startswith(b"%%%% HASHDEEP-1.0") and len(walked) == 1
+
+
+def test_write_inventory_from_a_deleted_folder_does_not_blame_its_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """os.getcwd() failing was reported as 'Cannot write inventory OUT: No such file or directory'."""
+    from matcher.errors import UsageError
+    from matcher.hashjob import write_inventory
+
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "a").write_bytes(b"abc")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    out = tmp_path / "x.hd"
+    with pytest.raises(UsageError, match="current folder no longer exists") as caught:
+        write_inventory([str(tmp_path / "ev")], ["md5", "sha256"], "hashdeep", out)
+    assert "Cannot write" not in str(caught.value) and not out.exists()
