@@ -377,9 +377,14 @@ def import_cmd(
                         skip_invalid=skip_invalid,
                         replace=replace,
                     )
-                except MatcherError:
+                except MatcherError as exc:
                     if len(lists) > 1:
                         _say_where_import_stopped(lists, number)
+                    if as_json:
+                        # Note: the lists before it stay imported (each its own
+                        # transaction); a script must hear of them too.
+                        rejected = {"file": str(path), "rejected": True, "error": str(exc)}
+                        click.echo(json.dumps([*results, rejected], indent=2))
                     raise
                 info = result.info
                 if result.already_imported:

@@ -199,6 +199,26 @@ def test_an_import_of_several_lists_names_what_it_imported_and_what_it_did_not(r
     assert [i["name"] for i in lists_json(runner, db)] == ["notable.txt"]
 
 
+def test_import_json_names_the_lists_imported_before_a_rejected_one(runner: CliRunner, tmp_path: Path) -> None:
+    """`--json` printed nothing when a later list was rejected, though the earlier ones were committed."""
+    db = tmp_path / "s.db"
+    bad = tmp_path / "bad.txt"
+    bad.write_text("not a hash\n")
+    result = runner.invoke(cli, ["import", str(LISTS / "notable.md5"), str(bad), str(LISTS / "notable.csv"), "--db", str(db), "--json"])
+    assert result.exit_code == 2, result.output
+    imported, rejected = json.loads(result.stdout)
+    assert imported["file"] == str(LISTS / "notable.md5") and imported["list"] == "notable.md5"
+    assert imported["already_imported"] is False and imported["entries"] > 0
+    assert rejected["file"] == str(bad) and rejected["rejected"] is True
+    assert rejected["error"] and rejected["error"] in result.stderr
+    assert [i["name"] for i in lists_json(runner, db)] == ["notable.md5"]
+    # One list alone, rejected: its error too, and no store left behind.
+    result = runner.invoke(cli, ["import", str(bad), "--db", str(tmp_path / "new.db"), "--json"])
+    assert result.exit_code == 2
+    assert [r["file"] for r in json.loads(result.stdout)] == [str(bad)]
+    assert not (tmp_path / "new.db").exists()
+
+
 def test_lists_columns_stay_aligned_with_a_long_name(runner: CliRunner, tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     long_name = "nsrl-2026.09.1-modern-minimal-with-a-name-longer-than-any-column"
