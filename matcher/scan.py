@@ -31,6 +31,7 @@ from matcher import __version__
 from matcher import auditlog
 from matcher import signing
 from matcher.digests import file_sha256
+from matcher.digests import parse_algorithms
 from matcher.errors import ExitCode
 from matcher.errors import FormatError
 from matcher.errors import MatcherError
@@ -282,6 +283,44 @@ def _refuse_unwritable_folder(path: Path, what: str, option: str) -> None:
         return
     raise UsageError(
         f"The folder of the {what} {path} {why}; create it, or choose another {option}."
+    )
+
+
+def _as_the_command_line_gives(options: ScanOptions) -> ScanOptions:
+    """The options checked as the command line checks its own; paths as Path, names canonical.
+
+    A library caller may give paths as str (or bytes, or one path for a
+    sequence) and digest names as the command line takes them ("SHA-1").
+
+    Raises:
+        UsageError: an unknown or unavailable algorithm, or a negative jobs.
+    """
+    try:
+        algorithms = parse_algorithms(options.algorithms)
+    except ValueError as exc:
+        raise UsageError(f"--algorithms: {exc}.") from exc
+    jobs = options.jobs or 0  # 0 (or None): one per core
+    if not isinstance(jobs, int) or jobs < 0:
+        raise UsageError(f"--jobs must be at least 1 (0: one per core), not {options.jobs!r}.")
+
+    def path(value: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> Path:
+        return Path(os.fsdecode(value))
+
+    def paths(value: Sequence[Path] | str | bytes | os.PathLike[str]) -> tuple[Path, ...]:
+        if isinstance(value, str | bytes | os.PathLike):
+            return (path(value),)
+        return tuple(map(path, value))
+
+    return dataclasses.replace(
+        options,
+        evidence=paths(options.evidence),
+        db=path(options.db),
+        log=path(options.log),
+        lists=paths(options.lists),
+        inventory=None if options.inventory is None else path(options.inventory),
+        sign_key=None if options.sign_key is None else path(options.sign_key),
+        algorithms=algorithms,
+        jobs=jobs,
     )
 
 
@@ -596,10 +635,12 @@ def run_scan(
     on a long step before the first file (building the lookup filter).
 
     Raises:
-        UsageError: missing examiner/case, evidence missing, outputs inside evidence.
+        UsageError: missing examiner/case, evidence missing, outputs inside evidence,
+            an unknown algorithm or a negative jobs.
         StoreError, FormatError: the store or an on-the-fly list cannot be used.
         LogWriteError, IntegrityError: the log cannot be written or resumed.
     """
+    options = _as_the_command_line_gives(options)
     examiner, case = options.examiner.strip(), options.case.strip()
     if not examiner or not case:
         raise UsageError(

@@ -302,3 +302,22 @@ def test_format_option_alone_lists_every_format_with_its_default_role(runner: Cl
     assert given.exit_code == 2 and "Missing argument" in given.output
     wrong = runner.invoke(cli, ["import", "x.txt", "--format", "nope"])
     assert wrong.exit_code == 2 and "'nope' is not one of" in wrong.output
+
+
+def test_import_list_refuses_an_unknown_format_naming_the_formats(tmp_path: Path) -> None:
+    """import_list(format_name="bogus") raised a bare KeyError."""
+    from matcher.errors import UsageError
+    from matcher.formats import registry
+    from matcher.importing import import_list
+    from matcher.store import HashStore
+
+    db = tmp_path / "s.db"
+    store = HashStore(db)
+    try:
+        with pytest.raises(UsageError, match=r"Unknown list format 'bogus'; choose from .*gnu-sum"):
+            import_list(store, LISTS / "notable.md5", format_name="bogus")
+        assert store.lists() == []
+    finally:
+        store.close()
+    with pytest.raises(UsageError, match="Unknown list format 'bogus'"):
+        registry.get("bogus")

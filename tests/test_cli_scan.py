@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -658,3 +659,29 @@ def test_a_current_folder_that_no_longer_exists_is_a_usage_error(runner: CliRunn
     assert "Error: The current folder no longer exists" in result.stderr and "internal error" not in result.stderr
     assert "cd to another folder" in result.stderr
     assert not log.exists() and not (tmp_path / "x.hd").exists() and not (tmp_path / "new.db").exists()
+
+
+def test_run_scan_checks_what_the_command_line_checks(tmp_path: Path, store: Path, evidence_copy: Path) -> None:
+    """A library caller's bad algorithm killed the workers (AttributeError; ScanAborted not naming
+    it, an interrupted log left); jobs=-3 was taken; a path given as str was an AttributeError."""
+    from matcher.errors import UsageError
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    log = tmp_path / "run.jsonl"
+    bad: list[tuple[dict[str, object], str]] = [
+        ({"algorithms": ("md5", "md4")}, "unknown algorithm 'md4'; choose from md5, sha1, sha256"),
+        ({"algorithms": ()}, "no algorithm given"),
+        ({"jobs": -3}, "jobs must be at least 1 (0: one per core), not -3"),
+    ]
+    for fields, message in bad:
+        options = ScanOptions(evidence=[evidence_copy], examiner="E", case="C", db=store, log=log, **fields)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match=re.escape(message)):
+            run_scan(options)
+        assert not log.exists()
+    # The names the command line takes, and paths as str, as the command line would give them.
+    options = ScanOptions(evidence=[str(evidence_copy)], examiner="E", case="C", db=str(store),  # type: ignore[list-item,arg-type]
+                          log=str(log), inventory=str(tmp_path / "inv.db"), algorithms=("SHA-1", "MD5"))  # type: ignore[arg-type]
+    summary = run_scan(options)
+    assert summary.status == "complete" and summary.log == log and summary.inventory == tmp_path / "inv.db"
+    assert read_log(log)[0]["algorithms"] == ["md5", "sha1"]

@@ -233,3 +233,15 @@ def test_write_inventory_from_a_deleted_folder_does_not_blame_its_output(
     with pytest.raises(UsageError, match="current folder no longer exists") as caught:
         write_inventory([str(tmp_path / "ev")], ["md5", "sha256"], "hashdeep", out)
     assert "Cannot write" not in str(caught.value) and not out.exists()
+
+
+def test_write_inventory_refuses_an_unknown_format_naming_the_formats(tmp_path: Path) -> None:
+    """write_inventory(..., "bogus") raised a bare KeyError."""
+    from matcher.errors import UsageError
+    from matcher.hashjob import write_inventory
+
+    (tmp_path / "ev").mkdir()
+    out = tmp_path / "x.hd"
+    with pytest.raises(UsageError, match=r"Unknown inventory format 'bogus'; choose from dfxml, md5sum, sha256sum, hashdeep\."):
+        write_inventory([str(tmp_path / "ev")], ["md5"], "bogus", out)
+    assert not out.exists()

@@ -857,3 +857,16 @@ def test_an_output_that_is_a_symlink_is_refused_even_with_force(
     result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(link), "--force"])
     assert result.exit_code == 2 and "is a symbolic link (to /dev/null)" in result.output
     assert link.is_symlink()
+
+
+def test_an_unknown_format_asked_of_the_library_is_a_usage_error_naming_the_formats(scanned: Path, tmp_path: Path) -> None:
+    """write_report(..., "xml") and registry.get("xml") raised a bare KeyError."""
+    from matcher.errors import UsageError
+    from matcher.reporting import write_report
+
+    out = tmp_path / "r.xml"
+    with pytest.raises(UsageError, match=r"Unknown report format 'xml'; choose from case, csv, dfxml, html, json\.$"):
+        write_report(scanned, "xml", out)
+    assert not out.exists()
+    with pytest.raises(UsageError, match=r"Unknown inventory format 'bogus'; choose from .*hashdeep"):
+        registry.get_inventory("bogus")

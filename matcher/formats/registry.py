@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matcher.errors import FormatError
+from matcher.errors import UsageError
 from matcher.formats.base import SNIFF_BYTES
 from matcher.formats.base import HashListReader
 from matcher.formats.base import Refusal
@@ -66,8 +67,17 @@ def refusal_reason(
 
 
 def get(name: str) -> HashListReader:
-    """The reader called `name` (KeyError when there is none)."""
-    return _READERS[name]
+    """The reader called `name`.
+
+    Raises:
+        UsageError: there is none (naming the formats there are).
+    """
+    try:
+        return _READERS[name]
+    except KeyError:
+        raise UsageError(
+            f"Unknown list format {name!r}; choose from {', '.join(names())}."
+        ) from None
 
 
 def names() -> list[str]:

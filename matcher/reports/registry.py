@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 from typing import TextIO
 
+from matcher.errors import UsageError
 from matcher.reports.model import FileEntry
 from matcher.reports.model import ReportData
 
@@ -71,13 +72,31 @@ def register_inventory(writer: InventoryWriter) -> None:
 
 
 def get(name: str) -> ReportWriter:
-    """The report writer called `name` (KeyError when there is none)."""
-    return _REPORTS[name]
+    """The report writer called `name`.
+
+    Raises:
+        UsageError: there is none (naming the formats there are).
+    """
+    try:
+        return _REPORTS[name]
+    except KeyError:
+        raise UsageError(
+            f"Unknown report format {name!r}; choose from {', '.join(names())}."
+        ) from None
 
 
 def get_inventory(name: str) -> InventoryWriter:
-    """The inventory writer called `name` (KeyError when there is none)."""
-    return _INVENTORIES[name]
+    """The inventory writer called `name`.
+
+    Raises:
+        UsageError: there is none (naming the formats there are).
+    """
+    try:
+        return _INVENTORIES[name]
+    except KeyError:
+        raise UsageError(
+            f"Unknown inventory format {name!r}; choose from {', '.join(inventory_names())}."
+        ) from None
 
 
 def names() -> list[str]:
