@@ -30,7 +30,9 @@ from matcher.digests import parse_algorithms
 from matcher.errors import ExitCode
 from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
+from matcher.errors import UsageError
 from matcher.evidence.limits import ArchiveLimits
+from matcher.inventory import default_path as default_inventory_path
 from matcher.models import ROLES
 from matcher.models import Skip
 from matcher.scan import Counts
@@ -537,9 +539,39 @@ def remove_cmd(name: str, db: Path) -> None:
 
 
 def _default_log(case: str) -> Path:
+    """matcher-CASE-TIME.jsonl here, or -2, -3, ... added when that log or its inventory exists.
+
+    Note: two scans of one case started in the same second took one name: the
+    second was refused with "Use --resume", which would continue the first's log.
+    """
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", case.strip())[:64] or "case"
-    return Path(f"matcher-{safe}-{stamp}.jsonl")
+    number = 1
+    while True:
+        log = Path(f"matcher-{safe}-{stamp}{f'-{number}' if number > 1 else ''}.jsonl")
+        if not os.path.lexists(log) and not os.path.lexists(default_inventory_path(log)):
+            return log
+        number += 1
+
+
+@contextlib.contextmanager
+def _default_log_taken(log: Path | None) -> Iterator[None]:
+    """A log named by default whose name another scan took before this one created it: said so.
+
+    `log` is the name chosen by default (None when --log named it).
+    """
+    try:
+        yield
+    except UsageError as exc:
+        if log is None:
+            raise
+        taken = (f"Log {log} already exists", f"Inventory {default_inventory_path(log)} already")
+        if not str(exc).startswith(taken):
+            raise
+        raise UsageError(
+            f"The log name {log}, chosen by default, was taken meanwhile (another scan "
+            "starting); run the command again, or give --log."
+        ) from exc
 
 
 class _Progress:
@@ -616,7 +648,7 @@ def _size(text: str | None) -> int | None:
 @click.option(
     "--log",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Match log to write (default: matcher-CASE-TIME.jsonl here).",
+    help="Match log to write (default: matcher-CASE-TIME.jsonl here; -2, -3... added if taken).",
 )
 @click.option(
     "--algorithms",
@@ -768,7 +800,10 @@ def scan_cmd(
     show = not quiet and sys.stderr.isatty()
     progress = _Progress() if show else None
     try:
-        with _translate_errors(integrity_is_fatal=True):
+        with (
+            _translate_errors(integrity_is_fatal=True),
+            _default_log_taken(options.log if log is None else None),
+        ):
             summary = run_scan(
                 options, progress=progress, on_stage=progress.stage if progress else None
             )

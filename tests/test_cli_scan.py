@@ -685,3 +685,45 @@ def test_run_scan_checks_what_the_command_line_checks(tmp_path: Path, store: Pat
     summary = run_scan(options)
     assert summary.status == "complete" and summary.log == log and summary.inventory == tmp_path / "inv.db"
     assert read_log(log)[0]["algorithms"] == ["md5", "sha1"]
+
+
+def test_scans_of_one_case_started_in_the_same_second_get_their_own_default_logs(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second failed with 'Log matcher-C-...Z.jsonl already exists. Use --resume': a log the
+    user never named, and --resume would have continued the other scan."""
+    import datetime
+
+    import matcher.cli as cli_mod
+
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz: datetime.tzinfo | None = None) -> Frozen:
+            return cls(2026, 1, 2, 3, 4, 5, tzinfo=tz)
+
+    monkeypatch.setattr(cli_mod.datetime, "datetime", Frozen)
+    args = ["scan", str(evidence_copy), "--examiner", "E", "--case", "C", "--db", str(store), "--json"]
+    logs = []
+    for _ in range(3):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 1, result.output
+        logs.append(json.loads(result.stdout)["log"])
+    assert logs == ["matcher-C-20260102T030405Z.jsonl", "matcher-C-20260102T030405Z-2.jsonl",
+                    "matcher-C-20260102T030405Z-3.jsonl"]
+    # A name taken between its choice and the log's creation (another scan starting):
+    # said so, never a --resume of someone else's log.
+    chosen = cli_mod._default_log
+
+    def taken(case: str) -> Path:
+        log = chosen(case)
+        log.write_bytes(b"")
+        return log
+
+    monkeypatch.setattr(cli_mod, "_default_log", taken)
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2
+    assert "Use --resume" not in result.stderr
+    assert ("Error: The log name matcher-C-20260102T030405Z-4.jsonl, chosen by default, was taken "
+            "meanwhile (another scan starting); run the command again, or give --log.\n") == result.stderr
