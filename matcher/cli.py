@@ -1449,9 +1449,15 @@ def hash_cmd(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
 
+    from matcher.reports.text import display_text
+
     def problem(outcome: Any, reason: str) -> None:
-        name = outcome.path.decode("utf-8", "backslashreplace")
-        click.echo(f"{name!r}: {reason}", err=True)
+        # Note: a byte that is not UTF-8 shows as \xFF, as in the reports; a
+        # backslash (and the quote) of the name itself is escaped, so that
+        # the name `a\xffb` never reads as one holding the byte 0xFF.
+        name = outcome.path.decode("utf-8", "surrogateescape")
+        name = display_text(name.replace("\\", "\\\\").replace("'", "\\'"))
+        click.echo(f"'{name}': {reason}", err=True)
 
     with _translate_errors():
         from matcher.hashjob import write_inventory
@@ -1473,8 +1479,9 @@ def hash_cmd(
         (totals.not_written, "with a name the format cannot carry"),
     ]
     missing = "; ".join(f"{n:,} {why}" for n, why in left_out if n)
+    files, nbytes = totals.written
     click.echo(
-        f"{totals.files - totals.not_written:,} files ({totals.bytes:,} bytes) written to "
+        f"{files:,} files ({nbytes:,} bytes) written to "
         f"{output if output is not None else 'stdout'}; {totals.excluded:,} excluded; "
         + (f"left out, each named above: {missing}." if missing else "nothing left out."),
         err=True,

@@ -26,6 +26,7 @@ from matcher.models import FileTask
 from matcher.models import Skip
 from matcher.reports.model import FileEntry
 from matcher.reports.output import atomic_text
+from matcher.reports.output import is_stdout
 from matcher.scan import refuse_outputs_inside
 from matcher.timestamps import utc_text
 
@@ -39,7 +40,13 @@ class HashTotals:
     skipped: int = 0
     errors: int = 0
     excluded: int = 0
-    not_written: int = 0
+    not_written: int = 0  # hashed (in files and bytes), but a name the format cannot carry
+    not_written_bytes: int = 0
+
+    @property
+    def written(self) -> tuple[int, int]:
+        """The files and bytes in the inventory."""
+        return self.files - self.not_written, self.bytes - self.not_written_bytes
 
     @property
     def complete(self) -> bool:
@@ -161,8 +168,10 @@ def write_inventory(
                 reason = sink.add(entry)
                 if reason is not None:
                     totals.not_written += 1
+                    totals.not_written_bytes += outcome.size or 0
                     report(outcome, f"not written: {reason}")
             sink.finish()
     except OSError as exc:
-        raise UsageError(f"Cannot write inventory {output}: {exc.strerror or exc}.") from exc
+        where = "to stdout" if is_stdout(output) else str(output)
+        raise UsageError(f"Cannot write inventory {where}: {exc.strerror or exc}.") from exc
     return totals

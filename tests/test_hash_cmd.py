@@ -245,3 +245,39 @@ def test_write_inventory_refuses_an_unknown_format_naming_the_formats(tmp_path: 
     with pytest.raises(UsageError, match=r"Unknown inventory format 'bogus'; choose from dfxml, md5sum, sha256sum, hashdeep\."):
         write_inventory([str(tmp_path / "ev")], ["md5"], "bogus", out)
     assert not out.exists()
+
+
+def test_hash_counts_only_the_bytes_it_wrote_and_names_every_entry_distinctly(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file left out (a name hashdeep cannot carry) was counted in 'N files (B bytes) written';
+    a name holding the byte 0xFF and one holding the four characters '\\xff' printed alike."""
+    monkeypatch.chdir(tmp_path)
+    ev = os.fsencode(tmp_path / "ev")
+    os.mkdir(ev)
+    for name, content in [(b"ok", b"abc"), (b"n\nl", b"0123456789")]:
+        with open(os.path.join(ev, name), "wb") as stream:
+            stream.write(content)
+    for name in (b"a\xffb", b"a\\xffb", b"q'uote"):
+        os.symlink(b"ok", os.path.join(ev, name))
+    result = runner.invoke(cli, ["hash", "ev", "-o", str(tmp_path / "h.hd")])
+    assert result.exit_code == 4, result.output
+    assert "1 files (3 bytes) written" in result.stderr
+    assert "'ev/a\\xFFb': skipped (symlink)" in result.stderr
+    assert "'ev/a\\\\xffb': skipped (symlink)" in result.stderr
+    assert "'ev/q\\'uote': skipped (symlink)" in result.stderr
+    assert "'ev/n\\nl': not written: the hashdeep format cannot carry" in result.stderr
+
+
+def test_hash_to_a_closed_pipe_names_stdout(tmp_path: Path) -> None:
+    """`matcher hash ... | head` said 'Cannot write inventory None: Broken pipe.'"""
+    import sys
+
+    make_tree(tmp_path / "tree")
+    proc = subprocess.Popen([sys.executable, "-m", "matcher", "hash", str(tmp_path / "tree")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert b"None" not in stderr and b"Cannot write inventory to stdout: Broken pipe" in stderr, stderr
