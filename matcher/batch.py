@@ -49,6 +49,8 @@ class BatchItem:
     counts: dict[str, object] = dataclasses.field(default_factory=dict)
     message: str = ""
     head: str | None = None  # the log's chain head once it ran (or was done before)
+    notes: list[str] = dataclasses.field(default_factory=list)  # its end record's notes
+    inventory: Path | None = None  # once it ran (or was done before)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -62,6 +64,8 @@ class BatchItem:
             "counts": self.counts,
             "message": self.message,
             "head": self.head,
+            "notes": self.notes,
+            "inventory": None if self.inventory is None else str(self.inventory),
         }
 
 
@@ -230,6 +234,8 @@ def run_batch(
                 item.counts = summary.counts.as_dict()
                 item.head = summary.head or None
                 item.message = "; ".join(summary.notes)
+                item.notes = list(summary.notes)
+                item.inventory = summary.inventory
         except MatcherError as exc:
             item.status = "failed"
             item.exit_code = int(ExitCode.FATAL)
@@ -271,6 +277,11 @@ def _take_finished(item: BatchItem, options: ScanOptions) -> None:
     if end is not None:
         item.counts = dict(end.get("counts") or {})  # type: ignore[call-overload]
         item.exit_code = _code_from_counts(item.counts)
+        notes = end.get("notes")
+        item.notes = [str(note) for note in notes] if isinstance(notes, list) else []
+        inventory = end.get("inventory")
+        if isinstance(inventory, dict) and isinstance(inventory.get("path"), str):
+            item.inventory = Path(inventory["path"])
 
 
 def _code_from_counts(counts: dict[str, object]) -> int:

@@ -1067,7 +1067,8 @@ def batch_cmd(
         click.echo(
             f"[{item.row - 1}] {item.evidence}: {item.status} (exit {item.exit_code})"
             + (f": {item.message}" if item.message and item.status == "failed" else "")
-            + (f"\n      log {item.log} head: {item.head}" if item.head else ""),
+            + (f"\n      log {item.log} head: {item.head}" if item.head else "")
+            + "".join(f"\n      note: {note}" for note in item.notes),
             err=True,
         )
 

@@ -226,3 +226,26 @@ def test_the_same_evidence_for_the_same_case_twice_is_refused(runner: CliRunner,
     """Before, each row was scanned into its own log: the case's matches counted twice."""
     out = _refused_manifest(runner, tmp_path, "evidence,case,examiner\na,C-1,E\nb,C-1,E\n./a,C-1,F\n")
     assert "rows 2 and 4 scan the same evidence for the same case" in out
+
+
+def test_each_item_shows_its_notes_and_inventory(runner: CliRunner, tmp_path: Path) -> None:
+    """An item's end-record notes were shown only when it failed (in its message), and --json
+    had no `notes` array or `inventory` key, unlike scan --json."""
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "a")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E,a.jsonl\nb,C-2,E,b.jsonl\n")
+    listed = FIXTURES / "hashlists" / "notable.csv"
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(listed), "--json"]
+    for rerun in (False, True):
+        result = runner.invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        first, second = json.loads(result.stdout)
+        assert first["notes"] == []
+        note = f"list {listed} was already imported as 'notable.csv'"
+        assert second["notes"] == [note]
+        assert f"      note: {note}\n" in result.stderr
+        for item, name in ((first, "a"), (second, "b")):
+            assert item["inventory"] == str(tmp_path / f"{name}.jsonl.inventory.db")
+            assert {"row", "status", "message", "counts", "head", "log"} <= set(item)
+        assert [first["status"], second["status"]] == (["done-before"] * 2 if rerun else ["complete"] * 2)
