@@ -681,10 +681,10 @@ def test_run_scan_checks_what_the_command_line_checks(tmp_path: Path, store: Pat
         assert not log.exists()
     # The names the command line takes, and paths as str, as the command line would give them.
     options = ScanOptions(evidence=[str(evidence_copy)], examiner="E", case="C", db=str(store),  # type: ignore[list-item,arg-type]
-                          log=str(log), inventory=str(tmp_path / "inv.db"), algorithms=("SHA-1", "MD5"))  # type: ignore[arg-type]
+                          log=str(log), inventory=str(tmp_path / "inv.db"), algorithms=("SHA-256", "MD5"))  # type: ignore[arg-type]
     summary = run_scan(options)
     assert summary.status == "complete" and summary.log == log and summary.inventory == tmp_path / "inv.db"
-    assert read_log(log)[0]["algorithms"] == ["md5", "sha1"]
+    assert read_log(log)[0]["algorithms"] == ["md5", "sha256"]
 
 
 def test_scans_of_one_case_started_in_the_same_second_get_their_own_default_logs(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
