@@ -207,6 +207,24 @@ def test_dfxml_tells_apart_list_texts_that_only_their_escapes_would_show_alike(
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("kind", ["---", "----", "a--b-", "-->"])
+def test_dfxml_of_a_tampered_log_is_well_formed_whatever_its_warning_holds(
+    runner: CliRunner, scanned: Path, kind: str
+) -> None:
+    """The warning went into an XML comment with `--` made `- -`: a run `---` still left `--`
+    there, and the report was no XML at all ("Double hyphen within comment")."""
+    lines = scanned.read_bytes().splitlines(keepends=True)
+    lines[-1] = lines[-1].replace(b'"type":"end"', b'"type":' + json.dumps(kind).encode())
+    scanned.write_bytes(b"".join(lines))
+    out = report(runner, scanned, "dfxml", scanned.parent / "t.xml", code=1)
+    done = subprocess.run([peer_tool("xmllint"), "--noout", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().splitlines()[1].startswith("<!-- WARNING: this log FAILED verification")
+    description = ET.parse(out).getroot().find(f"{DFXML_NS}metadata/{{http://purl.org/dc/elements/1.1/}}description")
+    assert description is not None and description.text is not None
+    assert description.text.startswith("WARNING: this log FAILED") and repr(kind)[1:-1] in description.text
+
+
 # --- CASE/UCO ----------------------------------------------------------------------------
 
 

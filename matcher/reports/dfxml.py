@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import platform
+import re
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TextIO
@@ -62,7 +63,10 @@ def _filename(path: bytes) -> str:
 def _header(out: TextIO, warning: str | None, dc_type: str) -> None:
     out.write("<?xml version='1.0' encoding='UTF-8'?>\n")
     if warning is not None:
-        out.write(f"<!-- {esc(warning).replace('--', '- -')} -->\n")
+        # Note: a comment may hold no `--`, and the warning quotes the log's
+        # own text: each hyphen before another is split off (splitting pairs
+        # left one in a run such as `---`, and the report was no XML).
+        out.write(f"<!-- {re.sub('-(?=-)', '- ', esc(warning))} -->\n")
     out.write(
         f"<dfxml xmlns='{DFXML_NS}'\n       xmlns:dc='{DC_NS}'\n"
         f"       xmlns:matcher='{MATCHER_NS}'\n       version='{SCHEMA_VERSION}'>\n"
