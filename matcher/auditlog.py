@@ -21,7 +21,9 @@ a signature or a head noted elsewhere reveals. With a signer, `end` and
 `checkpoint` records carry `key_fingerprint` and `signature`: base64 Ed25519
 over `b"matcher-log-signature-v1\\n"` + the record's canonical bytes without
 `signature` and `self_sha256`, so it covers `seq`, `prev` (the chain head
-before it) and the counts.
+before it) and the counts. A `run` record's `options.signed_by` (a key
+fingerprint, or null) says how its `end` and `checkpoint` records are signed,
+and every run of a log that names one names the same.
 
 Writing. One `os.write` per record (looped on short writes), no buffering in
 the process, fsync after each `end` and `checkpoint`; the file is created 0600
@@ -144,6 +146,12 @@ class _ScanState:
     scan_log: bool = False  # the first run record is matcher's own (a scan or re-match)
     matches: int = 0  # match records so far
     run_errors: int = 0  # error records since the last run record
+    # The signing key the last run record names (options.signed_by: a
+    # fingerprint, or None for an unsigned run); `signer_named` is False
+    # after a run record that names none (a log written before it did).
+    signed_by: str | None = None
+    signer_named: bool = False
+    log_signer: tuple[str | None] | None = None  # what the first run naming one named
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -172,7 +180,42 @@ def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> di
     if fp is not None:
         st.signed, st.checked = st.signed + 1, st.checked + (key is not None)
         st.fingerprints.add(fp)
+    if kind == "run":
+        _note_signer(rec, st)
+    elif kind in SIGNED_TYPES and st.signer_named and fp != st.signed_by:
+        signed = f"is signed by key {fp}" if fp else "is not signed"
+        raise IntegrityError(
+            f"{kind} record {signed}, but its run record names {_key(st.signed_by)}: a log is "
+            "signed throughout by one key or not at all (a signature was removed or added)"
+        )
     return rec
+
+
+def _note_signer(rec: Mapping[str, object], st: _ScanState) -> None:
+    """Note the signing key a run record names, for its end and checkpoint records.
+
+    Note: without the public key, only this shows that a signed run's last
+    end record lost its signature: that record is sealed by its own digest
+    alone, which anyone can compute again after deleting the signature.
+    """
+    options = rec.get("options")
+    st.signer_named = isinstance(options, dict) and "signed_by" in options
+    if not st.signer_named:
+        return
+    assert isinstance(options, dict)
+    signed_by = options["signed_by"]
+    if signed_by is not None and not isinstance(signed_by, str):
+        raise IntegrityError("run record: options.signed_by must be a key fingerprint or null")
+    if st.log_signer is not None and st.log_signer != (signed_by,):
+        raise IntegrityError(
+            f"run record names {_key(signed_by)}, but an earlier run of this log names "
+            f"{_key(st.log_signer[0])}: a log is signed throughout by one key or not at all"
+        )
+    st.signed_by, st.log_signer = signed_by, (signed_by,)
+
+
+def _key(fingerprint: str | None) -> str:
+    return f"signing key {fingerprint}" if fingerprint else "no signing key"
 
 
 _COUNTED = ("entries", "files", "skipped", "errors", "notable", "known", "unknown")

@@ -210,6 +210,9 @@ def run_rematch(
                 "lists": [info.as_log_dict() for info in lists],
                 "inventory": os.path.abspath(inventory_path),
                 "filter": {"kind": digest_filter.kind, "bytes": digest_filter.memory_bytes},
+                # Note: as a scan's, so that verify without the key sees an
+                # end record that lost its signature (see auditlog).
+                "options": {"signed_by": signer.fingerprint if signer is not None else None},
             },
         )
         counts = Counts()

@@ -278,6 +278,46 @@ def test_grammar_faults(tmp_path: Path, case: str) -> None:
     assert message in str(error)
 
 
+KEY_A, KEY_B = "ab" * 32, "cd" * 32
+SIGNED = {"key_fingerprint": KEY_A, "signature": "AA=="}
+RUN_A = {**RUN, "options": {"signed_by": KEY_A}}
+RUN_UNSIGNED = {**RUN, "options": {"signed_by": None}}
+SIGNER_FAULTS = {
+    "end unsigned in a signed run": ([RUN_A, END], 2, "end record is not signed, but its run record names signing key abab"),
+    "end by another key": ([RUN_A, {**END, **SIGNED, "key_fingerprint": KEY_B}], 2, "signed by key cdcd"),
+    "checkpoint unsigned": ([RUN_A, {"type": "checkpoint"}, {**END, **SIGNED}], 2, "checkpoint record is not signed"),
+    "end signed in an unsigned run": ([RUN_UNSIGNED, {**END, **SIGNED}], 2, "run record names no signing key"),
+    "resume adds a key": ([RUN_UNSIGNED, STOP, {**RESUME, "options": {"signed_by": KEY_A}}, {**END, **SIGNED}], 3,
+                          "run record names signing key abab"),  # fmt: skip
+    "signed_by not text": ([{**RUN, "options": {"signed_by": 1}}, END], 1, "options.signed_by must be"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(SIGNER_FAULTS))
+def test_end_and_checkpoint_records_are_signed_as_their_run_record_says_without_a_key(
+    tmp_path: Path, case: str
+) -> None:
+    """A signed run's end record with its signature deleted (and self_sha256 computed
+    again) verified "chain intact" without --public-key: the run record names the key."""
+    records, line, message = SIGNER_FAULTS[case]
+    error = first_bad_line(tmp_path / "t.jsonl", chained(records))  # type: ignore[arg-type]
+    assert error.line == line, str(error)
+    assert message in str(error)
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [RUN_A, {"type": "checkpoint", **SIGNED}, {**STOP, **SIGNED}, {**RESUME, "options": {"signed_by": KEY_A}}, {**END, **SIGNED}],
+        [RUN_UNSIGNED, STOP, {**RESUME, "options": {"signed_by": None}}, END],
+        [RUN, {**END, **SIGNED}],  # a run record that names no key (a log from before it did)
+    ],
+)  # fmt: skip
+def test_runs_signed_as_they_say_verify_without_a_key(tmp_path: Path, records: list[dict[str, object]]) -> None:
+    (tmp_path / "l").write_bytes(chained(records))
+    assert auditlog.verify(tmp_path / "l").lines == len(records)
+
+
 @pytest.mark.parametrize(
     "records",
     [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,71 @@ def test_messages_name_the_thing_at_fault_and_the_command_to_use(tmp_path: Path)
     hashed = subprocess.run([*matcher, "hash", str(ev), "-o", str(out)], capture_output=True, text=True)
     assert hashed.returncode == 2 and f"Cannot write {out}" in hashed.stderr, hashed.stderr
     assert "report" not in hashed.stderr
+
+
+def _reseal_last(log: Path, edit: Callable[[dict[str, object]], None]) -> Path:
+    """Edit the last (end) record and compute its self_sha256 again, as a forger can."""
+    from matcher import signing
+
+    lines = log.read_bytes().splitlines()
+    rec = json.loads(lines[-1])
+    del rec["self_sha256"]
+    edit(rec)
+    rec["self_sha256"] = hashlib.sha256(signing.canonical_bytes(rec)).hexdigest()
+    lines[-1] = signing.canonical_bytes(rec)
+    return write_lines(log, lines)
+
+
+def _unsign(rec: dict[str, object]) -> None:
+    del rec["signature"], rec["key_fingerprint"]
+
+
+def _other_key(rec: dict[str, object]) -> None:
+    rec["key_fingerprint"] = "0" * 64
+
+
+def _sign(rec: dict[str, object]) -> None:
+    rec["key_fingerprint"], rec["signature"] = "0" * 64, "AAAA"
+
+
+@pytest.mark.parametrize("edit", [_unsign, _other_key])
+def test_a_signed_run_whose_end_lost_its_signature_fails_without_the_key(
+    runner: CliRunner, scanned: tuple[Path, Path, Path], edit: Callable[[dict[str, object]], None]
+) -> None:
+    """The run record names the signing key (options.signed_by); the end record's signature
+    and fingerprint deleted and its self_sha256 computed again verified "chain intact",
+    with no word of signing (the genuine log said "signed, signatures NOT checked")."""
+    log, _, _ = scanned
+    signed_by = json.loads(log.read_bytes().splitlines()[0])["options"]["signed_by"]
+    assert signed_by
+    result = runner.invoke(cli, ["verify", str(_reseal_last(log, edit))])
+    assert result.exit_code == 1, result.output
+    lines = len(log.read_bytes().splitlines())
+    assert f"line {lines}: end record is " in result.stderr and signed_by in result.stderr
+
+
+def test_an_unsigned_run_with_a_signed_end_fails_without_the_key(
+    runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    log = tmp_path / "unsigned.jsonl"
+    result = runner.invoke(cli, ["scan", str(FIXTURES / "evidence"), "--examiner", "E", "--case", "C",
+                                 "--db", str(tmp_path / "s.db"), "--log", str(log), "-q"])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert runner.invoke(cli, ["verify", str(log)]).exit_code == 0
+    result = runner.invoke(cli, ["verify", str(_reseal_last(log, _sign))])
+    assert result.exit_code == 1, result.output
+    assert "end record is signed by key 0000" in result.stderr and "names no signing key" in result.stderr
+
+
+def test_a_signed_rematch_whose_end_lost_its_signature_fails_without_the_key(
+    runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A re-match's run record names its signing key too (it named none: nothing to check against)."""
+    log, key, _ = scanned
+    new = tmp_path / "re.jsonl"
+    result = runner.invoke(cli, ["rematch", str(log), "--db", str(tmp_path / "s.db"), "--examiner", "R",
+                                 "--case", "C", "--log", str(new), "--sign-key", str(key)])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "signed, signatures NOT checked" in runner.invoke(cli, ["verify", str(new)]).output
+    result = runner.invoke(cli, ["verify", str(_reseal_last(new, _unsign))])
+    assert result.exit_code == 1 and "end record is not signed, but its run record names" in result.stderr

@@ -240,7 +240,7 @@ def test_a_resealed_forged_end_is_caught_by_the_key() -> None:
 
     Note that the self digest is recomputable by design (it catches damage, not
     intent); a signed log shows it: with the key the forgery fails, and without
-    it the report no longer calls the log signed.
+    it too, since its run record names the key (options.signed_by).
     """
     _unsigned, original, public = real_logs()
     lines = original.splitlines(keepends=True)
@@ -256,7 +256,10 @@ def test_a_resealed_forged_end_is_caught_by_the_key() -> None:
     with pytest.raises(IntegrityError) as caught:
         verify_bytes(data, public)
     assert caught.value.line == len(lines) and "not signed" in str(caught.value)
-    assert verify_bytes(original).signed and not verify_bytes(data).signed
+    assert verify_bytes(original).signed
+    with pytest.raises(IntegrityError) as unkeyed:
+        verify_bytes(data)
+    assert unkeyed.value.line == len(lines) and "its run record names signing key" in str(unkeyed.value)
 
 
 def _more(counts: dict[str, int], **added: int) -> dict[str, int]:
