@@ -252,6 +252,31 @@ def test_case_passes_case_validate(runner: CliRunner, scanned: Path) -> None:
     assert {"@id": action["@id"]} in case["uco-core:object"]
 
 
+def test_a_case_report_of_a_blake3_scan_passes_case_validate_and_keeps_the_digest(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """hashMethod "BLAKE3" is no member of UCO's HashNameVocab: case_validate gave an
+    sh:Info result per file (Conforms: False)."""
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    data = b"a synthetic notable file\n"
+    (evidence / "n.bin").write_bytes(data)
+    (tmp_path / "l.md5").write_text(f"{hashlib.md5(data).hexdigest()}  n\n")
+    log = tmp_path / "b.jsonl"
+    result = runner.invoke(cli, ["scan", str(evidence), "--examiner", "E", "--case", "B-3", "--db",
+                                 str(tmp_path / "s.db"), "--list", str(tmp_path / "l.md5"), "--log", str(log),
+                                 "--algorithms", "md5,sha512,blake3", "-q"])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    blake3 = match_records(log)[0]["digests"]["blake3"]
+    out = report(runner, log, "case", tmp_path / "r.jsonld")
+    done = subprocess.run([peer_tool("case_validate"), str(out)], capture_output=True, text=True)
+    assert done.returncode == 0 and "Conforms: True" in done.stdout, done.stdout + done.stderr
+    (node,) = [n for n in json.loads(out.read_text())["@graph"] if n["@type"] == "uco-observable:File"]
+    content = [f for f in node["uco-core:hasFacet"] if f["@type"].endswith("ContentDataFacet")]
+    assert {h["uco-types:hashMethod"] for h in content[0]["uco-observable:hash"]} == {"MD5", "SHA512"}
+    assert f"BLAKE3 digest {blake3}" in node["uco-core:description"]
+
+
 # --- html --------------------------------------------------------------------------------
 
 

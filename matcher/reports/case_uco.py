@@ -4,7 +4,8 @@ Shape (checked with `case_validate` from case-utils, CASE 1.5.0):
 - one `uco-observable:File` per notable file, with a `FileFacet` (name, path,
   size, modified time) and a `ContentDataFacet` whose `hash` list holds one
   `uco-types:Hash` per digest (method from UCO's HashNameVocab, value as
-  `xsd:hexBinary`);
+  `xsd:hexBinary`); a BLAKE3 digest, which that vocabulary has no name for,
+  is given in the File's description instead;
 - one `uco-core:Annotation` per file saying which list entries it matched,
   one per entry that could not be read (its path and reason), and one with
   the scan's status, counts and caveats (signatures not checked, a scan not
@@ -58,7 +59,6 @@ HASH_METHODS = {
     "sha1": "SHA1",
     "sha256": "SHA256",
     "sha512": "SHA512",
-    "blake3": "BLAKE3",
 }
 _NAMESPACE = uuid.UUID("6f1c0b9e-3d1a-5b8e-9c57-0a4d2f7e1b63")
 
@@ -100,11 +100,20 @@ def _file(item: MatchItem, ids: _Ids) -> Node:
         {
             "@id": ids("Hash", f"{item.seq}/{algorithm}"),
             "@type": "uco-types:Hash",
-            "uco-types:hashMethod": HASH_METHODS.get(algorithm, algorithm.upper()),
+            "uco-types:hashMethod": HASH_METHODS[algorithm],
             "uco-types:hashValue": {"@type": "xsd:hexBinary", "@value": value},
         }
         for algorithm, value in item.file.digests.items()
+        if algorithm in HASH_METHODS
     ]
+    # Note: UCO checks every Hash's hashMethod against HashNameVocab, which
+    # has no BLAKE3 (an sh:Info result: case_validate does not conform), so
+    # such a digest is said in the File's description instead.
+    notes.extend(
+        f"{algorithm.upper()} digest {value} (no Hash: UCO's HashNameVocab has no such method)"
+        for algorithm, value in item.file.digests.items()
+        if algorithm not in HASH_METHODS
+    )
     content: Node = {
         "@id": ids("ContentDataFacet", item.seq),
         "@type": "uco-observable:ContentDataFacet",
