@@ -37,6 +37,7 @@ from matcher.reports.model import FileEntry
 from matcher.reports.model import Hit
 from matcher.reports.model import ListUsed
 from matcher.reports.model import MatchItem
+from matcher.reports.model import RematchOf
 from matcher.reports.model import ReportData
 from matcher.reports.model import RunInfo
 from matcher.reports.model import Verification
@@ -134,6 +135,20 @@ def _run(rec: Mapping[str, object]) -> RunInfo:
         ),  # fmt: skip
         resume=rec.get("resume") is True,
         argv=tuple(a for a in argv if isinstance(a, str)) if isinstance(argv, list) else (),
+        rematch_of=_rematch_of(rec.get("rematch_of")),
+    )
+
+
+def _rematch_of(value: object) -> RematchOf | None:
+    if not isinstance(value, dict):
+        return None
+    return RematchOf(
+        _text(value, "log", "?"),
+        _text(value, "head", "?"),
+        _text(value, "inventory", "?"),
+        _text(value, "inventory_sha256", "?"),
+        _text(value, "examiner") or None,
+        _text(value, "case") or None,
     )
 
 

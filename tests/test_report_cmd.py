@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import html
 import io
 import json
 import os
@@ -311,6 +312,40 @@ def test_html_renders_in_chromium_with_run_lists_chain_counts_matches(
     for rec in match_records(scanned):
         assert rec["digests"]["sha256"] in text
     assert not text.startswith("WARNING")
+
+
+def test_every_report_of_a_rematch_says_which_log_and_inventory_it_matched_again(
+    runner: CliRunner, scanned: Path
+) -> None:
+    """RunInfo dropped the run record's rematch_of: no format said the log was a re-match
+    (HTML showed the evidence as if scanned; CASE's action said "matcher scan")."""
+    xmllint = peer_tool("xmllint")
+    log = scanned.parent / "re.jsonl"
+    result = runner.invoke(cli, ["rematch", str(scanned), "--db", str(scanned.parent.parent / "s.db"),
+                                 "--examiner", "Reviewer 2", "--case", "CASE-2099-7", "--log", str(log)])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    origin = read_log(log)[0]["rematch_of"]
+    head, inventory_sha256 = origin["head"], origin["inventory_sha256"]
+    said = [str(scanned), head, inventory_sha256]
+    doc = json.loads(report(runner, log, "json", scanned.parent / "r.json").read_text())
+    assert doc["runs"][0]["rematch_of"] == origin
+    assert any("re-match" in c and all(s in c for s in said) for c in doc["summary"]["caveats"])
+    head_lines = report(runner, log, "csv", scanned.parent / "r.csv").read_text().splitlines()
+    assert any(line.startswith("# NOTE: the log is a re-match") and all(s in line for s in said)
+               for line in head_lines)  # fmt: skip
+    out = report(runner, log, "dfxml", scanned.parent / "r.xml")
+    done = subprocess.run([xmllint, "--noout", "--schema", str(SCHEMA), str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (element,) = ET.parse(out).getroot().iter(f"{MATCHER_NS}rematch_of")
+    assert element.attrib == {k: str(v) for k, v in origin.items()}
+    page = report(runner, log, "html", scanned.parent / "r.html").read_text()
+    assert "<th>Re-match of</th>" in page and all(html.escape(s) in page for s in said)
+    assert "not read by this re-match" in page
+    graph = json.loads(report(runner, log, "case", scanned.parent / "r.jsonld").read_text())["@graph"]
+    (action,) = [n for n in graph if n["@type"] == "case-investigation:InvestigativeAction"]
+    assert action["uco-core:name"] == "hash-set lookup (re-match)"
+    assert action["uco-core:description"].startswith("matcher rematch of ")
+    assert all(s in action["uco-core:description"] for s in said)
 
 
 # --- a log that fails verification -------------------------------------------------------

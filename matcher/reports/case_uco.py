@@ -12,8 +12,9 @@ Shape (checked with `case_validate` from case-utils, CASE 1.5.0):
   complete, files not read);
 - one `uco-identity:Person` per examiner and one `uco-tool:AnalyticTool`
   (matcher and its version);
-- one `case-investigation:InvestigativeAction` per run record (scan or
-  resume): performer = the examiner, instrument = matcher, object = the files,
+- one `case-investigation:InvestigativeAction` per run record (scan, resume
+  or re-match: a re-match's names the log and inventory it matched again):
+  performer = the examiner, instrument = matcher, object = the files,
   result = the annotations, start and end times;
 - one `case-investigation:Investigation` named after the case reference,
   holding the actions (and the authority as a `case-investigation:Authorization`).
@@ -241,12 +242,21 @@ def graph(data: ReportData) -> Iterator[Node]:
             results[_segment(data.runs, error.seq)].append({"@id": note})
     actions: list[Node] = []
     for i, run in enumerate(data.runs):
+        lists = f"lists: {', '.join(x.name for x in run.lists) or 'none'}"
+        origin = run.rematch_of
         action: Node = {
             "@id": ids("InvestigativeAction", run.seq),
             "@type": "case-investigation:InvestigativeAction",
-            "uco-core:name": "hash-set lookup" + (" (resumed)" if run.resume else ""),
+            "uco-core:name": "hash-set lookup"
+            + (" (resumed)" if run.resume else "")
+            + (" (re-match)" if origin else ""),
             "uco-core:description": warning
-            or f"matcher scan; lists: {', '.join(x.name for x in run.lists) or 'none'}",
+            or (
+                f"matcher rematch of log {origin.log} (head {origin.head}) and its inventory "
+                f"{origin.inventory} (SHA-256 {origin.inventory_sha256}), no evidence read; {lists}"
+                if origin
+                else f"matcher scan; {lists}"
+            ),
             "uco-action:startTime": _dt(run.time),
             "uco-action:performer": {"@id": people[run.examiner]},
             "uco-action:instrument": {"@id": tool},

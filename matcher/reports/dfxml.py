@@ -2,7 +2,8 @@
 
 Both validate against the DFXML schema (`dfxml.xsd`, 2.0.0-beta.0, which is
 also what `version` says). Layout as FORMATS.md 9.3: `metadata` (dc:type,
-and matcher's own elements: log verification, runs, lists, summary),
+and matcher's own elements: log verification, runs (a re-match's with the log
+and inventory it matched again, `matcher:rematch_of`), lists, summary),
 `creator`, `source` (the evidence roots), then one `fileobject` per match
 (filename, filesize, mtime, lowercase `hashdigest`s, then `matcher:match`
 elements in matcher's namespace) and one per error (with `error`).
@@ -184,6 +185,8 @@ class DfxmlReportWriter:
                 "algorithms": ",".join(run.algorithms),
             }
             stream.write(f"    <matcher:run{_attrs(fields)}>\n")
+            if run.rematch_of is not None:
+                stream.write(f"      <matcher:rematch_of{_attrs(run.rematch_of.as_dict())}/>\n")
             for used in run.lists:
                 stream.write(f"      <matcher:list{_attrs(used.as_dict())}/>\n")
             stream.write("    </matcher:run>\n")

@@ -1,8 +1,9 @@
 """HTML summary: one self-contained page a supervisor can read (no scripts, no assets).
 
 The page has the run (examiner, case, authority, lists with their source
-SHA-256), the chain status as verify found it, the counts with a CSS bar of
-notable / known / unknown, the table of matches (paths, sizes, digests and
+SHA-256; for a re-match, the log and inventory it matched again), the chain
+status as verify found it, the counts with a CSS bar of notable / known /
+unknown, the table of matches (paths, sizes, digests and
 list names only: never a thumbnail, never content) and the errors. A
 Content-Security-Policy forbids every external load. A log that failed
 verification puts a warning in the title and as the page's first line.
@@ -149,6 +150,15 @@ def _per_run(data: ReportData, field: str) -> str:
     return "; ".join(f"{value} (run at seq {seq})" for seq, value in values)
 
 
+def _rematch_rows(data: ReportData) -> list[tuple[str, object]]:
+    """For a re-match's log: the log and inventory it matched again."""
+    return [
+        ("Re-match of", f"log {r.log} (head {r.head}); inventory {r.inventory} "
+         f"(SHA-256 {r.inventory_sha256}); its examiner {r.examiner}, case {r.case}")
+        for r in dict.fromkeys(data.rematches())
+    ]  # fmt: skip
+
+
 def _parts(data: ReportData) -> list[str | object]:
     """The document's parts, joined by newlines; _MATCHES and _ERRORS where those tables go."""
     v = data.verification
@@ -166,6 +176,7 @@ def _parts(data: ReportData) -> list[str | object]:
     out.append(f"<h1>{e(title)}</h1>")
     out.append("<h2>Run</h2><table>")
     if run is not None:
+        read = " (the original scan's: not read by this re-match)" if data.rematches() else ""
         out.append(
             _rows(
                 [
@@ -175,7 +186,8 @@ def _parts(data: ReportData) -> list[str | object]:
                     ("Host", _per_run(data, "host")),
                     ("Tool", f"{run.tool_name} {run.tool_version}"),
                     ("Algorithms", ", ".join(run.algorithms)),
-                    ("Evidence", "; ".join(display_name(p) for p in run.evidence)),
+                    *_rematch_rows(data),
+                    ("Evidence", "; ".join(display_name(p) for p in run.evidence) + read),
                     ("Started", data.started),
                     ("Ended", data.ended or "(no end record)"),
                     ("Status", data.status),

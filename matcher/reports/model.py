@@ -111,8 +111,32 @@ class ListUsed:
 
 
 @dataclasses.dataclass(frozen=True)
+class RematchOf:
+    """What a re-match run matched again: a scan's log (its head) and that scan's inventory."""
+
+    log: str
+    head: str
+    inventory: str
+    inventory_sha256: str
+    examiner: str | None
+    case: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        """The run record's `rematch_of`."""
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        """One sentence: which log and inventory, and that no evidence was read."""
+        return (
+            f"a re-match of log {self.log} (head {self.head}): the files of its inventory "
+            f"{self.inventory} (SHA-256 {self.inventory_sha256}) matched against the lists "
+            "as they are now; the evidence was not read again"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class RunInfo:
-    """A `run` record (the first of a log, or a resume)."""
+    """A `run` record (the first of a log, or a resume; `rematch_of` for a re-match)."""
 
     seq: int
     time: str
@@ -127,9 +151,10 @@ class RunInfo:
     lists: tuple[ListUsed, ...]
     resume: bool
     argv: tuple[str, ...]
+    rematch_of: RematchOf | None = None
 
     def as_dict(self) -> dict[str, object]:
-        """The run's fields as JSON (evidence roots lossless)."""
+        """The run's fields as JSON (evidence roots lossless; `rematch_of` for a re-match)."""
         return {
             "seq": self.seq,
             "time": self.time,
@@ -143,6 +168,7 @@ class RunInfo:
             "lists": [x.as_dict() for x in self.lists],
             "resume": self.resume,
             "argv": list(self.argv),
+            **({"rematch_of": self.rematch_of.as_dict()} if self.rematch_of else {}),
         }
 
 
@@ -213,6 +239,10 @@ class ReportData:
         """The first run record (the original scan), if the log has one."""
         return self.runs[0] if self.runs else None
 
+    def rematches(self) -> list[RematchOf]:
+        """What the log's runs matched again, if it is a re-match's."""
+        return [run.rematch_of for run in self.runs if run.rematch_of is not None]
+
     def count(self, name: str) -> int | None:
         """One integer count from the summary, or None."""
         value = self.counts.get(name)
@@ -222,7 +252,7 @@ class ReportData:
         """What a reader must know beyond the matches: a report that lists only
         matches (CSV) opens with these, so that a file not read, a scan not
         finished or a signature not checked is never read as "nothing else"."""
-        notes = []
+        notes = [f"the log is {r.describe()}" for r in dict.fromkeys(self.rematches())]
         if (signature := self.verification.signature_note()) is not None:
             notes.append(f"the log is {signature}")
         if self.status != "complete":
