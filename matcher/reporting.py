@@ -270,7 +270,11 @@ class _Records:
 
     Match and error records are noted by line number only: `_LoggedRecords`
     reads them again for the writer, so a report never holds them all (a
-    failing disk can leave a million error records).
+    failing disk can leave a million error records). Error records are the
+    last run's only, as the end record counts them: a resume reads every
+    entry that failed again, so an earlier run's errors are superseded
+    (counted in `superseded_errors`), whether the entry was read or failed
+    again (then it has a record of the last run).
     """
 
     runs: list[RunInfo] = dataclasses.field(default_factory=list)
@@ -278,6 +282,7 @@ class _Records:
     error_lines: array.array[int] = dataclasses.field(default_factory=lambda: array.array("q"))
     unreadable: list[int] = dataclasses.field(default_factory=list)
     end: Mapping[str, object] | None = None
+    superseded_errors: int = 0
 
     def add(self, line: bytes, number: int) -> None:
         """Sort one line (without its newline) into its kind."""
@@ -288,6 +293,8 @@ class _Records:
             kind = rec.get("type")
             if kind == "run":
                 self.runs.append(_run(rec))
+                self.superseded_errors += len(self.error_lines)
+                self.error_lines = array.array("q")
             elif kind == "match":
                 _match(rec)  # a match record that does not parse is an unreadable line
                 self.match_lines.append(number)
@@ -367,6 +374,7 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         ended=_text(end, "time") or None if end is not None else None,
         unreadable_lines=tuple(records.unreadable),
         notes=_notes(end),
+        superseded_errors=records.superseded_errors,
     )
 
 

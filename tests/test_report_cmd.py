@@ -390,6 +390,67 @@ def test_incomplete_log_report_exits_1_and_counts_from_inventory(
     assert doc["summary"]["counts_source"].startswith("inventory ")
 
 
+def _interrupted_then_resumed(tmp_path: Path, still_unreadable: bool) -> Path:
+    """A scan that cannot read bad.bin, interrupted after its walk, then resumed."""
+    import dataclasses
+    import errno
+
+    import matcher.hashing as hashing_mod
+    import matcher.scan as scan_mod
+    from matcher.models import Failure
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    for name in ("hit.bin", "bad.bin", "other.bin"):
+        (evidence / name).write_bytes(b"synthetic " + name.encode())
+    (tmp_path / "l.md5").write_text(f"{hashlib.md5(b'synthetic hit.bin').hexdigest()}  hit\n")
+    log = tmp_path / "r.jsonl"
+    options = ScanOptions([evidence], "E", "R-5", tmp_path / "s.db", log, lists=[tmp_path / "l.md5"], jobs=1)
+    real_hash, real_pump = hashing_mod.Hasher.hash_file, scan_mod._pump
+
+    def unreadable(self: Any, path: bytes, *args: Any) -> Any:
+        if path.endswith(b"bad.bin"):
+            return Failure.UNREADABLE, errno.EACCES, "EACCES: Permission denied"
+        return real_hash(self, path, *args)
+
+    def then_interrupted(*args: Any, **kwargs: Any) -> None:
+        real_pump(*args, **kwargs)
+        raise scan_mod.Interrupted("SIGINT")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hashing_mod.Hasher, "hash_file", unreadable)
+        patch.setattr(scan_mod, "_pump", then_interrupted)
+        assert run_scan(options).status == "interrupted"
+    with pytest.MonkeyPatch.context() as patch:
+        if still_unreadable:
+            patch.setattr(hashing_mod.Hasher, "hash_file", unreadable)
+        assert run_scan(dataclasses.replace(options, lists=(), resume=True)).status == "complete"
+    return log
+
+
+@pytest.mark.parametrize("still_unreadable", [False, True])
+def test_reports_list_only_the_errors_a_resume_left_standing(
+    runner: CliRunner, tmp_path: Path, still_unreadable: bool
+) -> None:
+    """Every run's error records were listed, though a resume reads failed entries again and
+    the end record counts the last run's: a file read at last was still "Errors (1)" (its
+    CASE Annotation said it could not be read), one still unreadable was listed twice."""
+    log = _interrupted_then_resumed(tmp_path, still_unreadable)
+    standing = int(still_unreadable)
+    assert sum(r["type"] == "error" for r in read_log(log)) == 1 + standing
+    doc = json.loads(report(runner, log, "json", tmp_path / "r.json").read_text())
+    assert doc["summary"]["counts"]["errors"] == len(doc["errors"]) == standing
+    assert doc["summary"]["error_records"] == standing and doc["summary"]["superseded_error_records"] == 1
+    assert f"<h2>Errors ({standing})</h2>" in report(runner, log, "html", tmp_path / "r.html").read_text()
+    root = ET.parse(report(runner, log, "dfxml", tmp_path / "r.xml")).getroot()
+    assert len(list(root.iter(f"{DFXML_NS}error"))) == standing
+    graph = json.loads(report(runner, log, "case", tmp_path / "r.jsonld").read_text())["@graph"]
+    statements = [n.get("uco-core:statement", "") for n in graph]
+    assert sum(s.startswith("could not be read") for s in statements) == standing
+
+
 # --- output handling ---------------------------------------------------------------------
 
 

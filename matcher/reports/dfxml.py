@@ -192,6 +192,8 @@ class DfxmlReportWriter:
             stream.write("    </matcher:run>\n")
         counts = {k: v for k, v in data.counts.items() if isinstance(v, int)}
         summary = {"status": data.status, "counts_source": data.counts_source, **counts}
+        if data.superseded_errors:
+            summary["superseded_error_records"] = data.superseded_errors
         said = [("caveat", n) for n in data.caveats()] + [("note", n) for n in data.notes]
         if said:
             stream.write(f"    <matcher:summary{_attrs(summary)}>\n")

@@ -242,6 +242,8 @@ def _parts(data: ReportData) -> list[str | object]:
     out.append(f"<h2>Matches ({len(data.matches):,})</h2>")
     out.append(_MATCHES)
     out.append(f"<h2>Errors ({len(data.errors):,})</h2>")
+    if (superseded := data.superseded_note()) is not None:
+        out.append(f"<p>{e(superseded)}</p>")
     out.append(_ERRORS)
     out.append(
         f"<p>Generated {e(data.generated)} by matcher {e(data.generator_version)}. "

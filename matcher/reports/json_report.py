@@ -54,6 +54,7 @@ def document(data: ReportData, lists: bool = True) -> dict[str, object]:
             "counts_source": data.counts_source,
             "match_records": len(data.matches),
             "error_records": len(data.errors),
+            "superseded_error_records": data.superseded_errors,
             "notes": list(data.notes),
             "caveats": data.caveats(),
         },

@@ -215,7 +215,8 @@ class ReportData:
     be counted without one, with `status` "incomplete"); `counts_source`
     says where the counts came from. `matches` and `errors` may be read from
     the log again at each iteration: a writer goes through each as few times
-    as it can.
+    as it can. `errors` are the last run's error records, those the counts
+    count: a resume reads the entries of earlier ones again.
     """
 
     log: str
@@ -233,11 +234,22 @@ class ReportData:
     ended: str | None = None
     unreadable_lines: tuple[int, ...] = ()
     notes: tuple[str, ...] = ()  # the last end record's notes, as the scan wrote them
+    superseded_errors: int = 0  # error records of earlier runs (a resume read them again)
 
     @property
     def run(self) -> RunInfo | None:
         """The first run record (the original scan), if the log has one."""
         return self.runs[0] if self.runs else None
+
+    def superseded_note(self) -> str | None:
+        """What a report listing errors says of the earlier runs' error records; else None."""
+        n = self.superseded_errors
+        if not n:
+            return None
+        return (
+            f"{n} error record(s) of earlier runs not listed: the run after them (a resume) "
+            "read those entries again; the errors listed are those the counts count"
+        )
 
     def rematches(self) -> list[RematchOf]:
         """What the log's runs matched again, if it is a re-match's."""
