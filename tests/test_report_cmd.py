@@ -226,6 +226,34 @@ def test_dfxml_of_a_tampered_log_is_well_formed_whatever_its_warning_holds(
     assert description.text.startswith("WARNING: this log FAILED") and repr(kind)[1:-1] in description.text
 
 
+def test_dfxml_evidence_roots_keep_their_exact_bytes(runner: CliRunner, tmp_path: Path) -> None:
+    """A root named with the byte 0xE9 and one whose own text is `\\xE9` were both
+    `<image_filename>.../evr\\xE9</image_filename>`, with nothing to tell them apart."""
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    roots = [os.path.join(os.fsencode(tmp_path), b"evr\xe9"), os.path.join(os.fsencode(tmp_path), b"evr\\xE9")]
+    for root in roots:
+        os.mkdir(root)
+        with open(os.path.join(root, b"f.bin"), "wb") as stream:
+            stream.write(b"synthetic")
+    log = tmp_path / "two.jsonl"
+    (tmp_path / "l.md5").write_text("0" * 32 + "  none\n")
+    options = ScanOptions([Path(os.fsdecode(r)) for r in roots], "E", "D-6", tmp_path / "s.db", log,
+                          lists=[tmp_path / "l.md5"], jobs=1)  # fmt: skip
+    assert run_scan(options).status == "complete"
+    out = report(runner, log, "dfxml", tmp_path / "r.xml")
+    done = subprocess.run([peer_tool("xmllint"), "--noout", "--schema", str(SCHEMA), str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = []
+    for element in ET.parse(out).getroot().iter(f"{DFXML_NS}image_filename"):
+        exact = element.get(f"{MATCHER_NS}name_b64")
+        assert element.text is not None
+        shown.append(base64.b64decode(exact) if exact else element.text.encode())
+    assert shown == roots
+
+
 # --- CASE/UCO ----------------------------------------------------------------------------
 
 

@@ -11,7 +11,8 @@ elements in matcher's namespace) and one per error (with `error`).
 Names XML cannot carry (bytes that are not UTF-8, control characters, U+FFFE)
 are written as visible escapes (`\\xE9`, `\\x01`) and the element gets a
 `matcher:name_b64` attribute with the exact bytes; the schema allows foreign
-attributes on `filename`. A CR is written as `&#13;` so it reads back as CR.
+attributes on `filename`, and on `image_filename` (an evidence root), which
+gets the same twin. A CR is written as `&#13;` so it reads back as CR.
 The same holds for a list's own text in `matcher:match` (`entry_name`,
 `entry_id`, `entry_label`, `list`): each escaped one gets its `_b64` twin.
 """
@@ -55,10 +56,10 @@ def _attrs(values: Mapping[str, object]) -> str:
     return "".join(f' {k}="{esc(v)}"' for k, v in values.items() if v is not None)
 
 
-def _filename(path: bytes) -> str:
+def _filename(path: bytes, tag: str = "filename") -> str:
     extra = "" if is_exact(path) else f' matcher:name_b64="{b64(path)}"'
     text = path.decode("utf-8") if is_exact(path) else display_name(path)
-    return f"<filename{extra}>{''.join(_ESCAPES.get(c, c) for c in text)}</filename>"
+    return f"<{tag}{extra}>{''.join(_ESCAPES.get(c, c) for c in text)}</{tag}>"
 
 
 def _header(out: TextIO, warning: str | None, dc_type: str) -> None:
@@ -208,7 +209,7 @@ class DfxmlReportWriter:
         if roots:
             stream.write("  <source>\n")
             for root in dict.fromkeys(roots):
-                stream.write(f"    <image_filename>{esc(display_name(root))}</image_filename>\n")
+                stream.write(f"    {_filename(root, 'image_filename')}\n")
             stream.write("  </source>\n")
         for item in data.matches:
             _match(stream, item)
