@@ -798,3 +798,18 @@ def test_exclude_patterns_apply_inside_images_and_archives(built: dict[str, Any]
     assert members, "the fixture's archives are walked"
     assert not [r for r in read_log(log) if r["type"] == "match"]
     assert_counts_add_up(log)
+
+
+def test_an_e01_not_named_as_a_segment_is_read_by_its_content(built: dict[str, Any], tmp_path: Path) -> None:
+    """Before: `evidence.img` holding an E01 was refused: libewf lists segments by name only
+    ("unsupported extension: .img"), though detection is by content."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    shutil.copyfile(built["dir"] / "ext4.E01", ev / "evidence.img")
+    (ev / "evidence.iso").write_bytes(b"a sibling whose name looks like a later segment")
+    result, log = run(built, tmp_path, ev / "evidence.img")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    assert read_log(log)[0]["images"][0]["kind"] == "e01"
+    prefix = os.fsencode(ev / "evidence.img") + b"!p0@0:ext4"
+    assert hashed(log, prefix) == expected(built, "full", True, False)
+    assert_counts_add_up(log)

@@ -104,6 +104,10 @@ def _fs_type_names(pytsk3: Any) -> dict[int, str]:
     return names
 
 
+# A name libewf lists segments from: .E01, .e01, .Ex01, .s01, .L01, .Lx01 (EWF, EWF2).
+_SEGMENT_NAME = re.compile(rb"\.(?:[EeLlSs]|[EeLl][Xx])[0-9]{2}\Z")
+
+
 def e01_segments(path: bytes) -> list[bytes]:
     """The segment files of an E01 (given its first), checked to be complete.
 
@@ -111,11 +115,16 @@ def e01_segments(path: bytes) -> list[bytes]:
         EvidenceError: a segment is missing or is not a regular file.
     """
     _, pyewf = _modules()
+    directory, name = os.path.split(path)
     try:
         found = [os.fsencode(s) for s in pyewf.glob(os.fsdecode(path))]
     except (OSError, UnicodeError) as exc:
+        if _SEGMENT_NAME.search(name) is None:
+            # Note: detection is by content: an E01 renamed (evidence.img) is
+            # read as one segment; libewf finds further ones by name only, and
+            # refuses to open a first segment whose set is incomplete.
+            return [path]
         raise EvidenceError(f"E01 {os.fsdecode(path)}: cannot list its segments ({exc}).") from exc
-    directory, name = os.path.split(path)
     stem = name[:-2] if len(name) > 2 else name
     pattern = re.compile(re.escape(stem) + rb"[0-9A-Za-z]{2}\Z")
     siblings = {e for e in os.listdir(directory or b".") if pattern.match(e)}
