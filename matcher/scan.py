@@ -1044,6 +1044,15 @@ def _scan(
                 ) from exc
             for crossing in walker.crossings:
                 notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")
+            if status == "complete" and not options.resume:
+                # Note: a pattern that took nothing may be misspelt (an absolute
+                # path, a trailing '/'): the folder meant to be left out was read.
+                notes.extend(
+                    f"--exclude {os.fsdecode(p)} matched no entry (patterns match a path "
+                    "relative to its root, or a name)"
+                    for p in folders.excludes
+                    if p not in folders.matched
+                )
             if (size_note := recorder.size_note()) is not None:
                 notes.append(size_note)
             seconds = time.monotonic() - started

@@ -177,3 +177,16 @@ def test_a_named_root_is_read_though_a_pattern_excludes_it_inside_another_root(
     assert counts["notable"] == 1, counts
     matches = [r["path"] for r in read_log(log) if r["type"] == "match"]
     assert matches == [str(ev / "sub" / "x")]
+
+
+def test_an_exclude_pattern_that_matched_nothing_is_noted(runner: CliRunner, tmp_path: Path) -> None:
+    """Before: `--exclude /abs/ev/sub` (or `sub/`) excluded nothing and said nothing: the
+    examiner believed a folder left out that was read."""
+    ev = tmp_path / "ev"
+    (ev / "sub").mkdir(parents=True)
+    (ev / "sub" / "x").write_bytes(b"private\n")
+    result, log = _scan(runner, tmp_path, str(ev), "--exclude", str(ev / "sub"), "--exclude", "x")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    notes = end_record(log)["notes"]
+    assert any(f"--exclude {ev / 'sub'} matched no entry" in n for n in notes), notes  # type: ignore[attr-defined]
+    assert not any("--exclude x " in n for n in notes)  # type: ignore[attr-defined]

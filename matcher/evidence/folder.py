@@ -183,6 +183,7 @@ class FolderWalker:
         roots: Sequence[str | os.PathLike[str]] = (),
     ):
         self.excludes = [os.fsencode(p) for p in excludes]
+        self.matched: set[bytes] = set()  # the patterns that took an entry
         # Every root the examiner named, by (device, inode): a root is never
         # excluded, also where another root's walk reaches it (README).
         self.named = {(st.st_dev, st.st_ino) for st in map(_lstat_or_none, roots) if st}
@@ -202,9 +203,11 @@ class FolderWalker:
 
     def excluded(self, relative: bytes, name: bytes) -> bool:
         """True when an --exclude pattern takes the entry (path relative to its root, name)."""
-        return any(
-            fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in self.excludes
-        )
+        for pattern in self.excludes:
+            if fnmatch.fnmatchcase(relative, pattern) or fnmatch.fnmatchcase(name, pattern):
+                self.matched.add(pattern)
+                return True
+        return False
 
     def walk(self, roots: Sequence[bytes]) -> Iterator[FileTask | EntryOutcome]:
         """Yield every entry under every root, files before subfolders, sorted by name."""
