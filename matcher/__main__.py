@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import signal
 import sys
 
@@ -14,6 +16,7 @@ def run() -> None:
     milliseconds) exits 8, "interrupted", as it does later, with one line.
     (One in Python's own start-up, before this runs, gets Python's traceback.)
     """
+    _stand_in_for_closed_outputs()
     try:
         from matcher.cli import cli
     except KeyboardInterrupt:
@@ -34,6 +37,33 @@ def run() -> None:
         # KeyboardInterrupt traceback from threading's shutdown over it.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class _Closed(io.TextIOBase):
+    """Stands in for a standard output the process was started without (`>&-`)."""
+
+    encoding = "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(errno.EBADF, "the output is closed")
+
+    def flush(self) -> None:
+        pass  # nothing is ever held: a write fails at once
+
+
+def _stand_in_for_closed_outputs() -> None:
+    """Make a write to a closed stdout or stderr fail, as one to a reader gone does.
+
+    Python sets such a stream to None, and click then drops what is echoed
+    there without a word: `scan --json >&-` exited 1 with its JSON lost, and
+    `verify >&-` 0, where an outcome that cannot be reported exits 2.
+    """
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, _Closed())
 
 
 if __name__ == "__main__":

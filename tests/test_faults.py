@@ -404,3 +404,20 @@ def test_an_unwritable_stderr_or_a_gone_reader_never_exits_1(tmp_path: Path, ev:
         missing = subprocess.run([*MATCHER, "scan", str(tmp_path / "nope"), "--examiner", "E",
                                   "--case", "C", "--db", str(tmp_path / "s.db")], stderr=full, timeout=60)  # fmt: skip
     assert missing.returncode == ExitCode.FATAL
+
+
+def test_an_output_closed_from_the_start_is_an_outcome_not_reported(tmp_path: Path, ev: Path) -> None:
+    """Before: Python sets a closed stdout or stderr to None and click dropped what was echoed
+    there: `scan --json >&-` exited 1 with its JSON lost, `verify >&-` 0, `scan 2>&-` 1."""
+
+    def closed(fd: int, *argv: str) -> int:
+        return subprocess.run([*MATCHER, *argv], preexec_fn=lambda: os.close(fd), stdin=subprocess.DEVNULL,
+                              capture_output=False, timeout=120).returncode  # fmt: skip
+
+    log = tmp_path / "a.jsonl"
+    args = scan_args(tmp_path, ev, log)
+    assert closed(1, *args, "--json") == ExitCode.FATAL
+    assert closed(1, "verify", str(log)) == ExitCode.FATAL
+    assert closed(2, *scan_args(tmp_path, ev, tmp_path / "b.jsonl")[:-1]) == ExitCode.FATAL  # no -q
+    # A command that writes nothing to the closed output is not failed for it.
+    assert closed(1, *scan_args(tmp_path, ev, tmp_path / "c.jsonl")) == ExitCode.NOTABLE
