@@ -657,7 +657,10 @@ def _size(text: str | None) -> int | None:
     help=f"Digests computed in the one read pass; available: {','.join(available_algorithms())}.",
 )
 @click.option(
-    "-j", "--jobs", type=click.IntRange(min=1), help="Hashing workers (default: number of cores)."
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Hashing workers (default: the cores this process may use).",
 )
 @_candidates_only
 @click.option(
@@ -967,7 +970,10 @@ def rematch_cmd(
     "--algorithms", default="md5,sha1,sha256", show_default=True, help="Digests computed."
 )
 @click.option(
-    "-j", "--jobs", type=click.IntRange(min=1), help="Hashing workers (default: number of cores)."
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Hashing workers (default: the cores this process may use).",
 )
 @click.option(
     "--exclude", "excludes", multiple=True, metavar="GLOB", help="Skip entries matching GLOB."
@@ -1146,7 +1152,11 @@ def selftest_cmd(as_json: bool) -> None:
     show_default=True,
     help="Seed of the generated corpus; the same seed gives the same corpus.",
 )
-@click.option("--jobs", type=click.IntRange(min=1), help="Hashing workers (default: one per core).")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Hashing workers (default: the cores this process may use).",
+)
 def validate_cmd(output: Path, seed: int, jobs: int | None) -> None:
     """Produce a validation record a lab can file; exit 0 only if every test passes.
 
@@ -1407,7 +1417,10 @@ def report_cmd(
     help="Write here (atomically, mode 0600) instead of stdout.",
 )
 @click.option(
-    "-j", "--jobs", type=click.IntRange(min=1), help="Hashing workers (default: number of cores)."
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Hashing workers (default: the cores this process may use).",
 )
 @click.option(
     "--exclude",

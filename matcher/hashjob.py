@@ -29,6 +29,7 @@ from matcher.reports.output import atomic_text
 from matcher.reports.output import is_stdout
 from matcher.scan import refuse_outputs_inside
 from matcher.timestamps import utc_text
+from matcher.workers import usable_cores
 
 
 @dataclasses.dataclass
@@ -72,7 +73,7 @@ def hash_paths(
     """
     totals = totals if totals is not None else HashTotals()
     roots = [os.fsencode(p) for p in paths]
-    engine = make_engine(algorithms, open_readonly, jobs or os.cpu_count() or 1)
+    engine = make_engine(algorithms, open_readonly, jobs or usable_cores())
     walker = FolderWalker(excludes)
     order: collections.deque[EntryOutcome | None] = collections.deque()
 

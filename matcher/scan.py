@@ -78,6 +78,7 @@ from matcher.store import HashStore
 from matcher.store import remove_store_files
 from matcher.timestamps import utc_ns
 from matcher.timestamps import utc_text
+from matcher.workers import usable_cores
 
 MATCH_BATCH = 512
 NOT_CANDIDATE_BATCH = 4096
@@ -731,7 +732,7 @@ def run_scan(
     notes: list[str] = list(root_notes)
     # Note that the workers start before any file is opened here: a forked
     # worker must hold no store, inventory or log descriptor (nor its lock).
-    jobs = options.jobs or os.cpu_count() or 1
+    jobs = options.jobs or usable_cores()
     engine = make_engine(
         options.algorithms, open_readonly, jobs, options.engine, chunk_reader=read_chunks
     )

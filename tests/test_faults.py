@@ -421,3 +421,15 @@ def test_an_output_closed_from_the_start_is_an_outcome_not_reported(tmp_path: Pa
     assert closed(2, *scan_args(tmp_path, ev, tmp_path / "b.jsonl")[:-1]) == ExitCode.FATAL  # no -q
     # A command that writes nothing to the closed output is not failed for it.
     assert closed(1, *scan_args(tmp_path, ev, tmp_path / "c.jsonl")) == ExitCode.NOTABLE
+
+
+def test_jobs_default_to_the_cores_the_process_may_use(tmp_path: Path, ev: Path) -> None:
+    """Before: os.cpu_count(), the machine's cores: under `taskset -c 0` (or a batch slot of 4
+    cores on a 56-core node) a scan forked a worker per core of the machine."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores to restrict to one")  # CI has two
+    log = tmp_path / "a.jsonl"
+    done = subprocess.run([*MATCHER, *scan_args(tmp_path, ev, log)], preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+                          capture_output=True, timeout=120)  # fmt: skip
+    assert done.returncode == ExitCode.NOTABLE, done.stderr
+    assert read_log(log)[0]["options"]["jobs"] == 1
