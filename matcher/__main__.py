@@ -43,6 +43,8 @@ class _Closed(io.TextIOBase):
     """Stands in for a standard output the process was started without (`>&-`)."""
 
     encoding = "utf-8"
+    # Note: what the report writer asks, to say "Standard output is closed".
+    closed_at_start = True
 
     def writable(self) -> bool:
         return True
@@ -52,6 +54,20 @@ class _Closed(io.TextIOBase):
 
     def flush(self) -> None:
         pass  # nothing is ever held: a write fails at once
+
+    @property
+    def buffer(self) -> io.RawIOBase:
+        return _ClosedBytes()
+
+
+class _ClosedBytes(io.RawIOBase):
+    """The bytes side of `_Closed`: a write fails at once."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        raise BrokenPipeError(errno.EBADF, "the output is closed")
 
 
 def _stand_in_for_closed_outputs() -> None:

@@ -204,6 +204,7 @@ def run_batch(
     """
     items = read_manifest(manifest)
     for item in items:
+        stop = False
         options = dataclasses.replace(
             template,
             evidence=[item.evidence],
@@ -236,6 +237,15 @@ def run_batch(
                 item.message = "; ".join(summary.notes)
                 item.notes = list(summary.notes)
                 item.inventory = summary.inventory
+                if summary.signal is not None:
+                    # Note: held, as it came after the item's last entry: the
+                    # item is complete, and the batch stops here all the same.
+                    item.exit_code |= int(ExitCode.INTERRUPTED)
+                    item.notes.append(
+                        f"{summary.signal} arrived as this item ended: it is complete; the "
+                        "batch stops here (run it again to go on with the next item)"
+                    )
+                    stop = True
         except MatcherError as exc:
             item.status = "failed"
             item.exit_code = int(ExitCode.FATAL)
@@ -246,7 +256,7 @@ def run_batch(
             item.message = f"{exc.strerror or exc}: {exc.filename or item.evidence}"
         if on_item is not None:
             on_item(item)
-        if item.status == "interrupted":
+        if item.status == "interrupted" or stop:
             break  # a signal stops the whole batch; a rerun resumes this item
     return items
 

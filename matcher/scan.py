@@ -169,6 +169,9 @@ class ScanSummary:
     notes: list[str]
     exit_code: int
     head: str = ""  # the log's final chain head, to be noted outside the log
+    # A SIGINT/SIGTERM that arrived as a complete scan ended (held, as it came
+    # after the last entry): a batch stops there, as for an interrupted one.
+    signal: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -1002,6 +1005,7 @@ def _scan(
     started = time.monotonic()
     status = "interrupted"
     aborted: BaseException | None = None
+    late: str | None = None
     try:
         with _few_collections(), gate.interruptible():
             _pump(
@@ -1057,7 +1061,10 @@ def _scan(
             if (size_note := recorder.size_note()) is not None:
                 notes.append(size_note)
             seconds = time.monotonic() - started
+            if status == "complete" and gate.held is not None:
+                notes.append(f"{gate.held} arrived as the scan ended, after its last entry")
             append_end_record(log, status, counts, seconds, inventory_path, notes)
+            late = gate.held if status == "complete" else None
         finally:
             # Note: if the end record cannot be written (disk full), the log
             # still closes and releases its lock; verify then calls it
@@ -1080,6 +1087,7 @@ def _scan(
         notes,
         exit_code_for(status, counts),
         log.head,
+        late,
     )
 
 

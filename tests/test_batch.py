@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
 
@@ -249,3 +252,31 @@ def test_each_item_shows_its_notes_and_inventory(runner: CliRunner, tmp_path: Pa
             assert item["inventory"] == str(tmp_path / f"{name}.jsonl.inventory.db")
             assert {"row", "status", "message", "counts", "head", "log"} <= set(item)
         assert [first["status"], second["status"]] == (["done-before"] * 2 if rerun else ["complete"] * 2)
+
+
+def test_a_signal_as_an_item_ends_stops_the_batch(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a Ctrl-C landing after an item's last entry (in its final flush) was held, then
+    dropped with the scan's handlers: the batch ran every remaining item, complete, exit 1."""
+    import matcher.scan as scan_mod
+
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner\na,C-1,E\nb,C-2,E\n")
+    original = scan_mod.append_end_record
+
+    def end_after_a_signal(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # lands after the work loop: held
+        original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_mod, "append_end_record", end_after_a_signal)
+    db = tmp_path / "s.db"
+    args = ["batch", str(manifest), "--db", str(db), "--list", str(FIXTURES / "hashlists" / "notable.csv"), "--json"]
+    result = runner.invoke(cli, args, catch_exceptions=False)
+    items = json.loads(result.stdout)
+    assert [i["status"] for i in items] == ["complete", "pending"], items
+    assert items[0]["exit_code"] & 8 and result.exit_code & 8, result.output
+    assert any("SIGINT arrived as this item ended" in n for n in items[0]["notes"])
+    monkeypatch.setattr(scan_mod, "append_end_record", original)
+    rerun = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    assert [i["status"] for i in rerun] == ["done-before", "complete"]

@@ -56,7 +56,7 @@ def atomic_text(
         UsageError: the folder does not exist or cannot be written, or
             `path` exists (without `overwrite`) or is not a regular file.
     """
-    if is_stdout(path) and sys.stdout is None:
+    if is_stdout(path) and (sys.stdout is None or getattr(sys.stdout, "closed_at_start", False)):
         raise UsageError("Standard output is closed: give an output file (-o FILE).")
     if is_stdout(path) and spool:
         # Note: never in the current folder, which may be an evidence folder.
