@@ -69,13 +69,25 @@ class Inventory:
         StoreError: when the file cannot be created or is not an inventory.
     """
 
-    def __init__(self, path: Path, create: bool = True):
+    def __init__(self, path: Path, create: bool = True, new: bool = False):
+        """Open (or, with `create`, make) the inventory at `path`.
+
+        `new`: the file must not exist yet (a fresh scan's): made exclusively,
+        so that two scans given one --inventory cannot both write into it
+        (each checked it did not exist, before minutes of start-up).
+        """
         self.path = path
         self._pending: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
         try:
             if create:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if new else 0)
                 try:
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                    fd = os.open(path, flags, 0o600)
+                except FileExistsError as exc:
+                    raise StoreError(
+                        f"Inventory {path} already exists: another scan made it meanwhile? "
+                        "Choose another --log or --inventory."
+                    ) from exc
                 except OSError as exc:
                     raise StoreError(
                         f"Cannot create inventory {path}: {exc.strerror or exc}."

@@ -953,7 +953,7 @@ def _scan(
         candidate_sizes = _candidate_sizes(options, store, lists, notes)
         log = auditlog.create(options.log, signer=signer)
         try:
-            inventory = Inventory(inventory_path)
+            inventory = Inventory(inventory_path, new=True)
         except BaseException:
             # Note: the log holds no record yet: removed, the command can
             # simply be run again (a log left empty asked for --resume).

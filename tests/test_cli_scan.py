@@ -727,3 +727,24 @@ def test_scans_of_one_case_started_in_the_same_second_get_their_own_default_logs
     assert "Use --resume" not in result.stderr
     assert ("Error: The log name matcher-C-20260102T030405Z-4.jsonl, chosen by default, was taken "
             "meanwhile (another scan starting); run the command again, or give --log.\n") == result.stderr
+
+
+def test_an_inventory_made_by_another_scan_meanwhile_is_refused(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: two scans given one --inventory both passed its 'exists?' check (made minutes
+    before it is opened) and both wrote into it: 8,012 rows for 4,006 files, and a rematch of
+    either log then counted every file twice, its log verifying."""
+    import matcher.scan as scan_mod
+
+    shared = tmp_path / "shared.db"
+    original = scan_mod.auditlog.create
+
+    def create_after_another(*args: object, **kwargs: object) -> object:
+        shared.write_bytes(b"")  # the other scan's, made between the check and the open
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_mod.auditlog, "create", create_after_another)
+    log = tmp_path / "b.jsonl"
+    result = scan(runner, store, log, evidence_copy, extra=["--inventory", str(shared)])
+    assert result.exit_code == 2, result.output
+    assert "already exists" in result.output and "meanwhile" in result.output
+    assert shared.read_bytes() == b"" and not log.exists()
