@@ -152,6 +152,7 @@ class _ScanState:
     signed_by: str | None = None
     signer_named: bool = False
     log_signer: tuple[str | None] | None = None  # what the first run naming one named
+    rematch: bool = False  # the last run record is a re-match's (it has no --resume)
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -242,6 +243,7 @@ def _check_counts(rec: Mapping[str, object], st: _ScanState) -> None:
             tool = rec.get("tool")
             st.scan_log = isinstance(tool, dict) and tool.get("name") == TOOL_NAME
         st.run_errors = 0
+        st.rematch = "rematch_of" in rec
     elif kind == "match":
         st.matches += 1
     elif kind == "error":
@@ -540,9 +542,14 @@ def _check_whole(st: _ScanState, expect_head: str | None) -> None:
             st.lines + 1,
         )
     if st.grammar.phase != "ended":
+        then = (
+            "a re-match has no --resume: run it again with a new --log"
+            if st.rematch
+            else "--resume continues it"
+        )
         raise IncompleteLogError(
             f"log is incomplete: no end record after this {st.grammar.last_type} record "
-            "(the run was cut short; --resume continues it)",
+            f"(the run was cut short; {then})",
             st.lines,
         )
 

@@ -1265,10 +1265,16 @@ def verify_cmd(
                 f"OK: {log}: {report.lines} records, chain intact{signed}; head {report.head}"
             )
             if report.last_status == "interrupted":
-                click.echo(
-                    "    its last run was interrupted: the scan is not complete "
-                    "(continue it with `matcher scan ... --resume`)"
-                )
+                if isinstance(report.first_run, dict) and "rematch_of" in report.first_run:
+                    click.echo(
+                        "    its re-match was interrupted: it is not complete (a re-match has "
+                        "no --resume: run it again with a new --log)"
+                    )
+                else:
+                    click.echo(
+                        "    its last run was interrupted: the scan is not complete "
+                        "(continue it with `matcher scan ... --resume`)"
+                    )
             if report.expected_head_line is not None:
                 later = report.lines - report.expected_head_line
                 click.echo(

@@ -1306,6 +1306,14 @@ def _refuse_another_scan(
     """
     if last_run is None:
         return
+    if "rematch_of" in last_run:
+        # Note: a re-match's run record names no evidence or options to compare
+        # (it read no evidence): continued as a scan, it took any options, and
+        # read as a re-match of a log it never re-matched.
+        raise UsageError(
+            "Cannot resume: the log holds a re-match (`matcher rematch`), not a scan; a "
+            "re-match has no --resume: run it again with a new --log."
+        )
     differs = _differences(last_run, identity)
     if differs:
         raise UsageError(

@@ -847,3 +847,24 @@ def test_a_resume_refuses_a_log_older_than_its_inventory(tmp_path: Path) -> None
     assert b"Cannot resume" in refused.stderr and b"no match record" in refused.stderr
     assert b"hit.bin" in refused.stderr
     assert inventory.read_bytes() == before
+
+
+def test_a_rematch_log_cut_short_is_not_continued_as_a_scan(tmp_path: Path) -> None:
+    """Before: `scan --resume` continued a killed re-match's log with any options (its run
+    record names none to compare), and the log verified, reading as a re-match of the original."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db, log).returncode == 1
+    again = tmp_path / "rematch.jsonl"
+    done = subprocess.run([*MATCHER, "rematch", str(log), "--db", str(db), "--examiner", "R", "--case", "C",
+                           "--log", str(again)], capture_output=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = again.read_bytes().splitlines(keepends=True)
+    again.write_bytes(b"".join(lines[:-1]))  # killed before its end record
+    said = subprocess.run([*MATCHER, "verify", str(again)], capture_output=True, timeout=120)
+    assert said.returncode == 1 and b"a re-match has no --resume" in said.stderr + said.stdout
+    before = again.read_bytes()
+    refused = run_scan(ev, db, again, "--resume", "--max-size", "1")
+    assert refused.returncode == 2, refused.stderr
+    assert b"re-match has no --resume" in refused.stderr
+    assert again.read_bytes() == before
