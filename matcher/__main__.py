@@ -17,10 +17,16 @@ def run() -> None:
     (One in Python's own start-up, before this runs, gets Python's traceback.)
     """
     _stand_in_for_closed_outputs()
+    # Note: SIGTERM too (a supervisor stopping a job as it starts): killed
+    # silently, it exited 143 with nothing said.
+    signal.signal(signal.SIGTERM, _starting_terminated)
     try:
         from matcher.cli import cli
-    except KeyboardInterrupt:
-        sys.stderr.write("Interrupted while starting: nothing was done.\n")
+    except KeyboardInterrupt as exc:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        what = "Terminated" if isinstance(exc, _StartingTerminated) else "Interrupted"
+        sys.stderr.write(f"{what} while starting: nothing was done.\n")
         raise SystemExit(8) from None  # ExitCode.INTERRUPTED, without importing more
     try:
         cli()
@@ -37,6 +43,14 @@ def run() -> None:
         # KeyboardInterrupt traceback from threading's shutdown over it.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class _StartingTerminated(KeyboardInterrupt):
+    """SIGTERM while matcher's code loads, taken as a Ctrl-C is."""
+
+
+def _starting_terminated(signum: int, frame: object) -> None:
+    raise _StartingTerminated
 
 
 class _Closed(io.TextIOBase):

@@ -189,6 +189,24 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def _no_more_signals() -> None:
+    """Ignore SIGINT and SIGTERM from here on: the command is already winding down.
+
+    Note: a burst of them (a Ctrl-C held, a supervisor's repeated SIGTERM) raised
+    again inside the handler of the first, and the last one escaped to click,
+    which prints "Aborted!" and exits 1, the code of a notable match.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _interrupted(exc: BaseException) -> click.exceptions.Exit:
+    """Say how the command was stopped; the exit to raise (8, never click's 1)."""
+    _no_more_signals()
+    click.echo("Terminated." if isinstance(exc, _Terminated) else "Interrupted.", err=True)
+    return click.exceptions.Exit(int(ExitCode.INTERRUPTED))
+
+
 def _quieten_outputs() -> None:
     """Point stdout and stderr at /dev/null: their reader is gone, or they cannot be written."""
     with contextlib.suppress(OSError):
@@ -232,13 +250,27 @@ class _Commands(click.Group):
 
     command_class = _Command
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # Note: a signal while the arguments are parsed, before invoke, went
+        # to click too ("Aborted!", exit 1).
+        signal.signal(signal.SIGTERM, _terminate)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc) from None
+
     def invoke(self, ctx: click.Context) -> object:
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
-            click.echo("Terminated." if isinstance(exc, _Terminated) else "Interrupted.", err=True)
-            raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
+            raise _interrupted(exc) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
@@ -815,6 +847,7 @@ def scan_cmd(
         # `interrupted` end record). This one came before (the self-test, a
         # --list import, the filter build), or in the instants just after the
         # log was created or just after its end record.
+        _no_more_signals()
         log = options.log
         if resume or log.exists():
             message = (

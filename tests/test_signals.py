@@ -318,3 +318,62 @@ def test_a_signal_just_after_a_rematch_run_record_still_ends_its_log(
     assert records[0]["type"] == "run" and records[-1]["type"] == "end"
     assert records[-1]["status"] == "interrupted"
     assert CliRunner().invoke(cli, ["verify", str(log)]).exit_code == 0
+
+
+_SECOND_SIGNAL = """
+import os, signal, sys
+import click
+import matcher.cli as cli_mod
+import matcher.store as store_mod
+
+said = click.echo
+
+def echo(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C, as the first is reported
+    return said(*args, **kwargs)
+
+def lists(self):
+    os.kill(os.getpid(), signal.SIGINT)  # the first, while the command runs
+    return []
+
+cli_mod.click.echo = echo
+store_mod.HashStore.lists = lists
+sys.argv = ["matcher", "lists", "--db", sys.argv[1]]
+from matcher.__main__ import run
+run()
+"""
+
+_TERM_WHILE_LOADING = """
+import importlib.abc, os, signal, sys
+
+class Hook(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "matcher.cli":
+            os.kill(os.getpid(), signal.SIGTERM)
+        return None
+
+sys.argv = ["matcher", "lists", "--db", sys.argv[1]]
+from matcher.__main__ import run
+sys.meta_path.insert(0, Hook())
+run()
+"""
+
+
+def test_a_second_signal_while_the_first_is_reported_still_exits_8(tmp_path: Path) -> None:
+    """Before: a burst of Ctrl-C raised again inside the first one's handler, escaped to click
+    ("Aborted!") and exited 1, the code of a notable match."""
+    db = tmp_path / "s.db"
+    listing = tmp_path / "l.sha256"
+    listing.write_text(f"{'ab' * 32}  x\n")
+    subprocess.run([*MATCHER, "import", str(listing), "--db", str(db)], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", _SECOND_SIGNAL, str(db)], capture_output=True, timeout=60)
+    assert done.returncode == 8, done.stderr
+    assert b"Interrupted." in done.stderr and b"Aborted" not in done.stderr
+
+
+def test_sigterm_while_matchers_code_loads_exits_8_saying_so(tmp_path: Path) -> None:
+    """Before: no SIGTERM handler was in force until the command ran: killed silently, 143."""
+    done = subprocess.run([sys.executable, "-c", _TERM_WHILE_LOADING, str(tmp_path / "s.db")],
+                          capture_output=True, timeout=60)  # fmt: skip
+    assert done.returncode == 8, (done.returncode, done.stderr)
+    assert b"Terminated while starting: nothing was done." in done.stderr
