@@ -700,6 +700,19 @@ class LogWriter:
             except OSError as exc:
                 raise self._error("could not be synced", exc) from exc
 
+    def still_named(self) -> bool:
+        """True while the log's path still names the file written (not removed or replaced)."""
+        if self._fd is None:
+            return False
+        try:
+            written, named = os.fstat(self._fd), os.stat(self.path)
+        except OSError:
+            return False
+        return written.st_nlink > 0 and (written.st_dev, written.st_ino) == (
+            named.st_dev,
+            named.st_ino,
+        )
+
     def close(self) -> None:
         """Sync and close the log, releasing its lock; closing twice is harmless.
 

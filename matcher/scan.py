@@ -1065,6 +1065,13 @@ def _scan(
                 notes.append(f"{gate.held} arrived as the scan ended, after its last entry")
             append_end_record(log, status, counts, seconds, inventory_path, notes)
             late = gate.held if status == "complete" else None
+            if not log.still_named():
+                # Note: written to a file unlinked meanwhile, the records are
+                # lost; the scan said complete, with a head for no file.
+                raise ScanAborted(
+                    f"The log {options.log} was removed or replaced while the scan ran: what it "
+                    "recorded is in no file at that path. Run the scan again with a new --log."
+                )
         finally:
             # Note: if the end record cannot be written (disk full), the log
             # still closes and releases its lock; verify then calls it

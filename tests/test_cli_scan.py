@@ -748,3 +748,22 @@ def test_an_inventory_made_by_another_scan_meanwhile_is_refused(runner: CliRunne
     assert result.exit_code == 2, result.output
     assert "already exists" in result.output and "meanwhile" in result.output
     assert shared.read_bytes() == b"" and not log.exists()
+
+
+def test_a_log_removed_while_the_scan_runs_is_not_reported_complete(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: `rm` of the log mid-scan went unnoticed: 'complete', exit 1, and a head to note
+    for a file that no longer existed (every match record lost)."""
+    import matcher.scan as scan_mod
+
+    log = tmp_path / "gone.jsonl"
+    original = scan_mod.append_end_record
+
+    def end_after_removal(*args: object, **kwargs: object) -> None:
+        log.unlink()
+        original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_mod, "append_end_record", end_after_removal)
+    result = scan(runner, store, log, evidence_copy)
+    assert result.exit_code == 2, result.output
+    assert "was removed or replaced while the scan ran" in result.output
+    assert "log head" not in result.output
