@@ -814,6 +814,12 @@ def run_scan(
             for info in lists
             if info.zero_length
         )
+        if options.candidates_only and not options.resume:
+            # Note: the sizes are kept in the store (as the filter is) here,
+            # before the hold: a held store takes no cache write, and every
+            # run read them again from each notable entry (1M entries: a
+            # second of a --candidates-only scan that lasts two).
+            store.notable_sizes(lists_fingerprint(lists), lists)
         with store.pinned(lists):
             scanning = True
             return _scan(

@@ -337,3 +337,30 @@ def test_maybe_stored_never_rules_out_a_stored_digest(
             or digest_filter.candidates("sha256", [digests[2]])
         )
         assert flag == expected
+
+
+def test_a_candidates_only_scan_keeps_the_notable_sizes_for_the_next(tmp_path: Path) -> None:
+    """Before: the sizes were read inside the scan's hold on the store, which takes no cache
+    write: every --candidates-only run read them again from each notable entry (1M entries:
+    a second of a two-second scan)."""
+    from click.testing import CliRunner
+
+    from matcher.cli import cli
+    from matcher.lookup_filter import lists_fingerprint
+
+    sized = tmp_path / "sized.csv"
+    sized.write_text("md5,size\n" + "".join(f"{'%032x' % i},{i * 7}\n" for i in range(1, 50)))
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "f").write_bytes(b"x" * 14)
+    db = tmp_path / "s.db"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["import", str(sized), "--db", str(db)]).exit_code == 0
+    args = ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "--candidates-only"]
+    result = runner.invoke(cli, [*args, "--log", str(tmp_path / "a.jsonl")])
+    assert result.exit_code == 0, result.output
+    store = HashStore(db, readonly=True)
+    try:
+        assert store.saved_filter("notable-sizes", lists_fingerprint(store.lists())) is not None
+    finally:
+        store.close()
