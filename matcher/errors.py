@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import enum
 import errno
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import TypeVar
 
 
 class ExitCode(enum.IntEnum):
@@ -26,8 +29,27 @@ class MatcherError(Exception):
     """Base for errors that matcher can explain to a user."""
 
 
+T = TypeVar("T")
+
+
 class UsageError(MatcherError):
     """The command was asked to do something it refuses to do."""
+
+
+def registered(
+    table: Mapping[str, T], name: str, what: str, choices: Sequence[str] | None = None
+) -> T:
+    """`table[name]`: the registered thing called `name`.
+
+    Raises:
+        UsageError: there is none (naming `what` and the `choices`, by default
+            every name there is, sorted).
+    """
+    try:
+        return table[name]
+    except KeyError:
+        shown = ", ".join(sorted(table) if choices is None else choices)
+        raise UsageError(f"Unknown {what} {name!r}; choose from {shown}.") from None
 
 
 class FormatError(MatcherError):

@@ -174,18 +174,28 @@ def _envelope_kind(envelope: str) -> str | None:
     return None
 
 
-def _skip(event: str, events: _Events) -> None:
-    """Consume the rest of a value whose first event was `event`, building nothing."""
-    if event not in _OPEN:
-        return
+def _rest(events: _Events) -> Iterator[tuple[int, str, Any]]:
+    """The events of the rest of an open value, up to its close, each with its depth.
+
+    Depth 1 is directly inside the value; an object opened there, and its
+    keys, are at depth 2.
+    """
     depth = 1
-    for event, _value in events:
+    for event, value in events:
         if event in _OPEN:
             depth += 1
         elif event in _CLOSE:
             depth -= 1
             if depth == 0:
                 return
+        yield depth, event, value
+
+
+def _skip(event: str, events: _Events) -> None:
+    """Consume the rest of a value whose first event was `event`, building nothing."""
+    if event in _OPEN:
+        for _ in _rest(events):
+            pass
 
 
 def _build(event: str, value: Any, events: _Events, depth: int = 1) -> Any:
@@ -246,15 +256,9 @@ def _value_kind(value: object) -> str:
 def _digest_key(events: _Events) -> str | None:
     """Consume the rest of an array, building nothing: the first key of an
     object in it that names a digest, in any case (`md5`, `Sha-1`), if any."""
-    depth, named = 1, None
-    for event, value in events:
-        if event in _OPEN:
-            depth += 1
-        elif event in _CLOSE:
-            depth -= 1
-            if depth == 0:
-                break
-        elif named is None and depth == 2 and event == "map_key":
+    named = None
+    for depth, event, value in _rest(events):
+        if named is None and depth == 2 and event == "map_key":
             if _KEY_NOISE.sub("", value).lower() in _DIGEST_KEYS:
                 named = value
     return named

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matcher.errors import FormatError
-from matcher.errors import UsageError
+from matcher.errors import registered
 from matcher.formats.base import SNIFF_BYTES
 from matcher.formats.base import HashListReader
 from matcher.formats.base import Refusal
@@ -72,12 +72,7 @@ def get(name: str) -> HashListReader:
     Raises:
         UsageError: there is none (naming the formats there are).
     """
-    try:
-        return _READERS[name]
-    except KeyError:
-        raise UsageError(
-            f"Unknown list format {name!r}; choose from {', '.join(names())}."
-        ) from None
+    return registered(_READERS, name, "list format")
 
 
 def names() -> list[str]:

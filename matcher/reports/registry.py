@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 from typing import TextIO
 
-from matcher.errors import UsageError
+from matcher.errors import registered
 from matcher.reports.model import FileEntry
 from matcher.reports.model import ReportData
 
@@ -77,12 +77,7 @@ def get(name: str) -> ReportWriter:
     Raises:
         UsageError: there is none (naming the formats there are).
     """
-    try:
-        return _REPORTS[name]
-    except KeyError:
-        raise UsageError(
-            f"Unknown report format {name!r}; choose from {', '.join(names())}."
-        ) from None
+    return registered(_REPORTS, name, "report format")
 
 
 def get_inventory(name: str) -> InventoryWriter:
@@ -91,12 +86,7 @@ def get_inventory(name: str) -> InventoryWriter:
     Raises:
         UsageError: there is none (naming the formats there are).
     """
-    try:
-        return _INVENTORIES[name]
-    except KeyError:
-        raise UsageError(
-            f"Unknown inventory format {name!r}; choose from {', '.join(inventory_names())}."
-        ) from None
+    return registered(_INVENTORIES, name, "inventory format", inventory_names())
 
 
 def names() -> list[str]:
