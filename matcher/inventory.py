@@ -84,6 +84,11 @@ class Inventory:
                 try:
                     fd = os.open(path, flags, 0o600)
                 except FileExistsError as exc:
+                    if os.path.islink(path):
+                        raise StoreError(
+                            f"Cannot create inventory {path}: a symbolic link is there. Choose "
+                            "another --inventory."
+                        ) from exc
                     raise StoreError(
                         f"Inventory {path} already exists: another scan made it meanwhile? "
                         "Choose another --log or --inventory."

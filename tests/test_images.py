@@ -11,6 +11,7 @@ import hashlib
 import os
 import random
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -715,7 +716,12 @@ def test_a_signal_while_tsk_reads_the_image_interrupts_the_scan(
         return original(self, offset, size)
 
     monkeypatch.setattr(image_mod._Media, "read", read)
-    result, log = run(built, tmp_path, built["dir"] / "mbr.raw", extra=("--jobs", "1"))
+    # Note: a test run started in the background inherits SIGINT ignored (a shell's `&`).
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result, log = run(built, tmp_path, built["dir"] / "mbr.raw", extra=("--jobs", "1"))
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert calls[0] >= nth
     assert result.exit_code == ExitCode.INTERRUPTED, result.output
     if nth < 100:  # while the image is opened, before the scan's log exists

@@ -322,6 +322,7 @@ def test_a_signal_just_after_a_rematch_run_record_still_ends_its_log(
 
 _SECOND_SIGNAL = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # not ignored, as under a shell's `&`
 import click
 import matcher.cli as cli_mod
 import matcher.store as store_mod
