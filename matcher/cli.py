@@ -38,6 +38,7 @@ from matcher.models import Skip
 from matcher.scan import Counts
 from matcher.scan import ScanOptions
 from matcher.scan import ScanSummary
+from matcher.scan import exit_code_for
 from matcher.scan import run_scan
 from matcher.store import HashStore
 from matcher.store import remove_store_files
@@ -570,6 +571,21 @@ def remove_cmd(name: str, db: Path) -> None:
     click.echo(f"Removed list {info.name!r} ({info.entries:,} entries).", err=True)
 
 
+def _complete_log_code(log: Path) -> int | None:
+    """The exit code a log says, when it verifies and its last run ended complete; else None."""
+    from matcher.auditlog import verify
+
+    try:
+        report = verify(log)
+    except (MatcherError, OSError):
+        return None
+    counted = (report.last_end or {}).get("counts")
+    if report.last_status != "complete" or not isinstance(counted, dict):
+        return None
+    counts = Counts(**{k: v for k, v in counted.items() if k in Counts.__dataclass_fields__})
+    return exit_code_for("complete", counts)
+
+
 def _default_log(case: str) -> Path:
     """matcher-CASE-TIME.jsonl here, or -2, -3, ... added when that log or its inventory exists.
 
@@ -849,6 +865,12 @@ def scan_cmd(
         # log was created or just after its end record.
         _no_more_signals()
         log = options.log
+        code = _complete_log_code(log)
+        if code is not None:
+            # Note: it landed after the end record: the log says complete, and
+            # exit 8 would have sent a caller to resume a finished scan.
+            click.echo(f"Interrupted as the scan ended; its log {log} is complete.", err=True)
+            raise click.exceptions.Exit(code) from None
         if resume or log.exists():
             message = (
                 f"Interrupted as the scan began or ended; `matcher verify {log}` shows where "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import signal
 import subprocess
@@ -378,3 +379,36 @@ def test_sigterm_while_matchers_code_loads_exits_8_saying_so(tmp_path: Path) -> 
                           capture_output=True, timeout=60)  # fmt: skip
     assert done.returncode == 8, (done.returncode, done.stderr)
     assert b"Terminated while starting: nothing was done." in done.stderr
+
+
+def test_a_signal_after_the_end_record_exits_as_the_complete_log_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a Ctrl-C in the instant after the scan's own handling ended exited 8,
+    "interrupted", for a log that says complete (with a notable match): a caller would resume
+    a finished scan, and the match flag was lost."""
+    from click.testing import CliRunner
+
+    import matcher.scan as scan_mod
+    from matcher.cli import cli
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "hit").write_bytes(b"notable\n")
+    (tmp_path / "n.sha256").write_text(f"{hashlib.sha256(b'notable' + bytes([10])).hexdigest()}  x\n")
+    original = scan_mod.exit_code_for
+
+    def code_then_a_signal(*args: object) -> int:
+        os.kill(os.getpid(), signal.SIGINT)  # the scan's handlers are gone: KeyboardInterrupt
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_mod, "exit_code_for", code_then_a_signal)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result = CliRunner().invoke(cli, ["scan", str(ev), "--examiner", "E", "--case", "C", "--list",
+                                          str(tmp_path / "n.sha256"), "--db", str(tmp_path / "s.db"),
+                                          "--log", str(tmp_path / "l.jsonl")])  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert result.exit_code == 1, result.output
+    assert "Interrupted as the scan ended" in result.output and "is complete" in result.output
