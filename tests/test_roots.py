@@ -190,3 +190,31 @@ def test_an_exclude_pattern_that_matched_nothing_is_noted(runner: CliRunner, tmp
     notes = end_record(log)["notes"]
     assert any(f"--exclude {ev / 'sub'} matched no entry" in n for n in notes), notes  # type: ignore[attr-defined]
     assert not any("--exclude x " in n for n in notes)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_long_path_under_a_root_named_through_a_symlink_is_read(
+    runner: CliRunner, tmp_path: Path, jobs: str
+) -> None:
+    """Before: a file deeper than 4,000 bytes under `link/ev` (link a symlink the examiner named,
+    as /home -> /var/home) was an error, `changed` (ENOTDIR): the long-path open refused the
+    root's own symlink."""
+    real = tmp_path / "real" / "ev"
+    real.mkdir(parents=True)
+    fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY)
+    names = [f"d{i:02d}_" + "x" * 90 for i in range(45)]
+    for name in names:  # deeper than PATH_MAX: made one level at a time
+        os.mkdir(name, dir_fd=fd)
+        fd, old = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(old)
+    leaf = os.open("deepfile", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(leaf, b"secret\n")
+    os.close(leaf)
+    os.close(fd)
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    root = tmp_path / "link" / "ev"
+    assert len(str(root)) + sum(len(n) + 1 for n in names) > 4000
+    result, log = _scan(runner, tmp_path, str(root), "--jobs", jobs)
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    counts = assert_counts_add_up(log)
+    assert counts["errors"] == 0 and counts["notable"] == 1, counts

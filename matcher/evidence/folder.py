@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from stat import S_ISREG
 
 from matcher.errors import os_error_detail
+from matcher.evidence.roots import absolute
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -49,8 +50,25 @@ def _open_once(path: bytes, flags: int, dir_fd: int | None = None) -> int:
         return os.open(path, flags, dir_fd=dir_fd)
 
 
+# Each evidence root as named (absolute) and as the kernel resolves it: a long
+# path under a root is opened from the root's real path. Set by FolderWalker,
+# before the hashing workers are forked (they inherit it).
+_REAL_ROOTS: dict[bytes, bytes] = {}
+
+
 def _open_long(path: bytes, flags: int) -> int:
-    """Open a path of any length one component at a time, never following symlinks."""
+    """Open a path of any length one component at a time, never following symlinks.
+
+    Note: below its evidence root: the root's own path may pass through a
+    symlink the examiner named (/home -> /var/home), so a path under a root
+    is opened from the root's real path (its prefix swapped), and only the
+    components below the root are refused as symlinks. Opened from / with
+    no exception, such a file was an error, `changed` (ENOTDIR).
+    """
+    for named, real in _REAL_ROOTS.items():
+        if path.startswith(named + b"/"):
+            path = real + path[len(named) :]
+            break
     parts = [p for p in path.split(b"/") if p]
     dir_fd = os.open(
         b"/" if path.startswith(b"/") else b".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -187,6 +205,12 @@ class FolderWalker:
         # Every root the examiner named, by (device, inode): a root is never
         # excluded, also where another root's walk reaches it (README).
         self.named = {(st.st_dev, st.st_ino) for st in map(_lstat_or_none, roots) if st}
+        _REAL_ROOTS.clear()  # this scan's roots only (a batch runs one scan per item)
+        for root in roots:
+            given = os.fsencode(absolute(root)).rstrip(b"/")  # as the scan names the walk's roots
+            real = os.fsencode(os.path.realpath(root)).rstrip(b"/")
+            if given != real:
+                _REAL_ROOTS[given] = real
         self.one_file_system = one_file_system
         self.crossings: list[bytes] = []
         self._mounts: frozenset[bytes] = frozenset()
