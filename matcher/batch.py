@@ -192,6 +192,23 @@ def _previous_state(log: Path) -> tuple[str, str | None]:
     return "resume", None
 
 
+def _counts_from_its_log(item: BatchItem) -> None:
+    """A failed item's counts and head from its log's last end record, when the log verifies.
+
+    Note: a scan that failed after its run began (its workers killed) still
+    ends its log, `interrupted`, with what it found; the table showed 0 files
+    and 0 notable for it, and no head.
+    """
+    try:
+        report = auditlog.verify(item.log)
+    except (MatcherError, OSError):
+        return
+    counts = (report.last_end or {}).get("counts")
+    if isinstance(counts, dict):
+        item.counts = dict(counts)
+        item.head = report.head
+
+
 def run_batch(
     manifest: Path,
     template: ScanOptions,
@@ -250,10 +267,12 @@ def run_batch(
             item.status = "failed"
             item.exit_code = int(ExitCode.FATAL)
             item.message = str(exc)
+            _counts_from_its_log(item)
         except OSError as exc:
             item.status = "failed"
             item.exit_code = int(ExitCode.FATAL)
             item.message = f"{exc.strerror or exc}: {exc.filename or item.evidence}"
+            _counts_from_its_log(item)
         if on_item is not None:
             on_item(item)
         if item.status == "interrupted" or stop:

@@ -280,3 +280,26 @@ def test_a_signal_as_an_item_ends_stops_the_batch(runner: CliRunner, tmp_path: P
     monkeypatch.setattr(scan_mod, "append_end_record", original)
     rerun = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
     assert [i["status"] for i in rerun] == ["done-before", "complete"]
+
+
+def test_a_failed_item_shows_what_its_log_ended_with(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: an item whose scan failed after its log had ended (its workers killed: an
+    `interrupted` end with matches) showed 0 files, 0 notable and no head."""
+    import matcher.batch as batch_mod
+    from matcher.scan import ScanAborted
+
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner\na,C-1,E\n")
+    real = batch_mod.run_scan
+
+    def ended_then_failed(options: object) -> object:
+        real(options)  # type: ignore[arg-type]
+        raise ScanAborted("A hashing worker stopped (killed by signal 9)")
+
+    monkeypatch.setattr(batch_mod, "run_scan", ended_then_failed)
+    db = tmp_path / "s.db"
+    args = ["batch", str(manifest), "--db", str(db), "--list", str(FIXTURES / "hashlists" / "notable.csv"), "--json"]
+    items = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    assert items[0]["status"] == "failed" and items[0]["counts"]["notable"] > 0, items
+    assert items[0]["head"], items
