@@ -858,27 +858,28 @@ def scan_cmd(
             summary = run_scan(
                 options, progress=progress, on_stage=progress.stage if progress else None
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # Note: while it hashes, the scan handles Ctrl-C itself (an
         # `interrupted` end record). This one came before (the self-test, a
         # --list import, the filter build), or in the instants just after the
         # log was created or just after its end record.
         _no_more_signals()
+        stopped = "Terminated" if isinstance(exc, _Terminated) else "Interrupted"
         log = options.log
         code = _complete_log_code(log)
         if code is not None:
             # Note: it landed after the end record: the log says complete, and
             # exit 8 would have sent a caller to resume a finished scan.
-            click.echo(f"Interrupted as the scan ended; its log {log} is complete.", err=True)
+            click.echo(f"{stopped} as the scan ended; its log {log} is complete.", err=True)
             raise click.exceptions.Exit(code) from None
         if resume or log.exists():
             message = (
-                f"Interrupted as the scan began or ended; `matcher verify {log}` shows where "
+                f"{stopped} as the scan began or ended; `matcher verify {log}` shows where "
                 f"its log stops; if its run is not complete, continue it with --resume --log {log}"
             )
         else:
             message = (
-                "Interrupted before the scan began; no log was written, so there is nothing "
+                f"{stopped} before the scan began; no log was written, so there is nothing "
                 "to resume: run the command again"
             )
         click.echo(f"{message}.", err=True)

@@ -412,3 +412,33 @@ def test_a_signal_after_the_end_record_exits_as_the_complete_log_says(
         signal.signal(signal.SIGINT, before)
     assert result.exit_code == 1, result.output
     assert "Interrupted as the scan ended" in result.output and "is complete" in result.output
+
+
+def test_a_sigterm_before_the_log_is_said_to_be_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a SIGTERM while the scan started (its self-test, the filter build) was reported
+    as "Interrupted before the scan began", the words of a Ctrl-C."""
+    from click.testing import CliRunner
+
+    import matcher.scan as scan_mod
+    from matcher.cli import cli
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "f").write_bytes(b"x")
+    (tmp_path / "n.sha256").write_text(f"{'ab' * 32}  x\n")
+    real = scan_mod.run_selftest
+
+    def selftest_then_sigterm(*args: object, **kwargs: object) -> object:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_mod, "run_selftest", selftest_then_sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        result = CliRunner().invoke(cli, ["scan", str(ev), "--examiner", "E", "--case", "C", "--list",
+                                          str(tmp_path / "n.sha256"), "--db", str(tmp_path / "s.db"),
+                                          "--log", str(tmp_path / "l.jsonl")])  # fmt: skip
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert result.exit_code == 8, result.output
+    assert "Terminated before the scan began" in result.output
