@@ -202,7 +202,7 @@ def _identity(info: ListInfo) -> tuple[object, ...]:
 
 
 def _busy_or_full(exc: sqlite3.Error) -> str:
-    """What to do about SQLite's two messages a user can act on, as a tail for a message."""
+    """What to do about SQLite's messages a user can act on, as a tail for a message."""
     text = str(exc)
     if "locked" in text or "busy" in text:
         return " (another matcher process is using the store: run this once it has ended)"
@@ -210,6 +210,11 @@ def _busy_or_full(exc: sqlite3.Error) -> str:
         return (
             " (no room on the store's disk, or in SQLite's temporary folder: "
             "SQLITE_TMPDIR or TMPDIR chooses that folder)"
+        )
+    if "readonly" in text or "unable to open" in text:
+        return (
+            " (the store file, or its folder, cannot be written by this user: SQLite "
+            "writes its journal beside the store while it changes it)"
         )
     return ""
 

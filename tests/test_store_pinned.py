@@ -183,3 +183,16 @@ def test_a_held_store_takes_no_cache_write_and_ends_while_another_scan_holds_it(
     finally:
         first.close()
         second.close()
+
+
+def test_a_store_that_cannot_be_written_is_said_to_be_so() -> None:
+    """Before: a store in a folder this user may not write said only 'attempt to write a readonly
+    database' (or 'unable to open database file': the journal cannot be made beside it)."""
+    import sqlite3
+
+    from matcher.store import _busy_or_full
+
+    for text in ("attempt to write a readonly database", "unable to open database file"):
+        tail = _busy_or_full(sqlite3.OperationalError(text))
+        assert "cannot be written by this user" in tail and "journal beside the store" in tail
+    assert _busy_or_full(sqlite3.OperationalError("no such table: x")) == ""
