@@ -92,8 +92,12 @@ class Database:
         return [str(r[1]) for r in self.conn.execute("SELECT * FROM pragma_table_info(?)", [table])]
 
     @contextlib.contextmanager
-    def atomic(self) -> Iterator[Database]:
-        """One transaction (a savepoint when nested): all of it commits, or none."""
+    def atomic(self, immediate: bool = False) -> Iterator[Database]:
+        """One transaction (a savepoint when nested): all of it commits, or none.
+
+        `immediate`: take the write lock at once (BEGIN IMMEDIATE), so that what
+        is read inside cannot change before the transaction writes.
+        """
         conn = self.conn
         if conn.in_transaction:
             name = f"matcher_{next(_SAVEPOINTS)}"
@@ -107,7 +111,7 @@ class Database:
                 raise
             conn.execute(f"RELEASE SAVEPOINT {name}")
             return
-        conn.execute("BEGIN")
+        conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         try:
             yield self
             # Note: inside the try: a COMMIT that fails (SQLITE_BUSY while another

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matcher import sqlite_newer
 from matcher.digests import ALGORITHM_CODES
@@ -53,6 +54,9 @@ from matcher.sqlitefiles import Database
 from matcher.sqlitefiles import connect_readonly
 from matcher.sqlitefiles import scratch_folder
 from matcher.workers import usable_cores
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SCHEMA_VERSION = 1
 _CODE_NAMES = {code: name for name, code in ALGORITHM_CODES.items()}
@@ -342,41 +346,53 @@ class HashStore:
         import sqlite_utils
 
         schema = sqlite_utils.Database(self.db.conn, execute_plugins=False)
-        with self.db.atomic():
-            schema["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
-            schema["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})  # type: ignore[union-attr]
-            schema["lists"].create(  # type: ignore[union-attr]
-                {
-                    "id": int,
-                    "name": str,
-                    "role": str,
-                    "format": str,
-                    "source_sha256": str,
-                    "source_path": str,
-                    "entries": int,
-                    "imported": str,
-                    "metadata": str,
-                    "first_entry": int,
-                    "last_entry": int,
-                },
-                pk="id",
-                not_null={"name", "role", "format", "source_sha256", "entries", "imported"},
-            )
-            schema["lists"].create_index(["name"], unique=True)  # type: ignore[union-attr]
-            schema["lists"].create_index(["source_sha256"])  # type: ignore[union-attr]
-            schema["entries"].create(  # type: ignore[union-attr]
-                {"id": int, "list_id": int, "size": int, "name": str, "ident": str, "label": str},
-                pk="id",
-                foreign_keys=[("list_id", "lists", "id")],
-            )
-            self.db.execute(
-                "CREATE TABLE hashes (algo INTEGER NOT NULL, digest BLOB NOT NULL, "
-                "entry_id INTEGER NOT NULL, PRIMARY KEY (algo, digest, entry_id)) WITHOUT ROWID"
-            )
-            self.db.execute(_LIST_STATS_DDL)
-            self.db.execute(_FILTER_CACHE_DDL)
+        # Note: with the write lock taken first, and the tables asked again: two
+        # scans making one new store with --list at once both saw it empty, and
+        # the second failed on "table meta already exists".
+        with self.db.atomic(immediate=True):
+            made_meanwhile = "lists" in set(self.db.table_names())
+            if not made_meanwhile:
+                self._create_schema(schema)
+        if made_meanwhile:
+            self._ensure_schema()
+            return
         self._has_stats = True
         self._has_ranges = True
+
+    def _create_schema(self, schema: sqlite_utils.Database) -> None:
+        """The tables of a new store (inside _ensure_schema's transaction)."""
+        schema["meta"].create({"key": str, "value": str}, pk="key")  # type: ignore[union-attr]
+        schema["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)})  # type: ignore[union-attr]
+        schema["lists"].create(  # type: ignore[union-attr]
+            {
+                "id": int,
+                "name": str,
+                "role": str,
+                "format": str,
+                "source_sha256": str,
+                "source_path": str,
+                "entries": int,
+                "imported": str,
+                "metadata": str,
+                "first_entry": int,
+                "last_entry": int,
+            },
+            pk="id",
+            not_null={"name", "role", "format", "source_sha256", "entries", "imported"},
+        )
+        schema["lists"].create_index(["name"], unique=True)  # type: ignore[union-attr]
+        schema["lists"].create_index(["source_sha256"])  # type: ignore[union-attr]
+        schema["entries"].create(  # type: ignore[union-attr]
+            {"id": int, "list_id": int, "size": int, "name": str, "ident": str, "label": str},
+            pk="id",
+            foreign_keys=[("list_id", "lists", "id")],
+        )
+        self.db.execute(
+            "CREATE TABLE hashes (algo INTEGER NOT NULL, digest BLOB NOT NULL, "
+            "entry_id INTEGER NOT NULL, PRIMARY KEY (algo, digest, entry_id)) WITHOUT ROWID"
+        )
+        self.db.execute(_LIST_STATS_DDL)
+        self.db.execute(_FILTER_CACHE_DDL)
 
     def _check_schema(self) -> None:
         try:

@@ -196,3 +196,28 @@ def test_a_store_that_cannot_be_written_is_said_to_be_so() -> None:
         tail = _busy_or_full(sqlite3.OperationalError(text))
         assert "cannot be written by this user" in tail and "journal beside the store" in tail
     assert _busy_or_full(sqlite3.OperationalError("no such table: x")) == ""
+
+
+def test_a_store_made_by_another_process_meanwhile_is_opened_not_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: two first scans with --list making one new store at once both saw it empty, and
+    the second failed on 'table meta already exists'."""
+    from matcher.sqlitefiles import Database
+    from matcher.store import HashStore
+
+    path = tmp_path / "new.db"
+    HashStore(path).close()  # the other process's store, made while this one looked
+    real = Database.table_names
+    calls = [0]
+
+    def empty_at_first(self: Database) -> list[str]:
+        calls[0] += 1
+        return [] if calls[0] == 1 else real(self)
+
+    monkeypatch.setattr(Database, "table_names", empty_at_first)
+    store = HashStore(path)
+    try:
+        assert store.lists() == []
+    finally:
+        store.close()
