@@ -513,7 +513,7 @@ def lists_cmd(db: Path, as_json: bool) -> None:
             digests += f" ({i.zero_length:,} empty-file digest{plural}, flagged)"
         rows.append(
             (
-                i.name,
+                _one_line(i.name),
                 i.role,
                 i.format,
                 f"{i.entries:,}",
@@ -522,7 +522,7 @@ def lists_cmd(db: Path, as_json: bool) -> None:
                 i.source_sha256[:16] + "…",
                 # Note: what the list says of itself (an NSRL's VERSION row: version,
                 # build set, release date), as --json gives it.
-                "; ".join(f"{k}: {v}" for k, v in i.metadata.items()),
+                _one_line("; ".join(f"{k}: {v}" for k, v in i.metadata.items())),
             )
         )
     header = (
@@ -569,6 +569,15 @@ def remove_cmd(name: str, db: Path) -> None:
         finally:
             store.close()
     click.echo(f"Removed list {info.name!r} ({info.entries:,} entries).", err=True)
+
+
+def _one_line(text: str) -> str:
+    """`text` for one cell of a table: control characters (a newline) as escapes.
+
+    Note: a list named after a file whose name held a newline broke the
+    `lists` table across lines; --json gives every name exactly.
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _complete_log_code(log: Path) -> int | None:

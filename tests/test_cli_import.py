@@ -321,3 +321,14 @@ def test_import_list_refuses_an_unknown_format_naming_the_formats(tmp_path: Path
         store.close()
     with pytest.raises(UsageError, match="Unknown list format 'bogus'"):
         registry.get("bogus")
+
+
+def test_lists_shows_a_name_with_a_newline_on_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    """Before: a list named after a file whose name held a newline broke the table in two."""
+    odd = tmp_path / "case\nlist.md5"
+    odd.write_text(f"{'ab' * 16}  x\n")
+    db = tmp_path / "s.db"
+    assert runner.invoke(cli, ["import", str(odd), "--db", str(db)]).exit_code == 0
+    table = runner.invoke(cli, ["lists", "--db", str(db)]).output.splitlines()
+    assert len(table) == 2 and "case\\nlist.md5" in table[1], table
+    assert lists_json(runner, db)[0]["name"] == "case\nlist.md5"
