@@ -389,6 +389,9 @@ def import_cmd(
       matcher import case-0042-notable.csv --role notable
       matcher import NSRL.db --name nsrl-2026.09 --replace nsrl-2026.06
     """
+    if name is not None and not name.strip():
+        # Note: '' silently took the file name, and '   ' made a list no table shows.
+        raise click.UsageError("--name is empty: give the list a name, or leave --name out.")
     if name and len(lists) > 1:
         raise click.UsageError("--name applies to one list; import lists one by one to name each.")
     if replace and len(lists) > 1:

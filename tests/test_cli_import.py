@@ -332,3 +332,11 @@ def test_lists_shows_a_name_with_a_newline_on_one_line(runner: CliRunner, tmp_pa
     table = runner.invoke(cli, ["lists", "--db", str(db)]).output.splitlines()
     assert len(table) == 2 and "case\\nlist.md5" in table[1], table
     assert lists_json(runner, db)[0]["name"] == "case\nlist.md5"
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_an_empty_list_name_is_refused(runner: CliRunner, tmp_path: Path, blank: str) -> None:
+    """Before: --name '' silently took the file name, and '   ' made a list with a blank name."""
+    result = runner.invoke(cli, ["import", str(LISTS / "notable.md5"), "--db", str(tmp_path / "s.db"), "--name", blank])
+    assert result.exit_code == 2 and "--name is empty" in result.output
+    assert not (tmp_path / "s.db").exists()
