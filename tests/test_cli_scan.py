@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
@@ -767,3 +768,15 @@ def test_a_log_removed_while_the_scan_runs_is_not_reported_complete(runner: CliR
     assert result.exit_code == 2, result.output
     assert "was removed or replaced while the scan ran" in result.output
     assert "log head" not in result.output
+
+
+def test_max_size_reads_si_and_binary_units_as_written() -> None:
+    """Before: 1MB was taken as 1 MiB (the help spoke of powers of 1024 only): a limit 4.9%
+    off what the examiner wrote."""
+    from matcher.cli import _size
+
+    assert _size("1MB") == 1_000_000 and _size("2GB") == 2_000_000_000 and _size("3KB") == 3000
+    assert _size("1M") == _size("1MiB") == 1 << 20 and _size("4G") == _size("4GiB") == 4 << 30
+    assert _size("500") == _size("500B") == 500
+    with pytest.raises(click.BadParameter):
+        _size("1i")
