@@ -261,13 +261,13 @@ def refuse_same_files(files: Sequence[tuple[Path, str, str]]) -> None:
             ident: tuple[int, int] | None = (status.st_dev, status.st_ino)
         except OSError:
             ident = None
-        for other, other_what, _, other_real, other_ident in seen:
+        for other, other_what, other_option, other_real, other_ident in seen:
             if what == other_what == "list":
                 continue
             if real == other_real or (ident is not None and ident == other_ident):
                 raise UsageError(
                     f"The {what} {path} and the {other_what} {other} are the same file; "
-                    f"each needs its own. Choose another {option}."
+                    f"each needs its own. Choose another {other_option} or {option}."
                 )
         seen.append((path, what, option, real, ident))
 
@@ -1055,6 +1055,11 @@ def _scan(
                 ) from exc
             for crossing in walker.crossings:
                 notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")
+            if options.excludes and options.archives:
+                notes.append(
+                    "--exclude is not matched against archive members (a member's name may "
+                    "hold the `!` that joins nested paths): they are read whatever their names"
+                )
             if status == "complete" and not options.resume:
                 # Note: a pattern that took nothing may be misspelt (an absolute
                 # path, a trailing '/'): the folder meant to be left out was read.

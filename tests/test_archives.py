@@ -1023,3 +1023,30 @@ def test_directory_entries_that_hold_data_are_read_as_members(db: Path, tmp_path
     assert inventory[os.fsencode(f"{ev}/d.7z!dosfolder7")]["verdict"] == "notable"
     assert os.fsencode(f"{ev}/d.zip!empty/") not in inventory  # a plain folder entry
     assert assert_counts_add_up(log)["notable"] == 3
+
+
+def test_a_member_listed_before_a_bomb_of_zeros_is_read_and_the_limit_named(db: Path, tmp_path: Path) -> None:
+    """Before: a notable member listed before the zeros that trip the ratio limit was in no
+    record (the archive's error said only 'ValueError'); tar padding is now skipped in large
+    reads, not one block at a time."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "b.tar.gz").write_bytes(gzip.compress(tar_bytes({"n.bin": NOTABLE}) + bytes(64 << 20), 1))
+    result, log = scan(db, tmp_path, ev, "--archives")  # 64 MiB of zeros: far past 200:1
+    assert result.exit_code == ExitCode.NOTABLE | ExitCode.INCOMPLETE, result.output
+    inventory = rows(log)
+    assert inventory[os.fsencode(f"{ev}/b.tar.gz!n.bin")]["verdict"] == "notable"
+    error = inventory[os.fsencode(f"{ev}/b.tar.gz!")]
+    assert error["failure"] == "walk-error" and "ratio limit" in error["detail"], error
+
+
+def test_exclude_is_not_matched_against_archive_members_and_says_so(db: Path, tmp_path: Path) -> None:
+    """A member's name may hold the `!` that joins nested paths: `keep/a!secret.bin` was taken
+    for a member `secret.bin` and excluded, and a nested archive excluded was still opened."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a.zip").write_bytes(zip_bytes({"keep/a!secret.bin": NOTABLE}))
+    result, log = scan(db, tmp_path, ev, "--archives", "--exclude", "secret.bin")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    assert rows(log)[os.fsencode(f"{ev}/a.zip!keep/a!secret.bin")]["verdict"] == "notable"
+    assert any("not matched against archive members" in n for n in read_log(log)[-1]["notes"])

@@ -609,6 +609,7 @@ def test_log_inventory_store_and_lists_must_be_distinct_files(runner: CliRunner,
         result = scan(runner, store, log, evidence_copy, extra=extra)
         assert result.exit_code == 2, (extra, result.output)
         assert f"The {one} " in result.stderr and f"the {other} " in result.stderr and "same file" in result.stderr, result.stderr
+        assert "Choose another --log or --inventory" in result.stderr or one != "inventory" or other != "log"  # both options named
         assert not log.exists() and store.read_bytes() == before
     new = tmp_path / "new.db"
     result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C", "--db", str(new),

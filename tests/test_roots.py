@@ -218,3 +218,43 @@ def test_a_long_path_under_a_root_named_through_a_symlink_is_read(
     assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
     counts = assert_counts_add_up(log)
     assert counts["errors"] == 0 and counts["notable"] == 1, counts
+
+
+def test_a_long_path_under_the_inner_of_two_symlinked_roots_takes_the_inner_roots_path(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """`S/ev` and `S/ev/lnk/x`, lnk a link out of ev: a long path under the second was opened
+    from the first's real path (the first prefix that matched), refusing `lnk`: ENOTDIR."""
+    (tmp_path / "realp" / "ev").mkdir(parents=True)
+    outside = tmp_path / "outside" / "x"
+    outside.mkdir(parents=True)
+    os.symlink(tmp_path / "realp", tmp_path / "S")
+    os.symlink(tmp_path / "outside", tmp_path / "realp" / "ev" / "lnk")
+    fd = os.open(outside, os.O_RDONLY | os.O_DIRECTORY)
+    for i in range(20):
+        name = f"d{i:02d}" + "x" * 240
+        os.mkdir(name, dir_fd=fd)
+        fd, old = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(old)
+    leaf = os.open("deep.bin", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(leaf, b"secret\n")
+    os.close(leaf)
+    os.close(fd)
+    result, log = _scan(runner, tmp_path, str(tmp_path / "S" / "ev"), str(tmp_path / "S" / "ev" / "lnk" / "x"))
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    counts = assert_counts_add_up(log)
+    assert counts["errors"] == 0 and counts["notable"] == 1, counts
+
+
+def test_a_hard_link_to_a_file_root_is_still_excluded(runner: CliRunner, tmp_path: Path) -> None:
+    """Roots were told apart by (device, inode): every hard link of a file root counted as the
+    root, and escaped --exclude (read and logged though excluded)."""
+    ev = tmp_path / "ev"
+    (ev / "a").mkdir(parents=True)
+    (ev / "b").mkdir()
+    (ev / "a" / "x.bin").write_bytes(b"secret\n")
+    os.link(ev / "a" / "x.bin", ev / "b" / "y.bin")
+    result, log = _scan(runner, tmp_path, str(ev), str(ev / "a" / "x.bin"), "--exclude", "*.bin")
+    matches = [r["path"] for r in read_log(log) if r["type"] == "match"]
+    assert matches == [str(ev / "a" / "x.bin")], matches
+    assert assert_counts_add_up(log)["skipped_by_reason"] == {"excluded": 1}

@@ -65,9 +65,11 @@ def _open_long(path: bytes, flags: int) -> int:
     components below the root are refused as symlinks. Opened from / with
     no exception, such a file was an error, `changed` (ENOTDIR).
     """
-    for named, real in _REAL_ROOTS.items():
+    # Note: the longest root first: a root named inside another (`S/ev` and
+    # `S/ev/link/x`) has its own real path, past the other's symlink.
+    for named in sorted(_REAL_ROOTS, key=len, reverse=True):
         if path.startswith(named + b"/"):
-            path = real + path[len(named) :]
+            path = _REAL_ROOTS[named] + path[len(named) :]
             break
     parts = [p for p in path.split(b"/") if p]
     dir_fd = os.open(
@@ -175,13 +177,6 @@ def mount_points(mountinfo: str = "/proc/self/mountinfo") -> frozenset[bytes]:
     return frozenset(points)
 
 
-def _lstat_or_none(path: str | os.PathLike[str]) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except OSError:
-        return None
-
-
 class FolderWalker:
     """Walks evidence roots (folders or single files) in a fixed, sorted order.
 
@@ -202,9 +197,10 @@ class FolderWalker:
     ):
         self.excludes = [os.fsencode(p) for p in excludes]
         self.matched: set[bytes] = set()  # the patterns that took an entry
-        # Every root the examiner named, by (device, inode): a root is never
-        # excluded, also where another root's walk reaches it (README).
-        self.named = {(st.st_dev, st.st_ino) for st in map(_lstat_or_none, roots) if st}
+        # Every root the examiner named, by its real path: a root is never
+        # excluded, also where another root's walk reaches it (README). Not by
+        # (device, inode): a hard link to a file root is another entry.
+        self.named = {os.fsencode(os.path.realpath(root)) for root in roots}
         _REAL_ROOTS.clear()  # this scan's roots only (a batch runs one scan per item)
         for root in roots:
             given = os.fsencode(absolute(root)).rstrip(b"/")  # as the scan names the walk's roots
@@ -259,7 +255,7 @@ class FolderWalker:
             self.excludes
             and not is_root
             and self.excluded(relative, name)
-            and (st.st_dev, st.st_ino) not in self.named
+            and not (self.named and os.path.realpath(path) in self.named)
         ):
             return EntryOutcome(
                 path=path,

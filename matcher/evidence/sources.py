@@ -112,20 +112,21 @@ class EvidenceWalker:
             for item in items:
                 yield item
                 if self.archives is not None and isinstance(item, FileTask):
-                    members = self._inside(item, walker)
-                    yield from self._excluding(members, root) if self.folder.excludes else members
+                    yield from self._inside(item, walker)
 
     def _excluding(
         self, items: Iterator[FileTask | EntryOutcome], root: bytes
     ) -> Iterator[FileTask | EntryOutcome]:
-        """Entries inside an image or archive, each one `--exclude` takes made a skip.
+        """A disk image's entries, each one `--exclude` takes made a skip.
 
         A pattern is matched as in a folder (FolderWalker.excluded), against
-        the entry's path inside its innermost container (an image's volume
-        label left out) and its name, and against each folder above it
-        there: a folder excluded inside an image takes what lies below it.
-        Before, the patterns were matched in folders only, though the run
-        record listed them.
+        the entry's path inside the image (its volume label left out) and its
+        name, and against each folder above it: a folder excluded inside an
+        image takes what lies below it, and an archive excluded there is not
+        opened. Before, the patterns were matched in folders only, though the
+        run record listed them. (Archive members are not matched: a member's
+        name may hold the `!` that joins nested paths, so its place in the
+        archive cannot be told from its path; the end record says so.)
         """
         for item in items:
             if self._excluded_inside(item.path[len(root) :]):
@@ -135,7 +136,8 @@ class EvidenceWalker:
             yield item
 
     def _excluded_inside(self, below_root: bytes) -> bool:
-        inner = _VOLUME_LABEL.sub(b"", below_root.rsplit(b"!", 1)[-1], count=1)
+        """`below_root`: an image entry's path after the image's own, `!LABEL/path`."""
+        inner = _VOLUME_LABEL.sub(b"", below_root.removeprefix(b"!"), count=1)
         parts = inner.split(b"/")
         return any(
             self.folder.excluded(b"/".join(parts[: depth + 1]), part)
