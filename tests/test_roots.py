@@ -201,16 +201,8 @@ def test_a_long_path_under_a_root_named_through_a_symlink_is_read(
     root's own symlink."""
     real = tmp_path / "real" / "ev"
     real.mkdir(parents=True)
-    fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY)
     names = [f"d{i:02d}_" + "x" * 90 for i in range(45)]
-    for name in names:  # deeper than PATH_MAX: made one level at a time
-        os.mkdir(name, dir_fd=fd)
-        fd, old = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
-        os.close(old)
-    leaf = os.open("deepfile", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
-    os.write(leaf, b"secret\n")
-    os.close(leaf)
-    os.close(fd)
+    _deep_file(real, names, "deepfile")
     os.symlink(tmp_path / "real", tmp_path / "link")
     root = tmp_path / "link" / "ev"
     assert len(str(root)) + sum(len(n) + 1 for n in names) > 4000
@@ -230,16 +222,7 @@ def test_a_long_path_under_the_inner_of_two_symlinked_roots_takes_the_inner_root
     outside.mkdir(parents=True)
     os.symlink(tmp_path / "realp", tmp_path / "S")
     os.symlink(tmp_path / "outside", tmp_path / "realp" / "ev" / "lnk")
-    fd = os.open(outside, os.O_RDONLY | os.O_DIRECTORY)
-    for i in range(20):
-        name = f"d{i:02d}" + "x" * 240
-        os.mkdir(name, dir_fd=fd)
-        fd, old = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
-        os.close(old)
-    leaf = os.open("deep.bin", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
-    os.write(leaf, b"secret\n")
-    os.close(leaf)
-    os.close(fd)
+    _deep_file(outside, [f"d{i:02d}" + "x" * 240 for i in range(20)], "deep.bin")
     result, log = _scan(runner, tmp_path, str(tmp_path / "S" / "ev"), str(tmp_path / "S" / "ev" / "lnk" / "x"))
     assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
     counts = assert_counts_add_up(log)
@@ -258,3 +241,19 @@ def test_a_hard_link_to_a_file_root_is_still_excluded(runner: CliRunner, tmp_pat
     matches = [r["path"] for r in read_log(log) if r["type"] == "match"]
     assert matches == [str(ev / "a" / "x.bin")], matches
     assert assert_counts_add_up(log)["skipped_by_reason"] == {"excluded": 1}
+
+
+def _deep_file(top: Path, names: list[str], leaf: str) -> None:
+    """top/names[0]/.../names[-1]/leaf holding b'secret\\n', made one level at a time (the
+    whole path may pass PATH_MAX)."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            os.mkdir(name, dir_fd=fd)
+            fd, old = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+            os.close(old)
+        out = os.open(leaf, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(out, b"secret\n")
+        os.close(out)
+    finally:
+        os.close(fd)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import assert_counts_add_up
@@ -387,10 +388,7 @@ def test_a_signal_after_the_end_record_exits_as_the_complete_log_says(
     """Before: a Ctrl-C in the instant after the scan's own handling ended exited 8,
     "interrupted", for a log that says complete (with a notable match): a caller would resume
     a finished scan, and the match flag was lost."""
-    from click.testing import CliRunner
-
     import matcher.scan as scan_mod
-    from matcher.cli import cli
 
     ev = tmp_path / "ev"
     ev.mkdir()
@@ -403,13 +401,7 @@ def test_a_signal_after_the_end_record_exits_as_the_complete_log_says(
         return original(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(scan_mod, "exit_code_for", code_then_a_signal)
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        result = CliRunner().invoke(cli, ["scan", str(ev), "--examiner", "E", "--case", "C", "--list",
-                                          str(tmp_path / "n.sha256"), "--db", str(tmp_path / "s.db"),
-                                          "--log", str(tmp_path / "l.jsonl")])  # fmt: skip
-    finally:
-        signal.signal(signal.SIGINT, before)
+    result = _scan_in_process(ev, tmp_path, signal.SIGINT)
     assert result.exit_code == 1, result.output
     assert "Interrupted as the scan ended" in result.output and "is complete" in result.output
 
@@ -417,10 +409,7 @@ def test_a_signal_after_the_end_record_exits_as_the_complete_log_says(
 def test_a_sigterm_before_the_log_is_said_to_be_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: a SIGTERM while the scan started (its self-test, the filter build) was reported
     as "Interrupted before the scan began", the words of a Ctrl-C."""
-    from click.testing import CliRunner
-
     import matcher.scan as scan_mod
-    from matcher.cli import cli
 
     ev = tmp_path / "ev"
     ev.mkdir()
@@ -433,12 +422,24 @@ def test_a_sigterm_before_the_log_is_said_to_be_one(tmp_path: Path, monkeypatch:
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(scan_mod, "run_selftest", selftest_then_sigterm)
-    before = signal.getsignal(signal.SIGTERM)
-    try:
-        result = CliRunner().invoke(cli, ["scan", str(ev), "--examiner", "E", "--case", "C", "--list",
-                                          str(tmp_path / "n.sha256"), "--db", str(tmp_path / "s.db"),
-                                          "--log", str(tmp_path / "l.jsonl")])  # fmt: skip
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    result = _scan_in_process(ev, tmp_path, signal.SIGTERM)
     assert result.exit_code == 8, result.output
     assert "Terminated before the scan began" in result.output
+
+
+def _scan_in_process(ev: Path, tmp_path: Path, signum: int) -> Any:
+    """`matcher scan` of `ev` with tmp_path's n.sha256 as its list, in this process, with
+    `signum`'s handling put back afterwards (SIGINT at its default: a shell's `&` ignores it)."""
+    from click.testing import CliRunner
+
+    from matcher.cli import cli
+
+    before = signal.getsignal(signum)
+    if signum == signal.SIGINT:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return CliRunner().invoke(cli, ["scan", str(ev), "--examiner", "E", "--case", "C", "--list",
+                                        str(tmp_path / "n.sha256"), "--db", str(tmp_path / "s.db"),
+                                        "--log", str(tmp_path / "l.jsonl")])  # fmt: skip
+    finally:
+        signal.signal(signum, before)
