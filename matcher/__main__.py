@@ -67,7 +67,7 @@ class _Closed(io.TextIOBase):
         raise BrokenPipeError(errno.EBADF, "the output is closed")
 
     def flush(self) -> None:
-        pass  # nothing is ever held: a write fails at once
+        """Nothing to flush: nothing is ever held (a write fails at once)."""
 
     @property
     def buffer(self) -> io.RawIOBase:

@@ -262,10 +262,7 @@ def test_a_signal_just_after_the_run_record_still_ends_the_log_interrupted(
     import matcher.scan as scan_mod
     from matcher.cli import cli
 
-    ev = tmp_path / "ev"
-    ev.mkdir()
-    (ev / "a.bin").write_bytes(b"a file\n")
-    (tmp_path / "l.sha256").write_text(f"{hashlib.sha256(b'a file' + bytes([10])).hexdigest()}  a\n")
+    ev = _one_listed_file(tmp_path, b"a file\n", "l.sha256")
     real = scan_mod._append_run_record
 
     def then_signal(*args: object, **kwargs: object) -> None:
@@ -294,10 +291,7 @@ def test_a_signal_just_after_a_rematch_run_record_still_ends_its_log(
     from matcher import auditlog
     from matcher.cli import cli
 
-    ev = tmp_path / "ev"
-    ev.mkdir()
-    (ev / "a.bin").write_bytes(b"a file\n")
-    (tmp_path / "l.sha256").write_text(f"{hashlib.sha256(b'a file' + bytes([10])).hexdigest()}  a\n")
+    ev = _one_listed_file(tmp_path, b"a file\n", "l.sha256")
     original = tmp_path / "orig.jsonl"
     args = ["scan", str(ev), "--examiner", "E", "--case", "S-1", "--db", str(tmp_path / "s.db"),
             "--list", str(tmp_path / "l.sha256"), "--log", str(original), "-q"]  # fmt: skip
@@ -390,10 +384,7 @@ def test_a_signal_after_the_end_record_exits_as_the_complete_log_says(
     a finished scan, and the match flag was lost."""
     import matcher.scan as scan_mod
 
-    ev = tmp_path / "ev"
-    ev.mkdir()
-    (ev / "hit").write_bytes(b"notable\n")
-    (tmp_path / "n.sha256").write_text(f"{hashlib.sha256(b'notable' + bytes([10])).hexdigest()}  x\n")
+    ev = _one_listed_file(tmp_path, b"notable\n", "n.sha256")
     original = scan_mod.exit_code_for
 
     def code_then_a_signal(*args: object) -> int:
@@ -443,3 +434,12 @@ def _scan_in_process(ev: Path, tmp_path: Path, signum: int) -> Any:
                                         "--log", str(tmp_path / "l.jsonl")])  # fmt: skip
     finally:
         signal.signal(signum, before)
+
+
+def _one_listed_file(tmp_path: Path, content: bytes, listing: str) -> Path:
+    """tmp_path/ev holding one file of `content`, and tmp_path/`listing` naming its SHA-256."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "f").write_bytes(content)
+    (tmp_path / listing).write_text(f"{hashlib.sha256(content).hexdigest()}  f\n")
+    return ev
