@@ -25,8 +25,10 @@ from matcher.errors import FormatError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
 from matcher.inventory import default_path as default_inventory_path
+from matcher.scan import Counts
 from matcher.scan import ScanOptions
 from matcher.scan import authorised_scan_differs
+from matcher.scan import exit_code_for
 from matcher.scan import refuse_outputs_inside
 from matcher.scan import run_scan
 
@@ -305,20 +307,9 @@ def _take_finished(item: BatchItem, options: ScanOptions) -> None:
     item.message = "log verifies and is complete; not scanned again"
     if end is not None:
         item.counts = dict(end.get("counts") or {})  # type: ignore[call-overload]
-        item.exit_code = _code_from_counts(item.counts)
+        item.exit_code = exit_code_for("complete", Counts.from_record(item.counts))
         notes = end.get("notes")
         item.notes = [str(note) for note in notes] if isinstance(notes, list) else []
         inventory = end.get("inventory")
         if isinstance(inventory, dict) and isinstance(inventory.get("path"), str):
             item.inventory = Path(inventory["path"])
-
-
-def _code_from_counts(counts: dict[str, object]) -> int:
-    code = 0
-    if counts.get("notable"):
-        code |= ExitCode.NOTABLE
-    if counts.get("errors"):
-        code |= ExitCode.INCOMPLETE
-    if counts.get("image_mismatches"):
-        code |= ExitCode.IMAGE_MISMATCH
-    return code

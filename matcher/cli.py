@@ -594,8 +594,7 @@ def _complete_log_code(log: Path) -> int | None:
     counted = (report.last_end or {}).get("counts")
     if report.last_status != "complete" or not isinstance(counted, dict):
         return None
-    counts = Counts(**{k: v for k, v in counted.items() if k in Counts.__dataclass_fields__})
-    return exit_code_for("complete", counts)
+    return exit_code_for("complete", Counts.from_record(counted))
 
 
 def _default_log(case: str) -> Path:

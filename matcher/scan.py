@@ -39,6 +39,7 @@ from matcher.errors import UsageError
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.image import OpenedImage
+from matcher.evidence.image import read_head
 from matcher.evidence.limits import ArchiveLimits
 from matcher.evidence.roots import absolute
 from matcher.evidence.roots import distinct_roots
@@ -155,6 +156,12 @@ class Counts:
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, counted: Mapping[str, object]) -> Counts:
+        """The counts an `end` record gives (`as_dict()` as logged; unknown keys left out)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in counted.items() if k in fields})  # type: ignore[arg-type]
 
 
 @dataclasses.dataclass
@@ -859,15 +866,9 @@ def _is_archive(path: Path) -> bool:
     from matcher.evidence.archive import archive_format
 
     try:
-        fd = open_readonly(os.fsencode(path))
+        return archive_format(read_head(os.fsencode(path), ARCHIVE_HEAD)) is not None
     except OSError:
         return False
-    try:
-        return archive_format(os.read(fd, ARCHIVE_HEAD)) is not None
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def _check_images(
