@@ -54,7 +54,10 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
             recovery.execute("SELECT count(*) FROM sqlite_master").fetchone()
         finally:
             recovery.close()
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    # Note: a URI, so its path is percent-encoded (as_uri): written as it is,
+    # a '#' or '?' in a folder's name ended the path there (SQLite opened
+    # another file, and `mode=ro` was lost), and '%41' read as 'A'.
+    return sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
 
 
 class Database:

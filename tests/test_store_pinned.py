@@ -221,3 +221,26 @@ def test_a_store_made_by_another_process_meanwhile_is_opened_not_made_again(
         assert store.lists() == []
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("folder", ["Case #7", "Case ?7", "p%41"])
+def test_a_store_is_read_from_its_own_path_whatever_characters_its_folder_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str
+) -> None:
+    """A read-only open once took '#' or '?' for the end of the path and '%41' for 'A'."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wanted.md5").write_text(f"{'a' * 32}  wanted.bin\n")
+    (tmp_path / "decoy.md5").write_text(f"{'b' * 32}  decoy.bin\n")
+    Path(folder).mkdir()
+    runner = CliRunner()
+    store = f"{folder}/store.db"
+    # What the unencoded URI named instead: the path cut at '#' or '?', or '%41' read as 'A'.
+    decoy = "Case " if "%" not in folder else "pA/store.db"
+    Path(decoy).parent.mkdir(exist_ok=True)
+    for listed, db in (("wanted.md5", store), ("decoy.md5", decoy)):
+        assert runner.invoke(cli, ["import", listed, "--db", db]).exit_code == 0
+    opened = HashStore(Path(store), readonly=True)
+    try:
+        assert [info.name for info in opened.lists()] == ["wanted.md5"]
+    finally:
+        opened.close()
