@@ -829,7 +829,7 @@ def open_for_resume(
     signer: signing.Signer | None = None,
     *,
     clock: Clock | None = None,
-    check_run: Callable[[dict[str, object] | None], None] | None = None,
+    check_run: Callable[[ResumeState], None] | None = None,
 ) -> tuple[LogWriter, ResumeState]:
     """Verify a log (a missing end allowed), set a torn last line aside, reopen it.
 
@@ -840,9 +840,10 @@ def open_for_resume(
         path: the log to continue.
         signer: signs `end` and `checkpoint` records of the resumed run.
         clock: as for `create`.
-        check_run: called with the last `run` record (None if there is none)
-            before the log is changed in any way (a torn line set aside):
-            whatever it raises refuses the resume with the log untouched.
+        check_run: called with what was found (its `torn_tail` not yet
+            known) before the log is changed in any way (a torn line set
+            aside): whatever it raises refuses the resume with the log
+            untouched.
 
     Returns:
         The writer, and what was found (paths already logged as matches, ...).
@@ -864,7 +865,7 @@ def open_for_resume(
 
 
 def _resume_state(
-    fd: int, name: str, check_run: Callable[[dict[str, object] | None], None] | None
+    fd: int, name: str, check_run: Callable[[ResumeState], None] | None
 ) -> ResumeState:
     st, matched, last_run = _ScanState(), dict[bytes, dict[str, object]](), None
     with open(os.dup(fd), "rb") as stream:
@@ -888,22 +889,23 @@ def _resume_state(
             f"{name} is not a match log (its bytes do not start as a log record does); "
             "nothing was changed. Check the --log path."
         )
-    if check_run is not None:
-        check_run(last_run)
-    torn_tail = _set_aside(fd, name, st) if st.torn is not None else None
-    ended = st.grammar.phase == "ended"
-    return ResumeState(
+    found = ResumeState(
         name,
         st.lines,
         st.head,
-        ended,
+        st.grammar.phase == "ended",
         st.grammar.last_status,
-        torn_tail,
+        None,
         frozenset(matched),
         last_run,
         matched,
         st.origin,
     )
+    if check_run is not None:
+        check_run(found)
+    if st.torn is None:
+        return found
+    return dataclasses.replace(found, torn_tail=_set_aside(fd, name, st))
 
 
 def _set_aside(fd: int, name: str, st: _ScanState) -> dict[str, object]:

@@ -916,23 +916,33 @@ def _scan(
     resume_fields: dict[str, object] = {}
     run_no = 0
     if options.resume:
-        chosen: list[tuple[list[ListInfo], SizeSet | None]] = []
+        chosen: list[tuple[list[ListInfo], SizeSet | None, Inventory]] = []
 
-        def same_scan(last_run: dict[str, object] | None) -> None:
-            """Refuse another scan before the log is touched (a torn line set aside)."""
-            run_lists = _lists_of_the_run(last_run, lists, given_lists, notes)
+        def same_scan(found: auditlog.ResumeState) -> None:
+            """Refuse another scan, or another log's inventory, before the log is touched.
+
+            (A torn last line is set aside once this returns: refused after
+            that, a log whose line feeds were lost was left emptied.)
+            """
+            run_lists = _lists_of_the_run(found.last_run, lists, given_lists, notes)
             sizes = _candidate_sizes(options, store, run_lists, notes)
             signed_by = signer.fingerprint if signer is not None else None
-            _refuse_another_scan(last_run, _identity(options, run_lists, sizes, signed_by))
-            chosen.append((run_lists, sizes))
+            _refuse_another_scan(found.last_run, _identity(options, run_lists, sizes, signed_by))
+            opened = Inventory(inventory_path)
+            try:
+                _refuse_another_inventory(opened, found, options.log)
+            except BaseException:
+                opened.close()
+                raise
+            chosen.append((run_lists, sizes, opened))
 
-        log, state = auditlog.open_for_resume(options.log, signer=signer, check_run=same_scan)
-        lists, candidate_sizes = chosen[0]
         try:
-            inventory = Inventory(inventory_path)
+            log, state = auditlog.open_for_resume(options.log, signer=signer, check_run=same_scan)
         except BaseException:
-            log.close()
+            for _, _, opened in chosen:
+                opened.close()
             raise
+        lists, candidate_sizes, inventory = chosen[0]
         earlier_examiner = (state.last_run or {}).get("examiner")
         if earlier_examiner is not None and earlier_examiner != storable_text(
             options.examiner.strip()
@@ -945,7 +955,6 @@ def _scan(
         if state.torn_tail:
             notes.append(f"a torn last line was set aside in {state.torn_tail['saved_to']}")
         try:
-            _refuse_another_inventory(inventory, state, options.log)
             run_no = inventory.last_run() + 1
             # Note: failed entries are read again; their old rows go, so that
             # the inventory this run seals says what the end record counts.

@@ -868,3 +868,25 @@ def test_a_rematch_log_cut_short_is_not_continued_as_a_scan(tmp_path: Path) -> N
     assert refused.returncode == 2, refused.stderr
     assert b"re-match has no --resume" in refused.stderr
     assert again.read_bytes() == before
+
+
+@pytest.mark.parametrize("finished", [True, False], ids=["complete", "interrupted"])
+def test_a_log_whose_line_feeds_were_lost_is_refused_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, finished: bool
+) -> None:
+    """Every line feed turned to CR (a copy through a text tool) reads as one torn line: the
+    resume once set it aside (emptying the log), and only then refused, the inventory
+    having entries: now refused with the log as it was."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    if finished:
+        assert run_scan(ev, db, log).returncode == 1
+    else:
+        _interrupted_scan(ev, db, log, monkeypatch)
+    damaged = log.read_bytes().replace(b"\n", b"\r")
+    log.write_bytes(damaged)
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 2, result.stderr
+    assert b"Cannot resume" in result.stderr and b"holds no record" in result.stderr
+    assert log.read_bytes() == damaged
+    assert not list(tmp_path.glob("run.jsonl.torn-*"))
