@@ -464,7 +464,7 @@ class HashStore:
         ]
         if not missing:
             return
-        with self.db.atomic():
+        with self.db.atomic(immediate=True):
             for list_id in missing:
                 ids = self._range(list_id) or (0, -1)
                 unsized = self.db.execute(
@@ -492,7 +492,7 @@ class HashStore:
         ):
             self._has_ranges = True
             return  # the usual case: no write, no lock
-        with self.db.atomic():
+        with self.db.atomic(immediate=True):
             for column in missing:
                 try:
                     self.db.execute(f"ALTER TABLE lists ADD COLUMN {column} INTEGER")
@@ -660,7 +660,7 @@ class HashStore:
             info = self.find_list(name=name)
             if info is None:
                 raise StoreError(f"No list named {name!r} in {self.path}. See `matcher lists`.")
-            with self._foreign_keys_off(), self.db.atomic():
+            with self._foreign_keys_off(), self.db.atomic(immediate=True):
                 self._delete_list(info.id)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
@@ -749,7 +749,7 @@ class HashStore:
         conn = self.db.conn
         stage = ", ".join(f"d_{a} BLOB" for a in ALGORITHM_CODES)
         try:
-            with self._bulk_settings(), self.db.atomic():
+            with self._bulk_settings(), self.db.atomic(immediate=True):
                 if old is not None:
                     self._delete_list(old.id)
                 list_id = self._insert_list_row(new)
@@ -1036,7 +1036,7 @@ class HashStore:
                     # Note: started here, after the walk's child process (a
                     # fork) has ended: a fork never copies a running thread.
                     source_digest.start()
-                with self.db.atomic():
+                with self.db.atomic(immediate=True):
                     self._copy_staged(new, parts, old, source_digest, algorithms, ordered_by)
         except _NeedsRowByRow:
             return False

@@ -340,3 +340,37 @@ def test_an_empty_list_name_is_refused(runner: CliRunner, tmp_path: Path, blank:
     result = runner.invoke(cli, ["import", str(LISTS / "notable.md5"), "--db", str(tmp_path / "s.db"), "--name", blank])
     assert result.exit_code == 2 and "--name is empty" in result.output
     assert not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.parametrize("lines", [3, 20_000], ids=["3 lines", "20,000 lines"])
+def test_an_import_waits_for_another_writer_instead_of_failing_at_once(
+    runner: CliRunner, tmp_path: Path, lines: int
+) -> None:
+    """Two imports into one store: the second read inside its transaction before it wrote,
+    and SQLite refuses such a reader the write lock at once (no wait, 'database is
+    locked'), whatever the busy timeout. It now takes the write lock first, and waits."""
+    import subprocess
+    import sys
+    import threading
+
+    db = tmp_path / "s.db"
+    first = tmp_path / "first.md5"
+    first.write_text(f"{'a' * 32}  a\n")
+    assert runner.invoke(cli, ["import", str(first), "--db", str(db)]).exit_code == 0
+    second = tmp_path / "second.md5"
+    second.write_text("".join(f"{n:032x}  f{n}\n" for n in range(1, lines + 1)))
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another import, writing
+    other.execute("UPDATE meta SET value = value WHERE key = 'schema_version'")
+    release = threading.Timer(1.5, other.execute, ["COMMIT"])
+    release.start()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "matcher", "import", str(second), "--db", str(db)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        release.join()
+        other.close()
+    assert done.returncode == 0, done.stderr
+    assert [row["name"] for row in lists_json(runner, db)] == ["first.md5", "second.md5"]
