@@ -773,6 +773,7 @@ def run_scan(
             if os.fsencode(absolute(item)) not in images
             and os.path.isfile(item)
             and not os.path.islink(item)
+            and _opens(item)  # else its error record says why it was not read
             and not (options.archives and _is_archive(item))  # walked as one
         )
         if options.lists:
@@ -857,6 +858,15 @@ def run_scan(
         store.close()
         for image in images.values():
             image.close()
+
+
+def _opens(path: Path) -> bool:
+    """True when the file can be opened for reading (as the scan will)."""
+    try:
+        os.close(open_readonly(os.fsencode(path)))
+    except OSError:
+        return False
+    return True
 
 
 def _is_archive(path: Path) -> bool:

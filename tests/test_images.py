@@ -821,3 +821,30 @@ def test_an_e01_not_named_as_a_segment_is_read_by_its_content(built: dict[str, A
     prefix = os.fsencode(ev / "evidence.img") + b"!p0@0:ext4"
     assert hashed(log, prefix) == expected(built, "full", True, False)
     assert_counts_add_up(log)
+
+
+def test_an_unreadable_single_file_is_never_said_to_be_hashed_as_one_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch item (batch checks no readability first) that cannot be opened was noted as
+    "hashed as one file, not walked as a disk image": it was neither. Its error says why."""
+    import matcher.scan as scan_mod
+
+    blob = tmp_path / "disk.raw"
+    blob.write_bytes(random.Random(4).randbytes(4096))
+    real = scan_mod.open_readonly
+
+    def refused(path: bytes, directory: bool = False) -> int:
+        if path == os.fsencode(blob):
+            raise PermissionError(13, "Permission denied")
+        return real(path, directory)
+
+    listed = tmp_path / "n.sha256"
+    listed.write_text(f"{'0' * 64}  other\n")
+    monkeypatch.setattr(scan_mod, "open_readonly", refused)
+    log = tmp_path / "run.jsonl"
+    summary = scan_mod.run_scan(
+        scan_mod.ScanOptions([blob], "E", "C", tmp_path / "s.db", log, lists=[listed], jobs=1)
+    )
+    assert summary.counts.errors == 1 and summary.counts.files == 0
+    assert not any("hashed as one file" in note for note in read_log(log)[-1]["notes"])
