@@ -306,9 +306,30 @@ def _records(
 
 
 def _torn_error(st: _ScanState) -> TornLineError:
-    size = len(st.torn or b"")
-    message = f"torn last line: {size} bytes after the final newline (--resume sets them aside)"
-    return TornLineError(message, st.lines + 1)
+    torn = st.torn or b""
+    message = f"torn last line: {len(torn)} bytes after the final newline"
+    # Note: a crash tears a record; a copy can also take away line feeds. The
+    # latter is named, so that the original log is looked for before a resume
+    # sets whole records aside (and a finished log's head is lost from it).
+    if b"\r" in torn:
+        lost = " holding carriage returns: were its line ends converted (a text tool, a copy)?"
+    elif _whole_record(torn):
+        lost = " that read as a whole record with no line feed: was it lost in a copy?"
+    else:
+        return TornLineError(f"{message} (--resume sets them aside)", st.lines + 1)
+    return TornLineError(
+        f"{message},{lost} Compare with the original log first: --resume would set them aside",
+        st.lines + 1,
+    )
+
+
+def _whole_record(raw: bytes) -> bool:
+    """True when `raw` is one canonical record (its chain unchecked) with a record type."""
+    try:
+        value = signing.decode_record(raw)
+    except IntegrityError:
+        return False
+    return value.get("type") in RECORD_TYPES
 
 
 @dataclasses.dataclass(frozen=True)

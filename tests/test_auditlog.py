@@ -214,7 +214,17 @@ TAMPER: dict[str, tuple[Callable[[list[bytes]], list[bytes]], int, str]] = {
     "append a garbage line": (lambda x: [*x, b"garbage\n"], 7, "not valid JSON"),
     "append torn garbage": (lambda x: [*x, b'{"seq":6'], 7, "torn last line: 8 bytes"),
     "tear the last line": (lambda x: [*x[:-1], x[-1][:40]], 6, "torn last line: 40 bytes"),
-    "drop the final newline": (lambda x: [*x[:-1], x[-1][:-1]], 6, "torn last line"),
+    "drop the final newline": (
+        lambda x: [*x[:-1], x[-1][:-1]],
+        6,
+        "read as a whole record with no line feed: was it lost in a copy? Compare with the "
+        "original log first",
+    ),
+    "every line feed a CR": (
+        lambda x: [b"".join(x).replace(b"\n", b"\r")],
+        1,
+        "holding carriage returns: were its line ends converted",
+    ),
     "re-serialise a line": (
         lambda x: [x[0], json.dumps(json.loads(x[1])).encode() + b"\n", *x[2:]],
         2,
