@@ -22,6 +22,7 @@ from pathlib import Path
 from matcher import auditlog
 from matcher.errors import ExitCode
 from matcher.errors import FormatError
+from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
 from matcher.inventory import default_path as default_inventory_path
@@ -265,6 +266,12 @@ def run_batch(
                         "batch stops here (run it again to go on with the next item)"
                     )
                     stop = True
+        except IntegrityError as exc:
+            # Note: said as scan --resume says it, naming the log: the bare
+            # reason (`line 3: ...`) did not say what failed to verify.
+            item.status = "failed"
+            item.exit_code = int(ExitCode.FATAL)
+            item.message = f"refused: the log {item.log} does not verify: {exc}"
         except MatcherError as exc:
             item.status = "failed"
             item.exit_code = int(ExitCode.FATAL)

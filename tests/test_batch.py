@@ -303,3 +303,17 @@ def test_a_failed_item_shows_what_its_log_ended_with(runner: CliRunner, tmp_path
     items = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
     assert items[0]["status"] == "failed" and items[0]["counts"]["notable"] > 0, items
     assert items[0]["head"], items
+
+
+def test_an_item_whose_log_does_not_verify_is_said_to_be_refused_for_its_log(runner: CliRunner, tmp_path: Path) -> None:
+    """Before, the item's message was the bare verify reason (`line 3: end record's
+    self_sha256 ...`), which did not say that it was the item's log that failed."""
+    first = run_one_item(runner, tmp_path, "logs/a.jsonl")
+    assert first["status"] == "complete"
+    log = tmp_path / "logs" / "a.jsonl"
+    tampered = log.read_bytes().replace(b'"E. One"', b'"E. Two"', 1)
+    log.write_bytes(tampered)
+    item = run_one_item(runner, tmp_path, "logs/a.jsonl")
+    assert item["status"] == "failed" and item["exit_code"] == 2
+    assert str(item["message"]).startswith(f"refused: the log {log} does not verify: line 2: prev "), item
+    assert log.read_bytes() == tampered
