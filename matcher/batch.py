@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 import re
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -78,7 +79,7 @@ def read_manifest(path: Path) -> list[BatchItem]:
     Raises:
         FormatError: a missing, unknown or repeated column, a row of another field count
             than the header, an empty required field, a duplicate log path, or the
-            same evidence twice for one case.
+            same evidence twice for one case (or one item's inside another's).
     """
     base = path.resolve().parent
     try:
@@ -146,20 +147,42 @@ def read_manifest(path: Path) -> list[BatchItem]:
     logs = [i.log.resolve() for i in items]
     if len(set(logs)) != len(logs):
         raise FormatError("two items share one log path", source=str(path))
-    seen: dict[tuple[Path, str], int] = {}
-    for item in items:
-        key = (item.evidence.resolve(), item.case)
-        if key in seen:
-            # Note: each would be scanned into its own log, and the case's
-            # matches counted twice.
-            raise FormatError(
-                f"rows {seen[key]} and {item.row} scan the same evidence for the same case",
-                source=str(path),
-            )
-        seen[key] = item.row
+    _refuse_evidence_twice(items, path)
     if not items:
         raise FormatError("the manifest lists no item", source=str(path))
     return items
+
+
+def _refuse_evidence_twice(items: Sequence[BatchItem], manifest: Path) -> None:
+    """Refuse two items of one case whose evidence is one, or one inside the other.
+
+    Paths are compared real (links resolved), as `share`, `share/./` and a
+    link to `share` are one evidence.
+
+    Raises:
+        FormatError: naming both rows.
+    """
+    seen: dict[str, list[tuple[Path, BatchItem]]] = {}
+    for item in items:
+        # Note: each would be scanned into its own log, and the files they
+        # share (and the case's matches among them) counted twice.
+        real = Path(os.path.realpath(item.evidence))
+        for other_real, other in seen.setdefault(item.case, []):
+            if real == other_real:
+                raise FormatError(
+                    f"rows {other.row} and {item.row} scan the same evidence for the same case",
+                    source=str(manifest),
+                )
+            if real.is_relative_to(other_real) or other_real.is_relative_to(real):
+                inner, outer = (item, other) if real.is_relative_to(other_real) else (other, item)
+                raise FormatError(
+                    f"row {inner.row}'s evidence {inner.evidence} lies inside row {outer.row}'s "
+                    f"evidence {outer.evidence} for the same case: its files would be scanned "
+                    f"twice and the case's matches counted twice; keep row {outer.row} only "
+                    f"(it reads row {inner.row}'s files)",
+                    source=str(manifest),
+                )
+        seen[item.case].append((real, item))
 
 
 def worst_exit_code(codes: Sequence[int]) -> int:

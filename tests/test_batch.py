@@ -317,3 +317,20 @@ def test_an_item_whose_log_does_not_verify_is_said_to_be_refused_for_its_log(run
     assert item["status"] == "failed" and item["exit_code"] == 2
     assert str(item["message"]).startswith(f"refused: the log {log} does not verify: line 2: prev "), item
     assert log.read_bytes() == tampered
+
+
+def test_nested_evidence_for_the_same_case_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    """Before, `share` and `share/disk1` of one case were both scanned: the files of disk1 (and
+    the case's matches) counted twice. Nesting is found by real paths; other cases may nest."""
+    from matcher.batch import read_manifest
+
+    (tmp_path / "a" / "disk1").mkdir(parents=True)
+    out = _refused_manifest(runner, tmp_path, "evidence,case,examiner\nb,C-1,E\na/disk1,C-1,E\na,C-1,F\n")
+    assert f"row 3's evidence {tmp_path / 'a' / 'disk1'} lies inside row 4's evidence {tmp_path / 'a'}" in out
+    assert "counted twice" in out
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    out = _refused_manifest(runner, tmp_path, "evidence,case,examiner\na,C-1,E\nlink/disk1,C-1,E\n")
+    assert "row 3's evidence" in out and "lies inside row 2's evidence" in out
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("evidence,case,examiner\na,C-1,E\na/disk1,C-2,E\n")
+    assert [item.case for item in read_manifest(manifest)] == ["C-1", "C-2"]
