@@ -258,19 +258,21 @@ def run_batch(
             inventory=None,
         )
         try:
+            # Note: refused before the log's folder is made, which could lie
+            # in the evidence (run_scan checks again, once it exists). Every
+            # item's evidence, not only its own: a log written into another
+            # item's evidence would be hashed as that item's evidence.
+            column = "the manifest's log column"
+            refuse_outputs_inside(
+                [item.evidence, *(other.evidence for other in items if other is not item)],
+                [item.log, default_inventory_path(item.log)],
+                [("log", column), ("inventory (beside the log)", column)],
+            )
             state, head = _previous_state(item.log)
             if state == "complete":
                 _take_finished(item, options)
                 item.head = head
             else:
-                # Note: refused before the log's folder is made, which could lie
-                # in the evidence (run_scan checks again, once it exists).
-                column = "the manifest's log column"
-                refuse_outputs_inside(
-                    [item.evidence],
-                    [item.log, default_inventory_path(item.log)],
-                    [("log", column), ("inventory (beside the log)", column)],
-                )
                 item.log.parent.mkdir(parents=True, exist_ok=True)
                 summary = run_scan(dataclasses.replace(options, resume=state == "resume"))
                 item.status = summary.status

@@ -334,3 +334,25 @@ def test_nested_evidence_for_the_same_case_is_refused(runner: CliRunner, tmp_pat
     manifest = tmp_path / "m.csv"
     manifest.write_text("evidence,case,examiner\na,C-1,E\na/disk1,C-2,E\n")
     assert [item.case for item in read_manifest(manifest)] == ["C-1", "C-2"]
+
+
+def test_an_item_whose_log_lies_in_another_items_evidence_fails_before_writing(runner: CliRunner, tmp_path: Path) -> None:
+    """Before, item 1's log and inventory were written into item 2's evidence, which item 2 then
+    scanned (and hashed) as evidence: only an item's own evidence was checked."""
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "itemA")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "itemB")
+    before = sorted((tmp_path / "itemB").rglob("*"))
+    manifest = tmp_path / "items.csv"
+    manifest.write_text(
+        "evidence,case,examiner,log\nitemA,CASE-1,J. Doe,itemB/A.jsonl\nitemB,CASE-1,J. Doe,logs/B.jsonl\n"
+    )
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+            "--json"]  # fmt: skip
+    result = runner.invoke(cli, args, catch_exceptions=False)
+    first, second = json.loads(result.stdout)
+    assert first["status"] == "failed" and result.exit_code == 2
+    assert f"The log {tmp_path / 'itemB' / 'A.jsonl'} lies inside evidence {tmp_path / 'itemB'}" in first["message"]
+    assert "Choose a path outside it with the manifest's log column." in first["message"]
+    assert second["status"] == "complete"
+    assert sorted((tmp_path / "itemB").rglob("*")) == before
+    assert second["counts"]["files"] == len([p for p in before if p.is_file()])
