@@ -5,9 +5,10 @@ optionally `authority` and `log` (a relative evidence or log path is taken
 relative to the manifest's folder). An item without a log path gets
 `<manifest stem>-logs/<row>-<evidence name>.jsonl` beside the manifest, so a
 rerun finds it again. On a rerun, an item whose log verifies and ends
-`complete` is skipped, one that was interrupted or crashed is resumed, and a
-failing item is recorded and the batch goes on. The batch's exit code is the
-worst item's.
+`complete` is skipped (if it was made with the batch's options and lists; else
+it fails, as a resume with others would), one that was interrupted or crashed
+is resumed, and a failing item is recorded and the batch goes on. The batch's
+exit code is the worst item's.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 
 from matcher import auditlog
+from matcher import signing
+from matcher.digests import file_sha256
 from matcher.errors import ExitCode
 from matcher.errors import FormatError
 from matcher.errors import IntegrityError
@@ -29,10 +33,14 @@ from matcher.errors import UsageError
 from matcher.inventory import default_path as default_inventory_path
 from matcher.scan import Counts
 from matcher.scan import ScanOptions
+from matcher.scan import _as_the_command_line_gives
+from matcher.scan import _differences
+from matcher.scan import _identity
 from matcher.scan import authorised_scan_differs
 from matcher.scan import exit_code_for
 from matcher.scan import refuse_outputs_inside
 from matcher.scan import run_scan
+from matcher.store import HashStore
 
 REQUIRED = ("evidence", "case", "examiner")
 OPTIONAL = ("authority", "log")
@@ -246,6 +254,7 @@ def run_batch(
         FormatError: the manifest itself is unusable (nothing runs).
     """
     items = read_manifest(manifest)
+    list_digests: dict[Path, str] = {}  # each --list's SHA-256, read once (a list can be 100 GB)
     for item in items:
         stop = False
         options = dataclasses.replace(
@@ -270,7 +279,7 @@ def run_batch(
             )
             state, head = _previous_state(item.log)
             if state == "complete":
-                _take_finished(item, options)
+                _take_finished(item, options, list_digests)
                 item.head = head
             else:
                 item.log.parent.mkdir(parents=True, exist_ok=True)
@@ -314,12 +323,18 @@ def run_batch(
     return items
 
 
-def _take_finished(item: BatchItem, options: ScanOptions) -> None:
+def _take_finished(item: BatchItem, options: ScanOptions, list_digests: dict[Path, str]) -> None:
     """Report an item whose log holds a complete scan of it, which is not run again.
+
+    Lists imported into the store since the log's run are noted, as a resume
+    notes them.
 
     Raises:
         UsageError: the log's scan is of other evidence, or under another
-            case or authority (the item would read as scanned, unread).
+            case or authority (the item would read as scanned, unread), or
+            made with other algorithms, options or lists (as a resume
+            refuses them), or the signing key cannot be read.
+        StoreError: the store cannot be read.
     """
     last_run: dict[str, object] | None = None
     end: dict[str, object] | None = None
@@ -335,6 +350,17 @@ def _take_finished(item: BatchItem, options: ScanOptions) -> None:
             f"{', '.join(differs)}. Nothing was scanned; give this item a log of its own "
             "(the manifest's log column)."
         )
+    # Note: a scan with the batch's options could find what the log's could
+    # not (an archive member, a new list's match): never reported done.
+    otherwise = _made_otherwise(last_run or {}, options, list_digests)
+    if otherwise:
+        raise UsageError(
+            f"The log {item.log} holds a complete scan of this item made with other options or "
+            f"lists: it differs in {', '.join(otherwise)}. Nothing was scanned; rerun the batch "
+            "with the options and lists the log was made with, give this item a new log (the "
+            "manifest's log column) to scan it with these, or match it against new lists with "
+            f"`matcher rematch {item.log}`."
+        )
     item.status = "done-before"
     item.message = "log verifies and is complete; not scanned again"
     if end is not None:
@@ -345,3 +371,62 @@ def _take_finished(item: BatchItem, options: ScanOptions) -> None:
         inventory = end.get("inventory")
         if isinstance(inventory, dict) and isinstance(inventory.get("path"), str):
             item.inventory = Path(inventory["path"])
+    item.notes.extend(_lists_since(last_run or {}, options.db, item.log))
+
+
+def _made_otherwise(
+    last_run: Mapping[str, object], options: ScanOptions, list_digests: dict[Path, str]
+) -> list[str]:
+    """What of the algorithms, the options and the given lists differs from a logged run's.
+
+    As a resume compares them (--jobs aside), except that a full scan stands
+    for --candidates-only: it read every candidate, and a --candidates-only
+    scan whose lists lack sizes logs a full scan.
+    """
+    options = _as_the_command_line_gives(options)
+    signer = signing.load_signer(options.sign_key) if options.sign_key else None
+    identity = _identity(options, [], None, signer.fingerprint if signer is not None else None)
+    asked = identity["options"]
+    assert isinstance(asked, dict)
+    wanted = {
+        "algorithms": identity["algorithms"],
+        "options": {k: v for k, v in asked.items() if k != "candidates_only"},
+    }
+    differs = _differences(last_run, wanted)
+    earlier = last_run.get("options")
+    if isinstance(earlier, dict) and earlier.get("candidates_only") and not options.candidates_only:
+        differs.append("--candidates-only")
+    used = last_run.get("lists")
+    if isinstance(used, list):
+        digests = {entry.get("source_sha256") for entry in used if isinstance(entry, dict)}
+        for path in options.lists:
+            if path not in list_digests:
+                list_digests[path] = file_sha256(path)
+            if list_digests[path] not in digests:
+                differs.append(f"--list {path} (not among the lists the log's run matched against)")
+    return differs
+
+
+def _lists_since(last_run: Mapping[str, object], db: Path, log: Path) -> list[str]:
+    """A note naming the store's lists that a logged run was not matched against, if any.
+
+    Raises:
+        StoreError: the store cannot be read.
+    """
+    used = last_run.get("lists")
+    if not isinstance(used, list) or not os.path.isfile(db):
+        return []
+    store = HashStore(db, readonly=True)
+    try:
+        lists = store.lists()
+    finally:
+        store.close()
+    keys = {(e.get("name"), e.get("source_sha256")) for e in used if isinstance(e, dict)}
+    since = [info.name for info in lists if (info.name, info.source_sha256) not in keys]
+    if not since:
+        return []
+    return [
+        "lists imported into the store after this log's run are not in it (it was never "
+        f"matched against them): {', '.join(since)}; `matcher rematch {log}` matches it "
+        "against them"
+    ]

@@ -356,3 +356,57 @@ def test_an_item_whose_log_lies_in_another_items_evidence_fails_before_writing(r
     assert second["status"] == "complete"
     assert sorted((tmp_path / "itemB").rglob("*")) == before
     assert second["counts"]["files"] == len([p for p in before if p.is_file()])
+
+
+def test_a_complete_log_made_with_other_options_or_lists_is_not_taken_as_done(runner: CliRunner, tmp_path: Path) -> None:
+    """Before, a rerun with --archives, --verify-image or a new --list reported the item
+    `done-before`, exit 0, notes [], though a scan with those would find a notable file: the
+    log was made without them. Failed as a resume with them is refused; lists imported into
+    the store since are noted (as a resume notes them); --jobs may change, and a full scan
+    stands for --candidates-only."""
+    import hashlib
+    import zipfile
+
+    (tmp_path / "ev").mkdir()
+    secret = b"a benign synthetic notable member\n"
+    with zipfile.ZipFile(tmp_path / "ev" / "outer.zip", "w") as zf:
+        zf.writestr("inner/member.txt", secret)
+    (tmp_path / "new.sha256").write_text(f"{hashlib.sha256(secret).hexdigest()}  member\n")
+    (tmp_path / "outer.sha256").write_text(
+        f"{hashlib.sha256((tmp_path / 'ev' / 'outer.zip').read_bytes()).hexdigest()}  outer\n"
+    )
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\nev,C-1,E. One,logs/ev.jsonl\n")
+    db = tmp_path / "s.db"
+    log = tmp_path / "logs" / "ev.jsonl"
+    common = ["batch", str(manifest), "--db", str(db), "--json"]
+    notable = ["--list", str(FIXTURES / "hashlists" / "notable.csv")]
+    (first,) = json.loads(runner.invoke(cli, [*common, *notable], catch_exceptions=False).stdout)
+    assert first["status"] == "complete" and first["exit_code"] == 0
+    done = log.read_bytes()
+    for extra, named in (
+        (["--archives"], "--archives"),
+        (["--verify-image"], "--verify-image"),
+        (["--algorithms", "sha256"], "algorithms"),
+        (["--list", str(tmp_path / "new.sha256")], f"--list {tmp_path / 'new.sha256'}"),
+    ):
+        result = runner.invoke(cli, [*common, *extra], catch_exceptions=False)
+        (item,) = json.loads(result.stdout)
+        assert item["status"] == "failed" and result.exit_code == 2, (extra, item)
+        assert "made with other options or lists" in item["message"] and named in item["message"], item
+        assert f"matcher rematch {log}" in item["message"]
+        assert log.read_bytes() == done
+    for extra in (["--jobs", "1"], ["--candidates-only"], notable):
+        result = runner.invoke(cli, [*common, *extra], catch_exceptions=False)
+        (item,) = json.loads(result.stdout)
+        assert item["status"] == "done-before" and result.exit_code == 0, (extra, item)
+    assert runner.invoke(cli, ["import", str(tmp_path / "outer.sha256"), "--db", str(db)]).exit_code == 0
+    result = runner.invoke(cli, common, catch_exceptions=False)
+    (item,) = json.loads(result.stdout)
+    assert item["status"] == "done-before" and result.exit_code == 0, item
+    note = (
+        "lists imported into the store after this log's run are not in it (it was never "
+        f"matched against them): outer.sha256; `matcher rematch {log}` matches it against them"
+    )
+    assert item["notes"][-1] == note and f"      note: {note}\n" in result.stderr
+    assert log.read_bytes() == done
