@@ -1050,3 +1050,43 @@ def test_exclude_is_not_matched_against_archive_members_and_says_so(db: Path, tm
     assert result.exit_code == ExitCode.NOTABLE, result.output
     assert rows(log)[os.fsencode(f"{ev}/a.zip!keep/a!secret.bin")]["verdict"] == "notable"
     assert any("not matched against archive members" in n for n in read_log(log)[-1]["notes"])
+
+
+def _flag_bad_utf8_name(data: bytes) -> bytes:
+    """The zip `data` with every name starting 'name_XX' made 'name_\\xe9\\xe9...' (not UTF-8),
+    its UTF-8 flag (bit 11) set in the local and central headers both."""
+    raw = bytearray(data)
+    for signature, flags, name in ((b"PK\x03\x04", 6, 30), (b"PK\x01\x02", 8, 46)):
+        at = raw.find(signature)
+        while at >= 0:
+            if raw[at + name : at + name + 7] == b"name_XX":
+                raw[at + name + 5 : at + name + 7] = b"\xe9\xe9"
+                raw[at + flags + 1] |= 0x08  # bit 11 of the little-endian flags
+            at = raw.find(signature, at + 4)
+    return bytes(raw)
+
+
+def test_a_zip_member_flagged_utf8_whose_name_is_not_is_read_with_its_name_bytes(
+    db: Path, tmp_path: Path
+) -> None:
+    """Before: Python's zipfile decodes a name flagged UTF-8 strictly, so one such member made
+    the whole zip 'archive cannot be listed: UnicodeDecodeError' (exit 4): the notable member
+    beside it was never hashed. unzip and 7zz list both."""
+    inner = _flag_bad_utf8_name(zip_bytes({"good.txt": NOTABLE, "name_XX.txt": OTHER}))
+    assert inner.count(b"name_\xe9\xe9.txt") == 2  # local and central headers
+    outer = _flag_bad_utf8_name(zip_bytes({"name_XX.dir/mixed.zip": inner}, zipfile.ZIP_STORED))
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "mixed.zip").write_bytes(inner)
+    (ev / "outer.zip").write_bytes(outer)
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["errors"] == 0 and counts["notable"] == 2, counts
+    inventory = rows(log)
+    nested = os.fsencode(f"{ev}/outer.zip!") + b"name_\xe9\xe9.dir/mixed.zip!"
+    for archive in (os.fsencode(f"{ev}/mixed.zip!"), nested):
+        good = inventory[archive + b"good.txt"]
+        assert good["verdict"] == "notable", good
+        odd = inventory[archive + b"name_\xe9\xe9.txt"]  # the archive's bytes, kept
+        assert bytes(odd["sha256"]) == hashlib.sha256(OTHER).digest()

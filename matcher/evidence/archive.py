@@ -56,6 +56,7 @@ from typing import cast
 
 from matcher.evidence import image as image_mod
 from matcher.evidence import sevenzip
+from matcher.evidence import zips
 from matcher.evidence.folder import open_listed
 from matcher.evidence.limits import ArchiveLimits
 from matcher.evidence.reasons import OwnMessage
@@ -281,7 +282,7 @@ def _apply(stream: IO[bytes], step: tuple[object, ...], stack: contextlib.ExitSt
     if kind == "zip":
         index = step[1]
         assert isinstance(index, int)
-        archive = stack.enter_context(zipfile.ZipFile(stream))
+        archive = stack.enter_context(zips.open_zip(stream))
         return archive.open(archive.infolist()[index])
     if kind == "tar":
         compression, offset, size = step[1], step[2], step[3]
@@ -336,7 +337,7 @@ def _container(
         try:
             outer = open_chain(base, steps, stack)
             if last[0] == "zip":
-                holder: Any = stack.enter_context(zipfile.ZipFile(outer))
+                holder: Any = stack.enter_context(zips.open_zip(outer))
             elif last[0] == "7z":
                 holder = stack.enter_context(sevenzip.SevenZipArchive(outer))
             else:
@@ -529,7 +530,7 @@ class ArchiveWalker:
         budget: _Budget,
     ) -> Iterator[FileTask | EntryOutcome]:
         with contextlib.ExitStack() as stack:
-            archive = stack.enter_context(zipfile.ZipFile(open_chain(base, steps, stack)))
+            archive = stack.enter_context(zips.open_zip(open_chain(base, steps, stack)))
             infos = archive.infolist()
             counted = 0
             for index, info in enumerate(infos):

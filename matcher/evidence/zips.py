@@ -1,0 +1,157 @@
+"""Zip structure read directly, where Python's zipfile is stricter than the format.
+
+zipfile decodes a member name flagged UTF-8 (general-purpose bit 11)
+strictly: one name whose bytes are not UTF-8 made the whole zip unlistable,
+while unzip and 7zz list every member. `open_zip` reads such a zip through a
+view that clears that flag for those names only, in the central and local
+headers both, so that zipfile decodes them as CP437: that keeps every byte,
+and the walk gives the name as the archive's bytes, unchanged.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import struct
+import zipfile
+from typing import IO
+from typing import Any
+
+_END = struct.Struct("<4s4H2LH")  # end of central directory record (22 bytes)
+_END_SIGNATURE = b"PK\x05\x06"
+_END64_LOCATOR = struct.Struct("<4sLQL")  # zip64 end record locator (20 bytes)
+_END64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory record (56 bytes)
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # central directory file header (46 bytes)
+_CENTRAL_SIGNATURE = b"PK\x01\x02"
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+_LONGEST_COMMENT = 0xFFFF
+_UTF8_HIGH_BYTE = 0x08  # bit 11 of the little-endian flags, in their second byte
+
+
+def open_zip(stream: IO[bytes]) -> zipfile.ZipFile:
+    """The zip in the seekable `stream`, listed; names flagged UTF-8 that are not are kept as bytes.
+
+    Raises:
+        zipfile.BadZipFile, OSError, ValueError, ...: as zipfile.ZipFile does.
+    """
+    try:
+        return zipfile.ZipFile(stream)
+    except UnicodeDecodeError:
+        pass
+    view = _Patched(stream)
+    cleared = _clear_bad_central_flags(view)
+    archive = zipfile.ZipFile(view)
+    infos = archive.infolist()
+    for index in cleared:
+        # Note: zipfile decodes the local header's name by the local flag,
+        # and refuses the member if it differs from the central one.
+        if index < len(infos):
+            _clear_local_flag(view, infos[index].header_offset)
+    return archive
+
+
+def _is_utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _central_directory(view: _Patched) -> tuple[int, int]:
+    """(offset, size) of the central directory, found from the end record as zipfile finds it."""
+    size = view.seek(0, io.SEEK_END)
+    start = max(0, size - _END.size - _LONGEST_COMMENT)
+    tail = view.read_at(start, size - start)
+    at = len(tail) - _END.size
+    if not (tail[at : at + 4] == _END_SIGNATURE and tail.endswith(b"\x00\x00")):
+        at = tail.rfind(_END_SIGNATURE)  # the record is followed by a comment
+    if at < 0 or len(tail) - at < _END.size:
+        raise zipfile.BadZipFile("no end of central directory record")
+    where = start + at
+    cd_size = _END.unpack_from(tail, at)[5]
+    if where >= _END64_LOCATOR.size:
+        locator = view.read_at(where - _END64_LOCATOR.size, _END64_LOCATOR.size)
+        if locator[:4] == b"PK\x06\x07" and where >= _END64_LOCATOR.size + _END64.size:
+            where -= _END64_LOCATOR.size + _END64.size
+            cd_size = _END64.unpack(view.read_at(where, _END64.size))[8]
+    if cd_size > where:
+        raise zipfile.BadZipFile("central directory larger than the zip")
+    # Note: the directory ends where the end record starts, whatever data
+    # the zip follows (zipfile's "concat"), as zipfile reads it.
+    return where - cd_size, cd_size
+
+
+def _clear_bad_central_flags(view: _Patched) -> list[int]:
+    """Clear the UTF-8 flag of the central entries whose names are not UTF-8; their indexes."""
+    offset, size = _central_directory(view)
+    directory = view.read_at(offset, size)
+    cleared = []
+    at = index = 0
+    while at + _CENTRAL.size <= len(directory):
+        header = _CENTRAL.unpack_from(directory, at)
+        if header[0] != _CENTRAL_SIGNATURE:
+            break
+        name_length, extra_length, comment_length = header[12:15]
+        name = directory[at + _CENTRAL.size : at + _CENTRAL.size + name_length]
+        if directory[at + 9] & _UTF8_HIGH_BYTE and not _is_utf8(name):
+            view.clear(offset + at + 9, _UTF8_HIGH_BYTE)
+            cleared.append(index)
+        at += _CENTRAL.size + name_length + extra_length + comment_length
+        index += 1
+    return cleared
+
+
+def _clear_local_flag(view: _Patched, offset: int) -> None:
+    header = view.read_at(offset, 30)
+    if header[:4] == _LOCAL_SIGNATURE and len(header) == 30 and header[7] & _UTF8_HIGH_BYTE:
+        view.clear(offset + 7, _UTF8_HIGH_BYTE)
+
+
+class _Patched(io.RawIOBase):
+    """A seekable stream read with some bits cleared at given offsets (never written back)."""
+
+    def __init__(self, parent: IO[bytes]):
+        super().__init__()
+        self.parent = parent
+        self.pos = 0
+        self.offsets: list[int] = []  # sorted
+        self.masks: dict[int, int] = {}
+
+    def clear(self, offset: int, bits: int) -> None:
+        if offset not in self.masks:
+            bisect.insort(self.offsets, offset)
+        self.masks[offset] = self.masks.get(offset, 0) | bits
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """The parent's bytes at `offset` (up to `size` of them), as they are."""
+        self.parent.seek(offset)
+        return self.parent.read(size)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == io.SEEK_END:
+            pos += self.parent.seek(0, io.SEEK_END)
+        elif whence == io.SEEK_CUR:
+            pos += self.pos
+        self.pos = max(0, pos)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        self.parent.seek(self.pos)
+        data = self.parent.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        first = bisect.bisect_left(self.offsets, self.pos)
+        for offset in self.offsets[first : bisect.bisect_left(self.offsets, self.pos + n)]:
+            buffer[offset - self.pos] &= ~self.masks[offset] & 0xFF
+        self.pos += n
+        return n
