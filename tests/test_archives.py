@@ -568,7 +568,7 @@ def test_describe_keeps_only_content_free_messages() -> None:
 
 def test_an_archive_whose_parent_became_a_symlink_is_not_read_outside(tmp_path: Path) -> None:
     """The walk saw ev/a/x.zip; if ev/a is then swapped for a symlink out of the evidence,
-    the archive opened by that path is another file: refused, never listed or read."""
+    the archive opened by that path is another file: never listed or read."""
     from matcher.evidence.folder import FolderWalker
     from matcher.evidence.sources import EvidenceWalker
 
@@ -582,9 +582,8 @@ def test_an_archive_whose_parent_became_a_symlink_is_not_read_outside(tmp_path: 
     (task,) = [t for t in FolderWalker(()).walk([os.fsencode(ev)]) if isinstance(t, FileTask)]
     (ev / "a").rename(ev / "a.orig")
     (ev / "a").symlink_to(outside)
-    found = list(walker._inside(task, None))
-    assert len(found) == 1 and isinstance(found[0], EntryOutcome) and found[0].failure is not None
-    assert "replaced by another object" in str(found[0].detail)
+    # Nothing listed: the swap is the file's own error, when it is hashed (by its identity too).
+    assert list(walker._inside(task, None)) == []
     # Members listed before the swap are refused too when a worker reopens the archive.
     (ev / "a").unlink()
     (ev / "a.orig").rename(ev / "a")
@@ -1090,3 +1089,66 @@ def test_a_zip_member_flagged_utf8_whose_name_is_not_is_read_with_its_name_bytes
         assert good["verdict"] == "notable", good
         odd = inventory[archive + b"name_\xe9\xe9.txt"]  # the archive's bytes, kept
         assert bytes(odd["sha256"]) == hashlib.sha256(OTHER).digest()
+
+
+def test_an_unreadable_file_is_one_error_with_archives_too(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: with --archives, a file that could not be read was two errors, its own and a
+    `FILE!` walk-error 'cannot look inside', though nothing showed it was an archive."""
+    import matcher.scan as scan_mod
+    from matcher.evidence import folder
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "locked.zip").write_bytes(zip_bytes({"n.bin": NOTABLE}))
+    (ev / "open.txt").write_bytes(OTHER)
+
+    def deny(real: Any) -> Any:
+        def opener(path: bytes, directory: bool = False) -> int:
+            if path.endswith(b"locked.zip"):
+                raise PermissionError(13, "Permission denied")
+            return real(path, directory)  # type: ignore[no-any-return]
+
+        return opener
+
+    monkeypatch.setattr(scan_mod, "open_readonly", deny(scan_mod.open_readonly))
+    monkeypatch.setattr(folder, "open_readonly", deny(folder.open_readonly))
+    for extra in ((), ("--archives",)):
+        result, log = scan(db, tmp_path, ev, "--jobs", "1", *extra)
+        assert result.exit_code == ExitCode.INCOMPLETE, result.output
+        counts = assert_counts_add_up(log)
+        assert counts["entries"] == 2 and counts["errors"] == 1, (extra, counts)
+        errors = [r for r in read_log(log) if r["type"] == "error"]
+        assert [(e["path"], e["reason"]) for e in errors] == [(f"{ev}/locked.zip", "unreadable")]
+
+
+def test_a_file_in_an_image_that_cannot_be_read_is_one_error_with_archives_too(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a file in an image that could not be read (the image cut short) was an
+    io-error and a `FILE!` walk-error 'cannot look inside' beside it."""
+    from matcher.evidence import image as image_mod
+
+    data = zip_bytes({"n.bin": OTHER * 7})
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "z.zip").write_bytes(data)
+    (tree / "n.bin").write_bytes(NOTABLE)
+    real = image_mod.read_range
+
+    def cut_short(handle: tuple[Any, int, int], offset: int, size: int) -> bytes:
+        if handle[0].info.meta.size == len(data):
+            raise OSError(5, "short read: the image ends here")
+        return real(handle, offset, size)
+
+    image = tmp_path / "disk.raw"
+    subprocess.run([peer_tool("mke2fs"), "-q", "-F", "-t", "ext4", "-b", "4096", "-d", str(tree),
+                    str(image), "16M"], check=True, capture_output=True)  # fmt: skip
+    monkeypatch.setattr(image_mod, "read_range", cut_short)
+    result, log = scan(db, tmp_path, image, "--archives", "--jobs", "1")
+    assert result.exit_code == ExitCode.NOTABLE | ExitCode.INCOMPLETE, result.output
+    errors = [r for r in read_log(log) if r["type"] == "error"]
+    volume = f"{image}!p0@0:ext4"
+    assert [(e["path"], e["reason"]) for e in errors] == [(f"{volume}/z.zip", "io-error")]
+    assert assert_counts_add_up(log)["errors"] == 1

@@ -24,9 +24,7 @@ from matcher.evidence import image as image_mod
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_listed
 from matcher.evidence.limits import ArchiveLimits
-from matcher.evidence.reasons import describe
 from matcher.models import EntryOutcome
-from matcher.models import Failure
 from matcher.models import FileTask
 from matcher.models import Skip
 
@@ -153,6 +151,10 @@ class EvidenceWalker:
         assert self.archives is not None
         if task.size < 4 or task.link not in (None, task.path):
             return  # too small for any archive, or a hard link already walked
+        # Note: a file whose first bytes cannot be read is the file's own
+        # error, when it is hashed (the same open, the same listed identity,
+        # the same bytes): nothing shows it is an archive, so it gets no
+        # `FILE!` entry too (it was two errors for one unreadable file).
         exists: Callable[[bytes], bool]
         if task.locator is None:
             base: tuple[object, ...] = ("file", task.path, task.dev, task.ino)
@@ -163,8 +165,7 @@ class EvidenceWalker:
                     head = os.pread(fd, archive_mod.HEAD, 0)
                 finally:
                     os.close(fd)
-            except OSError as exc:
-                yield _unlistable(task, exc)
+            except OSError:
                 return
         elif task.locator[0] == "image":
             assert walker is not None
@@ -173,8 +174,7 @@ class EvidenceWalker:
             try:
                 handle = image_mod.open_stream(task.locator)
                 head = image_mod.read_range(handle, 0, min(archive_mod.HEAD, task.size))
-            except OSError as exc:
-                yield _unlistable(task, exc)
+            except OSError:
                 return
         else:
             return  # members are walked by the archive walker itself
@@ -202,18 +202,6 @@ def _names_a_sibling(archive: bytes, names: frozenset[bytes], path: bytes) -> bo
     if not path.startswith(folder):
         return False
     return path[len(folder) :].split(b"/", 1)[0] in names
-
-
-def _unlistable(task: FileTask, exc: OSError) -> EntryOutcome:
-    return EntryOutcome(
-        path=task.path + b"!",
-        size=None,
-        mtime_ns=None,
-        failure=Failure.WALK,
-        errno=exc.errno,
-        detail=f"cannot look inside: {describe(exc)}",
-        kind="archive",
-    )
 
 
 def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryview]:
