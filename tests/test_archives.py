@@ -1152,3 +1152,80 @@ def test_a_file_in_an_image_that_cannot_be_read_is_one_error_with_archives_too(
     volume = f"{image}!p0@0:ext4"
     assert [(e["path"], e["reason"]) for e in errors] == [(f"{volume}/z.zip", "io-error")]
     assert assert_counts_add_up(log)["errors"] == 1
+
+
+def _zip_after(prefix: bytes, files: dict[str, bytes], comment: bytes = b"") -> bytes:
+    """`prefix` then a zip whose offsets count from the file's start (as `zip -A` makes an SFX)."""
+    out = io.BytesIO(prefix)
+    out.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(out, "a") as archive:  # appends to data that is not a zip
+        for name, data in files.items():
+            archive.writestr(zipfile.ZipInfo(name, (2024, 1, 1, 0, 0, 0)), data)
+        archive.comment = comment
+    return out.getvalue()
+
+
+def test_a_zip_after_other_data_and_a_v7_tar_are_opened(db: Path, tmp_path: Path) -> None:
+    """Before: archives were found by their first bytes only, so a zip after other data (a
+    self-extractor, a zip appended to an image) and a V7 tar (no 'ustar' magic) were hashed as
+    files, their members never read, with no word of it; unzip, 7zz and tar list them."""
+    tar = shutil.which("tar")
+    assert tar is not None
+    rng = random.Random(7)
+    blob = bytes(rng.getrandbits(8) for _ in range(20_000))
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    member = {"in/notable.bin": NOTABLE}
+    (ev / "sfx.exe").write_bytes(b"MZ" + blob + zip_bytes(member))  # offsets from the zip
+    (ev / "adjusted.exe").write_bytes(_zip_after(b"MZ" + blob, member, b"a zip comment"))
+    (ev / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + blob[:300] + zip_bytes(member))
+    (ev / "small.bin").write_bytes(b"#!/bin/sh\n" + zip_bytes(member))  # a head that is all
+    src = tmp_path / "src"
+    (src / "in").mkdir(parents=True)
+    (src / "in" / "notable.bin").write_bytes(NOTABLE)
+    subprocess.run([tar, "--format=v7", "-C", str(src), "-cf", str(ev / "old.tar"), "in"],
+                   check=True)  # fmt: skip
+    assert b"ustar" not in (ev / "old.tar").read_bytes()
+    (ev / "old.tar.gz").write_bytes(gzip.compress((ev / "old.tar").read_bytes(), mtime=0))
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["errors"] == 0 and counts["skipped"] == 0, counts
+    matches = sorted(r["path"] for r in read_log(log) if r["type"] == "match")
+    names = ("adjusted.exe", "old.tar", "old.tar.gz", "photo.jpg", "sfx.exe", "small.bin")
+    assert matches == [f"{ev}/{name}!in/notable.bin" for name in names]
+
+
+def test_archive_detection_never_fires_on_random_or_near_miss_data(tmp_path: Path) -> None:
+    """A zip found by its end record, a tar by its header checksum: ordinary files (random
+    bytes, text of digits, a header or an end record one byte off) are never taken for one."""
+    from matcher.evidence import zips
+
+    rng = random.Random(11)
+    for size in [*range(4, 600, 7), *(rng.randrange(600, 20_000) for _ in range(1000))]:
+        data = rng.randbytes(size)
+        digits = bytes(rng.choices(b"01234567 \n", k=size))
+        for sample in (data, digits, b"\x00" * size, b" " * size):
+            assert archive_mod.archive_format(sample[: archive_mod.HEAD]) is None
+            assert zips.central_directory_at(sample[-archive_mod.HEAD :], size) is None
+    # Near misses: a real end record and V7 header, each with one field off.
+    ending = b"junk" * 100 + zip_bytes({"a": b"x"}, zipfile.ZIP_STORED)
+    assert zips.central_directory_at(ending, len(ending)) == ending.index(b"PK\x01\x02")
+    at = ending.rindex(b"PK\x05\x06")
+    for offset in (4, 6, 8, 10, 20):  # disk numbers, entries, comment length
+        broken = bytearray(ending)
+        broken[at + offset] ^= 1
+        assert zips.central_directory_at(bytes(broken), len(broken)) is None, offset
+    assert zips.central_directory_at(ending + b"\x00", len(ending) + 1) is None
+    src = tmp_path / "f"
+    src.write_bytes(b"x")
+    tar = shutil.which("tar")
+    assert tar is not None
+    subprocess.run([tar, "--format=v7", "-C", str(tmp_path), "-cf", str(tmp_path / "v.tar"), "f"],
+                   check=True)  # fmt: skip
+    header = (tmp_path / "v.tar").read_bytes()[:512]
+    assert archive_mod.archive_format(header) == "tar"
+    for offset in (0, 100, 124, 149, 156, 300):
+        broken = bytearray(header)
+        broken[offset] = 0x39 if broken[offset] != 0x39 else 0x38
+        assert archive_mod.archive_format(bytes(broken)) is None, offset

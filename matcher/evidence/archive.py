@@ -1,6 +1,9 @@
 """Archives (zip, tar, tar.gz/bz2/xz, gz/bz2/xz, 7z): members as files, nested, with bomb limits.
 
-An archive is recognised by its first bytes, never by its name. Its members
+An archive is recognised by its content, never by its name: its first
+bytes (magic), the checksum of a tar header without one (a V7 tar), or a
+zip's end record ending the file (a zip after other data: a
+self-extractor); inside an archive, by its first bytes only. Its members
 become `FileTask`s named `CONTAINER!member/name` (nested: `a.zip!b.tar!c`),
 hashed by any worker through `read_chunks`, which reopens the chain from the
 outermost file (a plain file, or a file inside a disk image). Nothing is
@@ -68,7 +71,7 @@ from matcher.models import FileTask
 from matcher.models import Skip
 
 HEAD = 4096
-_FORMAT_BYTES = 262  # what archive_format needs of a head (tar's magic ends there)
+_FORMAT_BYTES = 512  # what archive_format needs of a head (a tar header)
 _COMPRESSED = {"gz", "bz2", "xz"}
 # What a damaged or unsupported archive raises; zipfile reports an encrypted
 # member as RuntimeError and an unknown compression method as NotImplementedError.
@@ -100,7 +103,40 @@ def archive_format(head: bytes) -> str | None:
         return "xz"
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar"
+    if _v7_tar_header(head):
+        return "tar"
     return None
+
+
+_TAR_NUMBERS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148))  # mode ... mtime
+_V7_TYPES = b"\x0001234567"
+_OCTAL_DIGITS = frozenset(b"01234567")
+
+
+def _v7_tar_header(head: bytes) -> bool:
+    """Whether `head` starts with a tar header without magic (V7), known as tar knows one.
+
+    Note: it runs on every file's head, so it gives up at the first field
+    that is not as tar writes it: a name ended by a NUL, numbers in octal
+    digits ended by a NUL or a space, a V7 type, and a checksum that
+    matches (unsigned or signed, both of which tar accepts).
+    """
+    if len(head) < 512 or head[156] not in _V7_TYPES or not head[0] or 0 not in head[1:100]:
+        return False
+    checksum = _tar_number(head[148:156])
+    if checksum is None or any(_tar_number(head[a:b]) is None for a, b in _TAR_NUMBERS):
+        return False
+    block = head[:148] + b" " * 8 + head[156:512]
+    unsigned = sum(block)
+    return checksum in (unsigned, unsigned - 256 * sum(byte > 127 for byte in block))
+
+
+def _tar_number(field: bytes) -> int | None:
+    """A tar header's octal number, read as tarfile reads it (up to a NUL, spaces around)."""
+    digits = field.split(b"\x00", 1)[0].strip(b" ")
+    if not digits or not _OCTAL_DIGITS.issuperset(digits):
+        return None
+    return int(digits, 8)
 
 
 # -- opening a chain ------------------------------------------------------------
@@ -436,14 +472,17 @@ class ArchiveWalker:
         head: bytes,
         packed_size: int,
         exists: Callable[[bytes], bool] | None = None,
+        tail: bytes = b"",
     ) -> Iterator[FileTask | EntryOutcome]:
-        """Every member of the archive at `path` (whose first bytes are `head`).
+        """Every member of the archive at `path` (whose first bytes are `head`, last `tail`).
 
         `exists` tells whether a path names an entry of the archive's own
         source (a file beside it named like a member path): such a path is
         taken, and the member gets another.
         """
         fmt = archive_format(head)
+        if fmt is None and self._zip_ends(base, tail, packed_size):
+            fmt = "zip"
         if fmt is None:
             return
         budget = _Budget(UniquePaths(exists, path))
@@ -495,6 +534,22 @@ class ArchiveWalker:
                 kind="archive",
                 detail=f"archive cannot be listed: {describe(exc)}",
             )
+
+    def _zip_ends(self, base: tuple[object, ...], tail: bytes, size: int) -> bool:
+        """Whether a zip ends the file `base` (whose last bytes are `tail`), after other data.
+
+        Note: its central directory's signature is read where its end record
+        says it starts, so that data which only ends like a zip is never
+        taken for one (a walk-error on an ordinary file).
+        """
+        at = zips.central_directory_at(tail, size)
+        if at is None:
+            return False
+        try:
+            with contextlib.ExitStack() as stack:
+                return zips.directory_starts_at(open_chain(base, (), stack), at)
+        except OSError:
+            return False  # the file's own read tells why
 
     def _over(self, size: int, packed: int, budget: _Budget) -> Skip | None:
         limits = self.limits

@@ -151,7 +151,7 @@ class EvidenceWalker:
         assert self.archives is not None
         if task.size < 4 or task.link not in (None, task.path):
             return  # too small for any archive, or a hard link already walked
-        # Note: a file whose first bytes cannot be read is the file's own
+        # Note: a file whose first or last bytes cannot be read is the file's own
         # error, when it is hashed (the same open, the same listed identity,
         # the same bytes): nothing shows it is an archive, so it gets no
         # `FILE!` entry too (it was two errors for one unreadable file).
@@ -163,6 +163,9 @@ class EvidenceWalker:
                 fd = open_listed(task.path, task.dev, task.ino)
                 try:
                     head = os.pread(fd, archive_mod.HEAD, 0)
+                    tail = head
+                    if task.size > archive_mod.HEAD:
+                        tail = os.pread(fd, archive_mod.HEAD, task.size - archive_mod.HEAD)
                 finally:
                     os.close(fd)
             except OSError:
@@ -174,11 +177,16 @@ class EvidenceWalker:
             try:
                 handle = image_mod.open_stream(task.locator)
                 head = image_mod.read_range(handle, 0, min(archive_mod.HEAD, task.size))
+                tail = head
+                if task.size > archive_mod.HEAD:
+                    tail = image_mod.read_range(
+                        handle, task.size - archive_mod.HEAD, archive_mod.HEAD
+                    )
             except OSError:
                 return
         else:
             return  # members are walked by the archive walker itself
-        yield from self.archives.walk(task.path, base, head, task.size, exists)
+        yield from self.archives.walk(task.path, base, head, task.size, exists, tail)
 
     def close(self) -> None:
         """Close what the walk and this thread's readers opened (not the images given)."""

@@ -6,6 +6,10 @@ while unzip and 7zz list every member. `open_zip` reads such a zip through a
 view that clears that flag for those names only, in the central and local
 headers both, so that zipfile decodes them as CP437: that keeps every byte,
 and the walk gives the name as the archive's bytes, unchanged.
+
+zipfile reads a zip that follows other data (a self-extractor, a zip
+appended to a picture), as unzip does; `central_directory_at` tells, from a
+file's last bytes, whether a zip ends it.
 """
 
 from __future__ import annotations
@@ -48,6 +52,47 @@ def open_zip(stream: IO[bytes]) -> zipfile.ZipFile:
         if index < len(infos):
             _clear_local_flag(view, infos[index].header_offset)
     return archive
+
+
+def central_directory_at(tail: bytes, size: int) -> int | None:
+    """Where the central directory of a zip that ends a file starts, or None.
+
+    `tail` is the file's last bytes, `size` its size. The end record is
+    found as zipfile finds it, and taken only if it ends the file exactly
+    (its comment included), is of a single-disk zip, and counts entries a
+    directory of its size can hold before it. Only the caller can check the
+    directory's own signature, where it starts.
+    """
+    at = len(tail) - _END.size
+    if not (tail[at : at + 4] == _END_SIGNATURE and tail.endswith(b"\x00\x00")):
+        at = tail.rfind(_END_SIGNATURE)
+    if at < 0 or len(tail) - at < _END.size:
+        return None
+    _, disk, cd_disk, here, entries, cd_size, cd_offset, comment = _END.unpack_from(tail, at)
+    if at + _END.size + comment != len(tail) or disk or cd_disk or here != entries:
+        return None
+    where = size - len(tail) + at
+    if 0xFFFF in (here, entries) or 0xFFFFFFFF in (cd_size, cd_offset):
+        record = at - _END64_LOCATOR.size - _END64.size
+        if record < 0 or tail[record : record + 4] != b"PK\x06\x06":
+            return None
+        if tail[at - _END64_LOCATOR.size : at - _END64_LOCATOR.size + 4] != b"PK\x06\x07":
+            return None
+        disk, cd_disk, here, entries, cd_size, cd_offset = _END64.unpack_from(tail, record)[4:]
+        if disk or cd_disk or here != entries:
+            return None
+        where -= _END64_LOCATOR.size + _END64.size
+    if not entries or cd_size < entries * _CENTRAL.size or cd_size > where:
+        return None
+    if cd_offset > where - cd_size:  # the zip would start before the file
+        return None
+    return where - int(cd_size)
+
+
+def directory_starts_at(stream: IO[bytes], at: int) -> bool:
+    """Whether a central directory entry starts at `at` of `stream`."""
+    stream.seek(at)
+    return stream.read(len(_CENTRAL_SIGNATURE)) == _CENTRAL_SIGNATURE
 
 
 def _is_utf8(name: bytes) -> bool:
