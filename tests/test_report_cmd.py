@@ -127,6 +127,63 @@ def test_csv_has_one_row_per_logged_match(runner: CliRunner, scanned: Path) -> N
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
+HOSTILE = '1,=HYPERLINK("http:x"),0'
+
+
+def _reseal_last(log: Path, **fields: object) -> None:
+    """Change fields of the end record and compute its self_sha256 again, as a forger can."""
+    from matcher import signing
+
+    lines = log.read_bytes().splitlines()
+    rec = json.loads(lines[-1])
+    del rec["self_sha256"]
+    rec.update(fields)
+    rec["self_sha256"] = hashlib.sha256(signing.canonical_bytes(rec)).hexdigest()
+    lines[-1] = signing.canonical_bytes(rec)
+    log.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def assert_comment_lines_start_no_row(text: str, matches: int) -> list[str]:
+    """The lines before the header are one line each, and no cell of them can open a
+    quoted field or a formula; the header and one row per match follow. Returns them."""
+    lines = text.split("\r\n")
+    head = lines[: next(i for i, line in enumerate(lines) if line.startswith("seq,path,"))]
+    for line in head:
+        assert line.startswith("# ") and line.splitlines() == [line], line
+        assert not re.search(r',\s*["=+\-@]', line), line
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert [r[0] for r in rows[: len(head)]] == [line.split(",")[0] for line in head]
+    assert rows[len(head)] == list(COLUMNS) and len(rows) == len(head) + 1 + matches
+    return head
+
+
+def test_csv_comment_lines_never_start_a_row_whatever_they_quote(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """A re-match's note names its original log, and a forged end record's status is quoted:
+    both were written raw, a newline in them starting rows (with a formula) before the header."""
+    evidence, folder = tmp_path / "ev", tmp_path / f"case\n{HOSTILE}"
+    evidence.mkdir()
+    folder.mkdir()
+    (evidence / "hit.bin").write_bytes(b"synthetic hit\n")
+    (evidence / "other.bin").write_bytes(b"synthetic other\n")
+    (tmp_path / "l.md5").write_text(f"{hashlib.md5(b'synthetic hit' + bytes([10])).hexdigest()}  hit\n")
+    db, log, again = str(tmp_path / "s.db"), folder / "run.jsonl", tmp_path / "re.jsonl"
+    scan = ["scan", str(evidence), "--examiner", "E", "--case", "C", "--db", db,
+            "--list", str(tmp_path / "l.md5"), "--log", str(log), "-q"]  # fmt: skip
+    assert runner.invoke(cli, scan).exit_code == 1
+    rematch = ["rematch", str(log), "--db", db, "--examiner", "E", "--case", "C", "--log", str(again)]
+    assert runner.invoke(cli, rematch).exit_code == 1
+    text = report(runner, again, "csv", tmp_path / "re.csv").read_bytes().decode()
+    head = assert_comment_lines_start_no_row(text, 1)
+    assert any("re-match of log" in line and "case\\n1" in line for line in head)
+    _reseal_last(log, status=f"complete\r\n{HOSTILE}\u2028{HOSTILE}")
+    text = report(runner, log, "csv", tmp_path / "forged.csv", code=1).read_bytes().decode()
+    head = assert_comment_lines_start_no_row(text, 1)
+    assert head[0].startswith("# WARNING: this log FAILED verification")
+    assert any("(status complete\\r\\n1,\\x3DHYPERLINK" in line for line in head)
+
+
 # --- json --------------------------------------------------------------------------------
 
 

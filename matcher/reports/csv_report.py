@@ -22,7 +22,10 @@ A report from a log that fails verification starts with one extra line,
 `# WARNING: ...`, before the header; then a `# NOTE: ...` line for each thing
 a table of matches cannot show: signatures not checked, a scan not complete,
 entries that could not be read (listed in the other reports), files not read
-by --candidates-only. Cells are written verbatim: a
+by --candidates-only. Each of these lines is one line that no reader takes
+for a row: what it quotes from the log has its line breaks and controls
+escaped (`\\n`), and a comma's next character escaped where it would open a
+quoted cell or a formula (`\\x3D` for `=`). Cells are written verbatim: a
 spreadsheet may treat a cell starting with "=" as a formula, so open the
 file as text/CSV import, not by double-clicking, when names are hostile.
 """
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from typing import TextIO
 
 from matcher.reports import registry
@@ -39,6 +43,7 @@ from matcher.reports.model import Hit
 from matcher.reports.model import MatchItem
 from matcher.reports.model import ReportData
 from matcher.reports.text import b64
+from matcher.reports.text import display_text
 
 COLUMNS: tuple[str, ...] = (
     "seq",
@@ -59,9 +64,23 @@ COLUMNS: tuple[str, ...] = (
 SEPARATOR = "; "
 
 
+# A comma then a character a spreadsheet or CSV reader takes as the start of a
+# quoted cell or of a formula (spaces between ignored).
+_CELL_START = re.compile(r'(,[ ]*)([="+\-@])')
+
+
 def _one_line(text: str) -> str:
-    """A note on one comment line: its line breaks (from a path in it) escaped."""
-    return text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
+    """A note on one comment line, which no reader can take for a row.
+
+    Backslashes doubled, then controls (CR, LF and every other line break)
+    and bidi controls escaped as `display_text` does, U+2028 and U+2029 too;
+    a character that would start a cell as a quoted field or a formula is
+    written as its escape (`,\\x3DHYPERLINK`). The notes quote the log's
+    text (a path, an end record's status), which may hold any of them.
+    """
+    text = display_text(text.replace("\\", "\\\\"))
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return _CELL_START.sub(lambda m: f"{m[1]}\\x{ord(m[2]):02X}", text)
 
 
 def _cell(value: object) -> str:
@@ -121,9 +140,9 @@ class CsvReportWriter:
         """Write the warning line (if any), the header and one row per match."""
         warning = data.verification.warning()
         if warning is not None:
-            stream.write(f"# {warning}\r\n")
+            stream.write(f"# {_one_line(warning)}\r\n")
         for note in data.caveats():
-            stream.write(f"# NOTE: {note}\r\n")
+            stream.write(f"# NOTE: {_one_line(note)}\r\n")
         for note in data.notes:
             stream.write(f"# NOTE (end record): {_one_line(note)}\r\n")
         if data.count("errors"):
