@@ -1072,6 +1072,48 @@ def test_csv_and_case_reports_say_what_their_matches_cannot(tmp_path: Path, runn
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_every_report_says_per_reason_which_entries_were_skipped_so_never_matched(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    """Entries --exclude and --max-size kept from the scan were in no report but as a bare
+    "skipped 2" (CSV: no word; HTML "Status complete"), though they were never matched."""
+    evidence = tmp_path / "ev"
+    (evidence / "private").mkdir(parents=True)
+    (evidence / "hit.bin").write_bytes(b"synthetic hit\n")
+    (evidence / "big.bin").write_bytes(b"synthetic large file\n" * 100)
+    (evidence / "private" / "x.bin").write_bytes(b"synthetic excluded\n")
+    (tmp_path / "l.md5").write_text(f"{hashlib.md5(b'synthetic hit' + bytes([10])).hexdigest()}  hit\n")
+    log = tmp_path / "s.jsonl"
+    args = ["scan", str(evidence), "--examiner", "E", "--case", "K-1", "--db", str(tmp_path / "s.db"),
+            "--list", str(tmp_path / "l.md5"), "--log", str(log), "--max-size", "1K",
+            "--exclude", "private", "-q"]  # fmt: skip
+    assert runner.invoke(cli, args).exit_code == 1
+    assert read_log(log)[-1]["counts"]["skipped_by_reason"] == {"too-large": 1, "excluded": 1}
+    said = ("2 entries skipped (never read, so matched against no list): 1 too-large (--max-size), "
+            "1 excluded (--exclude)")  # fmt: skip
+    head = report(runner, log, "csv", tmp_path / "r.csv").read_text().splitlines()
+    assert f"# NOTE: {said}" in head[: head.index(",".join(COLUMNS))]
+    assert said in json.loads(report(runner, log, "json", tmp_path / "r.json").read_text())["summary"]["caveats"]
+    page = report(runner, log, "html", tmp_path / "r.html").read_text()
+    assert f'<li class="bad">{html.escape(said)}</li>' in page
+    assert "<tr><th>skipped: too-large</th><td>1</td></tr>" in page
+    assert "<tr><th>skipped: excluded</th><td>1</td></tr>" in page
+    case = report(runner, log, "case", tmp_path / "r.jsonld")
+    statements = [n.get("uco-core:statement") or "" for n in json.loads(case.read_text())["@graph"]]
+    assert any(s.startswith("scan status complete;") and said in s for s in statements)
+    done = subprocess.run([peer_tool("case_validate"), str(case)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    xml = report(runner, log, "dfxml", tmp_path / "r.xml")
+    done = subprocess.run([peer_tool("xmllint"), "--noout", "--schema", str(SCHEMA), str(xml)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = ET.parse(xml).getroot().find(f"{DFXML_NS}metadata/{MATCHER_NS}summary")
+    assert summary is not None
+    assert [(x.get("reason"), x.get("entries")) for x in summary.iter(f"{MATCHER_NS}skipped")] == [
+        ("too-large", "1"), ("excluded", "1")]  # fmt: skip
+    assert said in [x.text for x in summary.iter(f"{MATCHER_NS}caveat")]
+
+
 def test_an_output_that_is_a_symlink_is_refused_even_with_force(
     tmp_path: Path, runner: CliRunner, scanned: Path
 ) -> None:

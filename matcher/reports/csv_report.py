@@ -22,10 +22,11 @@ A report from a log that fails verification starts with one extra line,
 `# WARNING: ...`, before the header; then a `# NOTE: ...` line for each thing
 a table of matches cannot show: signatures not checked, a scan not complete,
 entries that could not be read (listed in the other reports), files not read
-by --candidates-only. Each of these lines is one line that no reader takes
-for a row: what it quotes from the log has its line breaks and controls
-escaped (`\\n`), and a comma's next character escaped where it would open a
-quoted cell or a formula (`\\x3D` for `=`). Cells are written verbatim: a
+by --candidates-only, entries skipped (by reason: --exclude, --max-size...).
+Each of these lines is one line that no reader takes for a row: what it
+quotes from the log has its line breaks and controls escaped (`\\n`), and a
+comma's next character escaped where it would open a quoted cell or a
+formula (`\\x3D` for `=`). Cells are written verbatim: a
 spreadsheet may treat a cell starting with "=" as a formula, so open the
 file as text/CSV import, not by double-clicking, when names are hostile.
 """

@@ -3,7 +3,8 @@
 Both validate against the DFXML schema (`dfxml.xsd`, 2.0.0-beta.0, which is
 also what `version` says). Layout as FORMATS.md 9.3: `metadata` (dc:type,
 and matcher's own elements: log verification, runs (a re-match's with the log
-and inventory it matched again, `matcher:rematch_of`), lists, summary),
+and inventory it matched again, `matcher:rematch_of`), lists, summary (with
+a `matcher:skipped` per reason entries were skipped for, and the caveats)),
 `creator`, `source` (the evidence roots), then one `fileobject` per match
 (filename, filesize, mtime, lowercase `hashdigest`s, then `matcher:match`
 elements in matcher's namespace) and one per error (with `error`).
@@ -195,9 +196,12 @@ class DfxmlReportWriter:
         summary = {"status": data.status, "counts_source": data.counts_source, **counts}
         if data.superseded_errors:
             summary["superseded_error_records"] = data.superseded_errors
+        skipped = [{"reason": reason, "entries": n} for reason, n in data.skipped().items()]
         said = [("caveat", n) for n in data.caveats()] + [("note", n) for n in data.notes]
-        if said:
+        if skipped or said:
             stream.write(f"    <matcher:summary{_attrs(summary)}>\n")
+            for fields in skipped:
+                stream.write(f"      <matcher:skipped{_attrs(fields)}/>\n")
             for kind, text in said:
                 stream.write(f"      <matcher:{kind}>{esc(text)}</matcher:{kind}>\n")
             stream.write("    </matcher:summary>\n  </metadata>\n")

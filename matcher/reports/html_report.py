@@ -2,9 +2,10 @@
 
 The page has the run (examiner, case, authority, lists with their source
 SHA-256; for a re-match, the log and inventory it matched again), the chain
-status as verify found it, the counts with a CSS bar of notable / known /
-unknown, the table of matches (paths, sizes, digests and
-list names only: never a thumbnail, never content) and the errors. A
+status as verify found it, the notes (what the matches cannot show: entries
+skipped, by reason...), the counts (skipped and errors also by reason) with a
+CSS bar of notable / known / unknown, the table of matches (paths, sizes,
+digests and list names only: never a thumbnail, never content) and the errors. A
 Content-Security-Policy forbids every external load. A log that failed
 verification puts a warning in the title and as the page's first line.
 """
@@ -159,6 +160,20 @@ def _rematch_rows(data: ReportData) -> list[tuple[str, object]]:
     ]  # fmt: skip
 
 
+def _count_rows(data: ReportData) -> Iterator[tuple[str, object]]:
+    """The summary's counts; one by reason (skipped, errors) as a row per reason."""
+    for name, value in data.counts.items():
+        if isinstance(value, dict):
+            what = name.removesuffix("_by_reason")
+            yield from ((f"{what}: {reason}", _number(n)) for reason, n in value.items())
+        else:
+            yield name, _number(value)
+
+
+def _number(value: object) -> object:
+    return f"{value:,}" if isinstance(value, int) else value
+
+
 def _parts(data: ReportData) -> list[str | object]:
     """The document's parts, joined by newlines; _MATCHES and _ERRORS where those tables go."""
     v = data.verification
@@ -234,11 +249,10 @@ def _parts(data: ReportData) -> list[str | object]:
     out.append(_bar(data))
     out.append(
         "<table>"
-        + _rows((k, f"{n:,}" if isinstance(n, int) else n) for k, n in data.counts.items()
-                if not isinstance(n, dict))
+        + _rows(_count_rows(data))
         + _rows([("counted from", data.counts_source)])
         + "</table>"
-    )  # fmt: skip
+    )
     out.append(f"<h2>Matches ({len(data.matches):,})</h2>")
     out.append(_MATCHES)
     out.append(f"<h2>Errors ({len(data.errors):,})</h2>")

@@ -19,6 +19,8 @@ from matcher.models import path_fields
 # __dict__ each): a report keeps every match of its log in memory.
 # The digest columns every tabular report has, in canonical order.
 DIGEST_COLUMNS: tuple[str, ...] = tuple(DIGEST_SIZES)
+# The option behind a reason the scan skips an entry for, where one is.
+_SKIP_OPTIONS = {"excluded": "--exclude", "too-large": "--max-size"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -262,8 +264,9 @@ class ReportData:
 
     def caveats(self) -> list[str]:
         """What a reader must know beyond the matches: a report that lists only
-        matches (CSV) opens with these, so that a file not read, a scan not
-        finished or a signature not checked is never read as "nothing else"."""
+        matches (CSV) opens with these, so that a file not read (an error, or
+        skipped: each reason's count), a scan not finished or a signature not
+        checked is never read as "nothing else"."""
         notes = [f"the log is {r.describe()}" for r in dict.fromkeys(self.rematches())]
         if (signature := self.verification.signature_note()) is not None:
             notes.append(f"the log is {signature}")
@@ -284,11 +287,32 @@ class ReportData:
                 f"{mismatched} E01 image(s) did not match the hash stored in them "
                 "(--verify-image): digests read from them may be wrong (see the notes)"
             )
-        skipped = self.counts.get("skipped_by_reason")
-        not_read = skipped.get("not-candidate") if isinstance(skipped, Mapping) else None
-        if isinstance(not_read, int) and not_read:
+        skipped = self.skipped()
+        not_read = skipped.pop("not-candidate", 0)
+        if not_read:
             notes.append(
                 f"{not_read} file(s) not read (--candidates-only: no notable entry of their "
                 "size): never matched against any list"
             )
+        if skipped:
+            total = sum(skipped.values())
+            reasons = ", ".join(
+                f"{n} {reason}" + (f" ({_SKIP_OPTIONS[reason]})" if reason in _SKIP_OPTIONS else "")
+                for reason, n in skipped.items()
+            )
+            notes.append(
+                f"{total} entr{'y' if total == 1 else 'ies'} skipped (never read, so matched "
+                f"against no list): {reasons}"
+            )
         return notes
+
+    def skipped(self) -> dict[str, int]:
+        """The entries the scan skipped, by reason, as the summary counts them (none: {})."""
+        found = self.counts.get("skipped_by_reason")
+        if not isinstance(found, Mapping):
+            return {}
+        return {
+            str(reason): n
+            for reason, n in found.items()
+            if isinstance(n, int) and not isinstance(n, bool) and n > 0
+        }
