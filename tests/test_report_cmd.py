@@ -110,7 +110,9 @@ def tamper(log: Path) -> None:
 
 def test_csv_has_one_row_per_logged_match(runner: CliRunner, scanned: Path) -> None:
     out = report(runner, scanned, "csv", scanned.parent / "r.csv")
-    rows = list(csv.DictReader(io.StringIO(out.read_text("utf-8"), newline="")))
+    text = out.read_text("utf-8")
+    assert text.startswith("# CASE: CASE-2099-7; ")  # then # LOG:, then the header
+    rows = list(csv.DictReader(io.StringIO(text.split("\n", 2)[2], newline="")))
     matches = match_records(scanned)
     assert len(rows) == len(matches) == 8
     assert tuple(rows[0]) == COLUMNS
@@ -182,6 +184,42 @@ def test_csv_comment_lines_never_start_a_row_whatever_they_quote(
     head = assert_comment_lines_start_no_row(text, 1)
     assert head[0].startswith("# WARNING: this log FAILED verification")
     assert any("(status complete\\r\\n1,\\x3DHYPERLINK" in line for line in head)
+
+
+def test_a_csv_and_a_case_graph_kept_alone_name_their_log_its_sha256_head_and_lists(
+    runner: CliRunner, scanned: Path
+) -> None:
+    """The CSV named no case, examiner, log or head; the CASE graph no log SHA-256, head,
+    verification or list SHA-256 (its action named the lists only)."""
+    doc = json.loads(report(runner, scanned, "json", scanned.parent / "r.json").read_text())
+    sha256, head = doc["log"]["sha256"], doc["log"]["verification"]["head"]
+    assert sha256 == hashlib.sha256(scanned.read_bytes()).hexdigest() and head
+    records = doc["log"]["verification"]["records"]
+    lines = report(runner, scanned, "csv", scanned.parent / "r.csv").read_text().splitlines()
+    assert lines[:2] == [
+        "# CASE: CASE-2099-7; examiner Examiner 0001; authority Warrant W-42",
+        f"# LOG: {scanned}; SHA-256 {sha256}; chain intact, {records} records, head {head}",
+    ]
+    assert lines[2].startswith("seq,path,")
+    out = report(runner, scanned, "case", scanned.parent / "r.jsonld")
+    done = subprocess.run([peer_tool("case_validate"), str(out)], capture_output=True, text=True)
+    assert done.returncode == 0 and "Conforms: True" in done.stdout, done.stdout + done.stderr
+    graph = json.loads(out.read_text())["@graph"]
+    (action,) = [n for n in graph if n["@type"] == "case-investigation:InvestigativeAction"]
+    (used,) = doc["runs"][0]["lists"]
+    assert (f"lists: notable.md5 (notable, {used['format']}, source SHA-256 {used['source_sha256']})"
+            in action["uco-core:description"])  # fmt: skip
+    statements = [n.get("uco-core:statement") or "" for n in graph]
+    said = f"the matcher log {scanned} (SHA-256 {sha256}): chain intact, {records} records, head {head}"
+    assert said in statements
+    tamper(scanned)
+    lines = report(runner, scanned, "csv", scanned.parent / "t.csv", code=1).read_text().splitlines()
+    assert lines[0].startswith("# WARNING: this log FAILED verification")
+    assert lines[2].startswith(f"# LOG: {scanned}; SHA-256 ") and lines[2].endswith(": no head")
+    graph = json.loads(report(runner, scanned, "case", scanned.parent / "t.jsonld", code=1).read_text())["@graph"]
+    (action,) = [n for n in graph if n["@type"] == "case-investigation:InvestigativeAction"]
+    assert action["uco-core:description"].startswith("WARNING: this log FAILED verification")
+    assert f"source SHA-256 {used['source_sha256']}" in action["uco-core:description"]
 
 
 # --- json --------------------------------------------------------------------------------
@@ -445,7 +483,8 @@ def test_tampered_log_report_says_so_first_and_exits_1(
     lines = out.read_text().splitlines()
     if fmt == "csv":
         assert lines[0].startswith("# WARNING: this log FAILED verification (line ")
-        assert len(list(csv.DictReader(lines[1:]))) == len(match_records(scanned))
+        assert [line[:7] for line in lines[1:3]] == ["# CASE:", "# LOG: "]
+        assert len(list(csv.DictReader(lines[3:]))) == len(match_records(scanned))
     elif fmt == "json":
         assert json.loads(out.read_text())["warning"].startswith("WARNING: this log FAILED")
         assert lines[1].startswith('  "warning": "WARNING')
@@ -931,7 +970,7 @@ def test_an_existing_output_is_refused_before_the_log_is_read_unless_forced(
     assert target.read_bytes().startswith(b"-----BEGIN PRIVATE KEY") and read == []
     result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(target), "--force"])
     assert result.exit_code == 0, result.stderr
-    assert target.read_text().startswith("seq,") and read == [scanned]
+    assert target.read_text().startswith("# CASE: ") and read == [scanned]
 
 
 def test_an_output_that_is_no_regular_file_is_refused_even_forced(runner: CliRunner, scanned: Path) -> None:
@@ -1059,7 +1098,7 @@ def test_csv_and_case_reports_say_what_their_matches_cannot(tmp_path: Path, runn
         assert runner.invoke(cli, args).exit_code == 5  # a match, and an entry not read
     csv_out = runner.invoke(cli, ["report", str(log), "--format", "csv", "-o", str(tmp_path / "r.csv")])
     assert csv_out.exit_code == 0 and "counted in its first lines" in csv_out.output
-    head = (tmp_path / "r.csv").read_text().splitlines()[:3]
+    head = (tmp_path / "r.csv").read_text().splitlines()[2:5]
     assert head[0] == "# NOTE: 1 entry could not be read (errors): neither matched nor known nor unknown"
     assert head[1].startswith("# NOTE: the rows below are matches only")
     assert head[2].startswith("seq,path,")

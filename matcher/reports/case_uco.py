@@ -7,13 +7,15 @@ Shape (checked with `case_validate` from case-utils, CASE 1.5.0):
   `xsd:hexBinary`); a BLAKE3 digest, which that vocabulary has no name for,
   is given in the File's description instead;
 - one `uco-core:Annotation` per file saying which list entries it matched,
-  one per entry that could not be read (its path and reason), and one with
+  one per entry that could not be read (its path and reason), one with the
+  log's SHA-256 and what verifying it found (its chain head), and one with
   the scan's status, counts and caveats (signatures not checked, a scan not
   complete, files not read);
 - one `uco-identity:Person` per examiner and one `uco-tool:AnalyticTool`
   (matcher and its version);
 - one `case-investigation:InvestigativeAction` per run record (scan, resume
-  or re-match: a re-match's names the log and inventory it matched again):
+  or re-match: a re-match's names the log and inventory it matched again;
+  each names the lists with their role, format and source SHA-256):
   performer = the examiner, instrument = matcher, object = the files,
   result = the annotations, start and end times;
 - one `case-investigation:Investigation` named after the case reference,
@@ -40,6 +42,7 @@ from matcher.reports.model import RunInfo
 from matcher.reports.output import write_json
 from matcher.reports.text import b64
 from matcher.reports.text import display_name
+from matcher.reports.text import display_text
 from matcher.reports.text import is_exact
 from matcher.timestamps import in_datetime_range
 
@@ -242,21 +245,27 @@ def graph(data: ReportData) -> Iterator[Node]:
             results[_segment(data.runs, error.seq)].append({"@id": note})
     actions: list[Node] = []
     for i, run in enumerate(data.runs):
-        lists = f"lists: {', '.join(x.name for x in run.lists) or 'none'}"
+        lists = "lists: " + (
+            ", ".join(
+                f"{x.name} ({x.role}, {x.format}, source SHA-256 {x.source_sha256})"
+                for x in run.lists
+            )
+            or "none"
+        )
         origin = run.rematch_of
+        what = (
+            f"matcher rematch of log {origin.log} (head {origin.head}) and its inventory "
+            f"{origin.inventory} (SHA-256 {origin.inventory_sha256}), no evidence read; {lists}"
+            if origin
+            else f"matcher scan; {lists}"
+        )
         action: Node = {
             "@id": ids("InvestigativeAction", run.seq),
             "@type": "case-investigation:InvestigativeAction",
             "uco-core:name": "hash-set lookup"
             + (" (resumed)" if run.resume else "")
             + (" (re-match)" if origin else ""),
-            "uco-core:description": warning
-            or (
-                f"matcher rematch of log {origin.log} (head {origin.head}) and its inventory "
-                f"{origin.inventory} (SHA-256 {origin.inventory_sha256}), no evidence read; {lists}"
-                if origin
-                else f"matcher scan; {lists}"
-            ),
+            "uco-core:description": f"{warning}; {what}" if warning else what,
             "uco-action:startTime": _dt(run.time),
             "uco-action:performer": {"@id": people[run.examiner]},
             "uco-action:instrument": {"@id": tool},
@@ -289,6 +298,15 @@ def graph(data: ReportData) -> Iterator[Node]:
         )
         investigation["case-investigation:relevantAuthorization"] = [{"@id": auth}]
     nodes.append(investigation)
+    nodes.append(
+        {
+            "@id": ids("Annotation", "log"),
+            "@type": "uco-core:Annotation",
+            "uco-core:object": [{"@id": case}],
+            "uco-core:statement": f"the matcher log {display_text(data.log)} "
+            f"(SHA-256 {data.log_sha256}): {data.verification.outcome()}",
+        }
+    )
     nodes.append(
         {
             "@id": ids("Annotation", "summary"),

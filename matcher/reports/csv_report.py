@@ -19,10 +19,13 @@ Columns, in order (documented in the README):
     hits_json    every matching entry exactly as logged, as a JSON array
 
 A report from a log that fails verification starts with one extra line,
-`# WARNING: ...`, before the header; then a `# NOTE: ...` line for each thing
-a table of matches cannot show: signatures not checked, a scan not complete,
-entries that could not be read (listed in the other reports), files not read
-by --candidates-only, entries skipped (by reason: --exclude, --max-size...).
+`# WARNING: ...`. Then `# CASE: ...` (case, examiner, authority) and
+`# LOG: ...` (the log's path and SHA-256, and its chain head or failed
+verification), so that a CSV kept alone can be traced to its log; then a
+`# NOTE: ...` line for each thing a table of matches cannot show: signatures
+not checked, a scan not complete, entries that could not be read (listed in
+the other reports), files not read by --candidates-only, entries skipped (by
+reason: --exclude, --max-size...).
 Each of these lines is one line that no reader takes for a row: what it
 quotes from the log has its line breaks and controls escaped (`\\n`), and a
 comma's next character escaped where it would open a quoted cell or a
@@ -142,6 +145,13 @@ class CsvReportWriter:
         warning = data.verification.warning()
         if warning is not None:
             stream.write(f"# {_one_line(warning)}\r\n")
+        # Note: so that a CSV kept alone can be traced to its case and its log.
+        case = f"{data.per_run('case')}; examiner {data.per_run('examiner')}"
+        if any(run.authority for run in data.runs):
+            case += f"; authority {data.per_run('authority')}"
+        stream.write(f"# CASE: {_one_line(case)}\r\n")
+        log = f"{data.log}; SHA-256 {data.log_sha256}; {data.verification.outcome()}"
+        stream.write(f"# LOG: {_one_line(log)}\r\n")
         for note in data.caveats():
             stream.write(f"# NOTE: {_one_line(note)}\r\n")
         for note in data.notes:

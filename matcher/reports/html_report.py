@@ -143,14 +143,6 @@ def page(data: ReportData) -> str:
     return "".join(_pieces(data))
 
 
-def _per_run(data: ReportData, field: str) -> str:
-    """A run field's value; when a resume changed it (a handover), each run's, by seq."""
-    values = [(run.seq, getattr(run, field) or "(none given)") for run in data.runs]
-    if len({value for _, value in values}) <= 1:
-        return str(values[0][1]) if values else "?"
-    return "; ".join(f"{value} (run at seq {seq})" for seq, value in values)
-
-
 def _rematch_rows(data: ReportData) -> list[tuple[str, object]]:
     """For a re-match's log: the log and inventory it matched again."""
     return [
@@ -195,10 +187,10 @@ def _parts(data: ReportData) -> list[str | object]:
         out.append(
             _rows(
                 [
-                    ("Examiner", _per_run(data, "examiner")),
-                    ("Case", _per_run(data, "case")),
-                    ("Authority", _per_run(data, "authority")),
-                    ("Host", _per_run(data, "host")),
+                    ("Examiner", data.per_run("examiner")),
+                    ("Case", data.per_run("case")),
+                    ("Authority", data.per_run("authority")),
+                    ("Host", data.per_run("host")),
                     ("Tool", f"{run.tool_name} {run.tool_version}"),
                     ("Algorithms", ", ".join(run.algorithms)),
                     *_rematch_rows(data),

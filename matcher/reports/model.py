@@ -193,6 +193,14 @@ class Verification:
             return None
         return f"WARNING: this log FAILED verification ({self.message}); do not rely on it"
 
+    def outcome(self) -> str:
+        """What checking the log found, in a phrase: the chain and its head, or the failure."""
+        if not self.intact:
+            return f"FAILED verification ({self.message}): no head"
+        checked = self.signatures_checked
+        signed = f", {checked} signature(s) verified" if checked else ""
+        return f"chain intact, {self.records} records{signed}, head {self.head}"
+
     def signature_note(self) -> str | None:
         """What a report of a signed log, made without the public key, must say; else None.
 
@@ -242,6 +250,13 @@ class ReportData:
     def run(self) -> RunInfo | None:
         """The first run record (the original scan), if the log has one."""
         return self.runs[0] if self.runs else None
+
+    def per_run(self, field: str) -> str:
+        """A run field's value; when a resume changed it (a handover), each run's, by seq."""
+        values = [(run.seq, getattr(run, field) or "(none given)") for run in self.runs]
+        if len({value for _, value in values}) <= 1:
+            return str(values[0][1]) if values else "?"
+        return "; ".join(f"{value} (run at seq {seq})" for seq, value in values)
 
     def superseded_note(self) -> str | None:
         """What a report listing errors says of the earlier runs' error records; else None."""
