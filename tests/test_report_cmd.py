@@ -264,6 +264,46 @@ def test_dfxml_validates_against_the_schema_and_keeps_every_name(
     assert len(names) == len(match_records(scanned))
 
 
+def test_dfxml_credits_the_scan_to_its_own_tool_version_and_quotes_its_command_line(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """<creator> gave the report machine's matcher version and OS as the scan's, the scan's
+    own version nowhere; its command_line was argv joined with spaces, unquoted."""
+    import shlex
+
+    from matcher import reporting
+
+    evidence, log = tmp_path / "my evidence", tmp_path / "s.jsonl"
+    evidence.mkdir()
+    (evidence / "a.bin").write_bytes(b"synthetic\n")
+    (tmp_path / "l.md5").write_text(f"{hashlib.md5(b'synthetic' + bytes([10])).hexdigest()}  a\n")
+    args = ["scan", str(evidence), "--examiner", "Examiner 0001", "--case", "C 1", "--db",
+            str(tmp_path / "s.db"), "--list", str(tmp_path / "l.md5"), "--log", str(log), "-q"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["matcher", *args])
+    assert runner.invoke(cli, args).exit_code == 1
+    monkeypatch.setattr(reporting, "__version__", "9.9.9-report")
+    (run,) = [r for r in read_log(log) if r["type"] == "run"]
+    assert run["argv"] == args
+    out = report(runner, log, "dfxml", tmp_path / "r.xml")
+    done = subprocess.run([peer_tool("xmllint"), "--noout", "--schema", str(SCHEMA), str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    root = ET.parse(out).getroot()
+    creator = root.find(f"{DFXML_NS}creator")
+    assert creator is not None
+    assert creator.findtext(f"{DFXML_NS}version") == run["tool"]["version"] != "9.9.9-report"
+    environment = creator.find(f"{DFXML_NS}execution_environment")
+    assert environment is not None
+    assert environment.find(f"{DFXML_NS}os_sysname") is None  # the run record names no OS
+    assert environment.findtext(f"{DFXML_NS}host") == run["host"]
+    command = environment.findtext(f"{DFXML_NS}command_line") or ""
+    assert "'Examiner 0001'" in command and shlex.split(command) == ["matcher", *run["argv"]]
+    (element,) = root.iter(f"{MATCHER_NS}run")
+    assert element.get("tool_version") == run["tool"]["version"]
+    (made,) = root.iter(f"{MATCHER_NS}report")
+    assert made.get("generator_version") == "9.9.9-report" and made.get("generated")
+
+
 def test_dfxml_tells_apart_list_texts_that_only_their_escapes_would_show_alike(
     runner: CliRunner, tmp_path: Path
 ) -> None:

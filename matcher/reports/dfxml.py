@@ -2,10 +2,13 @@
 
 Both validate against the DFXML schema (`dfxml.xsd`, 2.0.0-beta.0, which is
 also what `version` says). Layout as FORMATS.md 9.3: `metadata` (dc:type,
-and matcher's own elements: log verification, runs (a re-match's with the log
-and inventory it matched again, `matcher:rematch_of`), lists, summary (with
-a `matcher:skipped` per reason entries were skipped for, and the caveats)),
-`creator`, `source` (the evidence roots), then one `fileobject` per match
+and matcher's own elements: the report (`matcher:report`: when, and by which
+matcher version, it was made), log verification, runs (each with its tool
+version and host; a re-match's with the log and inventory it matched again,
+`matcher:rematch_of`), lists, summary (with a `matcher:skipped` per reason
+entries were skipped for, and the caveats)), `creator` (the scan's, from its
+first run record: its tool version, host and command line, quoted as a shell
+takes it), `source` (the evidence roots), then one `fileobject` per match
 (filename, filesize, mtime, lowercase `hashdigest`s, then `matcher:match`
 elements in matcher's namespace) and one per error (with `error`).
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import datetime
 import platform
 import re
+import shlex
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TextIO
@@ -79,13 +83,28 @@ def _header(out: TextIO, warning: str | None, dc_type: str) -> None:
         out.write(f"    <dc:description>{esc(warning)}</dc:description>\n")
 
 
-def _creator(out: TextIO, version: str, command: Sequence[str], start: str | None) -> None:
-    out.write(
-        f"  <creator>\n    <program>matcher</program>\n    <version>{esc(version)}</version>\n"
-    )
+def _creator(
+    out: TextIO,
+    version: str | None,
+    command: Sequence[str],
+    start: str | None,
+    environment: Mapping[str, str | None],
+) -> None:
+    """The program that made the file's content: its version, where and how it ran.
+
+    `environment` gives `os_sysname` and `host`, each where known. The
+    command line is quoted as a POSIX shell would take it (shlex.join), so
+    an argument holding a space is one argument.
+    """
+    out.write("  <creator>\n    <program>matcher</program>\n")
+    if version is not None:
+        out.write(f"    <version>{esc(version)}</version>\n")
     out.write("    <execution_environment>\n")
-    out.write(f"      <os_sysname>{esc(platform.system())}</os_sysname>\n")
-    out.write(f"      <command_line>{esc(' '.join(command))}</command_line>\n")
+    for tag in ("os_sysname", "host"):
+        if environment.get(tag) is not None:
+            out.write(f"      <{tag}>{esc(environment[tag])}</{tag}>\n")
+    if command:
+        out.write(f"      <command_line>{esc(shlex.join(command))}</command_line>\n")
     if start:
         out.write(f"      <start_time>{esc(start)}</start_time>\n")
     out.write("    </execution_environment>\n  </creator>\n")
@@ -175,6 +194,9 @@ class DfxmlReportWriter:
             "key_fingerprints": " ".join(v.key_fingerprints) or None,
             "signature_note": v.signature_note(),
         }
+        # Note: <creator> is the scan's (its run record's tool); this, the report's.
+        made = {"generated": data.generated, "generator_version": data.generator_version}
+        stream.write(f"    <matcher:report{_attrs(made)}/>\n")
         stream.write(f"    <matcher:log{_attrs(log)}/>\n")
         for run in data.runs:
             fields = {
@@ -185,6 +207,8 @@ class DfxmlReportWriter:
                 "authority": run.authority,
                 "resume": "true" if run.resume else "false",
                 "algorithms": ",".join(run.algorithms),
+                "tool_version": run.tool_version,
+                "host": run.host,
             }
             stream.write(f"    <matcher:run{_attrs(fields)}>\n")
             if run.rematch_of is not None:
@@ -208,7 +232,11 @@ class DfxmlReportWriter:
         else:
             stream.write(f"    <matcher:summary{_attrs(summary)}/>\n  </metadata>\n")
         first = data.run
-        _creator(stream, data.generator_version, first.argv if first else (), data.started)
+        if first is None:
+            _creator(stream, None, (), data.started, {})
+        else:
+            command = [first.tool_name, *first.argv]
+            _creator(stream, first.tool_version, command, data.started, {"host": first.host})
         roots = [root for r in data.runs for root in r.evidence]
         if roots:
             stream.write("  <source>\n")
@@ -227,7 +255,7 @@ class _DfxmlInventory:
         self.out = stream
         _header(stream, None, "Hash List")
         stream.write("  </metadata>\n")
-        _creator(stream, version, command, start)
+        _creator(stream, version, command, start, {"os_sysname": platform.system()})
 
     def add(self, entry: FileEntry) -> str | None:
         self.out.write(f"  <fileobject>\n    {_filename(entry.path)}\n")
