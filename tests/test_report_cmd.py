@@ -1052,6 +1052,38 @@ def test_html_marks_escapes_so_a_name_never_looks_like_another() -> None:
     assert not is_exact("a\u202etxt.exe".encode()) and is_exact(b"caf\\xE9.bin")
 
 
+@pytest.mark.parametrize("invisible", ["\u200b", "\u00ad", "\ufeff", "\u2060", "\u2028"])
+def test_html_and_dfxml_escape_an_invisible_character_so_two_names_never_show_alike(
+    runner: CliRunner, tmp_path: Path, invisible: str
+) -> None:
+    """Only bidi controls were escaped: `ab.bin` and `a<U+200B>b.bin` showed alike."""
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    names = ["ab.bin", f"a{invisible}b.bin"]
+    lines = []
+    for name in names:
+        (evidence / name).write_bytes(b"synthetic " + name.encode())
+        lines.append(f"{hashlib.md5(b'synthetic ' + name.encode()).hexdigest()}  {name}")
+    (tmp_path / "l.md5").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log = tmp_path / "i.jsonl"
+    args = ["scan", str(evidence), "--examiner", "E", "--case", "Z-1", "--db", str(tmp_path / "s.db"),
+            "--list", str(tmp_path / "l.md5"), "--log", str(log), "-q"]  # fmt: skip
+    assert runner.invoke(cli, args).exit_code == 1
+    shown = f"a\\u{ord(invisible):04X}b.bin"
+    page = report(runner, log, "html", tmp_path / "r.html").read_text()
+    assert invisible not in page.split("<h2>Matches", 1)[1]
+    assert f'">\\u{ord(invisible):04X}</span>b.bin' in page
+    root = ET.parse(report(runner, log, "dfxml", tmp_path / "r.xml")).getroot()
+    seen = {}
+    for element in root.iter(f"{DFXML_NS}filename"):
+        assert element.text is not None and invisible not in element.text
+        exact = element.get(f"{MATCHER_NS}name_b64")
+        seen[os.path.basename(element.text)] = base64.b64decode(exact) if exact else None
+    assert seen == {"ab.bin": None, shown: os.path.join(os.fsencode(evidence), names[1].encode())}
+    (hit,) = [m for m in root.iter(f"{MATCHER_NS}match") if m.get("entry_name") != "ab.bin"]
+    assert hit.get("entry_name") == shown and hit.get("entry_name_b64")
+
+
 def test_a_report_of_a_signed_log_made_without_the_key_says_the_signatures_went_unchecked(
     tmp_path: Path, runner: CliRunner
 ) -> None:

@@ -76,14 +76,14 @@ _CELL_START = re.compile(r'(,[ ]*)([="+\-@])')
 def _one_line(text: str) -> str:
     """A note on one comment line, which no reader can take for a row.
 
-    Backslashes doubled, then controls (CR, LF and every other line break)
-    and bidi controls escaped as `display_text` does, U+2028 and U+2029 too;
-    a character that would start a cell as a quoted field or a formula is
-    written as its escape (`,\\x3DHYPERLINK`). The notes quote the log's
-    text (a path, an end record's status), which may hold any of them.
+    Backslashes doubled, then controls (CR, LF and every other line break,
+    U+2028 and U+2029 too), bidi controls and invisible characters escaped as
+    `display_text` does; a character that would start a cell as a quoted
+    field or a formula is written as its escape (`,\\x3DHYPERLINK`). The
+    notes quote the log's text (a path, an end record's status), which may
+    hold any of them.
     """
     text = display_text(text.replace("\\", "\\\\"))
-    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return _CELL_START.sub(lambda m: f"{m[1]}\\x{ord(m[2]):02X}", text)
 
 

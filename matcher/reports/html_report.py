@@ -256,7 +256,8 @@ def _parts(data: ReportData) -> list[str | object]:
         "This page shows names and digests only, never file content. In paths, a "
         '<span class="esc">highlighted</span> sequence such as \\xE9 stands for a byte '
         "or character that is not shown as itself (not UTF-8, a control, a bidirectional "
-        "control); the JSON and CSV reports carry the exact names.</p></body></html>\n"
+        "control, an invisible character); the JSON and CSV reports carry the exact names."
+        "</p></body></html>\n"
     )
     return out
 

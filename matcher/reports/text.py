@@ -4,8 +4,10 @@
 anything else as a visible escape: an undecodable byte as `\\xE9`, a control
 character as `\\x01`/`\\n`, a code point XML forbids (U+FFFE) as `\\uFFFE`,
 a bidirectional control (U+202E before `txt.exe` makes it show as `exe.txt`)
-as `\\u202E`. Callers that must be lossless also carry the exact bytes
-(base64) whenever `is_exact` is False: that also tells a file named
+as `\\u202E`, an invisible character (U+200B, a soft hyphen U+00AD, U+FEFF,
+U+2060: `a\\u200Bb` would show as `ab`; one past U+FFFF as `\\U000E0041`) and
+a line separator alike. Callers that must be lossless also carry the exact
+bytes (base64) whenever `is_exact` is False: that also tells a file named
 `caf\\xE9.txt` from one whose name holds the byte 0xE9. The HTML report marks
 escapes instead (`display_pieces`).
 """
@@ -20,6 +22,19 @@ _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Bidirectional controls: they reorder the text shown around them (Unicode
 # UAX #9), so a name can display as another; shown as escapes.
 _BIDI = frozenset({0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
+# Invisible characters (Unicode's Default_Ignorable_Code_Point: U+200B, U+00AD,
+# U+FEFF, U+2060, variation selectors...) and the line and paragraph
+# separators: a name holding one shows as the name without it (or with a
+# space); shown as escapes too.
+_INVISIBLE = frozenset(
+    {
+        0x00AD, 0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810),
+        *range(0x200B, 0x200E), 0x2028, 0x2029, *range(0x2060, 0x2066), *range(0x206A, 0x2070),
+        0x3164, *range(0xFE00, 0xFE10), 0xFEFF, 0xFFA0, *range(0xFFF0, 0xFFF9),
+        *range(0x1BCA0, 0x1BCA4), *range(0x1D173, 0x1D17B), *range(0xE0000, 0xE1000),
+    }
+)  # fmt: skip
+_ESCAPED = _BIDI | _INVISIBLE
 
 
 def _xml_char(code: int) -> bool:
@@ -35,7 +50,7 @@ def display_pieces(text: str) -> list[tuple[str, bool]]:
     plain: list[str] = []
     for char in text:
         code = ord(char)
-        if _xml_char(code) and code not in _BIDI:
+        if _xml_char(code) and code not in _ESCAPED:
             plain.append(char)
             continue
         if plain:
@@ -45,17 +60,20 @@ def display_pieces(text: str) -> list[tuple[str, bool]]:
             pieces.append((_NAMED[char], True))
         elif 0xDC80 <= code <= 0xDCFF:
             pieces.append((f"\\x{code - 0xDC00:02X}", True))  # a surrogate-escaped raw byte
-        elif code <= 0xFF:
+        elif code < 0xA0:  # a control (a soft hyphen, U+00AD, is no byte: \u00AD)
             pieces.append((f"\\x{code:02X}", True))
-        else:
+        elif code <= 0xFFFF:
             pieces.append((f"\\u{code:04X}", True))
+        else:
+            pieces.append((f"\\U{code:08X}", True))
     if plain:
         pieces.append(("".join(plain), False))
     return pieces
 
 
 def display_text(text: str) -> str:
-    """`text` with controls, lone surrogates, non-characters and bidi controls as escapes."""
+    """`text` with controls, lone surrogates, non-characters, bidi controls and invisible
+    characters as escapes."""
     return "".join(piece for piece, _ in display_pieces(text))
 
 
