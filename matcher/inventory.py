@@ -9,6 +9,7 @@ inventory rows, and resume re-hashes exactly those files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -78,6 +79,8 @@ class Inventory:
         """
         self.path = path
         self._pending: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
+        made = False  # this call created the file
+        conn: sqlite3.Connection | None = None
         try:
             if create:
                 flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if new else 0)
@@ -98,6 +101,7 @@ class Inventory:
                         f"Cannot create inventory {path}: {exc.strerror or exc}."
                     ) from exc
                 os.close(fd)
+                made = new
                 conn = sqlite3.connect(str(path))
             else:
                 if not path.is_file():
@@ -106,8 +110,19 @@ class Inventory:
             self.db = Database(conn)
             if create and "entries" not in self.db.table_names():
                 self._create()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"Cannot open inventory {path}: {exc}") from exc
+        except BaseException as exc:
+            if made:
+                # Note: also on Ctrl-C: a fresh scan's run stops here with its log
+                # removed ("run the command again"), which a leftover inventory
+                # would refuse ("already exists").
+                if conn is not None:
+                    conn.close()
+                for suffix in ("", "-journal"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(f"{path}{suffix}")
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"Cannot open inventory {path}: {exc}") from exc
+            raise
 
     def _create(self) -> None:
         digests = "".join(f"{a} BLOB, " for a in DIGEST_SIZES)

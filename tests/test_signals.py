@@ -443,3 +443,31 @@ def _one_listed_file(tmp_path: Path, content: bytes, listing: str) -> Path:
     (ev / "f").write_bytes(content)
     (tmp_path / listing).write_text(f"{hashlib.sha256(content).hexdigest()}  f\n")
     return ev
+
+
+def test_a_ctrl_c_while_the_inventory_is_made_leaves_nothing_to_block_a_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log was removed ("run the command again") but the inventory, already made, was
+    not: the rerun was refused ("already exists"), and --resume too (no log)."""
+    from click.testing import CliRunner
+
+    import matcher.inventory as inventory_mod
+    from matcher.cli import cli
+
+    ev = _one_listed_file(tmp_path, b"a file\n", "l.sha256")
+    real = inventory_mod.Inventory._create
+
+    def interrupted(self: inventory_mod.Inventory) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inventory_mod.Inventory, "_create", interrupted)
+    log = tmp_path / "run.jsonl"
+    args = ["scan", str(ev), "--examiner", "E", "--case", "S-1", "--db", str(tmp_path / "s.db"),
+            "--list", str(tmp_path / "l.sha256"), "--log", str(log), "-q"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 8 and "run the command again" in result.output, result.output
+    assert not log.exists() and not list(tmp_path.glob("run.jsonl.inventory.db*"))
+    monkeypatch.setattr(inventory_mod.Inventory, "_create", real)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1, again.output
