@@ -167,7 +167,8 @@ _candidates_only = click.option(
     "--candidates-only",
     is_flag=True,
     help="Hash only files whose size occurs among notable entries. Gives up known/unknown "
-    "counts: other files are counted as not-candidate, never as clean.",
+    "counts: other files are counted as not-candidate, never as clean. Trusts the lists' "
+    "sizes: a notable file whose entry gives a wrong size is never read.",
 )
 
 
