@@ -150,8 +150,10 @@ def report(error: FormatError, on_invalid: OnInvalid) -> None:
 # length alone would be SHA-256 and SHA-512 (FORMATS.md 4.4, 8.1): b3sum
 # output is BLAKE3; b2sum's BLAKE2b and SHA-3 lists cannot be computed here.
 _NAME_HINTS = (
-    (re.compile(r"(\.b3|\.blake3|b3sums?)$|b3sum", re.IGNORECASE), "blake3"),
-    (re.compile(r"(\.b2|\.blake2b?|b2sums?)$|b2sum", re.IGNORECASE), "BLAKE2b"),
+    # Note: "blake3" or "blake2" anywhere in the name (BLAKE3SUMS, blake3.txt,
+    # blake2b.txt): such a list read as SHA-256 silently matched nothing.
+    (re.compile(r"\.b3$|b3sum|blake3", re.IGNORECASE), "blake3"),
+    (re.compile(r"\.b2$|b2sum|blake2", re.IGNORECASE), "BLAKE2b"),
     (re.compile(r"sha3[-_]?(224|256|384|512)|\.sha3$|sha3sum", re.IGNORECASE), "SHA-3"),
 )
 

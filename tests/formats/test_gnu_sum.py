@@ -91,7 +91,8 @@ def test_b3sum_output_reads_as_blake3_by_its_name(tmp_path: Path) -> None:
     hello = next(r for r in records if r.name == "hello.txt")
     b3 = bytes.fromhex("ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f")
     assert hello.digests == {"blake3": b3}
-    for name in ("hashes.b3", "list.BLAKE3", "evidence.b3.txt", "b3sums"):
+    # BLAKE3SUMS and blake3.txt were read as SHA-256 lists: their matches silently missed.
+    for name in ("hashes.b3", "list.BLAKE3", "evidence.b3.txt", "b3sums", "BLAKE3SUMS", "blake3.txt"):
         (tmp_path / name).write_bytes((SAMPLES / "b3sum" / "b3sum.txt").read_bytes())
         assert {alg for r in READER.read(tmp_path / name) for alg in r.digests} == {"blake3"}, name
     (tmp_path / "plain.txt").write_bytes((SAMPLES / "b3sum" / "b3sum.txt").read_bytes())
@@ -253,11 +254,13 @@ def test_sniff_ignores_a_cut_last_line() -> None:
     assert READER.sniff(line.rstrip(b"\n"))
 
 
-@pytest.mark.parametrize("name", ["b2sum.txt", "list.b2", "x.sha3-256", "sha3sums"])
+@pytest.mark.parametrize(
+    "name", ["b2sum.txt", "list.b2", "x.sha3-256", "sha3sums", "blake2b.txt", "BLAKE2SUMS", "checksums.blake2"]
+)
 def test_a_list_named_for_an_algorithm_matcher_cannot_compute_is_refused(tmp_path: Path, name: str) -> None:
     """b2sum's 128 digits would pass as SHA-512, SHA3-256's 64 as SHA-256: never a match."""
     path = tmp_path / name
-    path.write_text(("ab" * 64 if "b2" in name else "cd" * 32) + "  file\n")
+    path.write_text(("ab" * 64 if "b2" in name.lower() else "cd" * 32) + "  file\n")
     with pytest.raises(FormatError, match="which matcher does not compute"):
         list(READER.read(path))
 
