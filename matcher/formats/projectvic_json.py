@@ -228,8 +228,15 @@ def _build(event: str, value: Any, events: _Events, depth: int = 1) -> Any:
 _Media = tuple[dict[str, Any] | None, int | None, int]
 # HashName spellings that suppliers write, resolved without canonical_name().
 _USUAL_NAMES = {"SHA256": "sha256", "SHA-256": "sha256"}
+# Where _fields notes a key that names a digest in another spelling ("sha1",
+# "Md5"): VICS names are exact, so it would be skipped as an unknown key, its
+# digest passed over in silence; the Media is refused instead (see _row).
+_MISSPELT = "_misspelt"
+# Those spellings, lower-cased, and the lengths of the keys worth lower-casing.
+_DIGEST_NAMES = frozenset({"md5", "sha1", "sha256", "alternativehashes"})
+_DIGEST_NAME_LENGTHS = frozenset(len(name) for name in _DIGEST_NAMES)
 # The fields that make a value item a Media rather than a Case without a Media array.
-_HASH_FIELDS = frozenset({"MD5", "SHA1", "SHA256", "AlternativeHashes"})
+_HASH_FIELDS = frozenset({"MD5", "SHA1", "SHA256", "AlternativeHashes", _MISSPELT})
 # Where _take notes the fields a Media gives twice with two values (never a
 # wanted key, so no JSON key lands there).
 _REPEATED = "_repeated"
@@ -299,8 +306,13 @@ def _fields(events: _Events, kind: str | None, outer: int | None, index: int) ->
                     _take(found, key, value)
                 else:
                     found[key] = value
+            elif len(key) in _DIGEST_NAME_LENGTHS and key.lower() in _DIGEST_NAMES:
+                found.setdefault(_MISSPELT, key)
         elif key in _WANTED:
             _take(found, key, _build(event, value, events))
+        elif len(key) in _DIGEST_NAME_LENGTHS and key.lower() in _DIGEST_NAMES:
+            found.setdefault(_MISSPELT, key)
+            _skip(event, events)
         elif event == "start_array" and outer is None:
             # Note: streamed, never built; only where media could hide is kept.
             named = _digest_key(events)
@@ -508,6 +520,19 @@ def _verbatim(value: object) -> str | None:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
+_NO_VALUE = object()
+
+
+def _hash_value(entry: dict[str, Any]) -> object:
+    """An AlternativeHashes item's HashValue, its key in any case; _NO_VALUE without one."""
+    if "HashValue" in entry:
+        return entry["HashValue"]
+    for key, value in entry.items():
+        if isinstance(key, str) and key.lower() == "hashvalue":
+            return value
+    return _NO_VALUE
+
+
 def _digest(value: object, algorithm: str, field: str) -> bytes | bytearray | None:
     """The raw digest (a bytearray, which the store binds fastest), None when absent."""
     # Fast path for the usual well-formed value; parse_hex explains any other.
@@ -556,6 +581,13 @@ def _row(media: object) -> _Row:
         raise ValueError(
             f"it gives {', '.join(dict.fromkeys(media[_REPEATED]))} twice, with different values"
         )
+    if _MISSPELT in media:
+        field = media[_MISSPELT]
+        exact = {name.lower(): name for name in _HASH_FIELDS}[field.lower()]
+        raise ValueError(
+            f"its key {field!r} is not a VICS field name (VICS names are exact: {exact}); "
+            "refused, so that its digest is not passed over"
+        )
     found = {
         "md5": _digest(media.get("MD5"), "md5", "MD5"),
         "sha1": _digest(media.get("SHA1"), "sha1", "SHA1"),
@@ -575,7 +607,15 @@ def _row(media: object) -> _Row:
         name = entry["HashName"]
         algorithm = _USUAL_NAMES.get(name) or digests.canonical_name(name)
         if algorithm in found:
-            value = _digest(entry.get("HashValue"), algorithm, name[:20])
+            given = _hash_value(entry)
+            if given is _NO_VALUE:
+                # Note: a key spelt otherwise ("hashValue") or left out: the digest
+                # the item names would be passed over in silence.
+                raise ValueError(
+                    f"its AlternativeHashes[{k}] names {name[:20]!r} but has no HashValue: "
+                    f"{_verbatim(entry)!r:.80}"
+                )
+            value = _digest(given, algorithm, name[:20])
             if found[algorithm] is None:
                 found[algorithm] = value
             elif value is not None and value != found[algorithm]:

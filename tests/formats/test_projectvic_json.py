@@ -878,6 +878,9 @@ def test_a_case_whose_media_is_null_has_no_media() -> None:
         ([HELLO["sha256"]], r"its AlternativeHashes\[0\] is not an object with a HashName"),
         ([{"HashValue": HELLO["sha256"]}], r"its AlternativeHashes\[0\] is not an object with a HashName"),
         ([{"HashName": "SHA256", "HashValue": HELLO["sha256"]}, {"HashName": 5}], r"its AlternativeHashes\[1\] is not"),
+        # A digest named with no HashValue (left out, or spelt otherwise) was dropped in silence.
+        ([{"HashName": "SHA256"}], r"its AlternativeHashes\[0\] names 'SHA256' but has no HashValue"),
+        ([{"HashName": "SHA256", "Hash": HELLO["sha256"]}], r"its AlternativeHashes\[0\] names 'SHA256' but has no"),
     ],
 )
 def test_alternative_hashes_of_another_shape_are_refused_not_passed_over(
@@ -893,3 +896,21 @@ def test_null_alternative_hashes_are_none() -> None:
     item = {"MediaID": 1, "MD5": HELLO["md5"], "AlternativeHashes": None}
     (record,) = parse(document(V13_MEDIA, [item], key="odata.metadata"))
     assert record.digests == {"md5": raw(HELLO)["md5"]}
+
+
+def test_a_hash_value_key_in_another_case_is_read() -> None:
+    item = {"MediaID": 1, "MD5": HELLO["md5"], "AlternativeHashes": [{"HashName": "SHA256", "hashValue": HELLO["sha256"]}]}
+    (record,) = parse(document(V13_MEDIA, [item], key="odata.metadata"))
+    assert record.digests == {a: raw(HELLO)[a] for a in ("md5", "sha256")}
+
+
+@pytest.mark.parametrize("key", ["sha1", "Sha256", "md5", "alternativeHashes"])
+@pytest.mark.parametrize("kind", ["Media", "Cases"])
+def test_a_digest_key_spelt_otherwise_refuses_the_media(key: str, kind: str) -> None:
+    """VICS names are exact: `sha1` beside `MD5` was skipped as an unknown key, its digest
+    dropped in silence (and a Media with only such keys was a Case without media)."""
+    value: object = [{"HashName": "SHA1", "HashValue": HELLO["sha1"]}] if key == "alternativeHashes" else HELLO["sha1"]
+    item = {"MediaID": 1, key: value} if kind == "Cases" else {"MediaID": 1, "MD5": HELLO["md5"], key: value}
+    items = [{"CaseID": "c1", "Media": [item]}] if kind == "Cases" else [item]
+    with pytest.raises(FormatError, match=rf"its key '{key}' is not a VICS field name"):
+        parse(document(V20.format("US", kind), items))
