@@ -1045,10 +1045,33 @@ class HashStore:
                 return False
             raise self._rolled_back(exc) from exc
         except sqlite3.DatabaseError as exc:
+            damage = self._source_damage(exc)
+            if damage is not None:
+                raise FormatError(
+                    f"the SQLite database is damaged ({damage}); nothing was imported",
+                    source=str(source.path),
+                ) from exc
             raise self._rolled_back(exc) from exc
         finally:
             conn.execute("DETACH DATABASE src")
         return True
+
+    def _source_damage(self, exc: sqlite3.DatabaseError) -> str | None:
+        """What SQLite finds wrong with the attached source `src`, when `exc` may be its damage.
+
+        A damaged list stopped the copy with "database disk image is
+        malformed", said of the store: the examiner was told the store was
+        corrupt. The source's own check tells (on this error path only: it
+        reads the whole source).
+        """
+        if not any(word in str(exc) for word in ("malformed", "not a database", "corrupt")):
+            return None
+        try:
+            rows = self.db.conn.execute("PRAGMA src.quick_check(3)").fetchall()
+        except sqlite3.DatabaseError as check:
+            return str(check)
+        found = [str(row[0]) for row in rows]
+        return None if found == ["ok"] else "; ".join(found)
 
     def _copy_staged(
         self,

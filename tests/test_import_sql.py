@@ -931,3 +931,22 @@ def test_a_newer_connection_that_cannot_open_leaves_the_copy_on_the_system_sqlit
         assert store_content(tmp_path / "s.db") != []
     finally:
         store.close()
+
+
+def test_a_damaged_rds_is_named_not_the_store(tmp_path: Path) -> None:
+    """A damaged list stopped the copy with "Import into s.db failed and was rolled back:
+    database disk image is malformed": the examiner was told the store was corrupt."""
+    source = make_rds(tmp_path / "rds.db", rows_for(3000))
+    page = sqlite3.connect(source).execute("PRAGMA page_size").fetchone()[0]
+    with open(source, "r+b") as damaged:
+        damaged.seek(page * 10 + 100)
+        damaged.write(b"\xa5" * 200)
+    store = HashStore(tmp_path / "s.db")
+    try:
+        before = store_content(tmp_path / "s.db")
+        with pytest.raises(FormatError) as caught:
+            import_list(store, source)
+        assert str(source) in str(caught.value) and "is damaged" in str(caught.value)
+        assert store_content(tmp_path / "s.db") == before and store.lists() == []
+    finally:
+        store.close()
