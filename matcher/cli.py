@@ -431,8 +431,9 @@ def import_cmd(
                         f"{path}: already imported as list {info.name!r}; nothing done.", err=True
                     )
                 else:
+                    entries = "entry" if info.entries == 1 else "entries"
                     click.echo(
-                        f"{path}: imported {info.entries:,} entries as {info.role} list "
+                        f"{path}: imported {info.entries:,} {entries} as {info.role} list "
                         f"{info.name!r} ({info.format})"
                         + (f", replacing {result.replaced!r}" if result.replaced else "")
                         + (

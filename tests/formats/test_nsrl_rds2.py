@@ -488,7 +488,7 @@ def test_nsrl_style_look_alikes_are_read_by_column_name_as_known(
     assert (record.name, record.size, record.ident) == ("hello.txt", 5, "1")
     result = CliRunner().invoke(cli, ["import", str(path), "--db", str(tmp_path / "s.db")])
     assert result.exit_code == 0, result.output
-    assert "imported 1 entries as known list 'look-alike.csv' (nsrl-rds2)" in result.stderr
+    assert "imported 1 entry as known list 'look-alike.csv' (nsrl-rds2)" in result.stderr
 
 
 def test_a_header_naming_no_digest_column_says_so() -> None:

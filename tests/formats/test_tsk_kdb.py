@@ -257,7 +257,7 @@ def test_cli_import_and_bad_database_leaves_the_store_unchanged(tmp_path: Path) 
     db = tmp_path / "s.db"
     done = runner.invoke(cli, ["import", str(SAMPLE), "--db", str(db)])
     assert done.exit_code == 0, done.output
-    assert "imported 1 entries as notable list 'synthetic.kdb' (tsk-kdb)" in done.stderr
+    assert "imported 1 entry as notable list 'synthetic.kdb' (tsk-kdb)" in done.stderr
     before = store_rows(db)
     bad = make_kdb(
         tmp_path / "bad.kdb",
