@@ -451,6 +451,14 @@ def import_cmd(
                         "an empty file: flagged (an empty file is never a match).",
                         err=True,
                     )
+                if result.flagged_malicious:
+                    click.echo(
+                        f"{path}: note: {result.flagged_malicious:,} of its entries carry NIST's "
+                        'SpecialCode "M" (malicious), kept as their label; imported as known, as '
+                        "the list's role says, a file matching one is counted known, never "
+                        "logged. Give such entries to a notable list if the case needs them found.",
+                        err=True,
+                    )
                 if result.skipped_invalid:
                     click.echo(
                         f"{path}: skipped {result.skipped_invalid:,} invalid line(s):", err=True
@@ -467,6 +475,7 @@ def import_cmd(
                         "already_imported": result.already_imported,
                         "skipped_invalid": result.skipped_invalid,
                         "zero_length_entries": info.zero_length,
+                        "flagged_malicious": result.flagged_malicious,
                     }
                 )
         finally:

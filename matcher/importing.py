@@ -44,6 +44,21 @@ class ImportResult:
     skipped_invalid: int = 0
     invalid_examples: list[str] = dataclasses.field(default_factory=list)
     replaced: str | None = None
+    # Entries NIST flags malicious (NSRL RDS 2.x SpecialCode "M") in a list
+    # imported as known: a file matching one is counted known, so it is said.
+    flagged_malicious: int = 0
+
+
+# The NSRL formats whose entries carry NIST's SpecialCode as their label.
+_SPECIAL_CODE_FORMATS = frozenset({"nsrl-rds2"})
+
+
+def _with_flags(store: HashStore, result: ImportResult) -> ImportResult:
+    """The result, with its known NSRL entries flagged "M" (malicious) counted."""
+    info = result.info
+    if result.already_imported or info.role != "known" or info.format not in _SPECIAL_CODE_FORMATS:
+        return result
+    return dataclasses.replace(result, flagged_malicious=store.count_labelled(info.id, "M"))
 
 
 class BackgroundSha256:
@@ -317,12 +332,13 @@ def import_list(
             raise FormatError("the list holds no entries", source=str(path))
 
     info = store.add_list(new, checked(batches), replace=replace)
-    return ImportResult(
+    result = ImportResult(
         info=info,
         skipped_invalid=len(result_invalid),
         invalid_examples=[str(e) for e in result_invalid[:MAX_REPORTED_INVALID]],
         replaced=replace,
     )
+    return _with_flags(store, result)
 
 
 def _already_imported(

@@ -509,6 +509,16 @@ class HashStore:
             )
         self._has_ranges = True
 
+    def count_labelled(self, list_id: int, label: str) -> int:
+        """How many of a list's entries carry exactly this supplier's label."""
+        ids = self._range(list_id)
+        if ids is None:
+            return 0
+        row = self.db.execute(
+            "SELECT count(*) FROM entries WHERE id BETWEEN ? AND ? AND label = ?", [*ids, label]
+        ).fetchone()
+        return int(row[0])
+
     def _range(self, list_id: int) -> tuple[int, int] | None:
         """The first and last entry id of a list (None: it has no entries).
 

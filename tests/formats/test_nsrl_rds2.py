@@ -502,3 +502,30 @@ def test_one_digest_under_two_spellings_must_agree() -> None:
     assert record.digests == {"sha1": bytes.fromhex(HELLO_SHA1)}
     with pytest.raises(FormatError, match=r":2: two different SHA1 values in one line"):
         parse(header + b'"%s","%s","a",1\r\n' % (HELLO_SHA1.encode(), EMPTY_SHA1.encode()))
+
+
+def test_entries_nist_flags_malicious_are_said_when_imported_as_known(tmp_path: Path) -> None:
+    """SpecialCode "M" (FORMATS.md 2: malicious): imported as known, a file matching one was
+    counted known with nothing said at import, in `lists` or in the scan."""
+    import json
+
+    from click.testing import CliRunner
+
+    from matcher.cli import cli
+
+    header = b'"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"'
+    rows = [
+        b'"%s","%s","00000000","%s",5,1,"358","%s"' % (b"%040X" % n, b"%032X" % n, name, code)
+        for n, name, code in ((1, b"a.exe", b"M"), (2, b"b.dll", b""), (3, b"c.sys", b"S"))
+    ]
+    path = tmp_path / "NSRLFile.txt"
+    path.write_bytes(b"\r\n".join([header, *rows]) + b"\r\n")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["import", str(path), "--db", str(tmp_path / "s.db"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert 'note: 1 of its entries carry NIST\'s SpecialCode "M" (malicious)' in result.stderr
+    assert json.loads(result.stdout)[0]["flagged_malicious"] == 1
+    notable = runner.invoke(
+        cli, ["import", str(path), "--db", str(tmp_path / "n.db"), "--role", "notable"]
+    )
+    assert notable.exit_code == 0 and "SpecialCode" not in notable.stderr
