@@ -988,6 +988,12 @@ def _print_summary(
     help="Ed25519 private key to sign the new log.",
 )
 @click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The original log's signer's public key (PEM): its signatures must then verify "
+    "(without it, the new log notes that they were not checked).",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
 )
 def rematch_cmd(
@@ -999,6 +1005,7 @@ def rematch_cmd(
     log: Path,
     original_inventory: Path | None,
     sign_key: Path | None,
+    public_key: Path | None,
     as_json: bool,
 ) -> None:
     """Check a finished scan against the lists as they are now, without the evidence.
@@ -1026,6 +1033,7 @@ def rematch_cmd(
         original_inventory=original_inventory,
         sign_key=sign_key,
         argv=sys.argv[1:],
+        public_key=public_key,
     )
     progress = _Progress() if sys.stderr.isatty() else None
     try:

@@ -66,14 +66,18 @@ class RematchOptions:
     original_inventory: Path | None = None
     sign_key: Path | None = None
     argv: Sequence[str] = ()
+    # The original log's signer's public key: its signatures are then checked.
+    public_key: Path | None = None
 
 
-def _original(options: RematchOptions) -> tuple[dict[str, Any], dict[str, Any], str, Path]:
-    """The original run's first `run`, last `end`, chain head and checked inventory path."""
+def _original(
+    options: RematchOptions,
+) -> tuple[dict[str, Any], dict[str, Any], str, Path, auditlog.VerifyReport]:
+    """The original run's first `run`, last `end`, chain head, checked inventory path, report."""
     # Note: the records come from the one verified read of the log, not from
     # a second read, which would cost as long again and could see other bytes.
     try:
-        report = auditlog.verify(options.original_log)
+        report = auditlog.verify(options.original_log, public_key_path=options.public_key)
     except OSError as exc:
         raise UsageError(
             f"Cannot read the original log {options.original_log}: {exc.strerror or exc}."
@@ -106,11 +110,31 @@ def _original(options: RematchOptions) -> tuple[dict[str, Any], dict[str, Any], 
                     f"{options.original_log} sealed {sealed['sha256']}: it was changed after "
                     "the scan, or it belongs to another run. Nothing was re-matched."
                 )
-            return first_run, last_end, report.head, path
+            return first_run, last_end, report.head, path, report
     raise UsageError(
         f"The inventory of {options.original_log} was not found (looked for "
         f"{', '.join(str(p) for p in candidates if p)}); pass --original-inventory."
     )
+
+
+def _signature_note(report: auditlog.VerifyReport) -> list[str]:
+    """What was checked of the original log's signatures, if it has any.
+
+    Note: a re-match of a signed log cites it; whether its signatures were
+    checked, and with which key, is said rather than left to be assumed.
+    """
+    if not report.signatures:
+        return []
+    keys = ", ".join(report.key_fingerprints) or "unnamed"
+    if report.signatures_checked:
+        return [
+            f"the original log's {report.signatures_checked} signature(s) verified with the "
+            f"public key given (fingerprint {keys})"
+        ]
+    return [
+        f"the original log carries {report.signatures} signature(s) (key {keys}) that were "
+        "not checked: give --public-key to check them"
+    ]
 
 
 def _outcome(row: dict[str, Any]) -> EntryOutcome:
@@ -159,7 +183,7 @@ def run_rematch(
     inventory_path = options.inventory or default_inventory_path(options.log)
     if inventory_path.exists():
         raise UsageError(f"Inventory {inventory_path} already exists. Choose another --log.")
-    first_run, last_end, head, original_inventory = _original(options)
+    first_run, last_end, head, original_inventory, verified = _original(options)
     evidence = [Path(os.fsdecode(fields_path(e))) for e in first_run.get("evidence", [])]
     refuse_outputs_inside(
         [e for e in evidence if e.exists()],
@@ -174,6 +198,7 @@ def run_rematch(
         if not lists:
             raise UsageError(f"The hash store {options.db} holds no list.")
         digest_filter, notes = build_filter(store, lists, algorithms, on_stage)
+        notes.extend(_signature_note(verified))
         held.enter_context(store.pinned(lists))  # the lists of the run record, to its end
         signer = signing.load_signer(options.sign_key) if options.sign_key else None
         # Note: as in scan, the run's own SIGINT/SIGTERM handling starts before

@@ -284,3 +284,30 @@ def test_a_signed_rematch_whose_end_lost_its_signature_fails_without_the_key(
     assert "signed, signatures NOT checked" in runner.invoke(cli, ["verify", str(new)]).output
     result = runner.invoke(cli, ["verify", str(_reseal_last(new, _unsign))])
     assert result.exit_code == 1 and "end record is not signed, but its run record names" in result.stderr
+
+
+def test_a_rematch_checks_the_original_logs_signatures_with_its_key_or_says_it_did_not(
+    runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A re-match of a signed log went ahead whatever its signatures were (another key, a
+    forged one) and its new log said nothing of them."""
+    log, _, pub = scanned
+    other = tmp_path / "other.pem"
+    assert runner.invoke(cli, ["keygen", str(other)]).exit_code == 0
+    common = ["--db", str(tmp_path / "s.db"), "--examiner", "R", "--case", "C"]
+
+    def rematch(name: str, *extra: str) -> tuple[int, str, list[str]]:
+        new = tmp_path / name
+        done = runner.invoke(cli, ["rematch", str(log), *common, "--log", str(new), *extra])
+        if not new.exists():
+            return done.exit_code, done.output, []
+        end = json.loads(new.read_bytes().splitlines()[-1])
+        return done.exit_code, done.output, list(end["notes"])
+
+    code, _, notes = rematch("unchecked.jsonl")
+    assert code == 1 and any("signature(s)" in n and "were not checked" in n for n in notes)
+    code, _, notes = rematch("checked.jsonl", "--public-key", str(pub))
+    assert code == 1 and any("verified with the public key given" in n for n in notes), notes
+    code, output, _ = rematch("refused.jsonl", "--public-key", f"{other}.pub")
+    assert code == 2 and "not by the given public key" in output, output
+    assert not (tmp_path / "refused.jsonl").exists()
