@@ -353,8 +353,16 @@ def _take(found: dict[str, Any], key: str, value: object) -> None:
     elif key == "AlternativeHashes" and isinstance(value, list):
         before = found[key]
         found[key] = (before if isinstance(before, list) else []) + value
-    elif found[key] != value:
+    elif found[key] != value and not (key in _PLAIN_DIGESTS and _same_hex(found[key], value)):
         found.setdefault(_REPEATED, []).append(key)
+
+
+_PLAIN_DIGESTS = frozenset({"MD5", "SHA1", "SHA256"})
+
+
+def _same_hex(first: object, second: object) -> bool:
+    """True for two texts that differ in letter case only (a digest in upper and lower case)."""
+    return isinstance(first, str) and isinstance(second, str) and first.lower() == second.lower()
 
 
 def _items(events: _Events, kind: str | None, outer: int | None = None) -> Iterator[_Media]:

@@ -796,6 +796,15 @@ def test_a_field_given_twice_with_two_values_refuses_the_media_not_keeps_the_las
     same = raw_document(f'{{"MediaID": 1, "MD5": "{MD5_HELLO}", "MD5": "{MD5_HELLO}", "MediaSize": 5}}')
     [record] = parse(same)
     assert record.digests == {"md5": bytes.fromhex(MD5_HELLO)}
+    # One digest in upper and lower case is one value (it was refused as two).
+    cased = raw_document(
+        f'{{"MediaID": 1, "MD5": "{MD5_HELLO.upper()}", "MD5": "{MD5_HELLO.lower()}", "MediaSize": 5}}'
+    )
+    [record] = parse(cased)
+    assert record.digests == {"md5": bytes.fromhex(MD5_HELLO)}
+    labels = raw_document(f'{{"MediaID": 1, "MD5": "{MD5_HELLO}", "Category": "A", "Category": "a"}}')
+    with pytest.raises(FormatError, match=r"it gives Category twice, with different values"):
+        parse(labels)  # a supplier's label is kept verbatim: its case is a difference
 
 
 def test_two_alternative_hashes_arrays_are_joined_not_replaced() -> None:
