@@ -416,6 +416,10 @@ def import_cmd(
                         skip_invalid=skip_invalid,
                         replace=replace,
                     )
+                except KeyboardInterrupt:
+                    if len(lists) > 1:
+                        _say_where_import_stopped(lists, number, "was interrupted")
+                    raise
                 except MatcherError as exc:
                     if len(lists) > 1:
                         _say_where_import_stopped(lists, number)
@@ -484,13 +488,15 @@ def import_cmd(
         click.echo(json.dumps(results, indent=2))
 
 
-def _say_where_import_stopped(lists: tuple[Path, ...], failed: int) -> None:
+def _say_where_import_stopped(
+    lists: tuple[Path, ...], failed: int, what: str = "is rejected"
+) -> None:
     """Name, before the error, the lists imported and those not tried (each its own transaction)."""
     done = ", ".join(str(p) for p in lists[:failed]) or "none"
     left = ", ".join(str(p) for p in lists[failed + 1 :]) or "none"
     click.echo(
         f"matcher: import stopped at list {failed + 1} of {len(lists)} ({lists[failed]}), "
-        f"which is rejected and left the store as it was. Imported before it: {done}. "
+        f"which {what} and left the store as it was. Imported before it: {done}. "
         f"Not tried: {left}.",
         err=True,
     )

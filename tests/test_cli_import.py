@@ -374,3 +374,26 @@ def test_an_import_waits_for_another_writer_instead_of_failing_at_once(
         other.close()
     assert done.returncode == 0, done.stderr
     assert [row["name"] for row in lists_json(runner, db)] == ["first.md5", "second.md5"]
+
+
+def test_an_interrupted_import_of_several_lists_names_what_it_imported(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C during the second of three lists printed only "Interrupted."."""
+    import matcher.importing as importing_mod
+
+    db = tmp_path / "s.db"
+    paths = [str(LISTS / "notable.txt"), str(LISTS / "notable.md5"), str(LISTS / "notable.csv")]
+    real = importing_mod.import_list
+
+    def second_interrupted(store: object, path: Path, **kwargs: object) -> object:
+        if str(path) == paths[1]:
+            raise KeyboardInterrupt
+        return real(store, path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importing_mod, "import_list", second_interrupted)
+    result = runner.invoke(cli, ["import", *paths, "--db", str(db)])
+    assert result.exit_code == 8, result.output
+    assert f"import stopped at list 2 of 3 ({paths[1]}), which was interrupted" in result.stderr
+    assert f"Imported before it: {paths[0]}. Not tried: {paths[2]}." in result.stderr
+    assert [i["name"] for i in lists_json(runner, db)] == ["notable.txt"]
