@@ -1355,7 +1355,11 @@ def verify_cmd(
             elif report.signed:
                 # Note: without the key, anyone who rewrote the log could have
                 # signed it again with a key of their own.
-                signed = ", signed, signatures NOT checked (give --public-key to check them)"
+                keys = ", ".join(report.key_fingerprints) or "unnamed"
+                signed = (
+                    f", signed by key {keys}, signatures NOT checked (give --public-key, the "
+                    "public key of that fingerprint, to check them)"
+                )
             else:
                 signed = ""
             click.echo(
