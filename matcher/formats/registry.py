@@ -6,6 +6,7 @@ with a reason of their own (a derived index, a set description).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from matcher.errors import FormatError
@@ -129,6 +130,9 @@ def detect(path: Path, head: bytes | None = None) -> HashListReader:
                 f"the file {what}: no hash list to import (a list cut short, or the wrong file?)",
                 source=str(path),
             )
+        bad_line = _bad_line_of_named(path, head)
+        if bad_line is not None:
+            raise FormatError(bad_line, source=str(path))
         raise FormatError(
             "the list format was not recognised: this is not a hash list in any format "
             "matcher reads; if it is one, name its format with --format "
@@ -140,3 +144,37 @@ def detect(path: Path, head: bytes | None = None) -> HashListReader:
         f"the list could be any of {found}; name the right one with --format",
         source=str(path),
     )
+
+
+# The format a list's file name gives (a suffix, or a name such as SHA256SUMS):
+# read as that format when detection refuses it, so that a bad first entry is
+# named by its line, not "not a hash list" (detection sees too few good lines).
+_NAMED_SUFFIXES = {
+    ".md5": "gnu-sum", ".sha1": "gnu-sum", ".sha256": "gnu-sum", ".sha512": "gnu-sum",
+    ".b3": "gnu-sum", ".csv": "csv", ".hashdeep": "hashdeep",
+}  # fmt: skip
+_NAMED_FILES = {"md5sums": "gnu-sum", "sha1sums": "gnu-sum", "sha256sums": "gnu-sum",
+                "sha512sums": "gnu-sum", "b3sums": "gnu-sum"}  # fmt: skip
+
+
+def _bad_line_of_named(path: Path, head: bytes) -> str | None:
+    """The first bad line of a list whose name gives its format, read as that format."""
+    name = _NAMED_SUFFIXES.get(path.suffix.lower()) or _NAMED_FILES.get(path.name.lower())
+    reader = _READERS.get(name or "")
+    parse = getattr(reader, "parse", None)
+    if reader is None or parse is None:
+        return None
+    if len(head) >= SNIFF_BYTES:  # only whole lines: the last one may be cut
+        head = head[: head.rfind(b"\n") + 1]
+    try:
+        for _record in parse(io.BytesIO(head), source=str(path)):
+            pass
+    except FormatError as exc:
+        if exc.line is None:
+            return None
+        return (
+            f"the list format was not recognised; its name says {reader.NAME}, and read as "
+            f"one, line {exc.line} is not an entry: {exc.reason}; fix the line, or keep the "
+            f"good ones with --format {reader.NAME} --skip-invalid"
+        )
+    return None

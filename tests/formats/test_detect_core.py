@@ -208,3 +208,27 @@ def test_a_packed_list_is_refused_saying_what_it_holds(tmp_path: Path) -> None:
             '"00000000","e",0,1,"358",""\r\n',
         )
     assert registry.detect(rds2).NAME == "nsrl-rds2"
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "line"),
+    [
+        ("evidence.md5", "0" * 31 + "  bad.bin\n", 1),
+        ("SHA256SUMS", "z" * 64 + "  bad.bin\n", 1),
+        ("list.csv", "md5,size,name\n" + "0" * 32 + ",-1,bad.bin\n", 2),
+    ],
+)
+def test_a_bad_first_entry_of_a_list_named_for_its_format_is_named_by_line(
+    tmp_path: Path, name: str, first: str, line: int
+) -> None:
+    """Detection needs most of the head's lines good: a bad first entry (of 20) made the
+    file "not a hash list in any format", where the same fault on line 2 is named."""
+    path = tmp_path / name
+    good = "".join(f"{n:064x}"[: 64 if "SHA256" in name else 32] + f"  f{n}\n" for n in range(1, 20))
+    if name.endswith(".csv"):
+        good = "".join(f"{n:032x},{n},f{n}\n" for n in range(1, 20))
+    path.write_text(first + good)
+    with pytest.raises(FormatError) as caught:
+        registry.detect(path)
+    assert f"read as one, line {line} is not an entry" in str(caught.value), str(caught.value)
+    assert "--skip-invalid" in str(caught.value)
