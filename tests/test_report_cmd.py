@@ -1114,6 +1114,11 @@ def test_a_report_of_a_signed_log_made_without_the_key_says_the_signatures_went_
     assert checked.exit_code == 0 and "NOT checked" not in checked.output
     verification = json.loads((tmp_path / "k.json").read_text())["log"]["verification"]
     assert verification["signature_note"] is None and verification["signatures_checked"] >= 1
+    # Which key verified them is said (it said only "N signature(s) verified").
+    html = runner.invoke(cli, ["report", str(log), "--format", "html", "--public-key",
+                               str(tmp_path / "k.pub"), "-o", str(tmp_path / "k.html")])  # fmt: skip
+    assert html.exit_code == 0
+    assert f"signature(s) verified with key {fingerprint}" in (tmp_path / "k.html").read_text()
 
 
 def test_verify_and_report_say_when_the_last_run_was_interrupted(tmp_path: Path, runner: CliRunner) -> None:

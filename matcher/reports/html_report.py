@@ -223,7 +223,7 @@ def _parts(data: ReportData) -> list[str | object]:
     )
     out.append("<h2>Chain of custody (log verification)</h2>")
     if v.intact:
-        signed = f", {v.signatures_checked} signature(s) verified" if v.signatures_checked else ""
+        signed = v.signatures_verified()
         out.append(
             f'<p><span class="ok">Chain intact</span>: {v.records:,} records{e(signed)}; '
             f'head <span class="hex">{e(v.head)}</span></p>'

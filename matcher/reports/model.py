@@ -197,9 +197,14 @@ class Verification:
         """What checking the log found, in a phrase: the chain and its head, or the failure."""
         if not self.intact:
             return f"FAILED verification ({self.message}): no head"
-        checked = self.signatures_checked
-        signed = f", {checked} signature(s) verified" if checked else ""
-        return f"chain intact, {self.records} records{signed}, head {self.head}"
+        return f"chain intact, {self.records} records{self.signatures_verified()}, head {self.head}"
+
+    def signatures_verified(self) -> str:
+        """', N signature(s) verified with key FP' when the public key checked them, else ''."""
+        if not self.signatures_checked:
+            return ""
+        keys = ", ".join(self.key_fingerprints) or "unnamed"
+        return f", {self.signatures_checked} signature(s) verified with key {keys}"
 
     def signature_note(self) -> str | None:
         """What a report of a signed log, made without the public key, must say; else None.
