@@ -141,7 +141,9 @@ def _text(name: object) -> str | bytes | None:
 _UNHEX = "matcher_unhex"
 
 
-def _staging_select(source: SqlListSource, clauses: str | None = None, newer: bool = False) -> str:
+def _staging_select(
+    source: SqlListSource, clauses: str | None = None, newer: bool = False, counted: bool = False
+) -> str:
     """The one walk of an SQL source: `(raw digests, size, name, ident, label)` per entry.
 
     Each entry's hex digests are checked for length and decoded together, in
@@ -157,7 +159,8 @@ def _staging_select(source: SqlListSource, clauses: str | None = None, newer: bo
     the hex digest expressions; `columns`: size, name, ident and label;
     `clauses`: FROM onwards) gets the decoding inside its own query; any
     other is wrapped as a subquery, which costs SQLite a copy of every row.
-    `clauses` replaces the source's own (one of its `halves`).
+    `clauses` replaces the source's own (one of its `halves`). With
+    `counted`, a last column gives the source's `rows_walked` of each entry.
     With `newer` (apsw's SQLite), SQLite's own unhex() decodes instead, and
     gives NULL for what is not hex: the caller's digest counts catch it.
     """
@@ -176,7 +179,18 @@ def _staging_select(source: SqlListSource, clauses: str | None = None, newer: bo
     )
     decode = "unhex" if newer else _UNHEX
     raw = f"{decode}(CASE WHEN {lengths} THEN CAST({' || '.join(digests)} AS BLOB) END)"
-    return f"{prefix}SELECT {raw}, {columns} {clauses}"
+    walked = f", {source.rows_walked}" if counted else ""
+    return f"{prefix}SELECT {raw}, {columns}{walked} {clauses}"
+
+
+# A staging table's columns: an entry's raw digests, its fields, and how many
+# source rows the walk read for it (only where that is checked).
+_STAGED = "raw BLOB, size, name, ident, label, walked"
+
+
+def _staged(counted: bool) -> str:
+    """The staging columns an INSERT fills."""
+    return "raw, size, name, ident, label" + (", walked" if counted else "")
 
 
 def _sorter_threads() -> int:
@@ -886,14 +900,17 @@ class HashStore:
         """
         conn = self.db.conn
         conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
-        conn.execute("CREATE TEMP TABLE matcher_import (raw BLOB, size, name, ident, label)")
+        conn.execute(f"CREATE TEMP TABLE matcher_import ({_STAGED})")
+        counted = bool(halves and source.rows_walked and source.source_rows)
         scratch, child = (
-            self._stage_in_child(source, halves[1], uri, newer) if halves else (None, None)
+            self._stage_in_child(source, halves[1], uri, newer, counted) if halves else (None, None)
         )
         try:
-            walk = _staging_select(source, halves[0] if halves and child else None, newer)
+            walk = _staging_select(
+                source, halves[0] if halves and child else None, newer, counted and bool(child)
+            )
             first: int = conn.execute(
-                f"INSERT INTO temp.matcher_import (raw, size, name, ident, label) {walk}"
+                f"INSERT INTO temp.matcher_import ({_staged(counted and bool(child))}) {walk}"
             ).rowcount
             parts = [("temp.matcher_import", 0, first)]
             if child is not None:
@@ -903,6 +920,8 @@ class HashStore:
                     "SELECT coalesce(max(rowid), 0) FROM matcher_stage.matcher_import"
                 ).fetchone()
                 parts.append(("matcher_stage.matcher_import", first, second))
+                if counted:
+                    self._check_rows_walked(source, parts)
             yield parts
         finally:
             if child is not None:
@@ -916,8 +935,28 @@ class HashStore:
                 remove_store_files(scratch)
             conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
 
+    def _check_rows_walked(self, source: SqlListSource, parts: list[tuple[str, int, int]]) -> None:
+        """Refuse a split walk that read fewer (or more) rows than the source holds.
+
+        Raises:
+            FormatError: naming both counts (see SqlListSource.source_rows).
+        """
+        conn = self.db.conn
+        walked = sum(
+            int(conn.execute(f"SELECT total(walked) FROM {table}").fetchone()[0])
+            for table, _, _ in parts
+        )
+        (held,) = conn.execute(str(source.source_rows)).fetchone()
+        if walked != held:
+            raise FormatError(
+                f"the SQLite database is damaged: its index gives {walked:,} rows, but it "
+                f"holds {held:,} (`sqlite3 FILE 'PRAGMA integrity_check'` says where); "
+                "nothing was imported",
+                source=str(source.path),
+            )
+
     def _stage_in_child(
-        self, source: SqlListSource, clauses: str, uri: str, newer: bool
+        self, source: SqlListSource, clauses: str, uri: str, newer: bool, counted: bool = False
     ) -> tuple[Path, ChildFill] | tuple[None, None]:
         """Start a child process that stages the walk of `clauses` into a scratch file.
 
@@ -942,9 +981,9 @@ class HashStore:
                 scratch,
                 {"src": uri},
                 [
-                    "CREATE TABLE matcher_import (raw BLOB, size, name, ident, label)",
-                    "INSERT INTO matcher_import (raw, size, name, ident, label) "
-                    + _staging_select(source, clauses, newer),
+                    f"CREATE TABLE matcher_import ({_STAGED})",
+                    f"INSERT INTO matcher_import ({_staged(counted)}) "
+                    + _staging_select(source, clauses, newer, counted),
                 ],
                 {} if newer else {_UNHEX: binascii.a2b_hex},
                 newer=newer,
