@@ -232,9 +232,9 @@ _USUAL_NAMES = {"SHA256": "sha256", "SHA-256": "sha256"}
 # "Md5"): VICS names are exact, so it would be skipped as an unknown key, its
 # digest passed over in silence; the Media is refused instead (see _row).
 _MISSPELT = "_misspelt"
-# Those spellings, lower-cased, and the lengths of the keys worth lower-casing.
-_DIGEST_NAMES = frozenset({"md5", "sha1", "sha256", "alternativehashes"})
-_DIGEST_NAME_LENGTHS = frozenset(len(name) for name in _DIGEST_NAMES)
+# Keys up to this long are worth compacting to compare (SHA-256, Alternative_Hashes).
+_LONGEST_SPELLING = 24
+_DIGEST_INITIALS = frozenset("mMsSaA")
 # The fields that make a value item a Media rather than a Case without a Media array.
 _HASH_FIELDS = frozenset({"MD5", "SHA1", "SHA256", "AlternativeHashes", _MISSPELT})
 # Where _take notes the fields a Media gives twice with two values (never a
@@ -258,6 +258,16 @@ def _value_kind(value: object) -> str:
     """The same for a value already built (its event named by its type)."""
     event = {dict: "start_map", str: "string", bool: "boolean"}.get(type(value), "number")
     return _json_kind(event)
+
+
+def _misspelt(key: str) -> bool:
+    """True for a key that names a Media digest in another spelling (sha1, SHA-1, Md5)."""
+    # Note: the first letter first: this runs for every other key of every Media.
+    return (
+        key[:1] in _DIGEST_INITIALS
+        and len(key) <= _LONGEST_SPELLING
+        and _KEY_NOISE.sub("", key).lower() in _DIGEST_KEYS
+    )
 
 
 def _digest_key(events: _Events) -> str | None:
@@ -306,11 +316,11 @@ def _fields(events: _Events, kind: str | None, outer: int | None, index: int) ->
                     _take(found, key, value)
                 else:
                     found[key] = value
-            elif len(key) in _DIGEST_NAME_LENGTHS and key.lower() in _DIGEST_NAMES:
-                found.setdefault(_MISSPELT, key)
+            elif value not in (None, "") and _misspelt(key):
+                found.setdefault(_MISSPELT, key)  # (a null or empty one holds no digest)
         elif key in _WANTED:
             _take(found, key, _build(event, value, events))
-        elif len(key) in _DIGEST_NAME_LENGTHS and key.lower() in _DIGEST_NAMES:
+        elif _misspelt(key):
             found.setdefault(_MISSPELT, key)
             _skip(event, events)
         elif event == "start_array" and outer is None:
@@ -591,7 +601,7 @@ def _row(media: object) -> _Row:
         )
     if _MISSPELT in media:
         field = media[_MISSPELT]
-        exact = {name.lower(): name for name in _HASH_FIELDS}[field.lower()]
+        exact = {name.lower(): name for name in _HASH_FIELDS}[_KEY_NOISE.sub("", field).lower()]
         raise ValueError(
             f"its key {field!r} is not a VICS field name (VICS names are exact: {exact}); "
             "refused, so that its digest is not passed over"

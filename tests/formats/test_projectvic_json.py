@@ -913,7 +913,7 @@ def test_a_hash_value_key_in_another_case_is_read() -> None:
     assert record.digests == {a: raw(HELLO)[a] for a in ("md5", "sha256")}
 
 
-@pytest.mark.parametrize("key", ["sha1", "Sha256", "md5", "alternativeHashes"])
+@pytest.mark.parametrize("key", ["sha1", "Sha256", "md5", "alternativeHashes", "SHA-1", "Sha_256"])
 @pytest.mark.parametrize("kind", ["Media", "Cases"])
 def test_a_digest_key_spelt_otherwise_refuses_the_media(key: str, kind: str) -> None:
     """VICS names are exact: `sha1` beside `MD5` was skipped as an unknown key, its digest
@@ -923,3 +923,11 @@ def test_a_digest_key_spelt_otherwise_refuses_the_media(key: str, kind: str) -> 
     items = [{"CaseID": "c1", "Media": [item]}] if kind == "Cases" else [item]
     with pytest.raises(FormatError, match=rf"its key '{key}' is not a VICS field name"):
         parse(document(V20.format("US", kind), items))
+
+
+def test_a_digest_key_spelt_otherwise_with_no_value_is_ignored() -> None:
+    """`"sha256": null` holds no digest to lose: ignored, as the exact field's null is."""
+    for value in (None, ""):
+        item = {"MediaID": 1, "MD5": HELLO["md5"], "sha256": value, "MediaName": "x"}
+        (record,) = parse(document(V20.format("US", "Media"), [item]))
+        assert record.digests == {"md5": raw(HELLO)["md5"]}
