@@ -166,15 +166,17 @@ def _bad_line_of_named(path: Path, head: bytes) -> str | None:
         return None
     if len(head) >= SNIFF_BYTES:  # only whole lines: the last one may be cut
         head = head[: head.rfind(b"\n") + 1]
+    said = f"the list format was not recognised; its name says {reader.NAME}, and read as one"
+    bad: list[FormatError] = []
     try:
-        for _record in parse(io.BytesIO(head), source=str(path)):
-            pass
+        entries = sum(1 for _ in parse(io.BytesIO(head), source=str(path), on_invalid=bad.append))
     except FormatError as exc:
-        if exc.line is None:
-            return None
-        return (
-            f"the list format was not recognised; its name says {reader.NAME}, and read as "
-            f"one, line {exc.line} is not an entry: {exc.reason}; fix the line, or keep the "
-            f"good ones with --format {reader.NAME} --skip-invalid"
-        )
-    return None
+        # Note: the file as a whole is not one (no header, no hash column):
+        # --skip-invalid, which skips entries, would not help.
+        return None if exc.line is None else f"{said}, line {exc.line}: {exc.reason}"
+    if not bad or not entries:
+        return None
+    return (
+        f"{said}, line {bad[0].line} is not an entry: {bad[0].reason}; fix the line, or keep "
+        f"the good ones with --format {reader.NAME} --skip-invalid"
+    )

@@ -232,3 +232,13 @@ def test_a_bad_first_entry_of_a_list_named_for_its_format_is_named_by_line(
         registry.detect(path)
     assert f"read as one, line {line} is not an entry" in str(caught.value), str(caught.value)
     assert "--skip-invalid" in str(caught.value)
+
+
+def test_a_named_list_that_is_not_one_at_all_gets_no_skip_invalid_advice(tmp_path: Path) -> None:
+    """A header with no hash column is the whole file's fault: --skip-invalid cannot help."""
+    path = tmp_path / "nohash.csv"
+    path.write_text("name,size\nfoo,1\n")
+    with pytest.raises(FormatError) as caught:
+        registry.detect(path)
+    assert "read as one, line 1: the header row names no hash column" in str(caught.value)
+    assert "--skip-invalid" not in str(caught.value)
