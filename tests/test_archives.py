@@ -1229,3 +1229,24 @@ def test_archive_detection_never_fires_on_random_or_near_miss_data(tmp_path: Pat
         broken = bytearray(header)
         broken[offset] = 0x39 if broken[offset] != 0x39 else 0x38
         assert archive_mod.archive_format(bytes(broken)) is None, offset
+
+
+def test_a_zip64_end_record_with_real_values_in_the_plain_one_is_found(tmp_path: Path) -> None:
+    """Python's zipfile adds a zip64 end record past 2 GiB while the plain one holds real
+    values: the directory was looked for 76 bytes (the zip64 records) too far, and a zip
+    appended to a 2.2 GB file was never opened."""
+    from matcher.evidence import zips
+
+    big = tmp_path / "video.bin"
+    with open(big, "wb") as sparse:
+        sparse.truncate(2200 << 20)  # sparse: no data written
+    with zipfile.ZipFile(big, "a") as archive:
+        archive.writestr("m.txt", b"x")
+    size = big.stat().st_size
+    with open(big, "rb") as stream:
+        stream.seek(size - archive_mod.HEAD)
+        tail = stream.read()
+        at = zips.central_directory_at(tail, size)
+        assert tail.find(b"PK\x06\x06") > 0  # the case: a zip64 record ...
+        assert at == size - len(tail) + tail.index(b"PK\x01\x02")  # ... and the directory found
+        assert zips.directory_starts_at(stream, at)

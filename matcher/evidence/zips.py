@@ -72,7 +72,12 @@ def central_directory_at(tail: bytes, size: int) -> int | None:
     if at + _END.size + comment != len(tail) or disk or cd_disk or here != entries:
         return None
     where = size - len(tail) + at
-    if 0xFFFF in (here, entries) or 0xFFFFFFFF in (cd_size, cd_offset):
+    locator = at - _END64_LOCATOR.size
+    # Note: a zip64 end record may come with real values in the plain one
+    # (Python's zipfile writes one past 2 GiB): looked for always, as zipfile
+    # does, not only behind the plain record's overflow markers.
+    zip64 = locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07"
+    if zip64 or 0xFFFF in (here, entries) or 0xFFFFFFFF in (cd_size, cd_offset):
         record = at - _END64_LOCATOR.size - _END64.size
         if record < 0 or tail[record : record + 4] != b"PK\x06\x06":
             return None
