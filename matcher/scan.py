@@ -39,7 +39,6 @@ from matcher.errors import UsageError
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.image import OpenedImage
-from matcher.evidence.image import read_head
 from matcher.evidence.limits import ArchiveLimits
 from matcher.evidence.roots import absolute
 from matcher.evidence.roots import distinct_roots
@@ -870,13 +869,20 @@ def _opens(path: Path) -> bool:
 
 
 def _is_archive(path: Path) -> bool:
-    """True when the file's first bytes are an archive's (which --archives walks)."""
+    """True when --archives walks the file: an archive by its first bytes, or a zip ending it."""
     # Note: imported here: a scan without --archives loads no archive reader.
+    from matcher.evidence import zips
     from matcher.evidence.archive import HEAD as ARCHIVE_HEAD
     from matcher.evidence.archive import archive_format
 
     try:
-        return archive_format(read_head(os.fsencode(path), ARCHIVE_HEAD)) is not None
+        with open(open_readonly(os.fsencode(path)), "rb") as stream:
+            if archive_format(stream.read(ARCHIVE_HEAD)) is not None:
+                return True
+            size = stream.seek(0, os.SEEK_END)
+            stream.seek(max(0, size - ARCHIVE_HEAD))
+            at = zips.central_directory_at(stream.read(), size)
+            return at is not None and zips.directory_starts_at(stream, at)
     except OSError:
         return False
 

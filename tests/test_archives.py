@@ -1194,6 +1194,10 @@ def test_a_zip_after_other_data_and_a_v7_tar_are_opened(db: Path, tmp_path: Path
     matches = sorted(r["path"] for r in read_log(log) if r["type"] == "match")
     names = ("adjusted.exe", "old.tar", "old.tar.gz", "photo.jpg", "sfx.exe", "small.bin")
     assert matches == [f"{ev}/{name}!in/notable.bin" for name in names]
+    # Given as a root of its own, an SFX is walked, and not noted "hashed as one file".
+    result, log = scan(db, tmp_path, ev / "sfx.exe", "--archives")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    assert not any("hashed as one file" in note for note in read_log(log)[-1]["notes"])
 
 
 def test_archive_detection_never_fires_on_random_or_near_miss_data(tmp_path: Path) -> None:
