@@ -63,35 +63,48 @@ def central_directory_at(tail: bytes, size: int) -> int | None:
     directory of its size can hold before it. Only the caller can check the
     directory's own signature, where it starts.
     """
-    at = len(tail) - _END.size
-    if not (tail[at : at + 4] == _END_SIGNATURE and tail.endswith(b"\x00\x00")):
-        at = tail.rfind(_END_SIGNATURE)
-    if at < 0 or len(tail) - at < _END.size:
+    at = _end_record(tail)
+    if at is None:
         return None
     _, disk, cd_disk, here, entries, cd_size, cd_offset, comment = _END.unpack_from(tail, at)
     if at + _END.size + comment != len(tail) or disk or cd_disk or here != entries:
         return None
     where = size - len(tail) + at
-    locator = at - _END64_LOCATOR.size
-    # Note: a zip64 end record may come with real values in the plain one
-    # (Python's zipfile writes one past 2 GiB): looked for always, as zipfile
-    # does, not only behind the plain record's overflow markers.
-    zip64 = locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07"
-    if zip64 or 0xFFFF in (here, entries) or 0xFFFFFFFF in (cd_size, cd_offset):
-        record = at - _END64_LOCATOR.size - _END64.size
-        if record < 0 or tail[record : record + 4] != b"PK\x06\x06":
-            return None
-        if tail[at - _END64_LOCATOR.size : at - _END64_LOCATOR.size + 4] != b"PK\x06\x07":
-            return None
+    record = _zip64_record(tail, at)
+    if record is not None:
         disk, cd_disk, here, entries, cd_size, cd_offset = _END64.unpack_from(tail, record)[4:]
         if disk or cd_disk or here != entries:
             return None
         where -= _END64_LOCATOR.size + _END64.size
+    elif 0xFFFF in (here, entries) or 0xFFFFFFFF in (cd_size, cd_offset):
+        return None  # overflow markers with no zip64 record behind them
     if not entries or cd_size < entries * _CENTRAL.size or cd_size > where:
         return None
     if cd_offset > where - cd_size:  # the zip would start before the file
         return None
     return where - int(cd_size)
+
+
+def _end_record(tail: bytes) -> int | None:
+    """Where in `tail` (a zip's last bytes) its end record starts, found as zipfile finds it."""
+    at = len(tail) - _END.size
+    if not (tail[at : at + 4] == _END_SIGNATURE and tail.endswith(b"\x00\x00")):
+        at = tail.rfind(_END_SIGNATURE)  # the record is followed by a comment
+    return None if at < 0 or len(tail) - at < _END.size else at
+
+
+def _zip64_record(tail: bytes, at: int) -> int | None:
+    """Where in `tail` the zip64 end record behind the end record at `at` starts, if any.
+
+    Note: looked for behind every end record, as zipfile does, not only one
+    with overflow markers: past 2 GiB, zipfile writes a zip64 record while
+    the plain one holds real values.
+    """
+    locator = at - _END64_LOCATOR.size
+    record = locator - _END64.size
+    if record < 0 or tail[locator : locator + 4] != b"PK\x06\x07":
+        return None
+    return record if tail[record : record + 4] == b"PK\x06\x06" else None
 
 
 def directory_starts_at(stream: IO[bytes], at: int) -> bool:
@@ -111,20 +124,15 @@ def _is_utf8(name: bytes) -> bool:
 def _central_directory(view: _Patched) -> tuple[int, int]:
     """(offset, size) of the central directory, found from the end record as zipfile finds it."""
     size = view.seek(0, io.SEEK_END)
-    start = max(0, size - _END.size - _LONGEST_COMMENT)
+    start = max(0, size - _END.size - _LONGEST_COMMENT - _END64_LOCATOR.size - _END64.size)
     tail = view.read_at(start, size - start)
-    at = len(tail) - _END.size
-    if not (tail[at : at + 4] == _END_SIGNATURE and tail.endswith(b"\x00\x00")):
-        at = tail.rfind(_END_SIGNATURE)  # the record is followed by a comment
-    if at < 0 or len(tail) - at < _END.size:
+    at = _end_record(tail)
+    if at is None:
         raise zipfile.BadZipFile("no end of central directory record")
-    where = start + at
-    cd_size = _END.unpack_from(tail, at)[5]
-    if where >= _END64_LOCATOR.size:
-        locator = view.read_at(where - _END64_LOCATOR.size, _END64_LOCATOR.size)
-        if locator[:4] == b"PK\x06\x07" and where >= _END64_LOCATOR.size + _END64.size:
-            where -= _END64_LOCATOR.size + _END64.size
-            cd_size = _END64.unpack(view.read_at(where, _END64.size))[8]
+    where, cd_size = start + at, _END.unpack_from(tail, at)[5]
+    record = _zip64_record(tail, at)
+    if record is not None:
+        where, cd_size = start + record, _END64.unpack_from(tail, record)[8]
     if cd_size > where:
         raise zipfile.BadZipFile("central directory larger than the zip")
     # Note: the directory ends where the end record starts, whatever data
