@@ -21,6 +21,7 @@ from __future__ import annotations
 import array
 import binascii
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -181,6 +182,14 @@ def _staging_select(
     raw = f"{decode}(CASE WHEN {lengths} THEN CAST({' || '.join(digests)} AS BLOB) END)"
     walked = f", {source.rows_walked}" if counted else ""
     return f"{prefix}SELECT {raw}, {columns}{walked} {clauses}"
+
+
+@dataclasses.dataclass
+class _Staged:
+    """An SQL source's walk, staged: its tables as (table, offset, rows), in walk order."""
+
+    parts: list[tuple[str, int, int]]
+    unsized: int  # entries without a size, in all of them
 
 
 # A staging table's columns: an entry's raw digests, its fields, and how many
@@ -814,7 +823,10 @@ class HashStore:
                         f"WHERE d_{algorithm} IS NOT NULL ORDER BY 2",
                         [ALGORITHM_CODES[algorithm], base],
                     ).rowcount
-                self._finish_staged(["temp.matcher_rows"], list_id, base, total, counts)
+                unsized = conn.execute(
+                    "SELECT count(*) FROM temp.matcher_rows WHERE size IS NULL"
+                ).fetchone()[0]
+                self._finish_staged(list_id, base, total, counts, unsized)
         except sqlite3.DatabaseError as exc:
             raise self._rolled_back(exc) from exc
         except OverflowError as exc:
@@ -832,22 +844,16 @@ class HashStore:
         return info
 
     def _finish_staged(
-        self, tables: Sequence[str], list_id: int, base: int, total: int, counts: Mapping[str, int]
+        self, list_id: int, base: int, total: int, counts: Mapping[str, int], unsized: int
     ) -> None:
         """Record a copied list's entry count, id range and statistics.
 
-        Its entries are ids base + 1 to base + total, staged in `tables`
-        (their sizes are counted there).
+        Its entries are ids base + 1 to base + total, `unsized` of them without a size.
         """
-        conn = self.db.conn
         first, last = (base + 1, base + total) if total else (None, None)
-        conn.execute(
+        self.db.conn.execute(
             "UPDATE lists SET entries = ?, first_entry = ?, last_entry = ? WHERE id = ?",
             [total, first, last, list_id],
-        )
-        unsized = sum(
-            conn.execute(f"SELECT count(*) FROM {table} WHERE size IS NULL").fetchone()[0]
-            for table in tables
         )
         self._record_stats(list_id, counts, unsized)
 
@@ -884,12 +890,12 @@ class HashStore:
     @contextlib.contextmanager
     def _stage(
         self, source: SqlListSource, halves: tuple[str, str] | None, uri: str, newer: bool
-    ) -> Iterator[list[tuple[str, int, int]]]:
+    ) -> Iterator[_Staged]:
         """Walk an attached SQL source into staging tables: yields them, in walk order.
 
         Each part is (table, offset, rows): its rows are entries offset + 1
         to offset + rows of the walk, in rowid order (entry ids are base +
-        offset + rowid).
+        offset + rowid; rowids run 1 to n in a table filled by one INSERT).
         The first is this connection's own temp.matcher_import, filled
         before the store's transaction. With `halves`, a child process
         stages the second half (see _stage_in_child) into a scratch file
@@ -909,20 +915,28 @@ class HashStore:
             walk = _staging_select(
                 source, halves[0] if halves and child else None, newer, counted and bool(child)
             )
-            first: int = conn.execute(
+            conn.execute(
                 f"INSERT INTO temp.matcher_import ({_staged(counted and bool(child))}) {walk}"
-            ).rowcount
-            parts = [("temp.matcher_import", 0, first)]
+            )
+            tables = ["temp.matcher_import"]
             if child is not None:
                 child.wait()
-                # Note: rowids 1 to n, as in every table filled once by one INSERT.
-                (second,) = conn.execute(
-                    "SELECT coalesce(max(rowid), 0) FROM matcher_stage.matcher_import"
+                tables.append("matcher_stage.matcher_import")
+            # Note: one pass over each table for what the import needs of all its
+            # rows: the entries without a size (list_stats) and, for a split
+            # walk, the source rows it read.
+            staged = _Staged([], 0)
+            walked = 0
+            for table in tables:
+                rows, unsized, read = conn.execute(
+                    f"SELECT count(*), count(*) - count(size), total(walked) FROM {table}"
                 ).fetchone()
-                parts.append(("matcher_stage.matcher_import", first, second))
-                if counted:
-                    self._check_rows_walked(source, parts)
-            yield parts
+                staged.parts.append((table, sum(n for _, _, n in staged.parts), int(rows)))
+                staged.unsized += int(unsized)
+                walked += int(read)
+            if counted and child is not None:
+                self._check_rows_walked(source, walked)
+            yield staged
         finally:
             if child is not None:
                 child.cancel()  # nothing to do once it has been waited for
@@ -935,18 +949,13 @@ class HashStore:
                 remove_store_files(scratch)
             conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
 
-    def _check_rows_walked(self, source: SqlListSource, parts: list[tuple[str, int, int]]) -> None:
+    def _check_rows_walked(self, source: SqlListSource, walked: int) -> None:
         """Refuse a split walk that read fewer (or more) rows than the source holds.
 
         Raises:
             FormatError: naming both counts (see SqlListSource.source_rows).
         """
-        conn = self.db.conn
-        walked = sum(
-            int(conn.execute(f"SELECT total(walked) FROM {table}").fetchone()[0])
-            for table, _, _ in parts
-        )
-        (held,) = conn.execute(str(source.source_rows)).fetchone()
+        (held,) = self.db.conn.execute(str(source.source_rows)).fetchone()
         if walked != held:
             raise FormatError(
                 f"the SQLite database is damaged: its index gives {walked:,} rows, but it "
@@ -1080,13 +1089,13 @@ class HashStore:
                 return False  # a UTF-16 database: read through its own connection instead
             raise StoreError(f"Cannot attach {source.path}: {exc}") from exc
         try:
-            with self._bulk_settings(), self._stage(source, halves, uri, newer) as parts:
+            with self._bulk_settings(), self._stage(source, halves, uri, newer) as staged:
                 if source_digest is not None:
                     # Note: started here, after the walk's child process (a
                     # fork) has ended: a fork never copies a running thread.
                     source_digest.start()
                 with self.db.atomic(immediate=True):
-                    self._copy_staged(new, parts, old, source_digest, algorithms, ordered_by)
+                    self._copy_staged(new, staged, old, source_digest, algorithms, ordered_by)
         except _NeedsRowByRow:
             return False
         except sqlite3.OperationalError as exc:
@@ -1125,7 +1134,7 @@ class HashStore:
     def _copy_staged(
         self,
         new: NewList,
-        parts: list[tuple[str, int, int]],
+        staged: _Staged,
         old: ListInfo | None,
         source_digest: SourceDigest | None,
         algorithms: tuple[str, ...],
@@ -1138,6 +1147,7 @@ class HashStore:
             FormatError: no entries. AlreadyImported: see add_list_sql.
         """
         conn = self.db.conn
+        parts = staged.parts
         total = sum(count for _, _, count in parts)
         if total == 0:
             raise FormatError("the list holds no entries", source=new.source_path)
@@ -1190,7 +1200,7 @@ class HashStore:
                 raise _NeedsRowByRow
         if source_digest is not None:
             self._record_source_digest(list_id, source_digest.result())
-        self._finish_staged([t for t, _, _ in parts], list_id, base, total, counts)
+        self._finish_staged(list_id, base, total, counts, staged.unsized)
 
     def _rolled_back(self, exc: sqlite3.Error) -> StoreError:
         """The error of an import SQLite stopped (its transaction rolled back)."""
