@@ -90,9 +90,13 @@ def read_manifest(path: Path) -> list[BatchItem]:
             same evidence twice for one case (or one item's inside another's).
     """
     base = path.resolve().parent
+    items: list[BatchItem] | None = None
+    first_line = 1  # where the row read now starts (a quoted value may span lines)
     try:
         with path.open(newline="", encoding="utf-8-sig") as stream:
-            reader = csv.DictReader(stream)
+            # Note: strict, so that a quote left open at the end of the file
+            # is an error (the csv module otherwise ends the value there).
+            reader = csv.DictReader(stream, strict=True)
             header = [h.strip().lower() for h in reader.fieldnames or []]
             missing = [c for c in REQUIRED if c not in header]
             if missing:
@@ -117,7 +121,9 @@ def read_manifest(path: Path) -> list[BatchItem]:
                 )
             reader.fieldnames = header
             items = []
+            first_line = 2
             for number, row in enumerate(reader, start=2):
+                start, first_line = first_line, reader.line_num + 1
                 if None in row or None in row.values():
                     # Note: an unquoted comma in a value (`Doe, Jane`) shifts
                     # every later field: the examiner would be recorded as
@@ -129,10 +135,23 @@ def read_manifest(path: Path) -> list[BatchItem]:
                         source=str(path),
                         line=reader.line_num,
                     )
+                broken = [
+                    k for k, v in row.items() if k is not None and v and ("\n" in v or "\r" in v)
+                ]
+                if broken:
+                    # Note: a quote left open (`"Doe, Jane` with no closing
+                    # quote) takes every later line into one value: the items
+                    # on them were never run, and the log named that examiner.
+                    raise FormatError(
+                        f"the {broken[0]} value holds a line break: is a quote left open? "
+                        "(a quoted value runs to its closing quote, across lines)",
+                        source=str(path),
+                        line=start,
+                    )
                 values = {k: (v or "").strip() for k, v in row.items() if k is not None}
                 for column in REQUIRED:
                     if not values.get(column):
-                        raise FormatError(f"empty {column}", source=str(path), line=number)
+                        raise FormatError(f"empty {column}", source=str(path), line=start)
                 evidence = base / values["evidence"]
                 safe = re.sub(r"[^A-Za-z0-9._-]+", "_", evidence.name)[:64] or "item"
                 log = (
@@ -150,7 +169,18 @@ def read_manifest(path: Path) -> list[BatchItem]:
                         log,
                     )
                 )
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except csv.Error as exc:
+        # Note: strict: a quote left open reaches the end of the file (a
+        # stray quote inside a value stops at once).
+        left_open = "end of data" in str(exc)
+        raise FormatError(
+            "a quote is left open: it takes in every line after it"
+            if left_open
+            else f"the manifest is not a readable CSV ({exc})",
+            source=str(path),
+            line=first_line if items is not None else None,
+        ) from exc
+    except UnicodeDecodeError as exc:
         raise FormatError(f"the manifest is not a readable CSV ({exc})", source=str(path)) from exc
     logs = [i.log.resolve() for i in items]
     if len(set(logs)) != len(logs):

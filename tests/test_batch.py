@@ -217,6 +217,22 @@ def test_a_row_with_an_unquoted_comma_is_refused_not_shifted(runner: CliRunner, 
     assert "m.csv:2:" in out and "fewer fields than the header's 4" in out
 
 
+def test_a_quote_left_open_is_refused_not_taken_as_one_value(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Before: exit 0, one item run, examiner 'Doe, Jane\\nb,C-7,J. Roe'; item b never run."""
+    out = _refused_manifest(
+        runner, tmp_path, 'evidence,case,examiner\na,C-7,"Doe, Jane\nb,C-7,J. Roe\n'
+    )
+    assert "m.csv:2:" in out and "a quote is left open" in out
+    out = _refused_manifest(
+        runner, tmp_path, 'evidence,case,examiner\na,C-7,J. Roe\nb,C-7,"Doe, Jane\nmore\n"\n'
+    )
+    assert "m.csv:3:" in out and "examiner value holds a line break" in out
+    out = _refused_manifest(runner, tmp_path, 'evidence,case,examiner\na,C-7,"Doe, Jane')
+    assert "m.csv:2:" in out and "a quote is left open" in out
+
+
 def test_a_column_the_manifest_does_not_know_is_refused(runner: CliRunner, tmp_path: Path) -> None:
     """Before, `authorty` was ignored and the log recorded no authority."""
     out = _refused_manifest(runner, tmp_path, "evidence,case,examiner,authorty\na,C-1,E,W-1\n")
