@@ -609,6 +609,10 @@ class ResumeState:
     # The SHA-256 of the log's first line (None for a log without a line):
     # what ties an inventory to its log (Inventory.origin).
     origin: str | None = None
+    # The inventory the log's last record (an `end`) sealed: {"path", "sha256"};
+    # None when the log does not end with an end record (a run cut short
+    # after it may have changed the inventory since).
+    sealed_inventory: dict[str, object] | None = None
 
     @property
     def needs_crash_recovery(self) -> bool:
@@ -889,10 +893,14 @@ def _resume_state(
     fd: int, name: str, check_run: Callable[[ResumeState], None] | None
 ) -> ResumeState:
     st, matched, last_run = _ScanState(), dict[bytes, dict[str, object]](), None
+    sealed: dict[str, object] | None = None
     with open(os.dup(fd), "rb") as stream:
         for rec in _records(stream, st):
             if rec["type"] == "run":
-                last_run = rec
+                last_run, sealed = rec, None
+            elif rec["type"] == "end":
+                inventory = rec.get("inventory")
+                sealed = inventory if isinstance(inventory, dict) else None
             elif rec["type"] == "match":
                 try:
                     matched.setdefault(fields_path(rec), rec)
@@ -921,6 +929,7 @@ def _resume_state(
         last_run,
         matched,
         st.origin,
+        sealed if st.grammar.phase == "ended" else None,
     )
     if check_run is not None:
         check_run(found)

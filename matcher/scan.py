@@ -931,6 +931,7 @@ def _scan(
     finished = PathSet()
     resume_fields: dict[str, object] = {}
     run_no = 0
+    resumed: auditlog.ResumeState | None = None
     if options.resume:
         chosen: list[tuple[list[ListInfo], SizeSet | None, Inventory]] = []
 
@@ -972,15 +973,10 @@ def _scan(
             notes.append(f"a torn last line was set aside in {state.torn_tail['saved_to']}")
         try:
             run_no = inventory.last_run() + 1
-            # Note: failed entries are read again; their old rows go, so that
-            # the inventory this run seals says what the end record counts.
-            inventory.forget_failures()
-            finished = inventory.finished_paths()
-            _finish_logged_matches(inventory, state.matches, finished, run_no)
-            _count_finished(inventory, counts)
         except BaseException:
             _release(inventory, log)
             raise
+        resumed = state
     else:
         candidate_sizes = _candidate_sizes(options, store, lists, notes)
         log = auditlog.create(options.log, signer=signer)
@@ -1015,6 +1011,18 @@ def _scan(
             image_checks,
             signer.fingerprint if signer is not None else None,
         )
+        if resumed is not None:
+            # Note: the inventory is written only once the run record is in the
+            # log (synced): until then it is exactly what the log's last end
+            # record sealed, which the next resume checks (a resume stopped
+            # before its run record left a changed inventory behind that seal).
+            log.sync()
+            # Note: failed entries are read again; their old rows go, so that
+            # the inventory this run seals says what the end record counts.
+            inventory.forget_failures()
+            finished = inventory.finished_paths()
+            _finish_logged_matches(inventory, resumed.matches, finished, run_no)
+            _count_finished(inventory, counts)
         if inventory.origin() is None:
             # Note: a new log, or a resumed one that held no line: the run
             # record just written is its first line.
@@ -1428,14 +1436,27 @@ def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState,
             + ": it is not this log's inventory, or the log was emptied. Restore the log "
             "(or give the inventory of this log with --inventory), or start a new log."
         )
-    if noted is None:
-        inventory.set_origin(state.origin)
-    elif noted != state.origin:
+    if noted is not None and noted != state.origin:
         raise UsageError(
             f"Cannot resume: the inventory {inventory.path} belongs to another log (its first "
             f"record is not that of {log}). Give this log's own inventory with --inventory, "
             "or start a new log."
         )
+    sealed = state.sealed_inventory
+    if sealed is not None and "sha256" in sealed:
+        # Note: the interrupted run sealed its inventory, and nothing writes it
+        # until the resume's own run record (see _scan): an inventory changed
+        # since would have its rows taken as finished, those files never read.
+        actual = file_sha256(inventory.path)
+        if actual != sealed["sha256"]:
+            raise UsageError(
+                f"Cannot resume: the inventory {inventory.path} has SHA-256 {actual}, but the "
+                f"log {log} sealed {sealed['sha256']} when its run stopped: it was changed "
+                "since, or it is another run's. Restore the inventory as it was sealed (or "
+                "give that one with --inventory), or start a new log."
+            )
+    if noted is None:
+        inventory.set_origin(state.origin)
     # Note: the log is synced before the inventory commits (_Recorder.commit),
     # so a notable row always has its match record. One without was lost from
     # the log (an older copy restored, the log cut back at a line end): resumed,

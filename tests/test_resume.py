@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -890,3 +891,33 @@ def test_a_log_whose_line_feeds_were_lost_is_refused_unchanged(
     assert b"Cannot resume" in result.stderr and b"holds no record" in result.stderr
     assert log.read_bytes() == damaged
     assert not list(tmp_path.glob("run.jsonl.torn-*"))
+
+
+def test_a_resume_refuses_an_inventory_changed_since_the_interrupted_run_sealed_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resume takes its inventory's rows as finished: a row added since the seal (the
+    notable file called read and unknown) had that file never read, and the resumed log
+    said complete, notable 0, and verified."""
+    ev, db, notable = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    _interrupted_scan(ev, db, log, monkeypatch)
+    inventory = tmp_path / "run.jsonl.inventory.db"
+    sealed = inventory.read_bytes()
+    hit = os.fsencode(ev / "hit.bin")
+    with contextlib.closing(sqlite3.connect(inventory)) as conn, conn:
+        conn.execute("DELETE FROM entries WHERE path = ?", [hit])
+        conn.execute(
+            "INSERT INTO entries (path, kind, size, mtime_ns, sha256, verdict, run) "
+            "VALUES (?, 'file', ?, ?, ?, 'unknown', 0)",
+            [hit, len(notable), (ev / "hit.bin").stat().st_mtime_ns, hashlib.sha256(notable).digest()],
+        )
+    changed = inventory.read_bytes()
+    refused = run_scan(ev, db, log, "--resume")
+    assert refused.returncode == 2, refused.stderr
+    assert b"Cannot resume" in refused.stderr and b"sealed" in refused.stderr
+    assert inventory.read_bytes() == changed  # the refusal wrote nothing
+    inventory.write_bytes(sealed)  # restored as sealed: the resume goes on
+    resumed = run_scan(ev, db, log, "--resume")
+    assert resumed.returncode == 1, resumed.stderr
+    assert subprocess.run([*MATCHER, "verify", str(log)], capture_output=True).returncode == 0
