@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import errno
 import json
 import os
 import re
@@ -275,31 +276,77 @@ class _Commands(click.Group):
             raise _interrupted(exc) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except BrokenPipeError:
+        except BrokenPipeError as exc:
             # Note: the reader of stdout or stderr went away (`| head`). Click
             # would exit 1, the code of a notable match: 2, with the two
             # outputs quietened so that Python's last flush cannot fail.
+            # A stdout the command was started without (`>&-`) is said, on
+            # stderr: a job could not tell it from an unreadable log.
+            if exc.errno == errno.EBADF and getattr(sys.stdout, "closed_at_start", False):
+                _say_stdout_lost("it is closed (the command was started without one)")
+            _quieten_outputs()
+            raise click.exceptions.Exit(int(ExitCode.FATAL)) from None
+        except OSError as exc:
+            if not _echo_to_stdout_failed(exc):
+                raise _internal_error(exc) from None
+            # Note: a full disk or an I/O error under stdout (`--json > FILE`)
+            # is no fault of matcher's: said as such, exit 2.
+            _say_stdout_lost(f"{exc.strerror or exc}")
             _quieten_outputs()
             raise click.exceptions.Exit(int(ExitCode.FATAL)) from None
         except Exception as exc:
-            # Note: a fault in matcher itself (or an output that cannot be
-            # written: a full disk under stderr). Python would exit 1, which a
-            # scan's caller reads as a notable match; 2 is a fatal error.
-            import traceback
-
-            try:
-                traceback.print_exc()
-                click.echo(
-                    f"Error: internal error ({type(exc).__name__}: {exc}). This is a fault in "
-                    "matcher, not in the evidence or the lists: please report it with the "
-                    "traceback above.",
-                    err=True,
-                )
-            except Exception:  # noqa: BLE001 - stderr itself cannot be written
-                _quieten_outputs()
-            raise click.exceptions.Exit(int(ExitCode.FATAL)) from None
+            raise _internal_error(exc) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _echo_to_stdout_failed(exc: OSError) -> bool:
+    """True when `exc` came from writing stdout (fd 1) in click.echo.
+
+    Note: asked of the traceback: a buffered stream drops what it held once
+    a write fails, so the stream itself cannot be asked afterwards.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "echo" and frame.f_globals.get("__name__") == "click.utils":
+            with contextlib.suppress(Exception):
+                return bool(frame.f_locals["file"].fileno() == 1)
+            return False
+        tb = tb.tb_next
+    return False
+
+
+def _say_stdout_lost(why: str) -> None:
+    """Say on stderr that what the command printed on stdout was lost (stderr may fail too)."""
+    with contextlib.suppress(Exception):
+        click.echo(
+            f"Error: cannot write to standard output: {why}. What the command printed there "
+            "is lost; its files (a log, a store) are as the command left them.",
+            err=True,
+        )
+
+
+def _internal_error(exc: Exception) -> click.exceptions.Exit:
+    """Report a fault in matcher itself (traceback, then one line); the exit (2) to raise.
+
+    Note: Python would exit 1, which a scan's caller reads as a notable
+    match; 2 is a fatal error. With stderr unwritable too (a full disk
+    under it), the outputs are quietened.
+    """
+    import traceback
+
+    try:
+        traceback.print_exception(exc)
+        click.echo(
+            f"Error: internal error ({type(exc).__name__}: {exc}). This is a fault in "
+            "matcher, not in the evidence or the lists: please report it with the "
+            "traceback above.",
+            err=True,
+        )
+    except Exception:  # noqa: BLE001 - stderr itself cannot be written
+        _quieten_outputs()
+    return click.exceptions.Exit(int(ExitCode.FATAL))
 
 
 @click.group(cls=_Commands, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)

@@ -424,6 +424,26 @@ def test_an_output_closed_from_the_start_is_an_outcome_not_reported(tmp_path: Pa
     assert closed(1, *scan_args(tmp_path, ev, tmp_path / "c.jsonl")) == ExitCode.NOTABLE
 
 
+def test_a_stdout_that_cannot_be_written_is_said_not_called_a_fault_of_matcher(
+    tmp_path: Path, ev: Path
+) -> None:
+    """Before: `lists --json >/dev/full` printed a traceback and 'internal error ... a fault in
+    matcher', and `verify LOG >&-` exited 2 with no word on stderr (an unreadable log's exit)."""
+    log = tmp_path / "a.jsonl"
+    assert subprocess.run([*MATCHER, *scan_args(tmp_path, ev, log)], timeout=120).returncode == 1
+    db = scan_args(tmp_path, ev, log)[scan_args(tmp_path, ev, log).index("--db") + 1]
+    for argv in (["lists", "--db", db, "--json"], ["verify", str(log)]):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run([*MATCHER, *argv], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+        assert done.returncode == ExitCode.FATAL, done.stderr
+        assert "cannot write to standard output: No space left on device" in done.stderr
+        assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+        closed = subprocess.run([*MATCHER, *argv], preexec_fn=lambda: os.close(1), stderr=subprocess.PIPE,
+                                text=True, timeout=120)  # fmt: skip
+        assert closed.returncode == ExitCode.FATAL
+        assert "cannot write to standard output: it is closed" in closed.stderr
+
+
 def test_jobs_default_to_the_cores_the_process_may_use(
     runner: CliRunner, tmp_path: Path, ev: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
