@@ -178,9 +178,6 @@ def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> di
         raise IntegrityError(reason)
     kind = str(rec["type"])
     fp = signing.check_seal(rec, key, sign=kind in SIGNED_TYPES, digest=kind == "end")
-    if fp is not None:
-        st.signed, st.checked = st.signed + 1, st.checked + (key is not None)
-        st.fingerprints.add(fp)
     if kind == "run":
         _note_signer(rec, st)
     elif kind in SIGNED_TYPES and st.signer_named and fp != st.signed_by:
@@ -189,6 +186,11 @@ def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> di
             f"{kind} record {signed}, but its run record names {_key(st.signed_by)}: a log is "
             "signed throughout by one key or not at all (a signature was removed or added)"
         )
+    # Note: counted once the line has passed every check: a log that fails
+    # is reported with what verified before its bad line (see verify()).
+    if fp is not None:
+        st.signed, st.checked = st.signed + 1, st.checked + (key is not None)
+        st.fingerprints.add(fp)
     return rec
 
 
@@ -460,13 +462,14 @@ def verify(
             _check_whole(st, expect_head)
         except IntegrityError as exc:
             exc.seen = seen.finish()
+            exc.verified = (st.lines, st.signed, st.checked, tuple(sorted(st.fingerprints)))
             if isinstance(exc, (IncompleteLogError, TornLineError)) and _being_written(stream):
                 still = IncompleteLogError(
                     "log is still being written: a matcher process holds it (a run under "
                     "way, with no end record yet); verify it once that run has ended",
                     exc.line,
                 )
-                still.seen = exc.seen
+                still.seen, still.verified = exc.seen, exc.verified
                 raise still from exc
             if exc.line == 1 and _not_a_log(stream):
                 # Note: still a failure to verify (exit 1), as for a log that was
@@ -481,7 +484,7 @@ def verify(
                     "is not a match log (check the file name)",
                     1,
                 )
-                hint.seen = exc.seen
+                hint.seen, hint.verified = exc.seen, exc.verified
                 raise hint from exc
             raise
         size, sha256 = seen.finish()

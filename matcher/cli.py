@@ -300,6 +300,27 @@ class _Commands(click.Group):
             signal.signal(signal.SIGTERM, previous)
 
 
+def _say_verify_failed(log: Path, exc: IntegrityError, as_json: bool) -> None:
+    """verify's output for a log that failed, with what verified before its bad line.
+
+    Note: a log cut short is signed at checkpoints so that its authorship can
+    still be checked: what verified is said, not left out.
+    """
+    click.echo(f"FAILED: {log}: {exc}", err=True)
+    records, signed, checked, keys = exc.verified or (0, 0, 0, ())
+    if records and not as_json:
+        verified = f"{records} record(s) before it verified"
+        if checked:
+            verified += f", {checked} signature(s) with key {', '.join(keys)}"
+        elif signed:
+            verified += f" ({signed} signed by key {', '.join(keys)}: not checked)"
+        click.echo(f"  {verified}", err=True)
+    if as_json:
+        fields = {"log": str(log), "intact": False, "line": exc.line, "error": str(exc)}
+        before = {"signatures": signed, "signatures_checked": checked, "key_fingerprints": keys}
+        click.echo(json.dumps({**fields, "records": records, **before}))
+
+
 def _echo_to_stdout_failed(exc: OSError) -> bool:
     """True when `exc` came from writing stdout (fd 1) in click.echo.
 
@@ -1379,13 +1400,7 @@ def verify_cmd(
             report = auditlog.verify(log, public_key_path=public_key, expect_head=expect_head)
         except IntegrityError as exc:
             worst = max(worst, int(ExitCode.NOTABLE))
-            click.echo(f"FAILED: {log}: {exc}", err=True)
-            if as_json:
-                click.echo(
-                    json.dumps(
-                        {"log": str(log), "intact": False, "line": exc.line, "error": str(exc)}
-                    )
-                )
+            _say_verify_failed(log, exc, as_json)
             continue
         except (OSError, MatcherError) as exc:
             worst = int(ExitCode.FATAL)

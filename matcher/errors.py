@@ -83,6 +83,9 @@ class IntegrityError(MatcherError):
         self.reason = message  # without the line number
         # For a log: (size, SHA-256) of the bytes the verification read, when it read them.
         self.seen: tuple[int, str] | None = None
+        # For a log: what verified before the failure, when it read that far:
+        # (records, signed records, signatures checked, signing keys' fingerprints).
+        self.verified: tuple[int, int, int, tuple[str, ...]] | None = None
         super().__init__(f"line {line}: {message}" if line is not None else message)
 
 

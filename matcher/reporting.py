@@ -55,7 +55,12 @@ def _verify(log: Path, public_key: Path | None) -> tuple[Verification, tuple[int
     try:
         found = auditlog.verify(log, public_key_path=public_key)
     except IntegrityError as exc:
-        return Verification(False, str(exc), exc.line, 0, None), exc.seen
+        # Note: with what verified before the failure (a cut log's checkpoints
+        # are signed so that its authorship can be checked): not zeros.
+        records, signed, checked, keys = exc.verified or (0, 0, 0, ())
+        return Verification(
+            False, str(exc), exc.line, records, None, checked, signed, keys
+        ), exc.seen
     verification = Verification(
         True,
         "intact",

@@ -344,6 +344,38 @@ def test_long_runs_leave_signed_checkpoints(runner: CliRunner, store: Path, tmp_
     assert f"signed by key {fingerprint}, signatures NOT checked (give --public-key" in result.stdout
 
 
+def test_a_log_cut_after_signed_checkpoints_is_reported_with_what_verified_before_the_cut(
+    runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: verify said only FAILED, and the json and dfxml reports gave records 0,
+    signatures_checked 0, no key: the checkpoints that prove who wrote a cut log went unsaid."""
+    import matcher.scan as scan_mod
+
+    monkeypatch.setattr(scan_mod, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(scan_mod, "MATCH_BATCH", 4)
+    key = tmp_path / "k.pem"
+    runner.invoke(cli, ["keygen", str(key)])
+    log = tmp_path / "r.jsonl"
+    scan(runner, store, log, evidence_copy, extra=["--sign-key", str(key), "--jobs", "1"])
+    lines = log.read_bytes().splitlines(keepends=True)
+    last_checkpoint = max(i for i, line in enumerate(lines) if b'"type":"checkpoint"' in line)
+    log.write_bytes(b"".join(lines[: last_checkpoint + 1]) + lines[last_checkpoint + 1][:20])  # cut
+    signed = sum(b'"type":"checkpoint"' in line for line in lines[: last_checkpoint + 1])
+    public = str(key) + ".pub"
+    result = runner.invoke(cli, ["verify", str(log), "--public-key", public, "--json"])
+    assert result.exit_code == 1
+    found = json.loads(result.stdout)
+    assert found["intact"] is False and found["records"] == last_checkpoint + 1
+    assert found["signatures_checked"] == signed and len(found["key_fingerprints"]) == 1
+    text = runner.invoke(cli, ["verify", str(log), "--public-key", public])
+    assert f"{last_checkpoint + 1} record(s) before it verified, {signed} signature(s) with key" in text.output
+    report = runner.invoke(cli, ["report", str(log), "--format", "json", "--public-key", public])
+    verification = json.loads(report.stdout)["log"]["verification"]
+    assert verification["intact"] is False and verification["records"] == last_checkpoint + 1
+    assert verification["signatures_checked"] == signed
+    assert verification["key_fingerprints"] == found["key_fingerprints"]
+
+
 @pytest.mark.parametrize("rule", ["seconds", "bytes"])
 def test_an_interrupted_run_keeps_every_file_hashed_before_it(tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch, rule: str) -> None:
     # Outcomes are settled once SETTLE_BYTES are hashed or SETTLE_SECONDS

@@ -176,7 +176,11 @@ class RunInfo:
 
 @dataclasses.dataclass(frozen=True)
 class Verification:
-    """What checking the log found. `intact` is False for a tampered or incomplete log."""
+    """What checking the log found. `intact` is False for a tampered or incomplete log.
+
+    The figures (records, signatures, keys) are of the records that verified:
+    for a log that failed, those before its first bad line (`line`).
+    """
 
     intact: bool
     message: str
