@@ -230,7 +230,23 @@ TAMPER: dict[str, tuple[Callable[[list[bytes]], list[bytes]], int, str]] = {
         2,
         "canonical",
     ),
-    "CRLF line ending": (lambda x: [x[0].replace(b"\n", b"\r\n"), *x[1:]], 1, "canonical"),
+    # Before: "not in canonical form (the line was re-serialised or edited)": a reviewer
+    # given a copy made CRLF by a text tool was told it was edited.
+    "CRLF line ending": (
+        lambda x: [x[0].replace(b"\n", b"\r\n"), *x[1:]],
+        1,
+        "ends in CR LF, not LF: were the log's line ends converted",
+    ),
+    "every line CRLF": (
+        lambda x: [line.replace(b"\n", b"\r\n") for line in x],
+        1,
+        "ends in CR LF, not LF: were the log's line ends converted",
+    ),
+    "CR inside a record, then CRLF": (
+        lambda x: [x[0][:-2] + b"\r" + x[0][-2:-1] + b"\r\n", *x[1:]],
+        1,
+        "canonical",
+    ),
 }
 
 
