@@ -185,16 +185,40 @@ def _staging_select(
 
 
 @dataclasses.dataclass
+class _Computed:
+    """A SourceDigest already computed."""
+
+    sha256: str
+
+    def start(self) -> None:
+        """Nothing to start: the digest is known."""
+
+    def result(self) -> str:
+        return self.sha256
+
+
+@dataclasses.dataclass
 class _Staged:
     """An SQL source's walk, staged: its tables as (table, offset, rows), in walk order."""
 
     parts: list[tuple[str, int, int]]
     unsized: int  # entries without a size, in all of them
+    unfit: int = 0  # entries the copy cannot take as they are (see _UNFIT)
 
 
 # A staging table's columns: an entry's raw digests, its fields, and how many
 # source rows the walk read for it (only where that is checked).
 _STAGED = "raw BLOB, size, name, ident, label, walked"
+
+
+# A staged entry the copy cannot take as it is: digests missing or not hex of
+# their lengths (NULL raw), a size that is no byte count, an id or label that is
+# a BLOB. Its `{width}` is the raw digests' length.
+_UNFIT = (
+    "raw IS NULL OR length(raw) != {width} "
+    "OR NOT (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
+    "OR typeof(ident) = 'blob' OR typeof(label) = 'blob'"
+)
 
 
 def _staged(counted: bool) -> str:
@@ -927,12 +951,15 @@ class HashStore:
             # walk, the source rows it read.
             staged = _Staged([], 0)
             walked = 0
+            unfit = _UNFIT.format(width=sum(DIGEST_SIZES[a] for a in source.algorithms))
             for table in tables:
-                rows, unsized, read = conn.execute(
-                    f"SELECT count(*), count(*) - count(size), total(walked) FROM {table}"
+                rows, unsized, read, bad = conn.execute(
+                    f"SELECT count(*), count(*) - count(size), total(walked), "
+                    f"total({unfit}) FROM {table}"
                 ).fetchone()
                 staged.parts.append((table, sum(n for _, _, n in staged.parts), int(rows)))
                 staged.unsized += int(unsized)
+                staged.unfit += int(bad)
                 walked += int(read)
             if counted and child is not None:
                 self._check_rows_walked(source, walked)
@@ -1090,10 +1117,17 @@ class HashStore:
             raise StoreError(f"Cannot attach {source.path}: {exc}") from exc
         try:
             with self._bulk_settings(), self._stage(source, halves, uri, newer) as staged:
+                if staged.unfit:
+                    # Note: found before the store is written: a copy rolled back
+                    # once SQLite had spilled pages to the file left the rows'
+                    # bytes in the store's free pages (reused, never journaled).
+                    raise _NeedsRowByRow
                 if source_digest is not None:
                     # Note: started here, after the walk's child process (a
                     # fork) has ended: a fork never copies a running thread.
                     source_digest.start()
+                    if self._free_pages():
+                        source_digest = self._not_stored_already(source_digest, old)
                 with self.db.atomic(immediate=True):
                     self._copy_staged(new, staged, old, source_digest, algorithms, ordered_by)
         except _NeedsRowByRow:
@@ -1113,6 +1147,24 @@ class HashStore:
         finally:
             conn.execute("DETACH DATABASE src")
         return True
+
+    def _free_pages(self) -> int:
+        """Pages of the store file that hold nothing (a removed list's, until reused)."""
+        return int(self.db.conn.execute("PRAGMA main.freelist_count").fetchone()[0])
+
+    def _not_stored_already(self, source_digest: SourceDigest, old: ListInfo | None) -> _Computed:
+        """The source's SHA-256, awaited before the copy; AlreadyImported if a stored list has it.
+
+        Note: for a store with free pages. SQLite reuses those first and never
+        journals them (what they held is free), so a copy rolled back once its
+        pages had spilled to the file left its bytes there: "already imported;
+        nothing done" changed the file. Waited for, the copy never starts.
+        """
+        sha256 = source_digest.result()
+        found = self.find_list(source_sha256=sha256)
+        if found is not None and (old is None or found.id != old.id):
+            raise AlreadyImported(found)
+        return _Computed(sha256)
 
     def _source_damage(self, exc: sqlite3.DatabaseError) -> str | None:
         """What SQLite finds wrong with the attached source `src`, when `exc` may be its damage.

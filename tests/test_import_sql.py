@@ -163,6 +163,33 @@ def test_a_bad_row_is_named_and_the_store_is_unchanged(
         store.close()
 
 
+def test_a_refused_or_already_imported_copy_leaves_a_store_with_free_pages_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    """SQLite reuses free pages first and never journals them: a copy rolled back once its
+    pages spilled (past the 2 MiB import cache) left its rows' bytes in the store file's free
+    pages, so a refused import, or an 'already imported; nothing done', changed the file."""
+    rows = rows_for(45_000)  # some 60,000 rows: the copy spills
+    good = make_rds(tmp_path / "good.db", rows)
+    store = HashStore(tmp_path / "s.db")
+    try:
+        import_list(store, good)
+        import_list(store, make_rds(tmp_path / "other.db", rows[:40_000]), role="notable")
+        store.remove_list("other.db")  # leaves free pages
+        assert store.db.conn.execute("PRAGMA freelist_count").fetchone()[0] > 100
+        before = (tmp_path / "s.db").read_bytes()
+        bad = make_rds(tmp_path / "bad.db", [*rows, ("AB" * 32, "12" * 20, "G" * 32, "x", 1, 1)])
+        with pytest.raises(FormatError):
+            import_list(store, bad)
+        assert (tmp_path / "s.db").read_bytes() == before
+        copy = tmp_path / "copy-of-good.db"
+        copy.write_bytes(good.read_bytes())
+        assert import_list(store, copy).already_imported
+        assert (tmp_path / "s.db").read_bytes() == before
+    finally:
+        store.close()
+
+
 def test_replace_by_sql_in_one_transaction(tmp_path: Path) -> None:
     store = HashStore(tmp_path / "s.db")
     try:
