@@ -53,6 +53,31 @@ def _held(info: ListInfo) -> set[str]:
     return {a for a, n in info.counts.items() if n}
 
 
+def _uncomputed_note(info: ListInfo, computed: set[str]) -> str | None:
+    """What a list's entries that hold no digest the run computes cannot do; None if none.
+
+    Note: counted per list from its per-algorithm counts (an entry holds at
+    most one digest of each): exact when the run computes one of the list's
+    algorithms, else a range. It said "entries with only md5 digests cannot
+    match" where every entry held md5 and sha1, so all of them were blind.
+    """
+    held = _held(info)
+    if not held - computed:
+        return None
+    usable = [info.counts[a] for a in held & computed]
+    least = info.entries - min(info.entries, sum(usable))
+    most = info.entries - max(usable, default=0)
+    if not most:
+        return None
+    how_many = f"{most:,}" if least == most else f"between {least:,} and {most:,}"
+    return (
+        f"list {info.name!r} ({info.role}): {how_many} of its {info.entries:,} entries hold "
+        f"no digest this run computes ({', '.join(sorted(computed))}; the list also holds "
+        f"{', '.join(sorted(held - computed))}): they cannot match, and files they would "
+        "match count as unknown"
+    )
+
+
 def build_filter(
     store: HashStore,
     lists: list[ListInfo],
@@ -86,12 +111,7 @@ def build_filter(
             f"({', '.join(algorithms)}): none of their entries could match. Add their "
             "algorithm to --algorithms (a rematch cannot: its digests are the scan's)."
         )
-    notes = [
-        f"lists also hold {missing} digests, which this run does not compute "
-        f"(of {', '.join(repr(i.name) for i in lists if missing in _held(i))}): entries "
-        f"with only {missing} digests cannot match"
-        for missing in sorted(stored - computed)
-    ]
+    notes = [note for info in lists if (note := _uncomputed_note(info, computed)) is not None]
     counts_by_algorithm: dict[str, int] = {}
     for info in lists:
         for algorithm, n in info.counts.items():

@@ -622,6 +622,33 @@ def test_a_notable_list_the_algorithms_cannot_match_is_refused_naming_it(
     assert result.exit_code in (0, 1), result.output
 
 
+def test_entries_that_hold_no_digest_the_run_computes_are_counted_per_list(
+    runner: CliRunner, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """Before: 'entries with only md5 digests cannot match', where every entry of the list held
+    md5 and sha1 and none could match with --algorithms sha256 (a notable file counted unknown)."""
+    db = tmp_path / "s.db"
+    both = tmp_path / "both.hashdeep"
+    both.write_text(
+        "%%%% HASHDEEP-1.0\n%%%% size,md5,sha1,filename\n"
+        f"1,{'ab' * 16},{'cd' * 20},x\n2,{'ef' * 16},{'01' * 20},y\n"
+    )
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(f"md5,sha256,name\n{'23' * 16},{'45' * 32},x\n{'67' * 16},,y\n{'89' * 16},,z\n")
+    for lst, role in ((both, "known"), (mixed, "notable")):
+        assert runner.invoke(cli, ["import", str(lst), "--db", str(db), "--role", role]).exit_code == 0
+    log = tmp_path / "x.jsonl"
+    result = scan(runner, db, log, evidence_copy, extra=["--algorithms", "sha256"])
+    assert result.exit_code in (0, 1), result.output
+    notes = end_record(log)["notes"]
+    assert any("list 'both.hashdeep' (known): 2 of its 2 entries hold no digest" in n for n in notes), notes
+    assert any("list 'mixed.csv' (notable): 2 of its 3 entries hold no digest" in n for n in notes), notes
+    log = tmp_path / "y.jsonl"
+    scan(runner, db, log, evidence_copy, extra=["--algorithms", "md5,sha256"])
+    notes = end_record(log)["notes"]
+    assert not any("'mixed.csv'" in n and "cannot match" in n for n in notes), notes
+
+
 def test_log_inventory_store_and_lists_must_be_distinct_files(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
     """An --inventory naming the log wrote the inventory over the log (a 'complete' scan whose
     log did not verify); one naming the store gave 'database is locked' and a log with no end."""
