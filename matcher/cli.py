@@ -300,6 +300,21 @@ class _Commands(click.Group):
             signal.signal(signal.SIGTERM, previous)
 
 
+def _archive_limits(archives: bool, max_depth: int) -> ArchiveLimits:
+    """The archive limits of a scan or batch; --max-depth given without --archives is refused.
+
+    Note: it was ignored with no word (the run record shows no archives), and
+    an examiner who took it to open archives got a log that did not show it.
+    """
+    given = click.get_current_context().get_parameter_source("max_depth")
+    if not archives and given not in (None, click.core.ParameterSource.DEFAULT):
+        raise click.UsageError(
+            "--max-depth applies to archives inside archives: add --archives (without it, "
+            "an archive is hashed as one file and no member is read)."
+        )
+    return ArchiveLimits(max_depth=max_depth)
+
+
 def _say_verify_failed(log: Path, exc: IntegrityError, as_json: bool) -> None:
     """verify's output for a log that failed, with what verified before its bad line.
 
@@ -946,7 +961,7 @@ def scan_cmd(
         verify_image=verify_image,
         images_only=images_only,
         archives=archives,
-        archive_limits=ArchiveLimits(max_depth=max_depth),
+        archive_limits=_archive_limits(archives, max_depth),
     )
     show = not quiet and sys.stderr.isatty()
     progress = _Progress() if show else None
@@ -1226,7 +1241,7 @@ def batch_cmd(
         verify_image=verify_image,
         images_only=images_only,
         archives=archives,
-        archive_limits=ArchiveLimits(max_depth=max_depth),
+        archive_limits=_archive_limits(archives, max_depth),
         candidates_only=candidates_only,
         argv=sys.argv[1:],
     )

@@ -141,6 +141,22 @@ def test_members_of_every_format_are_hashed_with_bang_paths(db: Path, tmp_path: 
     assert assert_counts_add_up(log)["files"] == 7
 
 
+def test_max_depth_without_archives_is_refused_not_ignored(db: Path, tmp_path: Path) -> None:
+    """Before: `--max-depth 3` alone ran, archives hashed as files, with no word of it."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "outer.zip").write_bytes(zip_bytes({"notable.bin": NOTABLE}))
+    log = tmp_path / "x.jsonl"
+    args = ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "--log", str(log)]
+    result = CliRunner().invoke(cli, [*args, "--max-depth", "3"])
+    assert result.exit_code == 2 and "add --archives" in result.output
+    assert not log.exists()
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"evidence,case,examiner\n{ev},C,E\n")
+    result = CliRunner().invoke(cli, ["batch", str(manifest), "--db", str(db), "--max-depth", "3"])
+    assert result.exit_code == 2 and "add --archives" in result.output
+
+
 def test_nested_archives_and_max_depth(db: Path, tmp_path: Path) -> None:
     ev = tmp_path / "ev"
     ev.mkdir()
