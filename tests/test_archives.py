@@ -983,6 +983,30 @@ def test_a_damaged_tar_header_is_an_error_and_the_members_after_it_are_read(
     assert assert_counts_add_up(log)["errors"] == 1
 
 
+def test_an_archives_own_entry_never_takes_the_path_of_a_file_named_like_it(
+    db: Path, tmp_path: Path
+) -> None:
+    """Before: a damaged tar's entry `d.tar!` and a real file named `d.tar!` beside it had one
+    path: two inventory rows of it, and a resume (which skips a path once finished) dropped
+    the file."""
+    data = bytearray(tar_bytes({"m0.txt": OTHER, "m1.txt": OTHER + b"1", "m3.txt": OTHER}))
+    data[1024 + 100] ^= 1  # m1's header checksum fails: a walk-error entry `d.tar!`
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "d.tar").write_bytes(bytes(data))
+    (ev / "d.tar!").write_bytes(NOTABLE)
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code == ExitCode.NOTABLE | ExitCode.INCOMPLETE, result.output
+    inventory = rows(log)
+    assert inventory[os.fsencode(f"{ev}/d.tar!")]["verdict"] == "notable"
+    assert inventory[os.fsencode(f"{ev}/d.tar! (duplicate 2)")]["failure"] == "walk-error"
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    paths = [row[0] for row in conn.execute("SELECT path FROM entries")]
+    conn.close()
+    assert len(paths) == len(set(paths))
+    assert_counts_add_up(log)
+
+
 @pytest.mark.parametrize("compression", ["", "gz"])
 def test_tars_joined_end_to_end_are_all_listed(db: Path, tmp_path: Path, compression: str) -> None:
     """Before: `cat a.tar b.tar` (or two .tar.gz) listed a's members only, exit 0: b's

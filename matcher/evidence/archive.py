@@ -486,7 +486,14 @@ class ArchiveWalker:
         if fmt is None:
             return
         budget = _Budget(UniquePaths(exists, path))
-        yield from self._walk(path, base, (), fmt, head, packed_size, 1, budget)
+        for item in self._walk(path, base, (), fmt, head, packed_size, 1, budget):
+            if item.kind == "archive" and isinstance(item, EntryOutcome):
+                # Note: an archive's own entry (`ARCHIVE!`: too deep, encrypted,
+                # damaged...) takes a path of its own too: a real file named
+                # `ARCHIVE!` beside it had the same one, and a resume (which
+                # skips a path once finished) then dropped that file.
+                item.path = budget.paths.unique(item.path)
+            yield item
 
     def _walk(
         self,
