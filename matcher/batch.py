@@ -401,7 +401,33 @@ def _take_finished(item: BatchItem, options: ScanOptions, list_digests: dict[Pat
         inventory = end.get("inventory")
         if isinstance(inventory, dict) and isinstance(inventory.get("path"), str):
             item.inventory = Path(inventory["path"])
+            if (
+                note := _sealed_inventory_note(item.inventory, inventory.get("sha256"))
+            ) is not None:
+                item.notes.append(note)
+                item.message += f" ({note})"
     item.notes.extend(_lists_since(last_run or {}, options.db, item.log))
+
+
+def _sealed_inventory_note(path: Path, sealed: object) -> str | None:
+    """What is wrong with a done item's inventory (the one its end record sealed); None if nothing.
+
+    Note: the log stays the record of its scan, but `report` and `rematch`
+    need that inventory: one deleted or changed since was reported done,
+    its path given, with no word.
+    """
+    try:
+        actual = file_sha256(path)
+    except FileNotFoundError:
+        return f"its inventory {path} is missing: `matcher report` and `rematch` need it"
+    except OSError as exc:
+        return f"its inventory {path} cannot be read ({exc.strerror or exc})"
+    if actual != sealed:
+        return (
+            f"its inventory {path} is not the one its log sealed (SHA-256 {actual}, sealed "
+            f"{sealed}): it changed after the scan"
+        )
+    return None
 
 
 def _made_otherwise(

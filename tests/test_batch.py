@@ -162,6 +162,31 @@ def test_a_complete_log_of_other_evidence_or_another_case_is_never_taken_as_done
     assert item["status"] == "done-before" and item["counts"] == first["counts"]
 
 
+def test_a_done_item_whose_inventory_is_gone_or_changed_says_so(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Before: reported done-before with its inventory's path and no word: a report or a
+    rematch of it then failed."""
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,logs/a.jsonl\n")
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--json",
+            "--list", str(FIXTURES / "hashlists" / "notable.csv")]  # fmt: skip
+    (first,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    inventory = Path(first["inventory"])
+    (again,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    assert again["status"] == "done-before" and not any("inventory" in n for n in again["notes"])
+    with inventory.open("ab") as stream:
+        stream.write(b"\0")
+    (changed,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    assert changed["status"] == "done-before"
+    assert any("is not the one its log sealed" in n for n in changed["notes"]), changed
+    inventory.unlink()
+    (gone,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    assert any(f"its inventory {inventory} is missing" in n for n in gone["notes"]), gone
+    assert "is missing" in gone["message"]
+
+
 def test_each_item_gives_its_log_head_as_scan_does(runner: CliRunner, tmp_path: Path) -> None:
     """The README's tamper check needs the head noted outside the log; batch gave none."""
     import hashlib
