@@ -1089,6 +1089,16 @@ def _scan(
                 ) from exc
             for crossing in walker.crossings:
                 notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")
+            if folders.image_files:
+                # Note: a notable file inside such an image is not found by hashing
+                # the image; it was left unsaid.
+                first = os.fsdecode(folders.first_image_file or b"")
+                notes.append(
+                    f"{folders.image_files} file(s) in the folders are named as disk images "
+                    f"(the first: {first}) and were hashed as files, their contents not "
+                    "walked: matcher walks a disk image given as evidence itself "
+                    "(`matcher scan IMAGE`)"
+                )
             if options.excludes and options.archives:
                 notes.append(
                     "--exclude is not matched against archive members (a member's name may "

@@ -848,3 +848,29 @@ def test_an_unreadable_single_file_is_never_said_to_be_hashed_as_one_file(
     )
     assert summary.counts.errors == 1 and summary.counts.files == 0
     assert not any("hashed as one file" in note for note in read_log(log)[-1]["notes"])
+
+
+def test_files_named_as_disk_images_in_a_folder_are_noted_as_hashed_not_walked(
+    tmp_path: Path,
+) -> None:
+    """Before: a folder holding `case.E01` was scanned with no word that the image's files were
+    never looked at (a notable file inside it missed in silence)."""
+    import matcher.scan as scan_mod
+
+    ev = tmp_path / "ev"
+    (ev / "sub" / "holder.img").mkdir(parents=True)  # a folder so named is no image file
+    (ev / "a.txt").write_bytes(b"text")
+    (ev / "sub" / "case.E01").write_bytes(random.Random(5).randbytes(2048))
+    (ev / "sub" / "disk.DD").write_bytes(random.Random(6).randbytes(2048))
+    listed = tmp_path / "n.sha256"
+    listed.write_text(f"{'0' * 64}  other\n")
+    log = tmp_path / "run.jsonl"
+    scan_mod.run_scan(scan_mod.ScanOptions([ev], "E", "C", tmp_path / "s.db", log, lists=[listed], jobs=1))
+    (note,) = [n for n in read_log(log)[-1]["notes"] if "named as disk images" in n]
+    assert note.startswith(f"2 file(s) in the folders are named as disk images (the first: {ev}/sub/case.E01)")
+    assert "`matcher scan IMAGE`" in note
+    (ev / "sub" / "case.E01").unlink()
+    (ev / "sub" / "disk.DD").unlink()
+    log = tmp_path / "run2.jsonl"
+    scan_mod.run_scan(scan_mod.ScanOptions([ev], "E", "C", tmp_path / "s.db", log, jobs=1))
+    assert not any("named as disk images" in n for n in read_log(log)[-1]["notes"])

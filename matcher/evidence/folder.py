@@ -116,6 +116,24 @@ def open_listed(path: bytes, dev: int, ino: int) -> int:
     return fd
 
 
+# The usual names of disk image files: EWF (E01, Ex01, S01, L01, Lx01), raw
+# (dd, raw, img, 001) and virtual disks (vmdk, vhd, vhdx), AFF.
+_IMAGE_SUFFIXES = rb"\.(?:e01|ex01|s01|l01|lx01|dd|raw|img|001|vmdk|vhdx?|aff4?)"
+_IMAGE_IN_LISTING = re.compile(_IMAGE_SUFFIXES + rb"\0", re.IGNORECASE)
+_IMAGE_NAME = re.compile(_IMAGE_SUFFIXES + rb"\Z", re.IGNORECASE)
+
+
+def _image_names(names: list[bytes]) -> set[bytes]:
+    """The names of one listing that are named as disk image files are (usually none).
+
+    Note: one search over the whole listing first, not a test per name: a
+    folder walk meets a hundred thousand files where it meets one image.
+    """
+    if _IMAGE_IN_LISTING.search(b"\0".join(names) + b"\0") is None:
+        return set()
+    return {name for name in names if _IMAGE_NAME.search(name)}
+
+
 def _skip_for_mode(mode: int) -> Skip | None:
     if stat.S_ISLNK(mode):
         return Skip.SYMLINK
@@ -209,6 +227,9 @@ class FolderWalker:
                 _REAL_ROOTS[given] = real
         self.one_file_system = one_file_system
         self.crossings: list[bytes] = []
+        # Files named as disk images (see _image_names), hashed as files: noted.
+        self.image_files = 0
+        self.first_image_file: bytes | None = None
         self._mounts: frozenset[bytes] = frozenset()
         self._mounts_read = False
         self._real_root: bytes | None = None
@@ -317,6 +338,7 @@ class FolderWalker:
                 prefix = path.rstrip(b"/") + b"/"
                 plain = not self.excludes
                 lstat = os.stat
+                imagelike = _image_names(names)
                 for name in names:
                     child = prefix + name
                     try:
@@ -324,6 +346,9 @@ class FolderWalker:
                     except OSError as exc:
                         yield _walk_failure(child, exc, kind="entry")
                         continue
+                    if imagelike and name in imagelike and S_ISREG(child_st.st_mode):
+                        self.image_files += 1
+                        self.first_image_file = self.first_image_file or child
                     if plain and S_ISREG(child_st.st_mode):
                         # The common case, kept short: a regular file, no exclude patterns.
                         yield FileTask(
