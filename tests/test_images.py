@@ -273,6 +273,34 @@ def test_a_match_on_a_deleted_file_is_a_match(built: dict[str, Any], tmp_path: P
     assert match["path"].endswith("!p0@0:ext4/deleted_me.txt")
 
 
+def test_a_deleted_name_in_a_deleted_folder_whose_inode_was_reused_is_not_hashed(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Before: the reuse check was made only outside deleted folders: D/f1.bin (deleted, in the
+    deleted folder D) was hashed as the file that now owns its inode, a false notable match."""
+    src = tmp_path / "src"
+    (src / "D").mkdir(parents=True)
+    (src / "D" / "f1.bin").write_bytes(random.Random(21).randbytes(5000))
+    (tmp_path / "g.bin").write_bytes(build.NOTABLE_CONTENT)
+    image = tmp_path / "ev" / "e.raw"
+    image.parent.mkdir()
+    subprocess.run([peer_tool("mke2fs"), "-q", "-F", "-t", "ext4", "-b", "1024", "-N", "64", "-d",
+                    str(src), str(image), "8M"], check=True, capture_output=True)  # fmt: skip
+    # g.bin takes the inode f1.bin freed; then the folder D is deleted too.
+    script = b"rm /D/f1.bin\nwrite g.bin g.bin\nkill_file /D\nunlink /D\n"
+    subprocess.run([peer_tool("debugfs"), "-w", "-f", "-", str(image)], input=script, cwd=tmp_path,
+                   check=True, capture_output=True)  # fmt: skip
+    result, log = run(built, tmp_path, image, extra=("--deleted",))
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    prefix = os.fsencode(image) + b"!p0@0:ext4/"
+    assert rows[prefix + b"g.bin"]["verdict"] == "notable", result.output
+    old = rows[prefix + b"D/f1.bin"]
+    assert old["skip"] == "deleted" and old["md5"] is None, old
+    assert "reused" in old["detail"], old
+    assert [r["path"] for r in read_log(log) if r["type"] == "match"] == [f"{image}!p0@0:ext4/g.bin"]
+    assert_counts_add_up(log)
+
+
 def test_notable_matches_equal_those_of_the_source_folder(
     built: dict[str, Any], tmp_path: Path
 ) -> None:

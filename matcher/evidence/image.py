@@ -491,9 +491,10 @@ class ImageWalker:
                 meta_alloc = bool(int(meta.flags) & int(t.TSK_FS_META_FLAG_ALLOC))
                 if not meta_alloc:
                     deleted = True
-                elif deleted and not in_deleted:
+                elif deleted:
                     # Note that an unallocated name whose metadata is allocated
                     # points at a reused inode: that content belongs to another file.
+                    # So too for every name in a deleted folder (all are deleted).
                     yield _skip(
                         path,
                         None,
