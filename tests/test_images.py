@@ -794,6 +794,34 @@ def test_a_named_stream_on_an_ntfs_folder_is_hashed(built: dict[str, Any], tmp_p
     assert_counts_add_up(log)
 
 
+def test_an_ntfs_reparse_point_that_is_no_link_is_read(built: dict[str, Any], tmp_path: Path) -> None:
+    """Before: every file with a $REPARSE_POINT was skipped as `symlink` "NTFS reparse point",
+    unread with its named streams, though only name surrogates (symlinks, junctions) are links:
+    a OneDrive file holding the notable content, and a WOF-compressed file's stream, were lost."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "cloud.bin").write_bytes(build.NOTABLE_CONTENT)
+    with (src / "wof.bin").open("wb") as f:
+        f.truncate(1 << 20)  # all hole: the unnamed stream of a WOF file holds no cluster
+    image = tmp_path / "ev" / "reparse.raw"
+    image.parent.mkdir()
+    build.ntfs_from_tree(image, src, 8 << 20)
+    build.ntfs_add_reparse(image, b"cloud.bin", 0x9000601A, b"\x01" + bytes(7))
+    (tmp_path / "wof.payload").write_bytes(build.NOTABLE_CONTENT)  # the compressed data's stand-in
+    subprocess.run([peer_tool("ntfscp"), "-q", "-N", "WofCompressedData", str(image),
+                    str(tmp_path / "wof.payload"), "/wof.bin"], check=True, capture_output=True)  # fmt: skip
+    build.ntfs_add_reparse(image, b"wof.bin", 0x80000017, bytes(8))
+    result, log = run(built, tmp_path, image)
+    rows = {bytes(r["path"]).split(b":ntfs/", 1)[1]: r for r in inventory(log)}
+    assert rows[b"cloud.bin"]["verdict"] == "notable", rows[b"cloud.bin"]
+    assert rows[b"wof.bin:WofCompressedData"]["verdict"] == "notable"
+    # Its unnamed stream is all hole: the file's data is elsewhere, never hashed as zeros.
+    wof = rows[b"wof.bin"]
+    assert wof["skip"] == "unsupported" and wof["md5"] is None and "0x80000017" in wof["detail"], wof
+    assert not [r for r in rows.values() if r["skip"] == "symlink"]
+    assert_counts_add_up(log)
+
+
 def test_ext4_inline_data_is_the_files_own_content_not_a_stream(
     built: dict[str, Any], tmp_path: Path
 ) -> None:

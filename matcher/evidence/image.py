@@ -43,6 +43,9 @@ _EXFAT_SPECIAL = frozenset(
 )
 _NTFS_SYSTEM_RECORDS = 16  # MFT records 0-15 are the filesystem's own ($MFT ... $Extend)
 _LABEL_SUFFIX = b"(Volume Label Entry)"
+# A reparse tag with this bit is a name surrogate: a link to another name
+# (symlink, junction). Other tags mark files that hold data (OneDrive, WOF, dedup).
+_NAME_SURROGATE = 0x20000000
 
 
 def _modules() -> tuple[Any, Any]:
@@ -617,16 +620,25 @@ class ImageWalker:
         streams: list[tuple[bytes, int, int, int]] = []
         seen: set[tuple[int, int]] = set()
         reparse = False
+        tag: int | None = None  # the reparse point's tag, when it has one that can be read
+        unnamed: Any = None  # the unnamed data stream's attribute
         try:
             for attr in entry:
                 ai = attr.info
                 atype = int(ai.type)
                 if atype == int(t.TSK_FS_ATTR_TYPE_NTFS_REPARSE):
                     reparse = True
+                    head = entry.read_random(0, 4, atype, int(ai.id))
+                    tag = int.from_bytes(head, "little") if len(head) == 4 else None
                 if atype not in data_types or (atype, int(ai.id)) in seen:
                     continue
                 seen.add((atype, int(ai.id)))
                 streams.append((bytes(ai.name or b""), atype, int(ai.id), int(ai.size)))
+                if not ai.name and unnamed is None:
+                    unnamed = attr
+            # Note: the unnamed stream of a WOF-compressed, deduplicated or cloud
+            # file is all hole; its data is kept elsewhere, and reads as zeros.
+            elsewhere = reparse and unnamed is not None and _stores_nothing(t, unnamed)
         except (OSError, RuntimeError) as exc:
             yield EntryOutcome(
                 path,
@@ -643,10 +655,13 @@ class ImageWalker:
             streams = [s for s in streams if s[0]]
             if not streams:
                 return
-        elif reparse:
+        elif reparse and (tag is None or tag & _NAME_SURROGATE):
             # Note that NTFS symlinks and junctions (reparse points) show as
             # 0-byte regular files in TSK: never hash them as empty files.
-            yield _skip(path, int(meta.size), mtime_ns, Skip.SYMLINK, "NTFS reparse point", kind)
+            why = "its tag cannot be read" if tag is None else f"a link, tag 0x{tag:08X}"
+            yield _skip(
+                path, int(meta.size), mtime_ns, Skip.SYMLINK, f"NTFS reparse point ({why})", kind
+            )
             return
         if not streams:
             streams = [(b"", int(t.TSK_FS_ATTR_TYPE_DEFAULT), 0, int(meta.size))]
@@ -656,6 +671,14 @@ class ImageWalker:
         nlink = int(getattr(meta, "nlink", 1) or 1)
         for stream_name, atype, aid, size in streams:
             stream_path = path + (b":" + stream_name if stream_name else b"")
+            if elsewhere and not stream_name and size:
+                detail = (
+                    f"NTFS reparse point (tag 0x{tag or 0:08X}): this stream stores no data (it is "
+                    "all hole); the file's content is kept elsewhere (WOF compression, "
+                    "deduplication, a cloud placeholder)"
+                )
+                yield _skip(stream_path, size, mtime_ns, Skip.UNSUPPORTED, detail, kind)
+                continue
             link: bytes | None = None
             if nlink > 1 and not deleted:
                 key = (int(meta.addr), atype, aid)
@@ -678,6 +701,14 @@ class ImageWalker:
                 ),
                 link=link,
             )
+
+
+def _stores_nothing(t: Any, attr: Any) -> bool:
+    """True for a non-resident attribute none of whose runs is on the disk (all sparse)."""
+    if not int(attr.info.flags) & int(t.TSK_FS_ATTR_NONRES):
+        return False
+    off_disk = int(t.TSK_FS_ATTR_RUN_FLAG_SPARSE) | int(t.TSK_FS_ATTR_RUN_FLAG_FILLER)
+    return all(int(run.flags) & off_disk for run in attr)
 
 
 def _meta_kind(t: Any, meta_type: int) -> str:
