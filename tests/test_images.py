@@ -794,6 +794,21 @@ def test_a_named_stream_on_an_ntfs_folder_is_hashed(built: dict[str, Any], tmp_p
     assert_counts_add_up(log)
 
 
+def test_a_named_stream_on_the_ntfs_root_folder_is_hashed(built: dict[str, Any], tmp_path: Path) -> None:
+    """Before: the walk started inside the root folder and never asked the root itself for its
+    streams: `.:rootstream` (MFT record 5) was in no record, and the scan said complete, exit 0."""
+    image = tmp_path / "ntfs_root_stream.raw"
+    shutil.copyfile(built["dir"] / "ntfs.raw", image)
+    build.ntfs_add_folder_stream(image, b".", b"rootstream", build.NOTABLE_CONTENT)
+    result, log = run(built, tmp_path, image)
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    stream = rows[os.fsencode(image) + b"!p0@0:ntfs/:rootstream"]
+    assert stream["kind"] == "stream" and stream["sha256"] == bytes.fromhex(NOTABLE_SHA256)
+    assert stream["verdict"] == "notable"
+    assert_counts_add_up(log)
+
+
 def test_an_ntfs_reparse_point_that_is_no_link_is_read(built: dict[str, Any], tmp_path: Path) -> None:
     """Before: every file with a $REPARSE_POINT was skipped as `symlink` "NTFS reparse point",
     unread with its named streams, though only name surrogates (symlinks, junctions) are links:

@@ -467,6 +467,8 @@ class ImageWalker:
             names = UniqueNames()
             chosen = [(n, names.unique(n), e) for n, e in listing if n not in (b".", b"..")]
             self.names = frozenset(unique for _, unique, _ in chosen)
+            if is_ntfs and not inner:  # the root's own named streams: no listing names it
+                yield from self._root_streams(image, volume, prefix + b"/", links)
             for name, unique, entry in chosen:
                 child = inner + b"/" + unique
                 path = prefix + child
@@ -488,9 +490,7 @@ class ImageWalker:
                     )
                     continue
                 meta_type = int(meta.type)
-                mtime_ns = int(meta.mtime) * 1_000_000_000 + int(
-                    getattr(meta, "mtime_nano", 0) or 0
-                )
+                mtime_ns = _mtime_ns(meta)
                 meta_alloc = bool(int(meta.flags) & int(t.TSK_FS_META_FLAG_ALLOC))
                 if not meta_alloc:
                     deleted = True
@@ -552,6 +552,32 @@ class ImageWalker:
                     entry, volume, image, path, meta, mtime_ns, deleted, is_ntfs, links
                 )
             stack.extend(reversed(subdirs))
+
+    def _root_streams(
+        self,
+        image: OpenedImage,
+        volume: Volume,
+        path: bytes,
+        links: dict[tuple[int, int, int], bytes],
+    ) -> Iterator[FileTask | EntryOutcome]:
+        """The named streams of an NTFS volume's root folder, as `FOLDER:STREAM` (`/:NAME`)."""
+        try:
+            entry = volume.fs.open_meta(inode=int(volume.fs.info.root_inum))
+        except (OSError, RuntimeError) as exc:
+            yield EntryOutcome(
+                path=path,
+                size=None,
+                mtime_ns=None,
+                failure=Failure.WALK,
+                errno=errno_mod.EIO,
+                detail=f"root folder cannot be opened for its streams: {exc}",
+                kind="dir",
+            )
+            return
+        meta = entry.info.meta
+        yield from self._file_streams(
+            entry, volume, image, path, meta, _mtime_ns(meta), False, True, links, folder=True
+        )
 
     def _unallocated_meta(self, volume: Volume, name: Any) -> tuple[Any, Any]:
         """(file, meta) of a name TSK listed without metadata, when that is a deleted file.
@@ -701,6 +727,10 @@ class ImageWalker:
                 ),
                 link=link,
             )
+
+
+def _mtime_ns(meta: Any) -> int:
+    return int(meta.mtime) * 1_000_000_000 + int(getattr(meta, "mtime_nano", 0) or 0)
 
 
 def _stores_nothing(t: Any, attr: Any) -> bool:
