@@ -301,6 +301,39 @@ def test_a_deleted_name_in_a_deleted_folder_whose_inode_was_reused_is_not_hashed
     assert_counts_add_up(log)
 
 
+def test_a_deleted_file_that_tsk_lists_only_among_its_orphans_is_hashed(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Before: a FAT file of a deleted folder whose entry was reused (TSK lists it under
+    $OrphanFiles, without metadata) was skipped as deleted, "no metadata left", though TSK
+    reads it by its address; an NTFS file listed both by name and among the orphans is
+    still read once."""
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    (tmp_path / "OLD").mkdir()
+    (tmp_path / "OLD" / "kept.bin").write_bytes(build.NOTABLE_CONTENT)
+    (tmp_path / "NEW").mkdir()
+    (tmp_path / "NEW" / "n.txt").write_bytes(b"new\n")
+    image = tmp_path / "ev" / "fat.raw"
+    image.parent.mkdir()
+    subprocess.run([peer_tool("mkfs.vfat"), "-F", "32", "-C", str(image), "40000"], check=True,
+                   capture_output=True)  # fmt: skip
+    for command in (["mcopy", "-s", "-i", str(image), str(tmp_path / "OLD"), "::/"],
+                    ["mdeltree", "-i", str(image), "::/OLD"],
+                    ["mcopy", "-s", "-i", str(image), str(tmp_path / "NEW"), "::/"]):  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True, env=env)
+    result, log = run(built, tmp_path, image, extra=("--deleted",))
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    (match,) = [r for r in read_log(log) if r["type"] == "match"]
+    assert "/$OrphanFiles/" in match["path"] and match["kind"] == "deleted-file", match
+    assert_counts_add_up(log)
+    ntfs = built["dir"] / "ntfs.raw"
+    result, log = run(built, tmp_path, ntfs, extra=("--deleted",))
+    truth = bytes.fromhex(built["manifests"]["ntfs"][build.DELETED]["sha256"])
+    read = [bytes(r["path"]) for r in inventory(log) if r["sha256"] == truth]
+    assert read == [os.fsencode(ntfs) + b"!p0@0:ntfs/" + build.DELETED], read
+    assert_counts_add_up(log)
+
+
 def test_notable_matches_equal_those_of_the_source_folder(
     built: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -403,9 +403,10 @@ class ImageWalker:
     """Yields every entry of every filesystem of an image, in a fixed order.
 
     Partitions in table order; in each, files before subfolders, sorted by
-    name bytes (as the folder walker). Hard links: the first name is hashed;
-    each further name is a task with `link` set to the first name's path, so
-    the scan reuses that outcome (read once, reported under every name).
+    name bytes (as the folder walker), and TSK's $OrphanFiles last. Hard
+    links: the first name is hashed; each further name is a task with `link`
+    set to the first name's path, so the scan reuses that outcome (read once,
+    reported under every name).
 
     Args:
         deleted: also hash deleted entries whose content TSK can still read.
@@ -446,8 +447,15 @@ class ImageWalker:
         root_inum = int(volume.fs.info.root_inum)
         visited: set[int] = {root_inum}
         stack: list[tuple[bytes, int, bool]] = [(b"", root_inum, False)]
+        # Deleted files read through a name, by address: TSK may list one among
+        # its orphans too (an NTFS record whose index entry is left), read once.
+        read_deleted: dict[int, bytes] = {}
+        orphans: bytes | None = None  # $OrphanFiles' inner path, once met (walked last)
         while stack:
             inner, inum, in_deleted = stack.pop()
+            in_orphans = orphans is not None and (
+                inner == orphans or inner.startswith(orphans + b"/")
+            )
             try:
                 directory = volume.fs.open_dir(inode=inum)
                 listing = [(bytes(f.info.name.name), f) for f in directory]
@@ -476,7 +484,7 @@ class ImageWalker:
                 meta = info.meta
                 name_alloc = bool(int(info.name.flags) & int(t.TSK_FS_NAME_FLAG_ALLOC))
                 deleted = in_deleted or not name_alloc
-                if meta is None and name_alloc:
+                if meta is None:
                     entry, meta = self._unallocated_meta(volume, info.name)
                     deleted = deleted or meta is not None
                 if meta is None:
@@ -515,7 +523,8 @@ class ImageWalker:
                         addr = int(meta.addr)
                         if addr not in visited:
                             visited.add(addr)
-                            subdirs.append((child, addr, True))
+                            orphans = child
+                            stack.insert(0, (child, addr, True))
                     continue
                 if deleted and not self.deleted:
                     yield _skip(
@@ -548,6 +557,15 @@ class ImageWalker:
                         ("deleted-" if deleted else "") + kind_word,
                     )
                     continue
+                if deleted:
+                    first = read_deleted.setdefault(int(meta.addr), path)
+                    if in_orphans and first != path:
+                        named = first.decode("utf-8", "replace")
+                        detail = f"listed again among TSK's orphans: read as {named}"
+                        yield _skip(
+                            path, int(meta.size), mtime_ns, Skip.DELETED, detail, "deleted-file"
+                        )
+                        continue
                 yield from self._file_streams(
                     entry, volume, image, path, meta, mtime_ns, deleted, is_ntfs, links
                 )
@@ -584,7 +602,9 @@ class ImageWalker:
 
         Note that TSK hides the metadata of an allocated name whose record is
         not in use (an NTFS index entry left behind when the MFT record was
-        freed). Opened by its address, a record that is not in use and whose
+        freed), and gives none with the orphans it lists (a FAT file of a
+        deleted folder whose own entry was reused), though it reads them
+        by address. Opened by its address, a record that is not in use and whose
         sequence number still matches the name's is that deleted file; any
         other case stays a name without metadata.
         """
