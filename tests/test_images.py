@@ -735,6 +735,49 @@ def test_a_gpt_disk_whose_gpt_cannot_be_read_is_an_error_not_a_clean_scan(
     assert_counts_add_up(log)
 
 
+@pytest.mark.parametrize("content", ["encrypted", "boot sector zeroed"])
+def test_a_disk_none_of_whose_partitions_can_be_read_is_an_error_not_a_clean_scan(
+    built: dict[str, Any], tmp_path: Path, content: str
+) -> None:
+    """Before: its one partition (random bytes, as BitLocker or LUKS look; an NTFS entry whose
+    boot sector is zeroed) was skipped as `no-filesystem`: 'complete', 0 files, exit 0."""
+    if content == "encrypted":
+        data = random.Random(5).randbytes(20 << 20)
+        kind = 0x83
+    else:
+        data = bytearray((built["dir"] / "ntfs.raw").read_bytes())
+        data[:512] = bytes(512)
+        kind = 0x07
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "disk.raw").write_bytes(_mbr([(kind, 2048, len(data) // 512)]) + bytes(2048 * 512 - 512) + data)
+    result, log = run(built, tmp_path, ev / "disk.raw")
+    assert result.exit_code == ExitCode.INCOMPLETE, result.output
+    (error,) = [r for r in read_log(log) if r["type"] == "error"]
+    assert error["reason"] == "walk-error" and error["path"].endswith("!p1@1048576:unknown"), error
+    assert "no filesystem that TSK reads" in error["detail"], error
+    assert not [r for r in inventory(log) if r["skip"] == "no-filesystem"]
+    assert_counts_add_up(log)
+
+
+def test_a_partition_without_a_filesystem_beside_one_with_is_skipped(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """A disk with a readable filesystem may hold partitions with none (swap, a reserved one):
+    each is skipped as `no-filesystem`, not an error."""
+    fat = (built["dir"] / "fat32.raw").read_bytes()
+    sectors = len(fat) // 512
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    table = _mbr([(0x0C, 2048, sectors), (0x82, 2048 + sectors, 2048)])
+    (ev / "disk.raw").write_bytes(table + bytes(2048 * 512 - 512) + fat + bytes(2048 * 512))
+    result, log = run(built, tmp_path, ev / "disk.raw")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    (skipped,) = [r for r in inventory(log) if r["skip"] == "no-filesystem"]
+    assert "no filesystem that TSK reads" in skipped["detail"], skipped
+    assert_counts_add_up(log)
+
+
 def test_a_fat_file_named_like_the_volume_label_entry_is_read(built: dict[str, Any], tmp_path: Path) -> None:
     """TSK shows a FAT label as `NAME (Volume Label Entry)`, which holds no data; a root file
     whose long name ends so was skipped as fs-metadata, unread, a notable one among them."""

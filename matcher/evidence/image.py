@@ -330,6 +330,20 @@ class OpenedImage:
                     self.unrecognised.append((index, offset, desc, why))
                     continue
                 self.volumes.append(Volume(index, offset, names.get(int(fs.info.ftype)), fs, desc))
+            if not self.volumes:
+                # Note: a disk none of whose partitions TSK reads (encrypted
+                # with BitLocker or LUKS, a boot sector damaged) was skipped
+                # partition by partition: complete, exit 0, a scan of nothing.
+                # Beside a filesystem read, one without any stays a skip.
+                self.unreadable = sorted(
+                    [
+                        (i, o, d, f"{why}; no partition of the disk has a filesystem that TSK "
+                         "reads, so none of its files is read (an encrypted or damaged disk?)")
+                        for i, o, d, why in self.unrecognised
+                    ]
+                    + self.unreadable
+                )  # fmt: skip
+                self.unrecognised = []
         if vs is None:
             try:
                 fs = pytsk3.FS_Info(self.img, offset=0)
