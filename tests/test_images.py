@@ -735,6 +735,27 @@ def test_a_gpt_disk_whose_gpt_cannot_be_read_is_an_error_not_a_clean_scan(
     assert_counts_add_up(log)
 
 
+def test_two_partition_entries_at_one_offset_walk_its_filesystem_once(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Before: an MBR with two entries at LBA 2048 walked the filesystem twice, every file as
+    p1@1048576 and p2@1048576, a notable file counted twice, with no word of it."""
+    fat = (built["dir"] / "fat32.raw").read_bytes()
+    sectors = len(fat) // 512
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    table = _mbr([(0x0C, 2048, sectors), (0x0C, 2048, sectors)])
+    (ev / "disk.raw").write_bytes(table + bytes(2048 * 512 - 512) + fat)
+    result, log = run(built, tmp_path, ev / "disk.raw")
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    records = read_log(log)
+    assert len([r for r in records if r["type"] == "match"]) == 1
+    assert not [r for r in inventory(log) if b"!p2@" in bytes(r["path"])]
+    notes = records[-1]["notes"]
+    assert any("partition 2" in n and "as partition 1" in n for n in notes), notes
+    assert_counts_add_up(log)
+
+
 @pytest.mark.parametrize("content", ["encrypted", "boot sector zeroed"])
 def test_a_disk_none_of_whose_partitions_can_be_read_is_an_error_not_a_clean_scan(
     built: dict[str, Any], tmp_path: Path, content: str

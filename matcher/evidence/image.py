@@ -291,6 +291,16 @@ class OpenedImage:
                     )
                     self.unrecognised.append((index, offset, desc, why))
                     continue
+                first = next((v for v in self.volumes if v.offset == offset), None)
+                if first is not None:
+                    # Note: a second table entry at the same start walked the
+                    # same filesystem again, every file counted twice.
+                    self.warnings.append(
+                        f"{name}: partition {index} ({desc}) starts at byte {offset}, as "
+                        f"partition {first.index} does: its filesystem is walked once, as "
+                        f"partition {first.index}"
+                    )
+                    continue
                 if end > size:
                     self.warnings.append(
                         f"{name}: partition {index} ({desc}) runs to byte {end}, past the "
