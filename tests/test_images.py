@@ -676,6 +676,24 @@ def test_a_truncated_raw_image_names_what_tsk_said_for_each_file_it_cut(
     assert_counts_add_up(log)
 
 
+@pytest.mark.parametrize("layout", ["whole image", "partition"])
+def test_a_filesystem_cut_short_by_the_images_end_says_so(
+    built: dict[str, Any], tmp_path: Path, layout: str
+) -> None:
+    """Before: a partition cut by the image's end got a note, a filesystem filling the image
+    (or one larger than the partition the table gives it) none, though it says its own size."""
+    data = (built["dir"] / "ext4.raw").read_bytes()[: 21 << 20]  # 64 MiB in its superblock
+    if layout == "partition":  # the table says the partition fits
+        data = _mbr([(0x83, 2048, len(data) // 512)]) + bytes(2048 * 512 - 512) + data
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "cut.raw").write_bytes(data)
+    result, log = run(built, tmp_path, ev / "cut.raw")
+    notes = read_log(log)[-1]["notes"]
+    assert any("filesystem" in n and "past the image's end" in n and "cut short" in n for n in notes), notes
+    assert_counts_add_up(log)
+
+
 def _mbr(entries: list[tuple[int, int, int]]) -> bytes:
     """A DOS partition table: (type, first sector, sectors) per primary entry."""
     sector = bytearray(512)

@@ -339,6 +339,10 @@ class OpenedImage:
                     why = "no filesystem that TSK reads"
                     self.unrecognised.append((index, offset, desc, why))
                     continue
+                if end <= size:  # else noted above
+                    self._note_cut_short(
+                        fs, offset, f"the filesystem of partition {index} ({desc})"
+                    )
                 self.volumes.append(Volume(index, offset, names.get(int(fs.info.ftype)), fs, desc))
             if not self.volumes:
                 # Note: a disk none of whose partitions TSK reads (encrypted
@@ -363,7 +367,20 @@ class OpenedImage:
                     f"Image {name}: no volume system or filesystem recognised ({exc}). "
                     "It is not scanned, neither as an image nor as a folder."
                 ) from exc
+            self._note_cut_short(fs, 0, "its filesystem")
             self.volumes.append(Volume(0, 0, names.get(int(fs.info.ftype)), fs, "whole image"))
+
+    def _note_cut_short(self, fs: Any, offset: int, what: str) -> None:
+        """A warning when the filesystem at `offset` says it runs past the image's end."""
+        # Note: as a partition cut short gets its note, so does a filesystem
+        # whose own size (its block count) the image cannot hold.
+        end = offset + (int(fs.info.last_block) + 1) * int(fs.info.block_size)
+        if end > self.media.size:
+            self.warnings.append(
+                f"{os.fsdecode(self.path)}: {what} runs to byte {end}, past the image's end "
+                f"({self.media.size} bytes): the image is cut short; files in the missing part "
+                "are read errors"
+            )
 
     def as_log_dict(self) -> dict[str, object]:
         """What the `run` record says about this image."""
