@@ -334,6 +334,23 @@ def test_a_deleted_file_that_tsk_lists_only_among_its_orphans_is_hashed(
     assert_counts_add_up(log)
 
 
+def test_ntfs_reserved_mft_records_are_filesystem_metadata_not_deleted_files(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Before: with --deleted, TSK's orphans OrphanFile-16 ... -23 (MFT records reserved, in no
+    use, holding no data) were 8 `deleted` entries, "no metadata left": one file deleted, 9
+    counted."""
+    image = built["dir"] / "ntfs.raw"
+    result, log = run(built, tmp_path, image, extra=("--deleted",))
+    rows = {bytes(r["path"]).split(b":ntfs/", 1)[1]: r for r in inventory(log)}
+    reserved = [rows[b"$OrphanFiles/OrphanFile-%d" % n] for n in range(16, 24)]
+    assert all(r["skip"] == "fs-metadata" for r in reserved), reserved
+    assert not [r for r in rows.values() if r["detail"] == "no metadata left"]
+    by_reason = assert_counts_add_up(log)["skipped_by_reason"]
+    assert isinstance(by_reason, dict) and by_reason["deleted"] == 1, by_reason  # deleted_me.txt,
+    # read by its name, listed again among the orphans
+
+
 def test_notable_matches_equal_those_of_the_source_folder(
     built: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -42,6 +42,7 @@ _EXFAT_SPECIAL = frozenset(
     {b"$ALLOC_BITMAP", b"$UPCASE_TABLE", b"$VOLUME_LABEL", b"$VOLUME_GUID", b"$TEX_FAT"}
 )
 _NTFS_SYSTEM_RECORDS = 16  # MFT records 0-15 are the filesystem's own ($MFT ... $Extend)
+_NTFS_RESERVED_RECORDS = range(16, 24)  # reserved, in no use: TSK lists them as orphans
 _LABEL_SUFFIX = b"(Volume Label Entry)"
 # A reparse tag with this bit is a name surrogate: a link to another name
 # (symlink, junction). Other tags mark files that hold data (OneDrive, WOF, dedup).
@@ -528,6 +529,10 @@ class ImageWalker:
                 if meta is None:
                     entry, meta = self._unallocated_meta(volume, info.name)
                     deleted = deleted or meta is not None
+                if meta is None and is_ntfs and in_orphans and self._reserved(volume, info.name):
+                    detail = "an NTFS MFT record reserved (16-23), in no use, holding no data"
+                    yield _skip(path, 0, None, Skip.FS_METADATA, detail, "other")
+                    continue
                 if meta is None:
                     yield _skip(
                         path,
@@ -664,6 +669,22 @@ class ImageWalker:
         if seq and getattr(meta, "seq", None) and int(seq) != int(meta.seq):
             return None, None
         return opened, meta
+
+    def _reserved(self, volume: Volume, name: Any) -> bool:
+        """Whether a name points at a reserved NTFS MFT record not in use, with no data."""
+        t = self.pytsk3
+        addr = int(getattr(name, "meta_addr", 0) or 0)
+        if addr not in _NTFS_RESERVED_RECORDS:
+            return False
+        try:
+            opened = volume.fs.open_meta(inode=addr)
+            meta = opened.info.meta
+            if meta is None or int(meta.flags) & int(t.TSK_FS_META_FLAG_ALLOC):
+                return False
+            data = (int(t.TSK_FS_ATTR_TYPE_DEFAULT), int(t.TSK_FS_ATTR_TYPE_NTFS_DATA))
+            return not any(int(a.info.type) in data and int(a.info.size) for a in opened)
+        except (OSError, RuntimeError):
+            return False
 
     def _is_fs_metadata(
         self, t: Any, inner: bytes, name: bytes, meta: Any, meta_type: int, ntfs: bool, fat: bool
