@@ -510,7 +510,8 @@ def import_cmd(
                         # Note: the lists before it stay imported (each its own
                         # transaction); a script must hear of them too.
                         rejected = {"file": str(path), "rejected": True, "error": str(exc)}
-                        click.echo(json.dumps([*results, rejected], indent=2))
+                        untried = [{"file": str(p), "not_tried": True} for p in lists[number + 1 :]]
+                        click.echo(json.dumps([*results, rejected, *untried], indent=2))
                     raise
                 info = result.info
                 if result.already_imported:

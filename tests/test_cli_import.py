@@ -206,7 +206,9 @@ def test_import_json_names_the_lists_imported_before_a_rejected_one(runner: CliR
     bad.write_text("not a hash\n")
     result = runner.invoke(cli, ["import", str(LISTS / "notable.md5"), str(bad), str(LISTS / "notable.csv"), "--db", str(db), "--json"])
     assert result.exit_code == 2, result.output
-    imported, rejected = json.loads(result.stdout)
+    # The one not tried is named too (before, only stderr named it).
+    imported, rejected, untried = json.loads(result.stdout)
+    assert untried == {"file": str(LISTS / "notable.csv"), "not_tried": True}
     assert imported["file"] == str(LISTS / "notable.md5") and imported["list"] == "notable.md5"
     assert imported["already_imported"] is False and imported["entries"] > 0
     assert rejected["file"] == str(bad) and rejected["rejected"] is True
