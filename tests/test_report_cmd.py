@@ -264,6 +264,19 @@ def test_dfxml_validates_against_the_schema_and_keeps_every_name(
     assert len(names) == len(match_records(scanned))
 
 
+def test_dfxml_command_line_words_read_back_in_bash_as_the_arguments_were() -> None:
+    """Before: an argument holding a newline (an examiner name) was written '...\\n...' once
+    its control was shown escaped: a shell read a backslash and an `n`."""
+    from matcher.reports.dfxml import _shell_word
+
+    args = ["plain", "a b", "it's", "Ev\nsecond", "x\x1bya", "bidi\u202e", "tab\there", "back\\slash"]
+    line = " ".join(_shell_word(a) for a in args)
+    assert "\n" not in line and "\x1b" not in line  # nothing shown raw
+    script = f'for a in {line}; do printf "%s\\n--\\n" "$a"; done'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout
+    assert out.split(b"\n--\n")[:-1] == [a.encode() for a in args]
+
+
 def test_dfxml_credits_the_scan_to_its_own_tool_version_and_quotes_its_command_line(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

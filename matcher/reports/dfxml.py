@@ -83,6 +83,35 @@ def _header(out: TextIO, warning: str | None, dc_type: str) -> None:
         out.write(f"    <dc:description>{esc(warning)}</dc:description>\n")
 
 
+def _shell_word(arg: str) -> str:
+    """One argument as a POSIX shell takes it back; bash's $'...' where it holds what is not shown.
+
+    Note: a newline or another control in an argument (an examiner name) is
+    shown escaped; inside '...' a shell took the escape as it reads, a
+    backslash and an `n`. In $'...' it is the character again.
+    """
+    if display_text(arg) == arg:
+        return shlex.quote(arg)
+    return "$'" + "".join(_ansi_c(c) for c in arg) + "'"
+
+
+def _ansi_c(c: str) -> str:
+    """One character inside bash's $'...'."""
+    if c in "\\'":
+        return "\\" + c
+    if c in _ANSI_C:
+        return _ANSI_C[c]
+    if display_text(c) == c:
+        return c
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x80 else f"\\U{code:08x}"
+
+
+_ANSI_C = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def _creator(
     out: TextIO,
     version: str | None,
@@ -93,8 +122,8 @@ def _creator(
     """The program that made the file's content: its version, where and how it ran.
 
     `environment` gives `os_sysname` and `host`, each where known. The
-    command line is quoted as a POSIX shell would take it (shlex.join), so
-    an argument holding a space is one argument.
+    command line is quoted as a POSIX shell would take it (see _shell_word),
+    so an argument holding a space is one argument.
     """
     out.write("  <creator>\n    <program>matcher</program>\n")
     if version is not None:
@@ -104,7 +133,8 @@ def _creator(
         if environment.get(tag) is not None:
             out.write(f"      <{tag}>{esc(environment[tag])}</{tag}>\n")
     if command:
-        out.write(f"      <command_line>{esc(shlex.join(command))}</command_line>\n")
+        line = " ".join(_shell_word(arg) for arg in command)
+        out.write(f"      <command_line>{esc(line)}</command_line>\n")
     if start:
         out.write(f"      <start_time>{esc(start)}</start_time>\n")
     out.write("    </execution_environment>\n  </creator>\n")
