@@ -1265,3 +1265,17 @@ def test_an_unknown_format_asked_of_the_library_is_a_usage_error_naming_the_form
     assert not out.exists()
     with pytest.raises(UsageError, match=r"Unknown inventory format 'bogus'; choose from .*hashdeep"):
         registry.get_inventory("bogus")
+
+
+def test_an_html_report_of_a_cut_log_without_inventory_draws_no_bar_of_unknown_counts(
+    runner: CliRunner, scanned: Path
+) -> None:
+    """Before: with known and unknown not known (no end record, no inventory), the bar was all
+    notable, its parts titled 'known None'."""
+    lines = scanned.read_bytes().splitlines(keepends=True)
+    scanned.write_bytes(b"".join(lines[:-1]))  # the end record cut off
+    Path(f"{scanned}.inventory.db").unlink()
+    out = report(runner, scanned, "html", scanned.with_suffix(".html"), code=1)
+    page = out.read_text()
+    assert "None" not in page and 'class="bar"' not in page
+    assert "No bar: the known and unknown counts are not known" in page

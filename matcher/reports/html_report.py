@@ -73,6 +73,16 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
 
 def _bar(data: ReportData) -> str:
     parts = [(k, data.count(k)) for k in ("notable", "known", "unknown")]
+    missing = [k for k, n in parts if n is None]
+    if missing:
+        # Note: drawn with the missing counts as 0, a log cut short with no
+        # inventory beside it showed a bar all notable, titled "known None".
+        named = " and ".join([", ".join(missing[:-1]), missing[-1]] if missing[:-1] else missing)
+        counts = "counts are" if len(missing) > 1 else "count is"
+        return (
+            f"<p>No bar: the {named} {counts} not known (the log has no end record, and its "
+            "inventory was not found).</p>"
+        )
     total = sum(n or 0 for _, n in parts)
     if not total:
         return "<p>No hashed files were counted.</p>"
