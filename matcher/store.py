@@ -951,7 +951,12 @@ class HashStore:
             # walk, the source rows it read.
             staged = _Staged([], 0)
             walked = 0
-            unfit = _UNFIT.format(width=sum(DIGEST_SIZES[a] for a in source.algorithms))
+            # Note: the rows the copy cannot take are looked for first only in a
+            # store with free pages: elsewhere a rolled-back copy leaves the file
+            # as it was (its new pages are cut off), and the check cost the walk
+            # of every row.
+            width = sum(DIGEST_SIZES[a] for a in source.algorithms)
+            unfit = _UNFIT.format(width=width) if self._free_pages() else "0"
             for table in tables:
                 rows, unsized, read, bad = conn.execute(
                     f"SELECT count(*), count(*) - count(size), total(walked), "
