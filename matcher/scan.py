@@ -948,6 +948,11 @@ def _scan(
             opened = Inventory(inventory_path)
             try:
                 _refuse_another_inventory(opened, found, options.log)
+                if found.sealed_inventory is not None and opened.last_run() < 0:
+                    notes.append(
+                        f"the inventory {inventory_path} held no entry of the run this one "
+                        "continues (missing, made anew): every entry is read again"
+                    )
             except BaseException:
                 opened.close()
                 raise
@@ -1017,6 +1022,8 @@ def _scan(
             # record sealed, which the next resume checks (a resume stopped
             # before its run record left a changed inventory behind that seal).
             log.sync()
+            if inventory.origin() is None and resumed.origin is not None:
+                inventory.set_origin(resumed.origin)  # an inventory of an older version
             # Note: failed entries are read again; their old rows go, so that
             # the inventory this run seals says what the end record counts.
             inventory.forget_failures()
@@ -1429,7 +1436,9 @@ def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState,
     inventory of another log (a reused --inventory, a log emptied or replaced
     beside its inventory) would count entries as read that this log never
     matched. An inventory notes the first line of its log (Inventory.origin);
-    one made before that was noted is trusted as before, and noted now.
+    one made before that was noted is trusted as before (and noted once the
+    resume's run record is written). One changed since the log's last end
+    record sealed it is refused; one that holds nothing is read again whole.
 
     Raises:
         UsageError: naming the log and the inventory.
@@ -1453,7 +1462,10 @@ def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState,
             "or start a new log."
         )
     sealed = state.sealed_inventory
-    if sealed is not None and "sha256" in sealed:
+    # Note: one that holds nothing (missing, and made anew empty) has nothing
+    # taken as finished: every entry is read again, as before the seal was asked.
+    holds_nothing = noted is None and inventory.last_run() < 0
+    if sealed is not None and "sha256" in sealed and not holds_nothing:
         # Note: the interrupted run sealed its inventory, and nothing writes it
         # until the resume's own run record (see _scan): an inventory changed
         # since would have its rows taken as finished, those files never read.
@@ -1465,8 +1477,9 @@ def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState,
                 "since, or it is another run's. Restore the inventory as it was sealed (or "
                 "give that one with --inventory), or start a new log."
             )
-    if noted is None:
-        inventory.set_origin(state.origin)
+    # Note: an inventory made before origins were noted gets its origin once the
+    # resume's run record is in the log (see _scan), not here: nothing writes
+    # the inventory before then.
     # Note: the log is synced before the inventory commits (_Recorder.commit),
     # so a notable row always has its match record. One without was lost from
     # the log (an older copy restored, the log cut back at a line end): resumed,

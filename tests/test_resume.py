@@ -741,12 +741,13 @@ def test_a_log_emptied_before_its_first_record_resumes_as_a_new_run(tmp_path: Pa
     assert inventory.execute("SELECT value FROM meta WHERE key = 'log_origin'").fetchone() == (first,)
     inventory.close()
     # An inventory from before the tie (no origin noted) resumes, and is tied by the resume.
+    # (Made so, not edited after its run: its end record seals it as it is.)
+    from matcher.inventory import Inventory
+
     log2 = tmp_path / "old.jsonl"
-    _interrupted_scan(ev, db, log2, monkeypatch)
-    old = sqlite3.connect(tmp_path / "old.jsonl.inventory.db")
-    old.execute("DELETE FROM meta WHERE key = 'log_origin'")
-    old.commit()
-    old.close()
+    with monkeypatch.context() as older:
+        older.setattr(Inventory, "set_origin", lambda self, origin: None)
+        _interrupted_scan(ev, db, log2, monkeypatch)
     resumed = run_scan(ev, db, log2, "--resume")
     assert resumed.returncode == 1, resumed.stderr
     old = sqlite3.connect(tmp_path / "old.jsonl.inventory.db")
@@ -921,3 +922,52 @@ def test_a_resume_refuses_an_inventory_changed_since_the_interrupted_run_sealed_
     resumed = run_scan(ev, db, log, "--resume")
     assert resumed.returncode == 1, resumed.stderr
     assert subprocess.run([*MATCHER, "verify", str(log)], capture_output=True).returncode == 0
+
+
+def test_a_resume_stopped_before_its_run_record_leaves_an_older_inventory_as_sealed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An inventory made before origins were noted got its origin written while the resume was
+    checked: a resume stopped before its run record (a full disk) left it changed, and every
+    later resume was refused as not what the log sealed."""
+    import matcher.scan as scan_mod
+    from matcher.errors import LogWriteError
+    from matcher.inventory import Inventory
+
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    with monkeypatch.context() as older:
+        older.setattr(Inventory, "set_origin", lambda self, origin: None)  # no origin noted
+        _interrupted_scan(ev, db, log, monkeypatch)
+    inventory = tmp_path / "run.jsonl.inventory.db"
+    before = inventory.read_bytes()
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise LogWriteError("Log could not be written (ENOSPC)")
+
+    with monkeypatch.context() as stopped:
+        stopped.setattr(scan_mod, "_append_run_record", full)
+        with pytest.raises(LogWriteError):
+            scan_mod.run_scan(scan_mod.ScanOptions([ev], "E", "C", db, log, jobs=1, resume=True))
+    assert inventory.read_bytes() == before
+    resumed = run_scan(ev, db, log, "--resume")
+    assert resumed.returncode == 1, resumed.stderr
+    assert verify(log) == 0
+
+
+def test_a_resume_whose_inventory_is_missing_reads_every_entry_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the seal asked, a missing inventory (made anew, empty) was refused as 'changed
+    since', and the empty file left behind refused every later resume; it holds nothing to
+    trust, so every entry is read again, as before, and the end record says so."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    _interrupted_scan(ev, db, log, monkeypatch)
+    (tmp_path / "run.jsonl.inventory.db").unlink()
+    resumed = run_scan(ev, db, log, "--resume")
+    assert resumed.returncode == 1, resumed.stderr
+    end = read_log(log)[-1]
+    assert any("held no entry of the run this one continues" in n for n in end["notes"])
+    assert end["counts"]["notable"] == 1 and end["counts"]["files"] == 3
+    assert verify(log) == 0
