@@ -969,6 +969,30 @@ def test_an_ntfs_reparse_point_that_is_no_link_is_read(built: dict[str, Any], tm
     assert_counts_add_up(log)
 
 
+def test_ntfs_special_files_of_wsl_are_skipped_by_their_kind_not_hashed_as_empty(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Once only name surrogates were taken for links, a WSL FIFO, device or a Unix socket
+    (reparse tags without that bit) was hashed as an empty regular file."""
+    src = tmp_path / "src"
+    src.mkdir()
+    tags = {"sock": (0x80000023, "socket"), "fifo": (0x80000024, "fifo"),
+            "chr": (0x80000025, "device"), "blk": (0x80000026, "device")}  # fmt: skip
+    for name in tags:
+        (src / name).write_bytes(b"")
+    image = tmp_path / "ev" / "wsl.raw"
+    image.parent.mkdir()
+    build.ntfs_from_tree(image, src, 8 << 20)
+    for name, (tag, _) in tags.items():
+        build.ntfs_add_reparse(image, name.encode(), tag, bytes(8))
+    result, log = run(built, tmp_path, image)
+    rows = {bytes(r["path"]).split(b":ntfs/", 1)[1]: r for r in inventory(log)}
+    for name, (_, skip) in tags.items():
+        row = rows[name.encode()]
+        assert row["skip"] == skip and row["md5"] is None, row
+    assert_counts_add_up(log)
+
+
 def test_ext4_inline_data_is_the_files_own_content_not_a_stream(
     built: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -47,6 +47,16 @@ _LABEL_SUFFIX = b"(Volume Label Entry)"
 # A reparse tag with this bit is a name surrogate: a link to another name
 # (symlink, junction). Other tags mark files that hold data (OneDrive, WOF, dedup).
 _NAME_SURROGATE = 0x20000000
+# Reparse tags of special files, without that bit: a Unix socket, and WSL's
+# FIFOs and devices; an app execution alias (a 0-byte stand-in for a program).
+# As on a folder walk, such a file is skipped by its kind, never hashed as empty.
+_SPECIAL_TAGS = {
+    0x80000023: (Skip.SOCKET, "a Unix socket (IO_REPARSE_TAG_AF_UNIX)"),
+    0x80000024: (Skip.FIFO, "a WSL FIFO (IO_REPARSE_TAG_LX_FIFO)"),
+    0x80000025: (Skip.DEVICE, "a WSL character device (IO_REPARSE_TAG_LX_CHR)"),
+    0x80000026: (Skip.DEVICE, "a WSL block device (IO_REPARSE_TAG_LX_BLK)"),
+    0x8000001B: (Skip.SYMLINK, "an app execution alias (IO_REPARSE_TAG_APPEXECLINK)"),
+}
 
 
 def _modules() -> tuple[Any, Any]:
@@ -763,6 +773,10 @@ class ImageWalker:
             streams = [s for s in streams if s[0]]
             if not streams:
                 return
+        elif reparse and tag in _SPECIAL_TAGS:
+            skip, what = _SPECIAL_TAGS[tag]
+            yield _skip(path, int(meta.size), mtime_ns, skip, f"NTFS reparse point: {what}", kind)
+            return
         elif reparse and (tag is None or tag & _NAME_SURROGATE):
             # Note that NTFS symlinks and junctions (reparse points) show as
             # 0-byte regular files in TSK: never hash them as empty files.
