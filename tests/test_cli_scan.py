@@ -374,6 +374,10 @@ def test_a_log_cut_after_signed_checkpoints_is_reported_with_what_verified_befor
     assert verification["intact"] is False and verification["records"] == last_checkpoint + 1
     assert verification["signatures_checked"] == signed
     assert verification["key_fingerprints"] == found["key_fingerprints"]
+    said = f"the {last_checkpoint + 1} record(s) before it verified, {signed} signature(s) verified"
+    for fmt in ("csv", "html", "case"):
+        made = runner.invoke(cli, ["report", str(log), "--format", fmt, "--public-key", public])
+        assert said in made.stdout, fmt
 
 
 @pytest.mark.parametrize("rule", ["seconds", "bytes"])

@@ -195,13 +195,33 @@ class Verification:
         """The one-line warning a report must open with, or None for an intact log."""
         if self.intact:
             return None
-        return f"WARNING: this log FAILED verification ({self.message}); do not rely on it"
+        return (
+            f"WARNING: this log FAILED verification ({self.message}); do not rely on it"
+            f"{self.verified_before()}"
+        )
 
     def outcome(self) -> str:
         """What checking the log found, in a phrase: the chain and its head, or the failure."""
         if not self.intact:
-            return f"FAILED verification ({self.message}): no head"
+            return f"FAILED verification ({self.message}): no head{self.verified_before()}"
         return f"chain intact, {self.records} records{self.signatures_verified()}, head {self.head}"
+
+    def verified_before(self) -> str:
+        """For a log that failed: '; N records before it verified' and its signatures; else ''.
+
+        Note: a log cut short is signed at checkpoints so that its authorship
+        can still be checked: every report says what verified, not only JSON.
+        """
+        if self.intact or not self.records:
+            return ""
+        keys = ", ".join(self.key_fingerprints)
+        if self.signatures_checked:
+            signed = f", {self.signatures_checked} signature(s) verified with key {keys}"
+        elif self.signatures:
+            signed = f", {self.signatures} signed by key {keys} (signatures NOT checked)"
+        else:
+            signed = ""
+        return f"; the {self.records} record(s) before it verified{signed}"
 
     def signatures_verified(self) -> str:
         """', N signature(s) verified with key FP' when the public key checked them, else ''."""
