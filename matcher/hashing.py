@@ -262,6 +262,7 @@ def _init_worker(
         # Note that the parent owns interruption: it stops submitting work and
         # writes the `end` record; a worker killed mid-batch would lose results.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a hangup reaches the whole group
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker_hasher = Hasher(algorithms, opener, chunk_size, chunk_reader)
 

@@ -626,10 +626,14 @@ def _install_signal_handlers(gate: _SignalGate) -> Callable[[], None]:
 
     old_int = signal.signal(signal.SIGINT, handler)
     old_term = signal.signal(signal.SIGTERM, handler)
+    # Note: a hangup too (the SSH session of a long remote scan dropping): it
+    # killed the scan, the log left with no end record.
+    old_hup = signal.signal(signal.SIGHUP, handler)
 
     def restore() -> None:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGHUP, old_hup)
 
     return restore
 

@@ -58,7 +58,7 @@ def usable_cores() -> int:
 
 
 def fork_holding_signals() -> tuple[int, set[int | signal.Signals]]:
-    """os.fork() with SIGINT and SIGTERM held back: (pid, the signal mask to put back).
+    """os.fork() with SIGINT, SIGTERM and SIGHUP held back: (pid, the signal mask to put back).
 
     Raised in the child before it is in its own code, either signal would
     run the caller's handlers there (unwind a copy of the scan). Each side
@@ -67,7 +67,7 @@ def fork_holding_signals() -> tuple[int, set[int | signal.Signals]]:
     exit, the parent once it can clean the child up. A fork that fails
     raises OSError, with the mask put back.
     """
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
     try:
         return os.fork(), held
     except OSError:

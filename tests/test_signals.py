@@ -107,6 +107,29 @@ def test_signals_at_random_moments_leave_a_verifiable_log(
         assert proc.returncode & 8, err
 
 
+def test_a_hangup_to_the_whole_group_ends_the_log_interrupted(
+    every_file_notable: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Before: SIGHUP (an SSH session dropping) killed the scan and its workers: the log had no
+    end record, and verify called it incomplete."""
+    ev, db = every_file_notable
+    log = tmp_path / "run.jsonl"
+    cmd = [*MATCHER, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db)]
+    proc = subprocess.Popen([*cmd, "--log", str(log), "-q", "-j", "2"], stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.killpg(proc.pid, signal.SIGHUP)  # the whole group, as a terminal's hangup does
+    _, err = proc.communicate(timeout=120)
+    end = read_log(log)[-1]
+    assert end["type"] == "end", err
+    check = subprocess.run([*MATCHER, "verify", str(log)], capture_output=True, text=True)
+    assert check.returncode == 0, (check.stderr, err)
+    if end["status"] == "interrupted":
+        assert "SIGHUP" in " ".join(end["notes"]) and proc.returncode & 8, (end, err)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("round_", range(4))
 def test_a_storm_of_signals_prints_no_traceback_and_leaves_a_verifiable_log(
