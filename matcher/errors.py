@@ -93,6 +93,35 @@ class LogWriteError(MatcherError):
     """The audit log could not be written (disk full, read-only, ...)."""
 
 
+class OutOfResources(MatcherError):
+    """matcher itself ran out of open files or memory: a limit of the machine, not the evidence's.
+
+    Recorded as an evidence error, it made a scan of nothing 'complete' (a
+    walk-error at its root, the log never to be resumed): it stops the run
+    instead, which --resume continues once the limit is raised.
+    """
+
+
+# errno values that are matcher's own limits, whatever the path they came with.
+_OWN_LIMITS = {
+    errno.EMFILE: ("open files", "raise the limit (`ulimit -n`)"),
+    errno.ENFILE: ("the system's open files", "close other programs"),
+    errno.ENOMEM: ("memory", "free some, or give fewer --jobs"),
+}
+
+
+def refuse_own_limit(exc: OSError, path: bytes) -> None:
+    """Raise OutOfResources when `exc` is matcher's own limit, not a fault of `path`'s entry."""
+    limit = _OWN_LIMITS.get(exc.errno or 0)
+    if limit is not None:
+        what, advice = limit
+        raise OutOfResources(
+            f"matcher ran out of {what} ({errno.errorcode.get(exc.errno or 0)}) at "
+            f"{path.decode('utf-8', 'backslashreplace')}: a limit of this machine, not a fault "
+            f"of the evidence; {advice}"
+        ) from exc
+
+
 def os_error_detail(exc: OSError) -> str:
     """`ECODE: strerror` for an OSError; its own message when it has no errno.
 

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from matcher.digests import hasher_factory
 from matcher.errors import os_error_detail
+from matcher.errors import refuse_own_limit
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -153,6 +154,7 @@ class Hasher:
         try:
             fd = self.opener(path)
         except OSError as exc:
+            refuse_own_limit(exc, path)  # the run stops: --resume continues it
             return _failure_of(_open_failure(exc.errno), exc)
         try:
             before = os.fstat(fd)

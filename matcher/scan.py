@@ -952,10 +952,14 @@ def _scan(
             opened = Inventory(inventory_path)
             try:
                 _refuse_another_inventory(opened, found, options.log)
-                if found.sealed_inventory is not None and opened.last_run() < 0:
+                if (
+                    found.sealed_inventory is not None
+                    and opened.origin() is None
+                    and opened.last_run() < 0
+                ):
                     notes.append(
-                        f"the inventory {inventory_path} held no entry of the run this one "
-                        "continues (missing, made anew): every entry is read again"
+                        f"the inventory {inventory_path} holds nothing of the run this one "
+                        "continues (it was missing, and is made anew): every entry is read again"
                     )
             except BaseException:
                 opened.close()

@@ -21,6 +21,7 @@ the order it sent the units.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import pickle
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from matcher.errors import MatcherError
+from matcher.errors import OutOfResources
 
 # Note on pickle: units and replies travel only through anonymous pipes made
 # here, between the scan and the workers it forked itself; nothing outside
@@ -88,6 +90,10 @@ def die_with_parent() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+
+
+# A fork or a pipe refused for want of processes, open files or memory.
+_OUT_OF = frozenset({errno.EAGAIN, errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 
 
 class WorkerFailed(MatcherError):
@@ -257,8 +263,16 @@ class ForkedWorkers:
             for _ in range(jobs):
                 self._fork(initializer, initargs, run)
             _grow_reply_pipes(self._workers)
-        except BaseException:
+        except BaseException as exc:
             self.close()
+            if isinstance(exc, OSError) and exc.errno in _OUT_OF:
+                # Note: before anything is written; it was a traceback and
+                # "internal error ... a fault in matcher".
+                raise OutOfResources(
+                    f"Cannot start {jobs} hashing workers: {exc.strerror or exc}. Give fewer "
+                    "--jobs, or raise the limit (`ulimit -n` for open files, `ulimit -u` for "
+                    "processes)."
+                ) from exc
             raise
 
     def _fork(

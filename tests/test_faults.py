@@ -444,6 +444,41 @@ def test_a_stdout_that_cannot_be_written_is_said_not_called_a_fault_of_matcher(
         assert "cannot write to standard output: it is closed" in closed.stderr
 
 
+@pytest.mark.parametrize("where", ["listing a folder", "opening a file"])
+def test_running_out_of_open_files_stops_the_scan_to_be_resumed_not_a_complete_scan(
+    tmp_path: Path, ev: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Before: under `ulimit -n 12` the root's listing failed with EMFILE, recorded as an evidence
+    walk-error: 'complete: 1 entries: 0 files hashed', exit 4, and --resume refused (complete).
+    matcher's own limit is no fault of the evidence: the run stops, to be resumed."""
+    import errno
+
+    import matcher.evidence.folder as folder_mod
+    import matcher.scan as scan_mod
+
+    real = folder_mod.open_readonly
+
+    def out_of_files(path: bytes, directory: bool = False) -> int:
+        if directory == (where == "listing a folder"):
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(path, directory)
+
+    log = tmp_path / "a.jsonl"
+    listed = tmp_path / "notable.sha256"
+    options = scan_mod.ScanOptions([ev], "E", "F-1", tmp_path / "s.db", log, lists=[listed], jobs=1)
+    with monkeypatch.context() as limited:
+        limited.setattr(folder_mod, "open_readonly", out_of_files)
+        limited.setattr(scan_mod, "open_readonly", out_of_files)
+        with pytest.raises(scan_mod.ScanAborted, match=r"ran out of open files \(EMFILE\)"):
+            scan_mod.run_scan(options)
+    end = read_log(log)[-1]
+    assert end["status"] == "interrupted" and end["counts"]["errors"] == 0, end
+    resumed = subprocess.run([*MATCHER, *scan_args(tmp_path, ev, log), "--resume"], capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert resumed.returncode == ExitCode.NOTABLE, resumed.stderr
+    assert not [r for r in read_log(log) if r["type"] == "error"]
+
+
 def test_jobs_default_to_the_cores_the_process_may_use(
     runner: CliRunner, tmp_path: Path, ev: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

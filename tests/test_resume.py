@@ -968,6 +968,6 @@ def test_a_resume_whose_inventory_is_missing_reads_every_entry_again(
     resumed = run_scan(ev, db, log, "--resume")
     assert resumed.returncode == 1, resumed.stderr
     end = read_log(log)[-1]
-    assert any("held no entry of the run this one continues" in n for n in end["notes"])
+    assert any("holds nothing of the run this one continues (it was missing" in n for n in end["notes"])
     assert end["counts"]["notable"] == 1 and end["counts"]["files"] == 3
     assert verify(log) == 0

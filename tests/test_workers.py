@@ -215,3 +215,28 @@ def test_reply_pipes_never_cost_a_task_pipe_its_size_under_the_user_pipe_limit()
     assert set(replies) <= {64 << 10, 256 << 10}
     if replies != {64 << 10: many}:  # grown: then within half of what was left
         assert many * ((256 - 64) << 10) <= (soft - many * (allowed + (64 << 10))) // 2
+
+
+def test_workers_that_cannot_start_for_want_of_open_files_are_said_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: `scan -j 12` under `ulimit -n 20` ended in a traceback and 'internal error ... a
+    fault in matcher' (EMFILE from a pipe); it names the limit and what to do, and no worker
+    started stays behind."""
+    import errno
+
+    from matcher.errors import OutOfResources
+
+    real, made = os.pipe2, []
+
+    def pipes(flags: int) -> tuple[int, int]:
+        if len(made) >= 4:
+            raise OSError(errno.EMFILE, "Too many open files")
+        made.append(1)
+        return real(flags)
+
+    monkeypatch.setattr(os, "pipe2", pipes)
+    with pytest.raises(OutOfResources, match=r"Cannot start 5 hashing workers: Too many open files\. Give fewer --jobs"):
+        ForkedWorkers(5, _nothing, (), _echo)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the two workers started were reaped

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from stat import S_ISREG
 
 from matcher.errors import os_error_detail
+from matcher.errors import refuse_own_limit
 from matcher.evidence.roots import absolute
 from matcher.models import EntryOutcome
 from matcher.models import Failure
@@ -156,6 +157,12 @@ def _kind(mode: int) -> str:
 
 
 def _walk_failure(path: bytes, exc: OSError, kind: str = "dir") -> EntryOutcome:
+    """The error entry of what the walk could not list or stat.
+
+    Raises:
+        OutOfResources: the error is matcher's own limit (open files, memory).
+    """
+    refuse_own_limit(exc, path)
     code = exc.errno
     if code == errno_mod.ENOENT:
         failure = Failure.VANISHED
