@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 import stat
+import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -43,6 +44,11 @@ Opener = Callable[[bytes], int]
 # raises OSError for unreadable content. It must be a module-level function
 # (process workers receive it by reference).
 ChunkReader = Callable[[FileTask, memoryview], Iterator[bytes | memoryview]]
+
+
+# A plain file whose ctime is this recent (or in the future) when its read
+# starts may be under a write still: it is read twice (see Hasher.hash_file).
+SETTLING_NS = 2_000_000_000
 
 
 class Hasher:
@@ -162,6 +168,19 @@ class Hasher:
                 return Failure.CHANGED, None, "replaced by another object after listing"
             try:
                 digests, total = self.digest_fd(fd, before.st_size)
+                if digests and time.time_ns() - before.st_ctime_ns < SETTLING_NS:
+                    # Note: write(2) stamps the times before it copies its data:
+                    # a read overlapping that copy sees one ctime before and
+                    # after, and its digest is of bytes half old, half new. A
+                    # file written that recently is read twice, to agree.
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    if self.digest_fd(fd, before.st_size) != (digests, total):
+                        return (
+                            Failure.CHANGED,
+                            None,
+                            "being written: two reads of it differ (it changed within "
+                            f"{SETTLING_NS // 1_000_000_000} s before it was read)",
+                        )
             except OSError as exc:
                 return _failure_of(Failure.IO_ERROR, exc)
             after = os.fstat(fd)

@@ -103,8 +103,23 @@ def test_file_changed_after_listing_is_a_failure(tmp_path: Path) -> None:
     assert out.failure is Failure.CHANGED
 
 
-def test_content_rewritten_mid_read_with_its_mtime_restored_is_a_failure(tmp_path: Path) -> None:
+class _Later:
+    """Stands in for hashing's `time`: the clock a minute on, every file long settled."""
+
+    @staticmethod
+    def time_ns() -> int:
+        import time
+
+        return time.time_ns() + 60 * 10**9
+
+
+def test_content_rewritten_mid_read_with_its_mtime_restored_is_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Same size, same mtime (set back with utime), other bytes: only the ctime tells."""
+    import matcher.hashing as hashing_mod
+
+    monkeypatch.setattr(hashing_mod, "time", _Later)  # read once: the ctime alone tells
     path = tmp_path / "rewritten"
     path.write_bytes(b"a" * 5000)
     task = task_for(path)
@@ -122,6 +137,43 @@ def test_content_rewritten_mid_read_with_its_mtime_restored_is_a_failure(tmp_pat
     out = hasher.run(task)
     assert out.failure is Failure.CHANGED and out.digests is None
     assert out.detail is not None and "ctime" in out.detail
+
+
+def test_a_file_written_just_before_its_read_is_read_twice_and_must_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write(2) stamps the times before it copies its data: a read overlapping that copy saw
+    one ctime before and after, and gave the digest of bytes half old, half new (a validator
+    saw ~1,000 of 2,600 reads of a file rewritten in place so). A file whose ctime is that
+    recent is read twice; reads that differ are `changed`, never a digest."""
+    import matcher.hashing as hashing_mod
+
+    path = tmp_path / "being-written"
+    path.write_bytes(b"A" * 70_000)
+    task = task_for(path)
+    hasher = Hasher(ALGOS, open_readonly)
+    real_digest_fd, reads = hasher.digest_fd, []
+
+    def torn_first(fd: int, expected_size: int) -> tuple[list[bytes], int]:
+        reads.append(1)
+        digests, total = real_digest_fd(fd, expected_size)
+        if len(reads) == 1:  # the first read met the write halfway: its bytes never existed
+            digests = [hashlib.new(a, b"B" * 35_000 + b"A" * 35_000).digest() for a in ALGOS]
+        return digests, total
+
+    hasher.digest_fd = torn_first  # type: ignore[method-assign]
+    out = hasher.run(task)
+    assert len(reads) == 2 and out.failure is Failure.CHANGED and out.digests is None
+    assert out.detail is not None and "two reads of it differ" in out.detail
+    # Reads that agree give the digest; a file settled long ago is read once.
+    reads.clear()
+    hasher.digest_fd = real_digest_fd  # type: ignore[method-assign]
+    out = hasher.run(task)
+    assert out.digests == {a: hashlib.new(a, b"A" * 70_000).digest() for a in ALGOS}
+    monkeypatch.setattr(hashing_mod, "time", _Later)
+    hasher.digest_fd = torn_first  # type: ignore[method-assign]
+    out = hasher.run(task)
+    assert len(reads) == 1 and out.failure is None
 
 
 def test_file_replaced_by_symlink_is_not_followed(tmp_path: Path) -> None:
