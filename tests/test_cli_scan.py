@@ -323,6 +323,16 @@ def test_blake3_and_sha512_when_asked(runner: CliRunner, tmp_path: Path, evidenc
     assert set(match["digests"]) == {"sha512", "blake3"}
 
 
+def test_the_run_record_reports_the_lookup_filters_memory(
+    runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """Issue 4 asks that the filter's memory be reported: the run record gives it (README)."""
+    log = tmp_path / "r.jsonl"
+    scan(runner, store, log, evidence_copy)
+    (run,) = [r for r in read_log(log) if r["type"] == "run"]
+    assert run["filter"]["kind"] == "bloom" and run["filter"]["bytes"] > 0
+
+
 def test_long_runs_leave_signed_checkpoints(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import matcher.scan as scan_mod
 
