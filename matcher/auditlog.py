@@ -153,6 +153,9 @@ class _ScanState:
     signer_named: bool = False
     log_signer: tuple[str | None] | None = None  # what the first run naming one named
     rematch: bool = False  # the last run record is a re-match's (it has no --resume)
+    # The line being checked: its signing key's fingerprint (None: unsigned), and
+    # whether the public key checked its signature.
+    seal: tuple[str | None, bool] = (None, False)
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -186,11 +189,7 @@ def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> di
             f"{kind} record {signed}, but its run record names {_key(st.signed_by)}: a log is "
             "signed throughout by one key or not at all (a signature was removed or added)"
         )
-    # Note: counted once the line has passed every check: a log that fails
-    # is reported with what verified before its bad line (see verify()).
-    if fp is not None:
-        st.signed, st.checked = st.signed + 1, st.checked + (key is not None)
-        st.fingerprints.add(fp)
+    st.seal = fp, key is not None  # counted once the line has passed every check (_records)
     return rec
 
 
@@ -296,6 +295,12 @@ def _records(
             _check_counts(rec, st)
         except IntegrityError as exc:
             raise IntegrityError(str(exc), line) from exc.__cause__
+        # Note: a line's signature counts once the whole line verified: a log
+        # that fails is reported with what verified before its bad line.
+        fp, checked = st.seal
+        if fp is not None:
+            st.signed, st.checked = st.signed + 1, st.checked + checked
+            st.fingerprints.add(fp)
         st.grammar.advance(rec)
         st.lines, st.head = line, hashlib.sha256(raw[:-1]).hexdigest()
         if line == 1:

@@ -311,3 +311,22 @@ def test_a_rematch_checks_the_original_logs_signatures_with_its_key_or_says_it_d
     code, output, _ = rematch("refused.jsonl", "--public-key", f"{other}.pub")
     assert code == 2 and "not by the given public key" in output, output
     assert not (tmp_path / "refused.jsonl").exists()
+
+
+def test_the_figures_of_a_failed_log_never_count_its_bad_line(
+    runner: CliRunner, scanned: tuple[Path, Path, Path]
+) -> None:
+    """A signed end record whose counts fail was counted among the signatures 'before it'."""
+    log, _, _ = scanned
+
+    def bad_counts(rec: dict[str, object]) -> None:
+        rec["counts"]["files"] = -1  # type: ignore[index]
+
+    result = runner.invoke(cli, ["verify", str(_reseal_last(log, bad_counts)), "--json"])
+    assert result.exit_code == 1, result.output
+    found = json.loads(result.stdout)
+    lines = len(log.read_bytes().splitlines())
+    assert found["line"] == lines and "counts" in found["error"], found
+    assert found["records"] == lines - 1
+    signed_before = sum(b'"signature"' in line for line in log.read_bytes().splitlines()[:-1])
+    assert found["signatures"] == signed_before
