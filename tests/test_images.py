@@ -1096,6 +1096,11 @@ def test_files_named_as_disk_images_in_a_folder_are_noted_as_hashed_not_walked(
     (note,) = [n for n in read_log(log)[-1]["notes"] if "named as disk images" in n]
     assert note.startswith(f"2 file(s) in the folders are named as disk images (the first: {ev}/sub/case.E01)")
     assert "`matcher scan IMAGE`" in note
+    # One left out by --exclude is not said to be hashed.
+    log = tmp_path / "run1.jsonl"
+    scan_mod.run_scan(scan_mod.ScanOptions([ev], "E", "C", tmp_path / "s.db", log, jobs=1, excludes=("*.E01",)))
+    (note,) = [n for n in read_log(log)[-1]["notes"] if "named as disk images" in n]
+    assert note.startswith(f"1 file(s) in the folders are named as disk images (the first: {ev}/sub/disk.DD)")
     (ev / "sub" / "case.E01").unlink()
     (ev / "sub" / "disk.DD").unlink()
     log = tmp_path / "run2.jsonl"

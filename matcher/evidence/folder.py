@@ -353,11 +353,10 @@ class FolderWalker:
                     except OSError as exc:
                         yield _walk_failure(child, exc, kind="entry")
                         continue
-                    if imagelike and name in imagelike and S_ISREG(child_st.st_mode):
-                        self.image_files += 1
-                        self.first_image_file = self.first_image_file or child
                     if plain and S_ISREG(child_st.st_mode):
                         # The common case, kept short: a regular file, no exclude patterns.
+                        if imagelike and name in imagelike:
+                            self._image_file(child)
                         yield FileTask(
                             child, child_st.st_size, child_st.st_mtime_ns, child_st.st_dev,
                             child_st.st_ino,
@@ -365,6 +364,8 @@ class FolderWalker:
                         continue
                     child_rel = relative + b"/" + name if relative else name
                     result = self._classify(child, child_st, dev, child_rel, name)
+                    if imagelike and name in imagelike and isinstance(result, FileTask):
+                        self._image_file(child)  # not excluded
                     if result is None:
                         subdirs.append((child, child_st.st_dev, child_st.st_ino, child_rel))
                     else:
@@ -374,6 +375,11 @@ class FolderWalker:
                 if not isinstance(listing, EntryOutcome):
                     os.close(listing[0])
             stack.extend(reversed(subdirs))
+
+    def _image_file(self, path: bytes) -> None:
+        """Count a file named as a disk image that the walk hashes as a file (noted by the scan)."""
+        self.image_files += 1
+        self.first_image_file = self.first_image_file or path
 
     def _list_dir(self, path: bytes, dev: int, ino: int) -> tuple[int, list[bytes]] | EntryOutcome:
         """The open directory and its entries' names, sorted; the caller closes the fd.
