@@ -123,7 +123,14 @@ def read_manifest(path: Path) -> list[BatchItem]:
             items = []
             first_line = 2
             for number, row in enumerate(reader, start=2):
-                start, first_line = first_line, reader.line_num + 1
+                # Note: the row's first line, counted back from its last over the
+                # line breaks in its values (blank lines before it are skipped).
+                breaks = sum(
+                    v.count("\n") + v.count("\r") - v.count("\r\n")
+                    for v in row.values()
+                    if isinstance(v, str)
+                )
+                start, first_line = reader.line_num - breaks, reader.line_num + 1
                 if None in row or None in row.values():
                     # Note: an unquoted comma in a value (`Doe, Jane`) shifts
                     # every later field: the examiner would be recorded as
@@ -401,6 +408,9 @@ def _take_finished(item: BatchItem, options: ScanOptions, list_digests: dict[Pat
         inventory = end.get("inventory")
         if isinstance(inventory, dict) and isinstance(inventory.get("path"), str):
             item.inventory = Path(inventory["path"])
+            beside = default_inventory_path(item.log)
+            if not item.inventory.exists() and beside.exists():
+                item.inventory = beside  # the case folder moved: it lies beside its log
             if (
                 note := _sealed_inventory_note(item.inventory, inventory.get("sha256"))
             ) is not None:

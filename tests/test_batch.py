@@ -176,6 +176,15 @@ def test_a_done_item_whose_inventory_is_gone_or_changed_says_so(
     inventory = Path(first["inventory"])
     (again,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
     assert again["status"] == "done-before" and not any("inventory" in n for n in again["notes"])
+    # A case folder moved: the inventory beside its log is the one found (as rematch does).
+    moved = tmp_path / "moved"
+    (tmp_path / "logs").rename(moved)
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,moved/a.jsonl\n")
+    (there,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
+    assert there["status"] == "done-before" and not any("inventory" in n for n in there["notes"])
+    assert there["inventory"] == str(moved / inventory.name)
+    moved.rename(tmp_path / "logs")
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,logs/a.jsonl\n")
     with inventory.open("ab") as stream:
         stream.write(b"\0")
     (changed,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
@@ -256,6 +265,10 @@ def test_a_quote_left_open_is_refused_not_taken_as_one_value(
     assert "m.csv:3:" in out and "examiner value holds a line break" in out
     out = _refused_manifest(runner, tmp_path, 'evidence,case,examiner\na,C-7,"Doe, Jane')
     assert "m.csv:2:" in out and "a quote is left open" in out
+    out = _refused_manifest(runner, tmp_path, 'evidence,case,examiner\n\n\nb,C-7,"Doe\nJane"\n')
+    assert "m.csv:4:" in out and "examiner value holds a line break" in out
+    out = _refused_manifest(runner, tmp_path, "evidence,case,examiner\n\n\na,C-1,\n")
+    assert "m.csv:4:" in out and "empty examiner" in out
 
 
 def test_a_column_the_manifest_does_not_know_is_refused(runner: CliRunner, tmp_path: Path) -> None:
