@@ -333,7 +333,10 @@ def test_the_run_record_reports_the_lookup_filters_memory(
     assert run["filter"]["kind"] == "bloom" and run["filter"]["bytes"] > 0
 
 
-def test_long_runs_leave_signed_checkpoints(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _signed_scan_with_checkpoints(
+    runner: CliRunner, store: Path, tmp_path: Path, evidence: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path]:
+    """(log, key) of a signed scan that leaves a checkpoint every few matches."""
     import matcher.scan as scan_mod
 
     monkeypatch.setattr(scan_mod, "CHECKPOINT_SECONDS", 0.0)
@@ -341,7 +344,12 @@ def test_long_runs_leave_signed_checkpoints(runner: CliRunner, store: Path, tmp_
     key = tmp_path / "k.pem"
     runner.invoke(cli, ["keygen", str(key)])
     log = tmp_path / "r.jsonl"
-    scan(runner, store, log, evidence_copy, extra=["--sign-key", str(key), "--jobs", "1"])
+    scan(runner, store, log, evidence, extra=["--sign-key", str(key), "--jobs", "1"])
+    return log, key
+
+
+def test_long_runs_leave_signed_checkpoints(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, key = _signed_scan_with_checkpoints(runner, store, tmp_path, evidence_copy, monkeypatch)
     checkpoints = [r for r in read_log(log) if r["type"] == "checkpoint"]
     assert len(checkpoints) >= 2 and all("signature" in c for c in checkpoints)
     result = runner.invoke(cli, ["verify", str(log), "--public-key", str(key) + ".pub", "--json"])
@@ -359,14 +367,7 @@ def test_a_log_cut_after_signed_checkpoints_is_reported_with_what_verified_befor
 ) -> None:
     """Before: verify said only FAILED, and the json and dfxml reports gave records 0,
     signatures_checked 0, no key: the checkpoints that prove who wrote a cut log went unsaid."""
-    import matcher.scan as scan_mod
-
-    monkeypatch.setattr(scan_mod, "CHECKPOINT_SECONDS", 0.0)
-    monkeypatch.setattr(scan_mod, "MATCH_BATCH", 4)
-    key = tmp_path / "k.pem"
-    runner.invoke(cli, ["keygen", str(key)])
-    log = tmp_path / "r.jsonl"
-    scan(runner, store, log, evidence_copy, extra=["--sign-key", str(key), "--jobs", "1"])
+    log, key = _signed_scan_with_checkpoints(runner, store, tmp_path, evidence_copy, monkeypatch)
     lines = log.read_bytes().splitlines(keepends=True)
     last_checkpoint = max(i for i, line in enumerate(lines) if b'"type":"checkpoint"' in line)
     log.write_bytes(b"".join(lines[: last_checkpoint + 1]) + lines[last_checkpoint + 1][:20])  # cut

@@ -512,15 +512,7 @@ class ImageWalker:
                 directory = volume.fs.open_dir(inode=inum)
                 listing = [(bytes(f.info.name.name), f) for f in directory]
             except (OSError, RuntimeError) as exc:
-                yield EntryOutcome(
-                    path=prefix + (inner or b"/"),
-                    size=None,
-                    mtime_ns=None,
-                    failure=Failure.WALK,
-                    errno=errno_mod.EIO,
-                    detail=f"directory cannot be listed: {exc}",
-                    kind="dir",
-                )
+                yield _folder_error(prefix + (inner or b"/"), f"directory cannot be listed: {exc}")
                 continue
             listing.sort(key=lambda item: item[0])
             subdirs: list[tuple[bytes, int, bool]] = []
@@ -638,15 +630,7 @@ class ImageWalker:
         try:
             entry = volume.fs.open_meta(inode=int(volume.fs.info.root_inum))
         except (OSError, RuntimeError) as exc:
-            yield EntryOutcome(
-                path=path,
-                size=None,
-                mtime_ns=None,
-                failure=Failure.WALK,
-                errno=errno_mod.EIO,
-                detail=f"root folder cannot be opened for its streams: {exc}",
-                kind="dir",
-            )
+            yield _folder_error(path, f"root folder cannot be opened for its streams: {exc}")
             return
         meta = entry.info.meta
         yield from self._file_streams(
@@ -823,6 +807,19 @@ class ImageWalker:
                 ),
                 link=link,
             )
+
+
+def _folder_error(path: bytes, detail: str) -> EntryOutcome:
+    """A folder of the image that TSK cannot list or open (a walk-error)."""
+    return EntryOutcome(
+        path=path,
+        size=None,
+        mtime_ns=None,
+        failure=Failure.WALK,
+        errno=errno_mod.EIO,
+        detail=detail,
+        kind="dir",
+    )
 
 
 def _mtime_ns(meta: Any) -> int:
