@@ -122,6 +122,7 @@ class Hasher:
                 for h in hashers:
                     h.update(data)
         except OSError as exc:
+            refuse_own_limit(exc, task.path)  # the run stops: --resume continues it
             return _failure(task, Failure.IO_ERROR, exc)
         if total != task.size:
             return _failure(task, Failure.CHANGED, None, f"listed {task.size} bytes, read {total}")

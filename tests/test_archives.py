@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import lzma
+import dataclasses
 import os
 import random
 import shutil
@@ -1294,3 +1295,31 @@ def test_a_zip64_end_record_with_real_values_in_the_plain_one_is_found(tmp_path:
         assert tail.find(b"PK\x06\x06") > 0  # the case: a zip64 record ...
         assert at == size - len(tail) + tail.index(b"PK\x01\x02")  # ... and the directory found
         assert zips.directory_starts_at(stream, at)
+
+
+def test_running_out_of_open_files_while_listing_an_archive_stops_the_scan(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: EMFILE while a zip was listed became the zip's walk-error: 'complete', exit 4,
+    errno lost, and --resume refused (a complete run). matcher's own limit stops the run."""
+    import errno
+
+    import matcher.evidence.archive as archive_mod
+    import matcher.scan as scan_mod
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a.zip").write_bytes(zip_bytes({"notable.bin": NOTABLE}))
+
+    def out_of_files(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    log = tmp_path / "run.jsonl"
+    options = scan_mod.ScanOptions([ev], "E", "C", db, log, jobs=1, archives=True)
+    with monkeypatch.context() as limited:
+        limited.setattr(archive_mod.ArchiveWalker, "_zip", out_of_files)
+        with pytest.raises(scan_mod.ScanAborted, match=r"ran out of open files \(EMFILE\)"):
+            scan_mod.run_scan(options)
+    assert read_log(log)[-1]["status"] == "interrupted"
+    summary = scan_mod.run_scan(dataclasses.replace(options, resume=True))
+    assert summary.status == "complete" and summary.counts.notable == 1

@@ -57,6 +57,7 @@ from typing import IO
 from typing import Any
 from typing import cast
 
+from matcher.errors import refuse_own_limit
 from matcher.evidence import image as image_mod
 from matcher.evidence import sevenzip
 from matcher.evidence import zips
@@ -533,6 +534,8 @@ class ArchiveWalker:
                 else:
                     yield from self._stream(path, base, steps, fmt, packed_size, depth, budget)
         except _ERRORS as exc:
+            if isinstance(exc, OSError):
+                refuse_own_limit(exc, path)  # matcher's own limit: the run stops (--resume)
             yield EntryOutcome(
                 here,
                 None,

@@ -26,6 +26,7 @@ from typing import Any
 
 from matcher.digests import hasher_factory
 from matcher.errors import EvidenceError
+from matcher.errors import refuse_own_limit
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.unique import UniqueNames
 from matcher.interrupts import foreign_callback
@@ -512,6 +513,8 @@ class ImageWalker:
                 directory = volume.fs.open_dir(inode=inum)
                 listing = [(bytes(f.info.name.name), f) for f in directory]
             except (OSError, RuntimeError) as exc:
+                if isinstance(exc, OSError):
+                    refuse_own_limit(exc, prefix + (inner or b"/"))
                 yield _folder_error(prefix + (inner or b"/"), f"directory cannot be listed: {exc}")
                 continue
             listing.sort(key=lambda item: item[0])
