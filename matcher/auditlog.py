@@ -156,6 +156,9 @@ class _ScanState:
     # The line being checked: its signing key's fingerprint (None: unsigned), and
     # whether the public key checked its signature.
     seal: tuple[str | None, bool] = (None, False)
+    last_seal: tuple[str | None, bool] = (None, False)  # the seal of the last line verified
+    # A line's prev did not chain: the line before it may be the one changed.
+    previous_unsure: bool = False
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -170,6 +173,7 @@ def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> di
             "inserted, duplicated or moved"
         )
     if rec["prev"] != st.head:
+        st.previous_unsure = True  # the line before may be the one changed
         raise IntegrityError(
             f"prev is not the SHA-256 of line {st.lines}: that line was changed, "
             "or lines were inserted, deleted or moved"
@@ -297,7 +301,7 @@ def _records(
             raise IntegrityError(str(exc), line) from exc.__cause__
         # Note: a line's signature counts once the whole line verified: a log
         # that fails is reported with what verified before its bad line.
-        fp, checked = st.seal
+        fp, checked = st.last_seal = st.seal
         if fp is not None:
             st.signed, st.checked = st.signed + 1, st.checked + checked
             st.fingerprints.add(fp)
@@ -467,7 +471,7 @@ def verify(
             _check_whole(st, expect_head)
         except IntegrityError as exc:
             exc.seen = seen.finish()
-            exc.verified = (st.lines, st.signed, st.checked, tuple(sorted(st.fingerprints)))
+            exc.verified = _verified_before(st)
             if isinstance(exc, (IncompleteLogError, TornLineError)) and _being_written(stream):
                 still = IncompleteLogError(
                     "log is still being written: a matcher process holds it (a run under "
@@ -500,6 +504,21 @@ def verify(
         n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line, size, sha256,
         first_run, last_end, st.signed,
     )  # fmt: skip
+
+
+def _verified_before(st: _ScanState) -> tuple[int, int, int, tuple[str, ...]]:
+    """What verified before a failure: (records, signed, signatures checked, key fingerprints).
+
+    Note: a line whose prev does not chain may follow the one that was
+    changed: that line is not counted, unless its signature was checked (a
+    signature checked shows the line as written).
+    """
+    records, signed, checked = st.lines, st.signed, st.checked
+    fp, was_checked = st.last_seal
+    if st.previous_unsure and records and not was_checked:
+        records -= 1
+        signed -= fp is not None
+    return records, signed, checked, tuple(sorted(st.fingerprints))
 
 
 def _being_written(stream: BinaryIO) -> bool:

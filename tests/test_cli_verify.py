@@ -330,3 +330,19 @@ def test_the_figures_of_a_failed_log_never_count_its_bad_line(
     assert found["records"] == lines - 1
     signed_before = sum(b'"signature"' in line for line in log.read_bytes().splitlines()[:-1])
     assert found["signatures"] == signed_before
+
+
+def test_an_edited_line_is_never_counted_among_those_that_verified(
+    runner: CliRunner, scanned: tuple[Path, Path, Path]
+) -> None:
+    """An edited line shows where the next line's prev fails: 'line N+1: prev is not the
+    SHA-256 of line N ... N record(s) before it verified' counted the edited line N."""
+    log, _, _ = scanned
+    lines = log.read_bytes().splitlines()
+    edited = next(i for i, line in enumerate(lines) if b'"type":"match"' in line)  # 0-based
+    lines[edited] = lines[edited].replace(b'"size":', b'"size":1', 1)
+    write_lines(log, lines)
+    result = runner.invoke(cli, ["verify", str(log), "--json"])
+    found = json.loads(result.stdout)
+    assert found["line"] == edited + 2 and "prev is not the SHA-256" in found["error"], found
+    assert found["records"] == edited  # the lines before the edited one

@@ -215,7 +215,7 @@ def test_a_csv_and_a_case_graph_kept_alone_name_their_log_its_sha256_head_and_li
     tamper(scanned)
     lines = report(runner, scanned, "csv", scanned.parent / "t.csv", code=1).read_text().splitlines()
     assert lines[0].startswith("# WARNING: this log FAILED verification")
-    assert lines[2].startswith(f"# LOG: {scanned}; SHA-256 ") and lines[2].endswith(": no head; the 2 record(s) before it verified")
+    assert lines[2].startswith(f"# LOG: {scanned}; SHA-256 ") and lines[2].endswith(": no head; the 1 record(s) before it verified")
     graph = json.loads(report(runner, scanned, "case", scanned.parent / "t.jsonld", code=1).read_text())["@graph"]
     (action,) = [n for n in graph if n["@type"] == "case-investigation:InvestigativeAction"]
     assert action["uco-core:description"].startswith("WARNING: this log FAILED verification")
