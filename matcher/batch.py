@@ -185,7 +185,7 @@ def read_manifest(path: Path) -> list[BatchItem]:
             if left_open
             else f"the manifest is not a readable CSV ({exc})",
             source=str(path),
-            line=first_line if items is not None else None,
+            line=_open_quote_line(path) if left_open else first_line if items is not None else None,
         ) from exc
     except UnicodeDecodeError as exc:
         raise FormatError(f"the manifest is not a readable CSV ({exc})", source=str(path)) from exc
@@ -196,6 +196,26 @@ def read_manifest(path: Path) -> list[BatchItem]:
     if not items:
         raise FormatError("the manifest lists no item", source=str(path))
     return items
+
+
+def _open_quote_line(path: Path) -> int | None:
+    """The line of the quote a manifest leaves open to its end (None if none is found).
+
+    Note: blank lines are skipped inside the csv reader, so the line its
+    row starts on cannot be counted from the rows read.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    quoted, line, opened = False, 1, None
+    for char in text:
+        if char == '"':
+            quoted = not quoted  # a doubled quote inside a value toggles twice
+            opened = line if quoted else opened
+        elif char == "\n":
+            line += 1
+    return opened if quoted else None
 
 
 def _refuse_evidence_twice(items: Sequence[BatchItem], manifest: Path) -> None:
