@@ -70,12 +70,14 @@ class Inventory:
         StoreError: when the file cannot be created or is not an inventory.
     """
 
-    def __init__(self, path: Path, create: bool = True, new: bool = False):
+    def __init__(self, path: Path, create: bool = True, new: bool = False, sealed: bool = False):
         """Open (or, with `create`, make) the inventory at `path`.
 
         `new`: the file must not exist yet (a fresh scan's): made exclusively,
         so that two scans given one --inventory cannot both write into it
         (each checked it did not exist, before minutes of start-up).
+        `sealed` (with create False): read its bytes as they are, a journal
+        beside it ignored (see connect_readonly): its SHA-256 was checked.
         """
         self.path = path
         self._pending: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
@@ -106,7 +108,7 @@ class Inventory:
             else:
                 if not path.is_file():
                     raise StoreError(f"Inventory {path} does not exist.")
-                conn = connect_readonly(path)
+                conn = connect_readonly(path, sealed=sealed)
             self.db = Database(conn)
             if create and "entries" not in self.db.table_names():
                 self._create()

@@ -36,13 +36,20 @@ def _hot_journal(path: Path) -> bool:
         return False
 
 
-def connect_readonly(path: Path) -> sqlite3.Connection:
+def connect_readonly(path: Path, sealed: bool = False) -> sqlite3.Connection:
     """Connect to `path` for reading, first rolling back a crash's hot journal.
+
+    With `sealed`, the file is read as its bytes are (SQLite's immutable
+    mode): a journal beside it is neither rolled back nor read. For a file
+    whose SHA-256 was just checked against a seal: rolled back, a journal
+    planted beside it changed both the file and what was read after the check.
 
     Raises:
         sqlite3.DatabaseError: the file is unreadable or not a database, or a
             hot journal cannot be rolled back (read-only media).
     """
+    if sealed:
+        return sqlite3.connect(path.absolute().as_uri() + "?mode=ro&immutable=1", uri=True)
     if _hot_journal(path):
         if not os.access(path, os.W_OK) or not os.access(path.parent or Path("."), os.W_OK):
             raise sqlite3.OperationalError(

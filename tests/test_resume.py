@@ -219,6 +219,65 @@ def test_rematch_refuses_a_changed_inventory(corpus: tuple[Path, Path, set[str]]
     assert not (tmp_path / "r.jsonl").exists()
 
 
+def _plant_journal(db: Path, edit: str) -> None:
+    """Write beside `db` a rollback journal that, rolled back, would apply `edit` (SQL) to it.
+
+    The journal holds, for each page `edit` changes, that page as `edit` leaves it: SQLite's
+    rollback copies it over the file (sqlite.org/fileformat.html, the rollback journal).
+    """
+    import struct
+
+    changed = Path(f"{db}.changed")
+    shutil.copy(db, changed)
+    conn = sqlite3.connect(changed)
+    conn.execute(edit)
+    conn.commit()
+    conn.close()
+    old, new = db.read_bytes(), changed.read_bytes()
+    changed.unlink()
+    size = struct.unpack(">H", old[16:18])[0]
+    pages = [i for i in range(len(old) // size) if old[i * size : (i + 1) * size] != new[i * size : (i + 1) * size]]
+    nonce = 7
+    journal = bytes.fromhex("d9d505f920a163d7") + struct.pack(">IIIII", len(pages), nonce, len(old) // size, 512, size)
+    journal = journal.ljust(512, b"\0")
+    for i in pages:
+        data = new[i * size : (i + 1) * size]
+        if i == 0:
+            data = data[:24] + old[24:28] + data[28:]
+        check = nonce + sum(data[j] for j in range(size - 200, 0, -200))
+        journal += struct.pack(">I", i + 1) + data + struct.pack(">I", check & 0xFFFFFFFF)
+    Path(f"{db}-journal").write_bytes(journal)
+
+
+def test_rematch_reads_the_sealed_inventory_as_it_is_never_a_journal_beside_it(
+    corpus: tuple[Path, Path, set[str]], tmp_path: Path
+) -> None:
+    """Before: the inventory's SHA-256 was checked, then SQLite rolled a journal planted beside
+    it into it: the sealed file changed, and a file's digest that was never read was re-matched
+    (a notable match no scan would give, in a log that verified)."""
+    ev, db, _ = corpus
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev / "d1", db, log).returncode == 1
+    inventory = Path(f"{log}.inventory.db")
+    sealed = inventory.read_bytes()
+    from matcher.digests import ALGORITHM_CODES
+
+    conn = sqlite3.connect(db)
+    code, digest = conn.execute("SELECT algo, digest FROM hashes LIMIT 1").fetchone()
+    conn.close()
+    column = {c: a for a, c in ALGORITHM_CODES.items()}[code]
+    conn = sqlite3.connect(inventory)
+    (unknown,) = conn.execute("SELECT path FROM entries WHERE verdict = 'unknown' LIMIT 1").fetchone()
+    conn.close()
+    _plant_journal(inventory, f"UPDATE entries SET {column} = x'{digest.hex()}' WHERE path = x'{bytes(unknown).hex()}'")
+    new_log = tmp_path / "r.jsonl"
+    result = subprocess.run([*MATCHER, "rematch", str(log), "--db", str(db), "--examiner", "R", "--case", "C",
+                             "--log", str(new_log)], capture_output=True)  # fmt: skip
+    assert inventory.read_bytes() == sealed  # never written
+    assert bytes(unknown) not in {os.fsencode(p) for p in matched_paths(new_log)}, result.stderr
+    assert result.returncode == 1 and verify(new_log) == 0
+
+
 @pytest.mark.parametrize("command", ["resume", "rematch"])
 def test_a_log_that_does_not_verify_is_refused_with_exit_2_never_1(
     corpus: tuple[Path, Path, set[str]], tmp_path: Path, command: str
