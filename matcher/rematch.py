@@ -49,6 +49,7 @@ from matcher.scan import _SignalGate
 from matcher.scan import append_end_record
 from matcher.scan import exit_code_for
 from matcher.scan import refuse_outputs_inside
+from matcher.scan import zero_length_notes
 from matcher.store import HashStore
 
 
@@ -198,6 +199,7 @@ def run_rematch(
         if not lists:
             raise UsageError(f"The hash store {options.db} holds no list.")
         digest_filter, notes = build_filter(store, lists, algorithms, on_stage)
+        notes.extend(zero_length_notes(lists))  # as a scan's end record names them
         notes.extend(_signature_note(verified))
         held.enter_context(store.pinned(lists))  # the lists of the run record, to its end
         signer = signing.load_signer(options.sign_key) if options.sign_key else None

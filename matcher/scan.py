@@ -818,13 +818,7 @@ def run_scan(
             )
         digest_filter, filter_notes = build_filter(store, lists, options.algorithms, on_stage)
         notes.extend(filter_notes)
-        notes.extend(
-            f"list {info.name!r} holds {info.zero_length} entr"
-            f"{'y' if info.zero_length == 1 else 'ies'} with the digest of an empty file: "
-            "flagged; an empty file is never a match"
-            for info in lists
-            if info.zero_length
-        )
+        notes.extend(zero_length_notes(lists))
         if options.candidates_only and not options.resume:
             # Note: the sizes are kept in the store (as the filter is) here,
             # before the hold: a held store takes no cache write, and every
@@ -861,6 +855,17 @@ def run_scan(
         store.close()
         for image in images.values():
             image.close()
+
+
+def zero_length_notes(lists: Sequence[ListInfo]) -> list[str]:
+    """The end record's note for each list holding the digest of an empty file (README)."""
+    return [
+        f"list {info.name!r} holds {info.zero_length} entr"
+        f"{'y' if info.zero_length == 1 else 'ies'} with the digest of an empty file: "
+        "flagged; an empty file is never a match"
+        for info in lists
+        if info.zero_length
+    ]
 
 
 def _opens(path: Path) -> bool:

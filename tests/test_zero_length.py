@@ -81,3 +81,23 @@ def test_an_empty_file_is_never_a_match(runner: CliRunner, tmp_path: Path, role:
     assert records[0]["lists"][0]["zero_length_entries"] == 1
     assert any("empty file is never a match" in n for n in records[-1]["notes"])
     assert "(of which 2 empty)" in result.stderr
+
+
+def test_a_rematch_notes_the_lists_holding_the_empty_file_digest_as_a_scan_does(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Before: its end record's notes were empty, though its run record counted the entry."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "empty").write_bytes(b"")
+    listed = tmp_path / "list.md5"
+    listed.write_text(f"{EMPTY_MD5}  empty\n")
+    db, log = tmp_path / "s.db", tmp_path / "run.jsonl"
+    assert runner.invoke(cli, ["import", str(listed), "--db", str(db), "--role", "notable"]).exit_code == 0
+    args = ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "--log", str(log)]
+    assert runner.invoke(cli, args).exit_code == 0
+    again = tmp_path / "again.jsonl"
+    args = ["rematch", str(log), "--db", str(db), "--examiner", "E", "--case", "C", "--log", str(again)]
+    assert runner.invoke(cli, args).exit_code == 0
+    notes = read_log(again)[-1]["notes"]
+    assert any("list 'list.md5' holds 1 entry with the digest of an empty file" in n for n in notes), notes
