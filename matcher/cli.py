@@ -319,21 +319,19 @@ def _say_verify_failed(log: Path, exc: IntegrityError, as_json: bool) -> None:
     """verify's output for a log that failed, with what verified before its bad line.
 
     Note: a log cut short is signed at checkpoints so that its authorship can
-    still be checked: what verified is said, not left out.
+    still be checked: what verified is said (as every report says it).
     """
+    from matcher.reports.model import Verification
+
     click.echo(f"FAILED: {log}: {exc}", err=True)
-    records, signed, checked, keys = exc.verified or (0, 0, 0, ())
-    if records and not as_json:
-        verified = f"{records} record(s) before it verified"
-        if checked:
-            verified += f", {checked} signature(s) with key {', '.join(keys)}"
-        elif signed:
-            verified += f" ({signed} signed by key {', '.join(keys)}: not checked)"
-        click.echo(f"  {verified}", err=True)
+    v = Verification.failed(exc)
+    if v.records and not as_json:
+        click.echo(f"  {v.verified_before().removeprefix('; ')}", err=True)
     if as_json:
         fields = {"log": str(log), "intact": False, "line": exc.line, "error": str(exc)}
-        before = {"signatures": signed, "signatures_checked": checked, "key_fingerprints": keys}
-        click.echo(json.dumps({**fields, "records": records, **before}))
+        before = {"signatures": v.signatures, "signatures_checked": v.signatures_checked}
+        keys = list(v.key_fingerprints)
+        click.echo(json.dumps({**fields, "records": v.records, **before, "key_fingerprints": keys}))
 
 
 def _echo_to_stdout_failed(exc: OSError) -> bool:

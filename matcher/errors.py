@@ -110,8 +110,15 @@ _OWN_LIMITS = {
 }
 
 
-def refuse_own_limit(exc: OSError, path: bytes) -> None:
+def is_own_limit(code: int | None) -> bool:
+    """True for an errno that is matcher's own limit (open files, memory)."""
+    return code in _OWN_LIMITS
+
+
+def refuse_own_limit(exc: BaseException, path: bytes) -> None:
     """Raise OutOfResources when `exc` is matcher's own limit, not a fault of `path`'s entry."""
+    if not isinstance(exc, OSError):
+        return
     limit = _OWN_LIMITS.get(exc.errno or 0)
     if limit is not None:
         what, advice = limit

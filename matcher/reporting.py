@@ -57,10 +57,7 @@ def _verify(log: Path, public_key: Path | None) -> tuple[Verification, tuple[int
     except IntegrityError as exc:
         # Note: with what verified before the failure (a cut log's checkpoints
         # are signed so that its authorship can be checked): not zeros.
-        records, signed, checked, keys = exc.verified or (0, 0, 0, ())
-        return Verification(
-            False, str(exc), exc.line, records, None, checked, signed, keys
-        ), exc.seen
+        return Verification.failed(exc), exc.seen
     verification = Verification(
         True,
         "intact",

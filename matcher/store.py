@@ -913,7 +913,12 @@ class HashStore:
 
     @contextlib.contextmanager
     def _stage(
-        self, source: SqlListSource, halves: tuple[str, str] | None, uri: str, newer: bool
+        self,
+        source: SqlListSource,
+        halves: tuple[str, str] | None,
+        uri: str,
+        newer: bool,
+        check_rows: bool = False,
     ) -> Iterator[_Staged]:
         """Walk an attached SQL source into staging tables: yields them, in walk order.
 
@@ -951,12 +956,10 @@ class HashStore:
             # walk, the source rows it read.
             staged = _Staged([], 0)
             walked = 0
-            # Note: the rows the copy cannot take are looked for first only in a
-            # store with free pages: elsewhere a rolled-back copy leaves the file
-            # as it was (its new pages are cut off), and the check cost the walk
-            # of every row.
+            # Note: the rows the copy cannot take are counted with `check_rows`
+            # only (see _copy_sql): it costs an expression on every row.
             width = sum(DIGEST_SIZES[a] for a in source.algorithms)
-            unfit = _UNFIT.format(width=width) if self._free_pages() else "0"
+            unfit = _UNFIT.format(width=width) if check_rows else "0"
             for table in tables:
                 rows, unsized, read, bad = conn.execute(
                     f"SELECT count(*), count(*) - count(size), total(walked), "
@@ -1120,18 +1123,22 @@ class HashStore:
             if "same text encoding" in str(exc):
                 return False  # a UTF-16 database: read through its own connection instead
             raise StoreError(f"Cannot attach {source.path}: {exc}") from exc
+        # Note: a store with free pages is written only once the list is known
+        # to go in whole (its rows checked, its SHA-256 not stored already):
+        # SQLite reuses free pages first and never journals them, so a copy
+        # rolled back after its pages spilled left its bytes in the file.
+        # Elsewhere a rollback cuts the new pages off: nothing to check first.
+        free = self._free_pages() > 0
         try:
-            with self._bulk_settings(), self._stage(source, halves, uri, newer) as staged:
+            staging = self._stage(source, halves, uri, newer, check_rows=free)
+            with self._bulk_settings(), staging as staged:
                 if staged.unfit:
-                    # Note: found before the store is written: a copy rolled back
-                    # once SQLite had spilled pages to the file left the rows'
-                    # bytes in the store's free pages (reused, never journaled).
                     raise _NeedsRowByRow
                 if source_digest is not None:
                     # Note: started here, after the walk's child process (a
                     # fork) has ended: a fork never copies a running thread.
                     source_digest.start()
-                    if self._free_pages():
+                    if free:
                         source_digest = self._not_stored_already(source_digest, old)
                 with self.db.atomic(immediate=True):
                     self._copy_staged(new, staged, old, source_digest, algorithms, ordered_by)

@@ -33,6 +33,7 @@ from typing import Any
 
 from matcher.errors import MatcherError
 from matcher.errors import OutOfResources
+from matcher.errors import is_own_limit
 
 # Note on pickle: units and replies travel only through anonymous pipes made
 # here, between the scan and the workers it forked itself; nothing outside
@@ -90,10 +91,6 @@ def die_with_parent() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-
-
-# A fork or a pipe refused for want of processes, open files or memory.
-_OUT_OF = frozenset({errno.EAGAIN, errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 
 
 class WorkerFailed(MatcherError):
@@ -265,7 +262,8 @@ class ForkedWorkers:
             _grow_reply_pipes(self._workers)
         except BaseException as exc:
             self.close()
-            if isinstance(exc, OSError) and exc.errno in _OUT_OF:
+            # A fork or a pipe refused for want of processes (EAGAIN), open files or memory.
+            if isinstance(exc, OSError) and (is_own_limit(exc.errno) or exc.errno == errno.EAGAIN):
                 # Note: before anything is written; it was a traceback and
                 # "internal error ... a fault in matcher".
                 raise OutOfResources(

@@ -379,7 +379,7 @@ def test_a_log_cut_after_signed_checkpoints_is_reported_with_what_verified_befor
     assert found["intact"] is False and found["records"] == last_checkpoint + 1
     assert found["signatures_checked"] == signed and len(found["key_fingerprints"]) == 1
     text = runner.invoke(cli, ["verify", str(log), "--public-key", public])
-    assert f"{last_checkpoint + 1} record(s) before it verified, {signed} signature(s) with key" in text.output
+    assert f"the {last_checkpoint + 1} record(s) before it verified, {signed} signature(s) verified with key" in text.output
     report = runner.invoke(cli, ["report", str(log), "--format", "json", "--public-key", public])
     verification = json.loads(report.stdout)["log"]["verification"]
     assert verification["intact"] is False and verification["records"] == last_checkpoint + 1

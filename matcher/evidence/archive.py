@@ -534,8 +534,7 @@ class ArchiveWalker:
                 else:
                     yield from self._stream(path, base, steps, fmt, packed_size, depth, budget)
         except _ERRORS as exc:
-            if isinstance(exc, OSError):
-                refuse_own_limit(exc, path)  # matcher's own limit: the run stops (--resume)
+            refuse_own_limit(exc, path)  # matcher's own limit: the run stops (--resume)
             yield EntryOutcome(
                 here,
                 None,

@@ -513,8 +513,7 @@ class ImageWalker:
                 directory = volume.fs.open_dir(inode=inum)
                 listing = [(bytes(f.info.name.name), f) for f in directory]
             except (OSError, RuntimeError) as exc:
-                if isinstance(exc, OSError):
-                    refuse_own_limit(exc, prefix + (inner or b"/"))
+                refuse_own_limit(exc, prefix + (inner or b"/"))
                 yield _folder_error(prefix + (inner or b"/"), f"directory cannot be listed: {exc}")
                 continue
             listing.sort(key=lambda item: item[0])

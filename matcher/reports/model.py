@@ -13,6 +13,7 @@ from collections.abc import Collection
 from collections.abc import Mapping
 
 from matcher.digests import DIGEST_SIZES
+from matcher.errors import IntegrityError
 from matcher.models import path_fields
 
 # Note: the records a report holds one of per match are slotted (no
@@ -190,6 +191,12 @@ class Verification:
     signatures_checked: int = 0
     signatures: int = 0  # signed records in the log, checked or not
     key_fingerprints: tuple[str, ...] = ()
+
+    @classmethod
+    def failed(cls, exc: IntegrityError) -> Verification:
+        """A log that failed, with what verified before its bad line (auditlog.verify says)."""
+        records, signed, checked, keys = exc.verified or (0, 0, 0, ())
+        return cls(False, str(exc), exc.line, records, None, checked, signed, keys)
 
     def warning(self) -> str | None:
         """The one-line warning a report must open with, or None for an intact log."""
