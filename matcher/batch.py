@@ -90,8 +90,7 @@ def read_manifest(path: Path) -> list[BatchItem]:
             same evidence twice for one case (or one item's inside another's).
     """
     base = path.resolve().parent
-    items: list[BatchItem] | None = None
-    first_line = 1  # where the row read now starts (a quoted value may span lines)
+    reader: csv.DictReader[str] | None = None
     try:
         with path.open(newline="", encoding="utf-8-sig") as stream:
             # Note: strict, so that a quote left open at the end of the file
@@ -121,7 +120,6 @@ def read_manifest(path: Path) -> list[BatchItem]:
                 )
             reader.fieldnames = header
             items = []
-            first_line = 2
             for number, row in enumerate(reader, start=2):
                 # Note: the row's first line, counted back from its last over the
                 # line breaks in its values (blank lines before it are skipped).
@@ -130,7 +128,7 @@ def read_manifest(path: Path) -> list[BatchItem]:
                     for v in row.values()
                     if isinstance(v, str)
                 )
-                start, first_line = reader.line_num - breaks, reader.line_num + 1
+                start = reader.line_num - breaks
                 if None in row or None in row.values():
                     # Note: an unquoted comma in a value (`Doe, Jane`) shifts
                     # every later field: the examiner would be recorded as
@@ -185,7 +183,8 @@ def read_manifest(path: Path) -> list[BatchItem]:
             if left_open
             else f"the manifest is not a readable CSV ({exc})",
             source=str(path),
-            line=_open_quote_line(path) if left_open else first_line if items is not None else None,
+            # Note: another strict error (a stray quote) is on the line read last.
+            line=_open_quote_line(path) if left_open else reader.line_num if reader else None,
         ) from exc
     except UnicodeDecodeError as exc:
         raise FormatError(f"the manifest is not a readable CSV ({exc})", source=str(path)) from exc
