@@ -184,7 +184,7 @@ def read_manifest(path: Path) -> list[BatchItem]:
             else f"the manifest is not a readable CSV ({exc})",
             source=str(path),
             # Note: another strict error (a stray quote) is on the line read last.
-            line=_open_quote_line(path) if left_open else reader.line_num if reader else None,
+            line=_open_quote_line(path) if left_open else reader.reader.line_num if reader else None,
         ) from exc
     except UnicodeDecodeError as exc:
         raise FormatError(f"the manifest is not a readable CSV ({exc})", source=str(path)) from exc

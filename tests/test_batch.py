@@ -271,6 +271,8 @@ def test_a_quote_left_open_is_refused_not_taken_as_one_value(
     assert "m.csv:4:" in out and "empty examiner" in out
     out = _refused_manifest(runner, tmp_path, 'evidence,case,examiner\na,C1,A\n\n\nb,C1,"x\n')
     assert "m.csv:5:" in out and "a quote is left open" in out
+    out = _refused_manifest(runner, tmp_path, 'evidence,case,examiner\na,C1,A\n\n\nb,C1,"x"y\n')
+    assert "m.csv:5:" in out and "not a readable CSV" in out
     out = _refused_manifest(runner, tmp_path, 'evidence,case,examiner\r\na,C1,"A ""B"" C"\r\n\r\nb,C1,"x\r\n')
     assert "m.csv:4:" in out and "a quote is left open" in out
 
