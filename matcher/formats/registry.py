@@ -174,8 +174,13 @@ def _bad_line_of_named(path: Path, head: bytes) -> str | None:
         # Note: the file as a whole is not one (no header, no hash column):
         # --skip-invalid, which skips entries, would not help.
         return None if exc.line is None else f"{said}, line {exc.line}: {exc.reason}"
-    if not bad or not entries:
+    if not bad:
         return None
+    if not entries:
+        # Note: every line read fails alike (MD5 digests under a SHA256 header,
+        # sizes written "1,024"): the first is named, and --skip-invalid,
+        # which would keep nothing, is not offered.
+        return f"{said}, no line of it is an entry; line {bad[0].line}: {bad[0].reason}"
     return (
         f"{said}, line {bad[0].line} is not an entry: {bad[0].reason}; fix the line, or keep "
         f"the good ones with --format {reader.NAME} --skip-invalid"

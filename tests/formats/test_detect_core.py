@@ -234,6 +234,31 @@ def test_a_bad_first_entry_of_a_list_named_for_its_format_is_named_by_line(
     assert "--skip-invalid" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "says"),
+    [
+        (
+            "case.csv",
+            "SHA256,FileName\n" + "".join(f"{n:032x},f{n}.jpg\n" for n in range(20)),
+            "line 2: expected 64 hex digits for sha256",
+        ),
+        ("one.md5", "0123456789\n", "line 1: "),
+    ],
+)
+def test_a_named_list_whose_every_line_is_bad_names_the_first(
+    tmp_path: Path, name: str, text: str, says: str
+) -> None:
+    """Every row with one fault (MD5 digests under a SHA256 header) was "not a hash
+    list in any format", without a line; a single bad line too."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(FormatError) as caught:
+        registry.detect(path)
+    assert "no line of it is an entry" in str(caught.value), str(caught.value)
+    assert says in str(caught.value), str(caught.value)
+    assert "--skip-invalid" not in str(caught.value)
+
+
 def test_a_named_list_that_is_not_one_at_all_gets_no_skip_invalid_advice(tmp_path: Path) -> None:
     """A header with no hash column is the whole file's fault: --skip-invalid cannot help."""
     path = tmp_path / "nohash.csv"
