@@ -178,13 +178,14 @@ def read_manifest(path: Path) -> list[BatchItem]:
         # Note: strict: a quote left open reaches the end of the file (a
         # stray quote inside a value stops at once).
         left_open = "end of data" in str(exc)
+        # Note: another strict error (a stray quote) is on the line read last.
+        read_last = reader.reader.line_num if reader else None
         raise FormatError(
             "a quote is left open: it takes in every line after it"
             if left_open
             else f"the manifest is not a readable CSV ({exc})",
             source=str(path),
-            # Note: another strict error (a stray quote) is on the line read last.
-            line=_open_quote_line(path) if left_open else reader.reader.line_num if reader else None,
+            line=_open_quote_line(path) if left_open else read_last,
         ) from exc
     except UnicodeDecodeError as exc:
         raise FormatError(f"the manifest is not a readable CSV ({exc})", source=str(path)) from exc
