@@ -16,6 +16,7 @@ from matcher.errors import UsageError
 from matcher.formats import registry
 from matcher.formats.base import HashListReader
 from matcher.models import ENTRY_FIELDS
+from matcher.models import SKIPPED_INVALID
 from matcher.models import HashRecord
 from matcher.models import ListInfo
 from matcher.models import NewList
@@ -331,7 +332,10 @@ def import_list(
         if total == 0:
             raise FormatError("the list holds no entries", source=str(path))
 
-    info = store.add_list(new, checked(batches), replace=replace)
+    def skipped() -> dict[str, str]:
+        return {SKIPPED_INVALID: str(len(result_invalid))} if result_invalid else {}
+
+    info = store.add_list(new, checked(batches), replace=replace, metadata_after=skipped)
     result = ImportResult(
         info=info,
         skipped_invalid=len(result_invalid),

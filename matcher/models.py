@@ -178,6 +178,11 @@ class EntryOutcome:
             raise ValueError("an outcome is exactly one of hashed, skipped or failed")
 
 
+# The list metadata key (and `run` record field) of the entries an import
+# skipped as invalid (--skip-invalid).
+SKIPPED_INVALID = "skipped_invalid"
+
+
 @dataclasses.dataclass(frozen=True)
 class ListInfo:
     """One imported hash list, as the store records it."""
@@ -205,6 +210,11 @@ class ListInfo:
         }
         if self.zero_length:
             fields["zero_length_entries"] = self.zero_length
+        skipped = self.metadata.get(SKIPPED_INVALID)
+        if skipped is not None and str(skipped).isdigit():
+            # Note: entries of the supplier's list that were never imported
+            # (--skip-invalid): a file one of them names is never matched.
+            fields[SKIPPED_INVALID] = int(skipped)
         return fields
 
 

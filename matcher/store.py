@@ -28,6 +28,7 @@ import json
 import os
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -780,6 +781,7 @@ class HashStore:
         new: NewList,
         batches: Iterable[tuple[tuple[str, ...], tuple[str, ...], Sequence[Row]]],
         replace: str | None = None,
+        metadata_after: Callable[[], Mapping[str, str]] | None = None,
     ) -> ListInfo:
         """Import one list in a single transaction.
 
@@ -797,6 +799,9 @@ class HashStore:
                 bytes and None through its adapter lookup, about 1 µs each.
             replace: the name of an existing list that this import replaces
                 (removed in the same transaction).
+            metadata_after: called once every batch is read; what it returns
+                is added to the list's metadata in the same transaction (what
+                the reading found, such as the entries it skipped as invalid).
 
         Raises:
             StoreError: on a bad role, a name clash, or a database error.
@@ -830,6 +835,12 @@ class HashStore:
                         f"INSERT INTO temp.matcher_rows ({', '.join(columns)}) "
                         f"VALUES ({', '.join('?' * len(columns))})",
                         rows,
+                    )
+                found = metadata_after() if metadata_after is not None else {}
+                if found:
+                    conn.execute(
+                        "UPDATE lists SET metadata = ? WHERE id = ?",
+                        [json.dumps({**new.metadata, **found}), list_id],
                     )
                 total = conn.execute(
                     "INSERT INTO entries (id, list_id, size, name, ident, label) "

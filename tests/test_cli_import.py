@@ -76,6 +76,32 @@ def test_malformed_line_rejects_list_and_store_is_unchanged(runner: CliRunner, t
     assert partial["entries"] == 4
 
 
+def test_entries_skipped_as_invalid_stay_counted_with_the_list_and_in_the_run_record(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """--skip-invalid's count was said once at import, then lost: a reviewer of the log
+    could not tell that the supplier's list held an entry the scan never matched."""
+    db, evidence = tmp_path / "s.db", tmp_path / "ev"
+    evidence.mkdir()
+    (evidence / "x").write_bytes(b"hi\n")
+    listed = tmp_path / "l.md5"
+    others = "".join(f"{n:032x}  f{n}\n" for n in range(1, 9))
+    listed.write_text("764efa883dda1e11db47671c4a3bbd9e  x\n" + others + "not-a-digest  y\nzz  z\n")
+    whole = tmp_path / "whole.md5"
+    whole.write_text("764efa883dda1e11db47671c4a3bbd9e  x\n")
+    for path in (listed, whole):
+        args = ["import", str(path), "--db", str(db), "--skip-invalid", "--role", "known"]
+        assert runner.invoke(cli, args).exit_code == 0
+    shown = {str(i["name"]): i["metadata"] for i in lists_json(runner, db)}
+    assert shown == {"l.md5": {"skipped_invalid": "2"}, "whole.md5": {}}
+    log = tmp_path / "l.jsonl"
+    scan = ["scan", str(evidence), "--db", str(db), "--examiner", "E", "--case", "C", "--log", str(log)]
+    assert runner.invoke(cli, scan).exit_code == 0
+    named = {i["name"]: i for i in json.loads(log.read_text().splitlines()[0])["lists"]}
+    assert named["l.md5"]["skipped_invalid"] == 2
+    assert "skipped_invalid" not in named["whole.md5"]
+
+
 def test_unrecognised_list_names_format_option(runner: CliRunner, tmp_path: Path) -> None:
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x00\x01 not a hash list \xff")
