@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import rbloom
 
 from matcher.models import ListHit
+from matcher.models import ListInfo
 from matcher.models import Verdict
 
 # An exact lookup: (algorithm, digests) -> {digest: [hits]}.
@@ -153,6 +154,39 @@ class DigestFilter:
                 for p, d in zip(passed, digest_lists, strict=True)
             ]
         return passed
+
+
+def held_by_every_entry(lists: Iterable[ListInfo]) -> dict[str, frozenset[str]]:
+    """For each list (by name), the algorithms of which every one of its entries gives a digest."""
+    return {
+        info.name: frozenset(a for a, n in info.counts.items() if n and n == info.entries)
+        for info in lists
+    }
+
+
+def digests_differ(
+    hits: Sequence[ListHit], computed: Iterable[str], held: Mapping[str, frozenset[str]]
+) -> dict[tuple[str, int | None], tuple[str, ...]]:
+    """The entries a file matched that give another digest of it: {(list, entry id): algorithms}.
+
+    A file matches an entry by each digest they share (one hit each). An
+    entry that gives a digest of an algorithm the run computed, which the
+    file did not match it by, gives that digest otherwise than the file
+    has it: the digest that matched collided, or the entry is wrong. Which
+    entries give which digests is known per list (`held`, from
+    held_by_every_entry): an algorithm only some entries of a list give is
+    not checked.
+    """
+    computed = frozenset(computed)
+    matched: dict[tuple[str, int | None], set[str]] = {}
+    for hit in hits:
+        matched.setdefault((hit.list_name, hit.entry_id), set()).add(hit.algorithm)
+    differ: dict[tuple[str, int | None], tuple[str, ...]] = {}
+    for key, algorithms in matched.items():
+        others = (held.get(key[0], frozenset()) & computed) - algorithms
+        if others:
+            differ[key] = tuple(sorted(others))
+    return differ
 
 
 def verdict(hits: Sequence[ListHit]) -> Verdict:

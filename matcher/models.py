@@ -291,6 +291,8 @@ class ListHit:
     name: str | bytes | None
     ident: str | None
     label: str | None
+    # The store's id of the entry (one entry is hit once per digest it shares with the file).
+    entry_id: int | None = None
 
 
 def path_fields(path: bytes, key: str = "path") -> dict[str, str]:

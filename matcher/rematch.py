@@ -32,6 +32,7 @@ from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
 from matcher.inventory import inventory_int
 from matcher.lookup_filter import build_filter
+from matcher.match import held_by_every_entry
 from matcher.match import match_batch
 from matcher.models import EntryOutcome
 from matcher.models import Failure
@@ -243,7 +244,7 @@ def run_rematch(
             },
         )
         counts = Counts()
-        recorder = _Recorder(log, inventory, counts, 0, set())
+        recorder = _Recorder(log, inventory, counts, 0, set(), held_by_every_entry(lists))
         started = time.monotonic()
         # Note: read as the bytes whose SHA-256 matched the seal: a journal
         # planted beside it was rolled back into it (the sealed file changed,
@@ -286,6 +287,7 @@ def run_rematch(
                 "against them here; to match them against the lists as they are now, scan "
                 "the evidence again"
             )
+        notes.extend(recorder.notes())
         seconds = time.monotonic() - started
         try:
             append_end_record(log, status, counts, seconds, inventory_path, notes)

@@ -167,10 +167,16 @@ def _match(rec: Mapping[str, object]) -> MatchItem:
         Hit(
             _text(h, "list"), _text(h, "role"), _text(h, "algorithm"),
             h["entry"] if isinstance(h.get("entry"), dict) else {},  # type: ignore[arg-type]
+            _differ(h.get("digests_differ")),
         )
         for h in _dicts(rec.get("matches"))
     )  # fmt: skip
     return MatchItem(_int(rec, "seq") or 0, entry, hits)
+
+
+def _differ(value: object) -> tuple[str, ...]:
+    """A hit's `digests_differ`: the algorithms named, as text."""
+    return tuple(str(a) for a in value) if isinstance(value, list) else ()
 
 
 def _error(rec: Mapping[str, object]) -> ErrorItem:

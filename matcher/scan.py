@@ -57,6 +57,8 @@ from matcher.lookup_filter import build_filter
 from matcher.lookup_filter import lists_fingerprint
 from matcher.match import DigestFilter
 from matcher.match import Lookup
+from matcher.match import digests_differ
+from matcher.match import held_by_every_entry
 from matcher.match import match_batch
 from matcher.match import verdict as verdict_of
 from matcher.models import EntryOutcome
@@ -334,7 +336,7 @@ def _as_the_command_line_gives(options: ScanOptions) -> ScanOptions:
     )
 
 
-def _hit_fields(hit: ListHit) -> dict[str, object]:
+def _hit_fields(hit: ListHit, differ: tuple[str, ...] = ()) -> dict[str, object]:
     entry: dict[str, object] = {"size": hit.size}
     if isinstance(hit.name, bytes):
         entry.update(path_fields(hit.name, "name"))
@@ -342,7 +344,15 @@ def _hit_fields(hit: ListHit) -> dict[str, object]:
         entry["name"] = hit.name
     entry["id"] = hit.ident
     entry["label"] = hit.label
-    return {"list": hit.list_name, "role": hit.role, "algorithm": hit.algorithm, "entry": entry}
+    fields: dict[str, object] = {
+        "list": hit.list_name,
+        "role": hit.role,
+        "algorithm": hit.algorithm,
+        "entry": entry,
+    }
+    if differ:
+        fields["digests_differ"] = list(differ)
+    return fields
 
 
 def _sizes_differ(size: int | None, hits: list[ListHit], verdict: Verdict) -> bool:
@@ -361,16 +371,49 @@ class _Recorder:
         counts: Counts,
         run: int,
         logged: set[bytes],
+        held: Mapping[str, frozenset[str]] | None = None,
     ):
         self.log = log
         self.inventory = inventory
         self.counts = counts
         self.run = run
         self.logged = logged
+        # Per list, the algorithms every entry gives (see match.digests_differ).
+        self.held = held or {}
         self.last_flush = time.monotonic()
         self.last_checkpoint = self.last_flush
         # Files whose deciding hits all name a size other than the file's, by verdict.
         self.other_size = {Verdict.NOTABLE: 0, Verdict.KNOWN: 0}
+        # Files that matched entries giving another digest of theirs: notable
+        # ones (logged, marked), and files whose known matches were set aside.
+        self.differ_notable = 0
+        self.differ_known = 0
+
+    def notes(self) -> list[str]:
+        """The `end` record's notes on what the matches themselves showed."""
+        return [n for n in (self.size_note(), self.differ_note()) if n is not None]
+
+    def differ_note(self) -> str | None:
+        """A note on matches to entries that give another digest of the file than its own."""
+        said = []
+        if self.differ_known:
+            said.append(
+                f"{self.differ_known} file(s) matched known list entries that give another "
+                "digest of the file than its own: those matches are not counted (the file is "
+                "not the one the entry names), and the files count as unknown unless another "
+                "entry matches them"
+            )
+        if self.differ_notable:
+            said.append(
+                f"{self.differ_notable} notable file(s) matched notable list entries that give "
+                "another digest of the file than its own: logged, each such entry marked "
+                "`digests_differ`"
+            )
+        if not said:
+            return None
+        return "; ".join(said) + (
+            " (a collision of the digest that matched, or a wrong entry in the list)"
+        )
 
     def size_note(self) -> str | None:
         """A note on matches to entries of another size (a wrong size in a list, or a collision).
@@ -400,14 +443,29 @@ class _Recorder:
                 # is flagged at import); it identifies nothing, so it never
                 # makes a match: the file is counted as empty and unknown.
                 hits = []
-            verdict = verdict_of(hits)
-            if verdict in self.other_size and _sizes_differ(outcome.size, hits, verdict):
+            differ = digests_differ(hits, outcome.digests, self.held) if hits else {}
+            counted = hits
+            if differ:
+                # Note: a known entry that gives another SHA-256 of the file than
+                # its own is not this file (an MD5 made to collide with an NSRL
+                # file's would otherwise hide it as known-good); a notable one
+                # still counts, marked: the examiner looks at it either way.
+                counted = [
+                    h for h in hits if h.role != "known" or (h.list_name, h.entry_id) not in differ
+                ]
+                self.differ_known += len(counted) < len(hits)
+            verdict = verdict_of(counted)
+            if differ and verdict is Verdict.NOTABLE:
+                self.differ_notable += any(
+                    h.role == "notable" and (h.list_name, h.entry_id) in differ for h in hits
+                )
+            if verdict in self.other_size and _sizes_differ(outcome.size, counted, verdict):
                 self.other_size[verdict] += 1
             # Note: `logged` holds the matches of earlier segments only (a
             # resume never logs one twice); within a run every match is
             # logged, even of a path that names two entries.
             if verdict is Verdict.NOTABLE and outcome.path not in self.logged:
-                self.log.append("match", self._match_fields(outcome, hits))
+                self.log.append("match", self._match_fields(outcome, hits, differ))
         elif outcome.skip is None:
             assert outcome.failure is not None
             self.log.append(
@@ -506,13 +564,17 @@ class _Recorder:
         counts.skipped_by_reason[skip.value] = counts.skipped_by_reason.get(skip.value, 0) + n
 
     @staticmethod
-    def _match_fields(outcome: EntryOutcome, hits: list[ListHit]) -> dict[str, object]:
+    def _match_fields(
+        outcome: EntryOutcome,
+        hits: list[ListHit],
+        differ: Mapping[tuple[str, int | None], tuple[str, ...]],
+    ) -> dict[str, object]:
         assert outcome.digests is not None
         notable_first = sorted(hits, key=lambda h: h.role != "notable")
         named: list[dict[str, object]] = []
         room = MATCH_RECORD_HITS_BYTES
         for hit in notable_first:
-            fields = _hit_fields(hit)
+            fields = _hit_fields(hit, differ.get((hit.list_name, hit.entry_id), ()))
             room -= len(json.dumps(fields, ensure_ascii=False).encode())
             if room < 0 and named:
                 break
@@ -1054,7 +1116,7 @@ def _scan(
             options.deleted,
             options.archive_limits if options.archives else None,
         )
-        recorder = _Recorder(log, inventory, counts, run_no, logged)
+        recorder = _Recorder(log, inventory, counts, run_no, logged, held_by_every_entry(lists))
         lookup = _lookup_in(store, lists)
     except BaseException:
         # Note: a run that could not even be opened still releases its log
@@ -1133,8 +1195,7 @@ def _scan(
                     for p in folders.excludes
                     if p not in folders.matched
                 )
-            if (size_note := recorder.size_note()) is not None:
-                notes.append(size_note)
+            notes.extend(recorder.notes())
             seconds = time.monotonic() - started
             if status == "complete" and gate.held is not None:
                 notes.append(f"{gate.held} arrived as the scan ended, after its last entry")

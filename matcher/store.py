@@ -1374,15 +1374,15 @@ class HashStore:
             chunk = unique[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
-                "SELECT h.digest, l.name, l.role, e.size, e.name, e.ident, e.label "
+                "SELECT h.digest, l.name, l.role, e.size, e.name, e.ident, e.label, e.id "
                 "FROM hashes h JOIN entries e ON e.id = h.entry_id "
                 "JOIN lists l ON l.id = e.list_id "
                 f"WHERE h.algo = ? AND h.digest IN ({marks}) ORDER BY l.id, e.id",
                 [code, *chunk],
             ).fetchall()
-            for digest, list_name, role, size, name, ident, label in rows:
+            for digest, list_name, role, size, name, ident, label, entry_id in rows:
                 found.setdefault(digest, []).append(
-                    ListHit(list_name, role, algorithm, size, _text(name), ident, label)
+                    ListHit(list_name, role, algorithm, size, _text(name), ident, label, entry_id)
                 )
         return found
 

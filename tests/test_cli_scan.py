@@ -605,6 +605,59 @@ def test_a_match_to_an_entry_of_another_size_is_noted(runner: CliRunner, tmp_pat
     assert len(notes) == 1 and notes[0].startswith("1 notable and 1 known file(s)"), notes
 
 
+def test_an_entry_giving_another_digest_of_the_file_is_no_known_match_and_a_marked_notable_one(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """A file whose MD5 is an NSRL entry's, while that entry's SHA-1 and SHA-256 are another
+    file's (an MD5 collision, or a wrong entry), was counted known with no word: hidden."""
+    import hashlib
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    collided, flagged, plain = b"collides on md5\n", b"flagged\n", b"a known file\n"
+    for name, data in (("c.bin", collided), ("f.bin", flagged), ("k.bin", plain)):
+        (ev / name).write_bytes(data)
+
+    def line(md5_of: bytes, sha_of: bytes) -> str:
+        return (
+            f"{hashlib.md5(md5_of).hexdigest()},{hashlib.sha1(sha_of).hexdigest()},"
+            f"{hashlib.sha256(sha_of).hexdigest()},{len(md5_of)}\n"
+        )
+
+    known = tmp_path / "k.csv"
+    known.write_text("md5,sha1,sha256,size\n" + line(collided, b"other") + line(plain, plain))
+    notable = tmp_path / "n.csv"
+    notable.write_text("md5,sha1,size\n" + f"{hashlib.md5(flagged).hexdigest()},{'0' * 40},8\n")
+    db = str(tmp_path / "s.db")
+    for listing, role in ((known, "known"), (notable, "notable")):
+        assert runner.invoke(cli, ["import", str(listing), "--db", db, "--role", role]).exit_code == 0
+    log = tmp_path / "l.jsonl"
+    args = ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", db, "--log", str(log), "-q"]
+    assert runner.invoke(cli, args).exit_code == 1
+    records = read_log(log)
+    counts = records[-1]["counts"]
+    assert (counts["notable"], counts["known"], counts["unknown"]) == (1, 1, 1), counts
+    [match] = [r for r in records if r["type"] == "match"]
+    assert match["path"].endswith("f.bin")
+    assert match["matches"][0]["digests_differ"] == ["sha1"]
+    notes = [n for n in records[-1]["notes"] if "another digest" in n]
+    assert len(notes) == 1 and notes[0].startswith("1 file(s) matched known list entries"), notes
+    assert "1 notable file(s)" in notes[0]
+    # Only the algorithms the run computes are compared: with md5 alone, c.bin is known.
+    md5_only = tmp_path / "m.jsonl"
+    args = [*args[:-3], "--log", str(md5_only), "--algorithms", "md5", "-q"]
+    assert runner.invoke(cli, args).exit_code == 1
+    assert read_log(md5_only)[-1]["counts"]["known"] == 2
+    # A re-match weighs them alike, and the reports carry the mark.
+    again = tmp_path / "r.jsonl"
+    rematch = ["rematch", str(log), "--db", db, "--examiner", "E", "--case", "C", "--log", str(again)]
+    assert runner.invoke(cli, rematch).exit_code == 1
+    assert read_log(again)[-1]["counts"]["known"] == 1
+    assert any("another digest" in n for n in read_log(again)[-1]["notes"])
+    report = runner.invoke(cli, ["report", str(log), "--format", "json"])
+    assert '"digests_differ": [' in report.stdout
+
+
 def test_an_exclude_pattern_never_takes_the_evidence_root_itself(
     runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path
 ) -> None:

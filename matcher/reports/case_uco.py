@@ -144,9 +144,14 @@ def _statement(item: MatchItem) -> str:
         meta = ", ".join(
             f"{key} {entry[key]!r}" for key in ("id", "name", "label") if entry.get(key) is not None
         )
+        differ = (
+            f"; the entry gives another {', '.join(a.upper() for a in hit.differ)}"
+            if hit.differ
+            else ""
+        )
         parts.append(
             f"{hit.algorithm.upper()} matched {hit.role} list {hit.list_name!r}"
-            + (f" (entry {meta})" if meta else "")
+            + (f" (entry {meta}{differ})" if meta or differ else "")
         )
     return "; ".join(parts)
 

@@ -173,6 +173,7 @@ def _match(out: TextIO, item: MatchItem) -> None:
             "entry_label": entry.get("label"),
             **_exact("entry_label", entry.get("label")),
             "entry_size": entry.get("size"),
+            **({"digests_differ": ",".join(hit.differ)} if hit.differ else {}),
             "log_seq": item.seq,
         }
         out.write(f"    <matcher:match{_attrs(fields)}/>\n")

@@ -19,6 +19,7 @@ from typing import TextIO
 
 from matcher.reports import registry
 from matcher.reports.model import DIGEST_COLUMNS
+from matcher.reports.model import Hit
 from matcher.reports.model import ReportData
 from matcher.reports.text import display_name
 from matcher.reports.text import display_pieces
@@ -114,10 +115,17 @@ def _match_rows(data: ReportData) -> Iterator[str]:
             f'<td class="path">{path_html(m.file.path)}</td>',
             f"<td>{e(m.file.size)}</td>",
             *(f'<td class="hex">{e(m.file.digests.get(a, ""))}</td>' for a in digests),
-            f"<td>{e('; '.join(dict.fromkeys(h.list_name for h in m.hits)))}</td>",
+            f"<td>{e('; '.join(dict.fromkeys(_list_cell(h) for h in m.hits)))}</td>",
         ]
         yield "<tr>" + "".join(cells) + "</tr>"
     yield "</tbody></table>"
+
+
+def _list_cell(hit: Hit) -> str:
+    """A matching list's name, with the digests its entry gives otherwise than the file."""
+    if not hit.differ:
+        return hit.list_name
+    return f"{hit.list_name} (its entry gives another {', '.join(hit.differ)})"
 
 
 def _error_rows(data: ReportData) -> Iterator[str]:

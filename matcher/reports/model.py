@@ -51,15 +51,20 @@ class Hit:
     role: str
     algorithm: str
     entry: Mapping[str, object]
+    # Digests the entry gives otherwise than the file has them (the log's `digests_differ`).
+    differ: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """The log's JSON form of one matching entry."""
-        return {
+        fields: dict[str, object] = {
             "list": self.list_name,
             "role": self.role,
             "algorithm": self.algorithm,
             "entry": dict(self.entry),
         }
+        if self.differ:
+            fields["digests_differ"] = list(self.differ)
+        return fields
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
