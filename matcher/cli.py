@@ -42,7 +42,7 @@ from matcher.scan import ScanSummary
 from matcher.scan import exit_code_for
 from matcher.scan import run_scan
 from matcher.store import HashStore
-from matcher.store import remove_store_files
+from matcher.store import remove_store_if_empty
 
 if TYPE_CHECKING:
     from matcher.batch import BatchItem
@@ -412,7 +412,7 @@ def _removed_if_nothing_lands(db: Path, results: list[dict[str, object]]) -> Ite
         yield
     except BaseException:
         if created and not results:
-            remove_store_files(db)
+            remove_store_if_empty(db)  # unless another process imported into it meanwhile
         raise
 
 

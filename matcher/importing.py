@@ -335,7 +335,11 @@ def import_list(
     def skipped() -> dict[str, str]:
         return {SKIPPED_INVALID: str(len(result_invalid))} if result_invalid else {}
 
-    info = store.add_list(new, checked(batches), replace=replace, metadata_after=skipped)
+    try:
+        info = store.add_list(new, checked(batches), replace=replace, metadata_after=skipped)
+    except AlreadyImported as known:
+        # Note: imported by another process between the check above and the write lock.
+        return _already_imported(path, known.existing, role, replace)
     result = ImportResult(
         info=info,
         skipped_invalid=len(result_invalid),

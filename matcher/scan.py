@@ -77,7 +77,7 @@ from matcher.selftest import SelftestResult
 from matcher.selftest import run_selftest
 from matcher.sqlitefiles import temporary_folders
 from matcher.store import HashStore
-from matcher.store import remove_store_files
+from matcher.store import remove_store_if_empty
 from matcher.timestamps import utc_ns
 from matcher.timestamps import utc_text
 from matcher.workers import usable_cores
@@ -910,7 +910,7 @@ def run_scan(
             # Note: a refused --list (or any failure before the scan) leaves no
             # store behind where there was none, as a refused import does.
             store.close()
-            remove_store_files(options.db)
+            remove_store_if_empty(options.db)  # unless another process imported into it
         raise
     finally:
         engine.close()

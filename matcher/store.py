@@ -282,6 +282,38 @@ def remove_store_files(path: Path) -> None:
             os.unlink(f"{path}{suffix}")
 
 
+def remove_store_if_empty(path: Path) -> bool:
+    """Delete a store this command created, unless another process has put a list in it.
+
+    For a refused import into a store that did not exist: another process
+    may have opened the new file meanwhile and imported into it (its import
+    said so, exit 0), and deleting it lost that list. The check and the
+    deletion are made under the store's write lock; a process that opened
+    the file before and writes after finds at its own commit that the file
+    is gone (see HashStore._check_same_file), and says so.
+
+    Returns:
+        True when the store files were deleted.
+    """
+    try:
+        conn = sqlite3.connect(
+            path.absolute().as_uri() + "?mode=rw", uri=True, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+    except sqlite3.Error:
+        return False  # gone already, or not ours to judge
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if "lists" in tables and conn.execute("SELECT count(*) FROM lists").fetchone()[0]:
+            return False
+        remove_store_files(path)
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
 def _utcnow() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -328,18 +360,20 @@ class HashStore:
                 self._has_ranges = "first_entry" in self.db.column_names("lists")
         except sqlite3.DatabaseError as exc:
             self._forget_open()
-            raise StoreError(f"Cannot open hash store {path}: {exc}") from exc
+            raise StoreError(f"Cannot open hash store {path}: {exc}{_busy_or_full(exc)}") from exc
         except OSError as exc:
             self._forget_open()
             raise StoreError(f"Cannot open hash store {path}: {exc.strerror}") from exc
 
     def _settings(self, readonly: bool) -> None:
         """The connection's settings, on every connection the store opens."""
+        # Note: first, as `cache_size` reads the schema; and on a reader too:
+        # another process's commit (an import's lasts seconds) made `lists`,
+        # `scan` and `batch` fail after sqlite3's own 5 s, "database is locked".
+        self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self.db.execute("PRAGMA foreign_keys=ON")
         # A large page cache keeps bulk inserts into the digest B-tree off the disk.
         self.db.execute(f"PRAGMA cache_size = {-STORE_CACHE_KIB}")
-        if not readonly:
-            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     @contextlib.contextmanager
     def _on_newer_sqlite(self) -> Iterator[bool]:
@@ -443,6 +477,10 @@ class HashStore:
         self.db.execute(_FILTER_CACHE_DDL)
 
     def _check_schema(self) -> None:
+        # Note: an inventory has a `meta` table and a schema version too:
+        # given as --db to `lists` or `rematch`, it went on to a traceback.
+        if not {"lists", "entries", "hashes"} <= set(self.db.table_names()):
+            raise StoreError(f"{self.path} is an SQLite file but not a matcher hash store.")
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -719,6 +757,16 @@ class HashStore:
             if info is None:
                 raise StoreError(f"No list named {name!r} in {self.path}. See `matcher lists`.")
             with self._foreign_keys_off(), self.db.atomic(immediate=True):
+                # Note: again under the write lock: a list replaced meanwhile
+                # by another process gave its id to the new one (deleted here).
+                self._check_same_file()
+                now = self.find_list(name=name)
+                if now is None or _identity(now) != _identity(info):
+                    raise StoreError(
+                        f"The list {name!r} was removed or changed by another matcher process "
+                        f"while this command waited for {self.path}; nothing was removed. "
+                        "See `matcher lists`."
+                    )
                 self._delete_list(info.id)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
@@ -742,6 +790,48 @@ class HashStore:
             yield
         finally:
             conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
+
+    def _check_same_file(self) -> None:
+        """Inside a write transaction: the store's path still names the file this one opened.
+
+        Raises:
+            StoreError: another matcher process deleted the store (a refused
+                import's new store; see remove_store_if_empty) or put another
+                file in its place meanwhile: nothing written would be found.
+        """
+        if _file_key(self.path) != self._file:
+            raise StoreError(
+                f"The store file {self.path} was deleted or replaced by another matcher "
+                "process while this one waited for it; nothing was written. Run the "
+                "command again."
+            )
+
+    def _still_as_checked(self, new: NewList, old: ListInfo | None, replace: str | None) -> None:
+        """Inside the import's write transaction: what was checked before it still holds.
+
+        Note: another process may have imported, removed or replaced lists
+        between the checks and the write lock: a replace then deleted the
+        list that took the old one's id (the other process's new list, with
+        no word), and two imports of one file both went in.
+
+        Raises:
+            StoreError: the list replaced changed meanwhile, or a name clash.
+            AlreadyImported: another process imported the same source meanwhile.
+        """
+        self._check_same_file()
+        now = self._check_new_list(new.name, new.role, replace)
+        if (now is None) != (old is None) or (
+            now is not None and old is not None and _identity(now) != _identity(old)
+        ):
+            raise StoreError(
+                f"The list {replace!r} was changed by another matcher process while this "
+                "import waited for the store; nothing was imported. See `matcher lists`, "
+                "and import again."
+            )
+        if new.source_sha256:
+            found = self.find_list(source_sha256=new.source_sha256)
+            if found is not None and (old is None or found.id != old.id):
+                raise AlreadyImported(found)
 
     def _check_new_list(self, name: str, role: str, replace: str | None) -> ListInfo | None:
         """The list to replace (if any); raises StoreError on a bad role or name."""
@@ -812,6 +902,7 @@ class HashStore:
         stage = ", ".join(f"d_{a} BLOB" for a in ALGORITHM_CODES)
         try:
             with self._bulk_settings(), self.db.atomic(immediate=True):
+                self._still_as_checked(new, old, replace)
                 if old is not None:
                     self._delete_list(old.id)
                 list_id = self._insert_list_row(new)
@@ -1226,6 +1317,7 @@ class HashStore:
         total = sum(count for _, _, count in parts)
         if total == 0:
             raise FormatError("the list holds no entries", source=new.source_path)
+        self._still_as_checked(new, old, old.name if old is not None else None)
         if old is not None:
             self._delete_list(old.id)
         list_id = self._insert_list_row(new)
