@@ -288,14 +288,14 @@ def _refuse_unwritable_folder(path: Path, what: str, option: str) -> None:
     """
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        why = "is not a folder" if os.path.lexists(folder) else "does not exist"
+        exists = os.path.lexists(folder)
+        why = "is not a folder; choose" if exists else "does not exist; create it, or choose"
     elif not os.access(folder, os.W_OK | os.X_OK):
-        why = "cannot be written"
+        # Note: an existing folder: "create it" said of it misled.
+        why = "cannot be written by this user; choose"
     else:
         return
-    raise UsageError(
-        f"The folder of the {what} {path} {why}; create it, or choose another {option}."
-    )
+    raise UsageError(f"The folder of the {what} {path} {why} another {option}.")
 
 
 def _as_the_command_line_gives(options: ScanOptions) -> ScanOptions:

@@ -751,12 +751,12 @@ def test_an_inventory_that_cannot_be_created_leaves_no_log(runner: CliRunner, st
     0 bytes, which refused the rerun ('already exists. Use --resume')."""
     log = tmp_path / "run.jsonl"
     (tmp_path / "file").write_bytes(b"")
-    for inventory, why in [(tmp_path / "no" / "such" / "inv.db", "does not exist"),
-                           (tmp_path / "file" / "inv.db", "is not a folder")]:
+    for inventory, why in [(tmp_path / "no" / "such" / "inv.db", "does not exist; create it, or"),
+                           (tmp_path / "file" / "inv.db", "is not a folder;")]:
         result = scan(runner, store, log, evidence_copy, extra=["--inventory", str(inventory)])
         assert result.exit_code == 2, result.output
-        assert result.stderr == (f"Error: The folder of the inventory {inventory} {why}; create it, "
-                                 "or choose another --inventory.\n")
+        assert result.stderr == (f"Error: The folder of the inventory {inventory} {why} "
+                                 "choose another --inventory.\n")
         assert not log.exists()
     result = scan(runner, store, tmp_path / "no" / "run.jsonl", evidence_copy)
     assert result.exit_code == 2 and "The folder of the log" in result.stderr and "another --log." in result.stderr
