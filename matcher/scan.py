@@ -745,7 +745,9 @@ def run_scan(
                 "and give the image file."
             )
     # Note: the walker knows every root named, the nested ones dropped here too.
-    folders = FolderWalker(options.excludes, options.one_file_system, options.evidence)
+    folders = FolderWalker(
+        options.excludes, options.one_file_system, options.evidence, roots_checked=True
+    )
     roots, root_notes = distinct_roots(
         options.evidence, folders.excluded if options.excludes else None, options.one_file_system
     )

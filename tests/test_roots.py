@@ -31,13 +31,22 @@ def test_distinct_roots_drops_repeats_and_nested_roots(tmp_path: Path) -> None:
 
 
 def test_distinct_roots_sees_one_folder_reached_by_two_paths(tmp_path: Path) -> None:
+    """A folder bind-mounted elsewhere is one folder (a hard-linked file is two entries:
+    see test_two_hard_links_given_as_roots_are_both_scanned)."""
+    import subprocess
+
+    from test_hostile import require_root
+
+    require_root()
     (tmp_path / "real").mkdir()
-    os.mkdir(tmp_path / "mnt")
-    # A bind mount needs privileges; a hard-linked file is the same entry by another name.
+    (tmp_path / "mnt").mkdir()
     (tmp_path / "real" / "f").write_bytes(b"x")
-    os.link(tmp_path / "real" / "f", tmp_path / "mnt" / "g")
-    kept, notes = distinct_roots([tmp_path / "real" / "f", tmp_path / "mnt" / "g"])
-    assert kept == [tmp_path / "real" / "f"] and "is the same as" in notes[0]
+    subprocess.run(["mount", "--bind", str(tmp_path / "real"), str(tmp_path / "mnt")], check=True)
+    try:
+        kept, notes = distinct_roots([tmp_path / "real", tmp_path / "mnt"])
+    finally:
+        subprocess.run(["umount", str(tmp_path / "mnt")], check=True)
+    assert kept == [tmp_path / "real"] and "is the same as" in notes[0]
 
 
 def test_sibling_names_with_a_common_prefix_are_not_nested(tmp_path: Path) -> None:
@@ -257,3 +266,60 @@ def _deep_file(top: Path, names: list[str], leaf: str) -> None:
         os.close(out)
     finally:
         os.close(fd)
+
+
+def test_two_hard_links_given_as_roots_are_both_scanned(runner: CliRunner, tmp_path: Path) -> None:
+    """The second of two hard-linked file roots was dropped as "the same" (by device and
+    inode): in neither the run record's evidence nor the inventory; a walk lists both names."""
+    (tmp_path / "hl1").mkdir()
+    (tmp_path / "hl2").mkdir()
+    (tmp_path / "hl1" / "a").write_bytes(b"secret\n")
+    os.link(tmp_path / "hl1" / "a", tmp_path / "hl2" / "b")
+    kept, notes = distinct_roots([tmp_path / "hl1" / "a", tmp_path / "hl2" / "b"])
+    assert kept == [tmp_path / "hl1" / "a", tmp_path / "hl2" / "b"] and not notes
+    result, log = _scan(runner, tmp_path, str(tmp_path / "hl1" / "a"), str(tmp_path / "hl2" / "b"))
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    matches = sorted(r["path"] for r in read_log(log) if r["type"] == "match")
+    assert matches == [str(tmp_path / "hl1" / "a"), str(tmp_path / "hl2" / "b")]
+
+
+def test_a_root_replaced_by_a_symlink_after_the_check_is_an_error_not_a_clean_scan(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A root swapped for a symlink between the scan's check and its walk was skipped as one:
+    `complete`, files 0, exit 0."""
+    import matcher.scan as scan_mod
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "f").write_bytes(b"secret\n")
+    real_walker = scan_mod.FolderWalker
+
+    class Swapping(real_walker):  # type: ignore[misc,valid-type]
+        def walk(self, roots):  # type: ignore[no-untyped-def]
+            ev.rename(tmp_path / "ev.real")
+            ev.symlink_to(tmp_path / "ev.real")
+            return super().walk(roots)
+
+    monkeypatch.setattr(scan_mod, "FolderWalker", Swapping)
+    result, log = _scan(runner, tmp_path, str(ev))
+    assert result.exit_code == 4, result.output  # type: ignore[attr-defined]
+    counts = assert_counts_add_up(log)
+    assert counts["errors"] == 1 and counts["skipped"] == 0, counts
+    [error] = [r for r in read_log(log) if r["type"] == "error"]
+    assert error["reason"] == "changed" and "replaced after the scan began" in error["detail"]
+
+
+def test_an_excluded_symlink_is_never_read(runner: CliRunner, tmp_path: Path) -> None:
+    """--exclude resolved each excluded entry's real path: a symlink's target was read, and its
+    access time (evidence metadata) moved."""
+    ev = tmp_path / "ev"
+    (ev / "s").mkdir(parents=True)
+    (ev / "t").write_bytes(b"a\n")
+    link = ev / "s" / "l1"
+    link.symlink_to("../t")
+    os.utime(link, ns=(1_577_836_800 * 10**9, 1_609_459_200 * 10**9), follow_symlinks=False)
+    before = os.lstat(link).st_atime_ns
+    result, log = _scan(runner, tmp_path, str(ev), "--exclude", "s/*")
+    assert os.lstat(link).st_atime_ns == before
+    assert assert_counts_add_up(log)["skipped_by_reason"] == {"excluded": 1}

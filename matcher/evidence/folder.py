@@ -212,6 +212,9 @@ class FolderWalker:
             (`other-filesystem`); otherwise the crossing is walked and counted.
         roots: every evidence root named (also those dropped as nested):
             never excluded where a walk meets one.
+        roots_checked: the roots were checked to be folders or files before
+            the walk (a scan refuses any other root): one that is something
+            else by the time the walk reaches it was replaced meanwhile.
     """
 
     def __init__(
@@ -219,7 +222,9 @@ class FolderWalker:
         excludes: Sequence[str] = (),
         one_file_system: bool = False,
         roots: Sequence[str | os.PathLike[str]] = (),
+        roots_checked: bool = False,
     ):
+        self.roots_checked = roots_checked
         self.excludes = [os.fsencode(p) for p in excludes]
         self.matched: set[bytes] = set()  # the patterns that took an entry
         # Every root the examiner named, by its real path: a root is never
@@ -283,7 +288,9 @@ class FolderWalker:
             self.excludes
             and not is_root
             and self.excluded(relative, name)
-            and not (self.named and os.path.realpath(path) in self.named)
+            # Note: never realpath() of a symlink (it reads the link, and its
+            # atime moves): a link is never followed, so it is never a root.
+            and not (self.named and not stat.S_ISLNK(mode) and os.path.realpath(path) in self.named)
         ):
             return EntryOutcome(
                 path=path,
@@ -322,6 +329,19 @@ class FolderWalker:
             yield _walk_failure(root, exc, kind="root")
             return
         name = os.path.basename(root.rstrip(b"/")) or root
+        if self.roots_checked and not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            # Note: replaced after the scan's own check (a symlink now): skipped
+            # as one, the run was a complete scan of nothing, exit 0.
+            yield EntryOutcome(
+                path=root,
+                size=None,
+                mtime_ns=None,
+                failure=Failure.CHANGED,
+                detail=f"the evidence root was replaced after the scan began (it is now a "
+                f"{_kind(st.st_mode)}, not a folder or a file)",
+                kind="root",
+            )
+            return
         self._real_root = os.path.realpath(root) if stat.S_ISDIR(st.st_mode) else None
         if self._real_root is not None and not self._mounts_read:
             self._mounts, self._mounts_read = mount_points(), True

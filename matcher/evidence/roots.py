@@ -17,6 +17,7 @@ and walked as a root of its own.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,11 +43,16 @@ def absolute(path: str | os.PathLike[str]) -> str:
 
 
 def _identity(path: str) -> tuple[int, int] | None:
+    """A folder's (device, inode): one folder named by two paths (a bind mount).
+
+    Note: None for a file: a file's hard links are entries of their own (a
+    walk lists both names); the second given as a root was dropped as "the same".
+    """
     try:
         st = os.lstat(path)
     except OSError:
         return None
-    return (st.st_dev, st.st_ino)
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 def _inside(path: str, root: str) -> bool:
