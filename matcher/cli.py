@@ -673,6 +673,18 @@ def remove_cmd(name: str, db: Path) -> None:
     click.echo(f"Removed list {info.name!r} ({info.entries:,} entries).", err=True)
 
 
+def _terminal_safe(text: str) -> str:
+    """`text` for the terminal: controls, bidi and invisible characters as escapes.
+
+    Note: text that names evidence (a note naming a file) reached the terminal
+    raw: an escape sequence in a file's name cleared the screen, and piped,
+    click dropped the sequence, naming a file that does not exist.
+    """
+    from matcher.reports.text import display_text
+
+    return display_text(text)
+
+
 def _one_line(text: str) -> str:
     """`text` for one cell of a table: control characters (a newline) as escapes.
 
@@ -792,7 +804,9 @@ def _size(text: str | None) -> int | None:
 
 
 @cli.command(name="scan")
-@click.argument("evidence", nargs=-1, required=True, type=click.Path(path_type=Path))
+# Note: taken as text, made a Path in scan_cmd: Path("") is ".", so `scan ""` (an
+# empty variable in a lab script) scanned the current folder.
+@click.argument("evidence", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--examiner", required=True, help="The authorised examiner running this scan (required)."
 )
@@ -888,7 +902,7 @@ def _size(text: str | None) -> int | None:
     "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
 )
 def scan_cmd(
-    evidence: tuple[Path, ...],
+    evidence: tuple[str, ...],
     examiner: str,
     case: str,
     authority: str | None,
@@ -938,8 +952,13 @@ def scan_cmd(
         raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
     if resume and log is None:
         raise click.UsageError("--resume needs the --log of the run to continue.")
+    if any(not e for e in evidence):
+        raise click.BadParameter(
+            "an empty path (an unset variable?); name the folder, even the current one: .",
+            param_hint="EVIDENCE",
+        )
     options = ScanOptions(
-        evidence=evidence,
+        evidence=tuple(Path(e) for e in evidence),
         examiner=examiner,
         case=case,
         authority=authority,
@@ -1032,7 +1051,9 @@ def _print_summary(
             err=True,
         )
     for note in summary.notes:
-        click.echo(f"  note: {note}", err=True)
+        # Note: a note can name evidence (a file's name may hold escape
+        # sequences that clear the examiner's screen): controls shown as escapes.
+        click.echo(f"  note: {_terminal_safe(note)}", err=True)
     if summary.status == "interrupted":
         # Note: a log named by default must be named on resume (the default
         # name carries the time, so the same command would start a new log).
@@ -1249,11 +1270,13 @@ def batch_cmd(
     from matcher.batch import worst_exit_code
 
     def show(item: BatchItem) -> None:
+        safe = _terminal_safe
+        failed = item.message if item.message and item.status == "failed" else None
         click.echo(
-            f"[{item.row - 1}] {item.evidence}: {item.status} (exit {item.exit_code})"
-            + (f": {item.message}" if item.message and item.status == "failed" else "")
-            + (f"\n      log {item.log} head: {item.head}" if item.head else "")
-            + "".join(f"\n      note: {note}" for note in item.notes),
+            f"[{item.row - 1}] {safe(str(item.evidence))}: {item.status} (exit {item.exit_code})"
+            + (f": {safe(failed)}" if failed else "")
+            + (f"\n      log {safe(str(item.log))} head: {item.head}" if item.head else "")
+            + "".join(f"\n      note: {safe(note)}" for note in item.notes),
             err=True,
         )
 

@@ -909,3 +909,27 @@ def test_max_size_reads_si_and_binary_units_as_written() -> None:
     assert _size("500") == _size("500B") == 500
     with pytest.raises(click.BadParameter):
         _size("1i")
+
+
+def test_a_note_naming_evidence_shows_its_controls_as_escapes(runner: CliRunner, tmp_path: Path) -> None:
+    """A file named `x\\e[2J\\e[HNOTHING FOUND.img` cleared the examiner's screen through the
+    note naming disk-image files (and, piped, click dropped the sequence: a name that is not)."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "x\x1b[2J\x1b[HNOTHING FOUND.img").write_bytes(b"data")
+    db = tmp_path / "s.db"
+    (tmp_path / "n.md5").write_text("0123456789abcdef0123456789abcdef  x\n")
+    assert runner.invoke(cli, ["import", str(tmp_path / "n.md5"), "--db", str(db)]).exit_code == 0
+    result = runner.invoke(cli, ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db),
+                                 "--log", str(tmp_path / "l.jsonl")], color=True)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [note] = [line for line in result.stderr.splitlines() if "disk image" in line]
+    assert "\x1b" not in note and "x\\x1B[2J\\x1B[HNOTHING FOUND.img" in note, note
+
+
+def test_an_empty_evidence_path_is_refused_not_the_current_folder(runner: CliRunner, tmp_path: Path) -> None:
+    """`matcher scan ""` (an unset variable in a script) scanned the folder it was run from."""
+    result = runner.invoke(cli, ["scan", "", "--examiner", "E", "--case", "C", "--db", str(tmp_path / "s.db"),
+                                 "--log", str(tmp_path / "l.jsonl")])  # fmt: skip
+    assert result.exit_code == 2 and "an empty path" in result.output, result.output
+    assert not (tmp_path / "l.jsonl").exists()
