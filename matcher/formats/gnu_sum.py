@@ -155,7 +155,15 @@ _NAME_HINTS = (
     (re.compile(r"\.b3$|b3sum|blake3", re.IGNORECASE), "blake3"),
     (re.compile(r"\.b2$|b2sum|blake2", re.IGNORECASE), "BLAKE2b"),
     (re.compile(r"sha3[-_]?(224|256|384|512)|\.sha3$|sha3sum", re.IGNORECASE), "SHA-3"),
+    # Note: the names the *sum tools give their lists: what they say is held
+    # to (a SHA256SUMS of 32-digit digests, cut short or MD5, was read as MD5).
+    (re.compile(r"\.md5$|^md5sums?$", re.IGNORECASE), "md5"),
+    (re.compile(r"\.sha1$|^sha1sums?$", re.IGNORECASE), "sha1"),
+    (re.compile(r"\.sha256$|^sha256sums?$", re.IGNORECASE), "sha256"),
+    (re.compile(r"\.sha512$|^sha512sums?$", re.IGNORECASE), "sha512"),
 )
+# The hints that name an algorithm matcher computes, by its length alone.
+_STATED = {"md5", "sha1", "sha256", "sha512"}
 
 
 def name_hint(source: str) -> str | None:
@@ -179,7 +187,12 @@ def digest_for_length(hex_text: bytes, hint: str | None = None) -> tuple[str, by
         FormatError: (without source or line) for a length no algorithm has,
             or one that the name says is an algorithm matcher cannot compute.
     """
-    if hint is not None and len(hex_text) in (64, 128):
+    if hint in _STATED and digests.guess_algorithm(len(hex_text)) != hint:
+        raise FormatError(
+            f"the list's name says {hint} digests, but this one has {len(hex_text)} hex digits "
+            f"(a {hint} digest has {digests.DIGEST_SIZES[hint] * 2})"
+        )
+    if hint is not None and hint not in _STATED and len(hex_text) in (64, 128):
         if hint == "blake3" and len(hex_text) == 64:
             try:
                 return "blake3", digests.parse_hex(hex_text, "blake3")
