@@ -1106,3 +1106,29 @@ def test_files_named_as_disk_images_in_a_folder_are_noted_as_hashed_not_walked(
     log = tmp_path / "run2.jsonl"
     scan_mod.run_scan(scan_mod.ScanOptions([ev], "E", "C", tmp_path / "s.db", log, jobs=1))
     assert not any("named as disk images" in n for n in read_log(log)[-1]["notes"])
+
+
+def test_an_e01_scan_leaves_the_access_times_of_its_segments_and_folder_as_they_were(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Before: libewf opened each segment by its path, without O_NOATIME, so a scan (and
+    --verify-image) set the E01's access time, evidence modified; and the folder listed
+    for its segments was read without O_NOATIME too. A raw image was left as it was."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for segment in sorted(built["dir"].glob("gpt.E0*")):
+        shutil.copyfile(segment, ev / segment.name)
+    control = tmp_path / "control.bin"
+    control.write_bytes(b"read with a plain open")
+    # Note: an access time older than the mtime: relatime moves it on the next read.
+    past = 1_577_836_800 * 10**9  # 2020-01-01
+    watched = [control, ev, *sorted(ev.iterdir())]
+    for path in watched:
+        os.utime(path, ns=(past, path.stat().st_mtime_ns))
+    control.read_bytes()
+    if control.stat().st_atime_ns == past:
+        pytest.skip(f"{tmp_path} is mounted noatime: no read moves an access time here")
+    result, log = run(built, tmp_path, ev / "gpt.E01", extra=("--verify-image",))
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    assert read_log(log)[0]["images"][0]["verify"]["match"] is True
+    assert [p.name for p in watched[1:] if p.stat().st_atime_ns != past] == []

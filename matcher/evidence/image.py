@@ -21,11 +21,13 @@ import os
 import re
 import stat
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 from matcher.digests import hasher_factory
 from matcher.errors import EvidenceError
+from matcher.errors import os_error_detail
 from matcher.errors import refuse_own_limit
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.unique import UniqueNames
@@ -142,7 +144,7 @@ def e01_segments(path: bytes) -> list[bytes]:
         raise EvidenceError(f"E01 {os.fsdecode(path)}: cannot list its segments ({exc}).") from exc
     stem = name[:-2] if len(name) > 2 else name
     pattern = re.compile(re.escape(stem) + rb"[0-9A-Za-z]{2}\Z")
-    siblings = {e for e in os.listdir(directory or b".") if pattern.match(e)}
+    siblings = {e for e in _listing(directory or b".") if pattern.match(e)}
     listed = {os.path.basename(s) for s in found}
     stray = sorted(siblings - listed)
     if stray:
@@ -157,6 +159,81 @@ def e01_segments(path: bytes) -> list[bytes]:
     return found
 
 
+def _listing(directory: bytes) -> list[bytes]:
+    """The entry names of a folder, listed as the folder walk lists one (O_NOATIME)."""
+    fd = open_readonly(directory, directory=True)
+    try:
+        # Note that scandir(fd) gives str names; fsencode restores their bytes.
+        with os.scandir(fd) as it:
+            return [os.fsencode(entry.name) for entry in it]
+    finally:
+        os.close(fd)
+
+
+class _Segment:
+    """One E01 segment file as libewf reads it: a file object over matcher's own fd.
+
+    Note: libewf opened segments by their paths, without O_NOATIME, so a scan
+    set each segment's access time (evidence modified). Here each is opened as
+    the folder walk opens a file, and read with pread: the position is this
+    object's own, never the fd's.
+    """
+
+    def __init__(self, path: bytes):
+        fd = open_readonly(path)
+        self._closer = weakref.finalize(self, os.close, fd)
+        self.fd = fd
+        self.size = os.fstat(fd).st_size
+        self.offset = 0
+
+    @foreign_callback
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            size = max(self.size - self.offset, 0)
+        data = os.pread(self.fd, size, self.offset)
+        self.offset += len(data)
+        return data
+
+    @foreign_callback
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.offset, os.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise OSError(errno_mod.EINVAL, "seek before the start of a segment")
+        self.offset = base + offset
+        return self.offset
+
+    @foreign_callback
+    def tell(self) -> int:
+        return self.offset
+
+    @foreign_callback
+    def get_size(self) -> int:
+        return self.size
+
+    def close(self) -> None:
+        self._closer()
+
+
+def _open_segments(segments: list[bytes]) -> list[_Segment]:
+    """Every segment opened (all or none).
+
+    Raises:
+        EvidenceError: a segment cannot be opened.
+    """
+    opened: list[_Segment] = []
+    try:
+        for segment in segments:
+            opened.append(_Segment(segment))
+    except OSError as exc:
+        for done in opened:
+            done.close()
+        refuse_own_limit(exc, segment)
+        raise EvidenceError(
+            f"E01 segment {os.fsdecode(segment)} cannot be opened: {os_error_detail(exc)}"
+        ) from exc
+    return opened
+
+
 class _Media:
     """A read-only byte source for TSK: a raw image fd, or an opened EWF handle."""
 
@@ -165,17 +242,21 @@ class _Media:
         self.kind = kind
         self.fd: int | None = None
         self.handle: Any = None
+        self.files: list[_Segment] = []  # an E01's segments, closed with its handle
         if kind == "e01":
             _, pyewf = _modules()
             segments = e01_segments(path)
             self.segments = segments
-            self.handle = pyewf.handle()
+            self.files = _open_segments(segments)
+            handle = pyewf.handle()
             try:
-                self.handle.open([os.fsdecode(s) for s in segments])
-            except (OSError, UnicodeError) as exc:
+                handle.open_file_objects(self.files)
+            except OSError as exc:
+                self.close()
                 raise EvidenceError(
                     f"E01 {os.fsdecode(path)} cannot be opened (truncated or damaged?): {exc}"
                 ) from exc
+            self.handle = handle
             self.size = int(self.handle.get_media_size())
         else:
             self.segments = [path]
@@ -190,9 +271,14 @@ class _Media:
         return os.pread(self.fd, size, offset)
 
     def close(self) -> None:
-        if self.handle is not None:
-            handle, self.handle = self.handle, None
-            handle.close()
+        files, self.files = self.files, []
+        try:
+            if self.handle is not None:
+                handle, self.handle = self.handle, None
+                handle.close()
+        finally:
+            for file in files:
+                file.close()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
