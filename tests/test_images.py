@@ -1127,6 +1127,9 @@ def test_an_e01_scan_leaves_the_access_times_of_its_segments_and_folder_as_they_
         os.utime(path, ns=(past, path.stat().st_mtime_ns))
     control.read_bytes()
     if control.stat().st_atime_ns == past:
+        # Note: CI's folders move access times (relatime): there, no skip.
+        if os.environ.get("CI"):
+            pytest.fail(f"{tmp_path} is mounted noatime: this case cannot be checked here")
         pytest.skip(f"{tmp_path} is mounted noatime: no read moves an access time here")
     result, log = run(built, tmp_path, ev / "gpt.E01", extra=("--verify-image",))
     assert result.exit_code == ExitCode.NOTABLE, result.output
