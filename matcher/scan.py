@@ -1117,6 +1117,7 @@ def _scan(
             images,
             options.deleted,
             options.archive_limits if options.archives else None,
+            options.max_size,
         )
         recorder = _Recorder(log, inventory, counts, run_no, logged, held_by_every_entry(lists))
         lookup = _lookup_in(store, lists)

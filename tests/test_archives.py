@@ -1323,3 +1323,18 @@ def test_running_out_of_open_files_while_listing_an_archive_stops_the_scan(
     assert read_log(log)[-1]["status"] == "interrupted"
     summary = scan_mod.run_scan(dataclasses.replace(options, resume=True))
     assert summary.status == "complete" and summary.counts.notable == 1
+
+
+def test_an_archive_larger_than_max_size_is_not_opened(db: Path, tmp_path: Path) -> None:
+    """--max-size skipped the archive as too large, yet read it for its members: a big read
+    the examiner asked to spare. Its members stay unlisted; a smaller archive is opened."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "big.zip").write_bytes(zip_bytes({"n.bin": NOTABLE, "pad": os.urandom(8192)}, zipfile.ZIP_STORED))
+    (ev / "small.zip").write_bytes(zip_bytes({"n.bin": NOTABLE}))
+    result, log = scan(db, tmp_path, ev, "--archives", "--max-size", "4K")
+    assert result.exit_code == 1, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["skipped_by_reason"] == {"too-large": 1}, counts
+    matches = [r["path"] for r in read_log(log) if r["type"] == "match"]
+    assert matches == [str(ev / "small.zip!n.bin")], matches

@@ -68,6 +68,8 @@ class EvidenceWalker:
         images: the opened images, by root (from `prepare_images`).
         deleted: hash deleted image entries whose content TSK can read.
         archives: the archive limits, or None not to look inside archives.
+        max_size: an archive larger than this is not opened (--max-size: the
+            file itself is skipped as too large, never read).
     """
 
     def __init__(
@@ -76,8 +78,10 @@ class EvidenceWalker:
         images: dict[bytes, image_mod.OpenedImage],
         deleted: bool = False,
         archives: ArchiveLimits | None = None,
+        max_size: int | None = None,
     ):
         self.folder = folder
+        self.max_size = max_size
         self.images = images
         self.deleted = deleted
         self.archives = None
@@ -151,6 +155,10 @@ class EvidenceWalker:
         assert self.archives is not None
         if task.size < 4 or task.link not in (None, task.path):
             return  # too small for any archive, or a hard link already walked
+        if self.max_size is not None and task.size > self.max_size:
+            # Note: skipped as too large, the file was still read for its
+            # members (--max-size is there to spare the reading of big files).
+            return
         # Note: a file whose first or last bytes cannot be read is the file's own
         # error, when it is hashed (the same open, the same listed identity,
         # the same bytes): nothing shows it is an archive, so it gets no
