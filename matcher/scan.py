@@ -1043,11 +1043,15 @@ def _scan(
             raise
         lists, candidate_sizes, inventory = chosen[0]
         earlier_examiner = (state.last_run or {}).get("examiner")
-        if earlier_examiner is not None and earlier_examiner != storable_text(
-            options.examiner.strip()
-        ):
+        examiner = storable_text(options.examiner.strip())
+        if earlier_examiner is not None and earlier_examiner != examiner:
+            # Note: both named, and as code points where either is not ASCII: a
+            # look-alike letter (a Cyrillic "а" in "Jane") read as the same name.
+            named = [str(earlier_examiner), examiner]
+            shown = [ascii(n) if not n.isascii() else repr(n) for n in named]
             notes.append(
-                f"examiner changed on resume: the run this one continues was by {earlier_examiner}"
+                f"examiner changed on resume: the run this one continues was by {shown[0]}, "
+                f"this one is by {shown[1]}"
             )
         logged = set(state.matched_paths)
         resume_fields = state.run_fields()

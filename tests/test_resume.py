@@ -432,19 +432,21 @@ def test_another_examiner_may_resume_and_the_handover_is_noted(tmp_path: Path, m
     log = tmp_path / "run.jsonl"
     _interrupted_scan(ev, db, log, monkeypatch)
     result = subprocess.run(
-        [*MATCHER, "scan", str(ev), "--examiner", "Second Examiner", "--case", "C", "--db", str(db),
+        [*MATCHER, "scan", str(ev), "--examiner", "Second Ex\u0430miner", "--case", "C", "--db", str(db),
          "--log", str(log), "-q", "--resume"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     records = read_log(log)
-    assert [r["examiner"] for r in records if r["type"] == "run"] == ["E", "Second Examiner"]
+    assert [r["examiner"] for r in records if r["type"] == "run"] == ["E", "Second Ex\u0430miner"]
     assert [r["case"] for r in records if r["type"] == "run"] == ["C", "C"]
-    assert "examiner changed on resume: the run this one continues was by E" in records[-1]["notes"]
+    # Both named; a look-alike letter (Cyrillic a) as its code point.
+    said = "examiner changed on resume: the run this one continues was by 'E', this one is by "
+    assert said + "'Second Ex\\u0430miner'" in records[-1]["notes"], records[-1]["notes"]
     assert verify(log) == 0
     html = subprocess.run([*MATCHER, "report", str(log), "--format", "html"], capture_output=True, text=True)
     resumed_at = [r["seq"] for r in records if r["type"] == "run"][1]
-    assert f"E (run at seq 0); Second Examiner (run at seq {resumed_at})" in html.stdout
+    assert f"E (run at seq 0); Second Ex\u0430miner (run at seq {resumed_at})" in html.stdout
     assert "<td>C</td>" in html.stdout  # one case: shown once
 
 
