@@ -41,8 +41,9 @@ CHUNK_SIZE = 1 << 20
 Opener = Callable[[bytes], int]
 # A chunk reader yields the content of a task with a locator (a file inside a
 # disk image or an archive), using the buffer it is given where it can. It
-# raises OSError for unreadable content. It must be a module-level function
-# (process workers receive it by reference).
+# raises OSError for unreadable content, with ESTALE for content that is no
+# longer as listed (a `changed` failure, its message the detail). It must be
+# a module-level function (process workers receive it by reference).
 ChunkReader = Callable[[FileTask, memoryview], Iterator[bytes | memoryview]]
 
 
@@ -123,6 +124,8 @@ class Hasher:
                     h.update(data)
         except OSError as exc:
             refuse_own_limit(exc, task.path)  # the run stops: --resume continues it
+            if exc.errno == errno_mod.ESTALE:
+                return _failure(task, Failure.CHANGED, None, exc.strerror)
             return _failure(task, Failure.IO_ERROR, exc)
         if total != task.size:
             return _failure(task, Failure.CHANGED, None, f"listed {task.size} bytes, read {total}")

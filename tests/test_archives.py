@@ -34,6 +34,7 @@ from matcher.evidence import archive as archive_mod
 from matcher.evidence.archive import ArchiveLimits
 from matcher.evidence.archive import ArchiveWalker
 from matcher.models import EntryOutcome
+from matcher.models import Failure
 from matcher.models import FileTask
 
 NOTABLE = b"a benign notable member for the archive tests\n" * 5
@@ -41,9 +42,8 @@ OTHER = b"another benign member\n"
 
 
 def file_base(path: Path) -> tuple[object, ...]:
-    """An archive file's base locator, as the walk makes it (path, device, inode)."""
-    st = path.stat()
-    return ("file", os.fsencode(path), st.st_dev, st.st_ino)
+    """An archive file's base locator, as the walk makes it (path and identity)."""
+    return archive_mod.file_base(os.fsencode(path), path.stat())
 
 
 def zip_bytes(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -1338,3 +1338,145 @@ def test_an_archive_larger_than_max_size_is_not_opened(db: Path, tmp_path: Path)
     assert counts["skipped_by_reason"] == {"too-large": 1}, counts
     matches = [r["path"] for r in read_log(log) if r["type"] == "match"]
     assert matches == [str(ev / "small.zip!n.bin")], matches
+
+
+# -- an archive rewritten in place after its members were listed -------------------------
+
+OLD_MTIME = 1_600_000_000
+
+
+def _listed_members(archive: Path) -> list[FileTask]:
+    """The archive's members as a scan lists them (the walk's base locator, its identity)."""
+    from matcher.evidence.folder import FolderWalker
+    from matcher.evidence.sources import EvidenceWalker
+
+    walker = EvidenceWalker(FolderWalker(()), {}, archives=ArchiveLimits())
+    (task,) = [t for t in FolderWalker(()).walk([os.fsencode(archive)]) if isinstance(t, FileTask)]
+    return [t for t in walker._inside(task, None) if isinstance(t, FileTask)]
+
+
+def _rewrite_in_place(path: Path, data: bytes, keep_mtime: bool = False) -> None:
+    """Write `data` over the file at `path`: the same inode, the same size."""
+    before = path.stat()
+    assert len(data) == before.st_size
+    with path.open("r+b") as out:
+        out.write(data)
+    if keep_mtime:
+        # Note: a writer that sets the mtime back still moves the ctime (wait for its tick).
+        while True:
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+            if path.stat().st_ctime_ns != before.st_ctime_ns:
+                break
+    assert path.stat().st_ino == before.st_ino
+
+
+def _hash_member(task: FileTask, reader: Any = None) -> EntryOutcome:
+    from matcher.evidence.folder import open_readonly
+    from matcher.evidence.sources import read_chunks
+    from matcher.hashing import Hasher
+
+    hasher = Hasher(("sha256",), open_readonly, chunk_size=256, chunk_reader=reader or read_chunks)
+    return hasher.run(task)
+
+
+def _packed(kind: str, files: dict[str, bytes], tmp_path: Path) -> bytes:
+    """An archive of `files`, stored (its size the same for members of the same sizes)."""
+    if kind == "7z":
+        src = seven_tree(tmp_path / f"src{len(list(tmp_path.iterdir()))}", files)
+        packed = tmp_path / "packed.7z"
+        packed.unlink(missing_ok=True)
+        return seven(packed, src, "-mx0", "-mhc=off", names=tuple(files)).read_bytes()
+    if kind == "zip":
+        return zip_bytes(files, zipfile.ZIP_STORED)
+    if kind == "tar.gz":
+        return gzip.compress(tar_bytes(files), compresslevel=0, mtime=0)
+    return tar_bytes(files)
+
+
+def _archive_of(kind: str, files: dict[str, bytes], tmp_path: Path) -> Path:
+    archive = tmp_path / f"a.{kind}"
+    archive.write_bytes(_packed(kind, files, tmp_path))
+    os.utime(archive, (OLD_MTIME, OLD_MTIME))
+    return archive
+
+
+ONE = b"the first benign member, as listed\n" * 40
+TWO = b"the second benign member, as listd\n" * 40  # the same size as ONE
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz", "zip", "7z"])
+def test_a_member_of_an_archive_rewritten_after_listing_is_changed_not_a_digest(
+    tmp_path: Path, kind: str
+) -> None:
+    """Before: a worker reopened the archive checking only its device and inode: a tar member
+    rewritten in place gave the digest of bytes the listing never saw, and a zip rewritten
+    with its members swapped gave one member's digest under the other's name, no error."""
+    archive = _archive_of(kind, {"one.bin": ONE, "two.bin": TWO}, tmp_path)
+    first, second = _listed_members(archive)
+    assert first.path.endswith(b"!one.bin")
+    swapped = _packed(kind, {"one.bin": TWO, "two.bin": ONE}, tmp_path)
+    if kind == "zip":  # the same names, the members in the other order
+        swapped = zip_bytes({"two.bin": TWO, "one.bin": ONE}, zipfile.ZIP_STORED)
+    _rewrite_in_place(archive, swapped)
+    try:
+        for task in (first, second):
+            out = _hash_member(task)
+            assert out.failure == Failure.CHANGED and out.digests is None, out
+            assert out.detail == "the archive changed after it was listed", out
+    finally:
+        archive_mod.close_cached()
+
+
+def test_a_cached_container_is_checked_again_for_each_member(tmp_path: Path) -> None:
+    """Before: a worker kept a compressed tar's decompressor open across members; the next
+    member, read after the archive was rewritten in place (its mtime set back), was hashed."""
+    archive = _archive_of("tar.gz", {"one.bin": ONE, "two.bin": TWO}, tmp_path)
+    first, second = _listed_members(archive)
+    try:
+        out = _hash_member(first)
+        assert out.digests == {"sha256": hashlib.sha256(ONE).digest()}, out
+        data = _packed("tar.gz", {"one.bin": ONE, "two.bin": ONE}, tmp_path)
+        _rewrite_in_place(archive, data, keep_mtime=True)
+        out = _hash_member(second)
+        assert out.failure == Failure.CHANGED and out.digests is None, out
+    finally:
+        archive_mod.close_cached()
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz", "zip", "7z"])
+def test_a_member_whose_archive_is_rewritten_while_it_is_read_is_changed(
+    tmp_path: Path, kind: str
+) -> None:
+    """Before: a tar member rewritten in place while it was read gave a torn digest (bytes
+    that never existed together), logged as hashed; only the archive itself was 'changed'."""
+    from matcher.evidence.sources import read_chunks
+
+    archive = _archive_of(kind, {"one.bin": ONE, "two.bin": TWO}, tmp_path)
+    first, _ = _listed_members(archive)
+    swapped = _packed(kind, {"one.bin": TWO, "two.bin": ONE}, tmp_path)
+
+    def rewritten_midway(task: FileTask, buffer: memoryview) -> Any:
+        chunks = read_chunks(task, buffer)
+        yield next(chunks)
+        _rewrite_in_place(archive, swapped, keep_mtime=True)
+        yield from chunks
+
+    try:
+        out = _hash_member(first, rewritten_midway)
+        assert out.failure == Failure.CHANGED and out.digests is None, out
+        assert out.detail == "the archive changed while the member was read", out
+    finally:
+        archive_mod.close_cached()
+
+
+def test_an_archive_changed_between_the_walk_and_its_listing_is_not_listed(tmp_path: Path) -> None:
+    """Its members would be of another file than the walk saw; the file's own read says
+    'changed'. Before: they were listed from the new content, with no word of it."""
+    from matcher.evidence.folder import FolderWalker
+    from matcher.evidence.sources import EvidenceWalker
+
+    archive = _archive_of("zip", {"one.bin": ONE, "two.bin": TWO}, tmp_path)
+    walker = EvidenceWalker(FolderWalker(()), {}, archives=ArchiveLimits())
+    (task,) = [t for t in FolderWalker(()).walk([os.fsencode(archive)]) if isinstance(t, FileTask)]
+    _rewrite_in_place(archive, zip_bytes({"two.bin": TWO, "one.bin": ONE}, zipfile.ZIP_STORED))
+    assert list(walker._inside(task, None)) == []

@@ -292,15 +292,54 @@ class _BlockWatch:
         return self._stream.tell()
 
 
+# What a member's read says when its archive file is not as listed (ESTALE: see
+# hashing.ChunkReader): before it is read, and after.
+_CHANGED_AFTER_LISTING = "the archive changed after it was listed"
+_CHANGED_WHILE_READ = "the archive changed while the member was read"
+
+
+def file_base(path: bytes, st: os.stat_result) -> tuple[object, ...]:
+    """The base locator of an archive file: its path and identity, as `st` (listed) gives them."""
+    return ("file", path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def open_base(base: tuple[object, ...]) -> IO[bytes]:
-    """The outermost archive file: ("file", path, dev, ino) or ("image", ..., size) locators."""
+    """The outermost archive file: a `file_base` or ("image", ..., size) locator.
+
+    Raises:
+        OSError: ESTALE when the file is not the one listed, or its size,
+            mtime or ctime moved since.
+    """
     if base[0] == "file":
-        path, dev, ino = base[1:]
+        path, dev, ino = base[1:4]
         assert isinstance(path, bytes) and isinstance(dev, int) and isinstance(ino, int)
-        return os.fdopen(open_listed(path, dev, ino), "rb")
+        stream = os.fdopen(open_listed(path, dev, ino), "rb")
+        try:
+            _check_unchanged(stream, base, _CHANGED_AFTER_LISTING)
+        except BaseException:
+            stream.close()
+            raise
+        return stream
     size = base[-1]
     assert isinstance(size, int)
     return io.BufferedReader(_TskStream(base[:-1], size), buffer_size=1 << 16)
+
+
+def _check_unchanged(outer: IO[bytes], base: tuple[object, ...], moved: str) -> None:
+    """Raise OSError ESTALE (`moved`) unless the open file `base` names is still as listed.
+
+    Note: an archive rewritten in place keeps its inode: a member read from
+    it then was bytes the listing never saw (a zip with its members swapped
+    gave one member's digest under the other's name, its CRC checked against
+    the new directory). The outermost file's size, mtime and ctime cover
+    every archive nested in it, whose bytes it holds. Only a plain file is
+    checked: a disk image is evidence that nothing writes to.
+    """
+    if base[0] != "file":
+        return
+    st = os.fstat(outer.fileno())
+    if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != base[2:]:
+        raise OSError(errno_mod.ESTALE, moved)
 
 
 def _decompressed(stream: IO[bytes], compression: str) -> IO[bytes]:
@@ -348,7 +387,12 @@ def open_chain(
 
     Everything opened on the way is closed with `stack`.
     """
-    stream = stack.enter_context(open_base(base))
+    return _descend(stack.enter_context(open_base(base)), steps, stack)
+
+
+def _descend(
+    stream: IO[bytes], steps: tuple[tuple[object, ...], ...], stack: contextlib.ExitStack
+) -> IO[bytes]:
     for step in steps:
         stream = stack.enter_context(_apply(stream, step, stack))
     return stream
@@ -359,8 +403,11 @@ _local = threading.local()
 
 def _container(
     base: tuple[object, ...], steps: tuple[tuple[object, ...], ...], last: tuple[object, ...]
-) -> IO[bytes]:
-    """The member stream, reusing this thread's open container when it can.
+) -> tuple[IO[bytes], IO[bytes]]:
+    """(the member stream, the outermost file), reusing this thread's open container when it can.
+
+    The outermost file is checked to be as listed (`open_base`), a kept-open
+    one again for each member.
 
     Note that a compressed tar has no index: reading its members in walk
     order through one kept-open decompressor makes each worker inflate an
@@ -368,11 +415,18 @@ def _container(
     """
     key = (base, steps, last[0], last[1] if last[0] not in ("zip", "7z") else None)
     cached = getattr(_local, "container", None)
-    if cached is None or cached[0] != key:
+    if cached is not None and cached[0] == key:
+        try:
+            _check_unchanged(cached[3], base, _CHANGED_AFTER_LISTING)
+        except OSError:
+            close_cached()
+            raise
+    else:
         close_cached()
         stack = contextlib.ExitStack()
         try:
-            outer = open_chain(base, steps, stack)
+            first = stack.enter_context(open_base(base))
+            outer = _descend(first, steps, stack)
             if last[0] == "zip":
                 holder: Any = stack.enter_context(zips.open_zip(outer))
             elif last[0] == "7z":
@@ -384,28 +438,28 @@ def _container(
         except BaseException:
             stack.close()
             raise
-        _local.container = cached = (key, holder, stack)
-    holder = cached[1]
+        _local.container = cached = (key, holder, stack, first)
+    holder, first = cached[1], cached[3]
     if last[0] == "zip":
         index = last[1]
         assert isinstance(index, int)
-        return holder.open(holder.infolist()[index])  # type: ignore[no-any-return]
+        return holder.open(holder.infolist()[index]), first
     if last[0] == "7z":
         index = last[1]
         assert isinstance(index, int)
         # Note that the archive keeps its folder decoder between members: the
         # next member of a solid block continues where this one ends.
-        return sevenzip.MemberStream(holder, index)  # type: ignore[return-value]
+        return sevenzip.MemberStream(holder, index), first  # type: ignore[return-value]
     if last[0] == "tar":
         offset, size = last[2], last[3]
         assert isinstance(offset, int) and isinstance(size, int)
-        return io.BufferedReader(_Window(holder, offset, size))
+        return io.BufferedReader(_Window(holder, offset, size)), first
     if last[0] == "tar-sparse":
         offset = last[2]
         assert isinstance(offset, int)
-        return _sparse_member(holder, offset)
+        return _sparse_member(holder, offset), first
     holder.seek(0)
-    return holder  # type: ignore[no-any-return]
+    return holder, first
 
 
 def close_cached() -> None:
@@ -416,17 +470,37 @@ def close_cached() -> None:
         cached[2].close()
 
 
+# What reading a member can raise: a damaged archive's errors, and OSError (a
+# change check's ESTALE among them).
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    ValueError,
+    RuntimeError,
+    OSError,
+)
+
+
 def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryview]:
     """The content of an archive member, chunk by chunk (a hashing `ChunkReader`).
 
     Reads at most the listed size plus one byte: a member that expands past
     its declared size ends as a size mismatch, whatever it holds.
+
+    Raises:
+        OSError: ESTALE when the archive file is not as listed, before the
+            member is read or after (its content is then no digest); EIO
+            when the member cannot be read.
     """
     assert task.locator is not None
     _, base, steps = task.locator
     assert isinstance(base, tuple) and isinstance(steps, tuple)
+    outer: IO[bytes] | None = None
     try:
-        stream = _container(base, steps[:-1], steps[-1])
+        stream, outer = _container(base, steps[:-1], steps[-1])
         with contextlib.ExitStack() as member:
             if steps[-1][0] != "stream":
                 member.enter_context(stream)
@@ -437,11 +511,17 @@ def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryvi
                     break
                 left -= n
                 yield buffer[:n]
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        close_cached()
-        raise OSError(errno_mod.EIO, f"archive member unreadable: {describe(exc)}") from exc
-    except (ValueError, RuntimeError, OSError) as exc:
-        close_cached()
+        _check_unchanged(outer, base, _CHANGED_WHILE_READ)
+    except _READ_ERRORS as exc:
+        changed = isinstance(exc, OSError) and exc.errno == errno_mod.ESTALE
+        try:
+            if not changed and outer is not None:
+                # Note: a read that fails on an archive rewritten meanwhile is its change.
+                _check_unchanged(outer, base, _CHANGED_WHILE_READ)
+        finally:
+            close_cached()
+        if changed:
+            raise
         raise OSError(errno_mod.EIO, f"archive member unreadable: {describe(exc)}") from exc
 
 

@@ -165,11 +165,11 @@ class EvidenceWalker:
         # `FILE!` entry too (it was two errors for one unreadable file).
         exists: Callable[[bytes], bool]
         if task.locator is None:
-            base: tuple[object, ...] = ("file", task.path, task.dev, task.ino)
             exists = os.path.lexists
             try:
                 fd = open_listed(task.path, task.dev, task.ino)
                 try:
+                    st = os.fstat(fd)
                     head = os.pread(fd, archive_mod.HEAD, 0)
                     tail = head
                     if task.size > archive_mod.HEAD:
@@ -178,6 +178,10 @@ class EvidenceWalker:
                     os.close(fd)
             except OSError:
                 return
+            if (st.st_size, st.st_mtime_ns) != (task.size, task.mtime_ns):
+                return  # changed since the walk: the file's own read says so
+            # Note: its members are read only from the file as listed here (open_base).
+            base: tuple[object, ...] = archive_mod.file_base(task.path, st)
         elif task.locator[0] == "image":
             assert walker is not None
             base = (*task.locator, task.size)
