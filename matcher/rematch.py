@@ -5,7 +5,10 @@ from the original run's inventory, whose SHA-256 must equal the one the
 original log's last `end` record sealed. The result is a new, verifiable log
 whose `run` record cites the original log's final chain hash, and a new
 inventory beside it. Entries the original run skipped or could not read stay
-skipped or in error: a re-match never turns them into known or unknown.
+skipped or in error: a re-match never turns them into known or unknown. What
+the original said of its digests' trustworthiness holds of the re-match too:
+its image mismatches (counted, and in the exit code) and its notes on the
+files it hashed (marked as the original scan's).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import socket
 import sys
 import time
@@ -119,6 +123,58 @@ def _original(
     )
 
 
+# Marks a note of the original scan carried into a re-match's end record.
+_FROM_ORIGINAL = "the original scan noted: "
+# The original scan's notes that still hold of its inventory's files, and so
+# of the digests a re-match matches: what its evidence gave (an E01 whose media
+# did not match its stored hash, an image cut short, a file named as a disk
+# image hashed as a file, roots scanned once, --exclude as it applied...). Its
+# notes on its lists, its matches and its run itself (a list already imported,
+# the empty-file digests, the filter, signals, a resume) are not carried: they
+# are of lists and a run the re-match does not use, and it makes its own. A
+# new scan note on the evidence belongs here.
+_CARRIED = re.compile(
+    r"WARNING: "
+    r"|--verify-image: "
+    r"|--exclude "
+    r"|crossed into another filesystem at "
+    r"|evidence .* (is the same as|lies inside) evidence "
+    r"|evidence .* is a single file with no volume system or filesystem recognised"
+    r"|.*: partition \d+ \(.*\) starts at byte \d+, as partition \d+ does"
+    r"|.* runs to byte \d+, past the image's end"
+    r"|\d+ file\(s\) in the folders are named as disk images",
+    re.DOTALL,
+)
+
+
+def _carried_notes(last_end: dict[str, Any]) -> list[str]:
+    """The original end record's notes that still hold of its inventory's files, marked as its.
+
+    A re-match's own carried notes (it may be re-matched in turn) are carried as they are.
+    """
+    notes = last_end.get("notes")
+    if not isinstance(notes, list):
+        return []
+    return [
+        note if note.startswith(_FROM_ORIGINAL) else _FROM_ORIGINAL + note
+        for note in notes
+        if isinstance(note, str) and (note.startswith(_FROM_ORIGINAL) or _CARRIED.match(note))
+    ]
+
+
+def _original_counts(last_end: dict[str, Any]) -> Counts:
+    """A re-match's counts before its first entry: the original's image mismatches.
+
+    Note: the digests re-matched are those read from such an image, which
+    may be wrong: the count, and so exit flag 16, stays (as its note does).
+    """
+    counted = last_end.get("counts")
+    found = counted.get("image_mismatches") if isinstance(counted, dict) else None
+    if isinstance(found, int) and not isinstance(found, bool) and found > 0:
+        return Counts(image_mismatches=found)
+    return Counts()
+
+
 def _signature_note(report: auditlog.VerifyReport) -> list[str]:
     """What was checked of the original log's signatures, if it has any.
 
@@ -199,7 +255,9 @@ def run_rematch(
         lists = store.lists()
         if not lists:
             raise UsageError(f"The hash store {options.db} holds no list.")
-        digest_filter, notes = build_filter(store, lists, algorithms, on_stage)
+        notes = _carried_notes(last_end)
+        digest_filter, filter_notes = build_filter(store, lists, algorithms, on_stage)
+        notes.extend(filter_notes)
         notes.extend(zero_length_notes(lists))  # as a scan's end record names them
         notes.extend(_signature_note(verified))
         held.enter_context(store.pinned(lists))  # the lists of the run record, to its end
@@ -234,6 +292,9 @@ def run_rematch(
                 "host": socket.gethostname(),
                 "argv": [storable_text(arg) for arg in options.argv],
                 "evidence": first_run.get("evidence"),
+                # Note: the images the digests were read from, with what
+                # --verify-image found of them (as the original run recorded).
+                "images": first_run.get("images", []),
                 "algorithms": algorithms,
                 "lists": [info.as_log_dict() for info in lists],
                 "inventory": os.path.abspath(inventory_path),
@@ -243,7 +304,7 @@ def run_rematch(
                 "options": {"signed_by": signer.fingerprint if signer is not None else None},
             },
         )
-        counts = Counts()
+        counts = _original_counts(last_end)
         recorder = _Recorder(log, inventory, counts, 0, set(), held_by_every_entry(lists))
         started = time.monotonic()
         # Note: read as the bytes whose SHA-256 matched the seal: a journal

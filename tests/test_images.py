@@ -466,7 +466,8 @@ def test_missing_split_segment_is_a_fatal_error(built: dict[str, Any], tmp_path:
     assert "incomplete" in result.output
 
 
-def test_flipped_byte_is_caught_only_by_verify_image(built: dict[str, Any], tmp_path: Path) -> None:
+def _flipped_e01(built: dict[str, Any], tmp_path: Path) -> Path:
+    """ext4.E01 with 50 bytes of its middle half flipped: it opens, its media hash fails."""
     ev = tmp_path / "ev"
     ev.mkdir()
     flipped = ev / "flip.E01"
@@ -475,6 +476,11 @@ def test_flipped_byte_is_caught_only_by_verify_image(built: dict[str, Any], tmp_
     for offset in rng.sample(range(len(data) // 4, 3 * len(data) // 4), 50):
         data[offset] ^= 0xFF
     flipped.write_bytes(bytes(data))
+    return flipped
+
+
+def test_flipped_byte_is_caught_only_by_verify_image(built: dict[str, Any], tmp_path: Path) -> None:
+    flipped = _flipped_e01(built, tmp_path)
     result, log = run(built, tmp_path, flipped, extra=("--verify-image",))
     assert result.exit_code & ExitCode.IMAGE_MISMATCH, result.output
     assert "WARNING" in result.output and "does not match the hash stored" in result.output
@@ -493,6 +499,41 @@ def test_flipped_byte_is_caught_only_by_verify_image(built: dict[str, Any], tmp_
     good, log = run(built, tmp_path, built["dir"] / "ext4.E01", extra=("--verify-image",))
     assert good.exit_code == ExitCode.NOTABLE, good.output
     assert read_log(log)[0]["images"][0]["verify"]["match"] is True
+
+
+def test_a_rematch_of_an_image_that_failed_verify_image_keeps_its_warning(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """The digests re-matched are the ones the original flagged "may be wrong": before, the
+    re-match's end record had no mismatch and no note, its run record no images, its report
+    no caveat, and it exited 0 (1 with a match), never with flag 16."""
+    flipped = _flipped_e01(built, tmp_path)
+    result, log = run(built, tmp_path, flipped, extra=("--verify-image",))
+    assert result.exit_code & ExitCode.IMAGE_MISMATCH, result.output
+    original = read_log(log)
+    hashed_row = next(r for r in inventory(log) if r["md5"] is not None and r["size"])
+    listing = tmp_path / "now.md5"
+    listing.write_text(f"{bytes(hashed_row['md5']).hex()}  now\n")
+    db = tmp_path / "now.db"
+    done = CliRunner().invoke(cli, ["import", str(listing), "--db", str(db), "--role", "notable"])
+    assert done.exit_code == 0, done.output
+    new_log = tmp_path / "rematch.jsonl"
+    args = ["rematch", str(log), "--db", str(db), "--examiner", "E", "--case", "IMG-1"]
+    result = CliRunner().invoke(cli, [*args, "--log", str(new_log)], catch_exceptions=False)
+    # As scan's: a match, the original's mismatch, and its unreadable entries if it had any.
+    expected = ExitCode.NOTABLE | ExitCode.IMAGE_MISMATCH
+    if original[-1]["counts"]["errors"]:
+        expected |= ExitCode.INCOMPLETE
+    assert result.exit_code == expected, result.output
+    records = read_log(new_log)
+    assert records[0]["images"] == original[0]["images"]
+    assert records[-1]["counts"]["image_mismatches"] == 1
+    said = [n for n in records[-1]["notes"] if "does not match the hash stored in the E01" in n]
+    assert len(said) == 1 and said[0].startswith("the original scan noted: WARNING: "), said
+    out = tmp_path / "rematch.csv"
+    done = CliRunner().invoke(cli, ["report", str(new_log), "--format", "csv", "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    assert "did not match the hash stored in them" in out.read_text()
 
 
 @pytest.mark.parametrize(

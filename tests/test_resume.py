@@ -1032,3 +1032,29 @@ def test_a_resume_whose_inventory_is_missing_reads_every_entry_again(
     assert any("holds nothing of the run this one continues (it was missing" in n for n in end["notes"])
     assert end["counts"]["notable"] == 1 and end["counts"]["files"] == 3
     assert verify(log) == 0
+
+
+def test_a_rematch_carries_the_original_notes_on_its_files_and_only_those(tmp_path: Path) -> None:
+    """What the original said of the files it hashed still holds of their digests (a file named
+    as a disk image was hashed as a file, not walked); the re-match's end record said none of
+    it. Its notes on its own lists and run (a list already imported) are not carried."""
+    ev, db, _ = _small_tree(tmp_path)
+    (ev / "b" / "disk.E01").write_bytes(b"not walked")
+    lst = tmp_path / "n.sha256"
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db, log, "--list", str(lst)).returncode == 1
+    notes = read_log(log)[-1]["notes"]
+    assert any("already imported" in n for n in notes), notes
+    [image_note] = [n for n in notes if "named as disk images" in n]
+    new_log = tmp_path / "rematch.jsonl"
+    done = subprocess.run([*MATCHER, "rematch", str(log), "--db", str(db), "--examiner", "R", "--case", "C",
+                           "--log", str(new_log)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    carried = [n for n in read_log(new_log)[-1]["notes"] if n.startswith("the original scan noted: ")]
+    assert carried == [f"the original scan noted: {image_note}"], carried
+    # A re-match of the re-match carries it on, said once.
+    again = tmp_path / "again.jsonl"
+    done = subprocess.run([*MATCHER, "rematch", str(new_log), "--db", str(db), "--examiner", "R", "--case", "C",
+                           "--log", str(again)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert [n for n in read_log(again)[-1]["notes"] if image_note in n] == carried
