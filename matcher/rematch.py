@@ -117,9 +117,20 @@ def _original(
                     "the scan, or it belongs to another run. Nothing was re-matched."
                 )
             return first_run, last_end, report.head, path, report
+    # Note: a FIFO, a device or a folder is there, but no inventory (and is
+    # never read: a FIFO would be waited on); "not found" sent the user to the
+    # very option already given.
+    there = [p for p in candidates if p is not None and p.exists()]
+    if options.original_inventory is not None and there:
+        raise UsageError(
+            f"The inventory {options.original_inventory} given with --original-inventory is "
+            "not a regular file (a FIFO, a device or a folder); give the original run's "
+            "inventory file."
+        )
+    odd = "".join(f"; {p} is not a regular file" for p in there)
     raise UsageError(
         f"The inventory of {options.original_log} was not found (looked for "
-        f"{', '.join(str(p) for p in candidates if p)}); pass --original-inventory."
+        f"{', '.join(str(p) for p in candidates if p)}{odd}); pass --original-inventory."
     )
 
 
@@ -226,7 +237,8 @@ def run_rematch(
     """Re-match a finished run's inventory against the current store.
 
     Raises:
-        UsageError: missing examiner/case, an unfinished original run, or a missing inventory.
+        UsageError: missing examiner/case, an unfinished original run, or a missing inventory
+            (or one that is not a regular file).
         IntegrityError: the original log does not verify.
         UsageError: its inventory is not the one the log sealed (among others).
         StoreError, LogWriteError: the store or the new log cannot be used.

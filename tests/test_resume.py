@@ -1058,3 +1058,21 @@ def test_a_rematch_carries_the_original_notes_on_its_files_and_only_those(tmp_pa
                            "--log", str(again)], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert [n for n in read_log(again)[-1]["notes"] if image_note in n] == carried
+
+
+@pytest.mark.parametrize("given", ["fifo", "/dev/null"])
+def test_an_original_inventory_that_is_not_a_regular_file_is_said_so(tmp_path: Path, given: str) -> None:
+    """Before: "was not found (looked for X); pass --original-inventory", X given with it and there."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db, log).returncode == 1
+    special = Path(given) if given.startswith("/") else tmp_path / given
+    if not special.exists():
+        os.mkfifo(special)
+    new_log = tmp_path / "rematch.jsonl"
+    done = subprocess.run([*MATCHER, "rematch", str(log), "--db", str(db), "--examiner", "R", "--case", "C",
+                           "--log", str(new_log), "--original-inventory", str(special)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"{special} given with --original-inventory is not a regular file" in done.stderr
+    assert "not found" not in done.stderr and not new_log.exists()
