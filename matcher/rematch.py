@@ -173,6 +173,22 @@ def _carried_notes(last_end: dict[str, Any]) -> list[str]:
     ]
 
 
+def _case_note(first_run: dict[str, Any], case: str) -> list[str]:
+    """A note naming the case and examiner of the original scan, if it was for another case.
+
+    Note: a new case may re-use an old scan (not refused, as a resume for
+    another case is), but the log is read for the case it names: whose scan
+    it matched is said, not left in `rematch_of` alone.
+    """
+    original = first_run.get("case")
+    if original is None or original == storable_text(case):
+        return []
+    return [
+        f"the original scan was made for case {original} by examiner "
+        f"{first_run.get('examiner')}; this re-match is for case {case}"
+    ]
+
+
 def _original_counts(last_end: dict[str, Any]) -> Counts:
     """A re-match's counts before its first entry: the original's image mismatches.
 
@@ -267,7 +283,7 @@ def run_rematch(
         lists = store.lists()
         if not lists:
             raise UsageError(f"The hash store {options.db} holds no list.")
-        notes = _carried_notes(last_end)
+        notes = _case_note(first_run, case) + _carried_notes(last_end)
         digest_filter, filter_notes = build_filter(store, lists, algorithms, on_stage)
         notes.extend(filter_notes)
         notes.extend(zero_length_notes(lists))  # as a scan's end record names them

@@ -1076,3 +1076,22 @@ def test_an_original_inventory_that_is_not_a_regular_file_is_said_so(tmp_path: P
     assert done.returncode == 2, done.stderr
     assert f"{special} given with --original-inventory is not a regular file" in done.stderr
     assert "not found" not in done.stderr and not new_log.exists()
+
+
+def test_a_rematch_for_another_case_says_whose_scan_it_matched(tmp_path: Path) -> None:
+    """A new case may re-use an old scan, so it is not refused (as a resume for another case is);
+    but its end record said nothing of the case and examiner the evidence was scanned for."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db, log).returncode == 1  # case C, examiner E
+    said = "the original scan was made for case C by examiner E; this re-match is for case NEW-7"
+    for case, noted in (("NEW-7", True), ("C", False)):
+        new_log = tmp_path / f"re-{case}.jsonl"
+        done = subprocess.run([*MATCHER, "rematch", str(log), "--db", str(db), "--examiner", "R",
+                               "--case", case, "--log", str(new_log)],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        notes = read_log(new_log)[-1]["notes"]
+        assert (said in notes) is noted, notes
+        assert (said in done.stderr) is noted
+        assert sum("original scan was made for" in n for n in notes) == noted, notes
