@@ -190,13 +190,45 @@ def _error(rec: Mapping[str, object]) -> ErrorItem:
     )
 
 
-def _inventory_counts(path: Path) -> dict[str, object] | None:
-    """Verdict counts from an inventory, for a log cut short before its end record."""
+def _counts_without_end(
+    log: Path, origin: str | None, matches: int, errors: int
+) -> tuple[dict[str, object], str]:
+    """The counts of a log whose last run has no end record, and where they come from.
+
+    Its inventory's tally when the inventory beside it is this log's (it
+    notes the SHA-256 of the log's first line, as a resume checks; one
+    written before that was noted is trusted, as a resume trusts it); else
+    the match and error records.
+    """
+    inventory = default_path(log)
+    records: dict[str, object] = {"notable": matches, "errors": errors}
+    if not inventory.is_file():
+        return records, "match and error records (no end record and no inventory)"
+    found = _inventory_counts(inventory, origin)
+    if found is None:
+        return records, f"match and error records (no end record; inventory {inventory} unreadable)"
+    if isinstance(found, str):
+        return records, (
+            f"match and error records (no end record; inventory {inventory} not used: {found})"
+        )
+    return found, f"inventory {inventory} (the log has no end record)"
+
+
+def _inventory_counts(path: Path, origin: str | None) -> dict[str, object] | str | None:
+    """Verdict counts from the inventory of a log cut short before its end record.
+
+    None for an unreadable inventory; for another log's, why it is not this one's.
+    """
     try:
         inventory = Inventory(path, create=False)
     except MatcherError:
         return None
     try:
+        noted = inventory.origin()
+        if origin is None and (noted is not None or inventory.last_run() >= 0):
+            return "it records a run, and this log holds no record"
+        if noted is not None and noted != origin:
+            return "it notes another log's first record"
         tally: collections.Counter[str] = collections.Counter()
         for row in inventory.rows():
             if row["verdict"] is not None:
@@ -282,7 +314,8 @@ class _Records:
     last run's only, as the end record counts them: a resume reads every
     entry that failed again, so an earlier run's errors are superseded
     (counted in `superseded_errors`), whether the entry was read or failed
-    again (then it has a record of the last run).
+    again (then it has a record of the last run). `end` is the end record
+    closing the last run, None when that run has none (a resume cut short).
     """
 
     runs: list[RunInfo] = dataclasses.field(default_factory=list)
@@ -291,15 +324,21 @@ class _Records:
     unreadable: list[int] = dataclasses.field(default_factory=list)
     end: Mapping[str, object] | None = None
     superseded_errors: int = 0
+    origin: str | None = None  # the SHA-256 of the first line (Inventory.origin)
 
     def add(self, line: bytes, number: int) -> None:
         """Sort one line (without its newline) into its kind."""
         if not line:
             return
+        if number == 1:
+            self.origin = hashlib.sha256(line).hexdigest()
         try:
             rec = _record(line)
             kind = rec.get("type")
             if kind == "run":
+                # Note: an end record counts the run it closes: a resume's run
+                # left without one is counted as a log with no end record.
+                self.end = None
                 self.runs.append(_run(rec))
                 self.superseded_errors += len(self.error_lines)
                 self.error_lines = array.array("q")
@@ -357,14 +396,8 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         found = end.get("counts")
         counts = dict(found) if isinstance(found, dict) else {}
         source = f"end record (seq {_int(end, 'seq')})"
-    if end is None:
-        inventory = default_path(log)
-        from_inventory = _inventory_counts(inventory) if inventory.is_file() else None
-        if from_inventory is not None:
-            counts, source = from_inventory, f"inventory {inventory} (the log has no end record)"
-        else:
-            counts = {"notable": len(matches), "errors": len(errors)}
-            source = "match and error records (no end record and no inventory)"
+    else:
+        counts, source = _counts_without_end(log, records.origin, len(matches), len(errors))
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return ReportData(
         log=str(log),

@@ -628,6 +628,78 @@ def test_reports_list_only_the_errors_a_resume_left_standing(
     assert sum(s.startswith("could not be read") for s in statements) == standing
 
 
+def _resumed_after_an_interruption(tmp_path: Path, name: str) -> Path:
+    """A scan of one notable file interrupted before it read any, then resumed to its end."""
+    import dataclasses
+
+    import matcher.scan as scan_mod
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    evidence = tmp_path / f"{name}-ev"
+    evidence.mkdir()
+    for i in range(3):
+        (evidence / f"f{i}").write_bytes(b"%d" % i)
+    (tmp_path / "l.md5").write_text(f"{hashlib.md5(b'0').hexdigest()}  f0\n")
+    log = tmp_path / f"{name}.jsonl"
+    options = ScanOptions([evidence], "E", "I-2", tmp_path / f"{name}.db", log, lists=[tmp_path / "l.md5"], jobs=1)
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise scan_mod.Interrupted("SIGINT")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan_mod, "_pump", interrupted)
+        assert run_scan(options).status == "interrupted"
+    assert run_scan(dataclasses.replace(options, lists=(), resume=True)).status == "complete"
+    return log
+
+
+def test_a_resumed_log_cut_before_its_end_is_counted_as_a_log_with_no_end_record(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Before: the report took the status, counts and notes of the interrupted run's end record
+    (interrupted, notable 0, "interrupted by SIGINT") beside the resumed run's match record."""
+    log = _resumed_after_an_interruption(tmp_path, "r")
+    assert [r["status"] for r in read_log(log) if r["type"] == "end"] == ["interrupted", "complete"]
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]))  # the resumed run's end record cut off
+    result = runner.invoke(cli, ["report", str(log), "--format", "json"])
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["status"] == "incomplete" and summary["ended"] is None
+    assert summary["counts_source"].startswith("inventory ")
+    assert summary["counts"]["notable"] == summary["match_records"] == 1
+    assert summary["counts"]["files"] == 3 and summary["notes"] == []
+    csv_text = runner.invoke(cli, ["report", str(log), "--format", "csv"]).stdout
+    assert "interrupted" not in csv_text
+
+
+def test_a_cut_log_is_never_counted_from_the_inventory_of_another_log(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Before: a log with no end record took its counts from whatever LOG.inventory.db lay beside
+    it (another scan's: its counts were reported as this log's)."""
+    log = _resumed_after_an_interruption(tmp_path, "r")
+    other = _resumed_after_an_interruption(tmp_path, "other")
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]))
+    own = Path(f"{log}.inventory.db")
+    own.replace(tmp_path / "kept.db")
+    Path(f"{other}.inventory.db").replace(own)
+    summary = json.loads(runner.invoke(cli, ["report", str(log), "--format", "json"]).stdout)["summary"]
+    assert summary["counts"] == {"notable": 1, "errors": 0}
+    assert summary["counts_source"] == (
+        f"match and error records (no end record; inventory {own} not used: it notes another "
+        "log's first record)"
+    )
+    (tmp_path / "kept.db").replace(own)  # its own again
+    summary = json.loads(runner.invoke(cli, ["report", str(log), "--format", "json"]).stdout)["summary"]
+    assert summary["counts_source"].startswith("inventory ") and summary["counts"]["files"] == 3
+    log.write_bytes(b"")  # a log holding no record beside an inventory recording a run
+    summary = json.loads(runner.invoke(cli, ["report", str(log), "--format", "json"]).stdout)["summary"]
+    assert summary["counts_source"].endswith("it records a run, and this log holds no record)")
+
+
 # --- output handling ---------------------------------------------------------------------
 
 
