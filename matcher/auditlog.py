@@ -146,6 +146,7 @@ class _ScanState:
     scan_log: bool = False  # the first run record is matcher's own (a scan or re-match)
     matches: int = 0  # match records so far
     run_errors: int = 0  # error records since the last run record
+    image_failures: int = 0  # images the last run record says failed --verify-image
     # The signing key the last run record names (options.signed_by: a
     # fingerprint, or None for an unsigned run); `signer_named` is False
     # after a run record that names none (a log written before it did).
@@ -249,6 +250,8 @@ def _check_counts(rec: Mapping[str, object], st: _ScanState) -> None:
             st.scan_log = isinstance(tool, dict) and tool.get("name") == TOOL_NAME
         st.run_errors = 0
         st.rematch = "rematch_of" in rec
+        checks = [image.get("verify") for image in _objects(rec.get("images"))]
+        st.image_failures = sum(isinstance(c, dict) and c.get("match") is False for c in checks)
     elif kind == "match":
         st.matches += 1
     elif kind == "error":
@@ -281,6 +284,59 @@ def _check_counts(rec: Mapping[str, object], st: _ScanState) -> None:
             f"end record counts {n['errors']} error(s), but its run logged "
             f"{st.run_errors} error record(s)"
         )
+    _check_details(counts, n, st)
+
+
+_DETAILS = ("bytes", "empty", "image_mismatches")
+_BREAKDOWNS = (("skipped_by_reason", "skipped"), ("errors_by_reason", "errors"))
+
+
+def _check_details(counts: Mapping[str, object], n: Mapping[str, int], st: _ScanState) -> None:
+    """The rest of an end record's counts agree with its totals, as every run's do.
+
+    Each by-reason breakdown sums to its total; no count is negative; an
+    empty file is an unknown one (it never matches); bytes are hashed files';
+    an image failed --verify-image only as its run record says. A count a
+    record lacks is not asked for (a log of an older matcher).
+    """
+    details: dict[str, int] = {}
+    for name in _DETAILS:
+        value = counts.get(name, 0)
+        if type(value) is not int or value < 0:
+            raise IntegrityError(f"end record: counts.{name} must be a whole number, not {value!r}")
+        details[name] = value
+    for name, total in _BREAKDOWNS:
+        if name not in counts:
+            continue
+        found = counts[name]
+        if not isinstance(found, dict) or not all(
+            type(v) is int and v >= 0 for v in found.values()
+        ):
+            raise IntegrityError(
+                f"end record: counts.{name} must give each reason's count as a whole number"
+            )
+        if sum(found.values()) != n[total]:
+            raise IntegrityError(
+                f"end record counts do not add up: {name} sums to {sum(found.values())}, "
+                f"not {total} {n[total]}"
+            )
+    hashed, empty, mismatches = (details[name] for name in _DETAILS)
+    if empty > n["unknown"]:
+        raise IntegrityError(
+            f"end record counts {empty} empty file(s) but {n['unknown']} unknown: an empty "
+            "file is counted unknown (it never matches)"
+        )
+    if hashed and not n["files"]:
+        raise IntegrityError(f"end record counts {hashed} bytes hashed, but no file")
+    if mismatches > st.image_failures:
+        raise IntegrityError(
+            f"end record counts {mismatches} image(s) failing --verify-image, but its run "
+            f"record gives {st.image_failures} such check"
+        )
+
+
+def _objects(value: object) -> list[Mapping[str, object]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _records(

@@ -300,3 +300,46 @@ def test_a_resealed_end_whose_counts_contradict_the_log_fails_without_the_key(
     with pytest.raises(IntegrityError) as caught:
         verify_bytes(data)
     assert caught.value.line == len(lines) and message in str(caught.value), str(caught.value)
+
+
+def _resealed_end(original: bytes, change: Any) -> tuple[bytes, int]:
+    lines = original.splitlines(keepends=True)
+    end = json.loads(lines[-1])
+    forged = {k: v for k, v in end.items() if k != "self_sha256"}
+    forged["counts"] = change(end["counts"])
+    signing.seal(forged, None, sign=False, digest=True)
+    return b"".join(lines[:-1]) + signing.canonical_bytes(forged) + b"\n", len(lines)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: {**c, "skipped_by_reason": {"fifo": 7}}, "skipped_by_reason sums to 7, not skipped 0"),
+        (lambda c: {**c, "errors_by_reason": {}}, "errors_by_reason sums to 0, not errors 1"),
+        (lambda c: {**c, "errors_by_reason": {"unreadable": 2, "io-error": -1}}, "counts.errors_by_reason must give"),
+        (lambda c: {**c, "skipped_by_reason": [0]}, "counts.skipped_by_reason must give"),
+        (lambda c: {**c, "bytes": -5}, "counts.bytes must be a whole number, not -5"),
+        (lambda c: {**c, "empty": "0"}, "counts.empty must be a whole number"),
+        (lambda c: {**c, "empty": 3}, "3 empty file(s) but 0 unknown"),
+        (lambda c: {**c, "image_mismatches": 3}, "3 image(s) failing --verify-image, but its run record gives 0"),
+    ],
+)
+def test_a_resealed_end_whose_details_contradict_its_totals_fails_without_the_key(
+    change: Any, message: str
+) -> None:
+    """Before, verify said OK (exit 0) of these: a by-reason breakdown not summing to its total,
+    a negative byte count, more empty files than unknown ones, image mismatches in a scan of
+    no image. No run of matcher writes them."""
+    original, _signed, _public = real_logs()
+    data, lines = _resealed_end(original, change)
+    with pytest.raises(IntegrityError) as caught:
+        verify_bytes(data)
+    assert caught.value.line == lines and message in str(caught.value), str(caught.value)
+
+
+def test_an_end_without_the_detailed_counts_still_verifies() -> None:
+    """A log of an older matcher, whose end record gave the totals only."""
+    original, _signed, _public = real_logs()
+    details = ("bytes", "empty", "image_mismatches", "skipped_by_reason", "errors_by_reason")
+    data, _ = _resealed_end(original, lambda c: {k: v for k, v in c.items() if k not in details})
+    assert verify_bytes(data).last_status == "complete"
