@@ -44,6 +44,7 @@ what was set aside.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import dataclasses
 import datetime
@@ -536,6 +537,12 @@ def verify(
                 )
                 still.seen, still.verified = exc.seen, exc.verified
                 raise still from exc
+            if exc.line == 1 and (converted := _converted(stream)) is not None:
+                # Note: never a torn log (batch resumes those, which would set
+                # the whole file aside and write a new log in its place).
+                copy = IntegrityError(f"{converted}? Verify the original file", 1)
+                copy.seen, copy.verified = exc.seen, exc.verified
+                raise copy from exc
             if exc.line == 1 and _not_a_log(stream):
                 # Note: still a failure to verify (exit 1), as for a log that was
                 # destroyed: the two cannot be told apart, and a log cut to its
@@ -626,6 +633,44 @@ def _not_a_log(stream: BinaryIO) -> bool:
         return not first  # an empty file is an empty log
     except OSError:
         return False
+
+
+def _converted(stream: BinaryIO) -> str | None:
+    """What a copy through a text tool did to a log, when its first line shows it; else None.
+
+    Note: asked only when the first line fails. An editor or a text tool can
+    re-encode a log (UTF-16), put a byte order mark before it, or turn its
+    line feeds into carriage returns: its records are all there, so the
+    original file is what to look for (CR LF is named as each line is read:
+    see signing.decode_record). Only a regular file is read, from the stream
+    verify opened, rewound, as far as its first line goes.
+    """
+    try:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            return None
+        stream.seek(0)
+        first = stream.readline(MAX_LINE_BYTES + 1)
+    except OSError:
+        return None
+    start = _RECORD_START.decode("ascii")
+    for codec, bom in (("utf-16-le", codecs.BOM_UTF16_LE), ("utf-16-be", codecs.BOM_UTF16_BE)):
+        if first.removeprefix(bom).startswith(start.encode(codec)):
+            return (
+                "the file is in UTF-16, not UTF-8: was the log re-encoded (a text editor or "
+                "tool, a copy through Windows)"
+            )
+    if first.startswith(codecs.BOM_UTF8 + _RECORD_START):
+        return (
+            "the file starts with a UTF-8 byte order mark (EF BB BF), which a log never has: "
+            "was one added (a text editor or tool, a copy through Windows)"
+        )
+    record, cr, rest = first.partition(b"\r")
+    if cr and rest not in (b"", b"\n") and _whole_record(record):
+        return (
+            "its line ends are CR, not LF (a carriage return, no line feed, ends its first "
+            "record): were the log's line ends converted (a text tool, a copy)"
+        )
+    return None
 
 
 def _looks_like_a_record(raw: bytes) -> bool:

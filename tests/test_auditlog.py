@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import datetime
 import errno
@@ -223,6 +224,11 @@ TAMPER: dict[str, tuple[Callable[[list[bytes]], list[bytes]], int, str]] = {
     "every line feed a CR": (
         lambda x: [b"".join(x).replace(b"\n", b"\r")],
         1,
+        "its line ends are CR, not LF",
+    ),
+    "the last line feed a CR": (
+        lambda x: [*x[:-1], x[-1].replace(b"\n", b"\r")],
+        6,
         "holding carriage returns: were its line ends converted",
     ),
     "re-serialise a line": (
@@ -248,6 +254,30 @@ TAMPER: dict[str, tuple[Callable[[list[bytes]], list[bytes]], int, str]] = {
         "canonical",
     ),
 }
+
+
+REENCODED: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "UTF-16 with its BOM": (lambda x: x.decode().encode("utf-16"), "the file is in UTF-16, not UTF-8"),
+    "UTF-16 big-endian": (lambda x: x.decode().encode("utf-16-be"), "the file is in UTF-16, not UTF-8"),
+    "a UTF-8 BOM added": (lambda x: codecs.BOM_UTF8 + x, "the file starts with a UTF-8 byte order mark (EF BB BF)"),
+    "a UTF-8 BOM, CR LF": (lambda x: codecs.BOM_UTF8 + x.replace(b"\n", b"\r\n"), "the file starts with a UTF-8 byte"),
+    "line feeds made CR": (lambda x: x.replace(b"\n", b"\r"), "its line ends are CR, not LF"),
+    "CR, one LF at the end": (lambda x: x.replace(b"\n", b"\r") + b"\n", "its line ends are CR, not LF"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REENCODED))
+def test_a_log_a_text_tool_re_encoded_is_named_as_such_not_destroyed_nor_torn(
+    tmp_path: Path, case: str
+) -> None:
+    """Before: UTF-16 was "not valid UTF-8 at byte 0; ... the log was destroyed, or this is not
+    a match log", a BOM Python's "Unexpected UTF-8 BOM (decode using utf-8-sig)", CR line ends
+    "torn last line: N bytes after the final newline" (in a file with no line feed at all)."""
+    change, message = REENCODED[case]
+    error = first_bad_line(tmp_path / "t.jsonl", change(b"".join(write_log(tmp_path / "log.jsonl"))))
+    assert str(error).startswith(f"line 1: {message}") and str(error).endswith("Verify the original file")
+    assert not isinstance(error, (auditlog.TornLineError, auditlog.IncompleteLogError))
+    assert "torn" not in str(error) and "not a match log" not in str(error)
 
 
 @pytest.mark.parametrize("case", sorted(TAMPER))
