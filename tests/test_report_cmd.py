@@ -1351,3 +1351,14 @@ def test_an_html_report_of_a_cut_log_without_inventory_draws_no_bar_of_unknown_c
     page = out.read_text()
     assert "None" not in page and 'class="bar"' not in page
     assert "No bar: the known and unknown counts are not known" in page
+
+
+def test_html_marks_escapes_in_examiner_case_and_list_names_too() -> None:
+    """An examiner typed as `Lit\\x1B\\u202E` and one holding an ESC and U+202E showed alike in
+    the run table: escapes were marked in paths only."""
+    from matcher.reports.html_report import e
+
+    typed, held = e("Lit\\x1B\\u202E"), e("Lit\x1b\u202e")
+    assert typed == "Lit\\x1B\\u202E" and held != typed
+    assert held.count('<span class="esc"') == 2 and "\x1b" not in held and "\u202e" not in held
+    assert e('<b> & "q"') == "&lt;b&gt; &amp; &quot;q&quot;"

@@ -23,7 +23,6 @@ from matcher.reports.model import Hit
 from matcher.reports.model import ReportData
 from matcher.reports.text import display_name
 from matcher.reports.text import display_pieces
-from matcher.reports.text import display_text
 
 STYLE = """
 body{font-family:sans-serif;margin:2em;color:#111}
@@ -41,21 +40,27 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 
 def e(value: object) -> str:
-    """HTML-escaped text, controls made visible."""
-    return html.escape(display_text("" if value is None else str(value)), quote=True)
+    """HTML-escaped text, controls made visible, each escape marked (see _marked)."""
+    return _marked("" if value is None else str(value))
 
 
 def path_html(path: bytes) -> str:
-    """A path for a table cell: each escape marked, so none looks like the name's own text.
+    """A path for a table cell: each escape marked, so none looks like the name's own text."""
+    return _marked(path.decode("utf-8", "surrogateescape"))
+
+
+def _marked(text: str) -> str:
+    """`text` escaped for HTML, each escape of a character it holds highlighted and titled.
 
     Note: a file named `caf\\xE9.txt` and one whose name holds the byte 0xE9
-    would otherwise show alike; the escape is highlighted and titled.
+    would otherwise show alike; so would an examiner typed as `A\\x1B` and one
+    holding an ESC (examiner, case, authority and list names were not marked).
     """
     return "".join(
         f'<span class="esc" title="{_ESCAPE_TITLE}">{html.escape(piece)}</span>'
         if escaped
-        else html.escape(piece)
-        for piece, escaped in display_pieces(path.decode("utf-8", "surrogateescape"))
+        else html.escape(piece, quote=True)
+        for piece, escaped in display_pieces(text)
     )
 
 
