@@ -1046,6 +1046,15 @@ def _resume_state(
             f"{name} is not a match log (its bytes do not start as a log record does); "
             "nothing was changed. Check the --log path."
         )
+    if st.torn is not None and b"\r" in st.torn:
+        # Note: a record never holds a raw CR (JSON escapes it), so no crash tears
+        # one in: these are records whose line ends were converted. Set aside,
+        # the whole log (CR-only line ends) went to a side file, a new log in its place.
+        raise UsageError(
+            f"{name} holds carriage returns after its last line feed: its line ends were "
+            "converted (a copy through a text tool), not torn by a crash; nothing was "
+            "changed. Resume from the original log."
+        )
     found = ResumeState(
         name,
         st.lines,

@@ -741,6 +741,23 @@ def test_a_refused_resume_leaves_a_torn_log_untouched(tmp_path: Path, monkeypatc
     assert list(tmp_path.glob("run.jsonl.torn-*")) and verify(log) == 0
 
 
+@pytest.mark.parametrize("ends", [b"\r", b"\r\n"], ids=["CR", "CR LF last line"])
+def test_a_resume_of_a_log_whose_line_ends_were_converted_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ends: bytes
+) -> None:
+    """A log copied through a text tool (line ends made CR) read as one torn line: the resume
+    moved the whole log to a side file and wrote a new log in its place."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    _interrupted_scan(ev, db, log, monkeypatch)
+    lines = log.read_bytes().splitlines()
+    converted = b"\r".join(lines) + b"\r" if ends == b"\r" else b"\n".join(lines[:-1]) + b"\n" + lines[-1] + b"\r"
+    log.write_bytes(converted)
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 2 and b"line ends were converted" in result.stderr, result.stderr
+    assert log.read_bytes() == converted and not list(tmp_path.glob("run.jsonl.torn-*"))
+
+
 @pytest.mark.parametrize("content", [b"hi", b"notes without a line end", b"\x00\x01"])
 def test_a_resume_into_a_file_that_is_no_log_changes_nothing(tmp_path: Path, content: bytes) -> None:
     """Its bytes look like a torn first line; setting them aside would empty the file and write a log in it."""
