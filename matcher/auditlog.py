@@ -373,15 +373,21 @@ def _records(
         yield rec
 
 
-def _torn_error(st: _ScanState) -> TornLineError:
+def _torn_error(st: _ScanState) -> IntegrityError:
     torn = st.torn or b""
     message = f"torn last line: {len(torn)} bytes after the final newline"
     # Note: a crash tears a record; a copy can also take away line feeds. The
     # latter is named, so that the original log is looked for before a resume
     # sets whole records aside (and a finished log's head is lost from it).
     if b"\r" in torn:
-        lost = " holding carriage returns: were its line ends converted (a text tool, a copy)?"
-    elif _whole_record(torn):
+        # Note: --resume refuses such a log (no crash puts a CR in a record): not
+        # a torn line then, which batch would try to resume.
+        return IntegrityError(
+            f"{message}, holding carriage returns: were its line ends converted (a text "
+            "tool, a copy)? Verify the original log: --resume refuses this one",
+            st.lines + 1,
+        )
+    if _whole_record(torn):
         lost = " that read as a whole record with no line feed: was it lost in a copy?"
     else:
         return TornLineError(f"{message} (--resume sets them aside)", st.lines + 1)
@@ -430,6 +436,11 @@ class VerifyReport:
         default=None, repr=False, compare=False, metadata={"json": False}
     )
     signatures: int = 0  # signed records, checked or not
+    # The last `run` record (a resume's: what it found of the evidence, such as
+    # --verify-image's checks, which each run makes again). As first_run.
+    last_run: dict[str, object] | None = dataclasses.field(
+        default=None, repr=False, compare=False, metadata={"json": False}
+    )
 
 
 class _Seen:
@@ -517,14 +528,16 @@ def verify(
     with open_log(path) as stream:
         seen = _Seen(stream)
         first_run: dict[str, object] | None = None
+        last_run: dict[str, object] | None = None
         last_end: dict[str, object] | None = None
         try:
             for record in _records(seen, st, key):  # type: ignore[arg-type]
                 kind = record["type"]
                 if kind == "end":
                     last_end = record
-                elif kind == "run" and first_run is None:
-                    first_run = record
+                elif kind == "run":
+                    first_run = first_run or record
+                    last_run = record
             _check_whole(st, expect_head)
         except IntegrityError as exc:
             exc.seen = seen.finish()
@@ -565,7 +578,7 @@ def verify(
         st.lines, n["run"], n["match"], n["error"], n["end"], st.grammar.last_status,
         st.signed == n["end"] + n["checkpoint"], st.checked, st.head, n["skip"],
         n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line, size, sha256,
-        first_run, last_end, st.signed,
+        first_run, last_end, st.signed, last_run,
     )  # fmt: skip
 
 

@@ -180,12 +180,15 @@ def _case_note(first_run: dict[str, Any], case: str) -> list[str]:
     another case is), but the log is read for the case it names: whose scan
     it matched is said, not left in `rematch_of` alone.
     """
-    original = first_run.get("case")
+    # Note: a re-match of a re-match names the scan the first one matched.
+    scan = first_run.get("rematch_of")
+    scan = scan if isinstance(scan, dict) else first_run
+    original = scan.get("case")
     if original is None or original == storable_text(case):
         return []
     return [
         f"the original scan was made for case {original} by examiner "
-        f"{first_run.get('examiner')}; this re-match is for case {case}"
+        f"{scan.get('examiner')}; this re-match is for case {case}"
     ]
 
 
@@ -321,8 +324,9 @@ def run_rematch(
                 "argv": [storable_text(arg) for arg in options.argv],
                 "evidence": first_run.get("evidence"),
                 # Note: the images the digests were read from, with what
-                # --verify-image found of them (as the original run recorded).
-                "images": first_run.get("images", []),
+                # --verify-image found of them, as the original's last run (a
+                # resume checks them again) recorded: its end counts those.
+                "images": (verified.last_run or first_run).get("images", []),
                 "algorithms": algorithms,
                 "lists": [info.as_log_dict() for info in lists],
                 "inventory": os.path.abspath(inventory_path),

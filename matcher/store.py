@@ -819,6 +819,12 @@ class HashStore:
             AlreadyImported: another process imported the same source meanwhile.
         """
         self._check_same_file()
+        if new.source_sha256:
+            # Note: first: the same file imported meanwhile under the same name
+            # is "already imported", not a clash of names (exit 2).
+            found = self.find_list(source_sha256=new.source_sha256)
+            if found is not None and (old is None or found.id != old.id):
+                raise AlreadyImported(found)
         now = self._check_new_list(new.name, new.role, replace)
         if (now is None) != (old is None) or (
             now is not None and old is not None and _identity(now) != _identity(old)
@@ -828,10 +834,6 @@ class HashStore:
                 "import waited for the store; nothing was imported. See `matcher lists`, "
                 "and import again."
             )
-        if new.source_sha256:
-            found = self.find_list(source_sha256=new.source_sha256)
-            if found is not None and (old is None or found.id != old.id):
-                raise AlreadyImported(found)
 
     def _check_new_list(self, name: str, role: str, replace: str | None) -> ListInfo | None:
         """The list to replace (if any); raises StoreError on a bad role or name."""

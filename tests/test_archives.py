@@ -1480,3 +1480,16 @@ def test_an_archive_changed_between_the_walk_and_its_listing_is_not_listed(tmp_p
     (task,) = [t for t in FolderWalker(()).walk([os.fsencode(archive)]) if isinstance(t, FileTask)]
     _rewrite_in_place(archive, zip_bytes({"two.bin": TWO, "one.bin": ONE}, zipfile.ZIP_STORED))
     assert list(walker._inside(task, None)) == []
+
+
+def test_a_nested_archive_larger_than_max_size_is_not_opened(db: Path, tmp_path: Path) -> None:
+    """Only outer archives were spared: a small outer zip's large inner zip was still opened
+    and its members read, though the inner one was listed as too large."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    inner = zip_bytes({"zeros": bytes(8192), "n.bin": NOTABLE}, zipfile.ZIP_STORED)
+    (ev / "outer.zip").write_bytes(zip_bytes({"inner.zip": inner}))
+    result, log = scan(db, tmp_path, ev, "--archives", "--max-size", "4K")
+    assert result.exit_code == 0, result.output
+    counts = assert_counts_add_up(log)
+    assert counts["skipped_by_reason"] == {"too-large": 1} and counts["notable"] == 0, counts

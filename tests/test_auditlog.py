@@ -226,10 +226,12 @@ TAMPER: dict[str, tuple[Callable[[list[bytes]], list[bytes]], int, str]] = {
         1,
         "its line ends are CR, not LF",
     ),
+    # Not "torn" (which batch resumes): --resume refuses such a log.
     "the last line feed a CR": (
         lambda x: [*x[:-1], x[-1].replace(b"\n", b"\r")],
         6,
-        "holding carriage returns: were its line ends converted",
+        "holding carriage returns: were its line ends converted (a text tool, a copy)? "
+        "Verify the original log: --resume refuses this one",
     ),
     "re-serialise a line": (
         lambda x: [x[0], json.dumps(json.loads(x[1])).encode() + b"\n", *x[2:]],

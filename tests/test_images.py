@@ -536,6 +536,53 @@ def test_a_rematch_of_an_image_that_failed_verify_image_keeps_its_warning(
     assert "did not match the hash stored in them" in out.read_text()
 
 
+def test_a_rematch_takes_the_image_checks_of_the_original_last_run(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Each run (a resume too) checks an E01 again: the re-match took the first run's checks
+    (it matched) beside the last end's mismatch, and its own log failed verify."""
+    import os
+    import signal
+
+    import matcher.scan as scan_mod
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    disk = ev / "disk.E01"
+    disk.write_bytes((built["dir"] / "ext4.E01").read_bytes())
+    big = tmp_path / "big"
+    big.mkdir()
+    for n in range(400):
+        (big / f"f{n:03}").write_bytes(random.Random(n).randbytes(64 << 10))
+    log = tmp_path / "o.jsonl"
+
+    def stop(counts: scan_mod.Counts) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    options = scan_mod.ScanOptions(
+        [big, disk], "E", "IMG-1", built["db"], log, jobs=1, verify_image=True
+    )
+    assert scan_mod.run_scan(options, stop).status == "interrupted"
+    assert read_log(log)[0]["images"][0]["verify"]["match"] is True
+    data = bytearray(disk.read_bytes())
+    for offset in random.Random(7).sample(range(len(data) // 4, 3 * len(data) // 4), 50):
+        data[offset] ^= 0xFF
+    disk.write_bytes(bytes(data))  # the disk failing between the runs
+    args = ["scan", str(big), str(disk), "--examiner", "E", "--case", "IMG-1", "--db",
+            str(built["db"]), "--log", str(log), "--verify-image", "--resume", "-q"]  # fmt: skip
+    resumed = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert resumed.exit_code & ExitCode.IMAGE_MISMATCH, resumed.output
+    new_log = tmp_path / "re.jsonl"
+    args = ["rematch", str(log), "--db", str(built["db"]), "--examiner", "E", "--case", "IMG-1"]
+    done = CliRunner().invoke(cli, [*args, "--log", str(new_log)], catch_exceptions=False)
+    assert done.exit_code & ExitCode.IMAGE_MISMATCH, done.output
+    records = read_log(new_log)
+    assert records[0]["images"][0]["verify"]["match"] is False
+    assert records[-1]["counts"]["image_mismatches"] == 1
+    checked = CliRunner().invoke(cli, ["verify", str(new_log)])
+    assert checked.exit_code == 0, checked.output
+
+
 @pytest.mark.parametrize(
     "content", [b"", random.Random(3).randbytes(3 << 20)], ids=["empty", "random"]
 )

@@ -1362,3 +1362,19 @@ def test_html_marks_escapes_in_examiner_case_and_list_names_too() -> None:
     assert typed == "Lit\\x1B\\u202E" and held != typed
     assert held.count('<span class="esc"') == 2 and "\x1b" not in held and "\u202e" not in held
     assert e('<b> & "q"') == "&lt;b&gt; &amp; &quot;q&quot;"
+
+
+def test_the_html_title_holds_text_not_markup(runner: CliRunner, tmp_path: Path) -> None:
+    """Escapes marked with <span> in the <title> showed as markup in the browser's tab."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "f").write_bytes(b"x\n")
+    listing = tmp_path / "n.md5"
+    listing.write_text(f"{hashlib.md5(b'x' + bytes([10])).hexdigest()}  f\n")
+    log = tmp_path / "l.jsonl"
+    args = ["scan", str(ev), "--examiner", "E", "--case", "CASE\u200b7", "--list", str(listing),
+            "--db", str(tmp_path / "s.db"), "--log", str(log), "-q"]  # fmt: skip
+    assert runner.invoke(cli, args).exit_code == 1
+    page = report(runner, log, "html", tmp_path / "r.html").read_text()
+    title = page[page.index("<title>") : page.index("</title>")]
+    assert "CASE\\u200B7" in title and "<span" not in title, title

@@ -1112,3 +1112,11 @@ def test_a_rematch_for_another_case_says_whose_scan_it_matched(tmp_path: Path) -
         assert (said in notes) is noted, notes
         assert (said in done.stderr) is noted
         assert sum("original scan was made for" in n for n in notes) == noted, notes
+    # A re-match of that re-match names the scan itself (it named the first re-match's).
+    again = tmp_path / "re-again.jsonl"
+    done = subprocess.run([*MATCHER, "rematch", str(tmp_path / "re-NEW-7.jsonl"), "--db", str(db),
+                           "--examiner", "S", "--case", "THIRD", "--log", str(again)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    notes = read_log(again)[-1]["notes"]
+    assert "the original scan was made for case C by examiner E; this re-match is for case THIRD" in notes

@@ -200,3 +200,17 @@ def test_lists_given_an_inventory_says_it_is_not_a_store(tmp_path: Path) -> None
     result = CliRunner().invoke(cli, ["lists", "--db", str(inventory)])
     assert result.exit_code == 2, result.output
     assert "not a matcher hash store" in result.output and "internal error" not in result.output
+
+
+def test_the_same_file_imported_meanwhile_under_the_same_name_is_already_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `import big.md5` at once: the second was refused as a clash of names, exit 2."""
+    db = tmp_path / "s.db"
+    store = HashStore(db)
+    listed = _md5_list(tmp_path / "big.md5", 9)
+    _meanwhile(monkeypatch, store, "_bulk_settings", _import_elsewhere(db, listed))
+    result = import_list(store, listed)
+    store.close()
+    assert result.already_imported and result.info.name == "big.md5"
+    assert _names(db) == ["big.md5"]

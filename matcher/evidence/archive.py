@@ -541,10 +541,13 @@ class ArchiveWalker:
 
     Args:
         limits: the bomb limits.
+        max_size: a nested archive larger than this is not opened (--max-size;
+            the walk of the folders spares an outer one, see EvidenceWalker).
     """
 
-    def __init__(self, limits: ArchiveLimits):
+    def __init__(self, limits: ArchiveLimits, max_size: int | None = None):
         self.limits = limits
+        self.max_size = max_size
 
     def walk(
         self,
@@ -662,7 +665,7 @@ class ArchiveWalker:
     ) -> Iterator[FileTask | EntryOutcome]:
         yield FileTask(mpath, size, mtime_ns, 0, 0, kind="member", locator=("member", base, steps))
         inner = archive_format(head)
-        if inner is not None:
+        if inner is not None and (self.max_size is None or size <= self.max_size):
             yield from self._walk(mpath, base, steps, inner, head, size, depth + 1, budget)
 
     def _zip(

@@ -90,7 +90,7 @@ class EvidenceWalker:
             # for a scan that looks inside archives: a tenth of every start-up.
             from matcher.evidence import archive as archive_mod
 
-            self.archives = archive_mod.ArchiveWalker(archives)
+            self.archives = archive_mod.ArchiveWalker(archives, max_size)
 
     @property
     def crossings(self) -> list[bytes]:

@@ -23,6 +23,7 @@ from matcher.reports.model import Hit
 from matcher.reports.model import ReportData
 from matcher.reports.text import display_name
 from matcher.reports.text import display_pieces
+from matcher.reports.text import display_text
 
 STYLE = """
 body{font-family:sans-serif;margin:2em;color:#111}
@@ -42,6 +43,11 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'"
 def e(value: object) -> str:
     """HTML-escaped text, controls made visible, each escape marked (see _marked)."""
     return _marked("" if value is None else str(value))
+
+
+def _plain(text: str) -> str:
+    """HTML-escaped text, controls as escapes, unmarked (for the page's <title>)."""
+    return html.escape(display_text(text), quote=True)
 
 
 def path_html(path: bytes) -> str:
@@ -198,7 +204,8 @@ def _parts(data: ReportData) -> list[str | object]:
     out: list[str | object] = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-        f"<title>{e((warning + ' - ') if warning else '')}{e(title)}</title>",
+        # Note: a title holds text only (a browser shows tags there as text).
+        f"<title>{_plain((warning + ' - ') if warning else '')}{_plain(title)}</title>",
         f"<style>{STYLE}</style></head><body>",
     ]
     if warning:
