@@ -81,6 +81,7 @@ class Inventory:
         """
         self.path = path
         self._pending: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
+        self._notes: dict[str, str] = {}  # meta values written with the next flush
         made = False  # this call created the file
         conn: sqlite3.Connection | None = None
         try:
@@ -249,7 +250,7 @@ class Inventory:
         Raises:
             StoreError: when the inventory cannot be written (disk full, read-only).
         """
-        if not self._pending:
+        if not self._pending and not self._notes:
             return
         try:
             try:
@@ -267,9 +268,27 @@ class Inventory:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Cannot write inventory {self.path}: {exc}") from exc
         self._pending.clear()
+        self._notes.clear()
+
+    def note(self, key: str, value: str) -> None:
+        """Queue a meta value, written by the next flush() in the same transaction as its rows.
+
+        Note: what the run knows of the rows flushed (see scan._Recorder): a
+        resume, which reads those rows no more, takes it from here.
+        """
+        self._notes[key] = value
+
+    def noted(self, key: str) -> str | None:
+        """A meta value note() wrote (None: none)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
 
     def _write_pending(self) -> None:
         with self.db.atomic():
+            for key, value in self._notes.items():
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value]
+                )
             for shape, rows in self._pending.items():
                 if not _COLUMN_SET.issuperset(shape):
                     raise StoreError(f"Not inventory columns: {', '.join(shape)}")

@@ -336,6 +336,10 @@ def _as_the_command_line_gives(options: ScanOptions) -> ScanOptions:
     )
 
 
+# The inventory meta key of the counts behind the end record's notes on matches.
+WEIGHED_KEY = "weighed_matches"
+
+
 def _hit_fields(hit: ListHit, differ: tuple[str, ...] = ()) -> dict[str, object]:
     entry: dict[str, object] = {"size": hit.size}
     if isinstance(hit.name, bytes):
@@ -388,6 +392,7 @@ class _Recorder:
         # ones (logged, marked), and files whose known matches were set aside.
         self.differ_notable = 0
         self.differ_known = 0
+        self._noted = self._weighed()  # as the inventory notes them (see commit)
 
     def notes(self) -> list[str]:
         """The `end` record's notes on what the matches themselves showed."""
@@ -599,7 +604,41 @@ class _Recorder:
         match is already logged (and is not logged twice).
         """
         self.log.sync()
+        weighed = self._weighed()
+        if weighed != self._noted:
+            # Note: with the rows it counts, so that a resume (which reads those
+            # files no more) still says so in its end record; it said nothing.
+            self.inventory.note(WEIGHED_KEY, json.dumps(weighed))
         self.inventory.flush()
+        self._noted = weighed
+
+    def _weighed(self) -> dict[str, int]:
+        """The counts behind notes(), of the files recorded so far."""
+        return {
+            "other_size_notable": self.other_size[Verdict.NOTABLE],
+            "other_size_known": self.other_size[Verdict.KNOWN],
+            "differ_notable": self.differ_notable,
+            "differ_known": self.differ_known,
+        }
+
+    def restore(self, noted: str | None) -> None:
+        """Take up the counts an earlier run noted in the inventory (on resume)."""
+        try:
+            found = json.loads(noted) if noted else {}
+        except ValueError:
+            found = {}
+        if not isinstance(found, dict):
+            return
+
+        def get(key: str) -> int:
+            value = found.get(key)
+            return value if isinstance(value, int) and value >= 0 else 0
+
+        self.other_size[Verdict.NOTABLE] = get("other_size_notable")
+        self.other_size[Verdict.KNOWN] = get("other_size_known")
+        self.differ_notable = get("differ_notable")
+        self.differ_known = get("differ_known")
+        self._noted = self._weighed()
 
     def maybe_flush(self) -> None:
         now = time.monotonic()
@@ -1124,6 +1163,8 @@ def _scan(
             options.max_size,
         )
         recorder = _Recorder(log, inventory, counts, run_no, logged, held_by_every_entry(lists))
+        if resumed is not None:
+            recorder.restore(inventory.noted(WEIGHED_KEY))
         lookup = _lookup_in(store, lists)
     except BaseException:
         # Note: a run that could not even be opened still releases its log

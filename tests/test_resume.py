@@ -725,6 +725,31 @@ def test_an_authority_that_differs_only_in_blanks_is_the_same(tmp_path: Path, mo
     assert [r["authority"] for r in runs] == [(began or "").strip() or None] * 2
 
 
+def test_a_resume_keeps_the_notes_on_matches_its_earlier_run_weighed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A known entry giving another SHA-256 of a file than its own was noted in the interrupted
+    run's end record, and in no record after the resume: the final end record (and every report)
+    lost the caveat, the file counted unknown with no word why."""
+    ev, db, _ = _small_tree(tmp_path)
+    plain = b"plain"
+    known = tmp_path / "k.csv"
+    known.write_text(
+        f"md5,sha1,sha256\n{hashlib.md5(plain).hexdigest()},{hashlib.sha1(b'x').hexdigest()},"
+        f"{hashlib.sha256(b'x').hexdigest()}\n"
+    )
+    subprocess.run([*MATCHER, "import", str(known), "--db", str(db), "--role", "known"], check=True)
+    log = tmp_path / "run.jsonl"
+    _interrupted_scan(ev, db, log, monkeypatch)
+    said = "1 file(s) matched known list entries that give another digest"
+    first = read_log(log)[-1]
+    assert any(n.startswith(said) for n in first["notes"]), first["notes"]  # weighed in run 1
+    assert run_scan(ev, db, log, "--resume").returncode == 1
+    last = read_log(log)[-1]
+    assert last["status"] == "complete" and any(n.startswith(said) for n in last["notes"]), last
+    assert verify(log) == 0
+
+
 def test_a_refused_resume_leaves_a_torn_log_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The torn last line is set aside only once the resume is known to be the same scan."""
     ev, db, _ = _small_tree(tmp_path)
@@ -967,7 +992,7 @@ def test_a_log_whose_line_feeds_were_lost_is_refused_unchanged(
     log.write_bytes(damaged)
     result = run_scan(ev, db, log, "--resume")
     assert result.returncode == 2, result.stderr
-    assert b"Cannot resume" in result.stderr and b"holds no record" in result.stderr
+    assert b"line ends were converted" in result.stderr, result.stderr
     assert log.read_bytes() == damaged
     assert not list(tmp_path.glob("run.jsonl.torn-*"))
 
