@@ -656,6 +656,10 @@ def test_an_entry_giving_another_digest_of_the_file_is_no_known_match_and_a_mark
     assert any("another digest" in n for n in read_log(again)[-1]["notes"])
     report = runner.invoke(cli, ["report", str(log), "--format", "json"])
     assert '"digests_differ": [' in report.stdout
+    # The CSV says so in its algorithm column, not only inside hits_json.
+    table = runner.invoke(cli, ["report", str(log), "--format", "csv"]).stdout
+    [row] = [r for r in table.splitlines() if "f.bin" in r]
+    assert "md5 (its entry gives another sha1)" in row, row
 
 
 def test_an_exclude_pattern_never_takes_the_evidence_root_itself(

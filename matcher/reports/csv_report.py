@@ -11,7 +11,9 @@ Columns, in order (documented in the README):
                  lowercase hex digests computed by the scan (empty if not computed)
     list         the lists the file matched, notable lists first, joined by "; "
     role         each list's role, same order
-    algorithm    for each list, the digests that matched, joined by "+"
+    algorithm    for each list, the digests that matched, joined by "+" (and, where
+                 the list's entry gives another digest of the file, "(its entry
+                 gives another sha1+...)")
     entry_name   for each list, the matching entry's file name (verbatim)
     entry_id     for each list, the entry's id (verbatim)
     entry_label  for each list, the entry's label (verbatim; matcher invents none)
@@ -102,6 +104,16 @@ def _by_list(hits: tuple[Hit, ...]) -> list[tuple[Hit, list[str]]]:
     return list(groups.values())
 
 
+def _differ_said(hits: tuple[Hit, ...], list_name: str) -> str:
+    """What an `algorithm` cell adds for a list whose entry gives another digest of the file.
+
+    Note: a known entry set aside (see the log's `digests_differ`) was shown in
+    the list and role columns as any match; only hits_json carried the mark.
+    """
+    differ = sorted({a for h in hits if h.list_name == list_name for a in h.differ})
+    return f" (its entry gives another {'+'.join(differ)})" if differ else ""
+
+
 def row(item: MatchItem) -> dict[str, str]:
     """The CSV row of one match."""
     path = item.file.path
@@ -123,7 +135,9 @@ def row(item: MatchItem) -> dict[str, str]:
         **{a: item.file.digests.get(a, "") for a in DIGEST_COLUMNS},
         "list": SEPARATOR.join(hit.list_name for hit, _ in groups),
         "role": SEPARATOR.join(hit.role for hit, _ in groups),
-        "algorithm": SEPARATOR.join("+".join(algos) for _, algos in groups),
+        "algorithm": SEPARATOR.join(
+            "+".join(algos) + _differ_said(item.hits, hit.list_name) for hit, algos in groups
+        ),
         "entry_name": joined("name"),
         "entry_id": joined("id"),
         "entry_label": joined("label"),
