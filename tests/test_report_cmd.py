@@ -1378,3 +1378,31 @@ def test_the_html_title_holds_text_not_markup(runner: CliRunner, tmp_path: Path)
     page = report(runner, log, "html", tmp_path / "r.html").read_text()
     title = page[page.index("<title>") : page.index("</title>")]
     assert "CASE\\u200B7" in title and "<span" not in title, title
+
+
+def test_dfxml_gives_the_exact_examiner_and_case_where_an_escape_shows(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """An examiner typed as `Lit\\x1B` and one holding an ESC both showed as
+    examiner="Lit\\x1B": the escaped one now carries its exact bytes, and the file validates."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "f").write_bytes(b"x\n")
+    listing = tmp_path / "n.md5"
+    listing.write_text(f"{hashlib.md5(b'x' + bytes([10])).hexdigest()}  f\n")
+    seen = {}
+    for name, examiner in (("held", "Lit\x1b"), ("typed", "Lit\\x1B")):
+        log = tmp_path / f"{name}.jsonl"
+        args = ["scan", str(ev), "--examiner", examiner, "--case", "C\u202e1", "--list", str(listing),
+                "--db", str(tmp_path / "s.db"), "--log", str(log), "-q"]  # fmt: skip
+        assert runner.invoke(cli, args).exit_code == 1
+        out = report(runner, log, "dfxml", tmp_path / f"{name}.xml")
+        xmllint = peer_tool("xmllint")
+        done = subprocess.run([xmllint, "--noout", "--schema", str(SCHEMA), str(out)],
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        [run] = ET.parse(out).getroot().iter(f"{MATCHER_NS}run")
+        exact = run.get("examiner_b64")
+        seen[name] = base64.b64decode(exact).decode() if exact else run.get("examiner")
+        assert base64.b64decode(run.get("case_b64") or "").decode() == "C\u202e1"
+    assert seen == {"held": "Lit\x1b", "typed": "Lit\\x1B"}

@@ -230,12 +230,17 @@ class DfxmlReportWriter:
         stream.write(f"    <matcher:report{_attrs(made)}/>\n")
         stream.write(f"    <matcher:log{_attrs(log)}/>\n")
         for run in data.runs:
-            fields = {
+            fields: dict[str, object] = {
                 "seq": run.seq,
                 "time": run.time,
+                # Note: with their exact bytes where an escape shows: an examiner
+                # typed as `A\\x1B` and one holding an ESC showed alike.
                 "examiner": run.examiner,
+                **_exact("examiner", run.examiner),
                 "case": run.case,
+                **_exact("case", run.case),
                 "authority": run.authority,
+                **_exact("authority", run.authority),
                 "resume": "true" if run.resume else "false",
                 "algorithms": ",".join(run.algorithms),
                 "tool_version": run.tool_version,
@@ -255,8 +260,8 @@ class DfxmlReportWriter:
         said = [("caveat", n) for n in data.caveats()] + [("note", n) for n in data.notes]
         if skipped or said:
             stream.write(f"    <matcher:summary{_attrs(summary)}>\n")
-            for fields in skipped:
-                stream.write(f"      <matcher:skipped{_attrs(fields)}/>\n")
+            for each in skipped:
+                stream.write(f"      <matcher:skipped{_attrs(each)}/>\n")
             for kind, text in said:
                 stream.write(f"      <matcher:{kind}>{esc(text)}</matcher:{kind}>\n")
             stream.write("    </matcher:summary>\n  </metadata>\n")
