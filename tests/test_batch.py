@@ -251,30 +251,27 @@ def test_a_row_with_an_unquoted_comma_is_refused_not_shifted(runner: CliRunner, 
     assert "m.csv:2:" in out and "fewer fields than the header's 4" in out
 
 
+# Manifests a strict CSV read refuses, each named at the line where its fault starts.
+_BAD_QUOTING = [
+    ('evidence,case,examiner\na,C-7,"Doe, Jane\nb,C-7,J. Roe\n', 2, "a quote is left open"),
+    ('evidence,case,examiner\na,C-7,J. Roe\nb,C-7,"Doe, Jane\nmore\n"\n', 3,
+     "examiner value holds a line break"),
+    ('evidence,case,examiner\na,C-7,"Doe, Jane', 2, "a quote is left open"),
+    ('evidence,case,examiner\n\n\nb,C-7,"Doe\nJane"\n', 4, "examiner value holds a line break"),
+    ("evidence,case,examiner\n\n\na,C-1,\n", 4, "empty examiner"),
+    ('evidence,case,examiner\na,C1,A\n\n\nb,C1,"x\n', 5, "a quote is left open"),
+    ('evidence,case,examiner\na,C1,A\n\n\nb,C1,"x"y\n', 5, "not a readable CSV"),
+    ('evidence,case,examiner\r\na,C1,"A ""B"" C"\r\n\r\nb,C1,"x\r\n', 4, "a quote is left open"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "line", "said"), _BAD_QUOTING)
 def test_a_quote_left_open_is_refused_not_taken_as_one_value(
-    runner: CliRunner, tmp_path: Path
+    runner: CliRunner, tmp_path: Path, text: str, line: int, said: str
 ) -> None:
     """Before: exit 0, one item run, examiner 'Doe, Jane\\nb,C-7,J. Roe'; item b never run."""
-    out = _refused_manifest(
-        runner, tmp_path, 'evidence,case,examiner\na,C-7,"Doe, Jane\nb,C-7,J. Roe\n'
-    )
-    assert "m.csv:2:" in out and "a quote is left open" in out
-    out = _refused_manifest(
-        runner, tmp_path, 'evidence,case,examiner\na,C-7,J. Roe\nb,C-7,"Doe, Jane\nmore\n"\n'
-    )
-    assert "m.csv:3:" in out and "examiner value holds a line break" in out
-    out = _refused_manifest(runner, tmp_path, 'evidence,case,examiner\na,C-7,"Doe, Jane')
-    assert "m.csv:2:" in out and "a quote is left open" in out
-    out = _refused_manifest(runner, tmp_path, 'evidence,case,examiner\n\n\nb,C-7,"Doe\nJane"\n')
-    assert "m.csv:4:" in out and "examiner value holds a line break" in out
-    out = _refused_manifest(runner, tmp_path, "evidence,case,examiner\n\n\na,C-1,\n")
-    assert "m.csv:4:" in out and "empty examiner" in out
-    out = _refused_manifest(runner, tmp_path, 'evidence,case,examiner\na,C1,A\n\n\nb,C1,"x\n')
-    assert "m.csv:5:" in out and "a quote is left open" in out
-    out = _refused_manifest(runner, tmp_path, 'evidence,case,examiner\na,C1,A\n\n\nb,C1,"x"y\n')
-    assert "m.csv:5:" in out and "not a readable CSV" in out
-    out = _refused_manifest(runner, tmp_path, 'evidence,case,examiner\r\na,C1,"A ""B"" C"\r\n\r\nb,C1,"x\r\n')
-    assert "m.csv:4:" in out and "a quote is left open" in out
+    out = _refused_manifest(runner, tmp_path, text)
+    assert f"m.csv:{line}:" in out and said in out, out
 
 
 def test_a_column_the_manifest_does_not_know_is_refused(runner: CliRunner, tmp_path: Path) -> None:

@@ -96,6 +96,17 @@ def open_readonly(path: bytes, directory: bool = False) -> int:
     return _open_once(path, flags)
 
 
+def names_in(fd: int) -> list[bytes]:
+    """The entry names of the open folder `fd`, as bytes, unsorted.
+
+    Note that scandir(fd) gives str names; encoding them as fsencode does
+    restores the exact bytes. Each is encoded as it comes (with listdir, a
+    million str names were held at once beside their bytes).
+    """
+    with os.scandir(fd) as it:
+        return [entry.name.encode(_FS_ENCODING, _FS_ERRORS) for entry in it]
+
+
 def open_listed(path: bytes, dev: int, ino: int) -> int:
     """open_readonly for the very regular file the walk listed as (dev, ino).
 
@@ -424,11 +435,7 @@ class FolderWalker:
                     detail="directory replaced after listing",
                     kind="dir",
                 )
-            # Note that scandir(fd) gives str names; encoding them as fsencode
-            # does restores the exact bytes. Each is encoded as it comes (with
-            # listdir, a million str names were held at once beside their bytes).
-            with os.scandir(fd) as it:
-                names = [entry.name.encode(_FS_ENCODING, _FS_ERRORS) for entry in it]
+            names = names_in(fd)
             names.sort()
             handed_over = True
             return fd, names

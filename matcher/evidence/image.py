@@ -29,6 +29,7 @@ from matcher.digests import hasher_factory
 from matcher.errors import EvidenceError
 from matcher.errors import os_error_detail
 from matcher.errors import refuse_own_limit
+from matcher.evidence.folder import names_in
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.unique import UniqueNames
 from matcher.interrupts import foreign_callback
@@ -163,9 +164,7 @@ def _listing(directory: bytes) -> list[bytes]:
     """The entry names of a folder, listed as the folder walk lists one (O_NOATIME)."""
     fd = open_readonly(directory, directory=True)
     try:
-        # Note that scandir(fd) gives str names; fsencode restores their bytes.
-        with os.scandir(fd) as it:
-            return [os.fsencode(entry.name) for entry in it]
+        return names_in(fd)
     finally:
         os.close(fd)
 
