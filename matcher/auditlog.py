@@ -522,8 +522,10 @@ def verify(
         OSError: the log itself cannot be opened or read.
     """
     key = signing.load_verifier(public_key_path) if public_key_path is not None else None
-    if expect_head is not None and not _HEX64.fullmatch(expect_head):
-        raise UsageError(f"Expected head {expect_head!r} is not 64 lowercase hex digits.")
+    if expect_head is not None:
+        if not _HEX64.fullmatch(expect_head.lower()):
+            raise UsageError(f"Expected head {expect_head!r} is not 64 hex digits.")
+        expect_head = expect_head.lower()
     st = _ScanState(expect_head=expect_head)
     with open_log(path) as stream:
         seen = _Seen(stream)

@@ -1426,8 +1426,12 @@ def verify_cmd(
     """
     if expect_head is not None and len(logs) != 1:
         raise click.UsageError("--expect-head applies to one log at a time.")
-    if expect_head is not None and not re.fullmatch("[0-9a-f]{64}", expect_head):
-        raise click.BadParameter("must be 64 lowercase hex digits", param_hint="--expect-head")
+    if expect_head is not None:
+        # Note: a head copied from a case file may be typed in capitals, or
+        # carry the spaces around it: the same 64 digits.
+        expect_head = expect_head.strip().lower()
+        if not re.fullmatch("[0-9a-f]{64}", expect_head):
+            raise click.BadParameter("must be 64 hex digits", param_hint="--expect-head")
     if public_key is not None:
         with _translate_errors():
             signing.load_verifier(public_key)  # a bad key is the key's fault, named once
@@ -1544,7 +1548,7 @@ __all__ = ["cli", "main"]
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write here (atomically, mode 0600) instead of stdout.",
+    help="Write here (atomically, mode 0600) instead of stdout; - is stdout.",
 )
 @click.option(
     "--public-key",
@@ -1620,7 +1624,7 @@ def report_cmd(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write here (atomically, mode 0600) instead of stdout.",
+    help="Write here (atomically, mode 0600) instead of stdout; - is stdout.",
 )
 @click.option(
     "-j",

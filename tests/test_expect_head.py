@@ -11,7 +11,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
 
+from matcher import auditlog
 from matcher import scan as scan_module
+from matcher.errors import IntegrityError
 from matcher.cli import cli
 
 
@@ -79,13 +81,27 @@ def test_runs_cut_off_after_an_end_record_are_caught_only_with_the_head(
     assert f"line {first_end + 2}" in result.output and "cut off" in result.output
 
 
-@pytest.mark.parametrize("bad", ["xyz", "A" * 64, "0" * 63])
+@pytest.mark.parametrize("bad", ["xyz", "G" * 64, "0" * 63, "0" * 65])
 def test_a_malformed_head_is_a_usage_error(
     runner: CliRunner, resumed: tuple[Path, str, str], bad: str
 ) -> None:
     log, _, _ = resumed
     result = runner.invoke(cli, ["verify", str(log), "--expect-head", bad])
-    assert result.exit_code == 2 and "64 lowercase hex" in result.output
+    assert result.exit_code == 2 and "64 hex digits" in result.output
+
+
+def test_a_head_copied_in_capitals_or_with_spaces_is_the_same_head(
+    runner: CliRunner, resumed: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    log, _, head = resumed
+    for typed in (head.upper(), f"  {head}\n"):
+        result = runner.invoke(cli, ["verify", str(log), "--expect-head", typed])
+        assert result.exit_code == 0, result.output
+        assert "(the last)" in result.output
+    # The library takes it as the CLI does; a head of no line is still refused.
+    assert auditlog.verify(log, expect_head=head.upper()).head == head
+    with pytest.raises(IntegrityError):
+        auditlog.verify(log, expect_head=("0" if head[0] != "0" else "1") + head[1:].upper())
 
 
 def test_expect_head_takes_one_log(runner: CliRunner, resumed: tuple[Path, str, str]) -> None:

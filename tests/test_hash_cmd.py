@@ -190,10 +190,14 @@ def test_refusals(runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], tmp_
     assert not (root / "inside.hashdeep").exists()
 
 
-def test_stdout_when_no_output(runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]]) -> None:
-    result = runner.invoke(cli, ["hash", "d0/d1", "--format", "sha256sum"])
+@pytest.mark.parametrize("output", [[], ["-o", "-"]])
+def test_stdout_when_no_output_or_a_dash(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], output: list[str]
+) -> None:
+    result = runner.invoke(cli, ["hash", "d0/d1", "--format", "sha256sum", *output])
     assert result.exit_code == 0, result.output
     assert result.stdout_bytes.count(b"  d0/d1/") == 4
+    assert not Path("-").exists()  # the help says "- is stdout": no file of that name
 
 
 def test_an_existing_output_is_refused_before_hashing_unless_forced(

@@ -722,6 +722,18 @@ def test_failed_write_leaves_no_partial_file(
     assert sorted(p.name for p in scanned.parent.iterdir() if p.name.startswith(".")) == []
 
 
+def test_a_dash_as_output_is_stdout(
+    runner: CliRunner, scanned: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    plain = runner.invoke(cli, ["report", str(scanned), "--format", "json"])
+    dashed = runner.invoke(cli, ["report", str(scanned), "--format", "json", "-o", "-"])
+    assert dashed.exit_code == plain.exit_code == 0, dashed.output
+    assert json.loads(dashed.stdout) == json.loads(plain.stdout)
+    assert not (tmp_path / "-").exists()
+    assert "- is stdout" in runner.invoke(cli, ["report", "--help"]).output
+
+
 def test_missing_folder_is_refused_and_nothing_written(runner: CliRunner, scanned: Path) -> None:
     target = scanned.parent / "no-such-dir" / "r.csv"
     result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(target)])
