@@ -1658,7 +1658,8 @@ def hash_cmd(
     Recursive, without following symlinks; paths are relative when the
     arguments are. Same engine as scan. Skipped entries (symlinks, devices),
     unreadable files and names the format cannot carry (a line break in
-    hashdeep) are reported on stderr and left out. Exit 0: every entry is
+    hashdeep) are reported on stderr and left out. A path given twice, or
+    inside another path given, is walked once (noted on stderr). Exit 0: every entry is
     in the inventory; 4: some are missing (see stderr); 2: usage or fatal
     error.
 
@@ -1703,6 +1704,8 @@ def hash_cmd(
         (totals.not_written, "with a name the format cannot carry"),
     ]
     missing = "; ".join(f"{n:,} {why}" for n, why in left_out if n)
+    for note in totals.notes:
+        click.echo(f"note: {_terminal_safe(note)}", err=True)
     files, nbytes = totals.written
     click.echo(
         f"{files:,} files ({nbytes:,} bytes) written to "

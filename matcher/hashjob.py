@@ -20,6 +20,7 @@ from matcher import reports
 from matcher.errors import UsageError
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
+from matcher.evidence.roots import distinct_roots
 from matcher.hashing import make_engine
 from matcher.models import EntryOutcome
 from matcher.models import FileTask
@@ -43,6 +44,8 @@ class HashTotals:
     excluded: int = 0
     not_written: int = 0  # hashed (in files and bytes), but a name the format cannot carry
     not_written_bytes: int = 0
+    # Roots given twice or inside another root, each walked once (see evidence.roots).
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def written(self) -> tuple[int, int]:
@@ -72,9 +75,16 @@ def hash_paths(
         totals: counts updated as outcomes are yielded.
     """
     totals = totals if totals is not None else HashTotals()
-    roots = [os.fsencode(p) for p in paths]
+    given = [os.fsdecode(p) for p in paths]
+    walker = FolderWalker(excludes, roots=given)
+    # Note: as scan does: `hash ev ev/sub` listed the files under ev/sub twice.
+    # Each root is kept as given (Path() would make `./docs/` `docs`).
+    as_paths = [Path(p) for p in given]
+    kept, notes = distinct_roots(as_paths, walker.excluded if excludes else None)
+    totals.notes.extend(notes)
+    kept_ids = {id(p) for p in kept}
+    roots = [os.fsencode(g) for g, p in zip(given, as_paths, strict=True) if id(p) in kept_ids]
     engine = make_engine(algorithms, open_readonly, jobs or usable_cores())
-    walker = FolderWalker(excludes)
     order: collections.deque[EntryOutcome | None] = collections.deque()
 
     def feed() -> Iterator[FileTask]:

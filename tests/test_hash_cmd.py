@@ -285,3 +285,20 @@ def test_hash_to_a_closed_pipe_names_stdout(tmp_path: Path) -> None:
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert b"None" not in stderr and b"Cannot write inventory to stdout: Broken pipe" in stderr, stderr
+
+
+def test_roots_given_twice_or_nested_list_each_file_once_as_scan_walks_them(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]]
+) -> None:
+    _, files = tree
+    under_d1 = sorted(p for p in files if p.startswith(b"d0/d1/"))
+    result = runner.invoke(cli, ["hash", "./d0/", "d0/d1", "d0", "--format", "sha256sum"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout_bytes.splitlines()
+    named = sorted(line.split(b"  ", 1)[1] for line in lines)
+    # Each file once, named as the first root given names it ("./d0/...").
+    assert len(named) == len(set(named))
+    assert len([n for n in named if n.startswith(b"./d0/d1/")]) == len(under_d1) > 0
+    assert not any(n.startswith((b"d0/", b"d0/d1/")) for n in named)
+    assert "note: evidence d0/d1 lies inside evidence d0: scanned once" in result.stderr
+    assert f"{len(named):,} files" in result.stderr
