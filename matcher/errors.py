@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 import errno
+import os
+import resource
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TypeVar
@@ -127,6 +129,29 @@ def refuse_own_limit(exc: BaseException, path: bytes) -> None:
             f"{path.decode('utf-8', 'backslashreplace')}: a limit of this machine, not a fault "
             f"of the evidence; {advice}"
         ) from exc
+
+
+def open_files_note(spare: int = 4) -> str | None:
+    """Why SQLite's bare "unable to open database file" may be this process's open-file limit.
+
+    Note: SQLite gives no errno: a database, its journal or a temporary
+    file it could not open for want of a file descriptor was said as
+    "unable to open", which read as a permission problem. None unless this
+    process is within `spare` descriptors of its limit (or cannot count them).
+    """
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        in_use = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+    except OSError as exc:
+        if exc.errno not in (errno.EMFILE, errno.ENFILE):
+            return None
+        return "this process has no file descriptor left: raise the limit (`ulimit -n`)"
+    if soft == resource.RLIM_INFINITY or in_use + spare < soft:
+        return None
+    return (
+        f"this process has {in_use} files open, and may open at most {soft}: "
+        "raise the limit (`ulimit -n`)"
+    )
 
 
 def os_error_detail(exc: OSError) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ from matcher.digests import file_sha256
 from matcher.errors import FormatError
 from matcher.errors import StoreError
 from matcher.errors import UsageError
+from matcher.errors import os_error_detail
+from matcher.errors import refuse_own_limit
 from matcher.formats import registry
 from matcher.formats.base import HashListReader
 from matcher.models import ENTRY_FIELDS
@@ -249,7 +252,34 @@ def import_list(
         FormatError: a malformed line (without skip_invalid) or an unknown format;
             the store is unchanged.
         StoreError: a name clash or a database failure; the store is unchanged.
+        UsageError: the list could not be read (an I/O error, or matcher's own
+            limit on open files or memory: OutOfResources); the store is unchanged.
     """
+    try:
+        return _import_list(
+            store, path, format_name, name, role, skip_invalid, replace, source_sha256
+        )
+    except OSError as exc:
+        # Note: raised out of the store's transaction, so the import is rolled back.
+        # It ended in a traceback called a fault of matcher (EMFILE under `ulimit
+        # -n 9` in a scan's --list, or EIO from a failing disk).
+        refuse_own_limit(exc, os.fsencode(path))
+        raise UsageError(
+            f"Cannot read the list {path}: {os_error_detail(exc)}; nothing was imported."
+        ) from exc
+
+
+def _import_list(
+    store: HashStore,
+    path: Path,
+    format_name: str | None,
+    name: str | None,
+    role: str | None,
+    skip_invalid: bool,
+    replace: str | None,
+    source_sha256: str | None,
+) -> ImportResult:
+    """import_list's body; an OSError reading the list escapes it."""
     if not path.is_file():
         # Note: is_file() follows a symlink; a FIFO or a device (/dev/zero) is not a list.
         what = (

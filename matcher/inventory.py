@@ -17,6 +17,7 @@ from pathlib import Path
 
 from matcher.digests import DIGEST_SIZES
 from matcher.errors import StoreError
+from matcher.errors import open_files_note
 from matcher.models import EntryOutcome
 from matcher.models import FileTask
 from matcher.path_set import PathSet
@@ -124,7 +125,9 @@ class Inventory:
                     with contextlib.suppress(OSError):
                         os.unlink(f"{path}{suffix}")
             if isinstance(exc, sqlite3.DatabaseError):
-                raise StoreError(f"Cannot open inventory {path}: {exc}") from exc
+                limit = open_files_note() if "unable to open" in str(exc) else None
+                tail = f" ({limit})" if limit else ""
+                raise StoreError(f"Cannot open inventory {path}: {exc}{tail}") from exc
             raise
 
     def _create(self) -> None:

@@ -43,6 +43,7 @@ from matcher.digests import empty_digest
 from matcher.errors import FormatError
 from matcher.errors import StoreError
 from matcher.errors import UsageError
+from matcher.errors import open_files_note
 from matcher.models import ENTRY_FIELDS
 from matcher.models import ROLES
 from matcher.models import ListHit
@@ -263,6 +264,9 @@ def _busy_or_full(exc: sqlite3.Error) -> str:
             " (no room on the store's disk, or in SQLite's temporary folder: "
             "SQLITE_TMPDIR or TMPDIR chooses that folder)"
         )
+    limit = open_files_note() if "unable to open" in text else None
+    if limit is not None:
+        return f" ({limit})"
     if "readonly" in text or "unable to open" in text:
         return (
             " (the store file, or its folder, cannot be written by this user: SQLite "

@@ -425,3 +425,41 @@ def test_an_interrupted_import_of_several_lists_names_what_it_imported(
     assert f"import stopped at list 2 of 3 ({paths[1]}), which was interrupted" in result.stderr
     assert f"Imported before it: {paths[0]}. Not tried: {paths[2]}." in result.stderr
     assert [i["name"] for i in lists_json(runner, db)] == ["notable.txt"]
+
+
+@pytest.mark.parametrize("command", ["import", "scan --list"])
+def test_a_list_that_fails_to_read_midway_is_refused_with_the_store_unchanged(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """Before: an OSError while a list was read (EIO from a failing disk; EMFILE under a low
+    `ulimit -n` in a scan's --list) ended in a traceback called a fault of matcher."""
+    import errno
+    import hashlib
+
+    from matcher.formats import base
+
+    db = tmp_path / "s.db"
+    assert runner.invoke(cli, ["import", str(LISTS / "notable.md5"), "--db", str(db)]).exit_code == 0
+    before = lists_json(runner, db), table_counts(db)
+    big = tmp_path / "big.sha256"
+    big.write_text("".join(f"{hashlib.sha256(b'%d' % i).hexdigest()}  f{i}\n" for i in range(5000)))
+    real = base.TextReader.read
+
+    def failing(self: base.TextReader, path: Path, on_invalid: object = None) -> object:
+        for n, record in enumerate(real(self, path, on_invalid)):  # type: ignore[arg-type]
+            if n == 4000:
+                raise OSError(errno.EIO, "Input/output error")
+            yield record
+
+    monkeypatch.setattr(base.TextReader, "read", failing)
+    if command == "import":
+        args = ["import", str(big), "--db", str(db)]
+    else:
+        (tmp_path / "ev").mkdir()
+        args = ["scan", str(tmp_path / "ev"), "--examiner", "E", "--case", "C", "--db", str(db)]
+        args += ["--list", str(big), "--log", str(tmp_path / "l.jsonl")]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert f"Cannot read the list {big}: EIO" in result.stderr, result.stderr
+    assert "nothing was imported" in result.stderr and "internal error" not in result.stderr
+    assert (lists_json(runner, db), table_counts(db)) == before

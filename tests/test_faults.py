@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import random
 import signal
 import sqlite3
@@ -490,3 +491,42 @@ def test_jobs_default_to_the_cores_the_process_may_use(
     result = runner.invoke(cli, scan_args(tmp_path, ev, log))
     assert result.exit_code == ExitCode.NOTABLE, result.output
     assert read_log(log)[0]["options"]["jobs"] == 1
+
+
+def test_sqlite_unable_to_open_under_a_low_open_file_limit_names_the_limit(
+    tmp_path: Path, ev: Path
+) -> None:
+    """Before: under `ulimit -n 10` or 11 a scan ended 'Cannot open inventory ...: unable to
+    open database file': SQLite gives no errno, and it read as a permission problem. Whatever
+    the limit, a refusal now names what ran out (or stops the run to be resumed)."""
+    import resource
+
+    seen = set()
+    for limit in range(8, 16):
+        log = tmp_path / f"l{limit}.jsonl"
+
+        def lower(limit: int = limit) -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        done = subprocess.run([*MATCHER, *scan_args(tmp_path, ev, log)], preexec_fn=lower,
+                              capture_output=True, text=True, timeout=120, close_fds=True)  # fmt: skip
+        assert "Traceback" not in done.stderr
+        if done.returncode == ExitCode.FATAL:
+            seen.add("refused")
+            assert re.search("open files|files open|file descriptor", done.stderr), done.stderr
+            assert "ulimit -n" in done.stderr, done.stderr
+        else:
+            seen.add("ran")
+    assert seen == {"refused", "ran"}  # the range crosses the limit matcher needs
+
+
+def test_the_open_file_note_counts_this_process_descriptors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    from matcher.errors import open_files_note
+
+    in_use = len(os.listdir("/proc/self/fd")) - 1
+    monkeypatch.setattr(resource, "getrlimit", lambda what: (in_use + 2, 4096))
+    assert f"{in_use} files open, and may open at most {in_use + 2}" in str(open_files_note())
+    monkeypatch.setattr(resource, "getrlimit", lambda what: (in_use + 100, 4096))
+    assert open_files_note() is None
