@@ -164,6 +164,7 @@ _NAME_HINTS = (
 )
 # The hints that name an algorithm matcher computes, by its length alone.
 _STATED = {"md5", "sha1", "sha256", "sha512"}
+_SHOWN = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256", "sha512": "SHA-512"}
 
 
 def name_hint(source: str) -> str | None:
@@ -192,18 +193,28 @@ def digest_for_length(hex_text: bytes, hint: str | None = None) -> tuple[str, by
             f"the list's name says {hint} digests, but this one has {len(hex_text)} hex digits "
             f"(a {hint} digest has {digests.DIGEST_SIZES[hint] * 2})"
         )
-    if hint is not None and hint not in _STATED and len(hex_text) in (64, 128):
-        if hint == "blake3" and len(hex_text) == 64:
-            try:
-                return "blake3", digests.parse_hex(hex_text, "blake3")
-            except ValueError as exc:
-                raise FormatError(str(exc)) from exc
-        if hint != "blake3":
+    # Note: whatever the digest's length: `b2sum -l 128` (or b3sum -l 16) gives
+    # 32 digits, which were read as MD5, a list that could never match.
+    if hint == "blake3":
+        if len(hex_text) != 64:
             raise FormatError(
-                f"the list's name says {hint} digests, which matcher does not compute "
-                f"(a {len(hex_text)}-digit digest would otherwise be taken as SHA-"
-                f"{len(hex_text) * 4})"
+                f"the list's name says blake3 digests, but this one has {len(hex_text)} hex "
+                "digits: matcher computes BLAKE3's 64 (`b3sum` without --length)"
             )
+        try:
+            return "blake3", digests.parse_hex(hex_text, "blake3")
+        except ValueError as exc:
+            raise FormatError(str(exc)) from exc
+    if hint is not None and hint not in _STATED:
+        taken = digests.guess_algorithm(len(hex_text))
+        otherwise = (
+            f" (a {len(hex_text)}-digit digest would otherwise be taken as {_SHOWN[taken]})"
+            if taken is not None
+            else ""
+        )
+        raise FormatError(
+            f"the list's name says {hint} digests, which matcher does not compute{otherwise}"
+        )
     algorithm = digests.guess_algorithm(len(hex_text))
     if algorithm is None:
         unsupported = _UNSUPPORTED_LENGTHS.get(len(hex_text))

@@ -266,6 +266,30 @@ def test_a_list_named_for_an_algorithm_matcher_cannot_compute_is_refused(tmp_pat
         list(READER.read(path))
 
 
+@pytest.mark.parametrize("digits", [32, 40, 56, 64, 96, 128])
+@pytest.mark.parametrize("name", ["l128.b2", "b2sums.txt", "x.sha3-256", "blake2b.txt"])
+def test_a_list_named_for_blake2_or_sha3_is_refused_whatever_its_digest_length(
+    tmp_path: Path, name: str, digits: int
+) -> None:
+    """Before: `b2sum -l 128` (32 digits) was imported as MD5 and `-l 160` as SHA-1: a notable
+    list named in every run record whose entries could never match."""
+    path = tmp_path / name
+    path.write_text("ab" * (digits // 2) + "  file\n")
+    with pytest.raises(FormatError, match="which matcher does not compute"):
+        list(READER.read(path))
+
+
+@pytest.mark.parametrize("digits", [32, 40, 128])
+def test_a_b3sum_list_of_another_length_is_refused_not_read_by_length(
+    tmp_path: Path, digits: int
+) -> None:
+    """`b3sum -l 16` gives 32 digits: read as MD5 they could never match."""
+    path = tmp_path / "list.b3"
+    path.write_text("ab" * (digits // 2) + "  file\n")
+    with pytest.raises(FormatError, match="matcher computes BLAKE3's 64"):
+        list(READER.read(path))
+
+
 def test_a_file_of_nul_bytes_is_refused_at_its_first_line() -> None:
     """A zeroed or sparse file given as a sum list: refused at line 1, not read as -z records.
 
