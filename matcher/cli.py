@@ -818,7 +818,8 @@ def _size(text: str | None) -> int | None:
     "lists",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Import this list on the fly (repeatable).",
+    help="Import this list into the store first (repeatable). It stays there for later "
+    "runs: a scan matches against every list in the store (see `matcher lists`).",
 )
 @click.option(
     "--log",
@@ -932,10 +933,13 @@ def scan_cmd(
     devices are skipped with a record. Every entry ends as hashed, skipped
     with a reason, or an error, and the end record's counts add up.
 
-    A file that is a disk image by its content (E01, split E01 given its
-    first segment, raw/dd with an MBR or GPT partition table, or a bare
-    NTFS, ext2/3/4, FAT or exFAT filesystem) is read straight from the image,
-    every partition, never mounted (needs pip install 'matcher[images]').
+    A file given as EVIDENCE that is a disk image by its content (E01, split
+    E01 given its first segment, raw/dd with an MBR or GPT partition table,
+    or a bare NTFS, ext2/3/4, FAT or exFAT filesystem) is read straight from
+    the image, every partition, never mounted (needs pip install
+    'matcher[images]'). An image met inside an evidence folder is hashed as
+    one file, its contents not walked: give it as EVIDENCE of its own (a note
+    counts the files there named as images: .E01, .dd, .raw, .img, ...).
 
     \b
     Example:
@@ -1163,7 +1167,8 @@ def rematch_cmd(
     "lists",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Import this list on the fly (repeatable).",
+    help="Import this list into the store first (repeatable). It stays there for later "
+    "runs: a scan matches against every list in the store (see `matcher lists`).",
 )
 @click.option(
     "--algorithms", default="md5,sha1,sha256", show_default=True, help="Digests computed."
