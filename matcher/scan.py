@@ -1538,7 +1538,7 @@ def _differences(last_run: Mapping[str, object], identity: dict[str, object]) ->
         earlier = last_run[key]
         if key == "options" and isinstance(earlier, dict):
             differs.extend(
-                _OPTION_NAMES.get(name, f"--{name.replace('_', '-')}")
+                _with_began(_OPTION_NAMES.get(name, f"--{name.replace('_', '-')}"), earlier[name])
                 for name, setting in value.items()
                 if name in earlier and earlier[name] != setting
             )
@@ -1547,8 +1547,40 @@ def _differences(last_run: Mapping[str, object], identity: dict[str, object]) ->
                 began = "none" if earlier is None else f'"{earlier}"'
                 differs.append(f"--{key} (the run began under {began})")
         elif earlier != value:
-            differs.append(key)
+            differs.append(_with_began(key, earlier))
     return differs
+
+
+def _with_began(what: str, earlier: object) -> str:
+    """`what` differs, with what the run began with (its fix may be to give that again).
+
+    Note: "differs in: algorithms" said to start a new log, where repeating
+    the run's own --algorithms continues it.
+    """
+    if isinstance(earlier, dict):
+        return what  # the archive limits: named only
+    if earlier is None or earlier is False:
+        return f"{what} (the run began without it)"
+    if earlier is True:
+        return f"{what} (the run began with it)"
+    if isinstance(earlier, list):
+        shown = [_shown_item(item) for item in earlier[:_SHOWN_ITEMS]]
+        more = len(earlier) - len(shown)
+        items = ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
+        return f"{what} (the run began with {items or 'none'})"
+    return f"{what} (the run began with {earlier})"
+
+
+_SHOWN_ITEMS = 5
+
+
+def _shown_item(item: object) -> str:
+    """An evidence root, a list or a plain value of a run record, as a resume's refusal shows it."""
+    if isinstance(item, dict):
+        if "name" in item:
+            return f"{item['name']!r} ({item.get('role')})"
+        return str(item.get("path"))
+    return str(item)
 
 
 def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState, log: Path) -> None:

@@ -419,6 +419,13 @@ def test_a_resume_that_is_not_the_same_scan_is_refused(tmp_path: Path, monkeypat
     assert "Cannot resume" in result.stderr and "matcher rematch" in result.stderr
     if "--case" in change:
         assert '--case (the run began under "C")' in result.stderr
+    # What the run began with is said: repeating it continues the run.
+    said = {"--exclude": "--exclude (the run began with none)",
+            "--algorithms": "algorithms (the run began with md5, sha1, sha256)",
+            "{other_root}": f"evidence (the run began with {ev})"}  # fmt: skip
+    for option, text in said.items():
+        if option in change:
+            assert text in result.stderr, result.stderr
     assert log.read_bytes() == before and (tmp_path / "s.db").read_bytes() == store_before
     # The same scan (another --jobs is fine) still resumes.
     again = run_scan(ev, db, log, "--resume", "--jobs", "2")
