@@ -1590,7 +1590,9 @@ def report_cmd(
 
         data = write_report(log, format_name, output, public_key, overwrite=force)
     v = data.verification
-    where = output if output is not None else "stdout"
+    from matcher.reports.output import is_stdout
+
+    where = "stdout" if is_stdout(output) else output
     if not v.intact:
         click.echo(f"FAILED: {log}: {v.message}", err=True)
         click.echo(f"Report written to {where}, marked as from a log that failed.", err=True)
@@ -1664,9 +1666,9 @@ def hash_cmd(
     arguments are. Same engine as scan. Skipped entries (symlinks, devices),
     unreadable files and names the format cannot carry (a line break in
     hashdeep) are reported on stderr and left out. A path given twice, or
-    inside another path given, is walked once (noted on stderr). Exit 0: every entry is
-    in the inventory; 4: some are missing (see stderr); 2: usage or fatal
-    error.
+    inside another path given, is walked once (noted on stderr). Exit 0:
+    every entry is in the inventory, bar those --exclude left out as asked;
+    4: some are missing (see stderr); 2: usage or fatal error.
 
     \b
     Example:
@@ -1679,6 +1681,7 @@ def hash_cmd(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
 
+    from matcher.reports.output import is_stdout
     from matcher.reports.text import display_text
 
     def problem(outcome: Any, reason: str) -> None:
@@ -1714,8 +1717,9 @@ def hash_cmd(
     files, nbytes = totals.written
     click.echo(
         f"{files:,} files ({nbytes:,} bytes) written to "
-        f"{output if output is not None else 'stdout'}; {totals.excluded:,} excluded; "
-        + (f"left out, each named above: {missing}." if missing else "nothing left out."),
+        f"{'stdout' if is_stdout(output) else output}; {totals.excluded:,} excluded "
+        "(--exclude); "
+        + (f"left out, each named above: {missing}." if missing else "nothing else left out."),
         err=True,
     )
     sys.exit(0 if totals.complete else int(ExitCode.INCOMPLETE))

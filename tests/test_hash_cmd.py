@@ -175,7 +175,7 @@ def test_excluded_entries_do_not_make_it_incomplete(
 ) -> None:
     out = tmp_path / "tree.md5"
     stderr = hash_cmd(runner, ".", "--format", "md5sum", "--exclude", "d1", "-o", str(out))
-    assert "excluded; nothing left out." in stderr
+    assert "excluded (--exclude); nothing else left out." in stderr
     assert b"d1/" not in out.read_bytes()
 
 
@@ -198,6 +198,7 @@ def test_stdout_when_no_output_or_a_dash(
     assert result.exit_code == 0, result.output
     assert result.stdout_bytes.count(b"  d0/d1/") == 4
     assert not Path("-").exists()  # the help says "- is stdout": no file of that name
+    assert "written to stdout;" in result.stderr
 
 
 def test_an_existing_output_is_refused_before_hashing_unless_forced(

@@ -731,6 +731,7 @@ def test_a_dash_as_output_is_stdout(
     assert dashed.exit_code == plain.exit_code == 0, dashed.output
     assert json.loads(dashed.stdout) == json.loads(plain.stdout)
     assert not (tmp_path / "-").exists()
+    assert "written to stdout" in dashed.stderr and "written to -" not in dashed.stderr
     assert "- is stdout" in runner.invoke(cli, ["report", "--help"]).output
 
 
