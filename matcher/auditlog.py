@@ -623,6 +623,21 @@ NOT_A_LOG_SCAN_BYTES = 64 << 20
 _RECORD_START = b'{"seq":'
 
 
+def is_not_a_log(path: StrPath) -> bool:
+    """True for a regular file none of whose first lines starts as a log record does.
+
+    For the refusal of a new scan whose --log exists: "use --resume" is
+    advice for a log, not for case notes given as --log by mistake. False
+    when the file cannot be read (the refusal then says what it says of a log).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    with open(fd, "rb") as stream:
+        return _not_a_log(stream)
+
+
 def _not_a_log(stream: BinaryIO) -> bool:
     """True for a regular file with bytes of which no line starts as a record does.
 
@@ -1032,13 +1047,31 @@ def open_for_resume(
         raise
 
 
+def _records_of_a_log(stream: BinaryIO, st: _ScanState, name: str) -> Iterator[dict[str, object]]:
+    """_records, refusing a file that is no log at all as such (a UsageError).
+
+    Note: "the log does not verify: line 1: not valid JSON" was said of a
+    file given as --log by mistake (case notes), which the refusal of a new
+    scan's existing --log had sent to --resume.
+    """
+    try:
+        yield from _records(stream, st)
+    except IntegrityError as exc:
+        if exc.line == 1 and _not_a_log(stream):
+            raise UsageError(
+                f"{name} is not a match log (no line of it starts as a log record does); "
+                "nothing was changed. Check the --log path."
+            ) from exc
+        raise
+
+
 def _resume_state(
     fd: int, name: str, check_run: Callable[[ResumeState], None] | None
 ) -> ResumeState:
     st, matched, last_run = _ScanState(), dict[bytes, dict[str, object]](), None
     sealed: dict[str, object] | None = None
     with open(os.dup(fd), "rb") as stream:
-        for rec in _records(stream, st):
+        for rec in _records_of_a_log(stream, st, name):
             if rec["type"] == "run":
                 last_run, sealed = rec, None
             elif rec["type"] == "end":

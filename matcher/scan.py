@@ -824,6 +824,11 @@ def run_scan(
     if options.resume and not options.log.exists():
         raise UsageError(f"Cannot resume: log {options.log} does not exist.")
     if not options.resume and options.log.exists():
+        if auditlog.is_not_a_log(options.log):
+            raise UsageError(
+                f"{options.log} already exists, and is not a match log (no line of it starts "
+                "as a log record does): choose another --log."
+            )
         raise UsageError(
             f"Log {options.log} already exists. Use --resume to continue it, "
             "or choose another --log."

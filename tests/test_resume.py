@@ -1152,3 +1152,22 @@ def test_a_rematch_for_another_case_says_whose_scan_it_matched(tmp_path: Path) -
     assert done.returncode == 1, done.stderr
     notes = read_log(again)[-1]["notes"]
     assert "the original scan was made for case C by examiner E; this re-match is for case THIRD" in notes
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_file_that_is_no_log_given_as_log_is_named_as_such_and_left_as_it_was(
+    tmp_path: Path, resume: bool
+) -> None:
+    """Before: case notes given as --log by mistake were 'already exists. Use --resume', and
+    --resume then said 'the log does not verify: line 1: not valid JSON'."""
+    ev, db, _ = _small_tree(tmp_path)
+    notes = tmp_path / "case-notes.txt"
+    notes.write_bytes(b"2026-12-01 seized laptop, item 1\nchain of custody: sealed bag 44\n")
+    before = notes.read_bytes()
+    done = run_scan(ev, db, notes, *(["--resume"] if resume else []))
+    assert done.returncode == 2, done.stderr
+    assert b"is not a match log" in done.stderr
+    assert (b"Check the --log path" if resume else b"choose another --log") in done.stderr
+    assert b"--resume to continue" not in done.stderr and b"not valid JSON" not in done.stderr
+    assert notes.read_bytes() == before
+    assert not list(tmp_path.glob("case-notes.txt?*"))  # no inventory or side file beside it
