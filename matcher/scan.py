@@ -1245,6 +1245,9 @@ def _scan(
                 notes.extend(
                     f"--exclude {os.fsdecode(p)} matched no entry (patterns match a path "
                     "relative to its root, or a name)"
+                    if p not in folders.spared
+                    else f"--exclude {os.fsdecode(p)} matched only evidence given as a root, "
+                    "which no pattern excludes: it was read"
                     for p in folders.excludes
                     if p not in folders.matched
                 )

@@ -201,6 +201,25 @@ def test_an_exclude_pattern_that_matched_nothing_is_noted(runner: CliRunner, tmp
     assert not any("--exclude x " in n for n in notes)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_pattern_that_matched_only_a_named_root_says_so(
+    runner: CliRunner, tmp_path: Path, nested: bool
+) -> None:
+    """Before: `scan ev/a.bin --exclude '*.bin'` read a.bin (a root is never excluded) and
+    noted that the pattern "matched no entry"."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a.bin").write_bytes(b"secret\n")
+    (ev / "b.txt").write_bytes(b"other\n")
+    roots = [str(ev), str(ev / "a.bin")] if nested else [str(ev / "a.bin")]
+    result, log = _scan(runner, tmp_path, *roots, "--exclude", "*.bin")
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    notes = end_record(log)["notes"]
+    said = "--exclude *.bin matched only evidence given as a root, which no pattern excludes"
+    assert any(said in n for n in notes), notes  # type: ignore[attr-defined]
+    assert not any("matched no entry" in n for n in notes), notes  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_long_path_under_a_root_named_through_a_symlink_is_read(
     runner: CliRunner, tmp_path: Path, jobs: str

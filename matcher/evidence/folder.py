@@ -238,6 +238,9 @@ class FolderWalker:
         self.roots_checked = roots_checked
         self.excludes = [os.fsencode(p) for p in excludes]
         self.matched: set[bytes] = set()  # the patterns that took an entry
+        # The patterns that matched an evidence root the examiner named, which no
+        # pattern takes (said in the end note: "matched no entry" was said of them).
+        self.spared: set[bytes] = set()
         # Every root the examiner named, by its real path: a root is never
         # excluded, also where another root's walk reaches it (README). Not by
         # (device, inode): a hard link to a file root is another entry.
@@ -267,11 +270,17 @@ class FolderWalker:
 
     def excluded(self, relative: bytes, name: bytes) -> bool:
         """True when an --exclude pattern takes the entry (path relative to its root, name)."""
+        pattern = self._pattern_for(relative, name)
+        if pattern is not None:
+            self.matched.add(pattern)
+        return pattern is not None
+
+    def _pattern_for(self, relative: bytes, name: bytes) -> bytes | None:
+        """The first --exclude pattern that matches the entry, if any (nothing recorded)."""
         for pattern in self.excludes:
             if fnmatch.fnmatchcase(relative, pattern) or fnmatch.fnmatchcase(name, pattern):
-                self.matched.add(pattern)
-                return True
-        return False
+                return pattern
+        return None
 
     def walk(self, roots: Sequence[bytes]) -> Iterator[FileTask | EntryOutcome]:
         """Yield every entry under every root, files before subfolders, sorted by name."""
@@ -295,14 +304,16 @@ class FolderWalker:
         never goes below a crossing, so the parent is always on the root's.
         """
         mode = st.st_mode
-        if (
-            self.excludes
-            and not is_root
-            and self.excluded(relative, name)
+        pattern = self._pattern_for(relative, name) if self.excludes else None
+        if pattern is not None and (
+            is_root
             # Note: never realpath() of a symlink (it reads the link, and its
             # atime moves): a link is never followed, so it is never a root.
-            and not (self.named and not stat.S_ISLNK(mode) and os.path.realpath(path) in self.named)
+            or (self.named and not stat.S_ISLNK(mode) and os.path.realpath(path) in self.named)
         ):
+            self.spared.add(pattern)  # an evidence root: never excluded
+        elif pattern is not None:
+            self.matched.add(pattern)
             return EntryOutcome(
                 path=path,
                 size=st.st_size,
