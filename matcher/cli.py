@@ -1031,11 +1031,17 @@ def scan_cmd(
 
 
 def _print_summary(
-    summary: ScanSummary, as_json: bool, resumable: bool = True, log_given: bool = True
+    summary: ScanSummary,
+    as_json: bool,
+    resumable: bool = True,
+    log_given: bool = True,
+    rematched: bool = False,
 ) -> None:
     c = summary.counts
+    # Note: a re-match reads no evidence: its files are the original's hashed ones.
+    read = "files matched again by their recorded digests" if rematched else "files hashed"
     click.echo(
-        f"{summary.status}: {c.entries:,} entries: {c.files:,} files hashed ({c.bytes:,} bytes), "
+        f"{summary.status}: {c.entries:,} entries: {c.files:,} {read} ({c.bytes:,} bytes), "
         f"{c.skipped:,} skipped, {c.errors:,} errors\n"
         f"  notable {c.notable:,}   known {c.known:,}   unknown {c.unknown:,}"
         + (f" (of which {c.empty:,} empty)" if c.empty else "")
@@ -1155,7 +1161,7 @@ def rematch_cmd(
     finally:
         if progress is not None:
             progress.done()
-    _print_summary(summary, as_json, resumable=False)
+    _print_summary(summary, as_json, resumable=False, rematched=True)
     sys.exit(summary.exit_code)
 
 

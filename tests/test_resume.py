@@ -197,6 +197,9 @@ def test_rematch_with_evidence_removed(corpus: tuple[Path, Path, set[str]], tmp_
     assert run["rematch_of"]["inventory_sha256"] == original_end["inventory"]["sha256"]
     assert target_path in matched_paths(new_log)
     assert json.loads(result.stdout)["notable"] == len(matched_paths(new_log))
+    # It read no evidence (the tree is gone): its summary never says it hashed files.
+    assert b"files matched again by their recorded digests" in result.stderr
+    assert b"files hashed" not in result.stderr
 
 
 def test_rematch_refuses_a_changed_inventory(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
