@@ -91,6 +91,10 @@ def _unquote(field: bytes) -> bytes:
     field = field.strip()
     if len(field) >= 2 and field[:1] == b'"' and field[-1:] == b'"':
         field = field[1:-1]
+    elif field[:1] == b'"':
+        # Note: a lone quote was kept as the value (a SpecialCode of '"' in a
+        # file cut short just after the field's opening quote).
+        raise ValueError(f"a quoted field is left open: {_excerpt(field)}")
     return field
 
 
@@ -114,8 +118,12 @@ def _excerpt(raw: bytes, limit: int = 60) -> str:
     return repr(text + "...") if len(raw) > limit else repr(text)
 
 
-def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
-    """Yield `(number, line)` without its CR LF; None for a line over MAX_LINE."""
+def _lines(stream: BinaryIO, ends: list[bytes] | None = None) -> Iterator[tuple[int, bytes | None]]:
+    """Yield `(number, line)` without its CR LF; None for a line over MAX_LINE.
+
+    `ends`, if given, gets each line's end as read (b"\r\n", b"\n" or b"" for
+    a last line with none), the last one last.
+    """
     number = 0
     while line := stream.readline(MAX_LINE + 1):
         number += 1
@@ -125,7 +133,11 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
                 pass
             yield number, None
             continue
-        yield number, line.rstrip(b"\r\n")
+        stripped = line.rstrip(b"\r\n")
+        if ends is not None:
+            ends.append(line[len(stripped) :])
+            del ends[:-1]
+        yield number, stripped
 
 
 class NsrlRds2Reader(TextReader):
@@ -230,7 +242,8 @@ def _parse_zip(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterator
 
 
 def _parse_text(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterator[HashRecord]:
-    lines = _lines(stream)
+    ends: list[bytes] = []
+    lines = _lines(stream, ends)
     first = next(lines, None)
     if first is None:
         raise FormatError("the file is empty; an NSRLFile.txt starts with a header", source)
@@ -253,11 +266,22 @@ def _parse_text(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterato
         raise FormatError(
             f"not an NSRLFile header (it lacks {', '.join(lacking)}): {shown}", source, 1
         )
+    crlf = ends == [b"\r\n"]  # the header's
     for number, line in lines:
         if line is None:
             error = FormatError(f"line longer than {MAX_LINE} bytes", source, number)
         elif not line.strip():
             continue
+        elif crlf and ends == [b""]:
+            # Note: NIST ends every record with CR LF: a last one with no line
+            # end is a copy cut short inside it (a field left out, a flag "M"
+            # lost), which was imported as whole.
+            error = FormatError(
+                "the file ends inside this record (no line end after it, where every "
+                "NSRLFile.txt record ends in CR LF): a copy cut short? Import the whole file",
+                source,
+                number,
+            )
         else:
             try:
                 yield _record(line, layout, number)

@@ -529,3 +529,28 @@ def test_entries_nist_flags_malicious_are_said_when_imported_as_known(tmp_path: 
         cli, ["import", str(path), "--db", str(tmp_path / "n.db"), "--role", "notable"]
     )
     assert notable.exit_code == 0 and "SpecialCode" not in notable.stderr
+
+
+@pytest.mark.parametrize("cut", [4, 5, 9])
+def test_a_file_cut_short_inside_its_last_record_is_refused_at_that_line(cut: int) -> None:
+    """Before: a copy cut just after SpecialCode's opening quote (or after the comma before
+    it) was imported whole: the cut entry kept '"' as its label, and NIST's "M" flag was lost."""
+    whole = HEADER_20 + b"\r\n" + line20(HELLO_SHA1, HELLO_MD5, b"hello.txt")
+    whole += line20(WORLD_SHA1, WORLD_MD5, b"world.txt", special=b"M")
+    assert [r.label for r in parse(whole)] == [None, "M"]
+    errors: list[FormatError] = []
+    assert len(parse(whole[:-cut], errors)) == 1
+    assert [(e.line, "a copy cut short" in e.reason) for e in errors] == [(3, True)]
+
+
+def test_a_quoted_field_left_open_is_an_invalid_line_not_a_quote_kept_as_the_value() -> None:
+    line = line20(HELLO_SHA1, HELLO_MD5, b"hello.txt").replace(b',"189",""', b',"189","')
+    errors: list[FormatError] = []
+    assert parse(HEADER_20 + b"\r\n" + line, errors) == []
+    assert [(e.line, "quoted field is left open" in e.reason) for e in errors] == [(2, True)]
+
+
+def test_a_last_record_without_a_line_end_in_a_file_of_lf_line_ends_still_reads() -> None:
+    """Only a file whose lines end in CR LF, as NIST's do, must end in one (look-alikes vary)."""
+    data = HEADER_20 + b"\n" + line20(HELLO_SHA1, HELLO_MD5, b"hello.txt").replace(b"\r\n", b"")
+    assert [r.name for r in parse(data)] == ["hello.txt"]
