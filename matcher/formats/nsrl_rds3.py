@@ -26,6 +26,18 @@ BATCH_ROWS = 50_000
 _SIGNATURE = ("FILE", "PKG", "VERSION")
 _HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 _VERSION_FIELDS = ("version", "build_set", "release_date")
+# The VERSION rows compared (one per release and delta applied: a handful).
+_VERSION_ROWS = 10_000
+
+
+def _version_key(value: object) -> tuple[tuple[int, int, str], ...]:
+    """A version's sort key by its numbers: 2024.12.1 above 2024.9.1 (NULL lowest)."""
+    if value is None:
+        return ()
+    parts = re.split(r"(\d+)", str(value))
+    return tuple((1, int(p), "") if p.isdigit() else (0, 0, p) for p in parts if p)
+
+
 # Without a path, sniff() can only look for the CREATE statements stored on page 1.
 _CREATE = r"CREATE\s+(?:TABLE|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`\[]?{}\b"
 _HEAD_PATTERNS = [re.compile(_CREATE.format(n).encode(), re.IGNORECASE) for n in _SIGNATURE]
@@ -169,9 +181,17 @@ class NsrlRds3Reader:
                 wanted = [columns[f] for f in _VERSION_FIELDS if f in columns]
                 if not wanted:
                     return info
-                order = f'ORDER BY "{columns["version"]}" DESC ' if "version" in columns else ""
                 select = ", ".join(f'"{c}"' for c in wanted)
-                row = conn.execute(f"SELECT {select} FROM VERSION {order}LIMIT 1").fetchone()
+                if "version" in columns:
+                    # Note: by the version's numbers, not its text: "2024.9.1" sorted
+                    # above "2024.12.1". A VERSION table holds a row per delta.
+                    at = wanted.index(columns["version"])
+                    rows = conn.execute(
+                        f"SELECT {select} FROM VERSION LIMIT {_VERSION_ROWS}"
+                    ).fetchall()
+                    row = max(rows, key=lambda r: _version_key(r[at]), default=None)
+                else:
+                    row = conn.execute(f"SELECT {select} FROM VERSION LIMIT 1").fetchone()
             except sqlite_lists.DB_ERRORS as exc:
                 raise FormatError(f"cannot read the NSRL database: {exc}", str(path)) from exc
         if row is not None:

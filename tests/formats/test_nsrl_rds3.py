@@ -190,6 +190,27 @@ def test_both_shapes_built_here(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("versions", "highest"),
+    [(["2024.9.1", "2024.12.1"], "2024.12.1"), (["2024.12.1", "2024.9.1"], "2024.12.1"),
+     (["2024.03.10", "2024.03.9"], "2024.03.10"), ([None, "2024.12.1"], "2024.12.1")],
+)  # fmt: skip
+def test_the_highest_version_is_found_by_its_numbers_not_its_text(
+    tmp_path: Path, versions: list[str | None], highest: str
+) -> None:
+    """Before: "2024.9.1" was taken as higher than "2024.12.1" (text order)."""
+    path = make_minimal(tmp_path / "rds.db", [upper(HELLO) + ("Hello.txt", 5, 3)])
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM VERSION")
+    for n, version in enumerate(versions):
+        conn.execute("INSERT INTO VERSION (version, build_set, release_date) VALUES (?, 'M', ?)",
+                     [version, f"day-{n}"])  # fmt: skip
+    conn.commit()
+    conn.close()
+    found = READER.metadata(path)
+    assert (found["version"], found["release_date"]) == (highest, f"day-{versions.index(highest)}")
+
+
 def test_columns_are_found_by_name(tmp_path: Path) -> None:
     path = tmp_path / "reordered.db"
     with sqlite3.connect(path) as conn:
