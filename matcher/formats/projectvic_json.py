@@ -836,6 +836,14 @@ class VicsWithoutEnvelopeRefusal:
                 )
         if not _media_shaped(head):
             return None
+        found = _read_as_vics(path) if path is not None else None
+        if found is not None:
+            # Note: where the JSON breaks, which only --format vics said.
+            return (
+                'a JSON object with a "value" array of Media-like objects, but no ProjectVic '
+                "envelope (@odata.context or odata.metadata) in its first or last "
+                f"{HEAD_BYTES // 1024} KiB, and read as VICS: {found}: a VICS list cut short?"
+            )
         return (
             'a JSON object with a "value" array of Media-like objects, but no ProjectVic '
             "envelope (@odata.context or odata.metadata) in its first or last "
@@ -843,6 +851,26 @@ class VicsWithoutEnvelopeRefusal:
             "mid-file, or one whose envelope is wrong; give --format vics to read it as "
             "VICS, which then names what is wrong and where"
         )
+
+
+# A file refused for want of an envelope is read as VICS to say where its JSON
+# breaks, up to this size (a refusal's cost: a few seconds); a larger one is
+# pointed to --format vics.
+BREAK_SCAN_MAX_BYTES = 256 << 20
+
+
+def _read_as_vics(path: Path) -> str | None:
+    """Where a file read as VICS breaks as JSON (its position), if it does; None otherwise."""
+    try:
+        if path.stat().st_size > BREAK_SCAN_MAX_BYTES:
+            return None
+        for _ in ProjectVicReader().read(path):
+            pass
+    except FormatError as exc:
+        return exc.reason if exc.reason.startswith("invalid JSON") else None
+    except OSError:
+        return None
+    return None
 
 
 registry.register(ProjectVicReader())

@@ -756,14 +756,31 @@ def test_two_envelopes_naming_different_sets_are_refused() -> None:
     assert len(parse(json.dumps(same).encode())) == 1
 
 
-def test_a_vics_list_cut_before_its_envelope_is_refused_as_such(tmp_path: Path) -> None:
+def test_a_vics_list_cut_before_its_envelope_is_refused_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Cut short, a list whose envelope came last (or sat inside the cut) is named as VICS."""
     value = [media(HELLO, media_id=n, Notes="x" * 200) for n in range(600)]
     whole = json.dumps({"value": value, "odata.metadata": V13_MEDIA}).encode()
     late = tmp_path / "late.json"
     late.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(FormatError, match="no ProjectVic envelope .* give --format vics"):
+    # Detection itself names where its JSON ends (only --format vics did).
+    with pytest.raises(
+        FormatError,
+        match=r"no ProjectVic envelope .* read as VICS: invalid JSON after media number \d+ "
+        r"\(value\[\d+\]\), input read up to byte [\d,]+: .*cut short",
+    ):
         registry.detect(late)
+    # One too large to read at detection is pointed to --format vics.
+    with monkeypatch.context() as small:
+        small.setattr(projectvic_json, "BREAK_SCAN_MAX_BYTES", 1000)
+        with pytest.raises(FormatError, match="no ProjectVic envelope .* give --format vics"):
+            registry.detect(late)
+    # A whole JSON object without an envelope is said to lack one, not to be cut short.
+    bare = tmp_path / "bare.json"
+    bare.write_bytes(json.dumps({"value": value}).encode())
+    with pytest.raises(FormatError, match="no ProjectVic envelope .* give --format vics"):
+        registry.detect(bare)
     # Read as VICS, the list is refused where it ends.
     with pytest.raises(FormatError, match=r"invalid JSON after media number \d+ \(value\[\d+\]\)"):
         list(READER.read(late))
