@@ -135,6 +135,9 @@ class Fatal(click.ClickException):
 
     exit_code = int(ExitCode.FATAL)
 
+    def format_message(self) -> str:
+        return _lines_safe(self.message)
+
 
 class IntegrityFailed(click.ClickException):
     """A log that does not verify: exit 1, naming the first bad line."""
@@ -142,7 +145,17 @@ class IntegrityFailed(click.ClickException):
     exit_code = int(ExitCode.NOTABLE)
 
     def format_message(self) -> str:
-        return f"FAILED: {self.message}"
+        return f"FAILED: {_lines_safe(self.message)}"
+
+
+def _lines_safe(message: str) -> str:
+    """An error message for the terminal, each of its lines as _terminal_safe shows it.
+
+    Note: a message names evidence, lists and logs (an evidence root given
+    twice, a resume's roots): an escape sequence in a name reached the
+    terminal raw, and piped, click dropped it, naming a path that does not exist.
+    """
+    return "\n".join(_terminal_safe(line) for line in message.split("\n"))
 
 
 @contextlib.contextmanager

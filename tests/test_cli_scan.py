@@ -931,6 +931,21 @@ def test_a_note_naming_evidence_shows_its_controls_as_escapes(runner: CliRunner,
     assert "\x1b" not in note and "x\\x1B[2J\\x1B[HNOTHING FOUND.img" in note, note
 
 
+@pytest.mark.parametrize("color", [True, False])
+def test_an_error_naming_evidence_shows_its_controls_as_escapes(
+    runner: CliRunner, tmp_path: Path, color: bool
+) -> None:
+    """Before: an error message took a name's escape sequence to the terminal raw, and piped,
+    click dropped it: 'Evidence evBOLD/x does not exist', a path that is not the one given."""
+    (tmp_path / "s.db").touch()
+    named = tmp_path / "ev\x1b[1mBOLD" / "x"
+    result = runner.invoke(cli, ["scan", str(named), "--examiner", "E", "--case", "C", "--db",
+                                 str(tmp_path / "s.db"), "--log", str(tmp_path / "l.jsonl")],
+                           color=color)  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "\x1b" not in result.stderr and "ev\\x1B[1mBOLD/x does not exist" in result.stderr
+
+
 def test_an_empty_evidence_path_is_refused_not_the_current_folder(runner: CliRunner, tmp_path: Path) -> None:
     """`matcher scan ""` (an unset variable in a script) scanned the folder it was run from."""
     result = runner.invoke(cli, ["scan", "", "--examiner", "E", "--case", "C", "--db", str(tmp_path / "s.db"),
