@@ -78,11 +78,17 @@ def hash_paths(
     given = [os.fsdecode(p) for p in paths]
     walker = FolderWalker(excludes, roots=given)
     # Note: as scan does: `hash ev ev/sub` listed the files under ev/sub twice.
-    # Each root is kept as given (Path() would make `./docs/` `docs`).
+    # Each root is kept as given (Path() would make `./docs/` `docs`). A root
+    # that is a symlink is walked as itself (skipped: never followed), so it
+    # never stands for the folder it points to: `hash latest case` (latest ->
+    # case) dropped case as "the same" and hashed nothing.
     as_paths = [Path(p) for p in given]
-    kept, notes = distinct_roots(as_paths, walker.excluded if excludes else None)
+    links = {id(p) for p in as_paths if os.path.islink(p)}
+    kept, notes = distinct_roots(
+        [p for p in as_paths if id(p) not in links], walker.excluded if excludes else None
+    )
     totals.notes.extend(notes)
-    kept_ids = {id(p) for p in kept}
+    kept_ids = {id(p) for p in kept} | links
     roots = [os.fsencode(g) for g, p in zip(given, as_paths, strict=True) if id(p) in kept_ids]
     engine = make_engine(algorithms, open_readonly, jobs or usable_cores())
     order: collections.deque[EntryOutcome | None] = collections.deque()

@@ -303,3 +303,20 @@ def test_roots_given_twice_or_nested_list_each_file_once_as_scan_walks_them(
     assert not any(n.startswith((b"d0/", b"d0/d1/")) for n in named)
     assert "note: evidence d0/d1 lies inside evidence d0: scanned once" in result.stderr
     assert f"{len(named):,} files" in result.stderr
+
+
+@pytest.mark.parametrize("order", ["link first", "link last"])
+def test_a_symlink_root_never_stands_for_the_folder_it_points_to(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], order: str
+) -> None:
+    """Before: `hash latest d0` (latest -> d0) dropped d0 as "the same as" latest, whose walk
+    skips the link: an inventory of nothing, the note saying d0 was scanned once."""
+    _, files = tree
+    os.symlink("d0", "latest")
+    roots = ["latest", "d0"] if order == "link first" else ["d0", "latest"]
+    result = runner.invoke(cli, ["hash", *roots, "--format", "sha256sum"])
+    assert result.exit_code == 4, result.output  # the link itself is skipped, and said so
+    listed = result.stdout_bytes.count(b"  d0/")
+    assert listed == len([p for p in files if p.startswith(b"d0/")]) > 0
+    assert "'latest': skipped (symlink)" in result.stderr
+    assert "scanned once" not in result.stderr
