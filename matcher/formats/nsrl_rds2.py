@@ -91,9 +91,10 @@ def _unquote(field: bytes) -> bytes:
     field = field.strip()
     if len(field) >= 2 and field[:1] == b'"' and field[-1:] == b'"':
         field = field[1:-1]
-    elif field[:1] == b'"':
+    elif field[:1] == b'"' and b'"' not in field[1:]:
         # Note: a lone quote was kept as the value (a SpecialCode of '"' in a
-        # file cut short just after the field's opening quote).
+        # file cut short just after the field's opening quote). A field with
+        # text after its closing quote ('"ACME" Tools') is kept as it is.
         raise ValueError(f"a quoted field is left open: {_excerpt(field)}")
     return field
 
@@ -266,28 +267,34 @@ def _parse_text(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterato
         raise FormatError(
             f"not an NSRLFile header (it lacks {', '.join(lacking)}): {shown}", source, 1
         )
-    crlf = ends == [b"\r\n"]  # the header's
+    # Whether the line before ends in a closing quote (NIST quotes SpecialCode,
+    # the last column): the header's at first, then each record's.
+    quoted_last = header is not None and header.rstrip().endswith(b'"')
     for number, line in lines:
         if line is None:
             error = FormatError(f"line longer than {MAX_LINE} bytes", source, number)
-        elif not line.strip():
-            continue
-        elif crlf and ends == [b""]:
-            # Note: NIST ends every record with CR LF: a last one with no line
-            # end is a copy cut short inside it (a field left out, a flag "M"
-            # lost), which was imported as whole.
+        elif not line.strip() or (line == b"\x1a" and ends == [b""]):
+            continue  # a blank line; a DOS end-of-file mark (Ctrl-Z) at the very end
+        elif ends == [b""] and quoted_last and not line.rstrip().endswith(b'"'):
+            # Note: the last record, with no line end after it, whose last field
+            # is not quoted as the line before's is: a copy cut short inside it
+            # (after the comma before SpecialCode: a flag "M" lost), which was
+            # imported as whole. A whole last record without its line end reads.
             error = FormatError(
-                "the file ends inside this record (no line end after it, where every "
-                "NSRLFile.txt record ends in CR LF): a copy cut short? Import the whole file",
+                "the file ends inside this record (no line end after it, and its last field "
+                "is not quoted as the line before's): a copy cut short? Import the whole file",
                 source,
                 number,
             )
         else:
+            quoted_last = line.rstrip().endswith(b'"')
             try:
                 yield _record(line, layout, number)
                 continue
             except ValueError as exc:
-                error = FormatError(str(exc), source, number)
+                cut = ends == [b""]  # the last line, with no line end after it
+                hint = "; the file ends inside this record: a copy cut short?" if cut else ""
+                error = FormatError(f"{exc}{hint}", source, number)
         if on_invalid is None:
             raise error
         on_invalid(error)

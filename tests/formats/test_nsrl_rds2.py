@@ -548,9 +548,26 @@ def test_a_quoted_field_left_open_is_an_invalid_line_not_a_quote_kept_as_the_val
     errors: list[FormatError] = []
     assert parse(HEADER_20 + b"\r\n" + line, errors) == []
     assert [(e.line, "quoted field is left open" in e.reason) for e in errors] == [(2, True)]
+    # Text after a closing quote is no open field: kept as it is, as before.
+    kept = line20(HELLO_SHA1, HELLO_MD5, b"hello.txt").replace(b',1,"189"', b',"ACME" Tools,"189"')
+    assert [r.ident for r in parse(HEADER_20 + b"\r\n" + kept)] == ['"ACME" Tools']
 
 
-def test_a_last_record_without_a_line_end_in_a_file_of_lf_line_ends_still_reads() -> None:
-    """Only a file whose lines end in CR LF, as NIST's do, must end in one (look-alikes vary)."""
-    data = HEADER_20 + b"\n" + line20(HELLO_SHA1, HELLO_MD5, b"hello.txt").replace(b"\r\n", b"")
-    assert [r.name for r in parse(data)] == ["hello.txt"]
+@pytest.mark.parametrize("end", [b"\r\n", b"\n"])
+def test_a_whole_last_record_without_its_line_end_still_reads(end: bytes) -> None:
+    """A look-alike (or a copy) may lack the final line end: a whole last record still reads,
+    and a trailing DOS end-of-file mark (Ctrl-Z) is no record."""
+    body = line20(HELLO_SHA1, HELLO_MD5, b"hello.txt") + line20(WORLD_SHA1, WORLD_MD5, b"w", special=b"M")
+    data = (HEADER_20 + b"\r\n" + body).replace(b"\r\n", end)
+    assert [r.label for r in parse(data[: -len(end)])] == [None, "M"]
+    assert [r.label for r in parse(data + b"\x1a")] == [None, "M"]
+
+
+def test_a_cut_after_the_comma_before_specialcode_is_refused_whatever_the_line_ends() -> None:
+    """Before (and with the first fix, in a file of LF line ends): imported whole, "M" lost."""
+    body = line20(HELLO_SHA1, HELLO_MD5, b"hello.txt") + line20(WORLD_SHA1, WORLD_MD5, b"w", special=b"M")
+    for end in (b"\r\n", b"\n"):
+        data = (HEADER_20 + b"\r\n" + body).replace(b"\r\n", end)
+        errors: list[FormatError] = []
+        assert len(parse(data[: -len(end) - 3], errors)) == 1
+        assert [(e.line, "a copy cut short" in e.reason) for e in errors] == [(3, True)]
