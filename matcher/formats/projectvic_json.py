@@ -839,10 +839,11 @@ class VicsWithoutEnvelopeRefusal:
         found = _read_as_vics(path) if path is not None else None
         if found is not None:
             # Note: where the JSON breaks, which only --format vics said.
+            cut = ": a VICS list cut short?" if "premature EOF" in found else ""
             return (
                 'a JSON object with a "value" array of Media-like objects, but no ProjectVic '
                 "envelope (@odata.context or odata.metadata) in its first or last "
-                f"{HEAD_BYTES // 1024} KiB, and read as VICS: {found}: a VICS list cut short?"
+                f"{HEAD_BYTES // 1024} KiB, and read as VICS: {found}{cut}"
             )
         return (
             'a JSON object with a "value" array of Media-like objects, but no ProjectVic '
@@ -860,17 +861,34 @@ BREAK_SCAN_MAX_BYTES = 256 << 20
 
 
 def _read_as_vics(path: Path) -> str | None:
-    """Where a file read as VICS breaks as JSON (its position), if it does; None otherwise."""
+    """Where a file read as VICS breaks as JSON (its position), if it does; None otherwise.
+
+    Note: kept for the file as it is (device, inode, size, mtime): an import
+    detects a list's format twice (before and after its SHA-256), and this
+    reads the whole file.
+    """
     try:
-        if path.stat().st_size > BREAK_SCAN_MAX_BYTES:
-            return None
+        st = path.stat()
+    except OSError:
+        return None
+    if st.st_size > BREAK_SCAN_MAX_BYTES:
+        return None
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if _LAST_READ and _LAST_READ[0] == key:
+        return _LAST_READ[1]
+    found = None
+    try:
         for _ in ProjectVicReader().read(path):
             pass
     except FormatError as exc:
-        return exc.reason if exc.reason.startswith("invalid JSON") else None
+        found = exc.reason if exc.reason.startswith("invalid JSON") else None
     except OSError:
         return None
-    return None
+    _LAST_READ[:] = [key, found]
+    return found
+
+
+_LAST_READ: list[Any] = []
 
 
 registry.register(ProjectVicReader())

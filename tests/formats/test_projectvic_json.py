@@ -776,6 +776,22 @@ def test_a_vics_list_cut_before_its_envelope_is_refused_as_such(
         small.setattr(projectvic_json, "BREAK_SCAN_MAX_BYTES", 1000)
         with pytest.raises(FormatError, match="no ProjectVic envelope .* give --format vics"):
             registry.detect(late)
+    # A break that is no cut (a second object after the first) is not called one.
+    twice = tmp_path / "twice.json"
+    twice.write_bytes(whole.replace(b', "odata.metadata": ' + json.dumps(V13_MEDIA).encode(), b"") * 2)
+    with pytest.raises(FormatError, match=r"read as VICS: invalid JSON .*garbage") as caught:
+        registry.detect(twice)
+    assert "cut short" not in caught.value.reason
+    # An import detects twice (before and after the file's SHA-256): the file is read once.
+    reads = []
+    real_read = projectvic_json.ProjectVicReader.read
+    with monkeypatch.context() as counted:
+        counted.setattr(projectvic_json.ProjectVicReader, "read",
+                        lambda self, *a, **k: reads.append(1) or real_read(self, *a, **k))  # fmt: skip
+        for _ in range(2):
+            with pytest.raises(FormatError):
+                registry.detect(late)
+    assert len(reads) <= 1
     # A whole JSON object without an envelope is said to lack one, not to be cut short.
     bare = tmp_path / "bare.json"
     bare.write_bytes(json.dumps({"value": value}).encode())
