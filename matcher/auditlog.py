@@ -635,7 +635,7 @@ def is_not_a_log(path: StrPath) -> bool:
     except OSError:
         return False
     with open(fd, "rb") as stream:
-        return _not_a_log(stream)
+        return _converted(stream) is None and _not_a_log(stream)
 
 
 def _not_a_log(stream: BinaryIO) -> bool:
@@ -1057,6 +1057,13 @@ def _records_of_a_log(stream: BinaryIO, st: _ScanState, name: str) -> Iterator[d
     try:
         yield from _records(stream, st)
     except IntegrityError as exc:
+        converted = _converted(stream) if exc.line == 1 else None
+        if converted is not None:
+            # Note: named as verify names it (it was "not a match log").
+            raise UsageError(
+                f"Cannot resume {name}: {converted}? Nothing was changed. Resume from the "
+                "original log."
+            ) from exc
         if exc.line == 1 and _not_a_log(stream):
             raise UsageError(
                 f"{name} is not a match log (no line of it starts as a log record does); "

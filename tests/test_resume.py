@@ -1174,3 +1174,24 @@ def test_a_file_that_is_no_log_given_as_log_is_named_as_such_and_left_as_it_was(
     assert b"--resume to continue" not in done.stderr and b"not valid JSON" not in done.stderr
     assert notes.read_bytes() == before
     assert not list(tmp_path.glob("case-notes.txt?*"))  # no inventory or side file beside it
+
+
+@pytest.mark.parametrize("copy", ["utf-16", "bom"])
+def test_a_log_copied_through_a_text_tool_is_named_as_such_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy: str
+) -> None:
+    """Before: a UTF-16 copy of a log was 'not a match log' on resume (and a BOM one 'not valid
+    JSON'), where verify names the re-encoding; nothing is changed."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    _interrupted_scan(ev, db, log, monkeypatch)
+    original = log.read_bytes()
+    log.write_bytes(original.decode().encode("utf-16") if copy == "utf-16" else b"\xef\xbb\xbf" + original)
+    before = log.read_bytes()
+    done = run_scan(ev, db, log, "--resume")
+    assert done.returncode == 2, done.stderr
+    said = b"the file is in UTF-16" if copy == "utf-16" else b"UTF-8 byte order mark"
+    assert said in done.stderr and b"Resume from the original log" in done.stderr, done.stderr
+    assert log.read_bytes() == before
+    new = run_scan(ev, db, log)  # a new scan to the same log: it is a log, to be resumed
+    assert b"already exists. Use --resume" in new.stderr
