@@ -875,7 +875,7 @@ def _read_as_vics(path: Path) -> str | None:
         return None
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     if _LAST_READ and _LAST_READ[0] == key:
-        return _LAST_READ[1]
+        return cast("str | None", _LAST_READ[1])
     found = None
     try:
         for _ in ProjectVicReader().read(path):
