@@ -149,13 +149,14 @@ class IntegrityFailed(click.ClickException):
 
 
 def _lines_safe(message: str) -> str:
-    """An error message for the terminal, each of its lines as _terminal_safe shows it.
+    """An error message for the terminal, as _terminal_safe shows it (one line).
 
     Note: a message names evidence, lists and logs (an evidence root given
     twice, a resume's roots): an escape sequence in a name reached the
-    terminal raw, and piped, click dropped it, naming a path that does not exist.
+    terminal raw, and piped, click dropped it, naming a path that does not
+    exist; a line feed in a name split the message.
     """
-    return "\n".join(_terminal_safe(line) for line in message.split("\n"))
+    return _terminal_safe(message)
 
 
 @contextlib.contextmanager

@@ -938,12 +938,13 @@ def test_an_error_naming_evidence_shows_its_controls_as_escapes(
     """Before: an error message took a name's escape sequence to the terminal raw, and piped,
     click dropped it: 'Evidence evBOLD/x does not exist', a path that is not the one given."""
     (tmp_path / "s.db").touch()
-    named = tmp_path / "ev\x1b[1mBOLD" / "x"
+    named = tmp_path / "ev\x1b[1mBOLD\nline" / "x"
     result = runner.invoke(cli, ["scan", str(named), "--examiner", "E", "--case", "C", "--db",
                                  str(tmp_path / "s.db"), "--log", str(tmp_path / "l.jsonl")],
                            color=color)  # fmt: skip
     assert result.exit_code == 2, result.output
-    assert "\x1b" not in result.stderr and "ev\\x1B[1mBOLD/x does not exist" in result.stderr
+    assert "\x1b" not in result.stderr and "ev\\x1B[1mBOLD\\nline/x does not exist" in result.stderr
+    assert len(result.stderr.rstrip("\n").splitlines()) == 1
 
 
 def test_an_empty_evidence_path_is_refused_not_the_current_folder(runner: CliRunner, tmp_path: Path) -> None:
