@@ -337,3 +337,17 @@ def test_a_digest_of_another_length_than_the_name_says_is_refused(name: str, dig
     algorithm = next(a for a in right if a in name.lower())
     [record] = READER.parse(io.BytesIO(b"a" * right[algorithm] + b"  f.bin\n"), source=name)
     assert set(record.digests) == {algorithm}
+
+
+@pytest.mark.parametrize(
+    ("name", "digits"),
+    [("blake3-migration-check.md5", 32), ("from_blake2_host.sha1", 40), ("sha3_256-vs-md5.md5", 32)],
+)
+def test_an_algorithm_extension_outweighs_another_algorithm_named_in_the_words(
+    tmp_path: Path, name: str, digits: int
+) -> None:
+    """Before: a `blake3-migration-check.md5` of MD5 sums was refused as a BLAKE3 list."""
+    path = tmp_path / name
+    path.write_text("ab" * (digits // 2) + "  file\n")
+    [record] = list(READER.read(path))
+    assert list(record.digests) == [{32: "md5", 40: "sha1"}[digits]]
