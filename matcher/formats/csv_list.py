@@ -137,15 +137,18 @@ def _unread_only(text: str) -> _Header | None:
     Note: said as such (see CsvListReader.parse); it was "names no hash
     column; name the format with --format", and --format csv said it again.
     """
+    best: _Header | None = None
     for delimiter in _DELIMITERS:
         try:
             cells = next(csv.reader([text], delimiter=delimiter, strict=True))
         except (csv.Error, StopIteration):
             continue
         header = _columns(cells, delimiter)
-        if header.unread:
-            return header
-    return None
+        # Note: the reading with the most columns, as _header takes: read by
+        # commas, 'Name;MD5 of parent;Size' was named as one column.
+        if header.unread and (best is None or len(header.titles) > len(best.titles)):
+            best = header
+    return best
 
 
 def _verbatim(cell: str) -> bytes:

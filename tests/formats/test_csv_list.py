@@ -260,12 +260,15 @@ def test_a_column_naming_a_computable_digest_that_is_not_read_refuses_the_list(t
 
 
 @pytest.mark.parametrize("title", ["md5sum", "MD5 of parent"])
-def test_a_list_whose_only_digest_column_cannot_be_read_names_that_column(title: str) -> None:
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_a_list_whose_only_digest_column_cannot_be_read_names_that_column(
+    title: str, delimiter: str
+) -> None:
     """Before: "the header row names no hash column; name the format with --format", which
     --format csv said again: the column that kept it from reading was never named."""
     with pytest.raises(FormatError, match="names a digest column matcher cannot read") as caught:
-        parse(f"File,{title}\na.bin,{MD5_HELLO}\n".encode())
-    assert caught.value.line == 1 and repr(title) in caught.value.reason
+        parse(f"File{delimiter}{title}{delimiter}Size\na.bin{delimiter}{MD5_HELLO}{delimiter}1\n".encode())
+    assert caught.value.line == 1 and f"({title!r})" in caught.value.reason
 
 
 @pytest.mark.parametrize("title", ["CRC32", "SHA-384", "ssdeep"])
