@@ -166,7 +166,8 @@ def test_a_source_that_cannot_be_hashed_leaves_the_store_unchanged(
     db = tmp_path / "s.db"
     store = HashStore(db)
     try:
-        with pytest.raises(OSError, match="Input/output error"):
+        # A UsageError naming the list (it was the bare OSError: a traceback at the CLI).
+        with pytest.raises(UsageError, match=r"Cannot read the list .*rds\.db: EIO: Input/output error"):
             import_list(store, source)
         assert store.lists() == []
         assert store.db.execute("SELECT count(*) FROM hashes").fetchone()[0] == 0
