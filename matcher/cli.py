@@ -136,7 +136,10 @@ class Fatal(click.ClickException):
     exit_code = int(ExitCode.FATAL)
 
     def format_message(self) -> str:
-        return _lines_safe(self.message)
+        # Note: a message names evidence, lists and logs (a resume's roots): an
+        # escape sequence in a name reached the terminal raw, and piped, click
+        # dropped it, naming a path that does not exist; a line feed split it.
+        return _terminal_safe(self.message)
 
 
 class IntegrityFailed(click.ClickException):
@@ -145,18 +148,7 @@ class IntegrityFailed(click.ClickException):
     exit_code = int(ExitCode.NOTABLE)
 
     def format_message(self) -> str:
-        return f"FAILED: {_lines_safe(self.message)}"
-
-
-def _lines_safe(message: str) -> str:
-    """An error message for the terminal, as _terminal_safe shows it (one line).
-
-    Note: a message names evidence, lists and logs (an evidence root given
-    twice, a resume's roots): an escape sequence in a name reached the
-    terminal raw, and piped, click dropped it, naming a path that does not
-    exist; a line feed in a name split the message.
-    """
-    return _terminal_safe(message)
+        return f"FAILED: {_terminal_safe(self.message)}"
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import re
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -119,16 +120,7 @@ def _columns(cells: list[str], delimiter: str) -> _Header:
 
 def _header(text: str) -> _Header | None:
     """The reading of a header line with the most columns and a hash column."""
-    best: _Header | None = None
-    for delimiter in _DELIMITERS:
-        try:
-            cells = next(csv.reader([text], delimiter=delimiter, strict=True))
-        except (csv.Error, StopIteration):
-            continue
-        header = _columns(cells, delimiter)
-        if header.digests and (best is None or len(header.titles) > len(best.titles)):
-            best = header
-    return best
+    return _widest_reading(text, lambda header: bool(header.digests))
 
 
 def _unread_only(text: str) -> _Header | None:
@@ -137,6 +129,14 @@ def _unread_only(text: str) -> _Header | None:
     Note: said as such (see CsvListReader.parse); it was "names no hash
     column; name the format with --format", and --format csv said it again.
     """
+    return _widest_reading(text, lambda header: bool(header.unread))
+
+
+def _widest_reading(text: str, wanted: Callable[[_Header], bool]) -> _Header | None:
+    """The reading of a header line (by each delimiter) with the most columns that is `wanted`.
+
+    Note: the most columns: read by commas, 'Name;MD5 of parent;Size' is one column.
+    """
     best: _Header | None = None
     for delimiter in _DELIMITERS:
         try:
@@ -144,9 +144,7 @@ def _unread_only(text: str) -> _Header | None:
         except (csv.Error, StopIteration):
             continue
         header = _columns(cells, delimiter)
-        # Note: the reading with the most columns, as _header takes: read by
-        # commas, 'Name;MD5 of parent;Size' was named as one column.
-        if header.unread and (best is None or len(header.titles) > len(best.titles)):
+        if wanted(header) and (best is None or len(header.titles) > len(best.titles)):
             best = header
     return best
 
