@@ -927,6 +927,15 @@ def run_scan(
         digest_filter, filter_notes = build_filter(store, lists, options.algorithms, on_stage)
         notes.extend(filter_notes)
         notes.extend(zero_length_notes(lists))
+        if options.candidates_only and not options.resume and not _notable(lists):
+            # Note: no file can be a candidate: it was a "complete" scan that
+            # read nothing, exit 0, its end record saying nothing of it.
+            raise UsageError(
+                f"--candidates-only hashes the files whose size a notable entry gives, and "
+                f"the hash store {options.db} holds no notable list (only known ones): no "
+                "file could be read. Import the notable lists, or scan without "
+                "--candidates-only."
+            )
         if options.candidates_only and not options.resume:
             # Note: the sizes are kept in the store (as the filter is) here,
             # before the hold: a held store takes no cache write, and every
@@ -1403,6 +1412,10 @@ def _text_or_none(text: object) -> object:
     return text
 
 
+def _notable(lists: Sequence[ListInfo]) -> list[ListInfo]:
+    return [info for info in lists if info.role == "notable"]
+
+
 def _candidate_sizes(
     options: ScanOptions, store: HashStore, lists: Sequence[ListInfo], notes: list[str]
 ) -> SizeSet | None:
@@ -1415,8 +1428,8 @@ def _candidate_sizes(
     sizes, unsized = store.notable_sizes(lists_fingerprint(lists), lists)
     if unsized:
         notes.append(
-            "--candidates-only ignored (full scan): notable list(s) without sizes: "
-            + ", ".join(unsized)
+            "--candidates-only ignored (full scan): notable list(s) with entries that give "
+            "no size: " + ", ".join(unsized)
         )
         return None
     return sizes

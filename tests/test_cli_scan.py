@@ -288,9 +288,26 @@ def test_candidates_only_falls_back_when_a_list_lacks_sizes(runner: CliRunner, s
     log = tmp_path / "c.jsonl"
     result = scan(runner, store, log, evidence_copy, extra=["--candidates-only"])
     assert "notable.md5" in result.stderr and "full scan" in result.stderr
+    assert "with entries that give no size: notable.md5" in result.stderr
     counts = assert_counts_add_up(log)
     assert counts["files"] == len(expected_digests())
     assert read_log(log)[0]["options"]["candidates_only"] is False
+
+
+def test_candidates_only_with_no_notable_list_is_refused_not_a_complete_scan_of_nothing(
+    runner: CliRunner, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """Before: a store of known lists only gave 'complete', exit 0, every file not-candidate,
+    and an end record that said nothing of it: no file could ever have been read."""
+    db = tmp_path / "known.db"
+    assert runner.invoke(cli, ["import", str(LISTS / "known.hashdeep"), "--db", str(db), "--role", "known"]).exit_code == 0
+    log = tmp_path / "c.jsonl"
+    result = scan(runner, db, log, evidence_copy, extra=["--candidates-only"])
+    assert result.exit_code == 2, result.output
+    assert "holds no notable list" in result.stderr and "without --candidates-only" in result.stderr
+    assert not log.exists()
+    # Without the option the same store scans (known and unknown counted).
+    assert scan(runner, db, tmp_path / "d.jsonl", evidence_copy).exit_code == 0
 
 
 def test_algorithms_that_cannot_match_are_refused(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
