@@ -87,6 +87,9 @@ def _layout(line: bytes) -> _Layout | None:
     )
 
 
+_LEFT_OPEN = "a quoted field is left open"
+
+
 def _unquote(field: bytes) -> bytes:
     field = field.strip()
     if len(field) >= 2 and field[:1] == b'"' and field[-1:] == b'"':
@@ -95,7 +98,7 @@ def _unquote(field: bytes) -> bytes:
         # Note: a lone quote was kept as the value (a SpecialCode of '"' in a
         # file cut short just after the field's opening quote). A field with
         # text after its closing quote ('"ACME" Tools') is kept as it is.
-        raise ValueError(f"a quoted field is left open: {_excerpt(field)}")
+        raise ValueError(f"{_LEFT_OPEN}: {_excerpt(field)}")
     return field
 
 
@@ -119,26 +122,36 @@ def _excerpt(raw: bytes, limit: int = 60) -> str:
     return repr(text + "...") if len(raw) > limit else repr(text)
 
 
-def _lines(stream: BinaryIO, ends: list[bytes] | None = None) -> Iterator[tuple[int, bytes | None]]:
-    """Yield `(number, line)` without its CR LF; None for a line over MAX_LINE.
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None, bytes, bool]]:
+    """Yield `(number, line, end, last)`: each line without its CR LF (None for one over
+    MAX_LINE), its line end as read (b"\r\n", b"\n", or b"" at the end of the file), and
+    whether it is the file's last line.
 
-    `ends`, if given, gets each line's end as read (b"\r\n", b"\n" or b"" for
-    a last line with none), the last one last.
+    A DOS end-of-file mark (Ctrl-Z) at the very end of the file, on a line of its
+    own or right after the last record, is no part of a line.
     """
     number = 0
+    held: tuple[int, bytes | None, bytes] | None = None
     while line := stream.readline(MAX_LINE + 1):
         number += 1
         if len(line) > MAX_LINE and not line.endswith(b"\n"):
             # Skip the rest of the overlong line without holding it.
             while (rest := stream.readline(MAX_LINE)) and not rest.endswith(b"\n"):
                 pass
-            yield number, None
-            continue
-        stripped = line.rstrip(b"\r\n")
-        if ends is not None:
-            ends.append(line[len(stripped) :])
-            del ends[:-1]
-        yield number, stripped
+            item: tuple[int, bytes | None, bytes] = (number, None, b"")
+        else:
+            stripped = line.rstrip(b"\r\n")
+            item = (number, stripped, line[len(stripped) :])
+        if held is not None:
+            yield (*held, False)
+        held = item
+    if held is None:
+        return
+    number, last, end = held
+    if last is not None and last.endswith(b"\x1a"):
+        last = last[:-1]  # Ctrl-Z after the last record: it ends the file, no line end after
+        end = b""
+    yield number, last, end, True
 
 
 class NsrlRds2Reader(TextReader):
@@ -243,8 +256,7 @@ def _parse_zip(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterator
 
 
 def _parse_text(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterator[HashRecord]:
-    ends: list[bytes] = []
-    lines = _lines(stream, ends)
+    lines = _lines(stream)
     first = next(lines, None)
     if first is None:
         raise FormatError("the file is empty; an NSRLFile.txt starts with a header", source)
@@ -267,33 +279,37 @@ def _parse_text(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterato
         raise FormatError(
             f"not an NSRLFile header (it lacks {', '.join(lacking)}): {shown}", source, 1
         )
-    # Whether the line before ends in a closing quote (NIST quotes SpecialCode,
-    # the last column): the header's at first, then each record's.
-    quoted_last = header is not None and header.rstrip().endswith(b'"')
-    for number, line in lines:
+    # Whether the records so far end in a closing quote (NIST quotes SpecialCode,
+    # the last column); None before the first.
+    quoted: bool | None = None
+    for number, line, end, last in lines:
         if line is None:
             error = FormatError(f"line longer than {MAX_LINE} bytes", source, number)
-        elif not line.strip() or (line == b"\x1a" and ends == [b""]):
+        elif not line.strip() or (last and line == b"\x1a"):
             continue  # a blank line; a DOS end-of-file mark (Ctrl-Z) at the very end
-        elif ends == [b""] and quoted_last and not line.rstrip().endswith(b'"'):
-            # Note: the last record, with no line end after it, whose last field
-            # is not quoted as the line before's is: a copy cut short inside it
-            # (after the comma before SpecialCode: a flag "M" lost), which was
-            # imported as whole. A whole last record without its line end reads.
+        elif not end and not (line.rstrip().endswith(b'"') and quoted is not False):
+            # Note: the last record, with no line end after it, whose last field is
+            # no closed quoted field as the records' before it: a copy cut short
+            # inside it (after the comma before SpecialCode, "M" lost; inside an
+            # unquoted FileSize, a wrong size), which was imported as whole. A
+            # whole last record of quoted fields reads without its line end.
             error = FormatError(
                 "the file ends inside this record (no line end after it, and its last field "
-                "is not quoted as the line before's): a copy cut short? Import the whole file",
+                "is not a closed quoted field as the records' before it are): a copy cut "
+                "short? Import the whole file; if it is whole, add its final line end",
                 source,
                 number,
             )
         else:
-            quoted_last = line.rstrip().endswith(b'"')
+            ends_quoted = line.rstrip().endswith(b'"')
+            quoted = ends_quoted if quoted is None else quoted and ends_quoted
             try:
                 yield _record(line, layout, number)
                 continue
             except ValueError as exc:
-                cut = ends == [b""]  # the last line, with no line end after it
-                hint = "; the file ends inside this record: a copy cut short?" if cut else ""
+                # Note: a field left open at the very end: cut just after its quote.
+                cut = not end and str(exc).startswith(_LEFT_OPEN)
+                hint = "; the file ends inside it: a copy cut short?" if cut else ""
                 error = FormatError(f"{exc}{hint}", source, number)
         if on_invalid is None:
             raise error

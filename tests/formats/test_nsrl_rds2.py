@@ -555,12 +555,29 @@ def test_a_quoted_field_left_open_is_an_invalid_line_not_a_quote_kept_as_the_val
 
 @pytest.mark.parametrize("end", [b"\r\n", b"\n"])
 def test_a_whole_last_record_without_its_line_end_still_reads(end: bytes) -> None:
-    """A look-alike (or a copy) may lack the final line end: a whole last record still reads,
-    and a trailing DOS end-of-file mark (Ctrl-Z) is no record."""
+    """A look-alike (or a copy) may lack the final line end: a whole last record of quoted
+    fields still reads, and a DOS end-of-file mark (Ctrl-Z) at the very end is no record."""
     body = line20(HELLO_SHA1, HELLO_MD5, b"hello.txt") + line20(WORLD_SHA1, WORLD_MD5, b"w", special=b"M")
     data = (HEADER_20 + b"\r\n" + body).replace(b"\r\n", end)
-    assert [r.label for r in parse(data[: -len(end)])] == [None, "M"]
-    assert [r.label for r in parse(data + b"\x1a")] == [None, "M"]
+    for whole in (data[: -len(end)], data + b"\x1a", data[: -len(end)] + b"\x1a", data + b"\x1a" + end):
+        assert [r.label for r in parse(whole)] == [None, "M"], whole[-12:]
+
+
+def test_an_nsrl_style_list_whose_last_column_is_unquoted_is_refused_at_any_cut_of_its_last_record() -> None:
+    """Before (with the first fix): a CR LF look-alike ending in an unquoted FileSize, cut
+    inside it, imported the cut record with a wrong size (65 for 654321)."""
+    header = b'"SHA-1","MD5","FileName","ProductCode","FileSize"\r\n'
+    first = b'"%s","%s","a",1,5\r\n' % (HELLO_SHA1.upper().encode(), HELLO_MD5.upper().encode())
+    last = b'"%s","%s","n1.txt",1,654321' % (WORLD_SHA1.upper().encode(), WORLD_MD5.upper().encode())
+    assert [r.size for r in parse(header + first + last + b"\r\n")] == [5, 654321]
+    for cut in range(1, len(last)):
+        errors: list[FormatError] = []
+        records = parse(header + first + last[:cut], errors)
+        assert [r.size for r in records] == [5] and [e.line for e in errors] == [3], cut
+    # Whole, but without its final line end: not told from a cut, so refused, saying so.
+    errors = []
+    assert len(parse(header + first + last, errors)) == 1
+    assert "if it is whole, add its final line end" in errors[0].reason
 
 
 def test_a_cut_after_the_comma_before_specialcode_is_refused_whatever_the_line_ends() -> None:
