@@ -82,8 +82,10 @@ def hash_paths(
     # that is a symlink is walked as itself (skipped: never followed), so it
     # never stands for the folder it points to: `hash latest case` (latest ->
     # case) dropped case as "the same" and hashed nothing.
+    # Note: the link test is of the path as given: `latest/` follows the link
+    # (the walk lists the folder), where Path() makes it `latest`, a link.
     as_paths = [Path(p) for p in given]
-    links = {id(p) for p in as_paths if os.path.islink(p)}
+    links = {id(p) for g, p in zip(given, as_paths, strict=True) if os.path.islink(g)}
     kept, notes = distinct_roots(
         [p for p in as_paths if id(p) not in links], walker.excluded if excludes else None
     )

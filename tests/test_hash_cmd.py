@@ -320,3 +320,19 @@ def test_a_symlink_root_never_stands_for_the_folder_it_points_to(
     assert listed == len([p for p in files if p.startswith(b"d0/")]) > 0
     assert "'latest': skipped (symlink)" in result.stderr
     assert "scanned once" not in result.stderr
+
+
+@pytest.mark.parametrize("given", ["latest/", "latest/."])
+def test_a_symlink_root_given_with_a_slash_is_the_folder_it_reaches(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], given: str
+) -> None:
+    """`latest/` follows the link (the walk lists the folder): it is d0 given twice, each file
+    listed once. With the first fix it was kept aside as a link, every file listed twice."""
+    _, files = tree
+    os.symlink("d0", "latest")
+    result = runner.invoke(cli, ["hash", given, "d0", "--format", "sha256sum"])
+    assert result.exit_code == 0, result.output
+    names = [line.split(b"  ", 1)[1] for line in result.stdout_bytes.splitlines()]
+    assert len(names) == len([p for p in files if p.startswith(b"d0/")]) > 0
+    assert all(n.startswith(given.encode()) for n in names)
+    assert "evidence d0 is the same as evidence latest" in result.stderr
