@@ -839,7 +839,7 @@ class VicsWithoutEnvelopeRefusal:
         found = _read_as_vics(path) if path is not None else None
         if found is not None:
             # Note: where the JSON breaks, which only --format vics said.
-            cut = ": a VICS list cut short?" if "premature EOF" in found else ""
+            cut = ": a VICS list cut short?" if _ends_cut(found, path) else ""
             return (
                 'a JSON object with a "value" array of Media-like objects, but no ProjectVic '
                 "envelope (@odata.context or odata.metadata) in its first or last "
@@ -873,7 +873,9 @@ def _read_as_vics(path: Path) -> str | None:
         return None
     if st.st_size > BREAK_SCAN_MAX_BYTES:
         return None
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    # Note: the ctime too: a file rewritten in place, its size and mtime kept,
+    # was answered from the memo.
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if _LAST_READ and _LAST_READ[0] == key:
         return cast("str | None", _LAST_READ[1])
     found = None
@@ -889,6 +891,23 @@ def _read_as_vics(path: Path) -> str | None:
 
 
 _LAST_READ: list[Any] = []
+_READ_UP_TO = re.compile(r"input read up to byte ([\d,]+)")
+
+
+def _ends_cut(reason: str, path: Path | None) -> bool:
+    """True when a JSON break is the file's end: a list cut short.
+
+    Note: yajl says "premature EOF" only between tokens; cut inside `true` or
+    `null` it says "invalid string", and the Python backend "Incomplete".
+    """
+    if "premature EOF" in reason or "Incomplete" in reason:
+        return True
+    read = _READ_UP_TO.search(reason)
+    try:
+        size = path.stat().st_size if path is not None else None
+    except OSError:
+        return False
+    return read is not None and size is not None and int(read.group(1).replace(",", "")) == size
 
 
 registry.register(ProjectVicReader())

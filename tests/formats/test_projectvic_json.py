@@ -792,6 +792,21 @@ def test_a_vics_list_cut_before_its_envelope_is_refused_as_such(
             with pytest.raises(FormatError):
                 registry.detect(late)
     assert len(reads) <= 1
+    # Cut inside `true` (yajl: "invalid string", not "premature EOF"): still a cut.
+    flagged = [media(HELLO, media_id=n, IsPrecategorized=True) for n in range(600)]
+    text = json.dumps({"value": flagged, "odata.metadata": V13_MEDIA}).encode()
+    literal = tmp_path / "literal.json"
+    literal.write_bytes(text[: text.index(b"true", len(text) // 2) + 2])
+    with pytest.raises(FormatError, match=r"read as VICS: invalid JSON .*: a VICS list cut short\?"):
+        registry.detect(literal)
+    # Rewritten in place, its size and mtime kept: read again, not answered from the memo.
+    stat_before = twice.stat()
+    twice.write_bytes(late.read_bytes()[: len(twice.read_bytes())].ljust(stat_before.st_size, b" "))
+    os.utime(twice, ns=(stat_before.st_atime_ns, stat_before.st_mtime_ns))
+    assert twice.stat().st_size == stat_before.st_size
+    with pytest.raises(FormatError) as caught:
+        registry.detect(twice)
+    assert "garbage" not in caught.value.reason
     # A whole JSON object without an envelope is said to lack one, not to be cut short.
     bare = tmp_path / "bare.json"
     bare.write_bytes(json.dumps({"value": value}).encode())
