@@ -152,15 +152,15 @@ def report(error: FormatError, on_invalid: OnInvalid) -> None:
 _NAME_HINTS = (
     # Note: the extension first, then the whole name, then words in it: a
     # `blake3-migration-check.md5` holds MD5s, and was refused as BLAKE3's.
-    (re.compile(r"\.b3$", re.IGNORECASE), "blake3"),
-    (re.compile(r"\.b2$", re.IGNORECASE), "BLAKE2b"),
+    (re.compile(r"\.(b3|b3sums?)$", re.IGNORECASE), "blake3"),
+    (re.compile(r"\.(b2|b2sums?)$", re.IGNORECASE), "BLAKE2b"),
     (re.compile(r"\.sha3$|\.sha3-(224|256|384|512)$", re.IGNORECASE), "SHA-3"),
     # Note: the names the *sum tools give their lists: what they say is held
     # to (a SHA256SUMS of 32-digit digests, cut short or MD5, was read as MD5).
-    (re.compile(r"\.md5$|^md5sums?$", re.IGNORECASE), "md5"),
-    (re.compile(r"\.sha1$|^sha1sums?$", re.IGNORECASE), "sha1"),
-    (re.compile(r"\.sha256$|^sha256sums?$", re.IGNORECASE), "sha256"),
-    (re.compile(r"\.sha512$|^sha512sums?$", re.IGNORECASE), "sha512"),
+    (re.compile(r"\.md5(sums?)?$|^md5sums?$", re.IGNORECASE), "md5"),
+    (re.compile(r"\.sha1(sums?)?$|^sha1sums?$", re.IGNORECASE), "sha1"),
+    (re.compile(r"\.sha256(sums?)?$|^sha256sums?$", re.IGNORECASE), "sha256"),
+    (re.compile(r"\.sha512(sums?)?$|^sha512sums?$", re.IGNORECASE), "sha512"),
     # Note: "blake3" or "blake2" anywhere in the name (BLAKE3SUMS, blake3.txt,
     # blake2b.txt): such a list read as SHA-256 silently matched nothing.
     (re.compile(r"b3sum|blake3", re.IGNORECASE), "blake3"),

@@ -341,7 +341,8 @@ def test_a_digest_of_another_length_than_the_name_says_is_refused(name: str, dig
 
 @pytest.mark.parametrize(
     ("name", "digits"),
-    [("blake3-migration-check.md5", 32), ("from_blake2_host.sha1", 40), ("sha3_256-vs-md5.md5", 32)],
+    [("blake3-migration-check.md5", 32), ("from_blake2_host.sha1", 40), ("sha3_256-vs-md5.md5", 32),
+     ("blake3-migration-check.md5sum", 32), ("blake2-host.sha256sum", 64), ("sha3_512-vs.sha512sums", 128)],
 )
 def test_an_algorithm_extension_outweighs_another_algorithm_named_in_the_words(
     tmp_path: Path, name: str, digits: int
@@ -350,4 +351,4 @@ def test_an_algorithm_extension_outweighs_another_algorithm_named_in_the_words(
     path = tmp_path / name
     path.write_text("ab" * (digits // 2) + "  file\n")
     [record] = list(READER.read(path))
-    assert list(record.digests) == [{32: "md5", 40: "sha1"}[digits]]
+    assert list(record.digests) == [{32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}[digits]]
