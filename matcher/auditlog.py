@@ -638,6 +638,16 @@ def is_not_a_log(path: StrPath) -> bool:
         return _converted(stream) is None and _not_a_log(stream)
 
 
+def converted_log(path: StrPath) -> str | None:
+    """What a copy through a text tool did to the log at `path` (see _converted); else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with open(fd, "rb") as stream:
+        return _converted(stream)
+
+
 def _not_a_log(stream: BinaryIO) -> bool:
     """True for a regular file with bytes of which no line starts as a record does.
 

@@ -1193,5 +1193,6 @@ def test_a_log_copied_through_a_text_tool_is_named_as_such_on_resume(
     said = b"the file is in UTF-16" if copy == "utf-16" else b"UTF-8 byte order mark"
     assert said in done.stderr and b"Resume from the original log" in done.stderr, done.stderr
     assert log.read_bytes() == before
-    new = run_scan(ev, db, log)  # a new scan to the same log: it is a log, to be resumed
-    assert b"already exists. Use --resume" in new.stderr
+    new = run_scan(ev, db, log)  # a new scan to the same log: never sent to --resume
+    assert new.returncode == 2 and said in new.stderr and b"resume the original log" in new.stderr
+    assert b"Use --resume" not in new.stderr and log.read_bytes() == before
