@@ -137,6 +137,15 @@ def test_the_filter_bits_are_those_of_hashing_each_digest_with_digest_hash() -> 
     assert loaded.candidates("any", probes) == expected == built.candidates("any", probes)
     assert loaded.holds_all("any", digests) and built.holds_all("any", digests)
     assert not loaded.holds_all("any", [d for d in probes if d not in reference][:1])
+    # MD5s are keyed whole (no slice): the very keys digest_hash gives, in both checks.
+    md5s = [os.urandom(16) for _ in range(2000)]
+    keyed = rbloom.Bloom(len(md5s), BLOOM_FALSE_POSITIVE_RATE, digest_hash)
+    keyed.update(md5s)
+    md5_filter = DigestFilter.from_saved({"md5": bytes(keyed.save_bytes())})
+    md5_probes = md5s + [os.urandom(16) for _ in range(20000)]
+    in_reference = [d in keyed for d in md5_probes]
+    assert md5_filter.candidates("md5", md5_probes) == [d for d in md5_probes if d in keyed]
+    assert md5_filter.maybe_stored(("md5",), [[d] for d in md5_probes]) == in_reference
 
 
 def test_one_pass_reads_use_a_small_page_cache_and_give_the_store_its_own_back(
