@@ -6,6 +6,8 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
+
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
 from matcher.models import EntryOutcome
@@ -209,3 +211,18 @@ def test_a_folder_replaced_after_listing_leaves_no_fd_open(tmp_path: Path) -> No
     z = by_name(seen)[b"z"]
     assert isinstance(z, EntryOutcome) and z.failure is Failure.CHANGED
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("run", [1, 2, 3, 4096])
+def test_names_of_disk_images_are_found_in_every_run_of_a_listing(
+    monkeypatch: pytest.MonkeyPatch, run: int
+) -> None:
+    """A folder's names are searched in runs (joined whole, a folder of a million names held
+    two copies of all of them, some 60 MB): an image name is found in any run, at any edge."""
+    from matcher.evidence import folder
+
+    monkeypatch.setattr(folder, "_IMAGE_SEARCH_NAMES", run)
+    names = [b"a.txt", b"disk.E01", b"b.txt", b"c", b"x.img", b"notes.raw.txt", b"z.dd"]
+    assert folder._image_names(names) == {b"disk.E01", b"x.img", b"z.dd"}
+    assert folder._image_names([b"a.txt", b"b.e01.bak"]) == set()
+    assert folder._image_names([]) == set()
