@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 import rbloom
 
-from matcher.digests import DIGEST_SIZES
 from matcher.models import ListHit
 from matcher.models import ListInfo
 from matcher.models import Verdict
@@ -47,8 +46,6 @@ def digest_hash(digest: bytes) -> int:
 # saved before stay valid), but the per-digest call from rbloom goes to a C
 # builtin instead of a Python function: misses run about 40% faster.
 _KEY_HASH = operator.index
-# The algorithms whose digest is the key's 16 bytes whole: hashed without a slice.
-_WHOLE_KEY = frozenset(a for a, n in DIGEST_SIZES.items() if n == 16)
 
 
 class DigestFilter:
@@ -134,9 +131,6 @@ class DigestFilter:
             return []
         holds = members.__contains__
         from_bytes = int.from_bytes
-        if algorithm in _WHOLE_KEY:
-            # Note: the same key (digest_hash) without the slice's copy.
-            return [d for d in digests if holds(from_bytes(d, "little", signed=True))]
         return [d for d in digests if holds(from_bytes(d[:16], "little", signed=True))]
 
     def maybe_stored(
@@ -155,12 +149,6 @@ class DigestFilter:
             if members is None:
                 continue
             holds = members.__contains__
-            if algorithm in _WHOLE_KEY:  # digest_hash without the slice's copy
-                passed = [
-                    p or holds(from_bytes(d[k], "little", signed=True))
-                    for p, d in zip(passed, digest_lists, strict=True)
-                ]
-                continue
             passed = [
                 p or holds(from_bytes(d[k][:16], "little", signed=True))
                 for p, d in zip(passed, digest_lists, strict=True)
