@@ -623,29 +623,30 @@ NOT_A_LOG_SCAN_BYTES = 64 << 20
 _RECORD_START = b'{"seq":'
 
 
-def is_not_a_log(path: StrPath) -> bool:
-    """True for a regular file none of whose first lines starts as a log record does.
+def foreign_log(path: StrPath) -> str | None:
+    """Why the existing file at `path` is no log to continue, for a new scan's refusal; else None.
 
-    For the refusal of a new scan whose --log exists: "use --resume" is
-    advice for a log, not for case notes given as --log by mistake. False
-    when the file cannot be read (the refusal then says what it says of a log).
+    "Use --resume" is advice for a log, not for case notes given as --log by
+    mistake, nor for a log re-encoded by a text tool (which --resume refuses).
+    None for a log, or a file that cannot be read (refused as a log is).
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return False
-    with open(fd, "rb") as stream:
-        return _converted(stream) is None and _not_a_log(stream)
-
-
-def converted_log(path: StrPath) -> str | None:
-    """What a copy through a text tool did to the log at `path` (see _converted); else None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     with open(fd, "rb") as stream:
-        return _converted(stream)
+        converted = _converted(stream)
+        if converted is not None:
+            return (
+                f"{converted}? Choose another --log; to continue that scan, resume the "
+                "original log."
+            )
+        if _not_a_log(stream):
+            return (
+                "is not a match log (no line of it starts as a log record does): choose "
+                "another --log."
+            )
+    return None
 
 
 def _not_a_log(stream: BinaryIO) -> bool:

@@ -824,18 +824,9 @@ def run_scan(
     if options.resume and not options.log.exists():
         raise UsageError(f"Cannot resume: log {options.log} does not exist.")
     if not options.resume and options.log.exists():
-        converted = auditlog.converted_log(options.log)
-        if converted is not None:
-            # Note: "use --resume", which then refuses such a copy.
-            raise UsageError(
-                f"Log {options.log} already exists, and {converted}? Choose another --log; "
-                "to continue that scan, resume the original log."
-            )
-        if auditlog.is_not_a_log(options.log):
-            raise UsageError(
-                f"{options.log} already exists, and is not a match log (no line of it starts "
-                "as a log record does): choose another --log."
-            )
+        foreign = auditlog.foreign_log(options.log)
+        if foreign is not None:
+            raise UsageError(f"{options.log} already exists, and {foreign}")
         raise UsageError(
             f"Log {options.log} already exists. Use --resume to continue it, "
             "or choose another --log."
