@@ -305,6 +305,24 @@ def test_roots_given_twice_or_nested_list_each_file_once_as_scan_walks_them(
     assert f"{len(named):,} files" in result.stderr
 
 
+def test_a_nested_root_meets_the_exclude_patterns_as_they_read_against_it(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]]
+) -> None:
+    """Before: `hash d0 d0/d1 --exclude 'd1/*'` folded d0/d1 into d0's walk, which excluded
+    every file below d0/d1, the root named: "scanned once", none listed."""
+    _, files = tree
+    under_d1 = sorted(p for p in files if p.startswith(b"d0/d1/"))
+    alone = runner.invoke(cli, ["hash", "d0/d1", "--exclude", "d1/*", "--format", "sha256sum"])
+    both = runner.invoke(cli, ["hash", "d0", "d0/d1", "--exclude", "d1/*", "--format", "sha256sum"])
+    assert alone.exit_code == 0 and both.exit_code == 0, both.output
+    # (Lines as sha256sum writes them: a name with a backslash is escaped, in both runs.)
+    listed = both.stdout_bytes.splitlines()
+    assert len(listed) == len(set(listed))
+    in_d1 = sorted(line for line in listed if b"  d0/d1/" in line)
+    assert in_d1 == sorted(alone.stdout_bytes.splitlines()) and len(in_d1) == len(under_d1) > 0
+    assert "evidence d0/d1 lies inside evidence d0: walked as a root of its own" in both.stderr
+
+
 @pytest.mark.parametrize("order", ["link first", "link last"])
 def test_a_symlink_root_never_stands_for_the_folder_it_points_to(
     runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], order: str

@@ -27,7 +27,9 @@ def test_distinct_roots_drops_repeats_and_nested_roots(tmp_path: Path) -> None:
     assert kept == [ev, other]
     assert len(notes) == 3
     assert f"evidence {sub} lies inside evidence {ev}" in notes[0]
-    assert "is the same as" in notes[1] and "is the same as" in notes[2]
+    # `ev/./` is `ev` once made a Path: the note cannot tell them apart, and says "twice".
+    assert notes[1] == f"evidence {ev} is named twice: scanned once"
+    assert notes[2] == f"evidence {other} is named twice: scanned once"
 
 
 def test_distinct_roots_sees_one_folder_reached_by_two_paths(tmp_path: Path) -> None:
@@ -186,6 +188,47 @@ def test_a_named_root_is_read_though_a_pattern_excludes_it_inside_another_root(
     assert counts["notable"] == 1, counts
     matches = [r["path"] for r in read_log(log) if r["type"] == "match"]
     assert matches == [str(ev / "sub" / "x")]
+
+
+@pytest.mark.parametrize("order", ["outer first", "nested first"])
+def test_a_nested_root_meets_the_exclude_patterns_as_they_read_against_it(
+    runner: CliRunner, tmp_path: Path, order: str
+) -> None:
+    """Before: `scan ev ev/d0/s0 --exclude 'd0/*'` folded ev/d0/s0 into ev's walk, where
+    `d0/s0/x` matches `d0/*`: every file of the root the examiner named was excluded, noted
+    "scanned once", exit 0. Given alone, the same root read them all."""
+    ev = tmp_path / "ev"
+    (ev / "d0" / "s0" / "deeper").mkdir(parents=True)
+    (ev / "d0" / "s0" / "x").write_bytes(b"secret\n")
+    (ev / "d0" / "s0" / "deeper" / "y").write_bytes(b"secret\n")
+    (ev / "d0" / "other").write_bytes(b"secret\n")  # excluded: under d0, outside the nested root
+    (ev / "top").write_bytes(b"plain\n")
+    nested = ev / "d0" / "s0"
+    roots = [str(ev), str(nested)] if order == "outer first" else [str(nested), str(ev)]
+    result, log = _scan(runner, tmp_path, *roots, "--exclude", "d0/*")
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    counts = assert_counts_add_up(log)
+    matches = sorted(r["path"] for r in read_log(log) if r["type"] == "match")
+    assert matches == [str(nested / "deeper" / "y"), str(nested / "x")]  # each once
+    assert counts["skipped_by_reason"] == {"excluded": 1} and counts["files"] == 3, counts
+    notes = end_record(log)["notes"]
+    said = f"evidence {nested} lies inside evidence {ev}: walked as a root of its own"
+    assert any(n.startswith(said) for n in notes), notes  # type: ignore[attr-defined]
+    assert not any("scanned once" in n for n in notes), notes  # type: ignore[attr-defined]
+    alone, alone_log = _scan(runner, tmp_path, str(nested), "--exclude", "d0/*")
+    assert assert_counts_add_up(alone_log)["notable"] == 2, alone.output  # type: ignore[attr-defined]
+
+
+def test_without_exclude_patterns_a_nested_root_is_still_scanned_once(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    ev = tmp_path / "ev"
+    (ev / "d0" / "s0").mkdir(parents=True)
+    (ev / "d0" / "s0" / "x").write_bytes(b"secret\n")
+    result, log = _scan(runner, tmp_path, str(ev), str(ev / "d0" / "s0"))
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    assert assert_counts_add_up(log)["files"] == 1
+    assert f"evidence {ev / 'd0' / 's0'} lies inside evidence {ev}: scanned once" in end_record(log)["notes"]  # type: ignore[operator]
 
 
 def test_an_exclude_pattern_that_matched_nothing_is_noted(runner: CliRunner, tmp_path: Path) -> None:

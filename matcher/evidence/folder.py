@@ -221,6 +221,19 @@ def mount_points(mountinfo: str = "/proc/self/mountinfo") -> frozenset[bytes]:
     return frozenset(points)
 
 
+def _folder_roots(roots: Sequence[bytes]) -> dict[tuple[int, int], bytes]:
+    """The roots that are folders: {(device, inode): real path}."""
+    found: dict[tuple[int, int], bytes] = {}
+    for root in roots:
+        try:
+            st = os.lstat(root)
+        except OSError:
+            continue  # the walk of that root says why
+        if stat.S_ISDIR(st.st_mode):
+            found[(st.st_dev, st.st_ino)] = os.fsencode(os.path.realpath(root))
+    return found
+
+
 class FolderWalker:
     """Walks evidence roots (folders or single files) in a fixed, sorted order.
 
@@ -268,6 +281,7 @@ class FolderWalker:
         self._mounts_read = False
         self._real_root: bytes | None = None
         self._root = b""
+        self._roots_apart: dict[tuple[int, int], bytes] = {}
 
     def _real_path(self, path: bytes) -> bytes | None:
         """The host path of a directory below the current root (None: the root itself)."""
@@ -291,9 +305,30 @@ class FolderWalker:
         return None
 
     def walk(self, roots: Sequence[bytes]) -> Iterator[FileTask | EntryOutcome]:
-        """Yield every entry under every root, files before subfolders, sorted by name."""
+        """Yield every entry under every root, files before subfolders, sorted by name.
+
+        A folder that is one of `roots` itself is walked as that root only:
+        another root's walk leaves it out (distinct_roots keeps such a root
+        where --exclude patterns would read otherwise against the outer one).
+        """
+        if len(roots) > 1:
+            self.walk_apart(roots)
         for root in roots:
             yield from self._walk_root(root)
+
+    def walk_apart(self, roots: Sequence[bytes]) -> None:
+        """Walk each folder among `roots` as that root only, where one lies in another.
+
+        For a caller that walks the roots of one run one at a time (walk([root])).
+        """
+        self._roots_apart = _folder_roots(roots)
+
+    def _walked_apart(self, path: bytes, st: os.stat_result) -> bool:
+        """True when the folder `path` is another root of the walk (see walk())."""
+        real = self._roots_apart.get((st.st_dev, st.st_ino))
+        # Note: the real path too: the same folder mounted again inside a
+        # root (a bind mount) is a folder of that root's, walked there.
+        return real is not None and os.fsencode(os.path.realpath(path)) == real
 
     def _classify(
         self,
@@ -417,6 +452,8 @@ class FolderWalker:
                     if imagelike and name in imagelike and isinstance(result, FileTask):
                         self._image_file(child)  # not excluded
                     if result is None:
+                        if self._roots_apart and self._walked_apart(child, child_st):
+                            continue  # walked as a root of its own
                         subdirs.append((child, child_st.st_dev, child_st.st_ino, child_rel))
                     else:
                         yield result

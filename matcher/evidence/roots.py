@@ -11,7 +11,11 @@ resolved: `L/sub` with L a link to `ev` lies inside `ev`; `ev/link/x` with
 (device and inode), such as one folder mounted twice. A nested root that
 the outer root's walk would never reach (an `--exclude` pattern takes a
 folder between them, or `--one-file-system` stops at a crossing) is kept,
-and walked as a root of its own.
+and walked as a root of its own. So is every folder nested in another root
+when there are `--exclude` patterns: they match paths relative to the root
+walked, and the files under a root the examiner named follow the patterns
+as they read against that root, wherever it lies (FolderWalker.walk then
+leaves it out of the outer root's walk).
 """
 
 from __future__ import annotations
@@ -104,11 +108,29 @@ def distinct_roots(
         identity = _identity(path)
         if container is None and identity is not None and identity in seen:
             container = seen[identity]
-        if container is not None:
-            same = "is the same as" if _same(given, container) else "lies inside"
-            notes.append(f"evidence {given} {same} evidence {container}: scanned once")
+        nested_folder = (
+            identity is not None and container is not None and not _same(given, container)
+        )
+        if nested_folder and excluded is not None:
+            # Note: folded into the outer root's walk, the files under it met
+            # the patterns as they read against the outer root: `scan ev
+            # ev/d0/s0 --exclude 'd0/*'` excluded every file the examiner
+            # named, noted "scanned once". (A file root is never excluded,
+            # in either walk: it stays folded.)
+            notes.append(
+                f"evidence {given} lies inside evidence {container}: walked as a root of its "
+                "own, --exclude patterns matched against paths below it (the walk of "
+                f"{container} leaves it to that)"
+            )
+        elif container is not None:
+            if nested_folder or not _same(given, container):
+                notes.append(f"evidence {given} lies inside evidence {container}: scanned once")
+            elif str(given) == str(container):
+                notes.append(f"evidence {given} is named twice: scanned once")
+            else:
+                notes.append(f"evidence {given} is the same as evidence {container}: scanned once")
             continue
-        if around:
+        elif around:
             notes.append(
                 f"evidence {given} lies inside evidence {evidence[around[0]]}, whose walk does not "
                 "reach it (--exclude or --one-file-system): scanned as a root of its own"

@@ -98,6 +98,7 @@ class EvidenceWalker:
 
     def walk(self, roots: Sequence[bytes]) -> Iterator[FileTask | EntryOutcome]:
         """Every entry under every root (archive members right after their archive)."""
+        self.folder.walk_apart(roots)
         for root in roots:
             image = self.images.get(root)
             walker: image_mod.ImageWalker | None = None
