@@ -283,6 +283,26 @@ def test_a_long_path_under_a_root_named_through_a_symlink_is_read(
     assert counts["errors"] == 0 and counts["notable"] == 1, counts
 
 
+@pytest.mark.parametrize("given", ["link/ev", "link/ev/", "./link/ev"])
+def test_hash_reads_a_long_path_under_a_relative_root_named_through_a_symlink(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """Before: `matcher hash link/ev` (relative, as typed) lost every file deeper than 4,000
+    bytes, reported `changed` (ENOTDIR): the long-path open knew the root's real path only by
+    its absolute name, and opened from `.`, refusing the examiner's own link."""
+    real = tmp_path / "real" / "ev"
+    real.mkdir(parents=True)
+    names = [f"d{i:02d}_" + "x" * 90 for i in range(45)]
+    _deep_file(real, names, "deepfile")
+    (real / "top").write_bytes(b"top\n")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["hash", given, "--format", "md5sum", "--algorithms", "md5"])
+    assert result.exit_code == 0, result.output
+    assert b"/deepfile" in result.stdout_bytes and b"/top" in result.stdout_bytes
+    assert "2 files" in result.stderr and "changed" not in result.stderr
+
+
 def test_a_long_path_under_the_inner_of_two_symlinked_roots_takes_the_inner_roots_path(
     runner: CliRunner, tmp_path: Path
 ) -> None:

@@ -268,10 +268,15 @@ class FolderWalker:
         self.named = {os.fsencode(os.path.realpath(root)) for root in roots}
         _REAL_ROOTS.clear()  # this scan's roots only (a batch runs one scan per item)
         for root in roots:
-            given = os.fsencode(absolute(root)).rstrip(b"/")  # as the scan names the walk's roots
             real = os.fsencode(os.path.realpath(root)).rstrip(b"/")
-            if given != real:
-                _REAL_ROOTS[given] = real
+            # Note: as the scan names the walk's roots (absolute), and as given
+            # (`matcher hash` walks `link/ev` as typed): keyed only by the
+            # first, a long path under a relative root through a symlink was
+            # opened from `.`, the link refused: ENOTDIR, "changed".
+            for given in {os.fsencode(absolute(root)), os.fsencode(root)}:
+                given = given.rstrip(b"/")
+                if given and given != real:
+                    _REAL_ROOTS[given] = real
         self.one_file_system = one_file_system
         self.crossings: list[bytes] = []
         # Files named as disk images (see _image_names), hashed as files: noted.
