@@ -1624,7 +1624,7 @@ def report_cmd(
 
 
 @cli.command(name="hash")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--algorithms",
     default="md5,sha256",
@@ -1693,8 +1693,13 @@ def hash_cmd(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
 
+    from matcher.evidence.roots import unusable_root
     from matcher.reports.output import is_stdout
     from matcher.reports.text import display_text
+
+    for path in paths:
+        if (why := unusable_root(path)) is not None:
+            raise click.BadParameter(f"{_terminal_safe(repr(path))} {why}.", param_hint="PATHS")
 
     def problem(outcome: Any, reason: str) -> None:
         # Note: a byte that is not UTF-8 shows as \xFF, as in the reports; a

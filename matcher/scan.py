@@ -42,6 +42,7 @@ from matcher.evidence.image import OpenedImage
 from matcher.evidence.limits import ArchiveLimits
 from matcher.evidence.roots import absolute
 from matcher.evidence.roots import distinct_roots
+from matcher.evidence.roots import unusable_root
 from matcher.evidence.sources import EvidenceWalker
 from matcher.evidence.sources import prepare_images
 from matcher.evidence.sources import read_chunks
@@ -762,8 +763,8 @@ def run_scan(
             "A scan needs the authorised examiner (--examiner) and the case reference (--case)."
         )
     for item in options.evidence:
-        if not os.path.lexists(item):
-            raise UsageError(f"Evidence {item} does not exist.")
+        if (why := unusable_root(item)) is not None:
+            raise UsageError(f"Evidence {item} {why}.")
         if os.path.islink(item):
             # Note: walked, a linked root is one skipped entry (no link is
             # ever followed): a complete scan, exit 0, of nothing.

@@ -405,3 +405,43 @@ def test_an_excluded_symlink_is_never_read(runner: CliRunner, tmp_path: Path) ->
     result, log = _scan(runner, tmp_path, str(ev), "--exclude", "s/*")
     assert os.lstat(link).st_atime_ns == before
     assert assert_counts_add_up(log)["skipped_by_reason"] == {"excluded": 1}
+
+
+def test_a_root_below_a_folder_that_cannot_be_searched_is_not_said_not_to_exist(
+    tmp_path: Path,
+) -> None:
+    """Before: `scan locked/in.txt`, run by a user who cannot search `locked`, said "Evidence
+    locked/in.txt does not exist": the examiner looked for a typo in a path that is there."""
+    import subprocess
+    import sys
+
+    from test_hostile import require_root
+
+    require_root()
+    tmp_path.chmod(0o755)
+    (tmp_path / "locked").mkdir(mode=0o744)  # readable, not searchable, by others
+    (tmp_path / "locked" / "in.txt").write_bytes(b"x")
+    code = "import sys; from matcher.evidence.roots import unusable_root as u; print(u(sys.argv[1]))"
+    root = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           sys.executable, "-c", code, str(tmp_path / "locked" / "in.txt")],
+                          cwd="/", env={**os.environ, "PYTHONPATH": root}, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout.startswith("cannot be reached (Permission denied)"), done.stdout
+    assert "does not exist" not in done.stdout
+
+
+@pytest.mark.parametrize("command", ["scan", "hash"])
+def test_a_root_that_cannot_be_reached_says_why(
+    runner: CliRunner, tmp_path: Path, command: str
+) -> None:
+    os.symlink("loop", tmp_path / "loop")
+    target = str(tmp_path / "loop" / "x")
+    if command == "scan":
+        result, _ = _scan(runner, tmp_path, target)
+    else:
+        result = runner.invoke(cli, ["hash", target])
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    assert "cannot be reached (Too many levels of symbolic links)" in result.output  # type: ignore[attr-defined]
+    assert "does not exist" not in result.output  # type: ignore[attr-defined]
+    assert runner.invoke(cli, ["hash", str(tmp_path / "nothing")]).output.count("does not exist") == 1

@@ -46,6 +46,27 @@ def absolute(path: str | os.PathLike[str]) -> str:
     return os.path.abspath(text)
 
 
+def unusable_root(path: str | os.PathLike[str]) -> str | None:
+    """Why the evidence `path` cannot be looked at at all (words after its name), or None.
+
+    Note: os.path.lexists says False for a path below a folder this user
+    cannot search (EACCES): "does not exist" sent the examiner to look for a
+    typo in a path that is there.
+    """
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return "does not exist"
+    except PermissionError as exc:
+        return (
+            f"cannot be reached ({exc.strerror}): a folder above it cannot be searched by "
+            "this user"
+        )
+    except OSError as exc:
+        return f"cannot be reached ({exc.strerror})"
+    return None
+
+
 def _identity(path: str) -> tuple[int, int] | None:
     """A folder's (device, inode): one folder named by two paths (a bind mount).
 
