@@ -59,8 +59,7 @@ def unusable_root(path: str | os.PathLike[str]) -> str | None:
         return "does not exist"
     except PermissionError as exc:
         return (
-            f"cannot be reached ({exc.strerror}): a folder above it cannot be searched by "
-            "this user"
+            f"cannot be reached ({exc.strerror}): a folder above it cannot be searched by this user"
         )
     except OSError as exc:
         return f"cannot be reached ({exc.strerror})"
