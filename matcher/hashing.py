@@ -170,6 +170,17 @@ class Hasher:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode) or (before.st_dev, before.st_ino) != (dev, ino):
                 return Failure.CHANGED, None, "replaced by another object after listing"
+            if before.st_size != size or before.st_mtime_ns != mtime_ns:
+                # Note: not read: it is no longer what the walk listed (rewritten,
+                # or replaced by a file that took its inode number). Said to
+                # have "moved while read", the examiner suspected the read.
+                mtime = "its mtime moved" if before.st_mtime_ns != mtime_ns else "the same mtime"
+                return (
+                    Failure.CHANGED,
+                    None,
+                    f"changed after it was listed, before it was read (listed {size} bytes, "
+                    f"found {before.st_size}, {mtime})",
+                )
             try:
                 digests, total = self.digest_fd(fd, before.st_size)
                 if digests and time.time_ns() - before.st_ctime_ns < SETTLING_NS:
@@ -197,9 +208,7 @@ class Hasher:
         moved = (
             total != size
             or after.st_size != size
-            or before.st_size != size
             or after.st_mtime_ns != mtime_ns
-            or before.st_mtime_ns != mtime_ns
             or after.st_ctime_ns != before.st_ctime_ns
         )
         if moved or not digests:

@@ -103,6 +103,35 @@ def test_file_changed_after_listing_is_a_failure(tmp_path: Path) -> None:
     assert out.failure is Failure.CHANGED
 
 
+def test_a_file_replaced_before_its_read_is_not_said_to_have_moved_while_read(
+    tmp_path: Path,
+) -> None:
+    """Before: a file rewritten (or replaced by one taking its inode number) between the
+    walk and the open was read whole, then called "size, mtime or ctime moved while read
+    (listed 100 bytes, read 100)": the examiner suspected the read, not the file."""
+    path = tmp_path / "replaced"
+    path.write_bytes(b"x" * 100)
+    task = task_for(path)
+    path.write_bytes(b"y" * 100)  # same inode, same size, another mtime
+    os.utime(path, ns=(task.mtime_ns + 10**9, task.mtime_ns + 10**9))
+    hasher = Hasher(ALGOS, open_readonly)
+    reads: list[int] = []
+    real_digest_fd = hasher.digest_fd
+
+    def counted(fd: int, expected_size: int) -> tuple[list[bytes], int]:
+        reads.append(fd)
+        return real_digest_fd(fd, expected_size)
+
+    hasher.digest_fd = counted  # type: ignore[method-assign]
+    out = hasher.run(task)
+    assert out.failure is Failure.CHANGED and out.digests is None
+    assert out.detail == (
+        "changed after it was listed, before it was read (listed 100 bytes, found 100, "
+        "its mtime moved)"
+    )
+    assert reads == []  # not read at all
+
+
 class _Later:
     """Stands in for hashing's `time`: the clock a minute on, every file long settled."""
 
