@@ -30,6 +30,7 @@ from matcher.errors import FormatError
 from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
+from matcher.inventory import check_seal
 from matcher.inventory import default_path as default_inventory_path
 from matcher.scan import Counts
 from matcher.scan import ScanOptions
@@ -425,39 +426,23 @@ def _take_finished(item: BatchItem, options: ScanOptions, list_digests: dict[Pat
         item.exit_code = exit_code_for("complete", Counts.from_record(item.counts))
         notes = end.get("notes")
         item.notes = [str(note) for note in notes] if isinstance(notes, list) else []
-        inventory = end.get("inventory")
-        if isinstance(inventory, dict) and isinstance(inventory.get("path"), str):
-            item.inventory = Path(inventory["path"])
-            beside = default_inventory_path(item.log)
-            if not item.inventory.exists() and beside.exists():
-                item.inventory = beside  # the case folder moved: it lies beside its log
-            if (
-                note := _sealed_inventory_note(item.inventory, inventory.get("sha256"))
-            ) is not None:
-                item.notes.append(note)
-                item.message += f" ({note})"
+        # Note: the log stays the record of its scan, but `report` and
+        # `rematch` need the inventory it sealed: one deleted or changed since
+        # was reported done, its path given, with no word.
+        seal = check_seal(item.log, end)
+        if seal.status != "unsealed":
+            item.inventory = seal.path  # where it was found (beside a log that moved)
+        if seal.status == "missing":
+            note: str | None = (
+                f"its inventory {seal.path} is missing: `matcher report` and `rematch` need it"
+            )
+        else:
+            problem = seal.problem() if seal.status != "unsealed" else None
+            note = f"its inventory {problem}" if problem is not None else None
+        if note is not None:
+            item.notes.append(note)
+            item.message += f" ({note})"
     item.notes.extend(_lists_since(last_run or {}, options.db, item.log))
-
-
-def _sealed_inventory_note(path: Path, sealed: object) -> str | None:
-    """What is wrong with a done item's inventory (the one its end record sealed); None if nothing.
-
-    Note: the log stays the record of its scan, but `report` and `rematch`
-    need that inventory: one deleted or changed since was reported done,
-    its path given, with no word.
-    """
-    try:
-        actual = file_sha256(path)
-    except FileNotFoundError:
-        return f"its inventory {path} is missing: `matcher report` and `rematch` need it"
-    except OSError as exc:
-        return f"its inventory {path} cannot be read ({exc.strerror or exc})"
-    if actual != sealed:
-        return (
-            f"its inventory {path} is not the one its log sealed (SHA-256 {actual}, sealed "
-            f"{sealed}): it changed after the scan"
-        )
-    return None
 
 
 def _made_otherwise(

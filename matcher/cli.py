@@ -33,6 +33,7 @@ from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
 from matcher.evidence.limits import ArchiveLimits
+from matcher.inventory import check_seal
 from matcher.inventory import default_path as default_inventory_path
 from matcher.models import ROLES
 from matcher.models import Skip
@@ -1467,8 +1468,24 @@ def verify_cmd(
             if as_json:
                 click.echo(json.dumps({"log": str(log), "intact": None, "error": reason}))
             continue
+        # Note: the end record seals the inventory (reports and rematch read
+        # it): one swapped or edited since verified OK, with no word of it.
+        seal = check_seal(log, report.last_end)
+        if seal.status == "differs":
+            worst = max(worst, int(ExitCode.NOTABLE))
         if as_json:
-            click.echo(json.dumps({"log": str(log), "intact": True, **_report_dict(report)}))
+            inventory = {"status": seal.status, "path": str(seal.path) if seal.path else None,
+                         "sealed_sha256": seal.sealed, "sha256": seal.actual}  # fmt: skip
+            click.echo(
+                json.dumps(
+                    {
+                        "log": str(log),
+                        "intact": True,
+                        **_report_dict(report),
+                        "inventory": inventory,
+                    }  # fmt: skip
+                )
+            )
         else:
             if report.signatures_checked:
                 signed = f", {report.signatures_checked} signature(s) verified"
@@ -1482,9 +1499,16 @@ def verify_cmd(
                 )
             else:
                 signed = ""
-            click.echo(
-                f"OK: {log}: {report.lines} records, chain intact{signed}; head {report.head}"
-            )
+            if seal.status == "differs":
+                click.echo(
+                    f"FAILED: {log}: {report.lines} records, chain intact{signed}; head "
+                    f"{report.head}; but its inventory {_terminal_safe(str(seal.problem()))}",
+                    err=True,
+                )
+            else:
+                click.echo(
+                    f"OK: {log}: {report.lines} records, chain intact{signed}; head {report.head}"
+                )
             if report.last_status == "interrupted":
                 if isinstance(report.first_run, dict) and "rematch_of" in report.first_run:
                     click.echo(
@@ -1502,7 +1526,19 @@ def verify_cmd(
                     f"    the expected head is line {report.expected_head_line}"
                     + (f"; {later} record(s) were appended after it" if later else " (the last)")
                 )
+            _say_seal(seal)
     sys.exit(worst)
+
+
+def _say_seal(seal: Any) -> None:
+    """How the inventory the log sealed stands (verify's last lines)."""
+    if seal.status == "matches":
+        click.echo(f"    inventory {seal.path}: as sealed (SHA-256 {seal.actual})")
+    elif seal.status not in ("unsealed", "differs"):
+        click.echo(
+            f"    inventory not checked: it {_terminal_safe(seal.problem())} (the log "
+            "itself verified; `report` and `rematch` need the inventory)"
+        )
 
 
 def _report_dict(report: Any) -> dict[str, object]:

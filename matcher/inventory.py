@@ -10,12 +10,15 @@ inventory rows, and resume re-hashes exactly those files.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 
 from matcher.digests import DIGEST_SIZES
+from matcher.digests import file_sha256
 from matcher.errors import StoreError
 from matcher.errors import open_files_note
 from matcher.models import EntryOutcome
@@ -62,6 +65,72 @@ def inventory_int(value: int | bytes | None) -> int | None:
 def default_path(log_path: Path) -> Path:
     """Where the inventory of a log lives unless told otherwise."""
     return log_path.with_name(log_path.name + ".inventory.db")
+
+
+@dataclasses.dataclass(frozen=True)
+class SealCheck:
+    """What became of the inventory that a log's last `end` record sealed (check_seal).
+
+    `status`: "matches" or "differs" (its SHA-256 against the seal's), "missing",
+    "not-a-file" (a FIFO, a device or a folder is there: never read), "unreadable",
+    or "unsealed" (the record seals no inventory).
+    """
+
+    status: str
+    path: Path | None = None  # the file checked (or the first place looked at)
+    sealed: str | None = None  # the SHA-256 the log sealed
+    actual: str | None = None  # the file's SHA-256, when read
+    looked_at: tuple[Path, ...] = ()
+    reason: str | None = None  # why it could not be read
+
+    def problem(self) -> str | None:
+        """The trouble in words (after "its inventory"), or None when it matches."""
+        if self.status == "matches":
+            return None
+        if self.status == "differs":
+            return (
+                f"{self.path} is not the one the log sealed (SHA-256 {self.actual}, sealed "
+                f"{self.sealed}): it changed after the scan, or it belongs to another run"
+            )
+        if self.status == "unreadable":
+            return f"{self.path} cannot be read ({self.reason})"
+        if self.status == "unsealed":
+            return "is not sealed by the log (its end record names none)"
+        looked = ", ".join(str(p) for p in self.looked_at)
+        if self.status == "not-a-file":
+            return f"{self.path} is not a regular file (a FIFO, a device or a folder)"
+        return f"was not found (looked for {looked})"
+
+
+def check_seal(log: Path, end: Mapping[str, object] | None, given: Path | None = None) -> SealCheck:
+    """Check the inventory the `end` record of `log` sealed, against its SHA-256.
+
+    It is looked for where the record says, then beside the log (the case
+    folder moved), or only at `given`.
+    """
+    sealed = end.get("inventory") if end is not None else None
+    if not isinstance(sealed, dict) or not isinstance(sealed.get("sha256"), str):
+        return SealCheck("unsealed")
+    digest = str(sealed["sha256"])
+    if given is not None:
+        looked: tuple[Path, ...] = (given,)
+    else:
+        where, beside = Path(str(sealed.get("path"))), default_path(log)
+        same = os.path.abspath(where) == os.path.abspath(beside)
+        looked = (where,) if same else (where, beside)
+    for path in looked:
+        if path.is_file():
+            try:
+                actual = file_sha256(path)
+            except OSError as exc:
+                return SealCheck("unreadable", path, digest, None, looked, exc.strerror or str(exc))
+            return SealCheck(
+                "matches" if actual == digest else "differs", path, digest, actual, looked
+            )
+    there = [p for p in looked if p.exists()]
+    if there:
+        return SealCheck("not-a-file", there[0], digest, None, looked)
+    return SealCheck("missing", looked[0], digest, None, looked)
 
 
 class Inventory:

@@ -30,9 +30,9 @@ from matcher import __version__
 from matcher import auditlog
 from matcher import signing
 from matcher.digests import DIGEST_SIZES
-from matcher.digests import file_sha256
 from matcher.errors import UsageError
 from matcher.inventory import Inventory
+from matcher.inventory import check_seal
 from matcher.inventory import default_path as default_inventory_path
 from matcher.inventory import inventory_int
 from matcher.lookup_filter import build_filter
@@ -95,42 +95,34 @@ def _original(
             f"{options.original_log} ends with an interrupted run; finish it with "
             "`matcher scan --resume` before re-matching."
         )
-    sealed = last_end.get("inventory")
-    if not isinstance(sealed, dict):
+    seal = check_seal(options.original_log, last_end, options.original_inventory)
+    if seal.status == "unsealed":
         raise UsageError(f"{options.original_log} names no inventory; it cannot be re-matched.")
-    candidates = (
-        [options.original_inventory]
-        if options.original_inventory
-        else [
-            Path(str(sealed["path"])),
-            default_inventory_path(options.original_log),
-        ]
-    )
-    for path in candidates:
-        if path is not None and path.is_file():
-            actual = file_sha256(path)
-            if actual != sealed["sha256"]:
-                # Note: the log verified; its inventory is what fails (exit 2).
-                raise UsageError(
-                    f"Refused: the inventory {path} has SHA-256 {actual}, but the log "
-                    f"{options.original_log} sealed {sealed['sha256']}: it was changed after "
-                    "the scan, or it belongs to another run. Nothing was re-matched."
-                )
-            return first_run, last_end, report.head, path, report
+    if seal.status == "matches":
+        assert seal.path is not None
+        return first_run, last_end, report.head, seal.path, report
+    if seal.status == "differs":
+        # Note: the log verified; its inventory is what fails (exit 2).
+        raise UsageError(
+            f"Refused: the inventory {seal.path} has SHA-256 {seal.actual}, but the log "
+            f"{options.original_log} sealed {seal.sealed}: it was changed after "
+            "the scan, or it belongs to another run. Nothing was re-matched."
+        )
+    if seal.status == "unreadable":
+        raise UsageError(f"The inventory {seal.path} cannot be read ({seal.reason}).")
     # Note: a FIFO, a device or a folder is there, but no inventory (and is
     # never read: a FIFO would be waited on); "not found" sent the user to the
     # very option already given.
-    there = [p for p in candidates if p is not None and p.exists()]
-    if options.original_inventory is not None and there:
+    if options.original_inventory is not None and seal.status == "not-a-file":
         raise UsageError(
             f"The inventory {options.original_inventory} given with --original-inventory is "
             "not a regular file (a FIFO, a device or a folder); give the original run's "
             "inventory file."
         )
-    odd = "".join(f"; {p} is not a regular file" for p in there)
+    odd = "".join(f"; {p} is not a regular file" for p in seal.looked_at if p.exists())
     raise UsageError(
         f"The inventory of {options.original_log} was not found (looked for "
-        f"{', '.join(str(p) for p in candidates if p)}{odd}); pass --original-inventory."
+        f"{', '.join(str(p) for p in seal.looked_at)}{odd}); pass --original-inventory."
     )
 
 

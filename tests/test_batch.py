@@ -189,7 +189,7 @@ def test_a_done_item_whose_inventory_is_gone_or_changed_says_so(
         stream.write(b"\0")
     (changed,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
     assert changed["status"] == "done-before"
-    assert any("is not the one its log sealed" in n for n in changed["notes"]), changed
+    assert any("is not the one the log sealed" in n for n in changed["notes"]), changed
     inventory.unlink()
     (gone,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
     assert any(f"its inventory {inventory} is missing" in n for n in gone["notes"]), gone

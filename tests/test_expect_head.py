@@ -74,8 +74,15 @@ def test_runs_cut_off_after_an_end_record_are_caught_only_with_the_head(
     first_end = next(i for i, line in enumerate(lines) if b'"type":"end"' in line)
     cut = tmp_path / "cut.jsonl"
     cut.write_bytes(b"".join(lines[: first_end + 1]))
-    # The limitation: the chain alone cannot tell a cut after an end record.
-    assert runner.invoke(cli, ["verify", str(cut)]).exit_code == 0
+    # The limitation: the chain alone cannot tell a cut after an end record. The inventory
+    # that end sealed can, where it is still there: the resume added its rows since.
+    alone = runner.invoke(cli, ["verify", str(cut)])
+    assert alone.exit_code == 1 and "chain intact" in alone.output, alone.output
+    assert "its inventory" in alone.output and "is not the one the log sealed" in alone.output
+    inventory = Path(f"{log}.inventory.db")
+    inventory.rename(tmp_path / "elsewhere.db")
+    assert runner.invoke(cli, ["verify", str(cut)]).exit_code == 0  # the chain alone
+    (tmp_path / "elsewhere.db").rename(inventory)
     result = runner.invoke(cli, ["verify", str(cut), "--expect-head", head])
     assert result.exit_code == 1
     assert f"line {first_end + 2}" in result.output and "cut off" in result.output
