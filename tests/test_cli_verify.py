@@ -346,3 +346,52 @@ def test_an_edited_line_is_never_counted_among_those_that_verified(
     found = json.loads(result.stdout)
     assert found["line"] == edited + 2 and "prev is not the SHA-256" in found["error"], found
     assert found["records"] == edited  # the lines before the edited one
+
+
+@pytest.mark.parametrize("change", ["swapped", "edited", "missing", "moved beside the log"])
+def test_verify_checks_the_inventory_the_log_sealed(
+    runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path, change: str
+) -> None:
+    """Before: the end record seals the inventory's SHA-256 (reports and rematch read it), yet
+    verify said OK, exit 0, of a log whose inventory was swapped for another run's or edited."""
+    import shutil
+    import sqlite3
+
+    log, _, _ = scanned
+    inventory = Path(f"{log}.inventory.db")
+    sealed = hashlib.sha256(inventory.read_bytes()).hexdigest()
+    intact = runner.invoke(cli, ["verify", str(log)])
+    assert intact.exit_code == 0 and f"inventory {inventory}: as sealed (SHA-256 {sealed})" in intact.output
+    if change == "swapped":
+        other = tmp_path / "other.jsonl"
+        assert runner.invoke(cli, ["scan", str(FIXTURES / "evidence"), "--examiner", "E", "--case", "C2",
+                                   "--db", str(tmp_path / "s.db"), "--log", str(other), "-q"]).exit_code == 1  # fmt: skip
+        shutil.copyfile(f"{other}.inventory.db", inventory)
+    elif change == "edited":
+        conn = sqlite3.connect(inventory)
+        conn.execute("UPDATE entries SET verdict = 'known' WHERE rowid = 1")
+        conn.commit()
+        conn.close()
+    elif change == "missing":
+        inventory.unlink()
+    else:  # the case folder moved: the log and its inventory, to another folder
+        moved = tmp_path / "moved"
+        moved.mkdir()
+        log = Path(shutil.move(log, moved / log.name))
+        shutil.move(inventory, moved / inventory.name)
+    result = runner.invoke(cli, ["verify", str(log), "--json"])
+    found = json.loads(result.stdout)["inventory"]
+    assert found["sealed_sha256"] == sealed
+    if change in ("swapped", "edited"):
+        assert result.exit_code == 1, result.output
+        assert found["status"] == "differs" and found["sha256"] != sealed
+        text = runner.invoke(cli, ["verify", str(log)]).output
+        assert text.startswith(f"FAILED: {log}: ") and "chain intact" in text
+        assert f"its inventory {inventory} is not the one the log sealed" in text
+    elif change == "missing":
+        assert result.exit_code == 0 and found["status"] == "missing", result.output
+        text = runner.invoke(cli, ["verify", str(log)]).output
+        assert text.startswith("OK: ") and f"inventory not checked: it was not found (looked for {inventory})" in text
+    else:
+        assert result.exit_code == 0 and found["status"] == "matches", result.output
+        assert found["path"] == str(log.parent / inventory.name)
