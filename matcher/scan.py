@@ -726,16 +726,23 @@ def _install_signal_handlers(gate: _SignalGate) -> Callable[[], None]:
         fired = True
         gate.arrive(signal.Signals(signum).name, frame)
 
-    old_int = signal.signal(signal.SIGINT, handler)
-    old_term = signal.signal(signal.SIGTERM, handler)
     # Note: a hangup too (the SSH session of a long remote scan dropping): it
-    # killed the scan, the log left with no end record.
-    old_hup = signal.signal(signal.SIGHUP, handler)
+    # killed the scan, the log left with no end record. But a SIGINT or SIGHUP
+    # this process was started ignoring stays ignored: `nohup matcher scan`
+    # (or a script's `matcher scan &`, whose shell ignores SIGINT for it)
+    # asked that a logout or a Ctrl-C in that terminal not stop the scan, and
+    # it was stopped ("interrupted by SIGHUP"). SIGTERM is always heard: it
+    # is how a supervisor stops a job.
+    wanted = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    taken = {
+        sig: signal.signal(sig, handler)
+        for sig in wanted
+        if sig == signal.SIGTERM or signal.getsignal(sig) != signal.SIG_IGN
+    }
 
     def restore() -> None:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGHUP, old_hup)
+        for sig, old in taken.items():
+            signal.signal(sig, old)
 
     return restore
 

@@ -130,6 +130,28 @@ def test_a_hangup_to_the_whole_group_ends_the_log_interrupted(
         assert "SIGHUP" in " ".join(end["notes"]) and proc.returncode & 8, (end, err)
 
 
+def test_a_scan_started_under_nohup_is_not_stopped_by_a_hangup(
+    every_file_notable: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Before: `nohup matcher scan ...` (so that a long scan outlives the SSH session) was
+    stopped by the hangup all the same ("interrupted by SIGHUP"): the scan's own handler
+    replaced the SIG_IGN that nohup set."""
+    ev, db = every_file_notable
+    log = tmp_path / "run.jsonl"
+    cmd = ["nohup", *MATCHER, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db)]
+    proc = subprocess.Popen([*cmd, "--log", str(log), "-q", "-j", "2"], stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, start_new_session=True, cwd=tmp_path)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.killpg(proc.pid, signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    end = read_log(log)[-1]
+    assert end["type"] == "end" and end["status"] == "complete", (end, err)
+    assert proc.returncode == 1, err  # every file notable, nothing interrupted
+    assert assert_counts_add_up(log)["notable"] == 3000
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("round_", range(4))
 def test_a_storm_of_signals_prints_no_traceback_and_leaves_a_verifiable_log(
