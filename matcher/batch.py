@@ -58,7 +58,9 @@ class BatchItem:
     authority: str | None
     log: Path
     status: str = "pending"  # done-before, complete, interrupted, failed
-    exit_code: int = 0
+    # None while pending (never run: a batch stopped before it). It was 0, the
+    # code of a clean item, which a lab script could take for one.
+    exit_code: int | None = None
     counts: dict[str, object] = dataclasses.field(default_factory=dict)
     message: str = ""
     head: str | None = None  # the log's chain head once it ran (or was done before)
@@ -251,17 +253,19 @@ def _refuse_evidence_twice(items: Sequence[BatchItem], manifest: Path) -> None:
         seen[item.case].append((real, item))
 
 
-def worst_exit_code(codes: Sequence[int]) -> int:
+def worst_exit_code(codes: Sequence[int | None]) -> int:
     """The batch's exit code: 2 if any item failed, else every item's flags combined.
 
     Taking one item's code would hide the others' trouble: an item with a
-    notable match (1) and another with an unreadable file (4) give 5.
+    notable match (1) and another with an unreadable file (4) give 5. An
+    item never run (None) adds nothing: the item that stopped the batch
+    carries its flag (8, or 2).
     """
     if any(code == ExitCode.FATAL for code in codes):
         return int(ExitCode.FATAL)
     combined = 0
     for code in codes:
-        combined |= code
+        combined |= code or 0
     return combined
 
 
@@ -352,7 +356,7 @@ def run_batch(
                 if summary.signal is not None:
                     # Note: held, as it came after the item's last entry: the
                     # item is complete, and the batch stops here all the same.
-                    item.exit_code |= int(ExitCode.INTERRUPTED)
+                    item.exit_code = summary.exit_code | int(ExitCode.INTERRUPTED)
                     item.notes.append(
                         f"{summary.signal} arrived as this item ended: it is complete; the "
                         "batch stops here (run it again to go on with the next item)"

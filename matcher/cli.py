@@ -1291,7 +1291,8 @@ def batch_cmd(
         safe = _terminal_safe
         failed = item.message if item.message and item.status == "failed" else None
         click.echo(
-            f"[{item.row - 1}] {safe(str(item.evidence))}: {item.status} (exit {item.exit_code})"
+            f"[{item.row - 1}] {safe(str(item.evidence))}: {item.status} "
+            f"(exit {'-' if item.exit_code is None else item.exit_code})"
             + (f": {safe(failed)}" if failed else "")
             + (f"\n      log {safe(str(item.log))} head: {item.head}" if item.head else "")
             + "".join(f"\n      note: {safe(note)}" for note in item.notes),
@@ -1308,7 +1309,8 @@ def batch_cmd(
     for item in items:
         c = item.counts
         click.echo(
-            f"{item.row - 1:>4}  {item.status:12} {item.exit_code:>4} {c.get('files', 0):>9} "
+            f"{item.row - 1:>4}  {item.status:12} "
+            f"{'-' if item.exit_code is None else item.exit_code:>4} {c.get('files', 0):>9} "
             f"{c.get('notable', 0):>7} {c.get('errors', 0):>6}  {item.evidence}",
             err=True,
         )

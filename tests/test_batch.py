@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -333,6 +334,9 @@ def test_a_signal_as_an_item_ends_stops_the_batch(runner: CliRunner, tmp_path: P
     items = json.loads(result.stdout)
     assert [i["status"] for i in items] == ["complete", "pending"], items
     assert items[0]["exit_code"] & 8 and result.exit_code & 8, result.output
+    # An item never run has no exit code (0 was a clean item's, which a script took it for).
+    assert items[1]["exit_code"] is None and items[1]["counts"] == {}
+    assert re.search(r"\n +2  pending +- +0 ", result.stderr), result.stderr
     assert any("SIGINT arrived as this item ended" in n for n in items[0]["notes"])
     monkeypatch.setattr(scan_mod, "append_end_record", original)
     rerun = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
