@@ -649,6 +649,30 @@ def foreign_log(path: StrPath) -> str | None:
     return None
 
 
+def ends_complete(path: StrPath) -> bool:
+    """True when the last line of the log at `path` is a `complete` end record (unverified).
+
+    For advice only (a new scan's refusal of an existing --log): "Use
+    --resume to continue it", said of a complete log, led to a resume that
+    refuses ("nothing to resume"). Reads the file's tail, never all of it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    with open(fd, "rb") as stream:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            size = stream.seek(0, os.SEEK_END)
+            stream.seek(max(0, size - 65536))
+            last = stream.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            record = signing.decode_record(last)
+        except (OSError, IntegrityError):
+            return False
+    return record.get("type") == "end" and record.get("status") == "complete"
+
+
 def _not_a_log(stream: BinaryIO) -> bool:
     """True for a regular file with bytes of which no line starts as a record does.
 

@@ -1196,3 +1196,20 @@ def test_a_log_copied_through_a_text_tool_is_named_as_such_on_resume(
     new = run_scan(ev, db, log)  # a new scan to the same log: never sent to --resume
     assert new.returncode == 2 and said in new.stderr and b"resume the original log" in new.stderr
     assert b"Use --resume" not in new.stderr and log.read_bytes() == before
+
+
+def test_a_new_scan_to_a_complete_log_is_not_sent_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: `scan --log DONE` said "Use --resume to continue it", and --resume then said the
+    log ends with a complete run, nothing to resume. An interrupted log is still sent there."""
+    ev, db, _ = _small_tree(tmp_path)
+    done_log = tmp_path / "done.jsonl"
+    assert run_scan(ev, db, done_log).returncode in (0, 1)
+    again = run_scan(ev, db, done_log)
+    assert again.returncode == 2 and b"ends with a complete scan" in again.stderr, again.stderr
+    assert b"Use --resume" not in again.stderr
+    cut = tmp_path / "cut.jsonl"
+    _interrupted_scan(ev, db, cut, monkeypatch)
+    retry = run_scan(ev, db, cut)
+    assert retry.returncode == 2 and b"Use --resume to continue it" in retry.stderr, retry.stderr
