@@ -36,7 +36,6 @@ from matcher.evidence.limits import ArchiveLimits
 from matcher.inventory import check_seal
 from matcher.inventory import default_path as default_inventory_path
 from matcher.models import ROLES
-from matcher.models import Skip
 from matcher.scan import Counts
 from matcher.scan import ScanOptions
 from matcher.scan import ScanSummary
@@ -1059,14 +1058,6 @@ def _print_summary(
         "`matcher verify LOG --expect-head HEAD` then proves nothing was cut off)",
         err=True,
     )
-    not_read = c.skipped_by_reason.get(Skip.NOT_CANDIDATE.value, 0)
-    if not_read:
-        click.echo(
-            f"  --candidates-only: {not_read:,} files not read (their size was no notable "
-            f"entry's in the scan's lists); known and unknown count only the {c.files:,} "
-            "files hashed.",
-            err=True,
-        )
     for note in summary.notes:
         # Note: a note can name evidence (a file's name may hold escape
         # sequences that clear the examiner's screen): controls shown as escapes.

@@ -1272,6 +1272,16 @@ def _scan(
                     for p in folders.excludes
                     if p not in folders.matched
                 )
+            not_read = counts.skipped_by_reason.get(Skip.NOT_CANDIDATE.value, 0)
+            if not_read:
+                # Note: in the end record (and --json), not only on the terminal:
+                # a batch job reading the JSON could not tell what its
+                # known and unknown counts leave out.
+                notes.append(
+                    f"--candidates-only: {not_read:,} files not read (their size was no "
+                    "notable entry's in the scan's lists); known and unknown count only the "
+                    f"{counts.files:,} files hashed"
+                )
             notes.extend(recorder.notes())
             seconds = time.monotonic() - started
             if status == "complete" and gate.held is not None:

@@ -252,7 +252,7 @@ def test_candidates_only_hashes_only_sized_candidates(runner: CliRunner, tmp_pat
     db = tmp_path / "sized.db"
     runner.invoke(cli, ["import", str(LISTS / "notable.csv"), "--db", str(db)])
     log = tmp_path / "c.jsonl"
-    result = scan(runner, db, log, evidence_copy, extra=["--candidates-only"])
+    result = scan(runner, db, log, evidence_copy, extra=["--candidates-only", "--json"])
     assert result.exit_code == 1, result.output
     counts = assert_counts_add_up(log)
     truth = expected_digests()
@@ -262,12 +262,15 @@ def test_candidates_only_hashes_only_sized_candidates(runner: CliRunner, tmp_pat
     assert counts["skipped_by_reason"]["not-candidate"] == len(truth) - len(candidates)
     assert counts["notable"] == len(NOTABLE)
     assert read_log(log)[0]["options"]["candidates_only"] is True
-    # The summary on screen says what was not read, and what known/unknown then cover.
+    # The summary on screen says what was not read, and what known/unknown then cover; so do
+    # the end record and the JSON (a batch job reads those).
     not_read = len(truth) - len(candidates)
-    assert (
+    said = (
         f"--candidates-only: {not_read:,} files not read (their size was no notable entry's in "
-        f"the scan's lists); known and unknown count only the {len(candidates):,} files hashed."
-    ) in result.stderr
+        f"the scan's lists); known and unknown count only the {len(candidates):,} files hashed"
+    )
+    assert f"note: {said}" in result.stderr
+    assert said in end_record(log)["notes"] and said in json.loads(result.stdout)["notes"]
     conn = sqlite3.connect(f"{log}.inventory.db")
     try:
         rows = {os.fsdecode(bytes(r[0])): r[1:] for r in conn.execute(
