@@ -288,6 +288,24 @@ def _import_list(
             else "not a regular file (a FIFO, a device or a folder)"
         )
         raise FormatError(what, source=str(path))
+    # Note: the list's SHA-256 (what "already imported" compares, and what the
+    # examiner cites for the list's provenance) and its entries come from two
+    # reads of the file. A list still being copied, or rewritten in place,
+    # gave the SHA-256 of bytes that never held the entries imported. The
+    # file must be the same, untouched, from before the first read to after
+    # the last: checked inside the store's transaction, so a change rolls
+    # the import back.
+    seen = _identity(path)
+
+    def unchanged() -> None:
+        if _identity(path) != seen:
+            raise FormatError(
+                "the list changed while it was imported (its size, modification or change "
+                "time, or the file itself moved): nothing was imported; import it once it is "
+                "complete and nothing writes to it",
+                source=str(path),
+            )
+
     alongside: BackgroundSha256 | None = None
     early = _reader_or_none(path, format_name) if source_sha256 is None else None
     if early is not None and replace is not None and role is None:
@@ -322,7 +340,11 @@ def _import_list(
     if sql_source is not None:
         try:
             copied = store.add_list_sql(
-                new, sql_source(path), replace=replace, source_digest=alongside
+                new,
+                sql_source(path),
+                replace=replace,
+                source_digest=alongside,
+                before_commit=unchanged,
             )
         except AlreadyImported as known:
             return _already_imported(path, known.existing, role, replace)
@@ -361,6 +383,7 @@ def _import_list(
             )
         if total == 0:
             raise FormatError("the list holds no entries", source=str(path))
+        unchanged()  # every entry is read: the store commits after this
 
     def skipped() -> dict[str, str]:
         return {SKIPPED_INVALID: str(len(result_invalid))} if result_invalid else {}
@@ -377,6 +400,12 @@ def _import_list(
         replaced=replace,
     )
     return _with_flags(store, result)
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    """What changes when a file's content changes (or another file takes its name)."""
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _already_imported(

@@ -1158,6 +1158,7 @@ class HashStore:
         source: SqlListSource,
         replace: str | None = None,
         source_digest: SourceDigest | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> ListInfo | None:
         """Import a list that is an SQLite database by SQL alone, in one transaction.
 
@@ -1187,7 +1188,8 @@ class HashStore:
         once the walk is done, when one core is mostly idle (the walk keeps
         two busy), and its result is recorded just before the commit. A
         stored list with that SHA-256 (other than the one replaced) rolls
-        the copy back and raises AlreadyImported.
+        the copy back and raises AlreadyImported. `before_commit` is called
+        last, inside the transaction: what it raises rolls the copy back.
 
         The copy runs on apsw's SQLite when it can (see sqlite_newer and
         _on_newer_sqlite): its native unhex() decodes the digests there, with
@@ -1202,7 +1204,7 @@ class HashStore:
         """
         old = self._check_new_list(new.name, new.role, replace)
         with self._on_newer_sqlite() as newer:
-            copied = self._copy_sql(new, source, old, source_digest, newer)
+            copied = self._copy_sql(new, source, old, source_digest, newer, before_commit)
         if not copied:
             return None
         info = self.find_list(name=new.name)
@@ -1216,6 +1218,7 @@ class HashStore:
         old: ListInfo | None,
         source_digest: SourceDigest | None,
         newer: bool,
+        before_commit: Callable[[], None] | None = None,
     ) -> bool:
         """add_list_sql's copy on the store's current connection; False: go row by row."""
         conn = self.db.conn
@@ -1250,6 +1253,8 @@ class HashStore:
                         source_digest = self._not_stored_already(source_digest, old)
                 with self.db.atomic(immediate=True):
                     self._copy_staged(new, staged, old, source_digest, algorithms, ordered_by)
+                    if before_commit is not None:
+                        before_commit()
         except _NeedsRowByRow:
             return False
         except sqlite3.OperationalError as exc:

@@ -414,7 +414,7 @@ def test_a_second_open_store_of_the_file_keeps_the_copy_on_the_system_sqlite(
     real = HashStore._copy_sql
 
     def copy(self: HashStore, *args: object) -> object:
-        used.append(bool(args[-1]))
+        used.append(bool(args[4]))  # newer: (new, source, old, source_digest, newer, ...)
         return real(self, *args)  # type: ignore[arg-type]
 
     store = HashStore(tmp_path / "s.db")
@@ -1013,3 +1013,61 @@ def test_a_damaged_rds_walked_in_two_halves_is_refused_not_imported_in_part(
         assert store.lists() == [] and store_content(tmp_path / "s.db") == []
     finally:
         store.close()
+
+
+def _touch_later(path: Path) -> None:
+    """The file's content written again (as a copy still under way does): mtime and ctime move."""
+    later = time.time_ns() + 2 * 10**9
+    with open(path, "r+b") as f:
+        head = f.read(16)
+        f.seek(0)
+        f.write(head)
+    os.utime(path, ns=(later, later))
+
+
+def test_an_rds_changed_while_it_is_copied_is_refused_and_the_store_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a list written to during its import was imported, recorded with the SHA-256 of
+    bytes that never held the entries imported (the SHA-256 and the entries come from two reads)."""
+    source = make_rds(tmp_path / "RDS.db", rows_for(50))
+    store = HashStore(tmp_path / "s.db")
+    import_list(store, make_rds(tmp_path / "other.db", rows_for(3)), name="first")
+    before = store_content(tmp_path / "s.db")
+    original = HashStore._copy_staged
+
+    def written_meanwhile(self: HashStore, *args: object, **kwargs: object) -> None:
+        _touch_later(source)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(HashStore, "_copy_staged", written_meanwhile)
+    with pytest.raises(FormatError, match="changed while it was imported"):
+        import_list(store, source)
+    assert [i.name for i in store.lists()] == ["first"]
+    assert store_content(tmp_path / "s.db") == before
+    monkeypatch.setattr(HashStore, "_copy_staged", original)
+    assert import_list(store, source).info.entries == 51  # untouched now: imported
+
+
+@pytest.mark.parametrize("engine", ["system"], indirect=True)
+def test_a_text_list_changed_while_it_is_read_is_refused_and_the_store_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    from matcher.formats import gnu_sum
+
+    listing = tmp_path / "n.sha256"
+    listing.write_text("".join(f"{hashlib.sha256(b'%d' % i).hexdigest()}  f{i}\n" for i in range(20)))
+    store = HashStore(tmp_path / "s.db")
+    original = gnu_sum.GnuSumReader.read
+
+    def appended_meanwhile(self: object, path: Path, on_invalid: object = None) -> object:
+        for n, record in enumerate(original(self, path, on_invalid)):  # type: ignore[arg-type]
+            if n == 5:
+                with open(path, "a") as f:  # the rest of a copy arriving
+                    f.write(f"{hashlib.sha256(b'late').hexdigest()}  late\n")
+            yield record
+
+    monkeypatch.setattr(gnu_sum.GnuSumReader, "read", appended_meanwhile)
+    with pytest.raises(FormatError, match="changed while it was imported"):
+        import_list(store, listing)
+    assert store.lists() == []
