@@ -330,7 +330,7 @@ def _fields(events: _Events, kind: str | None, outer: int | None, index: int) ->
                 elsewhere = key, named
         else:
             _skip(event, events)
-    if not is_case and elsewhere is not None and found.keys().isdisjoint(_HASH_FIELDS):
+    if not is_case and elsewhere is not None and not _gives_a_digest(found):
         # Note: a Case's media are its Media array; media under another key
         # ("media") are refused, not taken (which key holds them is not for
         # matcher to guess) nor passed over.
@@ -342,11 +342,21 @@ def _fields(events: _Events, kind: str | None, outer: int | None, index: int) ->
         )
     if (
         (is_case or (kind == "Cases" and outer is None))
-        and found.keys().isdisjoint(_HASH_FIELDS)
+        and not _gives_a_digest(found)
         and _BAD_CASE not in found
     ):
         return
     yield found, outer, index
+
+
+def _gives_a_digest(found: dict[str, Any]) -> bool:
+    """True when an item gives a digest field with a value (a Media, or a Case's own digest).
+
+    Note: a serializer that writes every property writes a Case's MD5 and
+    SHA1 as null: keyed on the names alone, such a Case with a Media array
+    was taken for a Media with no digest, and the whole list refused.
+    """
+    return any(found.get(key) not in (None, "", []) for key in _HASH_FIELDS)
 
 
 def _take(found: dict[str, Any], key: str, value: object) -> None:

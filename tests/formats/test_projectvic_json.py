@@ -922,6 +922,24 @@ def test_a_case_with_arrays_holding_no_digests_still_has_no_media() -> None:
     assert [r.digests for r in parse(document(V20.format("US", "Cases"), cases))] == [raw(WORLD)]
 
 
+@pytest.mark.parametrize("version", ["1.1", "2.0"])
+@pytest.mark.parametrize(
+    "own", [{"MD5": None, "SHA1": None}, {"MD5": "", "SHA1": ""}, {"AlternativeHashes": []}]
+)
+def test_a_case_whose_digest_keys_are_null_or_empty_is_a_case(
+    version: str, own: dict[str, object]
+) -> None:
+    """Before: a Case written with every property, its own MD5 and SHA1 null (as serializers
+    do), was taken for a Media with no digest: "media number 2 (value[0]): it has no MD5, SHA1
+    or SHA-256", and the whole list refused."""
+    cases = [{"CaseID": "c1", **own, "Media": [media(WORLD)]}, {"CaseID": "c2", **own}]
+    if version == "1.1":
+        data = document(V11_CASES, cases, key="odata.metadata")
+    else:
+        data = document(V20.format("US", "Cases"), cases)
+    assert [r.digests for r in parse(data)] == [raw(WORLD)]
+
+
 def test_a_case_whose_media_is_null_has_no_media() -> None:
     cases = [{"CaseID": "c1", "Media": None}, {"CaseID": "c2", "Media": [media(WORLD)]}]
     assert [r.digests for r in parse(document(V20.format("US", "Cases"), cases))] == [raw(WORLD)]
