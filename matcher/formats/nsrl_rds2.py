@@ -293,10 +293,20 @@ def _parse_text(stream: BinaryIO, source: str, on_invalid: OnInvalid) -> Iterato
             # inside it (after the comma before SpecialCode, "M" lost; inside an
             # unquoted FileSize, a wrong size), which was imported as whole. A
             # whole last record of quoted fields reads without its line end.
+            if quoted is False:
+                # Note: said of records that end unquoted too, it sent the
+                # examiner looking for a quote that no record has.
+                why = (
+                    "the records before it end in an unquoted field, so a cut inside its "
+                    "last field cannot be told from a whole record"
+                )
+            elif quoted is None:
+                why = "its last field is not a closed quoted field, as NIST writes it"
+            else:
+                why = "its last field is not a closed quoted field as the records' before it are"
             error = FormatError(
-                "the file ends inside this record (no line end after it, and its last field "
-                "is not a closed quoted field as the records' before it are): a copy cut "
-                "short? Import the whole file; if it is whole, add its final line end",
+                f"the file ends inside this record (no line end after it, and {why}): a copy "
+                "cut short? Import the whole file; if it is whole, add its final line end",
                 source,
                 number,
             )

@@ -574,10 +574,14 @@ def test_an_nsrl_style_list_whose_last_column_is_unquoted_is_refused_at_any_cut_
         errors: list[FormatError] = []
         records = parse(header + first + last[:cut], errors)
         assert [r.size for r in records] == [5] and [e.line for e in errors] == [3], cut
-    # Whole, but without its final line end: not told from a cut, so refused, saying so.
+    # Whole, but without its final line end: not told from a cut, so refused, saying so, and
+    # saying why of records that end unquoted (it said "not a closed quoted field as the
+    # records' before it are", of records with no quote at their end either).
     errors = []
     assert len(parse(header + first + last, errors)) == 1
     assert "if it is whole, add its final line end" in errors[0].reason
+    assert "the records before it end in an unquoted field" in errors[0].reason
+    assert "as the records' before it are" not in errors[0].reason
 
 
 def test_a_cut_after_the_comma_before_specialcode_is_refused_whatever_the_line_ends() -> None:
