@@ -674,6 +674,26 @@ def test_a_resumed_log_cut_before_its_end_is_counted_as_a_log_with_no_end_record
     assert "interrupted" not in csv_text
 
 
+def test_a_cut_log_whose_inventory_is_behind_its_match_records_counts_them(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Before: a run killed between a match record and the inventory's next commit (every half
+    second) was reported "notable 0" above "Matches (1)": the counts came from the inventory alone."""
+    import sqlite3
+
+    log = _resumed_after_an_interruption(tmp_path, "r")
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]))
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    conn.execute("DELETE FROM entries WHERE verdict = 'notable'")  # not committed yet when killed
+    conn.commit()
+    conn.close()
+    summary = json.loads(runner.invoke(cli, ["report", str(log), "--format", "json"]).stdout)["summary"]
+    assert summary["counts"]["notable"] == summary["match_records"] == 1
+    assert summary["counts"]["files"] == 3
+    assert summary["counts_source"].endswith("and the match records of 1 notable file(s) logged after its last commit")
+
+
 def test_a_cut_log_is_never_counted_from_the_inventory_of_another_log(
     runner: CliRunner, tmp_path: Path
 ) -> None:
