@@ -543,6 +543,8 @@ def import_cmd(
                         "an empty file: flagged (an empty file is never a match).",
                         err=True,
                     )
+                for note in result.notes:
+                    click.echo(f"{path}: note: {note}.", err=True)
                 if result.flagged_malicious:
                     click.echo(
                         f"{path}: note: {result.flagged_malicious:,} of its entries carry NIST's "
@@ -568,6 +570,7 @@ def import_cmd(
                         "skipped_invalid": result.skipped_invalid,
                         "zero_length_entries": info.zero_length,
                         "flagged_malicious": result.flagged_malicious,
+                        "notes": result.notes,
                     }
                 )
         finally:

@@ -18,6 +18,7 @@ from matcher.errors import os_error_detail
 from matcher.errors import refuse_own_limit
 from matcher.formats import registry
 from matcher.formats.base import HashListReader
+from matcher.formats.nsrl_rds3 import version_key
 from matcher.models import ENTRY_FIELDS
 from matcher.models import SKIPPED_INVALID
 from matcher.models import HashRecord
@@ -51,6 +52,32 @@ class ImportResult:
     # Entries NIST flags malicious (NSRL RDS 2.x SpecialCode "M") in a list
     # imported as known: a file matching one is counted known, so it is said.
     flagged_malicious: int = 0
+    # What a replacement changed that the examiner may not have meant (see
+    # replacement_notes): an older release, another NSRL build set.
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def replacement_notes(old: ListInfo, new: ListInfo) -> list[str]:
+    """What replacing `old` by `new` changes beyond a newer release of the same source.
+
+    Note: --replace is meant for a newer version of the same source (NSRL
+    2026.09 for 2026.06). An older release, or another NSRL build set
+    (Android for Modern), went in without a word: the known count drops,
+    and files known before count as unknown.
+    """
+    notes: list[str] = []
+    before, after = old.metadata.get("version"), new.metadata.get("version")
+    if before and after and version_key(after) < version_key(before):
+        notes.append(
+            f"the list replaced, {old.name!r}, was version {before}: newer than this one ({after})"
+        )
+    before, after = old.metadata.get("build_set"), new.metadata.get("build_set")
+    if before and after and before != after:
+        notes.append(
+            f"the list replaced, {old.name!r}, was the NSRL build set {before!r}; this one is "
+            f"{after!r}: files known from {before!r} alone now count as unknown"
+        )
+    return notes
 
 
 # The NSRL formats whose entries carry NIST's SpecialCode as their label.
@@ -255,8 +282,9 @@ def import_list(
         UsageError: the list could not be read (an I/O error, or matcher's own
             limit on open files or memory: OutOfResources); the store is unchanged.
     """
+    old = store.find_list(name=replace) if replace is not None else None
     try:
-        return _import_list(
+        result = _import_list(
             store, path, format_name, name, role, skip_invalid, replace, source_sha256
         )
     except OSError as exc:
@@ -267,6 +295,9 @@ def import_list(
         raise UsageError(
             f"Cannot read the list {path}: {os_error_detail(exc)}; nothing was imported."
         ) from exc
+    if old is not None and not result.already_imported:
+        result.notes.extend(replacement_notes(old, result.info))
+    return result
 
 
 def _import_list(

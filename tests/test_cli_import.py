@@ -463,3 +463,48 @@ def test_a_list_that_fails_to_read_midway_is_refused_with_the_store_unchanged(
     assert f"Cannot read the list {big}: EIO" in result.stderr, result.stderr
     assert "nothing was imported" in result.stderr and "internal error" not in result.stderr
     assert (lists_json(runner, db), table_counts(db)) == before
+
+
+def _rds_of(path: Path, version: str, build_set: str) -> Path:
+    """A one-file NSRL RDS v3 (minimal schema) of this VERSION."""
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE FILE (sha256 TEXT, sha1 TEXT, md5 TEXT, crc32 TEXT, file_name TEXT, "
+        "file_size INTEGER, package_id INTEGER);"
+        "CREATE TABLE PKG (package_id INTEGER, name TEXT);"
+        "CREATE TABLE VERSION (version TEXT, build_set TEXT, build_date TEXT, release_date TEXT, "
+        "description TEXT);"
+    )
+    conn.execute("INSERT INTO VERSION VALUES (?, ?, '2026-01-01', '2026-01-02', 't')", [version, build_set])
+    conn.execute(
+        "INSERT INTO FILE VALUES (?, ?, ?, '0', ?, 5, 1)",
+        ["A" * 64, "B" * 40, ("%032X" % len(version + build_set)), f"{version}.dll"],
+    )
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("version", "build_set", "said"),
+    [
+        ("2026.09.1", "Modern", []),
+        ("2026.3.1", "Modern", ["was version 2026.06.1: newer than this one (2026.3.1)"]),
+        ("2026.09.1", "Android", ["was the NSRL build set 'Modern'; this one is 'Android'"]),
+    ],
+)
+def test_a_replacement_by_an_older_release_or_another_build_set_is_said(
+    runner: CliRunner, tmp_path: Path, version: str, build_set: str, said: list[str]
+) -> None:
+    """Before: `--replace` took NSRL 2023 for 2024, or Android for Modern, without a word: the
+    known count dropped, files known before counted as unknown."""
+    db = tmp_path / "s.db"
+    old = _rds_of(tmp_path / "old.db", "2026.06.1", "Modern")
+    assert runner.invoke(cli, ["import", str(old), "--db", str(db), "--name", "nsrl"]).exit_code == 0
+    new = _rds_of(tmp_path / "new.db", version, build_set)
+    result = runner.invoke(cli, ["import", str(new), "--db", str(db), "--name", "nsrl2", "--replace", "nsrl", "--json"])
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout)[0]["notes"]
+    assert len(notes) == len(said) and all(s in n for s, n in zip(said, notes)), notes
+    for note in notes:
+        assert f"{new}: note: {note}." in result.stderr

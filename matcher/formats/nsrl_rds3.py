@@ -30,7 +30,7 @@ _VERSION_FIELDS = ("version", "build_set", "release_date")
 _VERSION_ROWS = 10_000
 
 
-def _version_key(value: object) -> tuple[tuple[int, int, str], ...]:
+def version_key(value: object) -> tuple[tuple[int, int, str], ...]:
     """A version's sort key by its numbers: 2024.12.1 above 2024.9.1 (NULL lowest)."""
     if value is None:
         return ()
@@ -189,7 +189,7 @@ class NsrlRds3Reader:
                     rows = conn.execute(
                         f"SELECT {select} FROM VERSION LIMIT {_VERSION_ROWS}"
                     ).fetchall()
-                    row = max(rows, key=lambda r: _version_key(r[at]), default=None)
+                    row = max(rows, key=lambda r: version_key(r[at]), default=None)
                 else:
                     row = conn.execute(f"SELECT {select} FROM VERSION LIMIT 1").fetchone()
             except sqlite_lists.DB_ERRORS as exc:
