@@ -518,14 +518,16 @@ def import_cmd(
                         click.echo(json.dumps([*results, rejected, *untried], indent=2))
                     raise
                 info = result.info
+                # Note: a name may hold a line break or a control character (as verify's do).
+                shown = _terminal_safe(str(path))
                 if result.already_imported:
                     click.echo(
-                        f"{path}: already imported as list {info.name!r}; nothing done.", err=True
+                        f"{shown}: already imported as list {info.name!r}; nothing done.", err=True
                     )
                 else:
                     entries = "entry" if info.entries == 1 else "entries"
                     click.echo(
-                        f"{path}: imported {info.entries:,} {entries} as {info.role} list "
+                        f"{shown}: imported {info.entries:,} {entries} as {info.role} list "
                         f"{info.name!r} ({info.format})"
                         + (f", replacing {result.replaced!r}" if result.replaced else "")
                         + (
@@ -538,16 +540,16 @@ def import_cmd(
                     )
                 if info.zero_length and not result.already_imported:
                     click.echo(
-                        f"{path}: {info.zero_length:,} entr"
+                        f"{shown}: {info.zero_length:,} entr"
                         f"{'y holds' if info.zero_length == 1 else 'ies hold'} the digest of "
                         "an empty file: flagged (an empty file is never a match).",
                         err=True,
                     )
                 for note in result.notes:
-                    click.echo(f"{path}: note: {note}.", err=True)
+                    click.echo(f"{shown}: note: {note}.", err=True)
                 if result.flagged_malicious:
                     click.echo(
-                        f"{path}: note: {result.flagged_malicious:,} of its entries carry NIST's "
+                        f"{shown}: note: {result.flagged_malicious:,} of its entries carry NIST's "
                         'SpecialCode "M" (malicious), kept as their label; imported as known, as '
                         "the list's role says, a file matching one is counted known, never "
                         "logged. Give such entries to a notable list if the case needs them found.",
@@ -555,7 +557,7 @@ def import_cmd(
                     )
                 if result.skipped_invalid:
                     click.echo(
-                        f"{path}: skipped {result.skipped_invalid:,} invalid line(s):", err=True
+                        f"{shown}: skipped {result.skipped_invalid:,} invalid line(s):", err=True
                     )
                     for example in result.invalid_examples:
                         click.echo(f"  {example}", err=True)
@@ -585,12 +587,12 @@ def _say_where_import_stopped(
     """Name, before the error, the lists imported and those not tried (each its own transaction)."""
     done = ", ".join(str(p) for p in lists[:failed]) or "none"
     left = ", ".join(str(p) for p in lists[failed + 1 :]) or "none"
-    click.echo(
+    said = (
         f"matcher: import stopped at list {failed + 1} of {len(lists)} ({lists[failed]}), "
         f"which {what} and left the store as it was. Imported before it: {done}. "
-        f"Not tried: {left}.",
-        err=True,
+        f"Not tried: {left}."
     )
+    click.echo(_terminal_safe(said), err=True)
 
 
 @cli.command(name="lists")

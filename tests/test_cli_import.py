@@ -508,3 +508,16 @@ def test_a_replacement_by_an_older_release_or_another_build_set_is_said(
     assert len(notes) == len(said) and all(s in n for s, n in zip(said, notes)), notes
     for note in notes:
         assert f"{new}: note: {note}." in result.stderr
+
+
+def test_import_messages_show_a_list_name_with_a_line_break_or_control_escaped(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Before: `odd/la n<LF>l<SOH>.db: imported ...` split the message over two lines and sent the
+    control byte to the terminal."""
+    listing = tmp_path / "la n\nl\x01.sha256"
+    listing.write_text(f"{'ab' * 32}  x\n")
+    result = runner.invoke(cli, ["import", str(listing), "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 0, result.output
+    assert "\x01" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert "la n\\nl\\x01.sha256: imported 1 entry" in result.stderr
