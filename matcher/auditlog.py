@@ -161,6 +161,11 @@ class _ScanState:
     last_seal: tuple[str | None, bool] = (None, False)  # the seal of the last line verified
     # A line's prev did not chain: the line before it may be the one changed.
     previous_unsure: bool = False
+    latest_time: str = ""  # the latest record time so far (fixed format: compared as text)
+    # Records whose time is earlier than an earlier record's, and the first:
+    # (its seq, its time, the latest time before it).
+    times_back: int = 0
+    first_time_back: tuple[int, str, str] | None = None
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -182,6 +187,15 @@ def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> di
         )
     if not isinstance(rec["time"], str) or not _TIME.fullmatch(rec["time"]):
         raise IntegrityError(f"time {rec['time']!r} is not UTC ISO 8601 with microseconds")
+    if rec["time"] < st.latest_time:
+        # Note: not a failure (a clock set back by NTP, or a resume on another
+        # host, is no tampering), but said: on a timeline, a run that "ended"
+        # before it started reads as backdating.
+        st.times_back += 1
+        if st.first_time_back is None:
+            st.first_time_back = (rec["seq"], rec["time"], st.latest_time)
+    else:
+        st.latest_time = rec["time"]
     reason = st.grammar.check(rec)
     if reason is not None:
         raise IntegrityError(reason)
@@ -441,6 +455,10 @@ class VerifyReport:
     last_run: dict[str, object] | None = dataclasses.field(
         default=None, repr=False, compare=False, metadata={"json": False}
     )
+    # Records whose time is earlier than an earlier record's (the clock went
+    # back), and the first of them: (seq, its time, the latest time before it).
+    times_back: int = 0
+    first_time_back: tuple[int, str, str] | None = None
 
 
 class _Seen:
@@ -580,7 +598,7 @@ def verify(
         st.lines, n["run"], n["match"], n["error"], n["end"], st.grammar.last_status,
         st.signed == n["end"] + n["checkpoint"], st.checked, st.head, n["skip"],
         n["checkpoint"], tuple(sorted(st.fingerprints)), st.head_line, size, sha256,
-        first_run, last_end, st.signed, last_run,
+        first_run, last_end, st.signed, last_run, st.times_back, st.first_time_back,
     )  # fmt: skip
 
 

@@ -1524,6 +1524,14 @@ def verify_cmd(
                     f"    the expected head is line {report.expected_head_line}"
                     + (f"; {later} record(s) were appended after it" if later else " (the last)")
                 )
+            if report.first_time_back is not None:
+                seq, when, latest = report.first_time_back
+                click.echo(
+                    f"    note: {report.times_back} record(s) carry a time earlier than a record "
+                    f"before them (the first: record {seq}, {when}, after {latest}): the clock "
+                    "of the host that wrote them went back (an NTP step, a resume on another "
+                    "host); the chain holds"
+                )
             _say_seal(seal)
     sys.exit(worst)
 

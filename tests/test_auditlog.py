@@ -782,3 +782,26 @@ def test_a_log_a_run_is_still_writing_is_said_to_be_so_not_cut_short(tmp_path: P
     log.close()
     with pytest.raises(auditlog.IncompleteLogError, match="--resume continues it"):
         auditlog.verify(path)
+
+
+def test_verify_counts_records_whose_time_went_back_and_still_passes(tmp_path: Path) -> None:
+    """Before: a resume whose host clock stood 400 days behind ended "before" its log began, and
+    verify said OK with no word of it (on a timeline it reads as backdating)."""
+    path = tmp_path / "log.jsonl"
+    write_log(path, end="interrupted")
+    assert auditlog.verify(path).first_time_back is None
+    behind = T0 - datetime.timedelta(days=400)
+    log, _ = auditlog.open_for_resume(path, clock=lambda: behind)
+    log.append("run", {"examiner": "Ann", "case": "C-1", "resume": True})
+    log.append("end", {"status": "complete", "counts": {"files": 3, "notable": 2}})
+    log.close()
+    report = auditlog.verify(path)  # the chain holds: no failure
+    assert report.times_back == 2
+    assert report.first_time_back == (6, "2022-11-28T03:04:05.000006Z", "2024-01-02T03:04:10.000006Z")
+    from click.testing import CliRunner
+
+    from matcher.cli import cli
+
+    said = CliRunner().invoke(cli, ["verify", str(path)])
+    assert said.exit_code == 0 and said.output.startswith("OK: ")
+    assert "note: 2 record(s) carry a time earlier than a record before them (the first: " in said.output
