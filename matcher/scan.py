@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from matcher import IGNORED_AT_START
 from matcher import TOOL_NAME
 from matcher import __version__
 from matcher import auditlog
@@ -39,6 +40,7 @@ from matcher.errors import UsageError
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.image import OpenedImage
+from matcher.evidence.image import looks_like_image
 from matcher.evidence.limits import ArchiveLimits
 from matcher.evidence.roots import absolute
 from matcher.evidence.roots import distinct_roots
@@ -734,11 +736,7 @@ def _install_signal_handlers(gate: _SignalGate) -> Callable[[], None]:
     # it was stopped ("interrupted by SIGHUP"). SIGTERM is always heard: it
     # is how a supervisor stops a job.
     wanted = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-    taken = {
-        sig: signal.signal(sig, handler)
-        for sig in wanted
-        if sig == signal.SIGTERM or signal.getsignal(sig) != signal.SIG_IGN
-    }
+    taken = {sig: signal.signal(sig, handler) for sig in wanted if sig not in IGNORED_AT_START}
 
     def restore() -> None:
         for sig, old in taken.items():
@@ -796,7 +794,10 @@ def run_scan(
         options.excludes, options.one_file_system, options.evidence, roots_checked=True
     )
     roots, root_notes = distinct_roots(
-        options.evidence, folders.excluded if options.excludes else None, options.one_file_system
+        options.evidence,
+        folders.excluded if options.excludes else None,
+        options.one_file_system,
+        walked_inside=lambda root: options.images_only or looks_like_image(root),
     )
     options = dataclasses.replace(options, evidence=roots)
     inventory_path = options.inventory or default_inventory_path(options.log)

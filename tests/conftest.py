@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
+# Note: a suite started in the background by a script (`pytest &`) or under
+# nohup inherits SIGINT or SIGHUP ignored, and so would every matcher it
+# starts; matcher keeps an inherited SIG_IGN (as nohup asks). The tests that
+# interrupt a scan with those signals, in this process or a child, expect
+# them heard, as in a terminal: the dispositions are set as a terminal's.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
