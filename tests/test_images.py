@@ -388,6 +388,32 @@ def test_notable_matches_equal_those_of_the_source_folder(
         assert found == folder, name
 
 
+@pytest.mark.parametrize("order", ["folder first", "image first"])
+def test_an_image_named_inside_a_folder_named_too_is_walked_as_an_image(
+    built: dict[str, Any], tmp_path: Path, order: str
+) -> None:
+    """Before: `scan case case/disk.raw` folded the image into the folder's walk ("lies inside
+    evidence case: scanned once"), which hashes it as one file: the notable file inside it was
+    never read, exit 0."""
+    import shutil
+
+    case = tmp_path / "case"
+    case.mkdir()
+    image = case / "disk.raw"
+    shutil.copyfile(built["dir"] / "ext4.raw", image)
+    roots = [case, image] if order == "folder first" else [image, case]
+    result, log = run(built, tmp_path, *roots)
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    assert_counts_add_up(log)
+    inside = [r for r in read_log(log) if r["type"] == "match" and r["path"].startswith(f"{image}!")]
+    assert inside, read_log(log)
+    rows = {bytes(r["path"]): r for r in inventory(log)}
+    assert rows[bytes(image)]["md5"] is not None  # the folder's walk still hashes the file itself
+    notes = read_log(log)[-1]["notes"]
+    assert any(f"evidence {image} lies inside evidence {case}: walked as the disk image" in n for n in notes), notes
+    assert not any("scanned once" in n or "named as disk images" in n for n in notes), notes
+
+
 def test_resume_of_an_image_scan_hashes_each_entry_once(
     built: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -822,8 +848,12 @@ def test_a_partition_past_the_images_end_says_so(built: dict[str, Any], tmp_path
     whole = _mbr([(0x0C, 2048, sectors), (0x83, 2048 + sectors, 2048)]) + bytes(2048 * 512 - 512) + fat
     (ev / "past.raw").write_bytes(whole)
     result, log = run(built, tmp_path, ev / "past.raw")
-    skipped = [r for r in inventory(log) if r["skip"] == "no-filesystem"]
-    assert len(skipped) == 1 and "past the image's end" in skipped[0]["detail"], skipped
+    # An error (exit flag 4) and a note: it was a skip, "no-filesystem", in a complete scan, exit 0.
+    assert result.exit_code & ExitCode.INCOMPLETE, result.output
+    failed = [r for r in inventory(log) if r["failure"] is not None and b"p2@" in bytes(r["path"])]
+    assert len(failed) == 1 and "past the image's end" in failed[0]["detail"], failed
+    notes = read_log(log)[-1]["notes"]
+    assert any("partition 2" in n and "none of its files is read" in n for n in notes), notes
     cut = ev.parent / "ev2"
     cut.mkdir()
     single = _mbr([(0x0C, 2048, sectors)]) + bytes(2048 * 512 - 512) + fat

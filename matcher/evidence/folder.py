@@ -469,7 +469,12 @@ class FolderWalker:
             stack.extend(reversed(subdirs))
 
     def _image_file(self, path: bytes) -> None:
-        """Count a file named as a disk image that the walk hashes as a file (noted by the scan)."""
+        """Count a file named as a disk image that the walk hashes as a file (noted by the scan).
+
+        Not one the examiner also named as evidence: walked as an image there.
+        """
+        if self.named and os.fsencode(os.path.realpath(path)) in self.named:
+            return
         self.image_files += 1
         self.first_image_file = self.first_image_file or path
 

@@ -382,11 +382,19 @@ class OpenedImage:
                 desc = part.desc.decode("utf-8", "replace")
                 size = self.media.size
                 if offset >= size:
+                    # Note: an error, as a partition cut by the end is: skipped as
+                    # "no filesystem", a whole partition's files went unread in a
+                    # complete scan, exit 0, with no note.
                     why = (
                         f"the partition table puts it at bytes {offset}-{end}, past the image's "
                         f"end ({size} bytes): the image is cut short, or the table is wrong"
                     )
-                    self.unrecognised.append((index, offset, desc, why))
+                    self.warnings.append(
+                        f"{name}: partition {index} ({desc}) starts at byte {offset}, past the "
+                        f"image's end ({size} bytes): the image is cut short (or its table is "
+                        "wrong); none of its files is read"
+                    )
+                    self.unreadable.append((index, offset, desc, why))
                     continue
                 first = next((v for v in self.volumes if v.offset == offset), None)
                 if first is not None:
@@ -508,6 +516,14 @@ def _vs_name(pytsk3: Any, value: int) -> str:
         if attr.startswith("TSK_VS_TYPE_") and isinstance(found, int) and int(found) == value:
             return attr[len("TSK_VS_TYPE_") :].lower()
     return str(value)
+
+
+def looks_like_image(path: str | bytes | os.PathLike[str]) -> bool:
+    """True when the file at `path` starts as a disk image does (detect() would walk it)."""
+    try:
+        return sniff(read_head(os.fsencode(path))) is not None
+    except OSError:
+        return False
 
 
 def detect(path: bytes, require: bool = False) -> str | None:

@@ -102,12 +102,18 @@ def _unreached(path: str, root: str, excluded: Excluded | None, one_file_system:
 
 
 def distinct_roots(
-    evidence: Sequence[Path], excluded: Excluded | None = None, one_file_system: bool = False
+    evidence: Sequence[Path],
+    excluded: Excluded | None = None,
+    one_file_system: bool = False,
+    walked_inside: Callable[[Path], bool] | None = None,
 ) -> tuple[list[Path], list[str]]:
     """Return the roots to walk (in the order given) and a note for each one dropped or kept aside.
 
     `excluded` and `one_file_system` are the walk's own rules (FolderWalker),
-    so that a nested root it would not reach is kept.
+    so that a nested root it would not reach is kept. `walked_inside` says
+    of a file root that it is walked inside (a disk image): such a root
+    inside a folder root is kept too, since the folder's walk hashes it as
+    one file and never walks what it holds.
     """
     real = [os.path.realpath(e) for e in evidence]
     kept: list[Path] = []
@@ -131,7 +137,20 @@ def distinct_roots(
         nested_folder = (
             identity is not None and container is not None and not _same(given, container)
         )
-        if nested_folder and excluded is not None:
+        if (
+            container is not None
+            and identity is None
+            and walked_inside is not None
+            and walked_inside(given)
+        ):
+            # Note: folded, `scan case case/disk.raw` hashed disk.raw as a file
+            # of `case` and never walked the image: "scanned once", exit 0, a
+            # notable file inside it never read.
+            notes.append(
+                f"evidence {given} lies inside evidence {container}: walked as the disk image "
+                f"it is (the walk of {container} hashes it as one file)"
+            )
+        elif nested_folder and excluded is not None:
             # Note: folded into the outer root's walk, the files under it met
             # the patterns as they read against the outer root: `scan ev
             # ev/d0/s0 --exclude 'd0/*'` excluded every file the examiner
