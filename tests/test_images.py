@@ -414,6 +414,27 @@ def test_an_image_named_inside_a_folder_named_too_is_walked_as_an_image(
     assert not any("scanned once" in n or "named as disk images" in n for n in notes), notes
 
 
+def test_a_second_name_of_a_folder_in_an_image_is_accounted_for(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Before: a directory hard link or loop (as debugfs makes) was not walked again, rightly,
+    but left no trace: no entry, no count, against "every entry accounted for"."""
+    import shutil
+    import subprocess
+
+    image = tmp_path / "loop.raw"
+    shutil.copyfile(built["dir"] / "ext4.raw", image)
+    debugfs = shutil.which("debugfs") or "/sbin/debugfs"
+    subprocess.run([debugfs, "-w", "-R", "ln <2> /zz-root-again", str(image)], check=True, capture_output=True)
+    result, log = run(built, tmp_path, image)
+    assert_counts_add_up(log)
+    rows = [r for r in inventory(log) if bytes(r["path"]).endswith(b"/zz-root-again")]
+    assert len(rows) == 1 and rows[0]["skip"] == "fs-metadata", rows
+    assert "another name of the folder /, walked there" in rows[0]["detail"]
+    # Nothing under it is walked twice.
+    assert not [r for r in inventory(log) if b"/zz-root-again/" in bytes(r["path"])]
+
+
 def test_resume_of_an_image_scan_hashes_each_entry_once(
     built: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -600,6 +600,7 @@ class ImageWalker:
         links: dict[tuple[int, int, int], bytes] = {}
         root_inum = int(volume.fs.info.root_inum)
         visited: set[int] = {root_inum}
+        first_names: dict[int, bytes] = {root_inum: b"/"}  # a folder's first name, by address
         stack: list[tuple[bytes, int, bool]] = [(b"", root_inum, False)]
         # Deleted files read through a name, by address: TSK may list one among
         # its orphans too (an NTFS record whose index entry is left), read once.
@@ -674,6 +675,7 @@ class ImageWalker:
                         addr = int(meta.addr)
                         if addr not in visited:
                             visited.add(addr)
+                            first_names[addr] = child
                             orphans = child
                             stack.insert(0, (child, addr, True))
                     continue
@@ -691,7 +693,22 @@ class ImageWalker:
                     addr = int(meta.addr)
                     if addr not in visited:
                         visited.add(addr)
+                        first_names[addr] = child
                         subdirs.append((child, addr, deleted))
+                    elif addr in first_names:
+                        # Note: a second name of a folder (a directory hard link
+                        # or a loop, which debugfs can make): not walked again,
+                        # and it left no trace at all.
+                        walked = first_names[addr].decode("utf-8", "replace")
+                        yield _skip(
+                            path,
+                            None,
+                            mtime_ns,
+                            Skip.FS_METADATA,
+                            f"another name of the folder {walked}, walked there (a directory "
+                            "hard link, or a loop): its entries are listed once, under that name",
+                            "dir",
+                        )
                     if is_ntfs:  # a folder's named $DATA streams (a hiding place) are data
                         yield from self._file_streams(
                             entry, volume, image, path, meta, mtime_ns, deleted, is_ntfs, links,
