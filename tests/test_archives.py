@@ -1493,3 +1493,29 @@ def test_a_nested_archive_larger_than_max_size_is_not_opened(db: Path, tmp_path:
     assert result.exit_code == 0, result.output
     counts = assert_counts_add_up(log)
     assert counts["skipped_by_reason"] == {"too-large": 1} and counts["notable"] == 0, counts
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "method"),
+    [
+        ("zip", ("-tzip", "-mm=Deflate64"), "zip method 9 (Deflate64)"),
+        ("zip", ("-tzip", "-mm=PPMd"), "zip method 98 (PPMd)"),
+        ("7z", ("-t7z", "-m0=ARM64", "-m1=LZMA2"), "py7zr cannot decode"),
+    ],
+)
+def test_a_member_compressed_by_a_method_no_decoder_reads_is_unsupported_not_an_io_error(
+    db: Path, tmp_path: Path, kind: str, options: tuple[str, ...], method: str
+) -> None:
+    """Before: a zip member in Deflate64 (or PPMd), a 7z one behind ARM64, was an `io-error`
+    ("EIO: archive member unreadable"), which reads as damaged evidence; it is content this
+    installation cannot decode: `unsupported`, saying which method."""
+    src = seven_tree(tmp_path / "src", {"big.txt": NOTABLE * 4096, "other.txt": b"x" * 5000})
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    seven(ev / f"a.{kind}", src, *options)
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert_counts_add_up(log)
+    members = {k: v for k, v in rows(log).items() if b"!" in k and not k.endswith(b"!")}
+    assert members and all(r["skip"] == "unsupported" for r in members.values()), members
+    assert all(method in r["detail"] for r in members.values()), members
+    assert not any(r["failure"] for r in rows(log).values())

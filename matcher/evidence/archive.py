@@ -90,6 +90,15 @@ _ERRORS = (
 )
 
 
+# The zip compression methods Python's zipfile decodes: stored, deflate, bzip2, LZMA.
+_ZIP_METHODS = frozenset({0, 8, 12, 14})
+_ZIP_METHOD_NAMES = {
+    1: "Shrink", 6: "Implode", 9: "Deflate64", 10: "PKWARE DCL Implode", 18: "IBM TERSE",
+    19: "IBM LZ77", 93: "Zstandard", 94: "MP3", 95: "XZ", 96: "JPEG", 97: "WavPack",
+    98: "PPMd", 99: "AE-x encryption",
+}  # fmt: skip
+
+
 def archive_format(head: bytes) -> str | None:
     """ "zip", "tar", "gz", "bz2", "xz", "7z" by content, or None."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -698,6 +707,15 @@ class ArchiveWalker:
                 detail: str | None = None
                 if info.flag_bits & 0x1:
                     skip = Skip.ENCRYPTED
+                elif info.compress_type not in _ZIP_METHODS:
+                    # Note: read, it failed as an EIO (io-error), which reads as damage.
+                    method = _ZIP_METHOD_NAMES.get(info.compress_type, "unknown")
+                    skip, detail = (
+                        Skip.UNSUPPORTED,
+                        f"compressed by zip method {info.compress_type} ({method}), which "
+                        "Python's zipfile cannot decode: extract it with a tool that can "
+                        "(7-Zip) and scan that",
+                    )
                 elif stat.S_ISLNK(mode):
                     skip, detail = Skip.SYMLINK, "symlink member (not followed)"
                 else:
@@ -760,6 +778,7 @@ class ArchiveWalker:
             members = [m for m in archive.members if not m.is_dir or m.size]  # see _zip
             charged: dict[int, int] = {}  # per folder: expanded so far and counted
             broken: dict[int, str] = {}  # per folder: why its data cannot be read
+            undecodable: dict[int, str] = {}  # per folder: the method no decoder reads
             for counted, member in enumerate(members, 1):
                 if counted > self.limits.max_members:
                     yield _too_many(path, len(members) - counted + 1, self.limits.max_members)
@@ -774,10 +793,18 @@ class ArchiveWalker:
                 if member.folder is not None and member.folder in broken:
                     yield _unreadable(mpath, member, broken[member.folder])
                     continue
+                if member.folder is not None and member.folder in undecodable:
+                    yield _undecodable(mpath, member, undecodable[member.folder])
+                    continue
                 head = b""
                 try:
                     while len(head) < min(HEAD, member.size):
                         head += archive.read(member.index, len(head), HEAD - len(head))
+                except sevenzip.UnsupportedMethod as exc:
+                    assert member.folder is not None
+                    undecodable[member.folder] = str(exc)
+                    yield _undecodable(mpath, member, str(exc))
+                    continue
                 except sevenzip.SevenZipError as exc:
                     assert member.folder is not None
                     broken[member.folder] = f"7z data unreadable in this solid block: {exc}"
@@ -1102,6 +1129,18 @@ def _read_to_the_end(stream: IO[bytes], limits: ArchiveLimits, packed_size: int)
                 f"the compressed stream runs on past the tar's end, more than "
                 f"{limits.max_ratio} times its size: its integrity check cannot be reached"
             )
+
+
+def _undecodable(mpath: bytes, member: sevenzip.Member, why: str) -> EntryOutcome:
+    """A 7z member whose method no decoder here reads: unsupported, not damaged."""
+    return EntryOutcome(
+        mpath,
+        member.size,
+        member.mtime_ns,
+        skip=Skip.UNSUPPORTED,
+        kind="member",
+        detail=f"{why}: extract it with a tool that can (7-Zip) and scan that",
+    )
 
 
 def _unreadable(mpath: bytes, member: sevenzip.Member, why: str) -> EntryOutcome:

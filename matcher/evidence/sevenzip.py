@@ -48,6 +48,10 @@ class HeaderEncrypted(SevenZipError):
     """The archive's header is encrypted: its member list needs the password."""
 
 
+class UnsupportedMethod(SevenZipError):
+    """A member's data is compressed (or filtered) by a method py7zr cannot decode."""
+
+
 class SevenZipUnavailable(RuntimeError):
     """py7zr (the `archives` extra) is not installed."""
 
@@ -264,6 +268,12 @@ class SevenZipArchive:
             # Note that py7zr's decompressors raise their own and their
             # libraries' errors (EOFError, lzma.LZMAError, CrcError...).
             self._current = None
+            if type(exc).__name__ == "UnsupportedCompressionMethodError":
+                # Note: no damage (it read as an EIO, an io-error): a method
+                # (BCJ2, ARM64, ...) py7zr has no decoder for.
+                raise UnsupportedMethod(
+                    f"compressed by a method py7zr cannot decode: {describe(exc)}"
+                ) from exc
             raise SevenZipError(f"7z data unreadable: {describe(exc)}") from exc
 
     def _seek(self, folder: int, offset: int) -> None:
