@@ -21,6 +21,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from matcher.match import held_by_every_entry
 from matcher.match import match_batch
 from matcher.models import EntryOutcome
 from matcher.models import Failure
+from matcher.models import ListInfo
 from matcher.models import Skip
 from matcher.models import fields_path
 from matcher.models import storable
@@ -53,8 +55,8 @@ from matcher.scan import _Recorder
 from matcher.scan import _SignalGate
 from matcher.scan import append_end_record
 from matcher.scan import exit_code_for
+from matcher.scan import list_notes
 from matcher.scan import refuse_outputs_inside
-from matcher.scan import zero_length_notes
 from matcher.store import HashStore
 
 
@@ -124,6 +126,23 @@ def _original(
         f"The inventory of {options.original_log} was not found (looked for "
         f"{', '.join(str(p) for p in seal.looked_at)}{odd}); pass --original-inventory."
     )
+
+
+def _lists_gone(run: Mapping[str, object], lists: Sequence[ListInfo]) -> list[str]:
+    """A note for each list the original run matched against that the store no longer holds.
+
+    Note: a re-match after the original's notable list was removed said
+    notable 0, with no word of the list gone: it read as the files being
+    cleared, where nothing matched them against that list.
+    """
+    held = {info.source_sha256 for info in lists}
+    used = run.get("lists")
+    return [
+        f"list {str(old.get('name'))!r} ({old.get('role')}), which the original scan matched "
+        "against, is no longer in the store: its entries are not matched here"
+        for old in (used if isinstance(used, list) else [])
+        if isinstance(old, dict) and old.get("source_sha256") not in held
+    ]
 
 
 # Marks a note of the original scan carried into a re-match's end record.
@@ -281,7 +300,8 @@ def run_rematch(
         notes = _case_note(first_run, case) + _carried_notes(last_end)
         digest_filter, filter_notes = build_filter(store, lists, algorithms, on_stage)
         notes.extend(filter_notes)
-        notes.extend(zero_length_notes(lists))  # as a scan's end record names them
+        notes.extend(list_notes(lists))  # as a scan's end record names them
+        notes.extend(_lists_gone(verified.last_run or first_run, lists))
         notes.extend(_signature_note(verified))
         held.enter_context(store.pinned(lists))  # the lists of the run record, to its end
         signer = signing.load_signer(options.sign_key) if options.sign_key else None

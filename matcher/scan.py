@@ -64,6 +64,7 @@ from matcher.match import digests_differ
 from matcher.match import held_by_every_entry
 from matcher.match import match_batch
 from matcher.match import verdict as verdict_of
+from matcher.models import SKIPPED_INVALID
 from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
@@ -939,7 +940,7 @@ def run_scan(
             )
         digest_filter, filter_notes = build_filter(store, lists, options.algorithms, on_stage)
         notes.extend(filter_notes)
-        notes.extend(zero_length_notes(lists))
+        notes.extend(list_notes(lists))
         if options.candidates_only and not options.resume and not _notable(lists):
             # Note: no file can be a candidate: it was a "complete" scan that
             # read nothing, exit 0, its end record saying nothing of it.
@@ -987,15 +988,28 @@ def run_scan(
             image.close()
 
 
-def zero_length_notes(lists: Sequence[ListInfo]) -> list[str]:
-    """The end record's note for each list holding the digest of an empty file (README)."""
-    return [
-        f"list {info.name!r} holds {info.zero_length} entr"
-        f"{'y' if info.zero_length == 1 else 'ies'} with the digest of an empty file: "
-        "flagged; an empty file is never a match"
-        for info in lists
-        if info.zero_length
-    ]
+def list_notes(lists: Sequence[ListInfo]) -> list[str]:
+    """The end record's notes on the lists used: empty-file digests, invalid lines left out.
+
+    Note: the run record names a list's skipped_invalid count, but no report
+    showed it: a list imported with --skip-invalid lacks entries, and a file
+    one of them names is never matched; the document filed must say so.
+    """
+    notes: list[str] = []
+    for info in lists:
+        if info.zero_length:
+            notes.append(
+                f"list {info.name!r} holds {info.zero_length} entr"
+                f"{'y' if info.zero_length == 1 else 'ies'} with the digest of an empty file: "
+                "flagged; an empty file is never a match"
+            )
+        skipped = info.as_log_dict().get(SKIPPED_INVALID)
+        if skipped:
+            notes.append(
+                f"list {info.name!r} was imported with {skipped} invalid line(s) left out "
+                "(--skip-invalid): a file one of them names is never matched"
+            )
+    return notes
 
 
 def _opens(path: Path) -> bool:

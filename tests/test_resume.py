@@ -1213,3 +1213,41 @@ def test_a_new_scan_to_a_complete_log_is_not_sent_to_resume(
     _interrupted_scan(ev, db, cut, monkeypatch)
     retry = run_scan(ev, db, cut)
     assert retry.returncode == 2 and b"Use --resume to continue it" in retry.stderr, retry.stderr
+
+
+def test_a_rematch_names_the_lists_of_the_original_run_that_are_gone(tmp_path: Path) -> None:
+    """Before: a re-match after the original's notable list was removed said notable 0, its
+    notes silent of the list gone: it read as the files cleared."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db, log).returncode == 1
+    other = tmp_path / "k.sha256"
+    other.write_text(f"{hashlib.sha256(b'plain').hexdigest()}  plain\n")
+    subprocess.run([*MATCHER, "import", str(other), "--db", str(db), "--role", "known"], check=True, capture_output=True)
+    subprocess.run([*MATCHER, "remove", "n.sha256", "--db", str(db)], check=True, capture_output=True)
+    new_log = tmp_path / "rematch.jsonl"
+    result = subprocess.run([*MATCHER, "rematch", str(log), "--db", str(db), "--examiner", "R", "--case", "C",
+                             "--log", str(new_log), "--json"], capture_output=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    said = ("list 'n.sha256' (notable), which the original scan matched against, is no longer in "
+            "the store: its entries are not matched here")  # fmt: skip
+    assert said in json.loads(result.stdout)["notes"] and said in read_log(new_log)[-1]["notes"]
+
+
+def test_every_report_names_a_list_imported_with_invalid_lines_left_out(tmp_path: Path) -> None:
+    """Before: the run record kept a list's skipped_invalid count, but no report said the list
+    lacked entries (a file one of them names is never matched)."""
+    ev, db, notable = _small_tree(tmp_path)
+    bad = tmp_path / "bad.sha256"
+    bad.write_text(f"{hashlib.sha256(notable).hexdigest()}  hit\nnot a digest line\n")
+    fresh = tmp_path / "fresh.db"
+    subprocess.run([*MATCHER, "import", str(bad), "--db", str(fresh), "--skip-invalid"], check=True, capture_output=True)
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, fresh, log).returncode == 1
+    said = "list 'bad.sha256' was imported with 1 invalid line(s) left out (--skip-invalid)"
+    assert any(n.startswith(said) for n in read_log(log)[-1]["notes"])
+    for fmt in ("csv", "html", "json", "dfxml"):
+        out = tmp_path / f"r.{fmt}"
+        done = subprocess.run([*MATCHER, "report", str(log), "--format", fmt, "-o", str(out)], capture_output=True)
+        assert done.returncode == 0, done.stderr
+        assert "invalid line(s) left out" in out.read_text(), fmt
