@@ -601,6 +601,8 @@ def _say_where_import_stopped(
 def lists_cmd(db: Path, as_json: bool) -> None:
     """Show the imported lists: name, role, format, entries per algorithm.
 
+    Exits 0; 2 when the store does not exist or cannot be read.
+
     \b
     Example:
       matcher lists --db case.db
@@ -670,6 +672,9 @@ def _list_dict(info: Any) -> dict[str, object]:
 @db_option
 def remove_cmd(name: str, db: Path) -> None:
     """Remove an imported list and all its entries.
+
+    One transaction: the whole list, or nothing. Exits 0 when it is removed;
+    2 when the store or the list does not exist (nothing is changed).
 
     \b
     Example:
@@ -1564,6 +1569,8 @@ def keygen_cmd(private_key: Path, public_key: Path | None) -> None:
     """Make an Ed25519 key pair for signing logs (private key mode 0600).
 
     The public key goes to PUBLIC_KEY, by default PRIVATE_KEY with .pub added.
+    Exits 0; 2 when either file exists already (a key is never overwritten)
+    or cannot be written.
 
     \b
     Example:
@@ -1671,7 +1678,8 @@ def report_cmd(
     "--algorithms",
     default="md5,sha256",
     show_default=True,
-    help="Digests computed in the one read pass (hashdeep: md5,sha1,sha256).",
+    help="Digests computed in the one read pass (hashdeep: md5,sha1,sha256); available: "
+    f"{','.join(available_algorithms())}.",
 )
 @click.option(
     "--format",
