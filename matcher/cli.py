@@ -170,6 +170,22 @@ def _translate_errors(integrity_is_fatal: bool = False) -> Iterator[None]:
         raise Fatal(str(exc)) from exc
 
 
+@contextlib.contextmanager
+def _json_error(as_json: bool) -> Iterator[None]:
+    """With --json, a refusal or fatal error is a JSON object on stdout too (as import's).
+
+    Note: `scan --json` printed nothing on stdout when it stopped (exit 2):
+    a batch script reading its stdout had no object to tell why.
+    """
+    try:
+        yield
+    except (Fatal, IntegrityFailed) as exc:
+        if as_json:
+            click.echo(json.dumps({"status": "error", "exit_code": exc.exit_code,
+                                   "error": exc.message}))  # fmt: skip
+        raise
+
+
 _candidates_only = click.option(
     "--candidates-only",
     is_flag=True,
@@ -916,7 +932,11 @@ def _size(text: str | None) -> int | None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the summary as one JSON object on stdout; refused or stopped by an error, "
+    'an object with "status": "error", "exit_code" and "error".',
 )
 def scan_cmd(
     evidence: tuple[str, ...],
@@ -1005,6 +1025,7 @@ def scan_cmd(
     progress = _Progress() if show else None
     try:
         with (
+            _json_error(as_json),
             _translate_errors(integrity_is_fatal=True),
             _default_log_taken(options.log if log is None else None),
         ):
@@ -1164,7 +1185,7 @@ def rematch_cmd(
     )
     progress = _Progress() if sys.stderr.isatty() else None
     try:
-        with _translate_errors(integrity_is_fatal=True):
+        with _json_error(as_json), _translate_errors(integrity_is_fatal=True):
             summary = run_rematch(options, on_stage=progress.stage if progress else None)
     finally:
         if progress is not None:

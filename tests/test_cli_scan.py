@@ -973,3 +973,13 @@ def test_an_empty_evidence_path_is_refused_not_the_current_folder(runner: CliRun
                                  "--log", str(tmp_path / "l.jsonl")])  # fmt: skip
     assert result.exit_code == 2 and "an empty path" in result.output, result.output
     assert not (tmp_path / "l.jsonl").exists()
+
+
+def test_scan_json_says_why_it_stopped_on_stdout(runner: CliRunner, tmp_path: Path) -> None:
+    """Before: `scan --json` that was refused (exit 2) printed nothing on stdout: a batch script
+    reading it had no object to tell why (import --json gives one for a rejected list)."""
+    result = runner.invoke(cli, ["scan", str(tmp_path / "nothing"), "--examiner", "E", "--case", "C",
+                                 "--db", str(tmp_path / "s.db"), "--json"])  # fmt: skip
+    assert result.exit_code == 2
+    said = json.loads(result.stdout)
+    assert said == {"status": "error", "exit_code": 2, "error": f"Evidence {tmp_path / 'nothing'} does not exist."}
