@@ -118,15 +118,24 @@ def check_seal(log: Path, end: Mapping[str, object] | None, given: Path | None =
         where, beside = Path(str(sealed.get("path"))), default_path(log)
         same = os.path.abspath(where) == os.path.abspath(beside)
         looked = (where,) if same else (where, beside)
+    # Note: every place is tried before any is called wrong: the recorded path
+    # may hold another run's inventory now (its log's name reused) while the
+    # sealed one lies beside the log, moved with it: an intact log was FAILED.
+    first: SealCheck | None = None
     for path in looked:
         if path.is_file():
             try:
                 actual = file_sha256(path)
             except OSError as exc:
-                return SealCheck("unreadable", path, digest, None, looked, exc.strerror or str(exc))
-            return SealCheck(
-                "matches" if actual == digest else "differs", path, digest, actual, looked
-            )
+                why = exc.strerror or str(exc)
+                found = SealCheck("unreadable", path, digest, None, looked, why)
+            else:
+                if actual == digest:
+                    return SealCheck("matches", path, digest, actual, looked)
+                found = SealCheck("differs", path, digest, actual, looked)
+            first = first or found
+    if first is not None:
+        return first
     there = [p for p in looked if p.exists()]
     if there:
         return SealCheck("not-a-file", there[0], digest, None, looked)

@@ -1519,3 +1519,25 @@ def test_a_member_compressed_by_a_method_no_decoder_reads_is_unsupported_not_an_
     assert members and all(r["skip"] == "unsupported" for r in members.values()), members
     assert all(method in r["detail"] for r in members.values()), members
     assert not any(r["failure"] for r in rows(log).values())
+
+
+def test_a_zip_member_whose_method_no_zip_tool_defines_stays_an_error(db: Path, tmp_path: Path) -> None:
+    """A method number APPNOTE does not define (200) is a damaged or forged header, not content
+    this installation lacks a decoder for: an error (exit flag 4), never a quiet `unsupported`."""
+    import struct
+
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("m.txt", NOTABLE)
+    data = bytearray(raw.getvalue())
+    local = data.index(b"PK\x03\x04")
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<H", data, local + 8, 200)
+    struct.pack_into("<H", data, central + 10, 200)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "m200.zip").write_bytes(bytes(data))
+    result, log = scan(db, tmp_path, ev, "--archives")
+    assert result.exit_code & 4, result.output
+    member = rows(log)[bytes(ev / "m200.zip") + b"!m.txt"]
+    assert member["failure"] is not None and member["skip"] is None, member

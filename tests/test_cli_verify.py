@@ -348,7 +348,7 @@ def test_an_edited_line_is_never_counted_among_those_that_verified(
     assert found["records"] == edited  # the lines before the edited one
 
 
-@pytest.mark.parametrize("change", ["swapped", "edited", "missing", "moved beside the log"])
+@pytest.mark.parametrize("change", ["swapped", "edited", "missing", "moved beside the log", "name reused"])
 def test_verify_checks_the_inventory_the_log_sealed(
     runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path, change: str
 ) -> None:
@@ -377,8 +377,12 @@ def test_verify_checks_the_inventory_the_log_sealed(
     else:  # the case folder moved: the log and its inventory, to another folder
         moved = tmp_path / "moved"
         moved.mkdir()
+        original = log
         log = Path(shutil.move(log, moved / log.name))
         shutil.move(inventory, moved / inventory.name)
+        if change == "name reused":  # another scan's log and inventory now at the sealed path
+            assert runner.invoke(cli, ["scan", str(FIXTURES / "evidence"), "--examiner", "E", "--case", "C3",
+                                       "--db", str(tmp_path / "s.db"), "--log", str(original), "-q"]).exit_code == 1  # fmt: skip
     result = runner.invoke(cli, ["verify", str(log), "--json"])
     found = json.loads(result.stdout)["inventory"]
     assert found["sealed_sha256"] == sealed

@@ -388,6 +388,15 @@ def test_notable_matches_equal_those_of_the_source_folder(
         assert found == folder, name
 
 
+def test_an_image_named_twice_is_walked_once(built: dict[str, Any], tmp_path: Path) -> None:
+    image = built["dir"] / "ext4.raw"
+    result, log = run(built, tmp_path, image, image)
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    matches = [r["path"] for r in read_log(log) if r["type"] == "match"]
+    assert matches and len(matches) == len(set(matches)), matches
+    assert f"evidence {image} is named twice: scanned once" in read_log(log)[-1]["notes"]
+
+
 @pytest.mark.parametrize("order", ["folder first", "image first"])
 def test_an_image_named_inside_a_folder_named_too_is_walked_as_an_image(
     built: dict[str, Any], tmp_path: Path, order: str

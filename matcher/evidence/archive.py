@@ -90,12 +90,13 @@ _ERRORS = (
 )
 
 
-# The zip compression methods Python's zipfile decodes: stored, deflate, bzip2, LZMA.
-_ZIP_METHODS = frozenset({0, 8, 12, 14})
+# Zip compression methods that APPNOTE defines and Python's zipfile cannot
+# decode (it reads stored, deflate, bzip2 and LZMA): a member in one is
+# skipped as `unsupported`.
 _ZIP_METHOD_NAMES = {
     1: "Shrink", 6: "Implode", 9: "Deflate64", 10: "PKWARE DCL Implode", 18: "IBM TERSE",
     19: "IBM LZ77", 93: "Zstandard", 94: "MP3", 95: "XZ", 96: "JPEG", 97: "WavPack",
-    98: "PPMd", 99: "AE-x encryption",
+    98: "PPMd",
 }  # fmt: skip
 
 
@@ -707,9 +708,11 @@ class ArchiveWalker:
                 detail: str | None = None
                 if info.flag_bits & 0x1:
                     skip = Skip.ENCRYPTED
-                elif info.compress_type not in _ZIP_METHODS:
+                elif info.compress_type in _ZIP_METHOD_NAMES:
                     # Note: read, it failed as an EIO (io-error), which reads as damage.
-                    method = _ZIP_METHOD_NAMES.get(info.compress_type, "unknown")
+                    # A method no zip tool defines stays that error (a damaged or
+                    # forged header), never a quiet skip.
+                    method = _ZIP_METHOD_NAMES[info.compress_type]
                     skip, detail = (
                         Skip.UNSUPPORTED,
                         f"compressed by zip method {info.compress_type} ({method}), which "

@@ -140,6 +140,7 @@ def distinct_roots(
         if (
             container is not None
             and identity is None
+            and not _same(given, container)
             and walked_inside is not None
             and walked_inside(given)
         ):
