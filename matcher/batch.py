@@ -157,6 +157,16 @@ def read_manifest(path: Path) -> list[BatchItem]:
                         line=start,
                     )
                 values = {k: (v or "").strip() for k, v in row.items() if k is not None}
+                nul = next((k for k, v in values.items() if "\0" in v), None)
+                if nul is not None:
+                    # Note: no path, name or case holds a NUL byte; it ended in an
+                    # internal error (ValueError: embedded null byte).
+                    raise FormatError(
+                        f"the {nul} value holds a NUL byte: a binary file, or a value cut "
+                        "short by a tool? No path, name or case reference holds one",
+                        source=str(path),
+                        line=start,
+                    )
                 for column in REQUIRED:
                     if not values.get(column):
                         raise FormatError(f"empty {column}", source=str(path), line=start)

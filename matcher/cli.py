@@ -179,10 +179,10 @@ def _json_error(as_json: bool) -> Iterator[None]:
     """
     try:
         yield
-    except (Fatal, IntegrityFailed) as exc:
+    except click.ClickException as exc:
         if as_json:
             click.echo(json.dumps({"status": "error", "exit_code": exc.exit_code,
-                                   "error": exc.message}))  # fmt: skip
+                                   "error": exc.format_message()}))  # fmt: skip
         raise
 
 
@@ -935,8 +935,9 @@ def _size(text: str | None) -> int | None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Print the summary as one JSON object on stdout; refused or stopped by an error, "
-    'an object with "status": "error", "exit_code" and "error".',
+    help="Print the summary as one JSON object on stdout; refused (once click has parsed "
+    'the options) or stopped by an error, an object with "status": "error", "exit_code" '
+    'and "error".',
 )
 def scan_cmd(
     evidence: tuple[str, ...],
@@ -986,41 +987,43 @@ def scan_cmd(
       matcher scan /mnt/evidence/item1 --examiner "J. Doe" --case 2026-0042 \\
           --log item1.jsonl --resume
     """
-    try:
-        algos = parse_algorithms(algorithms)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
-    if resume and log is None:
-        raise click.UsageError("--resume needs the --log of the run to continue.")
-    if any(not e for e in evidence):
-        raise click.BadParameter(
-            "an empty path (an unset variable?); name the folder, even the current one: .",
-            param_hint="EVIDENCE",
+    # Note: options refused here answer --json too (see _json_error).
+    with _json_error(as_json):
+        try:
+            algos = parse_algorithms(algorithms)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
+        if resume and log is None:
+            raise click.UsageError("--resume needs the --log of the run to continue.")
+        if any(not e for e in evidence):
+            raise click.BadParameter(
+                "an empty path (an unset variable?); name the folder, even the current one: .",
+                param_hint="EVIDENCE",
+            )
+        options = ScanOptions(
+            evidence=tuple(Path(e) for e in evidence),
+            examiner=examiner,
+            case=case,
+            authority=authority,
+            db=db,
+            lists=lists,
+            log=log or _default_log(case),
+            algorithms=algos,
+            jobs=jobs or 0,
+            candidates_only=candidates_only,
+            excludes=excludes,
+            max_size=_size(max_size),
+            one_file_system=one_file_system,
+            resume=resume,
+            sign_key=sign_key,
+            inventory=inventory,
+            argv=sys.argv[1:],
+            deleted=deleted,
+            verify_image=verify_image,
+            images_only=images_only,
+            archives=archives,
+            archive_limits=_archive_limits(archives, max_depth),
         )
-    options = ScanOptions(
-        evidence=tuple(Path(e) for e in evidence),
-        examiner=examiner,
-        case=case,
-        authority=authority,
-        db=db,
-        lists=lists,
-        log=log or _default_log(case),
-        algorithms=algos,
-        jobs=jobs or 0,
-        candidates_only=candidates_only,
-        excludes=excludes,
-        max_size=_size(max_size),
-        one_file_system=one_file_system,
-        resume=resume,
-        sign_key=sign_key,
-        inventory=inventory,
-        argv=sys.argv[1:],
-        deleted=deleted,
-        verify_image=verify_image,
-        images_only=images_only,
-        archives=archives,
-        archive_limits=_archive_limits(archives, max_depth),
-    )
     show = not quiet and sys.stderr.isatty()
     progress = _Progress() if show else None
     try:

@@ -839,9 +839,9 @@ def run_scan(
             raise UsageError(f"{options.log} already exists, and {foreign}")
         if auditlog.ends_complete(options.log):
             raise UsageError(
-                f"Log {options.log} already exists and ends with a complete scan: there is "
-                "nothing to continue. Choose another --log (`matcher rematch` matches a "
-                "finished scan against the lists as they are now)."
+                f"Log {options.log} already exists and ends complete (a finished scan or "
+                "re-match): there is nothing to continue. Choose another --log (`matcher "
+                "rematch` matches a finished scan against the lists as they are now)."
             )
         raise UsageError(
             f"Log {options.log} already exists. Use --resume to continue it, "

@@ -471,3 +471,14 @@ def test_a_complete_log_made_with_other_options_or_lists_is_not_taken_as_done(ru
     )
     assert item["notes"][-1] == note and f"      note: {note}\n" in result.stderr
     assert log.read_bytes() == done
+
+
+def test_a_manifest_value_holding_a_nul_byte_is_refused_at_its_line(runner: CliRunner, tmp_path: Path) -> None:
+    """Before: an evidence path holding a NUL ended in an internal error (ValueError: embedded
+    null byte) from the realpath of the item's roots."""
+    manifest = tmp_path / "items.csv"
+    manifest.write_bytes(b"evidence,case,examiner\nev\x00il,C-1,E\n")
+    result = runner.invoke(cli, ["batch", str(manifest), "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 2, result.output
+    assert "items.csv:2: the evidence value holds a NUL byte" in result.output
+    assert "internal error" not in result.output

@@ -983,3 +983,7 @@ def test_scan_json_says_why_it_stopped_on_stdout(runner: CliRunner, tmp_path: Pa
     assert result.exit_code == 2
     said = json.loads(result.stdout)
     assert said == {"status": "error", "exit_code": 2, "error": f"Evidence {tmp_path / 'nothing'} does not exist."}
+    # Options refused after click parsed them answer too.
+    bad = runner.invoke(cli, ["scan", str(tmp_path), "--examiner", "E", "--case", "C", "--db", str(tmp_path / "s.db"),
+                              "--json", "--max-depth", "3"])  # fmt: skip
+    assert bad.exit_code == 2 and json.loads(bad.stdout)["error"].startswith("--max-depth applies to archives")

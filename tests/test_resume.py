@@ -1207,7 +1207,7 @@ def test_a_new_scan_to_a_complete_log_is_not_sent_to_resume(
     done_log = tmp_path / "done.jsonl"
     assert run_scan(ev, db, done_log).returncode in (0, 1)
     again = run_scan(ev, db, done_log)
-    assert again.returncode == 2 and b"ends with a complete scan" in again.stderr, again.stderr
+    assert again.returncode == 2 and b"ends complete (a finished scan or re-match)" in again.stderr, again.stderr
     assert b"Use --resume" not in again.stderr
     cut = tmp_path / "cut.jsonl"
     _interrupted_scan(ev, db, cut, monkeypatch)
