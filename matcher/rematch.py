@@ -161,8 +161,9 @@ _CARRIED = re.compile(
     r"|--exclude "
     r"|crossed into another filesystem at "
     r"|evidence .* (is the same as|lies inside) evidence "
+    r"|evidence .* is named twice: scanned once"
     r"|evidence .* is a single file with no volume system or filesystem recognised"
-    r"|.*: partition \d+ \(.*\) starts at byte \d+, as partition \d+ does"
+    r"|.*: partition \d+ \(.*\) starts at byte \d+, (as partition \d+ does|past the image's end)"
     r"|.* runs to byte \d+, past the image's end"
     r"|\d+ file\(s\) in the folders are named as disk images",
     re.DOTALL,

@@ -1251,3 +1251,18 @@ def test_every_report_names_a_list_imported_with_invalid_lines_left_out(tmp_path
         done = subprocess.run([*MATCHER, "report", str(log), "--format", fmt, "-o", str(out)], capture_output=True)
         assert done.returncode == 0, done.stderr
         assert "invalid line(s) left out" in out.read_text(), fmt
+
+
+def test_the_new_evidence_notes_are_carried_into_a_rematch() -> None:
+    """The notes this session added on the evidence (a root named twice; a partition past the
+    image's end) still hold of the files a re-match matches: carried, as their kin are."""
+    from matcher.rematch import _CARRIED
+
+    for note in ("evidence ev is named twice: scanned once",
+                 "disk.raw: partition 2 (Linux) starts at byte 69206016, past the image's end "
+                 "(68157440 bytes): the image is cut short (or its table is wrong); none of its "
+                 "files is read",
+                 "evidence ev/d lies inside evidence ev: walked as a root of its own, --exclude "
+                 "patterns matched against paths below it (the walk of ev leaves it to that)"):  # fmt: skip
+        assert _CARRIED.match(note), note
+    assert not _CARRIED.match("--candidates-only: 3 files not read (their size was no notable entry's in the scan's lists)")
