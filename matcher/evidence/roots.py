@@ -134,16 +134,9 @@ def distinct_roots(
         identity = _identity(path)
         if container is None and identity is not None and identity in seen:
             container = seen[identity]
-        nested_folder = (
-            identity is not None and container is not None and not _same(given, container)
-        )
-        if (
-            container is not None
-            and identity is None
-            and not _same(given, container)
-            and walked_inside is not None
-            and walked_inside(given)
-        ):
+        same = container is not None and _same(given, container)
+        nested = container is not None and not same
+        if nested and identity is None and walked_inside is not None and walked_inside(given):
             # Note: folded, `scan case case/disk.raw` hashed disk.raw as a file
             # of `case` and never walked the image: "scanned once", exit 0, a
             # notable file inside it never read.
@@ -151,7 +144,7 @@ def distinct_roots(
                 f"evidence {given} lies inside evidence {container}: walked as the disk image "
                 f"it is (the walk of {container} hashes it as one file)"
             )
-        elif nested_folder and excluded is not None:
+        elif nested and identity is not None and excluded is not None:
             # Note: folded into the outer root's walk, the files under it met
             # the patterns as they read against the outer root: `scan ev
             # ev/d0/s0 --exclude 'd0/*'` excluded every file the examiner
@@ -163,7 +156,7 @@ def distinct_roots(
                 f"{container} leaves it to that)"
             )
         elif container is not None:
-            if nested_folder or not _same(given, container):
+            if nested:
                 notes.append(f"evidence {given} lies inside evidence {container}: scanned once")
             elif str(given) == str(container):
                 notes.append(f"evidence {given} is named twice: scanned once")
