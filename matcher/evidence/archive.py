@@ -36,12 +36,12 @@ skipped too.
 
 from __future__ import annotations
 
+import _compression
 import bz2
 import calendar
 import contextlib
 import dataclasses
 import errno as errno_mod
-import gzip
 import io
 import lzma
 import os
@@ -352,14 +352,122 @@ def _check_unchanged(outer: IO[bytes], base: tuple[object, ...], moved: str) -> 
         raise OSError(errno_mod.ESTALE, moved)
 
 
+class _Junk:
+    """Whether bytes after a compressed stream's last member start no member of its format."""
+
+    seen = False
+
+
+class _NotAMember(ValueError, OwnMessage):
+    """What follows a compressed member starts no member of the format (junk after its end)."""
+
+
+_MAGIC = {"gz": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00"}
+
+
+class _Member:
+    """One member (stream) of a gzip, bzip2 or xz file, for _compression.DecompressReader.
+
+    The reader makes a new one for what follows each member's end. Zero bytes
+    there are padding (xz's stream padding; gzip and bzip2 skip them too), and
+    end the file if nothing else follows. Bytes that start no member of the
+    format are junk after the archive's end: `junk.seen` is set and the reader
+    ends there (what came before is whole: each member's check matched), as
+    `gzip -d` ends ("trailing garbage ignored").
+
+    Note: read by GzipFile and LZMAFile, xz stream padding was an EOFError
+    ("ended before the end-of-stream marker") and a gzip file with bytes after
+    its member a BadGzipFile: the archive an error, no member of it read.
+    """
+
+    def __init__(self, kind: str, junk: _Junk):
+        self._kind = kind
+        self._junk = junk
+        self._inner: Any = None
+        self._head = b""  # a member's first bytes, until its magic is whole
+        self._tail = b""  # zlib's unconsumed input
+        self._padding = False  # nothing but zeros came
+
+    def _start(self, data: bytes) -> bytes:
+        """The member's input once its magic is checked; b"" while more is needed."""
+        data = (self._head + data).lstrip(b"\0")
+        magic = _MAGIC[self._kind]
+        if len(data) < len(magic) and magic.startswith(data):
+            self._head, self._padding = data, not data
+            return b""
+        if not data.startswith(magic):
+            self._junk.seen = True
+            raise _NotAMember(f"bytes after the last {self._kind} member start no member")
+        self._head, self._padding = b"", False
+        if self._kind == "gz":
+            self._inner = zlib.decompressobj(wbits=31)
+        elif self._kind == "bz2":
+            self._inner = bz2.BZ2Decompressor()
+        else:
+            self._inner = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+        return data
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        if self._inner is None:
+            data = self._start(data)
+            if self._inner is None:
+                return b""
+        if self._kind == "gz":
+            out = self._inner.decompress(self._tail + data, max(max_length, 0))
+            self._tail = self._inner.unconsumed_tail
+            return bytes(out)
+        return bytes(self._inner.decompress(data, max_length))
+
+    @property
+    def eof(self) -> bool:
+        if self._inner is None:
+            return self._padding  # zeros only: the next block starts afresh, or the file ends
+        return bool(self._inner.eof)
+
+    @property
+    def needs_input(self) -> bool:
+        if self._inner is None:
+            return True
+        if self._kind == "gz":
+            return not self._tail and not self._inner.eof
+        return bool(self._inner.needs_input)
+
+    @property
+    def unused_data(self) -> bytes:
+        return b"" if self._inner is None else bytes(self._inner.unused_data)
+
+
+class _Decompressed(io.BufferedReader):
+    """A decompressed gzip, bzip2 or xz file (every member); `junk` says what followed."""
+
+    junk: _Junk
+
+
 def _decompressed(stream: IO[bytes], compression: str) -> IO[bytes]:
-    if compression == "gz":
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
-    if compression == "bz2":
-        return bz2.BZ2File(stream, mode="rb")
-    if compression == "xz":
-        return lzma.LZMAFile(stream, mode="rb")
-    return stream
+    if compression not in _MAGIC:
+        return stream
+    junk = _Junk()
+    raw = _compression.DecompressReader(
+        stream,
+        _Member,  # type: ignore[arg-type]  # a decompressor as the reader asks one
+        trailing_error=_NotAMember,
+        kind=compression,
+        junk=junk,
+    )
+    reader = _Decompressed(raw)
+    reader.junk = junk
+    return reader
+
+
+def _junk_after(stream: IO[bytes], compression: str) -> str | None:
+    """What an archive's error says of junk after its last member, read to its end; else None."""
+    junk = getattr(stream, "junk", None)
+    if junk is None or not junk.seen:
+        return None
+    return (
+        f"bytes after its last {compression} member start no {compression} member (junk after "
+        "the archive's end, or another file appended): not read; the members before them were"
+    )
 
 
 def _apply(stream: IO[bytes], step: tuple[object, ...], stack: contextlib.ExitStack) -> IO[bytes]:
@@ -947,6 +1055,12 @@ class ArchiveWalker:
                         yield from self._given_out(listed, base, depth, budget)
                 if compression and stopped is None:
                     _read_to_the_end(stream, limits, packed_size)
+                    after = _junk_after(stream, compression)
+                    if after is not None:
+                        stopped = EntryOutcome(
+                            path + b"!", None, None, failure=Failure.WALK, kind="archive",
+                            detail=after,
+                        )  # fmt: skip
         except (EOFError, _TarCutShort):
             # Note: a stream cut short, not damaged (or one that runs on past a
             # limit): what was listed before is the stream's own bytes (given
@@ -1087,9 +1201,14 @@ class ArchiveWalker:
                         detail=f"expands past {cap} bytes",
                     )
                     return
+            after = _junk_after(stream, compression)
         budget.expanded += size
         step = (*steps, ("stream", compression))
         yield from self._member(mpath, size, 0, base, step, depth, budget, head)
+        if after is not None:
+            yield EntryOutcome(
+                path + b"!", None, None, failure=Failure.WALK, kind="archive", detail=after
+            )
 
 
 def _stored_size(member: tarfile.TarInfo) -> int:
