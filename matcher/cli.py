@@ -351,6 +351,10 @@ def _say_verify_failed(log: Path, exc: IntegrityError, as_json: bool) -> None:
         click.echo(f"  {v.verified_before().removeprefix('; ')}", err=True)
     if as_json:
         fields = {"log": str(log), "intact": False, "line": exc.line, "error": str(exc)}
+        if exc.seen is not None:
+            # Note: the bytes that failed, as an intact log's report gives them:
+            # a reviewer can tie the failure to the very file examined.
+            fields["size"], fields["sha256"] = exc.seen
         before = {"signatures": v.signatures, "signatures_checked": v.signatures_checked}
         keys = list(v.key_fingerprints)
         click.echo(json.dumps({**fields, "records": v.records, **before, "key_fingerprints": keys}))

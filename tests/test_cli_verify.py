@@ -399,3 +399,20 @@ def test_verify_checks_the_inventory_the_log_sealed(
     else:
         assert result.exit_code == 0 and found["status"] == "matches", result.output
         assert found["path"] == str(log.parent / inventory.name)
+
+
+def test_verify_json_of_a_tampered_log_gives_the_bytes_that_failed(
+    runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Before: an intact log's JSON gave its size and SHA-256, a tampered one's did not: a
+    reviewer could not tie the failure to the very file examined."""
+    log, _, _ = scanned
+    lines = log.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"size":', b'"size":1', 1)
+    tampered = write_lines(tmp_path / "t.jsonl", [line.rstrip(b"\n") for line in lines])
+    result = runner.invoke(cli, ["verify", str(tampered), "--json"])
+    assert result.exit_code == 1
+    said = json.loads(result.stdout)
+    assert said["intact"] is False and said["line"] == 3
+    assert said["size"] == tampered.stat().st_size
+    assert said["sha256"] == hashlib.sha256(tampered.read_bytes()).hexdigest()
