@@ -1266,7 +1266,8 @@ def _scan(
                 first = os.fsdecode(folders.first_image_file or b"")
                 notes.append(
                     f"{folders.image_files} file(s) in the folders are named as disk images "
-                    f"(the first: {first}) and were hashed as files, their contents not "
+                    f"(the first: {first}) and were taken as files (hashed, or skipped as "
+                    "any file, by --candidates-only or --max-size), their contents not "
                     "walked: matcher walks a disk image given as evidence itself "
                     "(`matcher scan IMAGE`)"
                 )

@@ -1244,6 +1244,8 @@ def test_files_named_as_disk_images_in_a_folder_are_noted_as_hashed_not_walked(
     (note,) = [n for n in read_log(log)[-1]["notes"] if "named as disk images" in n]
     assert note.startswith(f"2 file(s) in the folders are named as disk images (the first: {ev}/sub/case.E01)")
     assert "`matcher scan IMAGE`" in note
+    # Not said to be hashed: under --candidates-only or --max-size such a file may be skipped.
+    assert "were hashed as files" not in note and "skipped as any file, by --candidates-only" in note
     # One left out by --exclude is not said to be hashed.
     log = tmp_path / "run1.jsonl"
     scan_mod.run_scan(scan_mod.ScanOptions([ev], "E", "C", tmp_path / "s.db", log, jobs=1, excludes=("*.E01",)))
