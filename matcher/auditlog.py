@@ -166,6 +166,10 @@ class _ScanState:
     # (its seq, its time, the latest time before it).
     times_back: int = 0
     first_time_back: tuple[int, str, str] | None = None
+    # A resume's own key (the public half of --sign-key): every record signed
+    # with it is checked, as verify --public-key would (records of no key or
+    # another key are left to the resume's own checks of the run).
+    own_key: signing.Verifier | None = None
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -200,7 +204,11 @@ def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> di
     if reason is not None:
         raise IntegrityError(reason)
     kind = str(rec["type"])
-    fp = signing.check_seal(rec, key, sign=kind in SIGNED_TYPES, digest=kind == "end")
+    verifier = key
+    if verifier is None and st.own_key is not None:
+        if rec.get("key_fingerprint") == st.own_key.fingerprint:
+            verifier = st.own_key
+    fp = signing.check_seal(rec, verifier, sign=kind in SIGNED_TYPES, digest=kind == "end")
     if kind == "run":
         _note_signer(rec, st)
     elif kind in SIGNED_TYPES and st.signer_named and fp != st.signed_by:
@@ -1093,7 +1101,7 @@ def open_for_resume(
     """
     fd, name = _open_locked(path, os.O_RDWR)
     try:
-        state = _resume_state(fd, name, check_run)
+        state = _resume_state(fd, name, check_run, signer)
         return LogWriter(fd, name, signer, clock, resume=state), state
     except BaseException:
         os.close(fd)
@@ -1126,9 +1134,16 @@ def _records_of_a_log(stream: BinaryIO, st: _ScanState, name: str) -> Iterator[d
 
 
 def _resume_state(
-    fd: int, name: str, check_run: Callable[[ResumeState], None] | None
+    fd: int,
+    name: str,
+    check_run: Callable[[ResumeState], None] | None,
+    signer: signing.Signer | None = None,
 ) -> ResumeState:
-    st, matched, last_run = _ScanState(), dict[bytes, dict[str, object]](), None
+    # Note: with the resume's key, the signatures it made before are checked:
+    # a log whose signed record was altered (its chain recomputed) was resumed
+    # and signed again, a log that can never verify with that key.
+    own_key = signer.verifier() if signer is not None else None
+    st, matched, last_run = _ScanState(own_key=own_key), dict[bytes, dict[str, object]](), None
     sealed: dict[str, object] | None = None
     with open(os.dup(fd), "rb") as stream:
         for rec in _records_of_a_log(stream, st, name):

@@ -56,6 +56,7 @@ from matcher.interrupts import held_in_callbacks
 from matcher.interrupts import in_foreign_callback
 from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
+from matcher.logged_matches import check_logged_matches
 from matcher.lookup_filter import build_filter
 from matcher.lookup_filter import lists_fingerprint
 from matcher.match import DigestFilter
@@ -1087,6 +1088,7 @@ def _scan(
     resumed: auditlog.ResumeState | None = None
     if options.resume:
         chosen: list[tuple[list[ListInfo], SizeSet | None, Inventory]] = []
+        adopted: dict[bytes, str] = {}  # match records with no inventory row: their details
 
         def same_scan(found: auditlog.ResumeState) -> None:
             """Refuse another scan, or another log's inventory, before the log is touched.
@@ -1101,6 +1103,16 @@ def _scan(
             opened = Inventory(inventory_path)
             try:
                 _refuse_another_inventory(opened, found, options.log)
+                rows = set(opened.notable_paths())
+                unbacked = {p: r for p, r in found.matches.items() if p not in rows}
+                if unbacked:
+                    roots = [os.fsencode(absolute(e)) for e in options.evidence]
+                    lookup = _lookup_in(store, run_lists)
+                    details, said = check_logged_matches(
+                        unbacked, roots, options.algorithms, lookup, options.log
+                    )
+                    adopted.update(details)
+                    notes.extend(said)
                 if (
                     found.sealed_inventory is not None
                     and opened.origin() is None
@@ -1189,7 +1201,7 @@ def _scan(
             # the inventory this run seals says what the end record counts.
             inventory.forget_failures()
             finished = inventory.finished_paths()
-            _finish_logged_matches(inventory, resumed.matches, finished, run_no)
+            _finish_logged_matches(inventory, resumed.matches, adopted, finished, run_no)
             _count_finished(inventory, counts)
         if inventory.origin() is None:
             # Note: a new log, or a resumed one that held no line: the run
@@ -1712,6 +1724,7 @@ def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState,
 def _finish_logged_matches(
     inventory: Inventory,
     matches: Mapping[bytes, Mapping[str, object]],
+    details: Mapping[bytes, str],
     finished: PathSet,
     run: int,
 ) -> None:
@@ -1719,23 +1732,25 @@ def _finish_logged_matches(
 
     The log is synced before the inventory (see _Recorder.commit), so a crash
     can leave a match record whose inventory row never landed. That file was
-    read and matched: the record says so, with its digests. It is not read
-    again (a re-read that failed would leave a logged match counted as an
-    error); its row is written from the record, and it counts as notable.
+    read and matched: the record says so, with its digests, which the resume
+    checked before it touched the log (logged_matches: `details` gives each
+    checked one's inventory detail). A file that could not be read again
+    still counts as the match its record gives (a re-read that failed would
+    leave a logged match counted as an error); its row is written from the
+    record, and it counts as notable.
     """
     for path, record in matches.items():
         if path in finished:
             continue
         digests = record.get("digests")
-        if not isinstance(digests, dict) or not digests:
+        if not isinstance(digests, dict) or not digests or path not in details:
             continue  # not from a scan of this version; the file is read again
         outcome = EntryOutcome(
             path,
             record.get("size"),  # type: ignore[arg-type]
             _ns(record.get("mtime")),
             digests={str(a): bytes.fromhex(str(d)) for a, d in digests.items()},
-            detail="matched in an earlier segment, whose row the crash lost: "
-            "recorded from its match record, not read again",
+            detail=details[path],
             kind=str(record.get("kind", "file")),
         )
         inventory.add(outcome, Verdict.NOTABLE.value, run)

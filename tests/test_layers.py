@@ -18,7 +18,7 @@ COMPONENTS = {
     "inventory",
     "reports",
 }
-JOBS = {"importing", "scan", "lookup_filter", "rematch", "batch", "selftest", "validate", "hashjob", "reporting"}
+JOBS = {"importing", "scan", "lookup_filter", "rematch", "batch", "selftest", "validate", "hashjob", "reporting", "logged_matches"}
 LAYER = {**{m: 0 for m in BASE}, **{m: 1 for m in COMPONENTS}, **{m: 2 for m in JOBS}, "cli": 3}
 
 

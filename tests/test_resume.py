@@ -1266,3 +1266,94 @@ def test_the_new_evidence_notes_are_carried_into_a_rematch() -> None:
                  "patterns matched against paths below it (the walk of ev leaves it to that)"):  # fmt: skip
         assert _CARRIED.match(note), note
     assert not _CARRIED.match("--candidates-only: 3 files not read (their size was no notable entry's in the scan's lists)")
+
+
+def _cut_end_and_forge(log: Path, path: str, digests: dict[str, str], size: int, list_name: str = "n.sha256") -> None:
+    """Drop the log's end record (a crash before it) and append a match record, chained."""
+    from matcher.signing import canonical_bytes
+
+    lines = log.read_bytes().split(b"\n")[:-1][:-1]
+    last = json.loads(lines[-1])
+    forged = {
+        "seq": last["seq"] + 1, "type": "match", "time": last["time"], "prev": hashlib.sha256(lines[-1]).hexdigest(),
+        "path": path, "size": size, "mtime": "2026-01-01T00:00:00.000000Z", "digests": digests,
+        "matches": [{"list": list_name, "role": "notable", "algorithm": "sha256",
+                     "entry": {"size": None, "name": "hit", "id": None, "label": None}}],
+    }  # fmt: skip
+    log.write_bytes(b"\n".join([*lines, canonical_bytes(forged)]) + b"\n")
+
+
+def _digests_of(data: bytes) -> dict[str, str]:
+    return {a: hashlib.new(a, data).hexdigest() for a in ("md5", "sha1", "sha256")}
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    ["digests in no list", "a path under no root", "a file that reads otherwise"],
+)
+def test_a_match_record_added_after_a_crash_is_never_adopted_and_signed(tmp_path: Path, forgery: str) -> None:
+    """A resume took in a match record planted after the crash (a file that is not there, digests
+    in no list) without a check, counted it notable and signed the end record over it. A record
+    with no inventory row must name digests its lists hold, lie under a root, and a plain file
+    still there must read as it says; otherwise the resume is refused, the log left as it was."""
+    ev, db, notable = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db, log).returncode == 1
+    path, digests = {
+        "digests in no list": (str(ev / "PLANTED.jpg"), {"md5": "0" * 32, "sha1": "0" * 40, "sha256": "f" * 64}),
+        "a path under no root": (str(tmp_path / "elsewhere.jpg"), _digests_of(notable)),
+        "a file that reads otherwise": (str(ev / "plain.bin"), _digests_of(notable)),
+    }[forgery]
+    _cut_end_and_forge(log, path, digests, len(notable))
+    before = log.read_bytes()
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 2, result.stderr
+    assert b"that this scan cannot have written" in result.stderr and b"Traceback" not in result.stderr
+    assert log.read_bytes() == before
+
+
+def test_a_match_record_of_a_file_gone_since_is_counted_and_said_in_the_end_record(tmp_path: Path) -> None:
+    """A record whose digests the run's lists hold, under a root, with no file there now, may be
+    a crash's (the file deleted since) or a planted one: it counts, as before, and the end record
+    names it, so that a reviewer sees the match rests on the record alone."""
+    ev, db, notable = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db, log).returncode == 1
+    _cut_end_and_forge(log, str(ev / "PLANTED.jpg"), _digests_of(notable), len(notable))
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 1, result.stderr
+    assert verify(log) == 0
+    end = [r for r in read_log(log) if r["type"] == "end"][-1]
+    said = [n for n in end["notes"] if "counted from the record alone" in n]
+    assert said and "PLANTED.jpg" in said[0], end["notes"]
+    assert end["counts"]["notable"] == 2
+
+
+def test_a_resume_checks_the_signatures_its_key_made(tmp_path: Path) -> None:
+    """A signed end record altered (its chain and self digest recomputed, the old signature
+    kept) was resumed, and a new end signed over a log that can never verify with that key."""
+    from matcher.signing import canonical_bytes
+
+    ev, db, _ = _small_tree(tmp_path)
+    key, pub = tmp_path / "k.pem", tmp_path / "k.pub"
+    assert subprocess.run([*MATCHER, "keygen", str(key), str(pub)], capture_output=True).returncode == 0
+    log = tmp_path / "run.jsonl"
+    crash = (
+        "import os, signal, sys\n"
+        "import matcher.scan as s\n"
+        "opts = s.ScanOptions([sys.argv[1]], 'E', 'C', sys.argv[2], sys.argv[3], jobs=1, sign_key=sys.argv[4])\n"
+        "s.run_scan(opts, lambda counts: os.kill(os.getpid(), signal.SIGINT))\n"
+    )
+    subprocess.run([sys.executable, "-c", crash, str(ev), str(db), str(log), str(key)], check=True, capture_output=True)
+    records = [json.loads(line) for line in log.read_bytes().splitlines()]
+    assert records[-1]["type"] == "end" and records[-1]["status"] == "interrupted"
+    end = records[-1]
+    end["duration_s"] = 99.0
+    end.pop("self_sha256")
+    end["self_sha256"] = hashlib.sha256(canonical_bytes(end)).hexdigest()
+    log.write_bytes(b"".join(canonical_bytes(r) + b"\n" for r in records))
+    before = log.read_bytes()
+    result = run_scan(ev, db, log, "--resume", "--sign-key", str(key))
+    assert result.returncode == 2, result.stderr
+    assert b"signature does not verify" in result.stderr, result.stderr
+    assert log.read_bytes() == before
