@@ -9,6 +9,7 @@ inventory rows, and resume re-hashes exactly those files.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import dataclasses
 import os
@@ -23,6 +24,7 @@ from matcher.errors import StoreError
 from matcher.errors import open_files_note
 from matcher.models import EntryOutcome
 from matcher.models import FileTask
+from matcher.models import fields_path
 from matcher.path_set import PathSet
 from matcher.sqlitefiles import Database
 from matcher.sqlitefiles import connect_readonly
@@ -115,7 +117,11 @@ def check_seal(log: Path, end: Mapping[str, object] | None, given: Path | None =
     if given is not None:
         looked: tuple[Path, ...] = (given,)
     else:
-        where, beside = Path(str(sealed.get("path"))), default_path(log)
+        beside = default_path(log)
+        try:
+            where = Path(os.fsdecode(fields_path(sealed)))
+        except (KeyError, ValueError, binascii.Error):
+            where = beside  # no usable path recorded: looked for beside the log
         same = os.path.abspath(where) == os.path.abspath(beside)
         looked = (where,) if same else (where, beside)
     # Note: every place is tried before any is called wrong: the recorded path

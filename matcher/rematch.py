@@ -44,6 +44,7 @@ from matcher.models import Failure
 from matcher.models import ListInfo
 from matcher.models import Skip
 from matcher.models import fields_path
+from matcher.models import path_fields
 from matcher.models import storable
 from matcher.models import storable_text
 from matcher.scan import MATCH_BATCH
@@ -318,9 +319,9 @@ def run_rematch(
             "run",
             {
                 "rematch_of": {
-                    "log": os.path.abspath(options.original_log),
+                    **path_fields(os.fsencode(os.path.abspath(options.original_log)), "log"),
                     "head": head,
-                    "inventory": os.path.abspath(original_inventory),
+                    **path_fields(os.fsencode(os.path.abspath(original_inventory)), "inventory"),
                     "inventory_sha256": last_end["inventory"]["sha256"],
                     "examiner": first_run.get("examiner"),
                     "case": first_run.get("case"),
@@ -342,7 +343,7 @@ def run_rematch(
                 "images": (verified.last_run or first_run).get("images", []),
                 "algorithms": algorithms,
                 "lists": [info.as_log_dict() for info in lists],
-                "inventory": os.path.abspath(inventory_path),
+                **path_fields(os.fsencode(os.path.abspath(inventory_path)), "inventory"),
                 "filter": {"kind": digest_filter.kind, "bytes": digest_filter.memory_bytes},
                 # Note: as a scan's, so that verify without the key sees an
                 # end record that lost its signature (see auditlog).

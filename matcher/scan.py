@@ -1364,8 +1364,10 @@ def append_end_record(
             "status": status,
             "counts": counts.as_dict(),
             "duration_s": round(seconds, 3),
+            # Note: a path that is not UTF-8 keeps its bytes (path_b64), as
+            # evidence paths do: as text it stopped the run's first record.
             "inventory": {
-                "path": os.path.abspath(inventory_path),
+                **path_fields(os.fsencode(os.path.abspath(inventory_path))),
                 "sha256": file_sha256(inventory_path),
             },
             "notes": [storable_text(note) for note in notes],
@@ -1412,7 +1414,7 @@ def _append_run_record(
                 }
                 for root, image in images.items()
             ],
-            "inventory": os.path.abspath(inventory_path),
+            **path_fields(os.fsencode(os.path.abspath(inventory_path)), "inventory"),
             "filter": {"kind": digest_filter.kind, "bytes": digest_filter.memory_bytes},
             "selftest": selftest.as_log_dict(),
         },

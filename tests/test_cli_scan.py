@@ -987,3 +987,29 @@ def test_scan_json_says_why_it_stopped_on_stdout(runner: CliRunner, tmp_path: Pa
     bad = runner.invoke(cli, ["scan", str(tmp_path), "--examiner", "E", "--case", "C", "--db", str(tmp_path / "s.db"),
                               "--json", "--max-depth", "3"])  # fmt: skip
     assert bad.exit_code == 2 and json.loads(bad.stdout)["error"].startswith("--max-depth applies to archives")
+
+
+def test_a_log_and_inventory_named_in_bytes_that_are_not_utf8_are_written_and_verify(
+    store: Path, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """`--log l\\xffog.jsonl` stopped the run at its first record (its inventory path, as text,
+    could not be encoded): a traceback, an empty log no command could verify or resume. The
+    paths keep their bytes (`_b64` fields), as evidence paths do; verify finds the inventory."""
+    folder = os.fsencode(tmp_path)
+    log, inventory = folder + b"/l\xffog.jsonl", folder + b"/i\xffnv.db"
+    matcher = [sys.executable, "-m", "matcher"]
+    done = subprocess.run([*matcher, "scan", str(evidence_copy), "--examiner", "E", "--case", "C", "--db", str(store),
+                           "--log", log, "--inventory", inventory, "-q"], capture_output=True)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert b"Traceback" not in done.stderr
+    checked = subprocess.run([*matcher, "verify", log], capture_output=True)
+    assert checked.returncode == 0 and b"as sealed" in checked.stdout, checked.stdout + checked.stderr
+    with open(log, "rb") as lines:
+        records = [json.loads(line) for line in lines]
+    assert base64.b64decode(records[0]["inventory_b64"]) == inventory
+    assert base64.b64decode(records[-1]["inventory"]["path_b64"]) == inventory
+    again = folder + b"/r\xff.jsonl"
+    rematched = subprocess.run([*matcher, "rematch", log, "--db", str(store), "--examiner", "E", "--case", "C",
+                                "--log", again, "--original-inventory", inventory], capture_output=True)  # fmt: skip
+    assert rematched.returncode == 1, rematched.stderr
+    assert subprocess.run([*matcher, "verify", again], capture_output=True).returncode == 0
