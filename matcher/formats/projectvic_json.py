@@ -579,6 +579,10 @@ def _digest(value: object, algorithm: str, field: str) -> bytes | bytearray | No
     return digests.parse_hex(value, algorithm)
 
 
+# A JSON number's grammar (RFC 8259 section 6), for sizes given as strings.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
 def _size(value: object) -> int | None:
     # Fast path: fewer than 19 digits is always a size the store can hold.
     if type(value) is str and len(value) < 19 and value.isdigit() and value.isascii():
@@ -591,6 +595,10 @@ def _size(value: object) -> int | None:
         digits = value.strip()
         if digits.isascii() and digits.isdigit():
             return byte_count(digits)
+        if _JSON_NUMBER.fullmatch(digits):
+            # Note: a numeric string is read as the number it spells ("5.0"
+            # as 5.0 is), by the same rule below: refused, the whole list was.
+            value = decimal.Decimal(digits)
     # Note that a huge exponent (1E+999999999) must not be expanded into an int.
     if isinstance(value, decimal.Decimal) and value.is_finite() and value.adjusted() < 30:
         if value >= 0 and value == value.to_integral_value():
