@@ -40,6 +40,7 @@ from matcher.scan import _identity
 from matcher.scan import authorised_scan_differs
 from matcher.scan import exit_code_for
 from matcher.scan import refuse_outputs_inside
+from matcher.scan import resolve_algorithms
 from matcher.scan import run_scan
 from matcher.store import HashStore
 
@@ -468,7 +469,10 @@ def _made_otherwise(
     for --candidates-only: it read every candidate, and a --candidates-only
     scan whose lists lack sizes logs a full scan.
     """
-    options = _as_the_command_line_gives(options)
+    # Note: without --algorithms, a logged run made with the defaults of its day.
+    options = resolve_algorithms(
+        dataclasses.replace(_as_the_command_line_gives(options), resume=True)
+    )
     signer = signing.load_signer(options.sign_key) if options.sign_key else None
     identity = _identity(options, [], None, signer.fingerprint if signer is not None else None)
     asked = identity["options"]

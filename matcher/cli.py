@@ -864,9 +864,9 @@ def _size(text: str | None) -> int | None:
 )
 @click.option(
     "--algorithms",
-    default="md5,sha1,sha256",
-    show_default=True,
-    help=f"Digests computed in the one read pass; available: {','.join(available_algorithms())}.",
+    help="Digests computed in the one read pass (default: md5,sha1,sha256, and any other "
+    "that a notable list in the store holds, so that none of its entries is left unmatched; "
+    f"a resume computes what its run did); available: {','.join(available_algorithms())}.",
 )
 @click.option(
     "-j",
@@ -951,7 +951,7 @@ def scan_cmd(
     db: Path,
     lists: tuple[Path, ...],
     log: Path | None,
-    algorithms: str,
+    algorithms: str | None,
     jobs: int | None,
     candidates_only: bool,
     excludes: tuple[str, ...],
@@ -994,7 +994,7 @@ def scan_cmd(
     # Note: options refused here answer --json too (see _json_error).
     with _json_error(as_json):
         try:
-            algos = parse_algorithms(algorithms)
+            algos = None if algorithms is None else parse_algorithms(algorithms)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
         if resume and log is None:
@@ -1213,7 +1213,9 @@ def rematch_cmd(
     "runs: a scan matches against every list in the store (see `matcher lists`).",
 )
 @click.option(
-    "--algorithms", default="md5,sha1,sha256", show_default=True, help="Digests computed."
+    "--algorithms",
+    help="Digests computed (default: md5,sha1,sha256, and any other that a notable list in "
+    "the store holds).",
 )
 @click.option(
     "-j",
@@ -1260,7 +1262,7 @@ def batch_cmd(
     manifest: Path,
     db: Path,
     lists: tuple[Path, ...],
-    algorithms: str,
+    algorithms: str | None,
     jobs: int | None,
     excludes: tuple[str, ...],
     max_size: str | None,
@@ -1288,7 +1290,7 @@ def batch_cmd(
       matcher batch items.csv --db lab.db
     """
     try:
-        algos = parse_algorithms(algorithms)
+        algos = None if algorithms is None else parse_algorithms(algorithms)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
     template = ScanOptions(

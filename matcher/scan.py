@@ -15,6 +15,7 @@ import gc
 import json
 import os
 import signal
+import sqlite3
 import stat
 import sys
 import time
@@ -31,6 +32,8 @@ from matcher import TOOL_NAME
 from matcher import __version__
 from matcher import auditlog
 from matcher import signing
+from matcher.digests import DEFAULT_ALGORITHMS
+from matcher.digests import available_algorithms
 from matcher.digests import file_sha256
 from matcher.digests import parse_algorithms
 from matcher.errors import ExitCode
@@ -124,7 +127,9 @@ class ScanOptions:
     log: Path
     authority: str | None = None
     lists: Sequence[Path] = ()
-    algorithms: Sequence[str] = ("md5", "sha1", "sha256")
+    # None: md5, sha1 and sha256, and any other the store's notable lists hold
+    # (see resolve_algorithms).
+    algorithms: Sequence[str] | None = None
     jobs: int = 0
     engine: str = "auto"
     candidates_only: bool = False
@@ -313,7 +318,7 @@ def _as_the_command_line_gives(options: ScanOptions) -> ScanOptions:
         UsageError: an unknown or unavailable algorithm, or a negative jobs.
     """
     try:
-        algorithms = parse_algorithms(options.algorithms)
+        algorithms = None if options.algorithms is None else parse_algorithms(options.algorithms)
     except ValueError as exc:
         raise UsageError(f"--algorithms: {exc}.") from exc
     jobs = options.jobs or 0  # 0 (or None): one per core
@@ -339,6 +344,83 @@ def _as_the_command_line_gives(options: ScanOptions) -> ScanOptions:
         algorithms=algorithms,
         jobs=jobs,
     )
+
+
+def resolve_algorithms(options: ScanOptions) -> ScanOptions:
+    """The options with the algorithms a scan without --algorithms computes.
+
+    md5, sha1 and sha256, and any other algorithm a notable list in the store
+    holds digests of: a list mixing SHA-512 lines with MD5 ones had the
+    SHA-512 entries left blind by default (a note, "notable 0", exit 0).
+    Read before the hashing workers start (they must hold no store file), so
+    a list `--list` imports later is checked by check_default_algorithms.
+    Explicit algorithms are kept as given.
+    """
+    if options.algorithms is not None:
+        return options
+    if options.resume:
+        logged = _logged_algorithms(options.log)
+        if logged is not None:
+            return dataclasses.replace(options, algorithms=logged)
+    held: set[str] = set()
+    if os.path.isfile(options.db):
+        with contextlib.suppress(MatcherError, OSError, sqlite3.Error):
+            store = HashStore(options.db, readonly=True, create=False)
+            try:
+                held = {a for i in _notable(store.lists()) for a, n in i.counts.items() if n}
+            finally:
+                store.close()
+    extra = (held - set(DEFAULT_ALGORITHMS)) & set(available_algorithms())
+    return dataclasses.replace(options, algorithms=parse_algorithms([*DEFAULT_ALGORITHMS, *extra]))
+
+
+def _algorithms(options: ScanOptions) -> Sequence[str]:
+    """The run's algorithms, once resolve_algorithms has given them."""
+    if options.algorithms is None:
+        raise ValueError("the algorithms are resolved first (resolve_algorithms)")
+    return options.algorithms
+
+
+def _logged_algorithms(log: Path) -> tuple[str, ...] | None:
+    """The algorithms of the log's last run record, when it can be read: a resume's own.
+
+    Note: a resume without --algorithms computes what the run it continues
+    did, not what the store's lists ask for now (a list imported since would
+    have the resume refused as "other algorithms").
+    """
+    found: tuple[str, ...] | None = None
+    with contextlib.suppress(MatcherError, OSError, ValueError):
+        for record in auditlog.read_records(log):
+            named = record.get("algorithms")
+            if record["type"] == "run" and isinstance(named, list):
+                found = parse_algorithms([str(a) for a in named])
+    return found
+
+
+def check_default_algorithms(options: ScanOptions, lists: Sequence[ListInfo]) -> None:
+    """Refuse a default-algorithm scan whose notable lists hold digests it does not compute.
+
+    (Only a list --list imported after resolve_algorithms can: its
+    algorithms were not known when the workers started.)
+
+    Raises:
+        UsageError: naming the lists and the algorithms to add.
+    """
+    computed = set(_algorithms(options))
+    missing = {
+        i.name: sorted(a for a, n in i.counts.items() if n and a not in computed)
+        for i in _notable(lists)
+    }
+    missing = {name: algos for name, algos in missing.items() if algos}
+    if missing:
+        named = "; ".join(f"{name!r} ({', '.join(algos)})" for name, algos in missing.items())
+        wanted = sorted(computed | {a for algos in missing.values() for a in algos})
+        raise UsageError(
+            f"The notable list(s) {named} hold digests this run does not compute by default: "
+            "entries with only those could never match, and the run would say no notable "
+            f"match. Run it again (the lists are now in the store), or give --algorithms "
+            f"{','.join(parse_algorithms(wanted))}."
+        )
 
 
 # The inventory meta key of the counts behind the end record's notes on matches.
@@ -763,7 +845,8 @@ def run_scan(
         StoreError, FormatError: the store or an on-the-fly list cannot be used.
         LogWriteError, IntegrityError: the log cannot be written or resumed.
     """
-    options = _as_the_command_line_gives(options)
+    defaulted = options.algorithms is None
+    options = resolve_algorithms(_as_the_command_line_gives(options))
     examiner, case = options.examiner.strip(), options.case.strip()
     if not examiner or not case:
         raise UsageError(
@@ -870,7 +953,7 @@ def run_scan(
     # worker must hold no store, inventory or log descriptor (nor its lock).
     jobs = options.jobs or usable_cores()
     engine = make_engine(
-        options.algorithms, open_readonly, jobs, options.engine, chunk_reader=read_chunks
+        _algorithms(options), open_readonly, jobs, options.engine, chunk_reader=read_chunks
     )
     new_store = not os.path.lexists(options.db)  # created here by a --list import
     # Note: a scan without --list only reads the store (its filter cache is
@@ -939,7 +1022,9 @@ def run_scan(
             raise UsageError(
                 f"The hash store {options.db} holds no list. Import one, or pass --list FILE."
             )
-        digest_filter, filter_notes = build_filter(store, lists, options.algorithms, on_stage)
+        if defaulted and not options.resume:
+            check_default_algorithms(options, lists)
+        digest_filter, filter_notes = build_filter(store, lists, _algorithms(options), on_stage)
         notes.extend(filter_notes)
         notes.extend(list_notes(lists))
         if options.candidates_only and not options.resume and not _notable(lists):
@@ -1109,7 +1194,7 @@ def _scan(
                     roots = [os.fsencode(absolute(e)) for e in options.evidence]
                     lookup = _lookup_in(store, run_lists)
                     details, said = check_logged_matches(
-                        unbacked, roots, options.algorithms, lookup, options.log
+                        unbacked, roots, _algorithms(options), lookup, options.log
                     )
                     adopted.update(details)
                     notes.extend(said)
@@ -1441,7 +1526,8 @@ def _identity(
         "case": storable_text(options.case.strip()),
         "authority": _text_or_none(options.authority),
         "evidence": [path_fields(os.fsencode(absolute(e))) for e in options.evidence],
-        "algorithms": list(options.algorithms),
+        # (None only where the caller compares no algorithms: authorised_scan_differs.)
+        "algorithms": None if options.algorithms is None else list(options.algorithms),
         "lists": [info.as_log_dict() for info in lists],
         "options": {
             "candidates_only": candidate_sizes is not None,

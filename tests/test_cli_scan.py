@@ -1013,3 +1013,37 @@ def test_a_log_and_inventory_named_in_bytes_that_are_not_utf8_are_written_and_ve
                                 "--log", again, "--original-inventory", inventory], capture_output=True)  # fmt: skip
     assert rematched.returncode == 1, rematched.stderr
     assert subprocess.run([*matcher, "verify", again], capture_output=True).returncode == 0
+
+
+def test_a_default_scan_computes_every_algorithm_a_notable_list_holds(tmp_path: Path) -> None:
+    """A notable list mixing SHA-512 and MD5 lines had its SHA-512 entries left blind by a scan
+    without --algorithms: a note, "notable 0", exit 0, a notable file missed. The default now
+    adds the algorithms the store's notable lists hold; a list --list brings in later with
+    others is refused before any file is read; explicit --algorithms are kept (with the note)."""
+    import hashlib
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "h").write_bytes(b"hello")
+    (ev / "w").write_bytes(b"world")
+    mixed = tmp_path / "mix.txt"
+    mixed.write_text(f"SHA512 (h) = {hashlib.sha512(b'hello').hexdigest()}\nMD5 (x) = {'0' * 31}1\n")
+    matcher = [sys.executable, "-m", "matcher"]
+    db = tmp_path / "s.db"
+    assert subprocess.run([*matcher, "import", str(mixed), "--db", str(db)], capture_output=True).returncode == 0
+    base = [*matcher, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "-q"]
+    done = subprocess.run([*base, "--log", str(tmp_path / "a.jsonl")], capture_output=True)
+    assert done.returncode == 1, done.stderr
+    records = read_log(tmp_path / "a.jsonl")
+    assert records[0]["algorithms"] == ["md5", "sha1", "sha256", "sha512"]
+    assert [r["path"] for r in records if r["type"] == "match"] == [str(ev / "h")]
+    chosen = subprocess.run([*base, "--log", str(tmp_path / "b.jsonl"), "--algorithms", "md5,sha256"],
+                            capture_output=True)  # fmt: skip
+    assert chosen.returncode == 0 and "hold no digest this run computes" in " ".join(read_log(tmp_path / "b.jsonl")[-1]["notes"])
+    fresh = tmp_path / "fresh.db"
+    late = subprocess.run([*matcher, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(fresh), "-q",
+                           "--list", str(mixed), "--log", str(tmp_path / "c.jsonl")], capture_output=True)  # fmt: skip
+    assert late.returncode == 2 and b"--algorithms md5,sha1,sha256,sha512" in late.stderr, late.stderr
+    again = subprocess.run([*matcher, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(fresh), "-q",
+                            "--log", str(tmp_path / "d.jsonl")], capture_output=True)  # fmt: skip
+    assert again.returncode == 1, again.stderr
