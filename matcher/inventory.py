@@ -107,8 +107,9 @@ class SealCheck:
 def check_seal(log: Path, end: Mapping[str, object] | None, given: Path | None = None) -> SealCheck:
     """Check the inventory the `end` record of `log` sealed, against its SHA-256.
 
-    It is looked for where the record says, then beside the log (the case
-    folder moved), or only at `given`.
+    It is looked for beside the log, then where the record says (or the
+    other way round for an inventory not named after its log), or only at
+    `given`; the first found decides.
     """
     sealed = end.get("inventory") if end is not None else None
     if not isinstance(sealed, dict) or not isinstance(sealed.get("sha256"), str):
@@ -123,25 +124,27 @@ def check_seal(log: Path, end: Mapping[str, object] | None, given: Path | None =
         except (KeyError, ValueError, binascii.Error):
             where = beside  # no usable path recorded: looked for beside the log
         same = os.path.abspath(where) == os.path.abspath(beside)
-        looked = (where,) if same else (where, beside)
-    # Note: every place is tried before any is called wrong: the recorded path
-    # may hold another run's inventory now (its log's name reused) while the
-    # sealed one lies beside the log, moved with it: an intact log was FAILED.
-    first: SealCheck | None = None
+        # Note: an inventory named after its log (the default) travels with
+        # it: the one beside the log is the one a reviewer holds, and decides
+        # (a copied case folder whose inventory was edited verified "as
+        # sealed" by the untouched original at the recorded path; the recorded
+        # path may also hold another run's now, its log's name reused). One
+        # named otherwise (--inventory) is looked for where recorded first.
+        if same:
+            looked = (where,)
+        elif where.name == beside.name:
+            looked = (beside, where)
+        else:
+            looked = (where, beside)
     for path in looked:
         if path.is_file():
             try:
                 actual = file_sha256(path)
             except OSError as exc:
                 why = exc.strerror or str(exc)
-                found = SealCheck("unreadable", path, digest, None, looked, why)
-            else:
-                if actual == digest:
-                    return SealCheck("matches", path, digest, actual, looked)
-                found = SealCheck("differs", path, digest, actual, looked)
-            first = first or found
-    if first is not None:
-        return first
+                return SealCheck("unreadable", path, digest, None, looked, why)
+            status = "matches" if actual == digest else "differs"
+            return SealCheck(status, path, digest, actual, looked)
     there = [p for p in looked if p.exists()]
     if there:
         return SealCheck("not-a-file", there[0], digest, None, looked)

@@ -348,7 +348,9 @@ def test_an_edited_line_is_never_counted_among_those_that_verified(
     assert found["records"] == edited  # the lines before the edited one
 
 
-@pytest.mark.parametrize("change", ["swapped", "edited", "missing", "moved beside the log", "name reused"])
+@pytest.mark.parametrize(
+    "change", ["swapped", "edited", "missing", "moved beside the log", "name reused", "copied, the copy edited"]
+)
 def test_verify_checks_the_inventory_the_log_sealed(
     runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path, change: str
 ) -> None:
@@ -383,15 +385,25 @@ def test_verify_checks_the_inventory_the_log_sealed(
         if change == "name reused":  # another scan's log and inventory now at the sealed path
             assert runner.invoke(cli, ["scan", str(FIXTURES / "evidence"), "--examiner", "E", "--case", "C3",
                                        "--db", str(tmp_path / "s.db"), "--log", str(original), "-q"]).exit_code == 1  # fmt: skip
+        if change == "copied, the copy edited":  # the originals stay where the record says
+            shutil.copyfile(log, original)
+            shutil.copyfile(moved / inventory.name, inventory)
+            conn = sqlite3.connect(moved / inventory.name)
+            conn.execute("UPDATE entries SET verdict = 'known' WHERE rowid = 1")
+            conn.commit()
+            conn.close()
     result = runner.invoke(cli, ["verify", str(log), "--json"])
     found = json.loads(result.stdout)["inventory"]
     assert found["sealed_sha256"] == sealed
-    if change in ("swapped", "edited"):
+    if change in ("swapped", "edited", "copied, the copy edited"):
+        # (A copy of a case folder whose inventory was edited verified "as sealed" by the
+        # untouched original at the recorded path: the one beside the log decides.)
         assert result.exit_code == 1, result.output
         assert found["status"] == "differs" and found["sha256"] != sealed
         text = runner.invoke(cli, ["verify", str(log)]).output
         assert text.startswith(f"FAILED: {log}: ") and "chain intact" in text
-        assert f"its inventory {inventory} is not the one the log sealed" in text
+        held = log.parent / inventory.name
+        assert f"its inventory {held} is not the one the log sealed" in text
     elif change == "missing":
         assert result.exit_code == 0 and found["status"] == "missing", result.output
         text = runner.invoke(cli, ["verify", str(log)]).output
