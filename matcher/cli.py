@@ -774,10 +774,19 @@ def _default_log_taken(log: Path | None) -> Iterator[None]:
         taken = (f"Log {log} already exists", f"Inventory {default_inventory_path(log)} already")
         if not str(exc).startswith(taken):
             raise
-        raise UsageError(
+        raise _LogNameTaken(
             f"The log name {log}, chosen by default, was taken meanwhile (another scan "
             "starting); run the command again, or give --log."
         ) from exc
+
+
+class _LogNameTaken(UsageError):
+    """A log name chosen by default that another scan took first (see _default_log_taken)."""
+
+
+# How many default log names a scan tries while other scans of the case start
+# in the same second and take them first.
+_DEFAULT_LOG_TRIES = 50
 
 
 class _Progress:
@@ -1031,14 +1040,23 @@ def scan_cmd(
     show = not quiet and sys.stderr.isatty()
     progress = _Progress() if show else None
     try:
-        with (
-            _json_error(as_json),
-            _translate_errors(integrity_is_fatal=True),
-            _default_log_taken(options.log if log is None else None),
-        ):
-            summary = run_scan(
-                options, progress=progress, on_stage=progress.stage if progress else None
-            )
+        with _json_error(as_json), _translate_errors(integrity_is_fatal=True):
+            for attempt in range(1, _DEFAULT_LOG_TRIES + 1):
+                try:
+                    with _default_log_taken(options.log if log is None else None):
+                        summary = run_scan(
+                            options,
+                            progress=progress,
+                            on_stage=progress.stage if progress else None,
+                        )
+                    break
+                except _LogNameTaken:
+                    # Note: parallel jobs of one case started in one second lost
+                    # all but one run; the refusal came before anything was
+                    # written, so the next free name is taken instead (-2, -3).
+                    if attempt == _DEFAULT_LOG_TRIES:
+                        raise
+                    options = dataclasses.replace(options, log=_default_log(case))
     except KeyboardInterrupt as exc:
         # Note: while it hashes, the scan handles Ctrl-C itself (an
         # `interrupted` end record). This one came before (the self-test, a

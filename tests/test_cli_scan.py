@@ -1047,3 +1047,44 @@ def test_a_default_scan_computes_every_algorithm_a_notable_list_holds(tmp_path: 
     again = subprocess.run([*matcher, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(fresh), "-q",
                             "--log", str(tmp_path / "d.jsonl")], capture_output=True)  # fmt: skip
     assert again.returncode == 1, again.stderr
+
+
+@pytest.mark.parametrize("taken_at", ["the check", "the log's creation"])
+def test_a_default_log_name_taken_by_another_scan_starting_goes_on_to_the_next_name(
+    runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch, taken_at: str
+) -> None:
+    """Lab jobs of one case started in the same second chose one default name; all but one were
+    refused ("taken meanwhile; run the command again"). The refusal comes before anything is
+    written, so the scan takes the next free name (-2) and runs."""
+    import matcher.scan as scan_mod
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    real_create, real_run = scan_mod.auditlog.create, scan_mod.run_scan
+    taken: list[Path] = []
+
+    def create(path: Path, **kwargs: object) -> object:
+        if not taken and Path(path).name.startswith("matcher-LAB-"):  # another scan creates it first
+            taken.append(Path(path))
+            Path(path).write_bytes(b"")
+        return real_create(path, **kwargs)  # type: ignore[arg-type]
+
+    def run(options: scan_mod.ScanOptions, **kwargs: object) -> object:
+        if not taken:  # another scan's log is there by the time this one checks
+            taken.append(options.log)
+            options.log.write_bytes(b"")
+        return real_run(options, **kwargs)  # type: ignore[arg-type]
+
+    if taken_at == "the check":
+        monkeypatch.setattr("matcher.cli.run_scan", run)
+    else:
+        monkeypatch.setattr(scan_mod.auditlog, "create", create)
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "LAB", "--db", str(store), "-q"])
+    assert result.exit_code == 1, result.output
+    (first,) = taken
+    logs = sorted(work.glob("matcher-LAB-*.jsonl"))
+    assert first in [Path(p.name) for p in logs] and first.stat().st_size == 0  # the other scan's, untouched
+    (ours,) = [p for p in logs if p.name != first.name]
+    assert ours.name.startswith("matcher-LAB-")
+    assert runner.invoke(cli, ["verify", str(ours)]).exit_code == 0
