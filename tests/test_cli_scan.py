@@ -866,8 +866,9 @@ def test_scans_of_one_case_started_in_the_same_second_get_their_own_default_logs
         logs.append(json.loads(result.stdout)["log"])
     assert logs == ["matcher-C-20260102T030405Z.jsonl", "matcher-C-20260102T030405Z-2.jsonl",
                     "matcher-C-20260102T030405Z-3.jsonl"]
-    # A name taken between its choice and the log's creation (another scan starting):
-    # said so, never a --resume of someone else's log.
+    # A name taken between its choice and the log's creation (another scan starting) is
+    # followed by the next free one, up to 50 names; then said so, never a --resume of
+    # someone else's log.
     chosen = cli_mod._default_log
 
     def taken(case: str) -> Path:
@@ -879,7 +880,7 @@ def test_scans_of_one_case_started_in_the_same_second_get_their_own_default_logs
     result = runner.invoke(cli, args)
     assert result.exit_code == 2
     assert "Use --resume" not in result.stderr
-    assert ("Error: The log name matcher-C-20260102T030405Z-4.jsonl, chosen by default, was taken "
+    assert ("Error: The log name matcher-C-20260102T030405Z-53.jsonl, chosen by default, was taken "
             "meanwhile (another scan starting); run the command again, or give --log.\n") == result.stderr
 
 
