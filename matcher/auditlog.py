@@ -170,6 +170,8 @@ class _ScanState:
     # with it is checked, as verify --public-key would (records of no key or
     # another key are left to the resume's own checks of the run).
     own_key: signing.Verifier | None = None
+    signed_through: int = 0  # the line of the last record whose signature was checked
+    key_given: bool = False  # verify checks signatures with a public key
 
 
 def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> dict[str, object]:
@@ -384,6 +386,8 @@ def _records(
         if fp is not None:
             st.signed, st.checked = st.signed + 1, st.checked + checked
             st.fingerprints.add(fp)
+            if checked:
+                st.signed_through = line
         st.grammar.advance(rec)
         st.lines, st.head = line, hashlib.sha256(raw[:-1]).hexdigest()
         if line == 1:
@@ -552,7 +556,7 @@ def verify(
         if not _HEX64.fullmatch(expect_head.lower()):
             raise UsageError(f"Expected head {expect_head!r} is not 64 hex digits.")
         expect_head = expect_head.lower()
-    st = _ScanState(expect_head=expect_head)
+    st = _ScanState(expect_head=expect_head, key_given=key is not None)
     with open_log(path) as stream:
         seen = _Seen(stream)
         first_run: dict[str, object] | None = None
@@ -610,8 +614,9 @@ def verify(
     )  # fmt: skip
 
 
-def _verified_before(st: _ScanState) -> tuple[int, int, int, tuple[str, ...]]:
-    """What verified before a failure: (records, signed, signatures checked, key fingerprints).
+def _verified_before(st: _ScanState) -> tuple[int, int, int, tuple[str, ...], int, bool]:
+    """What verified before a failure: (records, signed, signatures checked, key fingerprints,
+    the line of the last record whose signature was checked, whether a public key was given).
 
     Note: a line whose prev does not chain may follow the one that was
     changed: that line is not counted, unless its signature was checked (a
@@ -622,7 +627,8 @@ def _verified_before(st: _ScanState) -> tuple[int, int, int, tuple[str, ...]]:
     if st.previous_unsure and records and not was_checked:
         records -= 1
         signed -= fp is not None
-    return records, signed, checked, tuple(sorted(st.fingerprints))
+    fingerprints = tuple(sorted(st.fingerprints))
+    return records, signed, checked, fingerprints, st.signed_through, st.key_given
 
 
 def _being_written(stream: BinaryIO) -> bool:

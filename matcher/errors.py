@@ -87,7 +87,7 @@ class IntegrityError(MatcherError):
         self.seen: tuple[int, str] | None = None
         # For a log: what verified before the failure, when it read that far:
         # (records, signed records, signatures checked, signing keys' fingerprints).
-        self.verified: tuple[int, int, int, tuple[str, ...]] | None = None
+        self.verified: tuple[int, int, int, tuple[str, ...], int, bool] | None = None
         super().__init__(f"line {line}: {message}" if line is not None else message)
 
 

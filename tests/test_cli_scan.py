@@ -409,6 +409,13 @@ def test_a_log_cut_after_signed_checkpoints_is_reported_with_what_verified_befor
     for fmt in ("csv", "html", "case"):
         made = runner.invoke(cli, ["report", str(log), "--format", fmt, "--public-key", public])
         assert said in made.stdout, fmt
+    # Cut one record later: that record is held by its chain alone, and said so.
+    log.write_bytes(b"".join(lines[: last_checkpoint + 2]) + lines[last_checkpoint + 2][:20])
+    text = runner.invoke(cli, ["verify", str(log), "--public-key", public])
+    assert (f"the {last_checkpoint + 2} record(s) before it verified, {signed} signature(s) verified with key "
+            in text.output)  # fmt: skip
+    assert (f"the last at line {last_checkpoint + 1}: the records after it are held by their chain alone"
+            in text.output), text.output  # fmt: skip
 
 
 @pytest.mark.parametrize("rule", ["seconds", "bytes"])

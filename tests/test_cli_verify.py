@@ -428,3 +428,42 @@ def test_verify_json_of_a_tampered_log_gives_the_bytes_that_failed(
     assert said["intact"] is False and said["line"] == 3
     assert said["size"] == tampered.stat().st_size
     assert said["sha256"] == hashlib.sha256(tampered.read_bytes()).hexdigest()
+
+
+def test_a_failed_signature_says_which_records_no_signature_covers(
+    runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A forger edits a match record and computes the chain again: the end record's signature
+    fails, and verify went on "the 13 record(s) before it verified", which invited trust in
+    the very record changed. It now says which line the last good signature covers, and that
+    the records after it are held by their chain alone."""
+    from matcher.signing import canonical_bytes
+
+    log, _, pub = scanned
+    records = [json.loads(line) for line in log.read_bytes().splitlines()]
+    at = next(i for i, r in enumerate(records) if r["type"] == "match")
+    records[at]["size"] += 1
+    for i in range(at + 1, len(records)):
+        records[i]["prev"] = hashlib.sha256(canonical_bytes(records[i - 1])).hexdigest()
+        if "self_sha256" in records[i]:
+            records[i].pop("self_sha256")
+            records[i]["self_sha256"] = hashlib.sha256(canonical_bytes(records[i])).hexdigest()
+    forged = write_lines(tmp_path / "forged.jsonl", [canonical_bytes(r) for r in records])
+    result = runner.invoke(cli, ["verify", str(forged), "--public-key", str(pub)])
+    assert result.exit_code == 1
+    assert "signature does not verify" in result.output
+    assert f"the {len(records) - 1} record(s) before it verified, 0 signature(s)" not in result.output
+    assert "by their chain alone: no signature verified before it" in result.output, result.output
+
+
+def test_an_incomplete_log_counts_the_records_it_holds_not_those_before_its_last(
+    runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """"line 13: log is incomplete ...; the 13 record(s) before it verified": 12 came before."""
+    log, _, _ = scanned
+    lines = log.read_bytes().splitlines()[:-1]
+    cut = write_lines(tmp_path / "cut.jsonl", lines)
+    result = runner.invoke(cli, ["verify", str(cut)])
+    assert result.exit_code == 1
+    assert f"line {len(lines)}: log is incomplete" in result.output
+    assert f"the {len(lines)} record(s) it holds verified" in result.output, result.output

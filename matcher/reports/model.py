@@ -196,12 +196,14 @@ class Verification:
     signatures_checked: int = 0
     signatures: int = 0  # signed records in the log, checked or not
     key_fingerprints: tuple[str, ...] = ()
+    signed_through: int = 0  # the line of the last record whose signature verified
+    key_given: bool = False  # signatures were checked with a public key
 
     @classmethod
     def failed(cls, exc: IntegrityError) -> Verification:
         """A log that failed, with what verified before its bad line (auditlog.verify says)."""
-        records, signed, checked, keys = exc.verified or (0, 0, 0, ())
-        return cls(False, str(exc), exc.line, records, None, checked, signed, keys)
+        records, signed, checked, keys, through, key = exc.verified or (0, 0, 0, (), 0, False)
+        return cls(False, str(exc), exc.line, records, None, checked, signed, keys, through, key)
 
     def warning(self) -> str | None:
         """The one-line warning a report must open with, or None for an intact log."""
@@ -229,11 +231,23 @@ class Verification:
         keys = ", ".join(self.key_fingerprints)
         if self.signatures_checked:
             signed = f", {self.signatures_checked} signature(s) verified with key {keys}"
+            if self.signed_through < self.records:
+                # Note: a chain anyone who can write the log can compute again:
+                # "verified" alone invited trust in the very records a forger
+                # changed after the last signature.
+                signed += (
+                    f", the last at line {self.signed_through}: the records after it are "
+                    "held by their chain alone, not by a signature"
+                )
         elif self.signatures:
             signed = f", {self.signatures} signed by key {keys} (signatures NOT checked)"
+        elif self.key_given:
+            signed = ", by their chain alone: no signature verified before it"
         else:
             signed = ""
-        return f"; the {self.records} record(s) before it verified{signed}"
+        # Note: an incomplete log fails at its last line, which verified too.
+        where = "it holds" if self.line is not None and self.line <= self.records else "before it"
+        return f"; the {self.records} record(s) {where} verified{signed}"
 
     def signatures_verified(self) -> str:
         """', N signature(s) verified with key FP' when the public key checked them, else ''."""
