@@ -221,3 +221,85 @@ def test_keygen_of_an_empty_name_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["keygen", ""])
     assert result.exit_code == 2 and "give the key file's name" in result.output
     assert "Traceback" not in result.output
+
+
+def _independent_check(log: Path, public_pem: Path) -> list[str]:
+    """A reviewer's verifier written from README's "Checking a log without matcher" alone:
+    hashlib, json and the cryptography library, nothing of matcher. Returns what fails."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    key = serialization.load_pem_public_key(public_pem.read_bytes())
+    assert isinstance(key, Ed25519PublicKey)
+    raw_key = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    fingerprint = hashlib.sha256(raw_key).hexdigest()
+
+    def canonical(record: dict[str, object]) -> bytes:
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    problems, prev = [], "0" * 64
+    for n, line in enumerate(log.read_bytes().split(b"\n")[:-1]):
+        record = json.loads(line)
+        if canonical(record) != line or list(record)[:4] != ["seq", "type", "time", "prev"]:
+            problems.append(f"{n}: not canonical")
+        if record["seq"] != n or record["prev"] != prev:
+            problems.append(f"{n}: chain")
+        if record["type"] == "end":
+            rest = {k: v for k, v in record.items() if k != "self_sha256"}
+            if hashlib.sha256(canonical(rest)).hexdigest() != record["self_sha256"]:
+                problems.append(f"{n}: self_sha256")
+        if record["type"] in ("end", "checkpoint"):
+            signed = {k: v for k, v in record.items() if k not in ("signature", "self_sha256")}
+            if record.get("key_fingerprint") != fingerprint:
+                problems.append(f"{n}: key")
+            try:
+                key.verify(base64.b64decode(str(record["signature"])), b"matcher-log-signature-v1\n" + canonical(signed))
+            except InvalidSignature:
+                problems.append(f"{n}: signature")
+        prev = hashlib.sha256(line).hexdigest()
+    return problems
+
+
+def test_the_readme_is_enough_to_check_a_signed_log_without_matcher(tmp_path: Path) -> None:
+    """A reviewer holding the log and the public key years later must be able to check the
+    signatures from the documented format alone (the message, its prefix, the fingerprint and
+    the base64 were in docstrings only): a verifier written from README's words agrees with
+    `matcher verify` on a signed log and on one whose match record was changed, chain redone."""
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for rule in ("matcher-log-signature-v1\\n", 'separators=(",", ":")', "raw 32-byte Ed25519 public key",
+                 "base64 of the 64-byte Ed25519 signature", "without `signature` and `self_sha256`"):  # fmt: skip
+        assert rule in readme, rule
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "hit").write_bytes(b"hit \xe9 content")
+    (ev / "caf\u00e9").write_bytes(b"other")
+    listed = tmp_path / "n.sha256"
+    digest = hashlib.sha256(b"hit \xe9 content").hexdigest()
+    listed.write_text(f"{digest}  hit\n")
+    matcher = [sys.executable, "-m", "matcher"]
+    private, public = tmp_path / "k.pem", tmp_path / "k.pub"
+    subprocess.run([*matcher, "keygen", str(private), str(public)], check=True, capture_output=True)
+    log = tmp_path / "run.jsonl"
+    done = subprocess.run([*matcher, "scan", str(ev), "--examiner", "Jos\u00e9", "--case", "C", "--db",
+                           str(tmp_path / "s.db"), "--list", str(listed), "--log", str(log), "--sign-key",
+                           str(private), "-q"], capture_output=True)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert _independent_check(log, public) == []
+    records = [json.loads(line) for line in log.read_bytes().splitlines()]
+    at = next(i for i, r in enumerate(records) if r["type"] == "match")
+    records[at]["size"] += 1
+    lines = [signing.canonical_bytes(r) for r in records]
+    for i in range(at + 1, len(records)):
+        records[i]["prev"] = hashlib.sha256(lines[i - 1]).hexdigest()
+        if "self_sha256" in records[i]:
+            records[i].pop("self_sha256")
+            records[i]["self_sha256"] = hashlib.sha256(signing.canonical_bytes(records[i])).hexdigest()
+        lines[i] = signing.canonical_bytes(records[i])
+    forged = tmp_path / "forged.jsonl"
+    forged.write_bytes(b"".join(line + b"\n" for line in lines))
+    assert [p.split(": ")[1] for p in _independent_check(forged, public)] == ["signature"]
+    checked = subprocess.run([*matcher, "verify", str(forged), "--public-key", str(public)], capture_output=True)
+    assert checked.returncode == 1 and b"signature does not verify" in checked.stderr
