@@ -851,7 +851,7 @@ def _size(text: str | None) -> int | None:
 @cli.command(name="scan")
 # Note: taken as text, made a Path in scan_cmd: Path("") is ".", so `scan ""` (an
 # empty variable in a lab script) scanned the current folder.
-@click.argument("evidence", nargs=-1, required=True, type=click.Path())
+@click.argument("evidence", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option(
     "--examiner", required=True, help="The authorised examiner running this scan (required)."
 )
@@ -1721,7 +1721,7 @@ def report_cmd(
 
 
 @cli.command(name="hash")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option(
     "--algorithms",
     default="md5,sha256",

@@ -445,3 +445,62 @@ def test_a_root_that_cannot_be_reached_says_why(
     assert "cannot be reached (Too many levels of symbolic links)" in result.output  # type: ignore[attr-defined]
     assert "does not exist" not in result.output  # type: ignore[attr-defined]
     assert runner.invoke(cli, ["hash", str(tmp_path / "nothing")]).output.count("does not exist") == 1
+
+
+def test_a_root_this_user_may_not_read_is_refused_alike_by_the_command_line_and_the_library(
+    tmp_path: Path,
+) -> None:
+    """The command line refused an unlistable root (click's own check, no --json answer), while
+    `run_scan` (and so `batch`) scanned it as one walk error: "complete", exit 4. Both refuse it
+    now, naming why, and scan --json answers with its error object."""
+    import json
+    import subprocess
+    import sys
+
+    from test_hostile import require_root
+
+    require_root()
+    import shutil
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="matcher-unreadable-", dir="/tmp"))  # its parents searchable
+    try:
+        _refused_alike(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path)
+
+
+def _refused_alike(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    tmp_path.chmod(0o755)
+    (tmp_path / "r").mkdir(mode=0o700)
+    (tmp_path / "r" / "a").write_bytes(b"x")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out").chmod(0o777)
+    root = str(Path(__file__).resolve().parents[1])
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
+    env = {**os.environ, "PYTHONPATH": root}
+    code = (
+        "import sys\n"
+        "from matcher.scan import ScanOptions, run_scan\n"
+        "from matcher.errors import UsageError\n"
+        "try:\n"
+        "    run_scan(ScanOptions([sys.argv[1]], 'E', 'C', sys.argv[2] + '/s.db', sys.argv[2] + '/l.jsonl',\n"
+        "                         lists=[sys.argv[2] + '/n.md5']))\n"
+        "except UsageError as exc:\n"
+        "    print(exc)\n"
+    )
+    (tmp_path / "out" / "n.md5").write_text("0" * 32 + "  x\n")
+    (tmp_path / "out" / "n.md5").chmod(0o644)
+    done = subprocess.run([*nobody, "-c", code, str(tmp_path / "r"), str(tmp_path / "out")], cwd="/", env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert "cannot be read (Permission denied)" in done.stdout, done.stdout + done.stderr
+    cli = subprocess.run([*nobody, "-m", "matcher", "scan", str(tmp_path / "r"), "--examiner", "E", "--case", "C",
+                          "--db", str(tmp_path / "out" / "s.db"), "--log", str(tmp_path / "out" / "c.jsonl"), "--json"],
+                         cwd="/", env=env, capture_output=True, text=True)  # fmt: skip
+    assert cli.returncode == 2
+    said = json.loads(cli.stdout)
+    assert said["status"] == "error" and "cannot be read (Permission denied)" in said["error"]

@@ -54,7 +54,7 @@ def unusable_root(path: str | os.PathLike[str]) -> str | None:
     typo in a path that is there.
     """
     try:
-        os.lstat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
         return "does not exist"
     except PermissionError as exc:
@@ -63,6 +63,12 @@ def unusable_root(path: str | os.PathLike[str]) -> str | None:
         )
     except OSError as exc:
         return f"cannot be reached ({exc.strerror})"
+    # Note: the command line refused such a root, while a batch item or a
+    # library call scanned it as one walk error: "complete", exit 4.
+    if stat.S_ISDIR(st.st_mode) and not os.access(path, os.R_OK | os.X_OK):
+        return "cannot be read (Permission denied): this user may not list that folder"
+    if stat.S_ISREG(st.st_mode) and not os.access(path, os.R_OK):
+        return "cannot be read (Permission denied): this user may not read that file"
     return None
 
 
