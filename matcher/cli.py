@@ -171,16 +171,20 @@ def _translate_errors(integrity_is_fatal: bool = False) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _json_error(as_json: bool) -> Iterator[None]:
-    """With --json, a refusal or fatal error is a JSON object on stdout too (as import's).
+def _json_error(as_json: bool, answered: Callable[[], bool] | None = None) -> Iterator[None]:
+    """With --json, a refusal or fatal error is a JSON object on stdout too.
 
-    Note: `scan --json` printed nothing on stdout when it stopped (exit 2):
-    a batch script reading its stdout had no object to tell why.
+    `answered` tells when the command has already printed its own JSON
+    answer for the error (import's list of results, the rejected one named).
+
+    Note: `scan --json` (and lists, import, batch) printed nothing on stdout
+    when it stopped (exit 2): a script reading its stdout had no object to
+    tell why.
     """
     try:
         yield
     except click.ClickException as exc:
-        if as_json:
+        if as_json and not (answered is not None and answered()):
             click.echo(json.dumps({"status": "error", "exit_code": exc.exit_code,
                                    "error": exc.format_message()}))  # fmt: skip
         raise
@@ -443,9 +447,7 @@ def _removed_if_nothing_lands(db: Path, results: list[dict[str, object]]) -> Ite
 
 
 @cli.command(name="import")
-@click.argument(
-    "lists", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("lists", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @db_option
 @click.option(
     "--format",
@@ -497,6 +499,23 @@ def import_cmd(
       matcher import case-0042-notable.csv --role notable
       matcher import NSRL.db --name nsrl-2026.09 --replace nsrl-2026.06
     """
+    answered: list[bool] = []  # the JSON answer printed (for _json_error)
+    with _json_error(as_json, lambda: bool(answered)):
+        _import_lists(lists, db, format_name, name, role, skip_invalid, replace, as_json, answered)
+
+
+def _import_lists(
+    lists: tuple[Path, ...],
+    db: Path,
+    format_name: str | None,
+    name: str | None,
+    role: str | None,
+    skip_invalid: bool,
+    replace: str | None,
+    as_json: bool,
+    answered: list[bool],
+) -> None:
+    """import_cmd's work; `answered` gets an item once its JSON answer is printed."""
     if name is not None and not name.strip():
         # Note: '' silently took the file name, and '   ' made a list no table shows.
         raise click.UsageError("--name is empty: give the list a name, or leave --name out.")
@@ -505,6 +524,10 @@ def import_cmd(
     if replace and len(lists) > 1:
         # Note: else the first list would replace it, and the next fail to find it.
         raise click.UsageError("--replace applies to one list; import the new version alone.")
+    for path in lists:
+        # Note: checked here, not by click, so that --json answers it too.
+        if not os.path.lexists(path):
+            raise click.BadParameter(f"File {str(path)!r} does not exist.", param_hint="LISTS")
     from matcher.importing import import_list
 
     results: list[dict[str, object]] = []
@@ -536,6 +559,7 @@ def import_cmd(
                         rejected = {"file": str(path), "rejected": True, "error": str(exc)}
                         untried = [{"file": str(p), "not_tried": True} for p in lists[number + 1 :]]
                         click.echo(json.dumps([*results, rejected, *untried], indent=2))
+                        answered.append(True)
                     raise
                 info = result.info
                 # Note: a name may hold a line break or a control character (as verify's do).
@@ -628,7 +652,7 @@ def lists_cmd(db: Path, as_json: bool) -> None:
       matcher lists --db case.db
       matcher lists --json | jq '.[].name'
     """
-    with _translate_errors():
+    with _json_error(as_json), _translate_errors():
         store = HashStore(db, readonly=True)
         try:
             infos = store.lists()
@@ -1348,7 +1372,7 @@ def batch_cmd(
             err=True,
         )
 
-    with _translate_errors(integrity_is_fatal=True):
+    with _json_error(as_json), _translate_errors(integrity_is_fatal=True):
         items = run_batch(manifest, template, on_item=show)
     click.echo(
         f"\n{'item':>4}  {'status':12} {'exit':>4} {'files':>9} {'notable':>7} "
@@ -1532,6 +1556,8 @@ def verify_cmd(
                     {
                         "log": str(log),
                         "intact": True,
+                        # (as a failed log's JSON names them; `lines` is the same count)
+                        "records": report.lines,
                         **_report_dict(report),
                         "inventory": inventory,
                     }  # fmt: skip

@@ -521,3 +521,31 @@ def test_import_messages_show_a_list_name_with_a_line_break_or_control_escaped(
     assert result.exit_code == 0, result.output
     assert "\x01" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert "la n\\nl\\x01.sha256: imported 1 entry" in result.stderr
+
+
+def test_every_refusal_of_lists_import_and_batch_answers_json_on_stdout(tmp_path: Path) -> None:
+    """`lists --db nope.db --json`, `import nope.md5 --json`, a refused batch manifest: nothing
+    on stdout, exit 2; a script doing json.loads(stdout) failed. Each now answers the error
+    object scan --json gives; a rejected list still answers import's own list of results."""
+    import json
+    import subprocess
+    import sys
+
+    matcher = [sys.executable, "-m", "matcher"]
+    manifest = tmp_path / "dup.csv"
+    manifest.write_text("evidence,case,examiner,log\nev,C,E,a.jsonl\nev,C,E,a.jsonl\n")
+    bad = tmp_path / "bad.md5"
+    bad.write_text("not a digest line\n")
+    for args, said in [
+        (["lists", "--db", str(tmp_path / "nope.db")], "does not exist"),
+        (["import", str(tmp_path / "nope.md5"), "--db", str(tmp_path / "s.db")], "does not exist"),
+        (["batch", str(manifest), "--db", str(tmp_path / "s.db")], "share one log path"),
+    ]:
+        done = subprocess.run([*matcher, *args, "--json"], capture_output=True, text=True)
+        assert done.returncode == 2, (args, done.stderr)
+        answer = json.loads(done.stdout)
+        assert answer["status"] == "error" and answer["exit_code"] == 2 and said in answer["error"], answer
+    done = subprocess.run([*matcher, "import", str(bad), "--db", str(tmp_path / "s.db"), "--json"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2
+    assert json.loads(done.stdout)[0]["rejected"] is True
