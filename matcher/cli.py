@@ -1015,6 +1015,12 @@ def scan_cmd(
     one file, its contents not walked: give it as EVIDENCE of its own (a note
     counts the files there named as images: .E01, .dd, .raw, .img, ...).
 
+    Exit 0: complete, no notable match; 1: a notable match; 2: usage or
+    fatal error (nothing scanned, or the run stopped: see the message); 4:
+    an entry could not be read; 8: interrupted (--resume continues it); 16:
+    --verify-image found an image's stored digests wrong. 1, 4, 8 and 16
+    are flags and add up (5: a match and an unreadable entry).
+
     \b
     Example:
       matcher scan /mnt/evidence/item1 --examiner "J. Doe" --case 2026-0042 \\
