@@ -1399,6 +1399,14 @@ def batch_cmd(
             "then proves nothing was cut off",
             err=True,
         )
+    unfinished = sum(item.status in ("interrupted", "pending") for item in items)
+    if unfinished:
+        # Note: scan says how to continue (--resume); a batch said nothing.
+        click.echo(
+            f"  {unfinished} item(s) not finished: run the same batch command again to "
+            "continue them (an interrupted item resumes its log; done items are not read again)",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps([i.as_dict() for i in items], indent=2))
     sys.exit(worst_exit_code([i.exit_code for i in items]))

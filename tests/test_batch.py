@@ -337,6 +337,8 @@ def test_a_signal_as_an_item_ends_stops_the_batch(runner: CliRunner, tmp_path: P
     # An item never run has no exit code (0 was a clean item's, which a script took it for).
     assert items[1]["exit_code"] is None and items[1]["counts"] == {}
     assert re.search(r"\n +2  pending +- +0 ", result.stderr), result.stderr
+    # As scan says how to continue (--resume), the batch does.
+    assert "1 item(s) not finished: run the same batch command again to continue them" in result.stderr
     assert any("SIGINT arrived as this item ended" in n for n in items[0]["notes"])
     monkeypatch.setattr(scan_mod, "append_end_record", original)
     rerun = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
