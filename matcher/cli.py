@@ -310,6 +310,10 @@ class _Commands(click.Group):
             # stderr: a job could not tell it from an unreadable log.
             if exc.errno == errno.EBADF and getattr(sys.stdout, "closed_at_start", False):
                 _say_stdout_lost("it is closed (the command was started without one)")
+            elif _echo_to_stdout_failed(exc):
+                # Note: said, as `hash` says it: a scan that completed and exit 2
+                # with no word of why read as a scan that failed.
+                _say_stdout_lost("its reader went away (Broken pipe)")
             _quieten_outputs()
             raise click.exceptions.Exit(int(ExitCode.FATAL)) from None
         except OSError as exc:

@@ -530,3 +530,17 @@ def test_the_open_file_note_counts_this_process_descriptors(monkeypatch: pytest.
     assert f"{in_use} files open, and may open at most {in_use + 2}" in str(open_files_note())
     monkeypatch.setattr(resource, "getrlimit", lambda what: (in_use + 100, 4096))
     assert open_files_note() is None
+
+
+def test_a_reader_of_stdout_gone_is_said_on_stderr(tmp_path: Path, ev: Path) -> None:
+    """`matcher lists | true`, `selftest --json | true` and `scan --json | true` exited 2 with no
+    word on stderr (`hash` said it): a scan that completed read as one that failed unexplained."""
+    log = tmp_path / "a.jsonl"
+    for argv in (scan_args(tmp_path, ev, log) + ["--json"], ["selftest", "--json"]):
+        proc = subprocess.Popen([*MATCHER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the first line
+        err = proc.stderr.read()
+        proc.stderr.close()
+        assert proc.wait(timeout=120) == ExitCode.FATAL
+        assert b"cannot write to standard output: its reader went away (Broken pipe)" in err, err
