@@ -61,6 +61,7 @@ from typing import BinaryIO
 
 from matcher import TOOL_NAME
 from matcher import signing
+from matcher.digests import DIGEST_SIZES
 from matcher.errors import IntegrityError
 from matcher.errors import LogWriteError
 from matcher.errors import UsageError
@@ -191,7 +192,11 @@ def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> di
             f"prev is not the SHA-256 of line {st.lines}: that line was changed, "
             "or lines were inserted, deleted or moved"
         )
-    if not isinstance(rec["time"], str) or not _TIME.fullmatch(rec["time"]):
+    if (
+        not isinstance(rec["time"], str)
+        or not _TIME.fullmatch(rec["time"])
+        or not _real_time(rec["time"][5:])
+    ):
         raise IntegrityError(f"time {rec['time']!r} is not UTC ISO 8601 with microseconds")
     if rec["time"] < st.latest_time:
         # Note: not a failure (a clock set back by NTP, or a resume on another
@@ -253,6 +258,56 @@ def _key(fingerprint: str | None) -> str:
 _COUNTED = ("entries", "files", "skipped", "errors", "notable", "known", "unknown")
 
 
+# A match record's mtime: the envelope's form, with any year (README: a year past
+# 9999 has more digits, one before year 1 a minus sign), or null.
+_MTIME = re.compile(r"-?\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
+_HEX = re.compile(r"[0-9a-f]+", re.ASCII)
+
+
+def _check_match_fields(rec: Mapping[str, object]) -> None:
+    """A match record of matcher's own scan gives its fields in the form the log's contract says.
+
+    Note: a forged unsigned log (its chain computed again) with a size of -5,
+    an md5 of "ZZ..." or a 99th month verified, and its reports failed their
+    own schemas (DFXML, CASE) with exit 0.
+    """
+    size = rec.get("size")
+    if size is not None and (type(size) is not int or size < 0):
+        raise IntegrityError(f"match record: size {size!r} is not a byte count")
+    mtime = rec.get("mtime")
+    if mtime is not None and not (isinstance(mtime, str) and _MTIME.fullmatch(mtime)):
+        raise IntegrityError(f"match record: mtime {mtime!r} is not UTC ISO 8601 with microseconds")
+    if isinstance(mtime, str) and not _real_time(mtime.lstrip("-").split("-", 1)[1]):
+        raise IntegrityError(f"match record: mtime {mtime!r} is no date and time of day")
+    digests = rec.get("digests")
+    if not isinstance(digests, dict) or not digests:
+        raise IntegrityError("match record: digests must be an object of algorithm: hex digest")
+    for algorithm, value in digests.items():
+        width = DIGEST_SIZES.get(str(algorithm))
+        if not (isinstance(value, str) and _HEX.fullmatch(value)) or (
+            width is not None and len(value) != 2 * width
+        ):
+            raise IntegrityError(
+                f"match record: its {algorithm} digest {str(value)[:80]!r} is not lowercase hex"
+                + (f" of {2 * width} digits" if width is not None else "")
+            )
+
+
+def _real_time(text: str) -> bool:
+    """True for `MM-DDThh:mm:ss.ffffffZ` that names a day of the year and a time of day.
+
+    (Feb 29 passes for any year: the year is checked by the form alone.)
+    """
+    try:
+        month, day, hour, minute, second = (
+            int(text[0:2]), int(text[3:5]), int(text[6:8]), int(text[9:11]), int(text[12:14])
+        )  # fmt: skip
+        datetime.date(2000, month, day)  # a leap year: Feb 29 is a day
+    except ValueError:
+        return False
+    return hour < 24 and minute < 60 and second < 60
+
+
 def _check_counts(rec: Mapping[str, object], st: _ScanState) -> None:
     """An end record's counts add up, and agree with the records before it.
 
@@ -279,6 +334,8 @@ def _check_counts(rec: Mapping[str, object], st: _ScanState) -> None:
         st.image_failures = sum(isinstance(c, dict) and c.get("match") is False for c in checks)
     elif kind == "match":
         st.matches += 1
+        if st.scan_log:
+            _check_match_fields(rec)
     elif kind == "error":
         st.run_errors += 1
     if kind != "end" or not st.scan_log:

@@ -467,3 +467,37 @@ def test_an_incomplete_log_counts_the_records_it_holds_not_those_before_its_last
     assert result.exit_code == 1
     assert f"line {len(lines)}: log is incomplete" in result.output
     assert f"the {len(lines)} record(s) it holds verified" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [("size", -5, "is not a byte count"), ("mtime", "2026-99-99T99:99:99.000000Z", "no date and time of day"),
+     ("md5", "ZZ" + "0" * 30, "is not lowercase hex"), ("time", "2026-02-31T25:61:61.000000Z", "is not UTC ISO 8601")],
+)  # fmt: skip
+def test_a_match_record_whose_fields_break_the_contract_fails_even_rechained(
+    runner: CliRunner, tmp_path: Path, field: str, value: object, said: str
+) -> None:
+    """An unsigned log forged with a size of -5, a 99th month or an md5 of 'ZZ...' (its chain
+    computed again) verified OK, and its DFXML and CASE reports failed their own schemas."""
+    from matcher.signing import canonical_bytes
+
+    log = tmp_path / "run.jsonl"
+    result = runner.invoke(cli, ["scan", str(FIXTURES / "evidence"), "--examiner", "E", "--case", "C",
+                                 "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+                                 "--log", str(log), "-q"])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    records = [json.loads(line) for line in log.read_bytes().splitlines()]
+    at = next(i for i, r in enumerate(records) if r["type"] == "match")
+    if field == "md5":
+        records[at]["digests"]["md5"] = value
+    else:
+        records[at][field] = value
+    for i in range(at + 1, len(records)):
+        records[i]["prev"] = hashlib.sha256(canonical_bytes(records[i - 1])).hexdigest()
+        if "self_sha256" in records[i]:
+            records[i].pop("self_sha256")
+            records[i]["self_sha256"] = hashlib.sha256(canonical_bytes(records[i])).hexdigest()
+    forged = write_lines(tmp_path / "forged.jsonl", [canonical_bytes(r) for r in records])
+    checked = runner.invoke(cli, ["verify", str(forged)])
+    assert checked.exit_code == 1, checked.output
+    assert f"line {at + 1}: " in checked.output and said in checked.output, checked.output
