@@ -1342,7 +1342,7 @@ def test_a_resume_checks_the_signatures_its_key_made(tmp_path: Path) -> None:
         "import os, signal, sys\n"
         "import matcher.scan as s\n"
         "opts = s.ScanOptions([sys.argv[1]], 'E', 'C', sys.argv[2], sys.argv[3], jobs=1, sign_key=sys.argv[4])\n"
-        "s.run_scan(opts, lambda counts: os.kill(os.getpid(), signal.SIGINT))\n"
+        "s.run_scan(opts, lambda counts: os.kill(os.getpid(), signal.SIGTERM))\n"
     )
     subprocess.run([sys.executable, "-c", crash, str(ev), str(db), str(log), str(key)], check=True, capture_output=True)
     records = [json.loads(line) for line in log.read_bytes().splitlines()]
