@@ -1390,10 +1390,19 @@ def _scan(
                 # Note: in the end record (and --json), not only on the terminal:
                 # a batch job reading the JSON could not tell what its
                 # known and unknown counts leave out.
+                # Note: with --archives, an archive of no candidate size is
+                # still opened (its members are entries of their own): "not
+                # read" was said of archives whose members were read.
+                opened = (
+                    " (an archive among them was still opened, and its members are entries "
+                    "of their own)"
+                    if options.archives
+                    else ""
+                )
                 notes.append(
-                    f"--candidates-only: {not_read:,} files not read (their size was no "
-                    "notable entry's in the scan's lists); known and unknown count only the "
-                    f"{counts.files:,} files hashed"
+                    f"--candidates-only: {not_read:,} files not hashed (their size was no "
+                    f"notable entry's in the scan's lists){opened}; known and unknown count "
+                    f"only the {counts.files:,} files hashed"
                 )
             notes.extend(recorder.notes())
             seconds = time.monotonic() - started

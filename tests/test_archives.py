@@ -6,6 +6,7 @@ import bz2
 import gzip
 import hashlib
 import io
+import json
 import lzma
 import dataclasses
 import os
@@ -1579,3 +1580,30 @@ def test_a_gzip_member_whose_crc_does_not_match_is_still_an_error(db: Path, tmp_
     assert result.exit_code & 4, result.output
     assert not [v for v in rows(log).values() if v["sha256"] is not None and bytes(v["sha256"]) == hashlib.sha256(NOTABLE).digest()
                 and b"!" in bytes(v["path"])]  # fmt: skip
+
+
+def test_candidates_only_with_archives_does_not_say_an_opened_archive_was_not_read(tmp_path: Path) -> None:
+    """With --archives, an archive of no candidate size is still opened and its members read;
+    the end record said "N files not read" of it."""
+    import hashlib
+    import subprocess
+    import sys
+    import zipfile
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    with zipfile.ZipFile(ev / "a.zip", "w") as z:
+        z.writestr("s.txt", b"zip secret\n")
+        z.writestr("big", os.urandom(300_000))
+    listed = tmp_path / "n.csv"
+    digest = hashlib.md5(b"zip secret\n").hexdigest()
+    listed.write_text(f"md5,size\n{digest},11\n")
+    matcher = [sys.executable, "-m", "matcher"]
+    subprocess.run([*matcher, "import", str(listed), "--db", str(tmp_path / "s.db")], check=True, capture_output=True)
+    log = tmp_path / "z.jsonl"
+    done = subprocess.run([*matcher, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(tmp_path / "s.db"),
+                           "--log", str(log), "--archives", "--candidates-only", "-q"], capture_output=True)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    notes = [json.loads(line) for line in log.read_bytes().splitlines()][-1]["notes"]
+    said = [n for n in notes if n.startswith("--candidates-only: ")]
+    assert said and "not read" not in said[0] and "an archive among them was still opened" in said[0], notes

@@ -266,7 +266,7 @@ def test_candidates_only_hashes_only_sized_candidates(runner: CliRunner, tmp_pat
     # the end record and the JSON (a batch job reads those).
     not_read = len(truth) - len(candidates)
     said = (
-        f"--candidates-only: {not_read:,} files not read (their size was no notable entry's in "
+        f"--candidates-only: {not_read:,} files not hashed (their size was no notable entry's in "
         f"the scan's lists); known and unknown count only the {len(candidates):,} files hashed"
     )
     assert f"note: {said}" in result.stderr

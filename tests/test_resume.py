@@ -1265,7 +1265,7 @@ def test_the_new_evidence_notes_are_carried_into_a_rematch() -> None:
                  "evidence ev/d lies inside evidence ev: walked as a root of its own, --exclude "
                  "patterns matched against paths below it (the walk of ev leaves it to that)"):  # fmt: skip
         assert _CARRIED.match(note), note
-    assert not _CARRIED.match("--candidates-only: 3 files not read (their size was no notable entry's in the scan's lists)")
+    assert not _CARRIED.match("--candidates-only: 3 files not hashed (their size was no notable entry's in the scan's lists)")
 
 
 def _cut_end_and_forge(log: Path, path: str, digests: dict[str, str], size: int, list_name: str = "n.sha256") -> None:
