@@ -28,6 +28,9 @@ _DIGEST_LENGTHS = (32, 40, 64, 128)
 _UNSUPPORTED_LENGTHS = {56: "SHA-224", 96: "SHA-384"}
 _ESCAPES = {ord("\\"): b"\\", ord("n"): b"\n", ord("r"): b"\r"}
 
+# md5deep -t: "<digest> <YYYY:MM:DD:hh:mm:ss>  <name>" (the time is no part of the name).
+_MD5DEEP_TIME = re.compile(rb"\d{4}(:\d\d){5}  ")
+_MD5DEEP_TIME_LENGTH = len(b"2026:11:28:14:51:09  ")
 # Shapes (a) "hex  name" / "hex *name" and (b) coreutils' "BSD reversed" "hex name".
 _SUM_LINE = re.compile(rb"[ \t]*(\\)?([0-9A-Fa-f]+)( [ *]|[ \t])(.*)", re.DOTALL)
 
@@ -244,7 +247,20 @@ def _sum_parts(line: bytes) -> tuple[bytes, bytes] | None:
 
 def _is_sum_line(line: bytes) -> bool:
     parts = _sum_parts(line)
-    return parts is not None and parts[0] in (b"  ", b" *") and parts[1] != b""
+    if parts is None or parts[1] == b"":
+        return False
+    return parts[0] in (b"  ", b" *") or _md5deep_time_name(parts) is not None
+
+
+def _md5deep_time_name(parts: tuple[bytes, bytes]) -> bytes | None:
+    """The name of an md5deep -t line ("<hex> <YYYY:MM:DD:hh:mm:ss>  <name>"), else None.
+
+    Note: read as a sum line, the mtime became part of the name (FORMATS.md 3.2).
+    """
+    separator, rest = parts
+    if separator != b" " or _MD5DEEP_TIME.match(rest) is None:
+        return None
+    return rest[_MD5DEEP_TIME_LENGTH:]
 
 
 def _zero_terminated(data: bytes) -> bool:
@@ -300,7 +316,10 @@ class GnuSumReader(TextReader):
         match = _SUM_LINE.fullmatch(line)
         if match is None:
             raise FormatError(f"expected '<hex digest>  <file name>', got {excerpt(line)}")
-        escaped, hex_text, _, name = match.groups()
+        escaped, hex_text, separator, name = match.groups()
+        timed = _md5deep_time_name((separator, name))
+        if timed is not None:
+            name = timed
         algorithm, digest = digest_for_length(hex_text, hint)
         if not name:
             raise FormatError(f"the line has no file name after the digest: {excerpt(line)}")
@@ -312,10 +331,6 @@ class GnuSumReader(TextReader):
                 )
             name = unescaped
         return HashRecord(digests={algorithm: digest}, name=decode_name(name), line=number)
-
-
-# md5deep -t: "<digest> <YYYY:MM:DD:hh:mm:ss>  <name>", no sum line (its name would hold the time).
-_MD5DEEP_TIME = re.compile(rb"\d{4}(:\d\d){5}  ")
 
 
 def _is_single_separator_line(line: bytes) -> bool:

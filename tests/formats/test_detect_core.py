@@ -81,7 +81,6 @@ FOREIGN = {
     b'1,900,"hello.txt","C:\\test","' + MD5.upper() + b'",5\r\n',
     "ilook": b"V3Hash,HashSHA1,FileName,FilePath,FileSize\n" + MD5 + b"," + SHA1 + b",a,\\,5\n",
     "encase": b"HASH\r\n\xff\x00" + b"\x00" * 32,
-    "md5deep-t": MD5 + b" 2026:11:28:14:51:09  t1/hello.txt\n",
 }
 
 

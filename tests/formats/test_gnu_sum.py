@@ -237,7 +237,7 @@ def test_sniff() -> None:
     assert READER.sniff(b"#c\n" + HELLO_MD5.encode() + b" *a\n")
     assert not READER.sniff(HELLO_MD5.encode() + b":5:hello.txt\n")  # ClamAV
     assert not READER.sniff(HELLO_MD5.encode() + b"\n")  # plain
-    assert not READER.sniff(HELLO_MD5.encode() + b" 2026:11:28:14:51:09  t/a\n")  # md5deep -t
+    assert READER.sniff(HELLO_MD5.encode() + b" 2026:11:28:14:51:09  t/a\n")  # md5deep -t
     assert not READER.sniff(b"         5  " + HELLO_MD5.encode() + b"  a\n")  # md5deep -z
     assert not READER.sniff(b"MD5 (a) = " + HELLO_MD5.encode() + b"\n")
     assert not READER.sniff(b"")
@@ -315,11 +315,26 @@ def test_sum_lines_with_one_separator_are_named_not_guessed(tmp_path: Path) -> N
     records = list(gnu_sum.GnuSumReader().read(path))
     assert [r.name for r in records] == ["a.txt", "b c.txt"]
     # md5deep -t (a time before the name) is not such a list, and two spaces are the reader's.
-    path.write_bytes(HELLO_MD5.encode() + b" 2026:11:28:14:51:09  t1/hello.txt\n")
-    with pytest.raises(FormatError, match="not recognised"):
-        registry.detect(path)
     path.write_bytes(HELLO_MD5.encode() + b"  a.txt\n")
     assert registry.detect(path).NAME == "gnu-sum"
+
+
+def test_md5deep_t_output_is_read_with_its_time_out_of_the_name(tmp_path: Path) -> None:
+    """md5deep -t (FORMATS.md 3.2: digest, space, mtime, two spaces, name) was not recognised,
+    and read with --format gnu-sum its name began with the time."""
+    from matcher.formats import registry
+
+    path = tmp_path / "t.txt"
+    sha1 = hashlib.sha1(b"hello").hexdigest().encode()
+    path.write_bytes(HELLO_MD5.encode() + b" 2026:11:28:14:51:09  t1/hello.txt\n"
+                     + sha1 + b" 2025:01:02:03:04:05  t1/two  spaces.txt\n")  # fmt: skip
+    assert registry.detect(path).NAME == "gnu-sum"
+    records = list(gnu_sum.GnuSumReader().read(path))
+    assert [r.name for r in records] == ["t1/hello.txt", "t1/two  spaces.txt"]
+    assert records[0].digests == {"md5": bytes.fromhex(HELLO_MD5)}
+    # Two spaces after the digest are a sum line whatever the name holds.
+    path.write_bytes(HELLO_MD5.encode() + b"  2026:11:28:14:51:09  x\n")
+    assert [r.name for r in gnu_sum.GnuSumReader().read(path)] == ["2026:11:28:14:51:09  x"]
 
 
 @pytest.mark.parametrize(
