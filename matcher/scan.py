@@ -1393,7 +1393,7 @@ def _scan(
                 # Note: with --archives, an archive of no candidate size is
                 # still opened (its members are entries of their own): "not
                 # read" was said of archives whose members were read.
-                opened = (
+                archives_read = (
                     " (an archive among them was still opened, and its members are entries "
                     "of their own)"
                     if options.archives
@@ -1401,7 +1401,7 @@ def _scan(
                 )
                 notes.append(
                     f"--candidates-only: {not_read:,} files not hashed (their size was no "
-                    f"notable entry's in the scan's lists){opened}; known and unknown count "
+                    f"notable entry's in the scan's lists){archives_read}; known and unknown count "
                     f"only the {counts.files:,} files hashed"
                 )
             notes.extend(recorder.notes())
