@@ -205,7 +205,8 @@ def db_option(f: Any) -> Any:
         type=click.Path(dir_okay=False, path_type=Path),
         envvar="MATCHER_DB",
         default="matcher.db",
-        show_default=True,
+        # Note: the value in use may be $MATCHER_DB's; "[default: matcher.db]" said otherwise.
+        show_default="$MATCHER_DB, else matcher.db",
         help="Hash store (SQLite). Falls back to $MATCHER_DB, then ./matcher.db.",
     )(f)
 
