@@ -256,15 +256,22 @@ class _Command(click.Command):
     """
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            os.getcwd()
-        except FileNotFoundError:
-            raise click.UsageError(
-                "The current folder no longer exists (deleted or moved); cd to another folder "
-                "and run the command again.",
-                ctx,
-            ) from None
-        return super().invoke(ctx)
+        # Note: a command's refusal answers its --json too (see _json_error).
+        with _json_error(bool(ctx.params.get("as_json")), lambda: bool(ctx.meta.get(_ANSWERED))):
+            try:
+                os.getcwd()
+            except FileNotFoundError:
+                raise click.UsageError(
+                    "The current folder no longer exists (deleted or moved); cd to another "
+                    "folder and run the command again.",
+                    ctx,
+                ) from None
+            return super().invoke(ctx)
+
+
+# The context key a command sets once it has printed its own JSON answer to an
+# error (import's list of results, the rejected list named): _json_error adds none.
+_ANSWERED = "matcher.json_answered"
 
 
 class _Commands(click.Group):
@@ -504,23 +511,6 @@ def import_cmd(
       matcher import case-0042-notable.csv --role notable
       matcher import NSRL.db --name nsrl-2026.09 --replace nsrl-2026.06
     """
-    answered: list[bool] = []  # the JSON answer printed (for _json_error)
-    with _json_error(as_json, lambda: bool(answered)):
-        _import_lists(lists, db, format_name, name, role, skip_invalid, replace, as_json, answered)
-
-
-def _import_lists(
-    lists: tuple[Path, ...],
-    db: Path,
-    format_name: str | None,
-    name: str | None,
-    role: str | None,
-    skip_invalid: bool,
-    replace: str | None,
-    as_json: bool,
-    answered: list[bool],
-) -> None:
-    """import_cmd's work; `answered` gets an item once its JSON answer is printed."""
     if name is not None and not name.strip():
         # Note: '' silently took the file name, and '   ' made a list no table shows.
         raise click.UsageError("--name is empty: give the list a name, or leave --name out.")
@@ -564,7 +554,7 @@ def _import_lists(
                         rejected = {"file": str(path), "rejected": True, "error": str(exc)}
                         untried = [{"file": str(p), "not_tried": True} for p in lists[number + 1 :]]
                         click.echo(json.dumps([*results, rejected, *untried], indent=2))
-                        answered.append(True)
+                        click.get_current_context().meta[_ANSWERED] = True
                     raise
                 info = result.info
                 # Note: a name may hold a line break or a control character (as verify's do).
@@ -657,7 +647,7 @@ def lists_cmd(db: Path, as_json: bool) -> None:
       matcher lists --db case.db
       matcher lists --json | jq '.[].name'
     """
-    with _json_error(as_json), _translate_errors():
+    with _translate_errors():
         store = HashStore(db, readonly=True)
         try:
             infos = store.lists()
@@ -1035,47 +1025,45 @@ def scan_cmd(
       matcher scan /mnt/evidence/item1 --examiner "J. Doe" --case 2026-0042 \\
           --log item1.jsonl --resume
     """
-    # Note: options refused here answer --json too (see _json_error).
-    with _json_error(as_json):
-        try:
-            algos = None if algorithms is None else parse_algorithms(algorithms)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
-        if resume and log is None:
-            raise click.UsageError("--resume needs the --log of the run to continue.")
-        if any(not e for e in evidence):
-            raise click.BadParameter(
-                "an empty path (an unset variable?); name the folder, even the current one: .",
-                param_hint="EVIDENCE",
-            )
-        options = ScanOptions(
-            evidence=tuple(Path(e) for e in evidence),
-            examiner=examiner,
-            case=case,
-            authority=authority,
-            db=db,
-            lists=lists,
-            log=log or _default_log(case),
-            algorithms=algos,
-            jobs=jobs or 0,
-            candidates_only=candidates_only,
-            excludes=excludes,
-            max_size=_size(max_size),
-            one_file_system=one_file_system,
-            resume=resume,
-            sign_key=sign_key,
-            inventory=inventory,
-            argv=sys.argv[1:],
-            deleted=deleted,
-            verify_image=verify_image,
-            images_only=images_only,
-            archives=archives,
-            archive_limits=_archive_limits(archives, max_depth),
+    try:
+        algos = None if algorithms is None else parse_algorithms(algorithms)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--algorithms") from exc
+    if resume and log is None:
+        raise click.UsageError("--resume needs the --log of the run to continue.")
+    if any(not e for e in evidence):
+        raise click.BadParameter(
+            "an empty path (an unset variable?); name the folder, even the current one: .",
+            param_hint="EVIDENCE",
         )
+    options = ScanOptions(
+        evidence=tuple(Path(e) for e in evidence),
+        examiner=examiner,
+        case=case,
+        authority=authority,
+        db=db,
+        lists=lists,
+        log=log or _default_log(case),
+        algorithms=algos,
+        jobs=jobs or 0,
+        candidates_only=candidates_only,
+        excludes=excludes,
+        max_size=_size(max_size),
+        one_file_system=one_file_system,
+        resume=resume,
+        sign_key=sign_key,
+        inventory=inventory,
+        argv=sys.argv[1:],
+        deleted=deleted,
+        verify_image=verify_image,
+        images_only=images_only,
+        archives=archives,
+        archive_limits=_archive_limits(archives, max_depth),
+    )
     show = not quiet and sys.stderr.isatty()
     progress = _Progress() if show else None
     try:
-        with _json_error(as_json), _translate_errors(integrity_is_fatal=True):
+        with _translate_errors(integrity_is_fatal=True):
             for attempt in range(1, _DEFAULT_LOG_TRIES + 1):
                 try:
                     with _default_log_taken(options.log if log is None else None):
@@ -1245,7 +1233,7 @@ def rematch_cmd(
     )
     progress = _Progress() if sys.stderr.isatty() else None
     try:
-        with _json_error(as_json), _translate_errors(integrity_is_fatal=True):
+        with _translate_errors(integrity_is_fatal=True):
             summary = run_rematch(options, on_stage=progress.stage if progress else None)
     finally:
         if progress is not None:
@@ -1383,7 +1371,7 @@ def batch_cmd(
             err=True,
         )
 
-    with _json_error(as_json), _translate_errors(integrity_is_fatal=True):
+    with _translate_errors(integrity_is_fatal=True):
         items = run_batch(manifest, template, on_item=show)
     click.echo(
         f"\n{'item':>4}  {'status':12} {'exit':>4} {'files':>9} {'notable':>7} "
