@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import signal
@@ -45,6 +46,20 @@ def evidence_copy(tmp_path: Path) -> Path:
 
 def read_log(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def rechain(records: list[dict[str, object]], start: int) -> bytes:
+    """A forger's log: the records from `start` on get `prev` (and an end its `self_sha256`)
+    computed again over the records as they are now; signatures are kept as they were."""
+    from matcher.signing import canonical_bytes
+
+    for i in range(start, len(records)):
+        if i:
+            records[i]["prev"] = hashlib.sha256(canonical_bytes(records[i - 1])).hexdigest()
+        if "self_sha256" in records[i]:
+            records[i].pop("self_sha256")
+            records[i]["self_sha256"] = hashlib.sha256(canonical_bytes(records[i])).hexdigest()
+    return b"".join(canonical_bytes(r) + b"\n" for r in records)
 
 
 def end_record(path: Path) -> dict[str, object]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
+from conftest import rechain
 
 from matcher.cli import cli
 
@@ -437,18 +438,12 @@ def test_a_failed_signature_says_which_records_no_signature_covers(
     fails, and verify went on "the 13 record(s) before it verified", which invited trust in
     the very record changed. It now says which line the last good signature covers, and that
     the records after it are held by their chain alone."""
-    from matcher.signing import canonical_bytes
-
     log, _, pub = scanned
     records = [json.loads(line) for line in log.read_bytes().splitlines()]
     at = next(i for i, r in enumerate(records) if r["type"] == "match")
     records[at]["size"] += 1
-    for i in range(at + 1, len(records)):
-        records[i]["prev"] = hashlib.sha256(canonical_bytes(records[i - 1])).hexdigest()
-        if "self_sha256" in records[i]:
-            records[i].pop("self_sha256")
-            records[i]["self_sha256"] = hashlib.sha256(canonical_bytes(records[i])).hexdigest()
-    forged = write_lines(tmp_path / "forged.jsonl", [canonical_bytes(r) for r in records])
+    forged = tmp_path / "forged.jsonl"
+    forged.write_bytes(rechain(records, at + 1))
     result = runner.invoke(cli, ["verify", str(forged), "--public-key", str(pub)])
     assert result.exit_code == 1
     assert "signature does not verify" in result.output
@@ -479,8 +474,6 @@ def test_a_match_record_whose_fields_break_the_contract_fails_even_rechained(
 ) -> None:
     """An unsigned log forged with a size of -5, a 99th month or an md5 of 'ZZ...' (its chain
     computed again) verified OK, and its DFXML and CASE reports failed their own schemas."""
-    from matcher.signing import canonical_bytes
-
     log = tmp_path / "run.jsonl"
     result = runner.invoke(cli, ["scan", str(FIXTURES / "evidence"), "--examiner", "E", "--case", "C",
                                  "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
@@ -492,12 +485,8 @@ def test_a_match_record_whose_fields_break_the_contract_fails_even_rechained(
         records[at]["digests"]["md5"] = value
     else:
         records[at][field] = value
-    for i in range(at + 1, len(records)):
-        records[i]["prev"] = hashlib.sha256(canonical_bytes(records[i - 1])).hexdigest()
-        if "self_sha256" in records[i]:
-            records[i].pop("self_sha256")
-            records[i]["self_sha256"] = hashlib.sha256(canonical_bytes(records[i])).hexdigest()
-    forged = write_lines(tmp_path / "forged.jsonl", [canonical_bytes(r) for r in records])
+    forged = tmp_path / "forged.jsonl"
+    forged.write_bytes(rechain(records, at))
     checked = runner.invoke(cli, ["verify", str(forged)])
     assert checked.exit_code == 1, checked.output
     assert f"line {at + 1}: " in checked.output and said in checked.output, checked.output

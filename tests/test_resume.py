@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_counts_add_up
 from conftest import read_log
+from conftest import rechain
 
 MATCHER = [sys.executable, "-m", "matcher"]
 
@@ -1332,8 +1333,6 @@ def test_a_match_record_of_a_file_gone_since_is_counted_and_said_in_the_end_reco
 def test_a_resume_checks_the_signatures_its_key_made(tmp_path: Path) -> None:
     """A signed end record altered (its chain and self digest recomputed, the old signature
     kept) was resumed, and a new end signed over a log that can never verify with that key."""
-    from matcher.signing import canonical_bytes
-
     ev, db, _ = _small_tree(tmp_path)
     key, pub = tmp_path / "k.pem", tmp_path / "k.pub"
     assert subprocess.run([*MATCHER, "keygen", str(key), str(pub)], capture_output=True).returncode == 0
@@ -1349,9 +1348,7 @@ def test_a_resume_checks_the_signatures_its_key_made(tmp_path: Path) -> None:
     assert records[-1]["type"] == "end" and records[-1]["status"] == "interrupted"
     end = records[-1]
     end["duration_s"] = 99.0
-    end.pop("self_sha256")
-    end["self_sha256"] = hashlib.sha256(canonical_bytes(end)).hexdigest()
-    log.write_bytes(b"".join(canonical_bytes(r) + b"\n" for r in records))
+    log.write_bytes(rechain(records, len(records) - 1))
     before = log.read_bytes()
     result = run_scan(ev, db, log, "--resume", "--sign-key", str(key))
     assert result.returncode == 2, result.stderr

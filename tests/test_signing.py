@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from conftest import rechain
+
 from matcher import signing
 from matcher.errors import IntegrityError
 from matcher.errors import UsageError
@@ -291,15 +293,8 @@ def test_the_readme_is_enough_to_check_a_signed_log_without_matcher(tmp_path: Pa
     records = [json.loads(line) for line in log.read_bytes().splitlines()]
     at = next(i for i, r in enumerate(records) if r["type"] == "match")
     records[at]["size"] += 1
-    lines = [signing.canonical_bytes(r) for r in records]
-    for i in range(at + 1, len(records)):
-        records[i]["prev"] = hashlib.sha256(lines[i - 1]).hexdigest()
-        if "self_sha256" in records[i]:
-            records[i].pop("self_sha256")
-            records[i]["self_sha256"] = hashlib.sha256(signing.canonical_bytes(records[i])).hexdigest()
-        lines[i] = signing.canonical_bytes(records[i])
     forged = tmp_path / "forged.jsonl"
-    forged.write_bytes(b"".join(line + b"\n" for line in lines))
+    forged.write_bytes(rechain(records, at + 1))
     assert [p.split(": ")[1] for p in _independent_check(forged, public)] == ["signature"]
     checked = subprocess.run([*matcher, "verify", str(forged), "--public-key", str(public)], capture_output=True)
     assert checked.returncode == 1 and b"signature does not verify" in checked.stderr
