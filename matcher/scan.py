@@ -1393,10 +1393,11 @@ def _scan(
                 # Note: with --archives, an archive of no candidate size is
                 # still opened (its members are entries of their own): "not
                 # read" was said of archives whose members were read.
+                archives_opened = walker.archives.opened if walker.archives is not None else 0
                 archives_read = (
-                    " (an archive among them was still opened, and its members are entries "
-                    "of their own)"
-                    if options.archives
+                    f" (archives are opened whatever their size: {archives_opened:,} were, "
+                    "and their members are entries of their own)"
+                    if archives_opened
                     else ""
                 )
                 notes.append(

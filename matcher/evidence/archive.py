@@ -666,6 +666,7 @@ class ArchiveWalker:
     def __init__(self, limits: ArchiveLimits, max_size: int | None = None):
         self.limits = limits
         self.max_size = max_size
+        self.opened = 0  # archives found and walked (outer ones; nested ones are inside)
 
     def walk(
         self,
@@ -687,6 +688,7 @@ class ArchiveWalker:
             fmt = "zip"
         if fmt is None:
             return
+        self.opened += 1
         budget = _Budget(UniquePaths(exists, path))
         for item in self._walk(path, base, (), fmt, head, packed_size, 1, budget):
             if item.kind == "archive" and isinstance(item, EntryOutcome):
