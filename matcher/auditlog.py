@@ -224,7 +224,9 @@ def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> di
             f"{kind} record {signed}, but its run record names {_key(st.signed_by)}: a log is "
             "signed throughout by one key or not at all (a signature was removed or added)"
         )
-    st.seal = fp, key is not None  # counted once the line has passed every check (_records)
+    # Note: "checked" only where a signature was (an unsigned line checked by its chain
+    # alone, taken as checked, kept a doubtful line before a chain break in the count).
+    st.seal = fp, key is not None and fp is not None  # counted once the line passes (_records)
     return rec
 
 

@@ -148,10 +148,19 @@ def _read_again(
     hasher: Hasher, path: bytes, algorithms: Sequence[str]
 ) -> tuple[int, dict[str, bytes]] | None:
     """The size and digests of the plain file at `path`; None when it cannot be read."""
+    # Note: opened as the walk opens (no link followed, a path past PATH_MAX
+    # component by component): os.lstat failed on a long path, and its record
+    # went unchecked, said to be of a file not there.
     try:
-        st = os.lstat(path)
+        fd = open_readonly(path)
     except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if not stat.S_ISREG(st.st_mode):
         return None
     result = hasher.hash_file(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)

@@ -412,6 +412,23 @@ def check_default_algorithms(options: ScanOptions, lists: Sequence[ListInfo]) ->
         for i in _notable(lists)
     }
     missing = {name: algos for name, algos in missing.items() if algos}
+    available = set(available_algorithms())
+    unable = sorted({a for algos in missing.values() for a in algos} - available)
+    if unable:
+        # Note: parse_algorithms raised on them here (a traceback); a default
+        # scan that cannot compute a notable list's digests is refused as one
+        # that does not: the examiner decides (install, or --algorithms).
+        named = "; ".join(
+            f"{name!r} ({', '.join(a for a in algos if a in unable)})"
+            for name, algos in missing.items()
+            if set(algos) & set(unable)
+        )
+        raise UsageError(
+            f"The notable list(s) {named} hold digests this installation cannot compute: "
+            f"install the optional package (pip install 'matcher[{unable[0]}]'), or give "
+            "--algorithms to scan without them (entries with only those digests then cannot "
+            "match; the run's notes say how many)."
+        )
     if missing:
         named = "; ".join(f"{name!r} ({', '.join(algos)})" for name, algos in missing.items())
         wanted = sorted(computed | {a for algos in missing.values() for a in algos})

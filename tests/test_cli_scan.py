@@ -1098,3 +1098,27 @@ def test_a_default_log_name_taken_by_another_scan_starting_goes_on_to_the_next_n
     (ours,) = [p for p in logs if p.name != first.name]
     assert ours.name.startswith("matcher-LAB-")
     assert runner.invoke(cli, ["verify", str(ours)]).exit_code == 0
+
+
+def test_a_default_scan_that_cannot_compute_a_notable_lists_algorithm_is_refused_cleanly(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A BLAKE3 notable list in the store without the blake3 package: every default scan and
+    batch item ended in a traceback ("internal error"). Refused, naming the package to install
+    or --algorithms; with --algorithms the run goes on, its notes saying what cannot match."""
+    import matcher.scan as scan_mod
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a").write_bytes(b"a")
+    b3 = tmp_path / "n.b3"
+    b3.write_text("ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f  hello\n")
+    db = tmp_path / "s.db"
+    assert runner.invoke(cli, ["import", str(b3), "--db", str(db)]).exit_code == 0
+    monkeypatch.setattr(scan_mod, "available_algorithms", lambda: ("md5", "sha1", "sha256", "sha512"))
+    base = ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "-q", "--json"]
+    refused = runner.invoke(cli, [*base, "--log", str(tmp_path / "a.jsonl")])
+    assert refused.exit_code == 2, refused.output
+    said = json.loads(refused.stdout)["error"]
+    assert "cannot compute" in said and "pip install 'matcher[blake3]'" in said, said
+    assert "internal error" not in refused.output

@@ -490,3 +490,19 @@ def test_a_match_record_whose_fields_break_the_contract_fails_even_rechained(
     checked = runner.invoke(cli, ["verify", str(forged)])
     assert checked.exit_code == 1, checked.output
     assert f"line {at + 1}: " in checked.output and said in checked.output, checked.output
+
+
+def test_a_chain_break_is_counted_alike_with_the_key_and_without(
+    runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A line edited in place breaks the chain at the next line; the edited line is not counted
+    as verified. With --public-key it was (each unsigned line taken as 'checked'): one more."""
+    log, _, pub = scanned
+    lines = log.read_bytes().splitlines()
+    at = next(i for i, line in enumerate(lines) if b'"type":"match"' in line)
+    lines[at] = lines[at].replace(b'"size":', b'"size":1', 1)
+    edited = write_lines(tmp_path / "e.jsonl", lines)
+    plain = json.loads(runner.invoke(cli, ["verify", str(edited), "--json"]).stdout)
+    keyed = json.loads(runner.invoke(cli, ["verify", str(edited), "--json", "--public-key", str(pub)]).stdout)
+    assert plain["line"] == keyed["line"] == at + 2
+    assert plain["records"] == keyed["records"] == at, (plain, keyed)

@@ -1354,3 +1354,38 @@ def test_a_resume_checks_the_signatures_its_key_made(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert b"signature does not verify" in result.stderr, result.stderr
     assert log.read_bytes() == before
+
+
+def test_a_match_record_past_path_max_with_no_inventory_row_is_read_again(tmp_path: Path) -> None:
+    """The resume's check of a match record with no inventory row looked at its file with
+    os.lstat, which fails past PATH_MAX: the record went unchecked, said to be of a file not
+    there, although the scan itself reads such paths."""
+    import sqlite3
+
+    from test_roots import _deep_file
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    names = [f"d{i:02d}_" + "x" * 90 for i in range(45)]
+    _deep_file(ev, names, "deepfile")
+    listed = tmp_path / "n.sha256"
+    digest = hashlib.sha256(b"secret\n").hexdigest()
+    listed.write_text(f"{digest}  deep\n")
+    db = tmp_path / "s.db"
+    subprocess.run([*MATCHER, "import", str(listed), "--db", str(db)], check=True, capture_output=True)
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db, log).returncode == 1
+    # A crash between the log's sync and the inventory's commit: no end, no notable row.
+    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    conn.execute("DELETE FROM entries WHERE verdict = 'notable'")
+    conn.commit()
+    conn.close()
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 1, result.stderr
+    end = read_log(log)[-1]
+    assert not [n for n in end["notes"] if "counted from the record alone" in n], end["notes"]
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    (detail,) = conn.execute("SELECT detail FROM entries WHERE verdict = 'notable'").fetchone()
+    conn.close()
+    assert "read again, the same digests" in detail
