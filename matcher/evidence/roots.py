@@ -66,7 +66,10 @@ def unusable_root(path: str | os.PathLike[str]) -> str | None:
     # Note: the command line refused such a root, while a batch item or a
     # library call scanned it as one walk error: "complete", exit 4.
     if stat.S_ISDIR(st.st_mode) and not os.access(path, os.R_OK | os.X_OK):
-        return "cannot be read (Permission denied): this user may not list that folder or open what it holds"
+        return (
+            "cannot be read (Permission denied): this user may not list that folder or open "
+            "what it holds"
+        )
     if stat.S_ISREG(st.st_mode) and not os.access(path, os.R_OK):
         return "cannot be read (Permission denied): this user may not read that file"
     return None
