@@ -1243,7 +1243,7 @@ def rematch_cmd(
 
 
 @cli.command(name="batch")
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @db_option
 @click.option(
     "--list",
@@ -1330,6 +1330,9 @@ def batch_cmd(
       printf 'evidence,case,examiner,log\\nitem1,2026-0042,J. Doe,item1.jsonl\\n' > items.csv
       matcher batch items.csv --db lab.db
     """
+    if not os.path.lexists(manifest):
+        # Note: checked here, not by click, so that --json answers it too.
+        raise click.BadParameter(f"File {str(manifest)!r} does not exist.", param_hint="MANIFEST")
     try:
         algos = None if algorithms is None else parse_algorithms(algorithms)
     except ValueError as exc:

@@ -540,6 +540,8 @@ def test_every_refusal_of_lists_import_and_batch_answers_json_on_stdout(tmp_path
         (["lists", "--db", str(tmp_path / "nope.db")], "does not exist"),
         (["import", str(tmp_path / "nope.md5"), "--db", str(tmp_path / "s.db")], "does not exist"),
         (["batch", str(manifest), "--db", str(tmp_path / "s.db")], "share one log path"),
+        (["batch", str(tmp_path / "nope.csv"), "--db", str(tmp_path / "s.db")], "does not exist"),
+        (["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--max-size", "12QB"], "--max-size"),
     ]:
         done = subprocess.run([*matcher, *args, "--json"], capture_output=True, text=True)
         assert done.returncode == 2, (args, done.stderr)
