@@ -476,6 +476,10 @@ class PoolEngine:
         self.jobs = jobs
         self.window = max(2, in_flight * jobs)
         self.window_bytes = max(1, in_flight_bytes * jobs)
+        # Note: a unit weighs at most one worker's share of the bytes window: a
+        # file of jobs x 256 MiB or more filled the window alone, and nothing
+        # more was sent until it was hashed: two 2 GiB files took one core.
+        self.unit_bytes = max(1, in_flight_bytes)
         self.batch_bytes = batch_bytes
         self.batch_files = batch_files
         self.large_file = large_file
@@ -533,7 +537,7 @@ class PoolEngine:
         pending_bytes = 0
         units = batches(tasks, self.batch_bytes, self.batch_files, self.large_file)
         for batch in units:
-            size = sum(t.size for t in batch)
+            size = min(sum(t.size for t in batch), self.unit_bytes)
             pending.append((self.executor.submit(self._submit_fn, batch), size, batch))
             pending_bytes += size
             self.peak_in_flight = max(self.peak_in_flight, len(pending))
@@ -573,6 +577,7 @@ class PoolEngine:
             # what hashing 16 KiB costs.
             load = size + (len(batch) << 14)
             pipe_bytes = workers.send(index, payload, load)
+            size = min(size, self.unit_bytes)  # its weight in the bytes window
             pending.append((index, pipe_bytes, load, size, batch))
             pending_bytes += size
             self.peak_in_flight = max(self.peak_in_flight, len(pending))

@@ -424,3 +424,22 @@ def test_an_os_error_without_errno_keeps_its_own_message() -> None:
         "Offset missing in partial image: 27264000"
     )
     assert os_error_detail(OSError(5, "Input/output error")) == "EIO: Input/output error"
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_a_file_larger_than_a_workers_byte_budget_leaves_the_other_workers_busy(tmp_path: Path, kind: str) -> None:
+    """A file of jobs x in_flight_bytes or more (512 MiB on 2 cores) filled the bytes window
+    alone: nothing more was sent until it was hashed, and two 2 GiB files took one core. A unit
+    now weighs at most one worker's share, so each worker gets one."""
+    path = tmp_path / "big"
+    path.write_bytes(os.urandom(50_000))
+    big = task_for(path)
+    engine = PoolEngine(
+        ALGOS, open_readonly, jobs=2, kind=kind, large_file=10_000, in_flight=100, in_flight_bytes=10_000,
+    )  # fmt: skip
+    try:
+        outcomes = list(engine.map(iter([big] * 6)))
+    finally:
+        engine.close()
+    assert [o.digests for o in outcomes] == [expected(path.read_bytes())] * 6
+    assert engine.peak_in_flight == 2
