@@ -248,3 +248,45 @@ def test_the_excludes_joined_match_what_each_pattern_matches(patterns: list[byte
     joined = _one_pattern(patterns)
     assert joined is not None
     assert bool(joined(name)) == any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def test_a_hard_linked_file_in_a_folder_is_read_once_and_reported_under_every_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each name of a hard-linked file was read in full again (a snapshot backup of 5,010 names
+    of 10 files read 5.2 GB); as in a disk image, the first name is read and every other name
+    gets its outcome, said in its inventory detail; every name stays an entry (and a match)."""
+    import hashlib
+    import json
+    import sqlite3
+
+    import matcher.hashing as hashing_mod
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    ev = tmp_path / "ev"
+    (ev / "d").mkdir(parents=True)
+    (ev / "a").write_bytes(b"notable content")
+    for i in range(3):
+        os.link(ev / "a", ev / "d" / f"a{i}")
+    (ev / "b").write_bytes(b"other")
+    listed = tmp_path / "n.sha256"
+    listed.write_text(f"{hashlib.sha256(b'notable content').hexdigest()}  a\n")
+    read: list[bytes] = []
+    real = hashing_mod.Hasher.hash_file
+
+    def counting(self: object, path: bytes, *args: object) -> object:
+        read.append(path)
+        return real(self, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hashing_mod.Hasher, "hash_file", counting)
+    log = tmp_path / "l.jsonl"
+    summary = run_scan(ScanOptions([ev], "E", "C", tmp_path / "s.db", log, lists=[listed], jobs=1))
+    assert summary.exit_code == 1 and summary.counts.notable == 4 and summary.counts.files == 5
+    assert sorted(read) == sorted([os.fsencode(ev / "a"), os.fsencode(ev / "b")])
+    matches = [json.loads(line) for line in log.read_bytes().splitlines() if b'"type":"match"' in line]
+    assert sorted(m["path"] for m in matches) == sorted([str(ev / "a"), *(str(ev / "d" / f"a{i}") for i in range(3))])
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    details = dict(conn.execute("SELECT path, detail FROM entries").fetchall())
+    conn.close()
+    assert details[os.fsencode(ev / "d" / "a0")] == f"hard link: read once, as {ev / 'a'}"
