@@ -643,14 +643,18 @@ class _Recorder:
     def record_unknown(
         self, algorithms: tuple[str, ...], tasks: list[FileTask], digest_lists: list[list[bytes]]
     ) -> None:
-        """Count and queue plain files in no list (nonempty, hashed whole, each with its digests).
+        """Count and queue plain files in no list (hashed whole, each with its digests).
 
-        The bulk path of the files the filter rules out for certain: they
-        write no log record, so neither an outcome object nor the walk order
-        is needed for them (see _pump).
+        The bulk path of the files the filter rules out for certain, and of
+        empty files (never a match): they write no log record, so neither an
+        outcome object nor the walk order is needed for them (see _pump).
+        Note: empty files took the ordered path, some 22 µs each in the main
+        process (100,000 empty files: 2.4 x hashdeep's time).
         """
         self.inventory.add_digests(algorithms, tasks, digest_lists, Verdict.UNKNOWN.value, self.run)
-        self._count_unknown(len(tasks), sum([task.size for task in tasks]))
+        sizes = [task.size for task in tasks]
+        self._count_unknown(len(tasks), sum(sizes))
+        self.counts.empty += sizes.count(0)
 
     def _count_unknown(self, n: int, size: int) -> None:
         counts = self.counts
@@ -2101,7 +2105,9 @@ def _pump(
             order.popleft()
             if result.__class__ is not list:
                 take(result)  # type: ignore[arg-type]
-            elif next(maybe) or not task.size:
+            elif next(maybe) and task.size:
+                # (An empty file is never a match, whatever the lists hold: it
+                # takes the bulk path too, counted empty and unknown.)
                 digests = dict(zip(algorithms, result, strict=True))
                 take(hashed_(task.path, task.size, task.mtime_ns, digests, task.kind))
             else:
