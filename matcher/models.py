@@ -138,7 +138,7 @@ class FileTask:
     # data that the source's chunk reader needs to find the content again.
     # None means a plain file opened by path.
     locator: tuple[object, ...] | None = None
-    # Hard links (in images and folders): the path of the first name of the same content.
+    # Hard links in images: the path of the first name of the same content.
     # Equal to `path` on that first name; the scan hashes it once and
     # reports the outcome under every later name that points to it.
     link: bytes | None = None

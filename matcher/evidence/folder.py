@@ -235,10 +235,6 @@ def _folder_roots(roots: Sequence[bytes]) -> dict[tuple[int, int], bytes]:
     return found
 
 
-# Hard-linked files whose first name the walk remembers (see FolderWalker._task).
-_LINKS_KEPT = 100_000
-
-
 def _one_pattern(patterns: Sequence[bytes]) -> Callable[[bytes], object] | None:
     """One matcher for all the glob `patterns`, as fnmatch.fnmatchcase reads each; None for none.
 
@@ -276,8 +272,6 @@ class FolderWalker:
         self.roots_checked = roots_checked
         self.excludes = [os.fsencode(p) for p in excludes]
         self._any_exclude = _one_pattern(self.excludes)
-        # Hard-linked files met so far: (device, inode) -> the path of the first name.
-        self._links: dict[tuple[int, int], bytes] = {}
         self.matched: set[bytes] = set()  # the patterns that took an entry
         # The patterns that matched an evidence root the examiner named, which no
         # pattern takes (said in the end note: "matched no entry" was said of them).
@@ -395,7 +389,7 @@ class FolderWalker:
                 kind=_kind(mode),
             )
         if stat.S_ISREG(mode):
-            return self._task(path, st)
+            return FileTask(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
         if stat.S_ISDIR(mode):
             if st.st_dev != parent_dev or self._real_path(path) in self._mounts:
                 if self.one_file_system:
@@ -472,9 +466,6 @@ class FolderWalker:
                         # The common case, kept short: a regular file, no exclude patterns.
                         if imagelike and name in imagelike:
                             self._image_file(child)
-                        if child_st.st_nlink > 1:
-                            yield self._task(child, child_st)
-                            continue
                         yield FileTask(
                             child, child_st.st_size, child_st.st_mtime_ns, child_st.st_dev,
                             child_st.st_ino,
@@ -495,23 +486,6 @@ class FolderWalker:
                 if not isinstance(listing, EntryOutcome):
                     os.close(listing[0])
             stack.extend(reversed(subdirs))
-
-    def _task(self, path: bytes, st: os.stat_result) -> FileTask:
-        """The task of a regular file; a further name of a hard-linked file links its first.
-
-        Note: each name of a file with several (a snapshot backup holds
-        thousands) was read in full again; the scan reads it once, under its
-        first name in walk order, and gives every other name that outcome (as
-        in a disk image). Up to _LINKS_KEPT files are remembered; past them a
-        further name is read again, as before: memory stays bounded.
-        """
-        link = None
-        if st.st_nlink > 1:
-            key = (st.st_dev, st.st_ino)
-            link = self._links.get(key)
-            if link is None and len(self._links) < _LINKS_KEPT:
-                self._links[key] = link = path
-        return FileTask(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, link=link)
 
     def _image_file(self, path: bytes) -> None:
         """Count a file named as a disk image that the walk hashes as a file (noted by the scan).
