@@ -248,3 +248,37 @@ def test_the_excludes_joined_match_what_each_pattern_matches(patterns: list[byte
     joined = _one_pattern(patterns)
     assert joined is not None
     assert bool(joined(name)) == any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def test_each_name_of_a_hard_linked_file_in_a_folder_is_read_for_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder's hard links were once read once and their outcome given to every name: a
+    file rewritten between its names, or its first name removed, then gave the later names a
+    stale digest or its "vanished" (a notable file missed). Each name is read for itself."""
+    import hashlib
+
+    from matcher.evidence import folder as folder_mod
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    ev = tmp_path / "ev"
+    (ev / "a").mkdir(parents=True)
+    (ev / "b").mkdir()
+    (ev / "a" / "n").write_bytes(b"\0" * (9 << 20))  # a unit of its own, hashed before the walk goes on
+    os.link(ev / "a" / "n", ev / "b" / "n2")
+    new = b"N" * (9 << 20)
+    listed = tmp_path / "n.sha256"
+    listed.write_text(f"{hashlib.sha256(new).hexdigest()}  new\n")
+    real_walk = folder_mod.FolderWalker.walk
+
+    def walk(self: object, roots: object) -> object:
+        for item in real_walk(self, roots):  # type: ignore[arg-type]
+            yield item
+            if item.path.endswith(b"/a/n"):
+                with open(ev / "a" / "n", "r+b") as f:  # rewritten in place, after its first name
+                    f.write(new)
+
+    monkeypatch.setattr(folder_mod.FolderWalker, "walk", walk)
+    summary = run_scan(ScanOptions([ev], "E", "C", tmp_path / "s.db", tmp_path / "l.jsonl", lists=[listed], jobs=1))
+    assert summary.counts.notable >= 1, summary.counts
