@@ -185,8 +185,13 @@ def _json_error(as_json: bool, answered: Callable[[], bool] | None = None) -> It
         yield
     except click.ClickException as exc:
         if as_json and not (answered is not None and answered()):
-            click.echo(json.dumps({"status": "error", "exit_code": exc.exit_code,
-                                   "error": exc.format_message()}))  # fmt: skip
+            try:
+                click.echo(json.dumps({"status": "error", "exit_code": exc.exit_code,
+                                       "error": exc.format_message()}))  # fmt: skip
+            except OSError as lost:
+                # Note: the refusal itself still goes to stderr (click prints it);
+                # a full stdout had it replaced by "cannot write to standard output".
+                _say_stdout_lost(lost.strerror or str(lost))
         raise
 
 

@@ -544,3 +544,14 @@ def test_a_reader_of_stdout_gone_is_said_on_stderr(tmp_path: Path, ev: Path) -> 
         proc.stderr.close()
         assert proc.wait(timeout=120) == ExitCode.FATAL
         assert b"cannot write to standard output: its reader went away (Broken pipe)" in err, err
+
+
+def test_a_refusal_with_json_to_a_full_stdout_still_says_the_refusal(tmp_path: Path, ev: Path) -> None:
+    """`scan --json --algorithms foo > /dev/full` said only "cannot write to standard output":
+    the refusal itself (what to fix) was lost. Both are said on stderr."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*MATCHER, "scan", str(ev), "--examiner", "E", "--case", "C", "--db",
+                               str(tmp_path / "s.db"), "--json", "--algorithms", "foo"],
+                              stdout=full, stderr=subprocess.PIPE, timeout=60)  # fmt: skip
+    assert done.returncode == ExitCode.FATAL
+    assert b"unknown algorithm 'foo'" in done.stderr and b"cannot write to standard output" in done.stderr, done.stderr
