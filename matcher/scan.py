@@ -1208,8 +1208,7 @@ def _scan(
             _refuse_another_scan(found.last_run, _identity(options, run_lists, sizes, signed_by))
             opened = Inventory(inventory_path)
             try:
-                _refuse_another_inventory(opened, found, options.log)
-                rows = set(opened.notable_paths())
+                rows = _refuse_another_inventory(opened, found, options.log)
                 unbacked = {p: r for p, r in found.matches.items() if p not in rows}
                 if unbacked:
                     roots = [os.fsencode(absolute(e)) for e in options.evidence]
@@ -1773,8 +1772,10 @@ def _shown_item(item: object) -> str:
     return str(item)
 
 
-def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState, log: Path) -> None:
-    """Refuse to resume with an inventory that is not the log's own.
+def _refuse_another_inventory(
+    inventory: Inventory, state: auditlog.ResumeState, log: Path
+) -> set[bytes]:
+    """Refuse to resume with an inventory that is not the log's own; its notable paths.
 
     A resume skips every entry its inventory records as finished: an
     inventory of another log (a reused --inventory, a log emptied or replaced
@@ -1784,6 +1785,10 @@ def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState,
     resume's run record is written). One changed since the log's last end
     record sealed it is refused; one that holds nothing is read again whole.
 
+    Returns:
+        The paths the inventory records as notable (read once, for the check
+        below and for the match records with no row, see logged_matches).
+
     Raises:
         UsageError: naming the log and the inventory.
     """
@@ -1791,7 +1796,7 @@ def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState,
     if state.origin is None:
         rows = inventory.last_run() >= 0
         if noted is None and not rows:
-            return  # the log was created, then the run stopped before its first line
+            return set()  # the log was created, then the run stopped before its first line
         raise UsageError(
             f"Cannot resume: the log {log} holds no record, but its inventory "
             f"{inventory.path} records "
@@ -1829,7 +1834,8 @@ def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState,
     # the log (an older copy restored, the log cut back at a line end): resumed,
     # the scan said complete with those files never logged, and its log failed
     # verify.
-    unlogged = [p for p in inventory.notable_paths() if p not in state.matched_paths]
+    notable = list(inventory.notable_paths())  # in row order: "the first" is the first written
+    unlogged = [p for p in notable if p not in state.matched_paths]
     if unlogged:
         first = unlogged[0].decode("utf-8", "backslashreplace")
         raise UsageError(
@@ -1838,6 +1844,7 @@ def _refuse_another_inventory(inventory: Inventory, state: auditlog.ResumeState,
             "than its inventory (restored from a copy, or cut back?). Restore the log as "
             "it was, or start a new log."
         )
+    return set(notable)
 
 
 def _finish_logged_matches(
