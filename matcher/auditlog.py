@@ -66,6 +66,7 @@ from matcher.errors import IntegrityError
 from matcher.errors import LogWriteError
 from matcher.errors import UsageError
 from matcher.models import fields_path
+from matcher.timestamps import utc_ns
 
 StrPath = signing.StrPath
 Clock = Callable[[], datetime.datetime]
@@ -195,7 +196,7 @@ def _check_line(body: bytes, st: _ScanState, key: signing.Verifier | None) -> di
     if (
         not isinstance(rec["time"], str)
         or not _TIME.fullmatch(rec["time"])
-        or not _real_time(rec["time"][5:])
+        or not _real_time(rec["time"])
     ):
         raise IntegrityError(f"time {rec['time']!r} is not UTC ISO 8601 with microseconds")
     if rec["time"] < st.latest_time:
@@ -260,9 +261,6 @@ def _key(fingerprint: str | None) -> str:
 _COUNTED = ("entries", "files", "skipped", "errors", "notable", "known", "unknown")
 
 
-# A match record's mtime: the envelope's form, with any year (README: a year past
-# 9999 has more digits, one before year 1 a minus sign), or null.
-_MTIME = re.compile(r"-?\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
 _HEX = re.compile(r"[0-9a-f]+", re.ASCII)
 
 
@@ -277,10 +275,9 @@ def _check_match_fields(rec: Mapping[str, object]) -> None:
     if size is not None and (type(size) is not int or size < 0):
         raise IntegrityError(f"match record: size {size!r} is not a byte count")
     mtime = rec.get("mtime")
-    if mtime is not None and not (isinstance(mtime, str) and _MTIME.fullmatch(mtime)):
-        raise IntegrityError(f"match record: mtime {mtime!r} is not UTC ISO 8601 with microseconds")
-    if isinstance(mtime, str) and not _real_time(mtime.lstrip("-").split("-", 1)[1]):
-        raise IntegrityError(f"match record: mtime {mtime!r} is no date and time of day")
+    if mtime is not None and not (isinstance(mtime, str) and _real_time(mtime)):
+        # (Any year: README says a year past 9999 has more digits, one before 1 a minus.)
+        raise IntegrityError(f"match record: mtime {mtime!r} is no UTC date and time of day")
     digests = rec.get("digests")
     if not isinstance(digests, dict) or not digests:
         raise IntegrityError("match record: digests must be an object of algorithm: hex digest")
@@ -296,18 +293,12 @@ def _check_match_fields(rec: Mapping[str, object]) -> None:
 
 
 def _real_time(text: str) -> bool:
-    """True for `MM-DDThh:mm:ss.ffffffZ` that names a day of the year and a time of day.
-
-    (Feb 29 passes for any year: the year is checked by the form alone.)
-    """
+    """True for a UTC time as the log writes it (utc_text) that names a real day and time."""
     try:
-        month, day, hour, minute, second = (
-            int(text[0:2]), int(text[3:5]), int(text[6:8]), int(text[9:11]), int(text[12:14])
-        )  # fmt: skip
-        datetime.date(2000, month, day)  # a leap year: Feb 29 is a day
+        utc_ns(text)
     except ValueError:
         return False
-    return hour < 24 and minute < 60 and second < 60
+    return True
 
 
 def _check_counts(rec: Mapping[str, object], st: _ScanState) -> None:

@@ -97,4 +97,6 @@ def utc_ns(text: str) -> int:
         raise ValueError(f"not a UTC time: {text!r}")
     fraction = (found.group(7) or "").ljust(9, "0")
     days = days_since_epoch(year, month, day)
+    if civil_date(days) != (year, month, day):  # February 30, April 31
+        raise ValueError(f"not a UTC time: {text!r}")
     return ((days * _DAY + hours * 3600 + minutes * 60 + secs) * _NS) + int(fraction)

@@ -466,7 +466,7 @@ def test_an_incomplete_log_counts_the_records_it_holds_not_those_before_its_last
 
 @pytest.mark.parametrize(
     ("field", "value", "said"),
-    [("size", -5, "is not a byte count"), ("mtime", "2026-99-99T99:99:99.000000Z", "no date and time of day"),
+    [("size", -5, "is not a byte count"), ("mtime", "2026-99-99T99:99:99.000000Z", "no UTC date and time of day"),
      ("md5", "ZZ" + "0" * 30, "is not lowercase hex"), ("time", "2026-02-31T25:61:61.000000Z", "is not UTC ISO 8601")],
 )  # fmt: skip
 def test_a_match_record_whose_fields_break_the_contract_fails_even_rechained(

@@ -169,3 +169,27 @@ def test_hash_command_gives_far_dates(far_tree: Path) -> None:
     result = CliRunner().invoke(cli, ["hash", str(far_tree / "ev"), "--format", "dfxml"])
     assert result.exit_code == 0, result.output
     assert all(f"<mtime>{text}</mtime>" in result.output for _, text in FAR_DATES.values())
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-02-30T00:00:00.000000Z", "2025-02-29T00:00:00.000000Z", "2026-04-31T00:00:00.000000Z",
+     "1900-02-29T00:00:00.000000Z", "2026-13-01T00:00:00.000000Z", "2026-01-01T24:00:00.000000Z"],
+)  # fmt: skip
+def test_a_day_no_calendar_has_is_no_utc_time(text: str) -> None:
+    """utc_ns took February 30 (its check was day <= 31): verify passed such record times."""
+    from matcher.timestamps import utc_ns
+
+    with pytest.raises(ValueError):
+        utc_ns(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["2024-02-29T00:00:00.000000Z", "2000-02-29T23:59:59.999999Z", "-0004-02-29T00:00:00.000000Z",
+             "10001-02-04T00:00:00.000000Z"],
+)  # fmt: skip
+def test_leap_days_and_far_years_are_utc_times(text: str) -> None:
+    from matcher.timestamps import utc_ns
+    from matcher.timestamps import utc_text
+
+    assert utc_text(utc_ns(text)) == text
