@@ -1617,3 +1617,38 @@ def test_candidates_only_with_archives_does_not_say_an_opened_archive_was_not_re
     notes = [json.loads(line) for line in log2.read_bytes().splitlines()][-1]["notes"]
     said = [n for n in notes if n.startswith("--candidates-only: ")]
     assert said and "archive" not in said[0], notes
+
+
+def test_a_member_path_under_a_folder_beside_the_zip_takes_another(db: Path, tmp_path: Path) -> None:
+    """A folder `c.zip!d` beside `c.zip` holds `x`: the member `d/x` takes another path,
+    its siblings `d/z` (no such file) and `e/y` keep theirs."""
+    evidence = tmp_path / "ev"
+    (evidence / "c.zip!d").mkdir(parents=True)
+    (evidence / "c.zip!d" / "x").write_bytes(NOTABLE)
+    (evidence / "c.zip").write_bytes(zip_bytes({"d/x": NOTABLE, "d/z": NOTABLE, "e/y": NOTABLE}))
+    result, log = scan(db, tmp_path, evidence, "--archives")
+    matches = sorted(os.path.relpath(str(r["path"]), evidence) for r in read_log(log) if r["type"] == "match")
+    assert matches == ["c.zip!d/x", "c.zip!d/x (duplicate 2)", "c.zip!d/z", "c.zip!e/y"], matches
+    assert_counts_add_up(log)
+
+
+def test_member_paths_beside_a_zip_are_looked_up_once_per_first_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matcher.evidence import sources
+
+    looked: list[bytes] = []
+    real = os.path.lexists
+
+    def counting(path: bytes) -> bool:
+        looked.append(path)
+        return real(path)
+
+    monkeypatch.setattr(sources.os.path, "lexists", counting)
+    archive = os.fsencode(tmp_path / "a.zip")
+    exists = sources._ExistsBeside(archive)
+    paths = [archive + b"!d%d/f%d" % (i % 3, i) for i in range(300)]
+    assert not any(exists(p) for p in paths)
+    assert len(looked) == 3  # a.zip!d0, a.zip!d1, a.zip!d2
+    (tmp_path / "a.zip!top").write_bytes(b"x")
+    assert exists(archive + b"!top") and not exists(archive + b"!other")

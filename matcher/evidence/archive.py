@@ -546,7 +546,7 @@ def _container(
             first = stack.enter_context(open_base(base))
             outer = _descend(first, steps, stack)
             if last[0] == "zip":
-                holder: Any = stack.enter_context(zips.open_zip(outer))
+                holder: Any = _LazyZip(outer, stack)
             elif last[0] == "7z":
                 holder = stack.enter_context(sevenzip.SevenZipArchive(outer))
             else:
@@ -561,7 +561,14 @@ def _container(
     if last[0] == "zip":
         index = last[1]
         assert isinstance(index, int)
-        return holder.open(holder.infolist()[index]), first
+        if len(last) > 2:
+            fields = last[2]
+            assert isinstance(fields, tuple)
+            member = zips.open_listed(holder.stream, fields)
+            if member is not None:
+                return member, first
+        archive = holder.archive()
+        return zips.open_member(archive, archive.infolist()[index]), first
     if last[0] == "7z":
         index = last[1]
         assert isinstance(index, int)
@@ -578,6 +585,24 @@ def _container(
         return _sparse_member(holder, offset), first
     holder.seek(0)
     return holder, first
+
+
+class _LazyZip:
+    """A zip kept open by a worker, listed (by zipfile) only if a member needs it.
+
+    Members are read from their locator's fields (zips.open_listed); a zip
+    is listed only for a member those cannot read, once.
+    """
+
+    def __init__(self, stream: IO[bytes], stack: contextlib.ExitStack):
+        self.stream = stream
+        self._stack = stack
+        self._archive: zipfile.ZipFile | None = None
+
+    def archive(self) -> zipfile.ZipFile:
+        if self._archive is None:
+            self._archive = self._stack.enter_context(zips.open_zip(self.stream))
+        return self._archive
 
 
 def close_cached() -> None:
@@ -838,12 +863,16 @@ class ArchiveWalker:
                         mpath, info.file_size, mtime_ns, skip=skip, detail=detail, kind="member"
                     )
                     continue
-                step = (*steps, ("zip", index))
+                step = (*steps, ("zip", index, zips.listed_fields(info)))
                 head = b""
                 if info.file_size:
                     try:
-                        with archive.open(info) as member:
-                            head = member.read(HEAD)
+                        fast = zips.member_head(archive.fp, info, HEAD)  # type: ignore[arg-type]
+                        if fast is not None:
+                            head = fast
+                        else:
+                            with archive.open(info) as member:
+                                head = member.read(HEAD)
                     except _ERRORS:
                         # Note: a small member is read whole here, so its CRC is
                         # checked here; a bad one failed the whole zip, and the

@@ -166,7 +166,7 @@ class EvidenceWalker:
         # `FILE!` entry too (it was two errors for one unreadable file).
         exists: Callable[[bytes], bool]
         if task.locator is None:
-            exists = os.path.lexists
+            exists = _ExistsBeside(task.path)
             try:
                 fd = open_listed(task.path, task.dev, task.ino)
                 try:
@@ -208,6 +208,31 @@ class EvidenceWalker:
 
 # An image entry's volume label, as ImageWalker makes it: `p1@1048576:ntfs/`.
 _VOLUME_LABEL = re.compile(rb"^p\d+@\d+:[^/]*/")
+
+
+class _ExistsBeside:
+    """os.path.lexists for the member paths of one archive in a folder, one look per subfolder.
+
+    A member path `a.zip!d/x` names a file only if `a.zip!d` (its first
+    component, beside the archive) does: a first component found missing
+    is remembered for the archive's walk, so that a zip of many members in
+    few folders costs a few looks, not one `lstat` per member.
+    """
+
+    def __init__(self, archive: bytes):
+        self._start = len(archive) + 1
+        self._missing: set[bytes] = set()
+
+    def __call__(self, path: bytes) -> bool:
+        cut = path.find(b"/", self._start)
+        if cut != -1:
+            first = path[:cut]
+            if first in self._missing:
+                return False
+            if not os.path.lexists(first):
+                self._missing.add(first)
+                return False
+        return os.path.lexists(path)
 
 
 def _names_a_sibling(archive: bytes, names: frozenset[bytes], path: bytes) -> bool:
