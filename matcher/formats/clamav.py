@@ -118,12 +118,28 @@ class ClamavReader(TextReader):
     def sniff(self, head: bytes, path: Path | None = None) -> bool:
         """True when every signature line in `head` is `hash:size:name`.
 
+        A file named .hdb/.hsb/.hdu/.hsu is also taken when one line is, or
+        when the head holds no whole line (see the note below).
+
         Args:
             head: the first bytes of the file.
-            path: unused.
+            path: the file, whose name may say it is a ClamAV database.
         """
-        lines = _head_lines(head)[:_SNIFF_LINES]
-        return bool(lines) and all(_WHOLE_FILE.fullmatch(line) for line in lines)
+        lines = _head_lines(head)
+        if lines[:_SNIFF_LINES] and all(_WHOLE_FILE.fullmatch(x) for x in lines[:_SNIFF_LINES]):
+            return True
+        if path is None or path.suffix.lower() not in _SUFFIXES:
+            return False
+        # Note: a file named as ClamAV's is read as one when its first bytes
+        # hold one signature line, or none whole (64 KiB of comments, or a
+        # first line longer than that): its bad lines are then named, and
+        # skipped with --skip-invalid, as in any list. (Refused at detection,
+        # --skip-invalid alone could not keep the good ones.)
+        if not lines:
+            return len(head) >= SNIFF_BYTES
+        if any(_is_section_line(line) for line in lines):
+            return False  # refused, naming the PE-section line (ClamavBadLineRefusal)
+        return any(_WHOLE_FILE.fullmatch(line) for line in lines)
 
     def default_role(self, path: Path) -> str:
         """`known` for an allow list (.fp/.sfp: hashes of clean files), else `notable`."""

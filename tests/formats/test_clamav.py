@@ -154,17 +154,29 @@ def test_detection_refuses_section_hashes_with_the_reason_whatever_the_name(
 
 
 @pytest.mark.parametrize("suffix", [".hdb", ".HSB", ".hdu", ".hsu"])
-def test_detection_names_the_bad_line_of_a_file_named_as_clamav(
+def test_a_file_named_as_clamav_with_a_bad_line_is_read_naming_it_and_skip_invalid_keeps_the_rest(
     tmp_path: Path, suffix: str
 ) -> None:
-    """Without a line number the examiner could not find the fault in a large database."""
+    """Refused at detection, a bad line in the first 64 KiB asked for --format clamav even
+    with --skip-invalid given (a bad line further on was skipped): now the list is read as
+    ClamAV's, its bad line named by number, and --skip-invalid alone keeps the good ones."""
+    from click.testing import CliRunner
+
+    from matcher.cli import cli
+
     path = tmp_path / f"sigs{suffix}"
     good = PATTERN_MD5.encode() + b":2048:Good\n"
     path.write_bytes(good * 3 + b"# comment\n" + HELLO_MD5[:-1].encode() + b"g:5:Bad\n" + good)
+    assert registry.detect(path).NAME == "clamav"
     with pytest.raises(FormatError) as caught:
-        registry.detect(path)
-    assert str(caught.value).startswith(f"{path}: named as a ClamAV {suffix.lower()} database, ")
-    assert "line 5 is not a signature: expected hash:size:name" in str(caught.value)
+        list(READER.read(path))
+    assert caught.value.line == 5 and "expected hash:size:name" in str(caught.value)
+    db = tmp_path / "store.db"
+    refused = CliRunner().invoke(cli, ["import", str(path), "--db", str(db)])
+    assert refused.exit_code == 2 and f"{path}:5: expected hash:size:name" in refused.output
+    kept = CliRunner().invoke(cli, ["import", str(path), "--db", str(db), "--skip-invalid"])
+    assert kept.exit_code == 0, kept.output
+    assert "imported 4 entries" in kept.output and "skipped 1 invalid line" in kept.output
     # The same bytes under another name are simply not recognised.
     other = tmp_path / "sigs.txt"
     other.write_bytes(path.read_bytes())
@@ -173,6 +185,30 @@ def test_detection_names_the_bad_line_of_a_file_named_as_clamav(
     # A well-formed one, longer than the head, is still detected.
     path.write_bytes(good * (SNIFF_BYTES // len(good) + 10))
     assert registry.detect(path).NAME == "clamav"
+
+
+def test_a_file_named_as_clamav_whose_head_holds_no_whole_line_is_read_as_one(
+    tmp_path: Path,
+) -> None:
+    """64 KiB of comments before the first signature (which ClamAV reads): not recognised
+    before; a first line longer than 64 KiB: refused naming no line."""
+    comments = b"".join(b"# comment line %d, padding padding\n" % i for i in range(3000))
+    padded = tmp_path / "padded.hdb"
+    padded.write_bytes(comments + HELLO_MD5.encode() + b":5:Hello\n")
+    assert registry.detect(padded).NAME == "clamav"
+    assert [r.line for r in READER.read(padded)] == [3001]
+    long = tmp_path / "long.hdb"
+    long.write_bytes(HELLO_MD5.encode() + b":5:" + b"a" * 200_000 + b"\n")
+    assert registry.detect(long).NAME == "clamav"
+    with pytest.raises(FormatError) as caught:
+        list(READER.read(long))
+    assert caught.value.line == 1 and "longer than" in str(caught.value)
+    # Comments alone, or a misnamed list of another format, stay what they are.
+    (tmp_path / "comments.hdb").write_bytes(b"# only\n" * 30)
+    with pytest.raises(FormatError, match="not recognised"):
+        registry.detect(tmp_path / "comments.hdb")
+    (tmp_path / "sums.hdb").write_bytes(HELLO_MD5.encode() + b"  hello.txt\n")
+    assert registry.detect(tmp_path / "sums.hdb").NAME == "gnu-sum"
 
 
 def test_section_line_after_good_lines_still_refuses() -> None:
