@@ -77,7 +77,7 @@ def check_logged_matches(
     algorithms: Sequence[str],
     lookup: Lookup,
     log: Path,
-) -> tuple[dict[bytes, str], list[str]]:
+) -> tuple[dict[bytes, tuple[str, int | None]], list[str]]:
     """Check the match records that have no inventory row; see the module's note.
 
     Args:
@@ -88,12 +88,13 @@ def check_logged_matches(
         log: the log, for messages.
 
     Returns:
-        Each path's inventory detail, and the notes for the end record.
+        Each path's inventory detail and the mtime (ns) of the file read again
+        (None: not read again), and the notes for the end record.
 
     Raises:
         UsageError: a record this scan cannot have written (see the module's note).
     """
-    details: dict[bytes, str] = {}
+    details: dict[bytes, tuple[str, int | None]] = {}
     unread: list[bytes] = []
     hasher = Hasher(algorithms, open_readonly)
     for path, record in records.items():
@@ -120,10 +121,10 @@ def check_logged_matches(
                 )
         read = _read_again(hasher, path, algorithms)
         if read is None:
-            details[path] = NOT_READ_AGAIN
+            details[path] = (NOT_READ_AGAIN, None)
             unread.append(path)
             continue
-        size, now = read
+        size, mtime_ns, now = read
         if size != record.get("size") or any(now.get(a) != d for a, d in raw.items()):
             raise _refused(
                 path,
@@ -131,7 +132,9 @@ def check_logged_matches(
                 "the file at that path now reads with another size or other digests than "
                 "the record gives",
             )
-        details[path] = READ_AGAIN
+        # Note: the file's own mtime, to the nanosecond, as an uninterrupted
+        # run's row has it (the record gives it to the microsecond only).
+        details[path] = (READ_AGAIN, mtime_ns)
     notes = []
     if unread:
         shown = ", ".join(_shown(p) for p in unread[:3]) + (", ..." if len(unread) > 3 else "")
@@ -146,8 +149,8 @@ def check_logged_matches(
 
 def _read_again(
     hasher: Hasher, path: bytes, algorithms: Sequence[str]
-) -> tuple[int, dict[str, bytes]] | None:
-    """The size and digests of the plain file at `path`; None when it cannot be read."""
+) -> tuple[int, int, dict[str, bytes]] | None:
+    """The size, mtime (ns) and digests of the plain file at `path`; None when it cannot be read."""
     # Note: opened as the walk opens (no link followed, a path past PATH_MAX
     # component by component): os.lstat failed on a long path, and its record
     # went unchecked, said to be of a file not there.
@@ -166,4 +169,4 @@ def _read_again(
     result = hasher.hash_file(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
     if not isinstance(result, list):
         return None
-    return st.st_size, dict(zip(algorithms, result, strict=True))
+    return st.st_size, st.st_mtime_ns, dict(zip(algorithms, result, strict=True))

@@ -1194,7 +1194,8 @@ def _scan(
     resumed: auditlog.ResumeState | None = None
     if options.resume:
         chosen: list[tuple[list[ListInfo], SizeSet | None, Inventory]] = []
-        adopted: dict[bytes, str] = {}  # match records with no inventory row: their details
+        # The match records with no inventory row: their details and mtimes read again.
+        adopted: dict[bytes, tuple[str, int | None]] = {}
 
         def same_scan(found: auditlog.ResumeState) -> None:
             """Refuse another scan, or another log's inventory, before the log is touched.
@@ -1850,7 +1851,7 @@ def _refuse_another_inventory(
 def _finish_logged_matches(
     inventory: Inventory,
     matches: Mapping[bytes, Mapping[str, object]],
-    details: Mapping[bytes, str],
+    details: Mapping[bytes, tuple[str, int | None]],
     finished: PathSet,
     run: int,
 ) -> None:
@@ -1860,7 +1861,8 @@ def _finish_logged_matches(
     can leave a match record whose inventory row never landed. That file was
     read and matched: the record says so, with its digests, which the resume
     checked before it touched the log (logged_matches: `details` gives each
-    checked one's inventory detail). A file that could not be read again
+    checked one's inventory detail, and the mtime it was read again with). A
+    file that could not be read again
     still counts as the match its record gives (a re-read that failed would
     leave a logged match counted as an error); its row is written from the
     record, and it counts as notable.
@@ -1871,12 +1873,13 @@ def _finish_logged_matches(
         digests = record.get("digests")
         if not isinstance(digests, dict) or not digests or path not in details:
             continue  # not from a scan of this version; the file is read again
+        detail, mtime_ns = details[path]
         outcome = EntryOutcome(
             path,
             record.get("size"),  # type: ignore[arg-type]
-            _ns(record.get("mtime")),
+            mtime_ns if mtime_ns is not None else _ns(record.get("mtime")),
             digests={str(a): bytes.fromhex(str(d)) for a, d in digests.items()},
-            detail=details[path],
+            detail=detail,
             kind=str(record.get("kind", "file")),
         )
         inventory.add(outcome, Verdict.NOTABLE.value, run)

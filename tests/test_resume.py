@@ -1389,3 +1389,36 @@ def test_a_match_record_past_path_max_with_no_inventory_row_is_read_again(tmp_pa
     (detail,) = conn.execute("SELECT detail FROM entries WHERE verdict = 'notable'").fetchone()
     conn.close()
     assert "read again, the same digests" in detail
+
+
+def test_a_row_the_crash_lost_is_written_with_the_files_own_nanosecond_mtime(
+    tmp_path: Path,
+) -> None:
+    """The row was rebuilt from the match record's mtime, given to the microsecond: a resumed
+    inventory differed from an uninterrupted run's (1796626449122118000 for ...118961)."""
+    import sqlite3
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    secret = ev / "secret.bin"
+    secret.write_bytes(b"secret\n")
+    os.utime(secret, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    listed = tmp_path / "n.sha256"
+    listed.write_text(f"{hashlib.sha256(b'secret' + bytes([10])).hexdigest()}  s\n")
+    db = tmp_path / "s.db"
+    subprocess.run([*MATCHER, "import", str(listed), "--db", str(db)], check=True, capture_output=True)
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db, log).returncode == 1
+    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    conn.execute("DELETE FROM entries WHERE verdict = 'notable'")
+    conn.commit()
+    conn.close()
+    assert run_scan(ev, db, log, "--resume").returncode == 1
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    mtime_ns, detail = conn.execute(
+        "SELECT mtime_ns, detail FROM entries WHERE verdict = 'notable'"
+    ).fetchone()
+    conn.close()
+    assert "read again" in detail
+    assert mtime_ns == os.lstat(secret).st_mtime_ns == 1_700_000_000_123_456_789
