@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from matcher import IGNORED_AT_START
 from matcher import VALIDATION_SEED
 from matcher import __version__
 from matcher import auditlog
@@ -224,8 +225,11 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+_TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+
+
 def _no_more_signals() -> None:
-    """Ignore SIGINT and SIGTERM from here on: the command is already winding down.
+    """Ignore SIGINT, SIGTERM and SIGHUP from here on: the command is already winding down.
 
     Note: a burst of them (a Ctrl-C held, a supervisor's repeated SIGTERM) raised
     again inside the handler of the first, and the last one escaped to click,
@@ -233,6 +237,18 @@ def _no_more_signals() -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def _terminate_on(signals: tuple[signal.Signals, ...]) -> dict[signal.Signals, Any]:
+    """Take SIGTERM, and SIGHUP unless the process was started ignoring it, as a Ctrl-C.
+
+    Returns the handlers they had. Note: a hangup (the terminal of a
+    scan gone) in the instants after a scan closed its log, when the
+    scan's own handler was gone, killed the process (exit 129, the
+    summary and the log's head unsaid).
+    """
+    return {sig: signal.signal(sig, _terminate) for sig in signals if sig not in IGNORED_AT_START}
 
 
 def _interrupted(exc: BaseException) -> click.exceptions.Exit:
@@ -301,14 +317,14 @@ class _Commands(click.Group):
     ) -> click.Context:
         # Note: a signal while the arguments are parsed, before invoke, went
         # to click too ("Aborted!", exit 1).
-        signal.signal(signal.SIGTERM, _terminate)
+        _terminate_on(_TERMINATING)
         try:
             return super().make_context(info_name, args, parent, **extra)
         except KeyboardInterrupt as exc:
             raise _interrupted(exc) from None
 
     def invoke(self, ctx: click.Context) -> object:
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous = _terminate_on(_TERMINATING)
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
@@ -340,7 +356,8 @@ class _Commands(click.Group):
         except Exception as exc:
             raise _internal_error(exc) from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _archive_limits(archives: bool, max_depth: int) -> ArchiveLimits:
@@ -1116,6 +1133,9 @@ def scan_cmd(
         # not be glued to the end of the status line.
         if progress is not None:
             progress.done()
+    # Note: the log is closed: a signal now has nothing to stop, and must not
+    # cut the summary (the log's head) short.
+    _no_more_signals()
     _print_summary(summary, as_json, log_given=log is not None)
     sys.exit(summary.exit_code)
 

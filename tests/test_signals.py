@@ -516,3 +516,52 @@ def test_a_ctrl_c_while_the_inventory_is_made_leaves_nothing_to_block_a_rerun(
     monkeypatch.setattr(inventory_mod.Inventory, "_create", real)
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 1, again.output
+
+
+_HANGUP_AT = {
+    # Just after the scan's own handlers were put back (its log closed, complete).
+    "scan-returning": (
+        "import matcher.scan as m\n"
+        "real = m.exit_code_for\n"
+        "def patched(*a):\n"
+        "    os.kill(os.getpid(), signal.SIGHUP)\n"
+        "    return real(*a)\n"
+        "m.exit_code_for = patched\n"
+    ),
+    # While the summary (with the log's head) is printed.
+    "summary": (
+        "import matcher.cli as m\n"
+        "real = m._print_summary\n"
+        "def patched(*a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGHUP)\n"
+        "    return real(*a, **k)\n"
+        "m._print_summary = patched\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("moment", sorted(_HANGUP_AT))
+def test_a_hangup_as_the_scan_ends_never_kills_the_command(tmp_path: Path, moment: str) -> None:
+    """A SIGHUP after the scan's own handling ended (a second signal as an interrupted scan
+    winds down, a terminal closing as it finishes) killed the process: exit 129, and the
+    summary with the log's head cut short or never printed."""
+    ev = _one_listed_file(tmp_path, b"notable\n", "n.sha256")
+    db = tmp_path / "s.db"
+    subprocess.run([*MATCHER, "import", str(tmp_path / "n.sha256"), "--db", str(db)],
+                   check=True, capture_output=True)  # fmt: skip
+    log = tmp_path / "run.jsonl"
+    script = (
+        "import os, signal, sys\n"
+        + _HANGUP_AT[moment]
+        + "from matcher.cli import main\n"
+        "sys.argv = ['matcher', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    args = ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "--log", str(log)]
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
+    assert done.returncode == 1, (done.returncode, done.stderr)  # a notable match; never 129
+    assert read_log(log)[-1]["status"] == "complete"
+    if moment == "summary":
+        assert "log head: " in done.stderr, done.stderr
+    else:
+        assert "as the scan ended" in done.stderr and "is complete" in done.stderr, done.stderr
