@@ -19,7 +19,7 @@ from pathlib import Path
 from matcher import reports
 from matcher.errors import UsageError
 from matcher.evidence.folder import FolderWalker
-from matcher.evidence.folder import open_readonly
+from matcher.evidence.folder import open_file
 from matcher.evidence.roots import distinct_roots
 from matcher.hashing import make_engine
 from matcher.models import EntryOutcome
@@ -92,7 +92,7 @@ def hash_paths(
     totals.notes.extend(notes)
     kept_ids = {id(p) for p in kept} | links
     roots = [os.fsencode(g) for g, p in zip(given, as_paths, strict=True) if id(p) in kept_ids]
-    engine = make_engine(algorithms, open_readonly, jobs or usable_cores())
+    engine = make_engine(algorithms, open_file, jobs or usable_cores())
     order: collections.deque[EntryOutcome | None] = collections.deque()
 
     def feed() -> Iterator[FileTask]:

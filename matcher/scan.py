@@ -41,6 +41,7 @@ from matcher.errors import FormatError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
 from matcher.evidence.folder import FolderWalker
+from matcher.evidence.folder import open_file
 from matcher.evidence.folder import open_readonly
 from matcher.evidence.image import OpenedImage
 from matcher.evidence.image import looks_like_image
@@ -974,7 +975,7 @@ def run_scan(
     # worker must hold no store, inventory or log descriptor (nor its lock).
     jobs = options.jobs or usable_cores()
     engine = make_engine(
-        _algorithms(options), open_readonly, jobs, options.engine, chunk_reader=read_chunks
+        _algorithms(options), open_file, jobs, options.engine, chunk_reader=read_chunks
     )
     new_store = not os.path.lexists(options.db)  # created here by a --list import
     # Note: a scan without --list only reads the store (its filter cache is

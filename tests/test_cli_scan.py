@@ -158,14 +158,14 @@ def test_hostile_tree_every_entry_accounted_for(runner: CliRunner, store: Path, 
 def test_unreadable_file_never_exits_zero(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import matcher.scan as scan_mod
 
-    real = scan_mod.open_readonly
+    real = scan_mod.open_file
 
-    def deny(path: bytes, directory: bool = False) -> int:
+    def deny(path: bytes) -> int:
         if path.endswith(b"note-00.txt"):
             raise PermissionError(13, "Permission denied")
-        return real(path, directory)
+        return real(path)
 
-    monkeypatch.setattr(scan_mod, "open_readonly", deny)
+    monkeypatch.setattr(scan_mod, "open_file", deny)
     log = tmp_path / "run.jsonl"
     result = scan(runner, store, log, evidence_copy, extra=["--jobs", "1"])
     assert result.exit_code == 1 | 4, result.output

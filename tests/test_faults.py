@@ -458,11 +458,17 @@ def test_running_out_of_open_files_stops_the_scan_to_be_resumed_not_a_complete_s
     import matcher.scan as scan_mod
 
     real = folder_mod.open_readonly
+    real_file = folder_mod.open_file
 
     def out_of_files(path: bytes, directory: bool = False) -> int:
-        if directory == (where == "listing a folder"):
+        if directory and where == "listing a folder":
             raise OSError(errno.EMFILE, "Too many open files")
         return real(path, directory)
+
+    def out_of_files_for_a_file(path: bytes) -> int:
+        if where == "opening a file":
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_file(path)
 
     log = tmp_path / "a.jsonl"
     listed = tmp_path / "notable.sha256"
@@ -470,6 +476,7 @@ def test_running_out_of_open_files_stops_the_scan_to_be_resumed_not_a_complete_s
     with monkeypatch.context() as limited:
         limited.setattr(folder_mod, "open_readonly", out_of_files)
         limited.setattr(scan_mod, "open_readonly", out_of_files)
+        limited.setattr(scan_mod, "open_file", out_of_files_for_a_file)
         with pytest.raises(scan_mod.ScanAborted, match=r"ran out of open files \(EMFILE\)"):
             scan_mod.run_scan(options)
     end = read_log(log)[-1]

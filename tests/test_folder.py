@@ -282,3 +282,53 @@ def test_each_name_of_a_hard_linked_file_in_a_folder_is_read_for_itself(
     monkeypatch.setattr(folder_mod.FolderWalker, "walk", walk)
     summary = run_scan(ScanOptions([ev], "E", "C", tmp_path / "s.db", tmp_path / "l.jsonl", lists=[listed], jobs=1))
     assert summary.counts.notable >= 1, summary.counts
+
+
+@pytest.mark.parametrize("outside_holds_the_name", [True, False])
+def test_a_folder_swapped_for_a_symlink_after_listing_is_never_followed(
+    tmp_path: Path, outside_holds_the_name: bool
+) -> None:
+    """Only a path's last component had O_NOFOLLOW: a folder replaced by a symlink after the
+    walk listed it led the file's open out of the root (an object of that name elsewhere was
+    opened, or the file said `vanished`). Now the open is refused there: `changed`."""
+    import errno
+
+    from matcher.hashing import Hasher
+    from matcher.evidence.folder import forget_folder
+    from matcher.evidence.folder import open_file
+
+    root = tmp_path / "ev"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "f.bin").write_bytes(b"listed content\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if outside_holds_the_name:
+        (outside / "f.bin").write_bytes(b"another file, outside the root\n")
+    (task,) = [t for t in FolderWalker(roots=[str(root)]).walk([os.fsencode(root)])
+               if isinstance(t, FileTask)]  # fmt: skip
+    os.rename(root / "d", root / "d-moved")
+    os.symlink(outside, root / "d")
+    opened: list[bytes] = []
+
+    def watched(path: bytes) -> int:
+        opened.append(path)
+        return open_file(path)
+
+    forget_folder()
+    result = Hasher(("sha256",), watched).hash_file(
+        task.path, task.size, task.mtime_ns, task.dev, task.ino
+    )
+    assert not isinstance(result, list)
+    failure, code, detail = result
+    assert failure == Failure.CHANGED and code in (errno.ELOOP, errno.ENOTDIR), result
+    assert opened == [task.path]
+    # Outside the swap, files open as before, and a folder once open serves its next file.
+    os.unlink(root / "d")
+    os.rename(root / "d-moved", root / "d")
+    (root / "d" / "g.bin").write_bytes(b"more\n")
+    tasks = [t for t in FolderWalker(roots=[str(root)]).walk([os.fsencode(root)])
+             if isinstance(t, FileTask)]  # fmt: skip
+    hasher = Hasher(("sha256",), open_file)
+    assert all(isinstance(hasher.hash_file(t.path, t.size, t.mtime_ns, t.dev, t.ino), list)
+               for t in tasks)  # fmt: skip
+    forget_folder()

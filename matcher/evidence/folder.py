@@ -3,8 +3,11 @@
 The walk never follows a symlink: every directory is opened with
 O_NOFOLLOW | O_DIRECTORY and checked against the device and inode that its
 parent's listing showed, so a directory swapped for a symlink mid-walk is an
-error, never a way out of the root. Paths stay bytes end to end. Paths longer
-than the kernel's PATH_MAX are opened component by component (openat style).
+error, never a way out of the root. Paths stay bytes end to end. A path below
+an evidence root is opened component by component from the root's real path
+(openat style, each with O_NOFOLLOW), so no component below the root is ever
+followed as a symlink, whatever its length; a file is opened relative to its
+folder, which a reader keeps open for the files that follow it there.
 Every entry ends as a `FileTask` (a regular file to hash) or an
 `EntryOutcome` (skipped with a reason, or a failure): nothing is silent.
 """
@@ -17,6 +20,7 @@ import os
 import re
 import stat
 import sys
+import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -34,6 +38,8 @@ _FS_ENCODING = sys.getfilesystemencoding()
 _FS_ERRORS = sys.getfilesystemencodeerrors()
 _BASE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _NOATIME = getattr(os, "O_NOATIME", 0)
+# A folder opened only to look names up in (no read permission needed).
+_LOOKUP_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
 # Note that Linux refuses paths of PATH_MAX (4096) bytes or more in one call.
 _LONG_PATH = 4000
 
@@ -52,10 +58,21 @@ def _open_once(path: bytes, flags: int, dir_fd: int | None = None) -> int:
         return os.open(path, flags, dir_fd=dir_fd)
 
 
-# Each evidence root as named (absolute) and as the kernel resolves it: a long
-# path under a root is opened from the root's real path. Set by FolderWalker,
-# before the hashing workers are forked (they inherit it).
+# Each evidence root as named (absolute, and as given) and as the kernel
+# resolves it: a path under a root is opened from the root's real path. Set
+# by FolderWalker, before the hashing workers are forked (they inherit it).
 _REAL_ROOTS: dict[bytes, bytes] = {}
+# The same roots, each with a trailing "/": what a path below one starts with.
+_ROOT_PREFIXES: tuple[bytes, ...] = ()
+
+
+def set_roots(real_roots: dict[bytes, bytes]) -> None:
+    """The evidence roots below which paths are opened component by component."""
+    global _ROOT_PREFIXES
+    _REAL_ROOTS.clear()
+    _REAL_ROOTS.update(real_roots)
+    _ROOT_PREFIXES = tuple(named + b"/" for named in _REAL_ROOTS)
+    forget_folder()
 
 
 def _open_long(path: bytes, flags: int) -> int:
@@ -74,14 +91,13 @@ def _open_long(path: bytes, flags: int) -> int:
             path = _REAL_ROOTS[named] + path[len(named) :]
             break
     parts = [p for p in path.split(b"/") if p]
-    dir_fd = os.open(
-        b"/" if path.startswith(b"/") else b".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-    )
+    # Note: the folders on the way are opened only to look names up in
+    # (O_PATH): that needs no read permission, as a path's resolution needs
+    # none (a home folder of mode 711 on the way to a root).
+    dir_fd = os.open(b"/" if path.startswith(b"/") else b".", _LOOKUP_FLAGS)
     try:
         for part in parts[:-1]:
-            next_fd = os.open(
-                part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
-            )
+            next_fd = os.open(part, _LOOKUP_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
             os.close(dir_fd)
             dir_fd = next_fd
         return _open_once(parts[-1], flags, dir_fd=dir_fd)
@@ -90,11 +106,70 @@ def _open_long(path: bytes, flags: int) -> int:
 
 
 def open_readonly(path: bytes, directory: bool = False) -> int:
-    """A read-only, no-follow, non-blocking fd for an evidence path (the source's opener)."""
+    """A read-only, no-follow, non-blocking fd for an evidence path.
+
+    Below an evidence root, no component is followed as a symlink (see
+    _open_long). Note: only the last component had O_NOFOLLOW: a folder
+    swapped for a symlink after the walk listed it led the open out of the
+    root (its files said `vanished`, an object of the same name elsewhere
+    opened), where it is now refused (ELOOP: `changed`).
+    """
     flags = _BASE_FLAGS | (os.O_DIRECTORY if directory else 0)
-    if len(path) >= _LONG_PATH:
+    real = _REAL_ROOTS.get(path)
+    if real is not None:
+        # Note: a root the examiner named is opened where its name led when
+        # the scan began (`latest/`, a symlink to a folder; `ev/link/x`, named
+        # inside another root through a symlink of it).
+        return _open_once(real, flags) if len(real) < _LONG_PATH else _open_long(real, flags)
+    if len(path) >= _LONG_PATH or (_ROOT_PREFIXES and path.startswith(_ROOT_PREFIXES)):
         return _open_long(path, flags)
     return _open_once(path, flags)
+
+
+class _Folder(threading.local):
+    """The folder a thread last opened a file in, kept open (see open_file)."""
+
+    path: bytes | None = None
+    fd = -1
+
+    def forget(self) -> None:
+        fd, self.fd, self.path = self.fd, -1, None
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+
+
+_folder = _Folder()
+
+
+def forget_folder() -> None:
+    """Close the folder this thread keeps open for open_file, if any."""
+    _folder.forget()
+
+
+def open_file(path: bytes) -> int:
+    """open_readonly for a file the walk listed, opened relative to its folder.
+
+    The folder is opened as open_readonly opens it (no component below the
+    root followed) and kept open for the next file in it: a walk's files
+    come folder by folder, so that costs one open per folder, and each
+    file's open resolves one name. A folder renamed or replaced meanwhile
+    is the one this thread opened: the file's own identity check (device,
+    inode) tells whether it is the file listed.
+    """
+    cut = path.rfind(b"/")
+    if cut <= 0 or not (_ROOT_PREFIXES and path.startswith(_ROOT_PREFIXES)) or path in _REAL_ROOTS:
+        return open_readonly(path)  # a root itself, or no walk's roots known
+    folder = path[:cut]
+    state = _folder
+    if folder != state.path:
+        state.forget()
+        state.fd = open_readonly(folder, directory=True)
+        state.path = folder
+    return _open_once(path[cut + 1 :], _BASE_FLAGS, dir_fd=state.fd)
 
 
 def names_in(fd: int) -> list[bytes]:
@@ -109,16 +184,12 @@ def names_in(fd: int) -> list[bytes]:
 
 
 def open_listed(path: bytes, dev: int, ino: int) -> int:
-    """open_readonly for the very regular file the walk listed as (dev, ino).
-
-    Only the last component is opened without following a symlink; a parent
-    directory swapped for a symlink after the walk would lead elsewhere. The
-    fstat check catches that, and any other replacement.
+    """open_file for the very regular file the walk listed as (dev, ino).
 
     Raises:
         OSError: ESTALE when the path now names another object.
     """
-    fd = open_readonly(path)
+    fd = open_file(path)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (dev, ino):
@@ -280,7 +351,7 @@ class FolderWalker:
         # excluded, also where another root's walk reaches it (README). Not by
         # (device, inode): a hard link to a file root is another entry.
         self.named = {os.fsencode(os.path.realpath(root)) for root in roots}
-        _REAL_ROOTS.clear()  # this scan's roots only (a batch runs one scan per item)
+        real_roots: dict[bytes, bytes] = {}  # this scan's roots only (a batch runs several)
         for root in roots:
             real = os.fsencode(os.path.realpath(root)).rstrip(b"/")
             # Note: as the scan names the walk's roots (absolute), and as given
@@ -289,8 +360,9 @@ class FolderWalker:
             # opened from `.`, the link refused: ENOTDIR, "changed".
             for given in {os.fsencode(absolute(root)), os.fsencode(root)}:
                 given = given.rstrip(b"/")
-                if given and given != real:
-                    _REAL_ROOTS[given] = real
+                if given:
+                    real_roots[given] = real
+        set_roots(real_roots)
         self.one_file_system = one_file_system
         self.crossings: list[bytes] = []
         # Files named as disk images (see _image_names), hashed as files: noted.
