@@ -39,7 +39,7 @@ _WANTED = frozenset(
 MAX_FIELD_DEPTH = 16
 _OPEN = frozenset({"start_map", "start_array"})
 _CLOSE = frozenset({"end_map", "end_array"})
-_HEX_LENGTHS = {alg: digests.DIGEST_SIZES[alg] * 2 for alg in ALGORITHMS}
+_HEX_LENGTHS = {alg: size * 2 for alg, size in digests.DIGEST_SIZES.items()}
 _MODEL = re.compile(r"DataModels/(\d+(?:\.\d+)*)\.xml(?:/([^/$#]+))?")
 _SETS = ("Media", "Cases")
 # The data model versions whose envelopes FORMATS.md records (6.1).
@@ -47,6 +47,10 @@ MODEL_VERSIONS = ("1.1", "1.2", "1.3", "2.0")
 # (md5, sha1, sha256, size, ident, label): a batch row, the fields of _FIELDS (VICS has no names).
 _Digest = bytes | bytearray | None
 _Row = tuple[_Digest, _Digest, _Digest, int | None, str | None, str | None]
+# A Media's digests of other algorithms than ALGORITHMS (SHA-512 or BLAKE3 in
+# its AlternativeHashes), in DIGEST_SIZES order: their row puts them after
+# the three (see _row), in a batch of its own shape.
+_Extra = tuple[tuple[str, ...], tuple[bytes, ...]]
 _FIELDS = ("size", "ident", "label")
 _Events = Iterator[tuple[str, Any]]
 
@@ -606,8 +610,13 @@ def _size(value: object) -> int | None:
     raise ValueError(f"MediaSize is not a byte count: {_verbatim(value)!r:.60}")
 
 
-def _row(media: object) -> _Row:
-    """One Media object as a batch row; ValueError says what is wrong with it."""
+def _row(media: object) -> tuple[_Row, _Extra | None]:
+    """One Media object as a batch row, and its digests of other algorithms; ValueError says
+    what is wrong with it.
+
+    Note: an AlternativeHashes item of SHA-512 (or BLAKE3) was passed over in
+    silence, its digest left out, a malformed one too.
+    """
     if not isinstance(media, dict):
         raise ValueError("it is not a JSON object")
     if media.get(_BAD_CASE):
@@ -633,6 +642,7 @@ def _row(media: object) -> _Row:
     if alternatives is not None and not isinstance(alternatives, list):
         # Note: an object here would hold a digest; never passed over in silence.
         raise ValueError(f"its AlternativeHashes is {_value_kind(alternatives)}, not an array")
+    extra: dict[str, bytes | bytearray] = {}
     for k, entry in enumerate(alternatives or ()):
         if not isinstance(entry, dict) or not isinstance(entry.get("HashName"), str):
             raise ValueError(
@@ -642,7 +652,7 @@ def _row(media: object) -> _Row:
         # Note that HashName is free text; PhotoDNA and the like are not digests.
         name = entry["HashName"]
         algorithm = _USUAL_NAMES.get(name) or digests.canonical_name(name)
-        if algorithm in found:
+        if algorithm is not None:
             given = _hash_value(entry)
             if given is _NO_VALUE:
                 # Note: a key spelt otherwise ("hashValue") or left out: the digest
@@ -652,20 +662,26 @@ def _row(media: object) -> _Row:
                     f"{_verbatim(entry)!r:.80}"
                 )
             value = _digest(given, algorithm, name[:20])
-            if found[algorithm] is None:
-                found[algorithm] = value
-            elif value is not None and value != found[algorithm]:
+            held = found if algorithm in found else extra
+            if held.get(algorithm) is None:
+                if value is not None:
+                    held[algorithm] = value
+            elif value is not None and value != held[algorithm]:
                 # Note: one file has one digest; which of two is right is not for matcher to guess.
                 raise ValueError(
                     f"it gives two different {algorithm.upper()} values "
-                    f"({found[algorithm].hex()} and {value.hex()})"  # type: ignore[union-attr]
+                    f"({held[algorithm].hex()} and {value.hex()})"  # type: ignore[union-attr]
                 )
-    if not any(found.values()):
+    if not any(found.values()) and not extra:
         raise ValueError("it has no MD5, SHA1 or SHA-256")
     size = _size(media.get("MediaSize"))
     ident = _verbatim(media.get("MediaID"))
     label = _verbatim(media.get("Category"))
-    return (found["md5"], found["sha1"], found["sha256"], size, ident, label)
+    row = (found["md5"], found["sha1"], found["sha256"], size, ident, label)
+    if not extra:
+        return row, None
+    names = tuple(a for a in digests.DIGEST_SIZES if a in extra)
+    return row, (names, tuple(bytes(extra[a]) for a in names))
 
 
 class ProjectVicReader(TextReader):
@@ -705,8 +721,10 @@ class ProjectVicReader(TextReader):
                 for a malformed Media object (its number and JSON path named) unless
                 `on_invalid` takes it.
         """
-        for number, row in self._rows(stream, source, on_invalid):
+        for number, row, extra in self._rows(stream, source, on_invalid):
             found = {alg: bytes(raw) for alg, raw in zip(ALGORITHMS, row[:3], strict=True) if raw}
+            if extra is not None:
+                found.update(zip(*extra, strict=True))
             yield HashRecord(found, size=row[3], ident=row[4], label=row[5], line=number)
 
     def read_batches(self, path: Path, on_invalid: OnInvalid = None) -> Iterator[RecordBatch]:
@@ -716,14 +734,20 @@ class ProjectVicReader(TextReader):
             FormatError: as `parse()` does.
         """
         with path.open("rb") as stream:
-            rows: list[_Row] = []
-            for _number, row in self._rows(stream, str(path), on_invalid):
-                rows.append(row)
-                if len(rows) >= BATCH_ROWS:
-                    yield RecordBatch(ALGORITHMS, cast(list[tuple[object, ...]], rows), _FIELDS)
-                    rows = []
+            rows: list[tuple[object, ...]] = []
+            shape = ALGORITHMS
+            for _number, row, extra in self._rows(stream, str(path), on_invalid):
+                # Note: a Media with a SHA-512 (or BLAKE3) goes in a batch of its
+                # own shape, its digests after the three: the entries keep the
+                # list's order, and the usual batch binds no column of NULLs.
+                this = ALGORITHMS if extra is None else ALGORITHMS + extra[0]
+                if this != shape or len(rows) >= BATCH_ROWS:
+                    if rows:
+                        yield RecordBatch(shape, rows, _FIELDS)
+                    rows, shape = [], this
+                rows.append(row if extra is None else (*row[:3], *extra[1], *row[3:]))
             if rows:
-                yield RecordBatch(ALGORITHMS, cast(list[tuple[object, ...]], rows), _FIELDS)
+                yield RecordBatch(shape, rows, _FIELDS)
 
     def metadata(self, path: Path) -> dict[str, str]:
         """The envelope string, and the model version, profile and set it names."""
@@ -744,7 +768,7 @@ class ProjectVicReader(TextReader):
 
     def _rows(
         self, stream: BinaryIO, source: str, on_invalid: OnInvalid
-    ) -> Iterator[tuple[int, _Row]]:
+    ) -> Iterator[tuple[int, _Row, _Extra | None]]:
         head = stream.read(HEAD_BYTES)
         if not head.strip() and len(head) < HEAD_BYTES:
             raise FormatError("the file is empty; a VICS list is a JSON object", source)
@@ -785,7 +809,7 @@ class ProjectVicReader(TextReader):
             number += 1
             outer, index = next_outer, next_index  # placed in words only when needed
             try:
-                row = _row(entry)
+                row, extra = _row(entry)
             except ValueError as exc:
                 where = f"media number {number} ({_position(outer, index)})"
                 error = FormatError(f"{where}: {exc}", source)
@@ -793,7 +817,7 @@ class ProjectVicReader(TextReader):
                     raise error from exc
                 on_invalid(error)
                 continue
-            yield number, row
+            yield number, row, extra
 
 
 def _media_shaped(head: bytes) -> bool:

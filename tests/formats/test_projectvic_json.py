@@ -1009,3 +1009,52 @@ def test_a_media_size_given_as_a_numeric_string_is_read_as_the_number_it_spells(
     data = b'{"odata.metadata": "' + V13_MEDIA.encode() + b'", "value": [' + entry + b"]}"
     [record] = parse(data)
     assert record.size == 5
+
+
+SHA512_HELLO = (
+    "9b71d224bd62f3785d96d46ad3ea3d73319bfbc2890caadae2dff72519673ca7"
+    "2323c3d99ba5c11d7c7acc6e14b8c5da0c4663475c2e5c3adef46f73bcdec043"
+)
+
+
+def test_a_sha512_alternative_hash_is_imported_and_a_malformed_one_refused(tmp_path: Path) -> None:
+    """AlternativeHashes items other than SHA-256 were passed over in silence: a SHA-512 left
+    out (the list's digests md5 only), and one of 20 hex digits imported with exit 0."""
+    from matcher.store import HashStore
+
+    envelope = V20.format("US", "Media")
+    with_512 = {
+        "MediaID": 7,
+        "MD5": HELLO["md5"],
+        "AlternativeHashes": [{"HashName": "SHA-512", "HashValue": SHA512_HELLO.upper()}],
+    }
+    only_512 = {"MediaID": 8, "AlternativeHashes": [{"HashName": "SHA512", "HashValue": SHA512_HELLO}]}
+    plain = {"MediaID": 9, "MD5": WORLD["md5"]}
+    first, second, third = parse(document(envelope, [with_512, only_512, plain]))
+    assert first.digests == {"md5": raw(HELLO)["md5"], "sha512": bytes.fromhex(SHA512_HELLO)}
+    assert second.digests == {"sha512": bytes.fromhex(SHA512_HELLO)}
+    assert third.digests == {"md5": raw(WORLD)["md5"]}
+    # Imported in the list's order, whatever the batch shapes.
+    path = tmp_path / "l.json"
+    path.write_bytes(document(envelope, [plain, with_512, only_512, plain]))
+    batches = list(READER.read_batches(path))
+    three, four = ("md5", "sha1", "sha256"), ("md5", "sha1", "sha256", "sha512")
+    assert [b.algorithms for b in batches] == [three, four, three]
+    idents = [row[-2] for b in batches for row in b.rows]
+    assert idents == ["9", "7", "8", "9"]
+    store = HashStore(tmp_path / "s.db")
+    try:
+        from matcher.importing import import_list
+
+        info = import_list(store, path).info
+        assert info.counts == {"md5": 3, "sha512": 2}
+    finally:
+        store.close()
+    bad = dict(with_512, AlternativeHashes=[{"HashName": "SHA-512", "HashValue": "ab" * 10}])
+    with pytest.raises(FormatError, match=r"media number 1 \(value\[0\]\): expected 128 hex digits"):
+        parse(document(envelope, [bad]))
+    clash = dict(with_512, AlternativeHashes=[
+        {"HashName": "SHA-512", "HashValue": SHA512_HELLO}, {"HashName": "SHA512", "HashValue": "0" * 128}
+    ])  # fmt: skip
+    with pytest.raises(FormatError, match="two different SHA512 values"):
+        parse(document(envelope, [clash]))
