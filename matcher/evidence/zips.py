@@ -11,9 +11,10 @@ zipfile reads a zip that follows other data (a self-extractor, a zip
 appended to a picture), as unzip does; `central_directory_at` tells, from a
 file's last bytes, whether a zip ends it.
 
-`member_head` reads a stored or deflated member's first bytes straight from
-its local header, as zipfile would give them, at a fraction of the cost of
-zipfile's open (the walk reads every member's head to find nested archives).
+`member_head` and `open_member` check a member's local header themselves and
+read it with zipfile's own member reader, at a fraction of the cost of
+zipfile's open; `open_listed` does so from the fields of the listing, so that
+a hashing worker never lists a zip itself.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import bisect
 import io
 import struct
 import zipfile
-import zlib
 from typing import IO
 from typing import Any
 from typing import NamedTuple
@@ -39,6 +39,10 @@ _LOCAL = struct.Struct("<4s2B4HL2L2H")  # local file header (30 bytes)
 # Flag bits with which zipfile's own open decides: encrypted (0), compressed
 # patched data (5), strong encryption (6).
 _OWN_OPEN_FLAGS = 0x1 | 0x20 | 0x40
+# The methods zipfile reads.
+_READABLE = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
 _UTF8_FLAG = 0x800
 _LONGEST_COMMENT = 0xFFFF
 _UTF8_HIGH_BYTE = 0x08  # bit 11 of the little-endian flags, in their second byte
@@ -69,44 +73,32 @@ def open_zip(stream: IO[bytes]) -> zipfile.ZipFile:
 def member_head(stream: IO[bytes], info: zipfile.ZipInfo, n: int) -> bytes | None:
     """The first `n` bytes of a member, as zipfile's `open(info).read(n)` gives them; or None.
 
-    For a stored or deflated member whose local header agrees with the
-    central one (see `_at_data`), read from `stream` (the zip's own,
-    `ZipFile.fp`: zipfile seeks before each of its reads). A head that
-    holds the whole member has its CRC-32 checked, as zipfile checks it at
-    the member's end. None in every other case (another method, an
-    encrypted or patched member, a truncated or damaged one, a CRC that
-    does not match): zipfile's own open then decides, and says why.
+    Read from `stream` (the zip's own, `ZipFile.fp`: zipfile seeks before
+    each of its reads) by zipfile's own member reader, once the local header
+    is checked here (see `_at_data`): what it gives or raises is zipfile's.
+    None when the header is not one this module checks: zipfile's open then
+    decides, and says why.
 
-    Note: zipfile's open builds a shared file, a header check and a
-    decompressor object per member: some 10 µs, a third of the walk's
-    time on a zip of many small members (a phone extraction's).
+    Note: zipfile's open builds a shared file, a lock and a header check per
+    member: some 10 µs, a third of the walk's time on a zip of many small
+    members (a phone extraction's).
     """
-    want = min(n, info.file_size)
-    if want <= 0 or not _at_data(stream, info):
+    if not _at_data(stream, info):
         return None
-    if info.compress_type == zipfile.ZIP_STORED:
-        head: bytes | None = stream.read(want)
-    else:
-        head = _inflated(stream, info.compress_size, want)
-    if head is None or len(head) != want:
-        return None
-    if want == info.file_size and zlib.crc32(head) != info.CRC:
-        return None
-    return head
+    with zipfile.ZipExtFile(stream, "r", info) as member:
+        return member.read(n)
 
 
 def open_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
-    """`archive.open(info)`, read by `_Member` where it can (stored or deflated members).
+    """`archive.open(info)`: zipfile's member reader, its local header checked here where it can.
 
-    The content and the errors are zipfile's: the output is cut at the
-    member's size, its CRC-32 is checked at its end (BadZipFile), a stream
-    that ends early is an EOFError and damaged deflate data a zlib.error.
-    Any other member, or one whose local header does not agree, is opened
-    by zipfile, which says why.
+    The content and the errors are zipfile's (the reader is its own); a
+    member whose local header `_at_data` does not take is opened by
+    zipfile, which says why.
     """
     stream = archive.fp
     if stream is not None and _at_data(stream, info):
-        return cast(IO[bytes], _Member(stream, info))
+        return cast(IO[bytes], zipfile.ZipExtFile(stream, "r", info))
     return archive.open(info)
 
 
@@ -148,147 +140,50 @@ def listed_fields(info: zipfile.ZipInfo) -> tuple[int, int, int, int, int, int, 
 def open_listed(stream: IO[bytes], fields: tuple[object, ...]) -> IO[bytes] | None:
     """The member `fields` (listed_fields) describes, read from the zip `stream` unlisted.
 
-    None when `_Member` cannot read it (another method, a local header that
-    does not agree...): the caller then lists the zip and opens the member
+    Read by zipfile's own member reader. None when `_at_data` does not take
+    its local header: the caller then lists the zip and opens the member
     with zipfile, which decides.
     """
     info = Listed(*fields)  # type: ignore[arg-type]
     if _at_data(stream, info):
-        return cast(IO[bytes], _Member(stream, info))
+        # Note: the reader asks of its ZipInfo only what Listed gives.
+        member = zipfile.ZipExtFile(stream, "r", cast(zipfile.ZipInfo, info))
+        return cast(IO[bytes], member)
     return None
 
 
 def _at_data(stream: IO[bytes], info: zipfile.ZipInfo | Listed) -> bool:
-    """Whether `info` is a member this module reads; if so, `stream` is left at its data.
+    """Whether zipfile's open would take the member's local header; if so, `stream` is at its data.
 
-    A stored or deflated member, not encrypted or patched, whose local
-    header is whole, signed, and names it as zipfile's open requires (the
-    name decoded by the local header's flag). A stored member's two sizes
-    must agree.
+    Taken only when certain: a method zipfile reads, no encryption or
+    patch flag, a whole local header with its signature, and a name of the
+    very bytes the central entry gives, read the same way (the same UTF-8
+    flag, or ASCII). Note: zipfile compares the names as decoded, each by
+    its own flag, and a listing that needed zips.open_zip's patched view
+    decodes both otherwise than the bytes say: whatever is not certain is
+    left to zipfile's own open, on the listing it made.
     """
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+    if info.compress_type not in _READABLE or info.flag_bits & _OWN_OPEN_FLAGS:
         return False
-    if info.flag_bits & _OWN_OPEN_FLAGS:
-        return False
-    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+    utf8 = bool(info.flag_bits & _UTF8_FLAG)
+    try:
+        central = info.orig_filename.encode("utf-8" if utf8 else "cp437")
+    except UnicodeEncodeError:
         return False
     stream.seek(info.header_offset)
     header = stream.read(_LOCAL.size)
     if len(header) != _LOCAL.size:
         return False
     fields = _LOCAL.unpack(header)
-    if fields[0] != _LOCAL_SIGNATURE:
+    if fields[0] != _LOCAL_SIGNATURE or fields[10] != len(central):
         return False
-    name = stream.read(fields[10])
-    try:
-        decoded = name.decode("utf-8" if fields[3] & _UTF8_FLAG else "cp437")
-    except UnicodeDecodeError:
+    if stream.read(fields[10]) != central:
         return False
-    if decoded != info.orig_filename:
+    if bool(fields[3] & _UTF8_FLAG) != utf8 and not central.isascii():
         return False
     if fields[11]:
         stream.seek(fields[11], io.SEEK_CUR)
     return True
-
-
-def _inflated(stream: IO[bytes], packed: int, want: int) -> bytes | None:
-    """The first `want` bytes inflated from the next `packed` bytes of `stream`; None if damaged."""
-    inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-    out = b""
-    left = packed
-    pending = b""
-    try:
-        while len(out) < want and not inflate.eof:
-            if not pending:
-                if left <= 0:
-                    break
-                pending = stream.read(min(left, _READ))
-                if not pending:
-                    return None  # truncated: zipfile's read says so
-                left -= len(pending)
-            out += inflate.decompress(pending, want - len(out))
-            pending = inflate.unconsumed_tail
-    except zlib.error:
-        return None
-    return out
-
-
-_READ = 1 << 16  # compressed bytes read at a time
-
-
-class _Member(io.RawIOBase):
-    """A stored or deflated member's content, read from its data's start in `stream`.
-
-    It keeps its own position and seeks there before each read, as
-    zipfile's shared file does (the stream is the zip's, read by others).
-    """
-
-    def __init__(self, stream: IO[bytes], info: zipfile.ZipInfo | Listed):
-        super().__init__()
-        self._stream = stream
-        self._pos = stream.tell()
-        self._packed = info.compress_size  # compressed bytes not yet read
-        self._left = info.file_size  # content bytes not yet given
-        self._crc = 0
-        self._expected = info.CRC
-        self._name = info.filename
-        stored = info.compress_type == zipfile.ZIP_STORED
-        self._inflate = None if stored else zlib.decompressobj(-zlib.MAX_WBITS)
-        self._pending = b""
-        self._ready = b""  # content produced, not yet given
-        self._done = False  # all content produced (and its CRC checked)
-
-    def readable(self) -> bool:
-        return True
-
-    def _read(self, n: int) -> bytes:
-        """Up to `n` of the member's compressed bytes (b"" when none are left)."""
-        n = min(n, self._packed)
-        if n <= 0:
-            return b""
-        self._stream.seek(self._pos)
-        data = self._stream.read(n)
-        if not data:
-            raise EOFError  # as zipfile's read of a zip cut short
-        self._pos += len(data)
-        self._packed -= len(data)
-        return data
-
-    def _next(self, n: int) -> tuple[bytes, bool]:
-        """Up to `n` content bytes, and whether the member's data is at its end."""
-        inflate = self._inflate
-        if inflate is None:
-            data = self._read(n)
-            return data, self._packed <= 0
-        while True:
-            if not self._pending:
-                self._pending = self._read(_READ)
-            data = inflate.decompress(self._pending, n)
-            self._pending = inflate.unconsumed_tail
-            end = inflate.eof or (self._packed <= 0 and not self._pending)
-            if end:
-                data += inflate.flush()
-            if data or end:
-                return data, end
-
-    def readinto(self, buffer: Any) -> int:
-        # Note: inflating to a limit can still give more at the end (the
-        # decompressor's flush): what the buffer cannot take waits in _ready.
-        while not self._ready and not self._done:
-            want = min(len(buffer), self._left)
-            data, end = self._next(want) if want > 0 else (b"", True)
-            data = data[: self._left]
-            self._left -= len(data)
-            self._crc = zlib.crc32(data, self._crc)
-            if end or self._left <= 0:
-                self._done = True
-                if self._crc != self._expected:
-                    raise zipfile.BadZipFile(f"Bad CRC-32 for file {self._name!r}")
-            self._ready = data
-        n = min(len(buffer), len(self._ready))
-        buffer[:n] = self._ready[:n]
-        self._ready = self._ready[n:]
-        return n
 
 
 def central_directory_at(tail: bytes, size: int) -> int | None:
