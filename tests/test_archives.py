@@ -1154,8 +1154,18 @@ def test_an_unreadable_file_is_one_error_with_archives_too(
 
         return opener
 
+    def deny_file(real: Any) -> Any:
+        def opener(path: bytes) -> int:
+            if path.endswith(b"locked.zip"):
+                raise PermissionError(13, "Permission denied")
+            return real(path)  # type: ignore[no-any-return]
+
+        return opener
+
     monkeypatch.setattr(scan_mod, "open_readonly", deny(scan_mod.open_readonly))
     monkeypatch.setattr(folder, "open_readonly", deny(folder.open_readonly))
+    monkeypatch.setattr(scan_mod, "open_file", deny_file(scan_mod.open_file))
+    monkeypatch.setattr(folder, "open_file", deny_file(folder.open_file))
     for extra in ((), ("--archives",)):
         result, log = scan(db, tmp_path, ev, "--jobs", "1", *extra)
         assert result.exit_code == ExitCode.INCOMPLETE, result.output

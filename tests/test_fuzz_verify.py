@@ -70,14 +70,14 @@ def real_logs() -> tuple[bytes, bytes, bytes]:
 @contextmanager
 def _denied(suffix: bytes) -> Iterator[None]:
     """Make one file unreadable to the scan (an `error` record), whoever runs the tests."""
-    real = scan_mod.open_readonly
+    real = scan_mod.open_file
 
-    def deny(path: bytes, directory: bool = False) -> int:
+    def deny(path: bytes) -> int:
         if path.endswith(suffix):
             raise PermissionError(13, "Permission denied")
-        return real(path, directory)
+        return real(path)
 
-    with mock.patch.object(scan_mod, "open_readonly", deny):
+    with mock.patch.object(scan_mod, "open_file", deny):
         yield
 
 

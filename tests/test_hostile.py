@@ -176,16 +176,16 @@ def test_directory_swapped_for_a_symlink_mid_walk(
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret").write_bytes(b"must never be read")
-    real = scan_mod.open_readonly
+    real = scan_mod.open_file
 
-    def swap_then_open(path: bytes, directory: bool = False) -> int:
+    def swap_then_open(path: bytes) -> int:
         if path.endswith(b"/a/f") and (ev / "z").is_dir() and not (ev / "z").is_symlink():
             (ev / "z" / "inner").unlink()
             (ev / "z").rmdir()
             (ev / "z").symlink_to(outside)
-        return real(path, directory)
+        return real(path)
 
-    monkeypatch.setattr(scan_mod, "open_readonly", swap_then_open)
+    monkeypatch.setattr(scan_mod, "open_file", swap_then_open)
     result, log = scan(runner, tmp_path, ev, extra=("--jobs", "1"))
     assert (ev / "z").is_symlink(), "the swap did not happen"
     assert result.exit_code == ExitCode.NOTABLE | ExitCode.INCOMPLETE, result.output
@@ -272,14 +272,14 @@ def test_file_deleted_between_listing_and_reading(
 ) -> None:
     target = ev / "gone.bin"
     target.write_bytes(b"listed, then deleted")
-    real = scan_mod.open_readonly
+    real = scan_mod.open_file
 
-    def delete_then_open(path: bytes, directory: bool = False) -> int:
+    def delete_then_open(path: bytes) -> int:
         if path == os.fsencode(target):
             target.unlink()
-        return real(path, directory)
+        return real(path)
 
-    monkeypatch.setattr(scan_mod, "open_readonly", delete_then_open)
+    monkeypatch.setattr(scan_mod, "open_file", delete_then_open)
     result, log = scan(runner, tmp_path, ev, extra=("--jobs", "1"))
     assert result.exit_code == ExitCode.NOTABLE | ExitCode.INCOMPLETE, result.output
     [error] = errors(log)
