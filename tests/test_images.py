@@ -1216,7 +1216,15 @@ def test_an_unreadable_single_file_is_never_said_to_be_hashed_as_one_file(
 
     listed = tmp_path / "n.sha256"
     listed.write_text(f"{'0' * 64}  other\n")
+    real_file = scan_mod.open_file
+
+    def refused_file(path: bytes) -> int:
+        if path == os.fsencode(blob):
+            raise PermissionError(13, "Permission denied")
+        return real_file(path)
+
     monkeypatch.setattr(scan_mod, "open_readonly", refused)
+    monkeypatch.setattr(scan_mod, "open_file", refused_file)
     log = tmp_path / "run.jsonl"
     summary = scan_mod.run_scan(
         scan_mod.ScanOptions([blob], "E", "C", tmp_path / "s.db", log, lists=[listed], jobs=1)
