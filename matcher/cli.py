@@ -196,6 +196,18 @@ def _json_error(as_json: bool, answered: Callable[[], bool] | None = None) -> It
         raise
 
 
+# Note: a phone's full file system extraction is one zip of hundreds of
+# thousands of members: past the default, the rest were one `too-many-members`
+# entry, with no way to read them.
+_max_members = click.option(
+    "--max-members",
+    type=click.IntRange(min=1),
+    default=ArchiveLimits().max_members,
+    show_default=True,
+    help="With --archives: members read in one archive (a bomb limit); the rest are one "
+    "too-many-members entry. Raise it for a large extraction (a phone's file system zip).",
+)
+
 _candidates_only = click.option(
     "--candidates-only",
     is_flag=True,
@@ -360,19 +372,22 @@ class _Commands(click.Group):
                 signal.signal(sig, handler)
 
 
-def _archive_limits(archives: bool, max_depth: int) -> ArchiveLimits:
-    """The archive limits of a scan or batch; --max-depth given without --archives is refused.
+def _archive_limits(archives: bool, max_depth: int, max_members: int) -> ArchiveLimits:
+    """The archive limits of a scan or batch; --max-depth or --max-members given without
+    --archives is refused.
 
     Note: it was ignored with no word (the run record shows no archives), and
     an examiner who took it to open archives got a log that did not show it.
     """
-    given = click.get_current_context().get_parameter_source("max_depth")
-    if not archives and given not in (None, click.core.ParameterSource.DEFAULT):
-        raise click.UsageError(
-            "--max-depth applies to archives inside archives: add --archives (without it, "
-            "an archive is hashed as one file and no member is read)."
-        )
-    return ArchiveLimits(max_depth=max_depth)
+    context = click.get_current_context()
+    for name, what in (("max_depth", "archives inside archives"), ("max_members", "archives")):
+        given = context.get_parameter_source(name)
+        if not archives and given not in (None, click.core.ParameterSource.DEFAULT):
+            raise click.UsageError(
+                f"--{name.replace('_', '-')} applies to {what}: add --archives (without it, "
+                "an archive is hashed as one file and no member is read)."
+            )
+    return ArchiveLimits(max_depth=max_depth, max_members=max_members)
 
 
 def _say_verify_failed(log: Path, exc: IntegrityError, as_json: bool) -> None:
@@ -973,6 +988,7 @@ def _size(text: str | None) -> int | None:
     show_default=True,
     help="With --archives: how deep archives inside archives are opened.",
 )
+@_max_members
 @click.option("--resume", is_flag=True, help="Continue the interrupted or crashed run of --log.")
 @click.option(
     "--sign-key",
@@ -1012,6 +1028,7 @@ def scan_cmd(
     images_only: bool,
     archives: bool,
     max_depth: int,
+    max_members: int,
     resume: bool,
     sign_key: Path | None,
     inventory: Path | None,
@@ -1080,7 +1097,7 @@ def scan_cmd(
         verify_image=verify_image,
         images_only=images_only,
         archives=archives,
-        archive_limits=_archive_limits(archives, max_depth),
+        archive_limits=_archive_limits(archives, max_depth, max_members),
     )
     show = not quiet and sys.stderr.isatty()
     progress = _Progress() if show else None
@@ -1322,6 +1339,7 @@ def rematch_cmd(
     show_default=True,
     help="With --archives: how deep archives inside archives are opened.",
 )
+@_max_members
 @_candidates_only
 @click.option("--json", "as_json", is_flag=True, help="Print the items as JSON on stdout.")
 def batch_cmd(
@@ -1339,6 +1357,7 @@ def batch_cmd(
     images_only: bool,
     archives: bool,
     max_depth: int,
+    max_members: int,
     candidates_only: bool,
     as_json: bool,
 ) -> None:
@@ -1379,7 +1398,7 @@ def batch_cmd(
         verify_image=verify_image,
         images_only=images_only,
         archives=archives,
-        archive_limits=_archive_limits(archives, max_depth),
+        archive_limits=_archive_limits(archives, max_depth, max_members),
         candidates_only=candidates_only,
         argv=sys.argv[1:],
     )

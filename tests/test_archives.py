@@ -1662,3 +1662,28 @@ def test_member_paths_beside_a_zip_are_looked_up_once_per_first_folder(
     assert len(looked) == 3  # a.zip!d0, a.zip!d1, a.zip!d2
     (tmp_path / "a.zip!top").write_bytes(b"x")
     assert exists(archive + b"!top") and not exists(archive + b"!other")
+
+
+def test_max_members_raises_or_lowers_the_members_read_and_is_recorded(db: Path, tmp_path: Path) -> None:
+    """The members limit was fixed at 100,000: a phone's file system zip of more had the rest
+    as one `too-many-members` entry, with no way to read them."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    members = {f"m{i}.bin": b"member %d\n" % i for i in range(5)}
+    (ev / "a.zip").write_bytes(zip_bytes(members))
+    result, log = scan(db, tmp_path, ev, "--archives", "--max-members", "3")
+    records = read_log(log)
+    assert records[0]["options"]["archives"]["max_members"] == 3
+    counts = assert_counts_add_up(log)
+    assert counts["skipped_by_reason"] == {"too-many-members": 1}, counts
+    assert counts["files"] == 1 + 3  # the zip itself, and three of its members
+    result, log = scan(db, tmp_path, ev, "--archives", "--max-members", "5")
+    counts = assert_counts_add_up(log)
+    assert counts["files"] == 1 + 5 and not counts["skipped_by_reason"], counts
+    args = ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db)]
+    refused = CliRunner().invoke(cli, [*args, "--log", str(tmp_path / "n.jsonl"), "--max-members", "9"])
+    assert refused.exit_code == 2 and "add --archives" in refused.output
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"evidence,case,examiner\n{ev},C,E\n")
+    refused = CliRunner().invoke(cli, ["batch", str(manifest), "--db", str(db), "--max-members", "9"])
+    assert refused.exit_code == 2 and "add --archives" in refused.output
