@@ -126,11 +126,17 @@ def open_readonly(path: bytes, directory: bool = False) -> int:
     return _open_once(path, flags)
 
 
-class _Folder(threading.local):
-    """The folder a thread last opened a file in, kept open (see open_file)."""
+class _Folder:
+    """The folder a thread last opened a file in, kept open (see open_file).
 
-    path: bytes | None = None
-    fd = -1
+    One per thread (in _THREAD): when a thread ends, its own is dropped and
+    closes its fd (a batch of scans on the thread engine would otherwise
+    leave one open folder per thread of every scan).
+    """
+
+    def __init__(self) -> None:
+        self.path: bytes | None = None
+        self.fd = -1
 
     def forget(self) -> None:
         fd, self.fd, self.path = self.fd, -1, None
@@ -138,16 +144,24 @@ class _Folder(threading.local):
             os.close(fd)
 
     def __del__(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
+        self.forget()
 
 
-_folder = _Folder()
+_THREAD = threading.local()
+
+
+def _folder() -> _Folder:
+    state: _Folder | None = getattr(_THREAD, "folder", None)
+    if state is None:
+        state = _THREAD.folder = _Folder()
+    return state
 
 
 def forget_folder() -> None:
     """Close the folder this thread keeps open for open_file, if any."""
-    _folder.forget()
+    state: _Folder | None = getattr(_THREAD, "folder", None)
+    if state is not None:
+        state.forget()
 
 
 def open_file(path: bytes) -> int:
@@ -164,7 +178,7 @@ def open_file(path: bytes) -> int:
     if cut <= 0 or not (_ROOT_PREFIXES and path.startswith(_ROOT_PREFIXES)) or path in _REAL_ROOTS:
         return open_readonly(path)  # a root itself, or no walk's roots known
     folder = path[:cut]
-    state = _folder
+    state = _folder()
     if folder != state.path:
         state.forget()
         state.fd = open_readonly(folder, directory=True)
