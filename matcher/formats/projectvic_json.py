@@ -642,7 +642,7 @@ def _row(media: object) -> tuple[_Row, _Extra | None]:
     if alternatives is not None and not isinstance(alternatives, list):
         # Note: an object here would hold a digest; never passed over in silence.
         raise ValueError(f"its AlternativeHashes is {_value_kind(alternatives)}, not an array")
-    extra: dict[str, bytes | bytearray] = {}
+    extra: dict[str, bytes | bytearray | None] | None = None
     for k, entry in enumerate(alternatives or ()):
         if not isinstance(entry, dict) or not isinstance(entry.get("HashName"), str):
             raise ValueError(
@@ -662,7 +662,10 @@ def _row(media: object) -> tuple[_Row, _Extra | None]:
                     f"{_verbatim(entry)!r:.80}"
                 )
             value = _digest(given, algorithm, name[:20])
-            held = found if algorithm in found else extra
+            if algorithm in found:
+                held = found
+            else:
+                held = extra = {} if extra is None else extra
             if held.get(algorithm) is None:
                 if value is not None:
                     held[algorithm] = value
@@ -681,7 +684,7 @@ def _row(media: object) -> tuple[_Row, _Extra | None]:
     if not extra:
         return row, None
     names = tuple(a for a in digests.DIGEST_SIZES if a in extra)
-    return row, (names, tuple(bytes(extra[a]) for a in names))
+    return row, (names, tuple(bytes(extra[a] or b"") for a in names))
 
 
 class ProjectVicReader(TextReader):
