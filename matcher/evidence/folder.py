@@ -20,7 +20,6 @@ import os
 import re
 import stat
 import sys
-import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from stat import S_ISREG
 
 from matcher.errors import os_error_detail
 from matcher.errors import refuse_own_limit
+from matcher.evidence import no_symlinks
 from matcher.evidence.roots import absolute
 from matcher.models import EntryOutcome
 from matcher.models import Failure
@@ -62,34 +62,35 @@ def _open_once(path: bytes, flags: int, dir_fd: int | None = None) -> int:
 # resolves it: a path under a root is opened from the root's real path. Set
 # by FolderWalker, before the hashing workers are forked (they inherit it).
 _REAL_ROOTS: dict[bytes, bytes] = {}
-# The same roots, each with a trailing "/": what a path below one starts with.
-_ROOT_PREFIXES: tuple[bytes, ...] = ()
+# (named + "/", len(named), real) for each root, the longest name first: a
+# root named inside another (`S/ev` and `S/ev/link/x`) has its own real path,
+# past the other's symlink.
+_BELOW: list[tuple[bytes, int, bytes]] = []
 
 
 def set_roots(real_roots: dict[bytes, bytes]) -> None:
-    """The evidence roots below which paths are opened component by component."""
-    global _ROOT_PREFIXES
+    """The evidence roots, by name and real path: no component below one is followed."""
     _REAL_ROOTS.clear()
     _REAL_ROOTS.update(real_roots)
-    _ROOT_PREFIXES = tuple(named + b"/" for named in _REAL_ROOTS)
-    forget_folder()
+    _BELOW[:] = sorted(
+        ((named + b"/", len(named), real) for named, real in _REAL_ROOTS.items()),
+        key=lambda below: -below[1],
+    )
 
 
-def _open_long(path: bytes, flags: int) -> int:
-    """Open a path of any length one component at a time, never following symlinks.
+def _real_path(path: bytes) -> bytes | None:
+    """`path` from its root's real path; None for a path under no root."""
+    real = _REAL_ROOTS.get(path)
+    if real is not None:
+        return real
+    for prefix, length, real in _BELOW:
+        if path.startswith(prefix):
+            return real + path[length:]
+    return None
 
-    Note: below its evidence root: the root's own path may pass through a
-    symlink the examiner named (/home -> /var/home), so a path under a root
-    is opened from the root's real path (its prefix swapped), and only the
-    components below the root are refused as symlinks. Opened from / with
-    no exception, such a file was an error, `changed` (ENOTDIR).
-    """
-    # Note: the longest root first: a root named inside another (`S/ev` and
-    # `S/ev/link/x`) has its own real path, past the other's symlink.
-    for named in sorted(_REAL_ROOTS, key=len, reverse=True):
-        if path.startswith(named + b"/"):
-            path = _REAL_ROOTS[named] + path[len(named) :]
-            break
+
+def _open_components(path: bytes, flags: int) -> int:
+    """Open a path of any length one component at a time, never following a symlink."""
     parts = [p for p in path.split(b"/") if p]
     # Note: the folders on the way are opened only to look names up in
     # (O_PATH): that needs no read permission, as a path's resolution needs
@@ -105,85 +106,45 @@ def _open_long(path: bytes, flags: int) -> int:
         os.close(dir_fd)
 
 
+def _open_no_symlinks(path: bytes, flags: int) -> int:
+    """Open `path` with no component followed as a symlink: openat2 where it works."""
+    if len(path) >= _LONG_PATH or not no_symlinks.available():
+        return _open_components(path, flags)
+    if not _NOATIME:
+        return no_symlinks.open_no_symlinks(path, flags)
+    try:
+        return no_symlinks.open_no_symlinks(path, flags | _NOATIME)
+    except PermissionError as exc:
+        if exc.errno != errno_mod.EPERM:
+            raise
+        return no_symlinks.open_no_symlinks(path, flags)  # see _open_once
+
+
 def open_readonly(path: bytes, directory: bool = False) -> int:
     """A read-only, no-follow, non-blocking fd for an evidence path.
 
-    Below an evidence root, no component is followed as a symlink (see
-    _open_long). Note: only the last component had O_NOFOLLOW: a folder
-    swapped for a symlink after the walk listed it led the open out of the
-    root (its files said `vanished`, an object of the same name elsewhere
-    opened), where it is now refused (ELOOP: `changed`).
+    A path under an evidence root, or a root itself, is opened from the
+    root's real path as the scan began (a root named through a symlink,
+    /home -> /var/home or `latest/`, is followed to it), and no component
+    of it is followed as a symlink: a folder below the root, or one above
+    it, swapped for a symlink is refused (ELOOP or ENOTDIR: `changed`).
+    Note: only the last component had O_NOFOLLOW: a folder swapped for a
+    symlink after the walk listed it led the open out of the root (its
+    files said `vanished`, an object of the same name elsewhere opened, or
+    a root's files read from where its parent's symlink now led).
     """
     flags = _BASE_FLAGS | (os.O_DIRECTORY if directory else 0)
-    real = _REAL_ROOTS.get(path)
+    real = _real_path(path) if _REAL_ROOTS else None
     if real is not None:
-        # Note: a root the examiner named is opened where its name led when
-        # the scan began (`latest/`, a symlink to a folder; `ev/link/x`, named
-        # inside another root through a symlink of it).
-        return _open_once(real, flags) if len(real) < _LONG_PATH else _open_long(real, flags)
-    if len(path) >= _LONG_PATH or (_ROOT_PREFIXES and path.startswith(_ROOT_PREFIXES)):
-        return _open_long(path, flags)
+        return _open_no_symlinks(real, flags)
+    if len(path) >= _LONG_PATH:
+        return _open_components(path, flags)
     return _open_once(path, flags)
 
 
-class _Folder:
-    """The folder a thread last opened a file in, kept open (see open_file).
-
-    One per thread (in _THREAD): when a thread ends, its own is dropped and
-    closes its fd (a batch of scans on the thread engine would otherwise
-    leave one open folder per thread of every scan).
-    """
-
-    def __init__(self) -> None:
-        self.path: bytes | None = None
-        self.fd = -1
-
-    def forget(self) -> None:
-        fd, self.fd, self.path = self.fd, -1, None
-        if fd >= 0:
-            os.close(fd)
-
-    def __del__(self) -> None:
-        self.forget()
-
-
-_THREAD = threading.local()
-
-
-def _folder() -> _Folder:
-    state: _Folder | None = getattr(_THREAD, "folder", None)
-    if state is None:
-        state = _THREAD.folder = _Folder()
-    return state
-
-
-def forget_folder() -> None:
-    """Close the folder this thread keeps open for open_file, if any."""
-    state: _Folder | None = getattr(_THREAD, "folder", None)
-    if state is not None:
-        state.forget()
-
-
 def open_file(path: bytes) -> int:
-    """open_readonly for a file the walk listed, opened relative to its folder.
-
-    The folder is opened as open_readonly opens it (no component below the
-    root followed) and kept open for the next file in it: a walk's files
-    come folder by folder, so that costs one open per folder, and each
-    file's open resolves one name. A folder renamed or replaced meanwhile
-    is the one this thread opened: the file's own identity check (device,
-    inode) tells whether it is the file listed.
-    """
-    cut = path.rfind(b"/")
-    if cut <= 0 or not (_ROOT_PREFIXES and path.startswith(_ROOT_PREFIXES)) or path in _REAL_ROOTS:
-        return open_readonly(path)  # a root itself, or no walk's roots known
-    folder = path[:cut]
-    state = _folder()
-    if folder != state.path:
-        state.forget()
-        state.fd = open_readonly(folder, directory=True)
-        state.path = folder
-    return _open_once(path[cut + 1 :], _BASE_FLAGS, dir_fd=state.fd)
+    """open_readonly for a file the walk listed (the hashing workers' opener)."""
+    return open_readonly(path)
 
 
 def names_in(fd: int) -> list[bytes]:

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from matcher.errors import EvidenceError
 from matcher.evidence import image as image_mod
 from matcher.evidence.folder import FolderWalker
-from matcher.evidence.folder import forget_folder
 from matcher.evidence.folder import open_listed
 from matcher.evidence.limits import ArchiveLimits
 from matcher.models import EntryOutcome
@@ -264,8 +263,7 @@ def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryvi
 
 
 def close_readers() -> None:
-    """Close what this thread's readers keep open (images, archive containers, a folder)."""
-    forget_folder()
+    """Close what this thread's chunk readers keep open (images, archive containers)."""
     archive_mod = sys.modules.get("matcher.evidence.archive")
     if archive_mod is not None:  # else no archive was ever opened
         archive_mod.close_cached()
