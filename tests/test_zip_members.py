@@ -342,3 +342,18 @@ def test_a_local_name_of_other_bytes_is_left_to_zipfile_even_where_it_decodes_al
     assert zips.open_listed(io.BytesIO(data), zips.listed_fields(info)) is None
     with pytest.raises(zipfile.BadZipFile, match="differ"):
         zips.open_member(archive, info)
+
+
+def test_an_overlap_that_zipfile_notes_is_left_to_its_open() -> None:
+    """zipfile 3.12 and later note where each member's data must end and refuse overlapping
+    entries in its open: the local reads must not pass over that check (the end travels in
+    the listing's fields)."""
+    data = _zip([("a.bin", b"a" * 3000, zipfile.ZIP_STORED), ("b.bin", b"b" * 10, 0)])
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    first = archive.infolist()[0]
+    fields = list(zips.listed_fields(first))
+    assert zips.open_listed(io.BytesIO(data), tuple(fields)) is not None
+    fields[-1] = first.header_offset + 40  # the data would run past where it must end
+    assert zips.open_listed(io.BytesIO(data), tuple(fields)) is None
+    noted = zips.Listed(*fields)  # as a ZipInfo of zipfile 3.12 notes it
+    assert zips.member_head(archive.fp, noted, HEAD) is None  # type: ignore[arg-type]

@@ -117,6 +117,9 @@ class Listed(NamedTuple):
     file_size: int
     CRC: int  # noqa: N815 (zipfile's name)
     orig_filename: str
+    # Where the member's data must end (the next entry's start), as zipfile
+    # 3.12 and later note it to refuse overlapping entries; None before.
+    end_offset: int | None = None
 
     @property
     def filename(self) -> str:
@@ -124,7 +127,7 @@ class Listed(NamedTuple):
         return self.orig_filename.split("\0", 1)[0]
 
 
-def listed_fields(info: zipfile.ZipInfo) -> tuple[int, int, int, int, int, int, str]:
+def listed_fields(info: zipfile.ZipInfo) -> tuple[int, int, int, int, int, int, str, int | None]:
     """The fields of `info` a worker needs to read the member (see Listed), as a plain tuple."""
     return (
         info.header_offset,
@@ -134,7 +137,15 @@ def listed_fields(info: zipfile.ZipInfo) -> tuple[int, int, int, int, int, int, 
         info.file_size,
         info.CRC,
         info.orig_filename,
+        _end_offset(info),
     )
+
+
+def _end_offset(info: zipfile.ZipInfo | Listed) -> int | None:
+    if isinstance(info, Listed):
+        return info.end_offset
+    end = getattr(info, "_end_offset", None)
+    return end if isinstance(end, int) else None
 
 
 def open_listed(stream: IO[bytes], fields: tuple[object, ...]) -> IO[bytes] | None:
@@ -183,6 +194,9 @@ def _at_data(stream: IO[bytes], info: zipfile.ZipInfo | Listed) -> bool:
         return False
     if fields[11]:
         stream.seek(fields[11], io.SEEK_CUR)
+    end = _end_offset(info)
+    if end is not None and stream.tell() + info.compress_size > end:
+        return False  # overlapping entries, which zipfile's open refuses (3.12 and later)
     return True
 
 
