@@ -452,3 +452,20 @@ def test_a_deep_folder_is_opened_in_one_call_where_openat2_works(
         assert opens == []  # one openat2 each
     else:  # one open per component of the real path, then the last one
         assert len(opens) == 2 * (len(os.fsencode(os.path.realpath(path)).split(b"/")) + 1)
+
+
+@pytest.mark.parametrize("named", ["/", "/tmp/.."])
+def test_a_root_that_is_or_resolves_to_slash_is_opened_there(named: str) -> None:
+    """Found by a reviewer: a root's real path stripped of its "/" was empty: `/tmp/..` was
+    opened as "" (vanished), and `/` itself was never registered as a root."""
+    from matcher.evidence import folder as folder_mod
+
+    FolderWalker(roots=[named])
+    try:
+        assert folder_mod._REAL_ROOTS.get(named.rstrip("/").encode() or b"/") == b"/"
+        os.close(folder_mod.open_readonly(named.encode(), directory=True))
+        os.close(folder_mod.open_readonly(b"/proc/version"))
+        with pytest.raises(OSError):  # a symlink on the way, below the root /
+            folder_mod.open_readonly(b"/proc/self/status")
+    finally:
+        folder_mod.set_roots({})

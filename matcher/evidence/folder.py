@@ -4,10 +4,9 @@ The walk never follows a symlink: every directory is opened with
 O_NOFOLLOW | O_DIRECTORY and checked against the device and inode that its
 parent's listing showed, so a directory swapped for a symlink mid-walk is an
 error, never a way out of the root. Paths stay bytes end to end. A path below
-an evidence root is opened component by component from the root's real path
-(openat style, each with O_NOFOLLOW), so no component below the root is ever
-followed as a symlink, whatever its length; a file is opened relative to its
-folder, which a reader keeps open for the files that follow it there.
+an evidence root, or the root itself, is opened from the root's real path with
+no component followed as a symlink: in one openat2 call where Linux has it
+(no_symlinks), else one component at a time (openat style).
 Every entry ends as a `FileTask` (a regular file to hash) or an
 `EntryOutcome` (skipped with a reason, or a failure): nothing is silent.
 """
@@ -73,7 +72,10 @@ def set_roots(real_roots: dict[bytes, bytes]) -> None:
     _REAL_ROOTS.clear()
     _REAL_ROOTS.update(real_roots)
     _BELOW[:] = sorted(
-        ((named + b"/", len(named), real) for named, real in _REAL_ROOTS.items()),
+        (
+            (named if named.endswith(b"/") else named + b"/", len(named), real)
+            for named, real in _REAL_ROOTS.items()
+        ),
         key=lambda below: -below[1],
     )
 
@@ -328,15 +330,14 @@ class FolderWalker:
         self.named = {os.fsencode(os.path.realpath(root)) for root in roots}
         real_roots: dict[bytes, bytes] = {}  # this scan's roots only (a batch runs several)
         for root in roots:
-            real = os.fsencode(os.path.realpath(root)).rstrip(b"/")
+            # Note: "/" stays "/" (stripped, a root resolving to / was opened as "").
+            real = os.fsencode(os.path.realpath(root)).rstrip(b"/") or b"/"
             # Note: as the scan names the walk's roots (absolute), and as given
             # (`matcher hash` walks `link/ev` as typed): keyed only by the
             # first, a long path under a relative root through a symlink was
             # opened from `.`, the link refused: ENOTDIR, "changed".
             for given in {os.fsencode(absolute(root)), os.fsencode(root)}:
-                given = given.rstrip(b"/")
-                if given:
-                    real_roots[given] = real
+                real_roots[given.rstrip(b"/") or b"/"] = real
         set_roots(real_roots)
         self.one_file_system = one_file_system
         self.crossings: list[bytes] = []

@@ -23,6 +23,7 @@ from matcher.errors import EvidenceError
 from matcher.evidence import image as image_mod
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_listed
+from matcher.evidence.folder import set_roots
 from matcher.evidence.limits import ArchiveLimits
 from matcher.models import EntryOutcome
 from matcher.models import FileTask
@@ -202,8 +203,13 @@ class EvidenceWalker:
         yield from self.archives.walk(task.path, base, head, task.size, exists, tail)
 
     def close(self) -> None:
-        """Close what the walk and this thread's readers opened (not the images given)."""
+        """Close what the walk and this thread's readers opened (not the images given).
+
+        The walk's roots are forgotten too: a later open in this process (the
+        next scan's self-test) is not of this walk's evidence.
+        """
         close_readers()
+        set_roots({})
 
 
 # An image entry's volume label, as ImageWalker makes it: `p1@1048576:ntfs/`.
