@@ -7,6 +7,7 @@ both must give zipfile's bytes, and fail where zipfile fails, with its error.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import io
@@ -357,3 +358,28 @@ def test_an_overlap_that_zipfile_notes_is_left_to_its_open() -> None:
     assert zips.open_listed(io.BytesIO(data), tuple(fields)) is None
     noted = zips.Listed(*fields)  # as a ZipInfo of zipfile 3.12 notes it
     assert zips.member_head(archive.fp, noted, HEAD) is None  # type: ignore[arg-type]
+
+
+def test_an_open_a_signal_interrupts_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a reviewer: os.open retries EINTR (PEP 475), the raw openat2 call did not: a
+    file whose open a signal interrupted (a FUSE or NFS mount) would be `unreadable`."""
+    import ctypes
+
+    from matcher.evidence import no_symlinks
+
+    if not no_symlinks.available():
+        return  # the component-by-component opens are os.open's, which retry
+    real = no_symlinks._call
+    calls: list[int] = []
+
+    def interrupted_once(*args: object) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            ctypes.set_errno(errno.EINTR)
+            return -1
+        return int(real(*args))
+
+    monkeypatch.setattr(no_symlinks, "_call", interrupted_once)
+    fd = no_symlinks.open_no_symlinks(b"/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    os.close(fd)
+    assert len(calls) == 2

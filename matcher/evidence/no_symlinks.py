@@ -12,6 +12,7 @@ opens one component at a time.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import sys
 from typing import Any
@@ -78,8 +79,14 @@ def open_no_symlinks(path: bytes, flags: int) -> int:
     Raises:
         OSError: as os.open raises, with the call's errno.
     """
-    fd: int = _call(_NUMBER, _CWD, path, _how(flags), _SIZE)
-    if fd < 0:
+    how = _how(flags)
+    while True:
+        fd: int = _call(_NUMBER, _CWD, path, how, _SIZE)
+        if fd >= 0:
+            return fd
         code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), os.fsdecode(path))
-    return fd
+        # Note: os.open retries a call a signal interrupted (PEP 475), and so
+        # must this one: an open on a FUSE or NFS mount can wait, and the
+        # scan handles SIGINT, SIGTERM and SIGHUP (without SA_RESTART).
+        if code != errno.EINTR:
+            raise OSError(code, os.strerror(code), os.fsdecode(path))
