@@ -28,6 +28,7 @@ from matcher.errors import UsageError
 from matcher.evidence.folder import open_readonly
 from matcher.hashing import Hasher
 from matcher.match import Lookup
+from matcher.timestamps import utc_ns
 
 # The inventory detail of a file counted from its match record.
 READ_AGAIN = "matched in an earlier segment, whose row the crash lost: read again, the same digests"
@@ -133,8 +134,11 @@ def check_logged_matches(
                 "the record gives",
             )
         # Note: the file's own mtime, to the nanosecond, as an uninterrupted
-        # run's row has it (the record gives it to the microsecond only).
-        details[path] = (READ_AGAIN, mtime_ns)
+        # run's row has it (the record gives it to the microsecond only); an
+        # mtime that moved since the record (the file touched or copied back)
+        # is not the one the run saw: the record's is kept.
+        same = _recorded_ns(record) == mtime_ns // 1000 * 1000
+        details[path] = (READ_AGAIN, mtime_ns if same else None)
     notes = []
     if unread:
         shown = ", ".join(_shown(p) for p in unread[:3]) + (", ..." if len(unread) > 3 else "")
@@ -145,6 +149,17 @@ def check_logged_matches(
             f"{shown}"
         )
     return details, notes
+
+
+def _recorded_ns(record: Mapping[str, object]) -> int | None:
+    """The record's mtime in nanoseconds (to its microsecond); None without a readable one."""
+    text = record.get("mtime")
+    if not isinstance(text, str):
+        return None
+    try:
+        return utc_ns(text)
+    except ValueError:
+        return None
 
 
 def _read_again(

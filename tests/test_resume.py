@@ -1422,3 +1422,34 @@ def test_a_row_the_crash_lost_is_written_with_the_files_own_nanosecond_mtime(
     conn.close()
     assert "read again" in detail
     assert mtime_ns == os.lstat(secret).st_mtime_ns == 1_700_000_000_123_456_789
+
+
+def test_a_row_the_crash_lost_keeps_the_records_mtime_when_the_file_was_touched_since(
+    tmp_path: Path,
+) -> None:
+    """Found by a reviewer: the row took the file's mtime as read again, also when it had moved
+    since the match record (a file touched after the crash): a time the run never saw."""
+    import sqlite3
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    secret = ev / "secret.bin"
+    secret.write_bytes(b"secret\n")
+    os.utime(secret, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    listed = tmp_path / "n.sha256"
+    listed.write_text(f"{hashlib.sha256(b'secret' + bytes([10])).hexdigest()}  s\n")
+    db = tmp_path / "s.db"
+    subprocess.run([*MATCHER, "import", str(listed), "--db", str(db)], check=True, capture_output=True)
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db, log).returncode == 1
+    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    conn.execute("DELETE FROM entries WHERE verdict = 'notable'")
+    conn.commit()
+    conn.close()
+    os.utime(secret, ns=(1_800_000_000_000_000_000, 1_800_000_000_000_000_000))  # touched
+    assert run_scan(ev, db, log, "--resume").returncode == 1
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    (mtime_ns,) = conn.execute("SELECT mtime_ns FROM entries WHERE verdict = 'notable'").fetchone()
+    conn.close()
+    assert mtime_ns == 1_700_000_000_123_456_000  # the record's, to its microsecond
