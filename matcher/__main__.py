@@ -40,9 +40,12 @@ def run() -> None:
     finally:
         # Note: the command is over and its exit status decided. A signal that
         # lands while Python shuts down (the tail of a Ctrl-C storm) printed a
-        # KeyboardInterrupt traceback from threading's shutdown over it.
+        # KeyboardInterrupt traceback from threading's shutdown over it. A
+        # hangup too, which a command takes as a SIGTERM (a terminal closing
+        # as the scan ends).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 class _StartingTerminated(KeyboardInterrupt):

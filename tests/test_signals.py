@@ -565,3 +565,21 @@ def test_a_hangup_as_the_scan_ends_never_kills_the_command(tmp_path: Path, momen
         assert "log head: " in done.stderr, done.stderr
     else:
         assert "as the scan ended" in done.stderr and "is complete" in done.stderr, done.stderr
+
+
+def test_once_the_command_is_over_a_hangup_is_ignored_too() -> None:
+    """Found by a reviewer: the command's handlers taken back as it ended left SIGHUP raising
+    (a terminal closing as the scan finished): a traceback at the interpreter's shutdown, or
+    the exit status replaced."""
+    script = (
+        "import signal, sys\n"
+        "from matcher.__main__ import run\n"
+        "sys.argv = ['matcher', '--version']\n"
+        "try:\n"
+        "    run()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(signal.getsignal(signal.SIGHUP) == signal.SIG_IGN)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "True", (done.stdout, done.stderr)
