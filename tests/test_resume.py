@@ -1368,19 +1368,7 @@ def test_a_match_record_past_path_max_with_no_inventory_row_is_read_again(tmp_pa
     ev.mkdir()
     names = [f"d{i:02d}_" + "x" * 90 for i in range(45)]
     _deep_file(ev, names, "deepfile")
-    listed = tmp_path / "n.sha256"
-    digest = hashlib.sha256(b"secret\n").hexdigest()
-    listed.write_text(f"{digest}  deep\n")
-    db = tmp_path / "s.db"
-    subprocess.run([*MATCHER, "import", str(listed), "--db", str(db)], check=True, capture_output=True)
-    log = tmp_path / "run.jsonl"
-    assert run_scan(ev, db, log).returncode == 1
-    # A crash between the log's sync and the inventory's commit: no end, no notable row.
-    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))
-    conn = sqlite3.connect(f"{log}.inventory.db")
-    conn.execute("DELETE FROM entries WHERE verdict = 'notable'")
-    conn.commit()
-    conn.close()
+    db, log = _scan_and_lose_the_notable_row(ev, tmp_path)
     result = run_scan(ev, db, log, "--resume")
     assert result.returncode == 1, result.stderr
     end = read_log(log)[-1]
@@ -1391,18 +1379,12 @@ def test_a_match_record_past_path_max_with_no_inventory_row_is_read_again(tmp_pa
     assert "read again, the same digests" in detail
 
 
-def test_a_row_the_crash_lost_is_written_with_the_files_own_nanosecond_mtime(
-    tmp_path: Path,
-) -> None:
-    """The row was rebuilt from the match record's mtime, given to the microsecond: a resumed
-    inventory differed from an uninterrupted run's (1796626449122118000 for ...118961)."""
+def _scan_and_lose_the_notable_row(ev: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Scan `ev` (whose one notable file holds b"secret\\n") to a log, then undo what a crash
+    between the log's sync and the inventory's commit loses: the end record and the notable
+    row. Returns (store, log)."""
     import sqlite3
 
-    ev = tmp_path / "ev"
-    ev.mkdir()
-    secret = ev / "secret.bin"
-    secret.write_bytes(b"secret\n")
-    os.utime(secret, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
     listed = tmp_path / "n.sha256"
     listed.write_text(f"{hashlib.sha256(b'secret' + bytes([10])).hexdigest()}  s\n")
     db = tmp_path / "s.db"
@@ -1414,12 +1396,38 @@ def test_a_row_the_crash_lost_is_written_with_the_files_own_nanosecond_mtime(
     conn.execute("DELETE FROM entries WHERE verdict = 'notable'")
     conn.commit()
     conn.close()
+    return db, log
+
+
+def _resumed_after_a_lost_row(tmp_path: Path, touched_ns: int | None = None) -> tuple[Path, int, str]:
+    """A notable file (mtime ...123_456_789 ns) whose inventory row a crash lost after its
+    match record was logged, then the resume: (the file, its row's mtime_ns, its detail).
+    `touched_ns`: the file's mtime set to it between the crash and the resume."""
+    import sqlite3
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    secret = ev / "secret.bin"
+    secret.write_bytes(b"secret\n")
+    os.utime(secret, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    db, log = _scan_and_lose_the_notable_row(ev, tmp_path)
+    if touched_ns is not None:
+        os.utime(secret, ns=(touched_ns, touched_ns))
     assert run_scan(ev, db, log, "--resume").returncode == 1
     conn = sqlite3.connect(f"{log}.inventory.db")
     mtime_ns, detail = conn.execute(
         "SELECT mtime_ns, detail FROM entries WHERE verdict = 'notable'"
     ).fetchone()
     conn.close()
+    return secret, int(mtime_ns), str(detail)
+
+
+def test_a_row_the_crash_lost_is_written_with_the_files_own_nanosecond_mtime(
+    tmp_path: Path,
+) -> None:
+    """The row was rebuilt from the match record's mtime, given to the microsecond: a resumed
+    inventory differed from an uninterrupted run's (1796626449122118000 for ...118961)."""
+    secret, mtime_ns, detail = _resumed_after_a_lost_row(tmp_path)
     assert "read again" in detail
     assert mtime_ns == os.lstat(secret).st_mtime_ns == 1_700_000_000_123_456_789
 
@@ -1429,27 +1437,5 @@ def test_a_row_the_crash_lost_keeps_the_records_mtime_when_the_file_was_touched_
 ) -> None:
     """Found by a reviewer: the row took the file's mtime as read again, also when it had moved
     since the match record (a file touched after the crash): a time the run never saw."""
-    import sqlite3
-
-    ev = tmp_path / "ev"
-    ev.mkdir()
-    secret = ev / "secret.bin"
-    secret.write_bytes(b"secret\n")
-    os.utime(secret, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
-    listed = tmp_path / "n.sha256"
-    listed.write_text(f"{hashlib.sha256(b'secret' + bytes([10])).hexdigest()}  s\n")
-    db = tmp_path / "s.db"
-    subprocess.run([*MATCHER, "import", str(listed), "--db", str(db)], check=True, capture_output=True)
-    log = tmp_path / "run.jsonl"
-    assert run_scan(ev, db, log).returncode == 1
-    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))
-    conn = sqlite3.connect(f"{log}.inventory.db")
-    conn.execute("DELETE FROM entries WHERE verdict = 'notable'")
-    conn.commit()
-    conn.close()
-    os.utime(secret, ns=(1_800_000_000_000_000_000, 1_800_000_000_000_000_000))  # touched
-    assert run_scan(ev, db, log, "--resume").returncode == 1
-    conn = sqlite3.connect(f"{log}.inventory.db")
-    (mtime_ns,) = conn.execute("SELECT mtime_ns FROM entries WHERE verdict = 'notable'").fetchone()
-    conn.close()
+    _, mtime_ns, _ = _resumed_after_a_lost_row(tmp_path, touched_ns=1_800_000_000_000_000_000)
     assert mtime_ns == 1_700_000_000_123_456_000  # the record's, to its microsecond
