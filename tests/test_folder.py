@@ -469,3 +469,56 @@ def test_a_root_that_is_or_resolves_to_slash_is_opened_there(named: str) -> None
             folder_mod.open_readonly(b"/proc/self/status")
     finally:
         folder_mod.set_roots({})
+
+
+def _without_openat2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open as where Linux has no openat2 (an old kernel, a seccomp filter): one component at
+    a time."""
+    from matcher.evidence import folder as folder_mod
+    from matcher.evidence import no_symlinks
+
+    monkeypatch.setattr(no_symlinks, "_checked", True)
+    monkeypatch.setattr(no_symlinks, "_call", None)
+    monkeypatch.setattr(folder_mod, "_open_file_fast", None, raising=False)
+    monkeypatch.setattr(folder_mod, "_open_file_plain", None, raising=False)
+
+
+def test_without_openat2_the_root_slash_opens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a validator: one component at a time, "/" has none: IndexError, exit 2."""
+    from matcher.evidence import folder as folder_mod
+
+    FolderWalker(roots=["/"])
+    _without_openat2(monkeypatch)
+    try:
+        os.close(folder_mod.open_readonly(b"/", directory=True))
+        os.close(folder_mod.open_file(b"/proc/version"))
+    finally:
+        folder_mod.set_roots({})
+
+
+def test_without_openat2_a_folder_moved_out_during_the_open_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a validator: one component at a time, a folder moved out of the root between
+    two opens took the rest of the lookup with it: the file was opened (and hashed) outside."""
+    from matcher.evidence import folder as folder_mod
+
+    root = tmp_path / "ev"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "f").write_bytes(b"listed\n")
+    (tmp_path / "moved").mkdir()
+    FolderWalker(roots=[str(root)])
+    _without_openat2(monkeypatch)
+    real_open = os.open
+
+    def move_then_open(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if path == b"f" and (root / "d").exists():
+            os.rename(root / "d", tmp_path / "moved" / "d")  # after `d` was opened
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(folder_mod.os, "open", move_then_open)
+    try:
+        with pytest.raises(FileNotFoundError):
+            folder_mod.open_file(os.fsencode(root / "d" / "f"))
+    finally:
+        folder_mod.set_roots({})

@@ -380,6 +380,9 @@ def test_an_open_a_signal_interrupts_is_tried_again(monkeypatch: pytest.MonkeyPa
         return int(real(*args))
 
     monkeypatch.setattr(no_symlinks, "_call", interrupted_once)
-    fd = no_symlinks.open_no_symlinks(b"/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    os.close(fd)
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    os.close(no_symlinks.open_no_symlinks(b"/", flags))
+    assert len(calls) == 2
+    calls.clear()
+    os.close(no_symlinks.opener(flags)(b"/"))  # the scan's own file opener
     assert len(calls) == 2

@@ -15,6 +15,7 @@ import ctypes
 import errno
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 # Note that openat2 has one number on every Linux architecture with the
@@ -69,6 +70,26 @@ def _how(flags: int) -> Any:
         how = _OpenHow(flags, 0, _RESOLVE_NO_SYMLINKS)
         held = _HOWS[flags] = (how, ctypes.byref(how))
     return held[1]
+
+
+def opener(flags: int) -> Callable[[bytes], int]:
+    """open_no_symlinks for one set of flags, with its arguments made once (a scan's hot path).
+
+    Only after available() said True.
+    """
+    call, number, cwd, how, size = _call, _NUMBER, _CWD, _how(flags), _SIZE
+    get_errno, eintr = ctypes.get_errno, errno.EINTR
+
+    def open_path(path: bytes) -> int:
+        while True:
+            fd: int = call(number, cwd, path, how, size)
+            if fd >= 0:
+                return fd
+            code = get_errno()
+            if code != eintr:  # retried, as in open_no_symlinks
+                raise OSError(code, os.strerror(code), os.fsdecode(path))
+
+    return open_path
 
 
 def open_no_symlinks(path: bytes, flags: int) -> int:
