@@ -272,7 +272,7 @@ class SqlListSource:
     select: str
     algorithms: tuple[str, ...]
     digests: tuple[str, ...] = ()
-    columns: str = ""
+    columns: tuple[str, ...] = ()  # size, name, ident, label
     clauses: str = ""
     ordered_by: str | None = None
     halves: tuple[str, str] | None = None

@@ -144,6 +144,9 @@ def test_sql_copy_equals_row_by_row(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ("AB" * 32, "12" * 20, "G" * 32, "x", 1, 1),  # non-hex md5 of the right length
         ("AB" * 32, "12" * 20, "C" * 31, "x", 1, 1),  # md5 too short
         ("AB" * 32, "12" * 20, "C" * 32, "x", -5, 1),  # negative size
+        ("AB" * 32, "12" * 20, "C" * 32, "x", "12 bytes", 1),  # a size stored as text
+        ("AB" * 32, "12" * 20, "C" * 32, "x", 1.5, 1),  # a size stored as a REAL
+        ("AB" * 32, "12" * 20, "C" * 32, "x", b"\x05", 1),  # a size stored as a BLOB
     ],
 )
 def test_a_bad_row_is_named_and_the_store_is_unchanged(
@@ -163,8 +166,15 @@ def test_a_bad_row_is_named_and_the_store_is_unchanged(
         store.close()
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("AB" * 32, "12" * 20, "G" * 32, "x", 1, 1),  # a digest that is not hex
+        ("AB" * 32, "12" * 20, "C" * 32, "x", -5, 1),  # a size that is no byte count
+    ],
+)
 def test_a_refused_or_already_imported_copy_leaves_a_store_with_free_pages_byte_for_byte(
-    tmp_path: Path,
+    tmp_path: Path, bad: tuple[object, ...]
 ) -> None:
     """SQLite reuses free pages first and never journals them: a copy rolled back once its
     pages spilled (past the 2 MiB import cache) left its rows' bytes in the store file's free
@@ -178,9 +188,9 @@ def test_a_refused_or_already_imported_copy_leaves_a_store_with_free_pages_byte_
         store.remove_list("other.db")  # leaves free pages
         assert store.db.conn.execute("PRAGMA freelist_count").fetchone()[0] > 100
         before = (tmp_path / "s.db").read_bytes()
-        bad = make_rds(tmp_path / "bad.db", [*rows, ("AB" * 32, "12" * 20, "G" * 32, "x", 1, 1)])
+        bad_rds = make_rds(tmp_path / "bad.db", [*rows, bad])
         with pytest.raises(FormatError):
-            import_list(store, bad)
+            import_list(store, bad_rds)
         assert (tmp_path / "s.db").read_bytes() == before
         copy = tmp_path / "copy-of-good.db"
         copy.write_bytes(good.read_bytes())
@@ -195,7 +205,7 @@ def test_a_refused_or_already_imported_copy_leaves_a_store_with_free_pages_byte_
         assert fresh.db.conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
         before = (tmp_path / "fresh.db").read_bytes()
         with pytest.raises(FormatError):
-            import_list(fresh, bad)
+            import_list(fresh, bad_rds)
         assert (tmp_path / "fresh.db").read_bytes() == before
     finally:
         fresh.close()
