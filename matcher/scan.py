@@ -353,9 +353,13 @@ def resolve_algorithms(options: ScanOptions) -> ScanOptions:
     md5, sha1 and sha256, and any other algorithm a notable list in the store
     holds digests of: a list mixing SHA-512 lines with MD5 ones had the
     SHA-512 entries left blind by default (a note, "notable 0", exit 0).
-    Read before the hashing workers start (they must hold no store file), so
-    a list `--list` imports later is checked by check_default_algorithms.
-    Explicit algorithms are kept as given.
+    A known list's other algorithms are added too when none of the default
+    ones is given by all of its entries (see _beyond_default): a known list
+    of SHA-512 digests matched nothing by default, and the files it names
+    counted as unknown, the examiner's workload. Read before the hashing
+    workers start (they must hold no store file), so a list `--list` imports
+    later is checked by check_default_algorithms. Explicit algorithms are
+    kept as given.
     """
     if options.algorithms is not None:
         return options
@@ -368,7 +372,7 @@ def resolve_algorithms(options: ScanOptions) -> ScanOptions:
         with contextlib.suppress(MatcherError, OSError, sqlite3.Error):
             store = HashStore(options.db, readonly=True, create=False)
             try:
-                held = {a for i in _notable(store.lists()) for a, n in i.counts.items() if n}
+                held = _beyond_default(store.lists(), set(DEFAULT_ALGORITHMS))
             finally:
                 store.close()
     extra = (held - set(DEFAULT_ALGORITHMS)) & set(available_algorithms())
@@ -398,20 +402,38 @@ def _logged_algorithms(log: Path) -> tuple[str, ...] | None:
     return found
 
 
+def _beyond_default(lists: Sequence[ListInfo], computed: set[str]) -> set[str]:
+    """The algorithms of `lists` a default scan computing `computed` must add.
+
+    Every algorithm a notable list holds digests of: a notable entry is never
+    left blind, and each digest corroborates the match. Of a known list, its
+    algorithms only when none of `computed` is given by every one of its
+    entries: otherwise each entry is matched by that one, and hashing every
+    file with one more algorithm (SHA-512 costs about what SHA-256 does)
+    would change no verdict.
+    """
+    every = held_by_every_entry(lists)
+    return {
+        a
+        for i in lists
+        if i.role == "notable" or not (every[i.name] & computed)
+        for a, n in i.counts.items()
+        if n and a not in computed
+    }
+
+
 def check_default_algorithms(options: ScanOptions, lists: Sequence[ListInfo]) -> None:
-    """Refuse a default-algorithm scan whose notable lists hold digests it does not compute.
+    """Refuse a default-algorithm scan whose lists hold digests it must compute and does not.
 
     (Only a list --list imported after resolve_algorithms can: its
-    algorithms were not known when the workers started.)
+    algorithms were not known when the workers started. Which lists, and
+    which of their algorithms: see _beyond_default.)
 
     Raises:
         UsageError: naming the lists and the algorithms to add.
     """
     computed = set(_algorithms(options))
-    missing = {
-        i.name: sorted(a for a, n in i.counts.items() if n and a not in computed)
-        for i in _notable(lists)
-    }
+    missing = {i.name: sorted(_beyond_default([i], computed)) for i in lists}
     missing = {name: algos for name, algos in missing.items() if algos}
     available = set(available_algorithms())
     unable = sorted({a for algos in missing.values() for a in algos} - available)
@@ -425,7 +447,7 @@ def check_default_algorithms(options: ScanOptions, lists: Sequence[ListInfo]) ->
             if set(algos) & set(unable)
         )
         raise UsageError(
-            f"The notable list(s) {named} hold digests this installation cannot compute: "
+            f"The list(s) {named} hold digests this installation cannot compute: "
             f"install the optional package (pip install 'matcher[{unable[0]}]'), or give "
             "--algorithms to scan without them (entries with only those digests then cannot "
             "match; the run's notes say how many)."
@@ -434,10 +456,10 @@ def check_default_algorithms(options: ScanOptions, lists: Sequence[ListInfo]) ->
         named = "; ".join(f"{name!r} ({', '.join(algos)})" for name, algos in missing.items())
         wanted = sorted(computed | {a for algos in missing.values() for a in algos})
         raise UsageError(
-            f"The notable list(s) {named} hold digests this run does not compute by default: "
-            "entries with only those could never match, and the run would say no notable "
-            f"match. Run it again (the lists are now in the store), or give --algorithms "
-            f"{','.join(parse_algorithms(wanted))}."
+            f"The list(s) {named} hold digests this run does not compute by default: "
+            "entries with only those could never match, and the files they name would "
+            "count as unknown (or not notable). Run it again (the lists are now in the "
+            f"store), or give --algorithms {','.join(parse_algorithms(wanted))}."
         )
 
 

@@ -1059,6 +1059,48 @@ def test_a_default_scan_computes_every_algorithm_a_notable_list_holds(tmp_path: 
     assert again.returncode == 1, again.stderr
 
 
+def test_a_default_scan_computes_a_known_lists_algorithm_when_its_entries_need_it(tmp_path: Path) -> None:
+    """A known list of SHA-512 digests matched nothing by default: alone in the store, the scan
+    was refused with "Fix --algorithms" (none was given); beside a notable MD5 list, its files
+    counted unknown (a note, exit 0), the examiner's workload inflated. The default adds a known
+    list's algorithms when no default one is given by all its entries, and only then: a known
+    list whose entries all give an MD5 adds nothing (every entry is matched by it)."""
+    import hashlib
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "h").write_bytes(b"hello")
+    (ev / "w").write_bytes(b"world")
+    files = ((b"hello", "h"), (b"world", "w"))
+    known = tmp_path / "known.sha512"
+    known.write_text("".join(f"{hashlib.sha512(c).hexdigest()}  {n}\n" for c, n in files))
+    both = tmp_path / "both.csv"  # every entry gives its MD5 and its SHA-512
+    both.write_text("md5,sha512,name\n" + "".join(
+        f"{hashlib.md5(c).hexdigest()},{hashlib.sha512(c).hexdigest()},{n}\n" for c, n in files))  # fmt: skip
+    matcher = [sys.executable, "-m", "matcher"]
+
+    def scan(db: Path, log: str) -> tuple[list[object], dict[str, int]]:
+        done = subprocess.run([*matcher, "scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "-q",
+                               "--log", str(tmp_path / log)], capture_output=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        records = read_log(tmp_path / log)
+        return records[0]["algorithms"], records[-1]["counts"]  # type: ignore[return-value]
+
+    db = tmp_path / "s.db"
+    assert subprocess.run([*matcher, "import", str(known), "--db", str(db), "--role", "known"]).returncode == 0
+    algorithms, counts = scan(db, "a.jsonl")
+    assert algorithms == ["md5", "sha1", "sha256", "sha512"] and (counts["known"], counts["unknown"]) == (2, 0)
+    other = tmp_path / "other.md5"
+    other.write_text("f" * 32 + "\n")
+    assert subprocess.run([*matcher, "import", str(other), "--db", str(db)]).returncode == 0
+    algorithms, counts = scan(db, "b.jsonl")
+    assert algorithms == ["md5", "sha1", "sha256", "sha512"] and (counts["known"], counts["unknown"]) == (2, 0)
+    held = tmp_path / "held.db"
+    assert subprocess.run([*matcher, "import", str(both), "--db", str(held), "--role", "known"]).returncode == 0
+    algorithms, counts = scan(held, "c.jsonl")
+    assert algorithms == ["md5", "sha1", "sha256"] and (counts["known"], counts["unknown"]) == (2, 0)
+
+
 @pytest.mark.parametrize("taken_at", ["the check", "the log's creation"])
 def test_a_default_log_name_taken_by_another_scan_starting_goes_on_to_the_next_name(
     runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path, monkeypatch: pytest.MonkeyPatch, taken_at: str
