@@ -930,7 +930,8 @@ def _size(text: str | None) -> int | None:
 @click.option(
     "--algorithms",
     help="Digests computed in the one read pass (default: md5,sha1,sha256, and any other "
-    "that a notable list in the store holds, so that none of its entries is left unmatched; "
+    "that a notable list in the store holds, so that none of its entries is left unmatched, "
+    "or that a known list needs, whose entries do not all give one of those three; "
     f"a resume computes what its run did); available: {','.join(available_algorithms())}.",
 )
 @click.option(
@@ -1298,7 +1299,8 @@ def rematch_cmd(
 @click.option(
     "--algorithms",
     help="Digests computed (default: md5,sha1,sha256, and any other that a notable list in "
-    "the store holds).",
+    "the store holds, or that a known list needs, whose entries do not all give one of those "
+    "three).",
 )
 @click.option(
     "-j",
