@@ -40,7 +40,12 @@ _SUM_LINE = re.compile(rb"[ \t]*(\\)?([0-9A-Fa-f]+)( [ *]|[ \t])(.*)", re.DOTALL
 
 
 def read_records(
-    stream: BinaryIO, sep: bytes = b"\n", *, prefix: bytes = b"", keepends: bool = False
+    stream: BinaryIO,
+    sep: bytes = b"\n",
+    *,
+    prefix: bytes = b"",
+    keepends: bool = False,
+    unterminated: list[int] | None = None,
 ) -> Iterator[tuple[int, bytes | None]]:
     """Yield `(number, record)` for every `sep`-terminated record of `stream`.
 
@@ -54,6 +59,9 @@ def read_records(
         sep: the record terminator (b"\\n", or b"\\0" for `*sum -z`).
         prefix: bytes already read from the start of `stream`.
         keepends: keep terminators, as the csv module wants them.
+        unterminated: given, the number of a last record without its
+            terminator is appended to it before that record is yielded (a
+            reader can tell a list cut short).
     """
     buffer = bytearray(prefix)
     number = 0
@@ -75,6 +83,8 @@ def read_records(
             break
         buffer += chunk
     if buffer or overlong:
+        if unterminated is not None:
+            unterminated.append(number + 1)
         yield number + 1, None if overlong else _clean(bytes(buffer), number + 1, sep)
 
 

@@ -55,14 +55,22 @@ class PlainReader(TextReader):
         self, stream: BinaryIO, source: str = "<input>", on_invalid: OnInvalid = None
     ) -> Iterator[HashRecord]:
         hint = name_hint(source)
-        for number, line in read_records(stream):
+        cut: list[int] = []
+        lengths: set[int] = set()
+        for number, line in read_records(stream, unterminated=cut):
             token = line.strip() if line is not None else None
             if token is not None and (not token or token.startswith(b"#")):
                 continue
             try:
-                yield self._record(token, number, hint)
+                if cut and token is not None and len(lengths) == 1 and len(token) < min(lengths):
+                    raise FormatError(_cut_short(token, lengths))
+                record = self._record(token, number, hint)
             except FormatError as error:
                 report(FormatError(error.reason, source=source, line=number), on_invalid)
+                continue
+            if token is not None:
+                lengths.add(len(token))
+            yield record
 
     def _record(self, token: bytes | None, number: int, hint: str | None) -> HashRecord:
         if token is None:
@@ -71,6 +79,24 @@ class PlainReader(TextReader):
             raise FormatError(f"expected one hex digest, got {excerpt(token)}")
         algorithm, digest = digest_for_length(token, hint)
         return HashRecord(digests={algorithm: digest}, line=number)
+
+
+def _cut_short(token: bytes, lengths: set[int]) -> str:
+    """The error of a last line, with no line end, shorter than every other line's digest.
+
+    Note: a copy cut inside its last digest left a shorter hex string of
+    another algorithm's length (32 of a SHA-256's 64 digits: an MD5), and
+    the list was imported whole, exit 0, one entry lost and one false. Only
+    a list of one digest length is judged so (a mixed list says nothing of
+    what its last line should be), and only a shorter last line (a cut
+    never lengthens one).
+    """
+    return (
+        f"the last line has no line end, and its {len(token)} characters "
+        f"({excerpt(token)}) are shorter than the digest every other line gives "
+        f"({min(lengths)} hex digits): the list looks cut short (a partial copy); "
+        "check it against its source (a line that is whole: end it with a line end)"
+    )
 
 
 registry.register(PlainReader())

@@ -70,6 +70,26 @@ def test_edge_cases_sample() -> None:
     assert caught.value.line == 6
 
 
+def test_a_list_cut_inside_its_last_digest_is_refused_naming_the_line() -> None:
+    """A SHA-256 list cut 32 digits into its last line was imported whole (exit 0): the stub
+    became an MD5 entry, the last one was lost. A last line without its line end, shorter than
+    the one digest length of every other line, is refused (or skipped, counted, with
+    --skip-invalid). A terminated line, a mixed list, or a longer last line are not judged so."""
+    lines = b"".join(hashlib.sha256(b"%d" % i).hexdigest().encode() + b"\n" for i in range(5))
+    stub = hashlib.sha256(b"last").hexdigest()[:32].encode()
+    with pytest.raises(FormatError, match="cut short") as caught:
+        parse(lines + stub)
+    assert caught.value.line == 6
+    errors: list[FormatError] = []
+    assert len(parse(lines + stub, errors)) == 5 and [e.line for e in errors] == [6]
+    sha512s = b"".join(hashlib.sha512(b"%d" % i).hexdigest().encode() + b"\n" for i in range(3))
+    with pytest.raises(FormatError, match="cut short"):
+        parse(sha512s + hashlib.sha512(b"x").hexdigest()[:64].encode())
+    assert [*parse(lines + stub + b"\n")[-1].digests] == ["md5"]  # a whole line: an MD5
+    mixed = lines + hashlib.sha1(b"a").hexdigest().encode() + b"\n"
+    assert [*parse(mixed + stub)[-1].digests] == ["md5"]
+
+
 def test_a_digest_followed_by_a_name_is_not_plain() -> None:
     with pytest.raises(FormatError, match="expected one hex digest") as caught:
         parse(b"# c\n" + b"ab" * 16 + b"  name.txt\n")
@@ -100,7 +120,8 @@ def test_round_trip(
     for (_, raw), upper, extra in items:
         hex_text = raw.hex().upper() if upper else raw.hex()
         lines += [extra, b" " + hex_text.encode() + b" "]
-    data = (b"\xef\xbb\xbf" if bom else b"") + newline.join(lines)
+    # (Each line ends: a last line without its end, shorter than all others, is judged cut short.)
+    data = (b"\xef\xbb\xbf" if bom else b"") + newline.join(lines) + newline
     records = parse(data)
     assert [dict(r.digests) for r in records] == [{alg: raw} for (alg, raw), _, _ in items]
     assert [r.line for r in records] == [2 * i + 2 for i in range(len(items))]
