@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 import re
@@ -339,14 +340,35 @@ def _split(line: bytes, layout: _Layout) -> list[bytes]:
         name = b",".join(fields[at : at + extra + 1])
         quoted = len(name) >= 2 and name[:1] == b'"' and name[-1:] == b'"'
         if not quoted or _FIELD_BOUNDARY.search(name, 1, len(name) - 1):
-            raise ValueError(
-                f"expected {layout.width} fields as in the header, found {len(fields)}, and "
-                "the extra commas are not inside the quoted FileName"
-            )
+            rfc = _rfc4180(line, layout.width)
+            if rfc is None:
+                raise ValueError(
+                    f"expected {layout.width} fields as in the header, found {len(fields)}, "
+                    "and the extra commas are not inside the quoted FileName (nor inside "
+                    "other quoted fields)"
+                )
+            return rfc
         fields[at : at + extra + 1] = [name]
     elif extra < 0:
         raise ValueError(f"expected {layout.width} fields, found {len(fields)}")
     return fields
+
+
+def _rfc4180(line: bytes, width: int) -> list[bytes] | None:
+    """The line's `width` fields read as RFC 4180 CSV, each quoted again; None if it is not.
+
+    Note: a quoted comma in another column than FileName (a look-alike's
+    "Comment" of "x, y") is valid CSV, which the split on commas (the fast
+    path, for the FileName's commas) refused, and with it the whole list.
+    Latin-1 maps every byte to one character and back: no byte changes.
+    """
+    try:
+        rows = list(csv.reader([line.decode("latin-1")], strict=True))
+    except csv.Error:
+        return None
+    if len(rows) != 1 or len(rows[0]) != width:
+        return None
+    return [b'"' + f.encode("latin-1").replace(b'"', b'""') + b'"' for f in rows[0]]
 
 
 def _shifted(fields: list[bytes], layout: _Layout) -> bool:

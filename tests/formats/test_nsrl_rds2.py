@@ -309,6 +309,20 @@ def test_a_field_too_many_is_refused_not_shifted_into_the_columns(tail: bytes) -
     assert (record.name, record.size, record.ident) == ("a,b, c.txt", 5, "1")
 
 
+def test_a_quoted_comma_in_another_column_than_the_name_is_read_as_csv_reads_it() -> None:
+    """A look-alike with a quoted "x, y" in its Comment column is valid CSV (RFC 4180), but the
+    split on commas gave the extra comma to the FileName and refused the whole list."""
+    header = b'"SHA-1","MD5","FileName","Comment","FileSize","ProductCode","OpSystemCode","SpecialCode"\r\n'
+    line = (b'"AAF4C61DDCC5E8A2DABEDE0F3B482CD9AEA9434D","5D41402ABC4B2A76B9719D911017C592",'
+            b'"caf\xe9, ""the"" one.txt","x, y",5,1,"358","M"\r\n')  # fmt: skip
+    (record,) = parse(header + line)
+    assert (record.name, record.size, record.ident, record.label) == (b'caf\xe9, "the" one.txt', 5, "1", "M")
+    assert record.digests == {"sha1": bytes.fromhex(HELLO_SHA1), "md5": bytes.fromhex(HELLO_MD5)}
+    shifted = line.replace(b'"x, y"', b'"x, y",7')  # a field too many is still refused
+    with pytest.raises(FormatError, match="expected 8 fields as in the header, found 11"):
+        parse(header + shifted)
+
+
 def test_a_zip_with_two_nsrlfile_members_is_refused_naming_both(tmp_path: Path) -> None:
     header = b'"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"\r\n'
     row = b'"AAF4C61DDCC5E8A2DABEDE0F3B482CD9AEA9434D","5D41402ABC4B2A76B9719D911017C592","00000000","x",5,1,"358",""\r\n'
