@@ -903,7 +903,7 @@ def run_scan(
             # Note: walked, a linked root is one skipped entry (no link is
             # ever followed): a complete scan, exit 0, of nothing.
             raise UsageError(
-                f"Evidence {item} is a symbolic link (to {os.path.realpath(item)}). matcher "
+                f"Evidence {item} is a symbolic link (to {_link_target(item)}). matcher "
                 "never follows a link, so nothing under it would be read: give the folder or "
                 "file it names instead."
             )
@@ -1116,6 +1116,21 @@ def run_scan(
         store.close()
         for image in images.values():
             image.close()
+
+
+def _link_target(link: Path) -> str:
+    """What a symbolic link names (readlink), and where its chain ends when that differs.
+
+    Note: realpath alone named the end of the chain, and for a loop
+    (loop1 -> loop2 -> loop1) the link itself: "loop1 is a link to loop1".
+    """
+    target = os.readlink(link)
+    try:
+        end = os.path.realpath(link, strict=True)
+    except OSError as exc:
+        return f"{target}, which leads nowhere: {os.strerror(exc.errno or 0)}"
+    named = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(link)), target))
+    return target if named == end else f"{target}, leading to {end}"
 
 
 def list_notes(lists: Sequence[ListInfo]) -> list[str]:

@@ -106,6 +106,24 @@ def test_an_evidence_root_that_is_a_symlink_is_refused_not_a_clean_scan_of_nothi
     assert ok.exit_code == 1, ok.output
 
 
+def test_a_symlinked_roots_refusal_names_what_the_link_itself_names(runner: CliRunner, tmp_path: Path) -> None:
+    """The refusal named where the chain of links ends (realpath): for a loop, loop1 -> loop2
+    -> loop1, "loop1 is a symbolic link (to .../loop1)". It names the link's own target, and
+    where the chain ends, or that it leads nowhere."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    (tmp_path / "l1").symlink_to("real")
+    (tmp_path / "l2").symlink_to("l1")
+    common = ["--examiner", "E", "--case", "C", "--db", str(tmp_path / "s.db"),
+              "--list", str(FIXTURES / "hashlists" / "notable.csv"), "--log", str(tmp_path / "l.jsonl")]  # fmt: skip
+    said = {name: runner.invoke(cli, ["scan", str(tmp_path / name), *common]) for name in ("loop1", "l1", "l2")}
+    assert all(r.exit_code == 2 for r in said.values())
+    assert "symbolic link (to loop2, which leads nowhere: Too many levels" in said["loop1"].output
+    assert "symbolic link (to real)." in said["l1"].output
+    assert f"symbolic link (to l1, leading to {os.path.realpath(tmp_path / 'real')})." in said["l2"].output
+
+
 def _scan(runner: CliRunner, tmp_path: Path, *args: str) -> tuple[object, Path]:
     """A scan with a store whose notable list holds b'secret\\n', its log in tmp_path/out."""
     out = tmp_path / "out"
