@@ -232,6 +232,47 @@ def _build(event: str, value: Any, events: _Events, depth: int = 1) -> Any:
 _Media = tuple[dict[str, Any] | None, int | None, int]
 # HashName spellings that suppliers write, resolved without canonical_name().
 _USUAL_NAMES = {"SHA256": "sha256", "SHA-256": "sha256"}
+# An algorithm named inside a longer HashName ("SHA256Hash", "sha256sum"), compacted.
+_NAME_TOKENS = ("sha512", "sha256", "sha1", "md5", "blake3")
+# HashNames (compacted) of digests matcher does not read, whose values have a
+# digest's length all the same: passed over, as PhotoDNA and the like are.
+_OTHER_ALGORITHMS = frozenset(
+    {"md4", "ed2k", "ripemd160", "rmd160", "sha3256", "sha3512", "whirlpool", "sha512256"}
+)
+_DIGEST_HEX = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}|[0-9A-Fa-f]{128}")
+
+
+def _named_algorithm(name: str, k: int, entry: dict[str, Any]) -> str | None:
+    """The algorithm an AlternativeHashes item's HashName names; None for none matcher reads.
+
+    Raises:
+        ValueError: a HashName that names none, whose HashValue is hex of a
+            digest's length (see the note).
+    """
+    known = _USUAL_NAMES.get(name) or digests.canonical_name(name)
+    if known is not None:
+        return known
+    compact = re.sub(r"[^a-z0-9]", "", name.lower())
+    tokens = [token for token in _NAME_TOKENS if token in compact]
+    if len(tokens) == 1:
+        return tokens[0]
+    value = _hash_value(entry)
+    if (
+        compact not in _OTHER_ALGORITHMS
+        and isinstance(value, str)
+        and _DIGEST_HEX.fullmatch(value.strip())
+    ):
+        # Note: a SHA-256 under "SHA-2" was passed over in silence (exit 0, the
+        # match then resting on the MD5 alone); a name it cannot place is said.
+        raise ValueError(
+            f"its AlternativeHashes[{k}] HashName {name[:30]!r} names no algorithm matcher "
+            f"reads, but its HashValue is {len(value.strip())} hex digits, a digest's length: "
+            "refused, so that a digest is not passed over (VICS names are MD5, SHA1, SHA256, "
+            "SHA512)"
+        )
+    return None
+
+
 # Where _fields notes a key that names a digest in another spelling ("sha1",
 # "Md5"): VICS names are exact, so it would be skipped as an unknown key, its
 # digest passed over in silence; the Media is refused instead (see _row).
@@ -651,7 +692,7 @@ def _row(media: object) -> tuple[_Row, _Extra | None]:
             )
         # Note that HashName is free text; PhotoDNA and the like are not digests.
         name = entry["HashName"]
-        algorithm = _USUAL_NAMES.get(name) or digests.canonical_name(name)
+        algorithm = _named_algorithm(name, k, entry)
         if algorithm is not None:
             given = _hash_value(entry)
             if given is _NO_VALUE:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import io
 import json
 import os
@@ -1058,3 +1059,26 @@ def test_a_sha512_alternative_hash_is_imported_and_a_malformed_one_refused(tmp_p
     ])  # fmt: skip
     with pytest.raises(FormatError, match="two different SHA512 values"):
         parse(document(envelope, [clash]))
+
+
+def test_a_hashname_naming_an_algorithm_in_other_words_is_read_and_an_unplaced_digest_refused() -> None:
+    """A SHA-256 under "SHA256Hash", "HashSHA256", "sha256sum" or "SHA-256 (hex)" was passed over
+    in silence (exit 0, the match resting on the MD5 alone). A HashName holding exactly one
+    algorithm's name is that algorithm; one naming none, whose value is hex of a digest's length
+    ("SHA-2"), is refused; PhotoDNA, and digests matcher does not read (MD4, SHA3-256), are
+    passed over as before."""
+    envelope = V20.format("Default", "Media")
+    sha256 = hashlib.sha256(b"hello").hexdigest()
+
+    def one(name: str, value: str = sha256) -> HashRecord:
+        item = {"MD5": HELLO["md5"], "AlternativeHashes": [{"HashName": name, "HashValue": value}]}
+        (record,) = parse(document(envelope, [item]))
+        return record
+
+    for name in ("SHA256Hash", "HashSHA256", "sha256sum", "SHA-256 (hex)"):
+        assert one(name).digests == {"md5": raw(HELLO)["md5"], "sha256": bytes.fromhex(sha256)}, name
+    with pytest.raises(FormatError, match=r"HashName 'SHA-2' names no algorithm matcher reads, but its HashValue is 64"):
+        one("SHA-2")
+    for name in ("SHA3-256", "MD4", "PhotoDNA"):
+        assert one(name, sha256 if name != "MD4" else "ab" * 16).digests == {"md5": raw(HELLO)["md5"]}
+    assert one("PhotoDNA", "QUJD" * 30).digests == {"md5": raw(HELLO)["md5"]}
