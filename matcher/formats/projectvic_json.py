@@ -234,10 +234,11 @@ _Media = tuple[dict[str, Any] | None, int | None, int]
 _USUAL_NAMES = {"SHA256": "sha256", "SHA-256": "sha256"}
 # An algorithm named inside a longer HashName ("SHA256Hash", "sha256sum"), compacted.
 _NAME_TOKENS = ("sha512", "sha256", "sha1", "md5", "blake3")
-# HashNames (compacted) of digests matcher does not read, whose values have a
-# digest's length all the same: passed over, as PhotoDNA and the like are.
+# HashNames (compacted) of hashes matcher does not read whose values may have
+# a digest's length (PDQ, a perceptual hash, is 64 hex digits): passed over.
 _OTHER_ALGORITHMS = frozenset(
     {"md4", "ed2k", "ripemd160", "rmd160", "sha3256", "sha3512", "whirlpool", "sha512256"}
+    | {"photodna", "pdq", "pdqhash", "tlsh", "ssdeep", "phash", "dhash", "ahash"}
 )
 _DIGEST_HEX = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}|[0-9A-Fa-f]{128}")
 

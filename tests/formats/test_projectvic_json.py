@@ -1065,8 +1065,8 @@ def test_a_hashname_naming_an_algorithm_in_other_words_is_read_and_an_unplaced_d
     """A SHA-256 under "SHA256Hash", "HashSHA256", "sha256sum" or "SHA-256 (hex)" was passed over
     in silence (exit 0, the match resting on the MD5 alone). A HashName holding exactly one
     algorithm's name is that algorithm; one naming none, whose value is hex of a digest's length
-    ("SHA-2"), is refused; PhotoDNA, and digests matcher does not read (MD4, SHA3-256), are
-    passed over as before."""
+    ("SHA-2"), is refused; perceptual hashes (PhotoDNA, PDQ, 64 hex digits) and digests matcher
+    does not read (MD4, SHA3-256) are passed over as before."""
     envelope = V20.format("Default", "Media")
     sha256 = hashlib.sha256(b"hello").hexdigest()
 
@@ -1079,6 +1079,6 @@ def test_a_hashname_naming_an_algorithm_in_other_words_is_read_and_an_unplaced_d
         assert one(name).digests == {"md5": raw(HELLO)["md5"], "sha256": bytes.fromhex(sha256)}, name
     with pytest.raises(FormatError, match=r"HashName 'SHA-2' names no algorithm matcher reads, but its HashValue is 64"):
         one("SHA-2")
-    for name in ("SHA3-256", "MD4", "PhotoDNA"):
+    for name in ("SHA3-256", "MD4", "PhotoDNA", "PDQ"):
         assert one(name, sha256 if name != "MD4" else "ab" * 16).digests == {"md5": raw(HELLO)["md5"]}
     assert one("PhotoDNA", "QUJD" * 30).digests == {"md5": raw(HELLO)["md5"]}
