@@ -142,6 +142,9 @@ class FileTask:
     # Equal to `path` on that first name; the scan hashes it once and
     # reports the outcome under every later name that points to it.
     link: bytes | None = None
+    # The owner of a file in a folder (O_NOATIME is granted to its owner
+    # only, without CAP_FOWNER); None for a file the scan does not open itself.
+    uid: int | None = None
 
 
 @dataclasses.dataclass(slots=True)

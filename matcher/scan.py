@@ -1373,6 +1373,7 @@ def _scan(
     status = "interrupted"
     aborted: BaseException | None = None
     late: str | None = None
+    atime = _AtimeMoved(folders.atime_keeper) if folders.atime_keeper is not None else None
     try:
         with _few_collections(), gate.interruptible():
             _pump(
@@ -1386,6 +1387,7 @@ def _scan(
                 finished,
                 progress,
                 gate,
+                atime,
             )
         status = "complete"
     except Interrupted as exc:
@@ -1416,6 +1418,8 @@ def _scan(
                 ) from exc
             for crossing in walker.crossings:
                 notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")
+            if atime is not None and (atime.files or folders.listed_atime_moved):
+                notes.append(atime.note(folders.listed_atime_moved))
             if folders.image_files:
                 # Note: a notable file inside such an image is not found by hashing
                 # the image; it was left unsaid.
@@ -2001,6 +2005,32 @@ def _few_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
+@dataclasses.dataclass
+class _AtimeMoved:
+    """The files read that this process may not open with O_NOATIME (see atime_keeper).
+
+    Note: a scan as a user who does not own the evidence (and lacks
+    CAP_FOWNER) moved the access time of every file it read, and its log
+    said nothing of it: chain of custody needs it said.
+    """
+
+    keeper: int  # the uid whose files keep their access times (-1: no one's)
+    files: int = 0
+
+    def note(self, folders: int) -> str:
+        whose = (
+            "this system has no O_NOATIME"
+            if self.keeper < 0
+            else f"they are not owned by this user (uid {self.keeper}), and the kernel grants "
+            "O_NOATIME only to a file's owner or a process with CAP_FOWNER (root)"
+        )
+        return (
+            f"{self.files} file(s) read and {folders} folder(s) listed may have had their "
+            f"access times updated by the scan: {whose}; unless the file system does not "
+            "record access times (mounted read-only, or noatime), they now show the scan's time"
+        )
+
+
 def _pump(
     options: ScanOptions,
     walker: EvidenceWalker,
@@ -2012,6 +2042,7 @@ def _pump(
     finished: PathSet,
     progress: Callable[[Counts], None] | None,
     gate: _SignalGate,
+    atime: _AtimeMoved | None = None,
 ) -> None:
     roots = [os.fsencode(absolute(e)) for e in options.evidence]
     # Walk order is kept: `order` holds, in walk order, ready outcomes and a
@@ -2098,6 +2129,8 @@ def _pump(
                     )
                     continue
                 order.append(None)
+                if atime is not None and item.uid is not None and item.uid != atime.keeper:
+                    atime.files += 1
                 yield item
             elif item.skip is not None:
                 skip(item)

@@ -522,3 +522,54 @@ def _refused_alike(tmp_path: Path) -> None:
     assert cli.returncode == 2
     said = json.loads(cli.stdout)
     assert said["status"] == "error" and "cannot be read (Permission denied)" in said["error"]
+
+
+def test_a_scan_by_a_user_who_does_not_own_the_evidence_says_access_times_may_have_moved(
+    tmp_path: Path,
+) -> None:
+    """As a user who does not own the files (no CAP_FOWNER), the kernel refuses O_NOATIME: every
+    file read and folder listed had its access time moved, and the log said nothing of it. The
+    end record now counts them (the user's own files keep theirs, and are not counted); a scan
+    as root, which keeps every access time, says nothing."""
+    import tempfile
+
+    from test_hostile import require_root
+
+    require_root()
+    # (Not under tmp_path: pytest's base folder is the owner's only, and nobody could not reach it.)
+    with tempfile.TemporaryDirectory(dir="/tmp") as scratch:
+        _scan_as_nobody_and_root(Path(scratch))
+
+
+def _scan_as_nobody_and_root(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    tmp_path.chmod(0o755)
+    ev = tmp_path / "ev"
+    (ev / "sub").mkdir(parents=True)
+    for name in ("a", "sub/b", "own"):
+        (ev / name).write_bytes(name.encode())
+    os.chown(ev / "own", 65534, 65534)
+    for path in (ev, ev / "sub", ev / "a", ev / "sub" / "b", ev / "own"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    (out / "n.md5").write_text("0" * 32 + "  x\n")
+    (out / "n.md5").chmod(0o644)
+    root = str(Path(__file__).resolve().parents[1])
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    notes = {}
+    for who, prefix in (("nobody", nobody), ("root", [])):
+        log = out / f"{who}.jsonl"
+        done = subprocess.run([*prefix, sys.executable, "-m", "matcher", "scan", str(ev), "--examiner", "E", "--case", "C",
+                               "--db", str(out / f"{who}.db"), "--list", str(out / "n.md5"), "--log", str(log), "-q"],
+                              cwd="/", env={**os.environ, "PYTHONPATH": root}, capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        notes[who] = [n for n in json.loads(log.read_bytes().splitlines()[-1])["notes"] if "access time" in n]
+    (said,) = notes["nobody"]
+    assert said.startswith("2 file(s) read and 2 folder(s) listed may have had their access times updated")
+    assert "uid 65534" in said
+    assert notes["root"] == []

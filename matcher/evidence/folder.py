@@ -57,6 +57,29 @@ def _open_once(path: bytes, flags: int, dir_fd: int | None = None) -> int:
         return os.open(path, flags, dir_fd=dir_fd)
 
 
+def atime_keeper() -> int | None:
+    """Whose files this process reads without moving their access times.
+
+    None: everyone's (O_NOATIME with CAP_FOWNER, which root has). Otherwise
+    the effective uid, the only owner whose files the kernel lets it open
+    with O_NOATIME; -1 (no one's) where the system has no O_NOATIME.
+    """
+    if not _NOATIME:
+        return -1
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"CapEff:"):
+                    return None if int(line.split()[1], 16) & (1 << _CAP_FOWNER) else os.geteuid()
+    except (OSError, ValueError, IndexError):
+        pass
+    return None if os.geteuid() == 0 else os.geteuid()
+
+
+# The capability that lets a process open any file with O_NOATIME (capability.h).
+_CAP_FOWNER = 3
+
+
 # Each evidence root as named (absolute, and as given) and as the kernel
 # resolves it: a path under a root is opened from the root's real path. Set
 # by FolderWalker, before the hashing workers are forked (they inherit it).
@@ -390,6 +413,10 @@ class FolderWalker:
         set_roots(real_roots)
         self.one_file_system = one_file_system
         self.crossings: list[bytes] = []
+        # Whose folders and files keep their access times when read (see
+        # atime_keeper), and the folders listed that may not have.
+        self.atime_keeper = atime_keeper()
+        self.listed_atime_moved = 0
         # Files named as disk images (see _image_names), hashed as files: noted.
         self.image_files = 0
         self.first_image_file: bytes | None = None
@@ -486,7 +513,7 @@ class FolderWalker:
                 kind=_kind(mode),
             )
         if stat.S_ISREG(mode):
-            return FileTask(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+            return FileTask(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, uid=st.st_uid)
         if stat.S_ISDIR(mode):
             if st.st_dev != parent_dev or self._real_path(path) in self._mounts:
                 if self.one_file_system:
@@ -565,7 +592,7 @@ class FolderWalker:
                             self._image_file(child)
                         yield FileTask(
                             child, child_st.st_size, child_st.st_mtime_ns, child_st.st_dev,
-                            child_st.st_ino,
+                            child_st.st_ino, uid=child_st.st_uid,
                         )  # fmt: skip
                         continue
                     child_rel = relative + b"/" + name if relative else name
@@ -617,6 +644,8 @@ class FolderWalker:
                     detail="directory replaced after listing",
                     kind="dir",
                 )
+            if self.atime_keeper is not None and st.st_uid != self.atime_keeper:
+                self.listed_atime_moved += 1  # its listing may move its access time
             names = names_in(fd)
             names.sort()
             handed_over = True
