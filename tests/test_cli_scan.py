@@ -192,6 +192,32 @@ def test_evidence_timestamps_unchanged(runner: CliRunner, store: Path, tmp_path:
         assert (now.st_atime_ns, now.st_mtime_ns, now.st_ctime_ns) == (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns), path
 
 
+def test_a_list_given_from_inside_the_evidence_keeps_its_timestamps(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
+    """A --list found on the evidence (a suspect's own) was read in place several times, without
+    O_NOATIME: its access time, evidence metadata, moved. It is read once, as evidence is, into
+    a private copy; the store records its own path, and an error in it names that path."""
+    import hashlib
+
+    own = evidence_copy / "suspects.sha256"
+    named = evidence_copy / "with space, comma.txt"
+    own.write_text(f"{hashlib.sha256(named.read_bytes()).hexdigest()}  {named.name}\n")
+    bad = evidence_copy / "bad.md5"
+    bad.write_text("zz  not a digest\n")
+    old = 1_000_000_000
+    for path in evidence_copy.rglob("*"):
+        os.utime(path, (old, old), follow_symlinks=False)
+    before = {p: os.lstat(p) for p in evidence_copy.rglob("*")}
+    db = tmp_path / "s.db"
+    done = scan(runner, db, tmp_path / "run.jsonl", evidence_copy, extra=["--list", str(own)])
+    assert done.exit_code == 1, done.output
+    refused = scan(runner, tmp_path / "t.db", tmp_path / "t.jsonl", evidence_copy, extra=["--list", str(bad)])
+    assert refused.exit_code == 2 and f"{bad}: the list format was not recognised" in refused.output
+    for path, st in before.items():
+        now = os.lstat(path)
+        assert (now.st_atime_ns, now.st_mtime_ns, now.st_ctime_ns) == (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns), path
+    assert sqlite3.connect(db).execute("SELECT source_path FROM lists").fetchall() == [(str(own),)]
+
+
 def _log_without_times(log: Path) -> list[dict[str, object]]:
     out = []
     for record in read_log(log):
