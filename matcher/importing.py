@@ -18,6 +18,7 @@ from matcher.errors import os_error_detail
 from matcher.errors import refuse_own_limit
 from matcher.formats import registry
 from matcher.formats.base import HashListReader
+from matcher.formats.gnu_sum import name_hint
 from matcher.formats.nsrl_rds3 import version_key
 from matcher.models import ENTRY_FIELDS
 from matcher.models import SKIPPED_INVALID
@@ -82,6 +83,8 @@ def replacement_notes(old: ListInfo, new: ListInfo) -> list[str]:
 
 # The NSRL formats whose entries carry NIST's SpecialCode as their label.
 _SPECIAL_CODE_FORMATS = frozenset({"nsrl-rds2"})
+# Formats whose digests' algorithm comes from their length, unless the file's name says.
+_BY_LENGTH = frozenset({"plain", "gnu-sum"})
 
 
 def _with_flags(store: HashStore, result: ImportResult) -> ImportResult:
@@ -300,7 +303,28 @@ def import_list(
         ) from exc
     if old is not None and not result.already_imported:
         result.notes.extend(replacement_notes(old, result.info))
+    if not result.already_imported:
+        result.notes.extend(length_notes(result.info, shown_as or path))
     return result
+
+
+def length_notes(info: ListInfo, path: Path) -> list[str]:
+    """What an import took by length alone that another algorithm shares.
+
+    Note: a b3sum list under a name that says nothing (case42_hashes.txt)
+    was imported as SHA-256, with no word: its entries then never match.
+    FORMATS.md (§4.4, §8.1): 64 hex digits are SHA-256, BLAKE3 or SHA3-256.
+    """
+    if info.format not in _BY_LENGTH or not info.counts.get("sha256"):
+        return []
+    if name_hint(str(path)) is not None:
+        return []  # the name said which
+    return [
+        f"its {info.counts['sha256']:,} digest(s) of 64 hex digits were read as SHA-256, as "
+        "their length usually means; BLAKE3 and SHA3-256 digests have that length too. If "
+        "they are BLAKE3, remove this list (matcher remove NAME) and import the file under "
+        "a name that says so (hashes.b3, or one holding 'b3sum' or 'blake3')"
+    ]
 
 
 def _import_list(

@@ -1143,6 +1143,7 @@ def _import_given(
         raise FormatError(reason, source, exc.line) from exc
     if result.already_imported:
         notes.append(f"list {list_path} was already imported as {result.info.name!r}")
+    notes.extend(f"list {list_path}: {note}" for note in result.notes)
     return result.info
 
 

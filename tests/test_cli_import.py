@@ -551,3 +551,29 @@ def test_every_refusal_of_lists_import_and_batch_answers_json_on_stdout(tmp_path
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 2
     assert json.loads(done.stdout)[0]["rejected"] is True
+
+
+def test_digests_taken_as_sha256_by_their_length_alone_are_said(runner: CliRunner, tmp_path: Path) -> None:
+    """A b3sum list under a name that says nothing (case42_hashes.txt) was imported as SHA-256
+    with no word, and then never matched. 64 hex digits are SHA-256, BLAKE3 or SHA3-256: the
+    import says it read them as SHA-256, and how to have them read as BLAKE3; a name that says
+    which (SHA256SUMS, .b3) or digests of another length need no note. A scan's --list too."""
+    digest = "ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f"
+    generic = tmp_path / "case42_hashes.txt"
+    generic.write_text(f"{digest}  hello.txt\n")
+    said = runner.invoke(cli, ["import", str(generic), "--db", str(tmp_path / "a.db"), "--json"])
+    assert said.exit_code == 0, said.output
+    (note,) = json.loads(said.stdout)[0]["notes"]
+    assert note.startswith("its 1 digest(s) of 64 hex digits were read as SHA-256") and "hashes.b3" in note
+    for name, text in (("SHA256SUMS", f"{digest}  h\n"), ("h.b3", f"{digest}  h\n"), ("m.txt", "0" * 32 + "  h\n")):
+        (tmp_path / name).write_text(text)
+        quiet = runner.invoke(cli, ["import", str(tmp_path / name), "--db", str(tmp_path / f"{name}.db"), "--json"])
+        assert quiet.exit_code == 0 and json.loads(quiet.stdout)[0]["notes"] == [], (name, quiet.output)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "f").write_bytes(b"x")
+    scanned = runner.invoke(cli, ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(tmp_path / "s.db"),
+                                  "--list", str(generic), "--log", str(tmp_path / "l.jsonl"), "-q"])  # fmt: skip
+    assert scanned.exit_code == 0, scanned.output
+    end = json.loads((tmp_path / "l.jsonl").read_bytes().splitlines()[-1])
+    assert any(n.startswith(f"list {generic}: its 1 digest(s) of 64 hex digits") for n in end["notes"])
