@@ -897,6 +897,26 @@ def _media_shaped(head: bytes) -> bool:
     return False
 
 
+_FIRST_KEY_CUT = re.compile(rb'\A\s*\{\s*"([@a-z.]*)\Z')
+
+
+def _cut_in_envelope_key(body: bytes) -> bool:
+    """True for a whole file that ends inside its first key, which begins an envelope key.
+
+    Note: cut at 10 or 18 bytes (`{  "@odata.context`), a VICS list was "not a
+    hash list in any format", with no position; from the key's closing
+    quote on, "cut short at byte N". At least "@o" or "odata" must be there.
+    """
+    cut = _FIRST_KEY_CUT.match(body)
+    if cut is None:
+        return False
+    key = cut.group(1).decode("ascii")
+    return any(
+        name.startswith(key) and len(key) >= (2 if name.startswith("@") else 5)
+        for name in ENVELOPE_KEYS
+    )
+
+
 class VicsWithoutEnvelopeRefusal:
     """A JSON object shaped like a VICS list, with no envelope in its first or last bytes.
 
@@ -913,7 +933,9 @@ class VicsWithoutEnvelopeRefusal:
         if ProjectVicReader().sniff(head, path):
             return None  # a file that is claimed by a reader is never refused as well
         body = head.removeprefix(BOM)
-        if len(head) < HEAD_BYTES and any(f'"{k}"'.encode() in body for k in ENVELOPE_KEYS):
+        if len(head) < HEAD_BYTES and (
+            any(f'"{k}"'.encode() in body for k in ENVELOPE_KEYS) or _cut_in_envelope_key(body)
+        ):
             envelope, cut_short = _head_envelope(body)
             if envelope is None and cut_short:  # the whole file, and its JSON ends open
                 return (

@@ -1082,3 +1082,19 @@ def test_a_hashname_naming_an_algorithm_in_other_words_is_read_and_an_unplaced_d
     for name in ("SHA3-256", "MD4", "PhotoDNA", "PDQ"):
         assert one(name, sha256 if name != "MD4" else "ab" * 16).digests == {"md5": raw(HELLO)["md5"]}
     assert one("PhotoDNA", "QUJD" * 30).digests == {"md5": raw(HELLO)["md5"]}
+
+
+@pytest.mark.parametrize("cut", [10, 18])
+def test_a_list_cut_inside_its_envelope_key_is_said_cut_short_at_its_byte(tmp_path: Path, cut: int) -> None:
+    """Cut at 10 or 18 bytes (`{  "@odata.context`), a VICS list was "not a hash list in any
+    format", with no position; from the key's closing quote on it was "cut short at byte N".
+    A first key that is not an envelope's, or a stub too short to tell ("@"), is not."""
+    whole = b'{  "@odata.context": "' + V20.format("Default", "Media").encode() + b'", "value": []}'
+    cut_file = tmp_path / "cut.json"
+    cut_file.write_bytes(whole[:cut])
+    with pytest.raises(FormatError, match=f"a JSON object cut short at byte {cut}, before its"):
+        registry.detect(cut_file)
+    for stub in (b'{  "@', b'{"name', b'{"od'):
+        cut_file.write_bytes(stub)
+        with pytest.raises(FormatError, match="the list format was not recognised"):
+            registry.detect(cut_file)
