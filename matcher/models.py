@@ -275,7 +275,7 @@ class SqlListSource:
     select: str
     algorithms: tuple[str, ...]
     digests: tuple[str, ...] = ()
-    columns: tuple[str, ...] = ()  # size, name, ident, label
+    columns: str = ""
     clauses: str = ""
     ordered_by: str | None = None
     halves: tuple[str, str] | None = None

@@ -158,12 +158,6 @@ def _staging_select(
     to the function as one BLOB: as text, Python would decode them into a
     str first, which cost 0.5 µs a row (a third of all the decoding).
 
-    The entry's fields are checked in the same CASE: a size that is no byte
-    count, or an id or label that is a BLOB (its bytes may not be UTF-8),
-    makes it NULL too. Ids and labels are made text here. The walk runs in
-    two processes where the copy into the store runs in one: checked there,
-    an RDS of 10M rows spent 0.8-1.5 s more in the copy.
-
     A source that also gives its SELECT in parts (SqlListSource `digests`:
     the hex digest expressions; `columns`: size, name, ident and label;
     `clauses`: FROM onwards) gets the decoding inside its own query; any
@@ -171,36 +165,25 @@ def _staging_select(
     `clauses` replaces the source's own (one of its `halves`). With
     `counted`, a last column gives the source's `rows_walked` of each entry.
     With `newer` (apsw's SQLite), SQLite's own unhex() decodes instead, and
-    gives NULL for what is not hex (and for the NULL of a CASE): the
-    caller's digest counts catch it.
+    gives NULL for what is not hex: the caller's digest counts catch it.
     """
     digests, columns = source.digests, source.columns
     clauses = clauses or source.clauses
-    if not (digests and len(columns) == 4 and clauses):
+    if not (digests and columns and clauses):
         digests = tuple(f"d{i}" for i in range(len(source.algorithms)))
-        columns = ("size", "name", "ident", "label")
+        columns = "size, name, ident, label"
         clauses = "FROM s"
-        prefix = f"WITH s({', '.join((*digests, *columns))}) AS ({source.select}) "
+        prefix = f"WITH s({', '.join(digests)}, {columns}) AS ({source.select}) "
     else:
         prefix = ""
-    size, name, ident, label = columns
-    checks = [
-        *(
-            f"length(CAST({d} AS BLOB)) = {DIGEST_SIZES[a] * 2}"
-            for d, a in zip(digests, source.algorithms, strict=True)
-        ),
-        f"({size} IS NULL OR (typeof({size}) = 'integer' AND {size} >= 0))",
-        *(f"typeof({field}) != 'blob'" for field in (ident, label) if field != "NULL"),
-    ]
+    lengths = " AND ".join(
+        f"length(CAST({d} AS BLOB)) = {DIGEST_SIZES[a] * 2}"
+        for d, a in zip(digests, source.algorithms, strict=True)
+    )
     decode = "unhex" if newer else _UNHEX
-    raw = (
-        f"{decode}(CASE WHEN {' AND '.join(checks)} THEN CAST({' || '.join(digests)} AS BLOB) END)"
-    )
-    fields = ", ".join(
-        (size, name, *(f"CAST({f} AS TEXT)" if f != "NULL" else f for f in (ident, label)))
-    )
+    raw = f"{decode}(CASE WHEN {lengths} THEN CAST({' || '.join(digests)} AS BLOB) END)"
     walked = f", {source.rows_walked}" if counted else ""
-    return f"{prefix}SELECT {raw}, {fields}{walked} {clauses}"
+    return f"{prefix}SELECT {raw}, {columns}{walked} {clauses}"
 
 
 @dataclasses.dataclass
@@ -231,9 +214,13 @@ _STAGED = "raw BLOB, size, name, ident, label, walked"
 
 
 # A staged entry the copy cannot take as it is: digests missing or not hex of
-# their lengths, a size that is no byte count, an id or label that is a BLOB
-# (_staging_select makes its raw NULL). Its `{width}` is the raw digests' length.
-_UNFIT = "raw IS NULL OR length(raw) != {width}"
+# their lengths (NULL raw), a size that is no byte count, an id or label that is
+# a BLOB. Its `{width}` is the raw digests' length.
+_UNFIT = (
+    "raw IS NULL OR length(raw) != {width} "
+    "OR NOT (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
+    "OR typeof(ident) = 'blob' OR typeof(label) = 'blob'"
+)
 
 
 def _staged(counted: bool) -> str:
@@ -1346,15 +1333,23 @@ class HashStore:
             self._delete_list(old.id)
         list_id = self._insert_list_row(new)
         base = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
-        # Note: the walk checked each entry's fields (_staging_select): one it
-        # cannot take as it is has no digests, and the digest counts below
-        # send the whole import row by row.
-        for table, offset, _ in parts:
+        # Note: the INSERT takes only the sizes it can use as they are, and
+        # ids and labels that are not BLOBs (made text; the bytes of a BLOB
+        # may not be UTF-8); a count short of the total sends the whole
+        # import row by row.
+        taken = sum(
             conn.execute(
                 "INSERT INTO entries (id, list_id, size, name, ident, label) "
-                f"SELECT rowid + ?, ?, size, name, ident, label FROM {table}",
+                "SELECT rowid + ?, ?, size, name, CAST(ident AS TEXT), "
+                f"CAST(label AS TEXT) FROM {table} "
+                "WHERE (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
+                "AND typeof(ident) != 'blob' AND typeof(label) != 'blob'",
                 [base + offset, list_id],
-            )
+            ).rowcount
+            for table, offset, _ in parts
+        )
+        if taken != total:
+            raise _NeedsRowByRow
         counts: dict[str, int] = {}
         start = 1
         for algorithm in algorithms:

@@ -147,7 +147,7 @@ class NsrlRds3Reader:
                 raise FormatError(f"cannot read the NSRL database: {exc}", str(path)) from exc
         return SqlListSource(
             path=path,
-            select=f"SELECT {', '.join((*digests, *columns))} {clauses}",
+            select=f"SELECT {', '.join(digests)}, {columns} {clauses}",
             algorithms=ALGORITHMS,
             digests=digests,
             columns=columns,
@@ -221,14 +221,11 @@ def _row_batches(path: Path, on_invalid: OnInvalid) -> Iterator[list[_ROW]]:
 def _query(conn: sqlite3.Connection, source: str) -> str:
     """The SELECT over FILE for reading in Python: digests as BLOBs for a2b_hex."""
     digests, columns, clauses = _query_parts(conn, source, "main", hex_text=False)
-    return f"SELECT {', '.join((*digests, *columns))} {clauses}"
+    return f"SELECT {', '.join(digests)}, {columns} {clauses}"
 
 
 def _halves(
-    conn: sqlite3.Connection,
-    digests: tuple[str, str, str],
-    columns: tuple[str, str, str, str],
-    clauses: str,
+    conn: sqlite3.Connection, digests: tuple[str, str, str], columns: str, clauses: str
 ) -> tuple[str, str] | None:
     """The walk split in two at SHA-256 hex '8', when both halves are one walk's exact parts.
 
@@ -250,7 +247,7 @@ def _halves(
     # Note: _query_parts groups only a walk that needs no sort (else it ranks
     # rows instead); each half is checked too.
     if " GROUP BY " not in clauses or any(
-        _sorts(conn, f"SELECT {', '.join((*digests, *columns))} {half}", "src") for half in halves
+        _sorts(conn, f"SELECT {', '.join(digests)}, {columns} {half}", "src") for half in halves
     ):
         return None
     if conn.execute(f"SELECT 1 FROM main.FILE WHERE {sha256} IS NULL LIMIT 1").fetchone():
@@ -260,7 +257,7 @@ def _halves(
 
 def _query_parts(
     conn: sqlite3.Connection, source: str, schema: str, hex_text: bool
-) -> tuple[tuple[str, str, str], tuple[str, str, str, str], str]:
+) -> tuple[tuple[str, str, str], str, str]:
     """The SELECT over FILE in parts, built from the columns this database actually has.
 
     Returns:
@@ -335,7 +332,7 @@ def _query_parts(
         digests = (md5, sha1, sha256)
     else:
         digests = (f"CAST({md5} AS BLOB)", f"CAST({sha1} AS BLOB)", f"CAST({sha256} AS BLOB)")
-    return digests, (size, name, ident, "NULL"), clauses
+    return digests, f"{size}, {name}, {ident}, NULL", clauses
 
 
 def _sorts(conn: sqlite3.Connection, select: str, schema: str) -> bool:
