@@ -267,7 +267,6 @@ def import_list(
     skip_invalid: bool = False,
     replace: str | None = None,
     source_sha256: str | None = None,
-    shown_as: Path | None = None,
 ) -> ImportResult:
     """Import the list at `path` into `store`, or do nothing if it is already there.
 
@@ -278,8 +277,6 @@ def import_list(
         skip_invalid: keep the good lines and count malformed ones instead of failing.
         replace: the name of a list this one replaces, in the same transaction.
         source_sha256: the file's SHA-256 when the caller has computed it already.
-        shown_as: the list's own path, recorded as its source, when `path` is a
-            copy of it (a scan's --list inside the evidence, see scan).
 
     Raises:
         FormatError: a malformed line (without skip_invalid) or an unknown format;
@@ -291,7 +288,7 @@ def import_list(
     old = store.find_list(name=replace) if replace is not None else None
     try:
         result = _import_list(
-            store, path, format_name, name, role, skip_invalid, replace, source_sha256, shown_as
+            store, path, format_name, name, role, skip_invalid, replace, source_sha256
         )
     except OSError as exc:
         # Note: raised out of the store's transaction, so the import is rolled back.
@@ -304,7 +301,7 @@ def import_list(
     if old is not None and not result.already_imported:
         result.notes.extend(replacement_notes(old, result.info))
     if not result.already_imported:
-        result.notes.extend(length_notes(result.info, shown_as or path))
+        result.notes.extend(length_notes(result.info, path))
     return result
 
 
@@ -336,7 +333,6 @@ def _import_list(
     skip_invalid: bool,
     replace: str | None,
     source_sha256: str | None,
-    shown_as: Path | None = None,
 ) -> ImportResult:
     """import_list's body; an OSError reading the list escapes it."""
     if not path.is_file():
@@ -390,7 +386,7 @@ def _import_list(
         role=role or default_role(reader, path),
         format=reader.NAME,
         source_sha256=source_sha256 or "",  # "": recorded at the end (alongside)
-        source_path=storable_text(str(shown_as or path)),
+        source_path=storable_text(str(path)),
         metadata=reader.metadata(path),
     )
     if early is None and replace is not None and role is None:

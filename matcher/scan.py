@@ -40,7 +40,6 @@ from matcher.errors import ExitCode
 from matcher.errors import FormatError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
-from matcher.errors import os_error_detail
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_file
 from matcher.evidence.folder import open_readonly
@@ -1034,10 +1033,8 @@ def run_scan(
         # Note: a log of 0 bytes (killed before its first record) has no run to continue.
         continuing = options.resume and options.log.stat().st_size > 0
         for list_path in options.lists:
-            with _list_to_read(list_path, options.evidence) as readable:
-                given_lists.append(
-                    _import_given(store, list_path, readable, continuing, options.db, notes)
-                )
+            given_lists.append(_import_given(store, list_path, continuing, options.db, notes))
+            notes.extend(_read_inside_evidence(list_path, options.evidence))
         lists = store.lists()
         if not lists:
             raise UsageError(
@@ -1111,14 +1108,14 @@ def _link_target(link: Path) -> str:
 
 
 def _import_given(
-    store: HashStore, list_path: Path, readable: Path, continuing: bool, db: Path, notes: list[str]
+    store: HashStore, list_path: Path, continuing: bool, db: Path, notes: list[str]
 ) -> ListInfo:
-    """Import one --list (read from `readable`: see _list_to_read); its stored list."""
+    """Import one --list; its stored list."""
     # Note: imported here, so a scan without --list does not load every list reader.
     from matcher.importing import import_list
 
     # Note: hashed once here and given to the import (a list can be 100 GB).
-    source_sha256 = file_sha256(readable) if continuing else None
+    source_sha256 = file_sha256(list_path) if continuing else None
     if source_sha256 is not None and store.find_list(source_sha256=source_sha256) is None:
         # Note: refused before the import, so a refused resume leaves the store as it was.
         raise UsageError(
@@ -1127,69 +1124,43 @@ def _import_given(
             "match a finished run against new lists, use `matcher rematch`."
         )
     try:
-        result = import_list(store, readable, source_sha256=source_sha256, shown_as=list_path)
+        result = import_list(store, list_path, source_sha256=source_sha256)
     except FormatError as exc:
-        source = str(list_path) if exc.source == str(readable) else exc.source
-        reason = exc.reason
-        if "--format" in reason:
-            # Note: scan has no --format; `import` has.
-            reason = (
-                f"{reason}; scan --list detects a list's format: to name it, import the list "
-                f"first (`matcher import {list_path} --format NAME --db {db}`), then scan "
-                "without --list"
-            )
-        if source == exc.source and reason == exc.reason:
+        if "--format" not in exc.reason:
             raise
-        raise FormatError(reason, source, exc.line) from exc
+        # Note: scan has no --format; `import` has.
+        raise FormatError(
+            f"{exc.reason}; scan --list detects a list's format: to name it, import the list "
+            f"first (`matcher import {list_path} --format NAME --db {db}`), then scan "
+            "without --list",
+            exc.source,
+            exc.line,
+        ) from exc
     if result.already_imported:
         notes.append(f"list {list_path} was already imported as {result.info.name!r}")
     notes.extend(f"list {list_path}: {note}" for note in result.notes)
     return result.info
 
 
-@contextlib.contextmanager
-def _list_to_read(list_path: Path, evidence: Sequence[Path]) -> Iterator[Path]:
-    """The file to import a --list from: itself, or a private copy of one inside evidence.
+def _read_inside_evidence(list_path: Path, evidence: Sequence[Path]) -> list[str]:
+    """The end record's note on a --list that lies inside an evidence root (read where it is).
 
-    Note: a list found on the evidence (a suspect's own) was read in place,
-    several times (its format, its SHA-256, its entries), with no
-    O_NOATIME: its access time, evidence metadata, moved. Inside an evidence
-    root it is read once, as evidence is (open_readonly: O_NOATIME where
-    permitted, no symlink followed below the root), into a private copy of
-    the same name, which the import reads; the store records the list's own
-    path.
-
-    Raises:
-        UsageError: the list cannot be read or copied.
+    Note: a list found on the evidence (a suspect's own) is read as any list
+    is, several times and without O_NOATIME: its access time, evidence
+    metadata, may move, and the log said nothing of it. It is not copied out
+    to be read: some formats read the files beside a list (an RDS's
+    write-ahead log, a HashKeeper .hke, an NSRLFile.txt beside hashes.txt),
+    and a copy alone was read otherwise (a found review: a false notable).
     """
     real = Path(os.path.realpath(list_path))
-    roots = [Path(os.path.realpath(e)) for e in evidence]
-    if not any(real == root or (root.is_dir() and _under(real, root)) for root in roots):
-        yield list_path
-        return
-    import shutil
-    import tempfile
-
-    folder = tempfile.mkdtemp(prefix="matcher-list-")
-    try:
-        copy = Path(folder) / list_path.name
-        try:
-            fd = open_readonly(os.fsencode(real))
-            try:
-                out = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-                with open(out, "wb") as written:
-                    while chunk := os.read(fd, 1 << 20):
-                        written.write(chunk)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise UsageError(
-                f"Cannot read the list {list_path} (inside the evidence, it is copied out "
-                f"first, read as evidence is): {os_error_detail(exc)}; nothing was imported."
-            ) from exc
-        yield copy
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    for root, given in zip((Path(os.path.realpath(e)) for e in evidence), evidence, strict=True):
+        if real == root or (root.is_dir() and _under(real, root)):
+            return [
+                f"list {list_path} lies inside the evidence ({given}) and was read there, as "
+                "any list is (without O_NOATIME): its access time may have moved; copy such "
+                "a list out of the evidence to use it"
+            ]
+    return []
 
 
 def list_notes(lists: Sequence[ListInfo]) -> list[str]:

@@ -192,30 +192,39 @@ def test_evidence_timestamps_unchanged(runner: CliRunner, store: Path, tmp_path:
         assert (now.st_atime_ns, now.st_mtime_ns, now.st_ctime_ns) == (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns), path
 
 
-def test_a_list_given_from_inside_the_evidence_keeps_its_timestamps(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
-    """A --list found on the evidence (a suspect's own) was read in place several times, without
-    O_NOATIME: its access time, evidence metadata, moved. It is read once, as evidence is, into
-    a private copy; the store records its own path, and an error in it names that path."""
+def test_a_list_given_from_inside_the_evidence_is_read_there_and_said(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
+    """A --list found on the evidence (a suspect's own) is read as any list is, in place and
+    without O_NOATIME: its access time may move, which the log did not say. The end record says
+    so; the other evidence keeps its times. It is read where it is, not from a copy: a copy
+    alone lost the files some formats read beside a list (a review found an NSRL hashes.txt
+    beside its NSRLFile.txt, refused in place, imported from a copy as a notable list)."""
     import hashlib
 
     own = evidence_copy / "suspects.sha256"
     named = evidence_copy / "with space, comma.txt"
     own.write_text(f"{hashlib.sha256(named.read_bytes()).hexdigest()}  {named.name}\n")
-    bad = evidence_copy / "bad.md5"
-    bad.write_text("zz  not a digest\n")
+    nsrl = evidence_copy / "nsrl"
+    nsrl.mkdir()
+    (nsrl / "NSRLFile.txt").write_bytes(b'"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"\r\n')
+    (nsrl / "hashes.txt").write_text("AAF4C61DDCC5E8A2DABEDE0F3B482CD9AEA9434D\n")
     old = 1_000_000_000
     for path in evidence_copy.rglob("*"):
         os.utime(path, (old, old), follow_symlinks=False)
-    before = {p: os.lstat(p) for p in evidence_copy.rglob("*")}
+    before = {p: os.lstat(p) for p in evidence_copy.rglob("*") if p != own}
     db = tmp_path / "s.db"
     done = scan(runner, db, tmp_path / "run.jsonl", evidence_copy, extra=["--list", str(own)])
     assert done.exit_code == 1, done.output
-    refused = scan(runner, tmp_path / "t.db", tmp_path / "t.jsonl", evidence_copy, extra=["--list", str(bad)])
-    assert refused.exit_code == 2 and f"{bad}: the list format was not recognised" in refused.output
+    (said,) = [n for n in end_record(tmp_path / "run.jsonl")["notes"] if "lies inside the evidence" in n]
+    assert said.startswith(f"list {own} lies inside the evidence ({evidence_copy})") and "access time" in said
     for path, st in before.items():
         now = os.lstat(path)
         assert (now.st_atime_ns, now.st_mtime_ns, now.st_ctime_ns) == (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns), path
     assert sqlite3.connect(db).execute("SELECT source_path FROM lists").fetchall() == [(str(own),)]
+    beside = scan(runner, tmp_path / "t.db", tmp_path / "t.jsonl", evidence_copy, extra=["--list", str(nsrl / "hashes.txt")])
+    assert beside.exit_code == 2 and "NSRL" in beside.output, beside.output
+    outside = scan(runner, tmp_path / "u.db", tmp_path / "u.jsonl", evidence_copy / "data", extra=["--list", str(own)])
+    assert outside.exit_code == 0, outside.output  # the list is not under this root: no note
+    assert not any("lies inside" in n for n in end_record(tmp_path / "u.jsonl")["notes"])
 
 
 def _log_without_times(log: Path) -> list[dict[str, object]]:
