@@ -448,11 +448,14 @@ def _import_list(
     except AlreadyImported as known:
         # Note: imported by another process between the check above and the write lock.
         return _already_imported(path, known.existing, role, replace)
+    # Note: what the reader passed over and says (VICS: digests under names it cannot place).
+    reader_notes = getattr(reader, "import_notes", None)
     result = ImportResult(
         info=info,
         skipped_invalid=len(result_invalid),
         invalid_examples=[str(e) for e in result_invalid[:MAX_REPORTED_INVALID]],
         replaced=replace,
+        notes=list(reader_notes()) if reader_notes is not None else [],
     )
     return _with_flags(store, result)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import decimal
 import io
 import json
@@ -232,45 +233,50 @@ def _build(event: str, value: Any, events: _Events, depth: int = 1) -> Any:
 _Media = tuple[dict[str, Any] | None, int | None, int]
 # HashName spellings that suppliers write, resolved without canonical_name().
 _USUAL_NAMES = {"SHA256": "sha256", "SHA-256": "sha256"}
-# An algorithm named inside a longer HashName ("SHA256Hash", "sha256sum"), compacted.
+# An algorithm named with a word around it ("SHA256Hash", "HashSHA256", "sha256sum",
+# "SHA-256 (hex)"), compacted; only these shapes: a name saying more ("HMAC-SHA256",
+# "MD5 (first 1 MiB)", "SHA-512/256", "SHA1Base32") is another value than the digest.
 _NAME_TOKENS = ("sha512", "sha256", "sha1", "md5", "blake3")
-# HashNames (compacted) of hashes matcher does not read whose values may have
-# a digest's length (PDQ, a perceptual hash, is 64 hex digits): passed over.
-_OTHER_ALGORITHMS = frozenset(
-    {"md4", "ed2k", "ripemd160", "rmd160", "sha3256", "sha3512", "whirlpool", "sha512256"}
-    | {"photodna", "pdq", "pdqhash", "tlsh", "ssdeep", "phash", "dhash", "ahash"}
-)
+_NAME_WORDS = ("", "hash", "sum", "hex", "digest", "value")
+_WORDED_NAMES = {
+    shape: token
+    for token in _NAME_TOKENS
+    for word in _NAME_WORDS
+    for shape in (token + word, word + token)
+}
+# HashNames (compacted) of hashes matcher does not read that suppliers are
+# known to give, passed over unsaid: perceptual hashes (PDQ is 64 hex digits).
+_PERCEPTUAL = frozenset({"photodna", "pdq", "pdqhash", "tlsh", "ssdeep", "phash", "dhash"})
 _DIGEST_HEX = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}|[0-9A-Fa-f]{128}")
 
 
-def _named_algorithm(name: str, k: int, entry: dict[str, Any]) -> str | None:
+def _named_algorithm(
+    name: str, entry: dict[str, Any], passed: collections.Counter[str] | None
+) -> str | None:
     """The algorithm an AlternativeHashes item's HashName names; None for none matcher reads.
 
-    Raises:
-        ValueError: a HashName that names none, whose HashValue is hex of a
-            digest's length (see the note).
+    Note: a SHA-256 under "SHA256Hash" or "sha256sum" was passed over in
+    silence (the match then resting on the MD5 alone). A name that names
+    none is passed over, as before (another hash: XXH128, BLAKE2b-256,
+    HMAC-SHA256), and counted in `passed` when its value is hex of a
+    digest's length (it may be one under a name matcher cannot place),
+    which the import then says.
     """
     known = _USUAL_NAMES.get(name) or digests.canonical_name(name)
     if known is not None:
         return known
     compact = re.sub(r"[^a-z0-9]", "", name.lower())
-    tokens = [token for token in _NAME_TOKENS if token in compact]
-    if len(tokens) == 1:
-        return tokens[0]
+    worded = _WORDED_NAMES.get(compact)
+    if worded is not None:
+        return worded
     value = _hash_value(entry)
     if (
-        compact not in _OTHER_ALGORITHMS
+        passed is not None
+        and compact not in _PERCEPTUAL
         and isinstance(value, str)
         and _DIGEST_HEX.fullmatch(value.strip())
     ):
-        # Note: a SHA-256 under "SHA-2" was passed over in silence (exit 0, the
-        # match then resting on the MD5 alone); a name it cannot place is said.
-        raise ValueError(
-            f"its AlternativeHashes[{k}] HashName {name[:30]!r} names no algorithm matcher "
-            f"reads, but its HashValue is {len(value.strip())} hex digits, a digest's length: "
-            "refused, so that a digest is not passed over (VICS names are MD5, SHA1, SHA256, "
-            "SHA512)"
-        )
+        passed[name[:40]] += 1
     return None
 
 
@@ -652,7 +658,9 @@ def _size(value: object) -> int | None:
     raise ValueError(f"MediaSize is not a byte count: {_verbatim(value)!r:.60}")
 
 
-def _row(media: object) -> tuple[_Row, _Extra | None]:
+def _row(
+    media: object, passed: collections.Counter[str] | None = None
+) -> tuple[_Row, _Extra | None]:
     """One Media object as a batch row, and its digests of other algorithms; ValueError says
     what is wrong with it.
 
@@ -693,7 +701,7 @@ def _row(media: object) -> tuple[_Row, _Extra | None]:
             )
         # Note that HashName is free text; PhotoDNA and the like are not digests.
         name = entry["HashName"]
-        algorithm = _named_algorithm(name, k, entry)
+        algorithm = _named_algorithm(name, entry, passed)
         if algorithm is not None:
             given = _hash_value(entry)
             if given is _NO_VALUE:
@@ -794,6 +802,23 @@ class ProjectVicReader(TextReader):
             if rows:
                 yield RecordBatch(shape, rows, _FIELDS)
 
+    def import_notes(self) -> list[str]:
+        """What the last read passed over that the examiner should hear of.
+
+        (See _named_algorithm.)
+        """
+        passed = getattr(self, "passed_over", None)
+        if not passed:
+            return []
+        named = ", ".join(f"{name!r} ({count:,})" for name, count in passed.most_common(5))
+        more = f" and {len(passed) - 5} other name(s)" if len(passed) > 5 else ""
+        return [
+            f"{sum(passed.values()):,} AlternativeHashes value(s) of a digest's length were "
+            f"passed over, their HashName naming no algorithm matcher reads: {named}{more}; "
+            "if one of them is an MD5, SHA1, SHA-256 or SHA-512, the supplier's name for it "
+            "must say so"
+        ]
+
     def metadata(self, path: Path) -> dict[str, str]:
         """The envelope string, and the model version, profile and set it names."""
         with path.open("rb") as stream:
@@ -814,6 +839,7 @@ class ProjectVicReader(TextReader):
     def _rows(
         self, stream: BinaryIO, source: str, on_invalid: OnInvalid
     ) -> Iterator[tuple[int, _Row, _Extra | None]]:
+        self.passed_over: collections.Counter[str] = collections.Counter()
         head = stream.read(HEAD_BYTES)
         if not head.strip() and len(head) < HEAD_BYTES:
             raise FormatError("the file is empty; a VICS list is a JSON object", source)
@@ -854,7 +880,7 @@ class ProjectVicReader(TextReader):
             number += 1
             outer, index = next_outer, next_index  # placed in words only when needed
             try:
-                row, extra = _row(entry)
+                row, extra = _row(entry, self.passed_over)
             except ValueError as exc:
                 where = f"media number {number} ({_position(outer, index)})"
                 error = FormatError(f"{where}: {exc}", source)

@@ -1061,27 +1061,48 @@ def test_a_sha512_alternative_hash_is_imported_and_a_malformed_one_refused(tmp_p
         parse(document(envelope, [clash]))
 
 
-def test_a_hashname_naming_an_algorithm_in_other_words_is_read_and_an_unplaced_digest_refused() -> None:
+def test_a_hashname_naming_an_algorithm_in_other_words_is_read_and_an_unplaced_digest_said(tmp_path: Path) -> None:
     """A SHA-256 under "SHA256Hash", "HashSHA256", "sha256sum" or "SHA-256 (hex)" was passed over
-    in silence (exit 0, the match resting on the MD5 alone). A HashName holding exactly one
-    algorithm's name is that algorithm; one naming none, whose value is hex of a digest's length
-    ("SHA-2"), is refused; perceptual hashes (PhotoDNA, PDQ, 64 hex digits) and digests matcher
-    does not read (MD4, SHA3-256) are passed over as before."""
+    in silence (exit 0, the match resting on the MD5 alone): an algorithm's name with a word
+    around it is that algorithm. A name saying more ("HMAC-SHA256", "SHA-512/256", "MD5 (first
+    1 MiB)", "SHA1Base32") is another value, passed over as before; one of a digest's length
+    under a name that names no algorithm ("SHA-2") is said at import, perceptual hashes
+    (PhotoDNA, PDQ: 64 hex digits) are not."""
+    from matcher.importing import import_list
+    from matcher.store import HashStore
+
     envelope = V20.format("Default", "Media")
     sha256 = hashlib.sha256(b"hello").hexdigest()
+    md5_only = {"md5": raw(HELLO)["md5"]}
+
+    def item(name: str, value: str = sha256) -> dict[str, object]:
+        return {"MD5": HELLO["md5"], "AlternativeHashes": [{"HashName": name, "HashValue": value}]}
 
     def one(name: str, value: str = sha256) -> HashRecord:
-        item = {"MD5": HELLO["md5"], "AlternativeHashes": [{"HashName": name, "HashValue": value}]}
-        (record,) = parse(document(envelope, [item]))
+        (record,) = parse(document(envelope, [item(name, value)]))
         return record
 
     for name in ("SHA256Hash", "HashSHA256", "sha256sum", "SHA-256 (hex)"):
-        assert one(name).digests == {"md5": raw(HELLO)["md5"], "sha256": bytes.fromhex(sha256)}, name
-    with pytest.raises(FormatError, match=r"HashName 'SHA-2' names no algorithm matcher reads, but its HashValue is 64"):
-        one("SHA-2")
-    for name in ("SHA3-256", "MD4", "PhotoDNA", "PDQ"):
-        assert one(name, sha256 if name != "MD4" else "ab" * 16).digests == {"md5": raw(HELLO)["md5"]}
-    assert one("PhotoDNA", "QUJD" * 30).digests == {"md5": raw(HELLO)["md5"]}
+        assert one(name).digests == {**md5_only, "sha256": bytes.fromhex(sha256)}, name
+    for name, value in (("HMAC-SHA256", sha256), ("SHA-512/256", sha256), ("MD5 (first 1 MiB)", "ab" * 16),
+                        ("SHA1Base32", "AAF4C61DDCC5E8A2"), ("SHA-2", sha256), ("PDQ", sha256), ("PhotoDNA", "QUJD" * 30)):
+        assert one(name, value).digests == md5_only, name  # fmt: skip
+    path = tmp_path / "l.json"
+    path.write_bytes(document(envelope, [item("SHA-2"), item("SHA-2"), item("PDQ"), item("XXH128", "ab" * 16)]))
+    store = HashStore(tmp_path / "s.db")
+    try:
+        (note,) = import_list(store, path).notes
+    finally:
+        store.close()
+    assert note.startswith("3 AlternativeHashes value(s) of a digest's length were passed over")
+    assert "'SHA-2' (2), 'XXH128' (1)" in note and "PDQ" not in note
+    quiet = tmp_path / "q.json"
+    quiet.write_bytes(document(envelope, [item("SHA256Hash"), item("PDQ")]))
+    store = HashStore(tmp_path / "q.db")
+    try:
+        assert import_list(store, quiet).notes == []
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("cut", [10, 18])
