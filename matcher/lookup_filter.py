@@ -23,6 +23,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 
+from matcher.digests import available_algorithms
 from matcher.errors import StoreError
 from matcher.errors import UsageError
 from matcher.match import BLOOM_FALSE_POSITIVE_RATE
@@ -97,9 +98,17 @@ def build_filter(
     stored = store.stored_algorithms()
     computed = set(algorithms)
     if not stored & computed:
+        lacking = sorted(stored - set(available_algorithms()))
+        # Note: "Fix --algorithms" was said where none was given, and where no
+        # --algorithms could help: the algorithm is not installed.
+        fix = (
+            f"install what computes {', '.join(lacking)} (pip install 'matcher[{lacking[0]}]')"
+            if lacking
+            else f"give --algorithms {','.join(sorted(stored))}"
+        )
         raise UsageError(
             f"The lists hold {', '.join(sorted(stored))} digests but the run computes only "
-            f"{', '.join(algorithms)}: nothing could ever match. Fix --algorithms."
+            f"{', '.join(algorithms)}: nothing could ever match. To scan, {fix}."
         )
     # Note: a notable list none of whose digests the run computes could never
     # match: the run would say "notable 0", exit 0, with the list named as used.

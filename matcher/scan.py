@@ -433,9 +433,18 @@ def check_default_algorithms(options: ScanOptions, lists: Sequence[ListInfo]) ->
         UsageError: naming the lists and the algorithms to add.
     """
     computed = set(_algorithms(options))
-    missing = {i.name: sorted(_beyond_default([i], computed)) for i in lists}
-    missing = {name: algos for name, algos in missing.items() if algos}
     available = set(available_algorithms())
+    # Note: a known list's algorithm this installation cannot compute is left
+    # out (the run's notes say how many of its entries cannot match), as the
+    # workers' default leaves it out: refused, a known BLAKE3 list stopped
+    # every default scan of a store shared with a lab without blake3.
+    missing = {
+        i.name: sorted(
+            a for a in _beyond_default([i], computed) if i.role == "notable" or a in available
+        )
+        for i in lists
+    }
+    missing = {name: algos for name, algos in missing.items() if algos}
     unable = sorted({a for algos in missing.values() for a in algos} - available)
     if unable:
         # Note: parse_algorithms raised on them here (a traceback); a default

@@ -1199,3 +1199,30 @@ def test_a_default_scan_that_cannot_compute_a_notable_lists_algorithm_is_refused
     said = json.loads(refused.stdout)["error"]
     assert "cannot compute" in said and "pip install 'matcher[blake3]'" in said, said
     assert "internal error" not in refused.output
+
+
+def test_a_known_list_of_an_algorithm_this_installation_lacks_leaves_a_default_scan_running(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A known BLAKE3 list in a store shared with a lab without the blake3 package stopped every
+    default scan there (exit 2) once known lists' algorithms joined the default: a known list's
+    algorithm that cannot be computed is left out, its entries said unmatchable in the notes. A
+    notable one is still refused (see above)."""
+    import matcher.scan as scan_mod
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a").write_bytes(b"a")
+    b3 = tmp_path / "k.b3"
+    b3.write_text("ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f  hello\n")
+    db = tmp_path / "s.db"
+    assert runner.invoke(cli, ["import", str(b3), "--db", str(db), "--role", "known"]).exit_code == 0
+    notable = tmp_path / "n.md5"
+    notable.write_text("0" * 32 + "  x\n")
+    assert runner.invoke(cli, ["import", str(notable), "--db", str(db)]).exit_code == 0
+    monkeypatch.setattr(scan_mod, "available_algorithms", lambda: ("md5", "sha1", "sha256", "sha512"))
+    log = tmp_path / "a.jsonl"
+    done = runner.invoke(cli, ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "-q", "--log", str(log)])
+    assert done.exit_code == 0, done.output
+    assert read_log(log)[0]["algorithms"] == ["md5", "sha1", "sha256"]
+    assert any("hold no digest this run computes" in n for n in end_record(log)["notes"])
