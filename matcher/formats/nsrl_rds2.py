@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import re
@@ -355,20 +354,26 @@ def _split(line: bytes, layout: _Layout) -> list[bytes]:
 
 
 def _rfc4180(line: bytes, width: int) -> list[bytes] | None:
-    """The line's `width` fields read as RFC 4180 CSV, each quoted again; None if it is not.
+    """The line split at the commas outside quotes, when that gives `width` fields; else None.
 
     Note: a quoted comma in another column than FileName (a look-alike's
-    "Comment" of "x, y") is valid CSV, which the split on commas (the fast
-    path, for the FileName's commas) refused, and with it the whole list.
-    Latin-1 maps every byte to one character and back: no byte changes.
+    "Comment" of "x, y") is valid CSV (RFC 4180), which the split on commas
+    (the fast path, for the FileName's commas) refused, and with it the
+    whole list. Each field comes as the line has it (its quotes and blanks),
+    to be read as any field is: parsed by the csv module, unquoted and
+    stripped, a " 5 " FileSize was refused where the fast path took it.
     """
-    try:
-        rows = list(csv.reader([line.decode("latin-1")], strict=True))
-    except csv.Error:
-        return None
-    if len(rows) != 1 or len(rows[0]) != width:
-        return None
-    return [b'"' + f.encode("latin-1").replace(b'"', b'""') + b'"' for f in rows[0]]
+    fields: list[bytes] = []
+    start = 0
+    quoted = False
+    for at, byte in enumerate(line):
+        if byte == 0x22:  # a doubled quote inside a field toggles twice
+            quoted = not quoted
+        elif byte == 0x2C and not quoted:
+            fields.append(line[start:at])
+            start = at + 1
+    fields.append(line[start:])
+    return fields if not quoted and len(fields) == width else None
 
 
 def _shifted(fields: list[bytes], layout: _Layout) -> bool:

@@ -606,3 +606,17 @@ def test_a_cut_after_the_comma_before_specialcode_is_refused_whatever_the_line_e
         errors: list[FormatError] = []
         assert len(parse(data[: -len(end) - 3], errors)) == 1
         assert [(e.line, "a copy cut short" in e.reason) for e in errors] == [(3, True)]
+
+
+def test_a_line_read_past_its_quoted_commas_keeps_the_fast_paths_leniency() -> None:
+    """Read as RFC 4180 CSV by the csv module, a line with a quoted comma outside its FileName had
+    its unquoted FileSize " 5 " refused ("not a byte count") and a blank after a closing quote
+    refused ("expected 8 fields"), where the same fields on a line without the comma read."""
+    header = b'"SHA-1","MD5","FileName","Comment","FileSize","ProductCode","OpSystemCode","SpecialCode"\r\n'
+    line = (b'"AAF4C61DDCC5E8A2DABEDE0F3B482CD9AEA9434D","5D41402ABC4B2A76B9719D911017C592",'
+            b'"a.txt","x, y" , 5 ,1,"358" ,""\r\n')  # fmt: skip
+    (record,) = parse(header + line)
+    assert (record.name, record.size, record.ident, record.label) == ("a.txt", 5, "1", None)
+    plain = line.replace(b'"x, y"', b'"x y"')
+    (same,) = parse(header + plain)
+    assert (same.name, same.size, same.ident, same.label) == (record.name, record.size, record.ident, record.label)
