@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import errno
 import gc
 import json
 import os
@@ -1111,6 +1112,9 @@ def _link_target(link: Path) -> str:
     try:
         end = os.path.realpath(link, strict=True)
     except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            # Note: "leads nowhere" was said of a target that exists.
+            return f"{target}, whose end this user may not look up ({os.strerror(exc.errno)})"
         return f"{target}, which leads nowhere: {os.strerror(exc.errno or 0)}"
     named = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(link)), target))
     return target if named == end else f"{target}, leading to {end}"

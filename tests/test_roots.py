@@ -573,3 +573,23 @@ def _scan_as_nobody_and_root(tmp_path: Path) -> None:
     assert said.startswith("2 file(s) read and 2 folder(s) listed may have had their access times updated")
     assert "uid 65534" in said
     assert notes["root"] == []
+
+
+def test_a_link_whose_end_this_user_may_not_look_up_is_not_said_to_lead_nowhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link into a folder the user may not search was "to locked/in, which leads nowhere:
+    Permission denied": its target exists."""
+    import errno
+
+    import matcher.scan as scan_mod
+
+    link = tmp_path / "tolocked"
+    link.symlink_to("locked/in")
+
+    def denied(path: object, strict: bool = False) -> str:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(scan_mod.os.path, "realpath", denied)
+    said = scan_mod._link_target(link)
+    assert said == "locked/in, whose end this user may not look up (Permission denied)"
