@@ -213,13 +213,23 @@ class _Staged:
 _STAGED = "raw BLOB, size, name, ident, label, walked"
 
 
+# The ids and labels the copy takes as they are: not BLOBs (their bytes may not
+# be UTF-8), and text only in printable ASCII. Note: a TEXT id of bytes that
+# are not UTF-8 (CAST(x'80ff' AS TEXT)) was stored, where the row-by-row
+# reader refuses it, and every lookup of its digest then failed ("Could not
+# decode to UTF-8"); other text goes row by row, which checks it.
+_TAKEN_AS_IS = (
+    "typeof(ident) != 'blob' AND typeof(label) != 'blob' "
+    "AND (typeof(ident) != 'text' OR ident NOT GLOB '*[^ -~]*') "
+    "AND (typeof(label) != 'text' OR label NOT GLOB '*[^ -~]*')"
+)
 # A staged entry the copy cannot take as it is: digests missing or not hex of
-# their lengths (NULL raw), a size that is no byte count, an id or label that is
-# a BLOB. Its `{width}` is the raw digests' length.
+# their lengths (NULL raw), a size that is no byte count, an id or label it does
+# not take as it is. Its `{width}` is the raw digests' length.
 _UNFIT = (
     "raw IS NULL OR length(raw) != {width} "
     "OR NOT (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
-    "OR typeof(ident) = 'blob' OR typeof(label) = 'blob'"
+    f"OR NOT ({_TAKEN_AS_IS})"
 )
 
 
@@ -1334,16 +1344,15 @@ class HashStore:
         list_id = self._insert_list_row(new)
         base = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
         # Note: the INSERT takes only the sizes it can use as they are, and
-        # ids and labels that are not BLOBs (made text; the bytes of a BLOB
-        # may not be UTF-8); a count short of the total sends the whole
-        # import row by row.
+        # ids and labels it takes as they are (_TAKEN_AS_IS; made text); a
+        # count short of the total sends the whole import row by row.
         taken = sum(
             conn.execute(
                 "INSERT INTO entries (id, list_id, size, name, ident, label) "
                 "SELECT rowid + ?, ?, size, name, CAST(ident AS TEXT), "
                 f"CAST(label AS TEXT) FROM {table} "
                 "WHERE (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
-                "AND typeof(ident) != 'blob' AND typeof(label) != 'blob'",
+                f"AND {_TAKEN_AS_IS}",
                 [base + offset, list_id],
             ).rowcount
             for table, offset, _ in parts

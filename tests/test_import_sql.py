@@ -1081,3 +1081,31 @@ def test_a_text_list_changed_while_it_is_read_is_refused_and_the_store_unchanged
     with pytest.raises(FormatError, match="changed while it was imported"):
         import_list(store, listing)
     assert store.lists() == []
+
+
+def test_a_text_package_id_that_is_not_utf8_is_refused_as_row_by_row_refuses_it(tmp_path: Path) -> None:
+    """A package_id stored as TEXT whose bytes are not UTF-8 was stored by the SQL copy (the row-
+    by-row reader refuses it), and every lookup of its digest then failed ("Could not decode to
+    UTF-8"). The copy takes text ids of printable ASCII only; other text goes row by row, which
+    refuses this one, naming it, and keeps a UTF-8 one."""
+    sha256, sha1, md5 = triple(b"bad ident")
+    bad = make_rds(tmp_path / "bad.db", rows_for(10))
+    conn = sqlite3.connect(bad)
+    conn.execute(f"INSERT INTO FILE VALUES ('{sha256}','{sha1}','{md5}','0','b.dll',3,CAST(x'80ff' AS TEXT))")
+    conn.commit()
+    conn.close()
+    store = HashStore(tmp_path / "s.db")
+    try:
+        with pytest.raises(FormatError, match="package_id is not text"):
+            import_list(store, bad)
+        assert store.lists() == []
+    finally:
+        store.close()
+    fine = make_rds(tmp_path / "fine.db", [*rows_for(10), (sha256, sha1, md5, "b.dll", 3, "pkg-\u00e9")])
+    store = HashStore(tmp_path / "f.db")
+    try:
+        import_list(store, fine)
+        [hit] = store.lookup("md5", [bytes.fromhex(md5)])[bytes.fromhex(md5)]
+        assert hit.ident == "pkg-\u00e9"
+    finally:
+        store.close()
