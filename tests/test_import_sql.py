@@ -694,9 +694,10 @@ def _still_usable(store: HashStore, tmp_path: Path) -> None:
     assert result.info.entries == 6
 
 
+@pytest.mark.parametrize("fault", ["digest", "size"])
 @pytest.mark.parametrize("key", ["00" * 32, "FF" * 32])
 def test_a_bad_row_in_either_half_is_named_and_the_store_is_unchanged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, fault: str
 ) -> None:
     """A bad row stops the half that meets it (this process's or the child's): row by row names it.
 
@@ -705,7 +706,8 @@ def test_a_bad_row_in_either_half_is_named_and_the_store_is_unchanged(
     The same connection goes on working, with nothing left attached.
     """
     (tmp_path / "scratch").mkdir()
-    source = _big_with(tmp_path, [(key, "12" * 20, "G" * 32, "x.dll", 1, 1)])
+    bad = (key, "12" * 20, "G" * 32, "x.dll", 1, 1) if fault == "digest" else (key, "12" * 20, "C" * 32, "x.dll", -5, 1)
+    source = _big_with(tmp_path, [bad])
     db = tmp_path / "s.db"
     store = HashStore(db)
     children: list[object] = []
@@ -721,7 +723,8 @@ def test_a_bad_row_in_either_half_is_named_and_the_store_is_unchanged(
             with pytest.raises(FormatError) as caught:
                 import_list(store, source)
         assert len(children) == 1
-        assert "'x.dll'" in str(caught.value) and "md5 is not 32 hex digits" in str(caught.value)
+        said = "md5 is not 32 hex digits" if fault == "digest" else "file_size is not a byte count"
+        assert "'x.dll'" in str(caught.value) and said in str(caught.value)
         assert str(source) in str(caught.value)
         assert list((tmp_path / "scratch").iterdir()) == []
         assert store.lists() == [] and store_content(db) == []

@@ -112,16 +112,23 @@ noise = st.sampled_from([b"", b"# comment", b"   ", b"#", b"\t# indented comment
     st.lists(st.tuples(digests, st.booleans(), noise), max_size=30),
     st.sampled_from([b"\n", b"\r\n"]),
     st.booleans(),
+    st.booleans(),
 )
 def test_round_trip(
-    items: list[tuple[tuple[str, bytes], bool, bytes]], newline: bytes, bom: bool
+    items: list[tuple[tuple[str, bytes], bool, bytes]], newline: bytes, bom: bool, ended: bool
 ) -> None:
     lines = []
     for (_, raw), upper, extra in items:
         hex_text = raw.hex().upper() if upper else raw.hex()
         lines += [extra, b" " + hex_text.encode() + b" "]
-    # (Each line ends: a last line without its end, shorter than all others, is judged cut short.)
-    data = (b"\xef\xbb\xbf" if bom else b"") + newline.join(lines) + newline
+    data = (b"\xef\xbb\xbf" if bom else b"") + newline.join(lines) + (newline if ended else b"")
+    earlier = {len(raw) for (_, raw), _, _ in items[:-1]}
+    if items and not ended and len(earlier) == 1 and len(items[-1][0][1]) < min(earlier):
+        # A last line without its end, shorter than the one length of all others: cut short.
+        with pytest.raises(FormatError, match="cut short") as caught:
+            parse(data)
+        assert caught.value.line == 2 * len(items)
+        return
     records = parse(data)
     assert [dict(r.digests) for r in records] == [{alg: raw} for (alg, raw), _, _ in items]
     assert [r.line for r in records] == [2 * i + 2 for i in range(len(items))]
