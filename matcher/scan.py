@@ -1417,6 +1417,12 @@ def _scan(
     aborted: BaseException | None = None
     late: str | None = None
     atime = _AtimeMoved(folders.atime_keeper) if folders.atime_keeper is not None else None
+    if atime is not None:
+        atime.images = sum(
+            _owned_by_another(segment, atime.keeper)
+            for image in images.values()
+            for segment in image.media.segments
+        )
     try:
         with _few_collections(), gate.interruptible():
             _pump(
@@ -1461,7 +1467,7 @@ def _scan(
                 ) from exc
             for crossing in walker.crossings:
                 notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")
-            if atime is not None and (atime.files or folders.listed_atime_moved):
+            if atime is not None and (atime.files or atime.images or folders.listed_atime_moved):
                 notes.append(atime.note(folders.listed_atime_moved))
             if folders.image_files:
                 # Note: a notable file inside such an image is not found by hashing
@@ -2059,6 +2065,7 @@ class _AtimeMoved:
 
     keeper: int  # the uid whose files keep their access times (-1: no one's)
     files: int = 0
+    images: int = 0  # disk image files (E01 segments each) given as evidence
 
     def note(self, folders: int) -> str:
         whose = (
@@ -2067,11 +2074,20 @@ class _AtimeMoved:
             else f"they are not owned by this user (uid {self.keeper}), and the kernel grants "
             "O_NOATIME only to a file's owner or a process with CAP_FOWNER (root)"
         )
+        images = f", {self.images} disk image file(s) read" if self.images else ""
         return (
-            f"{self.files} file(s) read and {folders} folder(s) listed may have had their "
-            f"access times updated by the scan: {whose}; unless the file system does not "
+            f"{self.files} file(s) read{images} and {folders} folder(s) listed may have had "
+            f"their access times updated by the scan: {whose}; unless the file system does not "
             "record access times (mounted read-only, or noatime), they now show the scan's time"
         )
+
+
+def _owned_by_another(path: bytes, keeper: int) -> bool:
+    """True when `path` (an image file) is not `keeper`'s, or cannot be looked at."""
+    try:
+        return os.stat(path).st_uid != keeper
+    except OSError:
+        return True
 
 
 def _pump(
