@@ -241,7 +241,16 @@ def resumed_memory(
 
     A resume holds the paths its earlier segment finished, to skip them.
     """
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/")
+    # Note: a bench started in the background by a shell without job control
+    # has SIGINT ignored, and its children inherit that: the scan ran to its
+    # end. The scan is given SIGINT's default back.
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd="/",
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     time.sleep(full_wall / 2)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate()
