@@ -1177,22 +1177,30 @@ def test_a_default_log_name_taken_by_another_scan_starting_goes_on_to_the_next_n
     assert runner.invoke(cli, ["verify", str(ours)]).exit_code == 0
 
 
+def _a_store_with_a_blake3_list(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, role: str
+) -> tuple[Path, Path]:
+    """An evidence folder, and a store holding one BLAKE3 list of `role`; blake3 made unavailable."""
+    import matcher.scan as scan_mod
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a").write_bytes(b"a")
+    b3 = tmp_path / "l.b3"
+    b3.write_text("ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f  hello\n")
+    db = tmp_path / "s.db"
+    assert runner.invoke(cli, ["import", str(b3), "--db", str(db), "--role", role]).exit_code == 0
+    monkeypatch.setattr(scan_mod, "available_algorithms", lambda: ("md5", "sha1", "sha256", "sha512"))
+    return ev, db
+
+
 def test_a_default_scan_that_cannot_compute_a_notable_lists_algorithm_is_refused_cleanly(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A BLAKE3 notable list in the store without the blake3 package: every default scan and
     batch item ended in a traceback ("internal error"). Refused, naming the package to install
     or --algorithms; with --algorithms the run goes on, its notes saying what cannot match."""
-    import matcher.scan as scan_mod
-
-    ev = tmp_path / "ev"
-    ev.mkdir()
-    (ev / "a").write_bytes(b"a")
-    b3 = tmp_path / "n.b3"
-    b3.write_text("ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f  hello\n")
-    db = tmp_path / "s.db"
-    assert runner.invoke(cli, ["import", str(b3), "--db", str(db)]).exit_code == 0
-    monkeypatch.setattr(scan_mod, "available_algorithms", lambda: ("md5", "sha1", "sha256", "sha512"))
+    ev, db = _a_store_with_a_blake3_list(runner, tmp_path, monkeypatch, "notable")
     base = ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "-q", "--json"]
     refused = runner.invoke(cli, [*base, "--log", str(tmp_path / "a.jsonl")])
     assert refused.exit_code == 2, refused.output
@@ -1208,19 +1216,10 @@ def test_a_known_list_of_an_algorithm_this_installation_lacks_leaves_a_default_s
     default scan there (exit 2) once known lists' algorithms joined the default: a known list's
     algorithm that cannot be computed is left out, its entries said unmatchable in the notes. A
     notable one is still refused (see above)."""
-    import matcher.scan as scan_mod
-
-    ev = tmp_path / "ev"
-    ev.mkdir()
-    (ev / "a").write_bytes(b"a")
-    b3 = tmp_path / "k.b3"
-    b3.write_text("ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f  hello\n")
-    db = tmp_path / "s.db"
-    assert runner.invoke(cli, ["import", str(b3), "--db", str(db), "--role", "known"]).exit_code == 0
+    ev, db = _a_store_with_a_blake3_list(runner, tmp_path, monkeypatch, "known")
     notable = tmp_path / "n.md5"
     notable.write_text("0" * 32 + "  x\n")
     assert runner.invoke(cli, ["import", str(notable), "--db", str(db)]).exit_code == 0
-    monkeypatch.setattr(scan_mod, "available_algorithms", lambda: ("md5", "sha1", "sha256", "sha512"))
     log = tmp_path / "a.jsonl"
     done = runner.invoke(cli, ["scan", str(ev), "--examiner", "E", "--case", "C", "--db", str(db), "-q", "--log", str(log)])
     assert done.exit_code == 0, done.output
