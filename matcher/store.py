@@ -218,10 +218,13 @@ _STAGED = "raw BLOB, size, name, ident, label, walked"
 # are not UTF-8 (CAST(x'80ff' AS TEXT)) was stored, where the row-by-row
 # reader refuses it, and every lookup of its digest then failed ("Could not
 # decode to UTF-8"); other text goes row by row, which checks it.
+# (GLOB stops at a NUL, which instr() finds: "A\0\xff" passed as "A".)
 _TAKEN_AS_IS = (
     "typeof(ident) != 'blob' AND typeof(label) != 'blob' "
-    "AND (typeof(ident) != 'text' OR ident NOT GLOB '*[^ -~]*') "
-    "AND (typeof(label) != 'text' OR label NOT GLOB '*[^ -~]*')"
+    "AND (typeof(ident) != 'text' OR (ident NOT GLOB '*[^ -~]*' "
+    "AND instr(CAST(ident AS BLOB), x'00') = 0)) "
+    "AND (typeof(label) != 'text' OR (label NOT GLOB '*[^ -~]*' "
+    "AND instr(CAST(label AS BLOB), x'00') = 0))"
 )
 # A staged entry the copy cannot take as it is: digests missing or not hex of
 # their lengths (NULL raw), a size that is no byte count, an id or label it does

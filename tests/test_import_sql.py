@@ -1104,6 +1104,18 @@ def test_a_text_package_id_that_is_not_utf8_is_refused_as_row_by_row_refuses_it(
         assert store.lists() == []
     finally:
         store.close()
+    # A NUL ends what GLOB reads: "A\0\xff" passed for "A" (a review).
+    nul = make_rds(tmp_path / "nul.db", rows_for(10))
+    conn = sqlite3.connect(nul)
+    conn.execute(f"INSERT INTO FILE VALUES ('{sha256}','{sha1}','{md5}','0','b.dll',3,CAST(x'4100ff' AS TEXT))")
+    conn.commit()
+    conn.close()
+    store = HashStore(tmp_path / "n.db")
+    try:
+        with pytest.raises(FormatError, match="package_id is not text"):
+            import_list(store, nul)
+    finally:
+        store.close()
     fine = make_rds(tmp_path / "fine.db", [*rows_for(10), (sha256, sha1, md5, "b.dll", 3, "pkg-\u00e9")])
     store = HashStore(tmp_path / "f.db")
     try:

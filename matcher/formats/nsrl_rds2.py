@@ -373,7 +373,27 @@ def _rfc4180(line: bytes, width: int) -> list[bytes] | None:
             fields.append(line[start:at])
             start = at + 1
     fields.append(line[start:])
-    return fields if not quoted and len(fields) == width else None
+    if quoted or len(fields) != width or not all(map(_well_quoted, fields)):
+        return None
+    return fields
+
+
+def _well_quoted(field: bytes) -> bool:
+    """True for a field with no quote, or one quoted whole with only doubled quotes inside.
+
+    Note: a stray quote inside a name (NIST writes them unescaped) flipped
+    the split's "inside quotes" where it stood, and the name came out wrong.
+    """
+    field = field.strip()
+    if b'"' not in field:
+        return True
+    inner = field[1:-1]
+    return (
+        len(field) >= 2
+        and field[:1] == b'"'
+        and field[-1:] == b'"'
+        and b'"' not in inner.replace(b'""', b"")
+    )
 
 
 def _shifted(fields: list[bytes], layout: _Layout) -> bool:

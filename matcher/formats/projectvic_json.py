@@ -265,7 +265,9 @@ def _named_algorithm(
     known = _USUAL_NAMES.get(name) or digests.canonical_name(name)
     if known is not None:
         return known
-    compact = re.sub(r"[^a-z0-9]", "", name.lower())
+    # Note: blanks and punctuation only; a letter of any script stays ("MD5
+    # (заголовок)", a header's MD5, was read as the file's).
+    compact = re.sub(r"[\W_]", "", name.lower())
     worded = _WORDED_NAMES.get(compact)
     if worded is not None:
         return worded

@@ -620,3 +620,14 @@ def test_a_line_read_past_its_quoted_commas_keeps_the_fast_paths_leniency() -> N
     plain = line.replace(b'"x, y"', b'"x y"')
     (same,) = parse(header + plain)
     assert (same.name, same.size, same.ident, same.label) == (record.name, record.size, record.ident, record.label)
+
+
+@pytest.mark.parametrize("rest", [b'"5", x","7" x",123,"2, 3","W",""', b'"5" fl","1, 2"",123,"1","W",""'])
+def test_a_line_with_stray_quotes_and_a_quoted_comma_is_refused_not_split_wrongly(rest: bytes) -> None:
+    """The quote-aware split flipped "inside quotes" at every quote, stray ones (NIST writes names
+    with unescaped quotes) too: such a line imported a wrong FileName. A field that is not
+    unquoted, or quoted whole with only doubled quotes inside, refuses the line."""
+    header = b'"SHA-1","MD5","FileName","Comment","FileSize","ProductCode","OpSystemCode","SpecialCode"\r\n'
+    line = b'"AAF4C61DDCC5E8A2DABEDE0F3B482CD9AEA9434D","5D41402ABC4B2A76B9719D911017C592",' + rest + b"\r\n"
+    with pytest.raises(FormatError, match="expected 8 fields as in the header"):
+        parse(header + line)

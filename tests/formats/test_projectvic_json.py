@@ -1085,6 +1085,7 @@ def test_a_hashname_naming_an_algorithm_in_other_words_is_read_and_an_unplaced_d
     for name in ("SHA256Hash", "HashSHA256", "sha256sum", "SHA-256 (hex)"):
         assert one(name).digests == {**md5_only, "sha256": bytes.fromhex(sha256)}, name
     for name, value in (("HMAC-SHA256", sha256), ("SHA-512/256", sha256), ("MD5 (first 1 MiB)", "ab" * 16),
+                        ("MD5 (\u0437\u0430\u0433\u043e\u043b\u043e\u0432\u043e\u043a)", "ab" * 16), ("SHA-1 (\u03c4\u03bc\u03ae\u03bc\u03b1)", "ab" * 20),
                         ("SHA1Base32", "AAF4C61DDCC5E8A2"), ("SHA-2", sha256), ("PDQ", sha256), ("PhotoDNA", "QUJD" * 30)):
         assert one(name, value).digests == md5_only, name  # fmt: skip
     path = tmp_path / "l.json"
