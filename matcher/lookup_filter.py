@@ -98,17 +98,19 @@ def build_filter(
     stored = store.stored_algorithms()
     computed = set(algorithms)
     if not stored & computed:
-        lacking = sorted(stored - set(available_algorithms()))
+        usable = sorted(stored & set(available_algorithms()))
         # Note: "Fix --algorithms" was said where none was given, and where no
-        # --algorithms could help: the algorithm is not installed.
+        # --algorithms could help (the algorithm not installed, or a rematch,
+        # whose digests are its scan's).
         fix = (
-            f"install what computes {', '.join(lacking)} (pip install 'matcher[{lacking[0]}]')"
-            if lacking
-            else f"give --algorithms {','.join(sorted(stored))}"
+            f"a scan needs --algorithms naming one of {', '.join(usable)}"
+            if usable
+            else f"a scan needs what computes them installed (pip install 'matcher[{max(stored)}]')"
         )
         raise UsageError(
             f"The lists hold {', '.join(sorted(stored))} digests but the run computes only "
-            f"{', '.join(algorithms)}: nothing could ever match. To scan, {fix}."
+            f"{', '.join(algorithms)}: nothing could ever match; {fix} (a rematch cannot "
+            "add digests: its inventory holds its scan's)."
         )
     # Note: a notable list none of whose digests the run computes could never
     # match: the run would say "notable 0", exit 0, with the list named as used.

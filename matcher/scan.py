@@ -1114,7 +1114,7 @@ def _link_target(link: Path) -> str:
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM):
             # Note: "leads nowhere" was said of a target that exists.
-            return f"{target}, whose end this user may not look up ({os.strerror(exc.errno)})"
+            return f"{target}, whose end this user may not look up: {os.strerror(exc.errno)}"
         return f"{target}, which leads nowhere: {os.strerror(exc.errno or 0)}"
     named = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(link)), target))
     return target if named == end else f"{target}, leading to {end}"
@@ -1165,9 +1165,12 @@ def _read_inside_evidence(list_path: Path, evidence: Sequence[Path]) -> list[str
     write-ahead log, a HashKeeper .hke, an NSRLFile.txt beside hashes.txt),
     and a copy alone was read otherwise (a found review: a false notable).
     """
-    real = Path(os.path.realpath(list_path))
+    # Note: the path as given too: a symlink inside the evidence to a list
+    # outside it is read through (the link's own access time moves).
+    paths = {Path(os.path.realpath(list_path)), Path(os.path.abspath(list_path))}
     for root, given in zip((Path(os.path.realpath(e)) for e in evidence), evidence, strict=True):
-        if real == root or (root.is_dir() and _under(real, root)):
+        named = Path(os.path.abspath(given))
+        if any(p in (root, named) or _under(p, root) or _under(p, named) for p in paths):
             return [
                 f"list {list_path} lies inside the evidence ({given}) and was read there, as "
                 "any list is (without O_NOATIME): its access time may have moved; copy such "

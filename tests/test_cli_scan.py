@@ -225,6 +225,14 @@ def test_a_list_given_from_inside_the_evidence_is_read_there_and_said(runner: Cl
     outside = scan(runner, tmp_path / "u.db", tmp_path / "u.jsonl", evidence_copy / "data", extra=["--list", str(own)])
     assert outside.exit_code == 0, outside.output  # the list is not under this root: no note
     assert not any("lies inside" in n for n in end_record(tmp_path / "u.jsonl")["notes"])
+    # A symlink inside the evidence to a list outside it is read through: said too (a review).
+    elsewhere = tmp_path / "elsewhere.sha256"
+    elsewhere.write_bytes(own.read_bytes())
+    (evidence_copy / "data" / "link.sha256").symlink_to(elsewhere)
+    linked = scan(runner, tmp_path / "v.db", tmp_path / "v.jsonl", evidence_copy / "data",
+                  extra=["--list", str(evidence_copy / "data" / "link.sha256")])  # fmt: skip
+    assert linked.exit_code == 0, linked.output
+    assert any("link.sha256 lies inside the evidence" in n for n in end_record(tmp_path / "v.jsonl")["notes"])
 
 
 def _log_without_times(log: Path) -> list[dict[str, object]]:
@@ -353,6 +361,8 @@ def test_algorithms_that_cannot_match_are_refused(runner: CliRunner, tmp_path: P
     runner.invoke(cli, ["import", str(LISTS / "notable.txt"), "--db", str(db)])
     result = scan(runner, db, tmp_path / "x.jsonl", evidence_copy, extra=["--algorithms", "md5,sha256"])
     assert result.exit_code == 2 and "nothing could ever match" in result.output
+    # It says what would: not "Fix --algorithms" whatever the cause (a review).
+    assert "a scan needs --algorithms naming one of sha1" in result.output
     assert not (tmp_path / "x.jsonl").exists()
 
 

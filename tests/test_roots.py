@@ -607,4 +607,4 @@ def test_a_link_whose_end_this_user_may_not_look_up_is_not_said_to_lead_nowhere(
 
     monkeypatch.setattr(scan_mod.os.path, "realpath", denied)
     said = scan_mod._link_target(link)
-    assert said == "locked/in, whose end this user may not look up (Permission denied)"
+    assert said == "locked/in, whose end this user may not look up: Permission denied"
