@@ -41,6 +41,7 @@ from matcher.errors import ExitCode
 from matcher.errors import FormatError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
+from matcher.evidence.folder import AtimeRule
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_file
 from matcher.evidence.folder import open_readonly
@@ -1419,10 +1420,10 @@ def _scan(
     status = "interrupted"
     aborted: BaseException | None = None
     late: str | None = None
-    atime = _AtimeMoved(folders.atime_keeper) if folders.atime_keeper is not None else None
+    atime = _AtimeMoved(folders.atime_rule) if folders.atime_rule is not None else None
     if atime is not None:
         atime.images = sum(
-            _owned_by_another(segment, atime.keeper)
+            _moved_by_reading(segment, atime.rule)
             for image in images.values()
             for segment in image.media.segments
         )
@@ -2059,36 +2060,31 @@ def _few_collections() -> Iterator[None]:
 
 @dataclasses.dataclass
 class _AtimeMoved:
-    """The files read that this process may not open with O_NOATIME (see atime_keeper).
+    """The files read that this process may not open with O_NOATIME (see AtimeRule).
 
     Note: a scan as a user who does not own the evidence (and lacks
     CAP_FOWNER) moved the access time of every file it read, and its log
     said nothing of it: chain of custody needs it said.
     """
 
-    keeper: int  # the uid whose files keep their access times (-1: no one's)
+    rule: AtimeRule
     files: int = 0
     images: int = 0  # disk image files (E01 segments each) given as evidence
 
     def note(self, folders: int) -> str:
-        whose = (
-            "this system has no O_NOATIME"
-            if self.keeper < 0
-            else f"they are not owned by this user (uid {self.keeper}), and the kernel grants "
-            "O_NOATIME only to a file's owner or a process with CAP_FOWNER (root)"
-        )
         images = f", {self.images} disk image file(s) read" if self.images else ""
         return (
             f"{self.files} file(s) read{images} and {folders} folder(s) listed may have had "
-            f"their access times updated by the scan: {whose}; unless the file system does not "
-            "record access times (mounted read-only, or noatime), they now show the scan's time"
+            f"their access times updated by the scan: {self.rule.why()}; unless the file "
+            "system does not record access times (mounted read-only, or noatime), they now "
+            "show the scan's time"
         )
 
 
-def _owned_by_another(path: bytes, keeper: int) -> bool:
-    """True when `path` (an image file) is not `keeper`'s, or cannot be looked at."""
+def _moved_by_reading(path: bytes, rule: AtimeRule) -> bool:
+    """True when reading `path` (an image file) may move its access time (or it cannot tell)."""
     try:
-        return os.stat(path).st_uid != keeper
+        return rule.moves(os.stat(path).st_uid)
     except OSError:
         return True
 
@@ -2191,7 +2187,7 @@ def _pump(
                     )
                     continue
                 order.append(None)
-                if atime is not None and item.uid is not None and item.uid != atime.keeper:
+                if atime is not None and item.uid is not None and atime.rule.moves(item.uid):
                     atime.files += 1
                 yield item
             elif item.skip is not None:

@@ -608,3 +608,37 @@ def test_a_link_whose_end_this_user_may_not_look_up_is_not_said_to_lead_nowhere(
     monkeypatch.setattr(scan_mod.os.path, "realpath", denied)
     said = scan_mod._link_target(link)
     assert said == "locked/in, whose end this user may not look up: Permission denied"
+
+
+def test_root_of_a_user_namespace_says_the_access_times_of_unmapped_owners_may_have_moved() -> None:
+    """Root of a rootless container has CAP_FOWNER, but the kernel refuses O_NOATIME for files
+    whose owners its namespace does not map (they show as the overflow uid): their access times
+    moved, and no note said so (a review). The end record counts them too."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from test_hostile import require_root
+
+    require_root()
+    unshare = shutil.which("unshare") or pytest.fail("unshare is needed: install util-linux")
+    with tempfile.TemporaryDirectory(dir="/tmp") as scratch:
+        work = Path(scratch)
+        work.chmod(0o755)
+        (work / "ev").mkdir()
+        (work / "ev" / "a").write_bytes(b"hello\n")
+        for path in (work / "ev", work / "ev" / "a"):
+            os.chown(path, 1234, 1234)
+        (work / "n.md5").write_text("0" * 32 + "  x\n")
+        root = str(Path(__file__).resolve().parents[1])
+        done = subprocess.run([unshare, "--user", "--map-root-user", sys.executable, "-m", "matcher", "scan",
+                               str(work / "ev"), "--examiner", "E", "--case", "C", "--db", str(work / "s.db"),
+                               "--list", str(work / "n.md5"), "--log", str(work / "l.jsonl"), "-q"],
+                              env={**os.environ, "PYTHONPATH": root}, capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        notes = json.loads((work / "l.jsonl").read_bytes().splitlines()[-1])["notes"]
+        (said,) = [n for n in notes if "access time" in n]
+        assert said.startswith("1 file(s) read and 1 folder(s) listed may have had their access times updated")
+        assert "not mapped in this user namespace" in said

@@ -13,6 +13,7 @@ Every entry ends as a `FileTask` (a regular file to hash) or an
 
 from __future__ import annotations
 
+import dataclasses
 import errno as errno_mod
 import fnmatch
 import os
@@ -78,6 +79,64 @@ def atime_keeper() -> int | None:
 
 # The capability that lets a process open any file with O_NOATIME (capability.h).
 _CAP_FOWNER = 3
+
+
+def _unmapped_uid() -> int | None:
+    """The uid that files of owners this user namespace does not map show; None outside one.
+
+    Note: root of a rootless container has CAP_FOWNER, but only over the
+    owners its namespace maps: for the others (shown as the overflow uid,
+    65534) the kernel refuses O_NOATIME all the same.
+    """
+    try:
+        with open("/proc/self/uid_map", "rb") as mapping:
+            if mapping.read().split() == [b"0", b"0", b"4294967295"]:
+                return None  # the initial namespace: every owner is mapped
+        with open("/proc/sys/kernel/overflowuid", "rb") as overflow:
+            return int(overflow.read())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class AtimeRule:
+    """Whose files and folders this process reads without O_NOATIME (their access times may move).
+
+    `keeper`: the only owner whose files keep theirs (the effective uid,
+    without CAP_FOWNER; -1: no one's, no O_NOATIME on this system), or None
+    for every mapped owner's; `unmapped`: the overflow uid, in a user
+    namespace (see _unmapped_uid).
+    """
+
+    keeper: int | None
+    unmapped: int | None = None
+
+    def moves(self, uid: int) -> bool:
+        """True when a file or folder of `uid` is read without O_NOATIME."""
+        return (self.keeper is not None and uid != self.keeper) or uid == self.unmapped
+
+    def why(self) -> str:
+        """Why, in words, for the end record's note."""
+        if self.keeper is not None and self.keeper < 0:
+            return "this system has no O_NOATIME"
+        if self.keeper is not None:
+            return (
+                f"they are not owned by this user (uid {self.keeper}), and the kernel grants "
+                "O_NOATIME only to a file's owner or a process with CAP_FOWNER (root)"
+            )
+        return (
+            f"their owners are not mapped in this user namespace (they show as uid "
+            f"{self.unmapped}), and the kernel refuses O_NOATIME for them even to its root"
+        )
+
+
+def atime_rule() -> AtimeRule | None:
+    """This process's AtimeRule; None when it opens every file with O_NOATIME."""
+    keeper = atime_keeper()
+    unmapped = _unmapped_uid() if keeper is None else None
+    if keeper is None and unmapped is None:
+        return None
+    return AtimeRule(keeper, unmapped)
 
 
 # Each evidence root as named (absolute, and as given) and as the kernel
@@ -413,9 +472,9 @@ class FolderWalker:
         set_roots(real_roots)
         self.one_file_system = one_file_system
         self.crossings: list[bytes] = []
-        # Whose folders and files keep their access times when read (see
-        # atime_keeper), and the folders listed that may not have.
-        self.atime_keeper = atime_keeper()
+        # Whose folders and files may not keep their access times when read
+        # (see AtimeRule), and the folders listed that may not have.
+        self.atime_rule = atime_rule()
         self.listed_atime_moved = 0
         # Files named as disk images (see _image_names), hashed as files: noted.
         self.image_files = 0
@@ -644,7 +703,7 @@ class FolderWalker:
                     detail="directory replaced after listing",
                     kind="dir",
                 )
-            if self.atime_keeper is not None and st.st_uid != self.atime_keeper:
+            if self.atime_rule is not None and self.atime_rule.moves(st.st_uid):
                 self.listed_atime_moved += 1  # its listing may move its access time
             names = names_in(fd)
             names.sort()
