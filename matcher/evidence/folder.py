@@ -81,12 +81,17 @@ def atime_keeper() -> int | None:
 _CAP_FOWNER = 3
 
 
+# What _unmapped_uid gives when it cannot tell (/proc unreadable).
+_CANNOT_TELL = -2
+
+
 def _unmapped_uid() -> int | None:
     """The uid that files of owners this user namespace does not map show; None outside one.
 
     Note: root of a rootless container has CAP_FOWNER, but only over the
     owners its namespace maps: for the others (shown as the overflow uid,
-    65534) the kernel refuses O_NOATIME all the same.
+    65534) the kernel refuses O_NOATIME all the same. _CANNOT_TELL when
+    /proc cannot be read.
     """
     try:
         with open("/proc/self/uid_map", "rb") as mapping:
@@ -95,7 +100,7 @@ def _unmapped_uid() -> int | None:
         with open("/proc/sys/kernel/overflowuid", "rb") as overflow:
             return int(overflow.read())
     except (OSError, ValueError):
-        return None
+        return _CANNOT_TELL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,36 +109,50 @@ class AtimeRule:
 
     `keeper`: the only owner whose files keep theirs (the effective uid,
     without CAP_FOWNER; -1: no one's, no O_NOATIME on this system), or None
-    for every mapped owner's; `unmapped`: the overflow uid, in a user
-    namespace (see _unmapped_uid).
+    for every mapped owner's; `unmapped`: in a user namespace, the overflow
+    uid its unmapped owners show as (see _unmapped_uid), or _CANNOT_TELL.
+    A prediction from owners, so it errs towards "may have moved": a file
+    shown as the overflow uid may be of a mapped owner of that uid.
     """
 
     keeper: int | None
     unmapped: int | None = None
 
     def moves(self, uid: int) -> bool:
-        """True when a file or folder of `uid` is read without O_NOATIME."""
-        return (self.keeper is not None and uid != self.keeper) or uid == self.unmapped
+        """True when a file or folder of `uid` may be read without O_NOATIME."""
+        return (
+            (self.keeper is not None and uid != self.keeper)
+            or uid == self.unmapped
+            or self.unmapped == _CANNOT_TELL
+        )
 
     def why(self) -> str:
         """Why, in words, for the end record's note."""
+        if self.unmapped == _CANNOT_TELL:
+            return (
+                "this process could not read /proc to tell whose files the kernel lets it "
+                "open with O_NOATIME"
+            )
         if self.keeper is not None and self.keeper < 0:
             return "this system has no O_NOATIME"
-        if self.keeper is not None:
-            return (
-                f"they are not owned by this user (uid {self.keeper}), and the kernel grants "
-                "O_NOATIME only to a file's owner or a process with CAP_FOWNER (root)"
-            )
-        return (
-            f"their owners are not mapped in this user namespace (they show as uid "
-            f"{self.unmapped}), and the kernel refuses O_NOATIME for them even to its root"
+        mine = (
+            f"they are not owned by this user (uid {self.keeper}), and the kernel grants "
+            "O_NOATIME only to a file's owner or a process with CAP_FOWNER (root)"
         )
+        theirs = (
+            f"their owners may not be mapped in this user namespace (they show as uid "
+            f"{self.unmapped}), and the kernel refuses O_NOATIME for files of unmapped owners "
+            "even to its root"
+        )
+        if self.keeper is not None and self.unmapped is not None:
+            return f"{mine}, or {theirs}"
+        return mine if self.keeper is not None else theirs
 
 
 def atime_rule() -> AtimeRule | None:
     """This process's AtimeRule; None when it opens every file with O_NOATIME."""
     keeper = atime_keeper()
-    unmapped = _unmapped_uid() if keeper is None else None
+    unmapped = _unmapped_uid() if keeper is None or keeper >= 0 else None
     if keeper is None and unmapped is None:
         return None
     return AtimeRule(keeper, unmapped)
