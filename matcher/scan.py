@@ -1103,6 +1103,26 @@ def run_scan(
             image.close()
 
 
+def _links_on_the_way(path: Path, hops: int = 40) -> list[Path]:
+    """The path made absolute, and each symbolic link (its own path) its resolution reads."""
+    seen = [Path(os.path.abspath(path))]
+    pending = list(seen[0].parts[1:])
+    at = Path(seen[0].anchor)
+    while pending and hops > 0:
+        step = at / pending.pop(0)
+        try:
+            target = os.readlink(step)
+        except OSError:  # not a link (or not there): go on below it
+            at = step
+            continue
+        hops -= 1
+        seen.append(step)
+        resolved = Path(os.path.normpath(at / target))
+        pending = [*resolved.parts[1:], *pending]
+        at = Path(resolved.anchor)
+    return seen
+
+
 def _link_target(link: Path) -> str:
     """What a symbolic link names (readlink), and where its chain ends when that differs.
 
@@ -1166,9 +1186,10 @@ def _read_inside_evidence(list_path: Path, evidence: Sequence[Path]) -> list[str
     write-ahead log, a HashKeeper .hke, an NSRLFile.txt beside hashes.txt),
     and a copy alone was read otherwise (a found review: a false notable).
     """
-    # Note: the path as given too: a symlink inside the evidence to a list
-    # outside it is read through (the link's own access time moves).
-    paths = {Path(os.path.realpath(list_path)), Path(os.path.abspath(list_path))}
+    # Note: the path as given and every link it passes through too: a symlink
+    # inside the evidence to a list outside it is read through (the link's
+    # own access time moves), also as a link in the middle of a chain.
+    paths = {Path(os.path.realpath(list_path)), *_links_on_the_way(list_path)}
     for root, given in zip((Path(os.path.realpath(e)) for e in evidence), evidence, strict=True):
         named = Path(os.path.abspath(given))
         if any(p in (root, named) or _under(p, root) or _under(p, named) for p in paths):

@@ -233,6 +233,13 @@ def test_a_list_given_from_inside_the_evidence_is_read_there_and_said(runner: Cl
                   extra=["--list", str(evidence_copy / "data" / "link.sha256")])  # fmt: skip
     assert linked.exit_code == 0, linked.output
     assert any("link.sha256 lies inside the evidence" in n for n in end_record(tmp_path / "v.jsonl")["notes"])
+    # ... and as a link in the middle of a chain: out/l1 -> evidence/l2 -> the list (a third review).
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "l1").symlink_to(evidence_copy / "data" / "link.sha256")
+    chained = scan(runner, tmp_path / "w.db", tmp_path / "w.jsonl", evidence_copy / "data",
+                   extra=["--list", str(tmp_path / "out" / "l1")])  # fmt: skip
+    assert chained.exit_code == 0, chained.output
+    assert any("l1 lies inside the evidence" in n for n in end_record(tmp_path / "w.jsonl")["notes"])
 
 
 def _log_without_times(log: Path) -> list[dict[str, object]]:

@@ -343,8 +343,9 @@ def _split(line: bytes, layout: _Layout) -> list[bytes]:
             if rfc is None:
                 raise ValueError(
                     f"expected {layout.width} fields as in the header, found {len(fields)}, "
-                    "and the extra commas are not inside the quoted FileName (nor inside "
-                    "other quoted fields)"
+                    "and the extra commas are not inside the quoted FileName, nor is the line "
+                    "CSV with them inside other quoted fields (a field too many, or a stray "
+                    "quote in a field)"
                 )
             return rfc
         fields[at : at + extra + 1] = [name]
