@@ -1086,15 +1086,17 @@ def test_a_text_list_changed_while_it_is_read_is_refused_and_the_store_unchanged
     assert store.lists() == []
 
 
-def test_a_text_package_id_that_is_not_utf8_is_refused_as_row_by_row_refuses_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ident", ["80ff", "4100ff"], ids=["not UTF-8", "a NUL, where GLOB stops"])
+def test_a_text_package_id_that_is_not_utf8_is_refused_as_row_by_row_refuses_it(tmp_path: Path, ident: str) -> None:
     """A package_id stored as TEXT whose bytes are not UTF-8 was stored by the SQL copy (the row-
     by-row reader refuses it), and every lookup of its digest then failed ("Could not decode to
-    UTF-8"). The copy takes text ids of printable ASCII only; other text goes row by row, which
-    refuses this one, naming it, and keeps a UTF-8 one."""
+    UTF-8"); so was "A\0\xff", GLOB reading up to the NUL (a second review). The copy takes
+    text ids of printable ASCII with no NUL only; other text goes row by row, which refuses
+    these, naming them, and keeps a UTF-8 one."""
     sha256, sha1, md5 = triple(b"bad ident")
     bad = make_rds(tmp_path / "bad.db", rows_for(10))
     conn = sqlite3.connect(bad)
-    conn.execute(f"INSERT INTO FILE VALUES ('{sha256}','{sha1}','{md5}','0','b.dll',3,CAST(x'80ff' AS TEXT))")
+    conn.execute(f"INSERT INTO FILE VALUES ('{sha256}','{sha1}','{md5}','0','b.dll',3,CAST(x'{ident}' AS TEXT))")
     conn.commit()
     conn.close()
     store = HashStore(tmp_path / "s.db")
@@ -1102,18 +1104,6 @@ def test_a_text_package_id_that_is_not_utf8_is_refused_as_row_by_row_refuses_it(
         with pytest.raises(FormatError, match="package_id is not text"):
             import_list(store, bad)
         assert store.lists() == []
-    finally:
-        store.close()
-    # A NUL ends what GLOB reads: "A\0\xff" passed for "A" (a review).
-    nul = make_rds(tmp_path / "nul.db", rows_for(10))
-    conn = sqlite3.connect(nul)
-    conn.execute(f"INSERT INTO FILE VALUES ('{sha256}','{sha1}','{md5}','0','b.dll',3,CAST(x'4100ff' AS TEXT))")
-    conn.commit()
-    conn.close()
-    store = HashStore(tmp_path / "n.db")
-    try:
-        with pytest.raises(FormatError, match="package_id is not text"):
-            import_list(store, nul)
     finally:
         store.close()
     fine = make_rds(tmp_path / "fine.db", [*rows_for(10), (sha256, sha1, md5, "b.dll", 3, "pkg-\u00e9")])
