@@ -71,11 +71,19 @@ def _uncomputed_note(info: ListInfo, computed: set[str]) -> str | None:
     if not most:
         return None
     how_many = f"{most:,}" if least == most else f"between {least:,} and {most:,}"
+    # Note: a default scan leaves out an algorithm this installation lacks
+    # (a known BLAKE3 list): the note said the entries could not match, not why.
+    lacking = sorted((held - computed) - set(available_algorithms()))
+    why = (
+        f"; {', '.join(lacking)} is not installed here (pip install 'matcher[{lacking[0]}]')"
+        if lacking
+        else ""
+    )
     return (
         f"list {info.name!r} ({info.role}): {how_many} of its {info.entries:,} entries hold "
         f"no digest this run computes ({', '.join(sorted(computed))}; the list also holds "
-        f"{', '.join(sorted(held - computed))}): they cannot match, and files they would "
-        "match count as unknown"
+        f"{', '.join(sorted(held - computed))}{why}): they cannot match, and files they "
+        "would match count as unknown"
     )
 
 
