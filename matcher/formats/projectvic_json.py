@@ -250,15 +250,13 @@ _PERCEPTUAL = frozenset({"photodna", "pdq", "pdqhash", "tlsh", "ssdeep", "phash"
 _DIGEST_HEX = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}|[0-9A-Fa-f]{128}")
 
 
-def _named_algorithm(
-    name: str, entry: dict[str, Any], passed: collections.Counter[str] | None
-) -> str | None:
+def _named_algorithm(name: str, entry: dict[str, Any], passed: list[str] | None) -> str | None:
     """The algorithm an AlternativeHashes item's HashName names; None for none matcher reads.
 
     Note: a SHA-256 under "SHA256Hash" or "sha256sum" was passed over in
     silence (the match then resting on the MD5 alone). A name that names
     none is passed over, as before (another hash: XXH128, BLAKE2b-256,
-    HMAC-SHA256), and counted in `passed` when its value is hex of a
+    HMAC-SHA256), and added to `passed` when its value is hex of a
     digest's length (it may be one under a name matcher cannot place),
     which the import then says.
     """
@@ -278,7 +276,7 @@ def _named_algorithm(
         and isinstance(value, str)
         and _DIGEST_HEX.fullmatch(value.strip())
     ):
-        passed[name[:40]] += 1
+        passed.append(name[:40])
     return None
 
 
@@ -660,9 +658,7 @@ def _size(value: object) -> int | None:
     raise ValueError(f"MediaSize is not a byte count: {_verbatim(value)!r:.60}")
 
 
-def _row(
-    media: object, passed: collections.Counter[str] | None = None
-) -> tuple[_Row, _Extra | None]:
+def _row(media: object, passed: list[str] | None = None) -> tuple[_Row, _Extra | None]:
     """One Media object as a batch row, and its digests of other algorithms; ValueError says
     what is wrong with it.
 
@@ -842,6 +838,7 @@ class ProjectVicReader(TextReader):
         self, stream: BinaryIO, source: str, on_invalid: OnInvalid
     ) -> Iterator[tuple[int, _Row, _Extra | None]]:
         self.passed_over: collections.Counter[str] = collections.Counter()
+        passed: list[str] = []  # one media's, counted once it is taken
         head = stream.read(HEAD_BYTES)
         if not head.strip() and len(head) < HEAD_BYTES:
             raise FormatError("the file is empty; a VICS list is a JSON object", source)
@@ -882,14 +879,18 @@ class ProjectVicReader(TextReader):
             number += 1
             outer, index = next_outer, next_index  # placed in words only when needed
             try:
-                row, extra = _row(entry, self.passed_over)
+                row, extra = _row(entry, passed)
             except ValueError as exc:
+                passed.clear()  # a media refused: what it would have passed over is not said
                 where = f"media number {number} ({_position(outer, index)})"
                 error = FormatError(f"{where}: {exc}", source)
                 if on_invalid is None:
                     raise error from exc
                 on_invalid(error)
                 continue
+            if passed:
+                self.passed_over.update(passed)
+                passed.clear()
             yield number, row, extra
 
 

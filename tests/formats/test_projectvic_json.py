@@ -1097,6 +1097,16 @@ def test_a_hashname_naming_an_algorithm_in_other_words_is_read_and_an_unplaced_d
         store.close()
     assert note.startswith("3 AlternativeHashes value(s) of a digest's length were passed over")
     assert "'SHA-2' (2), 'XXH128' (1)" in note and "PDQ" not in note
+    # A media refused (here skipped, --skip-invalid) says nothing of what it would pass over.
+    refused = {**item("SHA-2"), "MediaSize": "no size"}  # refused after its hashes are read
+    skipped = tmp_path / "skipped.json"
+    skipped.write_bytes(document(envelope, [item("SHA-2"), refused]))
+    store = HashStore(tmp_path / "k.db")
+    try:
+        result = import_list(store, skipped, skip_invalid=True)
+    finally:
+        store.close()
+    assert result.skipped_invalid == 1 and result.notes[0].startswith("1 AlternativeHashes value(s)")
     quiet = tmp_path / "q.json"
     quiet.write_bytes(document(envelope, [item("SHA256Hash"), item("PDQ")]))
     store = HashStore(tmp_path / "q.db")
