@@ -333,6 +333,9 @@ def run_batch(
         options = dataclasses.replace(
             template,
             evidence=[item.evidence],
+            # Note: a --list inside another item's evidence moved that item's
+            # access time unsaid (its own log may be complete already).
+            other_evidence=[other.evidence for other in items if other is not item],
             examiner=item.examiner,
             case=item.case,
             authority=item.authority,

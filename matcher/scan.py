@@ -148,6 +148,9 @@ class ScanOptions:
     images_only: bool = False  # every file root must be a disk image
     archives: bool = False  # look inside zip/tar/gz/bz2/xz members
     archive_limits: ArchiveLimits = dataclasses.field(default_factory=ArchiveLimits)
+    # A batch's other items' evidence: a --list inside one is noted as inside
+    # this item's is (see _read_inside_evidence). Not scanned.
+    other_evidence: Sequence[Path] = ()
 
 
 @dataclasses.dataclass
@@ -1045,7 +1048,9 @@ def run_scan(
         continuing = options.resume and options.log.stat().st_size > 0
         for list_path in options.lists:
             given_lists.append(_import_given(store, list_path, continuing, options.db, notes))
-            notes.extend(_read_inside_evidence(list_path, options.evidence))
+            notes.extend(
+                _read_inside_evidence(list_path, [*options.evidence, *options.other_evidence])
+            )
         lists = store.lists()
         if not lists:
             raise UsageError(

@@ -484,3 +484,22 @@ def test_a_manifest_value_holding_a_nul_byte_is_refused_at_its_line(runner: CliR
     assert result.exit_code == 2, result.output
     assert "items.csv:2: the evidence value holds a NUL byte" in result.output
     assert "internal error" not in result.output
+
+
+def test_a_list_inside_another_items_evidence_is_noted_in_each_item_that_reads_it(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """`batch --list B/own.md5`: scanning item A read B's list (its access time may move), and
+    A's end record said nothing, only B's (a review). Every item that reads it says so."""
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "a")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
+    own = tmp_path / "b" / "own.md5"
+    own.write_text("0" * 32 + "  x\n")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,logs/a.jsonl\nb,C-2,E. Two,logs/b.jsonl\n")
+    result = runner.invoke(cli, ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(own), "--json"],
+                           catch_exceptions=False)  # fmt: skip
+    assert [i["status"] for i in json.loads(result.stdout)] == ["complete", "complete"], result.output
+    for log in ("a", "b"):
+        notes = json.loads((tmp_path / "logs" / f"{log}.jsonl").read_text().splitlines()[-1])["notes"]
+        assert any(n.startswith(f"list {own} lies inside the evidence") for n in notes), (log, notes)
