@@ -30,6 +30,7 @@ from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
 from matcher.inventory import Inventory
+from matcher.inventory import check_seal
 from matcher.inventory import default_path
 from matcher.models import fields_path
 from matcher.reports.model import ErrorItem
@@ -58,9 +59,14 @@ def _verify(log: Path, public_key: Path | None) -> tuple[Verification, tuple[int
         # Note: with what verified before the failure (a cut log's checkpoints
         # are signed so that its authorship can be checked): not zeros.
         return Verification.failed(exc), exc.seen
+    # Note: as `verify` does, the inventory the end record sealed is checked:
+    # one edited after the scan failed `verify` while the report of the same
+    # log said "chain intact" (a validator).
+    seal = check_seal(log, found.last_end)
+    intact = seal.status != "differs"
     verification = Verification(
-        True,
-        "intact",
+        intact,
+        "intact" if intact else f"its chain is intact, but its inventory {seal.problem()}",
         None,
         found.lines,
         found.head,

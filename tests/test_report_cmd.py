@@ -1439,3 +1439,26 @@ def test_dfxml_gives_the_exact_examiner_and_case_where_an_escape_shows(
         seen[name] = base64.b64decode(exact).decode() if exact else run.get("examiner")
         assert base64.b64decode(run.get("case_b64") or "").decode() == "C\u202e1"
     assert seen == {"held": "Lit\x1b", "typed": "Lit\\x1B"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_a_log_whose_sealed_inventory_changed_is_reported_as_verify_fails_it(
+    scanned: Path, runner: CliRunner, tmp_path: Path, fmt: str
+) -> None:
+    """`verify` failed a log whose inventory was edited after the scan, while `report` of the
+    same log said "chain intact", exit 0, and `verify --json` said "intact": true with exit 1
+    (a validator). Both now say the inventory is not the one the log sealed."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"{scanned}.inventory.db")
+    conn.execute("UPDATE entries SET verdict = 'known' WHERE verdict = 'unknown'")
+    conn.commit()
+    conn.close()
+    out = tmp_path / f"r.{fmt}"
+    result = runner.invoke(cli, ["report", str(scanned), "--format", fmt, "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    text = out.read_text()
+    assert "FAILED verification (its chain is intact, but its inventory" in text
+    assert "the 0 record" not in text and "record(s) it holds verified" in text
+    checked = runner.invoke(cli, ["verify", str(scanned), "--json"])
+    assert checked.exit_code == 1 and json.loads(checked.stdout)["intact"] is False

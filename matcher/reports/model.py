@@ -245,8 +245,10 @@ class Verification:
             signed = ", by their chain alone: no signature verified before it"
         else:
             signed = ""
-        # Note: an incomplete log fails at its last line, which verified too.
-        where = "it holds" if self.line is not None and self.line <= self.records else "before it"
+        # Note: an incomplete log fails at its last line, which verified too;
+        # a log whose sealed inventory changed (no line) verified whole.
+        held = self.line is None or self.line <= self.records
+        where = "it holds" if held else "before it"
         return f"; the {self.records} record(s) {where} verified{signed}"
 
     def signatures_verified(self) -> str:
