@@ -224,6 +224,11 @@ def exit_code_for(status: str, counts: Counts) -> int:
     return code
 
 
+def _within(path: Path, root: Path) -> bool:
+    """True when `path` is the evidence root `root` or lies below it."""
+    return path == root or (root.is_dir() and _under(path, root))
+
+
 def _under(path: Path, root: Path) -> bool:
     try:
         path.relative_to(root)
@@ -258,7 +263,7 @@ def refuse_outputs_inside(
         real = Path(os.path.realpath(out))
         label = labels[index] if index < len(labels) else None
         for root, given in zip(roots, evidence, strict=True):
-            if real == root or (root.is_dir() and _under(real, root)):
+            if _within(real, root):
                 what = f"The {label[0]} {out}" if label else f"Output {out}"
                 where = f" with {label[1]}" if label else ""
                 raise UsageError(
@@ -1197,7 +1202,7 @@ def _read_inside_evidence(list_path: Path, evidence: Sequence[Path]) -> list[str
     paths = {Path(os.path.realpath(list_path)), *_links_on_the_way(list_path)}
     for root, given in zip((Path(os.path.realpath(e)) for e in evidence), evidence, strict=True):
         named = Path(os.path.abspath(given))
-        if any(p in (root, named) or _under(p, root) or _under(p, named) for p in paths):
+        if any(_within(p, root) or _within(p, named) for p in paths):
             return [
                 f"list {list_path} lies inside the evidence ({given}) and was read there, as "
                 "any list is (without O_NOATIME): its access time may have moved; copy such "

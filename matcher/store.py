@@ -213,27 +213,27 @@ class _Staged:
 _STAGED = "raw BLOB, size, name, ident, label, walked"
 
 
-# The ids and labels the copy takes as they are: not BLOBs (their bytes may not
-# be UTF-8), and text only in printable ASCII. Note: a TEXT id of bytes that
-# are not UTF-8 (CAST(x'80ff' AS TEXT)) was stored, where the row-by-row
-# reader refuses it, and every lookup of its digest then failed ("Could not
-# decode to UTF-8"); other text goes row by row, which checks it.
-# (GLOB stops at a NUL, which instr() finds: "A\0\xff" passed as "A".)
-_TAKEN_AS_IS = (
-    "typeof(ident) != 'blob' AND typeof(label) != 'blob' "
-    "AND (typeof(ident) != 'text' OR (ident NOT GLOB '*[^ -~]*' "
-    "AND instr(CAST(ident AS BLOB), x'00') = 0)) "
-    "AND (typeof(label) != 'text' OR (label NOT GLOB '*[^ -~]*' "
-    "AND instr(CAST(label AS BLOB), x'00') = 0))"
+# What the copy takes of an entry as it is: a size that is a byte count (or
+# none), and ids and labels that are not BLOBs (their bytes may not be UTF-8)
+# and, as text, only printable ASCII. Note: a TEXT id of bytes that are not
+# UTF-8 (CAST(x'80ff' AS TEXT)) was stored, where the row-by-row reader
+# refuses it, and every lookup of its digest then failed ("Could not decode
+# to UTF-8"); other text goes row by row, which checks it. (GLOB stops at a
+# NUL, which instr() finds: "A\0\xff" passed as "A".)
+_TAKEN_AS_IS = " AND ".join(
+    [
+        "(size IS NULL OR (typeof(size) = 'integer' AND size >= 0))",
+        *(
+            f"typeof({c}) != 'blob' AND (typeof({c}) != 'text' OR ({c} NOT GLOB '*[^ -~]*' "
+            f"AND instr(CAST({c} AS BLOB), x'00') = 0))"
+            for c in ("ident", "label")
+        ),
+    ]
 )
 # A staged entry the copy cannot take as it is: digests missing or not hex of
-# their lengths (NULL raw), a size that is no byte count, an id or label it does
-# not take as it is. Its `{width}` is the raw digests' length.
-_UNFIT = (
-    "raw IS NULL OR length(raw) != {width} "
-    "OR NOT (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
-    f"OR NOT ({_TAKEN_AS_IS})"
-)
+# their lengths (NULL raw), or fields it does not take as they are. Its
+# `{width}` is the raw digests' length.
+_UNFIT = f"raw IS NULL OR length(raw) != {{width}} OR NOT ({_TAKEN_AS_IS})"
 
 
 def _staged(counted: bool) -> str:
@@ -1346,16 +1346,14 @@ class HashStore:
             self._delete_list(old.id)
         list_id = self._insert_list_row(new)
         base = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
-        # Note: the INSERT takes only the sizes it can use as they are, and
-        # ids and labels it takes as they are (_TAKEN_AS_IS; made text); a
-        # count short of the total sends the whole import row by row.
+        # Note: the INSERT takes only the entries whose fields it can use as
+        # they are (_TAKEN_AS_IS; ids and labels made text); a count short of
+        # the total sends the whole import row by row.
         taken = sum(
             conn.execute(
                 "INSERT INTO entries (id, list_id, size, name, ident, label) "
                 "SELECT rowid + ?, ?, size, name, CAST(ident AS TEXT), "
-                f"CAST(label AS TEXT) FROM {table} "
-                "WHERE (size IS NULL OR (typeof(size) = 'integer' AND size >= 0)) "
-                f"AND {_TAKEN_AS_IS}",
+                f"CAST(label AS TEXT) FROM {table} WHERE {_TAKEN_AS_IS}",
                 [base + offset, list_id],
             ).rowcount
             for table, offset, _ in parts

@@ -58,7 +58,7 @@ def _open_once(path: bytes, flags: int, dir_fd: int | None = None) -> int:
         return os.open(path, flags, dir_fd=dir_fd)
 
 
-def atime_keeper() -> int | None:
+def _atime_keeper() -> int | None:
     """Whose files this process reads without moving their access times.
 
     None: everyone's (O_NOATIME with CAP_FOWNER, which root has). Otherwise
@@ -151,7 +151,7 @@ class AtimeRule:
 
 def atime_rule() -> AtimeRule | None:
     """This process's AtimeRule; None when it opens every file with O_NOATIME."""
-    keeper = atime_keeper()
+    keeper = _atime_keeper()
     unmapped = _unmapped_uid() if keeper is None or keeper >= 0 else None
     if keeper is None and unmapped is None:
         return None
