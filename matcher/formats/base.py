@@ -19,6 +19,8 @@ from matcher.models import HashRecord
 OnInvalid = Callable[[FormatError], None] | None
 
 SNIFF_BYTES = 64 * 1024
+# The first bytes of a zip (a local file header): read only by a reader of zips.
+ZIP_MAGIC = b"PK\x03\x04"
 
 # The largest size any file can have (a signed 64-bit off_t), and the largest
 # integer SQLite stores as such.

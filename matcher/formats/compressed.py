@@ -14,10 +14,11 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from matcher.errors import FormatError
 from matcher.formats import registry
+from matcher.formats.base import ZIP_MAGIC
 from matcher.formats.nsrl_rds2 import MEMBER
 
-ZIP_MAGIC = b"PK\x03\x04"
 _MAGICS = (
     (b"\x1f\x8b", "gzip", "gunzip"),
     (b"BZh", "bzip2", "bunzip2"),
@@ -55,7 +56,7 @@ def _zip_reason(path: Path | None) -> str | None:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):
         return None  # nsrl_rds2's damaged-zip refusal names the fault
     if any(n.replace("\\", "/").rsplit("/", 1)[-1].lower() == MEMBER for n in names):
-        return None  # nsrl_rds2's to read, or to refuse with the reason
+        return _nsrl_zip_fault(path)
     shown = ", ".join(repr(n[:100]) for n in names[:_SHOWN])
     more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
     holding = f"holding {shown}{more}" if names else "holding no file"
@@ -64,6 +65,24 @@ def _zip_reason(path: Path | None) -> str | None:
         "distribution (its NSRLFile.txt); unpack the hash list (an RDS v3 .db, a VICS "
         ".json, ...) and import that file"
     )
+
+
+def _nsrl_zip_fault(path: Path) -> str | None:
+    """Why a zip holding NSRLFile.txt that no reader took is no NSRL RDS 2.x list, if it says.
+
+    Read as one, its first fault is named (a header that is not NSRL's), as
+    `--format nsrl-rds2` names it; None when it reads (nsrl_rds2's to take).
+    """
+    reader = registry.get("nsrl-rds2")
+    try:
+        with path.open("rb") as stream:
+            next(iter(reader.parse(stream, source=str(path))), None)
+    except FormatError as exc:
+        where = f"line {exc.line} of NSRLFile.txt: " if exc.line is not None else ""
+        return f"a zip holding NSRLFile.txt that is not an NSRL RDS 2.x list ({where}{exc.reason})"
+    except OSError:
+        return None
+    return None
 
 
 registry.register_refusal(PackedListRefusal())

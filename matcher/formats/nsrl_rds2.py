@@ -15,13 +15,13 @@ from matcher import digests
 from matcher.errors import FormatError
 from matcher.formats import registry
 from matcher.formats.base import SNIFF_BYTES
+from matcher.formats.base import ZIP_MAGIC
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
 from matcher.formats.base import byte_count
 from matcher.models import HashRecord
 
 BOM = b"\xef\xbb\xbf"
-ZIP_MAGIC = b"PK\x03\x04"
 MEMBER = "nsrlfile.txt"
 # A line longer than this is reported as malformed instead of being buffered whole.
 MAX_LINE = 64 * 1024
@@ -163,6 +163,7 @@ class NsrlRds2Reader(TextReader):
     """
 
     NAME = "nsrl-rds2"
+    READS_ZIP = True  # detection gives a zip only to such a reader
     DESCRIPTION = "NIST NSRL RDS 2.x/1.5 NSRLFile.txt (CSV, or a .zip holding it)"
     DEFAULT_ROLE = "known"
 

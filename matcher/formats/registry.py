@@ -12,6 +12,7 @@ from pathlib import Path
 from matcher.errors import FormatError
 from matcher.errors import registered
 from matcher.formats.base import SNIFF_BYTES
+from matcher.formats.base import ZIP_MAGIC
 from matcher.formats.base import HashListReader
 from matcher.formats.base import Refusal
 
@@ -110,6 +111,10 @@ def detect(path: Path, head: bytes | None = None) -> HashListReader:
     if reason is not None:
         raise FormatError(reason, source=str(path))
     hits = [r for r in readers() if r.sniff(head, path)]
+    if head.startswith(ZIP_MAGIC):
+        # Note: a stored (uncompressed) zip holds its member's text as it is:
+        # the csv reader took one for a list, the zip's header glued to its own.
+        hits = [r for r in hits if getattr(r, "READS_ZIP", False)]
     if len(hits) == 1:
         return hits[0]
     if not hits:

@@ -209,6 +209,32 @@ def test_a_packed_list_is_refused_saying_what_it_holds(tmp_path: Path) -> None:
     assert registry.detect(rds2).NAME == "nsrl-rds2"
 
 
+@pytest.mark.parametrize("method", ["stored", "deflated"])
+def test_a_zip_holding_a_text_list_is_refused_never_read_as_that_text(tmp_path: Path, method: str) -> None:
+    """Before: a stored zip (Python's zipfile default) of a CSV was taken by the csv reader,
+    the zip's header glued onto the CSV header: "line 7: expected 2 fields", and with
+    --skip-invalid a notable list imported from the zip's bytes. A zip holding an
+    NSRLFile.txt whose header is not NSRL's was read so too, or "not a hash list"."""
+    import hashlib
+    import zipfile
+
+    compression = zipfile.ZIP_STORED if method == "stored" else zipfile.ZIP_DEFLATED
+    text = "name,md5\n" + "".join(f"f{i},{hashlib.md5(bytes([i])).hexdigest()}\n" for i in range(5))
+    packed = tmp_path / "u.zip"
+    with zipfile.ZipFile(packed, "w", compression=compression) as archive:
+        archive.writestr("notable.csv", text)
+    with pytest.raises(FormatError, match=r"a zip archive holding 'notable.csv': .*unpack"):
+        registry.detect(packed)
+    nsrl = tmp_path / "NSRLFile.txt.zip"
+    with zipfile.ZipFile(nsrl, "w", compression=compression) as archive:
+        archive.writestr("NSRLFile.txt", '"FileName","MD5"\r\n"a.txt","0CC175B9C0F1B6A831C399E269772661"\r\n')
+    with pytest.raises(FormatError) as caught:
+        registry.detect(nsrl)
+    said = str(caught.value)
+    assert "a zip holding NSRLFile.txt that is not an NSRL RDS 2.x list" in said, said
+    assert "line 1" in said and "ProductCode" in said and "PK" not in said
+
+
 @pytest.mark.parametrize(
     ("name", "first", "line"),
     [
