@@ -18,6 +18,7 @@ from matcher.errors import FormatError
 from matcher.formats import registry
 from matcher.formats.base import ZIP_MAGIC
 from matcher.formats.nsrl_rds2 import MEMBER
+from matcher.formats.nsrl_rds2 import NsrlRds2Reader
 
 _MAGICS = (
     (b"\x1f\x8b", "gzip", "gunzip"),
@@ -73,10 +74,9 @@ def _nsrl_zip_fault(path: Path) -> str | None:
     Read as one, its first fault is named (a header that is not NSRL's), as
     `--format nsrl-rds2` names it; None when it reads (nsrl_rds2's to take).
     """
-    reader = registry.get("nsrl-rds2")
     try:
         with path.open("rb") as stream:
-            next(iter(reader.parse(stream, source=str(path))), None)
+            next(iter(NsrlRds2Reader().parse(stream, source=str(path))), None)
     except FormatError as exc:
         where = f"line {exc.line} of NSRLFile.txt: " if exc.line is not None else ""
         return f"a zip holding NSRLFile.txt that is not an NSRL RDS 2.x list ({where}{exc.reason})"
