@@ -1724,7 +1724,7 @@ def _candidate_sizes(
     if unsized:
         notes.append(
             "--candidates-only ignored (full scan): notable list(s) with entries that give "
-            "no size: " + ", ".join(unsized)
+            "no usable size: " + ", ".join(unsized)
         )
         return None
     return sizes

@@ -263,6 +263,18 @@ def _halves_to_walk(source: SqlListSource) -> tuple[str, str] | None:
 BUSY_TIMEOUT_MS = 10_000
 
 
+def _empty_file_entries(algorithms: Iterable[str]) -> tuple[str, list[object]]:
+    """A SELECT of the entry ids holding an empty file's digest of any of `algorithms`.
+
+    Found by the primary key; its parameters with it ("" for no algorithm).
+    """
+    union, params = [], []
+    for name in algorithms:
+        union.append("SELECT entry_id FROM hashes WHERE algo = ? AND digest = ?")
+        params += [ALGORITHM_CODES[name], empty_digest(name)]
+    return " UNION ".join(union), params
+
+
 def _identity(info: ListInfo) -> tuple[object, ...]:
     return (info.id, info.name, info.role, info.source_sha256, info.entries)
 
@@ -646,12 +658,7 @@ class HashStore:
         """Entries (not digests) holding an empty file's digest, found by the primary key."""
         zero_length = 0
         if counts:
-            # Entries (not digests) holding an empty file's digest, by the primary key.
-            union = " UNION ".join("SELECT entry_id FROM hashes WHERE algo = ? AND digest = ?"
-                                   for _ in counts)  # fmt: skip
-            params: list[object] = []
-            for name in counts:
-                params += [ALGORITHM_CODES[name], empty_digest(name)]
+            union, params = _empty_file_entries(counts)
             zero_length = self.db.execute(
                 f"SELECT count(*) FROM ({union}) z JOIN entries e ON e.id = z.entry_id "
                 "WHERE e.list_id = ?",
@@ -1559,7 +1566,10 @@ class HashStore:
     def notable_sizes(
         self, fingerprint: str | None = None, lists: Sequence[ListInfo] | None = None
     ) -> tuple[SizeSet, list[str]]:
-        """Sizes of every notable entry, and the notable lists with unsized entries.
+        """Sizes of every notable entry, and the notable lists with entries of no usable size.
+
+        Such a list is named, and for entries of size 0 that hold no empty
+        file's digest, with their count (see _misfit_zero_sizes).
 
         Args:
             fingerprint: names the current set of lists; the sizes are then
@@ -1574,7 +1584,15 @@ class HashStore:
             return SizeSet.of([]), unsized
         cached = self.saved_filter(_SIZES_KEY, fingerprint) if fingerprint else None
         if cached is not None:
-            return SizeSet(array.array("q", cached)), []
+            return SizeSet(array.array("q", cached)), []  # kept only once none had a misfit
+        misfits = [
+            f"{info.name} ({n:,} {'entry gives' if n == 1 else 'entries give'} size 0 with the "
+            "digest of a file that is not empty)"
+            for info in chosen
+            if info.role == "notable" and (n := self._misfit_zero_sizes(info))
+        ]
+        if misfits:
+            return SizeSet.of([]), misfits
         ranges = [r for info in chosen if info.role == "notable" if (r := self._range(info.id))]
         # Note: sorted and made distinct by SQLite, straight into the array: a
         # Python set of a large list's sizes took some 100 MB at 1M sizes. Each
@@ -1597,6 +1615,25 @@ class HashStore:
             with contextlib.suppress(sqlite3.DatabaseError):
                 self.save_filter(_SIZES_KEY, fingerprint, sizes.tobytes())
         return sizes, []
+
+    def _misfit_zero_sizes(self, info: ListInfo) -> int:
+        """Entries of a list that give size 0 but no empty file's digest: no usable size.
+
+        Note: only an empty file has size 0; a supplier that writes 0 for a
+        size it does not know would make --candidates-only pass over every
+        file of that digest. A scan of the list's entries, for the first
+        --candidates-only scan of a set of lists only (see notable_sizes).
+        """
+        ids = self._range(info.id)
+        if ids is None:
+            return 0
+        union, params = _empty_file_entries(info.counts)
+        empty = f"AND id NOT IN ({union})" if union else ""
+        (found,) = self.db.execute(
+            f"SELECT count(*) FROM entries WHERE id BETWEEN ? AND ? AND size = 0 {empty}",
+            [*ids, *params],
+        ).fetchone()
+        return int(found)
 
     def _unsized(self, list_id: int) -> bool:
         """True when the list has an entry without a size."""

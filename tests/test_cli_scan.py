@@ -341,10 +341,45 @@ def test_candidates_only_falls_back_when_a_list_lacks_sizes(runner: CliRunner, s
     log = tmp_path / "c.jsonl"
     result = scan(runner, store, log, evidence_copy, extra=["--candidates-only"])
     assert "notable.md5" in result.stderr and "full scan" in result.stderr
-    assert "with entries that give no size: notable.md5" in result.stderr
+    assert "with entries that give no usable size: notable.md5" in result.stderr
     counts = assert_counts_add_up(log)
     assert counts["files"] == len(expected_digests())
     assert read_log(log)[0]["options"]["candidates_only"] is False
+
+
+def test_candidates_only_falls_back_when_a_list_gives_size_0_for_a_file_that_is_not_empty(
+    runner: CliRunner, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """Before: a notable entry of size 0 with a non-empty file's digest (a supplier writing 0
+    for "unknown") made --candidates-only pass over that file: "no notable match", exit 0.
+    An entry of size 0 with the empty file's digest is a true size and keeps the mode."""
+    import hashlib
+
+    truth = expected_digests()
+    name = sorted(NOTABLE)[0]
+    md5 = truth[name]["md5"]
+    header = "%%%% HASHDEEP-1.0\n%%%% size,md5,filename\n"
+    misfit = tmp_path / "zero.hashdeep"
+    misfit.write_text(f"{header}0,{md5},{name}\n")
+    empty = tmp_path / "empty.hashdeep"
+    empty.write_text(f"{header}0,{hashlib.md5(b'').hexdigest()},empty\n")
+    for listed, fallback in ((misfit, True), (empty, False)):
+        db = tmp_path / f"{listed.stem}.db"
+        result = runner.invoke(cli, ["import", str(listed), "--db", str(db), "--role", "notable"])
+        assert result.exit_code == 0, result.output
+        log = tmp_path / f"{listed.stem}.jsonl"
+        result = scan(runner, db, log, evidence_copy, extra=["--candidates-only"])
+        assert read_log(log)[0]["options"]["candidates_only"] is not fallback
+        if fallback:
+            assert result.exit_code == 1, result.output
+            assert "--candidates-only ignored (full scan)" in result.stderr
+            assert (
+                "zero.hashdeep (1 entry gives size 0 with the digest of a file that is not empty)"
+                in result.stderr
+            )
+            assert [r["path"] for r in read_log(log) if r["type"] == "match"] == [str(evidence_copy / name)]
+        else:
+            assert "ignored" not in result.stderr, result.stderr
 
 
 def test_candidates_only_with_no_notable_list_is_refused_not_a_complete_scan_of_nothing(
