@@ -168,7 +168,7 @@ def _translate_errors(integrity_is_fatal: bool = False) -> Iterator[None]:
             raise Fatal(f"refused: the log does not verify: {exc}") from exc
         raise IntegrityFailed(str(exc)) from exc
     except MatcherError as exc:
-        raise Fatal(str(exc)) from exc
+        raise Fatal(" ".join([str(exc), *getattr(exc, "__notes__", ())])) from exc
 
 
 @contextlib.contextmanager

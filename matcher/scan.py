@@ -1030,7 +1030,9 @@ def run_scan(
         raise
     images: dict[bytes, OpenedImage] = {}
     scanning = False
+    imported: list[tuple[Path, str]] = []  # the --lists this run put in the store
     try:
+        known_before = {info.id for info in store.lists()} if options.lists else set()
         with held_in_callbacks():
             images = prepare_images(
                 [os.fsencode(absolute(e)) for e in options.evidence], options.images_only
@@ -1052,7 +1054,10 @@ def run_scan(
         # Note: a log of 0 bytes (killed before its first record) has no run to continue.
         continuing = options.resume and options.log.stat().st_size > 0
         for list_path in options.lists:
-            given_lists.append(_import_given(store, list_path, continuing, options.db, notes))
+            given = _import_given(store, list_path, continuing, options.db, notes)
+            if given.id not in known_before:
+                imported.append((list_path, given.name))
+            given_lists.append(given)
             notes.extend(
                 _read_inside_evidence(list_path, [*options.evidence, *options.other_evidence])
             )
@@ -1099,10 +1104,16 @@ def run_scan(
                 image_checks,
                 folders,
             )
-    except BaseException:
+    except BaseException as exc:
+        if imported and not scanning and isinstance(exc, MatcherError):
+            # Note: each --list is its own import, as with `matcher import A B`:
+            # those before the failure stay, and the error says so (it did not).
+            names = ", ".join(f"{path} (as {name!r})" for path, name in imported)
+            exc.add_note(f"Imported into {options.db} before it stopped, and kept: {names}.")
         if new_store and not scanning:
             # Note: a refused --list (or any failure before the scan) leaves no
-            # store behind where there was none, as a refused import does.
+            # store behind where there was none, as a refused import does
+            # (unless a --list before it went in: that one is named above).
             store.close()
             remove_store_if_empty(options.db)  # unless another process imported into it
         raise

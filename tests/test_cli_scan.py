@@ -1281,3 +1281,23 @@ def test_a_known_list_of_an_algorithm_this_installation_lacks_leaves_a_default_s
     assert read_log(log)[0]["algorithms"] == ["md5", "sha1", "sha256"]
     (said,) = [n for n in end_record(log)["notes"] if "hold no digest this run computes" in n]
     assert "blake3 is not installed here (pip install 'matcher[blake3]')" in said  # and why (a review)
+
+
+def test_a_refused_second_list_says_the_first_stayed_imported(
+    runner: CliRunner, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """Each --list is its own import (as `matcher import A B`): a refused second one left the
+    first in the store, a new one too, and the error said nothing of it."""
+    bad = tmp_path / "bad.md5"
+    bad.write_text("0" * 31 + "  cut.bin\n")
+    db = tmp_path / "new.db"
+    log = tmp_path / "r.jsonl"
+    good = LISTS / "notable.md5"
+    result = scan(runner, db, log, evidence_copy, extra=["--list", str(good), "--list", str(bad)])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.split())
+    assert f"Imported into {db} before it stopped, and kept: {good} (as 'notable.md5')." in said, said
+    assert [info["name"] for info in json.loads(runner.invoke(cli, ["lists", "--db", str(db), "--json"]).stdout)] == ["notable.md5"]
+    # A list that was in the store before is not said to be imported by this run.
+    result = scan(runner, db, tmp_path / "r2.jsonl", evidence_copy, extra=["--list", str(good), "--list", str(bad)])
+    assert result.exit_code == 2 and "Imported into" not in result.stderr, result.stderr
