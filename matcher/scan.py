@@ -83,6 +83,8 @@ from matcher.models import Verdict
 from matcher.models import path_fields
 from matcher.models import storable
 from matcher.models import storable_text
+from matcher.mounts import mounts
+from matcher.mounts import shown_inside
 from matcher.path_set import PathSet
 from matcher.selftest import SelftestResult
 from matcher.selftest import run_selftest
@@ -259,17 +261,25 @@ def refuse_outputs_inside(
         UsageError: naming the output and the evidence root it lies in.
     """
     roots = [Path(os.path.realpath(e)) for e in evidence]
+    table = mounts()
     for index, out in enumerate(outputs):
         real = Path(os.path.realpath(out))
         label = labels[index] if index < len(labels) else None
         for root, given in zip(roots, evidence, strict=True):
+            # Note: a bind mount shows a folder at a second place: a log beside
+            # the evidence was written into it through one (found by a validator).
             if _within(real, root):
-                what = f"The {label[0]} {out}" if label else f"Output {out}"
-                where = f" with {label[1]}" if label else ""
-                raise UsageError(
-                    f"{what} lies inside evidence {given}; matcher never writes under "
-                    f"an evidence root. Choose a path outside it{where}."
-                )
+                how = f"lies inside evidence {given}"
+            elif shown_inside(os.fsencode(real), os.fsencode(root), table):
+                how = f"is also reached inside evidence {given} (a mount shows its folder there)"
+            else:
+                continue
+            what = f"The {label[0]} {out}" if label else f"Output {out}"
+            where = f" with {label[1]}" if label else ""
+            raise UsageError(
+                f"{what} {how}; matcher never writes under an evidence root. "
+                f"Choose a path outside it{where}."
+            )
 
 
 def refuse_same_files(files: Sequence[tuple[Path, str, str]]) -> None:

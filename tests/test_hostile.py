@@ -411,6 +411,37 @@ def test_other_filesystem_under_the_root(tmp_path: Path, ev: Path) -> None:
     assert crossings == [f"crossed into another filesystem at {ev / 'mnt'}"], crossings
 
 
+def test_an_output_folder_shown_inside_the_evidence_by_a_bind_mount_is_refused(
+    tmp_path: Path, ev: Path
+) -> None:
+    """Before: with the log's folder bound inside the evidence (or the evidence a bind of a
+    folder above the log), the scan wrote its log and inventory there, and hashed them as
+    evidence half-written; `hash -o` so too. Only the paths were compared (a validator)."""
+    require_root()
+    out = tmp_path / "out"
+    out.mkdir()
+    (ev / "bound").mkdir()
+    shown = tmp_path / "shown"  # an evidence root that is a bind of tmp_path, above the log
+    shown.mkdir()
+    scan_cmd = '"$PY" -m matcher scan "$1" --examiner E --case H-1 --db "$DB" --list "$LST" -q'
+    script = (
+        'mount --bind "$OUT" "$EV/bound" && mount --bind "$TOP" "$SHOWN" || exit 99\n'
+        f'set -- "$EV"; {scan_cmd} --log "$OUT/run.jsonl"; echo "bound=$?"\n'
+        '"$PY" -m matcher hash "$EV" -o "$OUT/inv.md5"; echo "hash=$?"\n'
+        f'set -- "$SHOWN"; {scan_cmd} --log "$OUT/up.jsonl"; echo "above=$?"\n'
+    )
+    env = {**os.environ, "OUT": str(out), "EV": str(ev), "TOP": str(tmp_path), "SHOWN": str(shown),
+           "PY": sys.executable, "DB": str(tmp_path / "s.db"), "LST": str(tmp_path / "notable.sha256")}  # fmt: skip
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, timeout=120, env=env)  # fmt: skip
+    assert proc.stdout.split() == [b"bound=2", b"hash=2", b"above=2"], proc.stdout + proc.stderr
+    said = proc.stderr.decode()
+    assert f"The log {out / 'run.jsonl'} is also reached inside evidence {ev}" in said, said
+    assert f"Output {out / 'inv.md5'} is also reached inside evidence {ev}" in said, said
+    assert f"The log {out / 'up.jsonl'} is also reached inside evidence {shown}" in said
+    assert list(out.iterdir()) == []
+
+
 def test_a_bind_mount_of_the_same_filesystem_is_another_filesystem(
     tmp_path: Path, ev: Path
 ) -> None:

@@ -33,6 +33,7 @@ from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
 from matcher.models import Skip
+from matcher.mounts import mounts
 
 _FS_ENCODING = sys.getfilesystemencoding()
 _FS_ERRORS = sys.getfilesystemencodeerrors()
@@ -396,28 +397,13 @@ def _walk_failure(path: bytes, exc: OSError, kind: str = "dir") -> EntryOutcome:
     )
 
 
-_OCTAL = re.compile(rb"\\([0-7]{3})")
-
-
 def mount_points(mountinfo: str = "/proc/self/mountinfo") -> frozenset[bytes]:
     """Every mount point this process sees (empty when the system does not say).
 
     A bind mount of a folder of the same filesystem keeps its device number,
-    so `st_dev` alone cannot see that crossing; the mount table can. The
-    fifth field of each mountinfo line is the mount point, with space, tab,
-    newline and backslash written as octal escapes.
+    so `st_dev` alone cannot see that crossing; the mount table can.
     """
-    try:
-        with open(mountinfo, "rb") as stream:
-            lines = stream.read().splitlines()
-    except OSError:
-        return frozenset()
-    points = set()
-    for line in lines:
-        fields = line.split(b" ")
-        if len(fields) > 4:
-            points.add(_OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), fields[4]))
-    return frozenset(points)
+    return frozenset(mount.point for mount in mounts(mountinfo))
 
 
 def _folder_roots(roots: Sequence[bytes]) -> dict[tuple[int, int], bytes]:
