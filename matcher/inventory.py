@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import contextlib
 import dataclasses
+import hashlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -128,11 +129,14 @@ def check_seal(log: Path, end: Mapping[str, object] | None, given: Path | None =
         # it: the one beside the log is the one a reviewer holds, and decides
         # (a copied case folder whose inventory was edited verified "as
         # sealed" by the untouched original at the recorded path; the recorded
-        # path may also hold another run's now, its log's name reused). One
-        # named otherwise (--inventory) is looked for where recorded first.
+        # path may also hold another run's now, its log's name reused). So
+        # does one beside a renamed copy of the log, renamed alike (the
+        # original decided: found by a validator), unless it notes another
+        # log as its own. One named otherwise (--inventory) is looked for
+        # where recorded first.
         if same:
             looked = (where,)
-        elif where.name == beside.name:
+        elif where.name == beside.name or _belongs_to(beside, log) is not False:
             looked = (beside, where)
         else:
             looked = (where, beside)
@@ -149,6 +153,28 @@ def check_seal(log: Path, end: Mapping[str, object] | None, given: Path | None =
     if there:
         return SealCheck("not-a-file", there[0], digest, None, looked)
     return SealCheck("missing", looked[0], digest, None, looked)
+
+
+def _belongs_to(inventory: Path, log: Path) -> bool | None:
+    """Whether an inventory file notes `log` as its own (its first record); None: cannot tell.
+
+    None too for a file that is not there, or not an inventory.
+    """
+    if not inventory.is_file():
+        return False
+    try:
+        with log.open("rb") as stream:
+            first = stream.readline().rstrip(b"\n")
+        opened = Inventory(inventory, create=False, sealed=True)
+    except (OSError, StoreError):
+        return None
+    try:
+        noted = opened.origin()
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        opened.close()
+    return None if noted is None else noted == hashlib.sha256(first).hexdigest()
 
 
 class Inventory:

@@ -414,6 +414,43 @@ def test_verify_checks_the_inventory_the_log_sealed(
         assert found["path"] == str(log.parent / inventory.name)
 
 
+@pytest.mark.parametrize("change", ["copy edited", "original's name reused"])
+def test_a_renamed_copy_of_a_log_is_checked_with_the_inventory_renamed_beside_it(
+    runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path, change: str
+) -> None:
+    """Before: for an archived copy renamed (case42-run.jsonl and its inventory renamed alike),
+    the inventory at the recorded path decided: an edit of the copy's verdicts verified "as
+    sealed" by the untouched original, and an intact copy FAILED once a new scan reused the
+    original's name. The one beside the copy is what the reviewer holds (a validator)."""
+    import shutil
+    import sqlite3
+
+    log, _, _ = scanned
+    inventory = Path(f"{log}.inventory.db")
+    archive = tmp_path / "arch"
+    archive.mkdir()
+    copy = Path(shutil.copyfile(log, archive / f"case42-{log.name}"))
+    held = Path(shutil.copyfile(inventory, archive / f"case42-{inventory.name}"))
+    if change == "copy edited":
+        conn = sqlite3.connect(held)
+        conn.execute("UPDATE entries SET verdict = 'unknown' WHERE verdict = 'notable'")
+        conn.commit()
+        conn.close()
+    else:
+        log.unlink()
+        inventory.unlink()
+        again = runner.invoke(cli, ["scan", str(FIXTURES / "evidence"), "--examiner", "E", "--case", "C9",
+                                    "--db", str(tmp_path / "s.db"), "--log", str(log), "-q"])  # fmt: skip
+        assert again.exit_code == 1, again.output
+    result = runner.invoke(cli, ["verify", str(copy), "--json"])
+    found = json.loads(result.stdout)["inventory"]
+    assert found["path"] == str(held), found
+    if change == "copy edited":
+        assert result.exit_code == 1 and found["status"] == "differs", result.output
+    else:
+        assert result.exit_code == 0 and found["status"] == "matches", result.output
+
+
 def test_verify_json_of_a_tampered_log_gives_the_bytes_that_failed(
     runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
