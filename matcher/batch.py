@@ -410,6 +410,7 @@ def _take_finished(item: BatchItem, options: ScanOptions, list_digests: dict[Pat
             case or authority (the item would read as scanned, unread), or
             made with other algorithms, options or lists (as a resume
             refuses them), or the signing key cannot be read.
+        IntegrityError: its inventory is not the one the log sealed.
         StoreError: the store cannot be read.
     """
     last_run: dict[str, object] | None = None
@@ -448,6 +449,10 @@ def _take_finished(item: BatchItem, options: ScanOptions, list_digests: dict[Pat
         # `rematch` need the inventory it sealed: one deleted or changed since
         # was reported done, its path given, with no word.
         seal = check_seal(item.log, end)
+        if seal.status == "differs":
+            # Note: verify fails such a log (exit 1), report too; the item read
+            # done-before, exit 0, its inventory's change a note (a validator).
+            raise IntegrityError(f"its inventory {seal.problem()}")
         if seal.status != "unsealed":
             item.inventory = seal.path  # where it was found (beside a log that moved)
         if seal.status == "missing":

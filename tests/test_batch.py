@@ -188,9 +188,12 @@ def test_a_done_item_whose_inventory_is_gone_or_changed_says_so(
     manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,logs/a.jsonl\n")
     with inventory.open("ab") as stream:
         stream.write(b"\0")
-    (changed,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
-    assert changed["status"] == "done-before"
-    assert any("is not the one the log sealed" in n for n in changed["notes"]), changed
+    done = runner.invoke(cli, args, catch_exceptions=False)
+    (changed,) = json.loads(done.stdout)
+    # (It was done-before, exit 0, the change a note, where verify and report fail the log.)
+    assert changed["status"] == "failed" and changed["exit_code"] == 2 and done.exit_code == 2
+    assert "does not verify: its inventory" in changed["message"], changed
+    assert "is not the one the log sealed" in changed["message"], changed
     inventory.unlink()
     (gone,) = json.loads(runner.invoke(cli, args, catch_exceptions=False).stdout)
     assert any(f"its inventory {inventory} is missing" in n for n in gone["notes"]), gone
