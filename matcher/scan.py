@@ -2330,6 +2330,15 @@ def _pump(
                 settle()
                 settled = time.monotonic()
                 hashed_bytes = taken = 0
+    except Interrupted:
+        # Note: the outcomes taken and not yet settled (the filter's possible
+        # matches, errors) are recorded before the interrupted end record: it
+        # counted none of them, files found notable among them too, while the
+        # files taken after them in bulk were counted (found by a validator).
+        drain_ready()
+        settle()
+        record_walk_skips()
+        raise
     finally:
         fed.close()
     drain_ready()

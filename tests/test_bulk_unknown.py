@@ -289,3 +289,38 @@ def test_an_empty_file_takes_the_bulk_path_even_where_a_list_holds_the_empty_dig
     assert counts["empty"] == counts["unknown"] == counts["files"] == 50 and counts["notable"] == 0
     assert not [r for r in records if r["type"] == "match"]
     assert all(row[7] == "unknown" for row in rows)
+
+
+def test_an_interruption_records_the_possible_matches_taken_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: files the filter flagged waited in `pending` for the next settle, and an
+    interruption dropped them: the interrupted end record counted notable 0 and the inventory
+    had no row for a notable file hashed before it, while files taken after it in bulk had
+    theirs (a validator saw it with Ctrl-C). A resume re-hashed them; the interim log under-said."""
+    from matcher.hashing import PoolEngine
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a-notable").write_bytes(b"x")
+    for i in range(40):
+        (ev / f"b{i:02d}").write_bytes(os.urandom(3000))
+    db = _store_of_one_notable_entry(tmp_path)
+    monkeypatch.setattr(scan_mod, "MATCH_BATCH", 10**9)
+    monkeypatch.setattr(scan_mod, "SETTLE_BYTES", 1 << 60)
+    monkeypatch.setattr(scan_mod, "SETTLE_SECONDS", 10**9)
+    map_units = PoolEngine.map_units
+
+    def interrupted_after_the_first_unit(self, tasks):  # type: ignore[no-untyped-def]
+        for unit in map_units(self, tasks):
+            yield unit
+            raise scan_mod.Interrupted("SIGINT")
+
+    monkeypatch.setattr(PoolEngine, "map_units", interrupted_after_the_first_unit)
+    counts, records, rows = _scan(tmp_path, ev, db, "stopped", 2)
+    assert records[-1]["status"] == "interrupted"
+    assert counts["notable"] == 1, counts
+    assert [r["path"] for r in records if r["type"] == "match"] == [str(ev / "a-notable")]
+    notable = os.fsencode(ev / "a-notable")
+    assert [r[7] for r in rows if bytes(r[0]) == notable] == ["notable"]
+    assert len(rows) == counts["entries"] >= 2  # the bulk-recorded files of that unit too
