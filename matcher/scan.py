@@ -1041,6 +1041,12 @@ def run_scan(
     images: dict[bytes, OpenedImage] = {}
     scanning = False
     imported: list[tuple[Path, str]] = []  # the --lists this run put in the store
+    if store.other_names():
+        notes.append(
+            f"the hash store {options.db} has another name (a hard link), which may lie in "
+            "the evidence: the scan keeps no cache in it (its lookup filter is built again "
+            "at each scan)"
+        )
     try:
         known_before = {info.id for info in store.lists()} if options.lists else set()
         with held_in_callbacks():

@@ -1443,6 +1443,18 @@ class HashStore:
             return None
         return data
 
+    def other_names(self) -> int:
+        """How many other names (hard links) the store file has; 0 when it cannot tell.
+
+        Note: another name may lie inside an evidence root, where no write may
+        go: a scan's cache write changed such a store there (a validator).
+        The caches (filter, notable sizes) are then not kept in it.
+        """
+        try:
+            return max(os.stat(self.path).st_nlink - 1, 0)
+        except OSError:
+            return 0
+
     def save_filter(self, algorithm: str, fingerprint: str, data: bytes) -> None:
         """Keep a built filter for the next run (replaced whenever a list changes).
 
@@ -1452,6 +1464,8 @@ class HashStore:
         connection's own held read it is not made at all.
         """
         conn = self.db.conn
+        if self.other_names():
+            return
         if conn.in_transaction:
             # Note: inside a held read (pinned, a scan's whole run) a write
             # would hold the store's write lock to the run's end, and its

@@ -1301,3 +1301,22 @@ def test_a_refused_second_list_says_the_first_stayed_imported(
     # A list that was in the store before is not said to be imported by this run.
     result = scan(runner, db, tmp_path / "r2.jsonl", evidence_copy, extra=["--list", str(good), "--list", str(bad)])
     assert result.exit_code == 2 and "Imported into" not in result.stderr, result.stderr
+
+
+def test_a_store_with_another_name_in_the_evidence_is_not_written_by_the_scan(
+    runner: CliRunner, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """Before: the scan saved its lookup filter (and notable sizes) into the store, which
+    changed an evidence file when the store had a hard link inside the evidence (a validator)."""
+    import hashlib
+
+    db = tmp_path / "s.db"
+    assert runner.invoke(cli, ["import", str(LISTS / "notable.csv"), "--db", str(db)]).exit_code == 0
+    os.link(db, evidence_copy / "linked.db")
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    for extra in ([], ["--candidates-only"]):
+        log = tmp_path / f"run{len(extra)}.jsonl"
+        result = scan(runner, db, log, evidence_copy, extra=extra)
+        assert result.exit_code == 1, result.output
+        assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+        assert any("has another name (a hard link)" in n for n in end_record(log)["notes"])
