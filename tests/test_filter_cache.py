@@ -155,7 +155,7 @@ def test_one_pass_reads_use_a_small_page_cache_and_give_the_store_its_own_back(
     fill (the first scan after an import once grew by the size of every digest it read)."""
     sized = tmp_path / "sized.csv"
     # Repeated and unordered sizes, and known entries whose sizes must not count.
-    sized.write_text("md5,size\n" + "".join(f"{'%032x' % i},{(i * 37) % 11}\n" for i in range(1, 60)))
+    sized.write_text("md5,size\n" + "".join(f"{'%032x' % i},{(i * 37) % 11 + 1}\n" for i in range(1, 60)))
     known = tmp_path / "known.csv"
     known.write_text("md5,size\n" + "".join(f"{'%031x1' % i},{1000 + i}\n" for i in range(1, 9)))
     store = HashStore(tmp_path / "s.db")
@@ -169,7 +169,7 @@ def test_one_pass_reads_use_a_small_page_cache_and_give_the_store_its_own_back(
         seen.append(store.db.execute("PRAGMA cache_size").fetchone()[0])
         assert len([*digests]) == 59 + 8 - 1
         sizes, unsized = store.notable_sizes()
-        assert list(sizes) == sorted({(i * 37) % 11 for i in range(1, 60)}) and unsized == []
+        assert list(sizes) == sorted({(i * 37) % 11 + 1 for i in range(1, 60)}) and unsized == []
         assert seen == [-8192] and store.db.execute("PRAGMA cache_size").fetchone()[0] == default
     finally:
         store.close()
