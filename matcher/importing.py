@@ -302,7 +302,24 @@ def import_list(
         result.notes.extend(replacement_notes(old, result.info))
     if not result.already_imported:
         result.notes.extend(length_notes(result.info, path))
+        result.notes.extend(nsrl_name_notes(result.info, path))
     return result
+
+
+def nsrl_name_notes(info: ListInfo, path: Path) -> list[str]:
+    """A list named as NSRL's NSRLFile.txt, not read as one (no ProductCode column).
+
+    Note: tools that cut NSRL down keep its name and drop columns; read as a
+    CSV list it is notable by default, and every stock file then a notable
+    match (a validator; FORMATS.md §2: NSRL-style CSVs come with columns missing).
+    """
+    if path.name.lower() not in ("nsrlfile.txt", "nsrlfile.txt.zip") or info.format != "csv":
+        return []
+    return [
+        f"its name is NSRL's, but it lacks the ProductCode column of an NSRL RDS 2.x "
+        f"NSRLFile.txt: it was read as a CSV list, {info.role}. If it is NSRL's (known "
+        "software), import it with --role known, or the full NSRLFile.txt"
+    ]
 
 
 def length_notes(info: ListInfo, path: Path) -> list[str]:

@@ -577,3 +577,22 @@ def test_digests_taken_as_sha256_by_their_length_alone_are_said(runner: CliRunne
     assert scanned.exit_code == 0, scanned.output
     end = json.loads((tmp_path / "l.jsonl").read_bytes().splitlines()[-1])
     assert any(n.startswith(f"list {generic}: its 1 digest(s) of 64 hex digits") for n in end["notes"])
+
+
+def test_an_nsrl_named_list_read_as_csv_says_so(runner: CliRunner, tmp_path: Path) -> None:
+    """Before: an NSRLFile.txt cut down without ProductCode imported as a notable CSV list in
+    silence: every stock file it lists would then be a notable match (a validator)."""
+    listed = tmp_path / "NSRLFile.txt"
+    listed.write_bytes(
+        b'"SHA-1","MD5","CRC32","FileName","FileSize"\r\n'
+        b'"86F7E437FAA5A7FCE15D1DDCB9EAEAEA377667B8","0CC175B9C0F1B6A831C399E269772661",'
+        b'"00000000","a.txt",1\r\n'
+    )
+    result = runner.invoke(cli, ["import", str(listed), "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 0, result.output
+    assert "imported 1 entry as notable list 'NSRLFile.txt' (csv)" in result.stderr
+    assert "note: its name is NSRL's, but it lacks the ProductCode column" in result.stderr
+    renamed = tmp_path / "stock.csv"
+    renamed.write_bytes(listed.read_bytes())
+    quiet = runner.invoke(cli, ["import", str(renamed), "--db", str(tmp_path / "t.db")])
+    assert quiet.exit_code == 0 and "ProductCode" not in quiet.stderr, quiet.stderr
