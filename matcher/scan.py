@@ -2116,6 +2116,10 @@ def _few_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
+# The failures of a file that was never opened (its access time cannot have moved).
+_NOT_OPENED = frozenset({Failure.UNREADABLE, Failure.VANISHED})
+
+
 @dataclasses.dataclass
 class _AtimeMoved:
     """The files read that this process may not open with O_NOATIME (see AtimeRule).
@@ -2128,6 +2132,19 @@ class _AtimeMoved:
     rule: AtimeRule
     files: int = 0
     images: int = 0  # disk image files (E01 segments each) given as evidence
+
+    def count_read(self, tasks: Sequence[FileTask], results: Sequence[RawResult]) -> None:
+        """Count the files of one work unit that were opened and whose access time may move.
+
+        Note: a file whose open failed (unreadable, or gone) was counted as
+        read: its access time cannot have moved (found by a validator).
+        """
+        for task, result in zip(tasks, results, strict=True):
+            if task.uid is None or not self.rule.moves(task.uid):
+                continue
+            failure = None if result.__class__ is list else getattr(result, "failure", None)
+            if result.__class__ is list or (failure is not None and failure not in _NOT_OPENED):
+                self.files += 1
 
     def note(self, folders: int) -> str:
         images = f", {self.images} disk image file(s) read" if self.images else ""
@@ -2245,8 +2262,6 @@ def _pump(
                     )
                     continue
                 order.append(None)
-                if atime is not None and item.uid is not None and atime.rule.moves(item.uid):
-                    atime.files += 1
                 yield item
             elif item.skip is not None:
                 skip(item)
@@ -2294,6 +2309,8 @@ def _pump(
         Every other result becomes an outcome and is settled in order.
         """
         digest_lists = [r for r in results if r.__class__ is list]
+        if atime is not None:
+            atime.count_read(tasks, results)
         maybe = iter(digest_filter.maybe_stored(algorithms, digest_lists))
         unknown_tasks: list[FileTask] = []
         unknown_digests: list[list[bytes]] = []

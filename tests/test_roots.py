@@ -590,6 +590,43 @@ def _scan_as_nobody_and_root(tmp_path: Path) -> None:
     assert said.startswith("0 file(s) read, 1 disk image file(s) read and 0 folder(s) listed"), said
 
 
+def test_a_file_whose_open_failed_is_not_counted_as_read_in_the_access_time_note() -> None:
+    """Before: the note counted a file as read when it was handed to the workers, and a file
+    this user could not open (an error) was "1 file(s) read ... may have had their access
+    times updated": a failed open moves no access time (two validators)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from test_hostile import require_root
+
+    require_root()
+    with tempfile.TemporaryDirectory(dir="/tmp") as scratch:
+        top = Path(scratch)
+        top.chmod(0o755)
+        ev = top / "ev"
+        ev.mkdir(mode=0o755)
+        for name, mode in (("a", 0o644), ("b", 0o644), ("locked", 0o000)):
+            (ev / name).write_bytes(name.encode())
+            (ev / name).chmod(mode)
+        out = top / "out"
+        out.mkdir()
+        out.chmod(0o777)
+        (out / "n.md5").write_text("0" * 32 + "  x\n")
+        (out / "n.md5").chmod(0o644)
+        log = out / "run.jsonl"
+        root = str(Path(__file__).resolve().parents[1])
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                               "-m", "matcher", "scan", str(ev), "--examiner", "E", "--case", "C", "--db",
+                               str(out / "s.db"), "--list", str(out / "n.md5"), "--log", str(log), "-q"],
+                              cwd="/", env={**os.environ, "PYTHONPATH": root}, capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 4, done.stderr  # the locked file is an error
+        end = json.loads(log.read_bytes().splitlines()[-1])
+        (said,) = [n for n in end["notes"] if "access time" in n]
+        assert said.startswith("2 file(s) read and 1 folder(s) listed may have had"), said
+
+
 def test_a_link_whose_end_this_user_may_not_look_up_is_not_said_to_lead_nowhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
