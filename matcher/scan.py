@@ -2273,7 +2273,7 @@ def _pump(
             heads[outcome.path] = outcome
         pending.append(outcome)
 
-    def settle() -> None:
+    def settle(report: bool = True) -> None:
         hashed = [o for o in pending if o.digests is not None]
         hits = match_batch([o.digests for o in hashed], digest_filter, lookup)  # type: ignore[misc]
         by_id = {id(o): h for o, h in zip(hashed, hits, strict=True) if h}
@@ -2281,7 +2281,7 @@ def _pump(
             recorder.record_many(pending, by_id)
             pending.clear()
             recorder.maybe_flush()
-        if progress is not None:
+        if progress is not None and report:
             progress(recorder.counts)
 
     def drain_ready() -> None:
@@ -2359,7 +2359,7 @@ def _pump(
         # counted none of them, files found notable among them too, while the
         # files taken after them in bulk were counted (found by a validator).
         drain_ready()
-        settle()
+        settle(report=False)  # (no progress shown once interrupted)
         record_walk_skips()
         raise
     finally:
