@@ -33,6 +33,7 @@ from matcher.models import EntryOutcome
 from matcher.models import Failure
 from matcher.models import FileTask
 from matcher.models import Skip
+from matcher.mounts import inside
 from matcher.mounts import mounts
 
 _FS_ENCODING = sys.getfilesystemencoding()
@@ -486,9 +487,14 @@ class FolderWalker:
         self.first_image_file: bytes | None = None
         self._mounts: frozenset[bytes] = frozenset()
         self._mounts_read = False
+        self._inner_mounts = False  # the current root holds a mount point
         self._real_root: bytes | None = None
         self._root = b""
         self._roots_apart: dict[tuple[int, int], bytes] = {}
+
+    def _crosses(self, path: bytes, st: os.stat_result, parent_dev: int) -> bool:
+        """True when the entry is on another filesystem than its folder, or a mount point."""
+        return st.st_dev != parent_dev or self._real_path(path) in self._mounts
 
     def _real_path(self, path: bytes) -> bytes | None:
         """The host path of a directory below the current root (None: the root itself)."""
@@ -577,9 +583,20 @@ class FolderWalker:
                 kind=_kind(mode),
             )
         if stat.S_ISREG(mode):
+            # Note: a file can be a mount point too (a bind mount of one file):
+            # it was read across, with --one-file-system and unnoted without
+            # (a validator). The mount table is asked only below a root that
+            # holds a mount point: a file's folder gives its device otherwise.
+            if (st.st_dev != parent_dev or self._inner_mounts) and self._crosses(
+                path, st, parent_dev
+            ):
+                if self.one_file_system:
+                    return EntryOutcome(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                        skip=Skip.OTHER_FILESYSTEM, kind="file")  # fmt: skip
+                self.crossings.append(path)
             return FileTask(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, uid=st.st_uid)
         if stat.S_ISDIR(mode):
-            if st.st_dev != parent_dev or self._real_path(path) in self._mounts:
+            if self._crosses(path, st, parent_dev):
                 if self.one_file_system:
                     return EntryOutcome(
                         path=path,
@@ -622,6 +639,10 @@ class FolderWalker:
         self._real_root = os.path.realpath(root) if stat.S_ISDIR(st.st_mode) else None
         if self._real_root is not None and not self._mounts_read:
             self._mounts, self._mounts_read = mount_points(), True
+        real = self._real_root
+        self._inner_mounts = real is not None and any(
+            point != real and inside(point, real) for point in self._mounts
+        )
         self._root = root.rstrip(b"/")
         # Note: the root is what the examiner named: no --exclude pattern takes
         # it (a pattern matching its own name made a complete scan of nothing).
@@ -640,7 +661,7 @@ class FolderWalker:
                 fd, names = listing
                 subdirs: list[tuple[bytes, int, int, bytes]] = []
                 prefix = path.rstrip(b"/") + b"/"
-                plain = not self.excludes
+                plain = not self.excludes and not self._inner_mounts
                 lstat = os.stat
                 imagelike = _image_names(names)
                 for name in names:
