@@ -30,8 +30,10 @@ from matcher.errors import FormatError
 from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
+from matcher.errors import described
 from matcher.inventory import check_seal
 from matcher.inventory import default_path as default_inventory_path
+from matcher.mounts import MountView
 from matcher.scan import Counts
 from matcher.scan import ScanOptions
 from matcher.scan import _as_the_command_line_gives
@@ -328,6 +330,9 @@ def run_batch(
     """
     items = read_manifest(manifest)
     list_digests: dict[Path, str] = {}  # each --list's SHA-256, read once (a list can be 100 GB)
+    # Note: the mount table read once, not per item (each item's outputs are
+    # checked against every item's evidence: items x mounts, not items² x mounts).
+    view = MountView()
     for item in items:
         stop = False
         options = dataclasses.replace(
@@ -352,6 +357,7 @@ def run_batch(
                 [item.evidence, *(other.evidence for other in items if other is not item)],
                 [item.log, default_inventory_path(item.log)],
                 [("log", column), ("inventory (beside the log)", column)],
+                view,
             )
             state, head = _previous_state(item.log)
             if state == "complete":
@@ -385,7 +391,7 @@ def run_batch(
         except MatcherError as exc:
             item.status = "failed"
             item.exit_code = int(ExitCode.FATAL)
-            item.message = str(exc)
+            item.message = described(exc)  # its notes too (the --lists it kept)
             _counts_from_its_log(item)
         except OSError as exc:
             item.status = "failed"

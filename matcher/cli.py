@@ -33,6 +33,7 @@ from matcher.errors import ExitCode
 from matcher.errors import IntegrityError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
+from matcher.errors import described
 from matcher.evidence.limits import ArchiveLimits
 from matcher.inventory import check_seal
 from matcher.inventory import default_path as default_inventory_path
@@ -168,7 +169,7 @@ def _translate_errors(integrity_is_fatal: bool = False) -> Iterator[None]:
             raise Fatal(f"refused: the log does not verify: {exc}") from exc
         raise IntegrityFailed(str(exc)) from exc
     except MatcherError as exc:
-        raise Fatal(" ".join([str(exc), *getattr(exc, "__notes__", ())])) from exc
+        raise Fatal(described(exc)) from exc
 
 
 @contextlib.contextmanager

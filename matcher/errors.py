@@ -34,6 +34,11 @@ class MatcherError(Exception):
 T = TypeVar("T")
 
 
+def described(exc: BaseException) -> str:
+    """An error's message with its notes (exc.add_note: e.g. what a failed scan kept)."""
+    return " ".join([str(exc), *getattr(exc, "__notes__", ())])
+
+
 class UsageError(MatcherError):
     """The command was asked to do something it refuses to do."""
 

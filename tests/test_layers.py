@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "matcher"
-BASE = {"errors", "digests", "models", "sqlitefiles", "sqlite_newer", "workers", "path_set", "timestamps", "interrupts"}
+BASE = {"errors", "digests", "models", "sqlitefiles", "sqlite_newer", "workers", "path_set", "timestamps", "interrupts", "mounts"}
 COMPONENTS = {
     "formats",
     "evidence",
