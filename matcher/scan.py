@@ -83,8 +83,7 @@ from matcher.models import Verdict
 from matcher.models import path_fields
 from matcher.models import storable
 from matcher.models import storable_text
-from matcher.mounts import mounts
-from matcher.mounts import shown_inside
+from matcher.mounts import MountView
 from matcher.path_set import PathSet
 from matcher.selftest import SelftestResult
 from matcher.selftest import run_selftest
@@ -251,17 +250,19 @@ def refuse_outputs_inside(
     evidence: Sequence[Path],
     outputs: Sequence[Path],
     labels: Sequence[tuple[str, str]] = (),
+    view: MountView | None = None,
 ) -> None:
     """Never write under an evidence root: refuse any output path inside one.
 
     `labels` gives, for each output in turn, what it is and the option that
     moves it (a path chosen by default is then named with that option).
+    `view`: the mount table, read once for many calls (a batch's items).
 
     Raises:
         UsageError: naming the output and the evidence root it lies in.
     """
     roots = [Path(os.path.realpath(e)) for e in evidence]
-    table = mounts()
+    view = MountView() if view is None else view
     for index, out in enumerate(outputs):
         real = Path(os.path.realpath(out))
         label = labels[index] if index < len(labels) else None
@@ -270,7 +271,7 @@ def refuse_outputs_inside(
             # the evidence was written into it through one (found by a validator).
             if _within(real, root):
                 how = f"lies inside evidence {given}"
-            elif shown_inside(os.fsencode(real), os.fsencode(root), table):
+            elif view.shown_inside(os.fsencode(real), os.fsencode(root)):
                 how = f"is also reached inside evidence {given} (a mount shows its folder there)"
             else:
                 continue
@@ -2358,6 +2359,9 @@ def _pump(
         # matches, errors) are recorded before the interrupted end record: it
         # counted none of them, files found notable among them too, while the
         # files taken after them in bulk were counted (found by a validator).
+        # The gate is shut first: a signal held in a critical section (raised
+        # as it ended) would be raised again at the end of the next one.
+        gate.open = False
         drain_ready()
         settle(report=False)  # (no progress shown once interrupted)
         record_walk_skips()

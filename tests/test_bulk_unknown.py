@@ -324,3 +324,41 @@ def test_an_interruption_records_the_possible_matches_taken_before_it(
     notable = os.fsencode(ev / "a-notable")
     assert [r[7] for r in rows if bytes(r[0]) == notable] == ["notable"]
     assert len(rows) == counts["entries"] >= 2  # the bulk-recorded files of that unit too
+
+
+def test_an_interruption_held_in_a_critical_section_still_records_what_waited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal that lands while the inventory is written is held, and raised as that section
+    ends: the wind-down's own sections raised it again, and the walk's skips were lost (a
+    review; the direct raise above was recorded whole)."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "a-notable").write_bytes(b"x")
+    for i in range(20):
+        (ev / f"b{i:02d}").write_bytes(os.urandom(3000))
+    for i in range(5):
+        os.symlink("/nonexistent", ev / f"c{i}")
+    db = _store_of_one_notable_entry(tmp_path)
+    monkeypatch.setattr(scan_mod, "MATCH_BATCH", 10**9)
+    monkeypatch.setattr(scan_mod, "SETTLE_BYTES", 1 << 60)
+    monkeypatch.setattr(scan_mod, "SETTLE_SECONDS", 10**9)
+    gates: list[object] = []
+    real_gate = scan_mod._SignalGate
+
+    def gate() -> object:
+        gates.append(real_gate())
+        return gates[-1]
+
+    monkeypatch.setattr(scan_mod, "_SignalGate", gate)
+    record_unknown = scan_mod._Recorder.record_unknown
+
+    def signalled(self, *args):  # type: ignore[no-untyped-def]
+        gates[-1].arrive("SIGINT")  # type: ignore[attr-defined]  # held: inside gate.critical()
+        return record_unknown(self, *args)
+
+    monkeypatch.setattr(scan_mod._Recorder, "record_unknown", signalled)
+    counts, records, rows = _scan(tmp_path, ev, db, "held", 2)
+    assert records[-1]["status"] == "interrupted"
+    assert counts["notable"] == 1 and counts["skipped_by_reason"] == {"symlink": 5}, counts
+    assert len(rows) == counts["entries"]
