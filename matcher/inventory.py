@@ -12,7 +12,6 @@ from __future__ import annotations
 import binascii
 import contextlib
 import dataclasses
-import hashlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -108,9 +107,8 @@ class SealCheck:
 def check_seal(log: Path, end: Mapping[str, object] | None, given: Path | None = None) -> SealCheck:
     """Check the inventory the `end` record of `log` sealed, against its SHA-256.
 
-    It is looked for beside the log, then where the record says (or the
-    other way round for an inventory not named after its log), or only at
-    `given`; the first found decides.
+    It is looked for beside the log (named after it), then where the record
+    says, or only at `given`; the first found decides.
     """
     sealed = end.get("inventory") if end is not None else None
     if not isinstance(sealed, dict) or not isinstance(sealed.get("sha256"), str):
@@ -131,15 +129,11 @@ def check_seal(log: Path, end: Mapping[str, object] | None, given: Path | None =
         # sealed" by the untouched original at the recorded path; the recorded
         # path may also hold another run's now, its log's name reused). So
         # does one beside a renamed copy of the log, renamed alike (the
-        # original decided: found by a validator), unless it notes another
-        # log as its own. One named otherwise (--inventory) is looked for
-        # where recorded first.
-        if same:
-            looked = (where,)
-        elif where.name == beside.name or _belongs_to(beside, log) is not False:
-            looked = (beside, where)
-        else:
-            looked = (where, beside)
+        # original decided: found by a validator; a check of the log it notes
+        # as its own was no help, as that note is not sealed). One named
+        # otherwise (--inventory) is looked for where recorded when there is
+        # none beside the log; one there that differs fails the log.
+        looked = (where,) if same else (beside, where)
     for path in looked:
         if path.is_file():
             try:
@@ -153,28 +147,6 @@ def check_seal(log: Path, end: Mapping[str, object] | None, given: Path | None =
     if there:
         return SealCheck("not-a-file", there[0], digest, None, looked)
     return SealCheck("missing", looked[0], digest, None, looked)
-
-
-def _belongs_to(inventory: Path, log: Path) -> bool | None:
-    """Whether an inventory file notes `log` as its own (its first record); None: cannot tell.
-
-    None too for a file that is not there, or not an inventory.
-    """
-    if not inventory.is_file():
-        return False
-    try:
-        with log.open("rb") as stream:
-            first = stream.readline().rstrip(b"\n")
-        opened = Inventory(inventory, create=False, sealed=True)
-    except (OSError, StoreError):
-        return None
-    try:
-        noted = opened.origin()
-    except sqlite3.DatabaseError:
-        return None
-    finally:
-        opened.close()
-    return None if noted is None else noted == hashlib.sha256(first).hexdigest()
 
 
 class Inventory:

@@ -414,7 +414,7 @@ def test_verify_checks_the_inventory_the_log_sealed(
         assert found["path"] == str(log.parent / inventory.name)
 
 
-@pytest.mark.parametrize("change", ["copy edited", "original's name reused"])
+@pytest.mark.parametrize("change", ["copy edited", "copy edited, its log note too", "original's name reused"])
 def test_a_renamed_copy_of_a_log_is_checked_with_the_inventory_renamed_beside_it(
     runner: CliRunner, scanned: tuple[Path, Path, Path], tmp_path: Path, change: str
 ) -> None:
@@ -431,9 +431,11 @@ def test_a_renamed_copy_of_a_log_is_checked_with_the_inventory_renamed_beside_it
     archive.mkdir()
     copy = Path(shutil.copyfile(log, archive / f"case42-{log.name}"))
     held = Path(shutil.copyfile(inventory, archive / f"case42-{inventory.name}"))
-    if change == "copy edited":
+    if change.startswith("copy edited"):
         conn = sqlite3.connect(held)
         conn.execute("UPDATE entries SET verdict = 'unknown' WHERE verdict = 'notable'")
+        if change.endswith("too"):  # (a review: the note of its log is not sealed)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'log_origin'", ["0" * 64])
         conn.commit()
         conn.close()
     else:
@@ -445,7 +447,7 @@ def test_a_renamed_copy_of_a_log_is_checked_with_the_inventory_renamed_beside_it
     result = runner.invoke(cli, ["verify", str(copy), "--json"])
     found = json.loads(result.stdout)["inventory"]
     assert found["path"] == str(held), found
-    if change == "copy edited":
+    if change.startswith("copy edited"):
         assert result.exit_code == 1 and found["status"] == "differs", result.output
     else:
         assert result.exit_code == 0 and found["status"] == "matches", result.output
