@@ -90,7 +90,10 @@ STREAMING_CACHE_KIB = 8192
 Row = tuple[object, ...]
 
 
-_SIZES_KEY = "notable-sizes"  # the filter_cache row that keeps notable entry sizes
+# The filter_cache row that keeps notable entry sizes. Note: "-2" since sizes of 0
+# without an empty file's digest stopped counting as sizes (see notable_sizes): a
+# row kept before would have passed over that check (a review).
+_SIZES_KEY = "notable-sizes-2"
 _FILTER_CACHE_DDL = (
     "CREATE TABLE IF NOT EXISTS filter_cache (algo TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
     "sha256 TEXT NOT NULL, data BLOB NOT NULL)"

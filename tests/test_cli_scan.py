@@ -1320,3 +1320,27 @@ def test_a_store_with_another_name_in_the_evidence_is_not_written_by_the_scan(
         assert result.exit_code == 1, result.output
         assert hashlib.sha256(db.read_bytes()).hexdigest() == before
         assert any("has another name (a hard link)" in n for n in end_record(log)["notes"])
+
+
+def test_sizes_kept_by_an_older_version_do_not_pass_over_the_size_0_check(tmp_path: Path) -> None:
+    """A store whose notable sizes were kept before size-0 misfits were checked reused them."""
+    from matcher.lookup_filter import lists_fingerprint
+    from matcher.models import SizeSet
+    from matcher.store import HashStore
+
+    truth = expected_digests()
+    name = sorted(NOTABLE)[0]
+    listed = tmp_path / "zero.hashdeep"
+    listed.write_text(f"%%%% HASHDEEP-1.0\n%%%% size,md5,filename\n0,{truth[name]['md5']},{name}\n")
+    store = HashStore(tmp_path / "s.db")
+    try:
+        from matcher.importing import import_list
+
+        import_list(store, listed, role="notable")
+        lists = store.lists()
+        fingerprint = lists_fingerprint(lists)
+        store.save_filter("notable-sizes", fingerprint, SizeSet.of([0]).tobytes())  # an older one's row
+        sizes, lacking = store.notable_sizes(fingerprint, lists)
+        assert list(sizes) == [] and lacking and lacking[0].startswith("zero.hashdeep (1 entry gives size 0")
+    finally:
+        store.close()

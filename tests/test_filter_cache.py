@@ -103,12 +103,12 @@ def test_notable_sizes_are_kept_and_lists_without_sizes_named(tmp_path: Path) ->
         fingerprint = "fp-1"
         first = store.notable_sizes(fingerprint)
         assert first == ({i * 7 for i in range(1, 50)}, [])
-        assert store.saved_filter("notable-sizes", fingerprint) is not None
+        assert store.saved_filter("notable-sizes-2", fingerprint) is not None
         assert store.notable_sizes(fingerprint) == first  # from the kept copy
         unsized = tmp_path / "unsized.md5"
         unsized.write_text(f"{'ab' * 16}  x\n")
         import_list(store, unsized)
-        assert store.saved_filter("notable-sizes", fingerprint) is None  # lists changed
+        assert store.saved_filter("notable-sizes-2", fingerprint) is None  # lists changed
         assert store.notable_sizes("fp-2") == (set(), ["unsized.md5"])
     finally:
         store.close()
@@ -370,6 +370,6 @@ def test_a_candidates_only_scan_keeps_the_notable_sizes_for_the_next(tmp_path: P
     assert result.exit_code == 0, result.output
     store = HashStore(db, readonly=True)
     try:
-        assert store.saved_filter("notable-sizes", lists_fingerprint(store.lists())) is not None
+        assert store.saved_filter("notable-sizes-2", lists_fingerprint(store.lists())) is not None
     finally:
         store.close()
