@@ -17,6 +17,7 @@ from matcher.errors import UsageError
 from matcher.errors import os_error_detail
 from matcher.errors import refuse_own_limit
 from matcher.formats import registry
+from matcher.formats.base import ZIP_MAGIC
 from matcher.formats.base import HashListReader
 from matcher.formats.gnu_sum import name_hint
 from matcher.formats.nsrl_rds3 import version_key
@@ -247,7 +248,16 @@ def resolve_reader(path: Path, format_name: str | None) -> HashListReader:
         FormatError: when detection finds no reader or several.
     """
     if format_name:
-        return registry.get(format_name)
+        reader = registry.get(format_name)
+        if not getattr(reader, "READS_ZIP", False) and registry.read_head(path)[:4] == ZIP_MAGIC:
+            # Note: a stored zip holds its member's text as it is: read as the
+            # format named, its bytes made a list (with --skip-invalid; a review).
+            raise FormatError(
+                f"a zip archive: the {reader.NAME} reader does not read zips; unpack the "
+                "list and import that file",
+                source=str(path),
+            )
+        return reader
     return registry.detect(path)
 
 

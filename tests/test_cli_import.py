@@ -596,3 +596,20 @@ def test_an_nsrl_named_list_read_as_csv_says_so(runner: CliRunner, tmp_path: Pat
     renamed.write_bytes(listed.read_bytes())
     quiet = runner.invoke(cli, ["import", str(renamed), "--db", str(tmp_path / "t.db")])
     assert quiet.exit_code == 0 and "ProductCode" not in quiet.stderr, quiet.stderr
+
+
+def test_a_zip_named_as_a_text_format_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    """Detection gives a zip only to a reader of zips; with --format csv --skip-invalid a
+    stored zip of a CSV was still imported as a notable list of its bytes (a review)."""
+    import hashlib
+    import zipfile
+
+    packed = tmp_path / "u.zip"
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("notable.csv", "name,md5\n" + "".join(
+            f"f{i},{hashlib.md5(bytes([i])).hexdigest()}\n" for i in range(5)))  # fmt: skip
+    db = tmp_path / "s.db"
+    result = runner.invoke(cli, ["import", str(packed), "--format", "csv", "--skip-invalid", "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    assert "a zip archive: the csv reader does not read zips" in result.stderr
+    assert not db.exists()
