@@ -442,6 +442,26 @@ def test_an_output_folder_shown_inside_the_evidence_by_a_bind_mount_is_refused(
     assert list(out.iterdir()) == []
 
 
+def _bound_and_scanned_twice(
+    tmp_path: Path, ev: Path, source: Path, target: Path, tag: str = ""
+) -> tuple[Path, Path]:
+    """Bind `source` on `target` in a private mount namespace, and scan `ev` there twice:
+    with --one-file-system, then without. Their logs (each scan finds its one match: exit 1)."""
+    with_flag, without = tmp_path / f"{tag}xdev.jsonl", tmp_path / f"{tag}cross.jsonl"
+    script = (
+        'mount --bind "$1" "$2" || exit 99\n'
+        'shift 2; "$@" --one-file-system --log "$XDEV"; echo "xdev=$?"\n'
+        '"$@" --log "$CROSS"; echo "cross=$?"\n'
+    )
+    args = scan_args(tmp_path, tmp_path / "unused", ev)[:-2]
+    env = {**os.environ, "XDEV": str(with_flag), "CROSS": str(without)}
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                           "sh", str(source), str(target), *MATCHER, *args, "-q"],
+                          capture_output=True, timeout=120, env=env)  # fmt: skip
+    assert proc.stdout.split() == [b"xdev=1", b"cross=1"], proc.stdout + proc.stderr
+    return with_flag, without
+
+
 def test_a_file_that_is_a_mount_point_is_a_crossing_too(tmp_path: Path, ev: Path) -> None:
     """Before: a file bind-mounted over a file of the evidence was read across with
     --one-file-system, and its crossing unnoted without (a validator)."""
@@ -449,18 +469,7 @@ def test_a_file_that_is_a_mount_point_is_a_crossing_too(tmp_path: Path, ev: Path
     outside = tmp_path / "outside.txt"
     outside.write_text("not evidence\n")
     (ev / "status").write_text("placeholder\n")
-    with_flag, without = tmp_path / "fxdev.jsonl", tmp_path / "fcross.jsonl"
-    script = (
-        'mount --bind "$1" "$2/status" || exit 99\n'
-        'shift 2; "$@" --one-file-system --log "$XDEV"; echo "xdev=$?"\n'
-        '"$@" --log "$CROSS"; echo "cross=$?"\n'
-    )
-    args = scan_args(tmp_path, tmp_path / "unused", ev)[:-2]
-    env = {**os.environ, "XDEV": str(with_flag), "CROSS": str(without)}
-    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                           "sh", str(outside), str(ev), *MATCHER, *args, "-q"],
-                          capture_output=True, timeout=120, env=env)  # fmt: skip
-    assert proc.stdout.split() == [b"xdev=1", b"cross=1"], proc.stdout + proc.stderr
+    with_flag, without = _bound_and_scanned_twice(tmp_path, ev, outside, ev / "status", "f")
     status = os.fsencode(ev / "status")
     assert assert_counts_add_up(with_flag)["skipped_by_reason"] == {"other-filesystem": 1}
     assert inventory(with_flag)[status]["skip"] == "other-filesystem"
@@ -478,18 +487,7 @@ def test_a_bind_mount_of_the_same_filesystem_is_another_filesystem(
     (outside / "elsewhere.txt").write_text("not evidence\n")
     (ev / "bound").mkdir()
     assert os.stat(outside).st_dev == os.stat(ev).st_dev
-    with_flag, without = tmp_path / "xdev.jsonl", tmp_path / "cross.jsonl"
-    script = (
-        'mount --bind "$1" "$2/bound" || exit 99\n'
-        'shift 2; "$@" --one-file-system --log "$XDEV"; echo "xdev=$?"\n'
-        '"$@" --log "$CROSS"; echo "cross=$?"\n'
-    )
-    args = scan_args(tmp_path, tmp_path / "unused", ev)[:-2]
-    env = {**os.environ, "XDEV": str(with_flag), "CROSS": str(without)}
-    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                           "sh", str(outside), str(ev), *MATCHER, *args, "-q"],
-                          capture_output=True, timeout=120, env=env)  # fmt: skip
-    assert proc.stdout.split() == [b"xdev=1", b"cross=1"], proc.stdout + proc.stderr
+    with_flag, without = _bound_and_scanned_twice(tmp_path, ev, outside, ev / "bound")
     bound = os.fsencode(ev / "bound")
     counts = assert_counts_add_up(with_flag)
     assert counts["skipped_by_reason"] == {"other-filesystem": 1}
