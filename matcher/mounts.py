@@ -6,14 +6,15 @@ it, which no comparison of the two paths can see. Linux's mount table
 (/proc/self/mountinfo) gives, for each mount, its filesystem (device
 numbers), the folder of that filesystem it shows (its root) and where (its
 mount point): a path's place in its filesystem is then known, and so is
-every place that shows it. A mount covered by a later one at or above its
-point shows nothing any more, and is left out.
+every place that shows it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+from collections.abc import Callable
 from collections.abc import Sequence
 
 _OCTAL = re.compile(rb"\\([0-7]{3})")
@@ -59,27 +60,34 @@ def inside(path: bytes, folder: bytes) -> bool:
 
 
 class MountView:
-    """The uncovered mounts of a table, and what a path's place is; asked many times, read once."""
+    """A mount table and what each path's place is; asked many times, read once.
 
-    def __init__(self, table: Sequence[Mount] | None = None):
-        table = mounts() if table is None else table
-        # Note: a mount with a later one at or above its point is hidden by it
-        # (the table lists mounts in the order they were made).
-        self.visible = [
-            mount
-            for index, mount in enumerate(table)
-            if not any(inside(mount.point, later.point) for later in table[index + 1 :])
-        ]
+    Note: which mount hides which cannot be told from the table's order
+    (a moved mount keeps its place in it); a place the table suggests is
+    therefore confirmed by the folder found there, compared by device and inode.
+    """
+
+    def __init__(
+        self,
+        table: Sequence[Mount] | None = None,
+        identity: Callable[[bytes], tuple[int, int] | None] | None = None,
+    ):
+        self.table = list(mounts() if table is None else table)
+        self._identity = identity or _identity
         self._places: dict[bytes, tuple[bytes, bytes] | None] = {}
         self._below: dict[bytes, list[Mount]] = {}
 
     def place(self, real: bytes) -> tuple[bytes, bytes] | None:
-        """(device, path within its filesystem) of a resolved path; None when no mount holds it."""
+        """(device, path within its filesystem) of a resolved path; None when no mount holds it.
+
+        The mount that holds it is the one with the longest mount point above
+        it; of mounts on one point, the last listed.
+        """
         if real not in self._places:
             best: Mount | None = None
-            for mount in self.visible:
+            for mount in self.table:
                 if inside(real, mount.point) and (
-                    best is None or len(mount.point) > len(best.point)
+                    best is None or len(mount.point) >= len(best.point)
                 ):
                     best = mount
             if best is None:
@@ -92,21 +100,35 @@ class MountView:
                 )
         return self._places[real]
 
-    def shown_inside(self, real: bytes, root: bytes) -> bool:
-        """True when the resolved path `real` is also reached under the resolved folder `root`.
+    def shown_inside(self, folder: bytes, root: bytes) -> bool:
+        """True when the resolved folder `folder` is also reached under the resolved folder `root`.
 
-        Either `root` itself is a place of the same filesystem that holds
-        `real` (a bind mount of it, or of a folder above it), or a mount at or
-        below `root` shows a folder of `real`'s filesystem that holds it.
+        Either `root` itself is a place of the filesystem that holds `folder`
+        (a bind mount of it, or of a folder above it), or a mount at or below
+        `root` shows a folder of that filesystem that holds it; and the
+        folder found at that place is `folder` itself.
         """
-        target, place = self.place(real), self.place(root)
+        target, place = self.place(folder), self.place(root)
         if target is None or place is None:
             return False
-        if target[0] == place[0] and inside(target[1], place[1]):
-            return True
+        device, path = target
+        candidates = []
+        if device == place[0] and inside(path, place[1]):
+            candidates.append(root.rstrip(b"/") + path[len(place[1].rstrip(b"/")) :])
         if root not in self._below:
-            self._below[root] = [m for m in self.visible if inside(m.point, root)]
-        return any(
-            mount.device == target[0] and inside(target[1], mount.root)
+            self._below[root] = [m for m in self.table if inside(m.point, root)]
+        candidates += [
+            mount.point.rstrip(b"/") + path[len(mount.root.rstrip(b"/")) :]
             for mount in self._below[root]
-        )
+            if mount.device == device and inside(path, mount.root)
+        ]
+        wanted = self._identity(folder) if candidates else None
+        return wanted is not None and any(self._identity(c or b"/") == wanted for c in candidates)
+
+
+def _identity(path: bytes) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

@@ -271,7 +271,8 @@ def refuse_outputs_inside(
             # the evidence was written into it through one (found by a validator).
             if _within(real, root):
                 how = f"lies inside evidence {given}"
-            elif view.shown_inside(os.fsencode(real), os.fsencode(root)):
+            elif view.shown_inside(os.fsencode(real if real.is_dir() else real.parent),
+                                   os.fsencode(root)):  # fmt: skip
                 how = f"is also reached inside evidence {given} (a mount shows its folder there)"
             else:
                 continue

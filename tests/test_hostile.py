@@ -442,6 +442,56 @@ def test_an_output_folder_shown_inside_the_evidence_by_a_bind_mount_is_refused(
     assert list(out.iterdir()) == []
 
 
+def test_an_output_shown_inside_by_a_moved_mount_is_refused(tmp_path: Path) -> None:
+    """A moved mount keeps its place in the mount table: hiding mounts by their order there
+    let this log be written into the evidence and refused a log beside it (a review)."""
+    require_root()
+    top, run, ev = tmp_path / "r", tmp_path / "t", tmp_path / "ev"
+    for folder in (top, run, ev):
+        folder.mkdir()
+    (tmp_path / "notable.sha256").write_text(f"{hashlib.sha256(NOTABLE).hexdigest()}  n\n")
+    script = (
+        'mount -t tmpfs t "$RUN" && mount -t tmpfs r "$TOP" && mkdir "$TOP/run" && '
+        'mount --move "$RUN" "$TOP/run" && mkdir "$TOP/run/evidence" "$TOP/run/other" && '
+        'echo data > "$TOP/run/evidence/f" && mount --bind "$TOP/run/evidence" "$EV" || exit 99\n'
+        'scan() { "$PY" -m matcher scan "$1" --examiner E --case C --db "$DB" --list "$LST" -q --log "$2"; }\n'
+        'scan "$EV" "$TOP/run/evidence/log.jsonl"; echo "inside=$?"\n'
+        'scan "$EV" "$TOP/run/other/log.jsonl"; echo "beside=$?"\n'
+    )
+    env = {**os.environ, "TOP": str(top), "RUN": str(run), "EV": str(ev), "PY": sys.executable,
+           "DB": str(tmp_path / "s.db"), "LST": str(tmp_path / "notable.sha256")}  # fmt: skip
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, timeout=120, env=env, cwd="/")  # fmt: skip
+    assert proc.stdout.split() == [b"inside=2", b"beside=0"], proc.stdout + proc.stderr
+    assert b"is also reached inside evidence" in proc.stderr
+
+
+def test_files_of_an_overlay_on_layers_of_other_filesystems_are_no_crossings(tmp_path: Path) -> None:
+    """An overlay's files report their layer's device, not the folder's: taken for crossings,
+    every file of such a tree was skipped with --one-file-system (a review)."""
+    require_root()
+    lower, upper, merged = tmp_path / "lo", tmp_path / "up", tmp_path / "m"
+    for folder in (lower, upper, merged):
+        folder.mkdir()
+    (tmp_path / "notable.sha256").write_text(f"{hashlib.sha256(NOTABLE).hexdigest()}  n\n")
+    script = (
+        'mount -t tmpfs lo "$LO" && mount -t tmpfs up "$UP" && mkdir "$UP/u" "$UP/w" "$LO/data" && '
+        'echo lower > "$LO/data/a.txt" && '
+        'mount -t overlay ov -o "lowerdir=$LO,upperdir=$UP/u,workdir=$UP/w" "$M" && '
+        'echo upper > "$M/data/c.txt" || exit 99\n'
+        '"$PY" -m matcher scan "$M" --examiner E --case C --db "$DB" --list "$LST" -q '
+        '--one-file-system --exclude "*.nothing" --log "$LOG"; echo "rc=$?"\n'
+    )
+    log = tmp_path / "ov.jsonl"
+    env = {**os.environ, "LO": str(lower), "UP": str(upper), "M": str(merged), "PY": sys.executable,
+           "DB": str(tmp_path / "s.db"), "LST": str(tmp_path / "notable.sha256"), "LOG": str(log)}  # fmt: skip
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, timeout=120, env=env, cwd="/")  # fmt: skip
+    assert proc.stdout.split() == [b"rc=0"], proc.stdout + proc.stderr
+    counts = assert_counts_add_up(log)
+    assert counts["files"] == 2 and counts["skipped_by_reason"] == {}, counts
+
+
 def _bound_and_scanned_twice(
     tmp_path: Path, ev: Path, source: Path, target: Path, tag: str = ""
 ) -> tuple[Path, Path]:

@@ -492,10 +492,6 @@ class FolderWalker:
         self._root = b""
         self._roots_apart: dict[tuple[int, int], bytes] = {}
 
-    def _crosses(self, path: bytes, st: os.stat_result, parent_dev: int) -> bool:
-        """True when the entry is on another filesystem than its folder, or a mount point."""
-        return st.st_dev != parent_dev or self._real_path(path) in self._mounts
-
     def _real_path(self, path: bytes) -> bytes | None:
         """The host path of a directory below the current root (None: the root itself)."""
         below = path[len(self._root) :]
@@ -585,18 +581,17 @@ class FolderWalker:
         if stat.S_ISREG(mode):
             # Note: a file can be a mount point too (a bind mount of one file):
             # it was read across, with --one-file-system and unnoted without
-            # (a validator). The mount table is asked only below a root that
-            # holds a mount point: a file's folder gives its device otherwise.
-            if (st.st_dev != parent_dev or self._inner_mounts) and self._crosses(
-                path, st, parent_dev
-            ):
+            # (a validator). The mount table decides, never the file's device
+            # (an overlay's files report their layer's: a review). It is asked
+            # only below a root that holds a mount point.
+            if self._inner_mounts and self._real_path(path) in self._mounts:
                 if self.one_file_system:
                     return EntryOutcome(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns,
                                         skip=Skip.OTHER_FILESYSTEM, kind="file")  # fmt: skip
                 self.crossings.append(path)
             return FileTask(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, uid=st.st_uid)
         if stat.S_ISDIR(mode):
-            if self._crosses(path, st, parent_dev):
+            if st.st_dev != parent_dev or self._real_path(path) in self._mounts:
                 if self.one_file_system:
                     return EntryOutcome(
                         path=path,
