@@ -1071,6 +1071,13 @@ def run_scan(
         given_lists: list[ListInfo] = []
         # Note: a log of 0 bytes (killed before its first record) has no run to continue.
         continuing = options.resume and options.log.stat().st_size > 0
+        if options.lists and store.other_names():
+            # Note: the scan itself must not write where the evidence may be (a review).
+            raise UsageError(
+                f"The hash store {options.db} has another name (a hard link), which may lie "
+                "inside the evidence: --list would write into it. Import the list with "
+                "`matcher import` first, or give the scan a store with one name."
+            )
         for list_path in options.lists:
             given = _import_given(store, list_path, continuing, options.db, notes)
             if given.id not in known_before:

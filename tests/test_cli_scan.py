@@ -1320,6 +1320,10 @@ def test_a_store_with_another_name_in_the_evidence_is_not_written_by_the_scan(
         assert result.exit_code == 1, result.output
         assert hashlib.sha256(db.read_bytes()).hexdigest() == before
         assert any("has another name (a hard link)" in n for n in end_record(log)["notes"])
+    # A --list would be imported into it: refused, the store unchanged (a review).
+    result = scan(runner, db, tmp_path / "l.jsonl", evidence_copy, extra=["--list", str(LISTS / "notable.md5")])
+    assert result.exit_code == 2 and "--list would write into it" in result.stderr, result.output
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
 
 
 def test_sizes_kept_by_an_older_version_do_not_pass_over_the_size_0_check(tmp_path: Path) -> None:
