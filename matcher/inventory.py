@@ -84,16 +84,26 @@ class SealCheck:
     actual: str | None = None  # the file's SHA-256, when read
     looked_at: tuple[Path, ...] = ()
     reason: str | None = None  # why it could not be read
+    sealed_elsewhere: Path | None = None  # a file looked at later that matches (see problem)
 
     def problem(self) -> str | None:
         """The trouble in words (after "its inventory"), or None when it matches."""
         if self.status == "matches":
             return None
         if self.status == "differs":
-            return (
+            said = (
                 f"{self.path} is not the one the log sealed (SHA-256 {self.actual}, sealed "
                 f"{self.sealed}): it changed after the scan, or it belongs to another run"
             )
+            if self.sealed_elsewhere is not None:
+                # Note: a scan with --inventory elsewhere, beside an older LOG.inventory.db
+                # (a review: "FAILED", with no word of the file that matches).
+                said += (
+                    f"; {self.sealed_elsewhere}, where the log recorded its inventory, is the "
+                    "one it sealed, but the file beside the log decides: move that one away "
+                    "if it is not this run's"
+                )
+            return said
         if self.status == "unreadable":
             return f"{self.path} cannot be read ({self.reason})"
         if self.status == "unsealed":
@@ -141,12 +151,24 @@ def check_seal(log: Path, end: Mapping[str, object] | None, given: Path | None =
             except OSError as exc:
                 why = exc.strerror or str(exc)
                 return SealCheck("unreadable", path, digest, None, looked, why)
-            status = "matches" if actual == digest else "differs"
-            return SealCheck(status, path, digest, actual, looked)
+            if actual == digest:
+                return SealCheck("matches", path, digest, actual, looked)
+            elsewhere = next(
+                (p for p in looked[looked.index(path) + 1 :] if _sealed(p, digest)), None
+            )
+            return SealCheck("differs", path, digest, actual, looked, sealed_elsewhere=elsewhere)
     there = [p for p in looked if p.exists()]
     if there:
         return SealCheck("not-a-file", there[0], digest, None, looked)
     return SealCheck("missing", looked[0], digest, None, looked)
+
+
+def _sealed(path: Path, digest: str) -> bool:
+    """True when `path` is a regular file whose SHA-256 is `digest`."""
+    try:
+        return path.is_file() and file_sha256(path) == digest
+    except OSError:
+        return False
 
 
 class Inventory:

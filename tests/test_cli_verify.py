@@ -545,3 +545,23 @@ def test_a_chain_break_is_counted_alike_with_the_key_and_without(
     keyed = json.loads(runner.invoke(cli, ["verify", str(edited), "--json", "--public-key", str(pub)]).stdout)
     assert plain["line"] == keyed["line"] == at + 2
     assert plain["records"] == keyed["records"] == at, (plain, keyed)
+
+
+def test_a_stale_inventory_beside_a_log_whose_own_is_elsewhere_is_named_with_the_one_that_matches(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """The inventory beside a log decides; when the log recorded another (--inventory) that is
+    the sealed one, the failure now names it and what to do (a review: it said only FAILED)."""
+    db = tmp_path / "s.db"
+    log = tmp_path / "l.jsonl"
+    base = ["scan", str(FIXTURES / "evidence"), "--examiner", "E", "--case", "C", "--db", str(db), "-q",
+            "--list", str(FIXTURES / "hashlists" / "notable.csv"), "--log", str(log)]  # fmt: skip
+    assert runner.invoke(cli, base).exit_code == 1
+    log.unlink()  # its inventory l.jsonl.inventory.db stays
+    custom = tmp_path / "custom.db"
+    assert runner.invoke(cli, [*base, "--inventory", str(custom)]).exit_code == 1
+    result = runner.invoke(cli, ["verify", str(log)])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert f"{custom}, where the log recorded its inventory, is the one it sealed" in said, said
+    assert "move that one away if it is not this run's" in said
