@@ -19,6 +19,7 @@ from matcher.errors import refuse_own_limit
 from matcher.formats import registry
 from matcher.formats.base import ZIP_MAGIC
 from matcher.formats.base import HashListReader
+from matcher.formats.compressed import PackedListRefusal
 from matcher.formats.gnu_sum import name_hint
 from matcher.formats.nsrl_rds3 import version_key
 from matcher.models import ENTRY_FIELDS
@@ -249,14 +250,19 @@ def resolve_reader(path: Path, format_name: str | None) -> HashListReader:
     """
     if format_name:
         reader = registry.get(format_name)
-        if not getattr(reader, "READS_ZIP", False) and registry.read_head(path)[:4] == ZIP_MAGIC:
-            # Note: a stored zip holds its member's text as it is: read as the
-            # format named, its bytes made a list (with --skip-invalid; a review).
-            raise FormatError(
-                f"a zip archive: the {reader.NAME} reader does not read zips; unpack the "
-                "list and import that file",
-                source=str(path),
-            )
+        if getattr(reader, "READS_ZIP", False):
+            return reader
+        # Note: a stored zip or a tar holds its member's text as it is: read as
+        # the format named, their bytes made a list (with --skip-invalid; reviews).
+        head = registry.read_head(path)
+        packed = (
+            f"a zip archive: the {reader.NAME} reader does not read zips; unpack the list "
+            "and import that file"
+            if head[:4] == ZIP_MAGIC
+            else PackedListRefusal().refuse(head)
+        )
+        if packed is not None:
+            raise FormatError(packed, source=str(path))
         return reader
     return registry.detect(path)
 

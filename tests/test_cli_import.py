@@ -613,3 +613,24 @@ def test_a_zip_named_as_a_text_format_is_refused(runner: CliRunner, tmp_path: Pa
     assert result.exit_code == 2, result.output
     assert "a zip archive: the csv reader does not read zips" in result.stderr
     assert not db.exists()
+
+
+def test_a_tar_named_as_a_text_format_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    """With --format gnu-sum --skip-invalid a tar of an md5sum list imported 1 entry of 4,
+    its header lines skipped (a review); detection alone refuses it too, naming it."""
+    import hashlib
+    import io
+    import tarfile
+
+    text = "".join(f"{hashlib.md5(bytes([i])).hexdigest()}  f{i}\n" for i in range(4)).encode()
+    packed = tmp_path / "n.tar"
+    with tarfile.open(packed, "w") as archive:
+        info = tarfile.TarInfo("notable.md5")
+        info.size = len(text)
+        archive.addfile(info, io.BytesIO(text))
+    db = tmp_path / "s.db"
+    for extra in (["--format", "gnu-sum", "--skip-invalid"], []):
+        result = runner.invoke(cli, ["import", str(packed), *extra, "--db", str(db)])
+        assert result.exit_code == 2, result.output
+        assert "a tar archive: matcher reads hash lists unpacked" in result.stderr, result.stderr
+    assert not db.exists()

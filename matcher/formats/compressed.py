@@ -1,5 +1,5 @@
 """Refusals for a hash list that arrives packed: a zip that is not an NSRL RDS 2.x
-distribution, and gzip, bzip2, xz, zstd or 7z files.
+distribution, and gzip, bzip2, xz, zstd, 7z or tar files.
 
 NIST ships the RDS v3 database zipped, and suppliers zip or gzip their lists.
 matcher reads one packed form only, the NSRL RDS 2.x zip holding NSRLFile.txt
@@ -34,7 +34,7 @@ class PackedListRefusal:
     """A packed file no reader took: say what it holds, and to unpack it first."""
 
     NAME = "packed"
-    DESCRIPTION = "a zip (other than an NSRL RDS 2.x one), gzip, bzip2, xz, zstd or 7z file"
+    DESCRIPTION = "a zip (other than an NSRL RDS 2.x one), gzip, bzip2, xz, zstd, 7z or tar file"
 
     def refuse(self, head: bytes, path: Path | None = None) -> str | None:
         if head.startswith(ZIP_MAGIC):
@@ -45,6 +45,11 @@ class PackedListRefusal:
                     f"a {kind}-compressed file: matcher reads hash lists unpacked; unpack it "
                     f"(`{tool}`) and import the list it holds"
                 )
+        if head[257:262] == b"ustar":  # a tar header's magic
+            return (
+                "a tar archive: matcher reads hash lists unpacked; unpack it (`tar xf`) and "
+                "import the list it holds"
+            )
         return None
 
 
