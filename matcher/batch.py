@@ -387,7 +387,7 @@ def run_batch(
             # reason (`line 3: ...`) did not say what failed to verify.
             item.status = "failed"
             item.exit_code = int(ExitCode.FATAL)
-            item.message = f"refused: the log {item.log} does not verify: {exc}"
+            item.message = f"refused: the log {item.log} does not verify: {described(exc)}"
         except MatcherError as exc:
             item.status = "failed"
             item.exit_code = int(ExitCode.FATAL)

@@ -166,8 +166,8 @@ def _translate_errors(integrity_is_fatal: bool = False) -> Iterator[None]:
         yield
     except IntegrityError as exc:
         if integrity_is_fatal:
-            raise Fatal(f"refused: the log does not verify: {exc}") from exc
-        raise IntegrityFailed(str(exc)) from exc
+            raise Fatal(f"refused: the log does not verify: {described(exc)}") from exc
+        raise IntegrityFailed(described(exc)) from exc
     except MatcherError as exc:
         raise Fatal(described(exc)) from exc
 

@@ -506,3 +506,19 @@ def test_a_list_inside_another_items_evidence_is_noted_in_each_item_that_reads_i
     for log in ("a", "b"):
         notes = json.loads((tmp_path / "logs" / f"{log}.jsonl").read_text().splitlines()[-1])["notes"]
         assert any(n.startswith(f"list {own} lies inside the evidence") for n in notes), (log, notes)
+
+
+def test_an_item_refused_after_a_list_went_in_says_which_stayed(runner: CliRunner, tmp_path: Path) -> None:
+    """A batch item's failure message dropped the error's notes: --list A --list B with B bad
+    left A in the store, and the item said only what was wrong with B (a review)."""
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    bad = tmp_path / "bad.md5"
+    bad.write_text("0" * 31 + "  cut.bin\n")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,logs/a.jsonl\n")
+    good = FIXTURES / "hashlists" / "notable.md5"
+    done = runner.invoke(cli, ["batch", str(manifest), "--db", str(tmp_path / "new.db"), "--json",
+                               "--list", str(good), "--list", str(bad)])  # fmt: skip
+    (item,) = json.loads(done.stdout)
+    assert item["status"] == "failed", item
+    assert f"before it stopped, and kept: {good} (as 'notable.md5')" in item["message"], item
