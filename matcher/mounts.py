@@ -27,6 +27,7 @@ class Mount:
     device: bytes  # "major:minor"
     root: bytes
     point: bytes
+    ident: bytes = b""  # the kernel's mount ID (first field)
 
 
 def mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
@@ -46,7 +47,7 @@ def mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
     for line in lines:
         fields = line.split(b" ")
         if len(fields) > 4:
-            found.append(Mount(fields[2], _unescaped(fields[3]), _unescaped(fields[4])))
+            found.append(Mount(fields[2], _unescaped(fields[3]), _unescaped(fields[4]), fields[0]))
     return found
 
 
@@ -62,9 +63,10 @@ def inside(path: bytes, folder: bytes) -> bool:
 class MountView:
     """A mount table and what each path's place is; asked many times, read once.
 
-    Note: which mount hides which cannot be told from the table's order
-    (a moved mount keeps its place in it); a place the table suggests is
-    therefore confirmed by the folder found there, compared by device and inode.
+    Note: which mount hides which cannot be told from the table's order (a
+    moved mount keeps its place in it): a path's mount is the one the kernel
+    names for it, and a place the table suggests under a root is confirmed
+    by the folder found there, compared by device and inode.
     """
 
     def __init__(
@@ -73,32 +75,37 @@ class MountView:
         identity: Callable[[bytes], tuple[int, int] | None] | None = None,
     ):
         self.table = list(mounts() if table is None else table)
+        self._by_ident = {m.ident: m for m in self.table if m.ident}
         self._identity = identity or _identity
+        # (A table given, as a test's, is not this process's: the kernel is not asked.)
+        self._mount_id = mount_id if table is None else _unknown_mount
         self._places: dict[bytes, tuple[bytes, bytes] | None] = {}
         self._below: dict[bytes, list[Mount]] = {}
 
     def place(self, real: bytes) -> tuple[bytes, bytes] | None:
         """(device, path within its filesystem) of a resolved path; None when no mount holds it.
 
-        The mount that holds it is the one with the longest mount point above
-        it; of mounts on one point, the last listed.
+        The mount that holds it is the one the kernel names for it (its mount
+        ID in /proc/self/fdinfo); failing that (no such path, no /proc), the
+        one with the longest mount point above it, of mounts on one point the
+        last listed (which a moved mount, or one covered from above, defeats).
         """
-        if real not in self._places:
-            best: Mount | None = None
+        if real in self._places:
+            return self._places[real]
+        best = self._by_ident.get(self._mount_id(real) or b"")
+        if best is None or not inside(real, best.point):
+            best = None
             for mount in self.table:
                 if inside(real, mount.point) and (
                     best is None or len(mount.point) >= len(best.point)
                 ):
                     best = mount
-            if best is None:
-                self._places[real] = None
-            else:
-                rest = real[len(best.point.rstrip(b"/")) :]
-                self._places[real] = (
-                    best.device,
-                    best.root.rstrip(b"/") + rest if rest else best.root,
-                )
-        return self._places[real]
+        found = None
+        if best is not None:
+            rest = real[len(best.point.rstrip(b"/")) :]
+            found = (best.device, best.root.rstrip(b"/") + rest if rest else best.root)
+        self._places[real] = found
+        return found
 
     def shown_inside(self, folder: bytes, root: bytes) -> bool:
         """True when the resolved folder `folder` is also reached under the resolved folder `root`.
@@ -124,6 +131,28 @@ class MountView:
         ]
         wanted = self._identity(folder) if candidates else None
         return wanted is not None and any(self._identity(c or b"/") == wanted for c in candidates)
+
+
+def mount_id(path: bytes) -> bytes | None:
+    """The kernel's ID of the mount through which `path` is reached; None when it cannot say."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+            for line in info:
+                if line.startswith(b"mnt_id:"):
+                    return line.split(b":", 1)[1].strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None
+
+
+def _unknown_mount(path: bytes) -> bytes | None:
+    return None
 
 
 def _identity(path: bytes) -> tuple[int, int] | None:

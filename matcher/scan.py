@@ -271,8 +271,7 @@ def refuse_outputs_inside(
             # the evidence was written into it through one (found by a validator).
             if _within(real, root):
                 how = f"lies inside evidence {given}"
-            elif view.shown_inside(os.fsencode(real if real.is_dir() else real.parent),
-                                   os.fsencode(root)):  # fmt: skip
+            elif view.shown_inside(os.fsencode(_nearest_folder(real)), os.fsencode(root)):
                 how = f"is also reached inside evidence {given} (a mount shows its folder there)"
             else:
                 continue
@@ -282,6 +281,18 @@ def refuse_outputs_inside(
                 f"{what} {how}; matcher never writes under an evidence root. "
                 f"Choose a path outside it{where}."
             )
+
+
+def _nearest_folder(path: Path) -> Path:
+    """The folder `path` is, or the nearest existing one above it (where it would be made).
+
+    Note: a log in a folder not made yet (a batch makes it) had no folder to
+    compare, and the folder was made inside the evidence (a review).
+    """
+    folder = path if path.is_dir() else path.parent
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def refuse_same_files(files: Sequence[tuple[Path, str, str]]) -> None:
@@ -1072,12 +1083,18 @@ def run_scan(
         # Note: a log of 0 bytes (killed before its first record) has no run to continue.
         continuing = options.resume and options.log.stat().st_size > 0
         if options.lists and store.other_names():
-            # Note: the scan itself must not write where the evidence may be (a review).
-            raise UsageError(
-                f"The hash store {options.db} has another name (a hard link), which may lie "
-                "inside the evidence: --list would write into it. Import the list with "
-                "`matcher import` first, or give the scan a store with one name."
-            )
+            # Note: the scan itself must not write where the evidence may be (a
+            # review); a list the store holds already is not written again.
+            new = [
+                p for p in options.lists if store.find_list(source_sha256=file_sha256(p)) is None
+            ]
+            if new:
+                raise UsageError(
+                    f"The hash store {options.db} has another name (a hard link), which may "
+                    f"lie inside the evidence: --list {new[0]} would write into it. Give the "
+                    "scan a copy of the store (`cp STORE COPY`: one name), or import the list "
+                    "into it where no evidence can hold it."
+                )
         for list_path in options.lists:
             given = _import_given(store, list_path, continuing, options.db, notes)
             if given.id not in known_before:

@@ -466,6 +466,38 @@ def test_an_output_shown_inside_by_a_moved_mount_is_refused(tmp_path: Path) -> N
     assert b"is also reached inside evidence" in proc.stderr
 
 
+def test_an_output_reached_through_a_covered_or_moved_mount_is_refused(tmp_path: Path) -> None:
+    """The mount of a path is the kernel's answer (its mount ID), not the table's longest point:
+    a log under a tmpfs covered by a later bind, or under a mount moved onto a newer one, was
+    written into the evidence; and a batch made a new log folder through a bind before its
+    refusal (a third review)."""
+    require_root()
+    b = tmp_path / "b"
+    for name in ("cases/y", "cases/logs", "x", "evid", "evid2", "m1", "stage", "c"):
+        (b / name).mkdir(parents=True)
+    (b / "evid" / "f").write_text("data\n")
+    (tmp_path / "notable.sha256").write_text(f"{hashlib.sha256(NOTABLE).hexdigest()}  n\n")
+    (tmp_path / "items.csv").write_text(f"evidence,case,examiner,log\n{b / 'evid2'},C,E,{b / 'cases/newlogs/i.jsonl'}\n")
+    script = (
+        'mount -t tmpfs A "$B/x" && mkdir "$B/x/y" && mount -t tmpfs A2 "$B/x/y" && '
+        'mount --bind "$B/cases" "$B/x" && mount --bind "$B/cases" "$B/evid/c" 2>/dev/null || '
+        '{ mkdir -p "$B/evid/c" && mount --bind "$B/cases" "$B/evid/c"; } || exit 99\n'
+        'scan() { "$PY" -m matcher scan "$1" --examiner E --case C --db "$DB" --list "$LST" -q --log "$2"; }\n'
+        'scan "$B/evid" "$B/x/y/covered.jsonl"; echo "covered=$?"\n'
+        'mount -t tmpfs OLD "$B/stage" && mount --bind "$B/cases" "$B/m1" && '
+        'mount --move "$B/stage" "$B/m1" && mkdir "$B/m1/logs" && mount --bind "$B/m1" "$B/evid2" || exit 98\n'
+        'scan "$B/evid2" "$B/m1/logs/moved.jsonl"; echo "moved=$?"\n'
+        'mount --bind "$B/cases" "$B/evid2" || exit 97\n'
+        '"$PY" -m matcher batch "$ITEMS" --db "$DB" --list "$LST" -q > /dev/null; echo "batch=$?"\n'
+        '[ -e "$B/cases/newlogs" ]; echo "made=$?"\n'
+    )
+    env = {**os.environ, "B": str(b), "PY": sys.executable, "DB": str(tmp_path / "s.db"),
+           "LST": str(tmp_path / "notable.sha256"), "ITEMS": str(tmp_path / "items.csv")}  # fmt: skip
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, timeout=180, env=env, cwd="/")  # fmt: skip
+    assert proc.stdout.split() == [b"covered=2", b"moved=2", b"batch=2", b"made=1"], proc.stdout + proc.stderr
+
+
 def test_files_of_an_overlay_on_layers_of_other_filesystems_are_no_crossings(tmp_path: Path) -> None:
     """An overlay's files report their layer's device, not the folder's: taken for crossings,
     every file of such a tree was skipped with --one-file-system (a review)."""
