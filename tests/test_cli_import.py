@@ -634,3 +634,18 @@ def test_a_tar_named_as_a_text_format_is_refused(runner: CliRunner, tmp_path: Pa
         assert result.exit_code == 2, result.output
         assert "a tar archive: matcher reads hash lists unpacked" in result.stderr, result.stderr
     assert not db.exists()
+
+
+def test_a_text_list_with_ustar_at_byte_257_is_not_taken_for_a_tar(runner: CliRunner, tmp_path: Path) -> None:
+    """Only a tar header with its checksum right is a tar: "ustar" fell at byte 257 of an
+    md5sum list (a file named mustard.txt), refused with --format (a review)."""
+    import hashlib
+
+    names = ["x" * 187, "mustard.txt", *(f"f{i}" for i in range(18))]  # line 1: 222 bytes
+    listed = tmp_path / "lists.md5"
+    listed.write_text("".join(f"{hashlib.md5(n.encode()).hexdigest()}  {n}\n" for n in names))
+    assert listed.read_bytes()[257:262] == b"ustar"
+    for extra in (["--format", "gnu-sum"], []):
+        result = runner.invoke(cli, ["import", str(listed), *extra, "--db", str(tmp_path / f"s{len(extra)}.db")])
+        assert result.exit_code == 0, result.output
+        assert "imported 20 entries" in result.stderr

@@ -40,17 +40,47 @@ class PackedListRefusal:
         if head.startswith(ZIP_MAGIC):
             return _zip_reason(path)
         for magic, kind, tool in _MAGICS:
-            if head.startswith(magic):
+            if head.startswith(magic) and (magic != b"BZh" or _bzip2(head)):
                 return (
                     f"a {kind}-compressed file: matcher reads hash lists unpacked; unpack it "
                     f"(`{tool}`) and import the list it holds"
                 )
-        if head[257:262] == b"ustar":  # a tar header's magic
+        if _tar_header(head):
             return (
                 "a tar archive: matcher reads hash lists unpacked; unpack it (`tar xf`) and "
                 "import the list it holds"
             )
         return None
+
+
+def _bzip2(head: bytes) -> bool:
+    """A bzip2 stream's start: "BZh", a block size 1-9, then a block's or the end's magic.
+
+    Note: "BZh" alone could start a text list's header (a review).
+    """
+    return (
+        head[3:4] in b"123456789"
+        and len(head) >= 10
+        and head[4:10]
+        in (
+            b"1AY&SY",
+            b"\x17rE8P\x90",
+        )
+    )
+
+
+def _tar_header(head: bytes) -> bool:
+    """A tar header: "ustar" at byte 257 and the header's checksum right.
+
+    Note: "ustar" alone can fall at byte 257 of a text list ("mustard.txt", a review).
+    """
+    if len(head) < 512 or head[257:262] != b"ustar":
+        return False
+    try:
+        stored = int(head[148:156].strip(b" \0") or b"-1", 8)
+    except ValueError:
+        return False
+    return stored == sum(head[:148]) + 8 * 32 + sum(head[156:512])
 
 
 def _zip_reason(path: Path | None) -> str | None:
