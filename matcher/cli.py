@@ -1606,8 +1606,10 @@ def verify_cmd(
         if seal.status == "differs":
             worst = max(worst, int(ExitCode.NOTABLE))
         if as_json:
+            elsewhere = seal.sealed_elsewhere
             inventory = {"status": seal.status, "path": str(seal.path) if seal.path else None,
-                         "sealed_sha256": seal.sealed, "sha256": seal.actual}  # fmt: skip
+                         "sealed_sha256": seal.sealed, "sha256": seal.actual,
+                         "sealed_elsewhere": str(elsewhere) if elsewhere else None}  # fmt: skip
             click.echo(
                 json.dumps(
                     {

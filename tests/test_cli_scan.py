@@ -1320,9 +1320,13 @@ def test_a_store_with_another_name_in_the_evidence_is_not_written_by_the_scan(
         assert result.exit_code == 1, result.output
         assert hashlib.sha256(db.read_bytes()).hexdigest() == before
         assert any("has another name (a hard link)" in n for n in end_record(log)["notes"])
-    # A --list would be imported into it: refused, the store unchanged (a review).
+    # A --list would be imported into it: refused, the store unchanged (a review)...
     result = scan(runner, db, tmp_path / "l.jsonl", evidence_copy, extra=["--list", str(LISTS / "notable.md5")])
-    assert result.exit_code == 2 and "--list would write into it" in result.stderr, result.output
+    assert result.exit_code == 2 and "would write into it" in result.stderr, result.output
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    # ... but not one it holds already, which writes nothing (a third review).
+    result = scan(runner, db, tmp_path / "k.jsonl", evidence_copy, extra=["--list", str(LISTS / "notable.csv")])
+    assert result.exit_code == 1, result.output
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
 
 

@@ -565,3 +565,5 @@ def test_a_stale_inventory_beside_a_log_whose_own_is_elsewhere_is_named_with_the
     said = " ".join(result.output.split())
     assert f"{custom}, where the log recorded its inventory, is the one it sealed" in said, said
     assert "move that one away if it is not this run's" in said
+    found = json.loads(runner.invoke(cli, ["verify", str(log), "--json"]).stdout)["inventory"]
+    assert found["status"] == "differs" and found["sealed_elsewhere"] == str(custom)
