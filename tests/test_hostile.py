@@ -442,14 +442,20 @@ def test_an_output_folder_shown_inside_the_evidence_by_a_bind_mount_is_refused(
     assert list(out.iterdir()) == []
 
 
+def _folders_and_list(tmp_path: Path, *names: str) -> list[Path]:
+    """Empty folders `names` under tmp_path, and the notable list scan_args names."""
+    folders = [tmp_path / name for name in names]
+    for folder in folders:
+        folder.mkdir()
+    (tmp_path / "notable.sha256").write_text(f"{hashlib.sha256(NOTABLE).hexdigest()}  n\n")
+    return folders
+
+
 def test_an_output_shown_inside_by_a_moved_mount_is_refused(tmp_path: Path) -> None:
     """A moved mount keeps its place in the mount table: hiding mounts by their order there
     let this log be written into the evidence and refused a log beside it (a review)."""
     require_root()
-    top, run, ev = tmp_path / "r", tmp_path / "t", tmp_path / "ev"
-    for folder in (top, run, ev):
-        folder.mkdir()
-    (tmp_path / "notable.sha256").write_text(f"{hashlib.sha256(NOTABLE).hexdigest()}  n\n")
+    top, run, ev = _folders_and_list(tmp_path, "r", "t", "ev")
     script = (
         'mount -t tmpfs t "$RUN" && mount -t tmpfs r "$TOP" && mkdir "$TOP/run" && '
         'mount --move "$RUN" "$TOP/run" && mkdir "$TOP/run/evidence" "$TOP/run/other" && '
@@ -502,10 +508,7 @@ def test_files_of_an_overlay_on_layers_of_other_filesystems_are_no_crossings(tmp
     """An overlay's files report their layer's device, not the folder's: taken for crossings,
     every file of such a tree was skipped with --one-file-system (a review)."""
     require_root()
-    lower, upper, merged = tmp_path / "lo", tmp_path / "up", tmp_path / "m"
-    for folder in (lower, upper, merged):
-        folder.mkdir()
-    (tmp_path / "notable.sha256").write_text(f"{hashlib.sha256(NOTABLE).hexdigest()}  n\n")
+    lower, upper, merged = _folders_and_list(tmp_path, "lo", "up", "m")
     script = (
         'mount -t tmpfs lo "$LO" && mount -t tmpfs up "$UP" && mkdir "$UP/u" "$UP/w" "$LO/data" && '
         'echo lower > "$LO/data/a.txt" && '
