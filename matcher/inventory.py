@@ -16,6 +16,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 
 from matcher.digests import DIGEST_SIZES
@@ -451,6 +452,26 @@ class Inventory:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Cannot read inventory {self.path}: {exc}") from exc
         return finished
+
+    def unwritten_rows(self, algorithms: Sequence[str]) -> int:
+        """Finished file rows that no scan writes: no digest of `algorithms`, or no verdict.
+
+        Note: after a kill -9 no end record seals the inventory, and a resume
+        took every row as a finished file: one inserted by hand, with no
+        digest, counted as an unknown file read (a validator).
+
+        Raises:
+            StoreError: when the inventory cannot be read.
+        """
+        missing = " OR ".join(f"{a} IS NULL" for a in algorithms if a in DIGEST_SIZES) or "0"
+        try:
+            (found,) = self.db.execute(
+                f"SELECT count(*) FROM entries WHERE failure IS NULL AND skip IS NULL AND "
+                f"({missing} OR verdict IS NULL OR verdict NOT IN ('notable', 'known', 'unknown'))"
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Cannot read inventory {self.path}: {exc}") from exc
+        return int(found)
 
     def finished_totals(self) -> list[tuple[str | None, str | None, int, int, int]]:
         """Finished entries (hashed or skipped) grouped by (skip, verdict).

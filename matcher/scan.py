@@ -1475,6 +1475,13 @@ def _scan(
             # Note: failed entries are read again; their old rows go, so that
             # the inventory this run seals says what the end record counts.
             inventory.forget_failures()
+            unwritten = inventory.unwritten_rows(engine.algorithms)
+            if unwritten:
+                raise UsageError(
+                    f"Cannot resume: the inventory {inventory.path} holds {unwritten:,} finished "
+                    "file row(s) without this run's digests or a verdict, which no scan writes: "
+                    "it was changed after the run stopped. Verify the log, and start a new one."
+                )
             finished = inventory.finished_paths()
             _finish_logged_matches(inventory, resumed.matches, adopted, finished, run_no)
             _count_finished(inventory, counts)

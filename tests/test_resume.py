@@ -1439,3 +1439,33 @@ def test_a_row_the_crash_lost_keeps_the_records_mtime_when_the_file_was_touched_
     since the match record (a file touched after the crash): a time the run never saw."""
     _, mtime_ns, _ = _resumed_after_a_lost_row(tmp_path, touched_ns=1_800_000_000_000_000_000)
     assert mtime_ns == 1_700_000_000_123_456_000  # the record's, to its microsecond
+
+
+@pytest.mark.parametrize("row", ["no digest", "no verdict"])
+def test_a_resume_refuses_an_inventory_row_no_scan_writes(
+    corpus: tuple[Path, Path, set[str]], tmp_path: Path, row: str
+) -> None:
+    """After a kill -9 no end record seals the inventory: a row inserted by hand (a notable
+    file as 'unknown', no digests) was taken as a finished file, its match never logged, and
+    the resumed log verified (a validator)."""
+    ev, db, notable = corpus
+    log = tmp_path / "run.jsonl"
+    proc = start_scan(ev, db, log)
+    wait_for_progress(log, proc, 1)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    hidden = os.fsencode(sorted(notable)[-1])
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        if row == "no digest":
+            conn.execute("INSERT INTO entries (path, kind, size, mtime_ns, verdict, run) "
+                         "VALUES (?, 'file', 1, 0, 'unknown', 0)", [hidden])  # fmt: skip
+        else:
+            conn.execute("INSERT INTO entries (path, kind, size, mtime_ns, md5, sha1, sha256, run) "
+                         "VALUES (?, 'file', 1, 0, x'00', x'00', x'00', 0)", [hidden])  # fmt: skip
+        conn.commit()
+    finally:
+        conn.close()
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 2, result.stderr
+    assert b"finished file row(s) without this run's digests or a verdict" in result.stderr
