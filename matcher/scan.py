@@ -41,6 +41,7 @@ from matcher.errors import ExitCode
 from matcher.errors import FormatError
 from matcher.errors import MatcherError
 from matcher.errors import UsageError
+from matcher.errors import os_error_detail
 from matcher.evidence.folder import AtimeRule
 from matcher.evidence.folder import FolderWalker
 from matcher.evidence.folder import open_file
@@ -271,8 +272,10 @@ def refuse_outputs_inside(
             # the evidence was written into it through one (found by a validator).
             if _within(real, root):
                 how = f"lies inside evidence {given}"
-            elif view.shown_inside(os.fsencode(_nearest_folder(real)), os.fsencode(root)):
-                how = f"is also reached inside evidence {given} (a mount shows its folder there)"
+            elif view.shown_inside(
+                os.fsencode(_nearest_folder(real)), os.fsencode(root)
+            ) or view.bound_inside(os.fsencode(real), os.fsencode(root)):
+                how = f"is also reached inside evidence {given} (a mount shows it there)"
             else:
                 continue
             what = f"The {label[0]} {out}" if label else f"Output {out}"
@@ -1082,21 +1085,16 @@ def run_scan(
         given_lists: list[ListInfo] = []
         # Note: a log of 0 bytes (killed before its first record) has no run to continue.
         continuing = options.resume and options.log.stat().st_size > 0
-        if options.lists and store.other_names():
-            # Note: the scan itself must not write where the evidence may be (a
-            # review); a list the store holds already is not written again.
-            new = [
-                p for p in options.lists if store.find_list(source_sha256=file_sha256(p)) is None
-            ]
-            if new:
-                raise UsageError(
-                    f"The hash store {options.db} has another name (a hard link), which may "
-                    f"lie inside the evidence: --list {new[0]} would write into it. Give the "
-                    "scan a copy of the store (`cp STORE COPY`: one name), or import the list "
-                    "into it where no evidence can hold it."
-                )
+        # Note: a store with another name (a hard link that may lie in the
+        # evidence) takes no import from a scan: its --lists must be held
+        # already, and are taken as they are, never through the import (whose
+        # copy writes before it finds a list held: a review).
+        held = bool(options.lists) and store.other_names() > 0
         for list_path in options.lists:
-            given = _import_given(store, list_path, continuing, options.db, notes)
+            if held:
+                given = _held_list(store, list_path, options.db, notes)
+            else:
+                given = _import_given(store, list_path, continuing, options.db, notes)
             if given.id not in known_before:
                 imported.append((list_path, given.name))
             given_lists.append(given)
@@ -1237,6 +1235,32 @@ def _import_given(
         notes.append(f"list {list_path} was already imported as {result.info.name!r}")
     notes.extend(f"list {list_path}: {note}" for note in result.notes)
     return result.info
+
+
+def _held_list(store: HashStore, list_path: Path, db: Path, notes: list[str]) -> ListInfo:
+    """A --list that a store with another name holds already: its stored list.
+
+    Raises:
+        UsageError: the list is not a readable regular file, or not in the store.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(list_path).st_mode):
+            raise UsageError(
+                f"The list {list_path} is not a regular file (a FIFO, a device or a folder)."
+            )
+        sha256 = file_sha256(list_path)
+    except OSError as exc:
+        raise UsageError(f"Cannot read the list {list_path}: {os_error_detail(exc)}.") from exc
+    found = store.find_list(source_sha256=sha256)
+    if found is None:
+        raise UsageError(
+            f"The hash store {db} has another name (a hard link), which may lie inside the "
+            f"evidence: --list {list_path} would write into it. Give the scan a copy of the "
+            "store (`cp STORE COPY`: one name), or import the list into it where no evidence "
+            "can hold it."
+        )
+    notes.append(f"list {list_path} was already imported as {found.name!r}")
+    return found
 
 
 def _read_inside_evidence(list_path: Path, evidence: Sequence[Path]) -> list[str]:

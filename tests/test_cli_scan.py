@@ -1324,10 +1324,20 @@ def test_a_store_with_another_name_in_the_evidence_is_not_written_by_the_scan(
     result = scan(runner, db, tmp_path / "l.jsonl", evidence_copy, extra=["--list", str(LISTS / "notable.md5")])
     assert result.exit_code == 2 and "would write into it" in result.stderr, result.output
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
-    # ... but not one it holds already, which writes nothing (a third review).
-    result = scan(runner, db, tmp_path / "k.jsonl", evidence_copy, extra=["--list", str(LISTS / "notable.csv")])
-    assert result.exit_code == 1, result.output
-    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    # ... but not one it holds already, which writes nothing (a third review), also under
+    # another name (the import's copy wrote before it found the list held: a fourth).
+    again = tmp_path / "again.csv"
+    again.write_bytes((LISTS / "notable.csv").read_bytes())
+    stamp = db.stat().st_mtime_ns
+    for listed in (LISTS / "notable.csv", again):
+        result = scan(runner, db, tmp_path / f"k{listed.stem}.jsonl", evidence_copy, extra=["--list", str(listed)])
+        assert result.exit_code == 1, result.output
+        assert hashlib.sha256(db.read_bytes()).hexdigest() == before and db.stat().st_mtime_ns == stamp
+    # A FIFO as --list is refused at once, never read (it blocked the check: a fourth review).
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    result = scan(runner, db, tmp_path / "f.jsonl", evidence_copy, extra=["--list", str(fifo)])
+    assert result.exit_code == 2 and "is not a regular file" in result.stderr, result.output
 
 
 def test_sizes_kept_by_an_older_version_do_not_pass_over_the_size_0_check(tmp_path: Path) -> None:
