@@ -79,6 +79,7 @@ class MountView:
         self._identity = identity or _identity
         # (A table given, as a test's, is not this process's: the kernel is not asked.)
         self._mount_id = mount_id if table is None else _unknown_mount
+        self._fresh = table is None  # may read the table again once (see place)
         self._places: dict[bytes, tuple[bytes, bytes] | None] = {}
         self._below: dict[bytes, list[Mount]] = {}
 
@@ -92,7 +93,15 @@ class MountView:
         """
         if real in self._places:
             return self._places[real]
-        best = self._by_ident.get(self._mount_id(real) or b"")
+        ident = self._mount_id(real)
+        if ident is not None and ident not in self._by_ident and self._fresh:
+            # Note: a mount made since the table was read (an automount, or
+            # a batch's later item) is read again, once (a review).
+            self._fresh = False
+            self.table = mounts()
+            self._by_ident = {m.ident: m for m in self.table if m.ident}
+            self._below.clear()
+        best = self._by_ident.get(ident or b"")
         if best is None or not inside(real, best.point):
             best = None
             for mount in self.table:
@@ -131,6 +140,19 @@ class MountView:
         ]
         wanted = self._identity(folder) if candidates else None
         return wanted is not None and any(self._identity(c or b"/") == wanted for c in candidates)
+
+    def bound_inside(self, file: bytes, root: bytes) -> bool:
+        """True when a mount at or below the resolved folder `root` is the file `file` itself.
+
+        Note: a file bind-mounted into the evidence (a store, say) has one
+        name: no hard link tells of it, and its folder is not shown there.
+        """
+        wanted = self._identity(file)
+        if wanted is None:
+            return False
+        if root not in self._below:
+            self._below[root] = [m for m in self.table if inside(m.point, root)]
+        return any(self._identity(m.point) == wanted for m in self._below[root])
 
 
 def mount_id(path: bytes) -> bytes | None:

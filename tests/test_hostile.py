@@ -504,6 +504,37 @@ def test_an_output_reached_through_a_covered_or_moved_mount_is_refused(tmp_path:
     assert proc.stdout.split() == [b"covered=2", b"moved=2", b"batch=2", b"made=1"], proc.stdout + proc.stderr
 
 
+def test_a_store_bind_mounted_into_the_evidence_and_a_later_mount_are_seen(tmp_path: Path) -> None:
+    """A store file bind-mounted into the evidence has one name (no hard link tells of it):
+    the scan wrote it there. And a mount made after the table was read (an automount, a
+    batch's later item) is read again, not guessed from the old table (a fourth review)."""
+    require_root()
+    (ev,) = _folders_and_list(tmp_path, "ev")
+    store = tmp_path / "s.db"
+    assert subprocess.run([*MATCHER, "import", str(tmp_path / "notable.sha256"), "--db", str(store)],
+                          capture_output=True).returncode == 0  # fmt: skip
+    (ev / "store-copy.db").write_bytes(b"")
+    later = (
+        "from matcher.mounts import MountView; import os, subprocess, sys\n"
+        "v = MountView(); subprocess.run(['mount', '-t', 'tmpfs', 'late', sys.argv[1]], check=True)\n"
+        "print('late=' + str(v.place(os.fsencode(sys.argv[1]))[1] == b'/'))\n"
+    )
+    (tmp_path / "late").mkdir()
+    script = (
+        'mount --bind "$STORE" "$EV/store-copy.db" || exit 99\n'
+        '"$PY" -m matcher scan "$EV" --examiner E --case C --db "$STORE" -q --log "$LOG"; echo "store=$?"\n'
+        '"$PY" -c "$LATER" "$LATE"\n'
+    )
+    env = {**os.environ, "STORE": str(store), "EV": str(ev), "PY": sys.executable, "LATER": later,
+           "LOG": str(tmp_path / "s.jsonl"), "LATE": str(tmp_path / "late")}  # fmt: skip
+    before = store.read_bytes()
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, timeout=120, env=env, cwd="/")  # fmt: skip
+    assert proc.stdout.split() == [b"store=2", b"late=True"], proc.stdout + proc.stderr
+    assert b"The hash store" in proc.stderr and b"is also reached inside evidence" in proc.stderr
+    assert store.read_bytes() == before
+
+
 def test_files_of_an_overlay_on_layers_of_other_filesystems_are_no_crossings(tmp_path: Path) -> None:
     """An overlay's files report their layer's device, not the folder's: taken for crossings,
     every file of such a tree was skipped with --one-file-system (a review)."""
