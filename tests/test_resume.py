@@ -77,6 +77,14 @@ def wait_for_progress(log: Path, proc: subprocess.Popen[bytes], records: int) ->
         time.sleep(0.005)
 
 
+def killed_scan(ev: Path, db: Path, log: Path, records: int) -> None:
+    """A scan of `ev` killed with SIGKILL once its log holds `records` lines (or it ended)."""
+    proc = start_scan(ev, db, log)
+    wait_for_progress(log, proc, records)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+
+
 @pytest.mark.parametrize("after_records", [0, 1, 3, 20, 60, 120])
 def test_kill_9_then_resume_logs_every_match_exactly_once(corpus: tuple[Path, Path, set[str]], tmp_path: Path, after_records: int) -> None:
     ev, db, notable = corpus
@@ -109,10 +117,7 @@ def test_kill_9_then_resume_logs_every_match_exactly_once(corpus: tuple[Path, Pa
 def test_torn_last_line_is_set_aside_not_dropped(corpus: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
     ev, db, notable = corpus
     log = tmp_path / "run.jsonl"
-    proc = start_scan(ev, db, log)
-    wait_for_progress(log, proc, 10)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    killed_scan(ev, db, log, 10)
     torn = b'{"seq":999,"type":"match","ti'
     with log.open("ab") as f:
         f.write(torn)
@@ -1450,10 +1455,7 @@ def test_a_resume_refuses_an_inventory_row_no_scan_writes(
     the resumed log verified (a validator)."""
     ev, db, notable = corpus
     log = tmp_path / "run.jsonl"
-    proc = start_scan(ev, db, log)
-    wait_for_progress(log, proc, 1)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    killed_scan(ev, db, log, 1)
     hidden = os.fsencode(sorted(notable)[-1])
     conn = sqlite3.connect(f"{log}.inventory.db")
     try:
