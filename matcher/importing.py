@@ -329,7 +329,7 @@ def nsrl_name_notes(info: ListInfo, path: Path) -> list[str]:
     CSV list it is notable by default, and every stock file then a notable
     match (a validator; FORMATS.md §2: NSRL-style CSVs come with columns missing).
     """
-    if path.name.lower() not in ("nsrlfile.txt", "nsrlfile.txt.zip") or info.format != "csv":
+    if path.name.lower() != "nsrlfile.txt" or info.format != "csv":
         return []
     return [
         f"its name is NSRL's, but it lacks the ProductCode column of an NSRL RDS 2.x "

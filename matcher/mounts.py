@@ -74,14 +74,24 @@ class MountView:
         table: Sequence[Mount] | None = None,
         identity: Callable[[bytes], tuple[int, int] | None] | None = None,
     ):
-        self.table = list(mounts() if table is None else table)
-        self._by_ident = {m.ident: m for m in self.table if m.ident}
         self._identity = identity or _identity
         # (A table given, as a test's, is not this process's: the kernel is not asked.)
         self._mount_id = mount_id if table is None else _unknown_mount
         self._fresh = table is None  # may read the table again once (see place)
+        self._take(mounts() if table is None else table)
+
+    def _take(self, table: Sequence[Mount]) -> None:
+        """Use `table`, forgetting what was worked out from another."""
+        self.table = list(table)
+        self._by_ident = {m.ident: m for m in self.table if m.ident}
         self._places: dict[bytes, tuple[bytes, bytes] | None] = {}
         self._below: dict[bytes, list[Mount]] = {}
+
+    def _mounts_below(self, root: bytes) -> list[Mount]:
+        """The mounts at or below the resolved folder `root`."""
+        if root not in self._below:
+            self._below[root] = [m for m in self.table if inside(m.point, root)]
+        return self._below[root]
 
     def place(self, real: bytes) -> tuple[bytes, bytes] | None:
         """(device, path within its filesystem) of a resolved path; None when no mount holds it.
@@ -98,9 +108,7 @@ class MountView:
             # Note: a mount made since the table was read (an automount, or
             # a batch's later item) is read again, once (a review).
             self._fresh = False
-            self.table = mounts()
-            self._by_ident = {m.ident: m for m in self.table if m.ident}
-            self._below.clear()
+            self._take(mounts())
         best = self._by_ident.get(ident or b"")
         if best is None or not inside(real, best.point):
             best = None
@@ -131,11 +139,9 @@ class MountView:
         candidates = []
         if device == place[0] and inside(path, place[1]):
             candidates.append(root.rstrip(b"/") + path[len(place[1].rstrip(b"/")) :])
-        if root not in self._below:
-            self._below[root] = [m for m in self.table if inside(m.point, root)]
         candidates += [
             mount.point.rstrip(b"/") + path[len(mount.root.rstrip(b"/")) :]
-            for mount in self._below[root]
+            for mount in self._mounts_below(root)
             if mount.device == device and inside(path, mount.root)
         ]
         wanted = self._identity(folder) if candidates else None
@@ -147,12 +153,14 @@ class MountView:
         Note: a file bind-mounted into the evidence (a store, say) has one
         name: no hard link tells of it, and its folder is not shown there.
         """
-        wanted = self._identity(file)
-        if wanted is None:
+        wanted, target = self._identity(file), self.place(file)
+        if wanted is None or target is None:
             return False
-        if root not in self._below:
-            self._below[root] = [m for m in self.table if inside(m.point, root)]
-        return any(self._identity(m.point) == wanted for m in self._below[root])
+        return any(
+            self._identity(m.point) == wanted
+            for m in self._mounts_below(root)
+            if m.device == target[0]  # (a bind mount keeps its filesystem's device)
+        )
 
 
 def mount_id(path: bytes) -> bytes | None:

@@ -1057,7 +1057,8 @@ def run_scan(
     images: dict[bytes, OpenedImage] = {}
     scanning = False
     imported: list[tuple[Path, str]] = []  # the --lists this run put in the store
-    if store.other_names():
+    other_names = store.other_names()
+    if other_names:
         notes.append(
             f"the hash store {options.db} has another name (a hard link), which may lie in "
             "the evidence: the scan keeps no cache in it (its lookup filter is built again "
@@ -1089,9 +1090,8 @@ def run_scan(
         # evidence) takes no import from a scan: its --lists must be held
         # already, and are taken as they are, never through the import (whose
         # copy writes before it finds a list held: a review).
-        held = bool(options.lists) and store.other_names() > 0
         for list_path in options.lists:
-            if held:
+            if other_names:
                 given = _held_list(store, list_path, options.db, notes)
             else:
                 given = _import_given(store, list_path, continuing, options.db, notes)
@@ -2173,8 +2173,9 @@ def _few_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-# The failures of a file that was never opened (its access time cannot have moved).
-_NOT_OPENED = frozenset({Failure.UNREADABLE, Failure.VANISHED})
+# The outcomes of a file handed to the workers and never opened (its access time
+# cannot have moved): no failure is a file read (digests come as a list).
+_NOT_OPENED = frozenset({None, Failure.UNREADABLE, Failure.VANISHED})
 
 
 @dataclasses.dataclass
@@ -2199,8 +2200,7 @@ class _AtimeMoved:
         for task, result in zip(tasks, results, strict=True):
             if task.uid is None or not self.rule.moves(task.uid):
                 continue
-            failure = None if result.__class__ is list else getattr(result, "failure", None)
-            if result.__class__ is list or (failure is not None and failure not in _NOT_OPENED):
+            if result.__class__ is list or getattr(result, "failure", None) not in _NOT_OPENED:
                 self.files += 1
 
     def note(self, folders: int) -> str:
