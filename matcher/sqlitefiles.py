@@ -21,11 +21,13 @@ import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _hot_journal(path: Path) -> bool:
@@ -328,6 +330,66 @@ def _fill(
         return ["DatabaseError", str(exc)]
     except BaseException as exc:  # noqa: BLE001 - the child reports, never raises
         return ["DatabaseError", f"the staging process failed: {exc!r}"]
+
+
+class QueryInThread:
+    """One read-only SELECT run on a connection of its own in a thread; `result()` waits for it.
+
+    SQLite runs a statement without Python's lock, so the query takes a core
+    that the caller's own statements leave idle (a bulk copy runs on one).
+    Its connection attaches each of `attach` (name -> URI) and is used by the
+    thread alone until the query ends.
+    """
+
+    def __init__(self, attach: Mapping[str, str], sql: str):
+        self._conn = sqlite3.connect(":memory:", uri=True, check_same_thread=False)
+        try:
+            for name, uri in attach.items():
+                self._conn.execute(f"ATTACH DATABASE ? AS {name}", [uri])
+        except BaseException:
+            self._conn.close()
+            raise
+        self._row: tuple[Any, ...] | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, args=(sql,), name="matcher-query", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, sql: str) -> None:
+        try:
+            self._row = self._conn.execute(sql).fetchone()
+        except BaseException as exc:  # noqa: BLE001 - raised again by result()
+            self._error = exc
+
+    def result(self) -> tuple[Any, ...] | None:
+        """The query's first row (None: it gave none), once it ends.
+
+        Raises:
+            sqlite3.Error: what the query raised.
+        """
+        self._end()
+        if self._error is not None:
+            raise self._error
+        return self._row
+
+    def cancel(self) -> None:
+        """Stop the query if it still runs (sqlite3_interrupt), and wait for its thread.
+
+        Note: interrupted again until the thread ends: an interrupt that comes
+        before the statement starts is forgotten when it starts (a race).
+        """
+        thread = self._thread
+        while thread is not None and thread.is_alive():
+            self._conn.interrupt()
+            thread.join(0.05)
+        self._end()
+
+    def _end(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+            self._conn.close()
 
 
 def _describe_status(status: int) -> str:

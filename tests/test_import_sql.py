@@ -835,6 +835,53 @@ def test_a_child_fill_counts_its_rows_reports_sql_errors_and_its_death(tmp_path:
     child.cancel()
 
 
+def test_the_copy_takes_ids_and_labels_by_their_type_as_typeof_tells_it() -> None:
+    """_TAKEN_AS_IS tells types by SQLite's order of values (NULL < numbers < text < BLOBs),
+    cheaper than typeof(): it must take exactly NULL, numbers and printable ASCII text."""
+    values: list[object] = [None, 0, -7, 5.0, 2.5, 2**63 - 1, "", " ", "~", "A-1", "5",
+                            "caf\u00e9", "a\x00b", "\x7f", "tab\t", b"", b"abc"]  # fmt: skip
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (raw BLOB, size, name, ident, label, walked)")
+    conn.executemany(
+        "INSERT INTO t (size, ident, label) VALUES (1, ?, ?)",
+        [(ident, label) for ident in values for label in values],
+    )
+    taken = conn.execute(
+        f"SELECT ident, label, typeof(ident), typeof(label) FROM t WHERE {store_mod._TAKEN_AS_IS}"
+    ).fetchall()
+    conn.close()
+
+    def plain(value: object) -> bool:
+        return value is None or isinstance(value, (int, float)) or (
+            isinstance(value, str) and all(" " <= ch <= "~" for ch in value)
+        )
+
+    expected = [(i, lab) for i in values for lab in values if plain(i) and plain(lab)]
+    assert [(row[0], row[1]) for row in taken] == expected
+    assert {row[2] for row in taken} == {"null", "integer", "real", "text"}
+
+
+def test_a_query_in_a_thread_gives_its_row_or_its_error_and_stops_when_cancelled(
+    tmp_path: Path,
+) -> None:
+    """The source's own row count runs on its own connection in a thread (QueryInThread)."""
+    source = make_rds(tmp_path / "rds.db", rows_for(30))
+    uri = source.absolute().as_uri() + "?mode=ro&immutable=1"
+    query = store_mod.QueryInThread({"src": uri}, "SELECT count(*) FROM src.FILE")
+    assert query.result() == (41,) and query.result() == (41,)
+    failing = store_mod.QueryInThread({"src": uri}, "SELECT count(*) FROM src.MISSING")
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        failing.result()
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+    started = time.monotonic()
+    running = store_mod.QueryInThread({}, endless)
+    running.cancel()
+    assert time.monotonic() - started < 10
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        running.result()
+    running.cancel()  # a second cancel does nothing
+
+
 def test_a_sorted_walk_picks_the_same_row_of_equal_names_on_any_machine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1024,6 +1071,44 @@ def test_a_damaged_rds_walked_in_two_halves_is_refused_not_imported_in_part(
             import_list(store, source)
         assert str(source) in str(caught.value) and "damaged" in str(caught.value)
         assert store.lists() == [] and store_content(tmp_path / "s.db") == []
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("free", [True, False])
+def test_a_split_walk_short_of_the_sources_own_count_is_refused_with_the_store_byte_for_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, free: bool
+) -> None:
+    """The source's own count runs in a thread while the copy writes, and is checked before
+    the commit; with free pages in the store (which SQLite fills first and never journals:
+    a rolled-back copy left its bytes there), before the copy writes anything."""
+    rows = rows_for(45_000)  # some 60,000 rows: the copy spills past its cache
+    good = make_rds(tmp_path / "good.db", rows)
+    store = HashStore(tmp_path / "s.db")
+    try:
+        import_list(store, good)
+        if free:
+            import_list(store, make_rds(tmp_path / "other.db", rows[:40_000]), role="notable")
+            store.remove_list("other.db")
+        assert (store.db.conn.execute("PRAGMA freelist_count").fetchone()[0] > 100) is free
+        before = (tmp_path / "s.db").read_bytes()
+        real = store_mod.QueryInThread
+
+        def one_more(attach: dict[str, str], sql: str) -> object:
+            assert sql == "SELECT count(*) FROM src.FILE NOT INDEXED"
+            return real(attach, "SELECT count(*) + 1 FROM src.FILE NOT INDEXED")
+
+        with monkeypatch.context() as patch:
+            _split(patch, tmp_path)
+            (tmp_path / "scratch").mkdir()
+            patch.setattr(store_mod, "QueryInThread", one_more)
+            fresh_rows = [(*triple(b"next %d" % i), f"n-{i}.dll", i, 1) for i in range(60_000)]
+            source = make_rds(tmp_path / "next.db", fresh_rows)
+            with pytest.raises(FormatError) as caught:
+                import_list(store, source)
+        assert "its index gives 60,000 rows, but it holds 60,001" in str(caught.value)
+        assert (tmp_path / "s.db").read_bytes() == before
+        assert [info.name for info in store.lists()] == ["good.db"]
     finally:
         store.close()
 
