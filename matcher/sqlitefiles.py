@@ -188,12 +188,13 @@ class ChildFill:
     """One `INSERT ... SELECT` into a scratch SQLite file, run by a forked child process.
 
     The parent goes on with its own work meanwhile, on another core, and
-    `wait()` gives the number of rows the statement inserted. The child opens
-    its own connection to `path` (journal off: the file is scratch; with
-    `newer`, through apsw's SQLite, see sqlite_newer), attaches
-    each of `attach` (name -> URI) and runs `script`, whose last statement is
-    the insert; it touches nothing of the parent's and ends with os._exit, so
-    no object inherited from the parent is finalised there.
+    `wait()` gives the number of rows the last statement of `script` changed.
+    The child opens its own connection to `path` (journal off: the file is
+    scratch; with `newer`, through apsw's SQLite, see sqlite_newer), attaches
+    each of `attach` (name -> URI) and runs `script` (the insert, and what
+    else the parent wants done there, e.g. counting what it inserted) in one
+    transaction; it touches nothing of the parent's and ends with os._exit,
+    so no object inherited from the parent is finalised there.
 
     The parent opens `path` first (e.g. ATTACH). The child removes the name
     once its own connection has the file open: the scratch data then lives
@@ -255,7 +256,7 @@ class ChildFill:
             raise
 
     def wait(self) -> int:
-        """The rows inserted, once the child is done.
+        """The rows the script's last statement changed, once the child is done.
 
         Raises:
             sqlite3.OperationalError, sqlite3.DatabaseError: the child's statement failed.
@@ -337,11 +338,17 @@ class QueryInThread:
 
     SQLite runs a statement without Python's lock, so the query takes a core
     that the caller's own statements leave idle (a bulk copy runs on one).
-    Its connection attaches each of `attach` (name -> URI) and is used by the
-    thread alone until the query ends.
+    The connection attaches each of `attach` (name -> URI) when made, so it
+    holds the files open from then on (a file replaced later under its name
+    is not the one read); `start(sql)` runs the query. The caller must end
+    it: `result()`, or `close()` on every path (a `finally`).
+
+    Note: the thread's end is told by an Event the thread sets, never by
+    Thread.join() or is_alive(): on Python 3.11 a join interrupted by Ctrl-C
+    marks a thread that still runs as stopped.
     """
 
-    def __init__(self, attach: Mapping[str, str], sql: str):
+    def __init__(self, attach: Mapping[str, str]):
         self._conn = sqlite3.connect(":memory:", uri=True, check_same_thread=False)
         try:
             for name, uri in attach.items():
@@ -351,44 +358,55 @@ class QueryInThread:
             raise
         self._row: tuple[Any, ...] | None = None
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = threading.Thread(
-            target=self._run, args=(sql,), name="matcher-query", daemon=True
-        )
-        self._thread.start()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._began = False  # the thread uses the connection (until _done)
+        self._closing = False  # no thread may begin from now on
+        self._closed = False
+
+    def start(self, sql: str) -> None:
+        """Run `sql` in a thread, on this connection."""
+        threading.Thread(target=self._run, args=(sql,), name="matcher-query", daemon=True).start()
 
     def _run(self, sql: str) -> None:
+        with self._lock:
+            if self._closing:
+                self._done.set()
+                return  # closed before it began: the connection is not ours
+            self._began = True
         try:
             self._row = self._conn.execute(sql).fetchone()
         except BaseException as exc:  # noqa: BLE001 - raised again by result()
             self._error = exc
+        finally:
+            self._done.set()
 
     def result(self) -> tuple[Any, ...] | None:
-        """The query's first row (None: it gave none), once it ends.
+        """The query's first row (None: it gave none), once it ends; the connection is closed.
 
         Raises:
             sqlite3.Error: what the query raised.
         """
-        self._end()
+        self._done.wait()
+        self.close()
         if self._error is not None:
             raise self._error
         return self._row
 
-    def cancel(self) -> None:
-        """Stop the query if it still runs (sqlite3_interrupt), and wait for its thread.
+    def close(self) -> None:
+        """Stop the query if it runs (sqlite3_interrupt), wait for it, and close the connection.
 
-        Note: interrupted again until the thread ends: an interrupt that comes
+        Note: interrupted again until the query ends: an interrupt that comes
         before the statement starts is forgotten when it starts (a race).
         """
-        thread = self._thread
-        while thread is not None and thread.is_alive():
-            self._conn.interrupt()
-            thread.join(0.05)
-        self._end()
-
-    def _end(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join()
+        with self._lock:
+            self._closing = True
+            began = self._began
+        if began:
+            while not self._done.wait(0.05):
+                self._conn.interrupt()
+        if not self._closed:
+            self._closed = True
             self._conn.close()
 
 

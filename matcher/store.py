@@ -1096,8 +1096,12 @@ class HashStore:
             if halves
             else (None, None)
         )
-        staged: _Staged | None = None
+        held: QueryInThread | None = None
         try:
+            if counted and child is not None:
+                # Note: its connection opens the source now, the file walked
+                # (one replaced under its name later is not the one counted).
+                held = QueryInThread({"src": uri})
             walk = _staging_select(
                 source, halves[0] if halves and child else None, newer, counted and bool(child)
             )
@@ -1119,16 +1123,22 @@ class HashStore:
                 staged.unsized += int(unsized)
                 staged.unfit += int(rows) - int(taken)
                 staged.walked += int(read)
-            # Note: `walked` counts the rows taken only; with any not taken
-            # the import goes row by row, which reads the source again. The
-            # source's count runs on a core the copy leaves idle (0.5 s of a
-            # 10M-row RDS), checked before the commit (_check_rows_walked).
-            if counted and child is not None and not staged.unfit:
-                staged.held = QueryInThread({"src": uri}, str(source.source_rows))
+            if held is not None:
+                if staged.unfit:
+                    # Note: the counts above are of the rows taken; the damage
+                    # check is of every row walked (the row-by-row import
+                    # that follows reads the index in one walk, which a seek
+                    # elsewhere does not fail: a review).
+                    staged.walked = sum(
+                        int(conn.execute(f"SELECT total(walked) FROM {t}").fetchone()[0])
+                        for t in tables
+                    )
+                # The source's count runs on a core the copy leaves idle (0.5
+                # s of a 10M-row RDS), checked by _check_rows_walked.
+                held.start(str(source.source_rows))
+                staged.held = held
             yield staged
         finally:
-            if staged is not None and staged.held is not None:
-                staged.held.cancel()
             if child is not None:
                 child.cancel()  # nothing to do once it has been waited for
             if scratch is not None:
@@ -1139,6 +1149,8 @@ class HashStore:
                     conn.execute("DETACH DATABASE matcher_stage")
                 remove_store_files(scratch)
             conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
+            if held is not None:
+                held.close()  # last: a second Ctrl-C in its wait skips nothing else
 
     def _check_rows_walked(self, source: SqlListSource, staged: _Staged) -> None:
         """Refuse a split walk that read fewer (or more) rows than the source holds.
@@ -1150,10 +1162,11 @@ class HashStore:
             FormatError: naming both counts (see SqlListSource.source_rows).
             sqlite3.DatabaseError: the source's count failed (damage).
         """
-        count, staged.held = staged.held, None
+        count = staged.held
         if count is None:
             return
-        row = count.result()
+        row = count.result()  # Note: an interruption here leaves it to _stage's close()
+        staged.held = None
         held, walked = (int(row[0]) if row else 0), staged.walked
         if walked != held:
             raise FormatError(
@@ -1313,6 +1326,7 @@ class HashStore:
             staging = self._stage(source, halves, uri, newer)
             with self._bulk_settings(), staging as staged:
                 if staged.unfit:
+                    self._check_rows_walked(source, staged)  # a damaged index first
                     raise _NeedsRowByRow
                 if source_digest is not None:
                     # Note: started here, after the walk's child process (a

@@ -9,7 +9,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ import matcher.store as store_mod
 from matcher import sqlite_newer
 from matcher.errors import FormatError
 from matcher.errors import StoreError
+from matcher.errors import UsageError
 from matcher.formats import registry
 from matcher.importing import import_list
 from matcher.models import NewList
@@ -861,25 +864,92 @@ def test_the_copy_takes_ids_and_labels_by_their_type_as_typeof_tells_it() -> Non
     assert {row[2] for row in taken} == {"null", "integer", "real", "text"}
 
 
-def test_a_query_in_a_thread_gives_its_row_or_its_error_and_stops_when_cancelled(
+def _query_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "matcher-query"]
+
+
+def _no_query_thread_left() -> bool:
+    """Whether every QueryInThread thread has ended (waited for up to 5 s)."""
+    deadline = time.monotonic() + 5
+    while _query_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not _query_threads()
+
+
+def _interrupted_after(seconds: float, action: Callable[[], object]) -> None:
+    """Run `action` with a Ctrl-C (KeyboardInterrupt) landing `seconds` into it."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        with pytest.raises(KeyboardInterrupt):
+            action()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+_ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+
+
+def test_a_query_in_a_thread_gives_its_row_or_its_error_and_stops_when_closed(
     tmp_path: Path,
 ) -> None:
     """The source's own row count runs on its own connection in a thread (QueryInThread)."""
     source = make_rds(tmp_path / "rds.db", rows_for(30))
     uri = source.absolute().as_uri() + "?mode=ro&immutable=1"
-    query = store_mod.QueryInThread({"src": uri}, "SELECT count(*) FROM src.FILE")
+    query = store_mod.QueryInThread({"src": uri})
+    query.start("SELECT count(*) FROM src.FILE")
     assert query.result() == (41,) and query.result() == (41,)
-    failing = store_mod.QueryInThread({"src": uri}, "SELECT count(*) FROM src.MISSING")
+    failing = store_mod.QueryInThread({"src": uri})
+    failing.start("SELECT count(*) FROM src.MISSING")
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         failing.result()
-    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
     started = time.monotonic()
-    running = store_mod.QueryInThread({}, endless)
-    running.cancel()
-    assert time.monotonic() - started < 10
+    running = store_mod.QueryInThread({})
+    running.start(_ENDLESS)
+    running.close()
+    assert time.monotonic() - started < 10 and _no_query_thread_left()
     with pytest.raises(sqlite3.OperationalError, match="interrupted"):
         running.result()
-    running.cancel()  # a second cancel does nothing
+    running.close()  # a second close does nothing
+    never = store_mod.QueryInThread({})
+    never.close()  # never started: nothing to wait for
+    # A Ctrl-C while result() waits leaves the query to close(), which stops it (a review:
+    # the thread was dropped before the wait, and kept running with its connection open).
+    interrupted = store_mod.QueryInThread({})
+    interrupted.start(_ENDLESS)
+    _interrupted_after(0.2, interrupted.result)
+    interrupted.close()
+    assert _no_query_thread_left()
+
+
+def test_ctrl_c_while_the_import_waits_for_the_sources_count_stops_the_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import waits for the source's count before its commit; a Ctrl-C there ends it all."""
+    source = make_rds(tmp_path / "rds.db", rows_for(50))
+    store = HashStore(tmp_path / "s.db")
+    real = store_mod.QueryInThread
+
+    class Endless(real):  # type: ignore[misc,valid-type]
+        def start(self, sql: str) -> None:
+            super().start(_ENDLESS)
+
+    try:
+        with monkeypatch.context() as patch:
+            _split(patch, tmp_path)
+            (tmp_path / "scratch").mkdir()
+            patch.setattr(store_mod, "QueryInThread", Endless)
+            _interrupted_after(0.5, lambda: import_list(store, source))
+        assert _no_query_thread_left()
+        assert store.lists() == [] and store_content(tmp_path / "s.db") == []
+        assert list((tmp_path / "scratch").iterdir()) == []
+    finally:
+        store.close()
 
 
 def test_a_sorted_walk_picks_the_same_row_of_equal_names_on_any_machine(
@@ -1094,14 +1164,15 @@ def test_a_split_walk_short_of_the_sources_own_count_is_refused_with_the_store_b
         before = (tmp_path / "s.db").read_bytes()
         real = store_mod.QueryInThread
 
-        def one_more(attach: dict[str, str], sql: str) -> object:
-            assert sql == "SELECT count(*) FROM src.FILE NOT INDEXED"
-            return real(attach, "SELECT count(*) + 1 FROM src.FILE NOT INDEXED")
+        class OneMore(real):  # type: ignore[misc,valid-type]
+            def start(self, sql: str) -> None:
+                assert sql == "SELECT count(*) FROM src.FILE NOT INDEXED"
+                super().start("SELECT count(*) + 1 FROM src.FILE NOT INDEXED")
 
         with monkeypatch.context() as patch:
             _split(patch, tmp_path)
             (tmp_path / "scratch").mkdir()
-            patch.setattr(store_mod, "QueryInThread", one_more)
+            patch.setattr(store_mod, "QueryInThread", OneMore)
             fresh_rows = [(*triple(b"next %d" % i), f"n-{i}.dll", i, 1) for i in range(60_000)]
             source = make_rds(tmp_path / "next.db", fresh_rows)
             with pytest.raises(FormatError) as caught:
@@ -1109,6 +1180,81 @@ def test_a_split_walk_short_of_the_sources_own_count_is_refused_with_the_store_b
         assert "its index gives 60,000 rows, but it holds 60,001" in str(caught.value)
         assert (tmp_path / "s.db").read_bytes() == before
         assert [info.name for info in store.lists()] == ["good.db"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("skip_invalid", [False, True])
+def test_a_damaged_index_walked_in_halves_is_refused_even_with_a_row_to_take_row_by_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skip_invalid: bool
+) -> None:
+    """A review: a row the copy cannot take (a negative size) switched the damage check off,
+    and the row-by-row import that followed read the damaged index in silence: the bad row
+    was named, and --skip-invalid imported the list in part, exit 0."""
+    source = make_rds(tmp_path / "rds.db", [*rows_for(3000), (*triple(b"bad"), "b.dll", -5, 1)])
+    conn = sqlite3.connect(source)
+    leaves = conn.execute(
+        "SELECT pageno, ncell FROM dbstat WHERE name = 'sqlite_autoindex_FILE_1' "
+        "AND pagetype = 'leaf' ORDER BY path"
+    ).fetchall()
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    # One leaf's bytes written over its neighbour's (a stray write): the index is still a
+    # valid B-tree to a walk, with fewer rows than the table holds.
+    (target, _), (copied, _) = next(
+        (a, b) for a, b in zip(leaves[1:], leaves[2:], strict=False) if a[1] != b[1]
+    )
+    with open(source, "r+b") as damaged:
+        damaged.seek((copied - 1) * page)
+        content = damaged.read(page)
+        damaged.seek((target - 1) * page)
+        damaged.write(content)
+    store = HashStore(tmp_path / "s.db")
+    try:
+        with monkeypatch.context() as patch:
+            _split(patch, tmp_path)
+            (tmp_path / "scratch").mkdir()
+            with pytest.raises(FormatError, match="the SQLite database is damaged: its index"):
+                import_list(store, source, skip_invalid=skip_invalid)
+        assert store.lists() == [] and store_content(tmp_path / "s.db") == []
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("replacement", ["another list", "not a database", "none"])
+def test_a_source_replaced_once_walked_is_counted_as_the_file_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replacement: str
+) -> None:
+    """A review: the source's count opened the file again by its name, after the walk: a file
+    put in its place was counted ("damaged", or the store blamed). The walked one is counted:
+    the change is then found as every change of a list during its import is."""
+    source = make_rds(tmp_path / "rds.db", rows_for(300))
+    other = tmp_path / "other.db"
+    if replacement == "another list":
+        make_rds(other, rows_for(200))
+    elif replacement == "not a database":
+        other.write_bytes(b"not a database\n" * 500)
+    real = store_mod.ChildFill
+
+    class Replacing(real):  # type: ignore[misc,valid-type]
+        def wait(self) -> int:
+            rows = int(super().wait())
+            if replacement == "none":
+                source.unlink()
+            else:
+                os.replace(other, source)
+            return rows
+
+    store = HashStore(tmp_path / "s.db")
+    try:
+        with monkeypatch.context() as patch:
+            _split(patch, tmp_path, child_fill=Replacing)
+            (tmp_path / "scratch").mkdir()
+            with pytest.raises((FormatError, UsageError)) as caught:
+                import_list(store, source)
+        said = str(caught.value)
+        assert "damaged" not in said and "Import into" not in said, said
+        assert store.lists() == [] and store_content(tmp_path / "s.db") == []
     finally:
         store.close()
 
