@@ -1089,7 +1089,12 @@ class HashStore:
         conn = self.db.conn
         conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
         conn.execute(f"CREATE TEMP TABLE matcher_import ({_STAGED})")
-        counted = bool(halves and source.rows_walked and source.source_rows)
+        # Note: the walk's rows are checked against the source's own count
+        # wherever the walk reads an index in order (a reader's `halves`),
+        # split between two processes or not: a leaf of the index written over
+        # by its neighbour's bytes is still a valid B-tree to one walk, which
+        # then reads fewer rows without an error (a review).
+        counted = bool(source.halves and source.rows_walked and source.source_rows)
         width = sum(DIGEST_SIZES[a] for a in source.algorithms)
         scratch, child = (
             self._stage_in_child(source, halves[1], uri, newer, width, counted)
@@ -1098,16 +1103,12 @@ class HashStore:
         )
         held: QueryInThread | None = None
         try:
-            if counted and child is not None:
+            if counted:
                 # Note: its connection opens the source now, the file walked
                 # (one replaced under its name later is not the one counted).
                 held = QueryInThread({"src": uri})
-            walk = _staging_select(
-                source, halves[0] if halves and child else None, newer, counted and bool(child)
-            )
-            conn.execute(
-                f"INSERT INTO temp.matcher_import ({_staged(counted and bool(child))}) {walk}"
-            )
+            walk = _staging_select(source, halves[0] if halves and child else None, newer, counted)
+            conn.execute(f"INSERT INTO temp.matcher_import ({_staged(counted)}) {walk}")
             # Note: one pass over each table for what the import needs of all
             # its rows (see _staged_counts); the child's half is counted by
             # the child, while this process counts its own.
