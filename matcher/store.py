@@ -148,15 +148,29 @@ def _text(name: object) -> str | bytes | None:
 _UNHEX = "matcher_unhex"
 
 
+def _unhex_or_null(value: bytes | None) -> bytes | None:
+    """matcher_unhex: the bytes of hex digits, or NULL for anything else, as SQLite's unhex().
+
+    Note: NULL, not an error: a2b_hex raising stopped the walk at a bad
+    digest, before its rows were counted, so the import went row by row
+    without the damaged-index check (a review); a NULL is counted as a row
+    the copy cannot take, after that check (see _staged_counts).
+    """
+    try:
+        return binascii.a2b_hex(value)  # type: ignore[arg-type]
+    except (binascii.Error, TypeError, ValueError):
+        return None
+
+
 def _staging_select(
     source: SqlListSource, clauses: str | None = None, newer: bool = False, counted: bool = False
 ) -> str:
     """The one walk of an SQL source: `(raw digests, size, name, ident, label)` per entry.
 
     Each entry's hex digests are checked for length and decoded together, in
-    one call of matcher_unhex. A digest of the wrong length (or NULL) makes
-    the CASE NULL, and a2b_hex raises on NULL and on any character that is
-    not hex: the statement stops at the first bad row. Note that the length
+    one call of matcher_unhex (_unhex_or_null). A digest of the wrong length
+    (or NULL) makes the CASE NULL, and so does any character that is not hex:
+    the count of rows taken (_staged_counts) finds it. Note that the length
     is taken of the digest as a BLOB, which SQLite knows without counting
     characters (a non-ASCII character fails a2b_hex anyway). The digests go
     to the function as one BLOB: as text, Python would decode them into a
@@ -168,8 +182,8 @@ def _staging_select(
     other is wrapped as a subquery, which costs SQLite a copy of every row.
     `clauses` replaces the source's own (one of its `halves`). With
     `counted`, a last column gives the source's `rows_walked` of each entry.
-    With `newer` (apsw's SQLite), SQLite's own unhex() decodes instead, and
-    gives NULL for what is not hex: the caller's digest counts catch it.
+    With `newer` (apsw's SQLite), SQLite's own unhex() decodes instead, with
+    no Python call per entry.
     """
     digests, columns = source.digests, source.columns
     clauses = clauses or source.clauses
@@ -1218,7 +1232,7 @@ class HashStore:
                     + _staging_select(source, clauses, newer, counted),
                     f"CREATE TABLE matcher_counts AS {_staged_counts('matcher_import', width)}",
                 ],
-                {} if newer else {_UNHEX: binascii.a2b_hex},
+                {} if newer else {_UNHEX: _unhex_or_null},
                 newer=newer,
             )
         except BaseException as exc:
@@ -1309,7 +1323,7 @@ class HashStore:
         halves = _halves_to_walk(source)
         uri = source.path.absolute().as_uri() + "?mode=ro&immutable=1"
         if not newer:
-            conn.create_function(_UNHEX, 1, binascii.a2b_hex, deterministic=True)
+            conn.create_function(_UNHEX, 1, _unhex_or_null, deterministic=True)
         try:
             conn.execute("ATTACH DATABASE ? AS src", [uri])
         except sqlite3.DatabaseError as exc:
@@ -1344,10 +1358,6 @@ class HashStore:
                         before_commit()
         except _NeedsRowByRow:
             return False
-        except sqlite3.OperationalError as exc:
-            if "user-defined function raised exception" in str(exc):
-                return False
-            raise self._rolled_back(exc) from exc
         except sqlite3.DatabaseError as exc:
             damage = self._source_damage(exc)
             if damage is not None:

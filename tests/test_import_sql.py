@@ -1185,15 +1185,24 @@ def test_a_split_walk_short_of_the_sources_own_count_is_refused_with_the_store_b
 
 
 @pytest.mark.parametrize(("split", "bad_row", "skip_invalid"),
-                         [(True, True, False), (True, True, True), (False, True, True), (False, False, False)])  # fmt: skip
+                         [(True, "size", False), (True, "size", True), (True, "hex", True),
+                          (True, "short", False), (False, "hex", True), (False, None, False)])  # fmt: skip
 def test_a_damaged_index_is_refused_split_or_not_even_with_a_row_to_take_row_by_row(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool, bad_row: bool, skip_invalid: bool
-) -> None:
-    """Reviews: a row the copy cannot take (a negative size) switched the damage check off,
-    and the row-by-row import that followed read the damaged index in silence: the bad row
-    was named, and --skip-invalid imported the list in part, exit 0. A walk in one process
-    (a list under 64 MB, or one core) was never checked: imported in part, exit 0."""
-    bad = [(*triple(b"bad"), "b.dll", -5, 1)] if bad_row else []
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool, bad_row: str | None,
+    skip_invalid: bool,
+) -> None:  # fmt: skip
+    """Reviews: a row the copy cannot take (a negative size; on the system's SQLite, a digest
+    that is not hex, which stopped the walk) switched the damage check off, and the row-by-row
+    import that followed read the damaged index in silence: the bad row was named, and
+    --skip-invalid imported the list in part, exit 0. A walk in one process (a list under
+    64 MB, or one core) was never checked: imported in part, exit 0."""
+    sha256, sha1, md5 = triple(b"bad")
+    bad = {
+        "size": [(sha256, sha1, md5, "b.dll", -5, 1)],
+        "hex": [(sha256, sha1, "Z" * 32, "b.dll", 5, 1)],
+        "short": [(sha256, sha1[:-2], md5, "b.dll", 5, 1)],
+        None: [],
+    }[bad_row]
     source = make_rds(tmp_path / "rds.db", [*rows_for(3000), *bad])
     conn = sqlite3.connect(source)
     leaves = conn.execute(
