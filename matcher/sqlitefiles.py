@@ -211,7 +211,7 @@ class ChildFill:
         path: Path,
         attach: Mapping[str, str],
         script: Sequence[str],
-        functions: Mapping[str, Callable[..., bytes | None]],
+        functions: Mapping[str, Callable[..., bytes]],
         newer: bool = False,
     ):
         for stream in (sys.stdout, sys.stderr):
@@ -300,7 +300,7 @@ def _fill(
     path: Path,
     attach: Mapping[str, str],
     script: Sequence[str],
-    functions: Mapping[str, Callable[..., bytes | None]],
+    functions: Mapping[str, Callable[..., bytes]],
     newer: bool,
 ) -> list[object]:
     try:

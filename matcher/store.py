@@ -148,33 +148,24 @@ def _text(name: object) -> str | bytes | None:
 _UNHEX = "matcher_unhex"
 
 
-def _unhex_or_null(value: bytes | None) -> bytes | None:
-    """matcher_unhex: the bytes of hex digits, or NULL for anything else, as SQLite's unhex().
-
-    Note: NULL, not an error: a2b_hex raising stopped the walk at a bad
-    digest, before its rows were counted, so the import went row by row
-    without the damaged-index check (a review); a NULL is counted as a row
-    the copy cannot take, after that check (see _staged_counts).
-    """
-    try:
-        return binascii.a2b_hex(value)  # type: ignore[arg-type]
-    except (binascii.Error, TypeError, ValueError):
-        return None
-
-
 def _staging_select(
     source: SqlListSource, clauses: str | None = None, newer: bool = False, counted: bool = False
 ) -> str:
     """The one walk of an SQL source: `(raw digests, size, name, ident, label)` per entry.
 
     Each entry's hex digests are checked for length and decoded together, in
-    one call of matcher_unhex (_unhex_or_null). A digest of the wrong length
-    (or NULL) makes the CASE NULL, and so does any character that is not hex:
-    the count of rows taken (_staged_counts) finds it. Note that the length
-    is taken of the digest as a BLOB, which SQLite knows without counting
-    characters (a non-ASCII character fails a2b_hex anyway). The digests go
-    to the function as one BLOB: as text, Python would decode them into a
-    str first, which cost 0.5 µs a row (a third of all the decoding).
+    one call of matcher_unhex (binascii.a2b_hex). A digest of the wrong length
+    (or NULL) makes the entry's `raw` NULL, and so does any character that is
+    not hex (a GLOB, as a2b_hex raising stopped the walk before its rows were
+    counted, and the damaged-index check with them: a review): the count of
+    rows taken (_staged_counts) finds it. Note: a C function, never one
+    written in Python, whose bytecode a Ctrl-C lands in during the walk:
+    sqlite3 turns what a function raises into "user-defined function raised
+    exception", and the interruption was lost (a review). The length is taken
+    of the digest as a BLOB, which SQLite knows without counting characters.
+    The digests go to the function as one BLOB: as text, Python would decode
+    them into a str first, which cost 0.5 µs a row (a third of all the
+    decoding).
 
     A source that also gives its SELECT in parts (SqlListSource `digests`:
     the hex digest expressions; `columns`: size, name, ident and label;
@@ -198,8 +189,14 @@ def _staging_select(
         f"length(CAST({d} AS BLOB)) = {DIGEST_SIZES[a] * 2}"
         for d, a in zip(digests, source.algorithms, strict=True)
     )
-    decode = "unhex" if newer else _UNHEX
-    raw = f"{decode}(CASE WHEN {lengths} THEN CAST({' || '.join(digests)} AS BLOB) END)"
+    hexes = " || ".join(digests)
+    if newer:
+        raw = f"unhex(CASE WHEN {lengths} THEN CAST({hexes} AS BLOB) END)"
+    else:
+        raw = (
+            f"CASE WHEN {lengths} AND ({hexes}) NOT GLOB '*[^0-9A-Fa-f]*' "
+            f"THEN {_UNHEX}(CAST({hexes} AS BLOB)) END"
+        )
     walked = f", {source.rows_walked}" if counted else ""
     return f"{prefix}SELECT {raw}, {columns}{walked} {clauses}"
 
@@ -1232,7 +1229,7 @@ class HashStore:
                     + _staging_select(source, clauses, newer, counted),
                     f"CREATE TABLE matcher_counts AS {_staged_counts('matcher_import', width)}",
                 ],
-                {} if newer else {_UNHEX: _unhex_or_null},
+                {} if newer else {_UNHEX: binascii.a2b_hex},
                 newer=newer,
             )
         except BaseException as exc:
@@ -1323,7 +1320,7 @@ class HashStore:
         halves = _halves_to_walk(source)
         uri = source.path.absolute().as_uri() + "?mode=ro&immutable=1"
         if not newer:
-            conn.create_function(_UNHEX, 1, _unhex_or_null, deterministic=True)
+            conn.create_function(_UNHEX, 1, binascii.a2b_hex, deterministic=True)
         try:
             conn.execute("ATTACH DATABASE ? AS src", [uri])
         except sqlite3.DatabaseError as exc:
@@ -1358,6 +1355,10 @@ class HashStore:
                         before_commit()
         except _NeedsRowByRow:
             return False
+        except sqlite3.OperationalError as exc:
+            if "user-defined function raised exception" in str(exc):
+                return False  # what the GLOB before matcher_unhex let through
+            raise self._rolled_back(exc) from exc
         except sqlite3.DatabaseError as exc:
             damage = self._source_damage(exc)
             if damage is not None:

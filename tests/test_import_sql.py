@@ -1271,6 +1271,34 @@ def test_a_source_replaced_once_walked_is_counted_as_the_file_walked(
         store.close()
 
 
+@pytest.mark.parametrize("engine", ["system"], indirect=True)
+@pytest.mark.parametrize("split", [False, True])
+def test_a_ctrl_c_during_the_walk_on_the_systems_sqlite_interrupts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str, split: bool
+) -> None:
+    """A review: a decoding function written in Python took the Ctrl-C (or the CLI's SIGTERM)
+    that came during the walk; sqlite3 made it "user-defined function raised exception", and
+    the examiner read that the store's import failed (exit 2, not 8): the interruption was lost."""
+    source = make_big_rds(tmp_path / "big.db", 300_000)
+    (tmp_path / "scratch").mkdir()
+    store = HashStore(tmp_path / "s.db")
+    walk = store_mod._staging_select
+
+    def walk_interrupted(*args: object, **kwargs: object) -> str:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)  # lands while the walk of 300k rows runs
+        return walk(*args, **kwargs)  # type: ignore[arg-type]
+
+    try:
+        with monkeypatch.context() as patch:
+            _split(patch, tmp_path, split)
+            patch.setattr(store_mod, "_staging_select", walk_interrupted)
+            patch.setattr(HashStore, "add_list", lambda *a, **k: pytest.fail("went row by row"))
+            _interrupted_after(0, lambda: import_list(store, source))
+        assert store.lists() == [] and store_content(tmp_path / "s.db") == []
+    finally:
+        store.close()
+
+
 def _touch_later(path: Path) -> None:
     """The file's content written again (as a copy still under way does): mtime and ctime move."""
     later = time.time_ns() + 2 * 10**9
