@@ -156,16 +156,16 @@ def _staging_select(
     Each entry's hex digests are checked for length and decoded together, in
     one call of matcher_unhex (binascii.a2b_hex). A digest of the wrong length
     (or NULL) makes the entry's `raw` NULL, and so does any character that is
-    not hex (a GLOB, as a2b_hex raising stopped the walk before its rows were
-    counted, and the damaged-index check with them: a review): the count of
-    rows taken (_staged_counts) finds it. Note: a C function, never one
-    written in Python, whose bytecode a Ctrl-C lands in during the walk:
-    sqlite3 turns what a function raises into "user-defined function raised
-    exception", and the interruption was lost (a review). The length is taken
-    of the digest as a BLOB, which SQLite knows without counting characters.
-    The digests go to the function as one BLOB: as text, Python would decode
-    them into a str first, which cost 0.5 µs a row (a third of all the
-    decoding).
+    not hex (a GLOB, and instr() for a NUL, where GLOB stops: a2b_hex raising
+    stopped the walk before its rows were counted, and the damaged-index check
+    with them: reviews): the count of rows taken (_staged_counts) finds it.
+    Note: a C function, never one written in Python, whose bytecode a Ctrl-C
+    lands in during the walk: sqlite3 turns what a function raises into
+    "user-defined function raised exception", and the interruption was lost
+    (a review). The length is taken of the digest as a BLOB, which SQLite
+    knows without counting characters. The digests go to the function as one
+    BLOB: as text, Python would decode them into a str first, which cost 0.5
+    µs a row (a third of all the decoding).
 
     A source that also gives its SELECT in parts (SqlListSource `digests`:
     the hex digest expressions; `columns`: size, name, ident and label;
@@ -195,6 +195,7 @@ def _staging_select(
     else:
         raw = (
             f"CASE WHEN {lengths} AND ({hexes}) NOT GLOB '*[^0-9A-Fa-f]*' "
+            f"AND instr(CAST({hexes} AS BLOB), x'00') = 0 "
             f"THEN {_UNHEX}(CAST({hexes} AS BLOB)) END"
         )
     walked = f", {source.rows_walked}" if counted else ""

@@ -1186,7 +1186,8 @@ def test_a_split_walk_short_of_the_sources_own_count_is_refused_with_the_store_b
 
 @pytest.mark.parametrize(("split", "bad_row", "skip_invalid"),
                          [(True, "size", False), (True, "size", True), (True, "hex", True),
-                          (True, "short", False), (False, "hex", True), (False, None, False)])  # fmt: skip
+                          (True, "short", False), (True, "nul", True), (False, "nul", False),
+                          (False, "hex", True), (False, None, False)])  # fmt: skip
 def test_a_damaged_index_is_refused_split_or_not_even_with_a_row_to_take_row_by_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool, bad_row: str | None,
     skip_invalid: bool,
@@ -1201,6 +1202,7 @@ def test_a_damaged_index_is_refused_split_or_not_even_with_a_row_to_take_row_by_
         "size": [(sha256, sha1, md5, "b.dll", -5, 1)],
         "hex": [(sha256, sha1, "Z" * 32, "b.dll", 5, 1)],
         "short": [(sha256, sha1[:-2], md5, "b.dll", 5, 1)],
+        "nul": [(sha256, sha1, md5[:-1] + "\0", "b.dll", 5, 1)],  # where GLOB stops
         None: [],
     }[bad_row]
     source = make_rds(tmp_path / "rds.db", [*rows_for(3000), *bad])
