@@ -260,13 +260,14 @@ class SqlListSource:
     the walk in two: each gives its rows in the walk's order, and the first
     half's rows all come before the second's, so that walked one after the
     other they give exactly the rows of `clauses`. The store may walk them
-    at the same time, in two processes. A split source must also give
-    `source_rows` (a SELECT of the number of rows the walk reads, counted
-    apart from the walk's index) and `rows_walked` (an aggregate of each
-    entry's rows, e.g. count(*)): each half starts by a seek on the index,
-    and a damaged inner page of it sends a seek elsewhere in silence (a
-    damaged RDS imported 5,907 of 9,003 digests, exit 0), where one walk from
-    the start fails on the damage. The store compares the two.
+    at the same time, in two processes. A source whose walk reads an index
+    (split or not) should also give `source_rows` (a SELECT of the number of
+    rows the walk reads, counted apart from the walk's index) and
+    `rows_walked` (an aggregate of each entry's rows, e.g. count(*)): a
+    damaged index reads fewer rows in silence (a seek of a half lands
+    elsewhere: a damaged RDS imported 5,907 of 9,003 digests, exit 0; a leaf
+    written over by its neighbour is still a valid B-tree to one walk). The
+    store compares the two.
     Note that upper-case (or lower-case) hex text sorts as its raw bytes do;
     should a database mix cases, the rows are still right, only slower to insert.
     """

@@ -1102,11 +1102,11 @@ class HashStore:
         conn.execute("DROP TABLE IF EXISTS temp.matcher_import")
         conn.execute(f"CREATE TEMP TABLE matcher_import ({_STAGED})")
         # Note: the walk's rows are checked against the source's own count
-        # wherever the walk reads an index in order (a reader's `halves`),
-        # split between two processes or not: a leaf of the index written over
-        # by its neighbour's bytes is still a valid B-tree to one walk, which
-        # then reads fewer rows without an error (a review).
-        counted = bool(source.halves and source.rows_walked and source.source_rows)
+        # wherever the reader gives one (a walk of an index in order), split
+        # between two processes or not: a leaf of the index written over by
+        # its neighbour's bytes is still a valid B-tree to one walk, which
+        # then reads fewer rows without an error (reviews).
+        counted = bool(source.rows_walked and source.source_rows)
         width = sum(DIGEST_SIZES[a] for a in source.algorithms)
         scratch, child = (
             self._stage_in_child(source, halves[1], uri, newer, width, counted)

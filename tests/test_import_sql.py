@@ -1187,7 +1187,8 @@ def test_a_split_walk_short_of_the_sources_own_count_is_refused_with_the_store_b
 @pytest.mark.parametrize(("split", "bad_row", "skip_invalid"),
                          [(True, "size", False), (True, "size", True), (True, "hex", True),
                           (True, "short", False), (True, "nul", True), (False, "nul", False),
-                          (False, "hex", True), (False, None, False)])  # fmt: skip
+                          (False, "hex", True), (False, None, False), (True, "null", True),
+                          (False, "null", True)])  # fmt: skip
 def test_a_damaged_index_is_refused_split_or_not_even_with_a_row_to_take_row_by_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool, bad_row: str | None,
     skip_invalid: bool,
@@ -1203,9 +1204,16 @@ def test_a_damaged_index_is_refused_split_or_not_even_with_a_row_to_take_row_by_
         "hex": [(sha256, sha1, "Z" * 32, "b.dll", 5, 1)],
         "short": [(sha256, sha1[:-2], md5, "b.dll", 5, 1)],
         "nul": [(sha256, sha1, md5[:-1] + "\0", "b.dll", 5, 1)],  # where GLOB stops
+        # A schema without NOT NULL: the reader splits no walk, which still reads the index.
+        "null": [(None, sha1, md5, "b.dll", 5, 1)],
         None: [],
     }[bad_row]
-    source = make_rds(tmp_path / "rds.db", [*rows_for(3000), *bad])
+    source = tmp_path / "rds.db"
+    conn = sqlite3.connect(source)
+    conn.executescript(DDL.replace("sha256 VARCHAR NOT NULL", "sha256 VARCHAR"))
+    conn.executemany("INSERT INTO FILE VALUES (?, ?, ?, '00000000', ?, ?, ?)", [*rows_for(3000), *bad])
+    conn.commit()
+    conn.close()
     conn = sqlite3.connect(source)
     leaves = conn.execute(
         "SELECT pageno, ncell FROM dbstat WHERE name = 'sqlite_autoindex_FILE_1' "

@@ -142,7 +142,8 @@ class NsrlRds3Reader:
         with sqlite_lists.connect(path) as conn:
             try:
                 digests, columns, clauses = _query_parts(conn, str(path), "src", hex_text=True)
-                halves = _halves(conn, digests, columns, clauses)
+                in_order = _walks_index(conn, digests, columns, clauses)
+                halves = _halves(conn, digests, clauses) if in_order else None
             except sqlite_lists.DB_ERRORS as exc:
                 raise FormatError(f"cannot read the NSRL database: {exc}", str(path)) from exc
         return SqlListSource(
@@ -154,10 +155,11 @@ class NsrlRds3Reader:
             clauses=clauses,
             ordered_by="sha256",
             halves=halves,
-            # Note: FILE is a table where the walk is split (an index walked in
-            # order): its own count reads the table's B-tree, not that index.
-            source_rows="SELECT count(*) FROM src.FILE NOT INDEXED",
-            rows_walked="count(*)",
+            # Note: where the walk reads an index in order (split or not: with
+            # a NULL SHA-256 it is not split), FILE's own count reads the
+            # table's B-tree, not that index (see SqlListSource.source_rows).
+            source_rows="SELECT count(*) FROM src.FILE NOT INDEXED" if in_order else None,
+            rows_walked="count(*)" if in_order else None,
         )
 
     def metadata(self, path: Path) -> dict[str, str]:
@@ -224,35 +226,49 @@ def _query(conn: sqlite3.Connection, source: str) -> str:
     return f"SELECT {', '.join(digests)}, {columns} {clauses}"
 
 
-def _halves(
+def _walks_index(
     conn: sqlite3.Connection, digests: tuple[str, str, str], columns: str, clauses: str
-) -> tuple[str, str] | None:
-    """The walk split in two at SHA-256 hex '8', when both halves are one walk's exact parts.
+) -> bool:
+    """True when the walk groups by reading an index in order (no sort), in whole and in halves.
 
-    The walk is in SHA-256 order, and hex text below '8' sorts before the
-    rest: each half, in the walk's order, follows the other, and for uniform
-    digests they hold half the rows each. Only a walk that reads an index in
-    order (no sort) is split: where SQLite sorts to group, which of the rows
-    of one entry gives its size and package (equal names) is up to the
-    sorter, so two processes could choose otherwise than one. A NULL
-    SHA-256 (refused by the store) would be in neither half: then there is
-    no split, and the one walk stops at it.
+    Note: _query_parts groups only a walk that needs no sort (else it ranks
+    rows instead); each half is checked too.
     """
+    if " GROUP BY " not in clauses:
+        return False
+    return not any(
+        _sorts(conn, f"SELECT {', '.join(digests)}, {columns} {half}", "src")
+        for half in _split_at_8(digests, clauses)
+    )
+
+
+def _split_at_8(digests: tuple[str, str, str], clauses: str) -> tuple[str, str]:
     sha256 = digests[2]
     table, _, tail = clauses.partition(" GROUP BY ")
-    halves = (
+    return (
         f"{table} WHERE {sha256} < '8' GROUP BY {tail}",
         f"{table} WHERE {sha256} >= '8' GROUP BY {tail}",
     )
-    # Note: _query_parts groups only a walk that needs no sort (else it ranks
-    # rows instead); each half is checked too.
-    if " GROUP BY " not in clauses or any(
-        _sorts(conn, f"SELECT {', '.join(digests)}, {columns} {half}", "src") for half in halves
-    ):
+
+
+def _halves(
+    conn: sqlite3.Connection, digests: tuple[str, str, str], clauses: str
+) -> tuple[str, str] | None:
+    """The walk split in two at SHA-256 hex '8', when both halves are one walk's exact parts.
+
+    For a walk that reads an index in order (_walks_index): the walk is in
+    SHA-256 order, and hex text below '8' sorts before the rest: each half,
+    in the walk's order, follows the other, and for uniform digests they
+    hold half the rows each. Only a walk that reads an index in order (no
+    sort) is split: where SQLite sorts to group, which of the rows of one
+    entry gives its size and package (equal names) is up to the sorter, so
+    two processes could choose otherwise than one. A NULL SHA-256 (refused
+    by the store) would be in neither half: then there is no split, and the
+    one walk stops at it.
+    """
+    if conn.execute(f"SELECT 1 FROM main.FILE WHERE {digests[2]} IS NULL LIMIT 1").fetchone():
         return None
-    if conn.execute(f"SELECT 1 FROM main.FILE WHERE {sha256} IS NULL LIMIT 1").fetchone():
-        return None
-    return halves
+    return _split_at_8(digests, clauses)
 
 
 def _query_parts(
