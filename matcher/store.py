@@ -1283,7 +1283,8 @@ class HashStore:
         two busy), and its result is recorded just before the commit. A
         stored list with that SHA-256 (other than the one replaced) rolls
         the copy back and raises AlreadyImported. `before_commit` is called
-        last, inside the transaction: what it raises rolls the copy back.
+        last, inside the transaction: what it raises rolls the copy back (in
+        a store with free pages, also before the first write).
 
         The copy runs on apsw's SQLite when it can (see sqlite_newer and
         _on_newer_sqlite): its native unhex() decodes the digests there, with
@@ -1349,6 +1350,12 @@ class HashStore:
                         source_digest = self._not_stored_already(source_digest, old)
                 if free:
                     self._check_rows_walked(source, staged)
+                    if before_commit is not None:
+                        # Note: also before the first write here (the source
+                        # is read whole by now): refused inside the
+                        # transaction, the copy's bytes stayed in the free
+                        # pages it had filled (a review).
+                        before_commit()
                 with self.db.atomic(immediate=True):
                     self._copy_staged(new, staged, old, source_digest, algorithms, ordered_by)
                     self._check_rows_walked(source, staged)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -1341,6 +1343,36 @@ def test_an_rds_changed_while_it_is_copied_is_refused_and_the_store_unchanged(
     assert store_content(tmp_path / "s.db") == before
     monkeypatch.setattr(HashStore, "_copy_staged", original)
     assert import_list(store, source).info.entries == 51  # untouched now: imported
+
+
+def test_an_rds_changed_while_it_is_read_leaves_a_store_with_free_pages_byte_for_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A review: the change was found inside the transaction, after the copy had written; in a
+    store with free pages (which SQLite fills first and never journals) its bytes stayed."""
+    rows = rows_for(45_000)  # some 60,000 rows: the copy spills past its cache
+    store = HashStore(tmp_path / "s.db")
+    try:
+        import_list(store, make_rds(tmp_path / "good.db", rows))
+        import_list(store, make_rds(tmp_path / "other.db", rows[:40_000]), role="notable")
+        store.remove_list("other.db")
+        assert store.db.conn.execute("PRAGMA freelist_count").fetchone()[0] > 100
+        before = (tmp_path / "s.db").read_bytes()
+        source = make_rds(tmp_path / "next.db", [(*triple(b"n %d" % i), "n.dll", i, 1) for i in range(60_000)])  # fmt: skip
+        stage = HashStore._stage
+
+        @contextlib.contextmanager
+        def written_meanwhile(self: HashStore, *args: object, **kwargs: object) -> Iterator[object]:
+            with stage(self, *args, **kwargs) as staged:  # type: ignore[arg-type]
+                _touch_later(source)  # once read, before the copy
+                yield staged
+
+        monkeypatch.setattr(HashStore, "_stage", written_meanwhile)
+        with pytest.raises(FormatError, match="changed while it was imported"):
+            import_list(store, source)
+        assert (tmp_path / "s.db").read_bytes() == before
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("engine", ["system"], indirect=True)
