@@ -1166,10 +1166,10 @@ class HashStore:
                 held.close()  # last: a second Ctrl-C in its wait skips nothing else
 
     def _check_rows_walked(self, source: SqlListSource, staged: _Staged) -> None:
-        """Refuse a split walk that read fewer (or more) rows than the source holds.
+        """Refuse a walk of the source's index that read fewer (or more) rows than it holds.
 
-        The source's count (`staged.held`) is waited for here, once; no
-        count (a walk not split) checks nothing.
+        The source's count (`staged.held`) is waited for here, once; without
+        one (a source that gives no `source_rows`) nothing is checked.
 
         Raises:
             FormatError: naming both counts (see SqlListSource.source_rows).
@@ -1180,11 +1180,11 @@ class HashStore:
             return
         row = count.result()  # Note: an interruption here leaves it to _stage's close()
         staged.held = None
-        held, walked = (int(row[0]) if row else 0), staged.walked
-        if walked != held:
+        rows, walked = (int(row[0]) if row else 0), staged.walked
+        if walked != rows:
             raise FormatError(
                 f"the SQLite database is damaged: its index gives {walked:,} rows, but it "
-                f"holds {held:,} (`sqlite3 FILE 'PRAGMA integrity_check'` says where); "
+                f"holds {rows:,} (`sqlite3 FILE 'PRAGMA integrity_check'` says where); "
                 "nothing was imported",
                 source=str(source.path),
             )
@@ -1363,10 +1363,6 @@ class HashStore:
                         before_commit()
         except _NeedsRowByRow:
             return False
-        except sqlite3.OperationalError as exc:
-            if "user-defined function raised exception" in str(exc):
-                return False  # what the GLOB before matcher_unhex let through
-            raise self._rolled_back(exc) from exc
         except sqlite3.DatabaseError as exc:
             damage = self._source_damage(exc)
             if damage is not None:

@@ -229,10 +229,10 @@ def _query(conn: sqlite3.Connection, source: str) -> str:
 def _walks_index(
     conn: sqlite3.Connection, digests: tuple[str, str, str], columns: str, clauses: str
 ) -> bool:
-    """True when the walk groups by reading an index in order (no sort), in whole and in halves.
+    """True when the walk groups by reading an index in order (no sort), each half too.
 
     Note: _query_parts groups only a walk that needs no sort (else it ranks
-    rows instead); each half is checked too.
+    rows instead), so the whole walk is one; each half is checked here.
     """
     if " GROUP BY " not in clauses:
         return False
