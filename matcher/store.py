@@ -87,6 +87,13 @@ PARALLEL_STAGING_MIN_BYTES = 64 << 20
 # (see HashStore.streaming).
 STORE_CACHE_KIB = 262144
 STREAMING_CACHE_KIB = 8192
+# The page size of a new store (SQLite's default is 4096; a store made before
+# keeps its own). Fewer, larger pages cut the B-tree's per-page work of a bulk
+# copy: a 10M-row RDS imported in 21.6 and 21.3 s against 22.8 and 22.5 s
+# with 4096, interleaved (16384: 23.1 and 22.1 s; 32768 and 65536 slower
+# still, as each page's cell array is searched and shifted whole). A lookup
+# reads a few pages either way.
+STORE_PAGE_SIZE = 8192
 
 Row = tuple[object, ...]
 
@@ -494,6 +501,9 @@ class HashStore:
         # No sqlite-utils plugins: installed third-party code must not run on it.
         import sqlite_utils
 
+        # Note: before the first write, which fixes a file's page size for good
+        # (a no-op on one another process made meanwhile, seen below).
+        self.db.execute(f"PRAGMA page_size = {STORE_PAGE_SIZE}")
         schema = sqlite_utils.Database(self.db.conn, execute_plugins=False)
         # Note: with the write lock taken first, and the tables asked again: two
         # scans making one new store with --list at once both saw it empty, and

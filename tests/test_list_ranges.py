@@ -64,6 +64,30 @@ def test_a_new_store_keeps_ranges_and_has_no_list_id_index(store_with_three: Pat
     assert unsized == [] and list(sizes) == [*range(1000, 1030), *range(5000, 5020)]
 
 
+def test_a_new_store_has_larger_pages_and_one_made_with_smaller_ones_keeps_them(tmp_path: Path) -> None:
+    # The page size is fixed by a file's first write: a new store takes
+    # STORE_PAGE_SIZE (a bulk import's B-tree work is per page); a store made
+    # with SQLite's default keeps it, and imports and looks up as before.
+    from matcher.store import STORE_PAGE_SIZE
+
+    new = tmp_path / "new.db"
+    import_list(HashStore(new), _write_list(tmp_path / "a.csv", "a", 30), role="notable")
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA page_size = 4096")
+        conn.execute("VACUUM")
+    store = HashStore(old)
+    import_list(store, _write_list(tmp_path / "b.csv", "b", 20), role="notable")
+    store.close()
+    for db, pages in ((new, STORE_PAGE_SIZE), (old, 4096)):
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA page_size").fetchone()[0] == pages
+    assert STORE_PAGE_SIZE != 4096
+    digest = bytes.fromhex(hashlib.sha256(b"b3").hexdigest())
+    hits = HashStore(old, readonly=True).lookup("sha256", [digest])
+    assert [h.entry_id for h in hits[digest]] == [4]
+
+
 def test_removing_a_list_between_others_removes_exactly_its_entries(store_with_three: Path, tmp_path: Path) -> None:
     db = store_with_three
     store = HashStore(db)
