@@ -302,8 +302,16 @@ def test_candidates_only_hashes_only_sized_candidates(runner: CliRunner, tmp_pat
     db = tmp_path / "sized.db"
     runner.invoke(cli, ["import", str(LISTS / "notable.csv"), "--db", str(db)])
     log = tmp_path / "c.jsonl"
+    # The notable sizes are read from the store once (before the store is
+    # held, which refuses lists changed since), not again for the walk.
+    from matcher.store import HashStore
+
+    reads = []
+    read_sizes = HashStore.notable_sizes
+    monkeypatch.setattr(HashStore, "notable_sizes", lambda *a, **k: reads.append(1) or read_sizes(*a, **k))
     result = scan(runner, db, log, evidence_copy, extra=["--candidates-only", "--json"])
     assert result.exit_code == 1, result.output
+    assert len(reads) == 1
     counts = assert_counts_add_up(log)
     truth = expected_digests()
     sizes = {(evidence_copy / n).stat().st_size for n in NOTABLE}
