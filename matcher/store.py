@@ -55,6 +55,7 @@ from matcher.models import SqlListSource
 from matcher.sqlitefiles import ChildFill
 from matcher.sqlitefiles import Database
 from matcher.sqlitefiles import QueryInThread
+from matcher.sqlitefiles import SyncBehind
 from matcher.sqlitefiles import connect_readonly
 from matcher.sqlitefiles import scratch_folder
 from matcher.workers import usable_cores
@@ -1366,11 +1367,16 @@ class HashStore:
                         # transaction, the copy's bytes stayed in the free
                         # pages it had filled (a review).
                         before_commit()
-                with self.db.atomic(immediate=True):
-                    self._copy_staged(new, staged, old, source_digest, algorithms, ordered_by)
-                    self._check_rows_walked(source, staged)
-                    if before_commit is not None:
-                        before_commit()
+                behind = self._sync_behind()
+                try:
+                    with self.db.atomic(immediate=True):
+                        self._copy_staged(new, staged, old, source_digest, algorithms, ordered_by)
+                        self._check_rows_walked(source, staged)
+                        if before_commit is not None:
+                            before_commit()
+                finally:
+                    if behind is not None:
+                        behind.close(release=not conn.in_transaction)
         except _NeedsRowByRow:
             return False
         except sqlite3.DatabaseError as exc:
@@ -1384,6 +1390,20 @@ class HashStore:
         finally:
             conn.execute("DETACH DATABASE src")
         return True
+
+    def _sync_behind(self) -> SyncBehind | None:
+        """The store's data synced to disk while a copy writes it (see SyncBehind).
+
+        None where another open store of this process shares the file (its
+        transaction would lose its locks when the descriptor is closed), or
+        the file cannot be opened for it.
+        """
+        if _OPEN_STORES.get(self._file, 0) != 1:
+            return None
+        try:
+            return SyncBehind(self.path)
+        except OSError:
+            return None
 
     def _free_pages(self) -> int:
         """Pages of the store file that hold nothing (a removed list's, until reused)."""

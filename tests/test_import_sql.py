@@ -1427,3 +1427,59 @@ def test_a_text_package_id_that_is_not_utf8_is_refused_as_row_by_row_refuses_it(
         assert hit.ident == "pkg-\u00e9"
     finally:
         store.close()
+
+
+def test_the_copy_is_synced_behind_and_its_descriptor_closed_only_once_the_transaction_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store's data is written to disk while the copy goes on (its COMMIT
+    # then waits for little); the descriptor that does it is closed only
+    # where no transaction holds the store's locks (closing any descriptor of
+    # a file drops all of this process's POSIX locks on it), and none is made
+    # where another open store of this process shares the file.
+    from matcher import sqlitefiles
+
+    synced: list[tuple[int, int]] = []
+    monkeypatch.setattr(sqlitefiles.os, "fdatasync", lambda fd: synced.append(os.fstat(fd)[1:3]))
+    closed: list[bool] = []
+
+    class Recorded(sqlitefiles.SyncBehind):
+        def __init__(self, path: Path) -> None:
+            super().__init__(path, interval=0.001)
+            time.sleep(0.05)  # a copy this small ends before a second has passed
+
+        def close(self, release: bool = True) -> None:
+            closed.append(store.db.conn.in_transaction)
+            super().close(release)
+
+    monkeypatch.setattr(store_mod, "SyncBehind", Recorded)
+    store = HashStore(tmp_path / "store.db")
+    import_list(store, make_rds(tmp_path / "rds.db", rows_for(50)))
+    assert closed == [False]
+    stat = os.stat(tmp_path / "store.db")
+    assert synced and set(synced) == {(stat.st_ino, stat.st_dev)}
+    other = HashStore(tmp_path / "store.db")  # the same file, open twice
+    try:
+        import_list(store, make_rds(tmp_path / "rds2.db", rows_for(60)[50:]))
+    finally:
+        other.close()
+    assert closed == [False] and len(store.lists()) == 2
+    store.close()
+
+
+def test_sync_behind_syncs_until_closed_and_keeps_its_descriptor_when_asked(tmp_path: Path) -> None:
+    from matcher import sqlitefiles
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+    behind = sqlitefiles.SyncBehind(path, interval=0.001)
+    fd = behind._fd
+    time.sleep(0.02)
+    behind.close(release=False)
+    assert os.fstat(fd).st_ino == path.stat().st_ino  # still open: a transaction held it
+    os.close(fd)
+    behind = sqlitefiles.SyncBehind(path, interval=0.001)
+    fd = behind._fd
+    behind.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)
