@@ -13,12 +13,14 @@ impossible (read-only media), the error says what to do.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import itertools
 import json
 import os
 import signal
 import sqlite3
+import stat
 import sys
 import tempfile
 import threading
@@ -419,42 +421,67 @@ class SyncBehind:
     behind as they are written, the commit finds little left. Only what the
     writer has written already is synced, which the kernel may write back at
     any moment anyway: SQLite's own order of journal and database syncs is
-    untouched. A failure stops the syncing, and is not raised: the writer's
-    own sync is the one that tells.
+    untouched.
 
-    Note: its own descriptor of the file. Closing any descriptor of a file
-    drops every POSIX lock this process holds on it, SQLite's included, so
-    `close(release=True)` only where no connection of this process is in a
-    transaction on the file; otherwise the descriptor is left open.
+    The descriptor synced is the writer's own (`of_file` finds it), never
+    one opened here: closing any descriptor of a file drops every POSIX lock
+    this process holds on it, SQLite's included, and one opened by the name
+    may be another file by now (a review). It is checked to be the same
+    file before each sync. `finish()` raises what a sync met, before the
+    writer's transaction ends: an error the thread's fsync reported is not
+    reported again to the writer's own (the same open file), and the write
+    must fail.
     """
 
-    def __init__(self, path: Path, interval: float = 1.0):
-        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    def __init__(self, fd: int, interval: float = 1.0):
+        st = os.fstat(fd)
+        self._fd, self._key = fd, (st.st_dev, st.st_ino)
         self._interval = interval
+        self._error: OSError | None = None
         self._stop = threading.Event()
         self._done = threading.Event()
+        threading.Thread(target=self._run, name="matcher-sync-behind", daemon=True).start()
+
+    @classmethod
+    def of_file(cls, key: tuple[int, int], interval: float = 1.0) -> SyncBehind | None:
+        """One for the file (st_dev, st_ino) `key`, through a descriptor of it this process has.
+
+        None without one (or without /proc), or without a thread to run it.
+        """
         try:
-            threading.Thread(target=self._run, name="matcher-sync-behind", daemon=True).start()
-        except BaseException:
-            os.close(self._fd)
-            raise
+            for name in os.listdir("/proc/self/fd"):
+                try:
+                    st = os.stat(f"/proc/self/fd/{name}")
+                except OSError:
+                    continue  # closed meanwhile, or the listing's own
+                if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == key:
+                    return cls(int(name), interval)
+        except (OSError, RuntimeError):
+            pass  # no /proc, or no thread to be had: the commit syncs it all
+        return None
 
     def _run(self) -> None:
         try:
             while not self._stop.wait(self._interval):
+                st = os.fstat(self._fd)
+                if (st.st_dev, st.st_ino) != self._key:
+                    break  # the writer closed it: nothing of ours to sync
                 os.fdatasync(self._fd)
-        except OSError:
-            pass  # the writer's own sync reports the file's errors
+        except OSError as exc:
+            self._error = exc
         finally:
             self._done.set()
 
-    def close(self, release: bool = True) -> None:
-        """Stop syncing (waiting for a sync under way); with `release`, close the descriptor."""
+    def stop(self) -> None:
+        """Stop syncing, once a sync under way has ended."""
         self._stop.set()
         self._done.wait()
-        if release and self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            os.close(fd)
+
+    def finish(self) -> None:
+        """Stop syncing; raise what a sync met (OSError)."""
+        self.stop()
+        if self._error is not None and self._error.errno != errno.EBADF:
+            raise self._error
 
 
 def _describe_status(status: int) -> str:

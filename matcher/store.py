@@ -1367,16 +1367,18 @@ class HashStore:
                         # transaction, the copy's bytes stayed in the free
                         # pages it had filled (a review).
                         before_commit()
-                behind = self._sync_behind()
-                try:
-                    with self.db.atomic(immediate=True):
+                with self.db.atomic(immediate=True):
+                    behind = self._sync_behind()
+                    try:
                         self._copy_staged(new, staged, old, source_digest, algorithms, ordered_by)
                         self._check_rows_walked(source, staged)
                         if before_commit is not None:
                             before_commit()
-                finally:
-                    if behind is not None:
-                        behind.close(release=not conn.in_transaction)
+                        if behind is not None:
+                            self._synced(behind)
+                    finally:
+                        if behind is not None:
+                            behind.stop()
         except _NeedsRowByRow:
             return False
         except sqlite3.DatabaseError as exc:
@@ -1392,18 +1394,23 @@ class HashStore:
         return True
 
     def _sync_behind(self) -> SyncBehind | None:
-        """The store's data synced to disk while a copy writes it (see SyncBehind).
+        """The store's data synced to disk in a thread while a copy writes it (SyncBehind)."""
+        key = self._file
+        return SyncBehind.of_file(key) if isinstance(key, tuple) else None
 
-        None where another open store of this process shares the file (its
-        transaction would lose its locks when the descriptor is closed), or
-        the file cannot be opened for it.
+    def _synced(self, behind: SyncBehind) -> None:
+        """The copy's data synced behind it so far, inside its transaction (see SyncBehind).
+
+        Raises:
+            StoreError: a sync failed (the transaction is then rolled back).
         """
-        if _OPEN_STORES.get(self._file, 0) != 1:
-            return None
         try:
-            return SyncBehind(self.path)
-        except OSError:
-            return None
+            behind.finish()
+        except OSError as exc:
+            raise StoreError(
+                f"Import into {self.path} failed and was rolled back: cannot write it to "
+                f"disk: {exc.strerror or exc}"
+            ) from exc
 
     def _free_pages(self) -> int:
         """Pages of the store file that hold nothing (a removed list's, until reused)."""

@@ -1429,57 +1429,99 @@ def test_a_text_package_id_that_is_not_utf8_is_refused_as_row_by_row_refuses_it(
         store.close()
 
 
-def test_the_copy_is_synced_behind_and_its_descriptor_closed_only_once_the_transaction_ends(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The store's data is written to disk while the copy goes on (its COMMIT
-    # then waits for little); the descriptor that does it is closed only
-    # where no transaction holds the store's locks (closing any descriptor of
-    # a file drops all of this process's POSIX locks on it), and none is made
-    # where another open store of this process shares the file.
+def _quick_sync_behind(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Syncs behind every millisecond, and a copy that lasts long enough for some; what they synced."""
     from matcher import sqlitefiles
 
     synced: list[tuple[int, int]] = []
-    monkeypatch.setattr(sqlitefiles.os, "fdatasync", lambda fd: synced.append(os.fstat(fd)[1:3]))
-    closed: list[bool] = []
+    real_sync = os.fdatasync
 
-    class Recorded(sqlitefiles.SyncBehind):
-        def __init__(self, path: Path) -> None:
-            super().__init__(path, interval=0.001)
-            time.sleep(0.05)  # a copy this small ends before a second has passed
+    def fdatasync(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.append((st.st_dev, st.st_ino))
+        real_sync(fd)
 
-        def close(self, release: bool = True) -> None:
-            closed.append(store.db.conn.in_transaction)
-            super().close(release)
+    monkeypatch.setattr(sqlitefiles.os, "fdatasync", fdatasync)
+    of_file = sqlitefiles.SyncBehind.of_file.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        sqlitefiles.SyncBehind, "of_file", classmethod(lambda cls, key, interval=1.0: of_file(cls, key, 0.001))
+    )
+    synced_then = HashStore._synced
 
-    monkeypatch.setattr(store_mod, "SyncBehind", Recorded)
+    def slow(self: HashStore, behind: sqlitefiles.SyncBehind) -> None:
+        time.sleep(0.05)
+        synced_then(self, behind)
+
+    monkeypatch.setattr(HashStore, "_synced", slow)
+    return synced
+
+
+def test_the_copy_is_synced_behind_through_the_stores_own_descriptor_inside_its_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store's data is written to disk while the copy goes on (its COMMIT
+    # then waits for little), through the descriptor the store's connection
+    # has: no descriptor of the store is opened (its close would drop the
+    # process's POSIX locks on the file, SQLite's too); the syncing stops
+    # inside the transaction.
+    from matcher import sqlitefiles
+
+    synced = _quick_sync_behind(monkeypatch)
+    stopped: list[bool] = []
+    stop = sqlitefiles.SyncBehind.stop
+    monkeypatch.setattr(sqlitefiles.SyncBehind, "stop", lambda self: stopped.append(store.db.conn.in_transaction) or stop(self))
     store = HashStore(tmp_path / "store.db")
-    import_list(store, make_rds(tmp_path / "rds.db", rows_for(50)))
-    assert closed == [False]
-    stat = os.stat(tmp_path / "store.db")
-    assert synced and set(synced) == {(stat.st_ino, stat.st_dev)}
-    other = HashStore(tmp_path / "store.db")  # the same file, open twice
+    opened: list[str] = []  # (from here on: the store made its file first)
+    real_open = os.open
+    monkeypatch.setattr(sqlitefiles.os, "open", lambda path, *a, **k: opened.append(str(path)) or real_open(path, *a, **k))
     try:
-        import_list(store, make_rds(tmp_path / "rds2.db", rows_for(60)[50:]))
+        import_list(store, make_rds(tmp_path / "rds.db", rows_for(50)))
+        assert len(store.lists()) == 1
     finally:
-        other.close()
-    assert closed == [False] and len(store.lists()) == 2
-    store.close()
+        store.close()
+    st = os.stat(tmp_path / "store.db")
+    assert synced and set(synced) == {(st.st_dev, st.st_ino)}
+    assert stopped and all(stopped)
+    assert not [p for p in opened if p.startswith(str(tmp_path / "store.db"))]
 
 
-def test_sync_behind_syncs_until_closed_and_keeps_its_descriptor_when_asked(tmp_path: Path) -> None:
+def test_a_failed_sync_behind_the_copy_fails_the_import_with_the_store_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The thread's fsync takes the error of the open file it reports (the
+    # same as the connection's): the commit's own would not report it again.
+    from matcher import sqlitefiles
+
+    _quick_sync_behind(monkeypatch)
+
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(sqlitefiles.os, "fdatasync", failing)
+    store = HashStore(tmp_path / "store.db")
+    try:
+        with pytest.raises(StoreError, match="rolled back: cannot write it to disk: Input/output error"):
+            import_list(store, make_rds(tmp_path / "rds.db", rows_for(50)))
+        assert store.lists() == []
+    finally:
+        store.close()
+
+
+def test_sync_behind_finds_a_descriptor_of_the_file_or_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from matcher import sqlitefiles
 
     path = tmp_path / "f"
     path.write_bytes(b"x" * 100)
-    behind = sqlitefiles.SyncBehind(path, interval=0.001)
-    fd = behind._fd
-    time.sleep(0.02)
-    behind.close(release=False)
-    assert os.fstat(fd).st_ino == path.stat().st_ino  # still open: a transaction held it
-    os.close(fd)
-    behind = sqlitefiles.SyncBehind(path, interval=0.001)
-    fd = behind._fd
-    behind.close()
-    with pytest.raises(OSError):
-        os.fstat(fd)
+    st = path.stat()
+    assert sqlitefiles.SyncBehind.of_file((st.st_dev, st.st_ino)) is None  # no descriptor of it here
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        behind = sqlitefiles.SyncBehind.of_file((st.st_dev, st.st_ino), interval=0.001)
+        assert behind is not None and os.fstat(behind._fd).st_ino == st.st_ino
+        time.sleep(0.01)
+        behind.finish()
+        # No thread to be had: no syncing, and the import goes on without it.
+        monkeypatch.setattr(sqlitefiles.threading.Thread, "start", lambda self: (_ for _ in ()).throw(RuntimeError("can't start new thread")))
+        assert sqlitefiles.SyncBehind.of_file((st.st_dev, st.st_ino)) is None
+    finally:
+        os.close(fd)
