@@ -440,13 +440,13 @@ class SyncBehind:
         self._error: OSError | None = None
         self._stop = threading.Event()
         self._done = threading.Event()
-        threading.Thread(target=self._run, name="matcher-sync-behind", daemon=True).start()
+        self._thread: threading.Thread | None = None
 
     @classmethod
     def of_file(cls, key: tuple[int, int], interval: float = 1.0) -> SyncBehind | None:
         """One for the file (st_dev, st_ino) `key`, through a descriptor of it this process has.
 
-        None without one (or without /proc), or without a thread to run it.
+        Not started (see start()). None without one, or without /proc.
         """
         try:
             for name in os.listdir("/proc/self/fd"):
@@ -456,9 +456,21 @@ class SyncBehind:
                     continue  # closed meanwhile, or the listing's own
                 if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == key:
                     return cls(int(name), interval)
-        except (OSError, RuntimeError):
-            pass  # no /proc, or no thread to be had: the commit syncs it all
+        except OSError:
+            pass  # no /proc: the commit syncs it all
         return None
+
+    def start(self) -> None:
+        """Start syncing; without a thread to be had, nothing is synced behind.
+
+        Note: the caller's `finally` calls stop() (a thread started, also by a
+        start() that a Ctrl-C interrupted, must never outlive the transaction).
+        """
+        self._thread = threading.Thread(target=self._run, name="matcher-sync-behind", daemon=True)
+        try:
+            self._thread.start()
+        except RuntimeError:
+            self._thread = None  # the commit syncs it all
 
     def _run(self) -> None:
         try:
@@ -473,9 +485,25 @@ class SyncBehind:
             self._done.set()
 
     def stop(self) -> None:
-        """Stop syncing, once a sync under way has ended."""
+        """Stop syncing, once a sync under way has ended.
+
+        Note: an interruption meanwhile (a second Ctrl-C) is held until then
+        and raised after: a sync that outlived the transaction overlapped its
+        rollback on the same open file, and took the error SQLite's own
+        fsync needed to see (a review, on a failing disk). A thread not yet
+        running when the flag is set ends before its first sync.
+        """
         self._stop.set()
-        self._done.wait()
+        thread = self._thread
+        held: BaseException | None = None
+        while thread is not None:
+            try:
+                if self._done.wait(0.05) or not thread.is_alive():
+                    break
+            except BaseException as exc:  # noqa: BLE001 - raised below, once it has ended
+                held = exc
+        if held is not None:
+            raise held
 
     def finish(self) -> None:
         """Stop syncing; raise what a sync met (OSError)."""

@@ -1370,6 +1370,8 @@ class HashStore:
                 with self.db.atomic(immediate=True):
                     behind = self._sync_behind()
                     try:
+                        if behind is not None:
+                            behind.start()
                         self._copy_staged(new, staged, old, source_digest, algorithms, ordered_by)
                         self._check_rows_walked(source, staged)
                         if before_commit is not None:

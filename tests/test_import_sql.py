@@ -1518,10 +1518,81 @@ def test_sync_behind_finds_a_descriptor_of_the_file_or_none(tmp_path: Path, monk
     try:
         behind = sqlitefiles.SyncBehind.of_file((st.st_dev, st.st_ino), interval=0.001)
         assert behind is not None and os.fstat(behind._fd).st_ino == st.st_ino
+        behind.start()
         time.sleep(0.01)
         behind.finish()
-        # No thread to be had: no syncing, and the import goes on without it.
+        assert behind._done.is_set()
+        # No thread to be had: nothing synced behind, and the import goes on.
         monkeypatch.setattr(sqlitefiles.threading.Thread, "start", lambda self: (_ for _ in ()).throw(RuntimeError("can't start new thread")))
-        assert sqlitefiles.SyncBehind.of_file((st.st_dev, st.st_ino)) is None
+        behind = sqlitefiles.SyncBehind.of_file((st.st_dev, st.st_ino))
+        assert behind is not None
+        behind.start()
+        behind.finish()
     finally:
         os.close(fd)
+
+
+def test_sync_behind_holds_a_second_interruption_until_the_sync_under_way_has_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sync that outlived the transaction overlapped its rollback on the same
+    # open file, and took the error SQLite's own fsync needed (a review).
+    from matcher import sqlitefiles
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        in_sync = threading.Event()
+
+        def slow_sync(fd: int) -> None:
+            in_sync.set()
+            time.sleep(0.2)
+
+        monkeypatch.setattr(sqlitefiles.os, "fdatasync", slow_sync)
+        behind = sqlitefiles.SyncBehind(fd, interval=0.001)
+        behind.start()
+        assert in_sync.wait(5)
+        waits: list[int] = []
+        wait = behind._done.wait
+
+        def interrupted(timeout: float | None = None) -> bool:
+            waits.append(1)
+            if len(waits) == 1:
+                raise KeyboardInterrupt  # a second Ctrl-C, in stop()'s wait
+            return wait(timeout)
+
+        behind._done.wait = interrupted  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt):
+            behind.stop()
+        assert behind._done.is_set()  # raised once the sync under way had ended
+    finally:
+        os.close(fd)
+
+
+def test_an_interruption_as_the_sync_behind_starts_leaves_no_thread_syncing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matcher import sqlitefiles
+
+    synced = _quick_sync_behind(monkeypatch)
+    started: list[sqlitefiles.SyncBehind] = []
+    start = sqlitefiles.SyncBehind.start
+
+    def start_interrupted(self: sqlitefiles.SyncBehind) -> None:
+        start(self)
+        started.append(self)
+        raise KeyboardInterrupt  # as if it landed in Thread.start()'s own wait
+
+    monkeypatch.setattr(sqlitefiles.SyncBehind, "start", start_interrupted)
+    store = HashStore(tmp_path / "store.db")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            import_list(store, make_rds(tmp_path / "rds.db", rows_for(50)))
+        assert store.lists() == []
+        assert started and started[0]._done.is_set()
+        count = len(synced)
+        time.sleep(0.05)
+        assert len(synced) == count
+    finally:
+        store.close()
