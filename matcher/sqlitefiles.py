@@ -439,6 +439,7 @@ class SyncBehind:
         self._interval = interval
         self._error: OSError | None = None
         self._stop = threading.Event()
+        self._began = threading.Event()  # set by the thread before it reads the stop flag
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -473,6 +474,7 @@ class SyncBehind:
             self._thread = None  # the commit syncs it all
 
     def _run(self) -> None:
+        self._began.set()
         try:
             while not self._stop.wait(self._interval):
                 st = os.fstat(self._fd)
@@ -488,20 +490,22 @@ class SyncBehind:
         """Stop syncing, once a sync under way has ended.
 
         Note: an interruption meanwhile (a second Ctrl-C) is held until then
-        and raised after: a sync that outlived the transaction overlapped its
-        rollback on the same open file, and took the error SQLite's own
-        fsync needed to see (a review, on a failing disk). A thread not yet
-        running when the flag is set ends before its first sync.
+        and raised after (the first of them): a sync that outlived the
+        transaction overlapped its rollback on the same open file, and took
+        the error SQLite's own fsync needed to see (a review, on a failing
+        disk). The thread's end is told by its own Events, never by
+        is_alive(), which a Ctrl-C landing inside it on Python 3.11 makes
+        say False of a thread that still runs (a review). A thread that had
+        not begun when the flag was set ends before its first sync.
         """
-        self._stop.set()
-        thread = self._thread
         held: BaseException | None = None
-        while thread is not None:
+        while True:
             try:
-                if self._done.wait(0.05) or not thread.is_alive():
+                self._stop.set()
+                if not self._began.is_set() or self._done.wait(0.05):
                     break
             except BaseException as exc:  # noqa: BLE001 - raised below, once it has ended
-                held = exc
+                held = held or exc
         if held is not None:
             raise held
 

@@ -1379,8 +1379,18 @@ class HashStore:
                         if behind is not None:
                             self._synced(behind)
                     finally:
-                        if behind is not None:
-                            behind.stop()
+                        # Note: called again until it has run: an interruption
+                        # that lands as stop() is entered, before its first
+                        # statement, left the thread syncing (a review).
+                        held: BaseException | None = None
+                        while behind is not None:
+                            try:
+                                behind.stop()
+                                break
+                            except BaseException as exc:  # noqa: BLE001 - raised below
+                                held = held or exc
+                        if held is not None:
+                            raise held
         except _NeedsRowByRow:
             return False
         except sqlite3.DatabaseError as exc:

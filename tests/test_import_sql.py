@@ -1596,3 +1596,94 @@ def test_an_interruption_as_the_sync_behind_starts_leaves_no_thread_syncing(
         assert len(synced) == count
     finally:
         store.close()
+
+
+class _InterruptingLock:
+    """A thread's state lock whose first acquire() is followed by a real SIGINT (Python 3.11's is_alive())."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.fired = False
+
+    def acquire(self, *args: object) -> bool:
+        got = bool(self.real.acquire(*args))  # type: ignore[attr-defined]
+        if not self.fired:
+            self.fired = True
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        return got
+
+    def release(self) -> None:
+        self.real.release()  # type: ignore[attr-defined]
+
+    def locked(self) -> bool:
+        return bool(self.real.locked())  # type: ignore[attr-defined]
+
+
+def test_sync_behind_stop_waits_for_the_sync_under_way_whatever_interrupts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Ctrl-C landing inside Thread.is_alive() on Python 3.11 makes it say
+    # False of a thread that still runs (a review): stop() must not ask it.
+    from matcher import sqlitefiles
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    fd = os.open(path, os.O_RDONLY)
+    syncing = threading.Event()
+
+    def slow_sync(fd: int) -> None:
+        syncing.set()
+        time.sleep(0.3)
+
+    monkeypatch.setattr(sqlitefiles.os, "fdatasync", slow_sync)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        behind = sqlitefiles.SyncBehind(fd, interval=0.001)
+        behind.start()
+        assert syncing.wait(5) and behind._thread is not None
+        behind._thread._tstate_lock = _InterruptingLock(behind._thread._tstate_lock)  # type: ignore[attr-defined]
+        with contextlib.suppress(KeyboardInterrupt):
+            behind.stop()
+        assert behind._done.is_set()
+    finally:
+        signal.signal(signal.SIGINT, before)
+        time.sleep(0.35)
+        os.close(fd)
+
+
+def test_a_second_interruption_as_the_sync_behind_is_stopped_leaves_no_thread_syncing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A first Ctrl-C ends the copy; a second lands as stop() is entered, before
+    # its first statement (Python runs a pending handler as a function starts).
+    from matcher import sqlitefiles
+
+    synced = _quick_sync_behind(monkeypatch)
+    copy = HashStore._copy_staged
+
+    def copy_then_interrupted(self: HashStore, *args: object, **kwargs: object) -> None:
+        copy(self, *args, **kwargs)  # type: ignore[arg-type]
+        time.sleep(0.02)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(HashStore, "_copy_staged", copy_then_interrupted)
+    stop = sqlitefiles.SyncBehind.stop
+    calls: list[int] = []
+
+    def interrupted_as_entered(self: sqlitefiles.SyncBehind) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        stop(self)
+
+    monkeypatch.setattr(sqlitefiles.SyncBehind, "stop", interrupted_as_entered)
+    store = HashStore(tmp_path / "store.db")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            import_list(store, make_rds(tmp_path / "rds.db", rows_for(50)))
+        assert store.lists() == [] and len(calls) >= 2
+        count = len(synced)
+        time.sleep(0.05)
+        assert len(synced) == count
+    finally:
+        store.close()
