@@ -1532,42 +1532,50 @@ def test_sync_behind_finds_a_descriptor_of_the_file_or_none(tmp_path: Path, monk
         os.close(fd)
 
 
-def test_sync_behind_holds_a_second_interruption_until_the_sync_under_way_has_ended(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A sync that outlived the transaction overlapped its rollback on the same
-    # open file, and took the error SQLite's own fsync needed (a review).
+@contextlib.contextmanager
+def _syncing_slowly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float) -> Iterator[object]:
+    """A SyncBehind started on a file whose every sync lasts `seconds`, once its first sync is under way."""
     from matcher import sqlitefiles
 
     path = tmp_path / "f"
     path.write_bytes(b"x")
     fd = os.open(path, os.O_RDONLY)
+    in_sync = threading.Event()
+
+    def slow_sync(fd: int) -> None:
+        in_sync.set()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(sqlitefiles.os, "fdatasync", slow_sync)
     try:
-        in_sync = threading.Event()
-
-        def slow_sync(fd: int) -> None:
-            in_sync.set()
-            time.sleep(0.2)
-
-        monkeypatch.setattr(sqlitefiles.os, "fdatasync", slow_sync)
         behind = sqlitefiles.SyncBehind(fd, interval=0.001)
         behind.start()
         assert in_sync.wait(5)
+        yield behind
+    finally:
+        time.sleep(seconds + 0.05)  # the thread's last sync, on a descriptor still open
+        os.close(fd)
+
+
+def test_sync_behind_holds_a_second_interruption_until_the_sync_under_way_has_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A sync that outlived the transaction overlapped its rollback on the same
+    # open file, and took the error SQLite's own fsync needed (a review).
+    with _syncing_slowly(tmp_path, monkeypatch, 0.2) as behind:
         waits: list[int] = []
-        wait = behind._done.wait
+        wait = behind._done.wait  # type: ignore[attr-defined]
 
         def interrupted(timeout: float | None = None) -> bool:
             waits.append(1)
             if len(waits) == 1:
                 raise KeyboardInterrupt  # a second Ctrl-C, in stop()'s wait
-            return wait(timeout)
+            return bool(wait(timeout))
 
-        behind._done.wait = interrupted  # type: ignore[method-assign]
+        behind._done.wait = interrupted  # type: ignore[attr-defined]
         with pytest.raises(KeyboardInterrupt):
-            behind.stop()
-        assert behind._done.is_set()  # raised once the sync under way had ended
-    finally:
-        os.close(fd)
+            behind.stop()  # type: ignore[attr-defined]
+        assert behind._done.is_set()  # type: ignore[attr-defined]  # raised once the sync had ended
 
 
 def test_an_interruption_as_the_sync_behind_starts_leaves_no_thread_syncing(
@@ -1624,31 +1632,16 @@ def test_sync_behind_stop_waits_for_the_sync_under_way_whatever_interrupts_it(
 ) -> None:
     # A Ctrl-C landing inside Thread.is_alive() on Python 3.11 makes it say
     # False of a thread that still runs (a review): stop() must not ask it.
-    from matcher import sqlitefiles
-
-    path = tmp_path / "f"
-    path.write_bytes(b"x")
-    fd = os.open(path, os.O_RDONLY)
-    syncing = threading.Event()
-
-    def slow_sync(fd: int) -> None:
-        syncing.set()
-        time.sleep(0.3)
-
-    monkeypatch.setattr(sqlitefiles.os, "fdatasync", slow_sync)
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        behind = sqlitefiles.SyncBehind(fd, interval=0.001)
-        behind.start()
-        assert syncing.wait(5) and behind._thread is not None
-        behind._thread._tstate_lock = _InterruptingLock(behind._thread._tstate_lock)  # type: ignore[attr-defined]
-        with contextlib.suppress(KeyboardInterrupt):
-            behind.stop()
-        assert behind._done.is_set()
+        with _syncing_slowly(tmp_path, monkeypatch, 0.3) as behind:
+            thread = behind._thread  # type: ignore[attr-defined]
+            thread._tstate_lock = _InterruptingLock(thread._tstate_lock)
+            with contextlib.suppress(KeyboardInterrupt):
+                behind.stop()  # type: ignore[attr-defined]
+            assert behind._done.is_set()  # type: ignore[attr-defined]
     finally:
         signal.signal(signal.SIGINT, before)
-        time.sleep(0.35)
-        os.close(fd)
 
 
 def test_a_second_interruption_as_the_sync_behind_is_stopped_leaves_no_thread_syncing(
