@@ -450,15 +450,18 @@ class SyncBehind:
         Not started (see start()). None without one, or without /proc.
         """
         try:
-            for name in os.listdir("/proc/self/fd"):
-                try:
-                    st = os.stat(f"/proc/self/fd/{name}")
-                except OSError:
-                    continue  # closed meanwhile, or the listing's own
-                if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == key:
-                    return cls(int(name), interval)
+            names = os.listdir("/proc/self/fd")
         except OSError:
-            pass  # no /proc: the commit syncs it all
+            return None  # no /proc: the commit syncs it all
+        for name in names:
+            try:
+                st = os.stat(f"/proc/self/fd/{name}")
+                if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == key:
+                    behind = cls(int(name), interval)
+                    if behind._key == key:  # not closed and taken by another file meanwhile
+                        return behind
+            except OSError:
+                continue  # closed meanwhile, or the listing's own
         return None
 
     def start(self) -> None:
