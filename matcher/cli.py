@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import datetime
 import errno
+import functools
 import json
 import os
 import re
@@ -1112,6 +1113,7 @@ def scan_cmd(
                             options,
                             progress=progress,
                             on_stage=progress.stage if progress else None,
+                            on_note=functools.partial(_note_now, progress),
                         )
                     break
                 except _LogNameTaken:
@@ -1157,6 +1159,13 @@ def scan_cmd(
     _no_more_signals()
     _print_summary(summary, as_json, log_given=log is not None)
     sys.exit(summary.exit_code)
+
+
+def _note_now(progress: _Progress | None, text: str) -> None:
+    """A note of the run shown as it is known, before the first file (also in the summary)."""
+    if progress is not None:
+        progress.done()  # not glued to the status line
+    click.echo(f"note: {text}", err=True)
 
 
 def _print_summary(

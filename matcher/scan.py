@@ -922,11 +922,15 @@ def run_scan(
     options: ScanOptions,
     progress: Callable[[Counts], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> ScanSummary:
     """Run one scan (or resume one) and return its summary.
 
     `progress` hears the counts as files are done; `on_stage`, a line of text
-    on a long step before the first file (building the lookup filter).
+    on a long step before the first file (building the lookup filter);
+    `on_note`, before the first file, a note of the run that changes what it
+    does from what was asked (--candidates-only not followed). Every note is
+    also in the summary and the end record.
 
     Raises:
         UsageError: missing examiner/case, evidence missing, outputs inside evidence,
@@ -1148,6 +1152,7 @@ def run_scan(
                 image_checks,
                 folders,
                 sizes_found,
+                on_note,
             )
     except BaseException as exc:
         if imported and not scanning and isinstance(exc, MatcherError):
@@ -1383,6 +1388,7 @@ def _scan(
     image_checks: dict[bytes, dict[str, object]],
     folders: FolderWalker,
     sizes_found: tuple[SizeSet, list[str]] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> ScanSummary:
     signer = signing.load_signer(options.sign_key) if options.sign_key else None
     counts = Counts()
@@ -1391,6 +1397,7 @@ def _scan(
     resume_fields: dict[str, object] = {}
     run_no = 0
     resumed: auditlog.ResumeState | None = None
+    candidates_ignored: list[str | None] = []  # why --candidates-only was not followed
     if options.resume:
         chosen: list[tuple[list[ListInfo], SizeSet | None, Inventory]] = []
         # The match records with no inventory row: their details and mtimes read again.
@@ -1403,7 +1410,7 @@ def _scan(
             that, a log whose line feeds were lost was left emptied.)
             """
             run_lists = _lists_of_the_run(found.last_run, lists, given_lists, notes)
-            sizes = _candidate_sizes(options, store, run_lists, notes)
+            sizes, ignored = _candidate_sizes(options, store, run_lists, notes, on_note=on_note)
             signed_by = signer.fingerprint if signer is not None else None
             _refuse_another_scan(found.last_run, _identity(options, run_lists, sizes, signed_by))
             opened = Inventory(inventory_path)
@@ -1431,6 +1438,7 @@ def _scan(
                 opened.close()
                 raise
             chosen.append((run_lists, sizes, opened))
+            candidates_ignored.append(ignored)
 
         try:
             log, state = auditlog.open_for_resume(options.log, signer=signer, check_run=same_scan)
@@ -1461,7 +1469,10 @@ def _scan(
             raise
         resumed = state
     else:
-        candidate_sizes = _candidate_sizes(options, store, lists, notes, sizes_found)
+        candidate_sizes, ignored = _candidate_sizes(
+            options, store, lists, notes, sizes_found, on_note
+        )
+        candidates_ignored.append(ignored)
         log = auditlog.create(options.log, signer=signer)
         try:
             inventory = Inventory(inventory_path, new=True)
@@ -1487,6 +1498,7 @@ def _scan(
             jobs,
             lists,
             candidate_sizes,
+            candidates_ignored[0] if candidates_ignored else None,
             inventory_path,
             digest_filter,
             selftest,
@@ -1715,6 +1727,7 @@ def _append_run_record(
     jobs: int,
     lists: list[ListInfo],
     candidate_sizes: SizeSet | None,
+    candidates_ignored: str | None,
     inventory_path: Path,
     digest_filter: DigestFilter,
     selftest: SelftestResult,
@@ -1722,7 +1735,14 @@ def _append_run_record(
     image_checks: dict[bytes, dict[str, object]],
     signed_by: str | None,
 ) -> None:
+    """The run record; `candidates_ignored`: why --candidates-only was not followed, if so.
+
+    Note: that reason is in the run record, not only in the end record's
+    notes: a log cut short (kill -9) said `candidates_only: false` of a run
+    asked for it, with nothing saying why until a resume had ended it.
+    """
     identity = _identity(options, lists, candidate_sizes, signed_by)
+    ignored = {} if candidates_ignored is None else {"candidates_only_ignored": candidates_ignored}
     log.append(
         "run",
         {
@@ -1749,6 +1769,7 @@ def _append_run_record(
             **path_fields(os.fsencode(os.path.abspath(inventory_path)), "inventory"),
             "filter": {"kind": digest_filter.kind, "bytes": digest_filter.memory_bytes},
             "selftest": selftest.as_log_dict(),
+            **ignored,
         },
     )
 
@@ -1807,22 +1828,28 @@ def _candidate_sizes(
     lists: Sequence[ListInfo],
     notes: list[str],
     found: tuple[SizeSet, list[str]] | None = None,
-) -> SizeSet | None:
+    on_note: Callable[[str], None] | None = None,
+) -> tuple[SizeSet | None, str | None]:
     """With --candidates-only, the sizes of the notable entries of `lists`; else None.
 
-    None too (a full scan, with a note) when a notable list has unsized entries.
-    `found`: what store.notable_sizes gave for `lists` already.
+    None too (a full scan) when a notable list has unsized entries: then the
+    second item says so, as a note of the run (in `notes`, and to `on_note`
+    at once: the end record comes only when the full scan has run), and the
+    run record keeps it. `found`: what store.notable_sizes gave for `lists`.
     """
     if not options.candidates_only:
-        return None
+        return None, None
     sizes, unsized = found or store.notable_sizes(lists_fingerprint(lists), lists)
     if unsized:
-        notes.append(
+        ignored = (
             "--candidates-only ignored (full scan): notable list(s) with entries that give "
             "no usable size: " + ", ".join(unsized)
         )
-        return None
-    return sizes
+        notes.append(ignored)
+        if on_note is not None:
+            on_note(ignored)
+        return None, ignored
+    return sizes, None
 
 
 def _lists_of_the_run(

@@ -355,6 +355,38 @@ def test_candidates_only_falls_back_when_a_list_lacks_sizes(runner: CliRunner, s
     assert read_log(log)[0]["options"]["candidates_only"] is False
 
 
+def test_candidates_only_fallback_is_said_before_the_first_file_and_kept_in_the_run_record(
+    store: Path, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """Before: the reason came only with the end record and the summary, once the full
+    scan had run; a log cut short (kill -9) said `candidates_only: false` of a run that
+    asked for it, with nothing saying why."""
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    said: list[object] = []
+    log = tmp_path / "c.jsonl"
+    options = ScanOptions([evidence_copy], "E", "C", store, log, candidates_only=True, jobs=1)
+    summary = run_scan(options, progress=lambda counts: said.append(counts.entries), on_note=said.append)
+    reason = "--candidates-only ignored (full scan): notable list(s) with entries that give no usable size: notable.md5"
+    assert said[0] == reason and said.count(reason) == 1  # before any file was counted
+    assert reason in summary.notes
+    run = read_log(log)[0]
+    assert run["options"]["candidates_only"] is False and run["candidates_only_ignored"] == reason
+    # followed: nothing to say, and the run record is as before
+    sized = tmp_path / "sized.hashdeep"
+    name = sorted(NOTABLE)[0]
+    truth = expected_digests()[name]
+    sized.write_text(f"%%%% HASHDEEP-1.0\n%%%% size,md5,filename\n{(evidence_copy / name).stat().st_size},{truth['md5']},{name}\n")
+    db = tmp_path / "sized.db"
+    assert CliRunner().invoke(cli, ["import", str(sized), "--db", str(db), "--role", "notable"]).exit_code == 0
+    said.clear()
+    log = tmp_path / "d.jsonl"
+    run_scan(ScanOptions([evidence_copy], "E", "C", db, log, candidates_only=True, jobs=1), on_note=said.append)
+    run = read_log(log)[0]
+    assert said == [] and run["options"]["candidates_only"] is True and "candidates_only_ignored" not in run
+
+
 def test_candidates_only_falls_back_when_a_list_gives_size_0_for_a_file_that_is_not_empty(
     runner: CliRunner, tmp_path: Path, evidence_copy: Path
 ) -> None:
