@@ -161,12 +161,47 @@ class RecordBatch:
     fields: tuple[str, ...] = ENTRY_FIELDS
 
 
+def unended_last_line(record: HashRecord) -> str:
+    """The note of an entry read from a list's last line, which has no line end.
+
+    Note: a partial copy of a list cut inside its last line imported whole,
+    exit 0, where the cut fell in the name after the digest (a ClamAV
+    signature name, a file name): its digest, of fixed length, is checked,
+    and a name has none, so the match records showed "Win.Rans" as the
+    supplier's name (a review). Nothing tells a cut name from a whole one,
+    and a list made by hand may just lack its last line end: so it is
+    imported, and said.
+    """
+    name = record.name
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "backslashreplace")
+    cut = (
+        f"the name its entry gives, {name!r}, may be cut too (its matches show that name)"
+        if name
+        else "its entry's name may be lost (it gives none)"
+    )
+    return (
+        f"line {record.line}, the last, has no line end: if the list was cut short there (a "
+        f"partial copy), {cut}; compare the list with its source (a list that is whole: end "
+        "it with a line end)"
+    )
+
+
 class TextReader(abc.ABC):
-    """Base for line-oriented text formats: `read()` opens and calls `parse()`."""
+    """Base for line-oriented text formats: `read()` opens and calls `parse()`.
+
+    A reader whose lines end in a name (see unended_last_line) puts in
+    `read_notes` what its last parse() found to say, which import_notes() gives.
+    """
 
     NAME = ""
     DESCRIPTION = ""
     DEFAULT_ROLE = "notable"
+    read_notes: tuple[str, ...] = ()
+
+    def import_notes(self) -> list[str]:
+        """What the last parse() said of its list beyond its entries."""
+        return list(self.read_notes)
 
     def read(self, path: Path, on_invalid: OnInvalid = None) -> Iterator[HashRecord]:
         with path.open("rb") as stream:

@@ -16,6 +16,7 @@ from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
 from matcher.formats.base import byte_count
 from matcher.formats.base import entry_after_cr
+from matcher.formats.base import unended_last_line
 from matcher.models import HashRecord
 
 BOM = b"\xef\xbb\xbf"
@@ -86,8 +87,11 @@ def _excerpt(raw: bytes, limit: int = 60) -> str:
     return repr(text + "...") if len(raw) > limit else repr(text)
 
 
-def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
-    """Yield `(number, line)` without its line end; None for a line over MAX_LINE."""
+def _lines(stream: BinaryIO, unended: list[int]) -> Iterator[tuple[int, bytes | None]]:
+    """Yield `(number, line)` without its line end; None for a line over MAX_LINE.
+
+    The number of a last line without its line end is put in `unended` first.
+    """
     number = 0
     while line := stream.readline(MAX_LINE + 1):
         number += 1
@@ -99,6 +103,8 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
             continue
         if number == 1 and line.startswith(BOM):
             line = line[len(BOM) :]
+        if not line.endswith(b"\n"):
+            unended.append(number)
         yield number, line.rstrip(b"\r\n")
 
 
@@ -173,7 +179,9 @@ class ClamavReader(TextReader):
             FormatError: when a line is `size:hash:name` (PE-section hashes), and
                 for a malformed line unless `on_invalid` takes it.
         """
-        for number, line in _lines(stream):
+        self.read_notes = ()
+        unended: list[int] = []
+        for number, line in _lines(stream, unended):
             if line is None:
                 error = FormatError(f"line longer than {MAX_LINE} bytes", source, number)
             elif entry_after_cr(line):  # a comment too: it would hide the signature
@@ -186,6 +194,8 @@ class ClamavReader(TextReader):
                 except FormatError as exc:
                     error = FormatError(exc.reason, source, number)
                 else:
+                    if unended:
+                        self.read_notes = (unended_last_line(record),)
                     yield record
                     continue
             elif _is_section_line(line):

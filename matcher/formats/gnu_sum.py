@@ -17,6 +17,7 @@ from matcher.formats.base import SNIFF_BYTES
 from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
 from matcher.formats.base import entry_after_cr
+from matcher.formats.base import unended_last_line
 from matcher.models import HashRecord
 
 BOM = b"\xef\xbb\xbf"
@@ -310,13 +311,19 @@ class GnuSumReader(TextReader):
         first = stream.read(_CHUNK)
         sep = b"\0" if _zero_terminated(first) else b"\n"
         hint = name_hint(source)
-        for number, line in read_records(stream, sep, prefix=first):
+        self.read_notes = ()
+        unended: list[int] = []
+        for number, line in read_records(stream, sep, prefix=first, unterminated=unended):
             if line is not None and (not line.strip() or line.lstrip().startswith(b"#")):
                 continue
             try:
-                yield self._record(line, number, hint)
+                record = self._record(line, number, hint)
             except FormatError as error:
                 report(FormatError(error.reason, source=source, line=number), on_invalid)
+                continue
+            if unended:
+                self.read_notes = (unended_last_line(record),)
+            yield record
 
     def _record(self, line: bytes | None, number: int, hint: str | None) -> HashRecord:
         if line is None:

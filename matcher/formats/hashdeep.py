@@ -17,6 +17,7 @@ from matcher.formats.base import TextReader
 from matcher.formats.base import add_digest
 from matcher.formats.base import byte_count
 from matcher.formats.base import entry_after_cr
+from matcher.formats.base import unended_last_line
 from matcher.formats.gnu_sum import MAX_RECORD
 from matcher.formats.gnu_sum import decode_name
 from matcher.formats.gnu_sum import digest_for_length
@@ -95,7 +96,9 @@ class HashdeepReader(TextReader):
     ) -> Iterator[HashRecord]:
         layout: _Layout | None = None
         md5deep: bool | None = None  # decided by the first line that is not blank
-        for number, line in read_records(stream):
+        self.read_notes = ()
+        unended: list[int] = []
+        for number, line in read_records(stream, unterminated=unended):
             if line is not None and not line.strip():
                 continue
             if md5deep is None:
@@ -108,19 +111,25 @@ class HashdeepReader(TextReader):
                 if line.startswith(b"#"):
                     continue
                 if md5deep:
-                    yield _size_record(line, number)
+                    record = _size_record(line, number)
                 elif line.rstrip() == BANNER:
                     layout = None
+                    continue
                 elif line.startswith(_COLUMNS_PREFIX):
                     layout = _layout(line)
+                    continue
                 elif layout is None:
                     raise _Fatal("the line after the banner must name the columns")
                 else:
-                    yield _record(line, layout, number)
+                    record = _record(line, layout, number)
             except _Fatal as fatal:
                 raise FormatError(fatal.reason, source=source, line=number) from fatal
             except FormatError as error:
                 report(FormatError(error.reason, source=source, line=number), on_invalid)
+                continue
+            if unended:
+                self.read_notes = (unended_last_line(record),)
+            yield record
 
 
 def _first_line(line: bytes | None, source: str, number: int) -> bool:

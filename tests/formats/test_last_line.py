@@ -1,0 +1,85 @@
+"""A list whose last line has no line end: imported, with a note that its last name may be cut.
+
+Before: a partial copy of a ClamAV, md5sum or hashdeep list, cut inside the name
+that ends its last line, imported with exit 0 and nothing said; the match records
+then gave "Win.Rans" as the supplier's name. A cut name cannot be told from a whole
+one (a hand-made list may just lack its last line end), so it is said, not refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from matcher.formats.clamav import ClamavReader
+from matcher.formats.gnu_sum import GnuSumReader
+from matcher.formats.hashdeep import HashdeepReader
+
+A, B = b"first file\n", b"second file\n"
+MD5_A, MD5_B = hashlib.md5(A).hexdigest(), hashlib.md5(B).hexdigest()
+SHA_B = hashlib.sha256(B).hexdigest()
+
+WHOLE = {
+    "clamav": (ClamavReader(), f"{MD5_A}:11:Win.Trojan.Agent-1\n{MD5_B}:12:Win.Ransom.Locker-77\n"),
+    "gnu-sum": (GnuSumReader(), f"{MD5_A}  r1.bin\n{MD5_B}  documents/r2-final.bin\n"),
+    "hashdeep": (
+        HashdeepReader(),
+        "%%%% HASHDEEP-1.0\n%%%% size,md5,sha256,filename\n"
+        f"11,{MD5_A},{hashlib.sha256(A).hexdigest()},/ev/a.bin\n12,{MD5_B},{SHA_B},/ev/b-final.bin\n",
+    ),
+}
+
+
+def names_and_notes(name: str, text: str) -> tuple[list[object], list[str]]:
+    reader, _ = WHOLE[name]
+    records = list(reader.parse(io.BytesIO(text.encode()), source="list"))
+    return [r.name for r in records], reader.import_notes()
+
+
+@pytest.mark.parametrize("name", sorted(WHOLE))
+def test_a_list_cut_inside_its_last_name_is_read_and_said(name: str) -> None:
+    whole = WHOLE[name][1]
+    names, notes = names_and_notes(name, whole)
+    assert notes == [] and len(names) == 2
+    cut = whole[:-7]  # inside the last name, its line end gone
+    cut_names, notes = names_and_notes(name, cut)
+    last = str(cut_names[-1])
+    assert cut_names[:-1] == names[:-1] and str(names[-1]).startswith(last) and last != names[-1]
+    lines = cut.count("\n") + 1
+    assert len(notes) == 1 and notes[0].startswith(f"line {lines}, the last, has no line end")
+    assert repr(last) in notes[0] and "compare the list with its source" in notes[0]
+    # the same reader, given a whole list next, says nothing of the one before
+    assert names_and_notes(name, whole)[1] == []
+
+
+@pytest.mark.parametrize("name", ["clamav", "gnu-sum"])
+def test_a_last_line_without_an_entry_says_nothing(name: str) -> None:
+    """A comment (or blank line) last, without a line end, cuts no entry."""
+    whole = WHOLE[name][1]
+    assert names_and_notes(name, whole + "# end of list")[1] == []
+    assert names_and_notes(name, whole + "   ")[1] == []
+
+
+def test_a_clamav_line_cut_after_its_size_says_its_name_may_be_lost() -> None:
+    names, notes = names_and_notes("clamav", f"{MD5_A}:11:Win.Trojan.Agent-1\n{MD5_B}:12:")
+    assert names[-1] is None and len(notes) == 1
+    assert "line 2, the last, has no line end" in notes[0] and "name may be lost" in notes[0]
+
+
+def test_the_import_command_prints_the_note_and_imports_the_list(tmp_path: Path) -> None:
+    listed = tmp_path / "cut.hdb"
+    cut = WHOLE["clamav"][1][:-12]
+    listed.write_text(cut)
+    done = subprocess.run(
+        [sys.executable, "-m", "matcher", "import", str(listed), "--db", str(tmp_path / "s.db")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "imported 2 entries" in done.stdout + done.stderr
+    assert "note: line 2, the last, has no line end" in done.stdout + done.stderr
+    assert repr(cut.rsplit(":", 1)[1]) in done.stdout + done.stderr  # the name as cut
