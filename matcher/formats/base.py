@@ -161,7 +161,7 @@ class RecordBatch:
     fields: tuple[str, ...] = ENTRY_FIELDS
 
 
-def unended_last_line(record: HashRecord) -> str:
+def unended_last_line(record: HashRecord, last: tuple[str, str] | None = None) -> str:
     """The note of an entry read from a list's last line, which has no line end.
 
     Note: a partial copy of a list cut inside its last line imported whole,
@@ -170,16 +170,19 @@ def unended_last_line(record: HashRecord) -> str:
     and a name has none, so the match records showed "Win.Rans" as the
     supplier's name (a review). Nothing tells a cut name from a whole one,
     and a list made by hand may just lack its last line end: so it is
-    imported, and said.
+    imported, and said. `last`: the (column title, text) of the line's last
+    field, where that is not always the name (a CSV list: a size cut short
+    there would pass over the file, in a --candidates-only scan).
     """
     name = record.name
     if isinstance(name, bytes):
         name = name.decode("utf-8", "backslashreplace")
-    cut = (
-        f"the name its entry gives, {name!r}, may be cut too (its matches show that name)"
-        if name
-        else "its entry's name may be lost (it gives none)"
-    )
+    if last is not None:
+        cut = f"its last field, {last[1]!r} (column {last[0]!r}), may be cut too"
+    elif name:
+        cut = f"the name its entry gives, {name!r}, may be cut too (its matches show that name)"
+    else:
+        cut = "its entry's name may be lost (it gives none)"
     return (
         f"line {record.line}, the last, has no line end: if the list was cut short there (a "
         f"partial copy), {cut}; compare the list with its source (a list that is whole: end "

@@ -19,6 +19,7 @@ from matcher.formats.base import OnInvalid
 from matcher.formats.base import TextReader
 from matcher.formats.base import add_digest
 from matcher.formats.base import byte_count
+from matcher.formats.base import unended_last_line
 from matcher.formats.bsd_tag import is_tag_line
 from matcher.formats.gnu_sum import decode_name
 from matcher.formats.gnu_sum import excerpt
@@ -241,7 +242,16 @@ class CsvListReader(TextReader):
     def parse(
         self, stream: BinaryIO, source: str = "<input>", on_invalid: OnInvalid = None
     ) -> Iterator[HashRecord]:
-        records = read_records(stream, keepends=True)
+        self.read_notes = ()
+        unended: list[int] = []
+        last_line: list[bytes] = [b""]
+
+        def tracked() -> Iterator[tuple[int, bytes | None]]:
+            for number, raw in read_records(stream, keepends=True, unterminated=unended):
+                last_line[0] = raw or b""
+                yield number, raw
+
+        records = tracked()
         header: _Header | None = None
         first = 0
         for first, raw in records:
@@ -276,9 +286,26 @@ class CsvListReader(TextReader):
                 report(FormatError(row, source=source, line=start), on_invalid)
                 continue
             try:
-                yield _record(row, header, start)
+                record = _record(row, header, start)
             except FormatError as error:
                 report(FormatError(error.reason, source=source, line=start), on_invalid)
+                continue
+            if unended and _may_be_cut(header, last_line[0]):
+                last = (header.titles[-1], row[-1])
+                self.read_notes = (unended_last_line(record, last),)
+            yield record
+
+
+def _may_be_cut(header: _Header, line: bytes) -> bool:
+    """Whether the last field of a last line with no line end may have lost its end.
+
+    Not a digest (one cut short is refused by its length), nor a quoted field
+    closed (a cut inside it leaves the quote open, refused as unreadable).
+    """
+    last = len(header.titles) - 1
+    if any(i == last for i, _ in header.digests):
+        return False
+    return not line.rstrip(b"\r\n").endswith(b'"')
 
 
 registry.register(CsvListReader())

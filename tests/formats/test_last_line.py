@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from matcher.formats.clamav import ClamavReader
+from matcher.formats.csv_list import CsvListReader
 from matcher.formats.gnu_sum import GnuSumReader
 from matcher.formats.hashdeep import HashdeepReader
+from matcher.models import HashRecord
 
 A, B = b"first file\n", b"second file\n"
 MD5_A, MD5_B = hashlib.md5(A).hexdigest(), hashlib.md5(B).hexdigest()
@@ -83,3 +85,31 @@ def test_the_import_command_prints_the_note_and_imports_the_list(tmp_path: Path)
     assert "imported 2 entries" in done.stdout + done.stderr
     assert "note: line 2, the last, has no line end" in done.stdout + done.stderr
     assert repr(cut.rsplit(":", 1)[1]) in done.stdout + done.stderr  # the name as cut
+
+
+def csv_notes(text: str) -> tuple[list[HashRecord], list[str]]:
+    reader = CsvListReader()
+    records = list(reader.parse(io.BytesIO(text.encode()), source="list.csv"))
+    return records, reader.import_notes()
+
+
+def test_a_csv_list_cut_inside_its_last_field_says_which_column() -> None:
+    """A size column last, cut from 12 to 1: a --candidates-only scan would pass over the file."""
+    whole = f"name,md5,size\na.bin,{MD5_A},11\nb.bin,{MD5_B},12\n"
+    assert csv_notes(whole)[1] == []
+    records, notes = csv_notes(whole[:-2])
+    assert records[-1].size == 1 and len(notes) == 1
+    assert notes[0].startswith("line 3, the last, has no line end")
+    assert "its last field, '1' (column 'size'), may be cut too" in notes[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"name,md5\na.bin,{MD5_A}\nb.bin,{MD5_B}",  # a digest last: a cut one is refused
+        f'md5,name\n{MD5_A},"a.bin"\n{MD5_B},"b.bin"',  # a quoted field closed: whole
+    ],
+)
+def test_a_csv_list_whose_last_field_cannot_be_cut_unseen_says_nothing(text: str) -> None:
+    records, notes = csv_notes(text)
+    assert len(records) == 2 and notes == []
