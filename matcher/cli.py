@@ -1163,9 +1163,12 @@ def scan_cmd(
 
 def _note_now(progress: _Progress | None, text: str) -> None:
     """A note of the run shown as it is known, before the first file (also in the summary)."""
-    if progress is not None:
-        progress.done()  # not glued to the status line
-    click.echo(f"note: {text}", err=True)
+    # Note: a courtesy: the summary and the end record hold it too, and a
+    # terminal gone away must not stop the scan here, its run record written.
+    with contextlib.suppress(OSError):
+        if progress is not None:
+            progress.done()  # not glued to the status line
+        click.echo(f"note: {_terminal_safe(text)}", err=True)
 
 
 def _print_summary(

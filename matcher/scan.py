@@ -1410,7 +1410,7 @@ def _scan(
             that, a log whose line feeds were lost was left emptied.)
             """
             run_lists = _lists_of_the_run(found.last_run, lists, given_lists, notes)
-            sizes, ignored = _candidate_sizes(options, store, run_lists, notes, on_note=on_note)
+            sizes, ignored = _candidate_sizes(options, store, run_lists, notes)
             signed_by = signer.fingerprint if signer is not None else None
             _refuse_another_scan(found.last_run, _identity(options, run_lists, sizes, signed_by))
             opened = Inventory(inventory_path)
@@ -1469,9 +1469,7 @@ def _scan(
             raise
         resumed = state
     else:
-        candidate_sizes, ignored = _candidate_sizes(
-            options, store, lists, notes, sizes_found, on_note
-        )
+        candidate_sizes, ignored = _candidate_sizes(options, store, lists, notes, sizes_found)
         candidates_ignored.append(ignored)
         log = auditlog.create(options.log, signer=signer)
         try:
@@ -1506,6 +1504,11 @@ def _scan(
             image_checks,
             signer.fingerprint if signer is not None else None,
         )
+        if on_note is not None and candidates_ignored and candidates_ignored[0] is not None:
+            # Note: said here, once the run record holds it (the log is the
+            # run's): said earlier, a refused resume said it too, and the CLI's
+            # retry of a default log name taken meanwhile said it twice.
+            on_note(candidates_ignored[0])
         if resumed is not None:
             # Note: the inventory is written only once the run record is in the
             # log (synced): until then it is exactly what the log's last end
@@ -1828,14 +1831,13 @@ def _candidate_sizes(
     lists: Sequence[ListInfo],
     notes: list[str],
     found: tuple[SizeSet, list[str]] | None = None,
-    on_note: Callable[[str], None] | None = None,
 ) -> tuple[SizeSet | None, str | None]:
     """With --candidates-only, the sizes of the notable entries of `lists`; else None.
 
     None too (a full scan) when a notable list has unsized entries: then the
-    second item says so, as a note of the run (in `notes`, and to `on_note`
-    at once: the end record comes only when the full scan has run), and the
-    run record keeps it. `found`: what store.notable_sizes gave for `lists`.
+    second item says so, as a note of the run (in `notes`), which the run
+    record keeps and the run says at once (see _scan). `found`: what
+    store.notable_sizes gave for `lists`.
     """
     if not options.candidates_only:
         return None, None
@@ -1846,8 +1848,6 @@ def _candidate_sizes(
             "no usable size: " + ", ".join(unsized)
         )
         notes.append(ignored)
-        if on_note is not None:
-            on_note(ignored)
         return None, ignored
     return sizes, None
 

@@ -387,6 +387,51 @@ def test_candidates_only_fallback_is_said_before_the_first_file_and_kept_in_the_
     assert said == [] and run["options"]["candidates_only"] is True and "candidates_only_ignored" not in run
 
 
+def test_candidates_only_fallback_is_printed_once_before_the_summary_by_the_command(
+    store: Path, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """The CLI passes on_note: one `note:` line on stderr, ahead of the summary's copy."""
+    log = tmp_path / "c.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "matcher", "scan", str(evidence_copy), "--examiner", "E", "--case", "C",
+         "--db", str(store), "--log", str(log), "--candidates-only"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    early = [i for i, line in enumerate(lines) if line.startswith("note: --candidates-only ignored (full scan)")]
+    summary = [i for i, line in enumerate(lines) if line.startswith("complete: ")]
+    assert len(early) == 1 and len(summary) == 1 and early[0] < summary[0], done.stderr
+    assert lines[early[0]].endswith("no usable size: notable.md5")
+
+
+def test_the_early_note_is_terminal_safe(capsys: pytest.CaptureFixture[str]) -> None:
+    """A list named with an escape sequence: the summary escaped it, the early note did not."""
+    from matcher.cli import _note_now
+
+    _note_now(None, "no usable size: evil\x1b[31mRED.md5")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and err == "note: no usable size: evil\\x1B[31mRED.md5\n"
+
+
+def test_a_refused_resume_says_nothing_of_candidates_only(store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    """Before: the fallback was said, then the resume refused (another --exclude): no scan ran."""
+    from matcher.errors import UsageError
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    log = tmp_path / "c.jsonl"
+    run_scan(ScanOptions([evidence_copy], "E", "C", store, log, candidates_only=True, jobs=1))
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]))  # its end record gone: a run to continue
+    said: list[str] = []
+    options = ScanOptions([evidence_copy], "E", "C", store, log, candidates_only=True, jobs=1,
+                          resume=True, excludes=("*.txt",))  # fmt: skip
+    with pytest.raises(UsageError, match="differs"):
+        run_scan(options, on_note=said.append)
+    assert said == []
+
+
 def test_candidates_only_falls_back_when_a_list_gives_size_0_for_a_file_that_is_not_empty(
     runner: CliRunner, tmp_path: Path, evidence_copy: Path
 ) -> None:

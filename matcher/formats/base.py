@@ -161,7 +161,9 @@ class RecordBatch:
     fields: tuple[str, ...] = ENTRY_FIELDS
 
 
-def unended_last_line(record: HashRecord, last: tuple[str, str] | None = None) -> str:
+def unended_last_line(
+    record: HashRecord, line: int, last: tuple[str, str] | None = None, nul: bool = False
+) -> str:
     """The note of an entry read from a list's last line, which has no line end.
 
     Note: a partial copy of a list cut inside its last line imported whole,
@@ -170,9 +172,11 @@ def unended_last_line(record: HashRecord, last: tuple[str, str] | None = None) -
     and a name has none, so the match records showed "Win.Rans" as the
     supplier's name (a review). Nothing tells a cut name from a whole one,
     and a list made by hand may just lack its last line end: so it is
-    imported, and said. `last`: the (column title, text) of the line's last
+    imported, and said. `line`: the last line's number (a CSV row may start
+    on an earlier one). `last`: the (column title, text) of the line's last
     field, where that is not always the name (a CSV list: a size cut short
-    there would pass over the file, in a --candidates-only scan).
+    there would pass over the file, in a --candidates-only scan). `nul`: the
+    list's records end in NUL, not a line end (`md5sum -z`).
     """
     name = record.name
     if isinstance(name, bytes):
@@ -183,10 +187,11 @@ def unended_last_line(record: HashRecord, last: tuple[str, str] | None = None) -
         cut = f"the name its entry gives, {name!r}, may be cut too (its matches show that name)"
     else:
         cut = "its entry's name may be lost (it gives none)"
+    what, end = ("record", "NUL") if nul else ("line", "line end")
     return (
-        f"line {record.line}, the last, has no line end: if the list was cut short there (a "
+        f"{what} {line}, the last, has no {end}: if the list was cut short there (a "
         f"partial copy), {cut}; compare the list with its source (a list that is whole: end "
-        "it with a line end)"
+        f"it with a {end})"
     )
 
 

@@ -195,7 +195,7 @@ class ClamavReader(TextReader):
                     error = FormatError(exc.reason, source, number)
                 else:
                     if unended:
-                        self.read_notes = (unended_last_line(record),)
+                        self.read_notes = (unended_last_line(record, unended[0]),)
                     yield record
                     continue
             elif _is_section_line(line):

@@ -290,22 +290,27 @@ class CsvListReader(TextReader):
             except FormatError as error:
                 report(FormatError(error.reason, source=source, line=start), on_invalid)
                 continue
-            if unended and _may_be_cut(header, last_line[0]):
+            if unended and _may_be_cut(header, last_line[0], row[-1]):
                 last = (header.titles[-1], row[-1])
-                self.read_notes = (unended_last_line(record, last),)
+                self.read_notes = (unended_last_line(record, unended[0], last),)
             yield record
 
 
-def _may_be_cut(header: _Header, line: bytes) -> bool:
-    """Whether the last field of a last line with no line end may have lost its end.
+def _may_be_cut(header: _Header, line: bytes, cell: str) -> bool:
+    """Whether `cell`, the last field of a last line with no line end, may have lost its end.
 
     Not a digest (one cut short is refused by its length), nor a quoted field
-    closed (a cut inside it leaves the quote open, refused as unreadable).
+    closed that holds no quote (a cut inside it leaves the quote open, refused
+    as unreadable; but a cut just after one of a doubled quote's two reads as
+    closed). An empty field may be a cut on the delimiter before it, even in a
+    digest column (a row that gives another digest is whole without it).
     """
+    if not cell.strip():
+        return True
     last = len(header.titles) - 1
     if any(i == last for i, _ in header.digests):
         return False
-    return not line.rstrip(b"\r\n").endswith(b'"')
+    return not (line.rstrip(b"\r\n").endswith(b'"') and '"' not in cell)
 
 
 registry.register(CsvListReader())

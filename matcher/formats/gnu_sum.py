@@ -322,7 +322,7 @@ class GnuSumReader(TextReader):
                 report(FormatError(error.reason, source=source, line=number), on_invalid)
                 continue
             if unended:
-                self.read_notes = (unended_last_line(record),)
+                self.read_notes = (unended_last_line(record, unended[0], nul=sep == b"\0"),)
             yield record
 
     def _record(self, line: bytes | None, number: int, hint: str | None) -> HashRecord:

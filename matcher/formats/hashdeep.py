@@ -128,7 +128,7 @@ class HashdeepReader(TextReader):
                 report(FormatError(error.reason, source=source, line=number), on_invalid)
                 continue
             if unended:
-                self.read_notes = (unended_last_line(record),)
+                self.read_notes = (unended_last_line(record, unended[0]),)
             yield record
 
 

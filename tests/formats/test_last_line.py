@@ -113,3 +113,35 @@ def test_a_csv_list_cut_inside_its_last_field_says_which_column() -> None:
 def test_a_csv_list_whose_last_field_cannot_be_cut_unseen_says_nothing(text: str) -> None:
     records, notes = csv_notes(text)
     assert len(records) == 2 and notes == []
+
+
+def test_a_csv_row_over_two_lines_is_noted_at_the_last_line_not_where_the_row_starts() -> None:
+    records, notes = csv_notes(f'md5,name,size\n{MD5_A},a.bin,11\n{MD5_B},"multi\nline name",1')
+    assert [r.line for r in records] == [2, 3] and len(notes) == 1
+    assert notes[0].startswith("line 4, the last, has no line end")
+
+
+def test_a_csv_row_cut_on_the_delimiter_before_a_digest_it_can_do_without_is_noted() -> None:
+    """The row gives an MD5, so it is whole without its SHA-256: a cut lost it, unsaid."""
+    whole = f"name,size,md5,sha256\na.bin,11,{MD5_A},{hashlib.sha256(A).hexdigest()}\nb.bin,12,{MD5_B},{SHA_B}"
+    records, notes = csv_notes(whole[: -len(SHA_B)])
+    assert set(records[-1].digests) == {"md5"} and len(notes) == 1
+    assert "its last field, '' (column 'sha256'), may be cut too" in notes[0]
+
+
+def test_a_csv_quoted_field_cut_after_half_a_doubled_quote_is_noted() -> None:
+    """A doubled quote cut in half (say ""hi"" cut after its first quote) reads as closed."""
+    records, notes = csv_notes(f'md5,name\n{MD5_A},"plain"\n{MD5_B},"say ""hi"')
+    assert records[-1].name == 'say "hi' and len(notes) == 1
+    assert "line 3, the last, has no line end" in notes[0]
+
+
+def test_a_nul_terminated_list_says_its_last_record_has_no_nul() -> None:
+    reader = GnuSumReader()
+    data = f"{MD5_A}  a.bin\0{MD5_B}  b.bin".encode()
+    records = list(reader.parse(io.BytesIO(data), source="z.md5"))
+    notes = reader.import_notes()
+    assert [r.name for r in records] == ["a.bin", "b.bin"] and len(notes) == 1
+    assert notes[0].startswith("record 2, the last, has no NUL") and "end it with a NUL" in notes[0]
+    list(reader.parse(io.BytesIO(data + b"\0"), source="z.md5"))
+    assert reader.import_notes() == []
