@@ -473,24 +473,40 @@ def _import_list(
             raise FormatError("the list holds no entries", source=str(path))
         unchanged()  # every entry is read: the store commits after this
 
-    def skipped() -> dict[str, str]:
-        return {SKIPPED_INVALID: str(len(result_invalid))} if result_invalid else {}
+    # Note: what the reader passed over and says (VICS: digests under names it
+    # cannot place; a last line with no line end, whose name may be cut).
+    reader_notes = getattr(reader, "import_notes", None)
+    said: list[str] = []
+
+    def after_reading() -> dict[str, str]:
+        """The list's metadata known once it is read: kept in the store, for `matcher lists`.
+
+        Note: the reader's notes too: printed by the import alone, they were
+        lost to whoever looked at the store later.
+        """
+        found = {SKIPPED_INVALID: str(len(result_invalid))} if result_invalid else {}
+        said.extend(reader_notes() if reader_notes is not None else [])
+        if said:
+            found[IMPORT_NOTES] = " / ".join(said)
+        return found
 
     try:
-        info = store.add_list(new, checked(batches), replace=replace, metadata_after=skipped)
+        info = store.add_list(new, checked(batches), replace=replace, metadata_after=after_reading)
     except AlreadyImported as known:
         # Note: imported by another process between the check above and the write lock.
         return _already_imported(path, known.existing, role, replace)
-    # Note: what the reader passed over and says (VICS: digests under names it cannot place).
-    reader_notes = getattr(reader, "import_notes", None)
     result = ImportResult(
         info=info,
         skipped_invalid=len(result_invalid),
         invalid_examples=[str(e) for e in result_invalid[:MAX_REPORTED_INVALID]],
         replaced=replace,
-        notes=list(reader_notes()) if reader_notes is not None else [],
+        notes=said,
     )
     return _with_flags(store, result)
+
+
+# The metadata key of what the reader said of a list as it read it (see import_list).
+IMPORT_NOTES = "import_notes"
 
 
 def _identity(path: Path) -> tuple[int, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,13 @@ def test_the_import_command_prints_the_note_and_imports_the_list(tmp_path: Path)
     assert "imported 2 entries" in done.stdout + done.stderr
     assert "note: line 2, the last, has no line end" in done.stdout + done.stderr
     assert repr(cut.rsplit(":", 1)[1]) in done.stdout + done.stderr  # the name as cut
+    # kept in the store, for whoever looks at it later (it was printed once, then lost)
+    shown = subprocess.run(
+        [sys.executable, "-m", "matcher", "lists", "--db", str(tmp_path / "s.db"), "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    kept = json.loads(shown.stdout)[0]["metadata"]["import_notes"]
+    assert kept.startswith("line 2, the last, has no line end") and repr(cut.rsplit(":", 1)[1]) in kept
 
 
 def csv_notes(text: str) -> tuple[list[HashRecord], list[str]]:
