@@ -144,6 +144,7 @@ def _run(rec: Mapping[str, object]) -> RunInfo:
         resume=rec.get("resume") is True,
         argv=tuple(a for a in argv if isinstance(a, str)) if isinstance(argv, list) else (),
         rematch_of=_rematch_of(rec.get("rematch_of")),
+        candidates_only_ignored=_text(rec, "candidates_only_ignored") or None,
     )
 
 

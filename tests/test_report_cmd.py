@@ -1462,3 +1462,28 @@ def test_a_log_whose_sealed_inventory_changed_is_reported_as_verify_fails_it(
     assert "the 0 record" not in text and "record(s) it holds verified" in text
     checked = runner.invoke(cli, ["verify", str(scanned), "--json"])
     assert checked.exit_code == 1 and json.loads(checked.stdout)["intact"] is False
+
+
+def test_a_log_cut_short_says_why_candidates_only_was_not_followed(tmp_path: Path, runner: CliRunner) -> None:
+    """Before: a fallback run's reason was in its end record only; of a log cut short
+    (kill -9), every report showed --candidates-only as asked for in argv, and no word."""
+    evidence = tmp_path / "evidence"
+    make_tree(evidence)
+    listing = tmp_path / "unsized.md5"  # an md5sum list gives no sizes
+    first = sorted(p for p in evidence.rglob("*.bin") if p.is_file())[0]
+    listing.write_text(f"{hashlib.md5(first.read_bytes()).hexdigest()}  {first.name}\n")
+    log = tmp_path / "run.jsonl"
+    args = ["scan", str(evidence), "--examiner", "E", "--case", "C", "--db", str(tmp_path / "s.db"),
+            "--list", str(listing), "--log", str(log), "--candidates-only"]  # fmt: skip
+    assert runner.invoke(cli, args).exit_code == 1
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))  # no end record
+    reason = "--candidates-only ignored (full scan): notable list(s) with entries that give no usable size: unsized.md5"
+    report = runner.invoke(cli, ["report", str(cut), "--format", "json"])
+    document = json.loads(report.stdout)
+    assert reason in document["summary"]["caveats"] and document["runs"][0]["candidates_only_ignored"] == reason
+    shown = runner.invoke(cli, ["report", str(cut), "--format", "csv"]).stdout
+    assert f"# NOTE: {reason}" in shown
+    # a complete log says it once, as its end record's note
+    whole = runner.invoke(cli, ["report", str(log), "--format", "csv"]).stdout
+    assert whole.count(reason) == 1 and f"# NOTE (end record): {reason}" in whole

@@ -160,6 +160,8 @@ class RunInfo:
     resume: bool
     argv: tuple[str, ...]
     rematch_of: RematchOf | None = None
+    # Why the run did not follow --candidates-only (a full scan instead), if so.
+    candidates_only_ignored: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The run's fields as JSON (evidence roots lossless; `rematch_of` for a re-match)."""
@@ -177,6 +179,11 @@ class RunInfo:
             "resume": self.resume,
             "argv": list(self.argv),
             **({"rematch_of": self.rematch_of.as_dict()} if self.rematch_of else {}),
+            **(
+                {"candidates_only_ignored": self.candidates_only_ignored}
+                if self.candidates_only_ignored is not None
+                else {}
+            ),
         }
 
 
@@ -342,6 +349,16 @@ class ReportData:
         notes = [f"the log is {r.describe()}" for r in dict.fromkeys(self.rematches())]
         if (signature := self.verification.signature_note()) is not None:
             notes.append(f"the log is {signature}")
+        # Note: from the run record, which a log cut short has (not its end
+        # record's notes): --candidates-only showed as asked for in argv alone.
+        notes.extend(
+            dict.fromkeys(
+                run.candidates_only_ignored
+                for run in self.runs
+                if run.candidates_only_ignored is not None
+                and run.candidates_only_ignored not in self.notes
+            )
+        )
         if self.status != "complete":
             notes.append(
                 f"the scan is not complete (status {self.status}): entries it had not "
