@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -322,8 +323,12 @@ def run_batch(
     manifest: Path,
     template: ScanOptions,
     on_item: Callable[[BatchItem], None] | None = None,
+    on_note: Callable[[BatchItem, str], None] | None = None,
 ) -> list[BatchItem]:
     """Run every item of `manifest`, with `template`'s settings for the rest.
+
+    `on_item` hears of each item once it is done; `on_note`, of an item's note
+    said before its first file (see run_scan's `on_note`), as it begins.
 
     Raises:
         FormatError: the manifest itself is unusable (nothing runs).
@@ -365,7 +370,10 @@ def run_batch(
                 item.head = head
             else:
                 item.log.parent.mkdir(parents=True, exist_ok=True)
-                summary = run_scan(dataclasses.replace(options, resume=state == "resume"))
+                summary = run_scan(
+                    dataclasses.replace(options, resume=state == "resume"),
+                    on_note=functools.partial(on_note, item) if on_note is not None else None,
+                )
                 item.status = summary.status
                 item.exit_code = summary.exit_code
                 item.counts = summary.counts.as_dict()

@@ -1433,8 +1433,12 @@ def batch_cmd(
             err=True,
         )
 
+    def note_now(item: BatchItem, text: str) -> None:
+        with contextlib.suppress(OSError):  # a courtesy, as scan's: the item's row says it too
+            click.echo(f"[{item.row - 1}] note: {_terminal_safe(text)}", err=True)
+
     with _translate_errors(integrity_is_fatal=True):
-        items = run_batch(manifest, template, on_item=show)
+        items = run_batch(manifest, template, on_item=show, on_note=note_now)
     click.echo(
         f"\n{'item':>4}  {'status':12} {'exit':>4} {'files':>9} {'notable':>7} "
         f"{'errors':>6}  evidence",

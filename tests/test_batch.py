@@ -234,6 +234,23 @@ def test_candidates_only_reaches_every_item(runner: CliRunner, tmp_path: Path) -
     assert item["counts"]["skipped_by_reason"].get("not-candidate", 0) > 0
 
 
+def test_a_candidates_only_fallback_is_said_as_each_item_begins(runner: CliRunner, tmp_path: Path) -> None:
+    """Before: a batch said it in each item's row only, once that item's full scan was done."""
+    for name in ("a", "b"):
+        shutil.copytree(FIXTURES / "evidence", tmp_path / name)
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\na,C-1,E. One,logs/a.jsonl\nb,C-1,E. One,logs/b.jsonl\n")
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.md5"),
+            "--candidates-only"]  # fmt: skip
+    result = runner.invoke(cli, args, catch_exceptions=False)
+    lines = result.stderr.splitlines()
+    said = "note: --candidates-only ignored (full scan): notable list(s) with entries that give no usable size"
+    for row in (1, 2):
+        early = [i for i, line in enumerate(lines) if line.startswith(f"[{row}] {said}")]
+        done = [i for i, line in enumerate(lines) if line.startswith(f"[{row}] ") and ": complete" in line]
+        assert len(early) == 1 and len(done) == 1 and early[0] < done[0], result.stderr
+
+
 def _refused_manifest(runner: CliRunner, tmp_path: Path, text: str) -> str:
     (tmp_path / "a").mkdir(exist_ok=True)
     (tmp_path / "b").mkdir(exist_ok=True)
