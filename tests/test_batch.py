@@ -376,8 +376,8 @@ def test_a_failed_item_shows_what_its_log_ended_with(runner: CliRunner, tmp_path
     manifest.write_text("evidence,case,examiner\na,C-1,E\n")
     real = batch_mod.run_scan
 
-    def ended_then_failed(options: object) -> object:
-        real(options)  # type: ignore[arg-type]
+    def ended_then_failed(options: object, **kwargs: object) -> object:
+        real(options, **kwargs)  # type: ignore[arg-type]
         raise ScanAborted("A hashing worker stopped (killed by signal 9)")
 
     monkeypatch.setattr(batch_mod, "run_scan", ended_then_failed)

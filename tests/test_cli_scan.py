@@ -1304,8 +1304,12 @@ def test_a_default_log_name_taken_by_another_scan_starting_goes_on_to_the_next_n
         monkeypatch.setattr("matcher.cli.run_scan", run)
     else:
         monkeypatch.setattr(scan_mod.auditlog, "create", create)
-    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "LAB", "--db", str(store), "-q"])
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "LAB", "--db", str(store), "-q",
+                                 "--candidates-only"])  # fmt: skip
     assert result.exit_code == 1, result.output
+    # the store's list has no sizes: said once, not once per name tried (a review)
+    early = [line for line in result.stderr.splitlines() if line.startswith("note: --candidates-only ignored")]
+    assert len(early) == 1, result.stderr  # (the summary's own copy is indented)
     (first,) = taken
     logs = sorted(work.glob("matcher-LAB-*.jsonl"))
     assert first in [Path(p.name) for p in logs] and first.stat().st_size == 0  # the other scan's, untouched
