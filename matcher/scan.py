@@ -1504,11 +1504,6 @@ def _scan(
             image_checks,
             signer.fingerprint if signer is not None else None,
         )
-        if on_note is not None and candidates_ignored and candidates_ignored[0] is not None:
-            # Note: said here, once the run record holds it (the log is the
-            # run's): said earlier, a refused resume said it too, and the CLI's
-            # retry of a default log name taken meanwhile said it twice.
-            on_note(candidates_ignored[0])
         if resumed is not None:
             # Note: the inventory is written only once the run record is in the
             # log (synced): until then it is exactly what the log's last end
@@ -1564,6 +1559,13 @@ def _scan(
             for segment in image.media.segments
         )
     try:
+        if on_note is not None and candidates_ignored and candidates_ignored[0] is not None:
+            # Note: said here, as the work begins: the run record holds it, and
+            # no refusal can come after (said earlier, a refused resume said it
+            # too, and the CLI's retry of a default log name taken meanwhile
+            # said it twice); what the callback raises ends the log as a
+            # progress callback's does (it left a log without its end record).
+            on_note(candidates_ignored[0])
         with _few_collections(), gate.interruptible():
             _pump(
                 options,

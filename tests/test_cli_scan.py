@@ -432,6 +432,44 @@ def test_a_refused_resume_says_nothing_of_candidates_only(store: Path, tmp_path:
     assert said == []
 
 
+def test_a_resume_refused_after_its_run_record_says_nothing_of_candidates_only(
+    store: Path, tmp_path: Path, evidence_copy: Path
+) -> None:
+    """Before: said as the run record was written, then the resume was refused (an
+    inventory row changed by hand): the note of a run that never ran."""
+    from matcher.errors import UsageError
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    log = tmp_path / "c.jsonl"
+    run_scan(ScanOptions([evidence_copy], "E", "C", store, log, candidates_only=True, jobs=1))
+    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:-1]))
+    with sqlite3.connect(f"{log}.inventory.db") as conn:
+        conn.execute("UPDATE entries SET verdict = NULL WHERE rowid = (SELECT min(rowid) FROM entries)")
+    said: list[str] = []
+    options = ScanOptions([evidence_copy], "E", "C", store, log, candidates_only=True, jobs=1, resume=True)
+    with pytest.raises(UsageError, match="without this run's digests or a verdict"):
+        run_scan(options, on_note=said.append)
+    assert said == []
+
+
+def test_an_on_note_that_raises_still_ends_the_log(store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    """Before: the log kept its run record alone ("no end record"), where a progress
+    callback's fault ends it with an end record that says so."""
+    from matcher.scan import ScanOptions
+    from matcher.scan import run_scan
+
+    def fails(text: str) -> None:
+        raise ZeroDivisionError(text)
+
+    log = tmp_path / "c.jsonl"
+    with pytest.raises(ZeroDivisionError):
+        run_scan(ScanOptions([evidence_copy], "E", "C", store, log, candidates_only=True, jobs=1), on_note=fails)
+    end = end_record(log)
+    assert any("aborted by an internal error: ZeroDivisionError" in n for n in end["notes"]), end
+    assert CliRunner().invoke(cli, ["verify", str(log)]).exit_code == 0
+
+
 def test_candidates_only_falls_back_when_a_list_gives_size_0_for_a_file_that_is_not_empty(
     runner: CliRunner, tmp_path: Path, evidence_copy: Path
 ) -> None:

@@ -65,6 +65,7 @@ class _Header:
     ident: int | None
     label: int | None
     unread: tuple[str, ...] = ()  # titles that name a digest matcher cannot read
+    shown: tuple[str, ...] = ()  # the titles as the header row gives them
 
     def is_entry(self, cells: list[str]) -> bool:
         """Whether `cells` make an entry: the header's width, a digest in a hash column."""
@@ -116,6 +117,7 @@ def _columns(cells: list[str], delimiter: str) -> _Header:
         ident=_first(titles, _IDENT_COLUMNS),
         label=_first(titles, _LABEL_COLUMNS),
         unread=tuple(unread),
+        shown=tuple(cell.strip() for cell in cells),
     )
 
 
@@ -244,14 +246,7 @@ class CsvListReader(TextReader):
     ) -> Iterator[HashRecord]:
         self.read_notes = ()
         unended: list[int] = []
-        last_line: list[bytes] = [b""]
-
-        def tracked() -> Iterator[tuple[int, bytes | None]]:
-            for number, raw in read_records(stream, keepends=True, unterminated=unended):
-                last_line[0] = raw or b""
-                yield number, raw
-
-        records = tracked()
+        records = read_records(stream, keepends=True, unterminated=unended)
         header: _Header | None = None
         first = 0
         for first, raw in records:
@@ -290,27 +285,28 @@ class CsvListReader(TextReader):
             except FormatError as error:
                 report(FormatError(error.reason, source=source, line=start), on_invalid)
                 continue
-            if unended and _may_be_cut(header, last_line[0], row[-1]):
-                last = (header.titles[-1], row[-1])
+            if unended and _may_be_cut(header, row[-1]):
+                last = (header.shown[-1], row[-1])
                 self.read_notes = (unended_last_line(record, unended[0], last),)
             yield record
 
 
-def _may_be_cut(header: _Header, line: bytes, cell: str) -> bool:
+def _may_be_cut(header: _Header, cell: str) -> bool:
     """Whether `cell`, the last field of a last line with no line end, may have lost its end.
 
-    Not a digest (one cut short is refused by its length), nor a quoted field
-    closed that holds no quote (a cut inside it leaves the quote open, refused
-    as unreadable; but a cut just after one of a doubled quote's two reads as
-    closed). An empty field may be a cut on the delimiter before it, even in a
-    digest column (a row that gives another digest is whole without it).
+    An empty field may be a cut on the delimiter before it, even in a digest
+    column (a row that gives another digest is whole without it). Else a
+    digest is whole (one cut short is refused by its length), and a column
+    the reader does not take changes no entry; a size, name, id or label may
+    be cut, quoted or not (a cut just after the first quote of a doubled
+    pair leaves a field that reads as closed: a review).
     """
+    last = len(header.titles) - 1
     if not cell.strip():
         return True
-    last = len(header.titles) - 1
     if any(i == last for i, _ in header.digests):
         return False
-    return not (line.rstrip(b"\r\n").endswith(b'"') and '"' not in cell)
+    return last in (header.size, header.name, header.ident, header.label)
 
 
 registry.register(CsvListReader())
