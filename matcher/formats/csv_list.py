@@ -302,11 +302,11 @@ def _may_be_cut(header: _Header, cell: str) -> bool:
     pair leaves a field that reads as closed: a review).
     """
     last = len(header.titles) - 1
+    taken = last in (header.size, header.name, header.ident, header.label)
+    digest = any(i == last for i, _ in header.digests)
     if not cell.strip():
-        return True
-    if any(i == last for i, _ in header.digests):
-        return False
-    return last in (header.size, header.name, header.ident, header.label)
+        return taken or digest  # (a trailing delimiter after every row: no column taken)
+    return taken and not digest
 
 
 registry.register(CsvListReader())

@@ -116,6 +116,8 @@ def test_a_csv_list_cut_inside_its_last_field_says_which_column() -> None:
     [
         f"name,md5\na.bin,{MD5_A}\nb.bin,{MD5_B}",  # a digest last: a cut one is refused
         f"md5,name,Comment\n{MD5_A},a.bin,x\n{MD5_B},b.bin,ok",  # a column not taken: no entry cut
+        f"md5,name,Comment\n{MD5_A},a.bin,x\n{MD5_B},b.bin,",  # ... empty
+        f"MD5,File Name,\n{MD5_A},a.bin,\n{MD5_B},b.bin,",  # a trailing delimiter on every line
     ],
 )
 def test_a_csv_list_whose_last_field_cannot_be_cut_unseen_says_nothing(text: str) -> None:
