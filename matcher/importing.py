@@ -35,6 +35,8 @@ from matcher.workers import usable_cores
 
 BATCH_ROWS = 20_000
 MAX_REPORTED_INVALID = 10
+# The metadata key of what the reader said of a list as it read it (see _import_list).
+IMPORT_NOTES = "import_notes"
 # A list copied by SQL (an RDS) of at least this size has its SHA-256 computed
 # while the store writes (see _digest_alongside): on a 10M-row RDS the hash of
 # its 4 GB was 3.3 s of a 36 s import, done before anything else.
@@ -503,10 +505,6 @@ def _import_list(
         notes=said,
     )
     return _with_flags(store, result)
-
-
-# The metadata key of what the reader said of a list as it read it (see import_list).
-IMPORT_NOTES = "import_notes"
 
 
 def _identity(path: Path) -> tuple[int, ...]:

@@ -198,8 +198,9 @@ def unended_last_line(
 class TextReader(abc.ABC):
     """Base for line-oriented text formats: `read()` opens and calls `parse()`.
 
-    A reader whose lines end in a name (see unended_last_line) puts in
-    `read_notes` what its last parse() found to say, which import_notes() gives.
+    A reader whose last field may be cut unseen (a name or size, see
+    unended_last_line) puts in `read_notes` what its last parse() found to
+    say, which import_notes() gives.
     """
 
     NAME = ""
