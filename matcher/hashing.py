@@ -555,30 +555,29 @@ class PoolEngine:
         import collections
         import pickle
 
-        # Each entry: (worker, pipe bytes, load, file bytes, the tasks sent).
-        pending: collections.deque[tuple[int, int, int, int, list[FileTask]]]
-        pending = collections.deque()
+        # Each entry: (worker, file bytes, the tasks sent).
+        pending: collections.deque[tuple[int, int, list[FileTask]]] = collections.deque()
         pending_bytes = 0
 
         def oldest() -> tuple[list[FileTask], list[RawResult]]:
             nonlocal pending_bytes
-            index, pipe_bytes, load, size, sent = pending.popleft()
+            index, size, sent = pending.popleft()
             pending_bytes -= size
-            return sent, workers.receive(index, pipe_bytes, load)
+            return sent, workers.receive(index)
 
         units = batches(tasks, self.batch_bytes, self.batch_files, self.large_file)
         for batch in units:
             size = sum(t.size for t in batch)
             payload = pickle.dumps([_to_wire(t) for t in batch], protocol=pickle.HIGHEST_PROTOCOL)
+            workers.collect()
             while (index := workers.pick(payload)) is None:
                 yield oldest()
             # A unit's weight for choosing a worker: its bytes, plus a per-file
             # cost (opening, two fstat calls, the digests' set-up) of about
             # what hashing 16 KiB costs.
-            load = size + (len(batch) << 14)
-            pipe_bytes = workers.send(index, payload, load)
+            workers.send(index, payload, size + (len(batch) << 14))
             size = min(size, self.unit_bytes)  # its weight in the bytes window
-            pending.append((index, pipe_bytes, load, size, batch))
+            pending.append((index, size, batch))
             pending_bytes += size
             self.peak_in_flight = max(self.peak_in_flight, len(pending))
             while pending and (len(pending) >= self.window or pending_bytes >= self.window_bytes):

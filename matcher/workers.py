@@ -15,16 +15,21 @@ unit not yet answered, an upper bound of what is unread), so a write never
 waits on a worker; the only exception is a unit larger than the pipe, which
 is written only to a worker with nothing outstanding, and so is reading.
 A worker may wait to write its reply, but the parent reads every reply, in
-the order it sent the units.
+the order it sent the units. It also reads ahead whatever replies are
+already written (collect), without waiting, and keeps them until they are
+taken: a worker's load is then the work it has not done, so the faster
+worker is given more.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import fcntl
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -220,7 +225,7 @@ def _serve(
 
 
 class _Worker:
-    __slots__ = ("pid", "tasks", "replies", "capacity", "unread", "load", "units")
+    __slots__ = ("pid", "tasks", "replies", "capacity", "unread", "load", "sent", "answered")
 
     def __init__(self, pid: int, tasks: int, replies: int):
         self.pid = pid
@@ -229,7 +234,19 @@ class _Worker:
         self.capacity = _grow_pipe(tasks)
         self.unread = 0  # pipe bytes of units sent and not yet answered
         self.load = 0  # the scheduling weight of those units
-        self.units = 0
+        # (pipe bytes, weight) of each unit sent and not yet answered, oldest first.
+        self.sent: collections.deque[tuple[int, int]] = collections.deque()
+        # Replies read ahead (see ForkedWorkers.collect), oldest first, not yet taken.
+        self.answered: collections.deque[bytes] = collections.deque()
+
+    def read_reply(self) -> bytes | None:
+        """Read its oldest reply not yet read (waiting for it); None: it died."""
+        data = _receive(self.replies)
+        if data is not None:
+            size, load = self.sent.popleft()
+            self.unread -= size
+            self.load -= load
+        return data
 
 
 class ForkedWorkers:
@@ -320,18 +337,23 @@ class ForkedWorkers:
         return len(self._workers)
 
     def pick(self, payload: bytes) -> int | None:
-        """The least loaded worker that can take `payload` without blocking, if any."""
+        """The least loaded worker that can take `payload` without blocking, if any.
+
+        Its load is of the units it has not answered: call collect() first,
+        so that a worker that runs faster (the other shares its core with
+        the caller) is seen to have done its units, and is given more.
+        """
         size = message_size(payload)
         best: int | None = None
         for index, worker in enumerate(self._workers):
-            if worker.units and worker.unread + size > worker.capacity:
+            if worker.sent and worker.unread + size > worker.capacity:
                 continue
             if best is None or worker.load < self._workers[best].load:
                 best = index
         return best
 
-    def send(self, index: int, payload: bytes, load: int) -> int:
-        """Send one unit to worker `index` (which `pick` chose); return its pipe bytes."""
+    def send(self, index: int, payload: bytes, load: int) -> None:
+        """Send one unit to worker `index` (which `pick` chose), of scheduling weight `load`."""
         worker = self._workers[index]
         try:
             _send(worker.tasks, payload)
@@ -340,25 +362,49 @@ class ForkedWorkers:
         size = message_size(payload)
         worker.unread += size
         worker.load += load
-        worker.units += 1
-        return size
+        worker.sent.append((size, load))
 
-    def receive(self, index: int, payload_size: int, load: int) -> Any:
-        """The reply to the oldest unit sent to worker `index` and not yet answered.
+    def collect(self) -> None:
+        """Read ahead every reply already written, without waiting for any.
+
+        The caller takes replies in the order it sent the units (receive);
+        a reply read ahead frees its worker's load at once. Without it, a
+        worker that finished its units kept their weight until the caller
+        reached them, in order, behind the slower worker's: both were given
+        as many units, and the faster one waited (40,000 small files: a
+        fifth of a second idle of a two-second scan).
+        """
+        waiting = {w.replies: w for w in self._workers if w.sent}
+        while waiting:
+            poller = select.poll()
+            for fd in waiting:
+                poller.register(fd, select.POLLIN)
+            ready = poller.poll(0)
+            if not ready:
+                return
+            for fd, _ in ready:
+                worker = waiting[fd]
+                worker.answered.append(self._read(worker))
+                if not worker.sent:
+                    del waiting[fd]
+
+    def _read(self, worker: _Worker) -> bytes:
+        try:
+            data = worker.read_reply()
+        except EOFError as exc:
+            raise self._failed(worker, "died mid-reply") from exc
+        if data is None:
+            raise self._failed(worker, "died")
+        return data
+
+    def receive(self, index: int) -> Any:
+        """The reply to the oldest unit sent to worker `index` and not yet taken.
 
         Raises:
             WorkerFailed: the worker died, or raised outside any file's error.
         """
         worker = self._workers[index]
-        try:
-            data = _receive(worker.replies)
-        except EOFError as exc:
-            raise self._failed(worker, "died mid-reply") from exc
-        if data is None:
-            raise self._failed(worker, "died")
-        worker.unread -= payload_size
-        worker.load -= load
-        worker.units -= 1
+        data = worker.answered.popleft() if worker.answered else self._read(worker)
         ok, value = pickle.loads(data)
         if not ok:
             raise WorkerFailed(f"A hashing worker failed: {value}")

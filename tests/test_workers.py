@@ -34,19 +34,25 @@ def _sleep_then_echo(unit: object) -> object:
     return unit
 
 
-def _run_all(pool: ForkedWorkers, payloads: list[bytes]) -> list[object]:
-    """Send every payload (picking as the engine does), reading replies in order."""
+def _run_all(pool: ForkedWorkers, payloads: list[bytes], window: int = 0) -> list[object]:
+    """Send every payload (picking as the engine does), reading replies in order.
+
+    `window`: at most this many units sent and not yet taken (0: no bound).
+    """
     import pickle
 
     out: list[object] = []
-    pending: list[tuple[int, int]] = []
+    pending: list[int] = []
     for payload in payloads:
+        pool.collect()
         while (index := pool.pick(payload)) is None:
-            i, size = pending.pop(0)
-            out.append(pool.receive(i, size, 1))
-        pending.append((index, pool.send(index, payload, 1)))
-    for i, size in pending:
-        out.append(pool.receive(i, size, 1))
+            out.append(pool.receive(pending.pop(0)))
+        pool.send(index, payload, 1)
+        pending.append(index)
+        while window and len(pending) >= window:
+            out.append(pool.receive(pending.pop(0)))
+    for i in pending:
+        out.append(pool.receive(i))
     return [pickle.loads(pickle.dumps(o)) for o in out]
 
 
@@ -72,6 +78,43 @@ def test_replies_come_back_in_order_even_when_units_exceed_the_pipe() -> None:
     assert replies == units
 
 
+_SLOW: list[bool] = []
+
+
+def _first_is_slow(marker: str) -> None:
+    """The first worker to start claims `marker` and is the slow one."""
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        _SLOW.append(True)
+    except FileExistsError:
+        _SLOW.append(False)
+
+
+def _pid_after_a_while(unit: object) -> int:
+    time.sleep(0.02 if _SLOW[0] else 0.002)
+    return os.getpid()
+
+
+def test_a_faster_worker_is_given_more_units(tmp_path: Path) -> None:
+    """Replies are taken in order, so a worker that finished its units kept their weight
+    until the slower worker's units before them were taken: both were given as many
+    units, and the faster one waited (one worker shares its core with the scan's main
+    process). Replies read ahead free its load at once: it is given more units."""
+    import pickle
+
+    pool = ForkedWorkers(2, _first_is_slow, (str(tmp_path / "slow"),), _pid_after_a_while)
+    try:
+        replies = _run_all(pool, [pickle.dumps(i) for i in range(120)], window=8)
+    finally:
+        pool.close()
+    counts = sorted(replies.count(pid) for pid in set(replies))
+    assert len(counts) == 2 and sum(counts) == 120
+    # Ten times faster, the fast worker takes about 80 (the window of 8 units taken
+    # in order holds it back while the slow one's oldest is hashed); given as many,
+    # each took 60.
+    assert counts[1] >= 75, counts
+
+
 def test_a_worker_that_raises_fails_the_run_with_the_error_named() -> None:
     import pickle
 
@@ -79,9 +122,9 @@ def test_a_worker_that_raises_fails_the_run_with_the_error_named() -> None:
     try:
         index = pool.pick(pickle.dumps("x"))
         assert index is not None
-        size = pool.send(index, pickle.dumps("x"), 1)
+        pool.send(index, pickle.dumps("x"), 1)
         with pytest.raises(WorkerFailed, match="ValueError: bad unit"):
-            pool.receive(index, size, 1)
+            pool.receive(index)
     finally:
         pool.close()
 
@@ -91,10 +134,10 @@ def test_a_killed_worker_fails_the_run_instead_of_hanging() -> None:
 
     pool = ForkedWorkers(1, _nothing, (), _sleep_then_echo)
     try:
-        size = pool.send(0, pickle.dumps("x"), 1)
+        pool.send(0, pickle.dumps("x"), 1)
         os.kill(pool._workers[0].pid, signal.SIGKILL)
         with pytest.raises(WorkerFailed, match="SIGKILL"):
-            pool.receive(0, size, 1)
+            pool.receive(0)
     finally:
         pool.close()
 
