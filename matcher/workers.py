@@ -260,6 +260,14 @@ class ForkedWorkers:
     Every worker is forked here, before the caller opens anything it must
     not share with them. The pool sets no signal disposition of its own: the
     initializer does (the scan's workers ignore SIGINT; the scan owns it).
+
+    The caller bounds the units it has sent and not taken (the engine's
+    window): replies read ahead (collect) are held here until taken. A
+    worker's death is raised as soon as it is seen, by collect too, not when
+    the caller reaches its unit. An exception that leaves a send, collect
+    or receive halfway (an interruption landing inside one) leaves the pool
+    unusable: any later call raises WorkerFailed rather than pair a reply
+    with another unit.
     """
 
     def __init__(
@@ -270,6 +278,7 @@ class ForkedWorkers:
         run: Callable[[Any], Any],
     ):
         self._workers: list[_Worker] = []
+        self._halfway: str | None = None  # the exchange an exception left halfway
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -354,6 +363,7 @@ class ForkedWorkers:
 
     def send(self, index: int, payload: bytes, load: int) -> None:
         """Send one unit to worker `index` (which `pick` chose), of scheduling weight `load`."""
+        self._begin("sending a unit")
         worker = self._workers[index]
         try:
             _send(worker.tasks, payload)
@@ -363,6 +373,7 @@ class ForkedWorkers:
         worker.unread += size
         worker.load += load
         worker.sent.append((size, load))
+        self._halfway = None
 
     def collect(self) -> None:
         """Read ahead every reply already written, without waiting for any.
@@ -374,6 +385,7 @@ class ForkedWorkers:
         as many units, and the faster one waited (40,000 small files: a
         fifth of a second idle of a two-second scan).
         """
+        self._begin("reading replies ahead")
         waiting = {w.replies: w for w in self._workers if w.sent}
         while waiting:
             poller = select.poll()
@@ -381,12 +393,21 @@ class ForkedWorkers:
                 poller.register(fd, select.POLLIN)
             ready = poller.poll(0)
             if not ready:
-                return
+                break
             for fd, _ in ready:
                 worker = waiting[fd]
                 worker.answered.append(self._read(worker))
                 if not worker.sent:
                     del waiting[fd]
+        self._halfway = None
+
+    def _begin(self, what: str) -> None:
+        if self._halfway is not None:
+            raise WorkerFailed(
+                f"The hashing workers cannot go on: an earlier error stopped the parent while "
+                f"{self._halfway}, and a reply could be taken for another unit."
+            )
+        self._halfway = what
 
     def _read(self, worker: _Worker) -> bytes:
         try:
@@ -403,8 +424,10 @@ class ForkedWorkers:
         Raises:
             WorkerFailed: the worker died, or raised outside any file's error.
         """
+        self._begin("taking a reply")
         worker = self._workers[index]
         data = worker.answered.popleft() if worker.answered else self._read(worker)
+        self._halfway = None
         ok, value = pickle.loads(data)
         if not ok:
             raise WorkerFailed(f"A hashing worker failed: {value}")

@@ -91,7 +91,7 @@ def _first_is_slow(marker: str) -> None:
 
 
 def _pid_after_a_while(unit: object) -> int:
-    time.sleep(0.02 if _SLOW[0] else 0.002)
+    time.sleep(0.04 if _SLOW[0] else 0.002)
     return os.getpid()
 
 
@@ -109,10 +109,42 @@ def test_a_faster_worker_is_given_more_units(tmp_path: Path) -> None:
         pool.close()
     counts = sorted(replies.count(pid) for pid in set(replies))
     assert len(counts) == 2 and sum(counts) == 120
-    # Ten times faster, the fast worker takes about 80 (the window of 8 units taken
-    # in order holds it back while the slow one's oldest is hashed); given as many,
-    # each took 60.
+    # Twenty times faster, the fast worker takes about 85 (the window of 8 units
+    # taken in order holds it back while the slow one's oldest is hashed); given as
+    # many, each took 60.
     assert counts[1] >= 75, counts
+
+
+def test_a_pool_left_halfway_by_an_interruption_refuses_to_pair_replies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal landing after a reply is read but before it is accounted for lost that reply:
+    the next receive would have given the following unit's reply for this one. The pool
+    refuses any further exchange instead."""
+    import pickle
+
+    from matcher import workers
+
+    pool = ForkedWorkers(1, _nothing, (), _echo)
+    try:
+        pool.send(0, pickle.dumps("first"), 1)
+        pool.send(0, pickle.dumps("second"), 1)
+        real = workers._Worker.read_reply
+
+        def interrupted(self: workers._Worker) -> bytes | None:
+            workers._receive(self.replies)  # read, then the signal lands
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(workers._Worker, "read_reply", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            pool.receive(0)
+        monkeypatch.setattr(workers._Worker, "read_reply", real)
+        with pytest.raises(WorkerFailed, match="cannot go on"):
+            pool.receive(0)
+        with pytest.raises(WorkerFailed, match="cannot go on"):
+            pool.collect()
+    finally:
+        pool.close()
 
 
 def test_a_worker_that_raises_fails_the_run_with_the_error_named() -> None:
