@@ -1699,7 +1699,7 @@ def _say_seal(seal: Any) -> None:
     elif seal.status not in ("unsealed", "differs"):
         click.echo(
             f"    inventory not checked: it {_terminal_safe(seal.problem())} (the log "
-            "itself verified; `report` and `rematch` need the inventory)"
+            "itself verified; `rematch` needs the inventory)"
         )
 
 

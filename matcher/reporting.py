@@ -51,19 +51,29 @@ from matcher.sqlitefiles import scratch_folder
 FORMATS = reports.registry.names()
 
 
-def _verify(log: Path, public_key: Path | None) -> tuple[Verification, tuple[int, str] | None]:
-    """The verification, and (size, SHA-256) of the bytes it read (None if it read none)."""
+def _verify(
+    log: Path, public_key: Path | None
+) -> tuple[Verification, tuple[int, str] | None, str | None]:
+    """The verification, (size, SHA-256) of the bytes it read (None if it read none), and
+    what a report must say of an inventory the end record sealed that was not checked."""
     try:
         found = auditlog.verify(log, public_key_path=public_key)
     except IntegrityError as exc:
         # Note: with what verified before the failure (a cut log's checkpoints
         # are signed so that its authorship can be checked): not zeros.
-        return Verification.failed(exc), exc.seen
+        return Verification.failed(exc), exc.seen, None
     # Note: as `verify` does, the inventory the end record sealed is checked:
     # one edited after the scan failed `verify` while the report of the same
     # log said "chain intact" (a validator).
     seal = check_seal(log, found.last_end)
     intact = seal.status != "differs"
+    # Note: as `verify` says it; the report said "intact" and nothing more of
+    # a sealed inventory that was missing (a review).
+    unchecked = (
+        f"the inventory the log sealed was not checked: it {seal.problem()}"
+        if seal.status not in ("matches", "differs", "unsealed")
+        else None
+    )
     verification = Verification(
         intact,
         "intact" if intact else f"its chain is intact, but its inventory {seal.problem()}",
@@ -74,7 +84,7 @@ def _verify(log: Path, public_key: Path | None) -> tuple[Verification, tuple[int
         found.signatures,
         found.key_fingerprints,
     )
-    return verification, (found.size, found.sha256)
+    return verification, (found.size, found.sha256), unchecked
 
 
 def _prefix(stream: BinaryIO, size: int | None) -> Iterator[bytes]:
@@ -178,7 +188,11 @@ def _match(rec: Mapping[str, object]) -> MatchItem:
         )
         for h in _dicts(rec.get("matches"))
     )  # fmt: skip
-    return MatchItem(_int(rec, "seq") or 0, entry, hits)
+    lists = tuple(
+        (_text(x, "list"), _text(x, "role"), _int(x, "entries") or 0)
+        for x in _dicts(rec.get("lists_matched"))
+    )
+    return MatchItem(_int(rec, "seq") or 0, entry, hits, _int(rec, "matches_total"), lists)
 
 
 def _differ(value: object) -> tuple[str, ...]:
@@ -345,6 +359,7 @@ class _Records:
     end: Mapping[str, object] | None = None
     superseded_errors: int = 0
     origin: str | None = None  # the SHA-256 of the first line (Inventory.origin)
+    unnamed: list[str] = dataclasses.field(default_factory=list)  # MatchItem.unnamed_note
 
     def add(self, line: bytes, number: int) -> None:
         """Sort one line (without its newline) into its kind."""
@@ -363,8 +378,10 @@ class _Records:
                 self.superseded_errors += len(self.error_lines)
                 self.error_lines = array.array("q")
             elif kind == "match":
-                _match(rec)  # a match record that does not parse is an unreadable line
+                match = _match(rec)  # a match record that does not parse is an unreadable line
                 self.match_lines.append(number)
+                if (note := match.unnamed_note()) is not None:
+                    self.unnamed.append(note)
             elif kind == "error":
                 _error(rec)  # likewise
                 self.error_lines.append(number)
@@ -394,7 +411,7 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
     sha256 = hashlib.sha256()
     size = 0
     try:
-        verification, verified = _verify(log, public_key)
+        verification, verified, unchecked = _verify(log, public_key)
         with auditlog.open_log(log) as stream:
             lines = _prefix(stream, verified[0] if verified else None)
             for number, line in enumerate(lines, start=1):
@@ -411,6 +428,7 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
     matches = _LoggedRecords(log, records.match_lines, size, sha256.hexdigest(), _match)
     errors = _LoggedRecords(log, records.error_lines, size, sha256.hexdigest(), _error)
     status, counts, source = "incomplete", {}, ""
+    found_caveats: list[str] = [unchecked] if unchecked is not None else []
     if end is not None:
         status = _text(end, "status", "?")
         found = end.get("counts")
@@ -418,6 +436,16 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         source = f"end record (seq {_int(end, 'seq')})"
     else:
         counts, source = _counts_without_end(log, records.origin, len(matches), len(errors))
+        notable = counts.get("notable")
+        if isinstance(notable, int) and notable > len(matches):
+            # Note: the scan writes a match record before the inventory row
+            # that counts it; a log cut after both (a partial copy) showed
+            # "notable 5" above "Matches (2)" with nothing said (a review).
+            found_caveats.append(
+                f"the inventory counts {notable - len(matches):,} notable file(s) more than "
+                f"this log has match records ({len(matches):,}): the log was cut after they "
+                "were logged, and the inventory names them"
+            )
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return ReportData(
         log=str(log),
@@ -436,6 +464,7 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         unreadable_lines=tuple(records.unreadable),
         notes=_notes(end),
         superseded_errors=records.superseded_errors,
+        read_caveats=(*found_caveats, *records.unnamed),
     )
 
 

@@ -531,6 +531,22 @@ def _hit_fields(hit: ListHit, differ: tuple[str, ...] = ()) -> dict[str, object]
     return fields
 
 
+def _lists_matched(hits: list[ListHit]) -> list[dict[str, object]]:
+    """Every list the hits come from, in their order, with its role and how many entries.
+
+    Note: a match record that stops naming entries (past its budget) still
+    names every list matched: a digest one list gives 100,000 times hid that
+    the file was also in two other lists, a notable one among them (a review).
+    """
+    lists: dict[str, dict[str, object]] = {}
+    for hit in hits:
+        found = lists.setdefault(
+            hit.list_name, {"list": hit.list_name, "role": hit.role, "entries": 0}
+        )
+        found["entries"] = int(found["entries"]) + 1  # type: ignore[call-overload]
+    return list(lists.values())
+
+
 def _sizes_differ(size: int | None, hits: list[ListHit], verdict: Verdict) -> bool:
     """True when every hit of the deciding role names a size, and none is `size`."""
     deciding = [h.size for h in hits if h.role == verdict.value]
@@ -767,7 +783,11 @@ class _Recorder:
             **({"kind": outcome.kind} if outcome.kind != "file" else {}),
             "digests": {a: d.hex() for a, d in outcome.digests.items()},
             "matches": named,
-            **({"matches_total": len(hits)} if len(named) < len(hits) else {}),
+            **(
+                {"matches_total": len(hits), "lists_matched": _lists_matched(notable_first)}
+                if len(named) < len(hits)
+                else {}
+            ),
         }
 
     def commit(self) -> None:

@@ -145,6 +145,12 @@ def test_a_match_record_names_at_most_its_budget_of_entries_and_counts_them_all(
     assert len(raw) < scan_mod.MATCH_RECORD_HITS_BYTES + 4096
     (match,) = [r for r in read_log(tmp_path / "big.jsonl") if r["type"] == "match"]
     assert match["matches_total"] == 6001
+    # Every list is named, with how many of its entries matched: the entries named are
+    # all of the first list, which hid that the file was in another list too.
+    assert match["lists_matched"] == [
+        {"list": "dups", "role": "notable", "entries": 6000},
+        {"list": "nsrl", "role": "known", "entries": 1},
+    ]
     assert 0 < len(match["matches"]) < 6001
     assert all(m["role"] == "notable" for m in match["matches"])  # notable entries first
     with pytest.raises(auditlog.IncompleteLogError):  # read whole: only its end is missing

@@ -1487,3 +1487,119 @@ def test_a_log_cut_short_says_why_candidates_only_was_not_followed(tmp_path: Pat
     # a complete log says it once, as its end record's note
     whole = runner.invoke(cli, ["report", str(log), "--format", "csv"]).stdout
     assert whole.count(reason) == 1 and f"# NOTE (end record): {reason}" in whole
+
+
+def test_every_report_says_what_a_match_record_no_longer_names(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a digest one notable list gives thousands of times filled the match record's
+    budget with that list's entries; every report then showed the file matching that list
+    alone, though it was in another notable list and a known one too, and `matches_total`
+    was in none of them (a review). The record names every list, and every report says so."""
+    from matcher import scan as scan_mod
+
+    monkeypatch.setattr(scan_mod, "MATCH_RECORD_HITS_BYTES", 2000)
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    content = b"synthetic file listed many times"
+    (evidence / "t.bin").write_bytes(content)
+    (evidence / "other.bin").write_bytes(b"in no list")
+    digest = hashlib.md5(content).hexdigest()
+    (tmp_path / "A.md5").write_text("".join(f"{digest}  dir/copy-{i:03}.bin\n" for i in range(60)))
+    (tmp_path / "B.md5").write_text(f"{digest}  b.bin\n")
+    (tmp_path / "C.md5").write_text(f"{digest}  c.bin\n")
+    db = str(tmp_path / "s.db")
+    for listing, role in (("A.md5", "notable"), ("B.md5", "notable"), ("C.md5", "known")):
+        done = runner.invoke(cli, ["import", str(tmp_path / listing), "--db", db, "--role", role])
+        assert done.exit_code == 0, done.output
+    log = tmp_path / "run.jsonl"
+    done = runner.invoke(cli, ["scan", str(evidence), "--examiner", "E", "--case", "C",
+                               "--db", db, "--log", str(log), "-q"])  # fmt: skip
+    assert done.exit_code == 1, done.output
+    (match,) = [r for r in read_log(log) if r["type"] == "match"]
+    assert match["matches_total"] == 62 and len(match["matches"]) < 62
+    assert {m["list"] for m in match["matches"]} == {"A.md5"}  # the budget: A's entries only
+    said = r"names \d+ of the 62 list entries .*'A\.md5' \(notable\) 60, 'B\.md5' \(notable\) 1, 'C\.md5' \(known\) 1"
+    for name in registry.names():
+        out = runner.invoke(cli, ["report", str(log), "--format", name])
+        assert out.exit_code == 0, (name, out.output)
+        text = html.unescape(out.output) if name in ("html", "dfxml") else out.output
+        assert re.search(said, text.replace("\\'", "'").replace("&apos;", "'")), name
+    document = json.loads(runner.invoke(cli, ["report", str(log), "--format", "json"]).stdout)
+    (reported,) = document["matches"]
+    assert reported["matches_total"] == 62
+    assert reported["lists_matched"] == [
+        {"list": "A.md5", "role": "notable", "entries": 60},
+        {"list": "B.md5", "role": "notable", "entries": 1},
+        {"list": "C.md5", "role": "known", "entries": 1},
+    ]
+
+
+def test_a_cut_log_whose_inventory_counts_more_notable_files_says_where_they_are(
+    runner: CliRunner, scanned: Path
+) -> None:
+    """Before: a log cut after some of its match records (a partial copy) beside its whole
+    inventory was reported "notable 8" above two matches, with nothing said of the six others
+    (a review)."""
+    lines = scanned.read_bytes().splitlines(keepends=True)
+    assert [json.loads(x)["type"] for x in lines[:3]] == ["run", "match", "match"]
+    scanned.write_bytes(b"".join(lines[:3]))
+    out = runner.invoke(cli, ["report", str(scanned), "--format", "json"])
+    document = json.loads(out.stdout)
+    assert document["summary"]["counts"]["notable"] == 8 and len(document["matches"]) == 2
+    said = ("the inventory counts 6 notable file(s) more than this log has match records (2): "
+            "the log was cut after they were logged, and the inventory names them")  # fmt: skip
+    assert said in document["summary"]["caveats"]
+    assert said in runner.invoke(cli, ["report", str(scanned), "--format", "csv"]).stdout
+
+
+def test_a_report_says_when_the_inventory_the_log_sealed_was_not_found(
+    runner: CliRunner, scanned: Path
+) -> None:
+    """Before: with the sealed inventory moved away, the report said "intact" and nothing
+    more, where `verify` says the inventory was not checked (a review)."""
+    inventory = Path(f"{scanned}.inventory.db")
+    inventory.rename(scanned.parent / "elsewhere.db")
+    out = runner.invoke(cli, ["report", str(scanned), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    caveats = json.loads(out.stdout)["summary"]["caveats"]
+    assert any(c.startswith("the inventory the log sealed was not checked: it was not found")
+               for c in caveats), caveats  # fmt: skip
+    verify = runner.invoke(cli, ["verify", str(scanned)])
+    assert "inventory not checked: it was not found" in verify.output
+    assert "`rematch` needs the inventory" in verify.output
+
+
+def test_dfxml_of_a_forged_end_record_with_odd_count_names_is_still_xml(
+    runner: CliRunner, scanned: Path
+) -> None:
+    """Before: a count name from the end record became an attribute name as it was, and a
+    forged one (`bad key<"&`) made a DFXML report that was no XML at all (a review)."""
+    end = json.loads(scanned.read_bytes().splitlines()[-1])
+    _reseal_last(scanned, counts={**end["counts"], 'bad key<"&': 7, "status": 3})
+    out = runner.invoke(cli, ["report", str(scanned), "--format", "dfxml"])
+    root = ET.fromstring(out.stdout.encode())
+    summary = root.find(f"{DFXML_NS}metadata/{MATCHER_NS}summary")
+    assert summary is not None
+    assert summary.get("notable") == str(end["counts"]["notable"])
+    assert summary.get("status") == "complete" and 'bad key<"&' not in summary.attrib
+
+
+def test_a_log_whose_inventory_changed_is_reported_with_its_chain_head(
+    runner: CliRunner, scanned: Path
+) -> None:
+    """Before: a log whose chain verified but whose sealed inventory was edited afterwards was
+    said to have "no head" in the CSV and the HTML, while the JSON gave its head (a review)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"{scanned}.inventory.db")
+    conn.execute("UPDATE entries SET verdict = 'known' WHERE rowid = (SELECT min(rowid) FROM entries)")
+    conn.commit()
+    conn.close()
+    head = json.loads(runner.invoke(cli, ["report", str(scanned), "--format", "json"]).stdout)[
+        "log"]["verification"]["head"]  # fmt: skip
+    assert head
+    out = runner.invoke(cli, ["report", str(scanned), "--format", "csv"])
+    assert out.exit_code == 1
+    (line,) = [x for x in out.stdout.splitlines() if x.startswith("# LOG:")]
+    assert "its chain is intact" in line and f": its chain's head {head}; " in line

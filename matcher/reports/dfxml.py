@@ -57,6 +57,11 @@ def esc(value: object) -> str:
     return "".join(_ESCAPES.get(c, c) for c in text)
 
 
+# The names a count can take as an attribute of matcher:summary (the summary's own aside).
+_COUNT_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_SUMMARY_NAMES = frozenset({"status", "counts_source", "superseded_error_records"})
+
+
 def _attrs(values: Mapping[str, object]) -> str:
     return "".join(f' {k}="{esc(v)}"' for k, v in values.items() if v is not None)
 
@@ -252,7 +257,13 @@ class DfxmlReportWriter:
             for used in run.lists:
                 stream.write(f"      <matcher:list{_attrs(used.as_dict())}/>\n")
             stream.write("    </matcher:run>\n")
-        counts = {k: v for k, v in data.counts.items() if isinstance(v, int)}
+        # Note: only counts whose names XML can carry as attributes (every count a
+        # scan writes): a forged end record's key `bad key<"&` made no XML at all.
+        counts = {
+            k: v
+            for k, v in data.counts.items()
+            if isinstance(v, int) and _COUNT_NAME.fullmatch(k) and k not in _SUMMARY_NAMES
+        }
         summary = {"status": data.status, "counts_source": data.counts_source, **counts}
         if data.superseded_errors:
             summary["superseded_error_records"] = data.superseded_errors

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from matcher.digests import DIGEST_SIZES
 from matcher.errors import IntegrityError
 from matcher.models import path_fields
+from matcher.reports.text import display_name
 
 # Note: the records a report holds one of per match are slotted (no
 # __dict__ each): a report keeps every match of its log in memory.
@@ -74,10 +75,45 @@ class MatchItem:
     seq: int
     file: FileEntry
     hits: tuple[Hit, ...]
+    # A record that stops naming entries (past 1 MiB of them): how many matched in
+    # all, and every list they come from as (list, role, entries).
+    matches_total: int | None = None
+    lists_matched: tuple[tuple[str, str, int], ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """The match as the log has it, without the chain envelope."""
-        return {"seq": self.seq, **self.file.as_dict(), "matches": [h.as_dict() for h in self.hits]}
+        fields = {
+            "seq": self.seq,
+            **self.file.as_dict(),
+            "matches": [h.as_dict() for h in self.hits],
+        }
+        if self.matches_total is not None:
+            fields["matches_total"] = self.matches_total
+        if self.lists_matched:
+            fields["lists_matched"] = [
+                {"list": name, "role": role, "entries": n} for name, role, n in self.lists_matched
+            ]
+        return fields
+
+    def unnamed_note(self) -> str | None:
+        """What a report must say of a record that does not name every entry matched; else None."""
+        total = self.matches_total
+        if total is None or total <= len(self.hits):
+            return None
+        if self.lists_matched:
+            by_list = "; by list: " + ", ".join(
+                f"{name!r} ({role}) {n:,}" for name, role, n in self.lists_matched
+            )
+        else:
+            by_list = (
+                "; the log does not say which lists the others are in (an earlier matcher "
+                "wrote it): the store names them"
+            )
+        return (
+            f"the match record of {display_name(self.file.path)} (seq {self.seq}) names "
+            f"{len(self.hits):,} of the {total:,} list entries its digests matched (a record "
+            f"stops naming entries past 1 MiB of them; the hash store holds every one){by_list}"
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -224,7 +260,10 @@ class Verification:
     def outcome(self) -> str:
         """What checking the log found, in a phrase: the chain and its head, or the failure."""
         if not self.intact:
-            return f"FAILED verification ({self.message}): no head{self.verified_before()}"
+            # Note: a chain that verified whole has its head, though the inventory it
+            # sealed differs: "no head" was said of it too (a review).
+            head = f"its chain's head {self.head}" if self.head else "no head"
+            return f"FAILED verification ({self.message}): {head}{self.verified_before()}"
         return f"chain intact, {self.records} records{self.signatures_verified()}, head {self.head}"
 
     def verified_before(self) -> str:
@@ -309,6 +348,9 @@ class ReportData:
     unreadable_lines: tuple[int, ...] = ()
     notes: tuple[str, ...] = ()  # the last end record's notes, as the scan wrote them
     superseded_errors: int = 0  # error records of earlier runs (a resume read them again)
+    # What reading the log found that a reader must know: each match record that
+    # does not name every entry matched (unnamed_note); a cut log's missing records.
+    read_caveats: tuple[str, ...] = ()
 
     @property
     def run(self) -> RunInfo | None:
@@ -359,6 +401,7 @@ class ReportData:
                 and run.candidates_only_ignored not in self.notes
             )
         )
+        notes.extend(self.read_caveats)
         if self.status != "complete":
             notes.append(
                 f"the scan is not complete (status {self.status}): entries it had not "
