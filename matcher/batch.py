@@ -45,10 +45,13 @@ from matcher.scan import exit_code_for
 from matcher.scan import refuse_outputs_inside
 from matcher.scan import resolve_algorithms
 from matcher.scan import run_scan
+from matcher.sqlitefiles import temporary_folders
 from matcher.store import HashStore
 
 REQUIRED = ("evidence", "case", "examiner")
 OPTIONAL = ("authority", "log")
+# Columns naming a path: taken exactly as written (see read_manifest).
+PATH_COLUMNS = ("evidence", "log")
 
 
 @dataclasses.dataclass
@@ -77,7 +80,9 @@ class BatchItem:
             "evidence": str(self.evidence),
             "case": self.case,
             "examiner": self.examiner,
-            "log": str(self.log),
+            # Note: null when no log was made (an item that failed before its
+            # scan, or never ran): a script ran `verify` on a file never created.
+            "log": str(self.log) if os.path.lexists(self.log) else None,
             "status": self.status,
             "exit_code": self.exit_code,
             "counts": self.counts,
@@ -174,6 +179,24 @@ def read_manifest(path: Path) -> list[BatchItem]:
                 for column in REQUIRED:
                     if not values.get(column):
                         raise FormatError(f"empty {column}", source=str(path), line=start)
+                for column in PATH_COLUMNS:
+                    exact = row.get(column) or ""
+                    if not values.get(column) or exact == values[column]:
+                        continue  # (a log value of spaces only: none given)
+                    # Note: a path is taken as written, never trimmed: `"ev/item1 "`
+                    # was read as ev/item1, another folder, which was scanned
+                    # clean (exit 0) in its place (a review). A value that names
+                    # nothing as written is refused, with the fix: spaces around
+                    # a comma are the usual cause.
+                    if not os.path.lexists(base / exact):
+                        raise FormatError(
+                            f"the {column} value {exact!r} has spaces at its start or end, "
+                            "and no path is named so: remove them (a path is taken exactly "
+                            "as written)",
+                            source=str(path),
+                            line=start,
+                        )
+                    values[column] = exact
                 evidence = base / values["evidence"]
                 safe = re.sub(r"[^A-Za-z0-9._-]+", "_", evidence.name)[:64] or "item"
                 log = (
@@ -338,79 +361,117 @@ def run_batch(
     # Note: the mount table read once, not per item (each item's outputs are
     # checked against every item's evidence: items x mounts, not items² x mounts).
     view = MountView()
+    # Note: what every item writes, checked against every item's evidence before
+    # the first runs: each scan checks them against its own evidence only, and
+    # item 1 made the store (and its temporary files) inside item 2's evidence,
+    # which was then refused (a review).
+    scratch = temporary_folders()
+    refuse_outputs_inside(
+        [item.evidence for item in items],
+        [template.db, *(folder for folder, _, _ in scratch)],
+        [("hash store", "--db"), *((what, variable) for _, what, variable in scratch)],
+        view,
+    )
     for item in items:
-        stop = False
-        options = dataclasses.replace(
-            template,
-            evidence=[item.evidence],
-            # Note: a --list inside another item's evidence moved that item's
-            # access time unsaid (its own log may be complete already).
-            other_evidence=[other.evidence for other in items if other is not item],
-            examiner=item.examiner,
-            case=item.case,
-            authority=item.authority,
-            log=item.log,
-            inventory=None,
-        )
         try:
-            # Note: refused before the log's folder is made, which could lie
-            # in the evidence (run_scan checks again, once it exists). Every
-            # item's evidence, not only its own: a log written into another
-            # item's evidence would be hashed as that item's evidence.
-            column = "the manifest's log column"
-            refuse_outputs_inside(
-                [item.evidence, *(other.evidence for other in items if other is not item)],
-                [item.log, default_inventory_path(item.log)],
-                [("log", column), ("inventory (beside the log)", column)],
-                view,
+            stop = _run_item(item, items, template, view, list_digests, on_note)
+            if on_item is not None:
+                on_item(item)
+        except KeyboardInterrupt:
+            # Note: a signal outside an item's scan (which handles its own):
+            # between items, reading a log, before a scan's log is open. It
+            # ended the command with "Interrupted." and nothing more: no table,
+            # no --json of the items done (a review). The batch stops as for a
+            # signal inside a scan; the item carries the flag.
+            item.exit_code = (item.exit_code or 0) | int(ExitCode.INTERRUPTED)
+            item.notes.append(
+                "a signal (SIGINT or SIGTERM) stopped the batch "
+                + ("as this item ended" if item.status != "pending" else "before this item ran")
+                + ": run the same batch command again to go on"
             )
-            state, head = _previous_state(item.log)
-            if state == "complete":
-                _take_finished(item, options, list_digests)
-                item.head = head
-            else:
-                item.log.parent.mkdir(parents=True, exist_ok=True)
-                summary = run_scan(
-                    dataclasses.replace(options, resume=state == "resume"),
-                    on_note=functools.partial(on_note, item) if on_note is not None else None,
-                )
-                item.status = summary.status
-                item.exit_code = summary.exit_code
-                item.counts = summary.counts.as_dict()
-                item.head = summary.head or None
-                item.message = "; ".join(summary.notes)
-                item.notes = list(summary.notes)
-                item.inventory = summary.inventory
-                if summary.signal is not None:
-                    # Note: held, as it came after the item's last entry: the
-                    # item is complete, and the batch stops here all the same.
-                    item.exit_code = summary.exit_code | int(ExitCode.INTERRUPTED)
-                    item.notes.append(
-                        f"{summary.signal} arrived as this item ended: it is complete; the "
-                        "batch stops here (run it again to go on with the next item)"
-                    )
-                    stop = True
-        except IntegrityError as exc:
-            # Note: said as scan --resume says it, naming the log: the bare
-            # reason (`line 3: ...`) did not say what failed to verify.
-            item.status = "failed"
-            item.exit_code = int(ExitCode.FATAL)
-            item.message = f"refused: the log {item.log} does not verify: {described(exc)}"
-        except MatcherError as exc:
-            item.status = "failed"
-            item.exit_code = int(ExitCode.FATAL)
-            item.message = described(exc)  # its notes too (the --lists it kept)
-            _counts_from_its_log(item)
-        except OSError as exc:
-            item.status = "failed"
-            item.exit_code = int(ExitCode.FATAL)
-            item.message = f"{exc.strerror or exc}: {exc.filename or item.evidence}"
-            _counts_from_its_log(item)
-        if on_item is not None:
-            on_item(item)
+            stop = True
         if item.status == "interrupted" or stop:
             break  # a signal stops the whole batch; a rerun resumes this item
     return items
+
+
+def _run_item(
+    item: BatchItem,
+    items: Sequence[BatchItem],
+    template: ScanOptions,
+    view: MountView,
+    list_digests: dict[Path, str],
+    on_note: Callable[[BatchItem, str], None] | None,
+) -> bool:
+    """Run (or take as done) one item, recording its outcome on it; True: stop the batch."""
+    stop = False
+    options = dataclasses.replace(
+        template,
+        evidence=[item.evidence],
+        # Note: a --list inside another item's evidence moved that item's
+        # access time unsaid (its own log may be complete already).
+        other_evidence=[other.evidence for other in items if other is not item],
+        examiner=item.examiner,
+        case=item.case,
+        authority=item.authority,
+        log=item.log,
+        inventory=None,
+    )
+    try:
+        # Note: refused before the log's folder is made, which could lie
+        # in the evidence (run_scan checks again, once it exists). Every
+        # item's evidence, not only its own: a log written into another
+        # item's evidence would be hashed as that item's evidence.
+        column = "the manifest's log column"
+        refuse_outputs_inside(
+            [item.evidence, *(other.evidence for other in items if other is not item)],
+            [item.log, default_inventory_path(item.log)],
+            [("log", column), ("inventory (beside the log)", column)],
+            view,
+        )
+        state, head = _previous_state(item.log)
+        if state == "complete":
+            _take_finished(item, options, list_digests)
+            item.head = head
+        else:
+            item.log.parent.mkdir(parents=True, exist_ok=True)
+            summary = run_scan(
+                dataclasses.replace(options, resume=state == "resume"),
+                on_note=functools.partial(on_note, item) if on_note is not None else None,
+            )
+            item.status = summary.status
+            item.exit_code = summary.exit_code
+            item.counts = summary.counts.as_dict()
+            item.head = summary.head or None
+            item.message = "; ".join(summary.notes)
+            item.notes = list(summary.notes)
+            item.inventory = summary.inventory
+            if summary.signal is not None:
+                # Note: held, as it came after the item's last entry: the
+                # item is complete, and the batch stops here all the same.
+                item.exit_code = summary.exit_code | int(ExitCode.INTERRUPTED)
+                item.notes.append(
+                    f"{summary.signal} arrived as this item ended: it is complete; the "
+                    "batch stops here (run it again to go on with the next item)"
+                )
+                stop = True
+    except IntegrityError as exc:
+        # Note: said as scan --resume says it, naming the log: the bare
+        # reason (`line 3: ...`) did not say what failed to verify.
+        item.status = "failed"
+        item.exit_code = int(ExitCode.FATAL)
+        item.message = f"refused: the log {item.log} does not verify: {described(exc)}"
+    except MatcherError as exc:
+        item.status = "failed"
+        item.exit_code = int(ExitCode.FATAL)
+        item.message = described(exc)  # its notes too (the --lists it kept)
+        _counts_from_its_log(item)
+    except OSError as exc:
+        item.status = "failed"
+        item.exit_code = int(ExitCode.FATAL)
+        item.message = f"{exc.strerror or exc}: {exc.filename or item.evidence}"
+        _counts_from_its_log(item)
+    return stop
 
 
 def _take_finished(item: BatchItem, options: ScanOptions, list_digests: dict[Path, str]) -> None:

@@ -1446,10 +1446,16 @@ def batch_cmd(
     )
     for item in items:
         c = item.counts
+        # Note: an item with no counts (failed before its scan, or never run)
+        # shows none, not the zeros of a clean item; its evidence is named
+        # terminal-safe, as its own line names it (a review).
+        files, notable, errors = (
+            (c.get("files", 0), c.get("notable", 0), c.get("errors", 0)) if c else ("-",) * 3
+        )
         click.echo(
             f"{item.row - 1:>4}  {item.status:12} "
-            f"{'-' if item.exit_code is None else item.exit_code:>4} {c.get('files', 0):>9} "
-            f"{c.get('notable', 0):>7} {c.get('errors', 0):>6}  {item.evidence}",
+            f"{'-' if item.exit_code is None else item.exit_code:>4} {files:>9} "
+            f"{notable:>7} {errors:>6}  {_terminal_safe(str(item.evidence))}",
             err=True,
         )
     if any(item.head for item in items):

@@ -356,7 +356,7 @@ def test_a_signal_as_an_item_ends_stops_the_batch(runner: CliRunner, tmp_path: P
     assert items[0]["exit_code"] & 8 and result.exit_code & 8, result.output
     # An item never run has no exit code (0 was a clean item's, which a script took it for).
     assert items[1]["exit_code"] is None and items[1]["counts"] == {}
-    assert re.search(r"\n +2  pending +- +0 ", result.stderr), result.stderr
+    assert re.search(r"\n +2  pending +- +- +- +- ", result.stderr), result.stderr  # no counts
     # As scan says how to continue (--resume), the batch does.
     assert "1 item(s) not finished: run the same batch command again to continue them" in result.stderr
     assert any("SIGINT arrived as this item ended" in n for n in items[0]["notes"])
@@ -539,3 +539,104 @@ def test_an_item_refused_after_a_list_went_in_says_which_stayed(runner: CliRunne
     (item,) = json.loads(done.stdout)
     assert item["status"] == "failed", item
     assert f"before it stopped, and kept: {good} (as 'notable.md5')" in item["message"], item
+
+
+def test_a_manifest_path_is_taken_exactly_as_written(runner: CliRunner, tmp_path: Path) -> None:
+    """Before: `"ev/item1 "` (quoted, with its space) was trimmed to ev/item1, another folder,
+    which was scanned clean (exit 0) in place of the one named (a review). A path is taken as
+    written; one that names nothing so is refused with the fix."""
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "ev" / "item1 ")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "ev" / "item1")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text('evidence,case,examiner\n"ev/item1 ",C-1,J. Doe\n')
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+            "--json"]  # fmt: skip
+    result = runner.invoke(cli, args, catch_exceptions=False)
+    (item,) = json.loads(result.stdout)
+    assert item["status"] == "complete" and item["exit_code"] == 1 and item["counts"]["notable"] > 0
+    run = json.loads(Path(item["log"]).read_text().splitlines()[0])
+    assert run["evidence"] == [{"path": str(tmp_path / "ev" / "item1 ")}]
+    manifest.write_text("evidence,case,examiner\nev/item2 ,C-1,J. Doe\n")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "ev" / "item2")
+    refused = runner.invoke(cli, args)
+    assert refused.exit_code == 2
+    assert "the evidence value 'ev/item2 ' has spaces at its start or end, and no path is named so" in refused.output
+
+
+def test_a_store_or_temporary_folder_inside_any_items_evidence_refuses_the_batch(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: each scan checked the store and the temporary folders against its own evidence
+    only, so item 1 made the store (and its temporary files) inside item 2's evidence, which
+    was refused only then (a review). Nothing runs, and nothing is written there."""
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "ev" / "one")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "ev" / "two")
+    before = sorted((tmp_path / "ev").rglob("*"))
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner\nev/one,C-1,J. Doe\nev/two,C-1,J. Doe\n")
+    listing = str(FIXTURES / "hashlists" / "notable.csv")
+    result = runner.invoke(cli, ["batch", str(manifest), "--db", str(tmp_path / "ev" / "two" / "s.db"), "--list", listing])
+    assert result.exit_code == 2
+    assert f"The hash store {tmp_path / 'ev' / 'two' / 's.db'} lies inside evidence" in result.output
+    (tmp_path / "ev" / "two" / "tmp").mkdir()
+    before.append(tmp_path / "ev" / "two" / "tmp")
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "ev" / "two" / "tmp"))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    result = runner.invoke(cli, ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", listing])
+    assert result.exit_code == 2 and "lies inside evidence" in result.output and "TMPDIR" in result.output
+    assert sorted((tmp_path / "ev").rglob("*")) == sorted(before)
+    assert not (tmp_path / "items-logs").exists()
+
+
+def test_a_signal_between_items_still_gives_the_table_and_the_json(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a Ctrl-C or SIGTERM outside an item's scan (between items, while a log was
+    read) ended the batch with "Interrupted." alone: no table, and --json gave nothing for the
+    items already done (a review). The batch stops as for a signal inside a scan."""
+    from matcher import batch
+
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner\na,C-1,J. Doe\nb,C-2,J. Doe\n")
+    real = batch._previous_state
+    seen: list[Path] = []
+
+    def interrupted_at_the_second(log: Path) -> tuple[str, str | None]:
+        seen.append(log)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return real(log)
+
+    monkeypatch.setattr(batch, "_previous_state", interrupted_at_the_second)
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+            "--json"]  # fmt: skip
+    result = runner.invoke(cli, args)
+    first, second = json.loads(result.stdout)
+    assert first["status"] == "complete" and first["exit_code"] == 1
+    assert second["status"] == "pending" and second["exit_code"] == 8
+    assert "stopped the batch before this item ran" in second["notes"][0]
+    assert result.exit_code == 9  # a notable match, and interrupted
+    assert "1 item(s) not finished: run the same batch command again" in result.stderr
+
+
+def test_a_failed_item_names_no_log_it_never_made_and_shows_no_counts(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Before: an item that failed before its scan (its evidence missing) was given, in
+    --json, the log it would have had, which was never made, and the table showed it with
+    files 0, notable 0, errors 0, as a clean item; an evidence name's escape sequence reached
+    the terminal raw in the table (a review)."""
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "esc\x1b[31mRED")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text('evidence,case,examiner\nmissing,C-1,J. Doe\n"esc\x1b[31mRED",C-2,J. Doe\n')
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+            "--json"]  # fmt: skip
+    result = runner.invoke(cli, args)
+    failed, done = json.loads(result.stdout)
+    assert failed["status"] == "failed" and failed["log"] is None
+    assert done["status"] == "complete" and Path(done["log"]).is_file()
+    rows = [line.split() for line in result.stderr.splitlines() if re.match(r"\s+[12]\s+(failed|complete)\s", line)]
+    assert rows[0][:6] == ["1", "failed", "2", "-", "-", "-"]
+    assert "\x1b" not in result.stderr and rows[1][-1].endswith("esc\\x1B[31mRED")
