@@ -232,6 +232,15 @@ def read_manifest(path: Path) -> list[BatchItem]:
     logs = [i.log.resolve() for i in items]
     if len(set(logs)) != len(logs):
         raise FormatError("two items share one log path", source=str(path))
+    # Note: an item's log named as another's inventory (`a.jsonl.inventory.db`)
+    # failed that item at every run, "this is not a match log" (a review).
+    taken = set(logs) & {default_inventory_path(log) for log in logs}
+    if taken:
+        raise FormatError(
+            f"an item's log {min(taken)} is where another item's inventory goes "
+            "(LOG.inventory.db beside its log): choose another log path",
+            source=str(path),
+        )
     _refuse_evidence_twice(items, path)
     if not items:
         raise FormatError("the manifest lists no item", source=str(path))

@@ -360,6 +360,7 @@ class _Records:
     superseded_errors: int = 0
     origin: str | None = None  # the SHA-256 of the first line (Inventory.origin)
     unnamed: list[str] = dataclasses.field(default_factory=list)  # MatchItem.unnamed_note
+    earlier: list[str] = dataclasses.field(default_factory=list)  # _earlier_notes of each run
 
     def add(self, line: bytes, number: int) -> None:
         """Sort one line (without its newline) into its kind."""
@@ -373,6 +374,8 @@ class _Records:
             if kind == "run":
                 # Note: an end record counts the run it closes: a resume's run
                 # left without one is counted as a log with no end record.
+                if self.end is not None:
+                    self.earlier.extend(_earlier_notes(self.end))
                 self.end = None
                 self.runs.append(_run(rec))
                 self.superseded_errors += len(self.error_lines)
@@ -464,8 +467,20 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         unreadable_lines=tuple(records.unreadable),
         notes=_notes(end),
         superseded_errors=records.superseded_errors,
-        read_caveats=(*found_caveats, *records.unnamed),
+        read_caveats=(*found_caveats, *records.unnamed, *records.earlier),
     )
+
+
+def _earlier_notes(end: Mapping[str, object]) -> list[str]:
+    """The notes of an end record a later run (a resume) follows, each said as that run's.
+
+    Note: a report gave the last end record's notes only: a resumed scan's first
+    run, stopped by SIGTERM after reading 1,428 files as another user (their
+    access times may have moved), was reported as having read 572 (a review).
+    """
+    ended = f"an earlier run of this log (its end record at seq {_int(end, 'seq')}, "
+    ended += f"{_text(end, 'status', '?')}) noted"
+    return [f"{ended}: {note}" for note in _notes(end)]
 
 
 def _notes(end: Mapping[str, object] | None) -> tuple[str, ...]:

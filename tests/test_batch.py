@@ -640,3 +640,18 @@ def test_a_failed_item_names_no_log_it_never_made_and_shows_no_counts(
     rows = [line.split() for line in result.stderr.splitlines() if re.match(r"\s+[12]\s+(failed|complete)\s", line)]
     assert rows[0][:6] == ["1", "failed", "2", "-", "-", "-"]
     assert "\x1b" not in result.stderr and rows[1][-1].endswith("esc\\x1B[31mRED")
+
+
+def test_an_items_log_where_another_items_inventory_goes_refuses_the_manifest(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Before: item 2's log named item 1's inventory (`a.jsonl.inventory.db`): item 2 failed at
+    every run, "this is not a match log" (a review). The manifest is refused whole."""
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "a")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner,log\na,C-1,J. Doe,a.jsonl\nb,C-2,J. Doe,a.jsonl.inventory.db\n")
+    result = runner.invoke(cli, ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv")])
+    assert result.exit_code == 2
+    assert "is where another item's inventory goes" in result.output
+    assert not (tmp_path / "a.jsonl").exists() and not (tmp_path / "s.db").exists()

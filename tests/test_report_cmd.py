@@ -671,7 +671,9 @@ def test_a_resumed_log_cut_before_its_end_is_counted_as_a_log_with_no_end_record
     assert summary["counts"]["notable"] == summary["match_records"] == 1
     assert summary["counts"]["files"] == 3 and summary["notes"] == []
     csv_text = runner.invoke(cli, ["report", str(log), "--format", "csv"]).stdout
-    assert "interrupted" not in csv_text
+    # The earlier run's end is said as that run's only (see the test below), never as this one's.
+    said = [line for line in csv_text.splitlines() if "interrupted" in line]
+    assert said and all(line.startswith("# NOTE: an earlier run of this log") for line in said)
 
 
 def test_a_cut_log_whose_inventory_is_behind_its_match_records_counts_them(
@@ -1603,3 +1605,17 @@ def test_a_log_whose_inventory_changed_is_reported_with_its_chain_head(
     assert out.exit_code == 1
     (line,) = [x for x in out.stdout.splitlines() if x.startswith("# LOG:")]
     assert "its chain is intact" in line and f": its chain's head {head}; " in line
+
+
+def test_a_resumed_log_reports_what_its_earlier_runs_noted(runner: CliRunner, tmp_path: Path) -> None:
+    """Before: only the last end record's notes reached a report: a resumed scan's first run,
+    stopped by a signal after reading files as another user (their access times may have
+    moved), was reported with the resume's own count only (a review)."""
+    log = _resumed_after_an_interruption(tmp_path, "r")
+    ends = [r for r in read_log(log) if r["type"] == "end"]
+    assert len(ends) == 2 and "interrupted by SIGINT" in ends[0]["notes"]
+    said = f"an earlier run of this log (its end record at seq {ends[0]['seq']}, interrupted) noted: interrupted by SIGINT"
+    document = json.loads(runner.invoke(cli, ["report", str(log), "--format", "json"]).stdout)
+    assert said in document["summary"]["caveats"]
+    assert document["summary"]["notes"] == ends[1]["notes"]  # the last end record's, as before
+    assert said in runner.invoke(cli, ["report", str(log), "--format", "csv"]).stdout
