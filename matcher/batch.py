@@ -80,9 +80,10 @@ class BatchItem:
             "evidence": str(self.evidence),
             "case": self.case,
             "examiner": self.examiner,
-            # Note: null when no log was made (an item that failed before its
-            # scan, or never ran): a script ran `verify` on a file never created.
-            "log": str(self.log) if os.path.lexists(self.log) else None,
+            "log": str(self.log),
+            # Note: a failed item was given the log it would have had, which a
+            # script then ran `verify` on (a review): this says if it is there.
+            "log_exists": os.path.lexists(self.log),
             "status": self.status,
             "exit_code": self.exit_code,
             "counts": self.counts,
@@ -356,11 +357,14 @@ def run_batch(
     template: ScanOptions,
     on_item: Callable[[BatchItem], None] | None = None,
     on_note: Callable[[BatchItem, str], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> list[BatchItem]:
     """Run every item of `manifest`, with `template`'s settings for the rest.
 
     `on_item` hears of each item once it is done; `on_note`, of an item's note
-    said before its first file (see run_scan's `on_note`), as it begins.
+    said before its first file (see run_scan's `on_note`), as it begins;
+    `on_stop`, at once, that a signal stops the batch (the command line then
+    ignores any more: a burst of them lost its table and --json).
 
     Raises:
         FormatError: the manifest itself is unusable (nothing runs).
@@ -382,26 +386,40 @@ def run_batch(
         view,
     )
     for item in items:
+        reported = False
         try:
             stop = _run_item(item, items, template, view, list_digests, on_note)
+            if item.status == "interrupted" or stop:
+                _stopping(on_stop)
             if on_item is not None:
                 on_item(item)
+            reported = True
         except KeyboardInterrupt:
             # Note: a signal outside an item's scan (which handles its own):
             # between items, reading a log, before a scan's log is open. It
             # ended the command with "Interrupted." and nothing more: no table,
             # no --json of the items done (a review). The batch stops as for a
-            # signal inside a scan; the item carries the flag.
-            item.exit_code = (item.exit_code or 0) | int(ExitCode.INTERRUPTED)
+            # signal inside a scan; the item carries the flag (a failed one
+            # keeps its 2: the batch's code says an item failed).
+            _stopping(on_stop)
+            if item.exit_code != ExitCode.FATAL:
+                item.exit_code = (item.exit_code or 0) | int(ExitCode.INTERRUPTED)
             item.notes.append(
                 "a signal (SIGINT or SIGTERM) stopped the batch "
                 + ("as this item ended" if item.status != "pending" else "before this item ran")
                 + ": run the same batch command again to go on"
             )
             stop = True
+            if not reported and on_item is not None:
+                on_item(item)
         if item.status == "interrupted" or stop:
             break  # a signal stops the whole batch; a rerun resumes this item
     return items
+
+
+def _stopping(on_stop: Callable[[], None] | None) -> None:
+    if on_stop is not None:
+        on_stop()
 
 
 def _run_item(

@@ -1438,7 +1438,9 @@ def batch_cmd(
             click.echo(f"[{item.row - 1}] note: {_terminal_safe(text)}", err=True)
 
     with _translate_errors(integrity_is_fatal=True):
-        items = run_batch(manifest, template, on_item=show, on_note=note_now)
+        items = run_batch(
+            manifest, template, on_item=show, on_note=note_now, on_stop=_no_more_signals
+        )
     click.echo(
         f"\n{'item':>4}  {'status':12} {'exit':>4} {'files':>9} {'notable':>7} "
         f"{'errors':>6}  evidence",

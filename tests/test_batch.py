@@ -625,7 +625,7 @@ def test_a_failed_item_names_no_log_it_never_made_and_shows_no_counts(
     runner: CliRunner, tmp_path: Path
 ) -> None:
     """Before: an item that failed before its scan (its evidence missing) was given, in
-    --json, the log it would have had, which was never made, and the table showed it with
+    --json, the log it would have had, which was never made (now said: log_exists), and the table showed it with
     files 0, notable 0, errors 0, as a clean item; an evidence name's escape sequence reached
     the terminal raw in the table (a review)."""
     shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "esc\x1b[31mRED")
@@ -635,8 +635,9 @@ def test_a_failed_item_names_no_log_it_never_made_and_shows_no_counts(
             "--json"]  # fmt: skip
     result = runner.invoke(cli, args)
     failed, done = json.loads(result.stdout)
-    assert failed["status"] == "failed" and failed["log"] is None
-    assert done["status"] == "complete" and Path(done["log"]).is_file()
+    assert failed["status"] == "failed" and failed["log_exists"] is False
+    assert not Path(failed["log"]).exists()  # still named: where a rerun writes it
+    assert done["status"] == "complete" and done["log_exists"] is True and Path(done["log"]).is_file()
     rows = [line.split() for line in result.stderr.splitlines() if re.match(r"\s+[12]\s+(failed|complete)\s", line)]
     assert rows[0][:6] == ["1", "failed", "2", "-", "-", "-"]
     assert "\x1b" not in result.stderr and rows[1][-1].endswith("esc\\x1B[31mRED")
@@ -655,3 +656,33 @@ def test_an_items_log_where_another_items_inventory_goes_refuses_the_manifest(
     assert result.exit_code == 2
     assert "is where another item's inventory goes" in result.output
     assert not (tmp_path / "a.jsonl").exists() and not (tmp_path / "s.db").exists()
+
+
+def test_a_failed_item_keeps_its_code_2_when_a_signal_stops_the_batch(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal while a failed item's counts were read from its log gave it 2|8 = 10, and the
+    batch exited 10, not the 2 that says an item failed (a review); and any further signal
+    is ignored once the batch stops (a burst of them lost the table and --json)."""
+    from matcher import batch
+    from matcher import cli as cli_mod
+
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner\nmissing,C-1,J. Doe\nb,C-2,J. Doe\n")
+
+    def interrupted(item: object) -> None:
+        raise KeyboardInterrupt
+
+    stopped: list[bool] = []
+    monkeypatch.setattr(batch, "_counts_from_its_log", interrupted)
+    monkeypatch.setattr(cli_mod, "_no_more_signals", lambda: stopped.append(True))
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+            "--json"]  # fmt: skip
+    result = runner.invoke(cli, args)
+    failed, pending = json.loads(result.stdout)
+    assert failed["status"] == "failed" and failed["exit_code"] == 2
+    assert "stopped the batch as this item ended" in failed["notes"][-1]
+    assert pending["status"] == "pending" and result.exit_code == 2
+    assert stopped == [True]
+    assert "[1] " in result.stderr and "failed (exit 2)" in result.stderr  # its line was said

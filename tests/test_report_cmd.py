@@ -1578,13 +1578,14 @@ def test_dfxml_of_a_forged_end_record_with_odd_count_names_is_still_xml(
     """Before: a count name from the end record became an attribute name as it was, and a
     forged one (`bad key<"&`) made a DFXML report that was no XML at all (a review)."""
     end = json.loads(scanned.read_bytes().splitlines()[-1])
-    _reseal_last(scanned, counts={**end["counts"], 'bad key<"&': 7, "status": 3})
+    _reseal_last(scanned, counts={**end["counts"], 'bad key<"&': 7, "status": 3, "xmlns": 1})
     out = runner.invoke(cli, ["report", str(scanned), "--format", "dfxml"])
     root = ET.fromstring(out.stdout.encode())
     summary = root.find(f"{DFXML_NS}metadata/{MATCHER_NS}summary")
     assert summary is not None
     assert summary.get("notable") == str(end["counts"]["notable"])
     assert summary.get("status") == "complete" and 'bad key<"&' not in summary.attrib
+    assert "xmlns" not in out.stdout.split("<matcher:summary", 1)[1].split(">", 1)[0]
 
 
 def test_a_log_whose_inventory_changed_is_reported_with_its_chain_head(

@@ -58,7 +58,7 @@ def esc(value: object) -> str:
 
 
 # The names a count can take as an attribute of matcher:summary (the summary's own aside).
-_COUNT_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_COUNT_NAME = re.compile(r"(?!xml)[a-z_][a-z0-9_]*")  # (names starting "xml" are XML's)
 _SUMMARY_NAMES = frozenset({"status", "counts_source", "superseded_error_records"})
 
 

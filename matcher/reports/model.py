@@ -401,12 +401,12 @@ class ReportData:
                 and run.candidates_only_ignored not in self.notes
             )
         )
-        notes.extend(self.read_caveats)
         if self.status != "complete":
             notes.append(
                 f"the scan is not complete (status {self.status}): entries it had not "
                 "reached yet are in no count"
             )
+        notes.extend(self.read_caveats)
         errors = self.count("errors")
         if errors:
             notes.append(
