@@ -83,7 +83,7 @@ class BatchItem:
             "log": str(self.log),
             # Note: a failed item was given the log it would have had, which a
             # script then ran `verify` on (a review): this says if it is there.
-            "log_exists": os.path.lexists(self.log),
+            "log_exists": os.path.isfile(self.log),
             "status": self.status,
             "exit_code": self.exit_code,
             "counts": self.counts,
@@ -385,6 +385,36 @@ def run_batch(
         [("hash store", "--db"), *((what, variable) for _, what, variable in scratch)],
         view,
     )
+    on_stop = _once(on_stop)
+    try:
+        _run_items(items, template, view, list_digests, on_item, on_note, on_stop)
+    except KeyboardInterrupt:
+        # Note: a signal between two items (the loop's own steps): the next
+        # item not run carries the flag, as one stopped before it ran (a review).
+        _stopping(on_stop)
+        waiting = next((i for i in items if i.status == "pending"), None)
+        if waiting is not None and not waiting.notes:
+            waiting.exit_code = int(ExitCode.INTERRUPTED)
+            waiting.notes.append(_STOPPED_BEFORE)
+    return items
+
+
+_STOPPED_BEFORE = (
+    "a signal (SIGINT or SIGTERM) stopped the batch at this item: run the same batch command "
+    "again to go on (a log it completed is then taken as done)"
+)
+
+
+def _run_items(
+    items: Sequence[BatchItem],
+    template: ScanOptions,
+    view: MountView,
+    list_digests: dict[Path, str],
+    on_item: Callable[[BatchItem], None] | None,
+    on_note: Callable[[BatchItem, str], None] | None,
+    on_stop: Callable[[], None] | None,
+) -> None:
+    """run_batch's loop: each item in turn, until the last or a signal stops the batch."""
     for item in items:
         reported = False
         try:
@@ -392,8 +422,8 @@ def run_batch(
             if item.status == "interrupted" or stop:
                 _stopping(on_stop)
             if on_item is not None:
+                reported = True  # (a signal inside it: its line is not said twice)
                 on_item(item)
-            reported = True
         except KeyboardInterrupt:
             # Note: a signal outside an item's scan (which handles its own):
             # between items, reading a log, before a scan's log is open. It
@@ -404,22 +434,38 @@ def run_batch(
             _stopping(on_stop)
             if item.exit_code != ExitCode.FATAL:
                 item.exit_code = (item.exit_code or 0) | int(ExitCode.INTERRUPTED)
+            # Note: "before this item ran" was said of one whose scan had ended, its
+            # log complete, when the signal came as the scan returned (a review).
             item.notes.append(
-                "a signal (SIGINT or SIGTERM) stopped the batch "
-                + ("as this item ended" if item.status != "pending" else "before this item ran")
-                + ": run the same batch command again to go on"
+                _STOPPED_BEFORE
+                if item.status == "pending"
+                else "a signal (SIGINT or SIGTERM) stopped the batch as this item ended: run "
+                "the same batch command again to go on"
             )
             stop = True
             if not reported and on_item is not None:
                 on_item(item)
         if item.status == "interrupted" or stop:
             break  # a signal stops the whole batch; a rerun resumes this item
-    return items
 
 
 def _stopping(on_stop: Callable[[], None] | None) -> None:
     if on_stop is not None:
         on_stop()
+
+
+def _once(call: Callable[[], None] | None) -> Callable[[], None] | None:
+    """`call`, made to run once at most (a signal stops a batch once)."""
+    if call is None:
+        return None
+    done: list[bool] = []
+
+    def first() -> None:
+        if not done:
+            done.append(True)
+            call()
+
+    return first
 
 
 def _run_item(

@@ -1437,45 +1437,67 @@ def batch_cmd(
         with contextlib.suppress(OSError):  # a courtesy, as scan's: the item's row says it too
             click.echo(f"[{item.row - 1}] note: {_terminal_safe(text)}", err=True)
 
-    with _translate_errors(integrity_is_fatal=True):
-        items = run_batch(
-            manifest, template, on_item=show, on_note=note_now, on_stop=_no_more_signals
-        )
-    click.echo(
-        f"\n{'item':>4}  {'status':12} {'exit':>4} {'files':>9} {'notable':>7} "
-        f"{'errors':>6}  evidence",
-        err=True,
-    )
-    for item in items:
-        c = item.counts
-        # Note: an item with no counts (failed before its scan, or never run)
-        # shows none, not the zeros of a clean item; its evidence is named
-        # terminal-safe, as its own line names it (a review).
-        files, notable, errors = (
-            (c.get("files", 0), c.get("notable", 0), c.get("errors", 0)) if c else ("-",) * 3
-        )
+    # Note: while the batch runs, a burst of signals raises once: the first stops
+    # the batch, the rest are dropped, as any signal is once the batch has ended
+    # (each raised again, in an `except` or in the table's printing, lost the
+    # table and --json: reviews). A scan puts its own handlers in place while
+    # its log is open, and this one back after.
+    heard: list[int] = []
+
+    def once(signum: int, frame: object) -> None:
+        if not heard:
+            heard.append(signum)
+            raise _Terminated if signum != signal.SIGINT else KeyboardInterrupt
+
+    def deaf() -> None:
+        heard.append(0)
+
+    wanted = [s for s in (signal.SIGINT, *_TERMINATING) if s not in IGNORED_AT_START]
+    previous = {s: signal.signal(s, once) for s in wanted}
+    try:
+        with _translate_errors(integrity_is_fatal=True):
+            items = run_batch(manifest, template, on_item=show, on_note=note_now, on_stop=deaf)
+        deaf()  # the batch has ended: its table and --json are said whatever comes now
         click.echo(
-            f"{item.row - 1:>4}  {item.status:12} "
-            f"{'-' if item.exit_code is None else item.exit_code:>4} {files:>9} "
-            f"{notable:>7} {errors:>6}  {_terminal_safe(str(item.evidence))}",
+            f"\n{'item':>4}  {'status':12} {'exit':>4} {'files':>9} {'notable':>7} "
+            f"{'errors':>6}  evidence",
             err=True,
         )
-    if any(item.head for item in items):
-        click.echo(
-            "  note each log's head in the case file: `matcher verify LOG --expect-head HEAD` "
-            "then proves nothing was cut off",
-            err=True,
-        )
-    unfinished = sum(item.status in ("interrupted", "pending") for item in items)
-    if unfinished:
-        # Note: scan says how to continue (--resume); a batch said nothing.
-        click.echo(
-            f"  {unfinished} item(s) not finished: run the same batch command again to "
-            "continue them (an interrupted item resumes its log; done items are not read again)",
-            err=True,
-        )
-    if as_json:
-        click.echo(json.dumps([i.as_dict() for i in items], indent=2))
+        for item in items:
+            c = item.counts
+            # Note: an item with no counts (failed before its scan, or never run)
+            # shows none, not the zeros of a clean item; its evidence is named
+            # terminal-safe, as its own line names it (a review).
+            files, notable, errors = (
+                (c.get("files", 0), c.get("notable", 0), c.get("errors", 0)) if c else ("-",) * 3
+            )
+            click.echo(
+                f"{item.row - 1:>4}  {item.status:12} "
+                f"{'-' if item.exit_code is None else item.exit_code:>4} {files:>9} "
+                f"{notable:>7} {errors:>6}  {_terminal_safe(str(item.evidence))}",
+                err=True,
+            )
+        if any(item.head for item in items):
+            click.echo(
+                "  note each log's head in the case file: `matcher verify LOG --expect-head HEAD` "
+                "then proves nothing was cut off",
+                err=True,
+            )
+        unfinished = sum(item.status in ("interrupted", "pending") for item in items)
+        if unfinished:
+            # Note: scan says how to continue (--resume); a batch said nothing.
+            click.echo(
+                f"  {unfinished} item(s) not finished: run the same batch command again to "
+                "continue them (an interrupted item resumes its log; done items are not read "
+                "again)",
+                err=True,
+            )
+        if as_json:
+            click.echo(json.dumps([i.as_dict() for i in items], indent=2))
+    finally:
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is once:
+                signal.signal(sig, handler)
     sys.exit(worst_exit_code([i.exit_code for i in items]))
 
 

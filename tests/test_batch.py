@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -616,7 +617,7 @@ def test_a_signal_between_items_still_gives_the_table_and_the_json(
     first, second = json.loads(result.stdout)
     assert first["status"] == "complete" and first["exit_code"] == 1
     assert second["status"] == "pending" and second["exit_code"] == 8
-    assert "stopped the batch before this item ran" in second["notes"][0]
+    assert "stopped the batch at this item" in second["notes"][0]
     assert result.exit_code == 9  # a notable match, and interrupted
     assert "1 item(s) not finished: run the same batch command again" in result.stderr
 
@@ -674,9 +675,7 @@ def test_a_failed_item_keeps_its_code_2_when_a_signal_stops_the_batch(
     def interrupted(item: object) -> None:
         raise KeyboardInterrupt
 
-    stopped: list[bool] = []
     monkeypatch.setattr(batch, "_counts_from_its_log", interrupted)
-    monkeypatch.setattr(cli_mod, "_no_more_signals", lambda: stopped.append(True))
     args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
             "--json"]  # fmt: skip
     result = runner.invoke(cli, args)
@@ -684,5 +683,49 @@ def test_a_failed_item_keeps_its_code_2_when_a_signal_stops_the_batch(
     assert failed["status"] == "failed" and failed["exit_code"] == 2
     assert "stopped the batch as this item ended" in failed["notes"][-1]
     assert pending["status"] == "pending" and result.exit_code == 2
-    assert stopped == [True]
     assert "[1] " in result.stderr and "failed (exit 2)" in result.stderr  # its line was said
+    # The command's handlers are put back as they were (not left ignoring Ctrl-C).
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    stopped: list[bool] = []
+    items = batch.run_batch(manifest, _template(tmp_path), on_stop=lambda: stopped.append(True))
+    assert stopped == [True] and items[0].exit_code == 2
+
+
+def _template(tmp_path: Path) -> object:
+    from matcher.scan import ScanOptions
+
+    return ScanOptions([], "", "", tmp_path / "s.db", tmp_path / "unused.jsonl",
+                       lists=[FIXTURES / "hashlists" / "notable.csv"])  # fmt: skip
+
+
+def test_signals_while_the_batch_says_its_table_are_dropped(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a SIGTERM while the final table was printed ended the command ("Terminated.",
+    exit 8) with the table cut and --json never given, though every item was done (a review).
+    The batch has ended: its table and --json are said, and its code is the items'."""
+    from matcher import cli as cli_mod
+
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner\nb,C-2,J. Doe\n")
+    real = cli_mod._terminal_safe
+    sent: list[int] = []
+
+    def signalled(text: str) -> str:
+        if sys._getframe(1).f_code.co_name == "batch_cmd" and not sent:  # the table's, not show()'s
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(text)
+
+    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
+            "--json"]  # fmt: skip
+    first = json.loads(runner.invoke(cli, args).stdout)  # the item done, without signals
+    monkeypatch.setattr(cli_mod, "_terminal_safe", signalled)
+    result = runner.invoke(cli, args)
+    assert sent == [1]
+    (item,) = json.loads(result.stdout)
+    assert item["status"] == "done-before" and item["counts"] == first[0]["counts"]
+    assert result.exit_code == 0 and "Terminated" not in result.stderr
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
