@@ -542,6 +542,12 @@ def test_an_item_refused_after_a_list_went_in_says_which_stayed(runner: CliRunne
     assert f"before it stopped, and kept: {good} (as 'notable.md5')" in item["message"], item
 
 
+def _batch_json(manifest: Path, tmp_path: Path) -> list[str]:
+    """`matcher batch MANIFEST --json` with a store in tmp_path and the fixtures' notable list."""
+    return ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list",
+            str(FIXTURES / "hashlists" / "notable.csv"), "--json"]  # fmt: skip
+
+
 def test_a_manifest_path_is_taken_exactly_as_written(runner: CliRunner, tmp_path: Path) -> None:
     """Before: `"ev/item1 "` (quoted, with its space) was trimmed to ev/item1, another folder,
     which was scanned clean (exit 0) in place of the one named (a review). A path is taken as
@@ -550,8 +556,7 @@ def test_a_manifest_path_is_taken_exactly_as_written(runner: CliRunner, tmp_path
     shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "ev" / "item1")
     manifest = tmp_path / "items.csv"
     manifest.write_text('evidence,case,examiner\n"ev/item1 ",C-1,J. Doe\n')
-    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
-            "--json"]  # fmt: skip
+    args = _batch_json(manifest, tmp_path)
     result = runner.invoke(cli, args, catch_exceptions=False)
     (item,) = json.loads(result.stdout)
     assert item["status"] == "complete" and item["exit_code"] == 1 and item["counts"]["notable"] > 0
@@ -611,8 +616,7 @@ def test_a_signal_between_items_still_gives_the_table_and_the_json(
         return real(log)
 
     monkeypatch.setattr(batch, "_previous_state", interrupted_at_the_second)
-    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
-            "--json"]  # fmt: skip
+    args = _batch_json(manifest, tmp_path)
     result = runner.invoke(cli, args)
     first, second = json.loads(result.stdout)
     assert first["status"] == "complete" and first["exit_code"] == 1
@@ -632,8 +636,7 @@ def test_a_failed_item_names_no_log_it_never_made_and_shows_no_counts(
     shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "esc\x1b[31mRED")
     manifest = tmp_path / "items.csv"
     manifest.write_text('evidence,case,examiner\nmissing,C-1,J. Doe\n"esc\x1b[31mRED",C-2,J. Doe\n')
-    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
-            "--json"]  # fmt: skip
+    args = _batch_json(manifest, tmp_path)
     result = runner.invoke(cli, args)
     failed, done = json.loads(result.stdout)
     assert failed["status"] == "failed" and failed["log_exists"] is False
@@ -676,8 +679,7 @@ def test_a_failed_item_keeps_its_code_2_when_a_signal_stops_the_batch(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(batch, "_counts_from_its_log", interrupted)
-    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
-            "--json"]  # fmt: skip
+    args = _batch_json(manifest, tmp_path)
     result = runner.invoke(cli, args)
     failed, pending = json.loads(result.stdout)
     assert failed["status"] == "failed" and failed["exit_code"] == 2
@@ -719,8 +721,7 @@ def test_signals_while_the_batch_says_its_table_are_dropped(
             os.kill(os.getpid(), signal.SIGINT)
         return real(text)
 
-    args = ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list", str(FIXTURES / "hashlists" / "notable.csv"),
-            "--json"]  # fmt: skip
+    args = _batch_json(manifest, tmp_path)
     first = json.loads(runner.invoke(cli, args).stdout)  # the item done, without signals
     monkeypatch.setattr(cli_mod, "_terminal_safe", signalled)
     result = runner.invoke(cli, args)
