@@ -352,6 +352,26 @@ def _counts_from_its_log(item: BatchItem) -> None:
         item.head = report.head
 
 
+def _ended_in_its_log(item: BatchItem) -> None:
+    """Take an item's outcome from its log's end record, when the log verifies and has one.
+
+    For an item a signal stopped the batch at: its scan may have ended just before.
+    """
+    if not os.path.isfile(item.log):
+        return
+    try:
+        report = auditlog.verify(item.log)
+    except (MatcherError, OSError):
+        return
+    end = report.last_end or {}
+    status, counts = end.get("status"), end.get("counts")
+    if status in ("complete", "interrupted") and isinstance(counts, dict):
+        item.status = str(status)
+        item.counts = dict(counts)
+        item.head = report.head
+        item.exit_code = exit_code_for(item.status, Counts.from_record(item.counts))
+
+
 def run_batch(
     manifest: Path,
     template: ScanOptions,
@@ -432,6 +452,11 @@ def _run_items(
             # signal inside a scan; the item carries the flag (a failed one
             # keeps its 2: the batch's code says an item failed).
             _stopping(on_stop)
+            if item.status == "pending":
+                # Note: its scan may have ended as the signal came (after it had
+                # put the handlers back): the item read "pending", no counts,
+                # no head, the batch's notable flag lost (a review).
+                _ended_in_its_log(item)
             if item.exit_code != ExitCode.FATAL:
                 item.exit_code = (item.exit_code or 0) | int(ExitCode.INTERRUPTED)
             # Note: "before this item ran" was said of one whose scan had ended, its

@@ -1421,16 +1421,21 @@ def batch_cmd(
     from matcher.batch import run_batch
     from matcher.batch import worst_exit_code
 
+    def say(text: str) -> None:
+        # Note: a terminal gone (a hangup: stderr fails with EIO) must not cost the
+        # items their --json on stdout, nor the batch its code (a review).
+        with contextlib.suppress(OSError):
+            click.echo(text, err=True)
+
     def show(item: BatchItem) -> None:
         safe = _terminal_safe
         failed = item.message if item.message and item.status == "failed" else None
-        click.echo(
+        say(
             f"[{item.row - 1}] {safe(str(item.evidence))}: {item.status} "
             f"(exit {'-' if item.exit_code is None else item.exit_code})"
             + (f": {safe(failed)}" if failed else "")
             + (f"\n      log {safe(str(item.log))} head: {item.head}" if item.head else "")
-            + "".join(f"\n      note: {safe(note)}" for note in item.notes),
-            err=True,
+            + "".join(f"\n      note: {safe(note)}" for note in item.notes)
         )
 
     def note_now(item: BatchItem, text: str) -> None:
@@ -1458,10 +1463,9 @@ def batch_cmd(
         with _translate_errors(integrity_is_fatal=True):
             items = run_batch(manifest, template, on_item=show, on_note=note_now, on_stop=deaf)
         deaf()  # the batch has ended: its table and --json are said whatever comes now
-        click.echo(
+        say(
             f"\n{'item':>4}  {'status':12} {'exit':>4} {'files':>9} {'notable':>7} "
-            f"{'errors':>6}  evidence",
-            err=True,
+            f"{'errors':>6}  evidence"
         )
         for item in items:
             c = item.counts
@@ -1471,26 +1475,23 @@ def batch_cmd(
             files, notable, errors = (
                 (c.get("files", 0), c.get("notable", 0), c.get("errors", 0)) if c else ("-",) * 3
             )
-            click.echo(
+            say(
                 f"{item.row - 1:>4}  {item.status:12} "
                 f"{'-' if item.exit_code is None else item.exit_code:>4} {files:>9} "
-                f"{notable:>7} {errors:>6}  {_terminal_safe(str(item.evidence))}",
-                err=True,
+                f"{notable:>7} {errors:>6}  {_terminal_safe(str(item.evidence))}"
             )
         if any(item.head for item in items):
-            click.echo(
+            say(
                 "  note each log's head in the case file: `matcher verify LOG --expect-head HEAD` "
-                "then proves nothing was cut off",
-                err=True,
+                "then proves nothing was cut off"
             )
         unfinished = sum(item.status in ("interrupted", "pending") for item in items)
         if unfinished:
             # Note: scan says how to continue (--resume); a batch said nothing.
-            click.echo(
+            say(
                 f"  {unfinished} item(s) not finished: run the same batch command again to "
                 "continue them (an interrupted item resumes its log; done items are not read "
-                "again)",
-                err=True,
+                "again)"
             )
         if as_json:
             click.echo(json.dumps([i.as_dict() for i in items], indent=2))

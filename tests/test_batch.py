@@ -680,6 +680,7 @@ def test_a_failed_item_keeps_its_code_2_when_a_signal_stops_the_batch(
 
     monkeypatch.setattr(batch, "_counts_from_its_log", interrupted)
     args = _batch_json(manifest, tmp_path)
+    before = signal.getsignal(signal.SIGINT)
     result = runner.invoke(cli, args)
     failed, pending = json.loads(result.stdout)
     assert failed["status"] == "failed" and failed["exit_code"] == 2
@@ -687,7 +688,7 @@ def test_a_failed_item_keeps_its_code_2_when_a_signal_stops_the_batch(
     assert pending["status"] == "pending" and result.exit_code == 2
     assert "[1] " in result.stderr and "failed (exit 2)" in result.stderr  # its line was said
     # The command's handlers are put back as they were (not left ignoring Ctrl-C).
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
     stopped: list[bool] = []
     items = batch.run_batch(manifest, _template(tmp_path), on_stop=lambda: stopped.append(True))
     assert stopped == [True] and items[0].exit_code == 2
@@ -724,9 +725,64 @@ def test_signals_while_the_batch_says_its_table_are_dropped(
     args = _batch_json(manifest, tmp_path)
     first = json.loads(runner.invoke(cli, args).stdout)  # the item done, without signals
     monkeypatch.setattr(cli_mod, "_terminal_safe", signalled)
+    before = signal.getsignal(signal.SIGINT)
     result = runner.invoke(cli, args)
     assert sent == [1]
     (item,) = json.loads(result.stdout)
     assert item["status"] == "done-before" and item["counts"] == first[0]["counts"]
     assert result.exit_code == 0 and "Terminated" not in result.stderr
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_item_whose_scan_ended_as_a_signal_came_keeps_its_outcome(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a signal landing as an item's scan returned (its handlers already put back)
+    left the item "pending", with no counts and no head, though its log was complete, and the
+    batch exited 8 where its notable match made it 9 (a review)."""
+    from matcher import batch
+
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner\na,C-1,J. Doe\nb,C-2,J. Doe\n")
+    real = batch.run_scan
+
+    def ended_then_signalled(*args: object, **kwargs: object) -> object:
+        real(*args, **kwargs)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "run_scan", ended_then_signalled)
+    result = runner.invoke(cli, _batch_json(manifest, tmp_path))
+    first, second = json.loads(result.stdout)
+    assert first["status"] == "complete" and first["exit_code"] == 9
+    assert first["counts"]["notable"] == 5 and first["head"]
+    assert second["status"] == "pending" and result.exit_code == 9
+
+
+def test_a_terminal_gone_costs_the_batch_neither_its_json_nor_its_code(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: with the terminal closed (a hangup), every write to stderr failed with EIO; the
+    first, an item's line, ended the batch as an internal error, exit 2, and its --json to a
+    file never came (a review)."""
+    import errno
+
+    import click as click_mod
+
+    from matcher import cli as cli_mod
+
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner\na,C-1,J. Doe\n")
+    real = click_mod.echo
+
+    def no_terminal(message: object = None, file: object = None, nl: bool = True, err: bool = False, color: object = None) -> None:
+        if err:
+            raise OSError(errno.EIO, "Input/output error")
+        real(message, file=file, nl=nl, err=err, color=color)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli_mod.click, "echo", no_terminal)
+    result = runner.invoke(cli, _batch_json(manifest, tmp_path))
+    (item,) = json.loads(result.stdout)
+    assert item["status"] == "complete" and result.exit_code == 1
