@@ -1439,8 +1439,7 @@ def batch_cmd(
         )
 
     def note_now(item: BatchItem, text: str) -> None:
-        with contextlib.suppress(OSError):  # a courtesy, as scan's: the item's row says it too
-            click.echo(f"[{item.row - 1}] note: {_terminal_safe(text)}", err=True)
+        say(f"[{item.row - 1}] note: {_terminal_safe(text)}")  # (its row says it too)
 
     # Note: while the batch runs, a burst of signals raises once: the first stops
     # the batch, the rest are dropped, as any signal is once the batch has ended
