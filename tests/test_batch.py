@@ -542,6 +542,15 @@ def test_an_item_refused_after_a_list_went_in_says_which_stayed(runner: CliRunne
     assert f"before it stopped, and kept: {good} (as 'notable.md5')" in item["message"], item
 
 
+def _two_items(tmp_path: Path) -> Path:
+    """A manifest of two items: `a` (the fixtures' evidence, 5 notable) and `b` (none)."""
+    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
+    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("evidence,case,examiner\na,C-1,J. Doe\nb,C-2,J. Doe\n")
+    return manifest
+
+
 def _batch_json(manifest: Path, tmp_path: Path) -> list[str]:
     """`matcher batch MANIFEST --json` with a store in tmp_path and the fixtures' notable list."""
     return ["batch", str(manifest), "--db", str(tmp_path / "s.db"), "--list",
@@ -602,10 +611,7 @@ def test_a_signal_between_items_still_gives_the_table_and_the_json(
     items already done (a review). The batch stops as for a signal inside a scan."""
     from matcher import batch
 
-    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
-    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
-    manifest = tmp_path / "items.csv"
-    manifest.write_text("evidence,case,examiner\na,C-1,J. Doe\nb,C-2,J. Doe\n")
+    manifest = _two_items(tmp_path)
     real = batch._previous_state
     seen: list[Path] = []
 
@@ -742,10 +748,7 @@ def test_an_item_whose_scan_ended_as_a_signal_came_keeps_its_outcome(
     batch exited 8 where its notable match made it 9 (a review)."""
     from matcher import batch
 
-    shutil.copytree(FIXTURES / "evidence", tmp_path / "a")
-    shutil.copytree(FIXTURES / "evidence" / "system", tmp_path / "b")
-    manifest = tmp_path / "items.csv"
-    manifest.write_text("evidence,case,examiner\na,C-1,J. Doe\nb,C-2,J. Doe\n")
+    manifest = _two_items(tmp_path)
     real = batch.run_scan
 
     def ended_then_signalled(*args: object, **kwargs: object) -> object:
