@@ -335,9 +335,10 @@ def _previous_state(log: Path) -> tuple[str, str | None]:
     return "resume", None
 
 
-def _counts_from_its_log(item: BatchItem) -> None:
-    """A failed item's counts and head from its log's last end record, when the log verifies.
+def _counts_from_its_log(item: BatchItem) -> Mapping[str, object] | None:
+    """An item's counts and head from its log's last end record, when the log verifies.
 
+    Returns that end record (None: no log that verifies with one).
     Note: a scan that failed after its run began (its workers killed) still
     ends its log, `interrupted`, with what it found; the table showed 0 files
     and 0 notable for it, and no head.
@@ -345,11 +346,14 @@ def _counts_from_its_log(item: BatchItem) -> None:
     try:
         report = auditlog.verify(item.log)
     except (MatcherError, OSError):
-        return
-    counts = (report.last_end or {}).get("counts")
-    if isinstance(counts, dict):
-        item.counts = dict(counts)
-        item.head = report.head
+        return None
+    end = report.last_end or {}
+    counts = end.get("counts")
+    if not isinstance(counts, dict):
+        return None
+    item.counts = dict(counts)
+    item.head = report.head
+    return end
 
 
 def _ended_in_its_log(item: BatchItem) -> None:
@@ -357,18 +361,10 @@ def _ended_in_its_log(item: BatchItem) -> None:
 
     For an item a signal stopped the batch at: its scan may have ended just before.
     """
-    if not os.path.isfile(item.log):
-        return
-    try:
-        report = auditlog.verify(item.log)
-    except (MatcherError, OSError):
-        return
-    end = report.last_end or {}
-    status, counts = end.get("status"), end.get("counts")
-    if status in ("complete", "interrupted") and isinstance(counts, dict):
+    end = _counts_from_its_log(item) if os.path.isfile(item.log) else None
+    status = end.get("status") if end is not None else None
+    if status in ("complete", "interrupted"):
         item.status = str(status)
-        item.counts = dict(counts)
-        item.head = report.head
         item.exit_code = exit_code_for(item.status, Counts.from_record(item.counts))
 
 
@@ -405,13 +401,13 @@ def run_batch(
         [("hash store", "--db"), *((what, variable) for _, what, variable in scratch)],
         view,
     )
-    on_stop = _once(on_stop)
+    stopping = _once(on_stop)
     try:
-        _run_items(items, template, view, list_digests, on_item, on_note, on_stop)
+        _run_items(items, template, view, list_digests, on_item, on_note, stopping)
     except KeyboardInterrupt:
         # Note: a signal between two items (the loop's own steps): the next
         # item not run carries the flag, as one stopped before it ran (a review).
-        _stopping(on_stop)
+        stopping()
         waiting = next((i for i in items if i.status == "pending"), None)
         if waiting is not None and not waiting.notes:
             waiting.exit_code = int(ExitCode.INTERRUPTED)
@@ -432,15 +428,16 @@ def _run_items(
     list_digests: dict[Path, str],
     on_item: Callable[[BatchItem], None] | None,
     on_note: Callable[[BatchItem, str], None] | None,
-    on_stop: Callable[[], None] | None,
+    on_stop: Callable[[], None],
 ) -> None:
     """run_batch's loop: each item in turn, until the last or a signal stops the batch."""
     for item in items:
         reported = False
         try:
             stop = _run_item(item, items, template, view, list_digests, on_note)
-            if item.status == "interrupted" or stop:
-                _stopping(on_stop)
+            stop = stop or item.status == "interrupted"
+            if stop:
+                on_stop()
             if on_item is not None:
                 reported = True  # (a signal inside it: its line is not said twice)
                 on_item(item)
@@ -451,7 +448,7 @@ def _run_items(
             # no --json of the items done (a review). The batch stops as for a
             # signal inside a scan; the item carries the flag (a failed one
             # keeps its 2: the batch's code says an item failed).
-            _stopping(on_stop)
+            on_stop()
             if item.status == "pending":
                 # Note: its scan may have ended as the signal came (after it had
                 # put the handlers back): the item read "pending", no counts,
@@ -470,25 +467,19 @@ def _run_items(
             stop = True
             if not reported and on_item is not None:
                 on_item(item)
-        if item.status == "interrupted" or stop:
+        if stop:
             break  # a signal stops the whole batch; a rerun resumes this item
 
 
-def _stopping(on_stop: Callable[[], None] | None) -> None:
-    if on_stop is not None:
-        on_stop()
-
-
-def _once(call: Callable[[], None] | None) -> Callable[[], None] | None:
-    """`call`, made to run once at most (a signal stops a batch once)."""
-    if call is None:
-        return None
+def _once(call: Callable[[], None] | None) -> Callable[[], None]:
+    """`call` (if any), made to run once at most (a signal stops a batch once)."""
     done: list[bool] = []
 
     def first() -> None:
         if not done:
             done.append(True)
-            call()
+            if call is not None:
+                call()
 
     return first
 

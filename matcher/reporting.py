@@ -213,8 +213,9 @@ def _error(rec: Mapping[str, object]) -> ErrorItem:
 
 def _counts_without_end(
     log: Path, origin: str | None, matches: int, errors: int
-) -> tuple[dict[str, object], str]:
-    """The counts of a log whose last run has no end record, and where they come from.
+) -> tuple[dict[str, object], str, str | None]:
+    """The counts of a log whose last run has no end record, where they come from, and
+    what a report must say of notable files they count that have no match record.
 
     Its inventory's tally when the inventory beside it is this log's (it
     notes the SHA-256 of the log's first line, as a resume checks; one
@@ -224,13 +225,16 @@ def _counts_without_end(
     inventory = default_path(log)
     records: dict[str, object] = {"notable": matches, "errors": errors}
     if not inventory.is_file():
-        return records, "match and error records (no end record and no inventory)"
+        return records, "match and error records (no end record and no inventory)", None
     found = _inventory_counts(inventory, origin)
     if found is None:
-        return records, f"match and error records (no end record; inventory {inventory} unreadable)"
+        said = f"match and error records (no end record; inventory {inventory} unreadable)"
+        return records, said, None
     if isinstance(found, str):
-        return records, (
-            f"match and error records (no end record; inventory {inventory} not used: {found})"
+        return (
+            records,
+            (f"match and error records (no end record; inventory {inventory} not used: {found})"),
+            None,
         )
     # Note: the log is written first, the inventory committed after it (every
     # half second or so): a run killed in between has match records of files
@@ -241,11 +245,25 @@ def _counts_without_end(
     if unrecorded > 0:
         found["notable"] = int(found["notable"]) + unrecorded  # type: ignore[call-overload]
         found["files"] = int(found["files"]) + unrecorded  # type: ignore[call-overload]
-        return found, (
-            f"inventory {inventory} (the log has no end record), and the match records of "
-            f"{unrecorded} notable file(s) logged after its last commit"
+        return (
+            found,
+            (
+                f"inventory {inventory} (the log has no end record), and the match records of "
+                f"{unrecorded} notable file(s) logged after its last commit"
+            ),
+            None,
         )
-    return found, f"inventory {inventory} (the log has no end record)"
+    # Note: the other way round, a log cut after match records the inventory
+    # counts (a partial copy) showed "notable 5" above "Matches (2)" with
+    # nothing said (a review).
+    missing = (
+        f"the inventory counts {-unrecorded:,} notable file(s) more than this log has match "
+        f"records ({matches:,}): the log was cut after they were logged, and the inventory "
+        "names them"
+        if unrecorded < 0
+        else None
+    )
+    return found, f"inventory {inventory} (the log has no end record)", missing
 
 
 def _inventory_counts(path: Path, origin: str | None) -> dict[str, object] | str | None:
@@ -438,17 +456,11 @@ def build_report(log: Path, public_key: Path | None = None) -> ReportData:
         counts = dict(found) if isinstance(found, dict) else {}
         source = f"end record (seq {_int(end, 'seq')})"
     else:
-        counts, source = _counts_without_end(log, records.origin, len(matches), len(errors))
-        notable = counts.get("notable")
-        if isinstance(notable, int) and notable > len(matches):
-            # Note: the scan writes a match record before the inventory row
-            # that counts it; a log cut after both (a partial copy) showed
-            # "notable 5" above "Matches (2)" with nothing said (a review).
-            found_caveats.append(
-                f"the inventory counts {notable - len(matches):,} notable file(s) more than "
-                f"this log has match records ({len(matches):,}): the log was cut after they "
-                "were logged, and the inventory names them"
-            )
+        counts, source, missing = _counts_without_end(
+            log, records.origin, len(matches), len(errors)
+        )
+        if missing is not None:
+            found_caveats.append(missing)
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return ReportData(
         log=str(log),

@@ -538,13 +538,8 @@ def _lists_matched(hits: list[ListHit]) -> list[dict[str, object]]:
     names every list matched: a digest one list gives 100,000 times hid that
     the file was also in two other lists, a notable one among them (a review).
     """
-    lists: dict[str, dict[str, object]] = {}
-    for hit in hits:
-        found = lists.setdefault(
-            hit.list_name, {"list": hit.list_name, "role": hit.role, "entries": 0}
-        )
-        found["entries"] = int(found["entries"]) + 1  # type: ignore[call-overload]
-    return list(lists.values())
+    counted = collections.Counter((hit.list_name, hit.role) for hit in hits)
+    return [{"list": name, "role": role, "entries": n} for (name, role), n in counted.items()]
 
 
 def _sizes_differ(size: int | None, hits: list[ListHit], verdict: Verdict) -> bool:
