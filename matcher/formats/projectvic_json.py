@@ -286,6 +286,13 @@ def _named_algorithm(name: str, entry: dict[str, Any], passed: list[str] | None)
 _MISSPELT = "_misspelt"
 # Keys up to this long are worth compacting to compare (SHA-256, Alternative_Hashes).
 _LONGEST_SPELLING = 24
+# Where _fields notes a key that names Category, MediaSize or MediaID in another
+# spelling ("category", "mediaSize"): skipped as an unknown key, the label (or
+# size, or id) was dropped in silence; the Media is refused instead, as for a
+# digest (see _row). Not a digest: a Case with such a key is not a Media.
+_MISNAMED = "_misnamed"
+_OTHER_FIELDS = {"category": "Category", "mediasize": "MediaSize", "mediaid": "MediaID"}
+_OTHER_INITIALS = frozenset("cCmM")
 _DIGEST_INITIALS = frozenset("mMsSaA")
 # The fields that make a value item a Media rather than a Case without a Media array.
 _HASH_FIELDS = frozenset({"MD5", "SHA1", "SHA256", "AlternativeHashes", _MISSPELT})
@@ -319,6 +326,15 @@ def _misspelt(key: str) -> bool:
         key[:1] in _DIGEST_INITIALS
         and len(key) <= _LONGEST_SPELLING
         and _KEY_NOISE.sub("", key).lower() in _DIGEST_KEYS
+    )
+
+
+def _misnamed(key: str) -> bool:
+    """True for a key that names Category, MediaSize or MediaID in another spelling."""
+    return (
+        key[:1] in _OTHER_INITIALS
+        and len(key) <= _LONGEST_SPELLING
+        and _KEY_NOISE.sub("", key).lower() in _OTHER_FIELDS
     )
 
 
@@ -370,10 +386,15 @@ def _fields(events: _Events, kind: str | None, outer: int | None, index: int) ->
                     found[key] = value
             elif value not in (None, "") and _misspelt(key):
                 found.setdefault(_MISSPELT, key)  # (a null or empty one holds no digest)
+            elif value not in (None, "") and _misnamed(key):
+                found.setdefault(_MISNAMED, key)
         elif key in _WANTED:
             _take(found, key, _build(event, value, events))
         elif _misspelt(key):
             found.setdefault(_MISSPELT, key)
+            _skip(event, events)
+        elif _misnamed(key):
+            found.setdefault(_MISNAMED, key)
             _skip(event, events)
         elif event == "start_array" and outer is None:
             # Note: streamed, never built; only where media could hide is kept.
@@ -680,6 +701,13 @@ def _row(media: object, passed: list[str] | None = None) -> tuple[_Row, _Extra |
         raise ValueError(
             f"its key {field!r} is not a VICS field name (VICS names are exact: {exact}); "
             "refused, so that its digest is not passed over"
+        )
+    if _MISNAMED in media:
+        field = media[_MISNAMED]
+        exact = _OTHER_FIELDS[_KEY_NOISE.sub("", field).lower()]
+        raise ValueError(
+            f"its key {field!r} is not a VICS field name (VICS names are exact: {exact}); "
+            "refused, so that its value is not passed over"
         )
     found = {
         "md5": _digest(media.get("MD5"), "md5", "MD5"),

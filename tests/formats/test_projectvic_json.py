@@ -994,6 +994,24 @@ def test_a_digest_key_spelt_otherwise_refuses_the_media(key: str, kind: str) -> 
         parse(document(V20.format("US", kind), items))
 
 
+@pytest.mark.parametrize(("key", "exact"), [("category", "Category"), ("CATEGORY", "Category"), ("mediaSize", "MediaSize"), ("Media_Size", "MediaSize"), ("mediaId", "MediaID")])
+@pytest.mark.parametrize("kind", ["Media", "Cases"])
+def test_a_label_size_or_id_key_spelt_otherwise_refuses_the_media(key: str, exact: str, kind: str) -> None:
+    """`category` beside `MD5` was skipped as an unknown key: the Category (the label the
+    examiner sees), the size or the id dropped in silence, the Media imported without it."""
+    item = {"MD5": HELLO["md5"], key: 2}
+    items = [{"CaseID": "c1", "Media": [item]}] if kind == "Cases" else [item]
+    with pytest.raises(FormatError, match=rf"its key '{key}' is not a VICS field name \(VICS names are exact: {exact}\)"):
+        parse(document(V20.format("US", kind), items))
+
+
+def test_a_case_key_like_a_media_field_keeps_the_case() -> None:
+    """Only a Media is refused: a Case's own keys are not read."""
+    items = [{"CaseID": "c1", "category": "x", "Media": [media(HELLO)]}]
+    (record,) = parse(document(V20.format("US", "Cases"), items))
+    assert record.label == "0"
+
+
 def test_a_digest_key_spelt_otherwise_with_no_value_is_ignored() -> None:
     """`"sha256": null` holds no digest to lose: ignored, as the exact field's null is."""
     for value in (None, ""):
