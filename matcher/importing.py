@@ -321,7 +321,33 @@ def import_list(
     if not result.already_imported:
         result.notes.extend(length_notes(result.info, path))
         result.notes.extend(nsrl_name_notes(result.info, path))
+        if role is None:
+            result.notes.extend(suggested_role_notes(result.info))
     return result
+
+
+def suggested_role_notes(info: ListInfo) -> list[str]:
+    """A list whose own description suggests another role than the default it was given.
+
+    Note: a HashKeeper `.hke` notable_flag of 0 or an EnCase set type `Known`
+    never sets the role (a mislabelled flag must not hide notable files), but
+    the import said nothing of it: a known-good set became notable in silence,
+    and every stock file in it a notable match (a probe).
+    """
+    suggested = info.metadata.get("suggested_role")
+    if suggested is None or suggested == info.role:
+        return []
+    said = [
+        f"{key} {info.metadata[key]!r}"
+        for key in ("notable_flag", "set_type")
+        if key in info.metadata
+    ]
+    why = f" ({', '.join(said)})" if said else ""
+    return [
+        f"its set description suggests role {suggested}{why}, but such a flag never sets the "
+        f"role: it was imported as {info.role}, its format's default. If the set is {suggested}, "
+        f"import it again with --role {suggested} --replace {info.name!r}"
+    ]
 
 
 def nsrl_name_notes(info: ListInfo, path: Path) -> list[str]:

@@ -208,3 +208,29 @@ def test_any_bytes_raise_only_format_error(data: bytes, signed: bool) -> None:
         parse(data)
     except FormatError as error:
         assert "byte offset" in str(error)
+
+
+def test_a_set_of_type_known_imported_by_default_says_so(tmp_path: Path) -> None:
+    """Before: a set of type Known was imported as notable, its format's default, in
+    silence; the type never sets the role (a mislabelled one must not hide notable files),
+    but the import now says so, and how to change it."""
+    runner = CliRunner()
+    listed = tmp_path / "set.hash"
+    listed.write_bytes(encase_bytes([b"\x03" * 16], kind="Known"))
+    db = str(tmp_path / "s.db")
+    result = runner.invoke(cli, ["import", str(listed), "--db", db])
+    assert result.exit_code == 0, result.output
+    assert "as notable list 'set.hash' (encase)" in result.stderr
+    assert (
+        "note: its set description suggests role known (set_type 'Known'), but such a flag never "
+        "sets the role: it was imported as notable, its format's default. If the set is known, "
+        "import it again with --role known --replace 'set.hash'" in result.stderr
+    )
+    again = runner.invoke(cli, ["import", str(listed), "--db", db, "--role", "known", "--replace", "set.hash"])
+    assert again.exit_code == 0 and "suggests role" not in again.stderr, again.output
+    lists = json.loads(runner.invoke(cli, ["lists", "--db", db, "--json"]).stdout)
+    assert [(x["name"], x["role"]) for x in lists] == [("set.hash", "known")]
+    notable = tmp_path / "notable.hash"
+    notable.write_bytes(encase_bytes([b"\x04" * 16], kind="Notable"))
+    quiet = runner.invoke(cli, ["import", str(notable), "--db", db])
+    assert quiet.exit_code == 0 and "suggests role" not in quiet.stderr, quiet.output
