@@ -292,7 +292,9 @@ _LONGEST_SPELLING = 24
 # digest (see _row). Not a digest: a Case with such a key is not a Media.
 _MISNAMED = "_misnamed"
 _OTHER_FIELDS = {"category": "Category", "mediasize": "MediaSize", "mediaid": "MediaID"}
-_OTHER_INITIALS = frozenset("cCmM")
+# Their first three letters in any case: other keys beginning with C or M
+# (Comments, Created, Modified, MimeType) are passed at once.
+_OTHER_STARTS = frozenset({"cat", "med"})
 _DIGEST_INITIALS = frozenset("mMsSaA")
 # The fields that make a value item a Media rather than a Case without a Media array.
 _HASH_FIELDS = frozenset({"MD5", "SHA1", "SHA256", "AlternativeHashes", _MISSPELT})
@@ -331,8 +333,9 @@ def _misspelt(key: str) -> bool:
 
 def _misnamed(key: str) -> bool:
     """True for a key that names Category, MediaSize or MediaID in another spelling."""
+    # Note: as _misspelt, this runs for every other key of every Media.
     return (
-        key[:1] in _OTHER_INITIALS
+        key[:3].lower() in _OTHER_STARTS
         and len(key) <= _LONGEST_SPELLING
         and _KEY_NOISE.sub("", key).lower() in _OTHER_FIELDS
     )
