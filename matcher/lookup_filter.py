@@ -87,21 +87,48 @@ def _uncomputed_note(info: ListInfo, computed: set[str]) -> str | None:
     )
 
 
+def check_computed(lists: Sequence[ListInfo], algorithms: Sequence[str]) -> list[str]:
+    """Refuse a notable list of which the run computes no digest; notes on lists partly so.
+
+    Raises:
+        UsageError: naming each notable list none of whose entries could match.
+    """
+    computed = set(algorithms)
+    # Note: a notable list none of whose digests the run computes could never
+    # match: the run would say "notable 0", exit 0, with the list named as used.
+    blind = [i for i in lists if i.role == "notable" and not computed & _held(i)]
+    if blind:
+        named = "; ".join(f"'{i.name}' ({', '.join(sorted(_held(i)))})" for i in blind)
+        raise UsageError(
+            f"The notable list(s) {named} hold no digest this run computes "
+            f"({', '.join(algorithms)}): none of their entries could match. Add their "
+            "algorithm to --algorithms (a rematch cannot: its digests are the scan's)."
+        )
+    return [note for info in lists if (note := _uncomputed_note(info, computed)) is not None]
+
+
 def build_filter(
     store: HashStore,
     lists: list[ListInfo],
     algorithms: Sequence[str],
     on_stage: Callable[[str], None] | None = None,
+    *,
+    checked: Sequence[ListInfo] | None = None,
 ) -> tuple[DigestFilter, list[str]]:
     """The in-memory filter over every stored digest this run computes, and notes.
 
     `on_stage` hears how a build goes, when the filter is not saved in the
     store (the first run after the lists changed): at NSRL's size it takes
-    minutes, which must not look like a hang.
+    minutes, which must not look like a hang. `checked`: the lists the run
+    matches against, checked and noted by check_computed (default: `lists`;
+    a resume knows its run's lists only once it reads its log, and checks
+    them then: a list imported since, which it does not use, must neither
+    refuse it nor be noted).
 
     Raises:
         UsageError: when the lists and the computed algorithms share none, so
-            that nothing could ever match (a silent all-unknown run).
+            that nothing could ever match (a silent all-unknown run), or as
+            check_computed.
     """
     stored = store.stored_algorithms()
     computed = set(algorithms)
@@ -120,17 +147,7 @@ def build_filter(
             f"{', '.join(algorithms)}: nothing could ever match; {fix} (a rematch cannot "
             "add digests: its inventory holds its scan's)."
         )
-    # Note: a notable list none of whose digests the run computes could never
-    # match: the run would say "notable 0", exit 0, with the list named as used.
-    blind = [i for i in lists if i.role == "notable" and not computed & _held(i)]
-    if blind:
-        named = "; ".join(f"'{i.name}' ({', '.join(sorted(_held(i)))})" for i in blind)
-        raise UsageError(
-            f"The notable list(s) {named} hold no digest this run computes "
-            f"({', '.join(algorithms)}): none of their entries could match. Add their "
-            "algorithm to --algorithms (a rematch cannot: its digests are the scan's)."
-        )
-    notes = [note for info in lists if (note := _uncomputed_note(info, computed)) is not None]
+    notes = check_computed(lists if checked is None else checked, algorithms)
     counts_by_algorithm: dict[str, int] = {}
     for info in lists:
         for algorithm, n in info.counts.items():

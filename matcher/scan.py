@@ -65,6 +65,7 @@ from matcher.inventory import Inventory
 from matcher.inventory import default_path as default_inventory_path
 from matcher.logged_matches import check_logged_matches
 from matcher.lookup_filter import build_filter
+from matcher.lookup_filter import check_computed
 from matcher.lookup_filter import lists_fingerprint
 from matcher.match import DigestFilter
 from matcher.match import Lookup
@@ -1127,9 +1128,16 @@ def run_scan(
             )
         if defaulted and not options.resume:
             check_default_algorithms(options, lists)
-        digest_filter, filter_notes = build_filter(store, lists, _algorithms(options), on_stage)
+        # Note: a resume matches against its run's lists only, which it knows once
+        # it reads its log: it checks and notes those then (see _scan). Checked
+        # here, a list imported since in a digest the run does not compute
+        # refused the resume, and the end record noted lists it did not use.
+        digest_filter, filter_notes = build_filter(
+            store, lists, _algorithms(options), on_stage, checked=[] if options.resume else None
+        )
         notes.extend(filter_notes)
-        notes.extend(list_notes(lists))
+        if not options.resume:
+            notes.extend(list_notes(lists))
         if options.candidates_only and not options.resume and not _notable(lists):
             # Note: no file can be a candidate: it was a "complete" scan that
             # read nothing, exit 0, its end record saying nothing of it.
@@ -1424,7 +1432,11 @@ def _scan(
             (A torn last line is set aside once this returns: refused after
             that, a log whose line feeds were lost was left emptied.)
             """
-            run_lists = _lists_of_the_run(found.last_run, lists, given_lists, notes)
+            left_out: list[str] = []
+            run_lists = _lists_of_the_run(found.last_run, lists, given_lists, left_out)
+            notes.extend(check_computed(run_lists, _algorithms(options)))
+            notes.extend(list_notes(run_lists))
+            notes.extend(left_out)
             sizes, ignored = _candidate_sizes(options, store, run_lists, notes)
             signed_by = signer.fingerprint if signer is not None else None
             _refuse_another_scan(found.last_run, _identity(options, run_lists, sizes, signed_by))

@@ -594,6 +594,26 @@ def test_a_resume_matches_against_the_lists_of_its_run_only(tmp_path: Path, monk
     assert refused.returncode == 2 and b"no longer in the store" in refused.stderr
 
 
+def test_a_list_imported_since_in_a_digest_the_run_does_not_compute_leaves_it_resumable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared store gains a SHA-512 list while a scan is interrupted: the resume, which
+    does not use it, was refused as if it were blind ("add their algorithm to
+    --algorithms", which a resume cannot), and its end record noted lists it did not use."""
+    ev, db, _ = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    _interrupted_scan(ev, db, log, monkeypatch)
+    later = tmp_path / "later.txt"
+    later.write_text(f"{hashlib.sha512(b'inner').hexdigest()}\n{hashlib.sha512(b'').hexdigest()}\n")
+    subprocess.run([*MATCHER, "import", str(later), "--db", str(db), "--role", "notable", "--format", "plain"], check=True, capture_output=True)
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 1, result.stderr
+    assert verify(log) == 0
+    assert matched_paths(log) == [str(ev / "hit.bin")]
+    (end,) = [r for r in read_log(log) if r["type"] == "end" and r["status"] == "complete"]
+    assert [note for note in end["notes"] if "later.txt" in note] == [
+        note for note in end["notes"] if "imported after the run began" in note
+    ]
+
+
 def test_a_candidates_only_resume_keeps_to_the_sizes_of_its_own_lists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Lists imported after the run began change neither the candidates nor the mode,
     and one of them given with --list is refused (it would be silently unused)."""
