@@ -1265,7 +1265,7 @@ def _import_given(
             exc.line,
         ) from exc
     if result.already_imported:
-        notes.append(f"list {list_path} was already imported as {result.info.name!r}")
+        notes.append(_held_already(list_path, result.info))
     notes.extend(f"list {list_path}: {note}" for note in result.notes)
     return result.info
 
@@ -1292,8 +1292,18 @@ def _held_list(store: HashStore, list_path: Path, db: Path, notes: list[str]) ->
             "store (`cp STORE COPY`: one name), or import the list into it where no evidence "
             "can hold it."
         )
-    notes.append(f"list {list_path} was already imported as {found.name!r}")
+    notes.append(_held_already(list_path, found))
     return found
+
+
+def _held_already(list_path: Path, info: ListInfo) -> str:
+    """The note on a --list the store holds already: its name, and the role it is used in.
+
+    Note: the role is said: a list held as known (its matches counted, never
+    logged) may be given to a scan to be matched as notable, its format's
+    default role, which a new store would have imported it as.
+    """
+    return f"list {list_path} was already imported as the {info.role} list {info.name!r}"
 
 
 def _read_inside_evidence(list_path: Path, evidence: Sequence[Path]) -> list[str]:

@@ -324,7 +324,7 @@ def test_each_item_shows_its_notes_and_inventory(runner: CliRunner, tmp_path: Pa
         assert result.exit_code == 0, result.output
         first, second = json.loads(result.stdout)
         assert first["notes"] == []
-        note = f"list {listed} was already imported as 'notable.csv'"
+        note = f"list {listed} was already imported as the notable list 'notable.csv'"
         assert second["notes"] == [note]
         assert f"      note: {note}\n" in result.stderr
         for item, name in ((first, "a"), (second, "b")):

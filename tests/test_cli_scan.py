@@ -192,6 +192,18 @@ def test_evidence_timestamps_unchanged(runner: CliRunner, store: Path, tmp_path:
         assert (now.st_atime_ns, now.st_mtime_ns, now.st_ctime_ns) == (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns), path
 
 
+def test_a_list_given_that_the_store_holds_already_is_said_with_its_role(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    """--list known.hashdeep, a format imported as notable by default, held as a known list:
+    its matches are counted as known and never logged. The note said only "already imported
+    as 'known.hashdeep'", so an examiner who gave it to be matched as notable was not told."""
+    log = tmp_path / "run.jsonl"
+    result = scan(runner, store, log, evidence_copy, extra=["--list", str(LISTS / "known.hashdeep")])
+    assert result.exit_code == 1, result.output
+    said = f"list {LISTS / 'known.hashdeep'} was already imported as the known list 'known.hashdeep'"
+    assert said in end_record(log)["notes"]
+    assert f"note: {said}" in result.output
+
+
 def test_a_list_given_from_inside_the_evidence_is_read_there_and_said(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
     """A --list found on the evidence (a suspect's own) is read as any list is, in place and
     without O_NOATIME: its access time may move, which the log did not say. The end record says
