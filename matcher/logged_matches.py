@@ -43,12 +43,18 @@ def _shown(path: bytes) -> str:
 
 
 def _under_a_root(path: bytes, roots: Iterable[bytes]) -> bool:
+    """True when `path` lies under one of `roots`, or in an image or archive given as one.
+
+    Note: `ROOT!member` only of a root that is no folder: beside a folder
+    root `ev`, `ev!x` is another file, outside the evidence (a record planted
+    for it, holding a notable file's content, was read again and adopted).
+    """
     for root in roots:
         base = root.rstrip(b"/") or b"/"
         if path == base or path.startswith(base if base.endswith(b"/") else base + b"/"):
             return True
-        if path.startswith(base + b"!"):  # inside an image or archive named as a root
-            return True
+        if path.startswith(base + b"!") and not os.path.isdir(base):
+            return True  # inside an image or archive named as a root
     return False
 
 

@@ -1338,6 +1338,24 @@ def test_a_match_record_added_after_a_crash_is_never_adopted_and_signed(tmp_path
     assert log.read_bytes() == before
 
 
+def test_a_match_record_of_a_file_beside_a_folder_root_is_never_adopted(tmp_path: Path) -> None:
+    """`ROOT!member` names a member of an image or archive given as the root. Of a folder root
+    it is no path under it: a record planted for `ev!x`, a file beside `ev` (outside the
+    evidence) holding the notable content, was taken as under the root, read again, counted
+    notable and signed over."""
+    ev, db, notable = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    assert run_scan(ev, db, log).returncode == 1
+    beside = tmp_path / "ev!x"
+    beside.write_bytes(notable)
+    _cut_end_and_forge(log, str(beside), _digests_of(notable), len(notable))
+    before = log.read_bytes()
+    result = run_scan(ev, db, log, "--resume")
+    assert result.returncode == 2, result.stderr
+    assert b"lies under no evidence root" in result.stderr and b"Traceback" not in result.stderr
+    assert log.read_bytes() == before
+
+
 def test_a_match_record_of_a_file_gone_since_is_counted_and_said_in_the_end_record(tmp_path: Path) -> None:
     """A record whose digests the run's lists hold, under a root, with no file there now, may be
     a crash's (the file deleted since) or a planted one: it counts, as before, and the end record
