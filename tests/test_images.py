@@ -837,6 +837,35 @@ def test_a_truncated_raw_image_names_what_tsk_said_for_each_file_it_cut(
     assert_counts_add_up(log)
 
 
+@pytest.mark.parametrize("name", ["ext4.raw", "fat32.raw"])
+def test_a_folder_whose_first_block_is_damaged_is_an_error_not_an_empty_folder(
+    built: dict[str, Any], tmp_path: Path, name: str
+) -> None:
+    """TSK lists a folder whose first block is garbage as empty, without an error: its
+    files went missing from a complete scan (exit 1 or 0, no error, fewer entries)."""
+    import pytsk3
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    damaged = ev / name
+    shutil.copyfile(built["dir"] / name, damaged)
+    fs = pytsk3.FS_Info(pytsk3.Img_Info(str(damaged)))
+    first = next(r.addr for attr in fs.open("/nested") for r in attr if r.len)
+    block = int(fs.info.block_size)
+    del fs
+    with damaged.open("r+b") as f:
+        f.seek(first * block)
+        f.write(random.Random(7).randbytes(block))
+    result, log = run(built, tmp_path, damaged)
+    assert result.exit_code & ExitCode.INCOMPLETE, result.output
+    errors = [r for r in read_log(log) if r["type"] == "error"]
+    assert [(r["path"].rsplit(":", 1)[1], r["reason"]) for r in errors] == [
+        (f"{name[:-4]}/nested", "walk-error")
+    ], errors
+    assert "damaged" in errors[0]["detail"], errors
+    assert_counts_add_up(log)
+
+
 @pytest.mark.parametrize("layout", ["whole image", "partition"])
 def test_a_filesystem_cut_short_by_the_images_end_says_so(
     built: dict[str, Any], tmp_path: Path, layout: str

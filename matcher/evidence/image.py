@@ -619,6 +619,15 @@ class ImageWalker:
                 yield _folder_error(prefix + (inner or b"/"), f"directory cannot be listed: {exc}")
                 continue
             listing.sort(key=lambda item: item[0])
+            if not in_deleted and _lacks_dot(volume.fs_type, inum == root_inum, listing):
+                # Note: TSK lists a folder whose first block is damaged as
+                # empty (or with what the later blocks hold), without any
+                # error: its files went missing from a complete scan, exit 0.
+                yield _folder_error(
+                    prefix + (inner or b"/"),
+                    "directory is damaged: its listing lacks the '.' entry that every folder of "
+                    "this filesystem holds, so entries in it may be lost",
+                )
             subdirs: list[tuple[bytes, int, bool]] = []
             names = UniqueNames()
             chosen = [(n, names.unique(n), e) for n, e in listing if n not in (b".", b"..")]
@@ -940,6 +949,18 @@ def _folder_error(path: bytes, detail: str) -> EntryOutcome:
         detail=detail,
         kind="dir",
     )
+
+
+def _lacks_dot(fs_type: str | None, root: bool, listing: list[tuple[bytes, Any]]) -> bool:
+    """True when a folder that must hold a '.' entry on disk is listed without one.
+
+    Every ext2/3/4 folder starts with '.' and '..' in its first block, as
+    does every FAT12/16/32 folder but the root; exFAT and NTFS have no such
+    entries on disk, so nothing is concluded there.
+    """
+    if fs_type in ("ext2", "ext3", "ext4") or (fs_type in ("fat12", "fat16", "fat32") and not root):
+        return not any(name == b"." for name, _ in listing)
+    return False
 
 
 def _mtime_ns(meta: Any) -> int:
