@@ -896,6 +896,35 @@ def _mbr(entries: list[tuple[int, int, int]]) -> bytes:
     return bytes(sector)
 
 
+def test_an_extended_partition_whose_table_cannot_be_read_is_an_error(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """An extended partition whose EBR lost its signature: TSK lists no logical partition and
+    raises nothing, so the ext4 logical partition of mbr.raw went unread in a complete scan."""
+    data = bytearray((built["dir"] / "mbr.raw").read_bytes())
+    starts = [
+        int.from_bytes(data[446 + 16 * i + 8 : 446 + 16 * i + 12], "little")
+        for i in range(4)
+        if data[446 + 16 * i + 4] in (0x05, 0x0F, 0x85)
+    ]
+    assert len(starts) == 1, starts
+    ebr = starts[0] * 512
+    assert data[ebr + 510 : ebr + 512] == b"\x55\xaa"
+    data[ebr + 510 : ebr + 512] = b"\0\0"
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "mbr.raw").write_bytes(bytes(data))
+    result, log = run(built, tmp_path, ev / "mbr.raw")
+    assert result.exit_code & ExitCode.INCOMPLETE, result.output
+    records = read_log(log)
+    errors = [r for r in records if r["type"] == "error"]
+    assert [(r["kind"], r["reason"]) for r in errors] == [("partition", "walk-error")], errors
+    assert f"@{ebr}:unknown" in errors[0]["path"] and "logical" in errors[0]["detail"], errors
+    assert any("extended partition table" in n for n in records[-1]["notes"]), records[-1]
+    assert not any(":ext4/" in r.get("path", "") for r in records)  # the logical one is unread
+    assert_counts_add_up(log)
+
+
 def test_a_partition_past_the_images_end_says_so(built: dict[str, Any], tmp_path: Path) -> None:
     """A table entry past the end was `no filesystem that TSK reads`, and a partition cut by the
     end gave no word at all: the image is cut short (or its table is wrong), and now both say so."""

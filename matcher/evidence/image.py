@@ -373,7 +373,27 @@ class OpenedImage:
             self.volume_system = _vs_name(pytsk3, int(vs.info.vstype))
             block = int(vs.info.block_size)
             index = 0
-            for part in vs:
+            parts = list(vs)
+            tables = {int(p.start) for p in parts if bytes(p.desc).startswith(b"Extended Table")}
+            for part in parts:
+                if self.volume_system == "dos" and _unread_extended(pytsk3, part, tables):
+                    # Note: an extended partition whose table (EBR) TSK cannot
+                    # read (its signature damaged, or past the image's end)
+                    # lists no logical partition, and TSK says nothing: every
+                    # file in them went unread in a complete scan, exit 0.
+                    offset = int(part.start) * block
+                    desc = part.desc.decode("utf-8", "replace")
+                    self.warnings.append(
+                        f"{name}: the extended partition table at byte {offset} ({desc}) cannot "
+                        "be read: none of the logical partitions it holds is walked"
+                    )
+                    why = (
+                        f"its extended partition table (EBR) at byte {offset} cannot be read "
+                        "(damaged, or the image is cut short): none of the logical partitions "
+                        "it holds is walked"
+                    )
+                    self.unreadable.append((index + 1, offset, desc, why))
+                    continue
                 if not int(part.flags) & int(pytsk3.TSK_VS_PART_FLAG_ALLOC):
                     continue
                 index += 1
@@ -503,6 +523,19 @@ class OpenedImage:
     def close(self) -> None:
         self.volumes = []
         self.media.close()
+
+
+def _unread_extended(pytsk3: Any, part: Any, tables: set[int]) -> bool:
+    """True for a DOS extended partition entry with no table TSK read at its start.
+
+    TSK lists an extended partition (types 0x05, 0x0F, 0x85) as a metadata
+    entry, then the table it read there ("Extended Table (#N)") and the logical
+    partitions that table names. An extended partition with no logical one
+    still has a table (an EBR with its signature): a missing one was not read.
+    """
+    if not int(part.flags) & int(pytsk3.TSK_VS_PART_FLAG_META):
+        return False
+    return b"Extended (0x" in bytes(part.desc) and int(part.start) not in tables
 
 
 def _protective(desc: str) -> bool:
