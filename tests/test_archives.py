@@ -715,6 +715,40 @@ def test_a_member_path_never_names_a_file_of_the_same_image(db: Path, tmp_path: 
     assert kinds[f"{volume}/b.zip!z.bin"] == "member"
 
 
+def test_a_member_under_a_folder_named_like_its_archives_path_in_an_image_gets_a_path_of_its_own(
+    db: Path, tmp_path: Path
+) -> None:
+    """In an ext4 image, `b.zip` holding `d/y.bin` and `d/z.bin` beside a folder `b.zip!d`
+    holding `y.bin`. Before, every candidate path under that folder counted as taken, with
+    ` (duplicate N)` too: the search for a free one never ended, and the scan hung at full CPU."""
+    tree = tmp_path / "tree"
+    (tree / "b.zip!d").mkdir(parents=True)
+    (tree / "b.zip").write_bytes(zip_bytes({"d/y.bin": NOTABLE, "d/z.bin": b"other\n"}))
+    (tree / "b.zip!d" / "y.bin").write_bytes(NOTABLE)
+    image = tmp_path / "ev" / "disk.raw"
+    image.parent.mkdir()
+    subprocess.run([peer_tool("mke2fs"), "-q", "-F", "-t", "ext4", "-b", "4096", "-d", str(tree),
+                    str(image), "16M"], check=True, capture_output=True)  # fmt: skip
+    log = tmp_path / "run.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "matcher", "scan", str(image), "--examiner", "E", "--case", "C",
+         "--db", str(db), "--log", str(log), "--archives", "-q"],
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == ExitCode.NOTABLE, result.stderr
+    volume = f"{image}!p0@0:ext4"
+    matches = sorted(str(r["path"]) for r in read_log(log) if r["type"] == "match")
+    assert matches == [f"{volume}/b.zip!d/y.bin", f"{volume}/b.zip!d/y.bin (duplicate 2)"]
+    conn = sqlite3.connect(f"{log}.inventory.db")
+    try:
+        kinds = dict(conn.execute("SELECT CAST(path AS TEXT), kind FROM entries"))
+    finally:
+        conn.close()
+    assert kinds[f"{volume}/b.zip!d/y.bin"] == "file"  # the image's own file keeps its path
+    assert kinds[f"{volume}/b.zip!d/z.bin"] == "member"  # no file of that path: its own
+    assert len(kinds) == assert_counts_add_up(log)["entries"]
+
+
 def test_members_in_an_image_with_odd_names_keep_unique_paths_and_are_all_read(
     db: Path, tmp_path: Path
 ) -> None:

@@ -605,6 +605,8 @@ class ImageWalker:
         # The entry names (as made unique) of the folder whose entries are
         # being yielded: an archive's members are named against them.
         self.names: frozenset[bytes] = frozenset()
+        # Those of them that are folders: {name: (filesystem, address)}.
+        self.folders: dict[bytes, tuple[Any, int]] = {}
 
     def walk(self, image: OpenedImage) -> Iterator[FileTask | EntryOutcome]:
         """Every entry of `image`, tasks and outcomes, in walk order."""
@@ -665,6 +667,11 @@ class ImageWalker:
             names = UniqueNames()
             chosen = [(n, names.unique(n), e) for n, e in listing if n not in (b".", b"..")]
             self.names = frozenset(unique for _, unique, _ in chosen)
+            self.folders = {
+                unique: (volume.fs, int(e.info.meta.addr))
+                for _, unique, e in chosen
+                if e.info.meta is not None and int(e.info.meta.type) == int(t.TSK_FS_META_TYPE_DIR)
+            }
             if is_ntfs and not inner:  # the root's own named streams: no listing names it
                 yield from self._root_streams(image, volume, prefix + b"/", links)
             for name, unique, entry in chosen:
@@ -969,6 +976,37 @@ class ImageWalker:
                 ),
                 link=link,
             )
+
+
+def folder_holds(folder: tuple[Any, int] | None, parts: list[bytes]) -> bool:
+    """Whether the path `parts` (names, as the walk makes them unique) lies in a folder.
+
+    Args:
+        folder: (filesystem, address) of a folder of the image, or None (no folder).
+    """
+    if folder is None:
+        return False
+    fs, addr = folder
+    for at, part in enumerate(parts):
+        try:
+            listing = sorted(
+                ((bytes(f.info.name.name), f) for f in fs.open_dir(inode=addr)),
+                key=lambda item: item[0],
+            )
+        except (OSError, RuntimeError):
+            return False  # the walk makes the folder an error: nothing below it is a path
+        names = UniqueNames()
+        found = {names.unique(n): e for n, e in listing if n not in (b".", b"..")}
+        entry = found.get(part)
+        if entry is None:
+            return False
+        if at == len(parts) - 1:
+            return True
+        meta = entry.info.meta
+        if meta is None or int(meta.type) != int(_modules()[0].TSK_FS_META_TYPE_DIR):
+            return False
+        addr = int(meta.addr)
+    return False
 
 
 def _folder_error(path: bytes, detail: str) -> EntryOutcome:
