@@ -866,6 +866,22 @@ def test_a_folder_whose_first_block_is_damaged_is_an_error_not_an_empty_folder(
     assert_counts_add_up(log)
 
 
+def test_an_ext4_folder_with_inline_entries_is_not_taken_for_a_damaged_one(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """An inline_data folder stores no '.' entry (TSK lists none): it is no damaged folder."""
+    src = tmp_path / "src" / "sub" / "deeper"
+    src.mkdir(parents=True)
+    (src.parent / "small.bin").write_bytes(b"benign small file\n")
+    (src / "notable.bin").write_bytes(build.NOTABLE_CONTENT)
+    image = tmp_path / "inline.raw"
+    subprocess.run([peer_tool("mke2fs"), "-q", "-F", "-t", "ext4", "-O", "inline_data", "-d",
+                    str(src.parent.parent), str(image), "8M"], check=True)  # fmt: skip
+    result, log = run(built, tmp_path, image)
+    assert result.exit_code == ExitCode.NOTABLE, result.output
+    assert assert_counts_add_up(log)["errors"] == 0, [r for r in read_log(log) if r["type"] == "error"]
+
+
 @pytest.mark.parametrize("layout", ["whole image", "partition"])
 def test_a_filesystem_cut_short_by_the_images_end_says_so(
     built: dict[str, Any], tmp_path: Path, layout: str

@@ -654,7 +654,11 @@ class ImageWalker:
                 yield _folder_error(prefix + (inner or b"/"), f"directory cannot be listed: {exc}")
                 continue
             listing.sort(key=lambda item: item[0])
-            if not in_deleted and _lacks_dot(volume.fs_type, inum == root_inum, listing):
+            if (
+                not in_deleted
+                and _lacks_dot(volume.fs_type, inum == root_inum, listing)
+                and _in_blocks(t, volume.fs, inum)
+            ):
                 # Note: TSK lists a folder whose first block is damaged as
                 # empty (or with what the later blocks hold), without any
                 # error: its files went missing from a complete scan, exit 0.
@@ -1032,6 +1036,19 @@ def _lacks_dot(fs_type: str | None, root: bool, listing: list[tuple[bytes, Any]]
     if fs_type in ("ext2", "ext3", "ext4") or (fs_type in ("fat12", "fat16", "fat32") and not root):
         return not any(name == b"." for name, _ in listing)
     return False
+
+
+def _in_blocks(t: Any, fs: Any, inum: int) -> bool:
+    """True when a folder's entries are stored in blocks of their own (not inline).
+
+    An ext4 folder with inline data keeps its entries in its inode, where
+    '.' and '..' are implied, not stored: TSK lists it without them.
+    """
+    try:
+        attrs = list(fs.open_meta(inode=inum))
+    except (OSError, RuntimeError):
+        return True
+    return any(int(a.info.flags) & int(t.TSK_FS_ATTR_NONRES) for a in attrs)
 
 
 def _mtime_ns(meta: Any) -> int:
