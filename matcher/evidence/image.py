@@ -602,11 +602,12 @@ class ImageWalker:
     def __init__(self, deleted: bool = False):
         self.deleted = deleted
         self.pytsk3, _ = _modules()
-        # The entry names (as made unique) of the folder whose entries are
-        # being yielded: an archive's members are named against them.
-        self.names: frozenset[bytes] = frozenset()
-        # Those of them that are folders: {name: (filesystem, address)}.
-        self.folders: dict[bytes, tuple[Any, int]] = {}
+        # The entries of the folder whose entries are being yielded, by name (as
+        # made unique), and the filesystem they are in: an archive's members are
+        # named against them, and a member path under a sibling folder is
+        # looked up in it (see folder_holds).
+        self.entries: dict[bytes, Any] = {}
+        self.fs: Any = None
 
     def walk(self, image: OpenedImage) -> Iterator[FileTask | EntryOutcome]:
         """Every entry of `image`, tasks and outcomes, in walk order."""
@@ -670,12 +671,10 @@ class ImageWalker:
             subdirs: list[tuple[bytes, int, bool]] = []
             names = UniqueNames()
             chosen = [(n, names.unique(n), e) for n, e in listing if n not in (b".", b"..")]
-            self.names = frozenset(unique for _, unique, _ in chosen)
-            self.folders = {
-                unique: (volume.fs, int(e.info.meta.addr))
-                for _, unique, e in chosen
-                if e.info.meta is not None and int(e.info.meta.type) == int(t.TSK_FS_META_TYPE_DIR)
-            }
+            # Note: the entries as they are, no metadata read per entry: only an
+            # archive member's path that meets a sibling's name looks further.
+            self.entries = {unique: e for _, unique, e in chosen}
+            self.fs = volume.fs
             if is_ntfs and not inner:  # the root's own named streams: no listing names it
                 yield from self._root_streams(image, volume, prefix + b"/", links)
             for name, unique, entry in chosen:
@@ -982,35 +981,28 @@ class ImageWalker:
             )
 
 
-def folder_holds(folder: tuple[Any, int] | None, parts: list[bytes]) -> bool:
+def folder_holds(fs: Any, entry: Any, parts: list[bytes]) -> bool:
     """Whether the path `parts` (names, as the walk makes them unique) lies in a folder.
 
     Args:
-        folder: (filesystem, address) of a folder of the image, or None (no folder).
+        fs: the filesystem of `entry`.
+        entry: a TSK entry of the image (a file of a folder listing), or None.
     """
-    if folder is None:
-        return False
-    fs, addr = folder
-    for at, part in enumerate(parts):
+    dir_type = int(_modules()[0].TSK_FS_META_TYPE_DIR)
+    for part in parts:
+        meta = None if entry is None else entry.info.meta
+        if meta is None or int(meta.type) != dir_type:
+            return False
         try:
             listing = sorted(
-                ((bytes(f.info.name.name), f) for f in fs.open_dir(inode=addr)),
+                ((bytes(f.info.name.name), f) for f in fs.open_dir(inode=int(meta.addr))),
                 key=lambda item: item[0],
             )
         except (OSError, RuntimeError):
             return False  # the walk makes the folder an error: nothing below it is a path
         names = UniqueNames()
-        found = {names.unique(n): e for n, e in listing if n not in (b".", b"..")}
-        entry = found.get(part)
-        if entry is None:
-            return False
-        if at == len(parts) - 1:
-            return True
-        meta = entry.info.meta
-        if meta is None or int(meta.type) != int(_modules()[0].TSK_FS_META_TYPE_DIR):
-            return False
-        addr = int(meta.addr)
-    return False
+        entry = {names.unique(n): e for n, e in listing if n not in (b".", b"..")}.get(part)
+    return entry is not None
 
 
 def _folder_error(path: bytes, detail: str) -> EntryOutcome:

@@ -17,6 +17,7 @@ import stat
 import sys
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
@@ -188,7 +189,7 @@ class EvidenceWalker:
         elif task.locator[0] == "image":
             assert walker is not None
             base = (*task.locator, task.size)
-            exists = functools.partial(_names_a_sibling, task.path, walker.names, walker.folders)
+            exists = functools.partial(_names_a_sibling, task.path, walker.entries, walker.fs)
             try:
                 handle = image_mod.open_stream(task.locator)
                 head = image_mod.read_range(handle, 0, min(archive_mod.HEAD, task.size))
@@ -242,29 +243,25 @@ class _ExistsBeside:
         return os.path.lexists(path)
 
 
-def _names_a_sibling(
-    archive: bytes,
-    names: frozenset[bytes],
-    folders: dict[bytes, tuple[Any, int]],
-    path: bytes,
-) -> bool:
+def _names_a_sibling(archive: bytes, entries: Mapping[bytes, Any], fs: Any, path: bytes) -> bool:
     """Whether a member path of `archive` (in an image) names an entry of the image.
 
-    The image walker is still in the archive's folder, whose entry names it
-    gives: a file `a.zip!x` beside `a.zip` has the path of member `x`, and a
-    folder `a.zip!d` may hold the path of member `d/y`. Names are compared as
-    bytes (any encoding, NUL included), exactly, and the folder is listed
-    once: no lookup per member but for one under such a folder, looked up in it.
+    The image walker is still in the archive's folder, whose entries it gives
+    by name (`entries`, in the filesystem `fs`): a file `a.zip!x` beside
+    `a.zip` has the path of member `x`, and a folder `a.zip!d` may hold the
+    path of member `d/y`. Names are compared as bytes (any encoding, NUL
+    included), exactly, and the folder is listed once: no lookup per member
+    but for one under such a folder, looked up in it.
     """
     folder = archive[: archive.rfind(b"/") + 1]
     if not path.startswith(folder):
         return False
     first, _, rest = path[len(folder) :].partition(b"/")
-    if first not in names:
+    if first not in entries:
         return False
     # Note: "under a folder `a.zip!d`" held for `d/y (duplicate 2)` too, so
     # the search for a free path never ended: the scan hung, at full CPU.
-    return not rest or image_mod.folder_holds(folders.get(first), rest.split(b"/"))
+    return not rest or image_mod.folder_holds(fs, entries[first], rest.split(b"/"))
 
 
 def read_chunks(task: FileTask, buffer: memoryview) -> Iterator[bytes | memoryview]:
