@@ -429,6 +429,23 @@ def test_case_passes_case_validate(runner: CliRunner, scanned: Path) -> None:
     assert {"@id": action["@id"]} in case["uco-core:object"]
 
 
+def test_a_case_report_of_two_logs_joined_keeps_every_record_apart_and_conforms(
+    runner: CliRunner, scanned: Path, tmp_path: Path
+) -> None:
+    """Joined logs repeat seqs. Ids keyed on seq alone made two files one File node (two
+    paths, two MD5s) and two runs one action with two end times: Conforms False."""
+    joined = tmp_path / "joined.jsonl"
+    joined.write_bytes(scanned.read_bytes() * 2)
+    out = report(runner, joined, "case", tmp_path / "j.jsonld", code=1)
+    done = subprocess.run([peer_tool("case_validate"), str(out)], capture_output=True, text=True)
+    assert done.returncode == 0 and "Conforms: True" in done.stdout, done.stdout + done.stderr
+    graph = json.loads(out.read_text())["@graph"]
+    files = [n for n in graph if n["@type"] == "uco-observable:File"]
+    assert len({n["@id"] for n in files}) == len(files) == 2 * len(match_records(scanned))
+    actions = [n for n in graph if n["@type"] == "case-investigation:InvestigativeAction"]
+    assert len({a["@id"] for a in actions}) == len(actions) == 2
+
+
 def test_a_case_report_of_a_blake3_scan_passes_case_validate_and_keeps_the_digest(
     runner: CliRunner, tmp_path: Path
 ) -> None:

@@ -81,12 +81,36 @@ class _Ids:
         return f"kb:{kind}-{uuid.uuid5(_NAMESPACE, f'{self.seed}/{kind}/{key}')}"
 
 
-def _file(item: MatchItem, ids: _Ids) -> Node:
+class _RecordKeys:
+    """The id key of each record of one kind, in log order: unique even where seqs repeat.
+
+    An intact log's seqs rise line by line, so a record's seq is its key (its
+    ids stay as they were). A log that failed may repeat a seq (lines
+    duplicated, two logs joined): keyed on seq alone, two files became one
+    File node with two paths and two MD5s, and two runs one action with two
+    end times (case_validate: Conforms False). A seq no higher than one before
+    it is therefore keyed with its place among the records too.
+    """
+
+    def __init__(self) -> None:
+        self.highest = -1
+        self.count = 0
+
+    def __call__(self, seq: int) -> str:
+        """The key of the next record, whose seq is `seq`."""
+        self.count += 1
+        if seq > self.highest:
+            self.highest = seq
+            return str(seq)
+        return f"{seq}/record {self.count}"
+
+
+def _file(item: MatchItem, key: str, ids: _Ids) -> Node:
     path = item.file.path
     name = display_name(path)
     base = display_name(path.rstrip(b"/").rsplit(b"/", 1)[-1])
     facet: Node = {
-        "@id": ids("FileFacet", item.seq),
+        "@id": ids("FileFacet", key),
         "@type": "uco-observable:FileFacet",
         "uco-observable:fileName": base,
         "uco-observable:filePath": name,
@@ -102,7 +126,7 @@ def _file(item: MatchItem, ids: _Ids) -> Node:
         notes.append(f"modification time {item.file.mtime} (a year outside 1 to 9999)")
     hashes: list[Node] = [
         {
-            "@id": ids("Hash", f"{item.seq}/{algorithm}"),
+            "@id": ids("Hash", f"{key}/{algorithm}"),
             "@type": "uco-types:Hash",
             "uco-types:hashMethod": HASH_METHODS[algorithm],
             "uco-types:hashValue": {"@type": "xsd:hexBinary", "@value": value},
@@ -119,14 +143,14 @@ def _file(item: MatchItem, ids: _Ids) -> Node:
         if algorithm not in HASH_METHODS
     )
     content: Node = {
-        "@id": ids("ContentDataFacet", item.seq),
+        "@id": ids("ContentDataFacet", key),
         "@type": "uco-observable:ContentDataFacet",
         "uco-observable:hash": hashes,
     }
     if item.file.size is not None:
         content["uco-observable:sizeInBytes"] = item.file.size
     node: Node = {
-        "@id": ids("File", item.seq),
+        "@id": ids("File", key),
         "@type": "uco-observable:File",
         "uco-core:hasFacet": [facet, content],
     }
@@ -223,10 +247,12 @@ def graph(data: ReportData) -> Iterator[Node]:
     nodes.clear()
     objects: list[list[Node]] = [[] for _ in data.runs]
     results: list[list[Node]] = [[] for _ in data.runs]
+    match_key = _RecordKeys()
     for item in data.matches:
-        file_node = _file(item, ids)
+        key = match_key(item.seq)
+        file_node = _file(item, key, ids)
         yield file_node
-        note = ids("Annotation", item.seq)
+        note = ids("Annotation", key)
         yield {
             "@id": note,
             "@type": "uco-core:Annotation",
@@ -238,8 +264,9 @@ def graph(data: ReportData) -> Iterator[Node]:
             objects[segment].append({"@id": file_node["@id"]})
             results[segment].append({"@id": note})
     case = ids("Investigation", "case")
+    error_key = _RecordKeys()
     for error in data.errors:
-        note = ids("Annotation", f"error/{error.seq}")
+        note = ids("Annotation", f"error/{error_key(error.seq)}")
         yield {
             "@id": note,
             "@type": "uco-core:Annotation",
@@ -249,6 +276,7 @@ def graph(data: ReportData) -> Iterator[Node]:
         if data.runs:
             results[_segment(data.runs, error.seq)].append({"@id": note})
     actions: list[Node] = []
+    run_key = _RecordKeys()
     for i, run in enumerate(data.runs):
         lists = "lists: " + (
             ", ".join(
@@ -265,7 +293,7 @@ def graph(data: ReportData) -> Iterator[Node]:
             else f"matcher scan; {lists}"
         )
         action: Node = {
-            "@id": ids("InvestigativeAction", run.seq),
+            "@id": ids("InvestigativeAction", run_key(run.seq)),
             "@type": "case-investigation:InvestigativeAction",
             "uco-core:name": "hash-set lookup"
             + (" (resumed)" if run.resume else "")
