@@ -73,6 +73,30 @@ def test_hashdeep_audit_passes_on_the_same_tree(
     assert b"hashdeep: Audit failed" in done.stdout
 
 
+@pytest.mark.parametrize("uid,prompt", [(0, b"#"), (1000, b"$")])
+def test_hashdeep_header_is_hashdeeps_own_for_root_and_others(
+    runner: CliRunner,
+    tree: tuple[Path, dict[bytes, bytes]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    uid: int,
+    prompt: bytes,
+) -> None:
+    """hashdeep writes `## # <command>` when run as root: matcher wrote `## $ ` always."""
+    hashdeep = peer_tool("hashdeep")
+    root, _ = tree
+    own = subprocess.run([hashdeep, "-l", "0-plain.txt"], cwd=root, capture_output=True).stdout
+    ours = tmp_path / "h.hashdeep"
+    hash_cmd(runner, "0-plain.txt", "-o", str(ours))
+    # hashdeep's own header, under this test's user, line by line (bar the command).
+    want = own.split(b"\n")[:5]
+    got = ours.read_bytes().split(b"\n")[:5]
+    assert got[:3] + [got[3][:5], got[4]] == want[:3] + [want[3][:5], want[4]]
+    monkeypatch.setattr(os, "geteuid", lambda: uid)
+    hash_cmd(runner, "0-plain.txt", "-o", str(ours), "--force")
+    assert ours.read_bytes().split(b"\n")[3].startswith(b"## " + prompt + b" matcher ")
+
+
 def test_hashdeep_inventory_reads_back_with_the_hashdeep_reader(
     runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], tmp_path: Path
 ) -> None:

@@ -3,7 +3,8 @@
 Written as hashdeep 4.4 writes it, so `hashdeep -a -k FILE` audits a tree
 against it: the `%%%% HASHDEEP-1.0` banner, the column line (size, the
 chosen digests in hashdeep's fixed order md5, sha1, sha256, filename), the
-three `##` comment lines, then `size,digest...,name` records, unquoted.
+three `##` comment lines (the command after `## $ `, or `## # ` when run as
+root, as hashdeep writes it), then `size,digest...,name` records, unquoted.
 
 The format has no escaping, so a name containing LF or CR cannot be written
 (it would split the record): such an entry is refused and reported, never
@@ -13,6 +14,7 @@ as hashdeep itself does (the stream uses surrogateescape).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -63,7 +65,9 @@ class HashdeepInventoryWriter:
         sink = _HashdeepSink(stream, algorithms)
         stream.write(f"{BANNER}\n%%%% size,{','.join(sink.columns)},filename\n")
         stream.write(f"## Invoked from: {display_text(cwd)}\n")
-        stream.write(f"## $ {display_text(' '.join(command))}\n## \n")
+        # Note: hashdeep's prompt is a shell's: `#` when run as root, `$` otherwise.
+        prompt = "#" if os.geteuid() == 0 else "$"
+        stream.write(f"## {prompt} {display_text(' '.join(command))}\n## \n")
         return sink
 
 
