@@ -140,6 +140,21 @@ def test_sum_formats_check_with_coreutils_even_for_escaped_names(
     assert names == {b"./" + p for p in files}
 
 
+@pytest.mark.parametrize("fmt", ["md5sum", "sha256sum"])
+def test_a_file_named_dash_checks_with_coreutils_not_as_stdin(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], tmp_path: Path, fmt: str
+) -> None:
+    """A line naming `-` makes `*sum -c` hash its stdin: the file `-` failed the check."""
+    root, _ = tree
+    (root / "-").write_bytes(b"synthetic file named dash")
+    out = tmp_path / f"dash.{fmt}"
+    hash_cmd(runner, "--format", fmt, "-o", str(out), "--", "-")
+    assert out.read_bytes().endswith(b"  ./-\n")
+    done = subprocess.run([peer_tool(fmt), "--strict", "-c", str(out)], cwd=root,
+                          stdin=subprocess.DEVNULL, capture_output=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_gnu_escaping_matches_coreutils() -> None:
     assert line("ab", b"plain") == "ab  plain\n"
     assert line("ab", b"back\\slash") == "\\ab  back\\\\slash\n"

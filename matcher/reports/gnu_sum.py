@@ -3,7 +3,8 @@
 `<hex>  <name>` per line. A name containing a backslash, LF or CR is written
 with `\\\\`, `\\n`, `\\r` and the line starts with a backslash, so `md5sum -c`
 and `sha256sum -c` read every name back exactly. Names that are not UTF-8
-are written as their raw bytes, as coreutils does.
+are written as their raw bytes, as coreutils does. A file named `-` is
+written `./-` (`-` stands for stdin in check mode).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ _ESCAPE = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r"})
 
 def line(digest: str, path: bytes) -> str:
     """One `*sum` line (with its newline) for `path`, escaped when it must be."""
-    name = path.decode("utf-8", "surrogateescape")
+    # Note: `*sum -c` reads a line naming `-` from stdin, so a file named `-`
+    # (given as an argument) is written `./-`, as one hashes it with coreutils.
+    name = "./-" if path == b"-" else path.decode("utf-8", "surrogateescape")
     if any(c in name for c in "\\\n\r"):
         return f"\\{digest}  {name.translate(_ESCAPE)}\n"
     return f"{digest}  {name}\n"
