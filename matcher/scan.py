@@ -1049,6 +1049,12 @@ def run_scan(
     if not options.resume:
         _refuse_unwritable_folder(options.log, "log", "--log")
     _refuse_unwritable_folder(inventory_path, "inventory", "--inventory")
+    if options.sign_key is not None:
+        # Note: a --sign-key that is no private key was refused only when the
+        # log was to be opened: after the self-test, the lookup filter build
+        # (minutes, for a large store) and the --list imports (a new store
+        # left behind, the refusal saying nothing of it).
+        signing.load_signer(options.sign_key)
 
     selftest = run_selftest(fast=True)
     if not selftest.passed:

@@ -722,6 +722,20 @@ def test_a_refused_list_leaves_no_new_store(runner: CliRunner, tmp_path: Path, e
     assert not any(p.name.startswith("new.db") for p in tmp_path.iterdir())
 
 
+def test_a_signing_key_that_is_no_key_is_refused_before_a_list_is_imported(runner: CliRunner, tmp_path: Path, evidence_copy: Path) -> None:
+    """It was refused only when the log was to be opened: after the self-test, the filter
+    build and the --list import, which left a new store behind with no word of it."""
+    bad_key = tmp_path / "bad.pem"
+    bad_key.write_text("not a key\n")
+    db = tmp_path / "new.db"
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C",
+                                 "--db", str(db), "--log", str(tmp_path / "l.jsonl"),
+                                 "--list", str(LISTS / "notable.md5"), "--sign-key", str(bad_key)])
+    assert result.exit_code == 2
+    assert "is not an unencrypted Ed25519 private key" in result.output
+    assert not any(p.name.startswith(("new.db", "l.jsonl")) for p in tmp_path.iterdir())
+
+
 def test_a_scan_without_archives_loads_no_archive_reader(
     store: Path, tmp_path: Path, evidence_copy: Path
 ) -> None:
@@ -815,12 +829,10 @@ def test_a_scan_on_a_terminal_shows_the_filter_being_built_once(tmp_path: Path) 
     assert all(len(piece) <= 29 for piece in shown[1:-1]), shown
     # A run that fails after the build: its error starts a line of its own.
     (db.parent / "s.db").unlink()
-    subprocess.run([sys.executable, "-m", "matcher", "import", str(listing), "--db", str(db)],
-                   check=True, capture_output=True)  # fmt: skip
-    bad_key = tmp_path / "bad.pem"
-    bad_key.write_text("not a key\n")
+    subprocess.run([sys.executable, "-m", "matcher", "import", str(listing), "--db", str(db),
+                    "--role", "known"], check=True, capture_output=True)  # fmt: skip
     code, failed = _stderr_on_a_terminal(
-        [*scan, "--log", str(tmp_path / "4.jsonl"), "--sign-key", str(bad_key)], columns=100
+        [*scan, "--log", str(tmp_path / "4.jsonl"), "--candidates-only"], columns=100
     )
     assert code == 2
     assert b"Building the lookup filter" in failed
