@@ -524,11 +524,32 @@ def refuse_output(data: ReportData, output: Path | None) -> None:
             ) from exc
         return
     assert output is not None
-    log = Path(data.log)
+    _refuse_own_files(Path(data.log), output)
+    refuse_outputs_inside(roots, [output])
+
+
+def _refuse_own_files(log: Path, output: Path) -> None:
+    """Refuse a report path that is `log` or its inventory.
+
+    Raises:
+        UsageError: naming the output.
+    """
     for own in (log, default_path(log)):
         if os.path.realpath(output) == os.path.realpath(own):
             raise UsageError(f"Output {output} is the log or its inventory; choose another path.")
-    refuse_outputs_inside(roots, [output])
+
+
+def _first_run_roots(log: Path) -> list[Path]:
+    """The evidence roots the first line of `log` names, read alone and unverified.
+
+    Only to refuse an output early: none when that line is no run record.
+    """
+    try:
+        with open(log, "rb") as stream:
+            rec = json.loads(stream.readline(1 << 20))
+        return [Path(os.fsdecode(fields_path(e))) for e in _dicts(rec.get("evidence"))]
+    except (OSError, ValueError, KeyError, AttributeError):
+        return []
 
 
 def write_report(
@@ -552,6 +573,12 @@ def write_report(
     writer = reports.registry.get(format_name)
     if not is_stdout(output):
         assert output is not None
+        if not overwrite and os.path.lexists(output):
+            # Note: an existing file that is the log, or lies in the evidence, was
+            # refused with "give --force to replace it", and then again, with
+            # --force, for what it is.
+            _refuse_own_files(log, output)
+            refuse_outputs_inside(_first_run_roots(log), [output])
         check_target(output, overwrite)  # before the log is read: it may take long
     data = build_report(log, public_key)
     refuse_output(data, output)

@@ -796,6 +796,19 @@ def test_output_inside_evidence_or_over_the_log_is_refused(
     assert result.exit_code == 2 and scanned.read_bytes() == before
 
 
+def test_an_existing_output_over_the_log_or_in_the_evidence_is_refused_for_what_it_is(
+    runner: CliRunner, scanned: Path
+) -> None:
+    """Without --force it was refused with "give --force to replace it", and with --force
+    refused again, for what it is: the advice led nowhere."""
+    inside = scanned.parent.parent / "evidence" / "dir0" / "file-00.bin"
+    for target, said in [(scanned, "is the log or its inventory"), (inside, "inside evidence")]:
+        before = target.read_bytes()
+        result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(target)])
+        assert result.exit_code == 2 and said in result.stderr, result.stderr
+        assert "--force" not in result.stderr and target.read_bytes() == before
+
+
 def test_unreadable_log_exits_2(runner: CliRunner, tmp_path: Path) -> None:
     folder = tmp_path / "a-folder.jsonl"
     folder.mkdir()
