@@ -581,8 +581,16 @@ def import_cmd(
                         replace=replace,
                     )
                 except KeyboardInterrupt:
+                    # Note: one list interrupted was said as "Interrupted." alone: not
+                    # whether the store had changed, nor what to do.
                     if len(lists) > 1:
                         _say_where_import_stopped(lists, number, "was interrupted")
+                        again = "the rest (a list imported already is left as it is)"
+                    else:
+                        said = f"matcher: the import of {path} was interrupted and left the store "
+                        click.echo(_terminal_safe(said + "as it was."), err=True)
+                        again = "it"
+                    click.echo(f"matcher: run the same command again to import {again}.", err=True)
                     raise
                 except MatcherError as exc:
                     if len(lists) > 1:

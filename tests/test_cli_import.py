@@ -424,6 +424,30 @@ def test_an_interrupted_import_of_several_lists_names_what_it_imported(
     assert result.exit_code == 8, result.output
     assert f"import stopped at list 2 of 3 ({paths[1]}), which was interrupted" in result.stderr
     assert f"Imported before it: {paths[0]}. Not tried: {paths[2]}." in result.stderr
+    assert "run the same command again to import the rest" in result.stderr
+    assert [i["name"] for i in lists_json(runner, db)] == ["notable.txt"]
+
+
+def test_an_interrupted_import_of_one_list_says_the_store_is_unchanged_and_what_to_do(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It printed "Interrupted." alone: not whether the store changed, nor what to do."""
+    import matcher.importing as importing_mod
+
+    db = tmp_path / "s.db"
+    runner.invoke(cli, ["import", str(LISTS / "notable.txt"), "--db", str(db)])
+
+    def interrupted(store: object, path: Path, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importing_mod, "import_list", interrupted)
+    result = runner.invoke(cli, ["import", str(LISTS / "notable.md5"), "--db", str(db)])
+    assert result.exit_code == 8, result.output
+    assert (
+        f"the import of {LISTS / 'notable.md5'} was interrupted and left the store as it was"
+        in result.stderr
+    )
+    assert "run the same command again to import it" in result.stderr
     assert [i["name"] for i in lists_json(runner, db)] == ["notable.txt"]
 
 
