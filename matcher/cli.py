@@ -1583,6 +1583,13 @@ def validate_cmd(output: Path, seed: int, jobs: int | None) -> None:
             from matcher.validate import run_validation
 
             result = run_validation(output, seed=seed, jobs=jobs)
+        except KeyboardInterrupt:
+            click.echo(
+                f"matcher: the validation was interrupted; what it had written in {output} is "
+                "removed: run the same command again.",
+                err=True,
+            )
+            raise
         except OSError as exc:
             raise MatcherError(f"Validation could not run: {exc}") from exc
     failed = [c for c in result.results if not c.passed]

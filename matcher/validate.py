@@ -12,6 +12,7 @@ FSR-G-201 style headings per test. The same seed always gives the same corpus.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -543,6 +544,36 @@ def run_validation(
     """
     if output.exists() and any(output.iterdir()):
         raise UsageError(f"Output folder {output} is not empty. Choose a new folder.")
+    made = not output.exists()
+    try:
+        return _validate(output, seed, jobs)
+    except BaseException:
+        # Note: a Ctrl-C, or a failure before the record was written, left the
+        # corpus and scan there: the same command was then refused ("not empty").
+        _remove_unfinished(output, made)
+        raise
+
+
+def _remove_unfinished(output: Path, made: bool) -> None:
+    """Remove what an unfinished validation wrote in `output`, and `output` if it made it.
+
+    Best effort: what cannot be removed stays, and the error that stopped the
+    validation is the one said.
+    """
+    for name in ("corpus", "scan", "validation.json", "validation.md"):
+        path = output / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+    if made:
+        with contextlib.suppress(OSError):
+            output.rmdir()
+
+
+def _validate(output: Path, seed: int, jobs: int | None) -> ValidationResult:
+    """`run_validation` in `output`, new or empty."""
     started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
     (output / "scan").mkdir(parents=True)
     output = output.resolve()

@@ -91,6 +91,30 @@ def test_a_record_is_never_overwritten(tmp_path: Path) -> None:
     assert (tmp_path / "old.md").read_text() == "a filed record"
 
 
+@pytest.mark.parametrize("existed", [False, True])
+def test_an_interrupted_validation_leaves_the_folder_as_it_found_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existed: bool
+) -> None:
+    """A Ctrl-C left the corpus and the scan there, and the same command was then refused
+    ("not empty"): the examiner had to find and delete them."""
+    from click.testing import CliRunner
+
+    from matcher import cli as cli_module
+
+    out = tmp_path / "record"
+    if existed:
+        out.mkdir()
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(validate, "_scanner", interrupted)
+    result = CliRunner().invoke(cli_module.cli, ["validate", "--output", str(out)])
+    assert result.exit_code == 8, result.output
+    assert "run the same command again" in result.stderr
+    assert (list(out.iterdir()) == []) if existed else not out.exists()
+
+
 class _WrongMd5:
     """An MD5 object that is off by one byte: a corrupted digest implementation."""
 
