@@ -104,15 +104,12 @@ class _ImportFormatChoice(_LazyChoice):
         return super().convert(value, param, ctx)
 
 
-def _list_formats(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def _list_formats() -> None:
     """`import --format` alone: print each format's name, default role and description."""
-    if value != _LIST_FORMATS:
-        return value
     from matcher.formats import registry
 
     for reader in registry.readers():
         click.echo(f"{reader.NAME:<12} {reader.DEFAULT_ROLE:<8} {reader.DESCRIPTION}")
-    ctx.exit(0)
 
 
 def _format_names() -> list[str]:
@@ -498,7 +495,10 @@ def _removed_if_nothing_lands(db: Path, results: list[dict[str, object]]) -> Ite
 
 
 @cli.command(name="import")
-@click.argument("lists", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+# Note: LISTS is checked in the command, as `--format` alone needs none.
+@click.argument(
+    "lists", nargs=-1, metavar="LISTS...", type=click.Path(dir_okay=False, path_type=Path)
+)
 @db_option
 @click.option(
     "--format",
@@ -506,8 +506,6 @@ def _removed_if_nothing_lands(db: Path, results: list[dict[str, object]]) -> Ite
     type=_ImportFormatChoice(_format_names),
     is_flag=False,
     flag_value=_LIST_FORMATS,
-    is_eager=True,
-    callback=_list_formats,
     help="Override format detection. Alone (`matcher import --format`): list the formats, "
     "each with its default role.",
 )
@@ -550,6 +548,19 @@ def import_cmd(
       matcher import case-0042-notable.csv --role notable
       matcher import NSRL.db --name nsrl-2026.09 --replace nsrl-2026.06
     """
+    ctx = click.get_current_context()
+    if format_name == _LIST_FORMATS:
+        if lists:
+            # Note: the formats were listed, exit 0, and the lists never imported
+            # (`--format $FORMAT` with $FORMAT empty, in a lab's script).
+            raise click.UsageError(
+                f"--format needs a format's name to import {lists[0]} (one of: "
+                f"{', '.join(_format_names())}); alone, `matcher import --format` lists them."
+            )
+        _list_formats()
+        return
+    if not lists:
+        raise click.MissingParameter(ctx=ctx, param=ctx.command.params[0])
     if name is not None and not name.strip():
         # Note: '' silently took the file name, and '   ' made a list no table shows.
         raise click.UsageError("--name is empty: give the list a name, or leave --name out.")

@@ -332,6 +332,19 @@ def test_format_option_alone_lists_every_format_with_its_default_role(runner: Cl
     assert wrong.exit_code == 2 and "'nope' is not one of" in wrong.output
 
 
+def test_format_option_without_a_name_beside_a_list_is_refused_not_a_listing_and_exit_0(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """`--format` with no name (`--format $FORMAT`, $FORMAT empty) listed the formats and
+    exited 0, the list given never imported: a script took it for imported."""
+    db = tmp_path / "s.db"
+    for args in (["--format"], ["--format", "--db", str(db)]):
+        result = runner.invoke(cli, ["import", str(LISTS / "notable.txt"), "--db", str(db), *args])
+        assert result.exit_code == 2, result.output
+        assert "--format needs a format's name to import" in result.stderr
+        assert not db.exists()
+
+
 def test_import_list_refuses_an_unknown_format_naming_the_formats(tmp_path: Path) -> None:
     """import_list(format_name="bogus") raised a bare KeyError."""
     from matcher.errors import UsageError
