@@ -1969,17 +1969,31 @@ def hash_cmd(
     with _translate_errors():
         from matcher.hashjob import write_inventory
 
-        totals = write_inventory(
-            paths,
-            algos,
-            format_name,
-            output,
-            jobs=jobs or 0,
-            excludes=excludes,
-            command=["matcher", *sys.argv[1:]],
-            on_problem=problem,
-            overwrite=force,
-        )
+        try:
+            totals = write_inventory(
+                paths,
+                algos,
+                format_name,
+                output,
+                jobs=jobs or 0,
+                excludes=excludes,
+                command=["matcher", *sys.argv[1:]],
+                on_problem=problem,
+                overwrite=force,
+            )
+        except KeyboardInterrupt:
+            # Note: "Interrupted." alone; an inventory to stdout is written as it
+            # goes, and cut there it still reads as whole (`> inventory.txt`).
+            where = (
+                "what it wrote to stdout is incomplete: do not use it"
+                if is_stdout(output)
+                else f"nothing was written to {output}"
+            )
+            click.echo(
+                f"matcher: the inventory was interrupted; {where}. Run the command again.",
+                err=True,
+            )
+            raise
     left_out = [
         (totals.skipped - totals.excluded, "skipped (symlinks, FIFOs, devices, sockets)"),
         (totals.errors, "unreadable"),

@@ -393,3 +393,26 @@ def test_a_symlink_root_given_with_a_slash_is_the_folder_it_reaches(
     assert len(names) == len([p for p in files if p.startswith(b"d0/")]) > 0
     assert all(n.startswith(given.encode()) for n in names)
     assert "evidence d0 is the same as evidence latest" in result.stderr
+
+
+@pytest.mark.parametrize("to_file", [False, True])
+def test_an_interrupted_inventory_says_what_was_written(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, to_file: bool
+) -> None:
+    """It said "Interrupted." alone: an inventory to stdout, cut there (`> inv.txt`), still
+    reads as a whole one."""
+    import matcher.hashjob as hashjob
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hashjob, "write_inventory", interrupted)
+    (tmp_path / "ev").mkdir()
+    out = tmp_path / "inv.hashdeep"
+    result = runner.invoke(
+        cli, ["hash", str(tmp_path / "ev"), *(["-o", str(out)] if to_file else [])]
+    )
+    assert result.exit_code == 8, result.output
+    said = f"nothing was written to {out}" if to_file else "stdout is incomplete: do not use it"
+    assert said in result.stderr and "Run the command again" in result.stderr
+    assert not out.exists()
