@@ -325,6 +325,13 @@ def _identity(info: ListInfo) -> tuple[object, ...]:
     return (info.id, info.name, info.role, info.source_sha256, info.entries)
 
 
+# Note: the refusal said what the file is not, but not what to do.
+_NOT_A_STORE = (
+    "it is left as it is: give matcher's store with --db (or $MATCHER_DB), "
+    "or a path where no file is, to make a new store"
+)
+
+
 def _busy_or_full(exc: sqlite3.Error) -> str:
     """What to do about SQLite's messages a user can act on, as a tail for a message."""
     text = str(exc)
@@ -435,7 +442,8 @@ class HashStore:
                 self._has_ranges = "first_entry" in self.db.column_names("lists")
         except sqlite3.DatabaseError as exc:
             self._forget_open()
-            raise StoreError(f"Cannot open hash store {path}: {exc}{_busy_or_full(exc)}") from exc
+            tail = f" ({_NOT_A_STORE})" if "not a database" in str(exc) else _busy_or_full(exc)
+            raise StoreError(f"Cannot open hash store {path}: {exc}{tail}") from exc
         except OSError as exc:
             self._forget_open()
             raise StoreError(f"Cannot open hash store {path}: {exc.strerror}") from exc
@@ -496,7 +504,9 @@ class HashStore:
             self._backfill_stats()
             return
         if tables:
-            raise StoreError(f"{self.path} is an SQLite file but not a matcher hash store.")
+            raise StoreError(
+                f"{self.path} is an SQLite file but not a matcher hash store: {_NOT_A_STORE}."
+            )
         # Note: sqlite-utils builds the schema from Python types, once per
         # store; imported here, it costs nothing to the commands that only read.
         # No sqlite-utils plugins: installed third-party code must not run on it.
@@ -558,7 +568,9 @@ class HashStore:
         # Note: an inventory has a `meta` table and a schema version too:
         # given as --db to `lists` or `rematch`, it went on to a traceback.
         if not {"lists", "entries", "hashes"} <= set(self.db.table_names()):
-            raise StoreError(f"{self.path} is an SQLite file but not a matcher hash store.")
+            raise StoreError(
+                f"{self.path} is an SQLite file but not a matcher hash store: {_NOT_A_STORE}."
+            )
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:

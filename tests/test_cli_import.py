@@ -686,3 +686,26 @@ def test_a_text_list_with_ustar_at_byte_257_is_not_taken_for_a_tar(runner: CliRu
         result = runner.invoke(cli, ["import", str(listed), *extra, "--db", str(tmp_path / f"s{len(extra)}.db")])
         assert result.exit_code == 0, result.output
         assert "imported 20 entries" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["another SQLite database", "not a database"])
+@pytest.mark.parametrize("command", ["import", "lists"])
+def test_a_store_that_is_no_matcher_store_is_refused_saying_what_to_do(
+    runner: CliRunner, tmp_path: Path, kind: str, command: str
+) -> None:
+    """The refusal said what the file is not ("... not a matcher hash store.", "file is
+    not a database"), but not what to do."""
+    db = tmp_path / "other.db"
+    if kind == "not a database":
+        db.write_text("plain text\n")
+    else:
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE t (x)")
+        conn.commit()
+        conn.close()
+    before = db.read_bytes()
+    args = [str(LISTS / "notable.txt")] if command == "import" else []
+    result = runner.invoke(cli, [command, *args, "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    assert "it is left as it is: give matcher's store with --db" in result.stderr, result.stderr
+    assert db.read_bytes() == before
