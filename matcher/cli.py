@@ -65,6 +65,27 @@ verify: 0 intact, 1 tampered or incomplete, 2 unreadable.
 import: 0 imported (or already there), 2 rejected, store unchanged."""
 
 
+class _NewFile(click.Path):
+    """A file a command writes; a value ending in a slash names a folder, and is refused.
+
+    Note: `--log /cases/item1/`, its folder not made yet, wrote the log as the
+    file /cases/item1 (a path drops its trailing slash), the inventory beside it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.endswith(os.sep):
+            self.fail(
+                f"{value!r} ends with {os.sep}, so it names a folder: give a file's name "
+                "(in that folder, once it exists).",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 class _LazyChoice(click.Choice):  # type: ignore[type-arg]
     """A choice whose names come from a registry, loaded only when needed.
 
@@ -219,7 +240,7 @@ _candidates_only = click.option(
 def db_option(f: Any) -> Any:
     return click.option(
         "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=_NewFile(),
         envvar="MATCHER_DB",
         default="matcher.db",
         # Note: the value in use may be $MATCHER_DB's; "[default: matcher.db]" said otherwise.
@@ -945,7 +966,7 @@ def _size(text: str | None) -> int | None:
 )
 @click.option(
     "--log",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_NewFile(),
     help="Match log to write (default: matcher-CASE-TIME.jsonl here; -2, -3... added if taken).",
 )
 @click.option(
@@ -1019,7 +1040,7 @@ def _size(text: str | None) -> int | None:
 )
 @click.option(
     "--inventory",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_NewFile(),
     help="Inventory database (default: LOG.inventory.db beside the log).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
@@ -1245,7 +1266,7 @@ def _print_summary(
 @click.option(
     "--log",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_NewFile(),
     help="The new log to write.",
 )
 @click.option(
@@ -1820,7 +1841,7 @@ __all__ = ["cli", "main"]
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_NewFile(),
     help="Write here (atomically, mode 0600) instead of stdout; - is stdout.",
 )
 @click.option(
@@ -1899,7 +1920,7 @@ def report_cmd(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_NewFile(),
     help="Write here (atomically, mode 0600) instead of stdout; - is stdout.",
 )
 @click.option(

@@ -736,6 +736,16 @@ def test_a_signing_key_that_is_no_key_is_refused_before_a_list_is_imported(runne
     assert not any(p.name.startswith(("new.db", "l.jsonl")) for p in tmp_path.iterdir())
 
 
+def test_a_log_path_ending_with_a_slash_is_refused_not_written_as_a_file(runner: CliRunner, store: Path, tmp_path: Path, evidence_copy: Path) -> None:
+    """`--log /cases/item1/` (a folder not made yet) wrote the log as the file /cases/item1,
+    its inventory beside it: a path drops its trailing slash."""
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C",
+                                 "--db", str(store), "--log", f"{tmp_path / 'item1'}/"])
+    assert result.exit_code == 2
+    assert "ends with /, so it names a folder" in result.output
+    assert not any(p.name.startswith("item1") for p in tmp_path.iterdir())
+
+
 def test_a_scan_without_archives_loads_no_archive_reader(
     store: Path, tmp_path: Path, evidence_copy: Path
 ) -> None:
