@@ -62,7 +62,8 @@ Exit codes (scan):
  16  --verify-image: an E01's media does not match its stored hash (flag)
   Flags add up: 5 = notable match(es) and unreadable entries.
 verify: 0 intact, 1 tampered or incomplete, 2 unreadable.
-import: 0 imported (or already there), 2 rejected, store unchanged."""
+import: 0 imported (or already there), 2 rejected, store unchanged,
+  8 interrupted (that list's import rolled back: run the command again)."""
 
 
 class _NewFile(click.Path):
