@@ -7,7 +7,8 @@ anyone who can write the log between the crash and the resume could add one
 (a "match" for a file that is not there), and the resume would count it and
 sign the end record over it. So before the log is touched, each such record
 must be one this scan could have written:
-- its path lies under a root of the run;
+- its path lies under a root of the run (`ROOT!member` only in a root the
+  scan walks inside: a disk image, or an archive with --archives);
 - each list entry it names holds the digest it names (the run's own lists);
 - a plain file still at its path reads with the record's size and digests.
 A record that fails one of these refuses the resume. A file that cannot be
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -42,18 +44,19 @@ def _shown(path: bytes) -> str:
     return repr(path.decode("utf-8", "backslashreplace"))
 
 
-def _under_a_root(path: bytes, roots: Iterable[bytes]) -> bool:
-    """True when `path` lies under one of `roots`, or in an image or archive given as one.
+def _under_a_root(path: bytes, roots: Iterable[bytes], containers: Collection[bytes]) -> bool:
+    """True when `path` lies under one of `roots`, or in one of `containers` (`ROOT!member`).
 
-    Note: `ROOT!member` only of a root that is no folder: beside a folder
-    root `ev`, `ev!x` is another file, outside the evidence (a record planted
-    for it, holding a notable file's content, was read again and adopted).
+    Note: `ROOT!member` only of a root the scan walks inside: beside a folder
+    root `ev`, or a plain file root `ev.bin`, `ev!x` and `ev.bin!x` are other
+    files, outside the evidence (a record planted for one, holding a notable
+    file's content, was read again and adopted).
     """
     for root in roots:
         base = root.rstrip(b"/") or b"/"
         if path == base or path.startswith(base if base.endswith(b"/") else base + b"/"):
             return True
-        if path.startswith(base + b"!") and not os.path.isdir(base):
+        if path.startswith(base + b"!") and root in containers:
             return True  # inside an image or archive named as a root
     return False
 
@@ -84,6 +87,7 @@ def check_logged_matches(
     algorithms: Sequence[str],
     lookup: Lookup,
     log: Path,
+    containers: Collection[bytes] = frozenset(),
 ) -> tuple[dict[bytes, tuple[str, int | None]], list[str]]:
     """Check the match records that have no inventory row; see the module's note.
 
@@ -93,6 +97,8 @@ def check_logged_matches(
         algorithms: the run's algorithms.
         lookup: the exact lookup in the run's own lists.
         log: the log, for messages.
+        containers: the roots the scan walks inside (disk images, and archives
+            with --archives), as `roots` gives them: only these hold `ROOT!member`.
 
     Returns:
         Each path's inventory detail and the mtime (ns) of the file read again
@@ -108,7 +114,7 @@ def check_logged_matches(
         digests = record.get("digests")
         if not isinstance(digests, dict) or not digests:
             continue  # not from a scan of this version: the file is read again
-        if not _under_a_root(path, roots):
+        if not _under_a_root(path, roots, containers):
             raise _refused(path, log, "its path lies under no evidence root of the run")
         try:
             raw = {str(a): bytes.fromhex(str(d)) for a, d in digests.items()}

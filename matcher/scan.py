@@ -1462,9 +1462,16 @@ def _scan(
                 unbacked = {p: r for p, r in found.matches.items() if p not in rows}
                 if unbacked:
                     roots = [os.fsencode(absolute(e)) for e in options.evidence]
+                    # Note: only these hold `ROOT!member` paths (`ev.bin!x`, beside
+                    # a plain file root, is another file, outside the evidence).
+                    containers = {
+                        root
+                        for root, given in zip(roots, options.evidence, strict=True)
+                        if root in images or (options.archives and _is_archive(given))
+                    }
                     lookup = _lookup_in(store, run_lists)
                     details, said = check_logged_matches(
-                        unbacked, roots, _algorithms(options), lookup, options.log
+                        unbacked, roots, _algorithms(options), lookup, options.log, containers
                     )
                     adopted.update(details)
                     notes.extend(said)

@@ -1356,6 +1356,40 @@ def test_a_match_record_of_a_file_beside_a_folder_root_is_never_adopted(tmp_path
     assert log.read_bytes() == before
 
 
+@pytest.mark.parametrize("root", ["a plain file", "an archive, with --archives"])
+def test_a_match_record_of_a_file_beside_a_file_root_is_adopted_only_in_an_archive_or_image(tmp_path: Path, root: str) -> None:
+    """`ROOT!member` was taken as under any root that is no folder: beside a plain file root
+    `ev.bin` (hashed as one file, nothing inside it walked), a record planted for `ev.bin!x`, a
+    file outside the evidence holding the notable content, was read again, counted notable and
+    signed over. A member of an archive root walked with --archives is still counted."""
+    import zipfile
+
+    _, db, notable = _small_tree(tmp_path)
+    log = tmp_path / "run.jsonl"
+    archives = root != "a plain file"
+    ev = tmp_path / ("ev.zip" if archives else "ev.bin")
+    if archives:
+        with zipfile.ZipFile(ev, "w") as zf:
+            zf.writestr("hit.bin", notable)
+    else:
+        ev.write_bytes(notable)
+    extra = ("--archives",) if archives else ()
+    assert run_scan(ev, db, log, *extra).returncode == 1
+    beside = tmp_path / f"{ev.name}!x"
+    beside.write_bytes(notable)
+    _cut_end_and_forge(log, str(beside), _digests_of(notable), len(notable))
+    before = log.read_bytes()
+    result = run_scan(ev, db, log, "--resume", *extra)
+    assert b"Traceback" not in result.stderr, result.stderr
+    if archives:
+        assert result.returncode == 1, result.stderr
+        assert verify(log) == 0
+        return
+    assert result.returncode == 2, result.stderr
+    assert b"lies under no evidence root" in result.stderr
+    assert log.read_bytes() == before
+
+
 def test_a_match_record_of_a_file_gone_since_is_counted_and_said_in_the_end_record(tmp_path: Path) -> None:
     """A record whose digests the run's lists hold, under a root, with no file there now, may be
     a crash's (the file deleted since) or a planted one: it counts, as before, and the end record
