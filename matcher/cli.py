@@ -67,19 +67,21 @@ import: 0 imported (or already there), 2 rejected, store unchanged,
 
 
 class _NewFile(click.Path):
-    """A file a command writes; a value ending in a slash names a folder, and is refused.
+    """A file a command writes; a value ending in a slash (or `/.`) names a folder, and is refused.
 
     Note: `--log /cases/item1/`, its folder not made yet, wrote the log as the
-    file /cases/item1 (a path drops its trailing slash), the inventory beside it.
+    file /cases/item1 (a path drops its trailing slash, and a trailing `/.`
+    too), the inventory beside it.
     """
 
     def __init__(self) -> None:
         super().__init__(dir_okay=False, path_type=Path)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and value.endswith(os.sep):
+        if isinstance(value, str) and value.endswith((os.sep, os.sep + ".")):
+            tail = value[value.rindex(os.sep) :]
             self.fail(
-                f"{value!r} ends with {os.sep}, so it names a folder: give a file's name "
+                f"{value!r} ends with {tail}, so it names a folder: give a file's name "
                 "(in that folder, once it exists).",
                 param,
                 ctx,

@@ -744,6 +744,12 @@ def test_a_log_path_ending_with_a_slash_is_refused_not_written_as_a_file(runner:
     assert result.exit_code == 2
     assert "ends with /, so it names a folder" in result.output
     assert not any(p.name.startswith("item1") for p in tmp_path.iterdir())
+    # `/.` too: a path drops it as it drops the slash (the log was written as item1).
+    result = runner.invoke(cli, ["scan", str(evidence_copy), "--examiner", "E", "--case", "C",
+                                 "--db", str(store), "--log", f"{tmp_path / 'item1'}/."])
+    assert result.exit_code == 2
+    assert "ends with /., so it names a folder" in result.output
+    assert not any(p.name.startswith("item1") for p in tmp_path.iterdir())
 
 
 def test_a_scan_without_archives_loads_no_archive_reader(
