@@ -325,11 +325,15 @@ def _identity(info: ListInfo) -> tuple[object, ...]:
     return (info.id, info.name, info.role, info.source_sha256, info.entries)
 
 
-# Note: the refusal said what the file is not, but not what to do.
-_NOT_A_STORE = (
-    "it is left as it is: give matcher's store with --db (or $MATCHER_DB), "
-    "or a path where no file is, to make a new store"
-)
+def _not_a_store(creates: bool) -> str:
+    """What to do about a --db that is no matcher store, as a tail for a message.
+
+    Note: the refusal said what the file is not, but not what to do. A path
+    where no file is makes a new store only for a command that creates one
+    (`lists` answers such a path "does not exist").
+    """
+    new = ", or a path where no file is, to make a new store" if creates else ""
+    return f"it is left as it is: give matcher's store with --db (or $MATCHER_DB){new}"
 
 
 def _busy_or_full(exc: sqlite3.Error) -> str:
@@ -415,6 +419,7 @@ class HashStore:
 
     def __init__(self, path: Path, readonly: bool = False, create: bool = True):
         self.path = path
+        self._creates = not readonly and create  # a missing file is made a new store
         self._file: object = None
         self._has_stats = False
         self._has_ranges = False  # lists.first_entry and last_entry exist
@@ -442,7 +447,9 @@ class HashStore:
                 self._has_ranges = "first_entry" in self.db.column_names("lists")
         except sqlite3.DatabaseError as exc:
             self._forget_open()
-            tail = f" ({_NOT_A_STORE})" if "not a database" in str(exc) else _busy_or_full(exc)
+            tail = _busy_or_full(exc)
+            if "not a database" in str(exc):
+                tail = f" ({_not_a_store(self._creates)})"
             raise StoreError(f"Cannot open hash store {path}: {exc}{tail}") from exc
         except OSError as exc:
             self._forget_open()
@@ -505,7 +512,8 @@ class HashStore:
             return
         if tables:
             raise StoreError(
-                f"{self.path} is an SQLite file but not a matcher hash store: {_NOT_A_STORE}."
+                f"{self.path} is an SQLite file but not a matcher hash store: "
+                f"{_not_a_store(self._creates)}."
             )
         # Note: sqlite-utils builds the schema from Python types, once per
         # store; imported here, it costs nothing to the commands that only read.
@@ -569,7 +577,8 @@ class HashStore:
         # given as --db to `lists` or `rematch`, it went on to a traceback.
         if not {"lists", "entries", "hashes"} <= set(self.db.table_names()):
             raise StoreError(
-                f"{self.path} is an SQLite file but not a matcher hash store: {_NOT_A_STORE}."
+                f"{self.path} is an SQLite file but not a matcher hash store: "
+                f"{_not_a_store(self._creates)}."
             )
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

@@ -708,4 +708,7 @@ def test_a_store_that_is_no_matcher_store_is_refused_saying_what_to_do(
     result = runner.invoke(cli, [command, *args, "--db", str(db)])
     assert result.exit_code == 2, result.output
     assert "it is left as it is: give matcher's store with --db" in result.stderr, result.stderr
+    # `lists` makes no store: a path where no file is "does not exist" there.
+    made = "or a path where no file is, to make a new store" in result.stderr
+    assert made == (command == "import"), result.stderr
     assert db.read_bytes() == before
