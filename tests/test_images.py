@@ -941,6 +941,25 @@ def test_an_extended_partition_whose_table_cannot_be_read_is_an_error(
     assert_counts_add_up(log)
 
 
+def test_an_unreadable_extended_partition_and_a_primary_after_it_are_numbered_apart(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
+    """An extended partition whose EBR is unreadable was labelled p1, and so was the ext4
+    primary after it: two partitions of the disk under one number in the log."""
+    ext4 = (built["dir"] / "ext4.raw").read_bytes()
+    sectors = len(ext4) // 512
+    data = bytearray(_mbr([(0x05, 2048, 2048), (0x83, 4096, sectors)]))
+    data += bytes(4096 * 512 - len(data)) + ext4  # the EBR at sector 2048: zeros, no signature
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "disk.raw").write_bytes(bytes(data))
+    result, log = run(built, tmp_path, ev / "disk.raw")
+    assert result.exit_code & ExitCode.INCOMPLETE, result.output
+    paths = {str(r["path"]).split("!", 1)[1].split("/", 1)[0] for r in read_log(log) if "path" in r}
+    assert f"p1@{2048 * 512}:unknown" in paths and f"p2@{4096 * 512}:ext4" in paths, paths
+    assert_counts_add_up(log)
+
+
 def test_a_partition_past_the_images_end_says_so(built: dict[str, Any], tmp_path: Path) -> None:
     """A table entry past the end was `no filesystem that TSK reads`, and a partition cut by the
     end gave no word at all: the image is cut short (or its table is wrong), and now both say so."""

@@ -392,7 +392,10 @@ class OpenedImage:
                         "(damaged, or the image is cut short): none of the logical partitions "
                         "it holds is walked"
                     )
-                    self.unreadable.append((index + 1, offset, desc, why))
+                    # Note: numbered as a partition of its own: labelled index + 1,
+                    # the next partition (a primary after it) was labelled so too.
+                    index += 1
+                    self.unreadable.append((index, offset, desc, why))
                     continue
                 if not int(part.flags) & int(pytsk3.TSK_VS_PART_FLAG_ALLOC):
                     continue
