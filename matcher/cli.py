@@ -1619,11 +1619,8 @@ def validate_cmd(output: Path, seed: int, jobs: int | None) -> None:
 
             result = run_validation(output, seed=seed, jobs=jobs)
         except KeyboardInterrupt:
-            click.echo(
-                f"matcher: the validation was interrupted; what it had written in {output} is "
-                "removed: run the same command again.",
-                err=True,
-            )
+            said = f"matcher: the validation was interrupted; what it had written in {output} "
+            click.echo(_terminal_safe(said + "is removed: run the same command again."), err=True)
             raise
         except OSError as exc:
             raise MatcherError(f"Validation could not run: {exc}") from exc
@@ -2013,10 +2010,8 @@ def hash_cmd(
                 if is_stdout(output)
                 else f"nothing was written to {output}"
             )
-            click.echo(
-                f"matcher: the inventory was interrupted; {where}. Run the command again.",
-                err=True,
-            )
+            said = f"matcher: the inventory was interrupted; {where}. Run the command again."
+            click.echo(_terminal_safe(said), err=True)
             raise
     left_out = [
         (totals.skipped - totals.excluded, "skipped (symlinks, FIFOs, devices, sockets)"),
