@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Callable
 from collections.abc import Collection
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
@@ -510,7 +511,7 @@ def refuse_output(data: ReportData, output: Path | None) -> None:
     Raises:
         UsageError: naming the output and what it would overwrite or lie in.
     """
-    roots = list(dict.fromkeys(Path(os.fsdecode(r)) for run in data.runs for r in run.evidence))
+    roots = _real_roots(os.fsdecode(r) for run in data.runs for r in run.evidence)
     if is_stdout(output):
         spool = scratch_folder()
         if spool is None:
@@ -547,9 +548,19 @@ def _first_run_roots(log: Path) -> list[Path]:
     try:
         with open(log, "rb") as stream:
             rec = json.loads(stream.readline(1 << 20))
-        return [Path(os.fsdecode(fields_path(e))) for e in _dicts(rec.get("evidence"))]
+        return _real_roots(os.fsdecode(fields_path(e)) for e in _dicts(rec.get("evidence")))
     except (OSError, ValueError, KeyError, AttributeError):
         return []
+
+
+def _real_roots(paths: Iterable[str]) -> list[Path]:
+    """Evidence roots a log names, once each, leaving out any no path can be (a NUL in it).
+
+    Note: a forged run record's root holding a NUL made the output check
+    fail inside os.path.realpath, said as a fault of matcher itself; no file
+    lies inside such a root.
+    """
+    return [Path(p) for p in dict.fromkeys(paths) if "\0" not in p]
 
 
 def write_report(

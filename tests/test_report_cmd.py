@@ -1650,3 +1650,23 @@ def test_a_resumed_log_reports_what_its_earlier_runs_noted(runner: CliRunner, tm
     assert said in document["summary"]["caveats"]
     assert document["summary"]["notes"] == ends[1]["notes"]  # the last end record's, as before
     assert said in runner.invoke(cli, ["report", str(log), "--format", "csv"]).stdout
+
+
+def test_a_forged_evidence_root_holding_a_nul_is_no_fault_of_matcher(
+    runner: CliRunner, scanned: Path, tmp_path: Path
+) -> None:
+    """Before: a run record whose evidence path holds a NUL (only a forged log can) made the
+    output check fail inside realpath: exit 2 as an internal error, and no report."""
+    lines = scanned.read_bytes().split(b"\n")
+    run = json.loads(lines[0])
+    run["evidence"][0]["path"] += "\u0000x"
+    lines[0] = json.dumps(run, separators=(",", ":")).encode()
+    scanned.write_bytes(b"\n".join(lines))
+    out = tmp_path / "out.csv"
+    codes = []
+    for _ in range(2):  # written (the log fails: 1), then refused as existing (no --force: 2)
+        result = runner.invoke(cli, ["report", str(scanned), "--format", "csv", "-o", str(out)])
+        assert "internal error" not in result.output.lower(), result.output
+        codes.append(result.exit_code)
+    assert codes == [1, 2] and "already exists" in result.output, result.output
+    assert out.is_file()
