@@ -40,13 +40,15 @@ def _hot_journal(path: Path) -> bool:
         return False
 
 
-def connect_readonly(path: Path, sealed: bool = False) -> sqlite3.Connection:
+def connect_readonly(path: Path, sealed: bool = False, timeout: float = 5.0) -> sqlite3.Connection:
     """Connect to `path` for reading, first rolling back a crash's hot journal.
 
     With `sealed`, the file is read as its bytes are (SQLite's immutable
     mode): a journal beside it is neither rolled back nor read. For a file
     whose SHA-256 was just checked against a seal: rolled back, a journal
     planted beside it changed both the file and what was read after the check.
+    `timeout`: how long, in seconds, a read waits for another process's
+    commit (sqlite3's own 5 s unless the caller waits longer).
 
     Raises:
         sqlite3.DatabaseError: the file is unreadable or not a database, or a
@@ -54,21 +56,40 @@ def connect_readonly(path: Path, sealed: bool = False) -> sqlite3.Connection:
     """
     if sealed:
         return sqlite3.connect(path.absolute().as_uri() + "?mode=ro&immutable=1", uri=True)
-    if _hot_journal(path):
-        if not os.access(path, os.W_OK) or not os.access(path.parent or Path("."), os.W_OK):
-            raise sqlite3.OperationalError(
-                "an interrupted write left a hot journal that must be rolled back first; "
-                "open it once where it can be written (e.g. run `matcher lists` with write access)"
-            )
-        recovery = sqlite3.connect(str(path))
+    # Note: a URI, so its path is percent-encoded (as_uri): written as it is,
+    # a '#' or '?' in a folder's name ended the path there (SQLite opened
+    # another file, and `mode=ro` was lost), and '%41' read as 'A'.
+    uri = path.absolute().as_uri() + "?mode=ro"
+    if not _hot_journal(path):
+        return sqlite3.connect(uri, uri=True, timeout=timeout)
+    if os.access(path, os.W_OK) and os.access(path.parent or Path("."), os.W_OK):
+        recovery = sqlite3.connect(str(path), timeout=timeout)
         try:
             recovery.execute("SELECT count(*) FROM sqlite_master").fetchone()
         finally:
             recovery.close()
-    # Note: a URI, so its path is percent-encoded (as_uri): written as it is,
-    # a '#' or '?' in a folder's name ended the path there (SQLite opened
-    # another file, and `mode=ro` was lost), and '%41' read as 'A'.
-    return sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
+        return sqlite3.connect(uri, uri=True, timeout=timeout)
+    # Note: SQLite decides whether the journal is hot, as it reads: a journal
+    # is also there while another process's write is under way (it holds
+    # the file's RESERVED lock), or left with a zeroed header, and neither
+    # needs rolling back. Judged by its size alone, a user who may not write
+    # the store was refused it during every import, said to be "interrupted".
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if getattr(exc, "sqlite_errorcode", None) != _READONLY_ROLLBACK:
+            raise
+        raise sqlite3.OperationalError(
+            "an interrupted write left a hot journal that must be rolled back first; "
+            "open it once where it can be written (e.g. run `matcher lists` with write access)"
+        ) from exc
+    return conn
+
+
+# SQLite's extended result code for a hot journal a read-only connection cannot roll back.
+_READONLY_ROLLBACK = 776
 
 
 class Database:

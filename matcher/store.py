@@ -428,7 +428,7 @@ class HashStore:
                 if not path.is_file():
                     raise StoreError(f"Hash store {path} does not exist. Import a list first.")
             if readonly:
-                conn = connect_readonly(path)
+                conn = connect_readonly(path, timeout=BUSY_TIMEOUT_MS / 1000)
             else:
                 # Note that SQLite gives its journal the database file's mode, so
                 # creating the file 0600 first keeps every store file private.

@@ -387,6 +387,36 @@ def test_a_scan_without_list_reads_a_store_it_may_not_write(tmp_path: Path, ev: 
     assert _fingerprint(db) == before
 
 
+def test_a_store_it_may_not_write_is_read_beside_a_journal_sqlite_takes_as_not_hot(
+    tmp_path: Path, ev: Path
+) -> None:
+    """A journal is there during every import (or left zeroed by one killed before it wrote the
+    store): before, a user who may not write the store was refused it, "an interrupted write
+    left a hot journal", whatever SQLite would have said. A journal SQLite must play back is
+    still refused so."""
+    db = _seed_store(tmp_path)
+    journal = Path(f"{db}-journal")
+    journal.write_bytes(bytes(512))  # a header not yet written, as while an import is under way
+    prefix, _log = _read_only_for_the_child(tmp_path, ev, db)
+    listed = subprocess.run([*prefix, *MATCHER, "lists", "--db", str(db), "--json"],
+                            capture_output=True, timeout=60)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert [info["name"] for info in json.loads(listed.stdout)] == ["old.md5"]
+    db.chmod(0o644)
+    child = ("import os, sqlite3, sys\n"
+             "conn = sqlite3.connect(sys.argv[1]); conn.execute('PRAGMA cache_size = 10')\n"
+             "conn.execute('BEGIN'); conn.execute('CREATE TABLE junk (x)')\n"
+             "conn.executemany('INSERT INTO junk VALUES (randomblob(200))', [()] * 20000)\n"
+             "os._exit(0)")  # fmt: skip
+    killed = subprocess.run([sys.executable, "-c", child, str(db)], timeout=60)
+    assert killed.returncode == 0 and journal.read_bytes()[:1] != b"\0", "no hot journal"
+    db.chmod(0o444)
+    hot = subprocess.run([*prefix, *MATCHER, "lists", "--db", str(db)], capture_output=True,
+                         timeout=60)  # fmt: skip
+    assert hot.returncode == ExitCode.FATAL
+    assert b"an interrupted write left a hot journal that must be rolled back first" in hot.stderr
+
+
 def test_an_unwritable_stderr_or_a_gone_reader_never_exits_1(tmp_path: Path, ev: Path) -> None:
     """Exit 1 means a notable match: a scan of no match whose stderr was /dev/full, or whose
     reader had gone (`| true`), exited 1 (Python's code for what escaped, click's for EPIPE)."""
