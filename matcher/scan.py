@@ -1659,7 +1659,9 @@ def _scan(
                 ) from exc
             for crossing in walker.crossings:
                 notes.append(f"crossed into another filesystem at {os.fsdecode(crossing)}")
-            if atime is not None and (atime.files or atime.images or folders.listed_atime_moved):
+            if atime is not None and (
+                atime.files or atime.cut or atime.images or folders.listed_atime_moved
+            ):
                 notes.append(atime.note(folders.listed_atime_moved))
             if folders.image_files:
                 # Note: a notable file inside such an image is not found by hashing
@@ -2280,6 +2282,15 @@ class _AtimeMoved:
     rule: AtimeRule
     files: int = 0
     images: int = 0  # disk image files (E01 segments each) given as evidence
+    # Files of such owners handed to the workers, and those whose results came back:
+    # the difference is what a scan that stopped left being read.
+    handed: int = 0
+    returned: int = 0
+
+    def hand(self, task: FileTask) -> None:
+        """Count a file handed to the workers whose access time its read may move."""
+        if task.uid is not None and self.rule.moves(task.uid):
+            self.handed += 1
 
     def count_read(self, tasks: Sequence[FileTask], results: Sequence[RawResult]) -> None:
         """Count the files of one work unit that were opened and whose access time may move.
@@ -2290,14 +2301,25 @@ class _AtimeMoved:
         for task, result in zip(tasks, results, strict=True):
             if task.uid is None or not self.rule.moves(task.uid):
                 continue
+            self.returned += 1
             if result.__class__ is list or getattr(result, "failure", None) not in _NOT_OPENED:
                 self.files += 1
 
+    @property
+    def cut(self) -> int:
+        """The files of such owners handed to the workers whose results never came (a stop)."""
+        return self.handed - self.returned
+
     def note(self, folders: int) -> str:
         images = f", {self.images} disk image file(s) read" if self.images else ""
+        # Note: a scan interrupted (or stopped) mid-read has no result for the
+        # files its workers were reading: their access times moved, and the
+        # note of its log, which a resume does not amend, said "0 file(s) read".
+        cut = self.cut
+        stopped = f" (and up to {cut} more being read when the scan stopped)" if cut else ""
         return (
-            f"{self.files} file(s) read{images} and {folders} folder(s) listed may have had "
-            f"their access times updated by the scan: {self.rule.why()}; unless the file "
+            f"{self.files} file(s) read{stopped}{images} and {folders} folder(s) listed may "
+            f"have had their access times updated by the scan: {self.rule.why()}; unless the file "
             "system does not record access times (mounted read-only, or noatime), they now "
             "show the scan's time"
         )
@@ -2409,6 +2431,8 @@ def _pump(
                     )
                     continue
                 order.append(None)
+                if atime is not None:
+                    atime.hand(item)
                 yield item
             elif item.skip is not None:
                 skip(item)

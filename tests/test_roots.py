@@ -627,6 +627,51 @@ def test_a_file_whose_open_failed_is_not_counted_as_read_in_the_access_time_note
         assert said.startswith("2 file(s) read and 1 folder(s) listed may have had"), said
 
 
+def test_a_file_being_read_when_the_scan_stops_is_in_the_access_time_note() -> None:
+    """Before: the note counted a file once its digests came back, so a scan stopped (SIGTERM)
+    while it read a file of another owner said nothing of it, that file's access time moved:
+    the interrupted log's note is the only word of it when the run is not resumed."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from test_hostile import require_root
+
+    require_root()
+    with tempfile.TemporaryDirectory(dir="/tmp") as scratch:
+        top = Path(scratch)
+        (top / "ev").mkdir()
+        big = top / "ev" / "big.bin"
+        with big.open("wb") as sparse:
+            sparse.truncate(64 << 30)  # read for minutes, and stored in no block
+        os.chown(big, 1234, 1234)
+        os.utime(big, (0, big.stat().st_mtime))
+        (top / "n.md5").write_text("0" * 32 + "  x\n")
+        log = top / "run.jsonl"
+        root = str(Path(__file__).resolve().parents[1])
+        # (Root without CAP_FOWNER: the kernel refuses it O_NOATIME for a file it does not own.)
+        scan = subprocess.Popen(["setpriv", "--bounding-set=-fowner", sys.executable, "-m", "matcher", "scan",
+                                 str(top / "ev"), "--examiner", "E", "--case", "C", "--db", str(top / "s.db"),
+                                 "--list", str(top / "n.md5"), "--log", str(log), "-q"],
+                                env={**os.environ, "PYTHONPATH": root}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while big.stat().st_atime == 0 and scan.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        scan.send_signal(signal.SIGTERM)
+        _out, err = scan.communicate(timeout=60)
+        assert scan.returncode == 8, err
+        assert big.stat().st_atime != 0, "the read had not begun"
+        end = json.loads(log.read_bytes().splitlines()[-1])
+        assert end["status"] == "interrupted" and end["counts"]["files"] == 0
+        (said,) = [n for n in end["notes"] if "access time" in n]
+        assert said.startswith("0 file(s) read (and up to 1 more being read when the scan stopped) and "
+                               "0 folder(s) listed may have had their access times updated"), said  # fmt: skip
+
+
 def test_a_link_whose_end_this_user_may_not_look_up_is_not_said_to_lead_nowhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
