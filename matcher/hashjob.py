@@ -28,6 +28,8 @@ from matcher.models import Skip
 from matcher.reports.model import FileEntry
 from matcher.reports.output import atomic_text
 from matcher.reports.output import is_stdout
+from matcher.scan import NOT_OPENED
+from matcher.scan import access_time_note
 from matcher.scan import refuse_outputs_inside
 from matcher.timestamps import utc_text
 from matcher.workers import usable_cores
@@ -94,11 +96,19 @@ def hash_paths(
     roots = [os.fsencode(g) for g, p in zip(given, as_paths, strict=True) if id(p) in kept_ids]
     engine = make_engine(algorithms, open_file, jobs or usable_cores())
     order: collections.deque[EntryOutcome | None] = collections.deque()
+    # Note: as scan counts them (its end record's note): read as a user who
+    # does not own the files, `hash` moved the access time of every file and
+    # folder, and said nothing. Whether each file handed to the workers may
+    # move its access time, in the order the results come back.
+    rule = walker.atime_rule
+    moves: collections.deque[bool] = collections.deque()
+    moved = 0
 
     def feed() -> Iterator[FileTask]:
         for item in walker.walk(roots):
             if isinstance(item, FileTask):
                 order.append(None)
+                moves.append(rule is not None and item.uid is not None and rule.moves(item.uid))
                 yield item
             else:
                 order.append(item)
@@ -119,11 +129,17 @@ def hash_paths(
             while order and order[0] is not None:
                 yield account(order.popleft())  # type: ignore[arg-type]
             order.popleft()
+            if moves.popleft() and (result.digests is not None or result.failure not in NOT_OPENED):
+                moved += 1
             yield account(result)
         while order:
             yield account(order.popleft())  # type: ignore[arg-type]
     finally:
         engine.close()
+        folders = walker.listed_atime_moved
+        if rule is not None and (moved or folders):
+            read = f"{moved} file(s) read"
+            totals.notes.append(access_time_note(rule, read, folders, "this run"))
 
 
 def write_inventory(

@@ -2267,7 +2267,7 @@ def _few_collections() -> Iterator[None]:
 
 # The outcomes of a file handed to the workers and never opened (its access time
 # cannot have moved): no failure is a file read (digests come as a list).
-_NOT_OPENED = frozenset({None, Failure.UNREADABLE, Failure.VANISHED})
+NOT_OPENED = frozenset({None, Failure.UNREADABLE, Failure.VANISHED})
 
 
 @dataclasses.dataclass
@@ -2302,7 +2302,7 @@ class _AtimeMoved:
             if task.uid is None or not self.rule.moves(task.uid):
                 continue
             self.returned += 1
-            if result.__class__ is list or getattr(result, "failure", None) not in _NOT_OPENED:
+            if result.__class__ is list or getattr(result, "failure", None) not in NOT_OPENED:
                 self.files += 1
 
     @property
@@ -2317,12 +2317,20 @@ class _AtimeMoved:
         # note of its log, which a resume does not amend, said "0 file(s) read".
         cut = self.cut
         stopped = f" (and up to {cut} more being read when the scan stopped)" if cut else ""
-        return (
-            f"{self.files} file(s) read{stopped}{images} and {folders} folder(s) listed may "
-            f"have had their access times updated by the scan: {self.rule.why()}; unless the file "
-            "system does not record access times (mounted read-only, or noatime), they now "
-            "show the scan's time"
-        )
+        return access_time_note(self.rule, f"{self.files} file(s) read{stopped}{images}", folders)
+
+
+def access_time_note(rule: AtimeRule, read: str, folders: int, by: str = "the scan") -> str:
+    """The note on the access times a run may have moved: `read` says the files read.
+
+    `by`: what read them (the scan, or `matcher hash`'s run, whose inventory
+    has no log: its note goes to stderr).
+    """
+    return (
+        f"{read} and {folders} folder(s) listed may have had their access times updated by "
+        f"{by}: {rule.why()}; unless the file system does not record access times (mounted "
+        f"read-only, or noatime), they now show {by}'s time"
+    )
 
 
 def _moved_by_reading(path: bytes, rule: AtimeRule) -> bool:

@@ -417,3 +417,20 @@ def test_an_interrupted_inventory_says_what_was_written(
     said = f"nothing was written to {out}" if to_file else "stdout is incomplete: do not use it"
     assert said in result.stderr and "Run the command again" in result.stderr
     assert not out.exists()
+
+
+def test_access_times_the_run_may_have_moved_are_noted_as_scan_notes_them(
+    runner: CliRunner, tree: tuple[Path, dict[bytes, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run by a user who does not own the files (no CAP_FOWNER: no O_NOATIME), `hash` moved the
+    access time of every file read and folder listed, and said nothing, where a scan's end
+    record counts them."""
+    import matcher.evidence.folder as folder_mod
+
+    stderr = hash_cmd(runner, ".", "-o", str(tree[0].parent / "plain.hashdeep"))
+    assert "access times" not in stderr  # this user's own files (or root's run) keep theirs
+    other = folder_mod.AtimeRule(keeper=os.geteuid() + 1)  # as a user who owns none of them
+    monkeypatch.setattr(folder_mod, "atime_rule", lambda: other)
+    stderr = hash_cmd(runner, ".", "-o", str(tree[0].parent / "other.hashdeep"))
+    assert ("note: 10 file(s) read and 4 folder(s) listed may have had their access times updated "
+            f"by this run: they are not owned by this user (uid {os.geteuid() + 1})") in stderr  # fmt: skip
