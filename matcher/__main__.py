@@ -26,7 +26,14 @@ def run() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         what = "Terminated" if isinstance(exc, _StartingTerminated) else "Interrupted"
-        sys.stderr.write(f"{what} while starting: nothing was done.\n")
+        said = f"{what} while starting: nothing was done."
+        sys.stderr.write(f"{said}\n")
+        if "--json" in sys.argv[1:]:
+            # Note: a script parsing --json had no object on stdout, where an
+            # interruption once matcher's code has loaded gives one.
+            with contextlib.suppress(Exception):
+                stopped = f'{{"status": "interrupted", "exit_code": 8, "error": "{said}"}}'
+                sys.stdout.write(stopped + "\n")
         raise SystemExit(8) from None  # ExitCode.INTERRUPTED, without importing more
     try:
         cli()

@@ -203,20 +203,34 @@ def _json_error(as_json: bool, answered: Callable[[], bool] | None = None) -> It
 
     Note: `scan --json` (and lists, import, batch) printed nothing on stdout
     when it stopped (exit 2): a script reading its stdout had no object to
-    tell why.
+    tell why. Nor did any of them interrupted (exit 8) before it had its
+    own answer: now `"status": "interrupted"`, with the same three keys.
     """
     try:
         yield
     except click.ClickException as exc:
         if as_json and not (answered is not None and answered()):
-            try:
-                click.echo(json.dumps({"status": "error", "exit_code": exc.exit_code,
-                                       "error": exc.format_message()}))  # fmt: skip
-            except OSError as lost:
-                # Note: the refusal itself still goes to stderr (click prints it);
-                # a full stdout had it replaced by "cannot write to standard output".
-                _say_stdout_lost(lost.strerror or str(lost))
+            _json_stopped("error", exc.exit_code, exc.format_message())
         raise
+    except KeyboardInterrupt as exc:
+        # Note: a Ctrl-C or SIGTERM (import, verify, rematch, lists, selftest, a
+        # scan's start) printed nothing on stdout: a script parsing it had no
+        # object, where a refusal gives one.
+        if as_json and not (answered is not None and answered()):
+            _no_more_signals()  # winding down: a second signal must not cut the object
+            what = "Terminated." if isinstance(exc, _Terminated) else "Interrupted."
+            _json_stopped("interrupted", int(ExitCode.INTERRUPTED), what)
+        raise
+
+
+def _json_stopped(status: str, exit_code: int, message: str) -> None:
+    """--json's object for a command stopped (refused, failed or interrupted) on stdout."""
+    try:
+        click.echo(json.dumps({"status": status, "exit_code": exit_code, "error": message}))
+    except OSError as lost:
+        # Note: the refusal itself still goes to stderr (click prints it);
+        # a full stdout had it replaced by "cannot write to standard output".
+        _say_stdout_lost(lost.strerror or str(lost))
 
 
 # Note: a phone's full file system extraction is one zip of hundreds of
@@ -1053,7 +1067,7 @@ def _size(text: str | None) -> int | None:
     is_flag=True,
     help="Print the summary as one JSON object on stdout; refused (once click has parsed "
     'the options) or stopped by an error, an object with "status": "error", "exit_code" '
-    'and "error".',
+    'and "error"; interrupted before its log opened, the same with "status": "interrupted".',
 )
 def scan_cmd(
     evidence: tuple[str, ...],
@@ -1191,6 +1205,8 @@ def scan_cmd(
                 "to resume: run the command again"
             )
         click.echo(f"{message}.", err=True)
+        if as_json:
+            _json_stopped("interrupted", int(ExitCode.INTERRUPTED), f"{message}.")
         raise click.exceptions.Exit(int(ExitCode.INTERRUPTED)) from None
     finally:
         # Note: also when the run fails or is interrupted: its message must

@@ -463,7 +463,63 @@ def test_a_sigterm_before_the_log_is_said_to_be_one(tmp_path: Path, monkeypatch:
     assert "Terminated before the scan began" in result.output
 
 
-def _scan_in_process(ev: Path, tmp_path: Path, signum: int) -> Any:
+def test_a_scan_stopped_before_its_log_still_answers_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: `scan --json` stopped before its log opened printed nothing on stdout (exit 8),
+    where a refusal gives an object: a script parsing stdout had nothing to read."""
+    import json
+
+    import matcher.scan as scan_mod
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "f").write_bytes(b"x")
+    (tmp_path / "n.sha256").write_text(f"{'ab' * 32}  x\n")
+    real = scan_mod.run_selftest
+
+    def selftest_then_sigterm(*args: object, **kwargs: object) -> object:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_mod, "run_selftest", selftest_then_sigterm)
+    result = _scan_in_process(ev, tmp_path, signal.SIGTERM, "--json")
+    assert result.exit_code == 8, result.output
+    answer = json.loads(result.stdout)
+    assert answer["status"] == "interrupted" and answer["exit_code"] == 8
+    assert answer["error"].startswith("Terminated before the scan began")
+
+
+def test_any_json_command_interrupted_answers_one_object(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: verify (and import, rematch, lists, selftest) --json interrupted printed nothing."""
+    import json
+
+    from click.testing import CliRunner
+
+    import matcher.auditlog as auditlog_mod
+    from matcher.cli import cli
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(auditlog_mod, "verify", interrupted)
+    (tmp_path / "l.jsonl").write_text("{}\n")
+    result = CliRunner().invoke(cli, ["verify", str(tmp_path / "l.jsonl"), "--json"])
+    assert result.exit_code == 8, result.output
+    assert json.loads(result.stdout) == {"status": "interrupted", "exit_code": 8, "error": "Interrupted."}
+
+
+def test_sigterm_while_matchers_code_loads_answers_json(tmp_path: Path) -> None:
+    """Before: `--json` interrupted while matcher's code loaded printed nothing on stdout."""
+    import json
+
+    script = _TERM_WHILE_LOADING.replace('sys.argv[1]]', 'sys.argv[1], "--json"]')
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.db")],
+                          capture_output=True, timeout=60)  # fmt: skip
+    assert done.returncode == 8, (done.returncode, done.stderr)
+    assert json.loads(done.stdout) == {"status": "interrupted", "exit_code": 8,
+                                       "error": "Terminated while starting: nothing was done."}  # fmt: skip
+
+
+def _scan_in_process(ev: Path, tmp_path: Path, signum: int, *extra: str) -> Any:
     """`matcher scan` of `ev` with tmp_path's n.sha256 as its list, in this process, with
     `signum`'s handling put back afterwards (SIGINT at its default: a shell's `&` ignores it)."""
     from click.testing import CliRunner
@@ -476,7 +532,7 @@ def _scan_in_process(ev: Path, tmp_path: Path, signum: int) -> Any:
     try:
         return CliRunner().invoke(cli, ["scan", str(ev), "--examiner", "E", "--case", "C", "--list",
                                         str(tmp_path / "n.sha256"), "--db", str(tmp_path / "s.db"),
-                                        "--log", str(tmp_path / "l.jsonl")])  # fmt: skip
+                                        "--log", str(tmp_path / "l.jsonl"), *extra])  # fmt: skip
     finally:
         signal.signal(signum, before)
 
