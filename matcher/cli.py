@@ -640,6 +640,14 @@ def import_cmd(
                         click.echo(_terminal_safe(said + "as it was."), err=True)
                         again = "it"
                     click.echo(f"matcher: run the same command again to import {again}.", err=True)
+                    if as_json:
+                        # Note: it printed nothing on stdout, the lists before it
+                        # imported (each its own transaction) unsaid, as a rejection says them.
+                        _no_more_signals()
+                        stopped = {"file": str(path), "interrupted": True}
+                        untried = [{"file": str(p), "not_tried": True} for p in lists[number + 1 :]]
+                        click.echo(json.dumps([*results, stopped, *untried], indent=2))
+                        click.get_current_context().meta[_ANSWERED] = True
                     raise
                 except MatcherError as exc:
                     if len(lists) > 1:

@@ -441,6 +441,31 @@ def test_an_interrupted_import_of_several_lists_names_what_it_imported(
     assert [i["name"] for i in lists_json(runner, db)] == ["notable.txt"]
 
 
+def test_an_interrupted_import_json_names_what_it_imported(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--json` printed nothing when the second of three lists was interrupted, though the first was committed."""
+    import matcher.importing as importing_mod
+
+    db = tmp_path / "s.db"
+    paths = [str(LISTS / "notable.txt"), str(LISTS / "notable.md5"), str(LISTS / "notable.csv")]
+    real = importing_mod.import_list
+
+    def second_interrupted(store: object, path: Path, **kwargs: object) -> object:
+        if str(path) == paths[1]:
+            raise KeyboardInterrupt
+        return real(store, path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importing_mod, "import_list", second_interrupted)
+    result = runner.invoke(cli, ["import", *paths, "--db", str(db), "--json"])
+    assert result.exit_code == 8, result.output
+    imported, interrupted, untried = json.loads(result.stdout)
+    assert imported["file"] == paths[0] and imported["list"] == "notable.txt"
+    assert interrupted == {"file": paths[1], "interrupted": True}
+    assert untried == {"file": paths[2], "not_tried": True}
+    assert [i["name"] for i in lists_json(runner, db)] == ["notable.txt"]
+
+
 def test_an_interrupted_import_of_one_list_says_the_store_is_unchanged_and_what_to_do(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
