@@ -325,6 +325,14 @@ class _Command(click.Command):
     SQLite's calls for it fail deep inside (a traceback, or an output blamed).
     """
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Note: a refusal by click itself (a missing option, a file that does
+        # not exist, a bad value) printed nothing on stdout with --json: the
+        # options are not parsed yet, so --json is looked for as given.
+        given = args[: args.index("--")] if "--" in args else args
+        with _json_error("--json" in given and "as_json" in {p.name for p in self.params}):
+            return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         # Note: a command's refusal answers its --json too (see _json_error).
         with _json_error(bool(ctx.params.get("as_json")), lambda: bool(ctx.meta.get(_ANSWERED))):
@@ -1073,9 +1081,9 @@ def _size(text: str | None) -> int | None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Print the summary as one JSON object on stdout; refused (once click has parsed "
-    'the options) or stopped by an error, an object with "status": "error", "exit_code" '
-    'and "error"; interrupted before its log opened, the same with "status": "interrupted".',
+    help="Print the summary as one JSON object on stdout; refused or stopped by an error, "
+    'an object with "status": "error", "exit_code" and "error"; interrupted before its '
+    'log opened, the same with "status": "interrupted".',
 )
 def scan_cmd(
     evidence: tuple[str, ...],

@@ -1249,6 +1249,27 @@ def test_scan_json_says_why_it_stopped_on_stdout(runner: CliRunner, tmp_path: Pa
     assert bad.exit_code == 2 and json.loads(bad.stdout)["error"].startswith("--max-depth applies to archives")
 
 
+def test_json_answers_a_refusal_by_click_itself(runner: CliRunner, tmp_path: Path) -> None:
+    """Before: a refusal while click parsed the options (a missing --examiner, a --list or an
+    original log that does not exist, a bad --role) printed nothing on stdout with --json."""
+    missing = str(tmp_path / "missing")
+    for args, said in (
+        (["scan", str(tmp_path), "--case", "C", "--json"], "Missing option '--examiner'."),
+        (["scan", str(tmp_path), "--examiner", "E", "--case", "C", "--list", missing, "--json"], "--list"),
+        (["rematch", missing, "--examiner", "E", "--case", "C", "--log", missing + ".jsonl", "--json"], "ORIGINAL_LOG"),
+        (["verify", str(tmp_path / "l.jsonl"), "--public-key", missing, "--json"], "--public-key"),
+        (["import", missing, "--role", "bogus", "--json"], "--role"),
+        (["lists", "--bogus", "--json"], "--bogus"),
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        answer = json.loads(result.stdout)
+        assert answer["status"] == "error" and answer["exit_code"] == 2 and said in answer["error"], args
+    # Without --json (or with it after `--`, an evidence path), stdout stays empty.
+    result = runner.invoke(cli, ["scan", str(tmp_path), "--case", "C", "--", "--json"])
+    assert result.exit_code == 2 and result.stdout == ""
+
+
 def test_a_log_and_inventory_named_in_bytes_that_are_not_utf8_are_written_and_verify(
     store: Path, tmp_path: Path, evidence_copy: Path
 ) -> None:
