@@ -1208,7 +1208,12 @@ def scan_cmd(
         if code is not None:
             # Note: it landed after the end record: the log says complete, and
             # exit 8 would have sent a caller to resume a finished scan.
-            click.echo(f"{stopped} as the scan ended; its log {log} is complete.", err=True)
+            said = f"{stopped} as the scan ended; its log {log} is complete."
+            click.echo(said, err=True)
+            if as_json:
+                # Note: it printed nothing on stdout, exit 0 or 1 with no object.
+                ended = {"status": "complete", "exit_code": code, "log": str(log), "error": said}
+                click.echo(json.dumps(ended))
             raise click.exceptions.Exit(code) from None
         if resume or log.exists():
             message = (

@@ -440,6 +440,16 @@ def test_a_signal_after_the_end_record_exits_as_the_complete_log_says(
     result = _scan_in_process(ev, tmp_path, signal.SIGINT)
     assert result.exit_code == 1, result.output
     assert "Interrupted as the scan ended" in result.output and "is complete" in result.output
+    # With --json: it printed nothing on stdout, exit 1 with no object to say so.
+    import json
+
+    for leftover in tmp_path.glob("l.jsonl*"):
+        leftover.unlink()
+    result = _scan_in_process(ev, tmp_path, signal.SIGINT, "--json")
+    assert result.exit_code == 1, result.output
+    answer = json.loads(result.stdout)
+    assert answer["status"] == "complete" and answer["exit_code"] == 1
+    assert answer["log"] == str(tmp_path / "l.jsonl") and "is complete" in answer["error"]
 
 
 def test_a_sigterm_before_the_log_is_said_to_be_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
