@@ -6,6 +6,7 @@ import json
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -417,13 +418,12 @@ def test_an_import_waits_for_another_writer_instead_of_failing_at_once(
     assert [row["name"] for row in lists_json(runner, db)] == ["first.md5", "second.md5"]
 
 
-def test_an_interrupted_import_of_several_lists_names_what_it_imported(
-    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A Ctrl-C during the second of three lists printed only "Interrupted."."""
+def _import_three_the_second_interrupted(
+    runner: CliRunner, db: Path, monkeypatch: pytest.MonkeyPatch, *extra: str
+) -> tuple[Any, list[str]]:
+    """`matcher import` of three lists, a Ctrl-C landing in the second: (result, paths)."""
     import matcher.importing as importing_mod
 
-    db = tmp_path / "s.db"
     paths = [str(LISTS / "notable.txt"), str(LISTS / "notable.md5"), str(LISTS / "notable.csv")]
     real = importing_mod.import_list
 
@@ -433,7 +433,15 @@ def test_an_interrupted_import_of_several_lists_names_what_it_imported(
         return real(store, path, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(importing_mod, "import_list", second_interrupted)
-    result = runner.invoke(cli, ["import", *paths, "--db", str(db)])
+    return runner.invoke(cli, ["import", *paths, "--db", str(db), *extra]), paths
+
+
+def test_an_interrupted_import_of_several_lists_names_what_it_imported(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C during the second of three lists printed only "Interrupted."."""
+    db = tmp_path / "s.db"
+    result, paths = _import_three_the_second_interrupted(runner, db, monkeypatch)
     assert result.exit_code == 8, result.output
     assert f"import stopped at list 2 of 3 ({paths[1]}), which was interrupted" in result.stderr
     assert f"Imported before it: {paths[0]}. Not tried: {paths[2]}." in result.stderr
@@ -445,19 +453,8 @@ def test_an_interrupted_import_json_names_what_it_imported(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`--json` printed nothing when the second of three lists was interrupted, though the first was committed."""
-    import matcher.importing as importing_mod
-
     db = tmp_path / "s.db"
-    paths = [str(LISTS / "notable.txt"), str(LISTS / "notable.md5"), str(LISTS / "notable.csv")]
-    real = importing_mod.import_list
-
-    def second_interrupted(store: object, path: Path, **kwargs: object) -> object:
-        if str(path) == paths[1]:
-            raise KeyboardInterrupt
-        return real(store, path, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(importing_mod, "import_list", second_interrupted)
-    result = runner.invoke(cli, ["import", *paths, "--db", str(db), "--json"])
+    result, paths = _import_three_the_second_interrupted(runner, db, monkeypatch, "--json")
     assert result.exit_code == 8, result.output
     imported, interrupted, untried = json.loads(result.stdout)
     assert imported["file"] == paths[0] and imported["list"] == "notable.txt"

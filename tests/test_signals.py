@@ -452,9 +452,10 @@ def test_a_signal_after_the_end_record_exits_as_the_complete_log_says(
     assert answer["log"] == str(tmp_path / "l.jsonl") and "is complete" in answer["error"]
 
 
-def test_a_sigterm_before_the_log_is_said_to_be_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before: a SIGTERM while the scan started (its self-test, the filter build) was reported
-    as "Interrupted before the scan began", the words of a Ctrl-C."""
+def _scan_sigterm_at_its_selftest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str
+) -> Any:
+    """A scan of one file in this process, a SIGTERM landing in its self-test (before its log)."""
     import matcher.scan as scan_mod
 
     ev = tmp_path / "ev"
@@ -468,7 +469,13 @@ def test_a_sigterm_before_the_log_is_said_to_be_one(tmp_path: Path, monkeypatch:
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(scan_mod, "run_selftest", selftest_then_sigterm)
-    result = _scan_in_process(ev, tmp_path, signal.SIGTERM)
+    return _scan_in_process(ev, tmp_path, signal.SIGTERM, *extra)
+
+
+def test_a_sigterm_before_the_log_is_said_to_be_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a SIGTERM while the scan started (its self-test, the filter build) was reported
+    as "Interrupted before the scan began", the words of a Ctrl-C."""
+    result = _scan_sigterm_at_its_selftest(tmp_path, monkeypatch)
     assert result.exit_code == 8, result.output
     assert "Terminated before the scan began" in result.output
 
@@ -478,20 +485,7 @@ def test_a_scan_stopped_before_its_log_still_answers_json(tmp_path: Path, monkey
     where a refusal gives an object: a script parsing stdout had nothing to read."""
     import json
 
-    import matcher.scan as scan_mod
-
-    ev = tmp_path / "ev"
-    ev.mkdir()
-    (ev / "f").write_bytes(b"x")
-    (tmp_path / "n.sha256").write_text(f"{'ab' * 32}  x\n")
-    real = scan_mod.run_selftest
-
-    def selftest_then_sigterm(*args: object, **kwargs: object) -> object:
-        os.kill(os.getpid(), signal.SIGTERM)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(scan_mod, "run_selftest", selftest_then_sigterm)
-    result = _scan_in_process(ev, tmp_path, signal.SIGTERM, "--json")
+    result = _scan_sigterm_at_its_selftest(tmp_path, monkeypatch, "--json")
     assert result.exit_code == 8, result.output
     answer = json.loads(result.stdout)
     assert answer["status"] == "interrupted" and answer["exit_code"] == 8
