@@ -655,7 +655,7 @@ def import_cmd(
                         stopped = {"file": str(path), "interrupted": True}
                         untried = [{"file": str(p), "not_tried": True} for p in lists[number + 1 :]]
                         click.echo(json.dumps([*results, stopped, *untried], indent=2))
-                        click.get_current_context().meta[_ANSWERED] = True
+                        ctx.meta[_ANSWERED] = True
                     raise
                 except MatcherError as exc:
                     if len(lists) > 1:
@@ -666,7 +666,7 @@ def import_cmd(
                         rejected = {"file": str(path), "rejected": True, "error": str(exc)}
                         untried = [{"file": str(p), "not_tried": True} for p in lists[number + 1 :]]
                         click.echo(json.dumps([*results, rejected, *untried], indent=2))
-                        click.get_current_context().meta[_ANSWERED] = True
+                        ctx.meta[_ANSWERED] = True
                     raise
                 info = result.info
                 # Note: a name may hold a line break or a control character (as verify's do).
